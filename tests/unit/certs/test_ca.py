@@ -9,7 +9,7 @@ def test_ca_persists_and_signs_a_chain_clients_trust(tmp_path):
     ca = InternalCA(tmp_path / "ca")
     again = InternalCA(tmp_path / "ca")
     assert ca.cert_pem == again.cert_pem
-    issued = ca.issue(["localhost", "*.localhost"], ["127.0.0.1"])
+    issued = ca.issue(["localhost", "app.localhost", "*.apps.example.test"], ["127.0.0.1"])
     (tmp_path / "c.pem").write_text(issued.cert_pem)
     (tmp_path / "k.pem").write_text(issued.key_pem)
 
