@@ -1,0 +1,42 @@
+"""The Platform API v3 application."""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute
+
+from spruce.services import Services
+
+from . import core_routes
+from .http import ROUTE_NOT_FOUND, error_response, request_id_for
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    rid = request_id_for(request)
+    if exc.status_code == 405:
+        return error_response(404, "not_found", ROUTE_NOT_FOUND, rid)
+    if exc.status_code == 404:
+        return error_response(404, "not_found", ROUTE_NOT_FOUND, rid)
+    return error_response(exc.status_code, "bad_request", str(exc.detail), rid)
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    # Never echo the exception: it may carry secrets (URLs with passwords, keys).
+    return error_response(500, "internal_server_error", "Internal server error.", request_id_for(request))
+
+
+def create_api(
+    services: Services, urls: dict[str, str], extra_routes: list[BaseRoute] | None = None
+) -> Starlette:
+    """`urls` holds api_url, git_url and web_url_template ("http://{app}.localhost:8080/")."""
+    app = Starlette(
+        routes=[*core_routes.routes(), *(extra_routes or [])],
+        exception_handlers={HTTPException: _http_error, Exception: _server_error},
+    )
+    app.state.services = services
+    app.state.urls = urls
+    return app

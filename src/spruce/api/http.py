@@ -1,0 +1,185 @@
+"""The Platform API's plumbing: auth, errors, Range pagination and Heroku's headers.
+
+Handlers are plain `async def handler(ctx) -> object`; `endpoint()` wraps them with
+authentication, rate limiting, JSON parsing and error translation, so a handler only turns
+HTTP into a service call and the result into Heroku-shaped JSON.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from spruce.services import Services
+from spruce.services.errors import InvalidParams, ServiceError, Unauthorized
+from spruce.store.models import User
+
+JSON_TYPE = "application/json"
+ROUTE_NOT_FOUND = (
+    "The requested API endpoint was not found. Are you using the right HTTP verb (i.e. `GET` "
+    "vs. `POST`), and did you specify your intended version with the `Accept` header?"
+)
+MAX_RANGE = 1000
+REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9+/=\-]{20,200}$")
+
+
+def error_response(status: int, id_: str, message: str, request_id: str | None = None) -> Response:
+    headers = {"Request-Id": request_id} if request_id else None
+    return JSONResponse({"id": id_, "message": message}, status_code=status, headers=headers)
+
+
+def request_id_for(request: Request) -> str:
+    rid = request.headers.get("request-id") or request.headers.get("x-request-id") or ""
+    # Keep a client's id (the CLI sends one) when it is sane; echo it comma-joined like Heroku.
+    if rid and REQUEST_ID_RE.match(rid.split(",")[0].strip()):
+        return rid.split(",")[0].strip() + "," + str(uuid.uuid4())
+    return str(uuid.uuid4())
+
+
+def api_key_from(request: Request) -> str | None:
+    auth = request.headers.get("authorization", "")
+    scheme, _, value = auth.partition(" ")
+    scheme = scheme.lower()
+    if scheme == "bearer":
+        return value.strip()
+    if scheme == "basic":
+        try:
+            decoded = base64.b64decode(value.strip()).decode()
+        except Exception:
+            return None
+        # heroku3 and git send the key as the password (the user part is ignored).
+        return decoded.partition(":")[2] or decoded.partition(":")[0]
+    return None
+
+
+@dataclass
+class Ctx:
+    request: Request
+    services: Services
+    actor: User
+    body: Any = None
+    params: dict[str, str] = field(default_factory=dict)
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def field(self, name: str, default: Any = None) -> Any:
+        if isinstance(self.body, dict):
+            return self.body.get(name, default)
+        return default
+
+
+Handler = Callable[[Ctx], Awaitable[Any]]
+
+
+async def _parse_body(request: Request) -> Any:
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise InvalidParams("Invalid JSON in the request body.") from None
+
+
+def endpoint(handler: Handler, *, auth: bool = True) -> Callable[[Request], Awaitable[Response]]:
+    async def run(request: Request) -> Response:
+        services: Services = request.app.state.services
+        rid = request_id_for(request)
+        headers = {"Request-Id": rid}
+        try:
+            actor: Any = None
+            if auth:
+                key = api_key_from(request)
+                if not key:
+                    raise Unauthorized("Invalid credentials provided.")
+                actor = services.accounts.authenticate(key)
+                headers["RateLimit-Remaining"] = str(services.accounts.rate_limiter.take(actor.id))
+            body = await _parse_body(request) if request.method in ("POST", "PATCH", "PUT", "DELETE") else None
+            ctx = Ctx(request, services, actor, body, dict(request.path_params))
+            result = await handler(ctx)
+            headers.update(ctx.headers)
+            if isinstance(result, Response):
+                result.headers.update(headers)
+                return result
+            return JSONResponse(result, status_code=ctx.status, headers=headers)
+        except ServiceError as e:
+            resp = error_response(e.status, e.id, e.message)
+            resp.headers.update(headers)
+            return resp
+
+    return run
+
+
+# -- Range pagination ------------------------------------------------------
+@dataclass
+class Range:
+    field: str
+    start: str | None
+    start_exclusive: bool
+    max: int
+    order: str
+
+
+_RANGE_RE = re.compile(r"^\s*(?P<field>[a-z_]+)\s*(?P<bracket>\]?)(?P<start>[^;]*?)\.\.(?P<end>[^;]*?)\s*(;(?P<opts>.*))?$")
+
+
+def parse_range(header: str | None, allowed: Sequence[str], default_field: str) -> Range:
+    if not header:
+        return Range(default_field, None, False, MAX_RANGE, "asc")
+    m = _RANGE_RE.match(header)
+    if not m or m.group("field") not in allowed:
+        raise InvalidParams(
+            f"Invalid Range header {header!r}; ranges are supported on: {', '.join(allowed)}."
+        )
+    opts: dict[str, str] = {}
+    for part in (m.group("opts") or "").replace(",", ";").split(";"):
+        if "=" in part:
+            k, _, v = part.partition("=")
+            opts[k.strip()] = v.strip()
+    try:
+        max_ = int(opts.get("max", MAX_RANGE))
+    except ValueError:
+        raise InvalidParams("Range max must be a number.") from None
+    order = opts.get("order", "asc")
+    if order not in ("asc", "desc"):
+        raise InvalidParams("Range order must be asc or desc.")
+    start = m.group("start").strip() or None
+    return Range(m.group("field"), start, bool(m.group("bracket")), max(1, min(max_, MAX_RANGE)), order)
+
+
+def paginate(
+    ctx: Ctx,
+    items: list[dict[str, Any]],
+    allowed: Sequence[str] = ("id",),
+    default_field: str | None = None,
+) -> list[dict[str, Any]]:
+    """Apply the request's Range to serialised items; sets 206 and Next-Range when cut."""
+    rng = parse_range(ctx.request.headers.get("range"), allowed, default_field or allowed[0])
+
+    def key(item: dict[str, Any]) -> Any:
+        v = item.get(rng.field)
+        return (0, v, "") if isinstance(v, int) else (1, 0, str(v if v is not None else ""))
+
+    ordered = sorted(items, key=key, reverse=rng.order == "desc")
+    if rng.start is not None:
+        probe = {rng.field: int(rng.start) if rng.start.isdigit() and items and isinstance(items[0].get(rng.field), int) else rng.start}
+        pk = key(probe)
+        if rng.order == "asc":
+            ordered = [i for i in ordered if (key(i) > pk if rng.start_exclusive else key(i) >= pk)]
+        else:
+            ordered = [i for i in ordered if (key(i) < pk if rng.start_exclusive else key(i) <= pk)]
+    page = ordered[: rng.max]
+    if len(ordered) > rng.max:
+        ctx.status = 206
+        last = page[-1].get(rng.field)
+        ctx.headers["Next-Range"] = f"{rng.field} ]{last}..; max={rng.max}, order={rng.order}"
+    ctx.headers["Accept-Ranges"] = ", ".join(allowed)
+    return page

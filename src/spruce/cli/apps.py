@@ -1,0 +1,325 @@
+"""apps:*, config:*, releases:*, rollback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import Any
+from urllib.parse import quote
+
+import click
+
+from .base import app_option, cli, client
+from .client import CLIError
+from .output import key_values, print_json, styled_header, table
+
+
+def _q(s: str) -> str:
+    return quote(s, safe="")
+
+
+@cli.command("apps")
+@click.option("--json", "as_json", is_flag=True, help="output in json format")
+@click.option("-A", "--all", "all_", is_flag=True, help="include apps in all teams")
+def apps_list(as_json: bool, all_: bool) -> None:
+    """List your apps."""
+    c = client()
+    apps = c.get_all("/apps")
+    if as_json:
+        print_json(apps)
+        return
+    account = c.get("/account")
+    styled_header(f"{account['email']} Apps")
+    if not apps:
+        click.echo("You have no apps.")
+        return
+    for a in apps:
+        owner = a["owner"]["email"]
+        click.echo(a["name"] if owner == account["email"] else f"{a['name']}  {owner}")
+
+
+def _add_remote(name: str, url: str) -> None:
+    try:
+        inside = subprocess.run(["git", "rev-parse", "--git-dir"], capture_output=True).returncode == 0
+    except OSError:
+        return
+    if not inside:
+        return
+    subprocess.run(["git", "remote", "remove", name], capture_output=True)
+    subprocess.run(["git", "remote", "add", name, url], capture_output=True, check=False)
+    click.echo(f"Git remote {name} added")
+
+
+@cli.command("apps:create")
+@click.argument("name", required=False)
+@click.option("--region", help="specify region for the app to run in")
+@click.option("-s", "--stack", help="the stack to create the app on")
+@click.option("--remote", default="spruce", show_default=True, help="the git remote to create")
+@click.option("--no-remote", is_flag=True, help="do not create a git remote")
+@click.option("--json", "as_json", is_flag=True, help="output in json format")
+@click.option("--manifest", is_flag=True, hidden=True, help="use app.json in the current directory")
+def apps_create(name: str | None, region: str | None, stack: str | None, remote: str, no_remote: bool, as_json: bool, manifest: bool) -> None:
+    """Create a new app."""
+    body: dict[str, Any] = {}
+    if name:
+        body["name"] = name
+    if region:
+        body["region"] = region
+    if stack:
+        body["stack"] = stack
+    c = client()
+    if not as_json:
+        click.echo(f"Creating {'⬢ ' + name if name else 'app'}... ", nl=False)
+    try:
+        app = c.post("/apps", body)
+    except CLIError:
+        if not as_json:
+            click.echo("!")
+        raise
+    if as_json:
+        print_json(app)
+        return
+    click.echo(f"done, ⬢ {app['name']}" if not name else "done")
+    if not no_remote:
+        _add_remote(remote, app["git_url"])
+    click.echo(f"{app['web_url']} | {app['git_url']}")
+
+
+@cli.command("apps:info")
+@app_option
+@click.option("-j", "--json", "as_json", is_flag=True, help="output in json format")
+@click.option("-s", "--shell", is_flag=True, help="output more shell friendly key/value pairs")
+def apps_info(app: str, as_json: bool, shell: bool) -> None:
+    """Show detailed app information."""
+    c = client()
+    info = c.get(f"/apps/{_q(app)}")
+    collaborators = c.get_all(f"/apps/{_q(app)}/collaborators")
+    try:
+        dynos = c.get_all(f"/apps/{_q(app)}/dynos")
+    except CLIError:
+        dynos = []
+    if as_json:
+        print_json({"app": info, "collaborators": collaborators, "dynos": dynos})
+        return
+    pairs = [
+        ("Collaborators", ", ".join(x["user"]["email"] for x in collaborators if x.get("role") != "owner") or None),
+        ("Dynos", ", ".join(f"{t}: {n}" for t, n in _dyno_counts(dynos).items()) or None),
+        ("Git URL", info["git_url"]),
+        ("Maintenance", "on" if info["maintenance"] else None),
+        ("Owner", info["owner"]["email"]),
+        ("Region", info["region"]["name"]),
+        ("Repo Size", _size(info.get("repo_size"))),
+        ("Slug Size", _size(info.get("slug_size"))),
+        ("Stack", info["stack"]["name"]),
+        ("Web URL", info["web_url"]),
+    ]
+    pairs = [(k, v) for k, v in pairs if v]
+    if shell:
+        for k, v in pairs:
+            click.echo(f"{k.lower().replace(' ', '_')}={v}")
+        return
+    styled_header(info["name"])
+    key_values(pairs)
+
+
+def _dyno_counts(dynos: list[dict[str, Any]]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for d in dynos:
+        out[d["type"]] = out.get(d["type"], 0) + 1
+    return out
+
+
+def _size(n: int | None) -> str | None:
+    if not n:
+        return None
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return f"{n:.1f} TB"
+
+
+@cli.command("apps:rename")
+@click.argument("newname")
+@app_option
+def apps_rename(app: str, newname: str) -> None:
+    """Rename an app."""
+    click.echo(f"Renaming ⬢ {app} to ⬢ {newname}... ", nl=False)
+    info = client().patch(f"/apps/{_q(app)}", {"name": newname})
+    click.echo("done")
+    click.echo(f"{info['web_url']} | {info['git_url']}")
+
+
+@cli.command("apps:destroy")
+@click.argument("positional", required=False)
+@app_option
+@click.option("-c", "--confirm", help="the app name, to confirm without a prompt")
+def apps_destroy(app: str, positional: str | None, confirm: str | None) -> None:
+    """Permanently destroy an app."""
+    app = positional or app
+    if confirm != app:
+        if confirm is not None:
+            raise CLIError(f"Confirmation {confirm} did not match {app}. Aborted.")
+        if not sys.stdin.isatty():
+            raise CLIError(f"This command requires confirmation. Re-run with --confirm {app}.")
+        click.echo(f" ▸    WARNING: This will delete ⬢ {app} including all add-ons.")
+        answer = click.prompt(f" ▸    To proceed, type {app} or re-run this command with --confirm {app}", default="", show_default=False)
+        if answer != app:
+            raise CLIError(f"Confirmation did not match {app}. Aborted.")
+    click.echo(f"Destroying ⬢ {app} (including all add-ons)... ", nl=False)
+    client().delete(f"/apps/{_q(app)}")
+    click.echo("done")
+
+
+# -- config ------------------------------------------------------------------------
+def _shell_quote(v: str) -> str:
+    import shlex
+
+    return shlex.quote(v)
+
+
+@cli.command("config")
+@app_option
+@click.option("-j", "--json", "as_json", is_flag=True, help="output config vars in json format")
+@click.option("-s", "--shell", is_flag=True, help="output config vars in shell format")
+def config_list(app: str, as_json: bool, shell: bool) -> None:
+    """Display the config vars for an app."""
+    config = client().get(f"/apps/{_q(app)}/config-vars")
+    if as_json:
+        print_json(config)
+    elif shell:
+        for k, v in config.items():
+            click.echo(f"{k}={_shell_quote(v)}")
+    else:
+        styled_header(f"{app} Config Vars")
+        key_values(sorted(config.items()))
+
+
+@cli.command("config:get")
+@click.argument("keys", nargs=-1, required=True)
+@app_option
+@click.option("-s", "--shell", is_flag=True, help="output config vars in shell format")
+def config_get(app: str, keys: tuple[str, ...], shell: bool) -> None:
+    """Display a single config value for an app."""
+    config = client().get(f"/apps/{_q(app)}/config-vars")
+    for k in keys:
+        v = config.get(k, "")
+        click.echo(f"{k}={_shell_quote(v)}" if shell else v)
+
+
+@cli.command("config:set")
+@click.argument("pairs", nargs=-1, required=True)
+@app_option
+def config_set(app: str, pairs: tuple[str, ...]) -> None:
+    """Set one or more config vars (KEY=VALUE ...)."""
+    body: dict[str, str] = {}
+    for p in pairs:
+        if "=" not in p:
+            raise CLIError(f"{p} is invalid. Must be in the format FOO=bar.")
+        k, _, v = p.partition("=")
+        body[k] = v
+    c = client()
+    click.echo(f"Setting {', '.join(body)} and restarting ⬢ {app}... ", nl=False)
+    config = c.patch(f"/apps/{_q(app)}/config-vars", body)
+    releases = c.request("GET", f"/apps/{_q(app)}/releases", headers={"Range": "version ..; max=1, order=desc"})
+    click.echo(f"done, v{releases[0]['version']}" if releases else "done")
+    key_values([(k, config.get(k)) for k in body])
+
+
+@cli.command("config:unset")
+@click.argument("keys", nargs=-1, required=True)
+@app_option
+def config_unset(app: str, keys: tuple[str, ...]) -> None:
+    """Unset one or more config vars."""
+    c = client()
+    click.echo(f"Unsetting {', '.join(keys)} and restarting ⬢ {app}... ", nl=False)
+    c.patch(f"/apps/{_q(app)}/config-vars", {k: None for k in keys})
+    releases = c.request("GET", f"/apps/{_q(app)}/releases", headers={"Range": "version ..; max=1, order=desc"})
+    click.echo(f"done, v{releases[0]['version']}" if releases else "done")
+
+
+# -- releases ---------------------------------------------------------------------
+@cli.command("releases")
+@app_option
+@click.option("-n", "--num", default=15, show_default=True, help="number of releases to show")
+@click.option("--json", "as_json", is_flag=True, help="output releases in json format")
+def releases_list(app: str, num: int, as_json: bool) -> None:
+    """Display the releases for an app."""
+    rels = client().request("GET", f"/apps/{_q(app)}/releases", headers={"Range": f"version ..; max={num}, order=desc"})
+    if as_json:
+        print_json(rels)
+        return
+    styled_header(f"{app} Releases - Current: v{next((r['version'] for r in rels if r['current']), '?')}")
+    for r in rels:
+        status = "" if r["status"] == "succeeded" else f" {r['status']}"
+        click.echo(f"v{r['version']}  {r['description']}{status}  {r['user']['email']}  {r['created_at']}")
+
+
+def _release_id(c: Any, app: str, release: str | None) -> dict[str, Any]:
+    if release:
+        return c.get(f"/apps/{_q(app)}/releases/{_q(release.lstrip('vV'))}")  # type: ignore[no-any-return]
+    rels = c.request("GET", f"/apps/{_q(app)}/releases", headers={"Range": "version ..; max=1, order=desc"})
+    if not rels:
+        raise CLIError(f"No releases found for {app}.")
+    return rels[0]  # type: ignore[no-any-return]
+
+
+@cli.command("releases:info")
+@click.argument("release", required=False)
+@app_option
+@click.option("--json", "as_json", is_flag=True)
+@click.option("-s", "--shell", is_flag=True, help="output in shell format")
+def releases_info(app: str, release: str | None, as_json: bool, shell: bool) -> None:
+    """View detailed information for a release."""
+    c = client()
+    r = _release_id(c, app, release)
+    config = c.get(f"/apps/{_q(app)}/releases/{r['id']}/config-vars")
+    if as_json:
+        print_json(r)
+        return
+    styled_header(f"Release v{r['version']}")
+    key_values([("Add-ons", ", ".join(r["addon_plan_names"]) or None), ("By", r["user"]["email"]),
+                ("Change", r["description"]), ("Status", r["status"]), ("When", r["created_at"])])
+    click.echo()
+    styled_header(f"v{r['version']} Config vars")
+    if shell:
+        for k, v in config.items():
+            click.echo(f"{k}={_shell_quote(v)}")
+    else:
+        key_values(sorted(config.items()))
+
+
+def _rollback(app: str, release: str | None) -> None:
+    c = client()
+    if release:
+        target = _release_id(c, app, release)
+    else:
+        rels = c.request("GET", f"/apps/{_q(app)}/releases", headers={"Range": "version ..; max=2, order=desc"})
+        if len(rels) < 2:
+            raise CLIError(f"No earlier release of {app} to roll back to.")
+        target = rels[1]
+    click.echo(f"Rolling back ⬢ {app} to v{target['version']}... ", nl=False)
+    new = c.post(f"/apps/{_q(app)}/releases", {"release": target["id"]})
+    click.echo(f"done, v{new['version']}")
+    click.echo(" ▸    Rollback affects code and config vars; it doesn't add or remove addons.")
+
+
+@cli.command("rollback")
+@click.argument("release", required=False)
+@app_option
+def rollback(app: str, release: str | None) -> None:
+    """Roll back to a previous release (the one before the current by default)."""
+    _rollback(app, release)
+
+
+@cli.command("releases:rollback")
+@click.argument("release", required=False)
+@app_option
+def releases_rollback(app: str, release: str | None) -> None:
+    """Roll back to a previous release."""
+    _rollback(app, release)
+
+
+def register() -> None:
+    """Importing this module registers its commands on `cli`."""
+    _ = table

@@ -1,0 +1,151 @@
+"""Operator commands that act on a home: up, users:create, login, auth:whoami, repl."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from spruce.config import Endpoints, Settings, default_home
+
+from .base import cli
+from .client import Client, CLIError, save_credentials
+
+
+def _home(home: str | None) -> Path:
+    return Path(home).expanduser() if home else default_home()
+
+
+def _announce(ep: Endpoints) -> None:
+    click.echo("Spruce is up.")
+    click.echo(f"  API:          {ep.api_url}")
+    click.echo(f"  Router HTTP:  {ep.router_http_url}")
+    click.echo(f"  Router HTTPS: {ep.router_https_url}")
+    click.echo(f"  Git:          {ep.git_url}")
+    click.echo(f"  Apps answer at <app>.{ep.app_domain}")
+    click.echo(f"  API key:      {ep.api_key}")
+    click.echo("Press Ctrl-C to stop.")
+    sys.stdout.flush()
+
+
+@cli.command("up")
+@click.option("--home", help="state directory (default $SPRUCE_HOME or ~/.spruce)")
+@click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
+@click.option("--api-port", type=int, default=5000, show_default=True, help="0 picks a free port")
+@click.option("--http-port", type=int, default=8080, show_default=True)
+@click.option("--https-port", type=int, default=8443, show_default=True)
+@click.option("--git-port", type=int, default=8022, show_default=True)
+@click.option("--domain", default="localhost", show_default=True, help="apps answer at <app>.<domain>")
+@click.option("--router-workers", type=int, default=0, help="router processes (default: one per core)")
+def up(home: str | None, host: str, api_port: int, http_port: int, https_port: int, git_port: int, domain: str, router_workers: int) -> None:
+    """Start the platform in the foreground."""
+    from spruce.platform import HomeInUse, run_platform
+
+    settings = Settings(
+        home=_home(home), host=host, api_port=api_port, http_port=http_port,
+        https_port=https_port, git_port=git_port, domain=domain.strip(".").lower(),
+        router_workers=router_workers or (os.cpu_count() or 1),
+    )
+    try:
+        import uvloop
+
+        runner: Any = uvloop.run
+    except ImportError:  # pragma: no cover - uvloop is a dependency
+        runner = asyncio.run
+    try:
+        runner(run_platform(settings, announce=_announce))
+    except HomeInUse as e:
+        raise CLIError(str(e)) from None
+    except OSError as e:
+        raise CLIError(f"Spruce could not start: {e}") from None
+
+
+@cli.command("users:create")
+@click.argument("email")
+@click.option("--name", help="the user's name")
+@click.option("--home", help="state directory of the platform")
+def users_create(email: str, name: str | None, home: str | None) -> None:
+    """Create a user on this installation and print its API key (operators only)."""
+    from spruce.services import Services
+    from spruce.services.errors import ServiceError
+    from spruce.store.db import Store
+
+    h = _home(home)
+    if not (h / "spruce.db").exists() and not os.environ.get("SPRUCE_DATABASE_URL"):
+        raise CLIError(f"No Spruce installation at {h}. Run `spruce up --home {h}` first.")
+    store = Store.open(h)
+    try:
+        _, key = Services(store).accounts.create_user(email, name=name)
+    except ServiceError as e:
+        raise CLIError(e.message) from None
+    finally:
+        store.dispose()
+    click.echo(f"Created user {email.lower()}.")
+    click.echo(f"API key: {key}")
+
+
+@cli.command("login")
+@click.option("--api-url", help="the platform's API URL (default: the local platform)")
+@click.option("--api-key", help="your API key (prompted when missing)")
+@click.option("--home", help="log in to the platform running on this home")
+def login(api_url: str | None, api_key: str | None, home: str | None) -> None:
+    """Store the API URL and key that later commands use."""
+    ep_path = _home(home) / "endpoints.json"
+    if (not api_url or not api_key) and ep_path.exists():
+        ep = Endpoints.read(ep_path)
+        api_url = api_url or ep.api_url
+        api_key = api_key or (ep.api_key if not api_url or api_url == ep.api_url else None)
+    if not api_url:
+        raise CLIError("Give --api-url (no local platform is running).")
+    if not api_key:
+        api_key = click.prompt("API key", hide_input=True)
+    account = Client(api_url, api_key).get("/account")
+    path = save_credentials(api_url, api_key)
+    click.echo(f"Logged in as {account['email']} (credentials in {path})")
+
+
+@cli.command("auth:whoami")
+def whoami() -> None:
+    """Display the current logged in user."""
+    click.echo(Client().get("/account")["email"])
+
+
+@cli.command("repl")
+def repl() -> None:
+    """A prompt that runs spruce commands without restarting the process."""
+    interactive = sys.stdin.isatty()
+    while True:
+        try:
+            line = input("spruce > " if interactive else "")
+        except EOFError:
+            break
+        line = line.strip()
+        if not line:
+            continue
+        if line in ("exit", "quit", ".exit"):
+            break
+        try:
+            args = shlex.split(line)
+        except ValueError as e:
+            click.echo(f" ▸    {e}", err=True)
+            continue
+        if args and args[0] in ("spruce", "heroku"):
+            args = args[1:]
+        try:
+            cli.main(args=args, prog_name="spruce", standalone_mode=False)
+        except CLIError as e:
+            click.echo(f" ▸    {e.message}", err=True)
+        except click.ClickException as e:
+            e.show()
+        except click.exceptions.Exit:
+            pass
+        except click.exceptions.Abort:
+            click.echo("Aborted!", err=True)
+        except SystemExit:
+            pass
+        sys.stdout.flush()

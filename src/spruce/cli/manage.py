@@ -1,0 +1,189 @@
+"""ps:scale, features:*, maintenance:*, access:*."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import quote
+
+import click
+
+from .base import app_option, cli, client
+from .client import CLIError
+from .output import key_values, print_json, styled_header, table
+
+SCALE_RE = re.compile(r"^([a-zA-Z0-9_-]+)([=+-])(\d+)?(?::([a-zA-Z0-9-]+))?$")
+
+
+def _q(s: str) -> str:
+    return quote(s, safe="")
+
+
+def parse_scale(args: tuple[str, ...], current: dict[str, int]) -> list[dict[str, Any]]:
+    """`web=2 worker+1 web=1:standard-2x` -> formation updates (quantities as strings)."""
+    updates: list[dict[str, Any]] = []
+    for arg in args:
+        m = SCALE_RE.match(arg)
+        if not m:
+            raise CLIError(f"Usage: spruce ps:scale DYNO1=AMOUNT1[:SIZE] [DYNO2=AMOUNT2 ...]; got {arg!r}.")
+        ptype, op, amount, size = m.groups()
+        upd: dict[str, Any] = {"type": ptype}
+        if amount is not None:
+            n = int(amount)
+            if op == "+":
+                n = current.get(ptype, 0) + n
+            elif op == "-":
+                n = max(0, current.get(ptype, 0) - n)
+            upd["quantity"] = str(n)
+        elif op != "=" or size is None:
+            raise CLIError(f"Invalid scale argument {arg!r}.")
+        if size:
+            upd["size"] = size
+        updates.append(upd)
+    return updates
+
+
+def _formation_line(f: dict[str, Any]) -> str:
+    return f"{f['type']}={f['quantity']}:{f['size']}"
+
+
+@cli.command("ps:scale")
+@click.argument("args", nargs=-1)
+@app_option
+def ps_scale(app: str, args: tuple[str, ...]) -> None:
+    """Scale dyno quantity up or down (web=2 worker+1 web=1:standard-2x)."""
+    c = client()
+    formation = c.get_all(f"/apps/{_q(app)}/formation")
+    if not args:
+        if not formation:
+            raise CLIError(f"No process types on ⬢ {app}. Upload a Procfile to add process types.")
+        click.echo(" ".join(_formation_line(f) for f in formation))
+        return
+    current = {f["type"]: f["quantity"] for f in formation}
+    updates = parse_scale(args, current)
+    click.echo(f"Scaling dynos on ⬢ {app}... ", nl=False)
+    try:
+        result = c.patch(f"/apps/{_q(app)}/formation", {"updates": updates})
+    except CLIError:
+        click.echo("!")
+        raise
+    changed = {u["type"] for u in updates}
+    click.echo("done, now running " + ", ".join(_formation_line(f) for f in result if f["type"] in changed))
+
+
+# -- features ------------------------------------------------------------------------
+@cli.command("features")
+@app_option
+@click.option("--json", "as_json", is_flag=True)
+def features_list(app: str, as_json: bool) -> None:
+    """List available app features."""
+    feats = client().get_all(f"/apps/{_q(app)}/features")
+    if as_json:
+        print_json(feats)
+        return
+    styled_header(f"App Features ⬢ {app}")
+    width = max(len(f["name"]) for f in feats)
+    for f in feats:
+        mark = "[+]" if f["enabled"] else "[ ]"
+        click.echo(f"{mark} {f['name'].ljust(width)}  {f['description']}")
+
+
+@cli.command("features:info")
+@click.argument("feature")
+@app_option
+@click.option("--json", "as_json", is_flag=True)
+def features_info(app: str, feature: str, as_json: bool) -> None:
+    """Display information about a feature."""
+    f = client().get(f"/apps/{_q(app)}/features/{_q(feature)}")
+    if as_json:
+        print_json(f)
+        return
+    styled_header(f["name"])
+    key_values([("Description", f["description"]), ("Docs", f["doc_url"]), ("Enabled", "true" if f["enabled"] else "false")])
+
+
+def _toggle(app: str, feature: str, enabled: bool) -> None:
+    c = client()
+    current = c.get(f"/apps/{_q(app)}/features/{_q(feature)}")
+    if current["enabled"] == enabled:
+        raise CLIError(f"{feature} is already {'enabled' if enabled else 'disabled'}.")
+    click.echo(f"{'Enabling' if enabled else 'Disabling'} {feature} for ⬢ {app}... ", nl=False)
+    c.patch(f"/apps/{_q(app)}/features/{_q(feature)}", {"enabled": enabled})
+    click.echo("done")
+
+
+@cli.command("features:enable")
+@click.argument("feature")
+@app_option
+def features_enable(app: str, feature: str) -> None:
+    """Enable an app feature."""
+    _toggle(app, feature, True)
+
+
+@cli.command("features:disable")
+@click.argument("feature")
+@app_option
+def features_disable(app: str, feature: str) -> None:
+    """Disable an app feature."""
+    _toggle(app, feature, False)
+
+
+# -- maintenance -----------------------------------------------------------------------
+@cli.command("maintenance")
+@app_option
+def maintenance(app: str) -> None:
+    """Display the current maintenance status of app."""
+    click.echo("on" if client().get(f"/apps/{_q(app)}")["maintenance"] else "off")
+
+
+@cli.command("maintenance:on")
+@app_option
+def maintenance_on(app: str) -> None:
+    """Put the app into maintenance mode."""
+    click.echo(f"Enabling maintenance mode for ⬢ {app}... ", nl=False)
+    client().patch(f"/apps/{_q(app)}", {"maintenance": True})
+    click.echo("done")
+
+
+@cli.command("maintenance:off")
+@app_option
+def maintenance_off(app: str) -> None:
+    """Take the app out of maintenance mode."""
+    click.echo(f"Disabling maintenance mode for ⬢ {app}... ", nl=False)
+    client().patch(f"/apps/{_q(app)}", {"maintenance": False})
+    click.echo("done")
+
+
+# -- access ----------------------------------------------------------------------------
+@cli.command("access")
+@app_option
+@click.option("--json", "as_json", is_flag=True)
+def access_list(app: str, as_json: bool) -> None:
+    """List who has access to an app."""
+    rows = client().get_all(f"/apps/{_q(app)}/collaborators")
+    if as_json:
+        print_json(rows)
+        return
+    styled_header(f"{app} Access List")
+    table([(r["user"]["email"], r["role"]) for r in rows], ["Email", "Role"])
+
+
+@cli.command("access:add")
+@click.argument("email")
+@app_option
+@click.option("-p", "--permissions", help="list of permissions (accepted for compatibility)")
+def access_add(app: str, email: str, permissions: str | None) -> None:
+    """Add new users to your app."""
+    click.echo(f"Adding {email} access to the app {app}... ", nl=False)
+    client().post(f"/apps/{_q(app)}/collaborators", {"user": email, "silent": False})
+    click.echo("done")
+
+
+@cli.command("access:remove")
+@click.argument("email")
+@app_option
+def access_remove(app: str, email: str) -> None:
+    """Remove users from an app."""
+    click.echo(f"Removing {email} access from the app {app}... ", nl=False)
+    client().delete(f"/apps/{_q(app)}/collaborators/{_q(email)}")
+    click.echo("done")

@@ -1,0 +1,52 @@
+"""Settings of one Spruce installation (its home) and the endpoints it publishes."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("SPRUCE_HOME") or Path.home() / ".spruce").expanduser()
+
+
+@dataclass
+class Settings:
+    home: Path = field(default_factory=default_home)
+    host: str = "127.0.0.1"
+    api_port: int = 0
+    http_port: int = 0
+    https_port: int = 0
+    git_port: int = 0
+    domain: str = "localhost"
+    router_workers: int = 0  # 0 = one per core
+    operator_email: str = "admin@spruce.local"
+
+    @property
+    def endpoints_path(self) -> Path:
+        return self.home / "endpoints.json"
+
+
+@dataclass
+class Endpoints:
+    api_url: str
+    router_http_url: str
+    router_https_url: str
+    git_url: str
+    api_key: str
+    app_domain: str
+    ca_bundle: str = ""
+
+    def write(self, path: Path) -> None:
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(asdict(self), f, indent=2)
+        tmp.replace(path)
+
+    @classmethod
+    def read(cls, path: Path) -> Endpoints:
+        data = json.loads(Path(path).read_text())
+        return cls(**{k: data.get(k, "") for k in cls.__dataclass_fields__})

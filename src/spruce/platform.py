@@ -1,0 +1,185 @@
+"""The control plane process (`spruce up`): one asyncio loop that runs the API, the git
+endpoint and the runtime, and starts the router workers and add-on servers."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import json
+import logging
+import os
+import signal
+import socket
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from spruce.api.app import create_api
+from spruce.certs.ca import InternalCA
+from spruce.config import Endpoints, Settings
+from spruce.services import Services
+from spruce.store.db import Store
+
+log = logging.getLogger("spruce")
+
+
+class HomeInUse(RuntimeError):
+    pass
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        raise OSError(f"cannot listen on {host}:{port}: {e.strerror}") from None
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+def _url(scheme: str, host: str, port: int) -> str:
+    h = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{h}:{port}"
+
+
+class HomeLock:
+    """An exclusive lock on the home so two platforms never share one store."""
+
+    def __init__(self, home: Path) -> None:
+        self.path = home / "spruce.lock"
+        self.fd: int | None = None
+
+    def acquire(self) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = os.read(fd, 32).decode().strip() or "?"
+            os.close(fd)
+            raise HomeInUse(
+                f"Spruce is already running on {self.path.parent} (pid {pid}). "
+                "Stop it first, or start another with --home."
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+def operator_key(services: Services, home: Path, email: str) -> str:
+    """The first user's API key, created on the first start and kept (0600) in the home."""
+    cred = home / "credentials.json"
+    if cred.exists():
+        data = json.loads(cred.read_text())
+        try:
+            services.accounts.authenticate(data["api_key"])
+            return str(data["api_key"])
+        except Exception:
+            log.warning("the stored operator key is no longer valid; issuing a new one")
+    user = services.accounts.first_operator()
+    if user is None:
+        user, key = services.accounts.create_user(email, name="Operator", operator=True)
+    else:
+        key = services.accounts.create_key(user.id, "operator key")
+    fd = os.open(cred, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump({"email": user.email, "api_key": key}, f)
+    return key
+
+
+class Platform:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.home = Path(settings.home).expanduser().resolve()
+        self.lock = HomeLock(self.home)
+        self._stop = asyncio.Event()
+        self._servers: list[uvicorn.Server] = []
+        self._tasks: list[asyncio.Task[Any]] = []
+        self.store: Store | None = None
+        self.services: Services | None = None
+        self.endpoints: Endpoints | None = None
+
+    # -- lifecycle -------------------------------------------------------------
+    def prepare(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(self.home, 0o700)
+        self.lock.acquire()
+        self.store = Store.open(self.home)
+        self.services = Services(self.store)
+        self.ca = InternalCA(self.home / "ca")
+
+    async def start(self) -> Endpoints:
+        assert self.services is not None
+        s = self.settings
+        api_sock = bind_socket(s.host, s.api_port)
+        api_port = api_sock.getsockname()[1]
+        api_url = _url("http", s.host, api_port)
+        key = operator_key(self.services, self.home, s.operator_email)
+        http_port = s.http_port
+        https_port = s.https_port
+        urls = {
+            "api_url": api_url,
+            "git_url": api_url + "/git",
+            "web_url_template": f"http://{{app}}.{s.domain}:{http_port}/",
+        }
+        api = create_api(self.services, urls)
+        self._serve(api, [api_sock])
+        self.endpoints = Endpoints(
+            api_url=api_url,
+            router_http_url=_url("http", s.host, http_port),
+            router_https_url=_url("https", s.host, https_port),
+            git_url=urls["git_url"],
+            api_key=key,
+            app_domain=s.domain,
+            ca_bundle=str(self.ca.cert_path),
+        )
+        self.endpoints.write(s.endpoints_path if s.home == self.home else self.home / "endpoints.json")
+        return self.endpoints
+
+    def _serve(self, app: Any, socks: list[socket.socket]) -> None:
+        config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
+        server = uvicorn.Server(config)
+        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self._servers.append(server)
+        self._tasks.append(asyncio.create_task(server.serve(sockets=socks)))
+
+    async def run_until_stopped(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._stop.set)
+        await self._stop.wait()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def stop(self) -> None:
+        for server in self._servers:
+            server.should_exit = True
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.store is not None:
+            self.store.dispose()
+        try:
+            (self.home / "endpoints.json").unlink()
+        except FileNotFoundError:
+            pass
+        self.lock.release()
+
+
+async def run_platform(settings: Settings, announce: Any = print) -> None:
+    platform = Platform(settings)
+    platform.prepare()
+    try:
+        ep = await platform.start()
+        announce(ep)
+        await platform.run_until_stopped()
+    finally:
+        await platform.stop()

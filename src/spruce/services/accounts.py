@@ -1,0 +1,146 @@
+"""Users, API keys, authentication and rate limits."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from spruce.store.db import Store
+from spruce.store.models import ApiKey, User, utcnow
+
+from .errors import InvalidParams, NotFound, RateLimited, Unauthorized
+
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+$")
+# Heroku's budget: 4500 requests an hour per account, refilled continuously.
+RATE_LIMIT = 4500
+RATE_WINDOW = 3600.0
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def generate_key() -> str:
+    # Heroku keys look like "HRKU-" + a UUID-ish token; keep the prefix so scanners find them.
+    return "HRKU-" + secrets.token_urlsafe(32)
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    stamp: float
+
+
+class RateLimiter:
+    """A token bucket per user; in memory (a restart refills every bucket)."""
+
+    def __init__(self, limit: int = RATE_LIMIT, window: float = RATE_WINDOW) -> None:
+        self.limit = limit
+        self.rate = limit / window
+        self._buckets: dict[str, _Bucket] = {}
+        self._lock = threading.Lock()
+
+    def _refill(self, user_id: str) -> _Bucket:
+        now = time.monotonic()
+        b = self._buckets.get(user_id)
+        if b is None:
+            b = self._buckets[user_id] = _Bucket(float(self.limit), now)
+        b.tokens = min(float(self.limit), b.tokens + (now - b.stamp) * self.rate)
+        b.stamp = now
+        return b
+
+    def take(self, user_id: str) -> int:
+        with self._lock:
+            b = self._refill(user_id)
+            if b.tokens < 1:
+                raise RateLimited("Your account reached the API rate limit. Please wait a few minutes before making new requests.")
+            b.tokens -= 1
+            return int(b.tokens)
+
+    def remaining(self, user_id: str) -> int:
+        with self._lock:
+            return int(self._refill(user_id).tokens)
+
+
+class Accounts:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.rate_limiter = RateLimiter()
+
+    def create_user(self, email: str, name: str | None = None, operator: bool = False) -> tuple[User, str]:
+        """Create a user and its first API key; returns the key in clear, once."""
+        email = email.strip().lower()
+        if not EMAIL_RE.match(email):
+            raise InvalidParams(f"{email!r} is not a valid email address.")
+        with self.store.session() as s:
+            if s.scalar(select(User).where(User.email == email)):
+                raise InvalidParams(f"A user with email {email} already exists.")
+            user = User(email=email, name=name, is_operator=operator)
+            s.add(user)
+            s.flush()
+            key = generate_key()
+            s.add(ApiKey(user_id=user.id, key_hash=hash_key(key), description="created with the user"))
+        return user, key
+
+    def create_key(self, user_id: str, description: str = "") -> str:
+        key = generate_key()
+        with self.store.session() as s:
+            s.add(ApiKey(user_id=user_id, key_hash=hash_key(key), description=description))
+        return key
+
+    def authenticate(self, key: str) -> User:
+        if not key:
+            raise Unauthorized("Invalid credentials provided.")
+        with self.store.session() as s:
+            row = s.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(key)))
+            if row is None:
+                raise Unauthorized("Invalid credentials provided.")
+            user = s.get(User, row.user_id)
+            assert user is not None
+            return user
+
+    def get(self, user_id: str) -> User:
+        with self.store.session() as s:
+            user = s.get(User, user_id)
+            if user is None:
+                raise NotFound("Couldn't find that user.")
+            return user
+
+    def find(self, identity: str) -> User:
+        """A user by id or email (collaborator and access commands name users by email)."""
+        with self.store.session() as s:
+            user = s.get(User, identity) or s.scalar(
+                select(User).where(User.email == identity.strip().lower())
+            )
+            if user is None:
+                raise NotFound(f"Couldn't find that user ({identity}).")
+            return user
+
+    def list_users(self) -> list[User]:
+        with self.store.session() as s:
+            return list(s.scalars(select(User).order_by(User.created_at)))
+
+    def first_operator(self) -> User | None:
+        with self.store.session() as s:
+            return s.scalar(select(User).where(User.is_operator.is_(True)).order_by(User.created_at))
+
+    def touch_login(self, user_id: str) -> None:
+        with self.store.session() as s:
+            user = s.get(User, user_id)
+            if user is not None:
+                user.last_login = utcnow()
+
+    def update(self, user_id: str, name: str | None) -> User:
+        with self.store.session() as s:
+            user = s.get(User, user_id)
+            if user is None:
+                raise NotFound("Couldn't find that user.")
+            if name is not None:
+                user.name = name
+            return user

@@ -1,0 +1,47 @@
+"""Business errors, each carrying Heroku's error id and HTTP status."""
+
+from __future__ import annotations
+
+
+class ServiceError(Exception):
+    status = 400
+    id = "bad_request"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotFound(ServiceError):
+    status = 404
+    id = "not_found"
+
+
+class InvalidParams(ServiceError):
+    status = 422
+    id = "invalid_params"
+
+
+class Unauthorized(ServiceError):
+    status = 401
+    id = "unauthorized"
+
+
+class Forbidden(ServiceError):
+    status = 403
+    id = "forbidden"
+
+
+class Conflict(ServiceError):
+    status = 409
+    id = "conflict"
+
+
+class RateLimited(ServiceError):
+    status = 429
+    id = "rate_limit"
+
+
+class Unavailable(ServiceError):
+    status = 503
+    id = "service_unavailable"

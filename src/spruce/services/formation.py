@@ -1,0 +1,124 @@
+"""The formation: how many dynos of which size each process type runs."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from spruce.store.db import Store
+from spruce.store.models import App, Formation, User
+
+from .catalog import DEFAULT_SIZE, DYNO_SIZES, find_size
+from .errors import InvalidParams, NotFound
+from .events import EventBus
+
+DEFAULT_FORMATION_LIMIT = 100
+NOT_SCALED = {"release"}  # the release phase runs once per release, never as a formation
+
+
+def sync_formation(s: Session, app_id: str, process_types: dict[str, str]) -> None:
+    """Make the formation match a slug's process types (new types start at 0, web at 1)."""
+    rows = {f.type: f for f in s.scalars(select(Formation).where(Formation.app_id == app_id))}
+    for ptype, command in process_types.items():
+        if ptype in NOT_SCALED:
+            continue
+        row = rows.pop(ptype, None)
+        if row is None:
+            s.add(
+                Formation(
+                    app_id=app_id,
+                    type=ptype,
+                    quantity=1 if ptype == "web" else 0,
+                    size=DEFAULT_SIZE,
+                    command=command,
+                )
+            )
+        elif row.command != command:
+            row.command = command
+    for gone in rows.values():
+        s.delete(gone)
+
+
+def parse_quantity(value: Any) -> int:
+    """Heroku's CLI sends quantities as strings ("2"); the API takes both."""
+    if isinstance(value, bool):
+        raise InvalidParams("quantity must be a whole number.")
+    if isinstance(value, int):
+        q = value
+    elif isinstance(value, str) and value.strip().lstrip("+").isdigit():
+        q = int(value.strip())
+    else:
+        raise InvalidParams(f"Invalid quantity {value!r}: quantity must be a whole number.")
+    if q < 0:
+        raise InvalidParams("quantity cannot be negative.")
+    return q
+
+
+class Formations:
+    def __init__(self, store: Store, events: EventBus) -> None:
+        self.store = store
+        self.events = events
+
+    def list(self, app_id: str) -> list[Formation]:
+        with self.store.session() as s:
+            return list(s.scalars(select(Formation).where(Formation.app_id == app_id).order_by(Formation.type)))
+
+    def _find(self, s: Session, app_id: str, identity: str) -> Formation:
+        q = select(Formation).where(Formation.app_id == app_id)
+        try:
+            uuid.UUID(identity)
+            q = q.where(Formation.id == identity)
+        except ValueError:
+            q = q.where(Formation.type == identity)
+        row = s.scalar(q)
+        if row is None:
+            raise NotFound(f"Couldn't find that process type ({identity}).")
+        return row
+
+    def get(self, app_id: str, identity: str) -> Formation:
+        with self.store.session() as s:
+            return self._find(s, app_id, identity)
+
+    def update(self, actor: User, app_id: str, updates: Any) -> list[Formation]:
+        """Apply a batch atomically: every entry is checked before anything changes."""
+        if not isinstance(updates, list) or not updates:
+            raise InvalidParams("updates must be a non-empty list of {type, quantity, size}.")
+        changed: list[Formation] = []
+        with self.store.session() as s:
+            app = s.get(App, app_id)
+            if app is None:
+                raise NotFound("Couldn't find that app.")
+            limit = int((app.settings or {}).get("formation_limit", DEFAULT_FORMATION_LIMIT))
+            for upd in updates:
+                if not isinstance(upd, dict):
+                    raise InvalidParams("each update must be an object with type, quantity or size.")
+                ident = upd.get("type") or upd.get("id")
+                if not isinstance(ident, str) or not ident:
+                    raise InvalidParams("each update needs a process type.")
+                row = self._find(s, app_id, ident)
+                if "quantity" in upd and upd["quantity"] is not None:
+                    row.quantity = parse_quantity(upd["quantity"])
+                if upd.get("size"):
+                    size = find_size(str(upd["size"]))
+                    if size is None:
+                        names = ", ".join(z.name for z in DYNO_SIZES)
+                        raise InvalidParams(f"Invalid dyno size {upd['size']!r}. Valid sizes: {names}.")
+                    row.size = size.name
+                size = find_size(row.size)
+                cap = min(limit, size.max_per_type) if size else limit
+                if row.quantity > cap:
+                    if size and size.max_per_type < limit:
+                        raise InvalidParams(
+                            f"Cannot update to more than {cap} {row.size} size dynos per process type."
+                        )
+                    raise InvalidParams(
+                        f"Cannot scale {row.type} to {row.quantity}: this app is limited to {cap} dynos per process type."
+                    )
+                changed.append(row)
+        summary = ", ".join(f"{f.type}={f.quantity}:{f.size}" for f in changed)
+        self.events.publish("formation", app_id=app_id)
+        self.events.publish("api_log", app_id=app_id, message=f"Scaled to {summary} by user {actor.email}")
+        return changed

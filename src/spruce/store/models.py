@@ -1,0 +1,250 @@
+"""The platform's durable state, in Heroku's vocabulary.
+
+Every table is keyed by a UUID string, as Heroku's resources are. Runtime state (which
+processes run where) is not here: the dyno manager keeps its own files and rebuilds from
+the formation; this store holds what a restart must not lose.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Timezone-aware UTC datetimes on every engine (SQLite drops the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dt.datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Timestamps:
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class User(Timestamps, Base):
+    __tablename__ = "users"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    email: Mapped[str] = mapped_column(String(255), unique=True)
+    name: Mapped[str | None] = mapped_column(String(255))
+    is_operator: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_login: Mapped[dt.datetime | None] = mapped_column()
+
+
+class ApiKey(Timestamps, Base):
+    """An API key; only its SHA-256 is stored, never the key itself."""
+
+    __tablename__ = "api_keys"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    description: Mapped[str] = mapped_column(String(255), default="")
+    last_used_at: Mapped[dt.datetime | None] = mapped_column()
+
+
+class App(Timestamps, Base):
+    __tablename__ = "apps"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(30), unique=True)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    region: Mapped[str] = mapped_column(String(32), default="us")
+    stack: Mapped[str] = mapped_column(String(32), default="heroku-24")
+    build_stack: Mapped[str] = mapped_column(String(32), default="heroku-24")
+    generation: Mapped[str] = mapped_column(String(16), default="cedar")
+    maintenance: Mapped[bool] = mapped_column(Boolean, default=False)
+    acm: Mapped[bool] = mapped_column(Boolean, default=False)
+    released_at: Mapped[dt.datetime | None] = mapped_column()
+    buildpack_provided_description: Mapped[str | None] = mapped_column(String(255))
+    slug_size: Mapped[int | None] = mapped_column(Integer)
+    repo_size: Mapped[int | None] = mapped_column(Integer)
+    # Per-app settings that Heroku keeps internally (boot timeout, formation limit).
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Collaborator(Timestamps, Base):
+    __tablename__ = "collaborators"
+    __table_args__ = (UniqueConstraint("app_id", "user_id"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    permissions: Mapped[list[Any]] = mapped_column(default=list)
+
+
+class ConfigVar(Base):
+    __tablename__ = "config_vars"
+    app_id: Mapped[str] = mapped_column(
+        ForeignKey("apps.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class Slug(Timestamps, Base):
+    __tablename__ = "slugs"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
+    checksum: Mapped[str | None] = mapped_column(String(80))
+    size: Mapped[int | None] = mapped_column(Integer)
+    path: Mapped[str | None] = mapped_column(Text)
+    commit: Mapped[str | None] = mapped_column(String(64))
+    commit_description: Mapped[str | None] = mapped_column(Text)
+    buildpack_provided_description: Mapped[str | None] = mapped_column(String(255))
+    process_types: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    stack: Mapped[str] = mapped_column(String(32), default="heroku-24")
+
+
+class Release(Timestamps, Base):
+    __tablename__ = "releases"
+    __table_args__ = (UniqueConstraint("app_id", "version"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    description: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), default="succeeded")
+    slug_id: Mapped[str | None] = mapped_column(ForeignKey("slugs.id"))
+    user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # Config snapshot: a rollback restores it, and dynos of this release read it.
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    addon_plan_names: Mapped[list[Any]] = mapped_column(default=list)
+    output_path: Mapped[str | None] = mapped_column(Text)
+
+
+class Build(Timestamps, Base):
+    __tablename__ = "builds"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    source_blob: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    buildpacks: Mapped[list[Any]] = mapped_column(default=list)
+    slug_id: Mapped[str | None] = mapped_column(ForeignKey("slugs.id"))
+    release_id: Mapped[str | None] = mapped_column(String(36))
+    stack: Mapped[str] = mapped_column(String(32), default="heroku-24")
+    output_path: Mapped[str | None] = mapped_column(Text)
+
+
+class Formation(Timestamps, Base):
+    __tablename__ = "formations"
+    __table_args__ = (UniqueConstraint("app_id", "type"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
+    type: Mapped[str] = mapped_column(String(63))
+    quantity: Mapped[int] = mapped_column(Integer, default=0)
+    size: Mapped[str] = mapped_column(String(32), default="basic")
+    command: Mapped[str] = mapped_column(Text, default="")
+
+
+class AppFeature(Base):
+    __tablename__ = "app_features"
+    app_id: Mapped[str] = mapped_column(
+        ForeignKey("apps.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class BuildpackInstallation(Base):
+    __tablename__ = "buildpack_installations"
+    app_id: Mapped[str] = mapped_column(
+        ForeignKey("apps.id", ondelete="CASCADE"), primary_key=True
+    )
+    ordinal: Mapped[int] = mapped_column(Integer, primary_key=True)
+    url: Mapped[str] = mapped_column(Text)
+
+
+class Domain(Timestamps, Base):
+    __tablename__ = "domains"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
+    hostname: Mapped[str] = mapped_column(String(255), unique=True)
+    kind: Mapped[str] = mapped_column(String(16), default="custom")
+    cname: Mapped[str | None] = mapped_column(String(255))
+    sni_endpoint_id: Mapped[str | None] = mapped_column(String(36))
+    status: Mapped[str] = mapped_column(String(32), default="succeeded")
+    acm_status: Mapped[str | None] = mapped_column(String(32))
+    acm_status_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class SniEndpoint(Timestamps, Base):
+    __tablename__ = "sni_endpoints"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    certificate_chain: Mapped[str] = mapped_column(Text)
+    private_key: Mapped[str] = mapped_column(Text)
+    acm: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Addon(Timestamps, Base):
+    __tablename__ = "addons"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
+    service: Mapped[str] = mapped_column(String(64))
+    plan: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(32), default="provisioning")
+    state_reason: Mapped[str | None] = mapped_column(Text)
+    # Provider-returned values (URL...); secret, never shown outside the app's config vars.
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    provider_id: Mapped[str | None] = mapped_column(String(64))
+
+
+class AddonAttachment(Timestamps, Base):
+    __tablename__ = "addon_attachments"
+    __table_args__ = (UniqueConstraint("app_id", "name"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    addon_id: Mapped[str] = mapped_column(ForeignKey("addons.id", ondelete="CASCADE"), index=True)
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    namespace: Mapped[str | None] = mapped_column(String(64))
+
+
+class LogDrain(Timestamps, Base):
+    __tablename__ = "log_drains"
+    __table_args__ = (UniqueConstraint("app_id", "url"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
+    url: Mapped[str] = mapped_column(Text)
+    token: Mapped[str] = mapped_column(String(64))
+    addon_id: Mapped[str | None] = mapped_column(String(36))

@@ -1,0 +1,211 @@
+"""Every core resource, through the real API, validated against Heroku's schema."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jsonschema
+import pytest
+from support import RunningPlatform
+
+SCHEMA = json.loads((Path(__file__).parents[2] / "data" / "heroku-platform-api-schema.json").read_text())
+# The schema pins git_url and web_url to Heroku's hosts; Spruce serves both from its own, by design.
+del SCHEMA["definitions"]["app"]["definitions"]["git_url"]["pattern"]
+del SCHEMA["definitions"]["app"]["definitions"]["web_url"]["pattern"]
+# Fields Spruce returns beyond this older schema file (Fir-era additions); all others must match.
+FORMAT_CHECKER = jsonschema.Draft4Validator.FORMAT_CHECKER
+
+
+def check(resource: str, data: Any) -> None:
+    """Validate against the resource's schema and require every documented property."""
+    schema = {"$ref": f"#/definitions/{resource}", "definitions": SCHEMA["definitions"]}
+    items = data if isinstance(data, list) else [data]
+    props = SCHEMA["definitions"][resource].get("properties", {})
+    for item in items:
+        jsonschema.Draft4Validator(schema, format_checker=FORMAT_CHECKER).validate(item)
+        missing = set(props) - set(item)
+        assert not missing, f"{resource} lacks {missing}"
+
+
+def error_of(resp: httpx.Response, status: int, id_: str) -> str:
+    assert resp.status_code == status, resp.text
+    body = resp.json()
+    assert set(body) >= {"id", "message"} and body["id"] == id_
+    return str(body["message"])
+
+
+@pytest.fixture(scope="module")
+def api(api_platform: RunningPlatform) -> httpx.Client:
+    return api_platform.client()
+
+
+def test_account_and_rate_limits(api: httpx.Client) -> None:
+    r = api.get("/account")
+    assert r.status_code == 200
+    check("account", r.json())
+    assert r.headers["Request-Id"]
+    assert int(r.headers["RateLimit-Remaining"]) > 0
+    rl = api.get("/account/rate-limits").json()
+    check("rate-limit", rl)
+
+
+def test_auth_errors(api_platform: RunningPlatform) -> None:
+    with httpx.Client(base_url=api_platform.api_url) as anon:
+        error_of(anon.get("/apps"), 401, "unauthorized")
+        error_of(anon.get("/apps", headers={"Authorization": "Bearer nope"}), 401, "unauthorized")
+        # HTTP Basic with the key as password (heroku3, git credential helpers).
+        assert anon.get("/account", auth=("", api_platform.api_key)).status_code == 200
+        assert anon.get("/account", auth=("anyone", api_platform.api_key)).status_code == 200
+
+
+@pytest.mark.parametrize("accept", ["3", "3.sdk", "3.fir", "3.cedar-acm", "3.run-inside", "3.account-quotas"])
+def test_accept_variants(api: httpx.Client, accept: str) -> None:
+    r = api.get("/account", headers={"Accept": f"application/vnd.heroku+json; version={accept}"})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/json")
+
+
+def test_app_lifecycle(api: httpx.Client) -> None:
+    name = "c-" + uuid.uuid4().hex[:8]
+    r = api.post("/apps", json={"name": name, "region": "us", "stack": "heroku-24"})
+    assert r.status_code == 201, r.text
+    app = r.json()
+    check("app", app)
+    assert app["name"] == name and app["git_url"].endswith(f"/{name}.git")
+    check("app", api.get(f"/apps/{name}").json())
+    check("app", api.get(f"/apps/{app['id']}").json())
+    listing = api.get("/apps").json()
+    check("app", listing)
+    assert name in [a["name"] for a in listing]
+    assert name in [a["name"] for a in api.get("/users/~/apps").json()]
+    r = api.patch(f"/apps/{name}", json={"maintenance": True, "build_stack": "heroku-22"})
+    assert r.json()["maintenance"] is True and r.json()["build_stack"]["name"] == "heroku-22"
+    new = name + "-r"
+    r = api.patch(f"/apps/{name}", json={"name": new})
+    assert r.status_code == 200 and r.json()["name"] == new
+    error_of(api.get(f"/apps/{name}"), 404, "not_found")
+    generated = api.post("/apps", json={}).json()
+    assert generated["name"]
+    r = api.delete(f"/apps/{new}")
+    check("app", r.json())
+    error_of(api.get(f"/apps/{new}"), 404, "not_found")
+    api.delete(f"/apps/{generated['name']}")
+
+
+def test_app_errors(api: httpx.Client) -> None:
+    assert "Name must" in error_of(api.post("/apps", json={"name": "Bad_Name"}), 422, "invalid_params")
+    name = "e-" + uuid.uuid4().hex[:8]
+    api.post("/apps", json={"name": name})
+    assert "taken" in error_of(api.post("/apps", json={"name": name}), 422, "invalid_params")
+    error_of(api.post("/apps", json={"region": "mars"}), 422, "invalid_params")
+    error_of(api.post("/apps", content=b"{not json", headers={"Content-Type": "application/json"}), 422, "invalid_params")
+    error_of(api.get("/no-such-endpoint"), 404, "not_found")
+    api.delete(f"/apps/{name}")
+
+
+def test_config_vars_and_releases(api: httpx.Client) -> None:
+    name = "cf-" + uuid.uuid4().hex[:8]
+    api.post("/apps", json={"name": name})
+    assert api.get(f"/apps/{name}/config-vars").json() == {}
+    r = api.patch(f"/apps/{name}/config-vars", json={"FOO": "bar", "BAZ": "1"})
+    assert r.json() == {"FOO": "bar", "BAZ": "1"}
+    r = api.patch(f"/apps/{name}/config-vars", json={"FOO": None})
+    assert r.json() == {"BAZ": "1"}
+    error_of(api.patch(f"/apps/{name}/config-vars", json={"BAD-KEY": "x"}), 422, "invalid_params")
+    error_of(api.patch(f"/apps/{name}/config-vars", json=["x"]), 422, "invalid_params")
+    rels = api.get(f"/apps/{name}/releases").json()
+    check("release", rels)
+    assert [r["description"] for r in rels] == ["Initial release", "Set FOO, BAZ config vars", "Remove FOO config vars"]
+    assert [r["current"] for r in rels] == [False, False, True]
+    v2 = api.get(f"/apps/{name}/releases/2").json()
+    check("release", v2)
+    assert api.get(f"/apps/{name}/releases/{v2['id']}").json()["version"] == 2
+    assert api.get(f"/apps/{name}/releases/2/config-vars").json() == {"FOO": "bar", "BAZ": "1"}
+    error_of(api.get(f"/apps/{name}/releases/42"), 404, "not_found")
+    r = api.post(f"/apps/{name}/releases", json={"release": v2["id"]})
+    assert r.status_code == 201
+    check("release", r.json())
+    assert r.json()["description"] == "Rollback to v2" and r.json()["version"] == 4
+    assert api.get(f"/apps/{name}/config-vars").json() == {"FOO": "bar", "BAZ": "1"}
+    api.delete(f"/apps/{name}")
+
+
+def test_range_pagination(api: httpx.Client) -> None:
+    name = "rg-" + uuid.uuid4().hex[:8]
+    api.post("/apps", json={"name": name})
+    for i in range(5):
+        api.patch(f"/apps/{name}/config-vars", json={"N": str(i)})
+    r = api.get(f"/apps/{name}/releases", headers={"Range": "version ..; max=2, order=desc"})
+    assert r.status_code == 206
+    assert [x["version"] for x in r.json()] == [6, 5]
+    nxt = r.headers["Next-Range"]
+    r2 = api.get(f"/apps/{name}/releases", headers={"Range": nxt})
+    assert [x["version"] for x in r2.json()] == [4, 3]
+    full = api.get(f"/apps/{name}/releases", headers={"Range": "version ..; max=1000"})
+    assert full.status_code == 200 and len(full.json()) == 6
+    error_of(api.get(f"/apps/{name}/releases", headers={"Range": "bogus"}), 422, "invalid_params")
+    api.delete(f"/apps/{name}")
+
+
+def test_formation(api: httpx.Client) -> None:
+    name = "fm-" + uuid.uuid4().hex[:8]
+    api.post("/apps", json={"name": name})
+    slug = api.post(f"/apps/{name}/slugs", json={"process_types": {"web": "python -m http.server $PORT", "worker": "sleep 1000"}})
+    assert slug.status_code == 201
+    check("slug", slug.json())
+    rel = api.post(f"/apps/{name}/releases", json={"slug": slug.json()["id"]})
+    assert rel.status_code == 201 and rel.json()["slug"]["id"] == slug.json()["id"]
+    forms = api.get(f"/apps/{name}/formation").json()
+    check("formation", forms)
+    assert {f["type"]: f["quantity"] for f in forms} == {"web": 1, "worker": 0}
+    # The Heroku CLI sends quantities as strings.
+    r = api.patch(f"/apps/{name}/formation", json={"updates": [{"type": "worker", "quantity": "1", "size": "standard-1X"}, {"type": "web", "quantity": 2, "size": "standard-2x"}]})
+    assert r.status_code == 200, r.text
+    check("formation", r.json())
+    got = {f["type"]: (f["quantity"], f["size"]) for f in api.get(f"/apps/{name}/formation").json()}
+    assert got == {"web": (2, "Standard-2X"), "worker": (1, "Standard-1X")}
+    r = api.patch(f"/apps/{name}/formation/worker", json={"quantity": 0})
+    check("formation", r.json())
+    assert api.get(f"/apps/{name}/formation/worker").json()["quantity"] == 0
+    error_of(api.patch(f"/apps/{name}/formation", json={"updates": [{"type": "clock", "quantity": 1}]}), 404, "not_found")
+    error_of(api.patch(f"/apps/{name}/formation", json={"updates": [{"type": "web", "quantity": "two"}]}), 422, "invalid_params")
+    error_of(api.patch(f"/apps/{name}/formation", json={"updates": [{"type": "web", "size": "huge"}]}), 422, "invalid_params")
+    error_of(api.patch(f"/apps/{name}/formation", json={"updates": [{"type": "web", "quantity": 101}]}), 422, "invalid_params")
+    api.delete(f"/apps/{name}")
+
+
+def test_features(api: httpx.Client) -> None:
+    name = "ft-" + uuid.uuid4().hex[:8]
+    api.post("/apps", json={"name": name})
+    feats = api.get(f"/apps/{name}/features").json()
+    check("app-feature", feats)
+    names = {f["name"] for f in feats}
+    assert {"http-session-affinity", "preboot", "http-disable-keepalive-to-dyno", "http-disable-http2",
+            "http-end-to-end-continue", "runtime-dyno-metadata", "log-runtime-metrics"} <= names
+    r = api.patch(f"/apps/{name}/features/preboot", json={"enabled": True})
+    check("app-feature", r.json())
+    assert api.get(f"/apps/{name}/features/preboot").json()["enabled"] is True
+    error_of(api.patch(f"/apps/{name}/features/preboot", json={"enabled": "yes"}), 422, "invalid_params")
+    error_of(api.get(f"/apps/{name}/features/teleport"), 404, "not_found")
+    api.delete(f"/apps/{name}")
+
+
+def test_regions_stacks_sizes(api: httpx.Client) -> None:
+    regions = api.get("/regions").json()
+    check("region", regions)
+    check("region", api.get("/regions/us").json())
+    stacks = api.get("/stacks").json()
+    check("stack", stacks)
+    assert {s["name"] for s in stacks} >= {"heroku-24"}
+    sizes = api.get("/dyno-sizes").json()
+    assert {"eco", "basic", "standard-1x", "standard-2x", "performance-m", "performance-l"} <= {s["name"] for s in sizes}
+
+
+def test_pipeline_couplings_404_for_apps_info(api: httpx.Client) -> None:
+    name = "pc-" + uuid.uuid4().hex[:8]
+    api.post("/apps", json={"name": name})
+    error_of(api.get(f"/apps/{name}/pipeline-couplings"), 404, "not_found")
+    api.delete(f"/apps/{name}")
