@@ -45,7 +45,7 @@ async def apps_list(ctx: Ctx) -> Any:
     if owned and ctx.params["user"] not in (ctx.actor.id, ctx.actor.email):
         raise NotFound("Couldn't find that user.")
     apps = ctx.services.apps.list_for(ctx.actor)
-    return paginate(ctx, [app_out(ctx, a) for a in apps], ("id", "name", "updated_at"))
+    return paginate(ctx, [app_out(ctx, a) for a in apps], ("id", "name", "updated_at"), "name")
 
 
 async def apps_create(ctx: Ctx) -> Any:
@@ -169,7 +169,7 @@ async def slugs_info(ctx: Ctx) -> Any:
 # -- formation ------------------------------------------------------------------
 async def formation_list(ctx: Ctx) -> Any:
     app = the_app(ctx)
-    return paginate(ctx, [views.formation_json(f, app) for f in ctx.services.formation.list(app.id)], ("id", "type"))
+    return paginate(ctx, [views.formation_json(f, app) for f in ctx.services.formation.list(app.id)], ("id", "type"), "type")
 
 
 async def formation_info(ctx: Ctx) -> Any:
@@ -195,7 +195,7 @@ async def formation_update(ctx: Ctx) -> Any:
 # -- features -------------------------------------------------------------------
 async def features_list(ctx: Ctx) -> Any:
     app = the_app(ctx)
-    return paginate(ctx, [views.feature_json(f, on) for f, on in ctx.services.features.list(app.id)], ("id", "name"))
+    return paginate(ctx, [views.feature_json(f, on) for f, on in ctx.services.features.list(app.id)], ("id", "name"), "name")
 
 
 async def features_info(ctx: Ctx) -> Any:

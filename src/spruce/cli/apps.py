@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 import click
 
-from .base import app_option, cli, client
+from .base import app_option, cli, client, resolve_app
 from .client import CLIError
 from .output import key_values, print_json, styled_header, table
 
@@ -152,11 +152,11 @@ def apps_rename(app: str, newname: str) -> None:
 
 @cli.command("apps:destroy")
 @click.argument("positional", required=False)
-@app_option
+@click.option("-a", "--app", "app_opt", help="app to run command against")
 @click.option("-c", "--confirm", help="the app name, to confirm without a prompt")
-def apps_destroy(app: str, positional: str | None, confirm: str | None) -> None:
+def apps_destroy(positional: str | None, app_opt: str | None, confirm: str | None) -> None:
     """Permanently destroy an app."""
-    app = positional or app
+    app = resolve_app(positional or app_opt)
     if confirm != app:
         if confirm is not None:
             raise CLIError(f"Confirmation {confirm} did not match {app}. Aborted.")
