@@ -54,6 +54,9 @@ class LogSession:
     dyno: str | None
     last_seen: float = field(default_factory=time.monotonic)
     active: bool = False
+    reader: object | None = None
+    """The stream currently reading this session; a newer GET takes over from it."""
+    wake_reader: Waiter | None = None
     cursor: int | None = None
     """Sequence number the last stream reached; a reconnection resumes after it."""
 
@@ -88,22 +91,31 @@ class SessionRegistry:
         self.expire()
         return self._sessions.get(token)
 
-    def acquire(self, token: str) -> LogSession | str:
-        """The session for a GET, or the reason there is none ("gone" / "busy")."""
+    def acquire(self, token: str, reader: object) -> LogSession | None:
+        """The session for a GET by `reader`, or None when it does not exist (any more).
+
+        A tail session being read by another connection is taken over: the older stream
+        ends. A client whose connection died without the server noticing (NAT timeout,
+        sleep) can thus reconnect at once instead of being refused.
+        """
         self.expire()
         session = self._sessions.get(token) if _TOKEN_RE.match(token) else None
         if session is None:
-            return "gone"
-        if session.active:
-            return "busy"
+            return None
+        if session.active and session.wake_reader is not None:
+            session.wake_reader.wake()
         session.active = True
+        session.reader = reader
         if not session.tail:
             del self._sessions[token]  # one GET per URL
         return session
 
-    def release(self, session: LogSession) -> None:
-        session.active = False
-        session.last_seen = time.monotonic()
+    def release(self, session: LogSession, reader: object) -> None:
+        if session.reader is reader:
+            session.active = False
+            session.reader = None
+            session.wake_reader = None
+            session.last_seen = time.monotonic()
 
     def expire(self) -> None:
         limit = time.monotonic() - self._router.config.session_ttl
@@ -135,11 +147,9 @@ class LogSessionApp:
         token = scope["path"].rstrip("/").rsplit("/", 1)[-1]
         headers = {k.lower(): v for k, v in scope.get("headers", [])}
         registry = self._router._sessions
-        found = registry.acquire(token)
-        if found == "busy":
-            await _plain(send, 409, "This log session is already being read.\n")
-            return
-        if isinstance(found, str):
+        reader = object()
+        found = registry.acquire(token, reader)
+        if found is None:
             await _plain(send, 404, "Log session not found or expired.\n")
             return
         task = asyncio.current_task()
@@ -152,9 +162,9 @@ class LogSessionApp:
                 await _start(send, sse)
                 await send({"type": "http.response.body", "body": b""})
                 return
-            await _Stream(self._router, found, sse, last_id, receive, send).run()
+            await _Stream(self._router, found, reader, sse, last_id, receive, send).run()
         finally:
-            registry.release(found)
+            registry.release(found, reader)
             if task is not None:
                 self._streams.discard(task)
 
@@ -171,6 +181,7 @@ class _Stream:
         self,
         router: LogRouter,
         session: LogSession,
+        reader: object,
         sse: bool,
         last_event_id: int | None,
         receive: Receive,
@@ -178,6 +189,7 @@ class _Stream:
     ) -> None:
         self.router = router
         self.session = session
+        self.reader = reader
         self.sse = sse
         self.last_event_id = last_event_id
         self.receive = receive
@@ -211,13 +223,14 @@ class _Stream:
         s.cursor = cursor
         waiter = Waiter()
         router.add_waiter(s.app_id, waiter)
+        s.wake_reader = waiter
         watcher = asyncio.create_task(self._watch_disconnect(waiter))
         try:
             if first:
                 await self.write(first)
             await self._tail(waiter)
             if not self.closed:
-                await self.write(b"", more=False)
+                await self.write(b"", more=False)  # ended by us: the client may reconnect
         except OSError:
             pass  # the client went away mid-write
         finally:
@@ -228,12 +241,14 @@ class _Stream:
         s, router, cfg = self.session, self.router, self.router.config
         deadline = time.monotonic() + cfg.tail_max_seconds
         assert s.cursor is not None
-        while not self.closed:
+        cursor = s.cursor
+        while not self.closed and s.reader is self.reader:
             waiter.event.clear()
-            lines, cursor = router.lines_after(s.app_id, s.cursor, s.source, s.dyno)
+            lines, cursor = router.lines_after(s.app_id, cursor, s.source, s.dyno)
             if lines:
                 await self.write(self.encode(lines))
-            s.cursor = cursor
+            if s.reader is self.reader:  # a newer GET took over: it owns the cursor now
+                s.cursor = cursor
             if lines:
                 continue
             left = deadline - time.monotonic()

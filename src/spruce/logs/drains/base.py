@@ -177,16 +177,21 @@ class DrainWorker:
         )
 
     async def _supervise(self) -> None:
-        while True:
-            try:
-                await self.run_connection()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # any failure: record, back off, reconnect
-                self.fail(exc)
+        try:
+            while True:
+                try:
+                    await self.run_connection()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # any failure: record, back off, reconnect
+                    self.fail(exc)
+                await self.close_transport()
+                await asyncio.sleep(self._backoff)
+                self._backoff = min(self._backoff * 2, self.config.drain_backoff_max)
+        finally:
+            # Also when cancelled (drain removed or replaced): never leak the connection.
+            self.state = "stopped"
             await self.close_transport()
-            await asyncio.sleep(self._backoff)
-            self._backoff = min(self._backoff * 2, self.config.drain_backoff_max)
 
     def connected(self) -> None:
         self.state = "connected"
