@@ -40,6 +40,7 @@ class SyslogListener:
         self.messages: list[SyslogMessage] = []
         self.server: asyncio.Server | None = None
         self.writers: list[asyncio.StreamWriter] = []
+        self.eofs = 0
 
     async def start(self) -> None:
         self.server = await asyncio.start_server(
@@ -52,6 +53,7 @@ class SyslogListener:
         with contextlib.suppress(ConnectionError, ssl.SSLError):
             while data := await reader.read(65536):
                 self.messages.extend(parse_syslog_message(m) for m in parser.feed(data))
+            self.eofs += 1
 
     async def stop(self) -> None:
         assert self.server is not None
@@ -270,3 +272,64 @@ async def test_syslog_drain_reconnects_after_listener_restart() -> None:
 def test_set_drains_rejects_bad_urls(bad: str) -> None:
     with pytest.raises(ValueError):
         LogRouter().set_drains("a", [DrainSpec("x", bad, "d.x", "demo")])
+
+
+async def test_https_drain_gets_l10_frame_after_overflow() -> None:
+    received: list[bytes] = []
+    gate = asyncio.Event()
+
+    async def ingest(request: Request) -> Response:
+        await gate.wait()  # the receiver hangs until the test opens the gate
+        received.append(await request.body())
+        return Response(status_code=200)
+
+    app = Starlette(routes=[Route("/in", ingest, methods=["POST"])])
+    config = LogRouterConfig(drain_buffer_lines=20, drain_batch_lines=10, l10_interval=60)
+    async with serve(app) as srv:
+        router = LogRouter(config)
+        router.set_drains("a", [DrainSpec("d-h", srv.base + "/in", "d.h", "demo")])
+        async with running(router):
+            router.emit("a", "app", "web.1", "first")
+            await wait_until(lambda: router.drain_status("d-h").buffered == 0, what="in flight")
+            for i in range(100):
+                router.emit("a", "app", "web.1", f"n{i}")
+            assert router.drain_status("d-h").dropped == 80
+            gate.set()
+            await wait_until(lambda: router.drain_status("d-h").buffered == 0, what="drained")
+            await wait_until(lambda: router.drain_status("d-h").sent == 21, what="sent")
+        msgs = [parse_syslog_message(f) for b in received for f in OctetFrameParser().feed(b)]
+        texts = [m.message for m in msgs]
+        assert texts[0] == "first"
+        l10 = [m for m in msgs if m.procid == "logplex"]
+        assert len(l10) == 1 and l10[0].pri == 172
+        assert l10[0].message.startswith("Error L10 (output buffer overflow): 80 messages dropped")
+        assert texts.index(l10[0].message) == 1  # ahead of the lines that follow the gap
+        assert texts[2:] == [f"n{i}" for i in range(20)]
+
+
+async def test_removing_and_replacing_drains_closes_connections() -> None:
+    one, two = SyslogListener(free_port()), SyslogListener(free_port())
+    await one.start()
+    await two.start()
+    router = LogRouter(FAST)
+    spec = DrainSpec("d1", f"syslog://127.0.0.1:{one.port}", "d.1", "demo")
+    router.set_drains("a", [spec])
+    async with running(router):
+        router.emit("a", "app", "web.1", "to one")
+        await wait_until(lambda: bodies(one) == ["to one"])
+        router.set_drains("a", [spec])  # unchanged: same connection, nothing lost
+        router.emit("a", "app", "web.1", "still one")
+        await wait_until(lambda: bodies(one) == ["to one", "still one"])
+        assert len(one.writers) == 1
+        router.set_drains("a", [DrainSpec("d1", f"syslog://127.0.0.1:{two.port}", "d.1", "demo")])
+        router.emit("a", "app", "web.1", "to two")
+        await wait_until(lambda: bodies(two) == ["to two"])
+        await wait_until(lambda: one.eofs == 1, what="old connection closed by the router")
+        router.remove_app("a")
+        router.emit("a", "app", "web.1", "after removal")
+        await wait_until(lambda: two.eofs == 1, what="connection closed on remove_app")
+        with pytest.raises(KeyError):
+            router.drain_status("d1")
+        assert bodies(two) == ["to two"]
+    await one.stop()
+    await two.stop()

@@ -181,3 +181,27 @@ async def test_client_disconnect_frees_the_tail(sse: bool) -> None:
             while sse and not line.startswith("data:"):
                 line = await asyncio.wait_for(anext(it), 2)
             assert line.endswith("app[web.1]: next")
+
+
+async def test_noisy_app_does_not_delay_another_apps_tail() -> None:
+    router = LogRouter()
+    quiet = router.create_session("quiet", tail=True)
+    noisy = router.create_session("noisy", tail=True)
+    async with serve(make_app(router)) as srv, httpx.AsyncClient(timeout=10) as client:
+        async with (
+            client.stream("GET", url(srv.base, router, quiet), headers=SSE) as rq,
+            client.stream("GET", url(srv.base, router, noisy), headers=SSE) as rn,
+        ):
+            assert rn.status_code == 200  # a tail reader of the noisy app exists, unread
+            quiet_events = events(rq)
+            await asyncio.sleep(0.05)
+            delays: list[float] = []
+            for burst in range(5):
+                for i in range(4000):
+                    router.emit("noisy", "app", "web.1", f"noise {burst} {i} " + "n" * 100)
+                t0 = time.monotonic()
+                router.emit("quiet", "app", "web.1", f"quiet {burst}")
+                ev = await asyncio.wait_for(anext(quiet_events), 1.0)
+                assert ev.data.endswith(f"quiet {burst}")
+                delays.append(time.monotonic() - t0)
+            assert max(delays) < 1.0
