@@ -44,6 +44,8 @@ def decode_message(message: str | bytes) -> str:
     """Text for any producer output: invalid UTF-8 bytes become `\\xNN` escapes."""
     if isinstance(message, bytes | bytearray | memoryview):
         return bytes(message).decode("utf-8", errors="backslashreplace")
+    if not isinstance(message, str):
+        message = str(message)
     try:
         message.encode("utf-8")
     except UnicodeEncodeError:

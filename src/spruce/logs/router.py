@@ -93,7 +93,8 @@ class LogRouter:
         skip_drain: DrainWorker | None,
     ) -> None:
         texts = split_message(decode_message(message), self.config.max_line_bytes)
-        when = self._clock() if ts is None else ts
+        # A bad timestamp from a producer must not break every later read of the stream.
+        when = ts if ts is not None and _MIN_TS <= ts < _MAX_TS else self._clock()
         with self._lock:
             log = self._apps.get(app_id)
             if log is None:
@@ -186,6 +187,10 @@ class LogRouter:
 
     def session(self, token: str) -> LogSession | None:
         return self._sessions.peek(token)
+
+    @property
+    def sessions(self) -> SessionRegistry:
+        return self._sessions
 
     @staticmethod
     def session_path(token: str) -> str:
@@ -293,6 +298,9 @@ class LogRouter:
                 self._emit(
                     worker.app_id, "heroku", "logplex", l10_text(dropped, since), None, worker
                 )
+
+
+_MIN_TS, _MAX_TS = 0.0, 253402300800.0  # 1970 .. year 10000
 
 
 def _matches(line: LogLine, source: str | None, dyno: str | None) -> bool:

@@ -74,8 +74,10 @@ class SessionRegistry:
             raise LogSessionError("app id is required")
         if isinstance(lines, bool) or not isinstance(lines, int):
             raise LogSessionError("lines must be an integer")
-        if not 0 <= lines <= cfg.max_session_lines:
-            raise LogSessionError(f"lines must be between 0 and {cfg.max_session_lines}")
+        if lines < 0:
+            raise LogSessionError("lines must not be negative")
+        # Like Heroku, asking for more than the buffer holds gets what there is.
+        lines = min(lines, cfg.max_session_lines)
         if not isinstance(tail, bool):
             raise LogSessionError("tail must be true or false")
         if source is not None and source not in SOURCES:
@@ -146,7 +148,7 @@ class LogSessionApp:
             return
         token = scope["path"].rstrip("/").rsplit("/", 1)[-1]
         headers = {k.lower(): v for k, v in scope.get("headers", [])}
-        registry = self._router._sessions
+        registry = self._router.sessions
         reader = object()
         found = registry.acquire(token, reader)
         if found is None:

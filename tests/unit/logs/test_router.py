@@ -6,7 +6,13 @@ import time
 import pytest
 
 from spruce.events import LogSink
-from spruce.logs import LogRouter, LogRouterConfig, LogSessionError, new_drain_token
+from spruce.logs import (
+    LogRouter,
+    LogRouterConfig,
+    LogSessionError,
+    display_line,
+    new_drain_token,
+)
 from spruce.logs.drains import DrainSpec
 
 
@@ -68,6 +74,18 @@ def test_long_and_multiline_messages_split_not_lost() -> None:
     assert [len(ln.message) for ln in r.recent("a")[0]] == [100, 100, 50, 4]
 
 
+def test_bad_timestamps_and_types_do_not_break_the_stream() -> None:
+    r = LogRouter(clock=lambda: 1000.0)
+    for bad in (float("nan"), float("inf"), -5.0, 1e20):
+        r.emit("a", "app", "web.1", "x", ts=bad)
+    r.emit("a", "app", "web.1", 12345)  # type: ignore[arg-type]
+    r.emit("a", "app", "web.1", "ok", ts=2000.5)
+    lines = r.recent("a")[0]
+    assert [ln.ts for ln in lines] == [1000.0] * 5 + [2000.5]
+    assert lines[4].message == "12345"
+    assert display_line(lines[0]).startswith("1970-01-01T00:16:40.000000+00:00 app[web.1]")
+
+
 def test_bad_source_or_process_is_rejected() -> None:
     r = LogRouter()
     with pytest.raises(ValueError, match="source"):
@@ -97,8 +115,8 @@ def test_session_parameters_validated() -> None:
     r = LogRouter()
     with pytest.raises(LogSessionError, match="lines"):
         r.create_session("a", lines=-1)
-    with pytest.raises(LogSessionError, match="lines"):
-        r.create_session("a", lines=1501)
+    clamped = r.session(r.create_session("a", lines=5000))
+    assert clamped is not None and clamped.lines == 1500
     with pytest.raises(LogSessionError, match="source"):
         r.create_session("a", source="system")
     with pytest.raises(LogSessionError, match="dyno"):
