@@ -130,3 +130,21 @@ async def resolve_buildpack(ref: str, download_cache: Path, timeout: float = 60.
         f"({', '.join('heroku/' + n for n in DETECTION_ORDER)}), a directory, or an "
         "http(s) URL of a .tgz buildpack"
     )
+
+
+def detect_builtin(app_dir: str | os.PathLike[str]) -> tuple[str, str] | None:
+    """(buildpack ref, description) of the first built-in whose bin/detect accepts app_dir.
+
+    Runs the real detect scripts in DETECTION_ORDER, as a build does; None when none applies.
+    """
+    import subprocess
+
+    for name in DETECTION_ORDER:
+        bp = builtin(name)
+        proc = subprocess.run(
+            [str(bp.path / "bin" / "detect"), str(app_dir)],
+            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        if proc.returncode == 0:
+            return bp.ref, (proc.stdout.strip().splitlines() or [name])[0]
+    return None
