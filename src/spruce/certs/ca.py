@@ -106,7 +106,10 @@ class InternalCA:
         self.cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
     def issue(
-        self, hostnames: list[str], ips: list[str] | None = None, validity: dt.timedelta = LEAF_VALIDITY
+        self,
+        hostnames: list[str],
+        ips: list[str] | None = None,
+        validity: dt.timedelta = LEAF_VALIDITY,
     ) -> IssuedCertificate:
         """Sign a server certificate for DNS names (wildcards allowed) and IP addresses."""
         if not hostnames and not ips:
@@ -127,9 +130,7 @@ class InternalCA:
             .not_valid_after(not_after)
             .add_extension(x509.SubjectAlternativeName(sans), critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(
-                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
-            )
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
             .add_extension(
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(self._cert.public_key()),  # type: ignore[arg-type]
                 critical=False,

@@ -1,0 +1,150 @@
+"""Finding buildpacks: built-in names, local paths and http(s) tarball URLs.
+
+Built-ins live in ``spruce/build/buildpacks/<name>`` and are ordinary classic buildpacks
+(``bin/detect``, ``bin/compile``, ``bin/release``). Auto-detection tries them in Heroku's
+builder order: languages first (python ... dotnet, nodejs last), then static, then procfile.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from .archive import SourceArchiveError, extract_tarball
+
+BUILTIN_DIR = Path(__file__).parent / "buildpacks"
+
+# Heroku's order; static and procfile come after every language.
+DETECTION_ORDER: tuple[str, ...] = ("python", "dotnet", "nodejs", "static", "procfile")
+
+# Names users type (heroku/python, heroku-community/static) and Heroku's classic buildpack
+# URLs all map to our built-ins, so an app.json or `buildpacks:set` written for Heroku works.
+_ALIASES: dict[str, str] = {
+    "python": "python",
+    "nodejs": "nodejs",
+    "node": "nodejs",
+    "static": "static",
+    "procfile": "procfile",
+    "dotnet": "dotnet",
+}
+_HEROKU_URLS: dict[str, str] = {
+    "heroku-buildpack-python": "python",
+    "heroku-buildpack-nodejs": "nodejs",
+    "heroku-buildpack-static": "static",
+    "heroku-buildpack-dotnet": "dotnet",
+    "procfile-cnb": "procfile",
+}
+
+
+class BuildpackError(ValueError):
+    """A buildpack reference that cannot be resolved or fetched."""
+
+
+@dataclass(frozen=True)
+class Buildpack:
+    ref: str  # what the user asked for, as shown in build output and BuildResult
+    path: Path  # directory holding bin/
+
+
+def builtin_name(ref: str) -> str | None:
+    """Map `heroku/python`, `python`, or a Heroku buildpack URL to a built-in name."""
+    ref = ref.strip()
+    lowered = ref.lower()
+    if lowered.startswith(("http://", "https://")):
+        tail = lowered.rstrip("/").removesuffix(".git").rsplit("/", 1)[-1]
+        return _HEROKU_URLS.get(tail)
+    for prefix in ("heroku/", "heroku-community/", "spruce/"):
+        if lowered.startswith(prefix):
+            lowered = lowered[len(prefix) :]
+            break
+    return _ALIASES.get(lowered)
+
+
+def builtin(name: str) -> Buildpack:
+    return Buildpack(ref=f"heroku/{name}", path=BUILTIN_DIR / name)
+
+
+def _bin_root(directory: Path) -> Path:
+    """A downloaded tarball may wrap the buildpack in one top-level directory."""
+    if (directory / "bin").is_dir():
+        return directory
+    children = [c for c in directory.iterdir() if not c.name.startswith(".")]
+    if len(children) == 1 and (children[0] / "bin").is_dir():
+        return children[0]
+    raise BuildpackError("the buildpack archive has no bin/ directory")
+
+
+async def _download(url: str, cache_dir: Path, timeout: float) -> Path:
+    key = hashlib.sha256(url.encode()).hexdigest()[:32]
+    target = cache_dir / key
+    if (target / ".complete").exists():
+        return _bin_root(target)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache_dir) as tmp:
+        archive = Path(tmp) / "buildpack.tgz"
+        try:
+            async with httpx.AsyncClient(follow_redirects=True, timeout=timeout) as client:
+                async with client.stream("GET", url) as response:
+                    if response.status_code != 200:
+                        raise BuildpackError(
+                            f"could not download buildpack {url}: HTTP {response.status_code}"
+                        )
+                    with archive.open("wb") as fh:
+                        async for chunk in response.aiter_bytes():
+                            fh.write(chunk)
+        except httpx.HTTPError as exc:
+            raise BuildpackError(f"could not download buildpack {url}: {exc}") from exc
+        unpacked = Path(tmp) / "unpacked"
+        try:
+            extract_tarball(archive, unpacked)
+        except SourceArchiveError as exc:
+            raise BuildpackError(f"buildpack {url} is not a usable tarball: {exc}") from exc
+        _bin_root(unpacked)
+        (unpacked / ".complete").touch()
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(unpacked, target)
+    return _bin_root(target)
+
+
+async def resolve_buildpack(ref: str, download_cache: Path, timeout: float = 60.0) -> Buildpack:
+    """Turn one user-facing reference into a directory with bin/detect, compile, release."""
+    name = builtin_name(ref)
+    if name is not None:
+        return Buildpack(ref=ref, path=BUILTIN_DIR / name)
+    if ref.startswith(("http://", "https://")):
+        return Buildpack(ref=ref, path=await _download(ref, download_cache, timeout))
+    path = Path(ref).expanduser()
+    if path.is_dir():
+        if not (path / "bin" / "compile").is_file():
+            raise BuildpackError(f"buildpack {ref} has no bin/compile")
+        return Buildpack(ref=ref, path=path.resolve())
+    raise BuildpackError(
+        f"unknown buildpack {ref!r}: use a built-in name "
+        f"({', '.join('heroku/' + n for n in DETECTION_ORDER)}), a directory, or an "
+        "http(s) URL of a .tgz buildpack"
+    )
+
+
+def detect_builtin(app_dir: str | os.PathLike[str]) -> tuple[str, str] | None:
+    """(buildpack ref, description) of the first built-in whose bin/detect accepts app_dir.
+
+    Runs the real detect scripts in DETECTION_ORDER, as a build does; None when none applies.
+    """
+    import subprocess
+
+    for name in DETECTION_ORDER:
+        bp = builtin(name)
+        proc = subprocess.run(
+            [str(bp.path / "bin" / "detect"), str(app_dir)],
+            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        if proc.returncode == 0:
+            return bp.ref, (proc.stdout.strip().splitlines() or [name])[0]
+    return None
