@@ -14,10 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+from starlette.routing import Mount
 
 from spruce.api.app import create_api
 from spruce.certs.ca import InternalCA
 from spruce.config import Endpoints, Settings
+from spruce.logs import LogRouter
+from spruce.runtime.git import make_git_server
 from spruce.services import Services
 from spruce.store.db import Store
 
@@ -40,6 +43,16 @@ def bind_socket(host: str, port: int) -> socket.socket:
     sock.listen(1024)
     sock.setblocking(False)
     return sock
+
+
+def _is_ip(host: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return False
 
 
 def _url(scheme: str, host: str, port: int) -> str:
@@ -114,25 +127,39 @@ class Platform:
         os.chmod(self.home, 0o700)
         self.lock.acquire()
         self.store = Store.open(self.home)
-        self.services = Services(self.store)
+        self.log_router = LogRouter()
+        self.services = Services(self.store, home=self.home, log_router=self.log_router)
         self.ca = InternalCA(self.home / "ca")
 
     async def start(self) -> Endpoints:
         assert self.services is not None
         s = self.settings
         api_sock = bind_socket(s.host, s.api_port)
+        git_sock = bind_socket(s.host, s.git_port)
         api_port = api_sock.getsockname()[1]
         api_url = _url("http", s.host, api_port)
+        git_url = _url("https", s.host, git_sock.getsockname()[1])
         key = operator_key(self.services, self.home, s.operator_email)
         http_port = s.http_port
         https_port = s.https_port
         urls = {
             "api_url": api_url,
-            "git_url": api_url + "/git",
+            "git_url": git_url,
             "web_url_template": f"http://{{app}}.{s.domain}:{http_port}/",
         }
-        api = create_api(self.services, urls)
+        await self.log_router.start()
+        for app in self.services.apps.all():
+            self.services.logs.sync(app.id)
+        self.git = make_git_server(self.services, self.home / "repos")
+        api = create_api(self.services, urls, [Mount("/git", app=self.git)])
         self._serve(api, [api_sock])
+        cert = self.home / "certs" / "local.pem"
+        keyfile = self.home / "certs" / "local.key"
+        cert.parent.mkdir(exist_ok=True)
+        hosts = sorted({"localhost", s.domain} - {""})
+        ips = [s.host] if _is_ip(s.host) else ["127.0.0.1"]
+        self.ca.issue_to_files(cert, keyfile, hosts, ips)
+        self._serve(self.git, [git_sock], ssl=(cert, keyfile))
         self.endpoints = Endpoints(
             api_url=api_url,
             router_http_url=_url("http", s.host, http_port),
@@ -145,8 +172,11 @@ class Platform:
         self.endpoints.write(s.endpoints_path if s.home == self.home else self.home / "endpoints.json")
         return self.endpoints
 
-    def _serve(self, app: Any, socks: list[socket.socket]) -> None:
-        config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
+    def _serve(self, app: Any, socks: list[socket.socket], ssl: tuple[Path, Path] | None = None) -> None:
+        config = uvicorn.Config(
+            app, log_level="warning", lifespan="off", access_log=False,
+            ssl_certfile=str(ssl[0]) if ssl else None, ssl_keyfile=str(ssl[1]) if ssl else None,
+        )
         server = uvicorn.Server(config)
         server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         self._servers.append(server)
@@ -165,6 +195,10 @@ class Platform:
         for server in self._servers:
             server.should_exit = True
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if getattr(self, "git", None) is not None:
+            await self.git.close()
+        if getattr(self, "log_router", None) is not None:
+            await self.log_router.stop()
         if self.store is not None:
             self.store.dispose()
         try:

@@ -1,23 +1,38 @@
 """The services layer: the one place where Spruce's business rules live.
 
 The API, the git endpoint, the CLI's local commands and the MCP tools all call these
-objects; none of them holds a rule of its own.
+objects; none of them holds a rule of its own. Runtime parts that services drive (the log
+router, the dyno manager, add-on providers) are handed in by the control plane.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
+from spruce.logs import LogRouter
 from spruce.store.db import Store
 
 from .accounts import Accounts
 from .apps import Apps
+from .builds import Builds, BuildSettings
 from .events import EventBus
 from .features import Features
 from .formation import Formations
+from .logs import Logs
 from .releases import Releases
 
 
 class Services:
-    def __init__(self, store: Store, events: EventBus | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        events: EventBus | None = None,
+        *,
+        home: Path | None = None,
+        log_router: LogRouter | None = None,
+        build_settings: BuildSettings | None = None,
+    ) -> None:
         self.store = store
         self.events = events or EventBus()
         self.accounts = Accounts(store)
@@ -25,6 +40,15 @@ class Services:
         self.releases = Releases(store, self.events)
         self.formation = Formations(store, self.events)
         self.features = Features(store, self.events)
+        self.logs = Logs(store, self.events, log_router or LogRouter())
+        self.builds: Builds | None = (
+            Builds(store, self.events, self.releases, home, build_settings) if home else None
+        )
+        self.dynos: Any = None  # set by the runtime (services.dynos.Dynos)
+        self.events.subscribe("api_log", self._api_log)
+
+    def _api_log(self, kind: str, app_id: str, message: str, **_: Any) -> None:
+        self.logs.api_line(app_id, message)
 
 
 __all__ = ["Services", "EventBus"]
