@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
-from conftest import serve
+from _logs_server import serve
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
