@@ -105,10 +105,23 @@ def fast_settings(**kw: object) -> DynoSettings:
     return s
 
 
+class TimedSink(PrintLogSink):
+    """Keeps lines and when they arrived (monotonic)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.times: list[float] = []
+
+    def emit(self, app_id: str, source: str, process: str, message: str,
+             ts: float | None = None) -> None:
+        super().emit(app_id, source, process, message, ts)
+        self.times.append(time.monotonic())
+
+
 class Harness:
     def __init__(self, tmp: Path) -> None:
         self.tmp = tmp
-        self.sink = PrintLogSink()
+        self.sink = TimedSink()
         self.changes: list[str] = []
         self.ca = InternalCA(tmp / "ca")
         self.managers: list[DynoManager] = []

@@ -112,16 +112,21 @@ async def test_restart_and_stop_formation_dyno(harness: Harness) -> None:
 async def test_crash_restart_policy(harness: Harness) -> None:
     m = await harness.manager()
     await m.converge(runtime(make_slug(harness.tmp), formation={"crash": (1, "basic")}))
-    await until(lambda: sum("Process exited with status 3" in l
-                            for l in harness.lines("heroku", "crash.1")) >= 3, timeout=10)
+    await until(lambda: harness.lines("heroku", "crash.1").count("Process exited with status 3")
+                >= 4, timeout=10)
     lines = harness.lines("heroku", "crash.1")
     assert "State changed from up to crashed" in lines
     assert "State changed from crashed to starting" in lines
     assert harness.has_line("boom", "crash.1")
     # First restart at once, then a growing cool-off (0.6 s, then 1.2 s).
-    starts = [ts for (_, src, proc, msg), ts in zip(harness.sink.lines, range(10**6))
+    starts = [t for (_, _, proc, msg), t in zip(harness.sink.lines, harness.sink.times,
+                                                 strict=True)
               if proc == "crash.1" and msg.startswith("Starting process")]
-    assert len(starts) >= 3
+    assert len(starts) >= 4
+    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    assert gaps[0] < 0.5, gaps
+    assert 0.55 <= gaps[1] < 1.1, gaps
+    assert 1.1 <= gaps[2] < 1.9, gaps
     info = m.dynos("app1")[0]
     assert info.state in ("crashed", "starting", "up")
 
