@@ -118,8 +118,11 @@ class Lifecycle:
     # -- one run of a dyno's process -----------------------------------------------------
     async def _run_once(
         self, st: AppState, d: Dyno, app: AppRuntime, *, extra_env: dict[str, str] | None = None,
-        stdio: str = "log", att: Attachment | None = None,
+        stdio: str = "log", att: Attachment | None = None, quiet: bool = False,
     ) -> tuple[str, int]:
+        """Launch d's process and wait until it ends (quiet: no platform lines or changes,
+        for commands run inside another dyno)."""
+        heroku = (lambda msg: None) if quiet else (lambda msg: self._heroku(d, msg))
         d.stop_event.clear()
         d.launch_id = str(uuid.uuid4())
         d.release_id, d.release_version = app.release_id, app.release_version
@@ -138,8 +141,9 @@ class Lifecycle:
             pids_max=get_size(d.size).pids_max, stdio=stdio, winsize=winsize,
         )
         d.env, d.host_dir, d.home, d.uid = env, host_dir, home, uid
-        self._set_state(d, "starting", log_line=False)
-        self._heroku(d, f"Starting process with command `{d.command}`")
+        if not quiet:
+            self._set_state(d, "starting", log_line=False)
+        heroku(f"Starting process with command `{d.command}`")
         proc = DynoProcess(
             spec, self.sandbox, self.state_dir,
             lambda line: self.sink.emit(d.app_id, "app", d.name, line), port,
@@ -148,14 +152,17 @@ class Lifecycle:
             await proc.spawn()
         except OSError as e:
             log.warning("could not start %s of %s: %s", d.name, d.app_id, e)
-            self._heroku(d, "Process exited with status 127")
-            self._set_state(d, "crashed")
+            heroku("Process exited with status 127")
+            if not quiet:
+                self._set_state(d, "crashed")
             return CRASHED, 127
         d.proc, d.port = proc, port
         d.updated_at = time.time()
-        self._changed(d.app_id)
+        if not quiet:
+            self._changed(d.app_id)
         exit_task = asyncio.create_task(proc.wait())
-        monitor = asyncio.create_task(self._monitor(d, proc, app))
+        monitor = asyncio.create_task(
+            self._monitor(d, proc, app) if not quiet else asyncio.Event().wait())
         stop_wait = asyncio.create_task(d.stop_event.wait())
         relay = None
         if att is not None:
@@ -187,9 +194,11 @@ class Lifecycle:
                 att.writer.write(exit_status_line(status))
                 await asyncio.wait_for(att.writer.drain(), 2)
             att.done.set()
-        self._heroku(d, f"Process exited with status {status}")
+        heroku(f"Process exited with status {status}")
         d.proc, d.port = None, None
-        if outcome == CRASHED and not d.one_off:
+        if quiet:
+            pass
+        elif outcome == CRASHED and not d.one_off:
             self._set_state(d, "crashed")
         else:
             d.updated_at = time.time()

@@ -106,7 +106,7 @@ class DynoManager(Lifecycle):
             if st.preboot_task:
                 st.preboot_task.cancel()
             for d in list(st.dynos):
-                self._retire(d)
+                self._end(d)
                 if d.task:
                     tasks.append(d.task)
             tasks.extend(st.execs)
@@ -150,7 +150,10 @@ class DynoManager(Lifecycle):
             current = [d for d in st.formation_dynos() if not d.preboot_old and d.want != "retire"]
             preboot_old: list[Dyno] = []
             if release_changed and "preboot" in app.features:
-                preboot_old = [d for d in current if d.type == "web"]
+                # Old dynos of an unfinished earlier switch go with this one's old dynos.
+                preboot_old = [d for d in current if d.type == "web"] + [
+                    d for d in st.formation_dynos() if d.preboot_old and d.want != "retire"
+                ]
                 for d in preboot_old:
                     d.preboot_old = True
                 current = [d for d in current if d.type != "web"]
@@ -206,7 +209,7 @@ class DynoManager(Lifecycle):
                 st.preboot_task.cancel()
             tasks = [d.task for d in st.dynos if d.task]
             for d in list(st.dynos):
-                self._retire(d)
+                self._end(d)
             for t in st.execs:
                 t.cancel()
             await asyncio.gather(*tasks, *st.execs, return_exceptions=True)
@@ -265,6 +268,12 @@ class DynoManager(Lifecycle):
                    dyno_name: str | None = None) -> None:
         """Stop dynos. As on Heroku, formation dynos come back (a restart); one-offs end."""
         await self.restart(app_id, process_type, dyno_name)
+
+    def _end(self, d: Dyno) -> None:
+        if d.one_off:
+            self._end_one_off(d)
+        else:
+            self._retire(d)
 
     def _end_one_off(self, d: Dyno) -> None:
         if self.rendezvous and d.attach_url:
@@ -446,6 +455,7 @@ class DynoManager(Lifecycle):
                       target.release_id, target.release_version, one_off=True)
         env = {k: v for k, v in target.env.items() if k not in ("PATH", "HOME")}
         try:
-            await self._run_once(st, shadow, st.app, extra_env=env, stdio="pipe", att=att)
+            await self._run_once(st, shadow, st.app, extra_env=env, stdio="pipe", att=att,
+                                 quiet=True)
         finally:
             att.done.set()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import pty
@@ -240,23 +241,33 @@ class DynoProcess:
 async def end_leftover(rec: PersistedDyno, sandbox: Sandbox, grace: float) -> bool:
     """End the processes of a dyno recorded by an earlier manager. True if any were found."""
     cg = sandbox.existing_cgroup(rec.cgroup_dirs) if rec.cgroup_dirs else None
+    leader = procs.read_stat(rec.pid)
+    # Linux hands out no pid that is still a process group's id: a new process with the
+    # leader's pid means the old group is gone (its cgroup may still hold escapees).
+    reused = leader is not None and rec.starttime is not None and leader.starttime != rec.starttime
+    pgid = None if reused else rec.pgid
 
     def alive() -> list[int]:
-        pids = [p.pid for p in procs.group_members(rec.pgid)]
+        pids = [p.pid for p in procs.group_members(pgid)] if pgid else []
         if cg:
             pids += [p.pid for p in procs.pids_alive(cg.procs())]
         return pids
+
+    def send(sig: int) -> None:
+        for pid in alive():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
 
     if not alive():
         if cg:
             cg.remove()
         return False
-    procs.signal_group(rec.pgid, procs.SIGTERM, cg.procs() if cg else None)
+    send(procs.SIGTERM)
     deadline = time.monotonic() + grace
     while alive() and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
     if alive():
-        procs.signal_group(rec.pgid, procs.SIGKILL, cg.procs() if cg else None)
+        send(procs.SIGKILL)
         deadline = time.monotonic() + 5
         while alive() and time.monotonic() < deadline:
             await asyncio.sleep(0.05)

@@ -206,7 +206,10 @@ class Sandbox:
         return Cgroup(paths, mem)
 
     def _bwrap_fs_args(self) -> list[str]:
-        args = ["--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--proc", "/proc",
+        # A pid namespace hides other apps' processes; the dyno's processes keep the process
+        # group the manager gave them, so signals to the group still reach all of them.
+        args = ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+                "--proc", "/proc",
                 "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/var/tmp"]
         for p in self.settings.sandbox_ro_paths:
             if os.path.islink(p):
