@@ -74,6 +74,8 @@ class AppState:
     sleeping: bool = False
     homes: dict[str, tuple[Path, str]] = field(default_factory=dict)
     """release_id -> (slug directory on the host, HOME inside the dyno)."""
+    preparing: dict[str, asyncio.Future[tuple[Path, str]]] = field(default_factory=dict)
+    """release_id -> the copy of its slug being made."""
     preboot_task: asyncio.Task[None] | None = None
     execs: set[asyncio.Task[None]] = field(default_factory=set)
 

@@ -100,15 +100,25 @@ class Lifecycle:
 
     async def _home_for(self, st: AppState, app: AppRuntime) -> tuple[Path, str]:
         found = st.homes.get(app.release_id)
-        if found is None:
-            found = await asyncio.to_thread(
+        if found is not None:
+            return found
+        # One copy per release, however many dynos ask for it at once.
+        task = st.preparing.get(app.release_id)
+        if task is None:
+            task = asyncio.ensure_future(asyncio.to_thread(
                 self.sandbox.prepare_slug, app.app_id, app.release_id, Path(app.slug_dir)
-            )
-            st.homes[app.release_id] = found
+            ))
+            st.preparing[app.release_id] = task
+        try:
+            found = await asyncio.shield(task)
+        finally:
+            if task.done():
+                st.preparing.pop(app.release_id, None)
+        st.homes[app.release_id] = found
         return found
 
     def _gc_homes(self, st: AppState) -> None:
-        keep = {st.app.release_id} | {d.release_id for d in st.dynos}
+        keep = {st.app.release_id} | {d.release_id for d in st.dynos} | set(st.preparing)
         for rid in list(st.homes):
             if rid not in keep:
                 del st.homes[rid]
