@@ -1,7 +1,20 @@
 """The log router (Spruce's Logplex): ring buffers, log sessions, drains.
 
-The control plane creates one `LogRouter`, passes it as the `LogSink` to every producer,
-mounts `router.asgi_app` on the API server and calls `start()` / `stop()`.
+Wiring (control plane)::
+
+    router = LogRouter(LogRouterConfig(), drain_ssl_context=None)   # one per spruced
+    # every producer gets it as its LogSink: router.emit(app_id, "app", "web.1", b"...")
+    api = Starlette(routes=[..., Mount("/log-sessions/stream", app=router.asgi_app)])
+    await router.start()            # on the control plane's loop; `await router.stop()` at exit
+
+    # POST /apps/{app}/log-sessions
+    token = router.create_session(app.id, lines=100, tail=False, source=None, dyno=None)
+    logplex_url = api_base_url + "/log-sessions/stream" + router.session_path(token)
+
+    # POST/DELETE /apps/{app}/log-drains (after validate_drain_url(url) -> 422 on ValueError)
+    router.set_drains(app.id, [DrainSpec(d.id, d.url, d.token, app.name) for d in drains])
+    router.drain_status(drain.id)   # state, sent, dropped, last_error
+    router.remove_app(app.id)       # on apps:destroy
 """
 
 from spruce.logs.colors import LineColorizer, format_line

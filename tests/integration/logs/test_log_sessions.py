@@ -9,8 +9,8 @@ import time
 
 import httpx
 import pytest
+from _logs_server import serve
 from _logs_sse import events
-from conftest import serve
 from starlette.applications import Starlette
 from starlette.routing import Mount
 

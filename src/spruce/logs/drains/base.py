@@ -218,8 +218,14 @@ class DrainWorker:
         return None
 
 
+class DrainError(ConnectionError):
+    """A drain failure whose message is already user-facing."""
+
+
 def describe(exc: BaseException) -> str:
     text = str(exc).strip()
+    if isinstance(exc, DrainError):
+        return text
     name = type(exc).__name__
     if isinstance(exc, TimeoutError | asyncio.TimeoutError) and not text:
         return "timed out"

@@ -7,7 +7,7 @@ import ssl
 
 import httpx
 
-from spruce.logs.drains.base import DrainWorker, describe
+from spruce.logs.drains.base import DrainError, DrainWorker, describe
 from spruce.logs.framing import http_batch, l10_frame, line_frame
 
 
@@ -42,7 +42,7 @@ class HttpDrain(DrainWorker):
                 self.record_loss(len(batch), batch[0].ts if batch else self.clock())
                 if lost is not None:
                     self.restore_undelivered(lost)
-                raise ConnectionError(self.last_error or "drain POST failed")
+                raise DrainError(self.last_error or "drain POST failed")
             self.sent += len(batch)
             self.connected()
 

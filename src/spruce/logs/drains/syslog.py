@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import ssl
 
-from spruce.logs.drains.base import DrainWorker
+from spruce.logs.drains.base import DrainError, DrainWorker
 from spruce.logs.framing import l10_frame, line_frame
 
 
@@ -40,7 +40,7 @@ class SyslogDrain(DrainWorker):
             while True:
                 await self.wait_for_lines(closed)
                 if closed.done():
-                    raise ConnectionError("the drain closed the connection")
+                    raise DrainError("the drain closed the connection")
                 frames: list[bytes] = []
                 lost = self.take_undelivered()
                 if lost is not None:

@@ -1,3 +1,5 @@
+"""Serving ASGI apps with uvicorn inside a test's event loop."""
+
 from __future__ import annotations
 
 import asyncio
@@ -6,7 +8,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-import pytest
 import uvicorn
 
 from spruce.netutil import free_port
@@ -42,8 +43,3 @@ async def serve(app: Any, **kwargs: Any) -> AsyncIterator[Served]:
         server.force_exit = True
         with contextlib.suppress(Exception):
             await asyncio.wait_for(task, 10)
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"

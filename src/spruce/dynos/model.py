@@ -1,0 +1,148 @@
+"""Plain data the control plane hands to the dyno manager, and what it gets back."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from spruce.dynos.sizes import DynoError, InvalidFormation, get_size
+
+PROCESS_TYPE_RE = re.compile(r"^[a-zA-Z0-9_-]{1,63}$")
+DYNO_NAME_RE = re.compile(r"^([a-zA-Z0-9_-]{1,63})\.([0-9]{1,6})$")
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+FEATURES = frozenset({"preboot", "log-runtime-metrics", "runtime-dyno-metadata"})
+STATES = ("starting", "up", "crashed", "idle", "down")
+
+
+@dataclass
+class AppRuntime:
+    """The desired state of one app's dynos."""
+
+    app_id: str
+    app_name: str
+    release_id: str
+    release_version: int
+    slug_dir: Path
+    process_types: dict[str, str]
+    formation: dict[str, tuple[int, str]]
+    config: dict[str, str] = field(default_factory=dict)
+    features: set[str] = field(default_factory=set)
+    boot_timeout: float = 60.0
+    generation: str = "cedar"
+
+    def validate(self) -> None:
+        """Raise a DynoError (a ValueError) describing the first problem found."""
+        if not isinstance(self.app_id, str) or not re.fullmatch(r"[A-Za-z0-9_.-]{1,100}", self.app_id):
+            raise DynoError(f"invalid app id {self.app_id!r}")
+        if not self.release_id or not isinstance(self.release_id, str):
+            raise DynoError("release_id is required")
+        if self.generation != "cedar":
+            raise DynoError(f"the local backend runs cedar apps only, not {self.generation!r}")
+        if not Path(self.slug_dir).is_dir():
+            raise DynoError("the release's slug directory does not exist")
+        if not (isinstance(self.boot_timeout, int | float) and 0 < self.boot_timeout <= 3600):
+            raise DynoError("boot_timeout must be between 0 and 3600 seconds")
+        for ptype, command in self.process_types.items():
+            if not PROCESS_TYPE_RE.match(ptype):
+                raise InvalidFormation(f"invalid process type {ptype!r}")
+            if not isinstance(command, str) or not command.strip():
+                raise InvalidFormation(f"process type {ptype!r} has no command")
+        for ptype, spec in self.formation.items():
+            try:
+                quantity, size = spec
+            except (TypeError, ValueError):
+                raise InvalidFormation(
+                    f"formation for {ptype!r} must be (quantity, size)"
+                ) from None
+            if isinstance(quantity, bool) or not isinstance(quantity, int) or not 0 <= quantity <= 100:
+                raise InvalidFormation(f"quantity for {ptype!r} must be an integer 0..100")
+            get_size(size)
+            if quantity and ptype not in self.process_types:
+                raise InvalidFormation(f"no process type {ptype!r} in this release")
+        for key, value in self.config.items():
+            if not ENV_NAME_RE.match(key):
+                raise DynoError(f"invalid config var name {key!r}")
+            if not isinstance(value, str) or "\0" in value:
+                raise DynoError(f"config var {key} must be a string without NUL bytes")
+        unknown = set(self.features) - FEATURES
+        if unknown:
+            # Other app features (router ones) are not the manager's business; ignore them.
+            pass
+
+
+@dataclass
+class DynoInfo:
+    """One dyno as the API shows it (`GET /apps/{app}/dynos`)."""
+
+    id: str
+    app_id: str
+    name: str
+    type: str
+    state: str
+    size: str
+    command: str
+    release_id: str
+    release_version: int
+    host: str
+    port: int | None
+    pid: int | None
+    created_at: float
+    updated_at: float
+    attach_url: str | None = None
+
+
+@dataclass
+class DynoSettings:
+    """Timers and limits; Heroku's values by default, short ones in tests."""
+
+    boot_timeout: float | None = None
+    """Overrides every app's boot_timeout when set (tests)."""
+    stop_grace: float = 30.0
+    """SIGTERM -> SIGKILL (R12)."""
+    crash_restart_delays: tuple[float, ...] = (0.0,)
+    """Delay before restart n (1-based) of a crashing dyno; beyond the list, the cool-off."""
+    crash_cooloff_base: float = 20.0
+    crash_cooloff_max: float = 20 * 60.0
+    crash_reset_after: float = 20 * 60.0
+    """A dyno that stays up this long forgets its past crashes."""
+    memory_quota_mb: dict[str, float] = field(default_factory=dict)
+    """Overrides of sizes' memory quotas, by size name (tests use tiny ones)."""
+    memory_check_interval: float = 1.0
+    r14_interval: float = 20.0
+    """Minimum time between two R14 lines for one dyno."""
+    boot_poll_interval: float = 0.1
+    sleep_after: float = 30 * 60.0
+    sleep_check_interval: float = 10.0
+    metrics_interval: float = 20.0
+    rendezvous_timeout: float = 60.0
+    """A one-off's secret expires (and the dyno is stopped) when nobody attaches in time."""
+    rendezvous_host: str = "127.0.0.1"
+    preboot_extra_wait: float = 120.0
+    isolation: str = "auto"
+    """auto: users + bwrap + cgroups when root, with warnings for what is missing; off: none."""
+    uid_base: int = 61000
+    uid_count: int = 4000
+    sandbox_ro_paths: tuple[str, ...] = ("/usr", "/etc", "/opt", "/bin", "/sbin", "/lib", "/lib64",
+                                         "/lib32", "/libx32")
+    """System paths visible (read-only) inside a dyno's sandbox."""
+    cgroup_root: Path = Path("/sys/fs/cgroup")
+    cgroup_name: str = "spruce"
+    base_path: str = "/usr/local/bin:/usr/bin:/bin"
+
+    def cooloff(self, crash_count: int) -> float:
+        """Delay before restarting after the crash_count-th consecutive crash (1-based)."""
+        if crash_count <= len(self.crash_restart_delays):
+            return self.crash_restart_delays[crash_count - 1]
+        n = crash_count - len(self.crash_restart_delays) - 1
+        return float(min(self.crash_cooloff_base * (2 ** min(n, 30)), self.crash_cooloff_max))
+
+    def quota_mb(self, size_name: str) -> float:
+        return float(self.memory_quota_mb.get(size_name, get_size(size_name).memory_mb))
+
+
+def parse_dyno_name(name: str) -> tuple[str, int]:
+    m = DYNO_NAME_RE.match(name or "")
+    if not m:
+        raise DynoError(f"invalid dyno name {name!r}")
+    return m.group(1), int(m.group(2))

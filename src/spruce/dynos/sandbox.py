@@ -1,0 +1,236 @@
+"""Isolation of dynos when the platform runs as root.
+
+Each app gets its own unprivileged uid/gid (a range, no passwd entries needed), its own copy
+of the slug (owned by that uid, mode 0700, under the manager's home), and runs inside
+bubblewrap with only system directories (read-only), its slug at /app, a private /tmp, /proc
+and /dev. A cgroup v1 per dyno caps memory (a backstop above Heroku's R15 kill) and pids.
+A different uid means a dyno cannot signal or ptrace another app's processes.
+
+Whatever is missing (not root, no bwrap, no setpriv, no cgroups) is reported once as a
+warning and the dyno runs with what remains.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from spruce.dynos.model import DynoSettings
+
+SANDBOX_HOME = "/app"
+
+
+@dataclass
+class Cgroup:
+    dirs: list[Path]
+    memory_dir: Path | None
+
+    def procs(self) -> list[int]:
+        pids: set[int] = set()
+        for d in self.dirs:
+            try:
+                pids.update(int(x) for x in (d / "cgroup.procs").read_text().split())
+            except (OSError, ValueError):
+                pass
+        return sorted(pids)
+
+    def memory(self) -> dict[str, int] | None:
+        if self.memory_dir is None:
+            return None
+        try:
+            text = (self.memory_dir / "memory.stat").read_text()
+        except OSError:
+            return None
+        out: dict[str, int] = {}
+        for line in text.splitlines():
+            key, _, value = line.partition(" ")
+            if value.isdigit():
+                out[key] = int(value)
+        return out
+
+    def remove(self) -> bool:
+        ok = True
+        for d in self.dirs:
+            try:
+                d.rmdir()
+            except FileNotFoundError:
+                pass
+            except OSError:
+                ok = False
+        return ok
+
+
+class Sandbox:
+    def __init__(self, home: Path, settings: DynoSettings) -> None:
+        self.home = home
+        self.settings = settings
+        self.warnings: list[str] = []
+        self.users = False
+        self.bwrap: str | None = None
+        self.setpriv: str | None = None
+        self.cgroups: dict[str, Path] = {}
+        self._uids_path = home / "uids.json"
+        self._uids: dict[str, int] = {}
+        self._apps_dir = home / "apps"
+
+    # -- capability probe ---------------------------------------------------------------
+    def probe(self) -> list[str]:
+        self.warnings = []
+        self._apps_dir.mkdir(parents=True, exist_ok=True)
+        if self.settings.isolation == "off":
+            self.warnings.append("dyno isolation is off: dynos run as the platform's user")
+            return self.warnings
+        if os.geteuid() != 0:
+            self.warnings.append(
+                "not running as root: dynos run as the platform's user, without sandbox or cgroups"
+            )
+            return self.warnings
+        self.setpriv = shutil.which("setpriv")
+        if self.setpriv is None:
+            self.warnings.append("setpriv not found: dynos run as root (install util-linux)")
+            return self.warnings
+        self.users = True
+        os.chmod(self.home, 0o711)
+        os.chmod(self._apps_dir, 0o711)
+        if self._uids_path.exists():
+            self._uids = {k: int(v) for k, v in json.loads(self._uids_path.read_text()).items()}
+        bwrap = shutil.which("bwrap")
+        if bwrap is None:
+            self.warnings.append("bubblewrap (bwrap) not found: dynos see the whole filesystem")
+        else:
+            probe = subprocess.run(
+                [bwrap, *self._bwrap_fs_args(), "--", self.setpriv,
+                 f"--reuid={self.settings.uid_base}", f"--regid={self.settings.uid_base}",
+                 "--clear-groups", "--", "/bin/sh", "-c", "true"],
+                capture_output=True, timeout=10, cwd="/",
+            )
+            if probe.returncode == 0:
+                self.bwrap = bwrap
+            else:
+                err = probe.stderr.decode(errors="replace").strip()[:200]
+                self.warnings.append(f"bubblewrap does not work here ({err}): no filesystem sandbox")
+        for controller in ("memory", "pids"):
+            base = self.settings.cgroup_root / controller
+            try:
+                path = base / self.settings.cgroup_name
+                path.mkdir(exist_ok=True)
+                self.cgroups[controller] = path
+            except OSError as e:
+                self.warnings.append(f"cgroup v1 {controller} controller not writable ({e})")
+        return self.warnings
+
+    # -- per app ---------------------------------------------------------------------------
+    def app_uid(self, app_id: str) -> int | None:
+        if not self.users:
+            return None
+        uid = self._uids.get(app_id)
+        if uid is None:
+            used = set(self._uids.values())
+            for candidate in range(self.settings.uid_base + 1,
+                                   self.settings.uid_base + self.settings.uid_count):
+                if candidate not in used:
+                    uid = candidate
+                    break
+            else:
+                raise RuntimeError("no free dyno uid left in the configured range")
+            self._uids[app_id] = uid
+            tmp = self._uids_path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self._uids))
+            tmp.replace(self._uids_path)
+        return uid
+
+    def prepare_slug(self, app_id: str, release_id: str, slug_dir: Path) -> tuple[Path, str]:
+        """(directory on the host, HOME inside the dyno) for one release of an app.
+
+        Without user isolation the slug directory is used in place.
+        """
+        uid = self.app_uid(app_id)
+        if uid is None:
+            return Path(slug_dir), str(slug_dir)
+        app_dir = self._apps_dir / app_id
+        app_dir.mkdir(exist_ok=True)
+        os.chown(app_dir, uid, uid)
+        os.chmod(app_dir, 0o700)
+        target = app_dir / "releases" / release_id
+        if not target.exists():
+            staging = app_dir / "releases" / f".{release_id}.tmp"
+            shutil.rmtree(staging, ignore_errors=True)
+            shutil.copytree(slug_dir, staging, symlinks=True)
+            for root, dirs, files in os.walk(staging):
+                for name in [*dirs, *files]:
+                    os.lchown(os.path.join(root, name), uid, uid)
+            os.chown(staging, uid, uid)
+            os.chown(staging.parent, uid, uid)
+            staging.rename(target)
+        return target, (SANDBOX_HOME if self.bwrap else str(target))
+
+    def gc_releases(self, app_id: str, keep: set[str]) -> None:
+        releases = self._apps_dir / app_id / "releases"
+        if not releases.is_dir():
+            return
+        for entry in releases.iterdir():
+            if entry.name not in keep and not entry.name.startswith("."):
+                shutil.rmtree(entry, ignore_errors=True)
+
+    def remove_app(self, app_id: str) -> None:
+        shutil.rmtree(self._apps_dir / app_id, ignore_errors=True)
+
+    # -- per dyno --------------------------------------------------------------------------
+    def cgroup(self, key: str, memory_limit: int, pids_max: int) -> Cgroup | None:
+        if not self.cgroups:
+            return None
+        dirs: list[Path] = []
+        memory_dir = None
+        for controller, base in self.cgroups.items():
+            d = base / key
+            try:
+                d.mkdir(exist_ok=True)
+                if controller == "memory":
+                    (d / "memory.limit_in_bytes").write_text(str(memory_limit))
+                    memory_dir = d
+                else:
+                    (d / "pids.max").write_text(str(pids_max))
+            except OSError:
+                continue
+            dirs.append(d)
+        return Cgroup(dirs, memory_dir) if dirs else None
+
+    def existing_cgroup(self, dirs: list[str]) -> Cgroup:
+        paths = [Path(d) for d in dirs]
+        mem = next((p for p in paths if "/memory/" in str(p)), None)
+        return Cgroup(paths, mem)
+
+    def _bwrap_fs_args(self) -> list[str]:
+        # A pid namespace hides other apps' processes; the dyno's processes keep the process
+        # group the manager gave them, so signals to the group still reach all of them.
+        args = ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+                "--proc", "/proc",
+                "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/var/tmp"]
+        for p in self.settings.sandbox_ro_paths:
+            if os.path.islink(p):
+                args += ["--symlink", os.readlink(p), p]
+            elif os.path.exists(p):
+                args += ["--ro-bind", p, p]
+        return args
+
+    def wrap(
+        self, argv: list[str], host_dir: Path, uid: int | None, cgroup: Cgroup | None,
+        hostname: str,
+    ) -> list[str]:
+        """The command line that starts argv inside the dyno's sandbox."""
+        if uid is None or self.setpriv is None:
+            return argv
+        inner = [self.setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+                 "--no-new-privs", "--", *argv]
+        if self.bwrap:
+            inner = [self.bwrap, *self._bwrap_fs_args(), "--hostname", hostname[:63],
+                     "--bind", str(host_dir), SANDBOX_HOME, "--chdir", SANDBOX_HOME, "--", *inner]
+        if cgroup is None:
+            return inner
+        joins = " && ".join(f"echo $$ > {shlex.quote(str(d / 'cgroup.procs'))}" for d in cgroup.dirs)
+        return ["/bin/sh", "-c", f'{joins} && exec "$@"', "sh", *inner]
