@@ -19,12 +19,30 @@ from starlette.routing import Mount
 from spruce.api.app import create_api
 from spruce.certs.ca import InternalCA
 from spruce.config import Endpoints, Settings
+from spruce.dynos import DynoManager, DynoSettings
 from spruce.logs import LogRouter
+from spruce.runtime.dynos import DynoRuntime
 from spruce.runtime.git import make_git_server
 from spruce.services import Services
+from spruce.services.builds import BuildSettings
+from spruce.services.dynos import Dynos
 from spruce.store.db import Store
 
 log = logging.getLogger("spruce")
+
+
+def tuning_from_env() -> dict[str, dict[str, Any]]:
+    """Timers and limits for tests and small machines: SPRUCE_TUNING='{"dynos": {...}}'.
+
+    Sections: dynos (spruce.dynos.DynoSettings), router (RouterTimers), build (BuildSettings).
+    """
+    raw = os.environ.get("SPRUCE_TUNING")
+    if not raw:
+        return {}
+    data = json.loads(raw)
+    if not isinstance(data, dict):
+        raise ValueError("SPRUCE_TUNING must be a JSON object")
+    return data
 
 
 class HomeInUse(RuntimeError):
@@ -128,8 +146,20 @@ class Platform:
         self.lock.acquire()
         self.store = Store.open(self.home)
         self.log_router = LogRouter()
-        self.services = Services(self.store, home=self.home, log_router=self.log_router)
+        tuning = tuning_from_env()
+        self.services = Services(
+            self.store, home=self.home, log_router=self.log_router,
+            build_settings=BuildSettings(**tuning.get("build", {})),
+        )
         self.ca = InternalCA(self.home / "ca")
+        self.dyno_manager = DynoManager(
+            self.home / "dynos", self.log_router, DynoSettings(**tuning.get("dynos", {})),
+            on_change=self._dynos_changed, ca=self.ca,
+        )
+        self.dyno_runtime = DynoRuntime(self.services, self.dyno_manager, self.home)
+        self.services.dynos = Dynos(self.services, self.dyno_runtime)
+        assert self.services.builds is not None
+        self.services.builds.release_phase = self.dyno_runtime.release_phase
 
     async def start(self) -> Endpoints:
         assert self.services is not None
@@ -150,6 +180,9 @@ class Platform:
         await self.log_router.start()
         for app in self.services.apps.all():
             self.services.logs.sync(app.id)
+        await self.dyno_manager.start()
+        for warning in self.dyno_manager.warnings:
+            log.warning("%s", warning)
         self.git = make_git_server(self.services, self.home / "repos")
         api = create_api(self.services, urls, [Mount("/git", app=self.git)])
         self._serve(api, [api_sock])
@@ -160,6 +193,7 @@ class Platform:
         ips = [s.host] if _is_ip(s.host) else ["127.0.0.1"]
         self.ca.issue_to_files(cert, keyfile, hosts, ips)
         self._serve(self.git, [git_sock], ssl=(cert, keyfile))
+        await self.dyno_runtime.converge_all()
         self.endpoints = Endpoints(
             api_url=api_url,
             router_http_url=_url("http", s.host, http_port),
@@ -171,6 +205,9 @@ class Platform:
         )
         self.endpoints.write(s.endpoints_path if s.home == self.home else self.home / "endpoints.json")
         return self.endpoints
+
+    def _dynos_changed(self, app_id: str) -> None:
+        """The dyno manager changed an app's dynos: the router's table follows."""
 
     def _serve(self, app: Any, socks: list[socket.socket], ssl: tuple[Path, Path] | None = None) -> None:
         config = uvicorn.Config(
@@ -195,6 +232,8 @@ class Platform:
         for server in self._servers:
             server.should_exit = True
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if getattr(self, "dyno_manager", None) is not None:
+            await self.dyno_manager.shutdown()
         if getattr(self, "git", None) is not None:
             await self.git.close()
         if getattr(self, "log_router", None) is not None:

@@ -46,6 +46,8 @@ class Dyno:
     stop_event: asyncio.Event = field(default_factory=asyncio.Event)
     kick: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
+    exit_status: int | None = None
+    """A one-off's exit status once it ended (the release phase reads it)."""
     env: dict[str, str] = field(default_factory=dict)
     host_dir: Path | None = None
     home: str = ""

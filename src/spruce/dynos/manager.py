@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
@@ -58,6 +59,7 @@ class DynoManager(Lifecycle):
         self._apps: dict[str, AppState] = {}
         self._background: list[asyncio.Task[None]] = []
         self._started = False
+        self._one_offs: dict[tuple[str, str], Dyno] = {}
 
     # -- lifecycle of the manager --------------------------------------------------------
     async def start(self) -> None:
@@ -388,6 +390,11 @@ class DynoManager(Lifecycle):
             d.attach_url = self.rendezvous.url(secret)
         st.dynos.append(d)
         d.task = asyncio.create_task(self._one_off(st, d, app, env, tty, secret, fut))
+        self._one_offs[(app.app_id, name)] = d
+        if len(self._one_offs) > 200:  # forget ended one-offs nobody waited for
+            for key, other in list(self._one_offs.items()):
+                if other.task is not None and other.task.done():
+                    del self._one_offs[key]
         self._changed(app.app_id)
         return d.info()
 
@@ -410,7 +417,7 @@ class DynoManager(Lifecycle):
                     return
             stdio = "log" if att is None else ("pty" if tty else "pipe")
             try:
-                await self._run_once(st, d, app, extra_env=env, stdio=stdio, att=att)
+                _, d.exit_status = await self._run_once(st, d, app, extra_env=env, stdio=stdio, att=att)
             finally:
                 if att is not None:
                     att.done.set()
@@ -421,6 +428,24 @@ class DynoManager(Lifecycle):
                 st.dynos.remove(d)
             self._gc_homes(st)
             self._changed(d.app_id)
+
+    async def wait_one_off(self, app_id: str, name: str, timeout: float | None = None) -> int | None:
+        """Wait for a one-off to end; its exit status (None: it never ran, or timed out,
+        in which case it is stopped)."""
+        d = self._one_offs.get((app_id, name))
+        if d is None or d.task is None:
+            raise DynoNotFound(f"no one-off dyno {name!r}")
+        try:
+            await asyncio.wait_for(asyncio.shield(d.task), timeout)
+        except TimeoutError:
+            await self.stop(app_id, dyno_name=name)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(d.task, self.settings.stop_grace + 5)
+            return None
+        finally:
+            if d.task.done():
+                self._one_offs.pop((app_id, name), None)
+        return d.exit_status
 
     async def run_inside(self, app_id: str, dyno_name: str, command: str) -> DynoInfo:
         """Run a command in a running dyno's environment (same user, slug and config),

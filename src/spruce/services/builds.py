@@ -174,7 +174,9 @@ class Builds:
             self.releases.update_config(actor, app_id, defaults, description=f"Set {', '.join(defaults)} config vars from the buildpack")
         emit("-----> Launching...")
         short = version[:7] if version else slug.id[:7]
-        release = self.releases.create(actor, app_id, f"Deploy {short}", slug_id=slug.id)
+        release = self.releases.create(
+            actor, app_id, f"Deploy {short}", slug_id=slug.id, caller_runs_phase=self.release_phase is not None
+        )
         if release.status == "pending":
             ok = await self._release_phase(release, emit)
             if not ok:

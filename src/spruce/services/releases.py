@@ -148,7 +148,7 @@ class Releases:
                 app.released_at = utcnow()
         return release
 
-    def _announce(self, release: Release, actor: User | None) -> None:
+    def _announce(self, release: Release, actor: User | None, caller_runs_phase: bool = False) -> None:
         who = actor.email if actor else "Spruce"
         self.events.publish(
             "api_log", app_id=release.app_id, message=f"{release.description} by user {who}"
@@ -156,7 +156,12 @@ class Releases:
         self.events.publish(
             "api_log", app_id=release.app_id, message=f"Release v{release.version} created by user {who}"
         )
-        self.events.publish("release", app_id=release.app_id, release_id=release.id, status=release.status)
+        # A pending release waits for its release phase: the runtime runs it, unless the
+        # caller (a build, which streams its output into the push) does.
+        self.events.publish(
+            "release", app_id=release.app_id, release_id=release.id, status=release.status,
+            caller_runs_phase=caller_runs_phase,
+        )
 
     def create(
         self,
@@ -166,10 +171,11 @@ class Releases:
         slug_id: str | None = ...,  # type: ignore[assignment]
         config: dict[str, str] | None = None,
         addon_plan_names: list[str] | None = None,
+        caller_runs_phase: bool = False,
     ) -> Release:
         with self.store.session() as s:
             release = self._new_release(s, app_id, description, actor, config=config, slug_id=slug_id, addon_plan_names=addon_plan_names)
-        self._announce(release, actor)
+        self._announce(release, actor, caller_runs_phase)
         return release
 
     def list(self, app_id: str) -> list[Release]:
