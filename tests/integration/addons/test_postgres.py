@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import sys
 from pathlib import Path
 
 import psycopg
@@ -222,3 +223,44 @@ async def test_no_secrets_in_logs(
     for s in secrets:
         assert s not in log
     await provider.deprovision("pg-7")
+
+
+async def test_cluster_orphaned_by_a_dead_platform_is_replaced(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    home = tmp_path_factory.mktemp("pgorphan")
+    script = (
+        "import asyncio, os, sys\n"
+        "from pathlib import Path\n"
+        "import psycopg\n"
+        "from spruce.addons.postgres import PostgresProvider\n"
+        "async def main():\n"
+        "    p = PostgresProvider(Path(sys.argv[1]))\n"
+        "    c = await p.provision('pg-8', 'essential-0')\n"
+        "    async with await psycopg.AsyncConnection.connect(c['URL'], autocommit=True) as k:\n"
+        "        await k.execute('CREATE TABLE kept AS SELECT 42 AS answer')\n"
+        "    print(p.cluster.server.pid, flush=True)\n"
+        "    os._exit(0)\n"
+        "asyncio.run(main())\n"
+    )
+    src = str(Path(__file__).resolve().parents[3] / "src")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        script,
+        str(home),
+        stdout=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": src},
+    )
+    out, _ = await proc.communicate()
+    orphan = int(out.strip())
+    os.kill(orphan, 0)
+    p = PostgresProvider(home)
+    try:
+        await p.start(["pg-8"])
+        assert p.cluster.server is not None and p.cluster.server.pid != orphan
+        async with await connect(p.config("pg-8")["URL"]) as conn:
+            cur = await conn.execute("SELECT answer FROM kept")
+            assert await cur.fetchone() == (42,)
+    finally:
+        await p.stop()
