@@ -29,13 +29,13 @@ def events() -> list[tuple[str, str]]:
 
 
 @pytest.fixture
-async def provider(tmp_path: Path, events: list[tuple[str, str]]):
-    p = RedisProvider(tmp_path, log=lambda a, m: events.append((a, m)), restart_backoff=0.05)
+async def provider(home: Path, events: list[tuple[str, str]]):
+    p = RedisProvider(home, log=lambda a, m: events.append((a, m)), restart_backoff=0.05)
     yield p
     await p.stop()
 
 
-async def test_provision_write_restart_read(tmp_path: Path, provider: RedisProvider) -> None:
+async def test_provision_write_restart_read(home: Path, provider: RedisProvider) -> None:
     config = await provider.provision("rd-1", "mini")
     assert set(config) == {"URL", "TLS_URL", "PLAIN_URL"}
     assert config["URL"].startswith("rediss://:p")
@@ -50,7 +50,7 @@ async def test_provision_write_restart_read(tmp_path: Path, provider: RedisProvi
     await plain.aclose()
     await provider.stop()
 
-    again = RedisProvider(tmp_path)
+    again = RedisProvider(home)
     try:
         await again.start(["rd-1"])
         assert again.config("rd-1") == config  # same ports, same password
@@ -83,7 +83,7 @@ async def test_wrong_password_and_reset_credentials(provider: RedisProvider) -> 
     await client.aclose()
 
 
-async def test_settings_apply_live_and_persist(tmp_path: Path, provider: RedisProvider) -> None:
+async def test_settings_apply_live_and_persist(home: Path, provider: RedisProvider) -> None:
     config = await provider.provision("rd-3", "premium-0")
     await provider.set_maxmemory_policy("rd-3", "allkeys-lru")
     await provider.set_timeout("rd-3", 42)
@@ -111,7 +111,7 @@ async def test_settings_apply_live_and_persist(tmp_path: Path, provider: RedisPr
     }
     assert await read_back() == expected
     await provider.stop()
-    again = RedisProvider(tmp_path)
+    again = RedisProvider(home)
     await again.start(["rd-3"])
     try:
         assert await read_back() == expected
@@ -149,14 +149,14 @@ async def test_crashed_server_is_restarted(
         assert config["URL"].split(":")[2].split("@")[0] not in message
 
 
-async def test_unknown_plan_and_deprovision(tmp_path: Path, provider: RedisProvider) -> None:
+async def test_unknown_plan_and_deprovision(home: Path, provider: RedisProvider) -> None:
     with pytest.raises(UnknownPlanError) as err:
         await provider.provision("rd-5", "gigantic")
     assert "premium-14" in str(err.value) and "mini" in str(err.value)
     assert isinstance(err.value, ValueError)
     assert provider.addon_ids() == []
     config = await provider.provision("rd-5", "mini")
-    data_dir = tmp_path / "addons" / "redis" / "rd-5"
+    data_dir = home / "addons" / "redis" / "rd-5"
     assert (data_dir / "redis.conf").exists()
     await provider.deprovision("rd-5")
     assert not data_dir.exists()
@@ -167,17 +167,17 @@ async def test_unknown_plan_and_deprovision(tmp_path: Path, provider: RedisProvi
         await provider.deprovision("rd-5")
 
 
-async def test_server_that_fails_to_start_leaves_nothing(tmp_path: Path) -> None:
-    broken = tmp_path / "fake-redis"
+async def test_server_that_fails_to_start_leaves_nothing(home: Path) -> None:
+    broken = home / "fake-redis"
     broken.write_text("#!/bin/sh\necho 'no way' >&2\nexit 3\n")
     broken.chmod(0o755)
-    p = RedisProvider(tmp_path, redis_server=str(broken), ready_timeout=5)
+    p = RedisProvider(home, redis_server=str(broken), ready_timeout=5)
     from spruce.addons.base import ProvisionError
 
     with pytest.raises(ProvisionError, match="exited during startup"):
         await p.provision("rd-6", "mini")
     assert p.addon_ids() == []
-    assert not (tmp_path / "addons" / "redis" / "rd-6").exists()
+    assert not (home / "addons" / "redis" / "rd-6").exists()
 
 
 async def test_cli_params(provider: RedisProvider) -> None:
@@ -192,7 +192,7 @@ async def test_cli_params(provider: RedisProvider) -> None:
     assert out.strip() == b"PONG"
 
 
-async def test_server_orphaned_by_a_dead_platform_is_replaced(tmp_path: Path) -> None:
+async def test_server_orphaned_by_a_dead_platform_is_replaced(home: Path) -> None:
     """spruced killed hard leaves redis-server running: the next start takes over its ports."""
     script = (
         "import asyncio, os, sys\n"
@@ -213,14 +213,14 @@ async def test_server_orphaned_by_a_dead_platform_is_replaced(tmp_path: Path) ->
         sys.executable,
         "-c",
         script,
-        str(tmp_path),
+        str(home),
         stdout=asyncio.subprocess.PIPE,
         env={**os.environ, "PYTHONPATH": SRC},
     )
     out, _ = await proc.communicate()
     orphan = int(out.strip())
     os.kill(orphan, 0)  # still running after its parent died
-    p = RedisProvider(tmp_path)
+    p = RedisProvider(home)
     config = p.config("rd-8")
     try:
         await p.start(["rd-8"])

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import psycopg
@@ -20,8 +22,8 @@ pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.postgres]
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("pghome")
+def home(module_home: Path) -> Path:
+    return module_home
 
 
 @pytest.fixture(scope="module")
@@ -225,10 +227,8 @@ async def test_no_secrets_in_logs(
     await provider.deprovision("pg-7")
 
 
-async def test_cluster_orphaned_by_a_dead_platform_is_replaced(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> None:
-    home = tmp_path_factory.mktemp("pgorphan")
+async def test_cluster_orphaned_by_a_dead_platform_is_replaced() -> None:
+    home = Path(tempfile.mkdtemp(prefix="spruce-addons-"))
     script = (
         "import asyncio, os, sys\n"
         "from pathlib import Path\n"
@@ -264,3 +264,4 @@ async def test_cluster_orphaned_by_a_dead_platform_is_replaced(
             assert await cur.fetchone() == (42,)
     finally:
         await p.stop()
+        shutil.rmtree(home, ignore_errors=True)
