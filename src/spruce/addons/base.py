@@ -12,12 +12,31 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from spruce.events import LogSink
+
 AddonLog = Callable[[str, str], None]
 """Called with (addon_id, message) for platform lines about an add-on's server."""
 
 
 def _no_log(addon_id: str, message: str) -> None:
     pass
+
+
+def log_to_sink(
+    sink: LogSink, app_for_addon: Callable[[str], str | None], process: str
+) -> AddonLog:
+    """An AddonLog writing platform lines ("heroku" source) to the owning app's log stream.
+
+    `app_for_addon` maps an add-on id to its billing app id (None: the line is dropped, e.g.
+    for cluster-wide lines whose "addon id" is "postgres").
+    """
+
+    def log(addon_id: str, message: str) -> None:
+        app_id = app_for_addon(addon_id)
+        if app_id is not None:
+            sink.emit(app_id, "heroku", process, message)
+
+    return log
 
 
 class AddonError(Exception):

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
+from cryptography import x509
 from redis.exceptions import BusyLoadingError, RedisError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
@@ -228,7 +229,7 @@ class RedisProvider(Provider):
         d = self.addon_dir(addon_id)
         d.mkdir(parents=True, exist_ok=True)
         d.chmod(0o700)
-        if not (d / "server.pem").exists():
+        if _needs_certificate(d / "server.pem"):
             ca = self._get_ca()
             ca.issue_to_files(d / "server.pem", d / "server.key", ["localhost"], ["127.0.0.1"])
             shutil.copyfile(ca.cert_path, d / "ca.pem")
@@ -486,6 +487,14 @@ class RedisProvider(Provider):
         lines.append(("Clients", f"{clients} / {plan.limits['connections']}"))
         lines.append(("Data", str(self.addon_dir(addon_id))))
         return lines
+
+
+def _needs_certificate(path: Path, margin: dt.timedelta = dt.timedelta(days=30)) -> bool:
+    """True when the server certificate is missing or expires within `margin`."""
+    if not path.exists():
+        return True
+    cert = x509.load_pem_x509_certificate(path.read_bytes())
+    return cert.not_valid_after_utc - margin < dt.datetime.now(dt.UTC)
 
 
 def _two_ports() -> tuple[int, int]:

@@ -6,8 +6,10 @@ import asyncio
 import os
 import re
 import shutil
+import signal
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import psycopg
@@ -225,6 +227,28 @@ async def test_no_secrets_in_logs(
     for s in secrets:
         assert s not in log
     await provider.deprovision("pg-7")
+
+
+async def test_crashed_cluster_is_restarted(
+    provider: PostgresProvider, events: list[tuple[str, str]]
+) -> None:
+    config = await provider.provision("pg-9", "essential-0")
+    async with await connect(config["URL"]) as conn:
+        await conn.execute("CREATE TABLE t AS SELECT 1 AS one")
+    server = provider.cluster.server
+    assert server is not None and server.pid is not None
+    first = server.pid
+    os.kill(first, signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if server.pid != first and any("restarted" in m for _, m in events):
+            break
+        await asyncio.sleep(0.1)
+    assert any(a == "postgres" and "exited with status -9" in m for a, m in events)
+    async with await connect(config["URL"]) as conn:
+        cur = await conn.execute("SELECT one FROM t")
+        assert await cur.fetchone() == (1,)
+    await provider.deprovision("pg-9")
 
 
 async def test_cluster_orphaned_by_a_dead_platform_is_replaced() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import stat
 from pathlib import Path
@@ -14,9 +15,11 @@ from spruce.addons.base import (
     MissingBinaryError,
     UnknownPlanError,
     UnknownServiceError,
+    log_to_sink,
 )
 from spruce.addons.kvs import (
     RedisProvider,
+    _needs_certificate,
     render_config,
     validate_keyspace_flags,
     validate_policy,
@@ -25,6 +28,7 @@ from spruce.addons.kvs import (
 from spruce.addons.pgcluster import grant_traverse
 from spruce.addons.postgres import PostgresProvider
 from spruce.addons.runtime import StateFile, find_postgres_bindir, find_redis_server, redact
+from spruce.events import PrintLogSink
 
 
 @pytest.fixture
@@ -157,3 +161,25 @@ def test_grant_traverse_adds_only_search_bit(tmp_path: Path) -> None:
     grant_traverse(target, uid=54321, gid=54321, log=lambda a, m: logged.append(m))
     assert stat.S_IMODE(os.stat(closed).st_mode) == 0o701
     assert any(str(closed) in m for m in logged)
+
+
+def test_log_to_sink_routes_to_the_owning_app() -> None:
+    sink = PrintLogSink()
+    log = log_to_sink(sink, {"rd-1": "app-1"}.get, "redis")
+    log("rd-1", "redis-server exited with status -9; restarting")
+    log("postgres", "cluster line")  # no owning app: dropped
+    assert sink.lines == [
+        ("app-1", "heroku", "redis", "redis-server exited with status -9; restarting")
+    ]
+
+
+def test_certificate_renewal_window(tmp_path: Path) -> None:
+    from spruce.certs.ca import InternalCA
+
+    ca = InternalCA(tmp_path / "ca")
+    path = tmp_path / "server.pem"
+    assert _needs_certificate(path)
+    path.write_text(ca.issue(["localhost"], validity=dt.timedelta(days=10)).cert_pem)
+    assert _needs_certificate(path)
+    path.write_text(ca.issue(["localhost"]).cert_pem)
+    assert not _needs_certificate(path)
