@@ -39,6 +39,44 @@ def log_to_sink(
     return log
 
 
+COLORS = (
+    "AMBER",
+    "AQUA",
+    "BLACK",
+    "BLUE",
+    "BRONZE",
+    "BROWN",
+    "CHARCOAL",
+    "COBALT",
+    "COPPER",
+    "CRIMSON",
+    "CYAN",
+    "GOLD",
+    "GRAY",
+    "GREEN",
+    "IVORY",
+    "JADE",
+    "LAVENDER",
+    "LIME",
+    "MAGENTA",
+    "MAROON",
+    "MAUVE",
+    "NAVY",
+    "OLIVE",
+    "ONYX",
+    "ORANGE",
+    "PINK",
+    "PUCE",
+    "PURPLE",
+    "RED",
+    "ROSE",
+    "SILVER",
+    "TEAL",
+    "WHITE",
+    "YELLOW",
+)
+
+
 class AddonError(Exception):
     """Base of every add-on provider error; messages never carry secrets."""
 
@@ -116,6 +154,28 @@ class Provider(abc.ABC):
             if p.name == plan_name:
                 return p
         raise UnknownPlanError(self.name, plan_name, [p.name for p in self.plans])
+
+    color_prefix: str = ""
+    """Prefix of the colour names for further attachments: HEROKU_POSTGRESQL -> _GREEN."""
+
+    def attachment_name(self, taken: Iterable[str]) -> str:
+        """The default attachment name for a new add-on of this service on an app.
+
+        The first one is config_var_name (REDIS_URL, DATABASE_URL); later ones get a colour
+        (HEROKU_REDIS_AMBER_URL, HEROKU_POSTGRESQL_BLUE_URL) as on Heroku. `taken` holds the
+        app's attachment names in use.
+        """
+        used = set(taken)
+        if self.config_var_name not in used:
+            return self.config_var_name
+        prefix = self.color_prefix or self.config_var_name
+        for color in COLORS:
+            if f"{prefix}_{color}" not in used:
+                return f"{prefix}_{color}"
+        n = 2
+        while f"{prefix}_{n}" in used:
+            n += 1
+        return f"{prefix}_{n}"
 
     @property
     def config_keys(self) -> tuple[str, ...]:

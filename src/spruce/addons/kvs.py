@@ -147,6 +147,7 @@ class RedisProvider(Provider):
     name = "heroku-redis"
     aliases = ("spruce-kvs",)
     human_name = "Heroku Key-Value Store"
+    color_prefix = "HEROKU_REDIS"
     config_var_name = "REDIS"
     plans = KVS_PLANS
 

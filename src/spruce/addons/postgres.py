@@ -74,6 +74,7 @@ class PostgresProvider(PostgresOps, Provider):
     name = "heroku-postgresql"
     aliases = ("spruce-postgres",)
     human_name = "Heroku Postgres"
+    color_prefix = "HEROKU_POSTGRESQL"
     config_var_name = "DATABASE"
     plans = PG_PLANS
 

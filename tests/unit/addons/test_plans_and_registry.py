@@ -183,3 +183,13 @@ def test_certificate_renewal_window(tmp_path: Path) -> None:
     assert _needs_certificate(path)
     path.write_text(ca.issue(["localhost"]).cert_pem)
     assert not _needs_certificate(path)
+
+
+def test_attachment_names(services: AddonServices) -> None:
+    pg = services.get("heroku-postgresql")
+    assert pg.attachment_name([]) == "DATABASE"
+    assert pg.attachment_name(["DATABASE"]) == "HEROKU_POSTGRESQL_AMBER"
+    assert pg.attachment_name(["DATABASE", "HEROKU_POSTGRESQL_AMBER"]) == "HEROKU_POSTGRESQL_AQUA"
+    kvs = services.get("spruce-kvs")
+    assert kvs.attachment_name(["DATABASE"]) == "REDIS"
+    assert kvs.attachment_name(["REDIS"]) == "HEROKU_REDIS_AMBER"
