@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import hashlib
 import secrets
 import shutil
 from collections.abc import Awaitable, Callable, Iterable
@@ -77,6 +78,7 @@ MAXMEMORY_POLICIES = (
     "volatile-random",
     "volatile-ttl",
 )
+ADMIN_USER = "spruce-admin"
 DEFAULT_TIMEOUT = 300  # seconds an idle client may stay connected, as Heroku's default
 KEYSPACE_FLAGS = set("KEg$lshzxetmdnA")
 
@@ -128,7 +130,10 @@ def render_config(addon_dir: Path, entry: dict[str, Any], plan: Plan) -> str:
         f"tls-key-file {addon_dir / 'server.key'}",
         f"tls-ca-cert-file {addon_dir / 'ca.pem'}",
         "tls-auth-clients no",
-        f"requirepass {entry['password']}",
+        # the app's user may run every command but the server's administration (CONFIG,
+        # SHUTDOWN, DEBUG, ACL changes...), as on Heroku; the platform has its own user
+        "user default on #" + _sha256(entry["password"]) + " ~* &* +@all -@admin",
+        f"user {ADMIN_USER} on #" + _sha256(entry["admin_password"]) + " ~* &* +@all",
         f"dir {addon_dir}",
         f"logfile {addon_dir / 'redis.log'}",
         f"pidfile {addon_dir / 'redis.pid'}",
@@ -240,7 +245,8 @@ class RedisProvider(Provider):
         return aioredis.Redis(
             host="127.0.0.1",
             port=entry["port"],
-            password=entry["password"],
+            username=ADMIN_USER,
+            password=entry["admin_password"],
             socket_connect_timeout=2,
             socket_timeout=5,
             decode_responses=True,
@@ -360,6 +366,7 @@ class RedisProvider(Provider):
                 "port": port,
                 "tls_port": tls_port,
                 "password": "p" + secrets.token_hex(32),
+                "admin_password": secrets.token_hex(32),
                 "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                 "settings": settings,
             }
@@ -399,17 +406,22 @@ class RedisProvider(Provider):
     async def reset_credentials(self, addon_id: str) -> dict[str, str]:
         async with self._lock:
             entry = self._entry(addon_id)
-            old = dict(entry)
-            entry["password"] = "p" + secrets.token_hex(32)
-            self._put(addon_id, entry)
+            password = "p" + secrets.token_hex(32)
             if addon_id in self._servers:
-                client = self._admin(old)
+                client = self._admin(entry)
                 try:
-                    await client.config_set("requirepass", entry["password"])
+                    await client.acl_setuser(
+                        "default",
+                        enabled=True,
+                        reset_passwords=True,
+                        hashed_passwords=["+" + _sha256(password)],
+                    )
                     # sessions opened with the old password end, as on Heroku
-                    await client.client_kill_filter(_type="normal", skipme=True)
+                    await client.client_kill_filter(user="default")
                 finally:
                     await client.aclose()
+            entry["password"] = password
+            self._put(addon_id, entry)
             self._write_files(addon_id, entry)
             return self._config_from(entry)
 
@@ -448,6 +460,18 @@ class RedisProvider(Provider):
             validate_keyspace_flags(flags),
             "notify_keyspace_events",
         )
+
+    async def config_get(self, addon_id: str, *names: str) -> dict[str, str]:
+        """CONFIG GET through the platform's user (the app's user may not run CONFIG)."""
+        client = self._admin(self._entry(addon_id))
+        try:
+            out: dict[str, str] = {}
+            for name in names:
+                got = await client.config_get(name)
+                out.update({str(k): str(v) for k, v in got.items()})
+            return out
+        finally:
+            await client.aclose()
 
     def settings(self, addon_id: str) -> dict[str, Any]:
         return dict(self._entry(addon_id)["settings"])
@@ -496,6 +520,10 @@ def _needs_certificate(path: Path, margin: dt.timedelta = dt.timedelta(days=30))
         return True
     cert = x509.load_pem_x509_certificate(path.read_bytes())
     return cert.not_valid_after_utc - margin < dt.datetime.now(dt.UTC)
+
+
+def _sha256(password: str) -> str:
+    return hashlib.sha256(password.encode()).hexdigest()
 
 
 def _two_ports() -> tuple[int, int]:

@@ -135,6 +135,12 @@ class PostgresProvider(PostgresOps, Provider):
         if self.cluster.running:
             return
         changed = await self.cluster.start()
+        if not self._state["cluster"].get("hardened"):
+            # add-on roles reach their own database only, not the maintenance ones
+            async with self.cluster.admin() as conn:
+                await conn.execute("REVOKE CONNECT ON DATABASE postgres FROM PUBLIC")
+                await conn.execute("REVOKE CONNECT ON DATABASE template1 FROM PUBLIC")
+            self._state["cluster"]["hardened"] = True
         self._save()
         if changed:
             self._log("postgres", "the cluster's port was taken by another program; URLs changed")

@@ -42,8 +42,18 @@ async def test_provision_write_restart_read(home: Path, provider: RedisProvider)
     assert config["PLAIN_URL"].startswith("redis://:p")
     client = tls_client(config["URL"])
     await client.set("greeting", "hello")
-    assert await client.config_get("maxmemory") == {"maxmemory": str(25 * 1024 * 1024)}
-    assert await client.config_get("appendonly") == {"appendonly": "yes"}
+    assert await provider.config_get("rd-1", "maxmemory", "appendonly", "maxclients") == {
+        "maxmemory": str(25 * 1024 * 1024),
+        "appendonly": "yes",
+        "maxclients": "20",
+    }
+    # the app's user runs data commands, not server administration
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        await client.config_set("maxmemory", "0")
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        await client.shutdown()
+    await client.flushall()
+    await client.set("greeting", "hello")
     await client.aclose()
     plain = aioredis.Redis.from_url(config["PLAIN_URL"], decode_responses=True)
     assert await plain.get("greeting") == "hello"
@@ -95,13 +105,9 @@ async def test_settings_apply_live_and_persist(home: Path, provider: RedisProvid
     with pytest.raises(InvalidSettingError):
         await provider.set_keyspace_notifications("rd-3", "Kq")
 
-    async def read_back() -> dict[str, str]:
-        c = tls_client(config["URL"])
-        out: dict[str, str] = {}
-        for key in ("maxmemory-policy", "timeout", "notify-keyspace-events", "maxclients"):
-            out.update(await c.config_get(key))
-        await c.aclose()
-        return out
+    async def read_back(p: RedisProvider) -> dict[str, str]:
+        keys = ("maxmemory-policy", "timeout", "notify-keyspace-events", "maxclients")
+        return await p.config_get("rd-3", *keys)
 
     expected = {
         "maxmemory-policy": "allkeys-lru",
@@ -109,12 +115,26 @@ async def test_settings_apply_live_and_persist(home: Path, provider: RedisProvid
         "notify-keyspace-events": "AKE",
         "maxclients": "40",
     }
-    assert await read_back() == expected
+    assert await read_back(provider) == expected
+    # notifications reach the app's user (pub/sub channels are allowed to it)
+    client = tls_client(config["URL"])
+    pubsub = client.pubsub()
+    await pubsub.subscribe("__keyevent@0__:set")
+    await client.set("watched", "1")
+    messages = []
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not messages:
+        msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
+        if msg is not None:
+            messages.append(msg)
+    assert messages and messages[0]["data"] == "watched"
+    await pubsub.aclose()
+    await client.aclose()
     await provider.stop()
     again = RedisProvider(home)
     await again.start(["rd-3"])
     try:
-        assert await read_back() == expected
+        assert await read_back(again) == expected
         labels = dict(await again.info("rd-3"))
         assert labels["Maxmemory"] == "allkeys-lru"
         assert labels["Timeout"] == "42"

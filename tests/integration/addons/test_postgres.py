@@ -82,6 +82,9 @@ async def test_databases_are_isolated(provider: PostgresProvider) -> None:
     other_db = b["URL"].rsplit("/", 1)[1]
     with pytest.raises(psycopg.OperationalError, match="permission denied"):
         await connect(a["URL"].rsplit("/", 1)[0] + "/" + other_db)
+    for maintenance_db in ("postgres", "template1"):
+        with pytest.raises(psycopg.OperationalError, match="permission denied"):
+            await connect(a["URL"].rsplit("/", 1)[0] + "/" + maintenance_db)
     await provider.deprovision("pg-iso-a")
     await provider.deprovision("pg-iso-b")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 import stat
 from pathlib import Path
@@ -89,6 +90,7 @@ def test_render_config(tmp_path: Path) -> None:
         "port": 7001,
         "tls_port": 7002,
         "password": "psecret",
+        "admin_password": "asecret",
         "settings": {
             "maxmemory_policy": "allkeys-lfu",
             "timeout": 9,
@@ -98,10 +100,11 @@ def test_render_config(tmp_path: Path) -> None:
     plan = RedisProvider(tmp_path).plan("premium-0")
     text = render_config(tmp_path, entry, plan)
     lines = set(text.splitlines())
+    assert "psecret" not in text and "asecret" not in text  # only hashes on disk
     assert {
         "port 7001",
         "tls-port 7002",
-        "requirepass psecret",
+        "user default on #" + hashlib.sha256(b"psecret").hexdigest() + " ~* &* +@all -@admin",
         "appendonly yes",
         f"maxmemory {50 * 1024 * 1024}",
         "maxclients 40",
