@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
@@ -253,4 +254,35 @@ async def test_server_orphaned_by_a_dead_platform_is_replaced(home: Path) -> Non
         assert await c.get("survivor") == "yes"
         await c.aclose()
     finally:
+        await p.stop()
+
+
+async def test_taken_port_moves_the_url_and_reports_it(home: Path) -> None:
+    changes: list[tuple[str, dict[str, str]]] = []
+
+    async def changed(addon_id: str, config: dict[str, str]) -> None:
+        changes.append((addon_id, config))
+
+    p = RedisProvider(home, on_config_changed=changed)
+    old = await p.provision("rd-9", "mini")
+    await p.change_plan("rd-9", "premium-1")
+    assert await p.config_get("rd-9", "maxmemory", "maxclients") == {
+        "maxmemory": str(100 * 1024 * 1024),
+        "maxclients": "80",
+    }
+    await p.stop()
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", int(old["URL"].rsplit(":", 1)[1])))
+    squatter.listen()
+    try:
+        await p.start(["rd-9"])
+        new = p.config("rd-9")
+        assert new["URL"] != old["URL"]
+        assert changes == [("rd-9", new)]
+        c = tls_client(new["URL"])
+        assert await c.ping()
+        await c.aclose()
+        assert dict(await p.info("rd-9"))["Plan"] == "Premium 1"
+    finally:
+        squatter.close()
         await p.stop()

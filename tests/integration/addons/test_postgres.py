@@ -202,6 +202,10 @@ async def test_unknown_plan_and_deprovision(provider: PostgresProvider) -> None:
     async with await connect(config["URL"]) as conn:
         cur = await conn.execute("SELECT rolconnlimit FROM pg_roles WHERE rolname = current_user")
         assert await cur.fetchone() == (120,)
+    await provider.change_plan("pg-6", "standard-2")
+    async with await connect(config["URL"]) as conn:
+        cur = await conn.execute("SELECT rolconnlimit FROM pg_roles WHERE rolname = current_user")
+        assert await cur.fetchone() == (400,)
     await provider.deprovision("pg-6")
     assert "pg-6" not in provider.addon_ids()
     with pytest.raises(psycopg.OperationalError):
