@@ -250,9 +250,20 @@ class AddonServices:
         return provider, provider.plan(plan_name or None)
 
     async def start(self, addon_ids_by_service: dict[str, list[str]]) -> None:
-        """Start each provider with the add-ons the store says exist."""
+        """Start each provider with the add-ons the store says exist.
+
+        One provider failing (say PostgreSQL is not installed) does not keep the others
+        down; the failures are raised together at the end as one AddonError.
+        """
+        failures: list[str] = []
         for service, ids in addon_ids_by_service.items():
-            await self.get(service).start(ids)
+            provider = self.get(service)
+            try:
+                await provider.start(ids)
+            except AddonError as e:
+                failures.append(f"{provider.name}: {e}")
+        if failures:
+            raise AddonError("some add-on servers did not start: " + "; ".join(failures))
 
     async def stop(self) -> None:
         for provider in self._providers.values():
