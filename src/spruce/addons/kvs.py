@@ -397,6 +397,7 @@ class RedisProvider(Provider):
             entry = self._entry(addon_id)
             entry["plan"] = plan.name
             self._put(addon_id, entry)
+            self._write_files(addon_id, entry)  # a restart after a crash keeps the new plan
             await self._config_set(
                 addon_id,
                 maxmemory=str(plan.limits["memory_bytes"]),
