@@ -19,6 +19,8 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from cryptography import x509
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import BusyLoadingError, RedisError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
@@ -249,6 +251,7 @@ class RedisProvider(Provider):
             password=entry["admin_password"],
             socket_connect_timeout=2,
             socket_timeout=5,
+            retry=Retry(NoBackoff(), 0),  # readiness polling has its own loop
             decode_responses=True,
         )
 

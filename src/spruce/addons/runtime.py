@@ -127,13 +127,18 @@ def find_postgres_bindir(
 
 
 def pid_alive(pid: int) -> bool:
+    """True while the process runs (a zombie waiting for its reaper counts as gone)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in ("Z", "X")
 
 
 def kill_stale(pid: int, expect: str, timeout: float = 10.0, sig: int = signal.SIGTERM) -> None:
