@@ -1,0 +1,233 @@
+"""pg:backups, pg:ps, pg:kill and pg:locks for heroku-postgresql add-ons.
+
+Backups are `pg_dump -Fc` files in <home>/addons/postgres/backups/<addon_id>/bNNN.dump with
+a bNNN.json beside each (id, created, size, database). Dumps and restores connect as the
+add-on's own role, so they can only ever see and touch that add-on's database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import os
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from spruce.addons.base import AddonError
+from spruce.addons.runtime import redact
+
+if TYPE_CHECKING:
+    from spruce.addons.pgcluster import PostgresCluster
+
+BACKUP_ID = re.compile(r"^b(\d{3,})$")
+
+
+@dataclass(frozen=True)
+class Backup:
+    id: str
+    created: str
+    size: int
+    database: str
+    addon_id: str
+    path: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class BackupError(AddonError):
+    pass
+
+
+class PostgresOps:
+    """Mixed into PostgresProvider; relies on its root, cluster and _entry()."""
+
+    root: Path
+    cluster: PostgresCluster
+
+    def _entry(self, addon_id: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+    async def _ensure_cluster(self) -> None:
+        raise NotImplementedError
+
+    # -- backups -------------------------------------------------------------------------
+
+    def backups_dir(self, addon_id: str) -> Path:
+        if not addon_id or "/" in addon_id or addon_id.startswith("."):
+            raise ValueError(f"invalid add-on id {addon_id!r}")
+        return self.root / "backups" / addon_id
+
+    def list_backups(self, addon_id: str) -> list[Backup]:
+        self._entry(addon_id)
+        d = self.backups_dir(addon_id)
+        out = []
+        for meta in sorted(d.glob("b*.json")) if d.exists() else []:
+            out.append(Backup(**json.loads(meta.read_text())))
+        return out
+
+    def backup_path(self, addon_id: str, backup_id: str) -> Path:
+        """The dump file of a backup (`pg:backups:download`)."""
+        if not BACKUP_ID.match(backup_id):
+            raise BackupError(f"invalid backup id {backup_id!r} (expected e.g. b001)")
+        path = self.backups_dir(addon_id) / f"{backup_id}.dump"
+        if not path.exists():
+            raise BackupError(f"backup {backup_id} not found for add-on {addon_id}")
+        return path
+
+    def _client_env(self, entry: dict[str, Any]) -> dict[str, str]:
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PGCONNECT_TIMEOUT": "10"}
+        env["PGPASSWORD"] = entry["password"]
+        return env
+
+    def _conn_args(self, entry: dict[str, Any]) -> list[str]:
+        return [
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.cluster.port),
+            "-U",
+            entry["user"],
+            "-d",
+            entry["database"],
+        ]
+
+    async def _run_client(self, entry: dict[str, Any], what: str, argv: list[str]) -> None:
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            env=self._client_env(entry),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        out, _ = await proc.communicate()
+        if proc.returncode != 0:
+            text = redact(out.decode(errors="replace").strip(), [entry["password"]])
+            raise BackupError(f"{what} failed (status {proc.returncode}): {text[-800:]}")
+
+    async def capture_backup(self, addon_id: str) -> Backup:
+        """`pg:backups:capture`: a custom-format dump of the add-on's database."""
+        entry = self._entry(addon_id)
+        await self._ensure_cluster()
+        d = self.backups_dir(addon_id)
+        d.mkdir(parents=True, exist_ok=True)
+        numbers = [int(m.group(1)) for p in d.glob("b*.dump") if (m := BACKUP_ID.match(p.stem))]
+        backup_id = f"b{max(numbers, default=0) + 1:03d}"
+        path = d / f"{backup_id}.dump"
+        tmp = d / f".{backup_id}.partial"
+        argv = [
+            str(self.cluster.bindir / "pg_dump"),
+            "-Fc",
+            *self._conn_args(entry),
+            "-f",
+            str(tmp),
+        ]
+        try:
+            await self._run_client(entry, "pg_dump", argv)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        os.replace(tmp, path)
+        backup = Backup(
+            id=backup_id,
+            created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            size=path.stat().st_size,
+            database=entry["database"],
+            addon_id=addon_id,
+            path=str(path),
+        )
+        (d / f"{backup_id}.json").write_text(json.dumps(backup.to_dict(), indent=2))
+        return backup
+
+    async def delete_backup(self, addon_id: str, backup_id: str) -> None:
+        path = self.backup_path(addon_id, backup_id)
+        path.unlink()
+        path.with_suffix(".json").unlink(missing_ok=True)
+
+    async def restore_backup(self, addon_id: str, source: str | Path) -> None:
+        """`pg:backups:restore`: from one of this add-on's backup ids or a dump file path.
+
+        Runs in one transaction: a failed restore leaves the database as it was.
+        """
+        entry = self._entry(addon_id)
+        if isinstance(source, str) and BACKUP_ID.match(source):
+            path = self.backup_path(addon_id, source)
+        else:
+            path = Path(source)
+            if not path.is_file():
+                raise BackupError(f"no backup file at {path}")
+        await self._ensure_cluster()
+        argv = [
+            str(self.cluster.bindir / "pg_restore"),
+            "--clean",
+            "--if-exists",
+            "--no-owner",
+            "--no-acl",
+            "--single-transaction",
+            "--exit-on-error",
+            *self._conn_args(entry),
+            str(path),
+        ]
+        await self._run_client(entry, "pg_restore", argv)
+
+    # -- pg:ps, pg:kill, pg:locks ----------------------------------------------------------
+
+    async def ps(self, addon_id: str) -> list[dict[str, Any]]:
+        """Sessions on the add-on's database (pg_stat_activity), oldest query first."""
+        entry = self._entry(addon_id)
+        await self._ensure_cluster()
+        async with self.cluster.admin() as conn:
+            cur = await conn.execute(
+                "SELECT pid, usename, state, application_name, client_addr::text,"
+                " extract(epoch FROM now() - query_start)::float8, wait_event IS NOT NULL,"
+                " query"
+                " FROM pg_stat_activity"
+                " WHERE datname = %s AND pid <> pg_backend_pid()"
+                " ORDER BY query_start NULLS LAST",
+                (entry["database"],),
+            )
+            rows = await cur.fetchall()
+        keys = ("pid", "user", "state", "source", "client_addr", "running_for", "waiting", "query")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    async def kill(self, addon_id: str, pid: int, force: bool = False) -> bool:
+        """`pg:kill`: cancel the session's query, or end the session with force.
+
+        Only sessions on the add-on's own database can be reached.
+        """
+        entry = self._entry(addon_id)
+        await self._ensure_cluster()
+        async with self.cluster.admin() as conn:
+            cur = await conn.execute(
+                "SELECT 1 FROM pg_stat_activity WHERE pid = %s AND datname = %s",
+                (int(pid), entry["database"]),
+            )
+            if await cur.fetchone() is None:
+                raise AddonError(f"no session with pid {pid} on this add-on's database")
+            fn = "pg_terminate_backend" if force else "pg_cancel_backend"
+            cur = await conn.execute(f"SELECT {fn}(%s)", (int(pid),))
+            row = await cur.fetchone()
+        return bool(row and row[0])
+
+    async def locks(self, addon_id: str) -> list[dict[str, Any]]:
+        """`pg:locks`: locks other than plain reads held or awaited on the database."""
+        entry = self._entry(addon_id)
+        await self._ensure_cluster()
+        async with self.cluster.admin(entry["database"]) as conn:
+            cur = await conn.execute(
+                "SELECT l.pid, c.relname, l.transactionid::text, l.granted, l.mode,"
+                " left(a.query, 200), extract(epoch FROM now() - a.query_start)::float8"
+                " FROM pg_locks l"
+                " JOIN pg_stat_activity a ON a.pid = l.pid"
+                " LEFT JOIN pg_class c ON c.oid = l.relation"
+                " WHERE a.datname = current_database() AND l.pid <> pg_backend_pid()"
+                " AND (l.mode <> 'AccessShareLock' OR NOT l.granted)"
+                " AND l.locktype IN ('relation', 'transactionid', 'tuple')"
+                " ORDER BY a.query_start",
+            )
+            rows = await cur.fetchall()
+        keys = ("pid", "relname", "transactionid", "granted", "mode", "query_snippet", "age")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
