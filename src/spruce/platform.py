@@ -16,6 +16,7 @@ from typing import Any
 import uvicorn
 from starlette.routing import Mount
 
+from spruce.addons import AddonError, AddonServices, PostgresProvider, RedisProvider, log_to_sink
 from spruce.api.app import create_api
 from spruce.certs.ca import InternalCA
 from spruce.config import Endpoints, Settings
@@ -147,9 +148,15 @@ class Platform:
         self.store = Store.open(self.home)
         self.log_router = LogRouter()
         tuning = tuning_from_env()
+        addon_log = log_to_sink(self.log_router, self._addon_app, "addons")
+        self.addon_services = AddonServices([
+            RedisProvider(self.home, log=addon_log, on_config_changed=self._addon_config_changed),
+            PostgresProvider(self.home, log=addon_log, on_config_changed=self._addon_config_changed),
+        ])
         self.services = Services(
             self.store, home=self.home, log_router=self.log_router,
             build_settings=BuildSettings(**tuning.get("build", {})),
+            addon_services=self.addon_services,
         )
         self.ca = InternalCA(self.home / "ca")
         self.dyno_manager = DynoManager(
@@ -180,6 +187,11 @@ class Platform:
         await self.log_router.start()
         for app in self.services.apps.all():
             self.services.logs.sync(app.id)
+        assert self.services.addons is not None
+        try:
+            await self.addon_services.start(self.services.addons.running_ids())
+        except AddonError as e:  # one broken add-on must not keep the platform down
+            log.error("some add-on servers did not start: %s", e)
         await self.dyno_manager.start()
         for warning in self.dyno_manager.warnings:
             log.warning("%s", warning)
@@ -205,6 +217,18 @@ class Platform:
         )
         self.endpoints.write(s.endpoints_path if s.home == self.home else self.home / "endpoints.json")
         return self.endpoints
+
+    def _addon_app(self, addon_id: str) -> str | None:
+        try:
+            return self.services.addons.get(addon_id).app_id  # type: ignore[union-attr]
+        except Exception:
+            return None
+
+    def _addon_config_changed(self, addon_id: str, config: dict[str, str]) -> None:
+        """A provider moved a server (its old port was taken): release the new URLs."""
+        assert self.services is not None and self.services.addons is not None
+        addon = self.services.addons.get(addon_id)
+        self.services.addons.apply_config(None, addon, config, "Update {name} (server moved)")
 
     def _dynos_changed(self, app_id: str) -> None:
         """The dyno manager changed an app's dynos: the router's table follows."""
@@ -236,6 +260,8 @@ class Platform:
             await self.dyno_manager.shutdown()
         if getattr(self, "git", None) is not None:
             await self.git.close()
+        if getattr(self, "addon_services", None) is not None:
+            await self.addon_services.stop()
         if getattr(self, "log_router", None) is not None:
             await self.log_router.stop()
         if self.store is not None:

@@ -23,6 +23,7 @@ import psycopg
 from spruce.addons.base import AddonLog, ProvisionError
 from spruce.addons.runtime import (
     SupervisedServer,
+    as_user,
     find_postgres_bindir,
     kill_stale,
     port_is_free,
@@ -125,12 +126,6 @@ class PostgresCluster:
             self._uid, self._gid = ensure_os_user()
         return self._uid, self._gid
 
-    def _user_kwargs(self) -> dict[str, Any]:
-        uid, gid = self._owner()
-        if uid is None:
-            return {}
-        return {"user": uid, "group": gid, "extra_groups": []}
-
     async def _initdb(self) -> None:
         bindir = self.bindir
         uid, gid = self._owner()
@@ -149,21 +144,15 @@ class PostgresCluster:
             assert gid is not None
             os.chown(pwfile, uid, gid)
         try:
+            argv = [
+                str(bindir / "initdb"), "-D", str(self.datadir), "-U", ADMIN_ROLE,
+                f"--pwfile={pwfile}", "--auth=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8",
+            ]
             proc = await asyncio.create_subprocess_exec(
-                str(bindir / "initdb"),
-                "-D",
-                str(self.datadir),
-                "-U",
-                ADMIN_ROLE,
-                f"--pwfile={pwfile}",
-                "--auth=scram-sha-256",
-                "-E",
-                "UTF8",
-                "--locale=C.UTF-8",
+                *as_user(argv, uid, gid),
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
                 cwd=self.datadir,
-                **self._user_kwargs(),
             )
             out, _ = await proc.communicate()
         finally:

@@ -210,11 +210,9 @@ class SupervisedServer:
             fh = open(self._output, "ab")  # noqa: SIM115 - handed to the child
             out = fh
         kwargs: dict[str, Any] = {}
-        if self._user is not None:
-            kwargs.update(user=self._user, group=self._group, extra_groups=[])
         try:
             self.proc = await asyncio.create_subprocess_exec(
-                *self._argv(),
+                *as_user(self._argv(), self._user, self._group),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=out,
                 stderr=out,
@@ -292,3 +290,15 @@ async def wait_until(
         if time.monotonic() > deadline:
             raise RuntimeError(f"{what} did not become ready within {timeout:.0f}s")
         await asyncio.sleep(0.05)
+
+
+def as_user(argv: list[str], uid: int | None, gid: int | None) -> list[str]:
+    """argv run as uid:gid with no supplementary groups.
+
+    setpriv execs the command (same pid, so signals reach the server) and works under
+    uvloop, whose subprocess_exec refuses the user/group arguments.
+    """
+    if uid is None:
+        return list(argv)
+    return ["setpriv", f"--reuid={uid}", f"--regid={gid if gid is not None else uid}",
+            "--clear-groups", "--", *argv]

@@ -77,7 +77,7 @@ async def apps_update(ctx: Ctx) -> Any:
 async def apps_delete(ctx: Ctx) -> Any:
     app = the_app(ctx, owner_only=True)
     out = app_out(ctx, app)
-    ctx.services.apps.delete(ctx.actor, app.id)
+    await ctx.services.delete_app(ctx.actor, app.id)
     return out
 
 

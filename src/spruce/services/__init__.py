@@ -10,10 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from spruce.addons import AddonServices
 from spruce.logs import LogRouter
 from spruce.store.db import Store
 
 from .accounts import Accounts
+from .addons import Addons
 from .apps import Apps
 from .builds import Builds, BuildSettings
 from .events import EventBus
@@ -32,6 +34,7 @@ class Services:
         home: Path | None = None,
         log_router: LogRouter | None = None,
         build_settings: BuildSettings | None = None,
+        addon_services: AddonServices | None = None,
     ) -> None:
         self.store = store
         self.events = events or EventBus()
@@ -45,7 +48,17 @@ class Services:
             Builds(store, self.events, self.releases, home, build_settings) if home else None
         )
         self.dynos: Any = None  # set by the runtime (services.dynos.Dynos)
+        self.addons: Addons | None = (
+            Addons(store, self.events, self.releases, addon_services) if addon_services is not None else None
+        )
         self.events.subscribe("api_log", self._api_log)
+
+    async def delete_app(self, actor: Any, identity: str) -> Any:
+        """Destroy an app: its add-ons are deprovisioned (or detached) first."""
+        app = self.apps.get(actor, identity, owner_only=True)
+        if self.addons is not None:
+            await self.addons.destroy_for_app(actor, app)
+        return self.apps.delete(actor, app.id)
 
     def _api_log(self, kind: str, app_id: str, message: str, **_: Any) -> None:
         self.logs.api_line(app_id, message)
