@@ -43,9 +43,13 @@ class ClientIdle(Exception):
 
 
 class HError(Exception):
-    def __init__(self, code: str, connect_ms: int | None = None, service_ms: int | None = None):
+    def __init__(
+        self, code: str, connect_ms: int | None = None, service_ms: int | None = None,
+        dyno: str | None = None,
+    ):
         super().__init__(code)
         self.code = code
+        self.dyno = dyno
         self.connect_ms = connect_ms
         self.service_ms = service_ms
 
@@ -205,9 +209,10 @@ class Exchange:
             line.connect_ms = e.connect_ms
         if e.service_ms is not None:
             line.service_ms = e.service_ms
+        if e.dyno is not None:
+            line.dyno = e.dyno
         if self.client.response_started:
             # the client already has part of a response: all that is left is to cut it
-            line.status = line.status if line.bytes is None else line.status
             self.router.emit(app.id, line.format())
             self.client.abort()
             return
@@ -219,9 +224,11 @@ class Exchange:
             if page is not None:
                 body, ctype = page
         try:
-            line.bytes = await send_simple(self.client, h.status, body, ctype)
+            await send_simple(self.client, h.status, body, ctype)
         except ClientGone:
             pass
+        if line.dyno is not None and line.bytes is None:
+            line.bytes = 0  # bytes= counts the dyno's body bytes: empty when no dyno was involved
         self.router.emit(app.id, line.format())
 
     # dyno choice ---------------------------------------------------------
@@ -233,6 +240,7 @@ class Exchange:
         quarantine_deadline = start + timers.all_quarantined
         tried: set[tuple[str, int]] = set()
         last_fail: ConnectFailed | None = None
+        last_dyno = ""
         backoff = 0.02
         token = affinity.cookie_value(self.req.headers) if app.has("http-session-affinity") else None
         while True:
@@ -257,7 +265,7 @@ class Exchange:
             ]
             if not candidates:
                 if last_fail is not None:
-                    raise HError(last_fail.code, connect_ms=last_fail.connect_ms)
+                    raise HError(last_fail.code, last_fail.connect_ms, dyno=last_dyno)
                 now = time.monotonic()
                 if now >= quarantine_deadline:
                     raise HError("H99")
@@ -280,8 +288,9 @@ class Exchange:
                     router.pool.drop(dyno.key)
                     tried.add(dyno.key)
                     last_fail = e
+                    last_dyno = dyno.name
                     if len(tried) >= 10:
-                        raise HError(e.code, connect_ms=e.connect_ms) from None
+                        raise HError(e.code, e.connect_ms, dyno=dyno.name) from None
                     continue
             return conn, dyno, int((time.monotonic() - t0) * 1000), preferred
 
@@ -528,24 +537,22 @@ class Exchange:
                 if data:
                     await client.send_data(data)
                     sent += len(data)
-                try:
-                    async with asyncio.timeout(idle):
-                        data = await reader.read(READ_SIZE)
-                except (ConnectionError, OSError):
-                    raise BackendBroken(True) from None
+                data = await _read_backend(reader, idle, eof_ok=True)
                 if not data:
                     break
         await client.end()
         return sent
 
 
-async def _read_backend(reader: asyncio.StreamReader, idle: float) -> bytes:
+async def _read_backend(reader: asyncio.StreamReader, idle: float, eof_ok: bool = False) -> bytes:
     try:
         async with asyncio.timeout(idle):
             data = await reader.read(READ_SIZE)
+    except TimeoutError:
+        raise  # H15 (TimeoutError is an OSError: keep it apart)
     except (ConnectionError, OSError):
         raise BackendBroken(True) from None
-    if not data:
+    if not data and not eof_ok:
         raise BackendBroken(True)
     return data
 

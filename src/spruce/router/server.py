@@ -62,19 +62,25 @@ class RouterServer:
     async def _on_plain(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._track(None)
         _nodelay(writer)
-        await H1Client(self.router, reader, writer, (False, "unknown", None)).serve()
+        try:
+            await H1Client(self.router, reader, writer, (False, "unknown", None)).serve()
+        except asyncio.CancelledError:
+            writer.transport.abort()  # router shutting down: end quietly
 
     async def _on_tls(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._track(None)
         _nodelay(writer)
         info = tls_info(writer)
         sslobj = writer.get_extra_info("ssl_object")
-        if sslobj is not None and sslobj.selected_alpn_protocol() == "h2":
-            from .http2_server import H2Connection
+        try:
+            if sslobj is not None and sslobj.selected_alpn_protocol() == "h2":
+                from .http2_server import H2Connection
 
-            await H2Connection(self.router, reader, writer, info).serve()
-            return
-        await H1Client(self.router, reader, writer, info).serve()
+                await H2Connection(self.router, reader, writer, info).serve()
+                return
+            await H1Client(self.router, reader, writer, info).serve()
+        except asyncio.CancelledError:
+            writer.transport.abort()
 
     @property
     def addresses(self) -> list[tuple[str, int]]:
