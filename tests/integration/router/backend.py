@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 
 NAME = "web.1"
 IDLE_CLOSE = 60.0
+DROP_REUSED = False  # close (without answering) any second request on a connection
 
 
 async def read_request(reader: asyncio.StreamReader) -> tuple[str, str, list[tuple[str, str]], bytes] | None:
@@ -54,10 +55,14 @@ def resp(status: str, body: bytes, extra: str = "") -> bytes:
 
 
 async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    served = 0
     try:
         while True:
             r = await read_request(reader)
             if r is None:
+                break
+            served += 1
+            if DROP_REUSED and served > 1:
                 break
             method, target, headers, body = r
             url = urlsplit(target)
@@ -157,11 +162,12 @@ def _unmask_echo(data: bytes) -> bytes:
 
 
 async def main() -> None:
-    global NAME, IDLE_CLOSE
+    global NAME, IDLE_CLOSE, DROP_REUSED
     port = int(sys.argv[1])
     NAME = sys.argv[2] if len(sys.argv) > 2 else "web.1"
     if "--idle-close" in sys.argv:
         IDLE_CLOSE = float(sys.argv[sys.argv.index("--idle-close") + 1])
+    DROP_REUSED = "--drop-reused" in sys.argv
     server = await asyncio.start_server(handle, "127.0.0.1", port)
     print("ready", flush=True)
     async with server:
