@@ -42,6 +42,10 @@ class ClientIdle(Exception):
     """The client went silent mid-request (H28)."""
 
 
+class BadRequestBody(Exception):
+    """The client's body framing is broken (bad chunk size...): 400, connection closed."""
+
+
 class HError(Exception):
     def __init__(
         self, code: str, connect_ms: int | None = None, service_ms: int | None = None,
@@ -160,6 +164,18 @@ class Exchange:
         except ClientIdle:
             self._log_code("H28", 499)
             self.client.abort()
+        except BadRequestBody:
+            self.client.keep_alive = False
+            self.line.status = 400
+            if not self.client.response_started:
+                try:
+                    await send_simple(self.client, 400, plain_page(400, "bad request body"),
+                                      "text/plain", close=True)
+                except ClientGone:
+                    pass
+            else:
+                self.client.abort()
+            self.router.emit(app.id, self.line.format())
 
     async def _checks_and_proxy(self, app: App) -> None:
         client = self.client

@@ -6,7 +6,7 @@ import asyncio
 import time
 
 from .errors import plain_page, reason
-from .exchange import ClientGone, ClientIdle, ClientSide, Exchange, send_simple
+from .exchange import BadRequestBody, ClientGone, ClientIdle, ClientSide, Exchange, send_simple
 from .proto.http1 import (
     MAX_LINE,
     ChunkedDecoder,
@@ -83,7 +83,7 @@ class H1Client(ClientSide):
                         payload, leftover = self._decoder.feed(data)
                     except ProtocolError:
                         self.keep_alive = False
-                        raise ClientGone() from None
+                        raise BadRequestBody() from None
                     if self._decoder.done:
                         self._body_done = True
                         self.buf += leftover

@@ -35,6 +35,7 @@ class RouterServer:
         self._servers: list[asyncio.Server] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sweeper: asyncio.Task[None] | None = None
+        self.clients: set[H1Client] = set()  # open HTTP/1.1 client connections
 
     async def start(self, http_socks: list[socket.socket], https_socks: list[socket.socket]) -> None:
         for s in http_socks:
@@ -62,10 +63,14 @@ class RouterServer:
     async def _on_plain(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._track(None)
         _nodelay(writer)
+        client = H1Client(self.router, reader, writer, (False, "unknown", None))
+        self.clients.add(client)
         try:
-            await H1Client(self.router, reader, writer, (False, "unknown", None)).serve()
+            await client.serve()
         except asyncio.CancelledError:
             writer.transport.abort()  # router shutting down: end quietly
+        finally:
+            self.clients.discard(client)
 
     async def _on_tls(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._track(None)
