@@ -44,7 +44,7 @@ def req(head: str, body: bytes = b"") -> bytes:
         (f"GET / HTTP/1.1\r\nHost: {H}\r\nX-A: \x00\r\n\r\n".encode(), 400),
         (f"GET / HTTP/1.1\r\nHost: {H}\r\nHost: other\r\n\r\n".encode(), 400),
         (b"GET / HTTP/1.1\r\n\r\n", 400),
-        (f"GET / HTTP/1.1\r\nHost: a b\r\n\r\n".encode(), 400),
+        (b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400),
         (f"GET /a b HTTP/1.1\r\nHost: {H}\r\n\r\n".encode(), 400),
         (f"GET / HTTP/2.0\r\nHost: {H}\r\n\r\n".encode(), 505),
         (f"CONNECT {H}:443 HTTP/1.1\r\nHost: {H}\r\n\r\n".encode(), 405),
@@ -53,7 +53,7 @@ def req(head: str, body: bytes = b"") -> bytes:
         (f"GET /{'a' * 8200} HTTP/1.1\r\nHost: {H}\r\n\r\n".encode(), 414),
         (f"GET / HTTP/1.1\r\nHost: {H}\r\nX-Big: {'b' * 8200}\r\n\r\n".encode(), 400),
         (f"GET / HTTP/1.1\r\nHost: {H}\r\n{'N' * 1001}: v\r\n\r\n".encode(), 400),
-        (("GET / HTTP/1.1\r\nHost: %s\r\n" % H + "X-H: v\r\n" * 1001 + "\r\n").encode(), 400),
+        ((f"GET / HTTP/1.1\r\nHost: {H}\r\n" + "X-H: v\r\n" * 1001 + "\r\n").encode(), 400),
         (f"{'M' * 128} / HTTP/1.1\r\nHost: {H}\r\n\r\n".encode(), 400),
     ],
 )

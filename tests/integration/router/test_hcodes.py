@@ -175,7 +175,7 @@ async def test_dyno_misbehaviour(running_router, backends, path, code, status):
     r = await get(rr, path)
     assert r.status_code == status
     line = await rr.wait_log(f"code={code}")
-    assert f"dyno=web.1 " in line and f"status={status}" in line
+    assert "dyno=web.1 " in line and f"status={status}" in line
     if code == "H12":
         assert re.search(r"service=(9\d\d|1\d{3})ms", line), line
 

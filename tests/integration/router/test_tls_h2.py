@@ -114,7 +114,8 @@ async def test_http2_and_http1_over_tls_with_log_lines(running_router, backends,
     assert sent["x-forwarded-port"] == str(rr.https_port)
     assert sent["via"] == "2.0 spruce"
     line = await rr.wait_log("protocol=http2.0")
-    assert line.endswith("status=200 bytes=%d protocol=http2.0 tls=true tls_version=tls1.3" % len(r.content))
+    n = len(r.content)
+    assert line.endswith(f"status=200 bytes={n} protocol=http2.0 tls=true tls_version=tls1.3")
     r = await _get(rr.https_port, ca, "demo.localhost", "demo.localhost", http2=False)
     assert r.http_version == "HTTP/1.1" and r.headers["via"] == "1.1 spruce"
     await rr.wait_log("protocol=http1.1 tls=true tls_version=tls1.3")

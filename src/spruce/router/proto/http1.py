@@ -322,6 +322,8 @@ class ChunkedDecoder:
                     self._state = 2
             elif self._state == 2:
                 if len(buf) < 2:
+                    if buf and buf[0:1] != b"\r":
+                        raise ProtocolError("missing CRLF after chunk data")
                     break
                 if buf[:2] != b"\r\n":
                     raise ProtocolError("missing CRLF after chunk data")
