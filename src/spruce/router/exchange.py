@@ -1,0 +1,582 @@
+"""One request through the router: checks, H codes, dyno choice, forwarding, the log line.
+
+The client side (HTTP/1.1 connection or HTTP/2 stream) is behind `ClientSide`, so both
+protocols share this flow. The dyno side is always HTTP/1.1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from . import affinity
+from .errors import H_CODES, builtin_page, plain_page, reason
+from .logline import RouterLine
+from .proto.headers import request_id_for, rewrite_request_headers, rewrite_response_headers
+from .proto.http1 import (
+    LAST_CHUNK,
+    MAX_RESPONSE_HEADER_LINE,
+    ChunkedDecoder,
+    ProtocolError,
+    RequestHead,
+    ResponseHead,
+    check_partial_head,
+    encode_chunk,
+    find_head_end,
+    parse_response_head,
+    serialize_request_head,
+)
+from .proxy import IDEMPOTENT, BackendConn, ConnectFailed, choose, dyno_situation, open_backend
+from .state import Router
+from .table import App, Dyno, cert_matches, normalise_host
+
+RESPONSE_HEAD_MAX = 1 << 20  # the 1 MB response buffer
+READ_SIZE = 65536
+
+
+class ClientGone(Exception):
+    """The client closed or broke its connection (H27)."""
+
+
+class ClientIdle(Exception):
+    """The client went silent mid-request (H28)."""
+
+
+class BadRequestBody(Exception):
+    """The client's body framing is broken (bad chunk size...): 400, connection closed."""
+
+
+class HError(Exception):
+    def __init__(
+        self, code: str, connect_ms: int | None = None, service_ms: int | None = None,
+        dyno: str | None = None,
+    ):
+        super().__init__(code)
+        self.code = code
+        self.dyno = dyno
+        self.connect_ms = connect_ms
+        self.service_ms = service_ms
+
+
+class BackendBroken(Exception):
+    """The dyno connection failed; `got_bytes` tells whether any response byte came."""
+
+    def __init__(self, got_bytes: bool) -> None:
+        super().__init__("backend broken")
+        self.got_bytes = got_bytes
+
+
+class ClientSide:
+    """What the exchange needs from the client connection."""
+
+    protocol = "http1.1"
+    via = "1.1"
+    tls = False
+    tls_version = "unknown"
+    sni: str | None = None
+    client_ip = ""
+    local_port = 0
+    http10 = False
+    response_started = False
+    keep_alive = True
+
+    async def read_body(self) -> bytes:
+        raise NotImplementedError
+
+    async def send_continue(self) -> None:
+        raise NotImplementedError
+
+    async def send_head(
+        self, status: int, reason: str, headers: list[tuple[str, str]], length: int | None,
+        no_body: bool = False,
+    ) -> None:
+        raise NotImplementedError
+
+    async def send_data(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    async def end(self) -> None:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+    async def tunnel(self, backend: BackendConn, leftover: bytes, idle: float) -> None:
+        raise ProtocolError("upgrade not supported on this protocol")
+
+
+async def send_simple(
+    client: ClientSide, status: int, body: bytes, ctype: str = "text/html; charset=utf-8",
+    close: bool = False,
+) -> int:
+    headers = [
+        ("Content-Type", ctype),
+        ("Cache-Control", "no-cache, no-store"),
+    ]
+    if close:
+        client.keep_alive = False
+    await client.send_head(status, reason(status), headers, len(body))
+    await client.send_data(body)
+    await client.end()
+    return len(body)
+
+
+class Exchange:
+    __slots__ = ("router", "client", "req", "line", "app", "received", "request_id", "host")
+
+    def __init__(self, router: Router, client: ClientSide, req: RequestHead) -> None:
+        self.router = router
+        self.client = client
+        self.req = req
+        self.received = time.time()
+        self.request_id = request_id_for(req.headers)
+        self.host = normalise_host(req.host or "")
+        self.app: App | None = None
+        xff = [v for k, v in req.headers if k.lower() == "x-forwarded-for"]
+        fwd = ", ".join([*xff, client.client_ip]) if xff else client.client_ip
+        self.line = RouterLine(
+            method=req.method,
+            path=req.target,
+            host=self.host,
+            request_id=self.request_id,
+            fwd=fwd,
+            protocol=client.protocol,
+            tls=client.tls,
+            tls_version=client.tls_version,
+        )
+
+    # entry ---------------------------------------------------------------
+    async def run(self) -> None:
+        router = self.router
+        app = router.table.lookup(self.host)
+        if app is None:
+            await send_simple(self.client, 404, _no_such_app())
+            return
+        self.app = app
+        router.activity[app.id] += 1
+        try:
+            await self._checks_and_proxy(app)
+        except HError as e:
+            await self._fail(e)
+        except ClientGone:
+            self._log_code("H27", 499)
+            self.client.abort()
+        except ClientIdle:
+            self._log_code("H28", 499)
+            self.client.abort()
+        except BadRequestBody:
+            self.client.keep_alive = False
+            self.line.status = 400
+            if not self.client.response_started:
+                try:
+                    await send_simple(self.client, 400, plain_page(400, "bad request body"),
+                                      "text/plain", close=True)
+                except ClientGone:
+                    pass
+            else:
+                self.client.abort()
+            self.router.emit(app.id, self.line.format())
+
+    async def _checks_and_proxy(self, app: App) -> None:
+        client = self.client
+        if client.tls and client.sni:
+            sni = normalise_host(client.sni)
+            if sni != self.host:
+                cert = self.router.table.certificate_for(sni)
+                if cert is None or not cert_matches(cert, self.host):
+                    raise HError("H32")
+        if app.maintenance:
+            raise HError("H80")
+        if not app.released:
+            raise HError("H81")
+        if app.eco_quota_exhausted:
+            raise HError("H82")
+        if app.web_quantity <= 0:
+            raise HError("H14")
+        inflight = self.router.inflight
+        if inflight[app.id] >= 200 * app.web_quantity:
+            raise HError("H11")
+        inflight[app.id] += 1
+        try:
+            await self._proxy(app)
+        finally:
+            inflight[app.id] -= 1
+            if inflight[app.id] <= 0:
+                del inflight[app.id]
+
+    # failures ------------------------------------------------------------
+    def _log_code(self, code: str, status: int | None, **kw: object) -> None:
+        line = self.line
+        line.code = code
+        line.status = status
+        for k, v in kw.items():
+            setattr(line, k, v)
+        if self.app is not None:
+            self.router.emit(self.app.id, line.format())
+
+    async def _fail(self, e: HError) -> None:
+        h = H_CODES[e.code]
+        app = self.app
+        assert app is not None
+        line = self.line
+        line.code = e.code
+        line.status = h.status
+        if e.connect_ms is not None:
+            line.connect_ms = e.connect_ms
+        if e.service_ms is not None:
+            line.service_ms = e.service_ms
+        if e.dyno is not None:
+            line.dyno = e.dyno
+        if self.client.response_started:
+            # the client already has part of a response: all that is left is to cut it
+            self.router.emit(app.id, line.format())
+            self.client.abort()
+            return
+        body = builtin_page(e.code)
+        ctype = "text/html; charset=utf-8"
+        url = app.maintenance_page_url if e.code == "H80" else app.error_page_url
+        if url:
+            page = await self.router.pages.get(url)
+            if page is not None:
+                body, ctype = page
+        try:
+            await send_simple(self.client, h.status, body, ctype)
+        except ClientGone:
+            pass
+        if line.dyno is not None and line.bytes is None:
+            line.bytes = 0  # bytes= counts the dyno's body bytes: empty when no dyno was involved
+        self.router.emit(app.id, line.format())
+
+    # dyno choice ---------------------------------------------------------
+    async def _connect(self, app: App) -> tuple[BackendConn, Dyno, int, Dyno | None]:
+        router = self.router
+        timers = router.timers
+        start = time.monotonic()
+        boot_deadline = start + timers.boot_wait
+        quarantine_deadline = start + timers.all_quarantined
+        tried: set[tuple[str, int]] = set()
+        last_fail: ConnectFailed | None = None
+        last_dyno = ""
+        backoff = 0.02
+        token = affinity.cookie_value(self.req.headers) if app.has("http-session-affinity") else None
+        while True:
+            app = router.table.apps.get(app.id, app)
+            self.app = app
+            up = app.up
+            if not up:
+                situation = dyno_situation(app)
+                if situation == "scaled-down":
+                    raise HError("H14")
+                if situation == "crashed":
+                    raise HError("H10")
+                if app.sleeping:
+                    router.wake(app.id)
+                now = time.monotonic()
+                if now >= boot_deadline:
+                    raise HError("H20")
+                await router.wait_change(min(boot_deadline - now, 1.0))
+                continue
+            candidates = [
+                d for d in up if d.key not in tried and not router.quarantine.active(d.key)
+            ]
+            if not candidates:
+                if last_fail is not None:
+                    raise HError(last_fail.code, last_fail.connect_ms, dyno=last_dyno)
+                now = time.monotonic()
+                if now >= quarantine_deadline:
+                    raise HError("H99")
+                await router.wait_change(min(backoff, quarantine_deadline - now))
+                backoff = min(backoff * 2, 1.0)
+                continue
+            preferred = None
+            if token and router.table.affinity_secret:
+                preferred = affinity.find_dyno(router.table.affinity_secret, app, candidates, token)
+            dyno = choose(candidates, preferred)
+            conn = None
+            if not app.has("http-disable-keepalive-to-dyno") and self.req.upgrade is None:
+                conn = router.pool.take(dyno.key)
+            t0 = time.monotonic()
+            if conn is None:
+                try:
+                    conn = await open_backend(dyno, timers.connect)
+                except ConnectFailed as e:
+                    router.quarantine.add(dyno.key)
+                    router.pool.drop(dyno.key)
+                    tried.add(dyno.key)
+                    last_fail = e
+                    last_dyno = dyno.name
+                    if len(tried) >= 10:
+                        raise HError(e.code, e.connect_ms, dyno=dyno.name) from None
+                    continue
+            return conn, dyno, int((time.monotonic() - t0) * 1000), preferred
+
+    # forwarding ----------------------------------------------------------
+    async def _proxy(self, app: App) -> None:
+        req = self.req
+        client = self.client
+        router = self.router
+        timers = router.timers
+        conn, dyno, connect_ms, preferred = await self._connect(app)
+        app = self.app or app
+        line = self.line
+        line.dyno = dyno.name
+        line.connect_ms = connect_ms
+        e2e = app.has("http-end-to-end-continue") and req.expect_continue
+        keepalive = not app.has("http-disable-keepalive-to-dyno")
+        has_body = req.chunked or bool(req.body_length)
+        headers = rewrite_request_headers(
+            req.headers,
+            client_ip=client.client_ip,
+            proto="https" if client.tls else "http",
+            port=client.local_port,
+            request_start_ms=int(self.received * 1000),
+            request_id=self.request_id,
+            via=f"{client.via} {router.table.router_name}",
+            body_length=None if req.chunked else req.body_length,
+            has_body=has_body,
+            upgrade=req.upgrade,
+            keep_alive_to_dyno=keepalive,
+            keep_expect=e2e,
+        )
+        head = serialize_request_head(req.method, req.target, headers)
+        replayable = req.method in IDEMPOTENT and not has_body
+        sent_at = time.monotonic()
+        resp: ResponseHead | None = None
+        buf = bytearray()
+        for _attempt in range(4):
+            sent_at = time.monotonic()
+            try:
+                resp, buf = await self._send_and_read_head(conn, head, has_body, e2e)
+                break
+            except BackendBroken as e:
+                conn.close()
+                if conn.reused and replayable and not e.got_bytes:
+                    # a pooled connection the dyno had closed: safe to replay on a fresh one
+                    router.pool.drop(dyno.key)
+                    try:
+                        conn = await open_backend(dyno, timers.connect)
+                    except ConnectFailed as cf:
+                        router.quarantine.add(dyno.key)
+                        raise HError(cf.code, connect_ms=cf.connect_ms) from None
+                    continue
+                service = int((time.monotonic() - sent_at) * 1000)
+                raise HError("H18" if e.got_bytes else "H13", service_ms=service) from None
+            except HError:
+                conn.close()
+                raise
+            except BaseException:
+                conn.close()
+                raise
+        assert resp is not None
+        line.status = resp.status
+        out_headers = rewrite_response_headers(
+            resp.headers, via=f"{client.via} {router.table.router_name}",
+            keep_upgrade=resp.status == 101,
+        )
+        if app.has("http-session-affinity") and router.table.affinity_secret and (
+            preferred is None or preferred != dyno
+        ):
+            out_headers.append(affinity.set_cookie_header(router.table.affinity_secret, app, dyno))
+        if resp.status == 101:
+            if req.upgrade is None:
+                conn.close()
+                raise HError("H17", service_ms=int((time.monotonic() - sent_at) * 1000))
+            out_headers.append(("Connection", "Upgrade"))
+            try:
+                await client.send_head(101, resp.reason, out_headers, None, no_body=True)
+                await client.tunnel(conn, bytes(buf), timers.idle)
+            finally:
+                conn.close()
+                line.service_ms = int((time.monotonic() - sent_at) * 1000)
+                line.bytes = 0
+                router.emit(app.id, line.format())
+            return
+        no_body = resp.body_length == 0 and (
+            req.method == "HEAD" or resp.status in (204, 304) or resp.status < 200
+        )
+        if no_body:
+            out_headers.extend((k, v) for k, v in resp.headers if k.lower() == "content-length")
+        length = None if resp.chunked else resp.body_length
+        try:
+            await client.send_head(resp.status, resp.reason, out_headers, length, no_body=no_body)
+            sent = await self._pump_response(conn, resp, buf, no_body)
+        except BackendBroken:
+            conn.close()
+            self.line.service_ms = int((time.monotonic() - sent_at) * 1000)
+            raise HError("H18") from None
+        except TimeoutError:
+            conn.close()
+            raise HError("H15", service_ms=int((time.monotonic() - sent_at) * 1000)) from None
+        except BaseException:
+            conn.close()
+            raise
+        line.bytes = sent
+        line.service_ms = int((time.monotonic() - sent_at) * 1000)
+        if keepalive and resp.keep_alive and req.upgrade is None:
+            router.pool.give(conn)
+        else:
+            conn.close()
+        router.emit(app.id, line.format())
+
+    async def _send_and_read_head(
+        self, conn: BackendConn, head: bytes, has_body: bool, e2e: bool
+    ) -> tuple[ResponseHead, bytearray]:
+        req = self.req
+        client = self.client
+        timers = self.router.timers
+        try:
+            conn.writer.write(head)
+            if has_body and not e2e:
+                if req.expect_continue:
+                    await client.send_continue()
+                await self._pump_request_body(conn)
+            else:
+                await conn.writer.drain()
+        except (ConnectionError, OSError):
+            raise BackendBroken(False) from None
+        buf = bytearray()
+        continued = False
+        body_sent = not (has_body and e2e)
+        while True:
+            resp, buf = await self._read_head(conn, buf, timers.response)
+            if resp.status == 100:
+                if continued:
+                    raise HError("H17")
+                continued = True
+                if e2e and not body_sent:
+                    await client.send_continue()
+                    try:
+                        await self._pump_request_body(conn)
+                    except (ConnectionError, OSError):
+                        raise BackendBroken(True) from None
+                    body_sent = True
+                continue
+            if 100 < resp.status < 200 and resp.status != 101:
+                continue  # other interim responses are not relayed
+            if not body_sent:
+                client.keep_alive = False  # the unread request body makes the stream unusable
+            return resp, buf
+
+    async def _pump_request_body(self, conn: BackendConn) -> None:
+        chunked = self.req.chunked
+        writer = conn.writer
+        while True:
+            data = await self.client.read_body()
+            if not data:
+                break
+            writer.write(encode_chunk(data) if chunked else data)
+            await writer.drain()
+        if chunked:
+            writer.write(LAST_CHUNK)
+        await writer.drain()
+
+    async def _read_head(
+        self, conn: BackendConn, buf: bytearray, first_timeout: float
+    ) -> tuple[ResponseHead, bytearray]:
+        timers = self.router.timers
+        reader = conn.reader
+        started = time.monotonic()
+        got = bool(buf)
+        while True:
+            end = find_head_end(buf)
+            if end >= 0:
+                try:
+                    resp = parse_response_head(bytes(buf[:end]), self.req.method)
+                except ProtocolError as e:
+                    conn.close()
+                    code = e.code if e.code in ("H17", "H25") else "H17"
+                    raise HError(code, service_ms=int((time.monotonic() - started) * 1000)) from None
+                return resp, buf[end:]
+            try:
+                check_partial_head(buf, MAX_RESPONSE_HEADER_LINE)
+            except ProtocolError:
+                raise HError("H25") from None
+            if len(buf) > RESPONSE_HEAD_MAX:
+                raise HError("H25")
+            try:
+                async with asyncio.timeout(timers.idle if got else first_timeout):
+                    data = await reader.read(READ_SIZE)
+            except TimeoutError:
+                ms = int((time.monotonic() - started) * 1000)
+                raise HError("H15" if got else "H12", service_ms=ms) from None
+            except (ConnectionError, OSError):
+                raise BackendBroken(got) from None
+            if not data:
+                raise BackendBroken(got)
+            got = True
+            buf += data
+
+    async def _pump_response(
+        self, conn: BackendConn, resp: ResponseHead, buf: bytearray, no_body: bool
+    ) -> int:
+        client = self.client
+        idle = self.router.timers.idle
+        reader = conn.reader
+        sent = 0
+        if no_body:
+            await client.end()
+            if buf:
+                resp.keep_alive = False
+            return 0
+        data = bytes(buf)
+        if resp.chunked:
+            decoder = ChunkedDecoder()
+            while True:
+                if data:
+                    try:
+                        payload, leftover = decoder.feed(data)
+                    except ProtocolError:
+                        raise BackendBroken(True) from None
+                    if payload:
+                        await client.send_data(payload)
+                        sent += len(payload)
+                    if decoder.done:
+                        if leftover:
+                            resp.keep_alive = False
+                        break
+                data = await _read_backend(reader, idle)
+        elif resp.body_length is not None:
+            remaining = resp.body_length
+            while remaining:
+                if data:
+                    part = data[:remaining]
+                    if len(data) > remaining:
+                        resp.keep_alive = False
+                    remaining -= len(part)
+                    await client.send_data(part)
+                    sent += len(part)
+                    if not remaining:
+                        break
+                data = await _read_backend(reader, idle)
+        else:
+            while True:
+                if data:
+                    await client.send_data(data)
+                    sent += len(data)
+                data = await _read_backend(reader, idle, eof_ok=True)
+                if not data:
+                    break
+        await client.end()
+        return sent
+
+
+async def _read_backend(reader: asyncio.StreamReader, idle: float, eof_ok: bool = False) -> bytes:
+    try:
+        async with asyncio.timeout(idle):
+            data = await reader.read(READ_SIZE)
+    except TimeoutError:
+        raise  # H15 (TimeoutError is an OSError: keep it apart)
+    except (ConnectionError, OSError):
+        raise BackendBroken(True) from None
+    if not data and not eof_ok:
+        raise BackendBroken(True)
+    return data
+
+
+def _no_such_app() -> bytes:
+    from .errors import NO_SUCH_APP_PAGE
+
+    return NO_SUCH_APP_PAGE
+
+
+__all__ = ["ClientGone", "ClientIdle", "ClientSide", "Exchange", "HError", "plain_page", "send_simple"]

@@ -1,0 +1,294 @@
+"""HTTP/1.1 client connections: read heads, frame bodies, write responses, tunnel upgrades."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from .errors import plain_page, reason
+from .exchange import BadRequestBody, ClientGone, ClientIdle, ClientSide, Exchange, send_simple
+from .proto.http1 import (
+    MAX_LINE,
+    ChunkedDecoder,
+    ProtocolError,
+    RequestHead,
+    check_partial_head,
+    encode_chunk,
+    find_head_end,
+    parse_request_head,
+    serialize_response_head,
+)
+from .proxy import BackendConn
+from .state import Router
+
+WRITE_BUFFER = 1 << 20  # bounded buffering towards slow readers
+MAX_HEAD = MAX_LINE * 64
+
+
+class H1Client(ClientSide):
+    def __init__(
+        self,
+        router: Router,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        tls_info: tuple[bool, str, str | None],
+    ) -> None:
+        self.router = router
+        self.reader = reader
+        self.writer = writer
+        self.tls, self.tls_version, self.sni = tls_info
+        peer = writer.get_extra_info("peername") or ("", 0)
+        sock = writer.get_extra_info("sockname") or ("", 0)
+        self.client_ip = str(peer[0])
+        self.local_port = int(sock[1])
+        self.buf = bytearray()
+        self._req: RequestHead | None = None
+        self._remaining: int | None = 0
+        self._decoder: ChunkedDecoder | None = None
+        self._body_done = True
+        self._chunked_out = False
+        self._closed_out = False
+        self._continue_sent = False
+        try:
+            writer.transport.set_write_buffer_limits(high=WRITE_BUFFER)
+        except Exception:
+            pass
+
+    # reading -------------------------------------------------------------
+    async def _fill(self, timeout: float) -> bool:
+        try:
+            async with asyncio.timeout(timeout):
+                data = await self.reader.read(65536)
+        except TimeoutError:
+            raise ClientIdle() from None
+        except (ConnectionError, OSError):
+            raise ClientGone() from None
+        if not data:
+            return False
+        self.buf += data
+        return True
+
+    async def read_body(self) -> bytes:
+        if self._body_done:
+            return b""
+        if self._req is not None and self._req.expect_continue and not self._continue_sent:
+            await self.send_continue()
+        idle = self.router.timers.idle
+        while True:
+            if self._decoder is not None:
+                if self.buf:
+                    data = bytes(self.buf)
+                    self.buf.clear()
+                    try:
+                        payload, leftover = self._decoder.feed(data)
+                    except ProtocolError:
+                        self.keep_alive = False
+                        raise BadRequestBody() from None
+                    if self._decoder.done:
+                        self._body_done = True
+                        self.buf += leftover
+                    if payload or self._body_done:
+                        return payload
+            else:
+                assert self._remaining is not None
+                if self.buf:
+                    n = min(self._remaining, len(self.buf), 65536)
+                    data = bytes(self.buf[:n])
+                    del self.buf[:n]
+                    self._remaining -= n
+                    if not self._remaining:
+                        self._body_done = True
+                    return data
+            if not await self._fill(idle):
+                self.keep_alive = False
+                raise ClientGone()
+
+    # writing -------------------------------------------------------------
+    async def send_continue(self) -> None:
+        if not self._continue_sent:
+            self._continue_sent = True
+            self.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    async def send_head(
+        self, status: int, reason_: str, headers: list[tuple[str, str]], length: int | None,
+        no_body: bool = False,
+    ) -> None:
+        self.response_started = True
+        hs = list(headers)
+        self._chunked_out = False
+        self._closed_out = False
+        if status == 101:
+            pass
+        elif no_body:
+            pass
+        elif length is not None:
+            hs.append(("Content-Length", str(length)))
+        elif self.http10:
+            self._closed_out = True
+            self.keep_alive = False
+        else:
+            self._chunked_out = True
+            hs.append(("Transfer-Encoding", "chunked"))
+        if status != 101:
+            if not self.keep_alive:
+                hs.append(("Connection", "close"))
+            elif self.http10:
+                hs.append(("Connection", "keep-alive"))
+        self.writer.write(serialize_response_head(status, reason_, hs))
+
+    async def send_data(self, data: bytes) -> None:
+        if not data:
+            return
+        w = self.writer
+        w.write(encode_chunk(data) if self._chunked_out else data)
+        try:
+            await w.drain()
+        except (ConnectionError, OSError):
+            raise ClientGone() from None
+
+    async def end(self) -> None:
+        w = self.writer
+        if self._chunked_out:
+            w.write(b"0\r\n\r\n")
+        try:
+            await w.drain()
+        except (ConnectionError, OSError):
+            raise ClientGone() from None
+
+    def abort(self) -> None:
+        self.keep_alive = False
+        self.writer.transport.abort()
+
+    async def tunnel(self, backend: BackendConn, leftover: bytes, idle: float) -> None:
+        self.keep_alive = False
+        try:
+            await self.writer.drain()
+            if leftover:
+                self.writer.write(leftover)
+            if self.buf:
+                backend.writer.write(bytes(self.buf))
+                self.buf.clear()
+        except (ConnectionError, OSError):
+            return
+        last = [time.monotonic()]
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while True:
+                    data = await src.read(65536)
+                    if not data:
+                        break
+                    last[0] = time.monotonic()
+                    dst.write(data)
+                    await dst.drain()
+            except (ConnectionError, OSError):
+                pass
+
+        tasks = [
+            asyncio.ensure_future(pipe(self.reader, backend.writer)),
+            asyncio.ensure_future(pipe(backend.reader, self.writer)),
+        ]
+        try:
+            while True:
+                done, _ = await asyncio.wait(
+                    tasks, timeout=max(0.01, last[0] + idle - time.monotonic()),
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                if done or time.monotonic() - last[0] >= idle:
+                    break
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self.writer.transport.abort()
+
+    # the connection loop ---------------------------------------------------
+    async def serve(self) -> None:
+        router = self.router
+        router.open_connections += 1
+        try:
+            while True:
+                req = await self._read_head()
+                if req is None:
+                    return
+                if not await self._handle(req):
+                    return
+        except (ClientGone, ClientIdle, ConnectionError, OSError):
+            pass
+        finally:
+            router.open_connections -= 1
+            self.writer.transport.abort()
+
+    async def _read_head(self) -> RequestHead | None:
+        idle = self.router.timers.idle
+        while True:
+            end = find_head_end(self.buf)
+            if end >= 0:
+                head = bytes(self.buf[:end])
+                del self.buf[:end]
+                break
+            try:
+                # tolerate empty lines between requests (RFC 9112 2.2)
+                while self.buf.startswith(b"\r\n"):
+                    del self.buf[:2]
+                check_partial_head(self.buf)
+                if len(self.buf) > MAX_HEAD:
+                    raise ProtocolError("request head too large", 431)
+            except ProtocolError as e:
+                await self._refuse(e.status, str(e))
+                return None
+            try:
+                more = await self._fill(idle)
+            except ClientIdle:
+                if self.buf:
+                    await self._refuse(408, "request timeout")
+                return None
+            if not more:
+                return None
+        try:
+            req = parse_request_head(head)
+        except ProtocolError as e:
+            await self._refuse(e.status, str(e))
+            return None
+        return req
+
+    async def _refuse(self, status: int, message: str) -> None:
+        self.keep_alive = False
+        try:
+            await send_simple(self, status, plain_page(status, message), "text/plain", close=True)
+        except (ClientGone, ConnectionError, OSError):
+            pass
+
+    async def _handle(self, req: RequestHead) -> bool:
+        if req.method == "CONNECT":
+            await self._refuse(405, "CONNECT is not supported")
+            return False
+        self._req = req
+        self.http10 = req.version == "1.0"
+        self.keep_alive = req.keep_alive
+        self.response_started = False
+        self._continue_sent = False
+        if req.chunked:
+            self._decoder = ChunkedDecoder()
+            self._remaining = None
+            self._body_done = False
+        else:
+            self._decoder = None
+            self._remaining = req.body_length or 0
+            self._body_done = not self._remaining
+        await Exchange(self.router, self, req).run()
+        if not self._body_done:
+            # the body was not consumed (early answer): the stream position is lost
+            self.keep_alive = False
+        return self.keep_alive and not self.writer.transport.is_closing()
+
+
+def tls_info(writer: asyncio.StreamWriter) -> tuple[bool, str, str | None]:
+    sslobj = writer.get_extra_info("ssl_object")
+    if sslobj is None:
+        return (False, "unknown", None)
+    version = {"TLSv1.3": "tls1.3", "TLSv1.2": "tls1.2"}.get(sslobj.version() or "", "unknown")
+    return (True, version, getattr(sslobj, "spruce_sni", None) or sslobj.server_hostname)
+
+
+__all__ = ["H1Client", "reason", "tls_info"]

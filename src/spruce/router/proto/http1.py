@@ -1,0 +1,371 @@
+"""HTTP/1.1 message heads and body framing, sans-IO.
+
+Hand-written rather than httptools/llhttp: llhttp refuses non-RFC methods and equal duplicate
+Content-Length headers, which Router 2.0 accepts, and the router needs the raw line lengths to
+apply Heroku's exact limits (8192-byte lines, 1000 headers...). The grammar is kept strict:
+CRLF line endings only, token characters in names and methods, no obs-fold.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+MAX_LINE = 8192
+MAX_HEADER_NAME = 1000
+MAX_HEADERS = 1000
+MAX_METHOD = 127
+MAX_RESPONSE_HEADER_LINE = 512 * 1024
+MAX_SET_COOKIE = 8192
+MAX_STATUS_LINE = 8192
+MAX_CHUNK_LINE = 4096
+
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
+_BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+_TARGET = re.compile(rb"[\x21-\x7e\x80-\xff]+\Z")
+_DIGITS = re.compile(rb"[0-9]+\Z")
+_HEX = re.compile(rb"[0-9A-Fa-f]{1,16}\Z")
+
+Headers = list[tuple[str, str]]
+
+
+class ProtocolError(Exception):
+    """A message the router refuses. `status` is what the client gets (requests) and
+    `code`/`cause` classify response errors (H17/H25)."""
+
+    def __init__(self, message: str, status: int = 400, code: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+@dataclass(slots=True)
+class RequestHead:
+    method: str
+    target: str
+    version: str  # "1.1" or "1.0"
+    headers: Headers
+    body_length: int | None = 0  # None: chunked
+    chunked: bool = False
+    keep_alive: bool = True
+    upgrade: str | None = None
+    expect_continue: bool = False
+    host: str | None = None
+
+
+@dataclass(slots=True)
+class ResponseHead:
+    version: str
+    status: int
+    reason: str
+    headers: Headers
+    chunked: bool = False
+    body_length: int | None = None  # None with chunked=False: close-delimited
+    keep_alive: bool = True
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def find_head_end(buf: bytes | bytearray, start: int = 0) -> int:
+    """Index just past the blank line ending a head, or -1."""
+    i = buf.find(b"\r\n\r\n", start)
+    return -1 if i < 0 else i + 4
+
+
+def check_partial_head(buf: bytes | bytearray, max_line: int = MAX_LINE) -> None:
+    """Refuse a head still incomplete whose current line already breaks the line limit."""
+    last = buf.rfind(b"\n")
+    if len(buf) - (last + 1) > max_line:
+        raise ProtocolError("line too long", 400 if max_line == MAX_LINE else 502, "H25")
+    if buf.count(b"\n") > MAX_HEADERS + 1:
+        raise ProtocolError("too many headers", 400, "H25")
+
+
+def _split_lines(head: bytes) -> list[bytes]:
+    lines = head.split(b"\r\n")
+    # the head ends with CRLF CRLF: drop the two empty tails
+    if len(lines) >= 2 and lines[-1] == b"" and lines[-2] == b"":
+        lines = lines[:-2]
+    for line in lines:
+        if b"\n" in line or b"\r" in line:
+            raise ProtocolError("bare CR or LF in head")
+    return lines
+
+
+def _parse_header_lines(
+    lines: list[bytes], max_line: int, max_name: int, is_response: bool
+) -> Headers:
+    headers: Headers = []
+    if len(lines) > MAX_HEADERS:
+        raise ProtocolError("too many headers", 400, "H25")
+    for line in lines:
+        if len(line) > max_line:
+            raise ProtocolError("header line too long", 502 if is_response else 400, "H25")
+        colon = line.find(b":")
+        if colon <= 0:
+            raise ProtocolError("malformed header line", 502 if is_response else 400, "H17")
+        name = line[:colon]
+        if len(name) > max_name:
+            raise ProtocolError("header name too long", 502 if is_response else 400, "H25")
+        if not _TOKEN.match(name):
+            raise ProtocolError("invalid header name", 502 if is_response else 400, "H17")
+        value = line[colon + 1 :].strip(b" \t")
+        if _BAD_VALUE.search(value):
+            raise ProtocolError("invalid header value", 502 if is_response else 400, "H17")
+        headers.append((name.decode("latin-1"), value.decode("latin-1")))
+    return headers
+
+
+def _connection_tokens(headers: Headers) -> set[str]:
+    tokens: set[str] = set()
+    for k, v in headers:
+        if k.lower() == "connection":
+            tokens.update(t.strip().lower() for t in v.split(",") if t.strip())
+    return tokens
+
+
+def _content_length(values: list[str], status: int, code: str | None) -> int:
+    """Equal duplicates merge; differing values or lists like `15,24` are refused."""
+    seen: set[str] = set()
+    for v in values:
+        for part in v.split(","):
+            seen.add(part.strip())
+    if len(seen) != 1:
+        raise ProtocolError("conflicting Content-Length", status, code)
+    (only,) = seen
+    if not _DIGITS.match(only.encode("latin-1")) or len(only) > 18:
+        raise ProtocolError("invalid Content-Length", status, code)
+    return int(only)
+
+
+def _transfer_chunked(values: list[str], status: int, code: str | None) -> bool:
+    codings = [c.strip().lower() for v in values for c in v.split(",") if c.strip()]
+    if not codings:
+        return False
+    if codings[-1] != "chunked" or codings.count("chunked") != 1:
+        # anything but a final single "chunked" makes the body length unknowable
+        raise ProtocolError("unsupported Transfer-Encoding", status, code)
+    return True
+
+
+def parse_request_head(head: bytes) -> RequestHead:
+    lines = _split_lines(head)
+    if not lines or not lines[0]:
+        raise ProtocolError("empty request line")
+    request_line = lines[0]
+    if len(request_line) > MAX_LINE:
+        raise ProtocolError("request line too long", 414)
+    parts = request_line.split(b" ")
+    if len(parts) != 3:
+        raise ProtocolError("malformed request line")
+    method_b, target_b, version_b = parts
+    if len(method_b) > MAX_METHOD:
+        raise ProtocolError("method too long")
+    if not _TOKEN.match(method_b):
+        raise ProtocolError("invalid method")
+    if not _TARGET.match(target_b):
+        raise ProtocolError("invalid request target")
+    if version_b == b"HTTP/1.1":
+        version = "1.1"
+    elif version_b == b"HTTP/1.0":
+        version = "1.0"
+    elif version_b.startswith(b"HTTP/"):
+        raise ProtocolError("HTTP version not supported", 505)
+    else:
+        raise ProtocolError("malformed request line")
+    headers = _parse_header_lines(lines[1:], MAX_LINE, MAX_HEADER_NAME, False)
+    req = RequestHead(method_b.decode("ascii"), target_b.decode("latin-1"), version, headers)
+    cl: list[str] = []
+    te: list[str] = []
+    hosts: list[str] = []
+    expect: list[str] = []
+    upgrade: str | None = None
+    for k, v in headers:
+        lk = k.lower()
+        if lk == "content-length":
+            cl.append(v)
+        elif lk == "transfer-encoding":
+            te.append(v)
+        elif lk == "host":
+            hosts.append(v)
+        elif lk == "expect":
+            expect.append(v)
+        elif lk == "upgrade":
+            upgrade = v
+    if len(hosts) > 1:
+        raise ProtocolError("several Host headers")
+    if hosts:
+        host = hosts[0]
+        if not host or not re.fullmatch(r"[A-Za-z0-9.\-_:\[\]]+", host):
+            raise ProtocolError("invalid Host header")
+        req.host = host
+    elif version == "1.1" or version == "1.0":
+        raise ProtocolError("missing Host header")
+    if cl and te:
+        # smuggling guard: a message carrying both is refused outright
+        raise ProtocolError("both Content-Length and Transfer-Encoding")
+    if te:
+        if version == "1.0":
+            raise ProtocolError("Transfer-Encoding in an HTTP/1.0 request")
+        req.chunked = _transfer_chunked(te, 400, None)
+        req.body_length = None if req.chunked else 0
+    elif cl:
+        req.body_length = _content_length(cl, 400, None)
+    conn = _connection_tokens(headers)
+    if version == "1.1":
+        req.keep_alive = "close" not in conn
+    else:
+        req.keep_alive = "keep-alive" in conn
+    if upgrade is not None and "upgrade" in conn and version == "1.1":
+        req.upgrade = upgrade
+    if expect:
+        if len(expect) == 1 and expect[0].strip().lower() == "100-continue":
+            req.expect_continue = version == "1.1"
+        else:
+            raise ProtocolError("unsupported Expect", 417)
+    return req
+
+
+def parse_response_head(head: bytes, request_method: str) -> ResponseHead:
+    """Parse a dyno's response head. Errors carry H17 (malformed) or H25 (limits)."""
+    lines = head.split(b"\r\n")
+    if len(lines) >= 2 and lines[-1] == b"" and lines[-2] == b"":
+        lines = lines[:-2]
+    if not lines:
+        raise ProtocolError("empty response", 502, "H17")
+    status_line = lines[0]
+    if len(status_line) > MAX_STATUS_LINE:
+        raise ProtocolError("oversized status line", 502, "H25")
+    parts = status_line.split(b" ", 2)
+    if len(parts) < 3 or parts[0] not in (b"HTTP/1.1", b"HTTP/1.0"):
+        raise ProtocolError("malformed status line", 502, "H17")
+    if len(parts[1]) != 3 or not _DIGITS.match(parts[1]):
+        raise ProtocolError("malformed status code", 502, "H17")
+    reason = parts[2].strip()
+    if not reason or _BAD_VALUE.search(reason) or b"\r" in reason:
+        raise ProtocolError("status line without reason phrase", 502, "H17")
+    status = int(parts[1])
+    if status < 100:
+        raise ProtocolError("malformed status code", 502, "H17")
+    for line in lines[1:]:
+        if b"\n" in line or b"\r" in line:
+            raise ProtocolError("bare CR or LF in response head", 502, "H17")
+    headers = _parse_header_lines(lines[1:], MAX_RESPONSE_HEADER_LINE, MAX_LINE, True)
+    version = parts[0][5:].decode("ascii")
+    resp = ResponseHead(version, status, reason.decode("latin-1"), headers)
+    cl: list[str] = []
+    te: list[str] = []
+    for k, v in headers:
+        lk = k.lower()
+        if lk == "content-length":
+            cl.append(v)
+        elif lk == "transfer-encoding":
+            te.append(v)
+        elif lk == "set-cookie" and len(k) + len(v) + 2 > MAX_SET_COOKIE:
+            raise ProtocolError("oversized cookie", 502, "H25")
+    conn = _connection_tokens(headers)
+    resp.keep_alive = ("close" not in conn) if version == "1.1" else ("keep-alive" in conn)
+    if request_method == "HEAD" or status < 200 or status in (204, 304):
+        resp.body_length = 0
+        return resp
+    if te:
+        resp.chunked = _transfer_chunked(te, 502, "H25")
+        if resp.chunked:
+            resp.body_length = None
+            return resp
+    if cl:
+        resp.body_length = _content_length(cl, 502, "H25")
+    else:
+        resp.body_length = None
+        resp.keep_alive = False
+    return resp
+
+
+class ChunkedDecoder:
+    """Decodes a chunked body: feed() returns payload bytes; `done` once the trailer ends."""
+
+    __slots__ = ("_buf", "_state", "_remaining", "done", "trailers")
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._state = 0  # 0 size line, 1 data, 2 CRLF after data, 3 trailer lines
+        self._remaining = 0
+        self.done = False
+        self.trailers: Headers = []
+
+    def feed(self, data: bytes) -> tuple[bytes, bytes]:
+        """Returns (payload, leftover after the end of the body)."""
+        buf = self._buf
+        buf += data
+        out = bytearray()
+        while not self.done:
+            if self._state == 0:
+                i = buf.find(b"\r\n")
+                if i < 0:
+                    if len(buf) > MAX_CHUNK_LINE:
+                        raise ProtocolError("chunk size line too long")
+                    break
+                line = bytes(buf[:i])
+                del buf[: i + 2]
+                size_part = line.split(b";", 1)[0].strip(b" \t")
+                if not _HEX.match(size_part):
+                    raise ProtocolError("invalid chunk size")
+                self._remaining = int(size_part, 16)
+                self._state = 1 if self._remaining else 3
+            elif self._state == 1:
+                if not buf:
+                    break
+                n = min(self._remaining, len(buf))
+                out += buf[:n]
+                del buf[:n]
+                self._remaining -= n
+                if self._remaining == 0:
+                    self._state = 2
+            elif self._state == 2:
+                if len(buf) < 2:
+                    if buf and buf[0:1] != b"\r":
+                        raise ProtocolError("missing CRLF after chunk data")
+                    break
+                if buf[:2] != b"\r\n":
+                    raise ProtocolError("missing CRLF after chunk data")
+                del buf[:2]
+                self._state = 0
+            else:
+                i = buf.find(b"\r\n")
+                if i < 0:
+                    if len(buf) > MAX_LINE:
+                        raise ProtocolError("trailer line too long")
+                    break
+                line = bytes(buf[:i])
+                del buf[: i + 2]
+                if not line:
+                    self.done = True
+                    break
+                if len(self.trailers) >= MAX_HEADERS:
+                    raise ProtocolError("too many trailers")
+                self.trailers += _parse_header_lines([line], MAX_LINE, MAX_HEADER_NAME, False)
+        leftover = b""
+        if self.done and buf:
+            leftover = bytes(buf)
+            buf.clear()
+        return bytes(out), leftover
+
+
+def encode_chunk(data: bytes) -> bytes:
+    return b"%x\r\n%b\r\n" % (len(data), data) if data else b""
+
+
+LAST_CHUNK = b"0\r\n\r\n"
+
+
+def serialize_request_head(method: str, target: str, headers: Headers) -> bytes:
+    parts = [f"{method} {target} HTTP/1.1\r\n"]
+    parts.extend(f"{k}: {v}\r\n" for k, v in headers)
+    parts.append("\r\n")
+    return "".join(parts).encode("latin-1")
+
+
+def serialize_response_head(status: int, reason: str, headers: Headers, version: str = "1.1") -> bytes:
+    parts = [f"HTTP/{version} {status} {reason}\r\n"]
+    parts.extend(f"{k}: {v}\r\n" for k, v in headers)
+    parts.append("\r\n")
+    return "".join(parts).encode("latin-1")

@@ -1,0 +1,120 @@
+"""The router's listeners: plain HTTP and HTTPS (ALPN picks HTTP/2 or HTTP/1.1)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from typing import Any
+
+from .http1_server import H1Client, tls_info
+from .state import Router
+from .tls import TLSContexts
+
+
+def listening_socket(host: str, port: int, reuse_port: bool = True, listen: bool = True) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    if family == socket.AF_INET6:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    sock.bind((host, port))
+    if listen:
+        sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+class RouterServer:
+    """Serves one Router on given sockets in the running loop (a worker, or in-process)."""
+
+    def __init__(self, router: Router) -> None:
+        self.router = router
+        self.tls = TLSContexts(router)
+        self._servers: list[asyncio.Server] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._sweeper: asyncio.Task[None] | None = None
+        self.clients: set[H1Client] = set()  # open HTTP/1.1 client connections
+
+    async def start(self, http_socks: list[socket.socket], https_socks: list[socket.socket]) -> None:
+        for s in http_socks:
+            self._servers.append(await asyncio.start_server(self._on_plain, sock=s, limit=1 << 16))
+        for s in https_socks:
+            self._servers.append(
+                await asyncio.start_server(
+                    self._on_tls, sock=s, ssl=self.tls.base, limit=1 << 16,
+                    ssl_handshake_timeout=10.0,
+                )
+            )
+        self._sweeper = asyncio.ensure_future(self._sweep())
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(max(0.05, self.router.timers.keepalive_idle / 3))
+            self.router.pool.sweep()
+
+    def _track(self, coro: Any) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _on_plain(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._track(None)
+        _nodelay(writer)
+        client = H1Client(self.router, reader, writer, (False, "unknown", None))
+        self.clients.add(client)
+        try:
+            await client.serve()
+        except asyncio.CancelledError:
+            writer.transport.abort()  # router shutting down: end quietly
+        finally:
+            self.clients.discard(client)
+
+    async def _on_tls(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._track(None)
+        _nodelay(writer)
+        info = tls_info(writer)
+        sslobj = writer.get_extra_info("ssl_object")
+        try:
+            if sslobj is not None and sslobj.selected_alpn_protocol() == "h2":
+                from .http2_server import H2Connection
+
+                await H2Connection(self.router, reader, writer, info).serve()
+                return
+            await H1Client(self.router, reader, writer, info).serve()
+        except asyncio.CancelledError:
+            writer.transport.abort()
+
+    @property
+    def addresses(self) -> list[tuple[str, int]]:
+        out = []
+        for srv in self._servers:
+            for s in srv.sockets:
+                name = s.getsockname()
+                out.append((str(name[0]), int(name[1])))
+        return out
+
+    async def stop(self) -> None:
+        for srv in self._servers:
+            srv.close()
+        if self._sweeper:
+            self._sweeper.cancel()
+        for t in list(self._tasks):
+            t.cancel()
+        for srv in self._servers:
+            try:
+                await asyncio.wait_for(srv.wait_closed(), 2)
+            except (TimeoutError, asyncio.CancelledError):
+                pass
+        self.router.pool.close_all()
+
+
+def _nodelay(writer: asyncio.StreamWriter) -> None:
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass

@@ -1,0 +1,114 @@
+"""One router's state (a worker process is one Heroku "router"): table, counters, pool."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from .proxy import DynoPool, Quarantine
+from .table import RouteTable
+from .timers import RouterTimers
+
+LogEmit = Callable[[str, str], None]  # (app_id, router line)
+
+
+class PageCache:
+    """MAINTENANCE_PAGE_URL / ERROR_PAGE_URL pages, fetched once and kept a while."""
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._pages: dict[str, tuple[float, bytes, str]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def get(self, url: str) -> tuple[bytes, str] | None:
+        hit = self._pages.get(url)
+        if hit and hit[0] > time.monotonic():
+            return hit[1], hit[2]
+        lock = self._locks.setdefault(url, asyncio.Lock())
+        async with lock:
+            hit = self._pages.get(url)
+            if hit and hit[0] > time.monotonic():
+                return hit[1], hit[2]
+            import httpx
+
+            try:
+                async with httpx.AsyncClient(timeout=3.0, follow_redirects=True) as client:
+                    r = await client.get(url)
+                if r.status_code != 200 or len(r.content) > 1 << 20:
+                    raise ValueError("unusable page")
+                ctype = r.headers.get("content-type", "text/html; charset=utf-8")
+                self._pages[url] = (time.monotonic() + self.ttl, r.content, ctype)
+                return r.content, ctype
+            except Exception:
+                # retry a failed fetch soon, serving the built-in page meanwhile
+                return None
+
+
+class Router:
+    def __init__(
+        self,
+        timers: RouterTimers | None = None,
+        emit: LogEmit | None = None,
+        on_wake: Callable[[str], None] | None = None,
+        table: RouteTable | None = None,
+    ) -> None:
+        self.timers = timers or RouterTimers()
+        self.table = table or RouteTable()
+        self.emit: LogEmit = emit or (lambda app_id, line: None)
+        self.on_wake = on_wake or (lambda app_id: None)
+        self.pool = DynoPool(self.timers.keepalive_idle)
+        self.quarantine = Quarantine(self.timers.quarantine)
+        self.pages = PageCache(self.timers.page_cache)
+        self.inflight: Counter[str] = Counter()
+        self.activity: Counter[str] = Counter()
+        self.open_connections = 0
+        self._changed = asyncio.Event()
+        self._woken: dict[str, float] = {}
+        self.on_certificates: Callable[[], None] | None = None
+
+    # table updates -------------------------------------------------------
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def replace_table(self, snapshot: dict[str, Any]) -> None:
+        self.table = RouteTable(snapshot)
+        self._notify()
+        if self.on_certificates:
+            self.on_certificates()
+
+    def upsert_app(self, app: dict[str, Any]) -> None:
+        self.table.upsert_app(app)
+        self._notify()
+
+    def remove_app(self, app_id: str) -> None:
+        self.table.remove_app(app_id)
+        self._notify()
+
+    def set_certificates(self, certs: list[dict[str, Any]], default: dict[str, Any] | None) -> None:
+        self.table.set_certificates(certs, default)
+        if self.on_certificates:
+            self.on_certificates()
+
+    async def wait_change(self, timeout: float) -> None:
+        if timeout <= 0:
+            return
+        try:
+            async with asyncio.timeout(timeout):
+                await self._changed.wait()
+        except TimeoutError:
+            pass
+
+    def wake(self, app_id: str) -> None:
+        now = time.monotonic()
+        if now - self._woken.get(app_id, 0.0) > 1.0:  # one wake request per second per app
+            self._woken[app_id] = now
+            self.on_wake(app_id)
+
+    def take_activity(self) -> dict[str, int]:
+        out = dict(self.activity)
+        self.activity.clear()
+        return out

@@ -1,0 +1,196 @@
+"""The route table: apps by hostname (exact, then wildcard), certificates by SNI name.
+
+The control plane builds it as JSON-serialisable dicts (it crosses a process boundary):
+
+    snapshot = {"affinity_secret": hex, "router_name": "spruce", "apps": {app_id: APP},
+                "certificates": [CERT], "default_certificate": CERT | None}
+
+See docs/router.md for APP and CERT.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+DYNO_STATES = ("up", "starting", "crashed", "down")
+
+
+class TableError(ValueError):
+    """A route table entry the router cannot use."""
+
+
+def normalise_host(host: str) -> str:
+    """Host header or SNI name -> lower-case name without port or trailing dot."""
+    h = host.strip().lower()
+    if h.startswith("["):
+        end = h.find("]")
+        return h[: end + 1] if end > 0 else h
+    if h.count(":") == 1:
+        h = h.split(":", 1)[0]
+    return h.rstrip(".")
+
+
+@dataclass(frozen=True, slots=True)
+class Dyno:
+    name: str
+    host: str
+    port: int
+    state: str
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.host, self.port)
+
+
+@dataclass(frozen=True)
+class App:
+    id: str
+    name: str
+    hostnames: tuple[str, ...]
+    maintenance: bool = False
+    released: bool = True
+    features: frozenset[str] = frozenset()
+    maintenance_page_url: str | None = None
+    error_page_url: str | None = None
+    web_quantity: int = 1
+    sleeping: bool = False
+    eco_quota_exhausted: bool = False
+    dynos: tuple[Dyno, ...] = ()
+    up: tuple[Dyno, ...] = field(default=(), compare=False)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> App:
+        try:
+            app_id = str(d["id"])
+            dynos = tuple(
+                Dyno(str(x["name"]), str(x["host"]), int(x["port"]), str(x.get("state", "up")))
+                for x in d.get("dynos", [])
+            )
+            for dy in dynos:
+                if dy.state not in DYNO_STATES:
+                    raise TableError(f"app {app_id}: dyno {dy.name} has unknown state {dy.state!r}")
+            return cls(
+                id=app_id,
+                name=str(d.get("name", app_id)),
+                hostnames=tuple(normalise_host(h) for h in d.get("hostnames", [])),
+                maintenance=bool(d.get("maintenance", False)),
+                released=bool(d.get("released", True)),
+                features=frozenset(d.get("features", [])),
+                maintenance_page_url=d.get("maintenance_page_url"),
+                error_page_url=d.get("error_page_url"),
+                web_quantity=int(d.get("web_quantity", len(dynos))),
+                sleeping=bool(d.get("sleeping", False)),
+                eco_quota_exhausted=bool(d.get("eco_quota_exhausted", False)),
+                dynos=dynos,
+                up=tuple(x for x in dynos if x.state == "up"),
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            if isinstance(e, TableError):
+                raise
+            raise TableError(f"invalid app entry: {e!r}") from None
+
+    def has(self, feature: str) -> bool:
+        return feature in self.features
+
+
+@dataclass(frozen=True)
+class Certificate:
+    id: str
+    hostnames: tuple[str, ...]
+    cert_pem: str
+    key_pem: str
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Certificate:
+        try:
+            return cls(
+                str(d["id"]),
+                tuple(normalise_host(h) for h in d.get("hostnames", [])),
+                str(d["cert_pem"]),
+                str(d["key_pem"]),
+            )
+        except KeyError as e:
+            raise TableError(f"certificate entry lacks {e}") from None
+
+
+def _wildcard_candidates(host: str) -> list[str]:
+    """a.b.example.org -> ["*.b.example.org", "*.example.org", "*.org"]: most specific first."""
+    labels = host.split(".")
+    return ["*." + ".".join(labels[i:]) for i in range(1, len(labels))]
+
+
+class RouteTable:
+    def __init__(self, snapshot: dict[str, Any] | None = None) -> None:
+        snapshot = snapshot or {}
+        self.router_name: str = str(snapshot.get("router_name", "spruce"))
+        secret = snapshot.get("affinity_secret") or ""
+        self.affinity_secret: bytes = bytes.fromhex(secret) if secret else b""
+        self.apps: dict[str, App] = {}
+        self._exact: dict[str, str] = {}
+        self._wild: dict[str, str] = {}
+        for app_id, raw in (snapshot.get("apps") or {}).items():
+            raw = dict(raw)
+            raw.setdefault("id", app_id)
+            self.apps[str(app_id)] = App.from_dict(raw)
+        self._reindex()
+        self.certificates: list[Certificate] = []
+        self.default_certificate: Certificate | None = None
+        self.set_certificates(
+            snapshot.get("certificates") or [], snapshot.get("default_certificate")
+        )
+
+    def _reindex(self) -> None:
+        exact: dict[str, str] = {}
+        wild: dict[str, str] = {}
+        for app in self.apps.values():
+            for h in app.hostnames:
+                (wild if h.startswith("*.") else exact)[h] = app.id
+        self._exact, self._wild = exact, wild
+
+    def upsert_app(self, raw: dict[str, Any]) -> App:
+        app = App.from_dict(raw)
+        self.apps[app.id] = app
+        self._reindex()
+        return app
+
+    def remove_app(self, app_id: str) -> None:
+        self.apps.pop(app_id, None)
+        self._reindex()
+
+    def set_certificates(
+        self, certs: list[dict[str, Any]], default: dict[str, Any] | None
+    ) -> None:
+        self.certificates = [Certificate.from_dict(c) for c in certs]
+        self.default_certificate = Certificate.from_dict(default) if default else None
+
+    def lookup(self, host: str) -> App | None:
+        h = normalise_host(host)
+        app_id = self._exact.get(h)
+        if app_id is None:
+            for cand in _wildcard_candidates(h):
+                app_id = self._wild.get(cand)
+                if app_id is not None:
+                    break
+        return self.apps.get(app_id) if app_id is not None else None
+
+    def certificate_for(self, server_name: str | None) -> Certificate | None:
+        """Specific names beat wildcards (which cover one label, as in TLS)."""
+        if server_name:
+            name = normalise_host(server_name)
+            wildcard = "*." + name.split(".", 1)[1] if "." in name else None
+            for cert in self.certificates:
+                if name in cert.hostnames:
+                    return cert
+            if wildcard:
+                for cert in self.certificates:
+                    if wildcard in cert.hostnames:
+                        return cert
+        return self.default_certificate
+
+
+def cert_matches(cert: Certificate, name: str) -> bool:
+    name = normalise_host(name)
+    if name in cert.hostnames:
+        return True
+    return "." in name and "*." + name.split(".", 1)[1] in cert.hostnames

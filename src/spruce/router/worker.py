@@ -1,0 +1,141 @@
+"""A router worker process: one Heroku "router" serving the shared ports (SO_REUSEPORT).
+
+Started by RouterSupervisor as `python -m spruce.router.worker CONFIG_JSON`. It keeps serving
+with its last table when the control channel drops, and reconnects until told to stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+from typing import Any
+
+from . import control
+from .server import RouterServer, listening_socket
+from .state import Router
+from .timers import RouterTimers
+
+MAX_PENDING_LINES = 10000
+
+
+class Worker:
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.index = int(config["worker"])
+        self.control_path = str(config["control"])
+        self.http_addrs = [tuple(a) for a in config["http"]]
+        self.https_addrs = [tuple(a) for a in config["https"]]
+        self.activity_interval = float(config.get("activity_interval", 1.0))
+        self.router = Router(RouterTimers.from_dict(config["timers"]), self._emit, self._wake)
+        self.server = RouterServer(self.router)
+        self._lines: list[list[Any]] = []
+        self._out: list[dict[str, Any]] = []
+        self._writer: asyncio.StreamWriter | None = None
+        self._flush_scheduled = False
+        self._serving = False
+        self._stop = asyncio.Event()
+
+    def _emit(self, app_id: str, line: str) -> None:
+        if len(self._lines) < MAX_PENDING_LINES:
+            self._lines.append([app_id, line, time.time()])
+        self._schedule_flush()
+
+    def _wake(self, app_id: str) -> None:
+        self._out.append({"t": "wake", "app_id": app_id})
+        self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_later(0.005, self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        w = self._writer
+        if w is None or w.is_closing():
+            return  # kept (bounded) until the control plane is back
+        if self._lines:
+            w.write(control.encode({"t": "log", "lines": self._lines}))
+            self._lines = []
+        for msg in self._out:
+            w.write(control.encode(msg))
+        self._out = []
+
+    async def _activity(self) -> None:
+        while True:
+            await asyncio.sleep(self.activity_interval)
+            counts = self.router.take_activity()
+            if counts:
+                self._out.append({"t": "activity", "counts": counts})
+                self._schedule_flush()
+
+    async def _serve(self) -> None:
+        if self._serving:
+            return
+        self._serving = True
+        await self.server.start(
+            [listening_socket(h, p) for h, p in self.http_addrs],
+            [listening_socket(h, p) for h, p in self.https_addrs],
+        )
+
+    async def _session(self) -> None:
+        reader, writer = await asyncio.open_unix_connection(self.control_path)
+        self._writer = writer
+        writer.write(control.encode({"t": "hello", "worker": self.index, "pid": os.getpid()}))
+        self._flush()
+        try:
+            while True:
+                msg = await control.read_message(reader)
+                if msg is None:
+                    return
+                t = msg.get("t")
+                if t == "snapshot":
+                    self.router.replace_table(msg["table"])
+                    await self._serve()
+                    writer.write(control.encode({"t": "ready", "worker": self.index}))
+                elif t == "upsert":
+                    self.router.upsert_app(msg["app"])
+                elif t == "remove":
+                    self.router.remove_app(msg["app_id"])
+                elif t == "certs":
+                    self.router.set_certificates(msg["certificates"], msg.get("default"))
+                elif t == "stop":
+                    self._stop.set()
+                    return
+        finally:
+            self._writer = None
+            writer.close()
+
+    async def run(self) -> None:
+        activity = asyncio.ensure_future(self._activity())
+        while not self._stop.is_set():
+            try:
+                await self._session()
+            except (OSError, ValueError):
+                pass
+            if self._stop.is_set():
+                break
+            try:
+                async with asyncio.timeout(0.2):
+                    await self._stop.wait()
+            except TimeoutError:
+                pass
+        activity.cancel()
+        await self.server.stop()
+
+
+def main() -> None:
+    config = json.loads(sys.argv[1])
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    asyncio.run(Worker(config).run())
+
+
+if __name__ == "__main__":
+    main()
