@@ -22,8 +22,12 @@ from spruce.certs.ca import InternalCA
 from spruce.config import Endpoints, Settings
 from spruce.dynos import DynoManager, DynoSettings
 from spruce.logs import LogRouter
+from spruce.netutil import free_port
+from spruce.router.supervisor import RouterSupervisor
+from spruce.router.timers import RouterTimers
 from spruce.runtime.dynos import DynoRuntime
 from spruce.runtime.git import make_git_server
+from spruce.runtime.routes import RouteFeed
 from spruce.services import Services
 from spruce.services.builds import BuildSettings
 from spruce.services.dynos import Dynos
@@ -71,6 +75,15 @@ def _is_ip(host: str) -> bool:
         ipaddress.ip_address(host)
         return True
     except ValueError:
+        return False
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
+            probe.bind(("::1", 0))
+        return True
+    except OSError:
         return False
 
 
@@ -139,6 +152,8 @@ class Platform:
         self.store: Store | None = None
         self.services: Services | None = None
         self.endpoints: Endpoints | None = None
+        self.router: RouterSupervisor | None = None
+        self.route_feed: RouteFeed | None = None
 
     # -- lifecycle -------------------------------------------------------------
     def prepare(self) -> None:
@@ -147,7 +162,7 @@ class Platform:
         self.lock.acquire()
         self.store = Store.open(self.home)
         self.log_router = LogRouter()
-        tuning = tuning_from_env()
+        self.tuning = tuning = tuning_from_env()
         addon_log = log_to_sink(self.log_router, self._addon_app, "addons")
         self.addon_services = AddonServices([
             RedisProvider(self.home, log=addon_log, on_config_changed=self._addon_config_changed),
@@ -156,7 +171,7 @@ class Platform:
         self.services = Services(
             self.store, home=self.home, log_router=self.log_router,
             build_settings=BuildSettings(**tuning.get("build", {})),
-            addon_services=self.addon_services,
+            addon_services=self.addon_services, app_domain=self.settings.domain,
         )
         self.ca = InternalCA(self.home / "ca")
         self.dyno_manager = DynoManager(
@@ -177,8 +192,9 @@ class Platform:
         api_url = _url("http", s.host, api_port)
         git_url = _url("https", s.host, git_sock.getsockname()[1])
         key = operator_key(self.services, self.home, s.operator_email)
-        http_port = s.http_port
-        https_port = s.https_port
+        # One port for IPv4 and IPv6: pick it once when asked for "any".
+        http_port = s.http_port or free_port(s.host)
+        https_port = s.https_port or free_port(s.host)
         urls = {
             "api_url": api_url,
             "git_url": git_url,
@@ -205,6 +221,7 @@ class Platform:
         ips = [s.host] if _is_ip(s.host) else ["127.0.0.1"]
         self.ca.issue_to_files(cert, keyfile, hosts, ips)
         self._serve(self.git, [git_sock], ssl=(cert, keyfile))
+        await self._start_router(http_port, https_port)
         await self.dyno_runtime.converge_all()
         self.endpoints = Endpoints(
             api_url=api_url,
@@ -217,6 +234,28 @@ class Platform:
         )
         self.endpoints.write(s.endpoints_path if s.home == self.home else self.home / "endpoints.json")
         return self.endpoints
+
+    async def _start_router(self, http_port: int, https_port: int) -> None:
+        s = self.settings
+        assert self.services is not None
+        feed = RouteFeed(self.services, self.dyno_manager, None, s.domain, self.ca, self.home)  # type: ignore[arg-type]
+        hosts = [s.host]
+        if s.host == "127.0.0.1" and _ipv6_loopback():
+            hosts.append("::1")  # Heroku's IPv6 is "coming soon"; Spruce listens on both
+        supervisor = RouterSupervisor(
+            http_addrs=[(h, http_port) for h in hosts],
+            https_addrs=[(h, https_port) for h in hosts],
+            workers=s.router_workers,
+            log_sink=self.log_router,
+            on_wake=feed.on_wake,
+            timers=RouterTimers(**self.tuning.get("router", {})),
+            run_dir=self.home / "run",
+            on_activity=feed.on_activity,
+            snapshot=feed.snapshot(),
+        )
+        feed.supervisor = supervisor
+        await supervisor.start()
+        self.router, self.route_feed = supervisor, feed
 
     def _addon_app(self, addon_id: str) -> str | None:
         try:
@@ -232,6 +271,8 @@ class Platform:
 
     def _dynos_changed(self, app_id: str) -> None:
         """The dyno manager changed an app's dynos: the router's table follows."""
+        if self.route_feed is not None:
+            self.route_feed.mark(app_id)
 
     def _serve(self, app: Any, socks: list[socket.socket], ssl: tuple[Path, Path] | None = None) -> None:
         config = uvicorn.Config(
@@ -253,9 +294,13 @@ class Platform:
         self._stop.set()
 
     async def stop(self) -> None:
+        if self.lock.fd is None:
+            return  # never started: another platform holds the home
         for server in self._servers:
             server.should_exit = True
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.router is not None:
+            await self.router.stop()
         if getattr(self, "dyno_manager", None) is not None:
             await self.dyno_manager.shutdown()
         if getattr(self, "git", None) is not None:
@@ -275,8 +320,8 @@ class Platform:
 
 async def run_platform(settings: Settings, announce: Any = print) -> None:
     platform = Platform(settings)
-    platform.prepare()
     try:
+        platform.prepare()
         ep = await platform.start()
         announce(ep)
         await platform.run_until_stopped()

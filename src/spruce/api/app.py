@@ -10,7 +10,15 @@ from starlette.routing import BaseRoute
 
 from spruce.services import Services
 
-from . import addon_routes, core_routes, deploy_routes, dyno_routes, log_routes, streams
+from . import (
+    addon_routes,
+    core_routes,
+    deploy_routes,
+    domain_routes,
+    dyno_routes,
+    log_routes,
+    streams,
+)
 from .http import ROUTE_NOT_FOUND, error_response, request_id_for
 
 
@@ -36,7 +44,7 @@ def create_api(
     app = Starlette(
         routes=[
             *core_routes.routes(), *deploy_routes.routes(), *log_routes.routes(), *dyno_routes.routes(),
-            *addon_routes.routes(),
+            *addon_routes.routes(), *domain_routes.routes(),
             *streams.routes(services), *(extra_routes or []),
         ],
         exception_handlers={HTTPException: _http_error, Exception: _server_error},

@@ -18,6 +18,8 @@ from .accounts import Accounts
 from .addons import Addons
 from .apps import Apps
 from .builds import Builds, BuildSettings
+from .certs import Certs
+from .domains import Domains
 from .events import EventBus
 from .features import Features
 from .formation import Formations
@@ -35,6 +37,7 @@ class Services:
         log_router: LogRouter | None = None,
         build_settings: BuildSettings | None = None,
         addon_services: AddonServices | None = None,
+        app_domain: str = "localhost",
     ) -> None:
         self.store = store
         self.events = events or EventBus()
@@ -43,6 +46,8 @@ class Services:
         self.releases = Releases(store, self.events)
         self.formation = Formations(store, self.events)
         self.features = Features(store, self.events)
+        self.domains = Domains(store, self.events, app_domain)
+        self.certs = Certs(store, self.events)
         self.logs = Logs(store, self.events, log_router or LogRouter())
         self.builds: Builds | None = (
             Builds(store, self.events, self.releases, home, build_settings) if home else None

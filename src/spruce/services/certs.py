@@ -1,0 +1,131 @@
+"""SNI endpoints: certificates users upload for their custom domains."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import ExtensionOID, NameOID
+from sqlalchemy import select
+
+from spruce.store.db import Store
+from spruce.store.models import Domain, SniEndpoint, User
+
+from .errors import InvalidParams, NotFound
+from .events import EventBus
+
+_NAMES = ("ankylosaurus", "brachiosaurus", "diplodocus", "iguanodon", "megalosaurus",
+          "parasaurolophus", "pterodactyl", "stegosaurus", "triceratops", "velociraptor")
+
+
+@dataclass
+class CertInfo:
+    subject: str
+    issuer: str
+    cert_domains: list[str]
+    starts_at: dt.datetime
+    expires_at: dt.datetime
+    self_signed: bool
+
+
+def inspect_chain(chain_pem: str, key_pem: str) -> CertInfo:
+    """Parse and check an uploaded certificate chain and key (the key must match)."""
+    try:
+        certs = x509.load_pem_x509_certificates(chain_pem.encode())
+    except ValueError:
+        raise InvalidParams("The certificate is not a PEM certificate chain.") from None
+    try:
+        key = serialization.load_pem_private_key(key_pem.encode(), None)
+    except (ValueError, TypeError):
+        raise InvalidParams("The private key is not an unencrypted PEM private key.") from None
+    leaf = certs[0]
+    pub = leaf.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    if key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo) != pub:
+        raise InvalidParams("The private key does not match the certificate.")
+    try:
+        sans = leaf.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME).value.get_values_for_type(x509.DNSName)
+    except x509.ExtensionNotFound:
+        sans = []
+    if not sans:
+        cns = leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        sans = [str(cns[0].value)] if cns else []
+    if not sans:
+        raise InvalidParams("The certificate names no domain (no subjectAltName or common name).")
+    if leaf.not_valid_after_utc < dt.datetime.now(dt.UTC):
+        raise InvalidParams("The certificate has expired.")
+    return CertInfo(leaf.subject.rfc4514_string(), leaf.issuer.rfc4514_string(), [s.lower() for s in sans],
+                    leaf.not_valid_before_utc, leaf.not_valid_after_utc, leaf.issuer == leaf.subject)
+
+
+class Certs:
+    def __init__(self, store: Store, events: EventBus) -> None:
+        self.store = store
+        self.events = events
+
+    def list(self, app_id: str) -> list[SniEndpoint]:
+        with self.store.session() as s:
+            return list(s.scalars(select(SniEndpoint).where(SniEndpoint.app_id == app_id).order_by(SniEndpoint.created_at)))
+
+    def get(self, app_id: str, identity: str) -> SniEndpoint:
+        for e in self.list(app_id):
+            if identity in (e.id, e.name):
+                return e
+        raise NotFound(f"Couldn't find that SNI endpoint ({identity}).")
+
+    def domains_of(self, endpoint: SniEndpoint) -> list[Domain]:
+        with self.store.session() as s:
+            return list(s.scalars(select(Domain).where(Domain.sni_endpoint_id == endpoint.id)))
+
+    def add(self, actor: User, app_id: str, chain: Any, key: Any) -> SniEndpoint:
+        if not isinstance(chain, str) or not isinstance(key, str):
+            raise InvalidParams("certificate_chain and private_key are required (PEM text).")
+        inspect_chain(chain, key)
+        with self.store.session() as s:
+            taken = {e.name for e in s.scalars(select(SniEndpoint))}
+            name = f"{secrets.choice(_NAMES)}-{secrets.randbelow(90000) + 10000}"
+            while name in taken:
+                name = f"{secrets.choice(_NAMES)}-{secrets.randbelow(90000) + 10000}"
+            endpoint = SniEndpoint(app_id=app_id, name=name, certificate_chain=chain, private_key=key)
+            s.add(endpoint)
+        self.events.publish("certs", app_id=app_id)
+        return endpoint
+
+    def update(self, actor: User, app_id: str, identity: str, chain: Any, key: Any) -> SniEndpoint:
+        endpoint = self.get(app_id, identity)
+        if not isinstance(chain, str) or not isinstance(key, str):
+            raise InvalidParams("certificate_chain and private_key are required (PEM text).")
+        inspect_chain(chain, key)
+        with self.store.session() as s:
+            row = s.get(SniEndpoint, endpoint.id)
+            assert row is not None
+            row.certificate_chain, row.private_key = chain, key
+            endpoint = row
+        self.events.publish("certs", app_id=app_id)
+        return endpoint
+
+    def remove(self, actor: User, app_id: str, identity: str) -> SniEndpoint:
+        endpoint = self.get(app_id, identity)
+        with self.store.session() as s:
+            for d in s.scalars(select(Domain).where(Domain.sni_endpoint_id == endpoint.id)):
+                d.sni_endpoint_id = None
+            row = s.get(SniEndpoint, endpoint.id)
+            if row is not None:
+                s.delete(row)
+        self.events.publish("certs", app_id=app_id)
+        return endpoint
+
+    def router_certificates(self) -> list[dict[str, Any]]:
+        """Every uploaded certificate, for the router's SNI choice (specific beats wildcard)."""
+        out = []
+        with self.store.session() as s:
+            for e in s.scalars(select(SniEndpoint)):
+                try:
+                    info = inspect_chain(e.certificate_chain, e.private_key)
+                except InvalidParams:
+                    continue
+                out.append({"id": e.id, "hostnames": info.cert_domains, "cert_pem": e.certificate_chain, "key_pem": e.private_key})
+        return out
