@@ -11,7 +11,7 @@ import click
 
 from .base import app_option, cli, client, resolve_app
 from .client import CLIError
-from .output import key_values, print_json, styled_header, table
+from .output import key_values, print_json, styled_header
 
 
 def _q(s: str) -> str:
@@ -320,6 +320,3 @@ def releases_rollback(app: str, release: str | None) -> None:
     _rollback(app, release)
 
 
-def register() -> None:
-    """Importing this module registers its commands on `cli`."""
-    _ = table

@@ -149,3 +149,46 @@ def repl() -> None:
         except SystemExit:
             pass
         sys.stdout.flush()
+
+
+def _system_ca_bundle() -> str:
+    import ssl
+
+    paths = ssl.get_default_verify_paths()
+    for candidate in (paths.cafile, "/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt"):
+        if candidate and Path(candidate).exists():
+            return Path(candidate).read_text()
+    return ""
+
+
+@cli.command("heroku-env")
+@click.option("--home", help="state directory of the running platform")
+def heroku_env(home: str | None) -> None:
+    """Print the environment that points Heroku's CLI at this platform (eval "$(spruce heroku-env)")."""
+    import shlex
+    from urllib.parse import urlparse
+
+    h = _home(home)
+    ep_path = h / "endpoints.json"
+    if not ep_path.exists():
+        raise CLIError(f"No running Spruce on {h} (no endpoints.json). Start it with `spruce up --home {h}`.")
+    ep = Endpoints.read(ep_path)
+    # Node and git each take one CA file: the system's roots plus Spruce's internal CA.
+    bundle = h / "heroku-ca-bundle.pem"
+    bundle.write_text(_system_ca_bundle().rstrip("\n") + "\n" + Path(ep.ca_bundle).read_text())
+    git = urlparse(ep.git_url)
+    env = {
+        "HEROKU_HOST": ep.api_url,
+        "HEROKU_PARTICLEBOARD_URL": ep.api_url,
+        "HEROKU_API_KEY": ep.api_key,
+        "HEROKU_GIT_HOST": git.netloc,
+        "NODE_EXTRA_CA_CERTS": str(bundle),
+        "GIT_SSL_CAINFO": str(bundle),
+        "SSL_CERT_FILE": str(bundle),
+        "DISABLE_TELEMETRY": "true",
+        "HEROKU_SKIP_NEW_VERSION_CHECK": "true",
+        "HEROKU_DISABLE_AUTOUPDATE": "1",
+        "NO_PROXY": "127.0.0.1,localhost",
+    }
+    for k, v in env.items():
+        click.echo(f"export {k}={shlex.quote(v)}")
