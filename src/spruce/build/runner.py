@@ -189,6 +189,8 @@ def _stage_buildpack(ctx: _Ctx, index: int, bp: Buildpack) -> Buildpack:
     for exe in (dest / "bin").iterdir():
         if exe.is_file():
             exe.chmod(exe.stat().st_mode | 0o755)
+    if ctx.req.run_as is not None and os.geteuid() == 0:
+        _chown_tree(dest.parent, *ctx.req.run_as)
     return Buildpack(ref=bp.ref, path=dest)
 
 
@@ -259,7 +261,32 @@ async def _release(ctx: _Ctx, bp: Buildpack) -> dict[str, Any]:
 def _str_map(value: Any) -> dict[str, str]:
     if not isinstance(value, dict):
         return {}
-    return {str(k): str(v) for k, v in value.items() if v is not None}
+    # YAML 1.1 reads `yes`/`on` as booleans; keep what a shell would see.
+    return {
+        str(k): (str(v).lower() if isinstance(v, bool) else str(v))
+        for k, v in value.items()
+        if v is not None
+    }
+
+
+def _check_reachable(path: Path, uid: int, gid: int) -> None:
+    """run_as needs search permission on every parent of the work and cache dirs."""
+    for parent in [path, *path.parents]:
+        try:
+            st = parent.stat()
+        except FileNotFoundError:
+            continue
+        if st.st_uid == uid:
+            ok = bool(st.st_mode & 0o100)
+        elif st.st_gid == gid:
+            ok = bool(st.st_mode & 0o010)
+        else:
+            ok = bool(st.st_mode & 0o001)
+        if not ok:
+            raise BuildFailed(
+                f"the build user (uid {uid}) cannot reach {path}: {parent} is not searchable "
+                "by it; put work and cache dirs under a directory with mode 0755"
+            )
 
 
 async def _build(ctx: _Ctx) -> BuildResult:
@@ -267,11 +294,12 @@ async def _build(ctx: _Ctx) -> BuildResult:
     removed = apply_slugignore(ctx.build_dir)
     if removed:
         output(f"-----> Removed {len(removed)} path(s) listed in .slugignore")
-    selected = await _select(ctx)
     if req.run_as is not None and os.geteuid() == 0:
         uid, gid = req.run_as
         for path in (req.work_dir, req.cache_dir):
+            _check_reachable(path, uid, gid)
             await asyncio.to_thread(_chown_tree, path, uid, gid)
+    selected = await _select(ctx)
     release: dict[str, Any] = {}
     for bp, description in selected:
         output(f"-----> {description} app detected")
