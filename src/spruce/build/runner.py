@@ -62,6 +62,7 @@ class BuildRequest:
     run_as: tuple[int, int] | None = None  # (uid, gid) for buildpack executables
     buildpack_cache_dir: Path | None = None  # downloaded URL buildpacks (default: cache_dir/..)
     source_version: str | None = None  # commit sha, exported as SOURCE_VERSION
+    keep_work_dir: bool = False  # leave work_dir behind (debugging); the slug is elsewhere
 
 
 @dataclass
@@ -165,7 +166,8 @@ def _prepare(req: BuildRequest) -> _Ctx:
     build_dir = req.work_dir / "app"
     env_dir = req.work_dir / "env"
     home = req.work_dir / "home"
-    shutil.copytree(req.source_dir, build_dir, symlinks=True)
+    # Like Heroku, the slug never carries the repository itself.
+    shutil.copytree(req.source_dir, build_dir, symlinks=True, ignore=shutil.ignore_patterns(".git"))
     for directory in (env_dir, home / "tmp", req.cache_dir):
         directory.mkdir(parents=True, exist_ok=True)
     for name, value in req.env.items():
@@ -364,6 +366,9 @@ async def run_build(req: BuildRequest, output: Output) -> BuildResult:
         message = f"Build failed: {exc.strerror or exc}"
         _fail(output, message)
         raise BuildFailed(message) from exc
+    finally:
+        if not req.keep_work_dir:
+            await asyncio.to_thread(shutil.rmtree, req.work_dir, True)
     result.duration = time.monotonic() - started
     return result
 
