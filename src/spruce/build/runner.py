@@ -110,7 +110,11 @@ def _base_env(ctx: _Ctx) -> dict[str, str]:
 async def _run(
     ctx: _Ctx, argv: Sequence[str], on_line: Output | None, capture: bool = False
 ) -> tuple[int, str]:
-    """Run one buildpack executable in its own process group; stream or capture stdout."""
+    """Run one buildpack executable in its own process group.
+
+    Streaming mode passes stdout+stderr lines to on_line as they come; capture mode returns
+    stdout (detect, release) and passes stderr lines to the build output.
+    """
     preexec: dict[str, Any] = {}
     if ctx.req.run_as is not None and os.geteuid() == 0:
         uid, gid = ctx.req.run_as
@@ -129,28 +133,56 @@ async def _run(
         start_new_session=True,
         **preexec,
     )
-    captured: list[str] = []
+    pump: asyncio.Task[None] | None = None
     try:
-        assert proc.stdout is not None
-        while True:
-            raw = await proc.stdout.readline()
-            if not raw:
-                break
-            line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
-            if capture:
-                captured.append(line)
-            if on_line is not None:
-                on_line(line)
-        if capture and proc.stderr is not None:
-            for raw in (await proc.stderr.read()).decode(errors="replace").splitlines():
-                ctx.output(raw)
+        if capture:
+            out, err = await proc.communicate()
+            for line in err.decode(errors="replace").splitlines():
+                ctx.output(line)
+            return_text = out.decode("utf-8", errors="replace")
+        else:
+            assert proc.stdout is not None
+            pump = asyncio.create_task(_pump_lines(proc.stdout, on_line))
+            # Process.wait() also waits for the pipes to close, which a daemon left behind by
+            # the step would hold open: watch the exit status instead, then end the group.
+            while proc.returncode is None:
+                await asyncio.sleep(0.05)
+            _kill_group(proc)
+            try:
+                await asyncio.wait_for(asyncio.shield(pump), 5)
+            except TimeoutError:  # something escaped the process group and keeps stdout
+                pump.cancel()
+                transport = getattr(proc, "_transport", None)
+                if transport is not None:
+                    transport.close()
+            return _returncode(proc), ""
         rc = await proc.wait()
     except BaseException:
         _kill_group(proc)
+        if pump is not None:
+            pump.cancel()
         await proc.wait()
         raise
     _kill_group(proc)  # stray background children must not outlive their step
-    return rc, "\n".join(captured)
+    return rc, return_text
+
+
+async def _pump_lines(stream: asyncio.StreamReader, on_line: Output | None) -> None:
+    """Split output into lines without a line-length limit (npm can print long ones)."""
+    pending = b""
+    while chunk := await stream.read(65536):
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for raw in lines:
+            if on_line is not None:
+                on_line(raw.decode("utf-8", errors="replace").rstrip("\r"))
+    if pending and on_line is not None:
+        on_line(pending.decode("utf-8", errors="replace").rstrip("\r"))
+
+
+def _returncode(proc: asyncio.subprocess.Process) -> int:
+    assert proc.returncode is not None
+    return proc.returncode
 
 
 def _kill_group(proc: asyncio.subprocess.Process) -> None:

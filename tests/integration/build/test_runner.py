@@ -60,6 +60,19 @@ async def test_timeout_stops_the_build_and_its_processes(builder: Builder) -> No
     assert " !     Build timed out after 1.5 seconds and was stopped." in builder.lines
 
 
+async def test_background_process_left_by_compile_does_not_hold_the_build(builder: Builder) -> None:
+    bp = make_buildpack(
+        builder.root / "bp",
+        detect='echo "Daemon"',
+        compile_='(sleep 60 &); echo "-----> left a daemon"',
+    )
+    started = time.monotonic()
+    result = await builder.build(builder.app("a", {"x": "1"}), buildpacks=[str(bp)])
+    assert time.monotonic() - started < 15
+    assert "-----> left a daemon" in builder.lines
+    assert result.buildpack_description == "Daemon"
+
+
 @pytest.fixture
 def http_dir(tmp_path: Path) -> Iterator[tuple[str, Path, http.server.ThreadingHTTPServer]]:
     root = tmp_path / "www"
