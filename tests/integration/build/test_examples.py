@@ -16,8 +16,11 @@ from spruce.build import unpack_slug
 from spruce.netutil import free_port
 
 
-async def serve_and_get(app_dir: Path, command: str) -> str:
-    """Start a process type like a dyno would (HOME=slug, .profile.d, PORT) and GET /."""
+async def serve_and_get(app_dir: Path, command: str, path: str = "/") -> str:
+    """Start a process type like a dyno would (HOME=slug, .profile.d, PORT) and GET path.
+
+    Returns the body for "/", "<status> <body>" for other paths.
+    """
     port = free_port()
     script = (
         'cd "$HOME"; for f in .profile.d/*.sh; do [ -f "$f" ] && . "$f"; done; exec bash -c "$0"'
@@ -35,7 +38,9 @@ async def serve_and_get(app_dir: Path, command: str) -> str:
         async with httpx.AsyncClient() as client:
             for _ in range(300):
                 try:
-                    response = await client.get(f"http://127.0.0.1:{port}/")
+                    response = await client.get(f"http://127.0.0.1:{port}{path}")
+                    if path != "/":
+                        return f"{response.status_code} {response.text}"
                     return response.text
                 except httpx.TransportError:
                     assert proc.poll() is None, f"{command!r} exited with {proc.returncode}"
@@ -92,10 +97,11 @@ async def test_static_site(builder: Builder) -> None:
     result = await builder.build(builder.app("static-site", example="static-site"))
     assert result.buildpack_description == "Static"
     assert result.process_types == {"web": "python3 .spruce/static_server.py"}
-    body = await serve_and_get(
-        unpack_slug(result.slug_path, builder.root / "dyno"), result.process_types["web"]
-    )
-    assert "<h1>Hello from a static site on Spruce</h1>" in body
+    unpacked = unpack_slug(result.slug_path, builder.root / "dyno")
+    web = result.process_types["web"]
+    assert "<h1>Hello from a static site on Spruce</h1>" in await serve_and_get(unpacked, web)
+    assert (await serve_and_get(unpacked, web, "/index")).startswith("200 <!doctype")  # clean_urls
+    assert (await serve_and_get(unpacked, web, "/.spruce/static_server.py")).startswith("404")
 
 
 async def test_worker_only_and_release_phase(builder: Builder) -> None:
@@ -107,3 +113,31 @@ async def test_worker_only_and_release_phase(builder: Builder) -> None:
     assert release.stack == "heroku-24"
     assert release.checksum.startswith("SHA256:")
     assert release.slug_size == release.slug_path.stat().st_size
+
+
+async def test_node_lockfile_ci_build_script_and_prune(builder: Builder) -> None:
+    app = builder.app(
+        "locked",
+        {
+            "package.json": (
+                '{"name": "locked", "version": "1.0.0", "dependencies": {"ms": "^2.1.3"},'
+                ' "devDependencies": {"is-number": "^7.0.0"},'
+                " \"scripts\": {\"build\": \"node -e \\\"require('is-number'); require('fs').writeFileSync('built.txt', 'ok')\\\"\"}}"
+            ),
+            "index.js": "console.log(require('ms')(60000))\n",
+        },
+    )
+    lock = subprocess.run(
+        ["npm", "install", "--package-lock-only", "--no-audit", "--no-fund"],
+        cwd=app, capture_output=True, text=True,
+    )  # fmt: skip
+    assert lock.returncode == 0, lock.stderr
+    result = await builder.build(app)
+    assert "       Installing node modules (package-lock.json): npm ci" in builder.lines
+    assert "       Running build" in builder.lines
+    assert result.process_types == {"web": "node index.js"}
+    with tarfile.open(result.slug_path) as tar:
+        names = set(tar.getnames())
+    assert "./built.txt" in names
+    assert "./node_modules/ms/package.json" in names
+    assert "./node_modules/is-number/package.json" not in names  # devDependencies pruned
