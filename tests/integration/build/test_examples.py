@@ -113,6 +113,18 @@ async def test_worker_only_and_release_phase(builder: Builder) -> None:
     assert release.stack == "heroku-24"
     assert release.checksum.startswith("SHA256:")
     assert release.slug_size == release.slug_path.stat().st_size
+    # What the platform does with it: run `release` in a one-off dyno, then start web.
+    dyno = unpack_slug(release.slug_path, builder.root / "release-dyno")
+    for fail, expected_rc in (("1", 1), ("0", 0)):
+        ran = subprocess.run(
+            ["bash", "-c", release.process_types["release"]],
+            cwd=dyno, env={"PATH": os.environ["PATH"], "HOME": str(dyno), "FAIL_RELEASE": fail},
+            capture_output=True, text=True,
+        )  # fmt: skip
+        assert ran.returncode == expected_rc, ran.stderr
+    assert "release phase: preparing version 1" in ran.stdout
+    body = await serve_and_get(dyno, release.process_types["web"])
+    assert body == "release-phase app version 1\n"
 
 
 async def test_node_lockfile_ci_build_script_and_prune(builder: Builder) -> None:
