@@ -1,12 +1,15 @@
-"""Serves a page saying whether the release phase ran (python3 stdlib only)."""
+"""Serves the app's VERSION, so you can see which release is live (python3 stdlib only)."""
 
 import os
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
+with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "VERSION")) as fh:
+    VERSION = fh.read().strip()
+
 
 class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
-        body = b"release phase ran\n" if os.path.exists("release-done.txt") else b"no release\n"
+        body = f"release-phase app version {VERSION}\n".encode()
         self.send_response(200)
         self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(body)))
@@ -14,6 +17,5 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-HTTPServer(
-    (os.environ.get("HOST", "0.0.0.0"), int(os.environ.get("PORT", "5000"))), Handler
-).serve_forever()
+address = (os.environ.get("HOST", "0.0.0.0"), int(os.environ.get("PORT", "5000")))
+HTTPServer(address, Handler).serve_forever()

@@ -72,7 +72,19 @@ def extract_tarball(archive: str | os.PathLike[str], dest_dir: str | os.PathLike
     return dest
 
 
-extract_source_tarball = extract_tarball
+def extract_source_tarball(
+    archive: str | os.PathLike[str], dest_dir: str | os.PathLike[str]
+) -> Path:
+    """Extract an app's source tarball; return the app root to build.
+
+    Archives made by GitHub & co. wrap the tree in one top-level directory; like Heroku's
+    build API, that directory is then taken as the app root.
+    """
+    dest = extract_tarball(archive, dest_dir)
+    entries = list(dest.iterdir())
+    if len(entries) == 1 and entries[0].is_dir() and not entries[0].is_symlink():
+        return entries[0]
+    return dest
 
 
 @dataclass(frozen=True)

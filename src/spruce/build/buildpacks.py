@@ -141,8 +141,11 @@ def detect_builtin(app_dir: str | os.PathLike[str]) -> tuple[str, str] | None:
 
     for name in DETECTION_ORDER:
         bp = builtin(name)
+        detect = bp.path / "bin" / "detect"
+        # Installed package data may lose its executable bit: run through bash then.
+        argv = [str(detect)] if os.access(detect, os.X_OK) else ["bash", str(detect)]
         proc = subprocess.run(
-            [str(bp.path / "bin" / "detect"), str(app_dir)],
+            [*argv, str(app_dir)],
             capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
         )  # fmt: skip
         if proc.returncode == 0:

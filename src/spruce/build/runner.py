@@ -33,7 +33,7 @@ _PASSTHROUGH_PREFIXES = ("PIP_", "UV_", "NPM_CONFIG_", "npm_config_", "PYENV")
 _PASSTHROUGH = {
     "PATH", "LANG", "TZ", "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE",
     "NODE_EXTRA_CA_CERTS", "http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY",
-    "HTTPS_PROXY", "NO_PROXY", "SPRUCE_PYTHON_DIRS", "SPRUCE_DOTNET_ROOT",
+    "HTTPS_PROXY", "NO_PROXY", "SPRUCE_PYTHON_DIRS", "SPRUCE_DOTNET_ROOT", "DOTNET_ROOT",
 }  # fmt: skip
 
 
@@ -62,6 +62,7 @@ class BuildRequest:
     run_as: tuple[int, int] | None = None  # (uid, gid) for buildpack executables
     buildpack_cache_dir: Path | None = None  # downloaded URL buildpacks (default: cache_dir/..)
     source_version: str | None = None  # commit sha, exported as SOURCE_VERSION
+    keep_work_dir: bool = False  # leave work_dir behind (debugging); the slug is elsewhere
 
 
 @dataclass
@@ -109,7 +110,11 @@ def _base_env(ctx: _Ctx) -> dict[str, str]:
 async def _run(
     ctx: _Ctx, argv: Sequence[str], on_line: Output | None, capture: bool = False
 ) -> tuple[int, str]:
-    """Run one buildpack executable in its own process group; stream or capture stdout."""
+    """Run one buildpack executable in its own process group.
+
+    Streaming mode passes stdout+stderr lines to on_line as they come; capture mode returns
+    stdout (detect, release) and passes stderr lines to the build output.
+    """
     preexec: dict[str, Any] = {}
     if ctx.req.run_as is not None and os.geteuid() == 0:
         uid, gid = ctx.req.run_as
@@ -128,28 +133,56 @@ async def _run(
         start_new_session=True,
         **preexec,
     )
-    captured: list[str] = []
+    pump: asyncio.Task[None] | None = None
     try:
-        assert proc.stdout is not None
-        while True:
-            raw = await proc.stdout.readline()
-            if not raw:
-                break
-            line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
-            if capture:
-                captured.append(line)
-            if on_line is not None:
-                on_line(line)
-        if capture and proc.stderr is not None:
-            for raw in (await proc.stderr.read()).decode(errors="replace").splitlines():
-                ctx.output(raw)
+        if capture:
+            out, err = await proc.communicate()
+            for line in err.decode(errors="replace").splitlines():
+                ctx.output(line)
+            return_text = out.decode("utf-8", errors="replace")
+        else:
+            assert proc.stdout is not None
+            pump = asyncio.create_task(_pump_lines(proc.stdout, on_line))
+            # Process.wait() also waits for the pipes to close, which a daemon left behind by
+            # the step would hold open: watch the exit status instead, then end the group.
+            while proc.returncode is None:
+                await asyncio.sleep(0.05)
+            _kill_group(proc)
+            try:
+                await asyncio.wait_for(asyncio.shield(pump), 5)
+            except TimeoutError:  # something escaped the process group and keeps stdout
+                pump.cancel()
+                transport = getattr(proc, "_transport", None)
+                if transport is not None:
+                    transport.close()
+            return _returncode(proc), ""
         rc = await proc.wait()
     except BaseException:
         _kill_group(proc)
+        if pump is not None:
+            pump.cancel()
         await proc.wait()
         raise
     _kill_group(proc)  # stray background children must not outlive their step
-    return rc, "\n".join(captured)
+    return rc, return_text
+
+
+async def _pump_lines(stream: asyncio.StreamReader, on_line: Output | None) -> None:
+    """Split output into lines without a line-length limit (npm can print long ones)."""
+    pending = b""
+    while chunk := await stream.read(65536):
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for raw in lines:
+            if on_line is not None:
+                on_line(raw.decode("utf-8", errors="replace").rstrip("\r"))
+    if pending and on_line is not None:
+        on_line(pending.decode("utf-8", errors="replace").rstrip("\r"))
+
+
+def _returncode(proc: asyncio.subprocess.Process) -> int:
+    assert proc.returncode is not None
+    return proc.returncode
 
 
 def _kill_group(proc: asyncio.subprocess.Process) -> None:
@@ -165,7 +198,8 @@ def _prepare(req: BuildRequest) -> _Ctx:
     build_dir = req.work_dir / "app"
     env_dir = req.work_dir / "env"
     home = req.work_dir / "home"
-    shutil.copytree(req.source_dir, build_dir, symlinks=True)
+    # Like Heroku, the slug never carries the repository itself.
+    shutil.copytree(req.source_dir, build_dir, symlinks=True, ignore=shutil.ignore_patterns(".git"))
     for directory in (env_dir, home / "tmp", req.cache_dir):
         directory.mkdir(parents=True, exist_ok=True)
     for name, value in req.env.items():
@@ -189,6 +223,8 @@ def _stage_buildpack(ctx: _Ctx, index: int, bp: Buildpack) -> Buildpack:
     for exe in (dest / "bin").iterdir():
         if exe.is_file():
             exe.chmod(exe.stat().st_mode | 0o755)
+    if ctx.req.run_as is not None and os.geteuid() == 0:
+        _chown_tree(dest.parent, *ctx.req.run_as)
     return Buildpack(ref=bp.ref, path=dest)
 
 
@@ -259,7 +295,32 @@ async def _release(ctx: _Ctx, bp: Buildpack) -> dict[str, Any]:
 def _str_map(value: Any) -> dict[str, str]:
     if not isinstance(value, dict):
         return {}
-    return {str(k): str(v) for k, v in value.items() if v is not None}
+    # YAML 1.1 reads `yes`/`on` as booleans; keep what a shell would see.
+    return {
+        str(k): (str(v).lower() if isinstance(v, bool) else str(v))
+        for k, v in value.items()
+        if v is not None
+    }
+
+
+def _check_reachable(path: Path, uid: int, gid: int) -> None:
+    """run_as needs search permission on every parent of the work and cache dirs."""
+    for parent in [path, *path.parents]:
+        try:
+            st = parent.stat()
+        except FileNotFoundError:
+            continue
+        if st.st_uid == uid:
+            ok = bool(st.st_mode & 0o100)
+        elif st.st_gid == gid:
+            ok = bool(st.st_mode & 0o010)
+        else:
+            ok = bool(st.st_mode & 0o001)
+        if not ok:
+            raise BuildFailed(
+                f"the build user (uid {uid}) cannot reach {path}: {parent} is not searchable "
+                "by it; put work and cache dirs under a directory with mode 0755"
+            )
 
 
 async def _build(ctx: _Ctx) -> BuildResult:
@@ -267,11 +328,12 @@ async def _build(ctx: _Ctx) -> BuildResult:
     removed = apply_slugignore(ctx.build_dir)
     if removed:
         output(f"-----> Removed {len(removed)} path(s) listed in .slugignore")
-    selected = await _select(ctx)
     if req.run_as is not None and os.geteuid() == 0:
         uid, gid = req.run_as
         for path in (req.work_dir, req.cache_dir):
+            _check_reachable(path, uid, gid)
             await asyncio.to_thread(_chown_tree, path, uid, gid)
+    selected = await _select(ctx)
     release: dict[str, Any] = {}
     for bp, description in selected:
         output(f"-----> {description} app detected")
@@ -336,6 +398,9 @@ async def run_build(req: BuildRequest, output: Output) -> BuildResult:
         message = f"Build failed: {exc.strerror or exc}"
         _fail(output, message)
         raise BuildFailed(message) from exc
+    finally:
+        if not req.keep_work_dir:
+            await asyncio.to_thread(shutil.rmtree, req.work_dir, True)
     result.duration = time.monotonic() - started
     return result
 

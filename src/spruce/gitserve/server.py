@@ -89,7 +89,8 @@ class _Push:
 
 @dataclass
 class _AppState:
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    init_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # creating the bare repo
+    push_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one push at a time
 
 
 class GitServer:
@@ -122,7 +123,11 @@ class GitServer:
             return
         if scope["type"] != "http":
             return
-        match = _ROUTE.match(scope["path"])
+        path = scope["path"]
+        root_path = scope.get("root_path", "")
+        if root_path and path.startswith(root_path):  # mounted under a prefix
+            path = path[len(root_path) :]
+        match = _ROUTE.match(path)
         if match is None:
             await _text(send, 404, "Not found: git URLs look like /<app>.git\n")
             return
@@ -205,7 +210,7 @@ class GitServer:
         repo = self.repos_dir / f"{app_name}.git"
         state = self._apps.setdefault(app_name, _AppState())
         if not (repo / "HEAD").exists():
-            async with state.lock:
+            async with state.init_lock:
                 if not (repo / "HEAD").exists():
                     self.repos_dir.mkdir(parents=True, exist_ok=True)
                     await _git(
@@ -263,7 +268,7 @@ class GitServer:
             assert self._socket_dir is not None
             push_id = secrets.token_hex(16)
             state = self._apps.setdefault(app_name, _AppState())
-            push = _Push(app_name=app_name, user=user, repo=repo, lock=state.lock)
+            push = _Push(app_name=app_name, user=user, repo=repo, lock=state.push_lock)
             self._pushes[push_id] = push
             env.update(SPRUCE_GITSERVE_SOCKET=self._socket_path, SPRUCE_PUSH_ID=push_id)
         proc = await asyncio.create_subprocess_exec(

@@ -324,3 +324,44 @@ async def test_concurrent_pushes_do_not_interleave(harness: Harness) -> None:
     assert "main was updated by another push meanwhile" in err_b
     assert overlaps == 0
     assert server_ref(harness.repos, "demo") == git(clones[0], "rev-parse", "HEAD").strip()
+
+
+async def test_mounted_under_a_prefix_in_starlette(tmp_path: Path) -> None:
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    async def authenticate(password: str) -> str | None:
+        return "u" if password == KEY else None
+
+    async def authorize(user: str, app: str) -> None:
+        return None
+
+    async def on_push(ctx: PushContext, output: Callable[[str], None]) -> bool:
+        output("mounted build")
+        return True
+
+    git_server = GitServer(tmp_path / "repos", authenticate, authorize, on_push)
+    port = free_port()
+    app = Starlette(routes=[Mount("/git", app=git_server)])
+    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    task = asyncio.create_task(uv.serve())
+    try:
+        for _ in range(200):
+            if uv.started:
+                break
+            await asyncio.sleep(0.02)
+        remote = f"http://heroku:{KEY}@127.0.0.1:{port}/git/demo.git"
+        work = make_repo(tmp_path / "client" / "app", files={"Procfile": "web: x\n"})
+        rc, err = await agit(work, "push", remote, "HEAD:master")
+        assert rc == 0, err
+        assert "remote: mounted build" in err
+        rc, err = await agit(tmp_path / "client", "clone", remote, "copy")
+        assert rc == 0, err
+        assert (
+            git(tmp_path / "client" / "copy", "rev-parse", "--abbrev-ref", "HEAD").strip()
+            == "master"
+        )
+    finally:
+        uv.should_exit = True
+        await asyncio.wait_for(task, 10)
+        await git_server.close()  # the integrator calls this on shutdown

@@ -50,9 +50,17 @@ def test_extracts_tgz_and_plain_tar(tmp_path: Path) -> None:
             ],
             mode,
         )
-        dest = extract_source_tarball(archive, tmp_path / f"out-{name}")
-        assert (dest / "app" / "Procfile").read_text() == "web: x\n"
-        assert (dest / "app" / "link").resolve() == (dest / "app" / "Procfile").resolve()
+        root = extract_source_tarball(archive, tmp_path / f"out-{name}")
+        assert root == tmp_path / f"out-{name}" / "app"  # a lone top-level dir is the app root
+        assert (root / "Procfile").read_text() == "web: x\n"
+        assert (root / "link").resolve() == (root / "Procfile").resolve()
+
+
+def test_flat_tarball_root_is_the_destination(tmp_path: Path) -> None:
+    archive = tarball(
+        tmp_path / "flat.tgz", [("file", "./Procfile", "web: x\n"), ("dir", "./lib", "")]
+    )
+    assert extract_source_tarball(archive, tmp_path / "out") == tmp_path / "out"
 
 
 @pytest.mark.parametrize(
