@@ -50,6 +50,12 @@ def tuning_from_env() -> dict[str, dict[str, Any]]:
     return data
 
 
+def interpreter_roots() -> tuple[str, ...]:
+    """Directories of language interpreters that built slugs link against (read-only in dynos)."""
+    roots = {os.environ.get("PYENV_ROOT", ""), "/root/.pyenv", "/usr/local/pyenv", "/opt/pyenv"}
+    return tuple(sorted(f"{r}/versions" for r in roots if r and os.path.isdir(f"{r}/versions")))
+
+
 class HomeInUse(RuntimeError):
     pass
 
@@ -174,8 +180,11 @@ class Platform:
             addon_services=self.addon_services, app_domain=self.settings.domain,
         )
         self.ca = InternalCA(self.home / "ca")
+        dyno_settings = DynoSettings(**tuning.get("dynos", {}))
+        # Slugs built with an interpreter outside /usr (pyenv's) need it inside the sandbox.
+        dyno_settings.sandbox_ro_paths = tuple(dyno_settings.sandbox_ro_paths) + interpreter_roots()
         self.dyno_manager = DynoManager(
-            self.home / "dynos", self.log_router, DynoSettings(**tuning.get("dynos", {})),
+            self.home / "dynos", self.log_router, dyno_settings,
             on_change=self._dynos_changed, ca=self.ca,
         )
         self.dyno_runtime = DynoRuntime(self.services, self.dyno_manager, self.home)

@@ -211,10 +211,17 @@ class Sandbox:
         args = ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
                 "--proc", "/proc",
                 "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/var/tmp"]
+        made: set[str] = set()
         for p in self.settings.sandbox_ro_paths:
             if os.path.islink(p):
                 args += ["--symlink", os.readlink(p), p]
             elif os.path.exists(p):
+                # bwrap copies a missing parent's mode (0700 for /root): make them traversable.
+                parents = [str(a) for a in reversed(Path(p).parents) if str(a) != "/"]
+                for parent in parents:
+                    if parent not in made:
+                        args += ["--perms", "0755", "--dir", parent]
+                        made.add(parent)
                 args += ["--ro-bind", p, p]
         return args
 
