@@ -208,6 +208,7 @@ class Platform:
             "api_url": api_url,
             "git_url": git_url,
             "web_url_template": f"http://{{app}}.{s.domain}:{http_port}/",
+            "ca_pem": self.ca.cert_pem,
         }
         await self.log_router.start()
         for app in self.services.apps.all():

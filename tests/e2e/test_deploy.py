@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from e2e_support import Deployer
+from e2e_support import WEB, Deployer
 from support import RunningPlatform, wait_for
 
 
@@ -118,20 +118,3 @@ def test_rollback_brings_old_code_back(platform: RunningPlatform, deploy: Deploy
     # Pushing to another branch is refused clearly.
     res = deploy.push(repo, app, branch="feature")
     assert res.returncode != 0 and "main" in res.stderr
-
-
-WEB = """import http.server, os
-
-class H(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = {text!r}.encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *a):
-        pass
-
-http.server.ThreadingHTTPServer(("", int(os.environ["PORT"])), H).serve_forever()
-"""

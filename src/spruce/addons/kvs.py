@@ -212,11 +212,13 @@ class RedisProvider(Provider):
 
     def _config_from(self, entry: dict[str, Any]) -> dict[str, str]:
         pw = entry["password"]
-        tls = f"rediss://:{pw}@{self.host}:{entry['tls_port']}"
+        # Heroku writes `rediss://:pass@`; redis-cli 7 then sends `AUTH "" pass` and fails,
+        # so the user is named: `default` is the same account for every client.
+        tls = f"rediss://default:{pw}@{self.host}:{entry['tls_port']}"
         return {
             "URL": tls,
             "TLS_URL": tls,
-            "PLAIN_URL": f"redis://:{pw}@{self.host}:{entry['port']}",
+            "PLAIN_URL": f"redis://default:{pw}@{self.host}:{entry['port']}",
         }
 
     def config(self, addon_id: str) -> dict[str, str]:

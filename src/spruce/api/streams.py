@@ -106,8 +106,17 @@ async def source_blob(request: Request) -> Response:
     return Response(status_code=200)
 
 
+async def ca_certificate(request: Request) -> Response:
+    """The internal CA's certificate (public): clients verify git, `run` and the router."""
+    pem = request.app.state.urls.get("ca_pem", "")
+    if not pem:
+        return PlainTextResponse("No internal CA.\n", status_code=404)
+    return Response(pem, media_type="application/x-pem-file")
+
+
 def routes(services: Services) -> list[BaseRoute]:
     return [
+        Route("/spruce/ca.pem", ca_certificate, methods=["GET"]),
         Route("/streams/builds/{build}", build_output, methods=["GET"]),
         Route("/streams/release-output/{release}", release_output, methods=["GET"]),
         Route("/streams/sources/{source}", source_blob, methods=["GET", "PUT"]),

@@ -156,19 +156,35 @@ def ps_resize(app: str, args: tuple[str, ...]) -> None:
 
 
 # -- run ---------------------------------------------------------------------------------
-def _ca_file() -> str | None:
-    for candidate in (os.environ.get("SPRUCE_CA_BUNDLE"), str(default_home() / "ca" / "ca.pem")):
-        if candidate and Path(candidate).exists():
-            return candidate
-    return None
+def _ssl_context(c: Any) -> ssl.SSLContext:
+    """Trust the system roots plus the platform's internal CA (from SPRUCE_CA_BUNDLE, the
+    local home, or the API's /spruce/ca.pem)."""
+    ctx = ssl.create_default_context()
+    bundle = os.environ.get("SPRUCE_CA_BUNDLE")
+    if bundle and Path(bundle).exists():
+        ctx.load_verify_locations(cafile=bundle)
+        return ctx
+    try:
+        resp = c._http.get("/spruce/ca.pem")
+        if resp.status_code == 200:
+            ctx.load_verify_locations(cadata=resp.text)
+            return ctx
+    except Exception:
+        pass
+    local = default_home() / "ca" / "ca.pem"
+    if local.exists():
+        ctx.load_verify_locations(cafile=str(local))
+    return ctx
 
 
-def attach(url: str, interactive: bool) -> int:
+def attach(url: str, interactive: bool, ctx: ssl.SSLContext) -> int:
     """Meet a dyno at its rendezvous URL (TLS, secret line) and relay the terminal."""
     parsed = urlparse(url)
-    ctx = ssl.create_default_context(cafile=_ca_file())
-    raw = socket.create_connection((parsed.hostname, parsed.port or 5000), timeout=30)
-    sock = ctx.wrap_socket(raw, server_hostname=parsed.hostname)
+    try:
+        raw = socket.create_connection((parsed.hostname, parsed.port or 5000), timeout=30)
+        sock = ctx.wrap_socket(raw, server_hostname=parsed.hostname)
+    except (OSError, ssl.SSLError) as e:
+        raise CLIError(f"Could not attach to the dyno at {parsed.hostname}:{parsed.port}: {e}") from None
     sock.sendall(parsed.path.lstrip("/").encode() + b"\r\n")
     sock.settimeout(None)
     buf = b""
@@ -236,10 +252,8 @@ def run(app: str, command: tuple[str, ...], size: str | None, env: str | None, n
     click.echo(f"Running {' '.join(command)} on ⬢ {app}... ", nl=False, err=True)
     dyno = c.post(f"/apps/{_q(app)}/dynos", body)
     click.echo(f"up, {dyno['name']}", err=True)
-    status = attach(dyno["attach_url"], interactive=True)
+    status = attach(dyno["attach_url"], interactive=True, ctx=_ssl_context(c))
     sys.stdout.flush()
-    if status and exit_code:
-        sys.exit(status)
     if status:
         sys.exit(status)
 
@@ -282,6 +296,6 @@ def run_inside(app: str, dyno_name: str, command: tuple[str, ...]) -> None:
     click.echo(f"Running {' '.join(command)} on ⬢ {app} ({dyno_name})... ", nl=False, err=True)
     dyno = c.post(f"/apps/{_q(app)}/dynos/{_q(dyno_name)}/actions/run-inside", {"command": " ".join(command)})
     click.echo("up", err=True)
-    status = attach(dyno["attach_url"], interactive=True)
+    status = attach(dyno["attach_url"], interactive=True, ctx=_ssl_context(c))
     if status:
         sys.exit(status)

@@ -47,8 +47,8 @@ async def provider(home: Path, events: list[tuple[str, str]]):
 async def test_provision_write_restart_read(home: Path, provider: RedisProvider) -> None:
     config = await provider.provision("rd-1", "mini")
     assert set(config) == {"URL", "TLS_URL", "PLAIN_URL"}
-    assert config["URL"].startswith("rediss://:p")
-    assert config["PLAIN_URL"].startswith("redis://:p")
+    assert config["URL"].startswith("rediss://default:p")
+    assert config["PLAIN_URL"].startswith("redis://default:p")
     client = tls_client(config["URL"])
     await client.set("greeting", "hello")
     assert await provider.config_get("rd-1", "maxmemory", "appendonly", "maxclients") == {
