@@ -184,7 +184,6 @@ def heroku_env(home: str | None) -> None:
         "HEROKU_GIT_HOST": git.netloc,
         "NODE_EXTRA_CA_CERTS": str(bundle),
         "GIT_SSL_CAINFO": str(bundle),
-        "SSL_CERT_FILE": str(bundle),
         "DISABLE_TELEMETRY": "true",
         "HEROKU_SKIP_NEW_VERSION_CHECK": "true",
         "HEROKU_DISABLE_AUTOUPDATE": "1",

@@ -75,7 +75,7 @@ class FeatureInfo:
     name: str
     display_name: str
     description: str
-    state: str = "public"
+    state: str = "general"  # Heroku's CLI lists "general" features; labs are "beta"
     doc_url: str = "https://devcenter.heroku.com/articles/http-routing"
 
 
@@ -88,14 +88,12 @@ APP_FEATURES = [
                 doc_url="https://devcenter.heroku.com/articles/preboot"),
     FeatureInfo("3b5c6c2e-6f4b-4a7a-8c2e-000000000003", "http-disable-keepalive-to-dyno",
                 "Disable keepalive to dynos",
-                "Open a new connection to the dyno for every request (Connection: close).",
-                state="beta"),
+                "Open a new connection to the dyno for every request (Connection: close)."),
     FeatureInfo("3b5c6c2e-6f4b-4a7a-8c2e-000000000004", "http-disable-http2", "Disable HTTP/2",
-                "Do not offer HTTP/2 to clients of this app.", state="beta"),
+                "Do not offer HTTP/2 to clients of this app."),
     FeatureInfo("3b5c6c2e-6f4b-4a7a-8c2e-000000000005", "http-end-to-end-continue",
                 "End-to-end Expect: 100-continue",
-                "Pass Expect: 100-continue to the dyno instead of answering it at the router.",
-                state="beta"),
+                "Pass Expect: 100-continue to the dyno instead of answering it at the router."),
     FeatureInfo("3b5c6c2e-6f4b-4a7a-8c2e-000000000006", "runtime-dyno-metadata",
                 "Runtime dyno metadata",
                 "Expose HEROKU_APP_ID, HEROKU_APP_NAME, HEROKU_RELEASE_VERSION and friends to dynos.",

@@ -1,0 +1,71 @@
+"""Heroku's own CLI (npm `heroku@11`) against a running Spruce, with a throw-away HOME."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from support import RunningPlatform
+
+HEROKU_VERSION = "11"
+PACKAGES = [f"heroku@{HEROKU_VERSION}", "@heroku/plugin-ai"]
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("SPRUCE_COMPAT_CACHE") or Path.home() / ".cache" / "spruce-compat")
+
+
+def install_heroku_cli() -> Path:
+    """npm-install Heroku's CLI once per machine; returns its bin directory."""
+    root = cache_dir()
+    bin_dir = root / "node_modules" / ".bin"
+    if (bin_dir / "heroku").exists():
+        return bin_dir
+    npm = shutil.which("npm")
+    if npm is None:
+        raise RuntimeError("npm is needed for the compatibility tests (apt-get install nodejs npm)")
+    root.mkdir(parents=True, exist_ok=True)
+    subprocess.run([npm, "install", "--no-audit", "--no-fund", "--loglevel=error", *PACKAGES],
+                   cwd=root, check=True, timeout=900)
+    return bin_dir
+
+
+class HerokuCLI:
+    def __init__(self, platform: RunningPlatform, bin_dir: Path, home: Path) -> None:
+        self.platform = platform
+        self.bin_dir = bin_dir
+        self.home = home
+        out = platform.cli("heroku-env", "--home", str(platform.home), check=True).stdout
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("HEROKU_", "SSL_CERT_"))}
+        for line in out.splitlines():
+            key, _, value = line.removeprefix("export ").partition("=")
+            env[key] = value.strip("'")
+        env.update({
+            "HOME": str(home),
+            "XDG_CACHE_HOME": str(home / ".cache"),
+            "XDG_CONFIG_HOME": str(home / ".config"),
+            "XDG_DATA_HOME": str(home / ".local" / "share"),
+            "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+            "NO_COLOR": "1",
+            "FORCE_COLOR": "0",
+            "GIT_TERMINAL_PROMPT": "0",
+        })
+        (home / ".cache" / "heroku").mkdir(parents=True, exist_ok=True)
+        (home / ".cache" / "heroku" / "terms-of-service").touch()
+        self.env = env
+
+    def __call__(self, *args: str, cwd: Path | None = None, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        res = subprocess.run([str(self.bin_dir / "heroku"), *args], env=self.env, cwd=cwd,
+                             capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        if check and res.returncode != 0:
+            raise AssertionError(f"heroku {' '.join(args)} failed ({res.returncode}):\n{res.stdout}\n{res.stderr}")
+        return res
+
+    def git(self, *args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+        res = subprocess.run(["git", "-c", "user.email=dev@example.com", "-c", "user.name=Dev", *args],
+                             env=self.env, cwd=cwd, capture_output=True, text=True, timeout=600)
+        if check and res.returncode != 0:
+            raise AssertionError(f"git {' '.join(args)} failed:\n{res.stdout}\n{res.stderr}")
+        return res
