@@ -34,6 +34,8 @@ class Logs:
             n = int(lines)
         else:
             raise InvalidParams("lines must be a number.")
+        if isinstance(tail, int) and tail in (0, 1):
+            tail = bool(tail)  # some clients send 0/1
         if not isinstance(tail, bool):
             raise InvalidParams("tail must be true or false.")
         for name, value in (("source", source), ("dyno", dyno)):

@@ -47,6 +47,10 @@ def test_heroku3_app_config_releases_scale(conn: heroku3.api.Heroku, api_platfor
     app.batch_scale_formation_processes({"web": 0, "worker": 0})
     assert {f.type: f.quantity for f in conn.app(name).process_formation()} == {"web": 0, "worker": 0}
 
+    log = app.get_log(lines=50)
+    assert "app[api]: Set GREETING config vars by user" in log
+    assert "app[api]: Remove SIZE config vars by user" in log
+
     rollback_to = releases[1]
     app.rollback(rollback_to.id)
     assert conn.app(name).config().to_dict() == {"GREETING": "hello"}
