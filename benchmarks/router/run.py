@@ -128,7 +128,7 @@ def main() -> None:
         if not args.only or "haproxy" in args.only:
             hcfg = d / "haproxy.cfg"
             hcfg.write_text(
-                "global\n nbthread 1\n maxconn 10000\n"
+                "global\n nbthread 1\n maxconn 4096\n"
                 "defaults\n mode http\n timeout connect 5s\n timeout client 60s\n"
                 " timeout server 60s\n http-reuse always\n option http-keep-alive\n"
                 f"frontend f\n bind 127.0.0.1:{ports['haproxy']}\n"

@@ -49,6 +49,7 @@ class H1Client(ClientSide):
         self._chunked_out = False
         self._closed_out = False
         self._continue_sent = False
+        self._pending = b""
         try:
             writer.transport.set_write_buffer_limits(high=WRITE_BUFFER)
         except Exception:
@@ -134,13 +135,22 @@ class H1Client(ClientSide):
                 hs.append(("Connection", "close"))
             elif self.http10:
                 hs.append(("Connection", "keep-alive"))
-        self.writer.write(serialize_response_head(status, reason_, hs))
+        head = serialize_response_head(status, reason_, hs)
+        if status == 101:
+            self.writer.write(head)
+        else:
+            # held back to go out with the first body bytes: one write, one syscall
+            self._pending = head
 
     async def send_data(self, data: bytes) -> None:
         if not data:
             return
         w = self.writer
-        w.write(encode_chunk(data) if self._chunked_out else data)
+        out = encode_chunk(data) if self._chunked_out else data
+        if self._pending:
+            out = self._pending + out
+            self._pending = b""
+        w.write(out)
         try:
             await w.drain()
         except (ConnectionError, OSError):
@@ -148,8 +158,12 @@ class H1Client(ClientSide):
 
     async def end(self) -> None:
         w = self.writer
+        out = self._pending
+        self._pending = b""
         if self._chunked_out:
-            w.write(b"0\r\n\r\n")
+            out += b"0\r\n\r\n"
+        if out:
+            w.write(out)
         try:
             await w.drain()
         except (ConnectionError, OSError):
@@ -157,6 +171,9 @@ class H1Client(ClientSide):
 
     def abort(self) -> None:
         self.keep_alive = False
+        if self._pending:  # a head not yet sent still tells the client what happened
+            self.writer.write(self._pending)
+            self._pending = b""
         self.writer.transport.abort()
 
     async def tunnel(self, backend: BackendConn, leftover: bytes, idle: float) -> None:
