@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,57 @@ def builds_of(ctx: Ctx) -> Builds:
     if ctx.services.builds is None:
         raise Unavailable("Builds are not available on this platform.")
     return ctx.services.builds
+
+
+def local_source_for(ctx: Ctx) -> Callable[[str], Path | None]:
+    """Source blob URLs of this platform (from POST /sources) resolve to their local file."""
+    builds = builds_of(ctx)
+    prefix = f"{urls(ctx)['api_url'].rstrip('/')}/streams/sources/"
+
+    def local_source(url: str) -> Path | None:
+        if url.startswith(prefix):
+            path = builds.source_path(url[len(prefix):].split("?")[0])
+            if not path.exists():
+                raise InvalidParams("The source blob was never uploaded.")
+            return path
+        return None
+
+    return local_source
+
+
+async def setups_create(ctx: Ctx) -> Any:
+    setup, _ = ctx.services.setups.create(ctx.actor, ctx.body, local_source_for(ctx))
+    ctx.status = 201
+    return setup_json(ctx, ctx.services.setups.get(ctx.actor, setup.id))
+
+
+async def setups_info(ctx: Ctx) -> Any:
+    return setup_json(ctx, ctx.services.setups.get(ctx.actor, ctx.params["setup"]))
+
+
+def setup_json(ctx: Ctx, setup: Any) -> dict[str, Any]:
+    app = ctx.services.apps.get_internal(setup.app_id) if setup.app_id else None
+    build = None
+    if setup.build_id and ctx.services.builds is not None:
+        b = ctx.services.builds.find(setup.build_id)
+        if b is not None:
+            build = {"id": b.id, "status": b.status,
+                     "output_stream_url": f"{urls(ctx)['api_url'].rstrip('/')}/streams/builds/{b.id}"}
+    postdeploy = None
+    if setup.postdeploy_exit_code is not None or setup.postdeploy_output:
+        postdeploy = {"exit_code": setup.postdeploy_exit_code, "output": setup.postdeploy_output or ""}
+    return {
+        "app": {"id": app.id, "name": app.name} if app else None,
+        "build": build,
+        "created_at": ts(setup.created_at),
+        "failure_message": setup.failure_message,
+        "id": setup.id,
+        "manifest_errors": list(setup.manifest_errors or []),
+        "postdeploy": postdeploy,
+        "resolved_success_url": setup.resolved_success_url,
+        "status": setup.status,
+        "updated_at": ts(setup.updated_at),
+    }
 
 
 def buildpack_json(url: str) -> dict[str, Any]:
@@ -73,20 +125,8 @@ async def builds_create(ctx: Ctx) -> Any:
         if not all(isinstance(u, str) and u for u in bp_urls):
             raise InvalidParams("Each buildpack needs a url or name.")
     source = {k: blob.get(k) for k in ("url", "version", "checksum", "version_description")}
-    api_url = urls(ctx)["api_url"].rstrip("/")
     build = builds.create_pending(ctx.actor, app.id, source, bp_urls)
-    actor = ctx.actor
-
-    def local_source(url: str) -> Path | None:
-        prefix = f"{api_url}/streams/sources/"
-        if url.startswith(prefix):
-            path = builds.source_path(url[len(prefix):].split("?")[0])
-            if not path.exists():
-                raise InvalidParams("The source blob was never uploaded.")
-            return path
-        return None
-
-    builds.submit(actor, build, local_source)
+    builds.submit(ctx.actor, build, local_source_for(ctx))
     ctx.status = 201
     return build_json(ctx, build, app)
 
@@ -129,6 +169,8 @@ def routes() -> list[Route]:
         Route(A + "/builds", endpoint(builds_list), methods=["GET"]),
         Route(A + "/builds/{build}", endpoint(builds_info), methods=["GET"]),
         Route("/sources", endpoint(sources_create), methods=["POST"]),
+        Route("/app-setups", endpoint(setups_create), methods=["POST"]),
+        Route("/app-setups/{setup}", endpoint(setups_info), methods=["GET"]),
         Route("/apps/{app}/sources", endpoint(sources_create), methods=["POST"]),
         Route(A + "/buildpack-installations", endpoint(buildpacks_list), methods=["GET"]),
         Route(A + "/buildpack-installations", endpoint(buildpacks_replace), methods=["PUT"]),

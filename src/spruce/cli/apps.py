@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from typing import Any
@@ -57,7 +58,7 @@ def _add_remote(name: str, url: str) -> None:
 @click.option("--remote", default="spruce", show_default=True, help="the git remote to create")
 @click.option("--no-remote", is_flag=True, help="do not create a git remote")
 @click.option("--json", "as_json", is_flag=True, help="output in json format")
-@click.option("--manifest", is_flag=True, hidden=True, help="use app.json in the current directory")
+@click.option("--manifest", is_flag=True, help="set the app up from app.json and the code in this directory")
 def apps_create(name: str | None, region: str | None, stack: str | None, remote: str, no_remote: bool, as_json: bool, manifest: bool) -> None:
     """Create a new app."""
     body: dict[str, Any] = {}
@@ -68,6 +69,9 @@ def apps_create(name: str | None, region: str | None, stack: str | None, remote:
     if stack:
         body["stack"] = stack
     c = client()
+    if manifest:
+        _create_from_manifest(c, body, remote, no_remote)
+        return
     if not as_json:
         click.echo(f"Creating {'⬢ ' + name if name else 'app'}... ", nl=False)
     try:
@@ -80,6 +84,55 @@ def apps_create(name: str | None, region: str | None, stack: str | None, remote:
         print_json(app)
         return
     click.echo(f"done, ⬢ {app['name']}" if not name else "done")
+    if not no_remote:
+        _add_remote(remote, app["git_url"])
+    click.echo(f"{app['web_url']} | {app['git_url']}")
+
+
+def _source_tarball() -> bytes:
+    """The current directory as a .tgz: the committed tree in a git repo, else the files."""
+    import io
+    import tarfile
+    from pathlib import Path
+
+    inside = subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True)
+    if inside.returncode == 0:
+        out = subprocess.run(["git", "archive", "--format=tar.gz", "HEAD"], capture_output=True)
+        if out.returncode == 0:
+            return out.stdout
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for path in sorted(Path(".").rglob("*")):
+            if ".git" not in path.parts and path.is_file():
+                tar.add(path, arcname=str(path))
+    return buf.getvalue()
+
+
+def _create_from_manifest(c: Any, body: dict[str, Any], remote: str, no_remote: bool) -> None:
+    """apps:create --manifest: an app set up from app.json and this directory's code."""
+    import time
+
+    import httpx
+
+    if not os.path.exists("app.json"):
+        raise CLIError("No app.json in this directory.")
+    blob = c.post("/sources")["source_blob"]
+    put = httpx.put(blob["put_url"], content=_source_tarball(), timeout=300)
+    if put.status_code >= 400:
+        raise CLIError(f"Uploading the source failed (HTTP {put.status_code}).")
+    setup = c.post("/app-setups", {"app": body, "source_blob": {"url": blob["get_url"]}})
+    click.echo(f"Creating ⬢ {setup['app']['name']} from app.json... ", nl=False)
+    while setup["status"] == "pending":
+        time.sleep(1)
+        setup = c.get(f"/app-setups/{setup['id']}")
+    if setup["status"] != "succeeded":
+        click.echo("failed")
+        details = "; ".join(setup.get("manifest_errors") or [])
+        raise CLIError((setup.get("failure_message") or "The app setup failed.") + (f" {details}" if details else ""))
+    click.echo("done")
+    app = c.get(f"/apps/{setup['app']['id']}")
+    if setup.get("postdeploy"):
+        click.echo(setup["postdeploy"].get("output", ""))
     if not no_remote:
         _add_remote(remote, app["git_url"])
     click.echo(f"{app['web_url']} | {app['git_url']}")
@@ -302,6 +355,22 @@ def _rollback(app: str, release: str | None) -> None:
     new = c.post(f"/apps/{_q(app)}/releases", {"release": target["id"]})
     click.echo(f"done, v{new['version']}")
     click.echo(" ▸    Rollback affects code and config vars; it doesn't add or remove addons.")
+
+
+@cli.command("releases:output")
+@click.argument("release", required=False)
+@app_option
+def releases_output(app: str, release: str | None) -> None:
+    """View the release command output of a release."""
+    import httpx
+
+    r = _release_id(client(), app, release)
+    url = r.get("output_stream_url")
+    if not url:
+        raise CLIError(f"Release v{r['version']} has no release command output.")
+    with httpx.stream("GET", url, timeout=httpx.Timeout(30, read=None)) as resp:
+        for chunk in resp.iter_text():
+            click.echo(chunk, nl=False)
 
 
 @cli.command("rollback")

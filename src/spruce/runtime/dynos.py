@@ -30,6 +30,8 @@ class DynoRuntime:
         self.manager = manager
         self.slugs_dir = Path(home) / "slugs" / "unpacked"
         self.slugs_dir.mkdir(parents=True, exist_ok=True)
+        self.outputs_dir = Path(home) / "releases"
+        self.outputs_dir.mkdir(parents=True, exist_ok=True)
         self._pending: dict[str, asyncio.Task[None]] = {}
         self._again: set[str] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -160,16 +162,26 @@ class DynoRuntime:
             return True
         router = self.services.logs.router
         seq = router.head(release.app_id)
-        info = await self.manager.run_one_off(runtime, command, process_type="release")
-        done = asyncio.Event()
-        tee = asyncio.create_task(self._tee(release.app_id, info.name, seq, output, done)) if output else None
-        status = await self.manager.wait_one_off(release.app_id, info.name, self.release_phase_timeout)
-        done.set()
-        if tee is not None:
+        out_path = self.outputs_dir / f"{release.id}.log"
+        out_file = open(out_path, "a", buffering=1, encoding="utf-8", errors="replace")  # noqa: SIM115
+        self.services.releases.set_output_path(release.id, str(out_path))
+
+        def both(line: str) -> None:
+            out_file.write(line.strip() + "\n")
+            if output is not None:
+                output(line)
+
+        try:
+            info = await self.manager.run_one_off(runtime, command, process_type="release")
+            done = asyncio.Event()
+            tee = asyncio.create_task(self._tee(release.app_id, info.name, seq, both, done))
+            status = await self.manager.wait_one_off(release.app_id, info.name, self.release_phase_timeout)
+            done.set()
             await tee
-        ok = status == 0
-        if output is not None:
-            output("       Release command " + ("succeeded." if ok else f"failed (exit status {status})."))
+            ok = status == 0
+            both("       Release command " + ("succeeded." if ok else f"failed (exit status {status})."))
+        finally:
+            out_file.close()
         self.services.releases.finish(release.id, ok)
         return ok
 

@@ -25,6 +25,7 @@ from .features import Features
 from .formation import Formations
 from .logs import Logs
 from .releases import Releases
+from .setups import Setups
 
 
 class Services:
@@ -56,6 +57,7 @@ class Services:
         self.addons: Addons | None = (
             Addons(store, self.events, self.releases, addon_services) if addon_services is not None else None
         )
+        self.setups = Setups(self)
         self.events.subscribe("api_log", self._api_log)
 
     async def delete_app(self, actor: Any, identity: str) -> Any:

@@ -225,6 +225,12 @@ class Releases:
         self._announce(release, actor)
         return release
 
+    def set_output_path(self, release_id: str, path: str) -> None:
+        with self.store.session() as s:
+            release = s.get(Release, release_id)
+            if release is not None:
+                release.output_path = path
+
     def finish(self, release_id: str, succeeded: bool, output_path: str | None = None) -> Release:
         """Close a pending release after its release phase."""
         with self.store.session() as s:

@@ -248,3 +248,18 @@ class LogDrain(Timestamps, Base):
     url: Mapped[str] = mapped_column(Text)
     token: Mapped[str] = mapped_column(String(64))
     addon_id: Mapped[str | None] = mapped_column(String(36))
+
+
+class AppSetup(Timestamps, Base):
+    """An app created from a source tarball and its app.json (POST /app-setups)."""
+
+    __tablename__ = "app_setups"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    app_id: Mapped[str | None] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    failure_message: Mapped[str | None] = mapped_column(Text)
+    manifest_errors: Mapped[list[Any]] = mapped_column(default=list)
+    build_id: Mapped[str | None] = mapped_column(String(36))
+    postdeploy_output: Mapped[str | None] = mapped_column(Text)
+    postdeploy_exit_code: Mapped[int | None] = mapped_column(Integer)
+    resolved_success_url: Mapped[str | None] = mapped_column(Text)
