@@ -1,0 +1,60 @@
+"""Push-to-serving time of the example apps: first push (cold cache) and a second push.
+
+Usage: python benchmarks/deploy/run.py [--examples static-site,node-web,...]
+Starts a throw-away platform, pushes each example with real git, and times from `git push`
+to the first 200 through the router. Prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests"), str(ROOT / "tests" / "e2e")]
+
+from e2e_support import Deployer  # noqa: E402
+from support import start_platform  # noqa: E402
+
+EXPECT = {"static-site": "<", "node-web": "Hello", "python-web": "Hello", "release-phase": "version"}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--examples", default=",".join(EXPECT))
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="spruce-bench-"))
+    p = start_platform(work / "home", extra_env={"SPRUCE_TUNING": json.dumps({"dynos": {"stop_grace": 3}})})
+    rows = []
+    try:
+        d = Deployer(p, work)
+        for example in args.examples.split(","):
+            app = f"bench-{example.split('-')[0]}"
+            p.client().post("/apps", json={"name": app})
+            repo = d.repo(app, example=example)
+            times = []
+            for attempt in range(2):
+                if attempt:
+                    d.commit(repo, "second push")
+                start = time.monotonic()
+                res = d.push(repo, app)
+                if res.returncode != 0:
+                    raise SystemExit(f"push of {example} failed:\n{res.stderr}")
+                pushed = time.monotonic()
+                d.wait_serving(app, EXPECT[example], timeout=300)
+                times.append((pushed - start, time.monotonic() - start))
+            rows.append((example, *times[0], *times[1]))
+    finally:
+        p.stop()
+    print("| example | first push: build s | first push: serving s | second push: build s | second push: serving s |")
+    print("|---|---:|---:|---:|---:|")
+    for ex, b1, s1, b2, s2 in rows:
+        print(f"| {ex} | {b1:.1f} | {s1:.1f} | {b2:.1f} | {s2:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
