@@ -209,7 +209,9 @@ class RouterSupervisor:
             self._inproc_router.remove_app(app_id)
         self._broadcast({"t": "remove", "app_id": app_id})
 
-    def set_certificates(self, certificates: list[dict[str, Any]], default: dict[str, Any] | None) -> None:
+    def set_certificates(
+        self, certificates: list[dict[str, Any]], default: dict[str, Any] | None
+    ) -> None:
         RouteTable({"certificates": certificates, "default_certificate": default})
         self._snapshot["certificates"] = copy.deepcopy(certificates)
         self._snapshot["default_certificate"] = copy.deepcopy(default)

@@ -39,8 +39,15 @@ async def test_two_workers_table_updates_logs_and_detach(backends, tmp_path):
             activity[k] = activity.get(k, 0) + v
 
     sup = RouterSupervisor(
-        [("127.0.0.1", 0), ("::1", 0)], [], 2, sink, wakes.append, FAST, tmp_path,
-        on_activity=on_activity, activity_interval=0.1,
+        [("127.0.0.1", 0), ("::1", 0)],
+        [],
+        2,
+        sink,
+        wakes.append,
+        FAST,
+        tmp_path,
+        on_activity=on_activity,
+        activity_interval=0.1,
         snapshot={"apps": {"a1": app_entry("a1", ["one.localhost"], [b1.dyno()])}},
     )
     await sup.start()
@@ -81,7 +88,7 @@ async def test_two_workers_table_updates_logs_and_detach(backends, tmp_path):
 
             await _poll(gone)
         lines = [m for a, s, p, m in sink.lines if a == "a1" and s == "heroku" and p == "router"]
-        assert lines and lines[0].startswith("at=info method=GET path=\"/name\" host=one.localhost")
+        assert lines and lines[0].startswith('at=info method=GET path="/name" host=one.localhost')
         await _poll(lambda: _true(activity.get("a2", 0) >= 20))
 
         # the control plane goes away: workers keep serving their last table
@@ -97,7 +104,9 @@ async def test_two_workers_table_updates_logs_and_detach(backends, tmp_path):
         async def moved() -> bool:
             for _ in range(10):
                 async with httpx.AsyncClient() as fresh:
-                    r = await fresh.get(f"http://127.0.0.1:{port}/name", headers={"Host": "two.localhost"})
+                    r = await fresh.get(
+                        f"http://127.0.0.1:{port}/name", headers={"Host": "two.localhost"}
+                    )
                 if r.text != "web.1":
                     return False
             return True
@@ -118,13 +127,17 @@ async def test_inprocess_mode_and_bad_table(backends):
     b1 = backends("web.1")
     sink = PrintLogSink()
     with pytest.raises(ValueError):
-        RouterSupervisor([("127.0.0.1", 0)], [], 0, sink, snapshot={"apps": {"x": {"dynos": [{"name": "w"}]}}})
+        RouterSupervisor(
+            [("127.0.0.1", 0)], [], 0, sink, snapshot={"apps": {"x": {"dynos": [{"name": "w"}]}}}
+        )
     sup = RouterSupervisor([("127.0.0.1", 0)], [], 0, sink, timers=FAST)
     await sup.start()
     try:
         sup.replace_table({"apps": {"a1": app_entry("a1", ["one.localhost"], [b1.dyno()])}})
         async with httpx.AsyncClient() as c:
-            r = await c.get(f"http://127.0.0.1:{sup.http_addresses[0][1]}/", headers={"Host": "one.localhost"})
+            r = await c.get(
+                f"http://127.0.0.1:{sup.http_addresses[0][1]}/", headers={"Host": "one.localhost"}
+            )
         assert r.status_code == 200
         assert sink.lines[-1][:3] == ("a1", "heroku", "router")
     finally:

@@ -20,7 +20,12 @@ def pki(tmp_path_factory):
 
     def cert(cid: str, names: list[str]) -> dict:
         issued = ca.issue(names, [])
-        return {"id": cid, "hostnames": names, "cert_pem": issued.cert_pem, "key_pem": issued.key_pem}
+        return {
+            "id": cid,
+            "hostnames": names,
+            "cert_pem": issued.cert_pem,
+            "key_pem": issued.key_pem,
+        }
 
     return ca, {
         "demo": cert("demo", ["demo.localhost"]),
@@ -51,7 +56,9 @@ async def peer_names(port: int, sni: str | None, ca: InternalCA) -> list[str]:
     der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
     writer.close()
     cert = x509.load_der_x509_certificate(der)
-    return cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    return cert.extensions.get_extension_for_class(
+        x509.SubjectAlternativeName
+    ).value.get_values_for_type(x509.DNSName)
 
 
 async def test_sni_picks_specific_over_wildcard_and_default(running_router, backends, pki):
@@ -84,20 +91,27 @@ async def test_old_tls_refused(running_router, backends, pki):
     ctx.verify_mode = ssl.CERT_NONE
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.maximum_version = ssl.TLSVersion.TLSv1_2
-    _, w = await asyncio.open_connection("127.0.0.1", rr.https_port, ssl=ctx, server_hostname="demo.localhost")
+    _, w = await asyncio.open_connection(
+        "127.0.0.1", rr.https_port, ssl=ctx, server_hostname="demo.localhost"
+    )
     assert w.get_extra_info("ssl_object").version() == "TLSv1.2"
     w.close()
     ctx.minimum_version = ssl.TLSVersion.TLSv1
     ctx.maximum_version = ssl.TLSVersion.TLSv1_1
     ctx.set_ciphers("ALL:@SECLEVEL=0")
     with pytest.raises((ssl.SSLError, ConnectionError)):
-        await asyncio.open_connection("127.0.0.1", rr.https_port, ssl=ctx, server_hostname="demo.localhost")
+        await asyncio.open_connection(
+            "127.0.0.1", rr.https_port, ssl=ctx, server_hostname="demo.localhost"
+        )
 
 
 async def _get(port, ca, sni, host, path="/echo", http2=True):
-    async with httpx.AsyncClient(verify=ssl.create_default_context(cafile=str(ca.cert_path)), http2=http2) as c:
+    async with httpx.AsyncClient(
+        verify=ssl.create_default_context(cafile=str(ca.cert_path)), http2=http2
+    ) as c:
         return await c.get(
-            f"https://127.0.0.1:{port}{path}", headers={"Host": host},
+            f"https://127.0.0.1:{port}{path}",
+            headers={"Host": host},
             extensions={"sni_hostname": sni},
         )
 
@@ -120,14 +134,19 @@ async def test_http2_and_http1_over_tls_with_log_lines(running_router, backends,
     assert r.http_version == "HTTP/1.1" and r.headers["via"] == "1.1 spruce"
     await rr.wait_log("protocol=http1.1 tls=true tls_version=tls1.3")
     # a body over HTTP/2 reaches the dyno (chunked, since h2 has no framing header here)
-    async with httpx.AsyncClient(verify=ssl.create_default_context(cafile=str(ca.cert_path)), http2=True) as c:
+    async with httpx.AsyncClient(
+        verify=ssl.create_default_context(cafile=str(ca.cert_path)), http2=True
+    ) as c:
         r = await c.post(
-            f"https://127.0.0.1:{rr.https_port}/echo", headers={"Host": "demo.localhost"},
-            content=b"x" * 200000, extensions={"sni_hostname": "demo.localhost"},
+            f"https://127.0.0.1:{rr.https_port}/echo",
+            headers={"Host": "demo.localhost"},
+            content=b"x" * 200000,
+            extensions={"sni_hostname": "demo.localhost"},
         )
         assert r.json()["body"] == "x" * 200000
         big = await c.get(
-            f"https://127.0.0.1:{rr.https_port}/big?n=3000000", headers={"Host": "demo.localhost"},
+            f"https://127.0.0.1:{rr.https_port}/big?n=3000000",
+            headers={"Host": "demo.localhost"},
             extensions={"sni_hostname": "demo.localhost"},
         )
         assert len(big.content) == 3000000
