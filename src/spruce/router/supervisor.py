@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 import os
 import socket
 import sys
@@ -68,6 +69,8 @@ class RouterSupervisor:
         self._inproc_router: Router | None = None
         self._activity_task: asyncio.Task[None] | None = None
         self._ready_event = asyncio.Event()
+        self._monitor: asyncio.Task[None] | None = None
+        self._stopping = False
 
     @property
     def control_path(self) -> Path:
@@ -111,24 +114,9 @@ class RouterSupervisor:
             pass
         self._control = await asyncio.start_unix_server(self._on_worker, str(self.control_path))
         os.chmod(self.control_path, 0o600)
-        src = str(Path(__file__).resolve().parents[2])
-        env = dict(os.environ)
-        env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
         for i in range(self.workers):
-            config = {
-                "worker": i,
-                "control": str(self.control_path),
-                "http": self.http_addresses,
-                "https": self.https_addresses,
-                "timers": self.timers.to_dict(),
-                "activity_interval": self.activity_interval,
-            }
-            import json
-
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "spruce.router.worker", json.dumps(config), env=env
-            )
-            self._procs.append(proc)
+            self._procs.append(await self._spawn(i))
+        self._monitor = asyncio.ensure_future(self._watch())
         try:
             async with asyncio.timeout(30):
                 while len(self._ready) < self.workers:
@@ -138,7 +126,35 @@ class RouterSupervisor:
             await self.stop()
             raise RuntimeError("router workers did not become ready in 30 s") from None
 
+    async def _spawn(self, index: int) -> asyncio.subprocess.Process:
+        src = str(Path(__file__).resolve().parents[2])
+        env = dict(os.environ)
+        env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
+        config = {
+            "worker": index,
+            "control": str(self.control_path),
+            "http": self.http_addresses,
+            "https": self.https_addresses,
+            "timers": self.timers.to_dict(),
+            "activity_interval": self.activity_interval,
+        }
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "spruce.router.worker", json.dumps(config), env=env
+        )
+
+    async def _watch(self) -> None:
+        """Restart a worker that died (its ports stay served by the others meanwhile)."""
+        while True:
+            await asyncio.sleep(0.2)
+            for i, p in enumerate(self._procs):
+                if p.returncode is not None and not self._stopping:
+                    self._ready.discard(i)
+                    self._procs[i] = await self._spawn(i)
+
     async def stop(self) -> None:
+        self._stopping = True
+        if self._monitor is not None:
+            self._monitor.cancel()
         if self._activity_task:
             self._activity_task.cancel()
         if self._inproc is not None:

@@ -142,3 +142,35 @@ async def test_inprocess_mode_and_bad_table(backends):
         assert sink.lines[-1][:3] == ("a1", "heroku", "router")
     finally:
         await sup.stop()
+
+
+async def test_dead_worker_is_restarted(backends, tmp_path):
+    import os
+    import signal
+
+    b1 = backends("web.1")
+    sup = RouterSupervisor(
+        [("127.0.0.1", 0)],
+        [],
+        1,
+        PrintLogSink(),
+        timers=FAST,
+        run_dir=tmp_path,
+        snapshot={"apps": {"a1": app_entry("a1", ["one.localhost"], [b1.dyno()])}},
+    )
+    await sup.start()
+    try:
+        (pid,) = sup.worker_pids
+        os.kill(pid, signal.SIGKILL)
+        port = sup.http_addresses[0][1]
+
+        async def serving_again() -> bool:
+            if not sup.worker_pids or sup.worker_pids[0] == pid:
+                return False
+            async with httpx.AsyncClient() as c:
+                r = await c.get(f"http://127.0.0.1:{port}/name", headers={"Host": "one.localhost"})
+            return r.text == "web.1"
+
+        await _poll(serving_again)
+    finally:
+        await sup.stop()
