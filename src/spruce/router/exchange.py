@@ -53,8 +53,10 @@ class HError(Exception):
         connect_ms: int | None = None,
         service_ms: int | None = None,
         dyno: str | None = None,
+        cause: str | None = None,
     ):
         super().__init__(code)
+        self.cause = cause
         self.code = code
         self.dyno = dyno
         self.connect_ms = connect_ms
@@ -174,6 +176,9 @@ class Exchange:
         except ClientIdle:
             self._log_code("H28", 499)
             self.client.abort()
+        except (ProtocolError, ValueError, RuntimeError, AssertionError, KeyError) as e:
+            # a router fault must not look like the app's: H99, and the worker carries on
+            await self._fail(HError("H99", cause=type(e).__name__))
         except BadRequestBody:
             self.client.keep_alive = False
             self.line.status = 400

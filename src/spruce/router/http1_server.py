@@ -119,6 +119,9 @@ class H1Client(ClientSide):
         no_body: bool = False,
     ) -> None:
         self.response_started = True
+        if not self._body_done and status != 101:
+            # answering before the body was read: the connection cannot be reused
+            self.keep_alive = False
         hs = list(headers)
         self._chunked_out = False
         self._closed_out = False
