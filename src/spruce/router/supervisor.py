@@ -61,6 +61,7 @@ class RouterSupervisor:
         self.https_addresses: list[Addr] = []
         self._snapshot: dict[str, Any] = copy.deepcopy(snapshot) if snapshot else {"apps": {}}
         RouteTable(self._snapshot)  # validate early: bad input gets a clear error
+        # by worker pid: workers of an earlier control plane (same run_dir) reconnect too
         self._conns: dict[int, asyncio.StreamWriter] = {}
         self._ready: set[int] = set()
         self._procs: list[asyncio.subprocess.Process] = []
@@ -180,6 +181,9 @@ class RouterSupervisor:
 
     def detach(self) -> None:
         """Drop the control channel but leave workers serving (the control plane going away)."""
+        if self._monitor is not None:
+            self._monitor.cancel()
+            self._monitor = None
         if self._control is not None:
             self._control.close()
             self._control = None
@@ -195,6 +199,8 @@ class RouterSupervisor:
             except FileNotFoundError:
                 pass
             self._control = await asyncio.start_unix_server(self._on_worker, str(self.control_path))
+            if self._monitor is None and not self._stopping:
+                self._monitor = asyncio.ensure_future(self._watch())
 
     # table feed ------------------------------------------------------------
     def _broadcast(self, msg: dict[str, Any]) -> None:
@@ -248,7 +254,7 @@ class RouterSupervisor:
                 self.on_activity(counts)
 
     async def _on_worker(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        index = -1
+        pid = -1
         try:
             while True:
                 msg = await control.read_message(reader)
@@ -256,8 +262,8 @@ class RouterSupervisor:
                     break
                 t = msg.get("t")
                 if t == "hello":
-                    index = int(msg["worker"])
-                    self._conns[index] = writer
+                    pid = int(msg["pid"])
+                    self._conns[pid] = writer
                     writer.write(control.encode({"t": "snapshot", "table": self._snapshot}))
                 elif t == "ready":
                     self._ready.add(int(msg["worker"]))
@@ -272,6 +278,6 @@ class RouterSupervisor:
         except (ValueError, KeyError, TypeError):
             pass  # a confused worker: drop its channel, it reconnects
         finally:
-            if self._conns.get(index) is writer:
-                del self._conns[index]
+            if self._conns.get(pid) is writer:
+                del self._conns[pid]
             writer.close()

@@ -174,3 +174,45 @@ async def test_dead_worker_is_restarted(backends, tmp_path):
         await _poll(serving_again)
     finally:
         await sup.stop()
+
+
+async def test_new_control_plane_adopts_running_workers(backends, tmp_path):
+    b1, b2 = backends("web.1"), backends("web.2")
+    snap = {"apps": {"a1": app_entry("a1", ["one.localhost"], [b1.dyno()])}}
+    old = RouterSupervisor(
+        [("127.0.0.1", 0)], [], 1, PrintLogSink(), timers=FAST, run_dir=tmp_path, snapshot=snap
+    )
+    await old.start()
+    (old_pid,) = old.worker_pids
+    port = old.http_addresses[0][1]
+    old.detach()  # the control plane dies without stopping its workers
+    sink = PrintLogSink()
+    new = RouterSupervisor(
+        [("127.0.0.1", port)], [], 1, sink, timers=FAST, run_dir=tmp_path, snapshot=snap
+    )
+    await new.start()
+    try:
+
+        async def both_connected() -> bool:
+            return len(new._conns) == 2 and old_pid in new._conns
+
+        await _poll(both_connected)
+        new.upsert_app(app_entry("a1", ["one.localhost"], [b2.dyno()]))
+
+        async def all_moved() -> bool:
+            for _ in range(20):
+                async with httpx.AsyncClient() as fresh:
+                    r = await fresh.get(
+                        f"http://127.0.0.1:{port}/name", headers={"Host": "one.localhost"}
+                    )
+                if r.text != "web.2":
+                    return False
+            return True
+
+        await _poll(all_moved)
+    finally:
+        await new.stop()
+    # the adopted worker was told to stop as well
+    async with asyncio.timeout(10):
+        await old._procs[0].wait()
+    await old.stop()
