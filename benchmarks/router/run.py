@@ -73,16 +73,32 @@ def wrk(url: str, duration: int, close: bool) -> dict:
         return v / 1000 if m.group(2) == "us" else v * 1000 if m.group(2) == "s" else v
 
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {"rps": rps, "p50_ms": pct("50"), "p99_ms": pct("99"),
-            "non2xx": int(errors.group(1)) if errors else 0}
+    return {
+        "rps": rps,
+        "p50_ms": pct("50"),
+        "p99_ms": pct("99"),
+        "non2xx": int(errors.group(1)) if errors else 0,
+    }
 
 
 def h2load(url: str, duration: int, d: Path) -> dict:
     log = d / "h2load.log"
     if log.exists():
         log.unlink()
-    cmd = ["h2load", "-D", str(duration), "-c", "8", "-m", "16", "-t", "1",
-           "--log-file", str(log), url]
+    cmd = [
+        "h2load",
+        "-D",
+        str(duration),
+        "-c",
+        "8",
+        "-m",
+        "16",
+        "-t",
+        "1",
+        "--log-file",
+        str(log),
+        url,
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", out).group(1))
     durations = []
@@ -110,20 +126,50 @@ def main() -> None:
     key.write_text(issued.key_pem)
     (d / "haproxy.pem").write_text(issued.cert_pem + issued.key_pem)
 
-    ports = {k: free_port() for k in (
-        "backend", "backend_tls", "haproxy", "haproxy_tls", "nginx", "nginx_tls",
-        "spruce", "spruce_tls", "spruce2", "spruce2_tls")}
+    ports = {
+        k: free_port()
+        for k in (
+            "backend",
+            "backend_tls",
+            "haproxy",
+            "haproxy_tls",
+            "nginx",
+            "nginx_tls",
+            "spruce",
+            "spruce_tls",
+            "spruce2",
+            "spruce2_tls",
+        )
+    }
     procs: list[subprocess.Popen] = []
     results: dict[str, dict] = {}
     try:
-        procs.append(start(["nginx", "-c", str(nginx_conf(d, "backend", (
-            f" server {{ listen 127.0.0.1:{ports['backend']};"
-            f" listen 127.0.0.1:{ports['backend_tls']} ssl http2;"
-            f" ssl_certificate {cert}; ssl_certificate_key {key};"
-            " location / { return 200 \"hello\\n\"; } }")))], ports["backend"]))
+        procs.append(
+            start(
+                [
+                    "nginx",
+                    "-c",
+                    str(
+                        nginx_conf(
+                            d,
+                            "backend",
+                            (
+                                f" server {{ listen 127.0.0.1:{ports['backend']};"
+                                f" listen 127.0.0.1:{ports['backend_tls']} ssl http2;"
+                                f" ssl_certificate {cert}; ssl_certificate_key {key};"
+                                ' location / { return 200 "hello\\n"; } }'
+                            ),
+                        )
+                    ),
+                ],
+                ports["backend"],
+            )
+        )
         targets: dict[str, tuple[str, str]] = {
-            "direct": (f"http://127.0.0.1:{ports['backend']}/",
-                       f"https://127.0.0.1:{ports['backend_tls']}/"),
+            "direct": (
+                f"http://127.0.0.1:{ports['backend']}/",
+                f"https://127.0.0.1:{ports['backend_tls']}/",
+            ),
         }
         if not args.only or "haproxy" in args.only:
             hcfg = d / "haproxy.cfg"
@@ -137,27 +183,62 @@ def main() -> None:
                 f"backend b\n server s1 127.0.0.1:{ports['backend']}\n"
             )
             procs.append(start(["haproxy", "-f", str(hcfg)], ports["haproxy"]))
-            targets["haproxy"] = (f"http://127.0.0.1:{ports['haproxy']}/",
-                                  f"https://127.0.0.1:{ports['haproxy_tls']}/")
+            targets["haproxy"] = (
+                f"http://127.0.0.1:{ports['haproxy']}/",
+                f"https://127.0.0.1:{ports['haproxy_tls']}/",
+            )
         if not args.only or "nginx" in args.only:
-            procs.append(start(["nginx", "-c", str(nginx_conf(d, "proxy", (
-                f" upstream b {{ server 127.0.0.1:{ports['backend']}; keepalive 64; }}\n"
-                f" server {{ listen 127.0.0.1:{ports['nginx']};"
-                f" listen 127.0.0.1:{ports['nginx_tls']} ssl http2;"
-                f" ssl_certificate {cert}; ssl_certificate_key {key};"
-                " location / { proxy_pass http://b; proxy_http_version 1.1;"
-                " proxy_set_header Connection \"\"; proxy_set_header X-Forwarded-For"
-                " $proxy_add_x_forwarded_for; } }")))], ports["nginx"]))
-            targets["nginx"] = (f"http://127.0.0.1:{ports['nginx']}/",
-                                f"https://127.0.0.1:{ports['nginx_tls']}/")
+            procs.append(
+                start(
+                    [
+                        "nginx",
+                        "-c",
+                        str(
+                            nginx_conf(
+                                d,
+                                "proxy",
+                                (
+                                    f" upstream b {{ server 127.0.0.1:{ports['backend']}; keepalive 64; }}\n"
+                                    f" server {{ listen 127.0.0.1:{ports['nginx']};"
+                                    f" listen 127.0.0.1:{ports['nginx_tls']} ssl http2;"
+                                    f" ssl_certificate {cert}; ssl_certificate_key {key};"
+                                    " location / { proxy_pass http://b; proxy_http_version 1.1;"
+                                    ' proxy_set_header Connection ""; proxy_set_header X-Forwarded-For'
+                                    " $proxy_add_x_forwarded_for; } }"
+                                ),
+                            )
+                        ),
+                    ],
+                    ports["nginx"],
+                )
+            )
+            targets["nginx"] = (
+                f"http://127.0.0.1:{ports['nginx']}/",
+                f"https://127.0.0.1:{ports['nginx_tls']}/",
+            )
         env = dict(os.environ, PYTHONPATH=str(SRC))
-        for name, workers, p, pt in (("spruce", 1, "spruce", "spruce_tls"),
-                                     ("spruce-2-workers", 2, "spruce2", "spruce2_tls")):
+        for name, workers, p, pt in (
+            ("spruce", 1, "spruce", "spruce_tls"),
+            ("spruce-2-workers", 2, "spruce2", "spruce2_tls"),
+        ):
             if args.only and name not in args.only and "spruce" not in args.only:
                 continue
-            procs.append(start([sys.executable, str(HERE / "spruce_router.py"), str(workers),
-                                str(ports[p]), str(ports[pt]), str(ports["backend"]),
-                                str(cert), str(key)], ports[p], env=env))
+            procs.append(
+                start(
+                    [
+                        sys.executable,
+                        str(HERE / "spruce_router.py"),
+                        str(workers),
+                        str(ports[p]),
+                        str(ports[pt]),
+                        str(ports["backend"]),
+                        str(cert),
+                        str(key),
+                    ],
+                    ports[p],
+                    env=env,
+                )
+            )
             targets[name] = (f"http://127.0.0.1:{ports[p]}/", f"https://127.0.0.1:{ports[pt]}/")
         for name, (http_url, https_url) in targets.items():
             r = {
@@ -169,7 +250,9 @@ def main() -> None:
             print(name, json.dumps(r), flush=True)
     finally:
         for p in procs:
-            p.send_signal(signal.SIGINT if "spruce" in " ".join(map(str, p.args)) else signal.SIGTERM)
+            p.send_signal(
+                signal.SIGINT if "spruce" in " ".join(map(str, p.args)) else signal.SIGTERM
+            )
         for p in procs:
             try:
                 p.wait(10)
@@ -180,11 +263,16 @@ def main() -> None:
 
 
 def table(results: dict[str, dict]) -> str:
-    rows = ["| target | load | req/s | p50 ms | p99 ms | non-2xx |", "|---|---|---:|---:|---:|---:|"]
+    rows = [
+        "| target | load | req/s | p50 ms | p99 ms | non-2xx |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
     for name, r in results.items():
         for load, v in r.items():
-            rows.append(f"| {name} | {load} | {v['rps']:.0f} | {v['p50_ms']:.2f} | "
-                        f"{v['p99_ms']:.2f} | {v['non2xx']} |")
+            rows.append(
+                f"| {name} | {load} | {v['rps']:.0f} | {v['p50_ms']:.2f} | "
+                f"{v['p99_ms']:.2f} | {v['non2xx']} |"
+            )
     if "spruce" in results:
         for ref in ("haproxy", "nginx"):
             if ref in results:

@@ -1,6 +1,6 @@
 """Run Spruce's router (RouterSupervisor) for the benchmark: one app routed to one backend.
 
-    python spruce_router.py WORKERS HTTP_PORT HTTPS_PORT BACKEND_PORT CERT_PEM KEY_PEM
+python spruce_router.py WORKERS HTTP_PORT HTTPS_PORT BACKEND_PORT CERT_PEM KEY_PEM
 """
 
 from __future__ import annotations
@@ -22,22 +22,36 @@ class NullSink(PrintLogSink):
 
 async def main() -> None:
     workers, http_port, https_port, backend_port = (int(x) for x in sys.argv[1:5])
-    cert = {"id": "bench", "hostnames": ["bench.localhost"],
-            "cert_pem": Path(sys.argv[5]).read_text(), "key_pem": Path(sys.argv[6]).read_text()}
+    cert = {
+        "id": "bench",
+        "hostnames": ["bench.localhost"],
+        "cert_pem": Path(sys.argv[5]).read_text(),
+        "key_pem": Path(sys.argv[6]).read_text(),
+    }
     snapshot = {
         "router_name": "spruce",
-        "apps": {"bench": {
-            "id": "bench", "name": "bench", "hostnames": ["bench.localhost", "127.0.0.1"],
-            "web_quantity": 1,
-            "dynos": [{"name": "web.1", "host": "127.0.0.1", "port": backend_port, "state": "up"}],
-        }},
+        "apps": {
+            "bench": {
+                "id": "bench",
+                "name": "bench",
+                "hostnames": ["bench.localhost", "127.0.0.1"],
+                "web_quantity": 1,
+                "dynos": [
+                    {"name": "web.1", "host": "127.0.0.1", "port": backend_port, "state": "up"}
+                ],
+            }
+        },
         "certificates": [cert],
         "default_certificate": cert,
     }
     with tempfile.TemporaryDirectory() as run_dir:
         sup = RouterSupervisor(
-            [("127.0.0.1", http_port)], [("127.0.0.1", https_port)], workers, NullSink(),
-            run_dir=Path(run_dir), snapshot=snapshot,
+            [("127.0.0.1", http_port)],
+            [("127.0.0.1", https_port)],
+            workers,
+            NullSink(),
+            run_dir=Path(run_dir),
+            snapshot=snapshot,
         )
         await sup.start()
         print("ready", flush=True)

@@ -65,7 +65,7 @@ def reason(status: int) -> str:
 
 def _page(title: str, body: str) -> bytes:
     return (
-        "<!DOCTYPE html>\n<html>\n<head>\n<meta charset=\"utf-8\">\n"
+        '<!DOCTYPE html>\n<html>\n<head>\n<meta charset="utf-8">\n'
         f"<title>{title}</title>\n"
         "<style>body{font-family:sans-serif;margin:4em auto;max-width:40em;color:#333}</style>\n"
         f"</head>\n<body>\n<h1>{title}</h1>\n<p>{body}</p>\n</body>\n</html>\n"

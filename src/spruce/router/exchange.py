@@ -48,10 +48,15 @@ class BadRequestBody(Exception):
 
 class HError(Exception):
     def __init__(
-        self, code: str, connect_ms: int | None = None, service_ms: int | None = None,
+        self,
+        code: str,
+        connect_ms: int | None = None,
+        service_ms: int | None = None,
         dyno: str | None = None,
+        cause: str | None = None,
     ):
         super().__init__(code)
+        self.cause = cause
         self.code = code
         self.dyno = dyno
         self.connect_ms = connect_ms
@@ -87,7 +92,11 @@ class ClientSide:
         raise NotImplementedError
 
     async def send_head(
-        self, status: int, reason: str, headers: list[tuple[str, str]], length: int | None,
+        self,
+        status: int,
+        reason: str,
+        headers: list[tuple[str, str]],
+        length: int | None,
         no_body: bool = False,
     ) -> None:
         raise NotImplementedError
@@ -106,7 +115,10 @@ class ClientSide:
 
 
 async def send_simple(
-    client: ClientSide, status: int, body: bytes, ctype: str = "text/html; charset=utf-8",
+    client: ClientSide,
+    status: int,
+    body: bytes,
+    ctype: str = "text/html; charset=utf-8",
     close: bool = False,
 ) -> int:
     headers = [
@@ -164,13 +176,21 @@ class Exchange:
         except ClientIdle:
             self._log_code("H28", 499)
             self.client.abort()
+        except (ProtocolError, ValueError, RuntimeError, AssertionError, KeyError) as e:
+            # a router fault must not look like the app's: H99, and the worker carries on
+            await self._fail(HError("H99", cause=type(e).__name__))
         except BadRequestBody:
             self.client.keep_alive = False
             self.line.status = 400
             if not self.client.response_started:
                 try:
-                    await send_simple(self.client, 400, plain_page(400, "bad request body"),
-                                      "text/plain", close=True)
+                    await send_simple(
+                        self.client,
+                        400,
+                        plain_page(400, "bad request body"),
+                        "text/plain",
+                        close=True,
+                    )
                 except ClientGone:
                     pass
             else:
@@ -258,7 +278,9 @@ class Exchange:
         last_fail: ConnectFailed | None = None
         last_dyno = ""
         backoff = 0.02
-        token = affinity.cookie_value(self.req.headers) if app.has("http-session-affinity") else None
+        token = (
+            affinity.cookie_value(self.req.headers) if app.has("http-session-affinity") else None
+        )
         while True:
             app = router.table.apps.get(app.id, app)
             self.app = app
@@ -370,11 +392,14 @@ class Exchange:
         assert resp is not None
         line.status = resp.status
         out_headers = rewrite_response_headers(
-            resp.headers, via=f"{client.via} {router.table.router_name}",
+            resp.headers,
+            via=f"{client.via} {router.table.router_name}",
             keep_upgrade=resp.status == 101,
         )
-        if app.has("http-session-affinity") and router.table.affinity_secret and (
-            preferred is None or preferred != dyno
+        if (
+            app.has("http-session-affinity")
+            and router.table.affinity_secret
+            and (preferred is None or preferred != dyno)
         ):
             out_headers.append(affinity.set_cookie_header(router.table.affinity_secret, app, dyno))
         if resp.status == 101:
@@ -485,7 +510,9 @@ class Exchange:
                 except ProtocolError as e:
                     conn.close()
                     code = e.code if e.code in ("H17", "H25") else "H17"
-                    raise HError(code, service_ms=int((time.monotonic() - started) * 1000)) from None
+                    raise HError(
+                        code, service_ms=int((time.monotonic() - started) * 1000)
+                    ) from None
                 return resp, buf[end:]
             try:
                 check_partial_head(buf, MAX_RESPONSE_HEADER_LINE)
@@ -579,4 +606,12 @@ def _no_such_app() -> bytes:
     return NO_SUCH_APP_PAGE
 
 
-__all__ = ["ClientGone", "ClientIdle", "ClientSide", "Exchange", "HError", "plain_page", "send_simple"]
+__all__ = [
+    "ClientGone",
+    "ClientIdle",
+    "ClientSide",
+    "Exchange",
+    "HError",
+    "plain_page",
+    "send_simple",
+]

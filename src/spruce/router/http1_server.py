@@ -111,10 +111,17 @@ class H1Client(ClientSide):
             self.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     async def send_head(
-        self, status: int, reason_: str, headers: list[tuple[str, str]], length: int | None,
+        self,
+        status: int,
+        reason_: str,
+        headers: list[tuple[str, str]],
+        length: int | None,
         no_body: bool = False,
     ) -> None:
         self.response_started = True
+        if not self._body_done and status != 101:
+            # answering before the body was read: the connection cannot be reused
+            self.keep_alive = False
         hs = list(headers)
         self._chunked_out = False
         self._closed_out = False
@@ -208,7 +215,8 @@ class H1Client(ClientSide):
         try:
             while True:
                 done, _ = await asyncio.wait(
-                    tasks, timeout=max(0.01, last[0] + idle - time.monotonic()),
+                    tasks,
+                    timeout=max(0.01, last[0] + idle - time.monotonic()),
                     return_when=asyncio.FIRST_COMPLETED,
                 )
                 if done or time.monotonic() - last[0] >= idle:

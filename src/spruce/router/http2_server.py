@@ -56,7 +56,11 @@ class H2Stream(ClientSide):
         self.conn.flush()
 
     async def send_head(
-        self, status: int, reason: str, headers: list[tuple[str, str]], length: int | None,
+        self,
+        status: int,
+        reason: str,
+        headers: list[tuple[str, str]],
+        length: int | None,
         no_body: bool = False,
     ) -> None:
         if self.reset:
@@ -121,7 +125,10 @@ class H2Stream(ClientSide):
 
 class H2Connection:
     def __init__(
-        self, router: Router, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+        self,
+        router: Router,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
         info: tuple[bool, str, str | None],
     ) -> None:
         self.router = router
@@ -138,8 +145,16 @@ class H2Connection:
         self.tasks: set[asyncio.Task[Any]] = set()
         self._window = asyncio.Event()
         self.dead = False
+        self._flush_scheduled = False
 
     def flush(self) -> None:
+        """Coalesce: frames of every stream produced in this loop turn go out in one write."""
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush_now)
+
+    def flush_now(self) -> None:
+        self._flush_scheduled = False
         data = self.h2.data_to_send()
         if data and not self.writer.is_closing():
             self.writer.write(data)
@@ -170,7 +185,7 @@ class H2Connection:
             },
         )
         self.h2.initiate_connection()
-        self.flush()
+        self.flush_now()
         try:
             while True:
                 try:
@@ -183,7 +198,7 @@ class H2Connection:
                 try:
                     events = self.h2.receive_data(data)
                 except h2.exceptions.ProtocolError:
-                    self.flush()
+                    self.flush_now()
                     break
                 for ev in events:
                     self._event(ev)
@@ -245,7 +260,9 @@ class H2Connection:
             if req is None:
                 await send_simple(stream, 400, plain_page(400, "bad request"), "text/plain")
             elif req.method == "CONNECT":
-                await send_simple(stream, 405, plain_page(405, "CONNECT is not supported"), "text/plain")
+                await send_simple(
+                    stream, 405, plain_page(405, "CONNECT is not supported"), "text/plain"
+                )
             else:
                 await Exchange(self.router, stream, req).run()
         except (ClientGone, ClientIdle, ConnectionError, OSError):

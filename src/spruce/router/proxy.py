@@ -68,8 +68,10 @@ class DynoPool:
         now = time.monotonic()
         while conns:
             conn = conns.pop()
-            if now - conn.idle_since < self.idle and not conn.reader.at_eof() and not (
-                conn.writer.transport.is_closing()
+            if (
+                now - conn.idle_since < self.idle
+                and not conn.reader.at_eof()
+                and not (conn.writer.transport.is_closing())
             ):
                 conn.reused = True
                 return conn

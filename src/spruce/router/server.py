@@ -11,7 +11,9 @@ from .state import Router
 from .tls import TLSContexts
 
 
-def listening_socket(host: str, port: int, reuse_port: bool = True, listen: bool = True) -> socket.socket:
+def listening_socket(
+    host: str, port: int, reuse_port: bool = True, listen: bool = True
+) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -37,13 +39,18 @@ class RouterServer:
         self._sweeper: asyncio.Task[None] | None = None
         self.clients: set[H1Client] = set()  # open HTTP/1.1 client connections
 
-    async def start(self, http_socks: list[socket.socket], https_socks: list[socket.socket]) -> None:
+    async def start(
+        self, http_socks: list[socket.socket], https_socks: list[socket.socket]
+    ) -> None:
         for s in http_socks:
             self._servers.append(await asyncio.start_server(self._on_plain, sock=s, limit=1 << 16))
         for s in https_socks:
             self._servers.append(
                 await asyncio.start_server(
-                    self._on_tls, sock=s, ssl=self.tls.base, limit=1 << 16,
+                    self._on_tls,
+                    sock=s,
+                    ssl=self.tls.base,
+                    limit=1 << 16,
                     ssl_handshake_timeout=10.0,
                 )
             )

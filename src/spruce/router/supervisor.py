@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 import os
 import socket
 import sys
@@ -60,6 +61,7 @@ class RouterSupervisor:
         self.https_addresses: list[Addr] = []
         self._snapshot: dict[str, Any] = copy.deepcopy(snapshot) if snapshot else {"apps": {}}
         RouteTable(self._snapshot)  # validate early: bad input gets a clear error
+        # by worker pid: workers of an earlier control plane (same run_dir) reconnect too
         self._conns: dict[int, asyncio.StreamWriter] = {}
         self._ready: set[int] = set()
         self._procs: list[asyncio.subprocess.Process] = []
@@ -68,6 +70,8 @@ class RouterSupervisor:
         self._inproc_router: Router | None = None
         self._activity_task: asyncio.Task[None] | None = None
         self._ready_event = asyncio.Event()
+        self._monitor: asyncio.Task[None] | None = None
+        self._stopping = False
 
     @property
     def control_path(self) -> Path:
@@ -111,24 +115,9 @@ class RouterSupervisor:
             pass
         self._control = await asyncio.start_unix_server(self._on_worker, str(self.control_path))
         os.chmod(self.control_path, 0o600)
-        src = str(Path(__file__).resolve().parents[2])
-        env = dict(os.environ)
-        env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
         for i in range(self.workers):
-            config = {
-                "worker": i,
-                "control": str(self.control_path),
-                "http": self.http_addresses,
-                "https": self.https_addresses,
-                "timers": self.timers.to_dict(),
-                "activity_interval": self.activity_interval,
-            }
-            import json
-
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "spruce.router.worker", json.dumps(config), env=env
-            )
-            self._procs.append(proc)
+            self._procs.append(await self._spawn(i))
+        self._monitor = asyncio.ensure_future(self._watch())
         try:
             async with asyncio.timeout(30):
                 while len(self._ready) < self.workers:
@@ -138,7 +127,35 @@ class RouterSupervisor:
             await self.stop()
             raise RuntimeError("router workers did not become ready in 30 s") from None
 
+    async def _spawn(self, index: int) -> asyncio.subprocess.Process:
+        src = str(Path(__file__).resolve().parents[2])
+        env = dict(os.environ)
+        env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
+        config = {
+            "worker": index,
+            "control": str(self.control_path),
+            "http": self.http_addresses,
+            "https": self.https_addresses,
+            "timers": self.timers.to_dict(),
+            "activity_interval": self.activity_interval,
+        }
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "spruce.router.worker", json.dumps(config), env=env
+        )
+
+    async def _watch(self) -> None:
+        """Restart a worker that died (its ports stay served by the others meanwhile)."""
+        while True:
+            await asyncio.sleep(0.2)
+            for i, p in enumerate(self._procs):
+                if p.returncode is not None and not self._stopping:
+                    self._ready.discard(i)
+                    self._procs[i] = await self._spawn(i)
+
     async def stop(self) -> None:
+        self._stopping = True
+        if self._monitor is not None:
+            self._monitor.cancel()
         if self._activity_task:
             self._activity_task.cancel()
         if self._inproc is not None:
@@ -164,6 +181,9 @@ class RouterSupervisor:
 
     def detach(self) -> None:
         """Drop the control channel but leave workers serving (the control plane going away)."""
+        if self._monitor is not None:
+            self._monitor.cancel()
+            self._monitor = None
         if self._control is not None:
             self._control.close()
             self._control = None
@@ -179,6 +199,8 @@ class RouterSupervisor:
             except FileNotFoundError:
                 pass
             self._control = await asyncio.start_unix_server(self._on_worker, str(self.control_path))
+            if self._monitor is None and not self._stopping:
+                self._monitor = asyncio.ensure_future(self._watch())
 
     # table feed ------------------------------------------------------------
     def _broadcast(self, msg: dict[str, Any]) -> None:
@@ -209,7 +231,9 @@ class RouterSupervisor:
             self._inproc_router.remove_app(app_id)
         self._broadcast({"t": "remove", "app_id": app_id})
 
-    def set_certificates(self, certificates: list[dict[str, Any]], default: dict[str, Any] | None) -> None:
+    def set_certificates(
+        self, certificates: list[dict[str, Any]], default: dict[str, Any] | None
+    ) -> None:
         RouteTable({"certificates": certificates, "default_certificate": default})
         self._snapshot["certificates"] = copy.deepcopy(certificates)
         self._snapshot["default_certificate"] = copy.deepcopy(default)
@@ -230,7 +254,7 @@ class RouterSupervisor:
                 self.on_activity(counts)
 
     async def _on_worker(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        index = -1
+        pid = -1
         try:
             while True:
                 msg = await control.read_message(reader)
@@ -238,8 +262,8 @@ class RouterSupervisor:
                     break
                 t = msg.get("t")
                 if t == "hello":
-                    index = int(msg["worker"])
-                    self._conns[index] = writer
+                    pid = int(msg["pid"])
+                    self._conns[pid] = writer
                     writer.write(control.encode({"t": "snapshot", "table": self._snapshot}))
                 elif t == "ready":
                     self._ready.add(int(msg["worker"]))
@@ -254,6 +278,6 @@ class RouterSupervisor:
         except (ValueError, KeyError, TypeError):
             pass  # a confused worker: drop its channel, it reconnects
         finally:
-            if self._conns.get(index) is writer:
-                del self._conns[index]
+            if self._conns.get(pid) is writer:
+                del self._conns[pid]
             writer.close()

@@ -158,9 +158,7 @@ class RouteTable:
         self.apps.pop(app_id, None)
         self._reindex()
 
-    def set_certificates(
-        self, certs: list[dict[str, Any]], default: dict[str, Any] | None
-    ) -> None:
+    def set_certificates(self, certs: list[dict[str, Any]], default: dict[str, Any] | None) -> None:
         self.certificates = [Certificate.from_dict(c) for c in certs]
         self.default_certificate = Certificate.from_dict(default) if default else None
 

@@ -18,7 +18,9 @@ IDLE_CLOSE = 60.0
 DROP_REUSED = False  # close (without answering) any second request on a connection
 
 
-async def read_request(reader: asyncio.StreamReader) -> tuple[str, str, list[tuple[str, str]], bytes] | None:
+async def read_request(
+    reader: asyncio.StreamReader,
+) -> tuple[str, str, list[tuple[str, str]], bytes] | None:
     try:
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), IDLE_CLOSE)
     except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
@@ -70,8 +72,13 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
             path = url.path
             if path == "/echo":
                 data = json.dumps(
-                    {"method": method, "target": target, "headers": headers,
-                     "body": body.decode("latin-1"), "dyno": NAME}
+                    {
+                        "method": method,
+                        "target": target,
+                        "headers": headers,
+                        "body": body.decode("latin-1"),
+                        "dyno": NAME,
+                    }
                 ).encode()
                 writer.write(resp("200 OK", data))
             elif path == "/sleep":

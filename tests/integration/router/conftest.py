@@ -20,8 +20,14 @@ from spruce.router.timers import RouterTimers
 BACKEND = Path(__file__).with_name("backend.py")
 
 FAST = RouterTimers(
-    response=1.0, idle=1.0, connect=0.5, boot_wait=1.0, all_quarantined=0.6,
-    keepalive_idle=5.0, quarantine=0.5, page_cache=60.0,
+    response=1.0,
+    idle=1.0,
+    connect=0.5,
+    boot_wait=1.0,
+    all_quarantined=0.6,
+    keepalive_idle=5.0,
+    quarantine=0.5,
+    page_cache=60.0,
 )
 
 
@@ -58,11 +64,21 @@ def backends() -> Iterator[Callable[..., Backend]]:
         b.stop()
 
 
-def app_entry(app_id: str, hostnames: list[str], dynos: list[dict[str, Any]], **kw: Any) -> dict[str, Any]:
+def app_entry(
+    app_id: str, hostnames: list[str], dynos: list[dict[str, Any]], **kw: Any
+) -> dict[str, Any]:
     d: dict[str, Any] = {
-        "id": app_id, "name": app_id, "hostnames": hostnames, "maintenance": False,
-        "released": True, "features": [], "maintenance_page_url": None, "error_page_url": None,
-        "web_quantity": max(1, len(dynos)), "sleeping": False, "eco_quota_exhausted": False,
+        "id": app_id,
+        "name": app_id,
+        "hostnames": hostnames,
+        "maintenance": False,
+        "released": True,
+        "features": [],
+        "maintenance_page_url": None,
+        "error_page_url": None,
+        "web_quantity": max(1, len(dynos)),
+        "sleeping": False,
+        "eco_quota_exhausted": False,
         "dynos": dynos,
     }
     d.update(kw)
@@ -92,10 +108,15 @@ class RunningRouter:
 async def running_router() -> AsyncIterator[Callable[..., Any]]:
     servers: list[RouterServer] = []
 
-    async def start(snapshot: dict[str, Any], timers: RouterTimers = FAST, wakes: list[str] | None = None) -> RunningRouter:
+    async def start(
+        snapshot: dict[str, Any], timers: RouterTimers = FAST, wakes: list[str] | None = None
+    ) -> RunningRouter:
         logs: list[tuple[str, str]] = []
-        router = Router(timers, lambda a, line: logs.append((a, line)),
-                        (wakes.append if wakes is not None else None))
+        router = Router(
+            timers,
+            lambda a, line: logs.append((a, line)),
+            (wakes.append if wakes is not None else None),
+        )
         server = RouterServer(router)
         router.replace_table(snapshot)
         await server.start(
@@ -110,7 +131,9 @@ async def running_router() -> AsyncIterator[Callable[..., Any]]:
         await s.stop()
 
 
-async def raw_request(port: int, data: bytes, timeout: float = 5.0, host: str = "127.0.0.1") -> bytes:
+async def raw_request(
+    port: int, data: bytes, timeout: float = 5.0, host: str = "127.0.0.1"
+) -> bytes:
     """Send raw bytes, read until the router closes (or timeout)."""
     reader, writer = await asyncio.open_connection(host, port)
     writer.write(data)

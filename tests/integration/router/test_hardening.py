@@ -28,7 +28,12 @@ def req(head: str, body: bytes = b"") -> bytes:
     "data,status",
     [
         # smuggling: both framings, conflicting lengths, lists, obfuscated TE
-        (req(f"POST /echo HTTP/1.1\nHost: {H}\nContent-Length: 3\nTransfer-Encoding: chunked\n\n"), 400),
+        (
+            req(
+                f"POST /echo HTTP/1.1\nHost: {H}\nContent-Length: 3\nTransfer-Encoding: chunked\n\n"
+            ),
+            400,
+        ),
         (req(f"POST /echo HTTP/1.1\nHost: {H}\nContent-Length: 3\nContent-Length: 4\n\n"), 400),
         (req(f"POST /echo HTTP/1.1\nHost: {H}\nContent-Length: 15,24\n\n"), 400),
         (req(f"POST /echo HTTP/1.1\nHost: {H}\nContent-Length: -1\n\n"), 400),
@@ -65,26 +70,46 @@ async def test_refused_requests(rr, data, status):
 
 async def test_accepted_edge_requests(rr):
     # equal duplicate Content-Length merges; non-RFC methods pass; 127-char method passes
-    out = await raw_request(rr.http_port, req(
-        f"POST /echo HTTP/1.1\nHost: {H}\nContent-Length: 3\nContent-Length: 3\nConnection: close\n\n", b"abc"))
+    out = await raw_request(
+        rr.http_port,
+        req(
+            f"POST /echo HTTP/1.1\nHost: {H}\nContent-Length: 3\nContent-Length: 3\nConnection: close\n\n",
+            b"abc",
+        ),
+    )
     assert out.startswith(b"HTTP/1.1 200 ") and b'"body": "abc"' in out
-    out = await raw_request(rr.http_port, req(f"PURGE /echo HTTP/1.1\nHost: {H}\nConnection: close\n\n"))
+    out = await raw_request(
+        rr.http_port, req(f"PURGE /echo HTTP/1.1\nHost: {H}\nConnection: close\n\n")
+    )
     assert out.startswith(b"HTTP/1.1 200 ") and b'"method": "PURGE"' in out
     m = "X" * 127
-    out = await raw_request(rr.http_port, req(f"{m} /echo HTTP/1.1\nHost: {H}\nConnection: close\n\n"))
+    out = await raw_request(
+        rr.http_port, req(f"{m} /echo HTTP/1.1\nHost: {H}\nConnection: close\n\n")
+    )
     assert out.startswith(b"HTTP/1.1 200 ")
     # a request line of exactly 8192 bytes is fine
     target = "/echo?" + "q" * (8192 - len("GET /echo? HTTP/1.1") - 0)
     line = f"GET {target} HTTP/1.1"
     assert len(line) == 8192
-    out = await raw_request(rr.http_port, f"{line}\r\nHost: {H}\r\nConnection: close\r\n\r\n".encode())
+    out = await raw_request(
+        rr.http_port, f"{line}\r\nHost: {H}\r\nConnection: close\r\n\r\n".encode()
+    )
     assert out.startswith(b"HTTP/1.1 200 ")
 
 
-@pytest.mark.parametrize("chunks", [b"zz\r\nabc\r\n0\r\n\r\n", b"3\r\nabcXX0\r\n\r\n", b"-3\r\nabc\r\n0\r\n\r\n",
-                                    b"fffffffffffffffff\r\n"])
+@pytest.mark.parametrize(
+    "chunks",
+    [
+        b"zz\r\nabc\r\n0\r\n\r\n",
+        b"3\r\nabcXX0\r\n\r\n",
+        b"-3\r\nabc\r\n0\r\n\r\n",
+        b"fffffffffffffffff\r\n",
+    ],
+)
 async def test_bad_chunked_bodies(rr, chunks):
-    out = await raw_request(rr.http_port, req(f"POST /echo HTTP/1.1\nHost: {H}\nTransfer-Encoding: chunked\n\n", chunks))
+    out = await raw_request(
+        rr.http_port, req(f"POST /echo HTTP/1.1\nHost: {H}\nTransfer-Encoding: chunked\n\n", chunks)
+    )
     assert out.startswith(b"HTTP/1.1 400 ") or out == b""
     await rr.wait_log("status=400")
 
@@ -129,11 +154,13 @@ async def test_router_survives_and_leaks_nothing(rr):
         req(f"GET /partial HTTP/1.1\nHost: {H}\n\n"),
         req(f"GET /close HTTP/1.1\nHost: {H}\n\n"),
     ]
+
     async def hit(data: bytes) -> None:
         r, w = await asyncio.open_connection("127.0.0.1", rr.http_port)
         w.write(data)
         await asyncio.sleep(0.05)
         w.transport.abort()
+
     await asyncio.gather(*(hit(d) for d in bad * 10))
     for _ in range(200):
         if rr.router.open_connections == 0 and not rr.router.inflight:

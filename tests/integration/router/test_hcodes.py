@@ -58,12 +58,23 @@ async def test_app_state_codes(running_router, backends, kw, code, at):
 
 async def test_maintenance_and_error_page_urls_are_fetched(running_router, backends):
     b = backends("pagehost")
-    rr = await running_router(table(
-        app_entry("a", [H], [b.dyno()], maintenance=True,
-                  maintenance_page_url=f"http://127.0.0.1:{b.port}/name"),
-        app_entry("c", ["crash.localhost"], [b.dyno("crashed")],
-                  error_page_url=f"http://127.0.0.1:{b.port}/echo"),
-    ))
+    rr = await running_router(
+        table(
+            app_entry(
+                "a",
+                [H],
+                [b.dyno()],
+                maintenance=True,
+                maintenance_page_url=f"http://127.0.0.1:{b.port}/name",
+            ),
+            app_entry(
+                "c",
+                ["crash.localhost"],
+                [b.dyno("crashed")],
+                error_page_url=f"http://127.0.0.1:{b.port}/echo",
+            ),
+        )
+    )
     r = await get(rr)
     assert r.status_code == 503 and r.text == "pagehost"
     r = await get(rr, host="crash.localhost")
@@ -147,8 +158,13 @@ async def test_h19_connect_timeout(running_router):
             pass
         fillers.append(s)
     try:
-        rr = await running_router(table(app_entry(
-            "a", [H], [{"name": "web.1", "host": "127.0.0.1", "port": port, "state": "up"}])))
+        rr = await running_router(
+            table(
+                app_entry(
+                    "a", [H], [{"name": "web.1", "host": "127.0.0.1", "port": port, "state": "up"}]
+                )
+            )
+        )
         r = await get(rr)
         assert r.status_code == 503
         line = await rr.wait_log("code=H19")

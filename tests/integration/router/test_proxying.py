@@ -44,11 +44,16 @@ async def test_request_and_response_headers(running_router, backends):
     assert re.fullmatch(r"[0-9a-f-]{36}", sent["x-request-id"][0])
     assert abs(int(sent["x-request-start"][0]) - int(__import__("time").time() * 1000)) < 10000
     assert b"\r\nVia: 1.1 spruce" in head and b"Connection: close" in head
-    line = await rr.wait_log("path=\"/echo\"")
-    assert f'request_id={sent["x-request-id"][0]} fwd="10.0.0.1, 10.0.0.2, 10.0.0.3, 127.0.0.1"' in line
+    line = await rr.wait_log('path="/echo"')
+    assert (
+        f'request_id={sent["x-request-id"][0]} fwd="10.0.0.1, 10.0.0.2, 10.0.0.3, 127.0.0.1"'
+        in line
+    )
     good_id = "abcdefghij-ABCDEFGHIJ+/=0123"
     async with httpx.AsyncClient() as c:
-        r = await c.get(f"http://127.0.0.1:{rr.http_port}/echo", headers={"Host": H, "X-Request-Id": good_id})
+        r = await c.get(
+            f"http://127.0.0.1:{rr.http_port}/echo", headers={"Host": H, "X-Request-Id": good_id}
+        )
     assert ["X-Request-Id", good_id] in r.json()["headers"]
 
 
@@ -63,6 +68,26 @@ async def test_keepalive_pool_reuse_and_per_request_dyno_choice(running_router, 
     # one client connection, yet both dynos serve it: choice is per request
     assert seen == {"web.1", "web.2"}
     assert 1 <= rr.router.pool.count() <= 2
+
+
+async def test_idle_pooled_connections_close_quietly(running_router, backends):
+    import dataclasses
+
+    from .conftest import FAST
+
+    b = backends()
+    rr = await running_router(
+        table(app_entry("a", [H], [b.dyno()])), dataclasses.replace(FAST, keepalive_idle=0.3)
+    )
+    async with httpx.AsyncClient() as c:
+        await c.get(f"http://127.0.0.1:{rr.http_port}/name", headers={"Host": H})
+    assert rr.router.pool.count() == 1
+    for _ in range(100):
+        if rr.router.pool.count() == 0:
+            break
+        await asyncio.sleep(0.02)
+    assert rr.router.pool.count() == 0
+    assert len(rr.logs) == 1 and "code=" not in rr.logs[0][1]
 
 
 async def test_stale_pooled_connection_is_retried(running_router, backends):
@@ -96,7 +121,9 @@ async def test_reused_connection_closed_by_dyno_is_replayed_when_safe(running_ro
 
 async def test_disable_keepalive_feature(running_router, backends):
     b = backends()
-    rr = await running_router(table(app_entry("a", [H], [b.dyno()], features=["http-disable-keepalive-to-dyno"])))
+    rr = await running_router(
+        table(app_entry("a", [H], [b.dyno()], features=["http-disable-keepalive-to-dyno"]))
+    )
     async with httpx.AsyncClient() as c:
         r = await c.get(f"http://127.0.0.1:{rr.http_port}/echo", headers={"Host": H})
     assert ["Connection", "close"] in r.json()["headers"]
@@ -113,7 +140,9 @@ async def test_affinity_cookie(running_router, backends):
     async with httpx.AsyncClient() as c:
         r = await c.get(url, headers={"Host": H})
         cookie = r.headers["set-cookie"]
-        assert re.fullmatch(r"heroku-session-affinity=[0-9a-f]{40}; Path=/; Max-Age=86400; HttpOnly", cookie)
+        assert re.fullmatch(
+            r"heroku-session-affinity=[0-9a-f]{40}; Path=/; Max-Age=86400; HttpOnly", cookie
+        )
         assert "web" not in cookie and secret not in cookie
         value = cookie.split(";")[0].split("=", 1)[1]
         pinned = r.text
@@ -123,12 +152,16 @@ async def test_affinity_cookie(running_router, backends):
         # forged or foreign values are ignored (and replaced)
         r = await c.get(url, headers={"Host": H, "Cookie": "heroku-session-affinity=" + "0" * 40})
         assert "set-cookie" in r.headers
-        r = await c.get(f"http://127.0.0.1:{rr.http_port}/name",
-                        headers={"Host": "other.localhost", "Cookie": f"heroku-session-affinity={value}"})
+        r = await c.get(
+            f"http://127.0.0.1:{rr.http_port}/name",
+            headers={"Host": "other.localhost", "Cookie": f"heroku-session-affinity={value}"},
+        )
         assert r.text == "web.3" and "set-cookie" in r.headers
         # the pinned dyno goes away: the cookie moves
         remaining = b2 if pinned == "web.1" else b1
-        rr.router.upsert_app(app_entry("a", [H], [remaining.dyno()], features=["http-session-affinity"]))
+        rr.router.upsert_app(
+            app_entry("a", [H], [remaining.dyno()], features=["http-session-affinity"])
+        )
         r = await c.get(url, headers={"Host": H, "Cookie": f"heroku-session-affinity={value}"})
         assert r.text == remaining.name and "set-cookie" in r.headers
         assert r.headers["set-cookie"].split(";")[0].split("=", 1)[1] != value
@@ -138,7 +171,9 @@ async def test_framing_chunked_head_http10_pipelining(running_router, backends):
     b = backends()
     rr = await running_router(table(app_entry("a", [H], [b.dyno()])))
     # chunked response to an HTTP/1.1 client stays chunked (re-encoded)
-    out = await raw_request(rr.http_port, f"GET /chunked HTTP/1.1\r\nHost: {H}\r\nConnection: close\r\n\r\n".encode())
+    out = await raw_request(
+        rr.http_port, f"GET /chunked HTTP/1.1\r\nHost: {H}\r\nConnection: close\r\n\r\n".encode()
+    )
     assert b"Transfer-Encoding: chunked" in out and out.endswith(b"0\r\n\r\n") and b"hello" in out
     # HTTP/1.0: close-delimited, no chunking
     out = await raw_request(rr.http_port, f"GET /chunked HTTP/1.0\r\nHost: {H}\r\n\r\n".encode())
@@ -167,14 +202,18 @@ async def test_framing_chunked_head_http10_pipelining(running_router, backends):
 
 async def test_expect_continue_both_ways(running_router, backends):
     b = backends()
-    rr = await running_router(table(
-        app_entry("a", [H], [b.dyno()]),
-        app_entry("e", ["e2e.localhost"], [b.dyno()], features=["http-end-to-end-continue"]),
-    ))
+    rr = await running_router(
+        table(
+            app_entry("a", [H], [b.dyno()]),
+            app_entry("e", ["e2e.localhost"], [b.dyno()], features=["http-end-to-end-continue"]),
+        )
+    )
     for host in (H, "e2e.localhost"):
         reader, writer = await asyncio.open_connection("127.0.0.1", rr.http_port)
         path = "/echo" if host == H else "/continue"
-        writer.write(f"POST {path} HTTP/1.1\r\nHost: {host}\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n".encode())
+        writer.write(
+            f"POST {path} HTTP/1.1\r\nHost: {host}\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n".encode()
+        )
         interim = await reader.readuntil(b"\r\n\r\n")
         assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
         writer.write(b"hello")
@@ -182,18 +221,25 @@ async def test_expect_continue_both_ways(running_router, backends):
         assert status == 200
         if host == H:
             sent = json.loads(body)
-            assert sent["body"] == "hello" and not any(k.lower() == "expect" for k, _ in sent["headers"])
+            assert sent["body"] == "hello" and not any(
+                k.lower() == "expect" for k, _ in sent["headers"]
+            )
         else:
             assert body == b"got:hello"
         writer.close()
-    out = await raw_request(rr.http_port, f"POST /echo HTTP/1.1\r\nHost: {H}\r\nExpect: magic\r\nContent-Length: 1\r\n\r\nx".encode())
+    out = await raw_request(
+        rr.http_port,
+        f"POST /echo HTTP/1.1\r\nHost: {H}\r\nExpect: magic\r\nContent-Length: 1\r\n\r\nx".encode(),
+    )
     assert out.startswith(b"HTTP/1.1 417 ")
 
 
 async def test_interim_responses_not_relayed(running_router, backends):
     b = backends()
     rr = await running_router(table(app_entry("a", [H], [b.dyno()])))
-    out = await raw_request(rr.http_port, f"GET /interim HTTP/1.1\r\nHost: {H}\r\nConnection: close\r\n\r\n".encode())
+    out = await raw_request(
+        rr.http_port, f"GET /interim HTTP/1.1\r\nHost: {H}\r\nConnection: close\r\n\r\n".encode()
+    )
     assert out.startswith(b"HTTP/1.1 200 OK") and out.endswith(b"after hints")
 
 

@@ -20,7 +20,12 @@ def pki(tmp_path_factory):
 
     def cert(cid: str, names: list[str]) -> dict:
         issued = ca.issue(names, [])
-        return {"id": cid, "hostnames": names, "cert_pem": issued.cert_pem, "key_pem": issued.key_pem}
+        return {
+            "id": cid,
+            "hostnames": names,
+            "cert_pem": issued.cert_pem,
+            "key_pem": issued.key_pem,
+        }
 
     return ca, {
         "demo": cert("demo", ["demo.localhost"]),
@@ -51,7 +56,9 @@ async def peer_names(port: int, sni: str | None, ca: InternalCA) -> list[str]:
     der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
     writer.close()
     cert = x509.load_der_x509_certificate(der)
-    return cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    return cert.extensions.get_extension_for_class(
+        x509.SubjectAlternativeName
+    ).value.get_values_for_type(x509.DNSName)
 
 
 async def test_sni_picks_specific_over_wildcard_and_default(running_router, backends, pki):
@@ -84,20 +91,27 @@ async def test_old_tls_refused(running_router, backends, pki):
     ctx.verify_mode = ssl.CERT_NONE
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.maximum_version = ssl.TLSVersion.TLSv1_2
-    _, w = await asyncio.open_connection("127.0.0.1", rr.https_port, ssl=ctx, server_hostname="demo.localhost")
+    _, w = await asyncio.open_connection(
+        "127.0.0.1", rr.https_port, ssl=ctx, server_hostname="demo.localhost"
+    )
     assert w.get_extra_info("ssl_object").version() == "TLSv1.2"
     w.close()
     ctx.minimum_version = ssl.TLSVersion.TLSv1
     ctx.maximum_version = ssl.TLSVersion.TLSv1_1
     ctx.set_ciphers("ALL:@SECLEVEL=0")
     with pytest.raises((ssl.SSLError, ConnectionError)):
-        await asyncio.open_connection("127.0.0.1", rr.https_port, ssl=ctx, server_hostname="demo.localhost")
+        await asyncio.open_connection(
+            "127.0.0.1", rr.https_port, ssl=ctx, server_hostname="demo.localhost"
+        )
 
 
 async def _get(port, ca, sni, host, path="/echo", http2=True):
-    async with httpx.AsyncClient(verify=ssl.create_default_context(cafile=str(ca.cert_path)), http2=http2) as c:
+    async with httpx.AsyncClient(
+        verify=ssl.create_default_context(cafile=str(ca.cert_path)), http2=http2
+    ) as c:
         return await c.get(
-            f"https://127.0.0.1:{port}{path}", headers={"Host": host},
+            f"https://127.0.0.1:{port}{path}",
+            headers={"Host": host},
             extensions={"sni_hostname": sni},
         )
 
@@ -120,14 +134,19 @@ async def test_http2_and_http1_over_tls_with_log_lines(running_router, backends,
     assert r.http_version == "HTTP/1.1" and r.headers["via"] == "1.1 spruce"
     await rr.wait_log("protocol=http1.1 tls=true tls_version=tls1.3")
     # a body over HTTP/2 reaches the dyno (chunked, since h2 has no framing header here)
-    async with httpx.AsyncClient(verify=ssl.create_default_context(cafile=str(ca.cert_path)), http2=True) as c:
+    async with httpx.AsyncClient(
+        verify=ssl.create_default_context(cafile=str(ca.cert_path)), http2=True
+    ) as c:
         r = await c.post(
-            f"https://127.0.0.1:{rr.https_port}/echo", headers={"Host": "demo.localhost"},
-            content=b"x" * 200000, extensions={"sni_hostname": "demo.localhost"},
+            f"https://127.0.0.1:{rr.https_port}/echo",
+            headers={"Host": "demo.localhost"},
+            content=b"x" * 200000,
+            extensions={"sni_hostname": "demo.localhost"},
         )
         assert r.json()["body"] == "x" * 200000
         big = await c.get(
-            f"https://127.0.0.1:{rr.https_port}/big?n=3000000", headers={"Host": "demo.localhost"},
+            f"https://127.0.0.1:{rr.https_port}/big?n=3000000",
+            headers={"Host": "demo.localhost"},
             extensions={"sni_hostname": "demo.localhost"},
         )
         assert len(big.content) == 3000000
@@ -152,3 +171,75 @@ async def test_disable_http2_feature(running_router, backends, pki):
     rr = await running_router(snapshot(b, certs, features=["http-disable-http2"]))
     r = await _get(rr.https_port, ca, "demo.localhost", "demo.localhost")
     assert r.status_code == 200 and r.http_version == "HTTP/1.1"
+
+
+async def test_http2_error_codes_and_concurrent_streams(running_router, backends, pki):
+    ca, certs = pki
+    b1, b2 = backends("web.1"), backends("web.2")
+    snap = snapshot(b1, certs)
+    snap["apps"]["a"]["dynos"].append(b2.dyno())
+    snap["apps"]["m"] = app_entry("m", ["api.example.org"], [b1.dyno()], maintenance=True)
+    rr = await running_router(snap)
+    ctx = ssl.create_default_context(cafile=str(ca.cert_path))
+    async with httpx.AsyncClient(verify=ctx, http2=True, timeout=10) as c:
+
+        async def get(path: str, host: str = "demo.localhost") -> httpx.Response:
+            return await c.get(
+                f"https://127.0.0.1:{rr.https_port}{path}",
+                headers={"Host": host},
+                extensions={"sni_hostname": host},
+            )
+
+        rs = await asyncio.gather(*(get("/name") for _ in range(60)))
+        assert all(r.status_code == 200 and r.http_version == "HTTP/2" for r in rs)
+        assert {r.text for r in rs} == {"web.1", "web.2"}
+        r = await get("/noreason")
+        assert r.status_code == 502
+        line = await rr.wait_log("code=H17")
+        assert "protocol=http2.0 tls=true" in line
+        # same origin, other Host: httpx reuses the demo.localhost TLS connection -> H32
+        r = await get("/", "api.example.org")
+        assert r.status_code == 495
+        await rr.wait_log("code=H32")
+        r = await _get(rr.https_port, ca, "api.example.org", "api.example.org", "/")
+        assert r.status_code == 503 and "Maintenance" in r.text
+        await rr.wait_log("code=H80")
+        r = await get("/sleep?s=3")
+        assert r.status_code == 503
+        await rr.wait_log("code=H12")
+        # the connection survived all of it
+        assert (await get("/name")).status_code == 200
+
+
+async def test_http2_client_reset_is_h27(running_router, backends, pki):
+    import h2.config
+    import h2.connection
+    import h2.events
+
+    ca, certs = pki
+    b = backends()
+    rr = await running_router(snapshot(b, certs))
+    ctx = ssl.create_default_context(cafile=str(ca.cert_path))
+    ctx.set_alpn_protocols(["h2"])
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1", rr.https_port, ssl=ctx, server_hostname="demo.localhost"
+    )
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+    conn.send_headers(
+        1,
+        [
+            (":method", "GET"),
+            (":path", "/sleep?s=0.5"),
+            (":scheme", "https"),
+            (":authority", "demo.localhost"),
+        ],
+        end_stream=True,
+    )
+    writer.write(conn.data_to_send())
+    await asyncio.sleep(0.1)
+    conn.reset_stream(1)
+    writer.write(conn.data_to_send())
+    line = await rr.wait_log("code=H27")
+    assert "protocol=http2.0" in line and "status=499" in line
+    writer.close()

@@ -25,15 +25,21 @@ def test_request_head_basics():
 
 
 def test_request_framing_and_connection():
-    r = parse_request_head(b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n")
+    r = parse_request_head(
+        b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+    )
     assert r.chunked and r.body_length is None
     r = parse_request_head(b"POST / HTTP/1.0\r\nHost: h\r\nContent-Length: 7\r\n\r\n")
     assert r.body_length == 7 and not r.keep_alive
     r = parse_request_head(b"GET / HTTP/1.0\r\nHost: h\r\nConnection: keep-alive\r\n\r\n")
     assert r.keep_alive
-    r = parse_request_head(b"GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+    r = parse_request_head(
+        b"GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+    )
     assert r.upgrade == "websocket"
-    r = parse_request_head(b"PUT / HTTP/1.1\r\nHost: h\r\nExpect: 100-Continue\r\nContent-Length: 1\r\n\r\n")
+    r = parse_request_head(
+        b"PUT / HTTP/1.1\r\nHost: h\r\nExpect: 100-Continue\r\nContent-Length: 1\r\n\r\n"
+    )
     assert r.expect_continue
 
 
@@ -41,12 +47,18 @@ def test_request_framing_and_connection():
     "head,status",
     [
         (b"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 400),
-        (b"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
+        (
+            b"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            400,
+        ),
         (b"GET / HTTP/1.1\r\nHost: h\r\nExpect: foo\r\n\r\n", 417),
         (b"GET / HTTP/3\r\nHost: h\r\n\r\n", 505),
         (b"GET  / HTTP/1.1\r\nHost: h\r\n\r\n", 400),
         (b"G(T / HTTP/1.1\r\nHost: h\r\n\r\n", 400),
-        (b"GET / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n", 400),
+        (
+            b"GET / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n",
+            400,
+        ),
         (b"POST / HTTP/1.0\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
     ],
 )
@@ -94,7 +106,9 @@ def test_chunked_decoder_trailers_and_leftover():
     assert out == b"abc" and d.done and left == b"NEXT" and d.trailers == [("X-T", "1")]
 
 
-@pytest.mark.parametrize("bad", [b"g\r\n", b"3\r\nabcd", b"+3\r\n", b"1" * 17 + b"\r\n", b"3" * 5000])
+@pytest.mark.parametrize(
+    "bad", [b"g\r\n", b"3\r\nabcd", b"+3\r\n", b"1" * 17 + b"\r\n", b"3" * 5000]
+)
 def test_chunked_decoder_refuses(bad):
     with pytest.raises(ProtocolError):
         ChunkedDecoder().feed(bad)
@@ -113,15 +127,23 @@ def test_chunked_roundtrip_any_split(parts, step):
     assert d.done and out == b"".join(parts)
 
 
-_token = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-!#$%&'*+.^_`|~", min_size=1, max_size=30)
+_token = st.text(
+    alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-!#$%&'*+.^_`|~",
+    min_size=1,
+    max_size=30,
+)
 _value = st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E), max_size=60)
 
 
 @settings(max_examples=300, deadline=None)
 @given(_token, st.lists(st.tuples(_token, _value), max_size=20))
 def test_serialise_parse_roundtrip(method, headers):
-    headers = [(k, v) for k, v in headers if k.lower() not in (
-        "host", "content-length", "transfer-encoding", "expect", "connection", "upgrade")]
+    headers = [
+        (k, v)
+        for k, v in headers
+        if k.lower()
+        not in ("host", "content-length", "transfer-encoding", "expect", "connection", "upgrade")
+    ]
     raw = serialize_request_head(method, "/p", [("Host", "h.localhost"), *headers])
     assert find_head_end(raw) == len(raw)
     r = parse_request_head(raw)

@@ -15,30 +15,56 @@ from spruce.router.table import App, RouteTable, TableError
 
 
 def test_info_line_exact():
-    line = RouterLine("GET", "/", "my-app.example.com", "6903a168-b79b-ec27-03c8-b8f64d8d8792",
-                      "138.68.186.89", "http2.0", True, "tls1.3", dyno="web.1", connect_ms=0,
-                      service_ms=0, status=200, bytes=0)
+    line = RouterLine(
+        "GET",
+        "/",
+        "my-app.example.com",
+        "6903a168-b79b-ec27-03c8-b8f64d8d8792",
+        "138.68.186.89",
+        "http2.0",
+        True,
+        "tls1.3",
+        dyno="web.1",
+        connect_ms=0,
+        service_ms=0,
+        status=200,
+        bytes=0,
+    )
     assert line.format() == (
         'at=info method=GET path="/" host=my-app.example.com '
-        "request_id=6903a168-b79b-ec27-03c8-b8f64d8d8792 fwd=\"138.68.186.89\" dyno=web.1 "
+        'request_id=6903a168-b79b-ec27-03c8-b8f64d8d8792 fwd="138.68.186.89" dyno=web.1 '
         "connect=0ms service=0ms status=200 bytes=0 protocol=http2.0 tls=true tls_version=tls1.3"
     )
 
 
 def test_error_lines_exact():
-    base = dict(method="GET", path='/a"b', host="h", request_id="r", fwd="1.2.3.4",
-                protocol="http1.1", tls=False, tls_version="unknown")
+    base = dict(
+        method="GET",
+        path='/a"b',
+        host="h",
+        request_id="r",
+        fwd="1.2.3.4",
+        protocol="http1.1",
+        tls=False,
+        tls_version="unknown",
+    )
     assert RouterLine(**base, code="H10", status=503).format() == (
         'at=error code=H10 desc="App crashed" method=GET path="/a\\"b" host=h request_id=r '
         'fwd="1.2.3.4" dyno= connect= service= status=503 bytes= protocol=http1.1 tls=false '
         "tls_version=unknown"
     )
-    assert RouterLine(**base, code="H18", status=503).format().startswith(
-        'sock=backend at=error code=H18 desc="Server Request Interrupted" method=GET')
-    assert RouterLine(**base, code="H27", status=499).format().startswith(
-        'sock=client at=warning code=H27 desc="Client Request Interrupted"')
-    assert RouterLine(**base, code="H80", status=503).format().startswith('at=info code=H80 ')
-    assert RouterLine(**base, code="H28").format().startswith('sock=client at=warning code=H28 ')
+    assert (
+        RouterLine(**base, code="H18", status=503)
+        .format()
+        .startswith('sock=backend at=error code=H18 desc="Server Request Interrupted" method=GET')
+    )
+    assert (
+        RouterLine(**base, code="H27", status=499)
+        .format()
+        .startswith('sock=client at=warning code=H27 desc="Client Request Interrupted"')
+    )
+    assert RouterLine(**base, code="H80", status=503).format().startswith("at=info code=H80 ")
+    assert RouterLine(**base, code="H28").format().startswith("sock=client at=warning code=H28 ")
 
 
 def _app(app_id, hosts, dynos=()):
@@ -46,12 +72,16 @@ def _app(app_id, hosts, dynos=()):
 
 
 def test_table_lookup_exact_wildcard_and_ports():
-    t = RouteTable({"apps": {
-        "a": _app("a", ["demo.localhost", "WWW.Example.com."]),
-        "w": _app("w", ["*.example.org"]),
-        "deep": _app("deep", ["*.b.example.org"]),
-        "x": _app("x", ["x.example.org"]),
-    }})
+    t = RouteTable(
+        {
+            "apps": {
+                "a": _app("a", ["demo.localhost", "WWW.Example.com."]),
+                "w": _app("w", ["*.example.org"]),
+                "deep": _app("deep", ["*.b.example.org"]),
+                "x": _app("x", ["x.example.org"]),
+            }
+        }
+    )
     assert t.lookup("demo.localhost:8080").id == "a"
     assert t.lookup("www.example.com").id == "a"
     assert t.lookup("x.example.org").id == "x"
@@ -68,7 +98,13 @@ def test_table_rejects_bad_entries():
     with pytest.raises(TableError):
         RouteTable({"apps": {"a": {"dynos": [{"name": "web.1", "host": "h", "port": "x"}]}}})
     with pytest.raises(TableError):
-        RouteTable({"apps": {"a": {"dynos": [{"name": "web.1", "host": "h", "port": 1, "state": "weird"}]}}})
+        RouteTable(
+            {
+                "apps": {
+                    "a": {"dynos": [{"name": "web.1", "host": "h", "port": 1, "state": "weird"}]}
+                }
+            }
+        )
     with pytest.raises(TableError):
         RouteTable({"certificates": [{"id": "c"}]})
 
@@ -98,17 +134,37 @@ def test_request_id_rules():
 
 def test_header_rewrite_both_ways():
     out = rewrite_request_headers(
-        [("Host", "h"), ("Connection", "foo"), ("Foo", "1"), ("Proxy-Connection", "x"),
-         ("X-Forwarded-By", "me"), ("Content-Length", "9")],
-        client_ip="1.1.1.1", proto="https", port=443, request_start_ms=1, request_id="r",
-        via="1.1 spruce", body_length=None, has_body=True, upgrade=None,
-        keep_alive_to_dyno=True, keep_expect=False,
+        [
+            ("Host", "h"),
+            ("Connection", "foo"),
+            ("Foo", "1"),
+            ("Proxy-Connection", "x"),
+            ("X-Forwarded-By", "me"),
+            ("Content-Length", "9"),
+        ],
+        client_ip="1.1.1.1",
+        proto="https",
+        port=443,
+        request_start_ms=1,
+        request_id="r",
+        via="1.1 spruce",
+        body_length=None,
+        has_body=True,
+        upgrade=None,
+        keep_alive_to_dyno=True,
+        keep_expect=False,
     )
     names = [k.lower() for k, _ in out]
     assert "foo" not in names and "proxy-connection" not in names and "x-forwarded-by" not in names
     assert ("Transfer-Encoding", "chunked") in out and "content-length" not in names
     resp = rewrite_response_headers(
-        [("Keep-Alive", "x"), ("Transfer-Encoding", "chunked"), ("Set-Cookie", "a=b"), ("Via", "1.0 x")],
-        via="1.1 spruce", keep_upgrade=False,
+        [
+            ("Keep-Alive", "x"),
+            ("Transfer-Encoding", "chunked"),
+            ("Set-Cookie", "a=b"),
+            ("Via", "1.0 x"),
+        ],
+        via="1.1 spruce",
+        keep_upgrade=False,
     )
     assert resp == [("Set-Cookie", "a=b"), ("Via", "1.0 x, 1.1 spruce")]

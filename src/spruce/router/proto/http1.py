@@ -364,7 +364,9 @@ def serialize_request_head(method: str, target: str, headers: Headers) -> bytes:
     return "".join(parts).encode("latin-1")
 
 
-def serialize_response_head(status: int, reason: str, headers: Headers, version: str = "1.1") -> bytes:
+def serialize_response_head(
+    status: int, reason: str, headers: Headers, version: str = "1.1"
+) -> bytes:
     parts = [f"HTTP/{version} {status} {reason}\r\n"]
     parts.extend(f"{k}: {v}\r\n" for k, v in headers)
     parts.append("\r\n")
