@@ -23,6 +23,19 @@ from support import start_platform  # noqa: E402
 EXPECT = {"static-site": "<", "node-web": "Hello", "python-web": "Hello", "release-phase": "version"}
 
 
+def wait_new_release_up(p, app: str, timeout: float = 300) -> None:  # type: ignore[no-untyped-def]
+    """Until every web dyno runs the newest release and is up (not the old one serving)."""
+    api = p.client()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        version = api.get(f"/apps/{app}/releases").json()[-1]["version"]
+        webs = [x for x in api.get(f"/apps/{app}/dynos").json() if x["type"] == "web"]
+        if webs and all(x["release"]["version"] == version and x["state"] == "up" for x in webs):
+            return
+        time.sleep(0.05)
+    raise SystemExit(f"{app}: the new release did not come up")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--examples", default=",".join(EXPECT))
@@ -45,6 +58,7 @@ def main() -> None:
                 if res.returncode != 0:
                     raise SystemExit(f"push of {example} failed:\n{res.stderr}")
                 pushed = time.monotonic()
+                wait_new_release_up(p, app)
                 d.wait_serving(app, EXPECT[example], timeout=300)
                 times.append((pushed - start, time.monotonic() - start))
             rows.append((example, *times[0], *times[1]))
