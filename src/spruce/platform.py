@@ -222,7 +222,7 @@ class Platform:
         for warning in self.dyno_manager.warnings:
             log.warning("%s", warning)
         self.git = make_git_server(self.services, self.home / "repos")
-        api = create_api(self.services, urls, [Mount("/git", app=self.git)])
+        api = create_api(self.services, urls, [Mount("/git", app=self.git)])  # type: ignore[arg-type]
         self._serve(api, [api_sock])
         cert = self.home / "certs" / "local.pem"
         keyfile = self.home / "certs" / "local.key"
@@ -290,7 +290,7 @@ class Platform:
             ssl_certfile=str(ssl[0]) if ssl else None, ssl_keyfile=str(ssl[1]) if ssl else None,
         )
         server = uvicorn.Server(config)
-        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        server.install_signal_handlers = lambda: None  # type: ignore[method-assign,attr-defined]
         self._servers.append(server)
         self._tasks.append(asyncio.create_task(server.serve(sockets=socks)))
 

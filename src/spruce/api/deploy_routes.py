@@ -117,13 +117,14 @@ async def builds_create(ctx: Ctx) -> Any:
     if not isinstance(blob, dict) or not isinstance(blob.get("url"), str) or not blob["url"]:
         raise InvalidParams("source_blob.url is required.")
     packs = ctx.field("buildpacks")
-    bp_urls = None
+    bp_urls: list[str] | None = None
     if packs is not None:
         if not isinstance(packs, list):
             raise InvalidParams("buildpacks must be a list.")
-        bp_urls = [p.get("url") or p.get("name") if isinstance(p, dict) else p for p in packs]
-        if not all(isinstance(u, str) and u for u in bp_urls):
+        raw = [p.get("url") or p.get("name") if isinstance(p, dict) else p for p in packs]
+        if not all(isinstance(u, str) and u for u in raw):
             raise InvalidParams("Each buildpack needs a url or name.")
+        bp_urls = [str(u) for u in raw]
     source = {k: blob.get(k) for k in ("url", "version", "checksum", "version_description")}
     build = builds.create_pending(ctx.actor, app.id, source, bp_urls)
     builds.submit(ctx.actor, build, local_source_for(ctx))

@@ -111,12 +111,13 @@ def ps_stop(app: str, dyno: str | None, dyno_flag: str | None, process_type: str
     ptype, name = _target(c, app, dyno, dyno_flag, process_type, dyno_name, "stop")
     if not ptype and not name:
         raise CLIError("Please specify a process type or dyno name to stop (--process-type or --dyno-name).")
-    target = name or ptype
-    click.echo(f"Stopping {'dyno ' + name if name else ptype + ' dynos'} on ⬢ {app}... ", nl=False)
     if name:
-        c.post(f"/apps/{_q(app)}/dynos/{_q(target)}/actions/stop")  # type: ignore[arg-type]
+        click.echo(f"Stopping dyno {name} on ⬢ {app}... ", nl=False)
+        c.post(f"/apps/{_q(app)}/dynos/{_q(name)}/actions/stop")
     else:
-        c.post(f"/apps/{_q(app)}/formations/{_q(target)}/actions/stop")  # type: ignore[arg-type]
+        assert ptype is not None
+        click.echo(f"Stopping {ptype} dynos on ⬢ {app}... ", nl=False)
+        c.post(f"/apps/{_q(app)}/formations/{_q(ptype)}/actions/stop")
     click.echo("done")
 
 

@@ -392,9 +392,9 @@ class DynoManager(Lifecycle):
         d.task = asyncio.create_task(self._one_off(st, d, app, env, tty, secret, fut))
         self._one_offs[(app.app_id, name)] = d
         if len(self._one_offs) > 200:  # forget ended one-offs nobody waited for
-            for key, other in list(self._one_offs.items()):
+            for done_key, other in list(self._one_offs.items()):
                 if other.task is not None and other.task.done():
-                    del self._one_offs[key]
+                    del self._one_offs[done_key]
         self._changed(app.app_id)
         return d.info()
 

@@ -237,9 +237,9 @@ class Addons:
         except AddonError:
             pass  # already gone: the row still goes
         with self.store.session() as s:
-            row = s.get(Addon, addon.id)
-            if row is not None:
-                s.delete(row)
+            addon_row = s.get(Addon, addon.id)
+            if addon_row is not None:
+                s.delete(addon_row)
         return addon
 
     async def destroy_for_app(self, actor: User, app: App) -> None:

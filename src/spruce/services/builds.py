@@ -8,6 +8,7 @@ pending release; the release phase (run by the runtime) decides whether it goes 
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import os
 import shutil
@@ -99,7 +100,7 @@ class Builds:
         with self.store.session() as s:
             return list(s.scalars(select(Build).where(Build.app_id == app_id).order_by(Build.created_at)))
 
-    def create_pending(self, actor: User | None, app_id: str, source_blob: dict[str, Any], buildpacks: list[str] | None = None) -> Build:
+    def create_pending(self, actor: User | None, app_id: str, source_blob: dict[str, Any], buildpacks: builtins.list[str] | None = None) -> Build:
         with self.store.session() as s:
             app = s.get(App, app_id)
             if app is None:

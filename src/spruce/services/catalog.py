@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 # Fixed ids so clients can cache them, as Heroku's are stable.
-REGIONS = [
+REGIONS: list[dict[str, Any]] = [
     {
         "id": "59accabd-516d-4f0e-83e6-6e3757701145",
         "name": "us",
@@ -26,7 +27,7 @@ REGIONS = [
     },
 ]
 
-STACKS = [
+STACKS: list[dict[str, Any]] = [
     {"id": "ee582d3c-717d-4a57-ba5f-8b3a39f3a817", "name": "heroku-22", "state": "supported", "default": False},
     {"id": "a4d5f1e5-7f3c-4f0b-9d59-2a5c0e0c8a24", "name": "heroku-24", "state": "supported", "default": True},
 ]

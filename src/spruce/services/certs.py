@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 import secrets
 from dataclasses import dataclass
@@ -9,7 +10,7 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.x509.oid import ExtensionOID, NameOID
+from cryptography.x509.oid import NameOID
 from sqlalchemy import select
 
 from spruce.store.db import Store
@@ -47,7 +48,8 @@ def inspect_chain(chain_pem: str, key_pem: str) -> CertInfo:
     if key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo) != pub:
         raise InvalidParams("The private key does not match the certificate.")
     try:
-        sans = leaf.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME).value.get_values_for_type(x509.DNSName)
+        ext = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        sans = ext.value.get_values_for_type(x509.DNSName)
     except x509.ExtensionNotFound:
         sans = []
     if not sans:
@@ -76,7 +78,7 @@ class Certs:
                 return e
         raise NotFound(f"Couldn't find that SNI endpoint ({identity}).")
 
-    def domains_of(self, endpoint: SniEndpoint) -> list[Domain]:
+    def domains_of(self, endpoint: SniEndpoint) -> builtins.list[Domain]:
         with self.store.session() as s:
             return list(s.scalars(select(Domain).where(Domain.sni_endpoint_id == endpoint.id)))
 
@@ -118,7 +120,7 @@ class Certs:
         self.events.publish("certs", app_id=app_id)
         return endpoint
 
-    def router_certificates(self) -> list[dict[str, Any]]:
+    def router_certificates(self) -> builtins.list[dict[str, Any]]:
         """Every uploaded certificate, for the router's SNI choice (specific beats wildcard)."""
         out = []
         with self.store.session() as s:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import uuid
 from typing import Any
 
@@ -82,11 +83,11 @@ class Formations:
         with self.store.session() as s:
             return self._find(s, app_id, identity)
 
-    def update(self, actor: User, app_id: str, updates: Any) -> list[Formation]:
+    def update(self, actor: User, app_id: str, updates: Any) -> builtins.list[Formation]:
         """Apply a batch atomically: every entry is checked before anything changes."""
         if not isinstance(updates, list) or not updates:
             raise InvalidParams("updates must be a non-empty list of {type, quantity, size}.")
-        changed: list[Formation] = []
+        changed: builtins.list[Formation] = []
         with self.store.session() as s:
             app = s.get(App, app_id)
             if app is None:
