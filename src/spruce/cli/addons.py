@@ -224,7 +224,12 @@ def redis_cli(app: str, database: str | None) -> None:
 @click.option("--reset", is_flag=True, help="reset credentials")
 def redis_credentials(app: str, database: str | None, reset: bool) -> None:
     """Display credentials, or reset them with --reset."""
-    a = _resolve(app, database, "heroku-redis")
+    _credentials(app, database, "heroku-redis", reset)
+
+
+def _credentials(app: str, database: str | None, service: str, reset: bool) -> None:
+    """Print the add-on's URLs as the app sees them, or rotate its credentials."""
+    a = _resolve(app, database, service)
     c = client()
     if reset:
         click.echo(f"Resetting credentials for {a['name']}... ", nl=False)
@@ -295,17 +300,7 @@ def pg_psql(app: str, database: str | None, sql: str | None) -> None:
 @click.option("--reset", is_flag=True, help="reset credentials")
 def pg_credentials(app: str, database: str | None, reset: bool) -> None:
     """Show or reset database credentials."""
-    a = _resolve(app, database, "heroku-postgresql")
-    c = client()
-    if reset:
-        click.echo(f"Resetting credentials on {a['name']}... ", nl=False)
-        c.post(f"/addons/{a['id']}/actions/credentials-reset")
-        click.echo("done")
-        return
-    config = c.get(f"/apps/{_q(app)}/config-vars")
-    for var in a["config_vars"]:
-        if var in config:
-            click.echo(f"{var}: {config[var]}")
+    _credentials(app, database, "heroku-postgresql", reset)
 
 
 @cli.command("pg:ps")
