@@ -103,6 +103,8 @@ def start_platform(home: Path, extra_env: dict[str, str] | None = None, extra_ar
     if ep.exists():
         ep.unlink()
     env = platform_env(extra_env)
+    # The CLI keeps credentials and the CA under XDG_CONFIG_HOME: never the real home's.
+    env.setdefault("XDG_CONFIG_HOME", str(home / "cli-config"))
     log_path = home / f"platform-{uuid.uuid4().hex[:6]}.log"
     args = [
         sys.executable, "-m", "spruce.cli.main", "up", "--home", str(home),

@@ -118,3 +118,20 @@ def test_rollback_brings_old_code_back(platform: RunningPlatform, deploy: Deploy
     # Pushing to another branch is refused clearly.
     res = deploy.push(repo, app, branch="feature")
     assert res.returncode != 0 and "main" in res.stderr
+
+
+def test_spruce_remote_pushes_without_setup(platform: RunningPlatform, deploy: Deployer) -> None:
+    """`spruce apps:create` in a repository sets the remote, git's credential helper and CA."""
+    import subprocess
+
+    app = f"gr-{uuid.uuid4().hex[:6]}"
+    repo = deploy.repo(app, files={"Procfile": "web: python3 web.py\n", "web.py": WEB.format(text="remote")})
+    env = dict(platform.env, SPRUCE_API_URL=platform.api_url, SPRUCE_API_KEY=platform.api_key,
+               XDG_CONFIG_HOME=str(repo.parent / f"{app}-config"), GIT_TERMINAL_PROMPT="0")
+    env.pop("GIT_SSL_CAINFO", None)
+    res = platform.cli("apps:create", app, cwd=str(repo))
+    assert "Git remote spruce added" in res.stdout, res.stderr
+    push = subprocess.run(["git", "push", "spruce", "main"], cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+    assert push.returncode == 0, push.stderr
+    assert "Released v2" in push.stderr
+    deploy.wait_serving(app, "remote")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 from typing import Any
@@ -39,7 +40,9 @@ def apps_list(as_json: bool, all_: bool) -> None:
         click.echo(a["name"] if owner == account["email"] else f"{a['name']}  {owner}")
 
 
-def _add_remote(name: str, url: str) -> None:
+def _add_remote(name: str, url: str, c: Any = None) -> None:
+    """Add the app's git remote and make pushes to it just work: the platform's CA for
+    TLS, and this CLI as git's credential helper (user any, password the API key)."""
     try:
         inside = subprocess.run(["git", "rev-parse", "--git-dir"], capture_output=True).returncode == 0
     except OSError:
@@ -48,7 +51,53 @@ def _add_remote(name: str, url: str) -> None:
         return
     subprocess.run(["git", "remote", "remove", name], capture_output=True)
     subprocess.run(["git", "remote", "add", name, url], capture_output=True, check=False)
+    base = url.rsplit("/", 1)[0] + "/"
+    helper = f"!{shlex.quote(sys.executable)} -m spruce.cli.main git:credentials"
+    subprocess.run(["git", "config", f"credential.{base}.helper", helper], capture_output=True)
+    ca = _store_ca(c or client())
+    if ca is not None:
+        subprocess.run(["git", "config", f"http.{base}.sslCAInfo", str(ca)], capture_output=True)
     click.echo(f"Git remote {name} added")
+
+
+def _store_ca(c: Any) -> Any:
+    """The platform's internal CA, kept beside the CLI's credentials."""
+    from .client import config_dir
+
+    try:
+        resp = c._http.get("/spruce/ca.pem")
+    except Exception:
+        return None
+    if resp.status_code != 200:
+        return None
+    path = config_dir() / "ca.pem"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(resp.text)
+    return path
+
+
+@cli.command("git:remote")
+@app_option
+@click.option("-r", "--remote", "remote_name", default="spruce", show_default=True, help="the git remote to create")
+def git_remote(app: str, remote_name: str) -> None:
+    """Add a git remote for an app to this repository."""
+    c = client()
+    info = c.get(f"/apps/{_q(app)}")
+    _add_remote(remote_name, info["git_url"], c)
+    click.echo(f"set git remote {remote_name} to {info['git_url']}")
+
+
+@cli.command("git:credentials", hidden=True)
+@click.argument("operation")
+def git_credentials(operation: str) -> None:
+    """git credential helper: answers `get` with the API key as the password."""
+    if operation != "get":
+        return
+    from .client import resolve_target
+
+    _, key = resolve_target()
+    click.echo("username=spruce")
+    click.echo(f"password={key}")
 
 
 @cli.command("apps:create")
@@ -85,7 +134,7 @@ def apps_create(name: str | None, region: str | None, stack: str | None, remote:
         return
     click.echo(f"done, ⬢ {app['name']}" if not name else "done")
     if not no_remote:
-        _add_remote(remote, app["git_url"])
+        _add_remote(remote, app["git_url"], c)
     click.echo(f"{app['web_url']} | {app['git_url']}")
 
 
@@ -134,7 +183,7 @@ def _create_from_manifest(c: Any, body: dict[str, Any], remote: str, no_remote: 
     if setup.get("postdeploy"):
         click.echo(setup["postdeploy"].get("output", ""))
     if not no_remote:
-        _add_remote(remote, app["git_url"])
+        _add_remote(remote, app["git_url"], c)
     click.echo(f"{app['web_url']} | {app['git_url']}")
 
 
