@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -113,3 +114,29 @@ def test_repl_runs_several_commands_in_one_process(p: RunningPlatform) -> None:
     assert "\n1\n" in res.stdout
     assert "Couldn't find that app." in res.stderr
     assert f"Destroying ⬢ {name}" in res.stdout
+
+
+def test_fir_apps_follow_heroku_cli_v10_rules(p: RunningPlatform) -> None:
+    name = "fir-" + uuid.uuid4().hex[:8]
+    assert p.client().post("/apps", json={"name": name, "generation": "fir"}).json()["generation"]["name"] == "fir"
+    res = p.cli("ps:restart", "web", "-a", name)
+    assert res.returncode == 1 and "--process-type or --dyno-name" in res.stderr
+    res = p.cli("ps:stop", "--dyno", "web.1", "-a", name)
+    assert res.returncode == 1 and "--process-type or --dyno-name" in res.stderr
+    res = p.cli("run", "-a", name, "--", "echo hi")
+    assert res.returncode == 1 and "run:inside" in res.stderr
+    # Fir logs always stream: the command keeps running after "Fetching logs...".
+    import sys
+
+    env = dict(p.env, SPRUCE_API_URL=p.api_url, SPRUCE_API_KEY=p.api_key)
+    tail = subprocess.Popen([sys.executable, "-m", "spruce.cli.main", "logs", "-a", name, "--num", "1"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        assert tail.stderr is not None
+        assert "Fetching logs..." in tail.stderr.readline()
+        time.sleep(1)
+        assert tail.poll() is None
+    finally:
+        tail.kill()
+        tail.wait(10)
+    p.cli("apps:destroy", name, "--confirm", name, check=True)
