@@ -12,7 +12,11 @@ from support import REPO, RunningPlatform, wait_for
 
 EXAMPLES = REPO / "examples" / "apps"
 # Short timers so restarts and stops stay quick; the rules are the same as Heroku's.
-TUNING = {"dynos": {"stop_grace": 3.0, "boot_timeout": 30.0}, "router": {"boot_wait": 20.0}}
+TUNING = {
+    "dynos": {"stop_grace": 3.0, "boot_timeout": 30.0},
+    "router": {"boot_wait": 20.0},
+    "build": {"slug_retention": 3},
+}
 
 
 class Deployer:

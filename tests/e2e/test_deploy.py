@@ -135,3 +135,30 @@ def test_spruce_remote_pushes_without_setup(platform: RunningPlatform, deploy: D
     assert push.returncode == 0, push.stderr
     assert "Released v2" in push.stderr
     deploy.wait_serving(app, "remote")
+
+
+def test_old_slugs_are_pruned_and_config_changes_run_the_release_phase(platform: RunningPlatform, deploy: Deployer) -> None:
+    app = new_app(platform, "pr")
+    files = {"Procfile": "release: echo phase-says-$FOO\nweb: python3 web.py\n"}
+    repo = deploy.repo(app, files={**files, "web.py": WEB.format(text="v0")})
+    assert deploy.push(repo, app).returncode == 0
+    for i in range(1, 4):
+        (repo / "web.py").write_text(WEB.format(text=f"v{i}"))
+        deploy.commit(repo, f"v{i}")
+        assert deploy.push(repo, app).returncode == 0
+    deploy.wait_serving(app, "v3")
+    api = platform.client()
+    # The retention (3 releases here) keeps the newest slugs only: v2 cannot come back.
+    r = api.post(f"/apps/{app}/releases", json={"release": api.get(f"/apps/{app}/releases/2").json()["id"]})
+    assert r.status_code == 422 and "pruned" in r.json()["message"]
+    assert platform.cli("rollback", "v4", "-a", app, check=True).returncode == 0
+    deploy.wait_serving(app, "v2")
+    # A config change makes a release whose release phase runs before it goes live.
+    api.patch(f"/apps/{app}/config-vars", json={"FOO": "configured"})
+    latest = wait_for(lambda: (x := api.get(f"/apps/{app}/releases").json()[-1])["status"] == "succeeded" and x, 30, what="release phase")
+    assert latest["description"] == "Set FOO config vars" and latest["current"]
+    assert any("phase-says-configured" in ln for ln in deploy.logs(app, lines=300))
+    out = platform.cli("releases:output", f"v{latest['version']}", "-a", app, check=True).stdout
+    assert "phase-says-configured" in out
+    log = "\n".join(deploy.logs(app, lines=300))
+    assert "app[api]: Build started by user" in log and "app[api]: Build succeeded" in log

@@ -127,11 +127,16 @@ class Builds:
             if output is not None:
                 output(line)
 
+        who = actor.email if actor else "Spruce"
         async with self.lock(build.app_id):
+            self.events.publish("api_log", app_id=build.app_id, message=f"Build started by user {who}")
             try:
-                return await self._run_locked(actor, build, source_dir, emit)
+                result = await self._run_locked(actor, build, source_dir, emit)
             finally:
                 log_file.close()
+        outcome = "succeeded" if result.status == "succeeded" else "failed"
+        self.events.publish("api_log", app_id=build.app_id, message=f"Build {outcome}")
+        return result
 
     async def _run_locked(self, actor: User | None, build: Build, source_dir: Path, emit: Output) -> Build:
         app_id = build.app_id

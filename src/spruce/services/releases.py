@@ -7,6 +7,7 @@ start as "pending" until the release phase passes (see the runtime's release pha
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
 from typing import Any
@@ -214,6 +215,12 @@ class Releases:
         target = self.get(app_id, identity)
         if target.status == "failed":
             raise InvalidParams(f"Cannot roll back to v{target.version}: that release failed.")
+        slug = self.slug(target.slug_id)
+        if slug is not None and slug.size is not None and not (slug.path and os.path.exists(slug.path)):
+            raise InvalidParams(
+                f"Cannot roll back to v{target.version}: its slug was pruned (slug retention). "
+                "Deploy that code again instead."
+            )
         with self.store.session() as s:
             s.execute(delete(ConfigVar).where(ConfigVar.app_id == app_id))
             for k, v in (target.config or {}).items():
