@@ -19,7 +19,9 @@ def urls(ctx: Ctx) -> dict[str, str]:
 
 
 def app_out(ctx: Ctx, app: App) -> dict[str, Any]:
-    return views.app_json(app, ctx.services.apps.owner(app), urls(ctx))
+    out = views.app_json(app, ctx.services.apps.owner(app), urls(ctx))
+    out["spruce_settings"] = {"boot_timeout": 60, "formation_limit": 100, **(app.settings or {})}
+    return out
 
 
 def the_app(ctx: Ctx, owner_only: bool = False) -> App:
@@ -67,6 +69,8 @@ async def apps_info(ctx: Ctx) -> Any:
 
 async def apps_update(ctx: Ctx) -> Any:
     body = ctx.body if isinstance(ctx.body, dict) else {}
+    if "spruce_settings" in body:
+        ctx.services.apps.update_settings(ctx.actor, ctx.params["app"], body["spruce_settings"])
     app = ctx.services.apps.update(
         ctx.actor, ctx.params["app"], name=body.get("name"), maintenance=body.get("maintenance"),
         build_stack=body.get("build_stack") if isinstance(body.get("build_stack"), str) else (body.get("build_stack") or {}).get("name") if body.get("build_stack") else None,

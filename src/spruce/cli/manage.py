@@ -71,6 +71,29 @@ def ps_scale(app: str, args: tuple[str, ...]) -> None:
     click.echo("done, now running " + ", ".join(_formation_line(f) for f in result if f["type"] in changed))
 
 
+@cli.command("apps:settings")
+@click.argument("pairs", nargs=-1)
+@app_option
+def apps_settings(app: str, pairs: tuple[str, ...]) -> None:
+    """Show or set Spruce's per-app settings (boot_timeout=SECONDS formation_limit=N)."""
+    c = client()
+    if pairs:
+        changes: dict[str, Any] = {}
+        for p in pairs:
+            k, sep, v = p.partition("=")
+            if not sep:
+                raise CLIError(f"{p} is invalid. Use KEY=VALUE.")
+            try:
+                changes[k] = int(v) if v.strip().isdigit() else float(v)
+            except ValueError:
+                raise CLIError(f"{k} must be a number.") from None
+        info = c.patch(f"/apps/{_q(app)}", {"spruce_settings": changes})
+    else:
+        info = c.get(f"/apps/{_q(app)}")
+    styled_header(f"{app} Settings")
+    key_values(sorted(info["spruce_settings"].items()))
+
+
 # -- features ------------------------------------------------------------------------
 @cli.command("features")
 @app_option

@@ -225,6 +225,31 @@ class Apps:
         self.events.publish("app_deleted", app_id=app.id, app_name=app.name)
         return app
 
+    SETTINGS = {
+        # name: (min, max, description)
+        "boot_timeout": (1, 3600, "seconds a web dyno has to bind $PORT (R10)"),
+        "formation_limit": (0, 1000, "most dynos per process type"),
+    }
+
+    def update_settings(self, actor: User, identity: str, changes: object) -> dict[str, object]:
+        """Spruce's per-app settings (Heroku keeps these internal): owner or operator only."""
+        app = self.get(actor, identity, owner_only=True)
+        if not isinstance(changes, dict):
+            raise InvalidParams("settings must be an object.")
+        for key, value in changes.items():
+            if key not in self.SETTINGS:
+                raise InvalidParams(f"Unknown setting {key!r}. Settings: {', '.join(sorted(self.SETTINGS))}.")
+            low, high, what = self.SETTINGS[key]
+            if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+                raise InvalidParams(f"{key} ({what}) must be a number from {low} to {high}.")
+        with self.store.session() as s:
+            row = s.get(App, app.id)
+            assert row is not None
+            row.settings = {**(row.settings or {}), **changes}
+            result = dict(row.settings)
+        self.events.publish("app_changed", app_id=app.id)
+        return result
+
     def set_setting(self, app_id: str, key: str, value: object) -> None:
         with self.store.session() as s:
             app = s.get(App, app_id)

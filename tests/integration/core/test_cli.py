@@ -140,3 +140,22 @@ def test_fir_apps_follow_heroku_cli_v10_rules(p: RunningPlatform) -> None:
         tail.kill()
         tail.wait(10)
     p.cli("apps:destroy", name, "--confirm", name, check=True)
+
+
+def test_per_app_settings_limit_scaling(p: RunningPlatform) -> None:
+    name = "set-" + uuid.uuid4().hex[:8]
+    p.cli("apps:create", name, "--no-remote", check=True)
+    api = p.client()
+    slug = api.post(f"/apps/{name}/slugs", json={"process_types": {"web": "sleep 100"}}).json()
+    api.post(f"/apps/{name}/releases", json={"slug": slug["id"]})
+    api.patch(f"/apps/{name}/formation", json={"updates": [{"type": "web", "quantity": 0}]})
+    out = p.cli("apps:settings", "formation_limit=3", "boot_timeout=120", "-a", name, check=True).stdout
+    assert "formation_limit: 3" in out and "boot_timeout:    120" in out
+    res = p.cli("ps:scale", "web=4:standard-1x", "-a", name)
+    assert res.returncode == 1 and "limited to 3" in res.stderr
+    assert p.cli("ps:scale", "web=0:standard-1x", "-a", name).returncode == 0
+    res = p.cli("apps:settings", "boot_timeout=0", "-a", name)
+    assert res.returncode == 1 and "from 1 to 3600" in res.stderr
+    res = p.cli("apps:settings", "colour=3", "-a", name)
+    assert res.returncode == 1 and "Unknown setting" in res.stderr
+    p.cli("apps:destroy", name, "--confirm", name, check=True)
