@@ -104,6 +104,13 @@ def test_addons_survive_restart_attach_rotate_backup(tmp_path: Path) -> None:
         all_lines = "\n".join(d.logs(app, lines=1500))
         assert config2["REDIS_URL"].split("@")[0].split(":")[-1] not in all_lines
 
+        # A plan change applies the new plan's memory limit to the running server.
+        r = api.patch(f"/apps/{app}/addons/{redis_name}", json={"plan": "premium-0"})
+        assert r.status_code == 200 and r.json()["plan"]["name"] == "heroku-redis:premium-0"
+        admin = redis.from_url(new, ssl_cert_reqs=None)
+        assert admin.ping()
+        assert "premium-0" in p.cli("addons:info", redis_name, "-a", app, check=True).stdout
+
         # Bad input and destroying with confirmation.
         bad = api.post(f"/apps/{app}/addons", json={"plan": "heroku-redis:huge"})
         assert bad.status_code == 422 and "mini" in bad.json()["message"]

@@ -176,20 +176,7 @@ async def addons_update(ctx: Ctx) -> Any:
     if isinstance(plan, dict):
         plan = plan.get("name")
     if plan:
-        provider, plan_obj = svc.resolve(plan if ":" in plan else f"{addon.service}:{plan}")
-        if provider.name != addon.service:
-            raise InvalidParams("A plan change must stay within the same add-on service.")
-        try:
-            await provider.change_plan(addon.id, plan_obj.name)  # type: ignore[attr-defined]
-        except AddonError as e:
-            raise InvalidParams(str(e)) from None
-        from spruce.store.models import Addon as AddonRow
-
-        with ctx.services.store.session() as s:
-            row = s.get(AddonRow, addon.id)
-            assert row is not None
-            row.plan = plan_obj.name
-            addon = row
+        addon = await svc.change_plan(ctx.actor, addon, plan)
     return addon_json(ctx, addon)
 
 

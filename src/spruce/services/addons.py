@@ -261,6 +261,24 @@ class Addons:
             row.name = new_name
             return row
 
+    async def change_plan(self, actor: User, addon: Addon, plan: Any) -> Addon:
+        """Move an add-on to another plan of its service (limits applied live)."""
+        if not isinstance(plan, str) or not plan:
+            raise InvalidParams("plan must be a plan name.")
+        provider, plan_obj = self.resolve(plan if ":" in plan else f"{addon.service}:{plan}")
+        if provider.name != addon.service:
+            raise InvalidParams("A plan change must stay within the same add-on service.")
+        try:
+            await provider.change_plan(addon.id, plan_obj.name)  # type: ignore[attr-defined]
+        except AddonError as e:
+            raise InvalidParams(str(e)) from None
+        with self.store.session() as s:
+            row = s.get(Addon, addon.id)
+            assert row is not None
+            row.plan = plan_obj.name
+            addon = row
+        return addon
+
     def check_owner_access(self, addon: Addon, allowed_app_ids: set[str]) -> None:
         if addon.app_id not in allowed_app_ids:
             raise Forbidden(f"You do not have access to the add-on {addon.name}.")
