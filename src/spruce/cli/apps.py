@@ -57,6 +57,9 @@ def _add_remote(name: str, url: str, c: Any = None) -> None:
     ca = _store_ca(c or client())
     if ca is not None:
         subprocess.run(["git", "config", f"http.{base}.sslCAInfo", str(ca)], capture_output=True)
+        if os.environ.get("GIT_SSL_CAINFO"):
+            warn(f"GIT_SSL_CAINFO is set and overrides the CA configured for this remote: "
+                 f"unset it for pushes, or add {ca} to that bundle.")
     click.echo(f"Git remote {name} added")
 
 
