@@ -13,7 +13,7 @@ import click
 
 from .base import app_option, cli, client, resolve_app
 from .client import CLIError
-from .output import key_values, print_json, styled_header
+from .output import key_values, print_json, styled_header, warn
 
 
 def _q(s: str) -> str:
