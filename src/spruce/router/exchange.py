@@ -6,7 +6,6 @@ protocols share this flow. The dyno side is always HTTP/1.1.
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 from . import affinity
@@ -28,6 +27,7 @@ from .proto.http1 import (
 )
 from .proxy import IDEMPOTENT, BackendConn, ConnectFailed, choose, dyno_situation, open_backend
 from .state import Router
+from .stream import Stream
 from .table import App, Dyno, cert_matches, normalise_host
 
 RESPONSE_HEAD_MAX = 1 << 20  # the 1 MB response buffer
@@ -521,8 +521,7 @@ class Exchange:
             if len(buf) > RESPONSE_HEAD_MAX:
                 raise HError("H25")
             try:
-                async with asyncio.timeout(timers.idle if got else first_timeout):
-                    data = await reader.read(READ_SIZE)
+                data = await reader.read(READ_SIZE, timers.idle if got else first_timeout)
             except TimeoutError:
                 ms = int((time.monotonic() - started) * 1000)
                 raise HError("H15" if got else "H12", service_ms=ms) from None
@@ -587,10 +586,9 @@ class Exchange:
         return sent
 
 
-async def _read_backend(reader: asyncio.StreamReader, idle: float, eof_ok: bool = False) -> bytes:
+async def _read_backend(reader: Stream, idle: float, eof_ok: bool = False) -> bytes:
     try:
-        async with asyncio.timeout(idle):
-            data = await reader.read(READ_SIZE)
+        data = await reader.read(READ_SIZE, idle)
     except TimeoutError:
         raise  # H15 (TimeoutError is an OSError: keep it apart)
     except (ConnectionError, OSError):

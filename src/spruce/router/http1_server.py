@@ -20,6 +20,7 @@ from .proto.http1 import (
 )
 from .proxy import BackendConn
 from .state import Router
+from .stream import Stream
 
 WRITE_BUFFER = 1 << 20  # bounded buffering towards slow readers
 MAX_HEAD = MAX_LINE * 64
@@ -29,8 +30,8 @@ class H1Client(ClientSide):
     def __init__(
         self,
         router: Router,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
+        reader: Stream,
+        writer: Stream,
         tls_info: tuple[bool, str, str | None],
     ) -> None:
         self.router = router
@@ -58,8 +59,7 @@ class H1Client(ClientSide):
     # reading -------------------------------------------------------------
     async def _fill(self, timeout: float) -> bool:
         try:
-            async with asyncio.timeout(timeout):
-                data = await self.reader.read(65536)
+            data = await self.reader.read(65536, timeout)
         except TimeoutError:
             raise ClientIdle() from None
         except (ConnectionError, OSError):
@@ -196,7 +196,7 @@ class H1Client(ClientSide):
             return
         last = [time.monotonic()]
 
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+        async def pipe(src: Stream, dst: Stream) -> None:
             try:
                 while True:
                     data = await src.read(65536)
@@ -308,7 +308,7 @@ class H1Client(ClientSide):
         return self.keep_alive and not self.writer.transport.is_closing()
 
 
-def tls_info(writer: asyncio.StreamWriter) -> tuple[bool, str, str | None]:
+def tls_info(writer: Stream) -> tuple[bool, str, str | None]:
     sslobj = writer.get_extra_info("ssl_object")
     if sslobj is None:
         return (False, "unknown", None)

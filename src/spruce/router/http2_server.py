@@ -16,6 +16,7 @@ from .exchange import ClientGone, ClientIdle, ClientSide, Exchange, send_simple
 from .proto.headers import HOP_BY_HOP
 from .proto.http1 import RequestHead
 from .state import Router
+from .stream import Stream
 
 _DROP_OUT = HOP_BY_HOP | {"host"}
 
@@ -127,8 +128,8 @@ class H2Connection:
     def __init__(
         self,
         router: Router,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
+        reader: Stream,
+        writer: Stream,
         info: tuple[bool, str, str | None],
     ) -> None:
         self.router = router

@@ -8,6 +8,7 @@ from typing import Any
 
 from .http1_server import H1Client, tls_info
 from .state import Router
+from .stream import Stream
 from .tls import TLSContexts
 
 
@@ -42,57 +43,61 @@ class RouterServer:
     async def start(
         self, http_socks: list[socket.socket], https_socks: list[socket.socket]
     ) -> None:
+        loop = asyncio.get_running_loop()
         for s in http_socks:
-            self._servers.append(await asyncio.start_server(self._on_plain, sock=s, limit=1 << 16))
+            self._servers.append(
+                await loop.create_server(lambda: self._stream(self._on_plain, False), sock=s)
+            )
         for s in https_socks:
             self._servers.append(
-                await asyncio.start_server(
-                    self._on_tls,
+                await loop.create_server(
+                    lambda: self._stream(self._on_tls, True),
                     sock=s,
                     ssl=self.tls.base,
-                    limit=1 << 16,
                     ssl_handshake_timeout=10.0,
                 )
             )
         self._sweeper = asyncio.ensure_future(self._sweep())
+
+    def _stream(self, handler: Any, ssl: bool) -> Stream:
+        stream = Stream(ssl=ssl)
+        stream.on_connected = lambda st: self._spawn(handler(st))
+        return stream
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _sweep(self) -> None:
         while True:
             await asyncio.sleep(max(0.05, self.router.timers.keepalive_idle / 3))
             self.router.pool.sweep()
 
-    def _track(self, coro: Any) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-    async def _on_plain(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._track(None)
-        _nodelay(writer)
-        client = H1Client(self.router, reader, writer, (False, "unknown", None))
+    async def _on_plain(self, stream: Stream) -> None:
+        _nodelay(stream)
+        client = H1Client(self.router, stream, stream, (False, "unknown", None))
         self.clients.add(client)
         try:
             await client.serve()
         except asyncio.CancelledError:
-            writer.transport.abort()  # router shutting down: end quietly
+            stream.abort()  # router shutting down: end quietly
         finally:
             self.clients.discard(client)
 
-    async def _on_tls(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._track(None)
-        _nodelay(writer)
-        info = tls_info(writer)
-        sslobj = writer.get_extra_info("ssl_object")
+    async def _on_tls(self, stream: Stream) -> None:
+        _nodelay(stream)
+        info = tls_info(stream)
+        sslobj = stream.get_extra_info("ssl_object")
         try:
             if sslobj is not None and sslobj.selected_alpn_protocol() == "h2":
                 from .http2_server import H2Connection
 
-                await H2Connection(self.router, reader, writer, info).serve()
+                await H2Connection(self.router, stream, stream, info).serve()
                 return
-            await H1Client(self.router, reader, writer, info).serve()
+            await H1Client(self.router, stream, stream, info).serve()
         except asyncio.CancelledError:
-            writer.transport.abort()
+            stream.abort()
 
     @property
     def addresses(self) -> list[tuple[str, int]]:
@@ -118,7 +123,7 @@ class RouterServer:
         self.router.pool.close_all()
 
 
-def _nodelay(writer: asyncio.StreamWriter) -> None:
+def _nodelay(writer: Stream) -> None:
     sock = writer.get_extra_info("socket")
     if sock is not None:
         try:
