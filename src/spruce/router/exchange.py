@@ -134,17 +134,30 @@ async def send_simple(
 
 
 class Exchange:
-    __slots__ = ("router", "client", "req", "line", "app", "received", "request_id", "host")
+    __slots__ = (
+        "router",
+        "client",
+        "req",
+        "line",
+        "app",
+        "received",
+        "request_id",
+        "host",
+        "via",
+    )
 
     def __init__(self, router: Router, client: ClientSide, req: RequestHead) -> None:
         self.router = router
         self.client = client
         self.req = req
         self.received = time.time()
-        self.request_id = request_id_for(req.headers)
+        self.request_id = request_id_for(req.headers, req.request_id)
+        self.via = f"{client.via} {router.table.router_name}"
         self.host = normalise_host(req.host or "")
         self.app: App | None = None
-        xff = [v for k, v in req.headers if k.lower() == "x-forwarded-for"]
+        xff = req.xff
+        if xff is None:
+            xff = [v for k, v in req.headers if k.lower() == "x-forwarded-for"]
         fwd = ", ".join([*xff, client.client_ip]) if xff else client.client_ip
         self.line = RouterLine(
             method=req.method,
@@ -353,22 +366,30 @@ class Exchange:
             port=client.local_port,
             request_start_ms=int(self.received * 1000),
             request_id=self.request_id,
-            via=f"{client.via} {router.table.router_name}",
+            via=self.via,
             body_length=None if req.chunked else req.body_length,
             has_body=has_body,
             upgrade=req.upgrade,
             keep_alive_to_dyno=keepalive,
             keep_expect=e2e,
+            listed=req.connection,
         )
         head = serialize_request_head(req.method, req.target, headers)
         replayable = req.method in IDEMPOTENT and not has_body
         sent_at = time.monotonic()
         resp: ResponseHead | None = None
-        buf = bytearray()
+        buf = b""
         for _attempt in range(4):
             sent_at = time.monotonic()
             try:
-                resp, buf = await self._send_and_read_head(conn, head, has_body, e2e)
+                if has_body:
+                    resp, buf = await self._send_and_read_head(conn, head, has_body, e2e)
+                else:
+                    # bodiless: one coroutine level less on the hot path
+                    conn.writer.write(head)
+                    resp, buf = await self._read_head(conn, b"", timers.response)
+                    if resp.status < 200 and resp.status != 101:
+                        resp, buf = await self._read_final_head(conn, resp, buf, e2e, True)
                 break
             except BackendBroken as e:
                 conn.close()
@@ -393,8 +414,9 @@ class Exchange:
         line.status = resp.status
         out_headers = rewrite_response_headers(
             resp.headers,
-            via=f"{client.via} {router.table.router_name}",
+            via=self.via,
             keep_upgrade=resp.status == 101,
+            listed=resp.connection,
         )
         if (
             app.has("http-session-affinity")
@@ -445,7 +467,7 @@ class Exchange:
 
     async def _send_and_read_head(
         self, conn: BackendConn, head: bytes, has_body: bool, e2e: bool
-    ) -> tuple[ResponseHead, bytearray]:
+    ) -> tuple[ResponseHead, bytes]:
         req = self.req
         client = self.client
         timers = self.router.timers
@@ -459,11 +481,18 @@ class Exchange:
                 await conn.writer.drain()
         except (ConnectionError, OSError):
             raise BackendBroken(False) from None
-        buf = bytearray()
-        continued = False
         body_sent = not (has_body and e2e)
+        resp, buf = await self._read_head(conn, b"", timers.response)
+        return await self._read_final_head(conn, resp, buf, e2e, body_sent)
+
+    async def _read_final_head(
+        self, conn: BackendConn, resp: ResponseHead, buf: bytes, e2e: bool, body_sent: bool
+    ) -> tuple[ResponseHead, bytes]:
+        """Skips interim responses (relaying 100 Continue end to end) up to the final head."""
+        client = self.client
+        timers = self.router.timers
+        continued = False
         while True:
-            resp, buf = await self._read_head(conn, buf, timers.response)
             if resp.status == 100:
                 if continued:
                     raise HError("H17")
@@ -475,12 +504,12 @@ class Exchange:
                     except (ConnectionError, OSError):
                         raise BackendBroken(True) from None
                     body_sent = True
-                continue
-            if 100 < resp.status < 200 and resp.status != 101:
-                continue  # other interim responses are not relayed
-            if not body_sent:
-                client.keep_alive = False  # the unread request body makes the stream unusable
-            return resp, buf
+            elif not (100 < resp.status < 200 and resp.status != 101):
+                if not body_sent:
+                    client.keep_alive = False  # the unread request body makes the stream unusable
+                return resp, buf
+            # other interim responses are not relayed
+            resp, buf = await self._read_head(conn, buf, timers.response)
 
     async def _pump_request_body(self, conn: BackendConn) -> None:
         chunked = self.req.chunked
@@ -496,8 +525,8 @@ class Exchange:
         await writer.drain()
 
     async def _read_head(
-        self, conn: BackendConn, buf: bytearray, first_timeout: float
-    ) -> tuple[ResponseHead, bytearray]:
+        self, conn: BackendConn, buf: bytes, first_timeout: float
+    ) -> tuple[ResponseHead, bytes]:
         timers = self.router.timers
         reader = conn.reader
         started = time.monotonic()
@@ -530,10 +559,10 @@ class Exchange:
             if not data:
                 raise BackendBroken(got)
             got = True
-            buf += data
+            buf = buf + data if buf else data
 
     async def _pump_response(
-        self, conn: BackendConn, resp: ResponseHead, buf: bytearray, no_body: bool
+        self, conn: BackendConn, resp: ResponseHead, buf: bytes, no_body: bool
     ) -> int:
         client = self.client
         idle = self.router.timers.idle
