@@ -104,6 +104,14 @@ class ClientSide:
     async def send_data(self, data: bytes) -> None:
         raise NotImplementedError
 
+    async def send_whole(
+        self, status: int, reason: str, headers: list[tuple[str, str]], body: bytes
+    ) -> None:
+        """A complete response whose body is at hand (Content-Length framing)."""
+        await self.send_head(status, reason, headers, len(body))
+        await self.send_data(body)
+        await self.end()
+
     async def end(self) -> None:
         raise NotImplementedError
 
@@ -180,7 +188,31 @@ class Exchange:
         self.app = app
         router.activity[app.id] += 1
         try:
-            await self._checks_and_proxy(app)
+            client = self.client
+            if client.tls and client.sni:
+                sni = normalise_host(client.sni)
+                if sni != self.host:
+                    cert = router.table.certificate_for(sni)
+                    if cert is None or not cert_matches(cert, self.host):
+                        raise HError("H32")
+            if app.maintenance:
+                raise HError("H80")
+            if not app.released:
+                raise HError("H81")
+            if app.eco_quota_exhausted:
+                raise HError("H82")
+            if app.web_quantity <= 0:
+                raise HError("H14")
+            inflight = router.inflight
+            if inflight[app.id] >= 200 * app.web_quantity:
+                raise HError("H11")
+            inflight[app.id] += 1
+            try:
+                await self._proxy(app)
+            finally:
+                inflight[app.id] -= 1
+                if inflight[app.id] <= 0:
+                    del inflight[app.id]
         except HError as e:
             await self._fail(e)
         except ClientGone:
@@ -209,33 +241,6 @@ class Exchange:
             else:
                 self.client.abort()
             self.router.emit(app.id, self.line.format())
-
-    async def _checks_and_proxy(self, app: App) -> None:
-        client = self.client
-        if client.tls and client.sni:
-            sni = normalise_host(client.sni)
-            if sni != self.host:
-                cert = self.router.table.certificate_for(sni)
-                if cert is None or not cert_matches(cert, self.host):
-                    raise HError("H32")
-        if app.maintenance:
-            raise HError("H80")
-        if not app.released:
-            raise HError("H81")
-        if app.eco_quota_exhausted:
-            raise HError("H82")
-        if app.web_quantity <= 0:
-            raise HError("H14")
-        inflight = self.router.inflight
-        if inflight[app.id] >= 200 * app.web_quantity:
-            raise HError("H11")
-        inflight[app.id] += 1
-        try:
-            await self._proxy(app)
-        finally:
-            inflight[app.id] -= 1
-            if inflight[app.id] <= 0:
-                del inflight[app.id]
 
     # failures ------------------------------------------------------------
     def _log_code(self, code: str, status: int | None, **kw: object) -> None:
@@ -445,8 +450,15 @@ class Exchange:
             out_headers.extend((k, v) for k, v in resp.headers if k.lower() == "content-length")
         length = None if resp.chunked else resp.body_length
         try:
-            await client.send_head(resp.status, resp.reason, out_headers, length, no_body=no_body)
-            sent = await self._pump_response(conn, resp, buf, no_body)
+            if length is not None and len(buf) == length and not no_body:
+                # the whole body is here already (the common small response): one write
+                await client.send_whole(resp.status, resp.reason, out_headers, buf)
+                sent = length
+            else:
+                await client.send_head(
+                    resp.status, resp.reason, out_headers, length, no_body=no_body
+                )
+                sent = await self._pump_response(conn, resp, buf, no_body)
         except BackendBroken:
             conn.close()
             self.line.service_ms = int((time.monotonic() - sent_at) * 1000)

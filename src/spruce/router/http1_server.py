@@ -163,6 +163,20 @@ class H1Client(ClientSide):
         except (ConnectionError, OSError):
             raise ClientGone() from None
 
+    async def send_whole(
+        self, status: int, reason_: str, headers: list[tuple[str, str]], body: bytes
+    ) -> None:
+        await self.send_head(status, reason_, headers, len(body))
+        out = self._pending + body if body else self._pending
+        self._pending = b""
+        w = self.writer
+        w.write(out)
+        if w.must_wait():
+            try:
+                await w.drain()
+            except (ConnectionError, OSError):
+                raise ClientGone() from None
+
     async def end(self) -> None:
         w = self.writer
         out = self._pending
@@ -263,13 +277,16 @@ class H1Client(ClientSide):
                 await self._refuse(e.status, str(e))
                 return None
             try:
-                more = await self._fill(idle)
-            except ClientIdle:
+                data = await self.reader.read(65536, idle)  # _fill, inlined on the hot path
+            except TimeoutError:
                 if self.buf:
                     await self._refuse(408, "request timeout")
                 return None
-            if not more:
+            except (ConnectionError, OSError):
+                raise ClientGone() from None
+            if not data:
                 return None
+            self.buf += data
         try:
             req = parse_request_head(head)
         except ProtocolError as e:

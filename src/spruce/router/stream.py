@@ -188,6 +188,10 @@ class Stream(asyncio.Protocol):
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return self.transport.get_extra_info(name, default)
 
+    def must_wait(self) -> bool:
+        """Whether drain() has anything to do (paused by the transport, or lost)."""
+        return self._write_paused or self._lost
+
     async def drain(self) -> None:
         if self._lost:
             raise ConnectionResetError("Connection lost")

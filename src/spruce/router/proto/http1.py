@@ -145,6 +145,10 @@ def _fast_fields(block: bytes) -> Headers | None:
 
 def _content_length(values: list[str], status: int, code: str | None) -> int:
     """Equal duplicates merge; differing values or lists like `15,24` are refused."""
+    if len(values) == 1:
+        only = values[0]
+        if only.isascii() and only.isdigit() and len(only) <= 18:  # the usual single value
+            return int(only)
     seen: set[str] = set()
     for v in values:
         for part in v.split(","):
