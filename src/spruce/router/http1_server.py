@@ -33,15 +33,17 @@ class H1Client(ClientSide):
         reader: Stream,
         writer: Stream,
         tls_info: tuple[bool, str, str | None],
+        local_port: int | None = None,
     ) -> None:
         self.router = router
         self.reader = reader
         self.writer = writer
         self.tls, self.tls_version, self.sni = tls_info
         peer = writer.get_extra_info("peername") or ("", 0)
-        sock = writer.get_extra_info("sockname") or ("", 0)
         self.client_ip = str(peer[0])
-        self.local_port = int(sock[1])
+        if local_port is None:
+            local_port = int((writer.get_extra_info("sockname") or ("", 0))[1])
+        self.local_port = local_port
         self.buf = bytearray()
         self._req: RequestHead | None = None
         self._remaining: int | None = 0

@@ -50,14 +50,7 @@ async def open_backend(dyno: Dyno, timeout: float) -> BackendConn:
         raise ConnectFailed("H19", int((time.monotonic() - started) * 1000)) from None
     except OSError:
         raise ConnectFailed("H21", int((time.monotonic() - started) * 1000)) from None
-    sock = stream.get_extra_info("socket")
-    if sock is not None:
-        import socket
-
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:
-            pass
+    # TCP_NODELAY is already set by the event loop on TCP transports
     return BackendConn(stream, stream, dyno)
 
 

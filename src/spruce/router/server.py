@@ -44,14 +44,19 @@ class RouterServer:
         self, http_socks: list[socket.socket], https_socks: list[socket.socket]
     ) -> None:
         loop = asyncio.get_running_loop()
+        # TCP_NODELAY: asyncio and uvloop set it on every TCP transport already
         for s in http_socks:
-            self._servers.append(
-                await loop.create_server(lambda: self._stream(self._on_plain, False), sock=s)
-            )
-        for s in https_socks:
+            port = s.getsockname()[1]
             self._servers.append(
                 await loop.create_server(
-                    lambda: self._stream(self._on_tls, True),
+                    lambda port=port: self._stream(self._on_plain, False, port), sock=s
+                )
+            )
+        for s in https_socks:
+            port = s.getsockname()[1]
+            self._servers.append(
+                await loop.create_server(
+                    lambda port=port: self._stream(self._on_tls, True, port),
                     sock=s,
                     ssl=self.tls.base,
                     ssl_handshake_timeout=10.0,
@@ -59,9 +64,9 @@ class RouterServer:
             )
         self._sweeper = asyncio.ensure_future(self._sweep())
 
-    def _stream(self, handler: Any, ssl: bool) -> Stream:
+    def _stream(self, handler: Any, ssl: bool, port: int) -> Stream:
         stream = Stream(ssl=ssl)
-        stream.on_connected = lambda st: self._spawn(handler(st))
+        stream.on_connected = lambda st: self._spawn(handler(st, port))
         return stream
 
     def _spawn(self, coro: Any) -> None:
@@ -74,9 +79,8 @@ class RouterServer:
             await asyncio.sleep(max(0.05, self.router.timers.keepalive_idle / 3))
             self.router.pool.sweep()
 
-    async def _on_plain(self, stream: Stream) -> None:
-        _nodelay(stream)
-        client = H1Client(self.router, stream, stream, (False, "unknown", None))
+    async def _on_plain(self, stream: Stream, port: int) -> None:
+        client = H1Client(self.router, stream, stream, (False, "unknown", None), port)
         self.clients.add(client)
         try:
             await client.serve()
@@ -85,8 +89,7 @@ class RouterServer:
         finally:
             self.clients.discard(client)
 
-    async def _on_tls(self, stream: Stream) -> None:
-        _nodelay(stream)
+    async def _on_tls(self, stream: Stream, port: int) -> None:
         info = tls_info(stream)
         sslobj = stream.get_extra_info("ssl_object")
         try:
@@ -95,7 +98,7 @@ class RouterServer:
 
                 await H2Connection(self.router, stream, stream, info).serve()
                 return
-            await H1Client(self.router, stream, stream, info).serve()
+            await H1Client(self.router, stream, stream, info, port).serve()
         except asyncio.CancelledError:
             stream.abort()
 
@@ -121,12 +124,3 @@ class RouterServer:
             except (TimeoutError, asyncio.CancelledError):
                 pass
         self.router.pool.close_all()
-
-
-def _nodelay(writer: Stream) -> None:
-    sock = writer.get_extra_info("socket")
-    if sock is not None:
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:
-            pass
