@@ -179,8 +179,25 @@ class Exchange:
         )
 
     # entry ---------------------------------------------------------------
-    async def run(self) -> None:
+    async def run(self, resume: tuple[BackendConn, Dyno, bytes, float] | None = None) -> None:
+        """The whole exchange; `resume`: the fast lane already counted it in flight and sent
+        the head on (conn, dyno, head, sent_at), and hands over what is left."""
         router = self.router
+        if resume is not None:
+            app = self.app
+            assert app is not None
+            inflight = router.inflight
+            try:
+                try:
+                    conn, dyno, head, sent_at = resume
+                    await self._forward(app, conn, dyno, None, head, sent_at)
+                finally:
+                    inflight[app.id] -= 1
+                    if inflight[app.id] <= 0:
+                        del inflight[app.id]
+            except BaseException as e:
+                await self._failed(app, e)
+            return
         app = router.table.lookup(self.host)
         if app is None:
             await send_simple(self.client, 404, _no_such_app())
@@ -213,18 +230,23 @@ class Exchange:
                 inflight[app.id] -= 1
                 if inflight[app.id] <= 0:
                     del inflight[app.id]
-        except HError as e:
+        except BaseException as e:
+            await self._failed(app, e)
+
+    async def _failed(self, app: App, e: BaseException) -> None:
+        """What each failure becomes: an H code, H27/H28, H99 for router faults, or 400."""
+        if isinstance(e, HError):
             await self._fail(e)
-        except ClientGone:
+        elif isinstance(e, ClientGone):
             self._log_code("H27", 499)
             self.client.abort()
-        except ClientIdle:
+        elif isinstance(e, ClientIdle):
             self._log_code("H28", 499)
             self.client.abort()
-        except (ProtocolError, ValueError, RuntimeError, AssertionError, KeyError) as e:
+        elif isinstance(e, (ProtocolError, ValueError, RuntimeError, AssertionError, KeyError)):
             # a router fault must not look like the app's: H99, and the worker carries on
             await self._fail(HError("H99", cause=type(e).__name__))
-        except BadRequestBody:
+        elif isinstance(e, BadRequestBody):
             self.client.keep_alive = False
             self.line.status = 400
             if not self.client.response_started:
@@ -241,6 +263,8 @@ class Exchange:
             else:
                 self.client.abort()
             self.router.emit(app.id, self.line.format())
+        else:
+            raise e
 
     # failures ------------------------------------------------------------
     def _log_code(self, code: str, status: int | None, **kw: object) -> None:
@@ -351,16 +375,10 @@ class Exchange:
             return conn, dyno, int((time.monotonic() - t0) * 1000), preferred
 
     # forwarding ----------------------------------------------------------
-    async def _proxy(self, app: App) -> None:
+    def request_head(self, app: App) -> bytes:
+        """The request head as the dyno gets it."""
         req = self.req
         client = self.client
-        router = self.router
-        timers = router.timers
-        conn, dyno, connect_ms, preferred = await self._connect(app)
-        app = self.app or app
-        line = self.line
-        line.dyno = dyno.name
-        line.connect_ms = connect_ms
         e2e = app.has("http-end-to-end-continue") and req.expect_continue
         keepalive = not app.has("http-disable-keepalive-to-dyno")
         has_body = req.chunked or bool(req.body_length)
@@ -379,7 +397,33 @@ class Exchange:
             keep_expect=e2e,
             listed=req.connection,
         )
-        head = serialize_request_head(req.method, req.target, headers)
+        return serialize_request_head(req.method, req.target, headers)
+
+    async def _proxy(self, app: App) -> None:
+        conn, dyno, connect_ms, preferred = await self._connect(app)
+        app = self.app or app
+        self.line.dyno = dyno.name
+        self.line.connect_ms = connect_ms
+        await self._forward(app, conn, dyno, preferred, self.request_head(app), None)
+
+    async def _forward(
+        self,
+        app: App,
+        conn: BackendConn,
+        dyno: Dyno,
+        preferred: Dyno | None,
+        head: bytes,
+        sent_at_: float | None,
+    ) -> None:
+        """Sends `head` (unless the fast lane did at `sent_at_`), then relays the response."""
+        req = self.req
+        client = self.client
+        router = self.router
+        timers = router.timers
+        line = self.line
+        e2e = app.has("http-end-to-end-continue") and req.expect_continue
+        keepalive = not app.has("http-disable-keepalive-to-dyno")
+        has_body = req.chunked or bool(req.body_length)
         replayable = req.method in IDEMPOTENT and not has_body
         sent_at = time.monotonic()
         resp: ResponseHead | None = None
@@ -387,7 +431,13 @@ class Exchange:
         for _attempt in range(4):
             sent_at = time.monotonic()
             try:
-                if has_body:
+                if sent_at_ is not None:  # sent by the fast lane: wait for the rest here
+                    sent_at, sent_at_ = sent_at_, None
+                    left = max(0.0, timers.response - (time.monotonic() - sent_at))
+                    resp, buf = await self._read_head(conn, b"", left, sent_at)
+                    if resp.status < 200 and resp.status != 101:
+                        resp, buf = await self._read_final_head(conn, resp, buf, e2e, True)
+                elif has_body:
                     resp, buf = await self._send_and_read_head(conn, head, has_body, e2e)
                 else:
                     # bodiless: one coroutine level less on the hot path
@@ -537,11 +587,12 @@ class Exchange:
         await writer.drain()
 
     async def _read_head(
-        self, conn: BackendConn, buf: bytes, first_timeout: float
+        self, conn: BackendConn, buf: bytes, first_timeout: float, started: float | None = None
     ) -> tuple[ResponseHead, bytes]:
         timers = self.router.timers
         reader = conn.reader
-        started = time.monotonic()
+        if started is None:
+            started = time.monotonic()
         got = bool(buf)
         while True:
             end = find_head_end(buf)

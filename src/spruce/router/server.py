@@ -48,9 +48,7 @@ class RouterServer:
         for s in http_socks:
             port = s.getsockname()[1]
             self._servers.append(
-                await loop.create_server(
-                    lambda port=port: self._stream(self._on_plain, False, port), sock=s
-                )
+                await loop.create_server(lambda port=port: self._plain_stream(port), sock=s)
             )
         for s in https_socks:
             port = s.getsockname()[1]
@@ -69,6 +67,17 @@ class RouterServer:
         stream.on_connected = lambda st: self._spawn(handler(st, port))
         return stream
 
+    def _plain_stream(self, port: int) -> Stream:
+        stream = Stream()
+        stream.on_connected = lambda st: self._on_plain_connected(st, port)
+        return stream
+
+    def _on_plain_connected(self, stream: Stream, port: int) -> None:
+        client = H1Client(self.router, stream, stream, (False, "unknown", None), port)
+        # a first request arriving before the connection's task runs may take the fast lane
+        stream.intercept = client._fast
+        self._spawn(self._on_plain(client))
+
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
@@ -79,8 +88,8 @@ class RouterServer:
             await asyncio.sleep(max(0.05, self.router.timers.keepalive_idle / 3))
             self.router.pool.sweep()
 
-    async def _on_plain(self, stream: Stream, port: int) -> None:
-        client = H1Client(self.router, stream, stream, (False, "unknown", None), port)
+    async def _on_plain(self, client: H1Client) -> None:
+        stream = client.reader
         self.clients.add(client)
         try:
             await client.serve()

@@ -32,6 +32,9 @@ class Stream(asyncio.Protocol):
         "_limit",
         "_ssl",
         "on_connected",
+        "hold",
+        "intercept",
+        "on_data",
     )
 
     def __init__(self, limit: int = READ_LIMIT, ssl: bool = False) -> None:
@@ -51,6 +54,12 @@ class Stream(asyncio.Protocol):
         self._limit = limit
         self._ssl = ssl
         self.on_connected: Any = None  # callable(stream), for server-side streams
+        # fast lane (see http1_server): `intercept(data) -> bool` may consume a client's
+        # request in the callback; `hold` keeps the reader asleep meanwhile; `on_data(data or
+        # None at EOF)` takes a dyno's next bytes once, in the callback
+        self.hold = False
+        self.intercept: Any = None
+        self.on_data: Any = None
 
     # protocol callbacks ----------------------------------------------------
     def connection_made(self, transport: Any) -> None:
@@ -59,11 +68,20 @@ class Stream(asyncio.Protocol):
             self.on_connected(self)
 
     def data_received(self, data: bytes) -> None:
+        cb = self.on_data
+        if cb is not None:
+            self.on_data = None
+            cb(data)
+            return
+        if self.intercept is not None and not self.hold and not self._buf and self.intercept(data):
+            return
         buf = self._buf
         self._buf = buf + data if buf else data
         if len(self._buf) > self._limit and not self._read_paused:
             self._read_paused = True
             self.transport.pause_reading()
+        if self.hold:
+            return
         w = self._waiter
         if w is not None:
             self._waiter = None
@@ -73,6 +91,10 @@ class Stream(asyncio.Protocol):
     def eof_received(self) -> bool:
         self._eof = True
         self._wake()
+        cb = self.on_data
+        if cb is not None:
+            self.on_data = None
+            cb(None)
         return not self._ssl  # keep a half-closed plain connection open to answer it
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -89,6 +111,10 @@ class Stream(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        cb = self.on_data
+        if cb is not None:
+            self.on_data = None
+            cb(None)
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -102,6 +128,8 @@ class Stream(asyncio.Protocol):
                 d.set_result(None)
 
     def _wake(self) -> None:
+        if self.hold:
+            return
         w = self._waiter
         if w is not None:
             self._waiter = None
@@ -112,8 +140,8 @@ class Stream(asyncio.Protocol):
     def _on_timer(self) -> None:
         self._timer = None
         w = self._waiter
-        if w is None or w.done():
-            return
+        if w is None or w.done() or self.hold:
+            return  # held: release() re-arms
         now = self._loop.time()
         if now < self._deadline:  # the deadline moved on since the timer was set
             self._timer_at = self._deadline
@@ -121,6 +149,24 @@ class Stream(asyncio.Protocol):
             return
         self._waiter = None
         w.set_exception(TimeoutError())
+
+    def release(self, timeout: float) -> None:
+        """End a hold: the waiting reader gets what came meanwhile, or a fresh deadline."""
+        self.hold = False
+        if self._buf or self._eof:
+            self._wake()
+            return
+        if self._waiter is not None:
+            loop = self._loop
+            deadline = loop.time() + timeout
+            self._deadline = deadline
+            if self._timer is None and not self._lost:
+                self._timer_at = deadline
+                self._timer = loop.call_at(deadline, self._on_timer)
+
+    def unread(self, data: bytes) -> None:
+        """Give bytes taken by `on_data` back to the stream's buffer."""
+        self._buf = data + self._buf if self._buf else data
 
     # reading -----------------------------------------------------------------
     def at_eof(self) -> bool:
