@@ -347,7 +347,6 @@ class H1Client(ClientSide):
             self.keep_alive = False
         return self.keep_alive and not self.writer.transport.is_closing()
 
-
     # the fast lane ---------------------------------------------------------
     # A complete bodiless HTTP/1.1 request for a plain app (no features, a pooled
     # dyno connection at hand) is forwarded from the client's data callback, and a response
@@ -405,6 +404,7 @@ class H1Client(ClientSide):
         ex.app = app
         router.activity[app.id] += 1
         router.inflight[app.id] += 1
+        router.fast_lane += 1
         self._req = req
         self.http10 = False
         self.keep_alive = req.keep_alive

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import socket
 from typing import Any
 
@@ -48,13 +49,13 @@ class RouterServer:
         for s in http_socks:
             port = s.getsockname()[1]
             self._servers.append(
-                await loop.create_server(lambda port=port: self._plain_stream(port), sock=s)
+                await loop.create_server(functools.partial(self._plain_stream, port), sock=s)
             )
         for s in https_socks:
             port = s.getsockname()[1]
             self._servers.append(
                 await loop.create_server(
-                    lambda port=port: self._stream(self._on_tls, True, port),
+                    functools.partial(self._stream, self._on_tls, True, port),
                     sock=s,
                     ssl=self.tls.base,
                     ssl_handshake_timeout=10.0,

@@ -9,7 +9,7 @@ from spruce.router.proto import http1
 from spruce.router.proto.http1 import ProtocolError
 
 # bytes that matter to the grammar: token chars, separators, controls, obs-text
-_ALPHABET = list(b"aZ0-!~:;/ \t\r\n\x00\x01\x7f\x80\xff\"(,")
+_ALPHABET = list(b'aZ0-!~:;/ \t\r\n\x00\x01\x7f\x80\xff"(,')
 _piece = st.lists(st.sampled_from(_ALPHABET), max_size=12).map(bytes)
 _name = st.one_of(
     st.sampled_from([b"Host", b"Content-Length", b"Connection", b"X-A", b"Set-Cookie"]), _piece
