@@ -7,13 +7,22 @@ import time
 from typing import Any
 
 from .errors import plain_page, reason
-from .exchange import BadRequestBody, ClientGone, ClientIdle, ClientSide, Exchange, send_simple
+from .exchange import (
+    BadRequestBody,
+    ClientGone,
+    ClientIdle,
+    ClientSide,
+    Exchange,
+    HError,
+    send_simple,
+)
 from .proto.headers import rewrite_response_headers
 from .proto.http1 import (
     MAX_LINE,
     ChunkedDecoder,
     ProtocolError,
     RequestHead,
+    ResponseHead,
     check_partial_head,
     encode_chunk,
     find_head_end,
@@ -24,7 +33,7 @@ from .proto.http1 import (
 from .proxy import BackendConn, choose
 from .state import Router
 from .stream import Stream
-from .table import Dyno, normalise_host
+from .table import App, Dyno, normalise_host
 
 WRITE_BUFFER = 1 << 20  # bounded buffering towards slow readers
 MAX_HEAD = MAX_LINE * 64
@@ -399,12 +408,27 @@ class H1Client(ClientSide):
         conn = router.pool.take(dyno.key)
         if conn is None:
             return False
+        if conn.reader._buf:  # bytes the dyno sent unasked on an idle connection: unusable
+            conn.close()
+            return False
         # committed: from here the exchange is this request's, whatever happens
-        ex = Exchange(router, self, req)
-        ex.app = app
         router.activity[app.id] += 1
         router.inflight[app.id] += 1
         router.fast_lane += 1
+        try:
+            self._fast_send(req, app, dyno, conn)
+        except Exception as e:  # a router fault: H99, as on the coroutine path
+            self._fast_state = None
+            conn.reader.on_data = None
+            self._resume_task = asyncio.get_running_loop().create_task(
+                self._fault(req, app, conn, e)
+            )
+        return True
+
+    def _fast_send(self, req: RequestHead, app: App, dyno: Dyno, conn: BackendConn) -> None:
+        router = self.router
+        ex = Exchange(router, self, req)
+        ex.app = app
         self._req = req
         self.http10 = False
         self.keep_alive = req.keep_alive
@@ -424,7 +448,6 @@ class H1Client(ClientSide):
         )
         self._fast_state = (ex, conn, dyno, head, sent_at, timer)
         conn.reader.on_data = self._fast_response
-        return True
 
     def _fast_response(self, data: bytes | None) -> None:
         state = self._fast_state
@@ -457,21 +480,34 @@ class H1Client(ClientSide):
                 self._resume(ex, conn, dyno, head, sent_at)
             )
             return
-        assert data is not None
-        router = self.router
         app = ex.app
-        assert app is not None
+        assert data is not None and app is not None
+        try:
+            self._fast_relay(ex, app, conn, resp, data, end, sent_at)
+        except Exception as e:  # a router fault: H99, as on the coroutine path
+            self._resume_task = asyncio.get_running_loop().create_task(
+                self._fault(ex.req, app, conn, e, ex)
+            )
+
+    def _fast_relay(
+        self,
+        ex: Exchange,
+        app: App,
+        conn: BackendConn,
+        resp: ResponseHead,
+        data: bytes,
+        end: int,
+        sent_at: float,
+    ) -> None:
+        router = self.router
         line = ex.line
         line.status = resp.status
         out_headers = rewrite_response_headers(
             resp.headers, via=ex.via, keep_upgrade=False, listed=resp.connection
         )
         body = data[end:]
-        inflight = router.inflight
-        inflight[app.id] -= 1
-        if inflight[app.id] <= 0:
-            del inflight[app.id]
         if self.reader._lost:  # the client went away meanwhile: H27, as on the slow path
+            _done(router, app)
             conn.close()
             ex._log_code("H27", 499)
             self.abort()
@@ -487,9 +523,35 @@ class H1Client(ClientSide):
         else:
             conn.close()
         router.emit(app.id, line.format())
+        _done(router, app)
         if not self.keep_alive:  # Connection: close: flush, then the reader sees the end
             self.writer.close()
         self.reader.release(router.timers.idle)
+
+    async def _fault(
+        self,
+        req: RequestHead,
+        app: App,
+        conn: BackendConn,
+        e: Exception,
+        ex: Exchange | None = None,
+    ) -> None:
+        conn.close()
+        try:
+            if ex is None:
+                ex = Exchange(self.router, self, req)
+                ex.line.dyno = conn.dyno.name  # as the coroutine path logs it: dyno chosen
+                ex.line.connect_ms = 0
+            ex.app = app
+            await ex._fail(HError("H99", cause=type(e).__name__))
+        except Exception:
+            self.keep_alive = False  # nothing sensible left to answer with
+        finally:
+            _done(self.router, app)
+            self._resume_task = None
+            if not (self.keep_alive and not self.writer.transport.is_closing()):
+                self.writer.abort()
+            self.reader.release(self.router.timers.idle)
 
     async def _resume(
         self, ex: Exchange, conn: BackendConn, dyno: Dyno, head: bytes, sent_at: float
@@ -502,6 +564,14 @@ class H1Client(ClientSide):
                 self.keep_alive = False
                 self.writer.abort()
             self.reader.release(self.router.timers.idle)
+
+
+def _done(router: Router, app: App) -> None:
+    """The fast lane's exchange is no longer in flight."""
+    inflight = router.inflight
+    inflight[app.id] -= 1
+    if inflight[app.id] <= 0:
+        del inflight[app.id]
 
 
 def tls_info(writer: Stream) -> tuple[bool, str, str | None]:

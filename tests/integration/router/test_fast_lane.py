@@ -145,3 +145,27 @@ async def test_stale_pool_connection_is_replayed_from_the_fast_lane(running_rout
     assert rr.router.fast_lane >= 3
     assert not any("code=" in line for _, line in rr.logs)
     writer.close()
+
+
+async def test_router_fault_on_the_fast_lane_is_h99(running_router, backends, monkeypatch):
+    from spruce.router.exchange import Exchange
+
+    b = backends()
+    rr = await running_router(table(app_entry("a", [H], [b.dyno()])))
+    reader, writer = await _client(rr)
+    assert (await _get(reader, writer, "/name"))[0] == 200
+    before = rr.router.fast_lane
+
+    def broken(self, app):  # type: ignore[no-untyped-def]
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(Exchange, "request_head", broken)
+    assert (await _get(reader, writer, "/name"))[0] == 503
+    assert rr.router.fast_lane == before + 1
+    line = await rr.wait_log("code=H99")
+    assert "dyno=web.1 " in line and "status=503" in line
+    monkeypatch.undo()
+    # the same connection carries on, and nothing stays counted in flight
+    assert (await _get(reader, writer, "/name"))[0] == 200
+    assert not rr.router.inflight
+    writer.close()
