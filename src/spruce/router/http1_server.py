@@ -284,6 +284,18 @@ class H1Client(ClientSide):
         finally:
             router.open_connections -= 1
             self.writer.transport.abort()
+            # cancelled (router stopping) while the fast lane had an exchange out
+            state = self._fast_state
+            if state is not None:
+                self._fast_state = None
+                ex, conn = state[0], state[1]
+                state[5].cancel()
+                conn.reader.on_data = None
+                conn.close()
+                if ex.app is not None:
+                    _done(router, ex.app)
+            if self._resume_task is not None:
+                self._resume_task.cancel()
 
     async def _read_head(self) -> RequestHead | None:
         idle = self.router.timers.idle
