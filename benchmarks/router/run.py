@@ -117,6 +117,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--duration", type=int, default=5)
     ap.add_argument("--only", default="")
+    ap.add_argument("--loads", default="h1_keepalive,h1_new_conn,h2_tls")
+    ap.add_argument("--one-worker", action="store_true", help="skip spruce-2-workers")
     args = ap.parse_args()
     d = Path(tempfile.mkdtemp(prefix="spruce-bench-"))
     ca = InternalCA(d / "ca")
@@ -223,6 +225,8 @@ def main() -> None:
         ):
             if args.only and name not in args.only and "spruce" not in args.only:
                 continue
+            if args.one_worker and workers > 1:
+                continue
             procs.append(
                 start(
                     [
@@ -241,11 +245,14 @@ def main() -> None:
             )
             targets[name] = (f"http://127.0.0.1:{ports[p]}/", f"https://127.0.0.1:{ports[pt]}/")
         for name, (http_url, https_url) in targets.items():
-            r = {
-                "h1_keepalive": wrk(http_url, args.duration, close=False),
-                "h1_new_conn": wrk(http_url, args.duration, close=True),
-                "h2_tls": h2load(https_url, args.duration, d),
-            }
+            wanted = args.loads.split(",")
+            r = {}
+            if "h1_keepalive" in wanted:
+                r["h1_keepalive"] = wrk(http_url, args.duration, close=False)
+            if "h1_new_conn" in wanted:
+                r["h1_new_conn"] = wrk(http_url, args.duration, close=True)
+            if "h2_tls" in wanted:
+                r["h2_tls"] = h2load(https_url, args.duration, d)
             results[name] = r
             print(name, json.dumps(r), flush=True)
     finally:

@@ -6,11 +6,19 @@ protocols share this flow. The dyno side is always HTTP/1.1.
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 from . import affinity
-from .errors import H_CODES, builtin_page, plain_page, reason
+from .client_side import (
+    BackendBroken,
+    BadRequestBody,
+    ClientGone,
+    ClientIdle,
+    ClientSide,
+    HError,
+    send_simple,
+)
+from .errors import H_CODES, builtin_page, plain_page
 from .logline import RouterLine
 from .proto.headers import request_id_for, rewrite_request_headers, rewrite_response_headers
 from .proto.http1 import (
@@ -28,123 +36,38 @@ from .proto.http1 import (
 )
 from .proxy import IDEMPOTENT, BackendConn, ConnectFailed, choose, dyno_situation, open_backend
 from .state import Router
+from .stream import Stream
 from .table import App, Dyno, cert_matches, normalise_host
 
 RESPONSE_HEAD_MAX = 1 << 20  # the 1 MB response buffer
 READ_SIZE = 65536
 
 
-class ClientGone(Exception):
-    """The client closed or broke its connection (H27)."""
-
-
-class ClientIdle(Exception):
-    """The client went silent mid-request (H28)."""
-
-
-class BadRequestBody(Exception):
-    """The client's body framing is broken (bad chunk size...): 400, connection closed."""
-
-
-class HError(Exception):
-    def __init__(
-        self,
-        code: str,
-        connect_ms: int | None = None,
-        service_ms: int | None = None,
-        dyno: str | None = None,
-        cause: str | None = None,
-    ):
-        super().__init__(code)
-        self.cause = cause
-        self.code = code
-        self.dyno = dyno
-        self.connect_ms = connect_ms
-        self.service_ms = service_ms
-
-
-class BackendBroken(Exception):
-    """The dyno connection failed; `got_bytes` tells whether any response byte came."""
-
-    def __init__(self, got_bytes: bool) -> None:
-        super().__init__("backend broken")
-        self.got_bytes = got_bytes
-
-
-class ClientSide:
-    """What the exchange needs from the client connection."""
-
-    protocol = "http1.1"
-    via = "1.1"
-    tls = False
-    tls_version = "unknown"
-    sni: str | None = None
-    client_ip = ""
-    local_port = 0
-    http10 = False
-    response_started = False
-    keep_alive = True
-
-    async def read_body(self) -> bytes:
-        raise NotImplementedError
-
-    async def send_continue(self) -> None:
-        raise NotImplementedError
-
-    async def send_head(
-        self,
-        status: int,
-        reason: str,
-        headers: list[tuple[str, str]],
-        length: int | None,
-        no_body: bool = False,
-    ) -> None:
-        raise NotImplementedError
-
-    async def send_data(self, data: bytes) -> None:
-        raise NotImplementedError
-
-    async def end(self) -> None:
-        raise NotImplementedError
-
-    def abort(self) -> None:
-        raise NotImplementedError
-
-    async def tunnel(self, backend: BackendConn, leftover: bytes, idle: float) -> None:
-        raise ProtocolError("upgrade not supported on this protocol")
-
-
-async def send_simple(
-    client: ClientSide,
-    status: int,
-    body: bytes,
-    ctype: str = "text/html; charset=utf-8",
-    close: bool = False,
-) -> int:
-    headers = [
-        ("Content-Type", ctype),
-        ("Cache-Control", "no-cache, no-store"),
-    ]
-    if close:
-        client.keep_alive = False
-    await client.send_head(status, reason(status), headers, len(body))
-    await client.send_data(body)
-    await client.end()
-    return len(body)
-
-
 class Exchange:
-    __slots__ = ("router", "client", "req", "line", "app", "received", "request_id", "host")
+    __slots__ = (
+        "router",
+        "client",
+        "req",
+        "line",
+        "app",
+        "received",
+        "request_id",
+        "host",
+        "via",
+    )
 
     def __init__(self, router: Router, client: ClientSide, req: RequestHead) -> None:
         self.router = router
         self.client = client
         self.req = req
         self.received = time.time()
-        self.request_id = request_id_for(req.headers)
+        self.request_id = request_id_for(req.headers, req.request_id)
+        self.via = f"{client.via} {router.table.router_name}"
         self.host = normalise_host(req.host or "")
         self.app: App | None = None
-        xff = [v for k, v in req.headers if k.lower() == "x-forwarded-for"]
+        xff = req.xff
+        if xff is None:
+            xff = [v for k, v in req.headers if k.lower() == "x-forwarded-for"]
         fwd = ", ".join([*xff, client.client_ip]) if xff else client.client_ip
         self.line = RouterLine(
             method=req.method,
@@ -158,8 +81,25 @@ class Exchange:
         )
 
     # entry ---------------------------------------------------------------
-    async def run(self) -> None:
+    async def run(self, resume: tuple[BackendConn, Dyno, bytes, float] | None = None) -> None:
+        """The whole exchange; `resume`: the fast lane already counted it in flight and sent
+        the head on (conn, dyno, head, sent_at), and hands over what is left."""
         router = self.router
+        if resume is not None:
+            app = self.app
+            assert app is not None
+            inflight = router.inflight
+            try:
+                try:
+                    conn, dyno, head, sent_at = resume
+                    await self._forward(app, conn, dyno, None, head, sent_at)
+                finally:
+                    inflight[app.id] -= 1
+                    if inflight[app.id] <= 0:
+                        del inflight[app.id]
+            except BaseException as e:
+                await self._failed(app, e)
+            return
         app = router.table.lookup(self.host)
         if app is None:
             await send_simple(self.client, 404, _no_such_app())
@@ -167,19 +107,48 @@ class Exchange:
         self.app = app
         router.activity[app.id] += 1
         try:
-            await self._checks_and_proxy(app)
-        except HError as e:
+            client = self.client
+            if client.tls and client.sni:
+                sni = normalise_host(client.sni)
+                if sni != self.host:
+                    cert = router.table.certificate_for(sni)
+                    if cert is None or not cert_matches(cert, self.host):
+                        raise HError("H32")
+            if app.maintenance:
+                raise HError("H80")
+            if not app.released:
+                raise HError("H81")
+            if app.eco_quota_exhausted:
+                raise HError("H82")
+            if app.web_quantity <= 0:
+                raise HError("H14")
+            inflight = router.inflight
+            if inflight[app.id] >= 200 * app.web_quantity:
+                raise HError("H11")
+            inflight[app.id] += 1
+            try:
+                await self._proxy(app)
+            finally:
+                inflight[app.id] -= 1
+                if inflight[app.id] <= 0:
+                    del inflight[app.id]
+        except BaseException as e:
+            await self._failed(app, e)
+
+    async def _failed(self, app: App, e: BaseException) -> None:
+        """What each failure becomes: an H code, H27/H28, H99 for router faults, or 400."""
+        if isinstance(e, HError):
             await self._fail(e)
-        except ClientGone:
+        elif isinstance(e, ClientGone):
             self._log_code("H27", 499)
             self.client.abort()
-        except ClientIdle:
+        elif isinstance(e, ClientIdle):
             self._log_code("H28", 499)
             self.client.abort()
-        except (ProtocolError, ValueError, RuntimeError, AssertionError, KeyError) as e:
+        elif isinstance(e, (ProtocolError, ValueError, RuntimeError, AssertionError, KeyError)):
             # a router fault must not look like the app's: H99, and the worker carries on
             await self._fail(HError("H99", cause=type(e).__name__))
-        except BadRequestBody:
+        elif isinstance(e, BadRequestBody):
             self.client.keep_alive = False
             self.line.status = 400
             if not self.client.response_started:
@@ -196,33 +165,8 @@ class Exchange:
             else:
                 self.client.abort()
             self.router.emit(app.id, self.line.format())
-
-    async def _checks_and_proxy(self, app: App) -> None:
-        client = self.client
-        if client.tls and client.sni:
-            sni = normalise_host(client.sni)
-            if sni != self.host:
-                cert = self.router.table.certificate_for(sni)
-                if cert is None or not cert_matches(cert, self.host):
-                    raise HError("H32")
-        if app.maintenance:
-            raise HError("H80")
-        if not app.released:
-            raise HError("H81")
-        if app.eco_quota_exhausted:
-            raise HError("H82")
-        if app.web_quantity <= 0:
-            raise HError("H14")
-        inflight = self.router.inflight
-        if inflight[app.id] >= 200 * app.web_quantity:
-            raise HError("H11")
-        inflight[app.id] += 1
-        try:
-            await self._proxy(app)
-        finally:
-            inflight[app.id] -= 1
-            if inflight[app.id] <= 0:
-                del inflight[app.id]
+        else:
+            raise e
 
     # failures ------------------------------------------------------------
     def _log_code(self, code: str, status: int | None, **kw: object) -> None:
@@ -333,16 +277,10 @@ class Exchange:
             return conn, dyno, int((time.monotonic() - t0) * 1000), preferred
 
     # forwarding ----------------------------------------------------------
-    async def _proxy(self, app: App) -> None:
+    def request_head(self, app: App) -> bytes:
+        """The request head as the dyno gets it."""
         req = self.req
         client = self.client
-        router = self.router
-        timers = router.timers
-        conn, dyno, connect_ms, preferred = await self._connect(app)
-        app = self.app or app
-        line = self.line
-        line.dyno = dyno.name
-        line.connect_ms = connect_ms
         e2e = app.has("http-end-to-end-continue") and req.expect_continue
         keepalive = not app.has("http-disable-keepalive-to-dyno")
         has_body = req.chunked or bool(req.body_length)
@@ -353,22 +291,62 @@ class Exchange:
             port=client.local_port,
             request_start_ms=int(self.received * 1000),
             request_id=self.request_id,
-            via=f"{client.via} {router.table.router_name}",
+            via=self.via,
             body_length=None if req.chunked else req.body_length,
             has_body=has_body,
             upgrade=req.upgrade,
             keep_alive_to_dyno=keepalive,
             keep_expect=e2e,
+            listed=req.connection,
         )
-        head = serialize_request_head(req.method, req.target, headers)
+        return serialize_request_head(req.method, req.target, headers)
+
+    async def _proxy(self, app: App) -> None:
+        conn, dyno, connect_ms, preferred = await self._connect(app)
+        app = self.app or app
+        self.line.dyno = dyno.name
+        self.line.connect_ms = connect_ms
+        await self._forward(app, conn, dyno, preferred, self.request_head(app), None)
+
+    async def _forward(
+        self,
+        app: App,
+        conn: BackendConn,
+        dyno: Dyno,
+        preferred: Dyno | None,
+        head: bytes,
+        sent_at_: float | None,
+    ) -> None:
+        """Sends `head` (unless the fast lane did at `sent_at_`), then relays the response."""
+        req = self.req
+        client = self.client
+        router = self.router
+        timers = router.timers
+        line = self.line
+        e2e = app.has("http-end-to-end-continue") and req.expect_continue
+        keepalive = not app.has("http-disable-keepalive-to-dyno")
+        has_body = req.chunked or bool(req.body_length)
         replayable = req.method in IDEMPOTENT and not has_body
         sent_at = time.monotonic()
         resp: ResponseHead | None = None
-        buf = bytearray()
+        buf = b""
         for _attempt in range(4):
             sent_at = time.monotonic()
             try:
-                resp, buf = await self._send_and_read_head(conn, head, has_body, e2e)
+                if sent_at_ is not None:  # sent by the fast lane: wait for the rest here
+                    sent_at, sent_at_ = sent_at_, None
+                    left = max(0.0, timers.response - (time.monotonic() - sent_at))
+                    resp, buf = await self._read_head(conn, b"", left, sent_at)
+                    if resp.status < 200 and resp.status != 101:
+                        resp, buf = await self._read_final_head(conn, resp, buf, e2e, True)
+                elif has_body:
+                    resp, buf = await self._send_and_read_head(conn, head, has_body, e2e)
+                else:
+                    # bodiless: one coroutine level less on the hot path
+                    conn.writer.write(head)
+                    resp, buf = await self._read_head(conn, b"", timers.response)
+                    if resp.status < 200 and resp.status != 101:
+                        resp, buf = await self._read_final_head(conn, resp, buf, e2e, True)
                 break
             except BackendBroken as e:
                 conn.close()
@@ -393,8 +371,9 @@ class Exchange:
         line.status = resp.status
         out_headers = rewrite_response_headers(
             resp.headers,
-            via=f"{client.via} {router.table.router_name}",
+            via=self.via,
             keep_upgrade=resp.status == 101,
+            listed=resp.connection,
         )
         if (
             app.has("http-session-affinity")
@@ -423,8 +402,15 @@ class Exchange:
             out_headers.extend((k, v) for k, v in resp.headers if k.lower() == "content-length")
         length = None if resp.chunked else resp.body_length
         try:
-            await client.send_head(resp.status, resp.reason, out_headers, length, no_body=no_body)
-            sent = await self._pump_response(conn, resp, buf, no_body)
+            if length is not None and len(buf) == length and not no_body:
+                # the whole body is here already (the common small response): one write
+                await client.send_whole(resp.status, resp.reason, out_headers, buf)
+                sent = length
+            else:
+                await client.send_head(
+                    resp.status, resp.reason, out_headers, length, no_body=no_body
+                )
+                sent = await self._pump_response(conn, resp, buf, no_body)
         except BackendBroken:
             conn.close()
             self.line.service_ms = int((time.monotonic() - sent_at) * 1000)
@@ -445,7 +431,7 @@ class Exchange:
 
     async def _send_and_read_head(
         self, conn: BackendConn, head: bytes, has_body: bool, e2e: bool
-    ) -> tuple[ResponseHead, bytearray]:
+    ) -> tuple[ResponseHead, bytes]:
         req = self.req
         client = self.client
         timers = self.router.timers
@@ -459,11 +445,18 @@ class Exchange:
                 await conn.writer.drain()
         except (ConnectionError, OSError):
             raise BackendBroken(False) from None
-        buf = bytearray()
-        continued = False
         body_sent = not (has_body and e2e)
+        resp, buf = await self._read_head(conn, b"", timers.response)
+        return await self._read_final_head(conn, resp, buf, e2e, body_sent)
+
+    async def _read_final_head(
+        self, conn: BackendConn, resp: ResponseHead, buf: bytes, e2e: bool, body_sent: bool
+    ) -> tuple[ResponseHead, bytes]:
+        """Skips interim responses (relaying 100 Continue end to end) up to the final head."""
+        client = self.client
+        timers = self.router.timers
+        continued = False
         while True:
-            resp, buf = await self._read_head(conn, buf, timers.response)
             if resp.status == 100:
                 if continued:
                     raise HError("H17")
@@ -475,12 +468,12 @@ class Exchange:
                     except (ConnectionError, OSError):
                         raise BackendBroken(True) from None
                     body_sent = True
-                continue
-            if 100 < resp.status < 200 and resp.status != 101:
-                continue  # other interim responses are not relayed
-            if not body_sent:
-                client.keep_alive = False  # the unread request body makes the stream unusable
-            return resp, buf
+            elif not (100 < resp.status < 200 and resp.status != 101):
+                if not body_sent:
+                    client.keep_alive = False  # the unread request body makes the stream unusable
+                return resp, buf
+            # other interim responses are not relayed
+            resp, buf = await self._read_head(conn, buf, timers.response)
 
     async def _pump_request_body(self, conn: BackendConn) -> None:
         chunked = self.req.chunked
@@ -496,11 +489,12 @@ class Exchange:
         await writer.drain()
 
     async def _read_head(
-        self, conn: BackendConn, buf: bytearray, first_timeout: float
-    ) -> tuple[ResponseHead, bytearray]:
+        self, conn: BackendConn, buf: bytes, first_timeout: float, started: float | None = None
+    ) -> tuple[ResponseHead, bytes]:
         timers = self.router.timers
         reader = conn.reader
-        started = time.monotonic()
+        if started is None:
+            started = time.monotonic()
         got = bool(buf)
         while True:
             end = find_head_end(buf)
@@ -521,8 +515,7 @@ class Exchange:
             if len(buf) > RESPONSE_HEAD_MAX:
                 raise HError("H25")
             try:
-                async with asyncio.timeout(timers.idle if got else first_timeout):
-                    data = await reader.read(READ_SIZE)
+                data = await reader.read(READ_SIZE, timers.idle if got else first_timeout)
             except TimeoutError:
                 ms = int((time.monotonic() - started) * 1000)
                 raise HError("H15" if got else "H12", service_ms=ms) from None
@@ -531,10 +524,10 @@ class Exchange:
             if not data:
                 raise BackendBroken(got)
             got = True
-            buf += data
+            buf = buf + data if buf else data
 
     async def _pump_response(
-        self, conn: BackendConn, resp: ResponseHead, buf: bytearray, no_body: bool
+        self, conn: BackendConn, resp: ResponseHead, buf: bytes, no_body: bool
     ) -> int:
         client = self.client
         idle = self.router.timers.idle
@@ -587,10 +580,9 @@ class Exchange:
         return sent
 
 
-async def _read_backend(reader: asyncio.StreamReader, idle: float, eof_ok: bool = False) -> bytes:
+async def _read_backend(reader: Stream, idle: float, eof_ok: bool = False) -> bytes:
     try:
-        async with asyncio.timeout(idle):
-            data = await reader.read(READ_SIZE)
+        data = await reader.read(READ_SIZE, idle)
     except TimeoutError:
         raise  # H15 (TimeoutError is an OSError: keep it apart)
     except (ConnectionError, OSError):

@@ -4,22 +4,36 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 from .errors import plain_page, reason
-from .exchange import BadRequestBody, ClientGone, ClientIdle, ClientSide, Exchange, send_simple
+from .exchange import (
+    BadRequestBody,
+    ClientGone,
+    ClientIdle,
+    ClientSide,
+    Exchange,
+    HError,
+    send_simple,
+)
+from .proto.headers import rewrite_response_headers
 from .proto.http1 import (
     MAX_LINE,
     ChunkedDecoder,
     ProtocolError,
     RequestHead,
+    ResponseHead,
     check_partial_head,
     encode_chunk,
     find_head_end,
     parse_request_head,
+    parse_response_head,
     serialize_response_head,
 )
-from .proxy import BackendConn
+from .proxy import BackendConn, choose
 from .state import Router
+from .stream import Stream
+from .table import App, Dyno, normalise_host
 
 WRITE_BUFFER = 1 << 20  # bounded buffering towards slow readers
 MAX_HEAD = MAX_LINE * 64
@@ -29,18 +43,20 @@ class H1Client(ClientSide):
     def __init__(
         self,
         router: Router,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
+        reader: Stream,
+        writer: Stream,
         tls_info: tuple[bool, str, str | None],
+        local_port: int | None = None,
     ) -> None:
         self.router = router
         self.reader = reader
         self.writer = writer
         self.tls, self.tls_version, self.sni = tls_info
         peer = writer.get_extra_info("peername") or ("", 0)
-        sock = writer.get_extra_info("sockname") or ("", 0)
         self.client_ip = str(peer[0])
-        self.local_port = int(sock[1])
+        if local_port is None:
+            local_port = int((writer.get_extra_info("sockname") or ("", 0))[1])
+        self.local_port = local_port
         self.buf = bytearray()
         self._req: RequestHead | None = None
         self._remaining: int | None = 0
@@ -50,6 +66,8 @@ class H1Client(ClientSide):
         self._closed_out = False
         self._continue_sent = False
         self._pending = b""
+        self._fast_state: tuple[Exchange, BackendConn, Dyno, bytes, float, Any] | None = None
+        self._resume_task: asyncio.Task[None] | None = None
         try:
             writer.transport.set_write_buffer_limits(high=WRITE_BUFFER)
         except Exception:
@@ -58,8 +76,7 @@ class H1Client(ClientSide):
     # reading -------------------------------------------------------------
     async def _fill(self, timeout: float) -> bool:
         try:
-            async with asyncio.timeout(timeout):
-                data = await self.reader.read(65536)
+            data = await self.reader.read(65536, timeout)
         except TimeoutError:
             raise ClientIdle() from None
         except (ConnectionError, OSError):
@@ -118,6 +135,21 @@ class H1Client(ClientSide):
         length: int | None,
         no_body: bool = False,
     ) -> None:
+        head = self._compose_head(status, reason_, headers, length, no_body)
+        if status == 101:
+            self.writer.write(head)
+        else:
+            # held back to go out with the first body bytes: one write, one syscall
+            self._pending = head
+
+    def _compose_head(
+        self,
+        status: int,
+        reason_: str,
+        headers: list[tuple[str, str]],
+        length: int | None,
+        no_body: bool = False,
+    ) -> bytes:
         self.response_started = True
         if not self._body_done and status != 101:
             # answering before the body was read: the connection cannot be reused
@@ -142,12 +174,7 @@ class H1Client(ClientSide):
                 hs.append(("Connection", "close"))
             elif self.http10:
                 hs.append(("Connection", "keep-alive"))
-        head = serialize_response_head(status, reason_, hs)
-        if status == 101:
-            self.writer.write(head)
-        else:
-            # held back to go out with the first body bytes: one write, one syscall
-            self._pending = head
+        return serialize_response_head(status, reason_, hs)
 
     async def send_data(self, data: bytes) -> None:
         if not data:
@@ -162,6 +189,20 @@ class H1Client(ClientSide):
             await w.drain()
         except (ConnectionError, OSError):
             raise ClientGone() from None
+
+    async def send_whole(
+        self, status: int, reason_: str, headers: list[tuple[str, str]], body: bytes
+    ) -> None:
+        await self.send_head(status, reason_, headers, len(body))
+        out = self._pending + body if body else self._pending
+        self._pending = b""
+        w = self.writer
+        w.write(out)
+        if w.must_wait():
+            try:
+                await w.drain()
+            except (ConnectionError, OSError):
+                raise ClientGone() from None
 
     async def end(self) -> None:
         w = self.writer
@@ -196,7 +237,7 @@ class H1Client(ClientSide):
             return
         last = [time.monotonic()]
 
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+        async def pipe(src: Stream, dst: Stream) -> None:
             try:
                 while True:
                     data = await src.read(65536)
@@ -243,6 +284,18 @@ class H1Client(ClientSide):
         finally:
             router.open_connections -= 1
             self.writer.transport.abort()
+            # cancelled (router stopping) while the fast lane had an exchange out
+            state = self._fast_state
+            if state is not None:
+                self._fast_state = None
+                ex, conn = state[0], state[1]
+                state[5].cancel()
+                conn.reader.on_data = None
+                conn.close()
+                if ex.app is not None:
+                    _done(router, ex.app)
+            if self._resume_task is not None:
+                self._resume_task.cancel()
 
     async def _read_head(self) -> RequestHead | None:
         idle = self.router.timers.idle
@@ -263,13 +316,21 @@ class H1Client(ClientSide):
                 await self._refuse(e.status, str(e))
                 return None
             try:
-                more = await self._fill(idle)
-            except ClientIdle:
+                # while idle between requests, simple ones are served in the callback
+                self.reader.intercept = None if self.buf else self._fast
+                try:
+                    data = await self.reader.read(65536, idle)  # _fill, inlined
+                finally:
+                    self.reader.intercept = None
+            except TimeoutError:
                 if self.buf:
                     await self._refuse(408, "request timeout")
                 return None
-            if not more:
+            except (ConnectionError, OSError):
+                raise ClientGone() from None
+            if not data:
                 return None
+            self.buf += data
         try:
             req = parse_request_head(head)
         except ProtocolError as e:
@@ -307,8 +368,225 @@ class H1Client(ClientSide):
             self.keep_alive = False
         return self.keep_alive and not self.writer.transport.is_closing()
 
+    # the fast lane ---------------------------------------------------------
+    # A complete bodiless HTTP/1.1 request for a plain app (no features, a pooled
+    # dyno connection at hand) is forwarded from the client's data callback, and a response
+    # that arrives whole (head and Content-Length body in one read) is relayed from the
+    # dyno's data callback: no task wake-ups, no coroutines. Anything else (partial or
+    # interim responses, EOF, the 30 s response timer) hands the exchange over to the
+    # ordinary coroutine path (`Exchange.run(resume=...)`), which knows every H code.
 
-def tls_info(writer: asyncio.StreamWriter) -> tuple[bool, str, str | None]:
+    def _fast(self, data: bytes) -> bool:
+        if (
+            len(data) > MAX_LINE
+            or data.find(b"\r\n\r\n") != len(data) - 4
+            or data.startswith(b"\r\n")
+            or self.writer.must_wait()
+        ):
+            return False
+        try:
+            req = parse_request_head(data)
+        except ProtocolError:
+            return False  # the ordinary path words the refusal
+        if (
+            req.version != "1.1"
+            or req.body_length != 0
+            or req.chunked
+            or req.upgrade is not None
+            or req.expect_continue
+            or req.method == "CONNECT"
+        ):
+            return False
+        router = self.router
+        host = normalise_host(req.host or "")
+        app = router.table.lookup(host)
+        if (
+            app is None
+            or app.features
+            or app.maintenance
+            or not app.released
+            or app.eco_quota_exhausted
+            or app.web_quantity <= 0
+            or not app.up
+            or router.inflight.get(app.id, 0) >= 200 * app.web_quantity
+            or (self.tls and self.sni and normalise_host(self.sni) != host)
+        ):
+            return False
+        quarantine = router.quarantine
+        candidates = [d for d in app.up if not quarantine.active(d.key)]
+        if not candidates:
+            return False
+        dyno = choose(candidates)
+        conn = router.pool.take(dyno.key)
+        if conn is None:
+            return False
+        if conn.reader._buf:  # bytes the dyno sent unasked on an idle connection: unusable
+            conn.close()
+            return False
+        # committed: from here the exchange is this request's, whatever happens
+        router.activity[app.id] += 1
+        router.inflight[app.id] += 1
+        router.fast_lane += 1
+        try:
+            self._fast_send(req, app, dyno, conn)
+        except Exception as e:  # a router fault: H99, as on the coroutine path
+            self._fast_state = None
+            conn.reader.on_data = None
+            self._resume_task = asyncio.get_running_loop().create_task(
+                self._fault(req, app, conn, e)
+            )
+        return True
+
+    def _fast_send(self, req: RequestHead, app: App, dyno: Dyno, conn: BackendConn) -> None:
+        router = self.router
+        ex = Exchange(router, self, req)
+        ex.app = app
+        self._req = req
+        self.http10 = False
+        self.keep_alive = req.keep_alive
+        self.response_started = False
+        self._continue_sent = False
+        self._decoder = None
+        self._remaining = 0
+        self._body_done = True
+        ex.line.dyno = dyno.name
+        ex.line.connect_ms = 0
+        head = ex.request_head(app)
+        sent_at = time.monotonic()
+        conn.writer.write(head)
+        self.reader.hold = True
+        timer = asyncio.get_running_loop().call_later(
+            router.timers.response, self._fast_response, None
+        )
+        self._fast_state = (ex, conn, dyno, head, sent_at, timer)
+        conn.reader.on_data = self._fast_response
+
+    def _fast_response(self, data: bytes | None) -> None:
+        state = self._fast_state
+        if state is None:
+            return
+        ex, conn, dyno, head, sent_at, timer = state
+        self._fast_state = None
+        timer.cancel()
+        conn.reader.on_data = None
+        resp = None
+        if data:
+            end = data.find(b"\r\n\r\n") + 4
+            if end >= 4:
+                try:
+                    resp = parse_response_head(data[:end], ex.req.method)
+                except ProtocolError:
+                    resp = None
+        if (
+            resp is None
+            or resp.status < 200
+            or resp.status in (101, 204, 304)
+            or resp.chunked
+            or resp.body_length is None
+            or len(data or b"") - end != resp.body_length
+            or ex.req.method == "HEAD"
+        ):
+            if data:
+                conn.reader.unread(data)
+            self._resume_task = asyncio.get_running_loop().create_task(
+                self._resume(ex, conn, dyno, head, sent_at)
+            )
+            return
+        app = ex.app
+        assert data is not None and app is not None
+        try:
+            self._fast_relay(ex, app, conn, resp, data, end, sent_at)
+        except Exception as e:  # a router fault: H99, as on the coroutine path
+            self._resume_task = asyncio.get_running_loop().create_task(
+                self._fault(ex.req, app, conn, e, ex)
+            )
+
+    def _fast_relay(
+        self,
+        ex: Exchange,
+        app: App,
+        conn: BackendConn,
+        resp: ResponseHead,
+        data: bytes,
+        end: int,
+        sent_at: float,
+    ) -> None:
+        router = self.router
+        line = ex.line
+        line.status = resp.status
+        out_headers = rewrite_response_headers(
+            resp.headers, via=ex.via, keep_upgrade=False, listed=resp.connection
+        )
+        body = data[end:]
+        if self.reader._lost:  # the client went away meanwhile: H27, as on the slow path
+            _done(router, app)
+            conn.close()
+            ex._log_code("H27", 499)
+            self.abort()
+            self.reader.release(router.timers.idle)
+            return
+        self.writer.write(
+            self._compose_head(resp.status, resp.reason, out_headers, len(body)) + body
+        )
+        line.bytes = len(body)
+        line.service_ms = int((time.monotonic() - sent_at) * 1000)
+        if resp.keep_alive:
+            router.pool.give(conn)
+        else:
+            conn.close()
+        router.emit(app.id, line.format())
+        _done(router, app)
+        if not self.keep_alive:  # Connection: close: flush, then the reader sees the end
+            self.writer.close()
+        self.reader.release(router.timers.idle)
+
+    async def _fault(
+        self,
+        req: RequestHead,
+        app: App,
+        conn: BackendConn,
+        e: Exception,
+        ex: Exchange | None = None,
+    ) -> None:
+        conn.close()
+        try:
+            if ex is None:
+                ex = Exchange(self.router, self, req)
+                ex.line.dyno = conn.dyno.name  # as the coroutine path logs it: dyno chosen
+                ex.line.connect_ms = 0
+            ex.app = app
+            await ex._fail(HError("H99", cause=type(e).__name__))
+        except Exception:
+            self.keep_alive = False  # nothing sensible left to answer with
+        finally:
+            _done(self.router, app)
+            self._resume_task = None
+            if not (self.keep_alive and not self.writer.transport.is_closing()):
+                self.writer.abort()
+            self.reader.release(self.router.timers.idle)
+
+    async def _resume(
+        self, ex: Exchange, conn: BackendConn, dyno: Dyno, head: bytes, sent_at: float
+    ) -> None:
+        try:
+            await ex.run(resume=(conn, dyno, head, sent_at))
+        finally:
+            self._resume_task = None
+            if not (self.keep_alive and not self.writer.transport.is_closing()):
+                self.keep_alive = False
+                self.writer.abort()
+            self.reader.release(self.router.timers.idle)
+
+
+def _done(router: Router, app: App) -> None:
+    """The fast lane's exchange is no longer in flight."""
+    inflight = router.inflight
+    inflight[app.id] -= 1
+    if inflight[app.id] <= 0:
+        del inflight[app.id]
+
+
+def tls_info(writer: Stream) -> tuple[bool, str, str | None]:
     sslobj = writer.get_extra_info("ssl_object")
     if sslobj is None:
         return (False, "unknown", None)

@@ -16,6 +16,7 @@ from .exchange import ClientGone, ClientIdle, ClientSide, Exchange, send_simple
 from .proto.headers import HOP_BY_HOP
 from .proto.http1 import RequestHead
 from .state import Router
+from .stream import Stream
 
 _DROP_OUT = HOP_BY_HOP | {"host"}
 
@@ -81,6 +82,29 @@ class H2Stream(ClientSide):
         self.closed = no_body
         self.conn.flush()
 
+    async def send_whole(
+        self, status: int, reason: str, headers: list[tuple[str, str]], body: bytes
+    ) -> None:
+        conn = self.conn
+        if not self.reset and not conn.dead and body:
+            try:
+                fits = len(body) <= min(
+                    conn.h2.local_flow_control_window(self.stream_id),
+                    conn.h2.max_outbound_frame_size,
+                )
+            except h2.exceptions.H2Error:
+                raise ClientGone() from None
+            if fits:  # HEADERS and one DATA frame ending the stream, one flush
+                await self.send_head(status, reason, headers, len(body))
+                try:
+                    conn.h2.send_data(self.stream_id, body, end_stream=True)
+                except h2.exceptions.H2Error:
+                    raise ClientGone() from None
+                self.closed = True
+                conn.flush()
+                return
+        await super().send_whole(status, reason, headers, body)
+
     async def send_data(self, data: bytes) -> None:
         conn = self.conn
         view = memoryview(data)
@@ -127,8 +151,8 @@ class H2Connection:
     def __init__(
         self,
         router: Router,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
+        reader: Stream,
+        writer: Stream,
         info: tuple[bool, str, str | None],
     ) -> None:
         self.router = router
@@ -139,7 +163,14 @@ class H2Connection:
         sock = writer.get_extra_info("sockname") or ("", 0)
         self.client_ip = str(peer[0])
         self.local_port = int(sock[1])
-        config = h2.config.H2Configuration(client_side=False, header_encoding=None)
+        # outbound headers are built here from already-validated HTTP/1.1 heads (token names,
+        # lowercased, no control characters, hop-by-hop dropped): h2 need not check them again
+        config = h2.config.H2Configuration(
+            client_side=False,
+            header_encoding=None,
+            validate_outbound_headers=False,
+            normalize_outbound_headers=False,
+        )
         self.h2 = h2.connection.H2Connection(config=config)
         self.streams: dict[int, H2Stream] = {}
         self.tasks: set[asyncio.Task[Any]] = set()

@@ -8,6 +8,8 @@ from .errors import H_CODES
 
 
 def _quote(v: str) -> str:
+    if "\\" not in v and '"' not in v:
+        return '"' + v + '"'
     return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
@@ -31,6 +33,17 @@ class RouterLine:
     agent: str | None = None
 
     def format(self) -> str:
+        if not self.code:
+            # the common line in one f-string
+            return (
+                f"at=info method={self.method} path={_quote(self.path)} host={self.host} "
+                f"request_id={self.request_id} fwd={_quote(self.fwd)} dyno={self.dyno or ''} "
+                f"connect={'' if self.connect_ms is None else f'{self.connect_ms}ms'} "
+                f"service={'' if self.service_ms is None else f'{self.service_ms}ms'} "
+                f"status={'' if self.status is None else self.status} "
+                f"bytes={'' if self.bytes is None else self.bytes} protocol={self.protocol} "
+                f"tls={'true' if self.tls else 'false'} tls_version={self.tls_version}"
+            )
         parts: list[str] = []
         if self.code:
             h = H_CODES[self.code]

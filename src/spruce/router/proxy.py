@@ -6,7 +6,10 @@ import asyncio
 import random
 import time
 
+from .stream import Stream
 from .table import App, Dyno
+
+READ_SIZE = 1 << 16
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 
@@ -21,7 +24,7 @@ class ConnectFailed(Exception):
 class BackendConn:
     __slots__ = ("reader", "writer", "key", "reused", "idle_since", "dyno")
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, dyno: Dyno):
+    def __init__(self, reader: Stream, writer: Stream, dyno: Dyno):
         self.reader = reader
         self.writer = writer
         self.dyno = dyno
@@ -40,20 +43,15 @@ async def open_backend(dyno: Dyno, timeout: float) -> BackendConn:
     started = time.monotonic()
     try:
         async with asyncio.timeout(timeout):
-            reader, writer = await asyncio.open_connection(dyno.host, dyno.port, limit=1 << 20)
+            _, stream = await asyncio.get_running_loop().create_connection(
+                lambda: Stream(READ_SIZE), dyno.host, dyno.port
+            )
     except TimeoutError:
         raise ConnectFailed("H19", int((time.monotonic() - started) * 1000)) from None
     except OSError:
         raise ConnectFailed("H21", int((time.monotonic() - started) * 1000)) from None
-    sock = writer.get_extra_info("socket")
-    if sock is not None:
-        import socket
-
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:
-            pass
-    return BackendConn(reader, writer, dyno)
+    # TCP_NODELAY is already set by the event loop on TCP transports
+    return BackendConn(stream, stream, dyno)
 
 
 class DynoPool:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import socket
 from typing import Any
 
 from .http1_server import H1Client, tls_info
 from .state import Router
+from .stream import Stream
 from .tls import TLSContexts
 
 
@@ -42,57 +44,73 @@ class RouterServer:
     async def start(
         self, http_socks: list[socket.socket], https_socks: list[socket.socket]
     ) -> None:
+        loop = asyncio.get_running_loop()
+        # TCP_NODELAY: asyncio and uvloop set it on every TCP transport already
         for s in http_socks:
-            self._servers.append(await asyncio.start_server(self._on_plain, sock=s, limit=1 << 16))
-        for s in https_socks:
+            port = s.getsockname()[1]
             self._servers.append(
-                await asyncio.start_server(
-                    self._on_tls,
+                await loop.create_server(functools.partial(self._plain_stream, port), sock=s)
+            )
+        for s in https_socks:
+            port = s.getsockname()[1]
+            self._servers.append(
+                await loop.create_server(
+                    functools.partial(self._stream, self._on_tls, True, port),
                     sock=s,
                     ssl=self.tls.base,
-                    limit=1 << 16,
                     ssl_handshake_timeout=10.0,
                 )
             )
         self._sweeper = asyncio.ensure_future(self._sweep())
+
+    def _stream(self, handler: Any, ssl: bool, port: int) -> Stream:
+        stream = Stream(ssl=ssl)
+        stream.on_connected = lambda st: self._spawn(handler(st, port))
+        return stream
+
+    def _plain_stream(self, port: int) -> Stream:
+        stream = Stream()
+        stream.on_connected = lambda st: self._on_plain_connected(st, port)
+        return stream
+
+    def _on_plain_connected(self, stream: Stream, port: int) -> None:
+        client = H1Client(self.router, stream, stream, (False, "unknown", None), port)
+        # a first request arriving before the connection's task runs may take the fast lane
+        stream.intercept = client._fast
+        self._spawn(self._on_plain(client))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _sweep(self) -> None:
         while True:
             await asyncio.sleep(max(0.05, self.router.timers.keepalive_idle / 3))
             self.router.pool.sweep()
 
-    def _track(self, coro: Any) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-    async def _on_plain(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._track(None)
-        _nodelay(writer)
-        client = H1Client(self.router, reader, writer, (False, "unknown", None))
+    async def _on_plain(self, client: H1Client) -> None:
+        stream = client.reader
         self.clients.add(client)
         try:
             await client.serve()
         except asyncio.CancelledError:
-            writer.transport.abort()  # router shutting down: end quietly
+            stream.abort()  # router shutting down: end quietly
         finally:
             self.clients.discard(client)
 
-    async def _on_tls(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._track(None)
-        _nodelay(writer)
-        info = tls_info(writer)
-        sslobj = writer.get_extra_info("ssl_object")
+    async def _on_tls(self, stream: Stream, port: int) -> None:
+        info = tls_info(stream)
+        sslobj = stream.get_extra_info("ssl_object")
         try:
             if sslobj is not None and sslobj.selected_alpn_protocol() == "h2":
                 from .http2_server import H2Connection
 
-                await H2Connection(self.router, reader, writer, info).serve()
+                await H2Connection(self.router, stream, stream, info).serve()
                 return
-            await H1Client(self.router, reader, writer, info).serve()
+            await H1Client(self.router, stream, stream, info, port).serve()
         except asyncio.CancelledError:
-            writer.transport.abort()
+            stream.abort()
 
     @property
     def addresses(self) -> list[tuple[str, int]]:
@@ -116,12 +134,3 @@ class RouterServer:
             except (TimeoutError, asyncio.CancelledError):
                 pass
         self.router.pool.close_all()
-
-
-def _nodelay(writer: asyncio.StreamWriter) -> None:
-    sock = writer.get_extra_info("socket")
-    if sock is not None:
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:
-            pass

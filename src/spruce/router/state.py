@@ -65,6 +65,7 @@ class Router:
         self.inflight: Counter[str] = Counter()
         self.activity: Counter[str] = Counter()
         self.open_connections = 0
+        self.fast_lane = 0  # exchanges started on the HTTP/1.1 fast lane (tests, benchmarks)
         self._changed = asyncio.Event()
         self._woken: dict[str, float] = {}
         self.on_certificates: Callable[[], None] | None = None

@@ -41,7 +41,10 @@ def connection_listed(headers: Headers) -> set[str]:
     return out
 
 
-def request_id_for(headers: Headers) -> str:
+def request_id_for(headers: Headers, first: str | None = None) -> str:
+    """The client's X-Request-Id when valid, else a new one. `first`: the parser's pick."""
+    if first is not None:  # "" when the client sent none
+        return first if first and _REQUEST_ID.match(first) else new_request_id()
     for k, v in headers:
         if k.lower() == "x-request-id" and _REQUEST_ID.match(v):
             return v
@@ -50,11 +53,19 @@ def request_id_for(headers: Headers) -> str:
 
 def new_request_id() -> str:
     """A random (version 4) UUID string, cheaper than uuid.uuid4() on the hot path."""
-    b = bytearray(os.urandom(16))
+    global _random, _random_at
+    if _random_at >= len(_random):  # one getrandom() call per 256 ids
+        _random, _random_at = os.urandom(16 * 256), 0
+    b = bytearray(_random[_random_at : _random_at + 16])
+    _random_at += 16
     b[6] = (b[6] & 0x0F) | 0x40
     b[8] = (b[8] & 0x3F) | 0x80
     h = b.hex()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+_random = b""
+_random_at = 0
 
 
 def rewrite_request_headers(
@@ -71,10 +82,12 @@ def rewrite_request_headers(
     upgrade: str | None,
     keep_alive_to_dyno: bool,
     keep_expect: bool,
+    listed: set[str] | None = None,
 ) -> Headers:
     """Headers sent to the dyno. Hop-by-hop headers (and those named in Connection) go;
     framing is rewritten from what the router itself will send."""
-    listed = connection_listed(headers)
+    if listed is None:
+        listed = connection_listed(headers)
     out: Headers = []
     xff: list[str] = []
     vias: list[str] = []
@@ -114,9 +127,12 @@ def rewrite_request_headers(
     return out
 
 
-def rewrite_response_headers(headers: Headers, *, via: str, keep_upgrade: bool) -> Headers:
+def rewrite_response_headers(
+    headers: Headers, *, via: str, keep_upgrade: bool, listed: set[str] | None = None
+) -> Headers:
     """Headers sent to the client, without framing (the caller adds it)."""
-    listed = connection_listed(headers)
+    if listed is None:
+        listed = connection_listed(headers)
     out: Headers = []
     vias: list[str] = []
     for k, v in headers:

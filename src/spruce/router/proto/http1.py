@@ -9,7 +9,7 @@ CRLF line endings only, token characters in names and methods, no obs-fold.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 MAX_LINE = 8192
 MAX_HEADER_NAME = 1000
@@ -25,6 +25,20 @@ _BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 _TARGET = re.compile(rb"[\x21-\x7e\x80-\xff]+\Z")
 _DIGITS = re.compile(rb"[0-9]+\Z")
 _HEX = re.compile(rb"[0-9A-Fa-f]{1,16}\Z")
+_HOST = re.compile(r"[A-Za-z0-9.\-_:\[\]]+")
+# Fast path for ordinary heads: one C regex pass validates a whole header block with the same
+# grammar as the line-by-line parser below (which still handles, and words the errors of,
+# everything else). Values: leading/trailing spaces and tabs stripped, no control characters.
+_TCHAR = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]"
+_BLOCK = re.compile(rb"(?:" + _TCHAR + rb"+:[^\x00-\x08\x0a-\x1f\x7f]*\r\n)*")
+_FIELD = re.compile(
+    rb"(" + _TCHAR + rb"+):[ \t]*((?:[^\x00-\x20\x7f]+(?:[ \t]+[^\x00-\x20\x7f]+)*)?)[ \t]*\r\n"
+)
+_REQUEST_LINE = re.compile(rb"(" + _TCHAR + rb"{1,127}) ([\x21-\x7e\x80-\xff]+) HTTP/1\.([01])")
+_STATUS_LINE = re.compile(
+    rb"HTTP/1\.([01]) ([1-9][0-9][0-9]) "
+    rb"([\x21-\x7e\x80-\xff](?:[\x09\x20-\x7e\x80-\xff]*[\x21-\x7e\x80-\xff])?)"
+)
 
 Headers = list[tuple[str, str]]
 
@@ -51,6 +65,10 @@ class RequestHead:
     upgrade: str | None = None
     expect_continue: bool = False
     host: str | None = None
+    # filled by the HTTP/1.1 parser's single pass (None: compute from `headers`)
+    connection: set[str] | None = None
+    xff: list[str] | None = None
+    request_id: str | None = None  # "" when none was sent
 
 
 @dataclass(slots=True)
@@ -62,7 +80,7 @@ class ResponseHead:
     chunked: bool = False
     body_length: int | None = None  # None with chunked=False: close-delimited
     keep_alive: bool = True
-    extra: dict[str, str] = field(default_factory=dict)
+    connection: set[str] | None = None  # tokens of Connection headers
 
 
 def find_head_end(buf: bytes | bytearray, start: int = 0) -> int:
@@ -115,16 +133,22 @@ def _parse_header_lines(
     return headers
 
 
-def _connection_tokens(headers: Headers) -> set[str]:
-    tokens: set[str] = set()
-    for k, v in headers:
-        if k.lower() == "connection":
-            tokens.update(t.strip().lower() for t in v.split(",") if t.strip())
-    return tokens
+def _fast_fields(block: bytes) -> Headers | None:
+    """Header lines of a block ending in CRLF, or None when the slow path must decide."""
+    if not _BLOCK.fullmatch(block):
+        return None
+    headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in _FIELD.findall(block)]
+    if len(headers) > MAX_HEADERS:
+        return None
+    return headers
 
 
 def _content_length(values: list[str], status: int, code: str | None) -> int:
     """Equal duplicates merge; differing values or lists like `15,24` are refused."""
+    if len(values) == 1:
+        only = values[0]
+        if only.isascii() and only.isdigit() and len(only) <= 18:  # the usual single value
+            return int(only)
     seen: set[str] = set()
     for v in values:
         for part in v.split(","):
@@ -148,6 +172,32 @@ def _transfer_chunked(values: list[str], status: int, code: str | None) -> bool:
 
 
 def parse_request_head(head: bytes) -> RequestHead:
+    req = _fast_request(head) if len(head) <= MAX_LINE else None
+    if req is None:
+        req = _slow_request(head)
+    return _finish_request(req)
+
+
+def _fast_request(head: bytes) -> RequestHead | None:
+    i = head.find(b"\r\n")
+    m = _REQUEST_LINE.fullmatch(head, 0, i)
+    if m is None:
+        return None
+    headers = _fast_fields(head[i + 2 : len(head) - 2])
+    if headers is None:
+        return None
+    if len(head) > MAX_HEADER_NAME and any(len(k) > MAX_HEADER_NAME for k, _ in headers):
+        return None
+    method_b, target_b, minor = m.groups()
+    return RequestHead(
+        method_b.decode("ascii"),
+        target_b.decode("latin-1"),
+        "1.1" if minor == b"1" else "1.0",
+        headers,
+    )
+
+
+def _slow_request(head: bytes) -> RequestHead:
     lines = _split_lines(head)
     if not lines or not lines[0]:
         raise ProtocolError("empty request line")
@@ -173,29 +223,46 @@ def parse_request_head(head: bytes) -> RequestHead:
     else:
         raise ProtocolError("malformed request line")
     headers = _parse_header_lines(lines[1:], MAX_LINE, MAX_HEADER_NAME, False)
-    req = RequestHead(method_b.decode("ascii"), target_b.decode("latin-1"), version, headers)
+    return RequestHead(method_b.decode("ascii"), target_b.decode("latin-1"), version, headers)
+
+
+def _finish_request(req: RequestHead) -> RequestHead:
+    headers = req.headers
+    version = req.version
     cl: list[str] = []
     te: list[str] = []
     hosts: list[str] = []
     expect: list[str] = []
+    xff: list[str] = []
+    conn: set[str] = set()
     upgrade: str | None = None
+    request_id: str | None = ""  # "" none sent
     for k, v in headers:
         lk = k.lower()
-        if lk == "content-length":
+        if lk == "host":
+            hosts.append(v)
+        elif lk == "connection":
+            conn.update(t.strip().lower() for t in v.split(",") if t.strip())
+        elif lk == "content-length":
             cl.append(v)
         elif lk == "transfer-encoding":
             te.append(v)
-        elif lk == "host":
-            hosts.append(v)
+        elif lk == "x-forwarded-for":
+            xff.append(v)
+        elif lk == "x-request-id":
+            request_id = v if request_id == "" else None  # several: the caller scans
         elif lk == "expect":
             expect.append(v)
         elif lk == "upgrade":
             upgrade = v
+    req.connection = conn
+    req.xff = xff
+    req.request_id = request_id
     if len(hosts) > 1:
         raise ProtocolError("several Host headers")
     if hosts:
         host = hosts[0]
-        if not host or not re.fullmatch(r"[A-Za-z0-9.\-_:\[\]]+", host):
+        if not host or not _HOST.fullmatch(host):
             raise ProtocolError("invalid Host header")
         req.host = host
     elif version == "1.1" or version == "1.0":
@@ -210,7 +277,6 @@ def parse_request_head(head: bytes) -> RequestHead:
         req.body_length = None if req.chunked else 0
     elif cl:
         req.body_length = _content_length(cl, 400, None)
-    conn = _connection_tokens(headers)
     if version == "1.1":
         req.keep_alive = "close" not in conn
     else:
@@ -227,6 +293,28 @@ def parse_request_head(head: bytes) -> RequestHead:
 
 def parse_response_head(head: bytes, request_method: str) -> ResponseHead:
     """Parse a dyno's response head. Errors carry H17 (malformed) or H25 (limits)."""
+    resp = _fast_response(head) if len(head) <= MAX_STATUS_LINE else None
+    if resp is None:
+        resp = _slow_response(head)
+    return _finish_response(resp, request_method)
+
+
+def _fast_response(head: bytes) -> ResponseHead | None:
+    # heads under 8192 bytes cannot break the status line, name or Set-Cookie limits
+    i = head.find(b"\r\n")
+    m = _STATUS_LINE.fullmatch(head, 0, i)
+    if m is None:
+        return None
+    headers = _fast_fields(head[i + 2 : len(head) - 2])
+    if headers is None:
+        return None
+    minor, status, reason = m.groups()
+    return ResponseHead(
+        "1.1" if minor == b"1" else "1.0", int(status), reason.decode("latin-1"), headers
+    )
+
+
+def _slow_response(head: bytes) -> ResponseHead:
     lines = head.split(b"\r\n")
     if len(lines) >= 2 and lines[-1] == b"" and lines[-2] == b"":
         lines = lines[:-2]
@@ -251,18 +339,27 @@ def parse_response_head(head: bytes, request_method: str) -> ResponseHead:
             raise ProtocolError("bare CR or LF in response head", 502, "H17")
     headers = _parse_header_lines(lines[1:], MAX_RESPONSE_HEADER_LINE, MAX_LINE, True)
     version = parts[0][5:].decode("ascii")
-    resp = ResponseHead(version, status, reason.decode("latin-1"), headers)
+    return ResponseHead(version, status, reason.decode("latin-1"), headers)
+
+
+def _finish_response(resp: ResponseHead, request_method: str) -> ResponseHead:
+    headers = resp.headers
+    version = resp.version
+    status = resp.status
     cl: list[str] = []
     te: list[str] = []
+    conn: set[str] = set()
     for k, v in headers:
         lk = k.lower()
         if lk == "content-length":
             cl.append(v)
+        elif lk == "connection":
+            conn.update(t.strip().lower() for t in v.split(",") if t.strip())
         elif lk == "transfer-encoding":
             te.append(v)
         elif lk == "set-cookie" and len(k) + len(v) + 2 > MAX_SET_COOKIE:
             raise ProtocolError("oversized cookie", 502, "H25")
-    conn = _connection_tokens(headers)
+    resp.connection = conn
     resp.keep_alive = ("close" not in conn) if version == "1.1" else ("keep-alive" in conn)
     if request_method == "HEAD" or status < 200 or status in (204, 304):
         resp.body_length = 0

@@ -1,0 +1,115 @@
+"""What an exchange needs from the client side (an HTTP/1.1 connection or an HTTP/2 stream),
+and the exceptions that carry failures between the two."""
+
+from __future__ import annotations
+
+from .errors import reason
+from .proto.http1 import ProtocolError
+from .proxy import BackendConn
+
+
+class ClientGone(Exception):
+    """The client closed or broke its connection (H27)."""
+
+
+class ClientIdle(Exception):
+    """The client went silent mid-request (H28)."""
+
+
+class BadRequestBody(Exception):
+    """The client's body framing is broken (bad chunk size...): 400, connection closed."""
+
+
+class HError(Exception):
+    def __init__(
+        self,
+        code: str,
+        connect_ms: int | None = None,
+        service_ms: int | None = None,
+        dyno: str | None = None,
+        cause: str | None = None,
+    ):
+        super().__init__(code)
+        self.cause = cause
+        self.code = code
+        self.dyno = dyno
+        self.connect_ms = connect_ms
+        self.service_ms = service_ms
+
+
+class BackendBroken(Exception):
+    """The dyno connection failed; `got_bytes` tells whether any response byte came."""
+
+    def __init__(self, got_bytes: bool) -> None:
+        super().__init__("backend broken")
+        self.got_bytes = got_bytes
+
+
+class ClientSide:
+    """What the exchange needs from the client connection."""
+
+    protocol = "http1.1"
+    via = "1.1"
+    tls = False
+    tls_version = "unknown"
+    sni: str | None = None
+    client_ip = ""
+    local_port = 0
+    http10 = False
+    response_started = False
+    keep_alive = True
+
+    async def read_body(self) -> bytes:
+        raise NotImplementedError
+
+    async def send_continue(self) -> None:
+        raise NotImplementedError
+
+    async def send_head(
+        self,
+        status: int,
+        reason: str,
+        headers: list[tuple[str, str]],
+        length: int | None,
+        no_body: bool = False,
+    ) -> None:
+        raise NotImplementedError
+
+    async def send_data(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    async def send_whole(
+        self, status: int, reason: str, headers: list[tuple[str, str]], body: bytes
+    ) -> None:
+        """A complete response whose body is at hand (Content-Length framing)."""
+        await self.send_head(status, reason, headers, len(body))
+        await self.send_data(body)
+        await self.end()
+
+    async def end(self) -> None:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+    async def tunnel(self, backend: BackendConn, leftover: bytes, idle: float) -> None:
+        raise ProtocolError("upgrade not supported on this protocol")
+
+
+async def send_simple(
+    client: ClientSide,
+    status: int,
+    body: bytes,
+    ctype: str = "text/html; charset=utf-8",
+    close: bool = False,
+) -> int:
+    headers = [
+        ("Content-Type", ctype),
+        ("Cache-Control", "no-cache, no-store"),
+    ]
+    if close:
+        client.keep_alive = False
+    await client.send_head(status, reason(status), headers, len(body))
+    await client.send_data(body)
+    await client.end()
+    return len(body)
