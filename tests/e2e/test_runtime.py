@@ -244,3 +244,25 @@ def test_platform_restart_brings_dynos_back(tmp_path) -> None:  # type: ignore[n
             p2.stop()
     finally:
         p.stop()
+
+
+def test_renamed_app_gets_a_certificate_for_its_new_name(platform: RunningPlatform, deploy: Deployer) -> None:
+    import socket
+    import ssl
+
+    app = deployed(platform, deploy, "renamed")
+    new = app + "-n"
+    platform.cli("apps:rename", new, "-a", app, check=True)
+    port = int(platform.endpoints["router_https_url"].rsplit(":", 1)[1])
+    ctx = ssl.create_default_context(cafile=str(platform.home / "ca" / "ca.pem"))
+
+    def fetch() -> bool:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+            with ctx.wrap_socket(raw, server_hostname=f"{new}.localhost") as s:
+                s.sendall(f"GET / HTTP/1.1\r\nHost: {new}.localhost\r\nConnection: close\r\n\r\n".encode())
+                data = b""
+                while chunk := s.recv(65536):
+                    data += chunk
+        return data.endswith(b"renamed")
+
+    assert wait_for(fetch, 10, what="TLS for the new name")

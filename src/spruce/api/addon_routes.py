@@ -106,13 +106,7 @@ def visible_app_ids(ctx: Ctx) -> set[str]:
 
 
 def the_addon(ctx: Ctx, app: App | None = None) -> Addon:
-    """An add-on the actor may act on: owned by or attached to one of its apps."""
-    addon = addons_of(ctx).get(ctx.params["addon"], app.id if app else None)
-    allowed = visible_app_ids(ctx)
-    attached = {a.app_id for a in addons_of(ctx).attachments(addon_id=addon.id)}
-    if addon.app_id not in allowed and not (attached & allowed):
-        raise NotFound(f"Couldn't find that add-on ({ctx.params['addon']}).")
-    return addon
+    return addons_of(ctx).get_for(visible_app_ids(ctx), ctx.params["addon"], app.id if app else None)  # type: ignore[no-any-return]
 
 
 # -- catalog ------------------------------------------------------------------------

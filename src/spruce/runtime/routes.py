@@ -143,9 +143,11 @@ class RouteFeed:
         self.supervisor.set_certificates(certs, default)
 
     # -- events --------------------------------------------------------------------------
-    def _on_event(self, kind: str, app_id: str | None = None, **_: Any) -> None:
-        if kind in ("app_created", "app_changed", "certs"):
-            self._certs_dirty = True  # a new or renamed app, or an SNI endpoint change
+    def _on_event(self, kind: str, app_id: str | None = None, **payload: Any) -> None:
+        # Certificates change only with a new or renamed app or an SNI endpoint change, not
+        # with every maintenance or feature toggle.
+        if kind in ("app_created", "certs") or payload.get("renamed"):
+            self._certs_dirty = True
         if app_id:
             self.mark(app_id)
 

@@ -24,7 +24,7 @@ from spruce.addons import (
 from spruce.store.db import Store
 from spruce.store.models import Addon, AddonAttachment, App, User
 
-from .errors import Conflict, Forbidden, InvalidParams, NotFound
+from .errors import Conflict, InvalidParams, NotFound
 from .events import EventBus
 from .releases import Releases
 
@@ -279,9 +279,14 @@ class Addons:
             addon = row
         return addon
 
-    def check_owner_access(self, addon: Addon, allowed_app_ids: set[str]) -> None:
-        if addon.app_id not in allowed_app_ids:
-            raise Forbidden(f"You do not have access to the add-on {addon.name}.")
+    def get_for(self, visible_app_ids: set[str], identity: str, app_id: str | None = None) -> Addon:
+        """An add-on the caller may act on: owned by or attached to one of its apps. Others
+        answer 404, so add-on names of other users' apps are not revealed."""
+        addon = self.get(identity, app_id)
+        attached = {a.app_id for a in self.attachments(addon_id=addon.id)}
+        if addon.app_id not in visible_app_ids and not (attached & visible_app_ids):
+            raise NotFound(f"Couldn't find that add-on ({identity}).")
+        return addon
 
     async def reset_credentials(self, actor: User, addon: Addon) -> Addon:
         provider = self.service(addon.service)

@@ -193,9 +193,11 @@ class Apps:
         build_stack: str | None = None,
     ) -> App:
         app = self.get(actor, identity, owner_only=name is not None)
+        renamed = False
         with self.store.session() as s:
             app = self._find(s, app.id)
             if name is not None and name != app.name:
+                renamed = True
                 validate_name(name)
                 if s.scalar(select(App.id).where(App.name == name)):
                     raise InvalidParams(f"Name {name} is already taken")
@@ -206,7 +208,7 @@ class Apps:
                 app.maintenance = maintenance
             if build_stack is not None:
                 app.build_stack = find_stack(build_stack)["name"]
-        self.events.publish("app_changed", app_id=app.id)
+        self.events.publish("app_changed", app_id=app.id, renamed=renamed)
         if maintenance is not None:
             state = "on" if maintenance else "off"
             self.events.publish(

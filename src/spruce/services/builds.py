@@ -285,8 +285,7 @@ class Builds:
             recent = s.scalars(select(Release.slug_id).where(Release.app_id == app_id).order_by(Release.version.desc()).limit(keep_n))
             keep = {x for x in recent if x}
             for slug in s.scalars(select(Slug).where(Slug.app_id == app_id)):
+                # Runs under the app's build lock, so no build is writing a slug meanwhile.
                 if slug.id not in keep and slug.path and os.path.exists(slug.path):
-                    created_recently = any(b.slug_id == slug.id for b in s.scalars(select(Build).where(Build.app_id == app_id, Build.status == "pending")))
-                    if not created_recently:
-                        os.unlink(slug.path)
-                        slug.path = None
+                    os.unlink(slug.path)
+                    slug.path = None
