@@ -26,6 +26,9 @@ def install_heroku_cli() -> Path:
     npm = shutil.which("npm")
     if npm is None:
         raise RuntimeError("npm is needed for the compatibility tests (apt-get install nodejs npm)")
+    version = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
+    if not version.startswith("v") or int(version[1:].split(".")[0]) < 20:
+        raise RuntimeError(f"Heroku's CLI 11 needs Node.js 20 or newer; this machine has {version or 'none'}")
     root.mkdir(parents=True, exist_ok=True)
     subprocess.run([npm, "install", "--no-audit", "--no-fund", "--loglevel=error", *PACKAGES],
                    cwd=root, check=True, timeout=900)
