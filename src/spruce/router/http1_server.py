@@ -16,18 +16,26 @@ from .exchange import (
     HError,
     send_simple,
 )
-from .proto.headers import rewrite_response_headers
+from .logline import _quote
+from .proto.fast import (
+    FastRequest,
+    FastResponse,
+    client_response,
+    dyno_head,
+    fast_request,
+    fast_response,
+    forwarded_for,
+)
+from .proto.headers import new_request_id
 from .proto.http1 import (
     MAX_LINE,
     ChunkedDecoder,
     ProtocolError,
     RequestHead,
-    ResponseHead,
     check_partial_head,
     encode_chunk,
     find_head_end,
     parse_request_head,
-    parse_response_head,
     serialize_response_head,
 )
 from .proxy import BackendConn, choose
@@ -66,8 +74,19 @@ class H1Client(ClientSide):
         self._closed_out = False
         self._continue_sent = False
         self._pending = b""
-        self._fast_state: tuple[Exchange, BackendConn, Dyno, bytes, float, Any] | None = None
+        self._fast_state: tuple[Any, ...] | None = None
         self._resume_task: asyncio.Task[None] | None = None
+        self._loop = asyncio.get_running_loop()
+        # per-connection parts of the fast lane's dyno head and log line
+        self._sni = normalise_host(self.sni) if self.tls and self.sni else None
+        self._forwarded = (
+            f"X-Forwarded-Proto: {'https' if self.tls else 'http'}\r\n"
+            f"X-Forwarded-Port: {local_port}\r\nX-Request-Start: "
+        ).encode("latin-1")
+        self._line_tail = (
+            f" protocol={self.protocol} tls={'true' if self.tls else 'false'}"
+            f" tls_version={self.tls_version}"
+        )
         try:
             writer.transport.set_write_buffer_limits(high=WRITE_BUFFER)
         except Exception:
@@ -288,12 +307,11 @@ class H1Client(ClientSide):
             state = self._fast_state
             if state is not None:
                 self._fast_state = None
-                ex, conn = state[0], state[1]
-                state[5].cancel()
+                router.fast_waiting.pop(self, None)
+                conn = state[5]
                 conn.reader.on_data = None
                 conn.close()
-                if ex.app is not None:
-                    _done(router, ex.app)
+                _done(router, state[2])
             if self._resume_task is not None:
                 self._resume_task.cancel()
 
@@ -372,51 +390,38 @@ class H1Client(ClientSide):
     # A complete bodiless HTTP/1.1 request for a plain app (no features, a pooled
     # dyno connection at hand) is forwarded from the client's data callback, and a response
     # that arrives whole (head and Content-Length body in one read) is relayed from the
-    # dyno's data callback: no task wake-ups, no coroutines. Anything else (partial or
-    # interim responses, EOF, the 30 s response timer) hands the exchange over to the
-    # ordinary coroutine path (`Exchange.run(resume=...)`), which knows every H code.
+    # dyno's data callback: no task wake-ups, no coroutines, no Exchange, and heads are
+    # rewritten as bytes (proto/fast.py). Anything else (partial or interim responses, EOF,
+    # a response slower than the router's sweep tick) hands the exchange over to the coroutine path
+    # (`Exchange.run(resume=...)`), which knows every H code.
 
     def _fast(self, data: bytes) -> bool:
-        if (
-            len(data) > MAX_LINE
-            or data.find(b"\r\n\r\n") != len(data) - 4
-            or data.startswith(b"\r\n")
-            or self.writer.must_wait()
-        ):
+        writer = self.writer
+        if writer._write_paused or writer._lost:
             return False
-        try:
-            req = parse_request_head(data)
-        except ProtocolError:
-            return False  # the ordinary path words the refusal
-        if (
-            req.version != "1.1"
-            or req.body_length != 0
-            or req.chunked
-            or req.upgrade is not None
-            or req.expect_continue
-            or req.method == "CONNECT"
-        ):
-            return False
+        fr = fast_request(data)
+        if fr is None:
+            return False  # the ordinary path decides (and words any refusal)
         router = self.router
-        host = normalise_host(req.host or "")
-        app = router.table.lookup(host)
+        app, host = router.table.lookup_raw(fr.host)
         if (
             app is None
-            or app.features
-            or app.maintenance
-            or not app.released
-            or app.eco_quota_exhausted
-            or app.web_quantity <= 0
-            or not app.up
-            or router.inflight.get(app.id, 0) >= 200 * app.web_quantity
-            or (self.tls and self.sni and normalise_host(self.sni) != host)
+            or not app.plain
+            or router.inflight[app.id] >= 200 * app.web_quantity
+            or (self._sni is not None and self._sni != host)
         ):
             return False
+        up = app.up
         quarantine = router.quarantine
-        candidates = [d for d in app.up if not quarantine.active(d.key)]
-        if not candidates:
-            return False
-        dyno = choose(candidates)
+        if len(up) == 1:
+            dyno = up[0]
+            if quarantine._until and quarantine.active(dyno.key):
+                return False
+        else:
+            candidates = [d for d in up if not quarantine.active(d.key)]
+            if not candidates:
+                return False
+            dyno = choose(candidates)
         conn = router.pool.take(dyno.key)
         if conn is None:
             return False
@@ -427,20 +432,89 @@ class H1Client(ClientSide):
         router.activity[app.id] += 1
         router.inflight[app.id] += 1
         router.fast_lane += 1
+        received = time.time()
+        rid = fr.request_id.decode("ascii") if fr.request_id else new_request_id()
         try:
-            self._fast_send(req, app, dyno, conn)
+            head = dyno_head(
+                fr,
+                forwarded_for(fr.xff, self.client_ip),
+                self._forwarded,
+                int(received * 1000),
+                rid,
+                router.table.via_h1,
+            )
+            conn.writer.transport.write(head)
+            self.reader.hold = True
+            sent_at = time.monotonic()
+            # (a tuple: the common exchange allocates no object of its own)
+            self._fast_state = (data, fr, app, host, dyno, conn, head, rid, received, sent_at)
+            conn.reader.on_data = self._fast_response
+            router.fast_wait(self, sent_at)
         except Exception as e:  # a router fault: H99, as on the coroutine path
             self._fast_state = None
+            router.fast_waiting.pop(self, None)
             conn.reader.on_data = None
-            self._resume_task = asyncio.get_running_loop().create_task(
-                self._fault(req, app, conn, e)
-            )
+            fx = _FastExchange(data, fr, app, host, dyno, conn, b"", rid, received, 0.0)
+            self._resume_task = self._loop.create_task(self._fault(fx, e))
         return True
 
-    def _fast_send(self, req: RequestHead, app: App, dyno: Dyno, conn: BackendConn) -> None:
+    def _fast_response(self, data: bytes | None) -> None:
+        """The dyno's next bytes (None: EOF, or the router's sweep handing a slow one over)."""
+        state = self._fast_state
+        if state is None:
+            return
+        self._fast_state = None
+        del self.router.fast_waiting[self]
+        conn = state[5]
+        conn.reader.on_data = None
+        fres = fast_response(data) if data and state[1].method != "HEAD" else None
+        if fres is None:
+            if data:
+                conn.reader.unread(data)
+            self._resume_task = self._loop.create_task(self._resume(_FastExchange(*state)))
+            return
+        assert data is not None
+        try:
+            self._fast_relay(state, fres, data)
+        except Exception as e:  # a router fault: H99, as on the coroutine path
+            self._resume_task = self._loop.create_task(self._fault(_FastExchange(*state), e))
+
+    def _fast_relay(self, state: tuple[Any, ...], fres: FastResponse, data: bytes) -> None:
+        _, fr, app, host, dyno, conn, _, rid, _, sent_at = state
         router = self.router
-        ex = Exchange(router, self, req)
-        ex.app = app
+        if self.reader._lost:  # the client went away meanwhile: H27, as on the slow path
+            _done(router, app)
+            conn.close()
+            ex = self._exchange(_FastExchange(*state))
+            ex.line.status = fres.status
+            ex._log_code("H27", 499)
+            self.abort()
+            self.reader.release(router.timers.idle)
+            return
+        keep_alive = fr.keep_alive
+        size = len(data) - fres.body_start
+        self.writer.transport.write(client_response(fres, data, router.table.via_h1, keep_alive))
+        service_ms = int((time.monotonic() - sent_at) * 1000)
+        if fres.keep_alive:
+            router.pool.give(conn)
+        else:
+            conn.close()
+        fwd = ", ".join([*fr.xff, self.client_ip]) if fr.xff else self.client_ip
+        router.emit(
+            app.id,
+            f"at=info method={fr.method} path={_quote(fr.target)} host={host} "
+            f"request_id={rid} fwd={_quote(fwd)} dyno={dyno.name} connect=0ms "
+            f"service={service_ms}ms status={fres.status} bytes={size}{self._line_tail}",
+        )
+        _done(router, app)
+        if not keep_alive:  # Connection: close: flush, then the reader sees the end
+            self.keep_alive = False
+            self.writer.close()
+        self.reader.release(router.timers.idle)
+
+    def _exchange(self, fx: _FastExchange) -> Exchange:
+        """The ordinary path's view of a fast-lane exchange (hand-over, faults)."""
+        req = parse_request_head(fx.data)
         self._req = req
         self.http10 = False
         self.keep_alive = req.keep_alive
@@ -449,133 +523,84 @@ class H1Client(ClientSide):
         self._decoder = None
         self._remaining = 0
         self._body_done = True
-        ex.line.dyno = dyno.name
+        ex = Exchange(self.router, self, req)
+        ex.app = fx.app
+        ex.received = fx.received
+        ex.request_id = ex.line.request_id = fx.request_id
+        ex.line.dyno = fx.dyno.name
         ex.line.connect_ms = 0
-        head = ex.request_head(app)
-        sent_at = time.monotonic()
-        conn.writer.write(head)
-        self.reader.hold = True
-        timer = asyncio.get_running_loop().call_later(
-            router.timers.response, self._fast_response, None
-        )
-        self._fast_state = (ex, conn, dyno, head, sent_at, timer)
-        conn.reader.on_data = self._fast_response
+        return ex
 
-    def _fast_response(self, data: bytes | None) -> None:
-        state = self._fast_state
-        if state is None:
-            return
-        ex, conn, dyno, head, sent_at, timer = state
-        self._fast_state = None
-        timer.cancel()
-        conn.reader.on_data = None
-        resp = None
-        if data:
-            end = data.find(b"\r\n\r\n") + 4
-            if end >= 4:
-                try:
-                    resp = parse_response_head(data[:end], ex.req.method)
-                except ProtocolError:
-                    resp = None
-        if (
-            resp is None
-            or resp.status < 200
-            or resp.status in (101, 204, 304)
-            or resp.chunked
-            or resp.body_length is None
-            or len(data or b"") - end != resp.body_length
-            or ex.req.method == "HEAD"
-        ):
-            if data:
-                conn.reader.unread(data)
-            self._resume_task = asyncio.get_running_loop().create_task(
-                self._resume(ex, conn, dyno, head, sent_at)
-            )
-            return
-        app = ex.app
-        assert data is not None and app is not None
+    async def _fault(self, fx: _FastExchange, e: Exception) -> None:
+        fx.conn.close()
         try:
-            self._fast_relay(ex, app, conn, resp, data, end, sent_at)
-        except Exception as e:  # a router fault: H99, as on the coroutine path
-            self._resume_task = asyncio.get_running_loop().create_task(
-                self._fault(ex.req, app, conn, e, ex)
-            )
-
-    def _fast_relay(
-        self,
-        ex: Exchange,
-        app: App,
-        conn: BackendConn,
-        resp: ResponseHead,
-        data: bytes,
-        end: int,
-        sent_at: float,
-    ) -> None:
-        router = self.router
-        line = ex.line
-        line.status = resp.status
-        out_headers = rewrite_response_headers(
-            resp.headers, via=ex.via, keep_upgrade=False, listed=resp.connection
-        )
-        body = data[end:]
-        if self.reader._lost:  # the client went away meanwhile: H27, as on the slow path
-            _done(router, app)
-            conn.close()
-            ex._log_code("H27", 499)
-            self.abort()
-            self.reader.release(router.timers.idle)
-            return
-        self.writer.write(
-            self._compose_head(resp.status, resp.reason, out_headers, len(body)) + body
-        )
-        line.bytes = len(body)
-        line.service_ms = int((time.monotonic() - sent_at) * 1000)
-        if resp.keep_alive:
-            router.pool.give(conn)
-        else:
-            conn.close()
-        router.emit(app.id, line.format())
-        _done(router, app)
-        if not self.keep_alive:  # Connection: close: flush, then the reader sees the end
-            self.writer.close()
-        self.reader.release(router.timers.idle)
-
-    async def _fault(
-        self,
-        req: RequestHead,
-        app: App,
-        conn: BackendConn,
-        e: Exception,
-        ex: Exchange | None = None,
-    ) -> None:
-        conn.close()
-        try:
-            if ex is None:
-                ex = Exchange(self.router, self, req)
-                ex.line.dyno = conn.dyno.name  # as the coroutine path logs it: dyno chosen
-                ex.line.connect_ms = 0
-            ex.app = app
+            ex = self._exchange(fx)
             await ex._fail(HError("H99", cause=type(e).__name__))
         except Exception:
             self.keep_alive = False  # nothing sensible left to answer with
         finally:
-            _done(self.router, app)
+            _done(self.router, fx.app)
             self._resume_task = None
             if not (self.keep_alive and not self.writer.transport.is_closing()):
                 self.writer.abort()
             self.reader.release(self.router.timers.idle)
 
-    async def _resume(
-        self, ex: Exchange, conn: BackendConn, dyno: Dyno, head: bytes, sent_at: float
-    ) -> None:
+    async def _resume(self, fx: _FastExchange) -> None:
         try:
-            await ex.run(resume=(conn, dyno, head, sent_at))
+            try:
+                ex = self._exchange(fx)
+            except Exception as e:
+                fx.conn.close()
+                await self._fault(fx, e)
+                return
+            await ex.run(resume=(fx.conn, fx.dyno, fx.head, fx.sent_at))
         finally:
             self._resume_task = None
             if not (self.keep_alive and not self.writer.transport.is_closing()):
                 self.keep_alive = False
                 self.writer.abort()
             self.reader.release(self.router.timers.idle)
+
+
+class _FastExchange:
+    """One fast-lane exchange in flight (what a hand-over needs to rebuild an Exchange)."""
+
+    __slots__ = (
+        "data",
+        "req",
+        "app",
+        "host",
+        "dyno",
+        "conn",
+        "head",
+        "request_id",
+        "received",
+        "sent_at",
+    )
+
+    def __init__(
+        self,
+        data: bytes,
+        req: FastRequest,
+        app: App,
+        host: str,
+        dyno: Dyno,
+        conn: BackendConn,
+        head: bytes,
+        request_id: str,
+        received: float,
+        sent_at: float,
+    ) -> None:
+        self.data = data
+        self.req = req
+        self.app = app
+        self.host = host
+        self.dyno = dyno
+        self.conn = conn
+        self.head = head
+        self.request_id = request_id
+        self.received = received
+        self.sent_at = sent_at
 
 
 def _done(router: Router, app: App) -> None:

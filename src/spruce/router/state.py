@@ -66,9 +66,33 @@ class Router:
         self.activity: Counter[str] = Counter()
         self.open_connections = 0
         self.fast_lane = 0  # exchanges started on the HTTP/1.1 fast lane (tests, benchmarks)
+        # fast-lane exchanges waiting for their dyno (client -> sent_at): a sweep hands the
+        # slow ones to the coroutine path, which applies the exact response timeout
+        self.fast_waiting: dict[Any, float] = {}
+        self._sweeper: asyncio.TimerHandle | None = None
         self._changed = asyncio.Event()
         self._woken: dict[str, float] = {}
         self.on_certificates: Callable[[], None] | None = None
+
+    def fast_wait(self, client: Any, sent_at: float) -> None:
+        self.fast_waiting[client] = sent_at
+        if self._sweeper is None:
+            self._sweeper = asyncio.get_running_loop().call_later(
+                self._sweep_tick(), self._sweep_fast_lane
+            )
+
+    def _sweep_tick(self) -> float:
+        return min(0.5, self.timers.response / 4)
+
+    def _sweep_fast_lane(self) -> None:
+        self._sweeper = None
+        waiting = self.fast_waiting
+        tick = self._sweep_tick()
+        limit = time.monotonic() - tick
+        for client in [c for c, sent_at in waiting.items() if sent_at <= limit]:
+            client._fast_response(None)  # hand over (it leaves `waiting`)
+        if waiting:
+            self._sweeper = asyncio.get_running_loop().call_later(tick, self._sweep_fast_lane)
 
     # table updates -------------------------------------------------------
     def _notify(self) -> None:

@@ -37,10 +37,10 @@ class Dyno:
     host: str
     port: int
     state: str
+    key: tuple[str, int] = field(init=False, compare=False, repr=False)
 
-    @property
-    def key(self) -> tuple[str, int]:
-        return (self.host, self.port)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", (self.host, self.port))
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,8 @@ class App:
     eco_quota_exhausted: bool = False
     dynos: tuple[Dyno, ...] = ()
     up: tuple[Dyno, ...] = field(default=(), compare=False)
+    # nothing for the HTTP/1.1 fast lane to decide beyond dyno choice (no features, no H code)
+    plain: bool = field(default=False, compare=False)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> App:
@@ -70,20 +72,34 @@ class App:
             for dy in dynos:
                 if dy.state not in DYNO_STATES:
                     raise TableError(f"app {app_id}: dyno {dy.name} has unknown state {dy.state!r}")
+            features = frozenset(d.get("features", []))
+            maintenance = bool(d.get("maintenance", False))
+            released = bool(d.get("released", True))
+            web_quantity = int(d.get("web_quantity", len(dynos)))
+            exhausted = bool(d.get("eco_quota_exhausted", False))
+            up = tuple(x for x in dynos if x.state == "up")
             return cls(
                 id=app_id,
                 name=str(d.get("name", app_id)),
                 hostnames=tuple(normalise_host(h) for h in d.get("hostnames", [])),
-                maintenance=bool(d.get("maintenance", False)),
-                released=bool(d.get("released", True)),
-                features=frozenset(d.get("features", [])),
+                maintenance=maintenance,
+                released=released,
+                features=features,
                 maintenance_page_url=d.get("maintenance_page_url"),
                 error_page_url=d.get("error_page_url"),
-                web_quantity=int(d.get("web_quantity", len(dynos))),
+                web_quantity=web_quantity,
                 sleeping=bool(d.get("sleeping", False)),
-                eco_quota_exhausted=bool(d.get("eco_quota_exhausted", False)),
+                eco_quota_exhausted=exhausted,
                 dynos=dynos,
-                up=tuple(x for x in dynos if x.state == "up"),
+                up=up,
+                plain=bool(
+                    up
+                    and not features
+                    and not maintenance
+                    and released
+                    and not exhausted
+                    and web_quantity > 0
+                ),
             )
         except (KeyError, TypeError, ValueError) as e:
             if isinstance(e, TableError):
@@ -124,6 +140,7 @@ class RouteTable:
     def __init__(self, snapshot: dict[str, Any] | None = None) -> None:
         snapshot = snapshot or {}
         self.router_name: str = str(snapshot.get("router_name", "spruce"))
+        self.via_h1 = f"1.1 {self.router_name}".encode("latin-1")  # Via towards HTTP/1.1
         secret = snapshot.get("affinity_secret") or ""
         self.affinity_secret: bytes = bytes.fromhex(secret) if secret else b""
         self.apps: dict[str, App] = {}
@@ -147,6 +164,20 @@ class RouteTable:
             for h in app.hostnames:
                 (wild if h.startswith("*.") else exact)[h] = app.id
         self._exact, self._wild = exact, wild
+        self._raw: dict[bytes, tuple[App | None, str]] = {}
+
+    def lookup_raw(self, host: bytes) -> tuple[App | None, str]:
+        """(`lookup`, normalised name) for a Host header as sent, memoised per table version
+        for the hot path."""
+        raw = self._raw
+        hit = raw.get(host)
+        if hit is None:
+            name = normalise_host(host.decode("latin-1"))
+            hit = (self.lookup(name), name)
+            if len(raw) >= 4096:  # bounded: clients choose the Host header
+                raw.clear()
+            raw[host] = hit
+        return hit
 
     def upsert_app(self, raw: dict[str, Any]) -> App:
         app = App.from_dict(raw)

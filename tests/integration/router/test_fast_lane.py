@@ -148,7 +148,7 @@ async def test_stale_pool_connection_is_replayed_from_the_fast_lane(running_rout
 
 
 async def test_router_fault_on_the_fast_lane_is_h99(running_router, backends, monkeypatch):
-    from spruce.router.exchange import Exchange
+    from spruce.router import http1_server
 
     b = backends()
     rr = await running_router(table(app_entry("a", [H], [b.dyno()])))
@@ -156,10 +156,11 @@ async def test_router_fault_on_the_fast_lane_is_h99(running_router, backends, mo
     assert (await _get(reader, writer, "/name"))[0] == 200
     before = rr.router.fast_lane
 
-    def broken(self, app):  # type: ignore[no-untyped-def]
+    def broken(xff, client_ip):  # type: ignore[no-untyped-def]
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(Exchange, "request_head", broken)
+    # a fault once the fast lane has committed to the request (building the dyno head)
+    monkeypatch.setattr(http1_server, "forwarded_for", broken)
     assert (await _get(reader, writer, "/name"))[0] == 503
     assert rr.router.fast_lane == before + 1
     line = await rr.wait_log("code=H99")
