@@ -38,7 +38,9 @@ RID = "0b0e2a8c-4f8e-4d5b-9a41-55bb3c2d7e10"
 
 
 def _case(name: str, flips: list[bool]) -> str:
-    return "".join(c.upper() if f else c for c, f in zip(name, flips + [False] * len(name)))
+    return "".join(
+        c.upper() if f else c for c, f in zip(name, flips + [False] * len(name), strict=False)
+    )
 
 
 _names = st.sampled_from(
