@@ -407,7 +407,7 @@ class H1Client(ClientSide):
         if (
             app is None
             or not app.plain
-            or router.inflight[app.id] >= 200 * app.web_quantity
+            or router.inflight.get(app.id, 0) >= 200 * app.web_quantity
             or (self._sni is not None and self._sni != host)
         ):
             return False
@@ -429,8 +429,12 @@ class H1Client(ClientSide):
             conn.close()
             return False
         # committed: from here the exchange is this request's, whatever happens
-        router.activity[app.id] += 1
-        router.inflight[app.id] += 1
+        # (dict.get, not Counter's __missing__: this runs per request)
+        app_id = app.id
+        activity = router.activity
+        activity[app_id] = activity.get(app_id, 0) + 1
+        inflight = router.inflight
+        inflight[app_id] = inflight.get(app_id, 0) + 1
         router.fast_lane += 1
         received = time.time()
         rid = fr.request_id.decode("ascii") if fr.request_id else new_request_id()
@@ -606,9 +610,11 @@ class _FastExchange:
 def _done(router: Router, app: App) -> None:
     """The fast lane's exchange is no longer in flight."""
     inflight = router.inflight
-    inflight[app.id] -= 1
-    if inflight[app.id] <= 0:
-        del inflight[app.id]
+    n = inflight.get(app.id, 0) - 1
+    if n > 0:
+        inflight[app.id] = n
+    else:
+        inflight.pop(app.id, None)
 
 
 def tls_info(writer: Stream) -> tuple[bool, str, str | None]:

@@ -30,7 +30,7 @@ class Worker:
         self.activity_interval = float(config.get("activity_interval", 1.0))
         self.router = Router(RouterTimers.from_dict(config["timers"]), self._emit, self._wake)
         self.server = RouterServer(self.router)
-        self._lines: list[list[Any]] = []
+        self._lines: list[str] = []
         self._out: list[dict[str, Any]] = []
         self._writer: asyncio.StreamWriter | None = None
         self._flush_scheduled = False
@@ -39,7 +39,7 @@ class Worker:
 
     def _emit(self, app_id: str, line: str) -> None:
         if len(self._lines) < MAX_PENDING_LINES:
-            self._lines.append([app_id, line, time.time()])
+            self._lines.append(control.log_entry(app_id, line, time.time_ns() // 1000))
         self._schedule_flush()
 
     def _wake(self, app_id: str) -> None:
@@ -57,7 +57,7 @@ class Worker:
         if w is None or w.is_closing():
             return  # kept (bounded) until the control plane is back
         if self._lines:
-            w.write(control.encode({"t": "log", "lines": self._lines}))
+            w.write(control.encode_log(self._lines))
             self._lines = []
         for msg in self._out:
             w.write(control.encode(msg))

@@ -15,8 +15,14 @@ from spruce.dynos.sizes import DynoError
 
 
 def test_sizes_are_heroku_s() -> None:
-    assert [s.name for s in SIZES][:6] == ["eco", "basic", "standard-1x", "standard-2x",
-                                           "performance-m", "performance-l"]
+    assert [s.name for s in SIZES][:6] == [
+        "eco",
+        "basic",
+        "standard-1x",
+        "standard-2x",
+        "performance-m",
+        "performance-l",
+    ]
     assert get_size("Standard-2X").memory_mb == 1024
     assert get_size("performance-m").memory_mb == 2560
     assert get_size("performance-l").memory_mb == 14336
@@ -31,8 +37,13 @@ def test_sizes_are_heroku_s() -> None:
 
 def app(tmp_path: Path, **kw: object) -> AppRuntime:
     args: dict[str, object] = dict(
-        app_id="a1", app_name="demo", release_id="r1", release_version=1, slug_dir=tmp_path,
-        process_types={"web": "x"}, formation={"web": (1, "basic")},
+        app_id="a1",
+        app_name="demo",
+        release_id="r1",
+        release_version=1,
+        slug_dir=tmp_path,
+        process_types={"web": "x"},
+        formation={"web": (1, "basic")},
     )
     args.update(kw)
     return AppRuntime(**args)  # type: ignore[arg-type]
@@ -96,7 +107,7 @@ def test_rendezvous_secret_line() -> None:
     for bad in (b"\r\n", b"\xff\xfe\n", b"x" * 600):
         with pytest.raises(ValueError):
             parse_secret_line(bad)
-    assert exit_status_line(3) == "\uFFFF heroku-command-exit-status: 3\n".encode()
+    assert exit_status_line(3) == "\uffff heroku-command-exit-status: 3\n".encode()
 
 
 def test_metrics_lines() -> None:
@@ -114,4 +125,5 @@ def test_metrics_lines() -> None:
         load.update(2, 20)
     assert 1.9 < load.avg[0] <= 2.0 and load.avg[0] > load.avg[1] > load.avg[2] > 0
     assert load_line("web.1", "a", "d", load).startswith(
-        "source=web.1 dyno=heroku.a.d sample#load_avg_1m=2.00 sample#load_avg_5m=")
+        "source=web.1 dyno=heroku.a.d sample#load_avg_1m=2.00 sample#load_avg_5m="
+    )

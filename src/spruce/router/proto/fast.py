@@ -78,6 +78,9 @@ _RESPONSE_ACTIONS: dict[bytes, int] = {
 _RESPONSE_SPECIAL = _special(tuple(k.decode() for k in _RESPONSE_ACTIONS))
 
 
+_tuple_new = tuple.__new__  # builds a NamedTuple without its Python-level __new__ (hot path)
+
+
 class FastRequest(NamedTuple):
     method: str
     target: str
@@ -152,15 +155,18 @@ def fast_request(data: bytes) -> FastRequest | None:
         head = b"".join(parts)
     else:
         head = data[: len(data) - 2]
-    return FastRequest(
-        method.decode("ascii"),
-        m.group(2).decode("latin-1"),
-        host,
-        head,
-        xff,
-        rid,
-        b", ".join(vias) if vias else None,
-        keep_alive,
+    return _tuple_new(
+        FastRequest,
+        (
+            method.decode("ascii"),
+            m.group(2).decode("latin-1"),
+            host,
+            head,
+            xff,
+            rid,
+            b", ".join(vias) if vias else None,
+            keep_alive,
+        ),
     )
 
 
@@ -257,10 +263,13 @@ def fast_response(data: bytes) -> FastResponse | None:
     if length < 0 or len(data) - end != length:
         return None
     parts.append(data[pos : end - 2])
-    return FastResponse(
-        status,
-        b"".join(parts),
-        b", ".join(vias) if vias else None,
-        not close if http11 else keep,
-        end,
+    return _tuple_new(
+        FastResponse,
+        (
+            status,
+            b"".join(parts),
+            b", ".join(vias) if vias else None,
+            not close if http11 else keep,
+            end,
+        ),
     )
