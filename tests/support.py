@@ -23,7 +23,9 @@ ACCEPT = "application/vnd.heroku+json; version=3"
 REPO = Path(__file__).resolve().parent.parent
 
 
-def wait_for(predicate: Any, timeout: float = 20.0, interval: float = 0.05, what: str = "condition") -> Any:
+def wait_for(
+    predicate: Any, timeout: float = 20.0, interval: float = 0.05, what: str = "condition"
+) -> Any:
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:
@@ -61,16 +63,30 @@ class RunningPlatform:
             timeout=30,
         )
 
-    def cli(self, *args: str, key: str | None = None, cwd: str | None = None, input: str | None = None, check: bool = False) -> subprocess.CompletedProcess[str]:
+    def cli(
+        self,
+        *args: str,
+        key: str | None = None,
+        cwd: str | None = None,
+        input: str | None = None,
+        check: bool = False,
+    ) -> subprocess.CompletedProcess[str]:
         env = dict(self.env)
         env["SPRUCE_API_URL"] = self.api_url
         env["SPRUCE_API_KEY"] = key or self.api_key
         res = subprocess.run(
             [sys.executable, "-m", "spruce.cli.main", *args],
-            env=env, cwd=cwd, capture_output=True, text=True, input=input, timeout=120,
+            env=env,
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            input=input,
+            timeout=120,
         )
         if check and res.returncode != 0:
-            raise AssertionError(f"spruce {' '.join(args)} failed ({res.returncode}): {res.stdout}{res.stderr}")
+            raise AssertionError(
+                f"spruce {' '.join(args)} failed ({res.returncode}): {res.stdout}{res.stderr}"
+            )
         return res
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 40) -> int:
@@ -97,7 +113,12 @@ def platform_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def start_platform(home: Path, extra_env: dict[str, str] | None = None, extra_args: list[str] | None = None, timeout: float = 60) -> RunningPlatform:
+def start_platform(
+    home: Path,
+    extra_env: dict[str, str] | None = None,
+    extra_args: list[str] | None = None,
+    timeout: float = 60,
+) -> RunningPlatform:
     home.mkdir(parents=True, exist_ok=True)
     ep = home / "endpoints.json"
     if ep.exists():
@@ -107,12 +128,28 @@ def start_platform(home: Path, extra_env: dict[str, str] | None = None, extra_ar
     env.setdefault("XDG_CONFIG_HOME", str(home / "cli-config"))
     log_path = home / f"platform-{uuid.uuid4().hex[:6]}.log"
     args = [
-        sys.executable, "-m", "spruce.cli.main", "up", "--home", str(home),
-        "--api-port", "0", "--http-port", str(free_port()), "--https-port", str(free_port()),
-        "--git-port", str(free_port()), "--router-workers", "1", *(extra_args or []),
+        sys.executable,
+        "-m",
+        "spruce.cli.main",
+        "up",
+        "--home",
+        str(home),
+        "--api-port",
+        "0",
+        "--http-port",
+        str(free_port()),
+        "--https-port",
+        str(free_port()),
+        "--git-port",
+        str(free_port()),
+        "--router-workers",
+        "1",
+        *(extra_args or []),
     ]
     with open(log_path, "wb") as out:
-        proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            args, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
     def ready() -> Any:
         if proc.poll() is not None:
@@ -153,7 +190,13 @@ class PostgresServer:
         self.data = self.dir / "data"
         self._run("initdb", "-D", str(self.data), "-U", "spruce", "--auth=trust", "-E", "UTF8")
         self._run(
-            "pg_ctl", "-D", str(self.data), "-w", "-l", str(self.dir / "log"), "-o",
+            "pg_ctl",
+            "-D",
+            str(self.data),
+            "-w",
+            "-l",
+            str(self.dir / "log"),
+            "-o",
             f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
             "start",

@@ -170,22 +170,34 @@ class Platform:
         self.log_router = LogRouter()
         self.tuning = tuning = tuning_from_env()
         addon_log = log_to_sink(self.log_router, self._addon_app, "addons")
-        self.addon_services = AddonServices([
-            RedisProvider(self.home, log=addon_log, on_config_changed=self._addon_config_changed),
-            PostgresProvider(self.home, log=addon_log, on_config_changed=self._addon_config_changed),
-        ])
+        self.addon_services = AddonServices(
+            [
+                RedisProvider(
+                    self.home, log=addon_log, on_config_changed=self._addon_config_changed
+                ),
+                PostgresProvider(
+                    self.home, log=addon_log, on_config_changed=self._addon_config_changed
+                ),
+            ]
+        )
         self.services = Services(
-            self.store, home=self.home, log_router=self.log_router,
+            self.store,
+            home=self.home,
+            log_router=self.log_router,
             build_settings=BuildSettings(**tuning.get("build", {})),
-            addon_services=self.addon_services, app_domain=self.settings.domain,
+            addon_services=self.addon_services,
+            app_domain=self.settings.domain,
         )
         self.ca = InternalCA(self.home / "ca")
         dyno_settings = DynoSettings(**tuning.get("dynos", {}))
         # Slugs built with an interpreter outside /usr (pyenv's) need it inside the sandbox.
         dyno_settings.sandbox_ro_paths = tuple(dyno_settings.sandbox_ro_paths) + interpreter_roots()
         self.dyno_manager = DynoManager(
-            self.home / "dynos", self.log_router, dyno_settings,
-            on_change=self._dynos_changed, ca=self.ca,
+            self.home / "dynos",
+            self.log_router,
+            dyno_settings,
+            on_change=self._dynos_changed,
+            ca=self.ca,
         )
         self.dyno_runtime = DynoRuntime(self.services, self.dyno_manager, self.home)
         self.services.dynos = Dynos(self.services, self.dyno_runtime)
@@ -242,7 +254,9 @@ class Platform:
             app_domain=s.domain,
             ca_bundle=str(self.ca.cert_path),
         )
-        self.endpoints.write(s.endpoints_path if s.home == self.home else self.home / "endpoints.json")
+        self.endpoints.write(
+            s.endpoints_path if s.home == self.home else self.home / "endpoints.json"
+        )
         return self.endpoints
 
     async def _start_router(self, http_port: int, https_port: int) -> None:
@@ -284,10 +298,16 @@ class Platform:
         if self.route_feed is not None:
             self.route_feed.mark(app_id)
 
-    def _serve(self, app: Any, socks: list[socket.socket], ssl: tuple[Path, Path] | None = None) -> None:
+    def _serve(
+        self, app: Any, socks: list[socket.socket], ssl: tuple[Path, Path] | None = None
+    ) -> None:
         config = uvicorn.Config(
-            app, log_level="warning", lifespan="off", access_log=False,
-            ssl_certfile=str(ssl[0]) if ssl else None, ssl_keyfile=str(ssl[1]) if ssl else None,
+            app,
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
+            ssl_certfile=str(ssl[0]) if ssl else None,
+            ssl_keyfile=str(ssl[1]) if ssl else None,
         )
         server = uvicorn.Server(config)
         server.install_signal_handlers = lambda: None  # type: ignore[method-assign,attr-defined]

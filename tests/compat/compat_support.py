@@ -28,10 +28,16 @@ def install_heroku_cli() -> Path:
         raise RuntimeError("npm is needed for the compatibility tests (apt-get install nodejs npm)")
     version = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
     if not version.startswith("v") or int(version[1:].split(".")[0]) < 20:
-        raise RuntimeError(f"Heroku's CLI 11 needs Node.js 20 or newer; this machine has {version or 'none'}")
+        raise RuntimeError(
+            f"Heroku's CLI 11 needs Node.js 20 or newer; this machine has {version or 'none'}"
+        )
     root.mkdir(parents=True, exist_ok=True)
-    subprocess.run([npm, "install", "--no-audit", "--no-fund", "--loglevel=error", *PACKAGES],
-                   cwd=root, check=True, timeout=900)
+    subprocess.run(
+        [npm, "install", "--no-audit", "--no-fund", "--loglevel=error", *PACKAGES],
+        cwd=root,
+        check=True,
+        timeout=900,
+    )
     return bin_dir
 
 
@@ -45,30 +51,49 @@ class HerokuCLI:
         for line in out.splitlines():
             key, _, value = line.removeprefix("export ").partition("=")
             env[key] = value.strip("'")
-        env.update({
-            "HOME": str(home),
-            "XDG_CACHE_HOME": str(home / ".cache"),
-            "XDG_CONFIG_HOME": str(home / ".config"),
-            "XDG_DATA_HOME": str(home / ".local" / "share"),
-            "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-            "NO_COLOR": "1",
-            "FORCE_COLOR": "0",
-            "GIT_TERMINAL_PROMPT": "0",
-        })
+        env.update(
+            {
+                "HOME": str(home),
+                "XDG_CACHE_HOME": str(home / ".cache"),
+                "XDG_CONFIG_HOME": str(home / ".config"),
+                "XDG_DATA_HOME": str(home / ".local" / "share"),
+                "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+                "NO_COLOR": "1",
+                "FORCE_COLOR": "0",
+                "GIT_TERMINAL_PROMPT": "0",
+            }
+        )
         (home / ".cache" / "heroku").mkdir(parents=True, exist_ok=True)
         (home / ".cache" / "heroku" / "terms-of-service").touch()
         self.env = env
 
-    def __call__(self, *args: str, cwd: Path | None = None, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        res = subprocess.run([str(self.bin_dir / "heroku"), *args], env=self.env, cwd=cwd,
-                             capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    def __call__(
+        self, *args: str, cwd: Path | None = None, check: bool = True, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        res = subprocess.run(
+            [str(self.bin_dir / "heroku"), *args],
+            env=self.env,
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
         if check and res.returncode != 0:
-            raise AssertionError(f"heroku {' '.join(args)} failed ({res.returncode}):\n{res.stdout}\n{res.stderr}")
+            raise AssertionError(
+                f"heroku {' '.join(args)} failed ({res.returncode}):\n{res.stdout}\n{res.stderr}"
+            )
         return res
 
     def git(self, *args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
-        res = subprocess.run(["git", "-c", "user.email=dev@example.com", "-c", "user.name=Dev", *args],
-                             env=self.env, cwd=cwd, capture_output=True, text=True, timeout=600)
+        res = subprocess.run(
+            ["git", "-c", "user.email=dev@example.com", "-c", "user.name=Dev", *args],
+            env=self.env,
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         if check and res.returncode != 0:
             raise AssertionError(f"git {' '.join(args)} failed:\n{res.stdout}\n{res.stderr}")
         return res

@@ -18,11 +18,15 @@ def heroku_bin() -> Path:
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatform]:
-    p = start_platform(tmp_path_factory.mktemp("compat-home"), extra_env={"SPRUCE_TUNING": json.dumps(TUNING)})
+    p = start_platform(
+        tmp_path_factory.mktemp("compat-home"), extra_env={"SPRUCE_TUNING": json.dumps(TUNING)}
+    )
     yield p
     p.stop()
 
 
 @pytest.fixture(scope="module")
-def heroku(platform: RunningPlatform, heroku_bin: Path, tmp_path_factory: pytest.TempPathFactory) -> HerokuCLI:
+def heroku(
+    platform: RunningPlatform, heroku_bin: Path, tmp_path_factory: pytest.TempPathFactory
+) -> HerokuCLI:
     return HerokuCLI(platform, heroku_bin, tmp_path_factory.mktemp("heroku-home"))

@@ -44,10 +44,14 @@ def output_with(run: Callable[[], str], needle: str, timeout: float = 30) -> str
 
 
 def router_get(p: RunningPlatform, app: str, path: str = "/") -> httpx.Response:
-    return httpx.get(p.endpoints["router_http_url"] + path, headers={"Host": f"{app}.localhost"}, timeout=30)
+    return httpx.get(
+        p.endpoints["router_http_url"] + path, headers={"Host": f"{app}.localhost"}, timeout=30
+    )
 
 
-def test_apps_info_and_listing(heroku: HerokuCLI, app: tuple[str, Path], platform: RunningPlatform) -> None:
+def test_apps_info_and_listing(
+    heroku: HerokuCLI, app: tuple[str, Path], platform: RunningPlatform
+) -> None:
     name, _ = app
     assert name in heroku("apps").stdout
     info = heroku("apps:info", "-a", name).stdout
@@ -55,7 +59,9 @@ def test_apps_info_and_listing(heroku: HerokuCLI, app: tuple[str, Path], platfor
     data = json.loads(heroku("apps:info", "-a", name, "--json").stdout)
     assert data["app"]["name"] == name
     # The deployed app answers through the router (what `curl https://<app>` does on Heroku).
-    r = wait_for(lambda: (x := router_get(platform, name)).status_code == 200 and x, 30, what="app serving")
+    r = wait_for(
+        lambda: (x := router_get(platform, name)).status_code == 200 and x, 30, what="app serving"
+    )
     assert "release-phase app version" in r.text
 
 
@@ -67,7 +73,11 @@ def test_config_and_releases(heroku: HerokuCLI, app: tuple[str, Path]) -> None:
     heroku("config:unset", "OTHER", "-a", name)
     assert "OTHER" not in heroku("config", "-a", name, "--json").stdout
     rel = heroku("releases", "-a", name).stdout
-    assert "Set GREETING, OTHER config vars" in rel and "Remove OTHER config vars" in rel and "Deploy" in rel
+    assert (
+        "Set GREETING, OTHER config vars" in rel
+        and "Remove OTHER config vars" in rel
+        and "Deploy" in rel
+    )
     info = heroku("releases:info", "v3", "-a", name).stdout
     assert "Set GREETING, OTHER config vars" in info
     res = heroku("releases:rollback", "v3", "-a", name)
@@ -75,7 +85,9 @@ def test_config_and_releases(heroku: HerokuCLI, app: tuple[str, Path]) -> None:
     assert heroku("config:get", "OTHER", "-a", name).stdout.strip() == "1"
 
 
-def test_ps_scale_restart_stop(heroku: HerokuCLI, app: tuple[str, Path], platform: RunningPlatform) -> None:
+def test_ps_scale_restart_stop(
+    heroku: HerokuCLI, app: tuple[str, Path], platform: RunningPlatform
+) -> None:
     name, _ = app
     assert "web.1: up" in output_with(lambda: heroku("ps", "-a", name).stdout, "web.1: up")
     res = heroku("ps:scale", "web=2:standard-1x", "-a", name)
@@ -83,11 +95,20 @@ def test_ps_scale_restart_stop(heroku: HerokuCLI, app: tuple[str, Path], platfor
     api = platform.client()
     wait_for(lambda: len(api.get(f"/apps/{name}/dynos").json()) == 2, 30, what="two dynos")
     assert "Restarting all dynos" in heroku("ps:restart", "-a", name).stderr
-    assert "Restarting all web dynos" in heroku("ps:restart", "--process-type", "web", "-a", name).stderr
-    assert "Restarting dyno web.2" in heroku("ps:restart", "--dyno-name", "web.2", "-a", name).stderr
+    assert (
+        "Restarting all web dynos"
+        in heroku("ps:restart", "--process-type", "web", "-a", name).stderr
+    )
+    assert (
+        "Restarting dyno web.2" in heroku("ps:restart", "--dyno-name", "web.2", "-a", name).stderr
+    )
     assert "Stopping dyno web.2" in heroku("ps:stop", "--dyno-name", "web.2", "-a", name).stderr
     heroku("ps:scale", "web=1:basic", "-a", name)
-    wait_for(lambda: [d["name"] for d in api.get(f"/apps/{name}/dynos").json()] == ["web.1"], 30, what="scaled down")
+    wait_for(
+        lambda: [d["name"] for d in api.get(f"/apps/{name}/dynos").json()] == ["web.1"],
+        30,
+        what="scaled down",
+    )
 
 
 def test_run_and_run_detached(heroku: HerokuCLI, app: tuple[str, Path]) -> None:
@@ -105,10 +126,15 @@ def test_logs_and_tail(heroku: HerokuCLI, app: tuple[str, Path], platform: Runni
     name, _ = app
     router_get(platform, name, "/logged-path")
     out = output_with(lambda: heroku("logs", "-a", name, "-n", "1500").stdout, "/logged-path")
-    assert "heroku[router]: at=info method=GET path=\"/logged-path\"" in out
+    assert 'heroku[router]: at=info method=GET path="/logged-path"' in out
     assert "app[api]: Release v2 created by user admin@spruce.local" in out
-    tail = subprocess.Popen([str(heroku.bin_dir / "heroku"), "logs", "--tail", "-a", name], env=heroku.env,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    tail = subprocess.Popen(
+        [str(heroku.bin_dir / "heroku"), "logs", "--tail", "-a", name],
+        env=heroku.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         marker = f"/tail-{uuid.uuid4().hex[:6]}"
         deadline = time.monotonic() + 30
@@ -127,7 +153,9 @@ def test_logs_and_tail(heroku: HerokuCLI, app: tuple[str, Path], platform: Runni
         tail.wait(10)
 
 
-def test_maintenance_features_domains(heroku: HerokuCLI, app: tuple[str, Path], platform: RunningPlatform) -> None:
+def test_maintenance_features_domains(
+    heroku: HerokuCLI, app: tuple[str, Path], platform: RunningPlatform
+) -> None:
     name, _ = app
     heroku("maintenance:on", "-a", name)
     wait_for(lambda: router_get(platform, name).status_code == 503, 10, what="maintenance page")
@@ -138,7 +166,10 @@ def test_maintenance_features_domains(heroku: HerokuCLI, app: tuple[str, Path], 
     assert "preboot" in feats and "http-session-affinity" in feats
     heroku("features:enable", "http-session-affinity", "-a", name)
     assert "[+] http-session-affinity" in heroku("features", "-a", name).stdout
-    assert platform.client().get(f"/apps/{name}/features/http-session-affinity").json()["enabled"] is True
+    assert (
+        platform.client().get(f"/apps/{name}/features/http-session-affinity").json()["enabled"]
+        is True
+    )
     heroku("domains:add", f"www.{name}.example", "-a", name)
     assert f"www.{name}.example" in heroku("domains", "-a", name).stdout
     r = httpx.get(platform.endpoints["router_http_url"], headers={"Host": f"www.{name}.example"})
@@ -161,14 +192,19 @@ def test_addons(heroku: HerokuCLI, app: tuple[str, Path], platform: RunningPlatf
 
 def test_drains_buildpacks_stack(heroku: HerokuCLI, app: tuple[str, Path]) -> None:
     name, _ = app
-    assert "Successfully added drain" in heroku("drains:add", "syslog+tls://127.0.0.1:6514", "-a", name).stdout
+    assert (
+        "Successfully added drain"
+        in heroku("drains:add", "syslog+tls://127.0.0.1:6514", "-a", name).stdout
+    )
     assert "syslog+tls://127.0.0.1:6514" in heroku("drains", "-a", name).stdout
     heroku("buildpacks:set", "https://github.com/heroku/heroku-buildpack-python", "-a", name)
     assert "heroku-buildpack-python" in heroku("buildpacks", "-a", name).stdout
     assert "* heroku-24" in heroku("stack", "-a", name).stdout
 
 
-def test_auth_and_access(heroku: HerokuCLI, app: tuple[str, Path], platform: RunningPlatform) -> None:
+def test_auth_and_access(
+    heroku: HerokuCLI, app: tuple[str, Path], platform: RunningPlatform
+) -> None:
     name, _ = app
     assert heroku("auth:whoami").stdout.strip() == "admin@spruce.local"
     email = f"pal-{uuid.uuid4().hex[:6]}@example.com"

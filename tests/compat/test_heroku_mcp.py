@@ -26,7 +26,9 @@ def server_params(heroku: HerokuCLI) -> StdioServerParameters:
     env = dict(heroku.env)
     env["PATH"] = f"{HARNESS}{os.pathsep}{env['PATH']}"
     env["MCP_SERVER_REQUEST_TIMEOUT"] = "60000"
-    return StdioServerParameters(command="node", args=["--import", str(HARNESS / "register.mjs"), str(server)], env=env)
+    return StdioServerParameters(
+        command="node", args=["--import", str(HARNESS / "register.mjs"), str(server)], env=env
+    )
 
 
 def text(result: Any) -> str:
@@ -47,9 +49,20 @@ def test_mcp_tools(heroku: HerokuCLI, platform: RunningPlatform, tmp_path: Path)
             async with ClientSession(read, write) as s:
                 await s.initialize()
                 names = {t.name for t in (await s.list_tools()).tools}
-                assert {"list_apps", "get_app_info", "create_app", "ps_list", "ps_scale", "ps_restart",
-                        "maintenance_on", "maintenance_off", "get_app_logs", "list_addons", "create_addon",
-                        "deploy_one_off_dyno"} <= names
+                assert {
+                    "list_apps",
+                    "get_app_info",
+                    "create_app",
+                    "ps_list",
+                    "ps_scale",
+                    "ps_restart",
+                    "maintenance_on",
+                    "maintenance_off",
+                    "get_app_logs",
+                    "list_addons",
+                    "create_addon",
+                    "deploy_one_off_dyno",
+                } <= names
                 out = text(await s.call_tool("create_app", {"app": name}))
                 assert f"Creating {name}" in out and api.get(f"/apps/{name}").status_code == 200
                 assert name in text(await s.call_tool("list_apps", {}))
@@ -58,10 +71,18 @@ def test_mcp_tools(heroku: HerokuCLI, platform: RunningPlatform, tmp_path: Path)
 
                 heroku("git:remote", "-a", name, cwd=repo)
                 assert "Released v2" in heroku.git("push", "heroku", "main", cwd=repo).stderr
-                wait_for(lambda: [d for d in api.get(f"/apps/{name}/dynos").json() if d["state"] == "up"], 30, what="web up")
+                wait_for(
+                    lambda: [
+                        d for d in api.get(f"/apps/{name}/dynos").json() if d["state"] == "up"
+                    ],
+                    30,
+                    what="web up",
+                )
 
                 assert "web.1: up" in text(await s.call_tool("ps_list", {"app": name}))
-                out = text(await s.call_tool("ps_scale", {"app": name, "dyno": "web=2:standard-1x"}))
+                out = text(
+                    await s.call_tool("ps_scale", {"app": name, "dyno": "web=2:standard-1x"})
+                )
                 assert "2:Standard-1X" in out
                 assert [f["quantity"] for f in api.get(f"/apps/{name}/formation").json()] == [2]
                 out = text(await s.call_tool("ps_restart", {"app": name, "process-type": "web"}))
@@ -72,11 +93,21 @@ def test_mcp_tools(heroku: HerokuCLI, platform: RunningPlatform, tmp_path: Path)
                 assert api.get(f"/apps/{name}").json()["maintenance"] is False
                 logs = text(await s.call_tool("get_app_logs", {"app": name}))
                 assert "Release v2 created" in logs or "heroku[web.1]" in logs
-                out = text(await s.call_tool("create_addon", {"app": name, "serviceAndPlan": "heroku-redis:mini"}))
-                assert "REDIS_URL" in out and "REDIS_URL" in api.get(f"/apps/{name}/config-vars").json()
+                out = text(
+                    await s.call_tool(
+                        "create_addon", {"app": name, "serviceAndPlan": "heroku-redis:mini"}
+                    )
+                )
+                assert (
+                    "REDIS_URL" in out
+                    and "REDIS_URL" in api.get(f"/apps/{name}/config-vars").json()
+                )
                 assert "heroku-redis" in text(await s.call_tool("list_addons", {"app": name}))
-                out = text(await s.call_tool("deploy_one_off_dyno", {"name": name, "command": "echo one-off-says-hi"}))
+                out = text(
+                    await s.call_tool(
+                        "deploy_one_off_dyno", {"name": name, "command": "echo one-off-says-hi"}
+                    )
+                )
                 assert "one-off-says-hi" in out
 
     asyncio.run(asyncio.wait_for(session_run(), 400))
-

@@ -10,7 +10,9 @@ from support import RunningPlatform, start_platform
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatform]:
-    p = start_platform(tmp_path_factory.mktemp("e2e-home"), extra_env={"SPRUCE_TUNING": json.dumps(TUNING)})
+    p = start_platform(
+        tmp_path_factory.mktemp("e2e-home"), extra_env={"SPRUCE_TUNING": json.dumps(TUNING)}
+    )
     yield p
     p.stop()
 

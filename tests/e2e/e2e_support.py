@@ -1,6 +1,5 @@
 """Pushing example apps with real git and reading them through the router."""
 
-
 import os
 import shutil
 import subprocess
@@ -24,12 +23,16 @@ class Deployer:
         self.p = platform
         self.workdir = workdir
 
-    def repo(self, name: str, files: dict[str, str] | None = None, example: str | None = None) -> Path:
+    def repo(
+        self, name: str, files: dict[str, str] | None = None, example: str | None = None
+    ) -> Path:
         path = self.workdir / name
         if path.exists():
             shutil.rmtree(path)
         if example:
-            shutil.copytree(EXAMPLES / example, path, ignore=shutil.ignore_patterns("tests", "__pycache__"))
+            shutil.copytree(
+                EXAMPLES / example, path, ignore=shutil.ignore_patterns("tests", "__pycache__")
+            )
         else:
             path.mkdir(parents=True)
         for rel, text in (files or {}).items():
@@ -41,25 +44,43 @@ class Deployer:
         return path
 
     def git(self, path: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        env = dict(os.environ, GIT_SSL_CAINFO=str(self.p.home / "ca" / "ca.pem"), GIT_TERMINAL_PROMPT="0")
-        return subprocess.run(["git", "-c", "user.email=dev@example.com", "-c", "user.name=Dev", *args],
-                              cwd=path, env=env, capture_output=True, text=True, check=check, timeout=600)
+        env = dict(
+            os.environ, GIT_SSL_CAINFO=str(self.p.home / "ca" / "ca.pem"), GIT_TERMINAL_PROMPT="0"
+        )
+        return subprocess.run(
+            ["git", "-c", "user.email=dev@example.com", "-c", "user.name=Dev", *args],
+            cwd=path,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=check,
+            timeout=600,
+        )
 
     def commit(self, path: Path, message: str) -> None:
         self.git(path, "add", "-A")
         self.git(path, "commit", "-q", "--allow-empty", "-m", message)
 
     def push(self, path: Path, app: str, branch: str = "main") -> subprocess.CompletedProcess[str]:
-        url = self.p.endpoints["git_url"].replace("https://", f"https://git:{self.p.api_key}@") + f"/{app}.git"
+        url = (
+            self.p.endpoints["git_url"].replace("https://", f"https://git:{self.p.api_key}@")
+            + f"/{app}.git"
+        )
         return self.git(path, "push", url, f"HEAD:{branch}", check=False)
 
     def get(self, app: str, path: str = "/", **kw: Any) -> httpx.Response:
-        return httpx.get(self.p.endpoints["router_http_url"] + path, headers={"Host": f"{app}.localhost", **kw.pop("headers", {})}, timeout=30, **kw)
+        return httpx.get(
+            self.p.endpoints["router_http_url"] + path,
+            headers={"Host": f"{app}.localhost", **kw.pop("headers", {})},
+            timeout=30,
+            **kw,
+        )
 
     def wait_serving(self, app: str, text: str, timeout: float = 60) -> httpx.Response:
         def ok() -> httpx.Response | None:
             r = self.get(app)
             return r if r.status_code == 200 and text in r.text else None
+
         return wait_for(ok, timeout, interval=0.2, what=f"{app} serving {text!r}")  # type: ignore[no-any-return]
 
     def logs(self, app: str, **body: Any) -> list[str]:

@@ -35,27 +35,49 @@ def test_addons_survive_restart_attach_rotate_backup(tmp_path: Path) -> None:
         app, other = f"ad-{uuid.uuid4().hex[:6]}", f"ad2-{uuid.uuid4().hex[:6]}"
         api.post("/apps", json={"name": app})
         api.post("/apps", json={"name": other})
-        assert d.push(d.repo(app, files={"Procfile": "web: python3 web.py\n", "web.py": WEB.format(text="db")}), app).returncode == 0
+        assert (
+            d.push(
+                d.repo(
+                    app,
+                    files={"Procfile": "web: python3 web.py\n", "web.py": WEB.format(text="db")},
+                ),
+                app,
+            ).returncode
+            == 0
+        )
 
         res = p.cli("addons:create", "heroku-redis:mini", "-a", app, check=True)
         assert "REDIS_URL" in res.stdout
         res = p.cli("addons:create", "heroku-postgresql:essential-0", "-a", app, check=True)
         assert "DATABASE_URL" in res.stdout
         config = api.get(f"/apps/{app}/config-vars").json()
-        assert config["REDIS_URL"].startswith("rediss://") and config["DATABASE_URL"].startswith("postgres://")
+        assert config["REDIS_URL"].startswith("rediss://") and config["DATABASE_URL"].startswith(
+            "postgres://"
+        )
         descs = [r["description"] for r in api.get(f"/apps/{app}/releases").json()]
         assert any(x.startswith("Attach REDIS (@ref:redis-") for x in descs)
         assert any(x.startswith("Attach DATABASE (@ref:postgresql-") for x in descs)
-        assert "heroku-redis:mini" in api.get(f"/apps/{app}/releases").json()[-1]["addon_plan_names"]
+        assert (
+            "heroku-redis:mini" in api.get(f"/apps/{app}/releases").json()[-1]["addon_plan_names"]
+        )
 
         # The app writes through its config vars, from a dyno.
-        out = run_logs(p, d, app, 'redis-cli --tls --insecure -u "$REDIS_URL" SET greeting hello && '
-                                  'psql "$DATABASE_URL" -c "CREATE TABLE notes (body text); INSERT INTO notes VALUES (\'kept\')"')
+        out = run_logs(
+            p,
+            d,
+            app,
+            'redis-cli --tls --insecure -u "$REDIS_URL" SET greeting hello && '
+            'psql "$DATABASE_URL" -c "CREATE TABLE notes (body text); INSERT INTO notes VALUES (\'kept\')"',
+        )
         assert "OK" in out and "INSERT 0 1" in out
 
         listing = p.cli("addons", "-a", app, check=True).stdout
         assert "heroku-redis" in listing and "heroku-postgresql" in listing
-        redis_name = next(a["name"] for a in api.get(f"/apps/{app}/addons").json() if a["addon_service"]["name"] == "heroku-redis")
+        redis_name = next(
+            a["name"]
+            for a in api.get(f"/apps/{app}/addons").json()
+            if a["addon_service"]["name"] == "heroku-redis"
+        )
         info = p.cli("addons:info", redis_name, "-a", app, check=True).stdout
         assert redis_name in info and "heroku-redis:mini" in info
 
@@ -64,7 +86,11 @@ def test_addons_survive_restart_attach_rotate_backup(tmp_path: Path) -> None:
         assert api.get(f"/apps/{other}/config-vars").json()["CACHE_URL"] == config["REDIS_URL"]
 
         # Back up, break, restore.
-        db_name = next(a["name"] for a in api.get(f"/apps/{app}/addons").json() if a["addon_service"]["name"] == "heroku-postgresql")
+        db_name = next(
+            a["name"]
+            for a in api.get(f"/apps/{app}/addons").json()
+            if a["addon_service"]["name"] == "heroku-postgresql"
+        )
         assert "done, b001" in p.cli("pg:backups:capture", db_name, "-a", app, check=True).stdout
         with psycopg.connect(config["DATABASE_URL"]) as conn:
             conn.execute("DROP TABLE notes")
@@ -114,7 +140,9 @@ def test_addons_survive_restart_attach_rotate_backup(tmp_path: Path) -> None:
         # Bad input and destroying with confirmation.
         bad = api.post(f"/apps/{app}/addons", json={"plan": "heroku-redis:huge"})
         assert bad.status_code == 422 and "mini" in bad.json()["message"]
-        dup = api.post("/addon-attachments", json={"app": other, "addon": redis_name, "name": "CACHE"})
+        dup = api.post(
+            "/addon-attachments", json={"app": other, "addon": redis_name, "name": "CACHE"}
+        )
         assert dup.status_code in (409, 422)
         res = p.cli("addons:destroy", redis_name, "-a", app)
         assert res.returncode == 1 and "confirm" in res.stderr.lower()

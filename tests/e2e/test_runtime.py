@@ -20,10 +20,18 @@ from e2e_support import WEB, Deployer
 from support import RunningPlatform, start_platform, wait_for
 
 
-def deployed(platform: RunningPlatform, deploy: Deployer, text: str, procfile: str = "web: python3 web.py\n", extra: dict[str, str] | None = None) -> str:
+def deployed(
+    platform: RunningPlatform,
+    deploy: Deployer,
+    text: str,
+    procfile: str = "web: python3 web.py\n",
+    extra: dict[str, str] | None = None,
+) -> str:
     app = f"rt-{uuid.uuid4().hex[:6]}"
     platform.client().post("/apps", json={"name": app})
-    repo = deploy.repo(app, files={"Procfile": procfile, "web.py": WEB.format(text=text), **(extra or {})})
+    repo = deploy.repo(
+        app, files={"Procfile": procfile, "web.py": WEB.format(text=text), **(extra or {})}
+    )
     res = deploy.push(repo, app)
     assert res.returncode == 0, res.stderr
     if procfile.startswith("web"):
@@ -31,7 +39,9 @@ def deployed(platform: RunningPlatform, deploy: Deployer, text: str, procfile: s
     return app
 
 
-def test_run_attached_returns_output_and_exit_status(platform: RunningPlatform, deploy: Deployer) -> None:
+def test_run_attached_returns_output_and_exit_status(
+    platform: RunningPlatform, deploy: Deployer
+) -> None:
     app = deployed(platform, deploy, "run")
     res = platform.cli("run", "-a", app, "--no-tty", "--", "echo hello-$DYNO; exit 7")
     assert res.returncode == 7, res.stderr
@@ -41,7 +51,11 @@ def test_run_attached_returns_output_and_exit_status(platform: RunningPlatform, 
     res = platform.cli("run:detached", "-a", app, "echo detached-output")
     assert "done, run." in res.stdout
     name = res.stdout.split("done, ")[1].split()[0]
-    wait_for(lambda: any("detached-output" in ln and name in ln for ln in deploy.logs(app, lines=100)), 15, what="detached output")
+    wait_for(
+        lambda: any("detached-output" in ln and name in ln for ln in deploy.logs(app, lines=100)),
+        15,
+        what="detached output",
+    )
     res = platform.cli("run", "-a", app, "--no-tty", "--", "")
     assert res.returncode != 0
 
@@ -50,11 +64,19 @@ def test_ps_scale_restart_stop(platform: RunningPlatform, deploy: Deployer) -> N
     app = deployed(platform, deploy, "ps")
     api = platform.client()
     platform.cli("ps:scale", "web=2:standard-1x", "-a", app, check=True)
-    wait_for(lambda: len([d for d in api.get(f"/apps/{app}/dynos").json() if d["state"] == "up"]) == 2, 30, what="2 web dynos")
+    wait_for(
+        lambda: len([d for d in api.get(f"/apps/{app}/dynos").json() if d["state"] == "up"]) == 2,
+        30,
+        what="2 web dynos",
+    )
     for _ in range(40):
         r = deploy.get(app)
         assert r.status_code == 200
-    seen = {ln.split("dyno=")[1].split()[0] for ln in deploy.logs(app, lines=200, dyno="router") if "dyno=web" in ln}
+    seen = {
+        ln.split("dyno=")[1].split()[0]
+        for ln in deploy.logs(app, lines=200, dyno="router")
+        if "dyno=web" in ln
+    }
     assert seen == {"web.1", "web.2"}  # random choice per request reaches both
     out = platform.cli("ps", "-a", app, check=True).stdout
     assert "web.1: up" in out and "web.2: up" in out
@@ -65,27 +87,44 @@ def test_ps_scale_restart_stop(platform: RunningPlatform, deploy: Deployer) -> N
     assert "deprecated" in res.stderr
     res = platform.cli("ps:stop", "--process-type", "web", "-a", app, check=True)
     assert "Stopping web dynos" in res.stdout
-    wait_for(lambda: any("Stopping all processes with SIGTERM" in ln for ln in deploy.logs(app, lines=300)), 15, what="SIGTERM line")
+    wait_for(
+        lambda: any(
+            "Stopping all processes with SIGTERM" in ln for ln in deploy.logs(app, lines=300)
+        ),
+        15,
+        what="SIGTERM line",
+    )
     res = platform.cli("ps:scale", "web=1:basic", "-a", app, check=True)
-    wait_for(lambda: [d["name"] for d in api.get(f"/apps/{app}/dynos").json()] == ["web.1"], 30, what="scaled down")
+    wait_for(
+        lambda: [d["name"] for d in api.get(f"/apps/{app}/dynos").json()] == ["web.1"],
+        30,
+        what="scaled down",
+    )
     assert before
 
 
 def test_logs_cli_and_tail(platform: RunningPlatform, deploy: Deployer) -> None:
     app = deployed(platform, deploy, "logs")
     deploy.get(app, "/seen-path")
+
     def logs_with_path() -> str | None:
         out = platform.cli("logs", "-a", app, "-n", "50").stdout
         return out if "/seen-path" in out else None
 
     out = wait_for(logs_with_path, 15, what="router line in logs")
-    assert "heroku[router]: at=info method=GET path=\"/seen-path\"" in out
+    assert 'heroku[router]: at=info method=GET path="/seen-path"' in out
     assert "app[api]: Release v2 created by user admin@spruce.local" in out
-    src = platform.cli("logs", "-a", app, "-s", "heroku", "--dyno-name", "router", check=True).stdout
+    src = platform.cli(
+        "logs", "-a", app, "-s", "heroku", "--dyno-name", "router", check=True
+    ).stdout
     assert src and all("heroku[router]" in ln for ln in src.splitlines())
     env = dict(platform.env, SPRUCE_API_URL=platform.api_url, SPRUCE_API_KEY=platform.api_key)
-    tail = subprocess.Popen([sys.executable, "-m", "spruce.cli.main", "logs", "--tail", "-n", "0", "-a", app],
-                            env=env, stdout=subprocess.PIPE, text=True)
+    tail = subprocess.Popen(
+        [sys.executable, "-m", "spruce.cli.main", "logs", "--tail", "-n", "0", "-a", app],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         time.sleep(1.0)
         marker = f"/tail-{uuid.uuid4().hex[:6]}"
@@ -150,7 +189,11 @@ def test_maintenance_and_custom_domains(platform: RunningPlatform, deploy: Deplo
     router = platform.endpoints["router_http_url"]
     platform.cli("domains:add", "www.example.test", "-a", app, check=True)
     platform.cli("domains:add", "*.wild.example", "-a", app, check=True)
-    assert wait_for(lambda: httpx.get(router, headers={"Host": "www.example.test"}).text == "dom", 10, what="custom domain")
+    assert wait_for(
+        lambda: httpx.get(router, headers={"Host": "www.example.test"}).text == "dom",
+        10,
+        what="custom domain",
+    )
     assert httpx.get(router, headers={"Host": "any.wild.example"}).text == "dom"
     out = platform.cli("domains", "-a", app, check=True).stdout
     assert "www.example.test" in out and f"{app}.localhost" in out
@@ -159,6 +202,7 @@ def test_maintenance_and_custom_domains(platform: RunningPlatform, deploy: Deplo
     r = platform.client().post(f"/apps/{other}/domains", json={"hostname": "www.example.test"})
     assert r.status_code == 422
     platform.cli("maintenance:on", "-a", app, check=True)
+
     def maintenance_page() -> httpx.Response | None:
         r = deploy.get(app)
         return r if r.status_code == 503 else None
@@ -169,24 +213,42 @@ def test_maintenance_and_custom_domains(platform: RunningPlatform, deploy: Deplo
     platform.cli("maintenance:off", "-a", app, check=True)
     wait_for(lambda: deploy.get(app).status_code == 200, 10, what="back from maintenance")
     platform.cli("domains:remove", "www.example.test", "-a", app, check=True)
-    wait_for(lambda: httpx.get(router, headers={"Host": "www.example.test"}).status_code == 404, 10, what="domain removed")
+    wait_for(
+        lambda: httpx.get(router, headers={"Host": "www.example.test"}).status_code == 404,
+        10,
+        what="domain removed",
+    )
 
 
 def _self_signed(host: str) -> tuple[str, str]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
     now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=1))
-            .not_valid_after(now + dt.timedelta(days=30))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    return (cert.public_bytes(serialization.Encoding.PEM).decode(),
-            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    return (
+        cert.public_bytes(serialization.Encoding.PEM).decode(),
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ).decode(),
+    )
 
 
-def test_sni_endpoint_serves_uploaded_certificate(platform: RunningPlatform, deploy: Deployer, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_sni_endpoint_serves_uploaded_certificate(
+    platform: RunningPlatform, deploy: Deployer, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
     import socket
     import ssl
 
@@ -194,7 +256,9 @@ def test_sni_endpoint_serves_uploaded_certificate(platform: RunningPlatform, dep
     cert, key = _self_signed("secure.example.test")
     (tmp_path / "c.pem").write_text(cert)
     (tmp_path / "k.pem").write_text(key)
-    res = platform.cli("certs:add", str(tmp_path / "c.pem"), str(tmp_path / "k.pem"), "-a", app, check=True)
+    res = platform.cli(
+        "certs:add", str(tmp_path / "c.pem"), str(tmp_path / "k.pem"), "-a", app, check=True
+    )
     assert "secure.example.test" in res.stdout
     platform.cli("domains:add", "secure.example.test", "-a", app, check=True)
     port = int(platform.endpoints["router_https_url"].rsplit(":", 1)[1])
@@ -203,7 +267,9 @@ def test_sni_endpoint_serves_uploaded_certificate(platform: RunningPlatform, dep
     def fetch() -> str | None:
         with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
             with ctx.wrap_socket(raw, server_hostname="secure.example.test") as s:
-                s.sendall(b"GET / HTTP/1.1\r\nHost: secure.example.test\r\nConnection: close\r\n\r\n")
+                s.sendall(
+                    b"GET / HTTP/1.1\r\nHost: secure.example.test\r\nConnection: close\r\n\r\n"
+                )
                 data = b""
                 while chunk := s.recv(65536):
                     data += chunk
@@ -213,7 +279,10 @@ def test_sni_endpoint_serves_uploaded_certificate(platform: RunningPlatform, dep
     listing = json.loads(platform.cli("certs", "--json", "-a", app, check=True).stdout)
     assert listing[0]["ssl_cert"]["cert_domains"] == ["secure.example.test"]
     assert "private_key" not in listing[0]
-    bad = platform.client().post(f"/apps/{app}/sni-endpoints", json={"certificate_chain": cert, "private_key": _self_signed("x.test")[1]})
+    bad = platform.client().post(
+        f"/apps/{app}/sni-endpoints",
+        json={"certificate_chain": cert, "private_key": _self_signed("x.test")[1]},
+    )
     assert bad.status_code == 422 and "does not match" in bad.json()["message"]
 
 
@@ -224,7 +293,16 @@ def test_platform_restart_brings_dynos_back(tmp_path) -> None:  # type: ignore[n
     try:
         d = Deployer(p, tmp_path)
         p.client().post("/apps", json={"name": "survivor"})
-        assert d.push(d.repo("survivor", files={"Procfile": "web: python3 web.py\n", "web.py": WEB.format(text="alive")}), "survivor").returncode == 0
+        assert (
+            d.push(
+                d.repo(
+                    "survivor",
+                    files={"Procfile": "web: python3 web.py\n", "web.py": WEB.format(text="alive")},
+                ),
+                "survivor",
+            ).returncode
+            == 0
+        )
         d.wait_serving("survivor", "alive")
         pid_before = [x["name"] for x in p.client().get("/apps/survivor/dynos").json()]
         assert p.stop(signal.SIGTERM) == 0
@@ -246,7 +324,9 @@ def test_platform_restart_brings_dynos_back(tmp_path) -> None:  # type: ignore[n
         p.stop()
 
 
-def test_renamed_app_gets_a_certificate_for_its_new_name(platform: RunningPlatform, deploy: Deployer) -> None:
+def test_renamed_app_gets_a_certificate_for_its_new_name(
+    platform: RunningPlatform, deploy: Deployer
+) -> None:
     import socket
     import ssl
 
@@ -259,7 +339,9 @@ def test_renamed_app_gets_a_certificate_for_its_new_name(platform: RunningPlatfo
     def fetch() -> bool:
         with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
             with ctx.wrap_socket(raw, server_hostname=f"{new}.localhost") as s:
-                s.sendall(f"GET / HTTP/1.1\r\nHost: {new}.localhost\r\nConnection: close\r\n\r\n".encode())
+                s.sendall(
+                    f"GET / HTTP/1.1\r\nHost: {new}.localhost\r\nConnection: close\r\n\r\n".encode()
+                )
                 data = b""
                 while chunk := s.recv(65536):
                     data += chunk

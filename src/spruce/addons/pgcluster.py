@@ -145,8 +145,16 @@ class PostgresCluster:
             os.chown(pwfile, uid, gid)
         try:
             argv = [
-                str(bindir / "initdb"), "-D", str(self.datadir), "-U", ADMIN_ROLE,
-                f"--pwfile={pwfile}", "--auth=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8",
+                str(bindir / "initdb"),
+                "-D",
+                str(self.datadir),
+                "-U",
+                ADMIN_ROLE,
+                f"--pwfile={pwfile}",
+                "--auth=scram-sha-256",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
             ]
             proc = await asyncio.create_subprocess_exec(
                 *as_user(argv, uid, gid),

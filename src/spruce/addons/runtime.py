@@ -300,5 +300,11 @@ def as_user(argv: list[str], uid: int | None, gid: int | None) -> list[str]:
     """
     if uid is None:
         return list(argv)
-    return ["setpriv", f"--reuid={uid}", f"--regid={gid if gid is not None else uid}",
-            "--clear-groups", "--", *argv]
+    return [
+        "setpriv",
+        f"--reuid={uid}",
+        f"--regid={gid if gid is not None else uid}",
+        "--clear-groups",
+        "--",
+        *argv,
+    ]

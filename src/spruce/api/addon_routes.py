@@ -106,12 +106,16 @@ def visible_app_ids(ctx: Ctx) -> set[str]:
 
 
 def the_addon(ctx: Ctx, app: App | None = None) -> Addon:
-    return addons_of(ctx).get_for(visible_app_ids(ctx), ctx.params["addon"], app.id if app else None)  # type: ignore[no-any-return]
+    return addons_of(ctx).get_for(
+        visible_app_ids(ctx), ctx.params["addon"], app.id if app else None
+    )  # type: ignore[no-any-return]
 
 
 # -- catalog ------------------------------------------------------------------------
 async def services_list(ctx: Ctx) -> Any:
-    return paginate(ctx, [service_json(p) for p in addons_of(ctx).services()], ("id", "name"), "name")
+    return paginate(
+        ctx, [service_json(p) for p in addons_of(ctx).services()], ("id", "name"), "name"
+    )
 
 
 async def services_info(ctx: Ctx) -> Any:
@@ -135,12 +139,16 @@ async def plans_info(ctx: Ctx) -> Any:
 # -- add-ons ------------------------------------------------------------------------
 async def addons_list_all(ctx: Ctx) -> Any:
     ids = list(visible_app_ids(ctx))
-    return paginate(ctx, [addon_json(ctx, a) for a in addons_of(ctx).all_for(ids)], ("id", "name"), "name")
+    return paginate(
+        ctx, [addon_json(ctx, a) for a in addons_of(ctx).all_for(ids)], ("id", "name"), "name"
+    )
 
 
 async def addons_list_app(ctx: Ctx) -> Any:
     app = the_app(ctx)
-    return paginate(ctx, [addon_json(ctx, a) for a in addons_of(ctx).for_app(app.id)], ("id", "name"), "name")
+    return paginate(
+        ctx, [addon_json(ctx, a) for a in addons_of(ctx).for_app(app.id)], ("id", "name"), "name"
+    )
 
 
 async def addons_create(ctx: Ctx) -> Any:
@@ -150,7 +158,9 @@ async def addons_create(ctx: Ctx) -> Any:
         plan = plan.get("name") or plan.get("id")
     att = ctx.field("attachment") or {}
     as_name = att.get("name") if isinstance(att, dict) else None
-    addon = await addons_of(ctx).create(ctx.actor, app, plan, as_name, ctx.field("config"), ctx.field("name"))
+    addon = await addons_of(ctx).create(
+        ctx.actor, app, plan, as_name, ctx.field("config"), ctx.field("name")
+    )
     ctx.status = 201
     return addon_json(ctx, addon)
 
@@ -179,7 +189,9 @@ async def addons_delete(ctx: Ctx) -> Any:
     addon = the_addon(ctx, app)
     ctx.services.apps.get(ctx.actor, addon.app_id)  # the owning app's access is needed
     out = addon_json(ctx, addon)
-    await addons_of(ctx).destroy(ctx.actor, addon, ctx.field("confirm"), bool(ctx.field("force", False)))
+    await addons_of(ctx).destroy(
+        ctx.actor, addon, ctx.field("confirm"), bool(ctx.field("force", False))
+    )
     out["state"] = "deprovisioned"
     return out
 
@@ -193,7 +205,12 @@ async def attachments_list_all(ctx: Ctx) -> Any:
 
 async def attachments_list_app(ctx: Ctx) -> Any:
     app = the_app(ctx)
-    return paginate(ctx, [attachment_json(ctx, a) for a in addons_of(ctx).attachments(app_id=app.id)], ("id", "name"), "name")
+    return paginate(
+        ctx,
+        [attachment_json(ctx, a) for a in addons_of(ctx).attachments(app_id=app.id)],
+        ("id", "name"),
+        "name",
+    )
 
 
 async def attachments_list_addon(ctx: Ctx) -> Any:
@@ -242,7 +259,11 @@ async def resolve_addon(ctx: Ctx) -> Any:
     app_ident = ctx.field("app")
     if not isinstance(ident, str):
         raise InvalidParams("addon is required.")
-    app = ctx.services.apps.get(ctx.actor, app_ident) if isinstance(app_ident, str) and app_ident else None
+    app = (
+        ctx.services.apps.get(ctx.actor, app_ident)
+        if isinstance(app_ident, str) and app_ident
+        else None
+    )
     ctx.params["addon"] = ident
     return [addon_json(ctx, the_addon(ctx, app))]
 
@@ -252,13 +273,19 @@ async def resolve_attachment(ctx: Ctx) -> Any:
     app_ident = ctx.field("app")
     if not isinstance(ident, str):
         raise InvalidParams("addon_attachment is required.")
-    app = ctx.services.apps.get(ctx.actor, app_ident) if isinstance(app_ident, str) and app_ident else None
+    app = (
+        ctx.services.apps.get(ctx.actor, app_ident)
+        if isinstance(app_ident, str) and app_ident
+        else None
+    )
     svc = addons_of(ctx)
     found = [a for a in svc.attachments(app_id=app.id if app else None) if ident in (a.name, a.id)]
     if not found:
         try:
             addon = svc.get(ident, app.id if app else None)
-            found = [a for a in svc.attachments(addon_id=addon.id) if app is None or a.app_id == app.id]
+            found = [
+                a for a in svc.attachments(addon_id=addon.id) if app is None or a.app_id == app.id
+            ]
         except NotFound:
             found = []
     allowed = visible_app_ids(ctx)
@@ -279,7 +306,11 @@ async def addon_info_action(ctx: Ctx) -> Any:
         pairs = await _provider(ctx, addon).info(addon.id)
     except AddonError as e:
         raise InvalidParams(str(e)) from None
-    return {"addon": addon.name, "plan": f"{addon.service}:{addon.plan}", "info": [{"name": k, "values": [v]} for k, v in pairs]}
+    return {
+        "addon": addon.name,
+        "plan": f"{addon.service}:{addon.plan}",
+        "info": [{"name": k, "values": [v]} for k, v in pairs],
+    }
 
 
 async def credentials_reset(ctx: Ctx) -> Any:
@@ -293,7 +324,14 @@ async def connection(ctx: Ctx) -> Any:
     addon = the_addon(ctx)
     p = _provider(ctx, addon)
     cmd = p.cli(addon.id) if hasattr(p, "cli") else p.psql(addon.id)
-    return {"argv": cmd.argv, "env": cmd.env, "host": cmd.host, "port": cmd.port, "user": cmd.user, "database": cmd.database}
+    return {
+        "argv": cmd.argv,
+        "env": cmd.env,
+        "host": cmd.host,
+        "port": cmd.port,
+        "user": cmd.user,
+        "database": cmd.database,
+    }
 
 
 async def redis_settings(ctx: Ctx) -> Any:
@@ -365,7 +403,11 @@ async def backups_download(ctx: Ctx) -> Any:
         raise NotFound(str(e)) from None
     if not Path(path).exists():
         raise NotFound(f"Couldn't find that backup ({ctx.params['backup']}).")
-    return FileResponse(path, media_type="application/octet-stream", filename=f"{addon.name}-{ctx.params['backup']}.dump")
+    return FileResponse(
+        path,
+        media_type="application/octet-stream",
+        filename=f"{addon.name}-{ctx.params['backup']}.dump",
+    )
 
 
 async def pg_ps(ctx: Ctx) -> Any:
@@ -400,7 +442,9 @@ def routes() -> list[Route]:
         Route("/addons", endpoint(addons_list_all), methods=["GET"]),
         Route("/addons/{addon}", endpoint(addons_info), methods=["GET"]),
         Route("/addons/{addon}", endpoint(addons_delete), methods=["DELETE"]),
-        Route("/addons/{addon}/addon-attachments", endpoint(attachments_list_addon), methods=["GET"]),
+        Route(
+            "/addons/{addon}/addon-attachments", endpoint(attachments_list_addon), methods=["GET"]
+        ),
         Route(A + "/addons", endpoint(addons_list_app), methods=["GET"]),
         Route(A + "/addons", endpoint(addons_create), methods=["POST"]),
         Route(A + "/addons/{addon}", endpoint(addons_info), methods=["GET"]),

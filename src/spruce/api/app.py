@@ -34,7 +34,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 async def _server_error(request: Request, exc: Exception) -> Response:
     # Never echo the exception: it may carry secrets (URLs with passwords, keys).
-    return error_response(500, "internal_server_error", "Internal server error.", request_id_for(request))
+    return error_response(
+        500, "internal_server_error", "Internal server error.", request_id_for(request)
+    )
 
 
 def create_api(
@@ -43,9 +45,14 @@ def create_api(
     """`urls` holds api_url, git_url and web_url_template ("http://{app}.localhost:8080/")."""
     app = Starlette(
         routes=[
-            *core_routes.routes(), *deploy_routes.routes(), *log_routes.routes(), *dyno_routes.routes(),
-            *addon_routes.routes(), *domain_routes.routes(),
-            *streams.routes(services), *(extra_routes or []),
+            *core_routes.routes(),
+            *deploy_routes.routes(),
+            *log_routes.routes(),
+            *dyno_routes.routes(),
+            *addon_routes.routes(),
+            *domain_routes.routes(),
+            *streams.routes(services),
+            *(extra_routes or []),
         ],
         exception_handlers={HTTPException: _http_error, Exception: _server_error},
     )

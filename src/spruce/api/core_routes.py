@@ -58,7 +58,9 @@ async def apps_create(ctx: Ctx) -> Any:
     gen = body.get("generation")
     if isinstance(gen, dict):
         gen = gen.get("name")
-    app = ctx.services.apps.create(ctx.actor, name or None, body.get("region"), body.get("stack"), gen)
+    app = ctx.services.apps.create(
+        ctx.actor, name or None, body.get("region"), body.get("stack"), gen
+    )
     ctx.status = 201
     return app_out(ctx, app)
 
@@ -72,8 +74,15 @@ async def apps_update(ctx: Ctx) -> Any:
     if "spruce_settings" in body:
         ctx.services.apps.update_settings(ctx.actor, ctx.params["app"], body["spruce_settings"])
     app = ctx.services.apps.update(
-        ctx.actor, ctx.params["app"], name=body.get("name"), maintenance=body.get("maintenance"),
-        build_stack=body.get("build_stack") if isinstance(body.get("build_stack"), str) else (body.get("build_stack") or {}).get("name") if body.get("build_stack") else None,
+        ctx.actor,
+        ctx.params["app"],
+        name=body.get("name"),
+        maintenance=body.get("maintenance"),
+        build_stack=body.get("build_stack")
+        if isinstance(body.get("build_stack"), str)
+        else (body.get("build_stack") or {}).get("name")
+        if body.get("build_stack")
+        else None,
     )
     return app_out(ctx, app)
 
@@ -120,13 +129,17 @@ async def releases_list(ctx: Ctx) -> Any:
     app = the_app(ctx)
     cur = ctx.services.releases.current(app.id)
     rels = ctx.services.releases.list(app.id)
-    return paginate(ctx, [release_out(ctx, app, r, cur.id if cur else None) for r in rels], ("version", "id"))
+    return paginate(
+        ctx, [release_out(ctx, app, r, cur.id if cur else None) for r in rels], ("version", "id")
+    )
 
 
 async def releases_info(ctx: Ctx) -> Any:
     app = the_app(ctx)
     cur = ctx.services.releases.current(app.id)
-    return release_out(ctx, app, ctx.services.releases.get(app.id, ctx.params["release"]), cur.id if cur else None)
+    return release_out(
+        ctx, app, ctx.services.releases.get(app.id, ctx.params["release"]), cur.id if cur else None
+    )
 
 
 async def releases_create(ctx: Ctx) -> Any:
@@ -153,10 +166,13 @@ async def slugs_create(ctx: Ctx) -> Any:
     app = the_app(ctx)
     body = ctx.body if isinstance(ctx.body, dict) else {}
     slug = ctx.services.releases.create_slug(
-        app.id, body.get("process_types"), commit=body.get("commit"),
+        app.id,
+        body.get("process_types"),
+        commit=body.get("commit"),
         commit_description=body.get("commit_description"),
         buildpack_provided_description=body.get("buildpack_provided_description"),
-        stack=body.get("stack"), checksum=body.get("checksum"),
+        stack=body.get("stack"),
+        checksum=body.get("checksum"),
     )
     ctx.status = 201
     return views.slug_json(slug)
@@ -173,7 +189,12 @@ async def slugs_info(ctx: Ctx) -> Any:
 # -- formation ------------------------------------------------------------------
 async def formation_list(ctx: Ctx) -> Any:
     app = the_app(ctx)
-    return paginate(ctx, [views.formation_json(f, app) for f in ctx.services.formation.list(app.id)], ("id", "type"), "type")
+    return paginate(
+        ctx,
+        [views.formation_json(f, app) for f in ctx.services.formation.list(app.id)],
+        ("id", "type"),
+        "type",
+    )
 
 
 async def formation_info(ctx: Ctx) -> Any:
@@ -199,7 +220,12 @@ async def formation_update(ctx: Ctx) -> Any:
 # -- features -------------------------------------------------------------------
 async def features_list(ctx: Ctx) -> Any:
     app = the_app(ctx)
-    return paginate(ctx, [views.feature_json(f, on) for f, on in ctx.services.features.list(app.id)], ("id", "name"), "name")
+    return paginate(
+        ctx,
+        [views.feature_json(f, on) for f, on in ctx.services.features.list(app.id)],
+        ("id", "name"),
+        "name",
+    )
 
 
 async def features_info(ctx: Ctx) -> Any:
@@ -209,7 +235,11 @@ async def features_info(ctx: Ctx) -> Any:
 
 async def features_update(ctx: Ctx) -> Any:
     app = the_app(ctx)
-    return views.feature_json(*ctx.services.features.update(ctx.actor, app.id, ctx.params["feature"], ctx.field("enabled")))
+    return views.feature_json(
+        *ctx.services.features.update(
+            ctx.actor, app.id, ctx.params["feature"], ctx.field("enabled")
+        )
+    )
 
 
 # -- collaborators ----------------------------------------------------------------
@@ -225,7 +255,9 @@ async def collaborators_create(ctx: Ctx) -> Any:
     if not isinstance(user, str) or not user:
         raise InvalidParams("user (an email or id) is required.")
     app = the_app(ctx)
-    c, u = ctx.services.apps.add_collaborator(ctx.actor, app.id, user, bool(ctx.field("silent", False)))
+    c, u = ctx.services.apps.add_collaborator(
+        ctx.actor, app.id, user, bool(ctx.field("silent", False))
+    )
     ctx.status = 201
     return views.collaborator_json(c, u, app)
 
@@ -281,10 +313,16 @@ async def dyno_sizes_info(ctx: Ctx) -> Any:
 
 def dyno_size_json(s: Any) -> dict[str, Any]:
     return {
-        "id": s.id, "name": s.name, "architecture_type": "amd64", "compute": s.compute,
-        "cost": None, "dedicated": s.cost_tier == "professional" and s.name.startswith("performance"),
-        "precise_dyno_units": float(s.dyno_units), "memory": s.memory_gb,
-        "private_space_only": False, "generation": {"id": views._generation_id("cedar"), "name": "cedar"},
+        "id": s.id,
+        "name": s.name,
+        "architecture_type": "amd64",
+        "compute": s.compute,
+        "cost": None,
+        "dedicated": s.cost_tier == "professional" and s.name.startswith("performance"),
+        "precise_dyno_units": float(s.dyno_units),
+        "memory": s.memory_gb,
+        "private_space_only": False,
+        "generation": {"id": views._generation_id("cedar"), "name": "cedar"},
     }
 
 
@@ -324,7 +362,9 @@ def routes() -> list[Route]:
         Route(A + "/collaborators", endpoint(collaborators_list), methods=["GET"]),
         Route(A + "/collaborators", endpoint(collaborators_create), methods=["POST"]),
         Route(A + "/collaborators/{collaborator}", endpoint(collaborators_info), methods=["GET"]),
-        Route(A + "/collaborators/{collaborator}", endpoint(collaborators_delete), methods=["DELETE"]),
+        Route(
+            A + "/collaborators/{collaborator}", endpoint(collaborators_delete), methods=["DELETE"]
+        ),
         Route(A + "/pipeline-couplings", endpoint(pipeline_couplings_for_app), methods=["GET"]),
         Route("/regions", endpoint(regions_list), methods=["GET"]),
         Route("/regions/{region}", endpoint(regions_info), methods=["GET"]),

@@ -33,7 +33,7 @@ def local_source_for(ctx: Ctx) -> Callable[[str], Path | None]:
 
     def local_source(url: str) -> Path | None:
         if url.startswith(prefix):
-            path = builds.source_path(url[len(prefix):].split("?")[0])
+            path = builds.source_path(url[len(prefix) :].split("?")[0])
             if not path.exists():
                 raise InvalidParams("The source blob was never uploaded.")
             return path
@@ -58,11 +58,17 @@ def setup_json(ctx: Ctx, setup: Any) -> dict[str, Any]:
     if setup.build_id and ctx.services.builds is not None:
         b = ctx.services.builds.find(setup.build_id)
         if b is not None:
-            build = {"id": b.id, "status": b.status,
-                     "output_stream_url": f"{urls(ctx)['api_url'].rstrip('/')}/streams/builds/{b.id}"}
+            build = {
+                "id": b.id,
+                "status": b.status,
+                "output_stream_url": f"{urls(ctx)['api_url'].rstrip('/')}/streams/builds/{b.id}",
+            }
     postdeploy = None
     if setup.postdeploy_exit_code is not None or setup.postdeploy_output:
-        postdeploy = {"exit_code": setup.postdeploy_exit_code, "output": setup.postdeploy_output or ""}
+        postdeploy = {
+            "exit_code": setup.postdeploy_exit_code,
+            "output": setup.postdeploy_output or "",
+        }
     return {
         "app": {"id": app.id, "name": app.name} if app else None,
         "build": build,
@@ -134,7 +140,12 @@ async def builds_create(ctx: Ctx) -> Any:
 
 async def builds_list(ctx: Ctx) -> Any:
     app = the_app(ctx)
-    return paginate(ctx, [build_json(ctx, b, app) for b in builds_of(ctx).list(app.id)], ("id", "started_at"), "id")
+    return paginate(
+        ctx,
+        [build_json(ctx, b, app) for b in builds_of(ctx).list(app.id)],
+        ("id", "started_at"),
+        "id",
+    )
 
 
 async def builds_info(ctx: Ctx) -> Any:
@@ -151,7 +162,10 @@ async def sources_create(ctx: Ctx) -> Any:
 
 async def buildpacks_list(ctx: Ctx) -> Any:
     app = the_app(ctx)
-    return [{"buildpack": buildpack_json(u), "ordinal": i} for i, u in enumerate(builds_of(ctx).buildpacks(app.id))]
+    return [
+        {"buildpack": buildpack_json(u), "ordinal": i}
+        for i, u in enumerate(builds_of(ctx).buildpacks(app.id))
+    ]
 
 
 async def buildpacks_replace(ctx: Ctx) -> Any:

@@ -43,22 +43,33 @@ def default_domain_json(ctx: Ctx, app: App) -> dict[str, Any]:
 
     host = f"{app.name}.{ctx.services.domains.app_domain}"
     return {
-        "acm_status": None, "acm_status_reason": None, "app": {"id": app.id, "name": app.name},
-        "cname": None, "created_at": ts(app.created_at), "hostname": host,
-        "id": str(uuid.uuid5(uuid.NAMESPACE_DNS, app.id)), "kind": "heroku", "sni_endpoint": None,
-        "status": "succeeded", "updated_at": ts(app.updated_at),
+        "acm_status": None,
+        "acm_status_reason": None,
+        "app": {"id": app.id, "name": app.name},
+        "cname": None,
+        "created_at": ts(app.created_at),
+        "hostname": host,
+        "id": str(uuid.uuid5(uuid.NAMESPACE_DNS, app.id)),
+        "kind": "heroku",
+        "sni_endpoint": None,
+        "status": "succeeded",
+        "updated_at": ts(app.updated_at),
     }
 
 
 async def domains_list(ctx: Ctx) -> Any:
     app = the_app(ctx)
-    items = [default_domain_json(ctx, app)] + [domain_json(ctx, d, app) for d in ctx.services.domains.list(app.id)]
+    items = [default_domain_json(ctx, app)] + [
+        domain_json(ctx, d, app) for d in ctx.services.domains.list(app.id)
+    ]
     return paginate(ctx, items, ("id", "hostname"), "hostname")
 
 
 async def domains_create(ctx: Ctx) -> Any:
     app = the_app(ctx)
-    d = ctx.services.domains.add(ctx.actor, app.id, app.name, ctx.field("hostname"), ctx.field("sni_endpoint"))
+    d = ctx.services.domains.add(
+        ctx.actor, app.id, app.name, ctx.field("hostname"), ctx.field("sni_endpoint")
+    )
     ctx.status = 201
     return domain_json(ctx, d, app)
 
@@ -73,13 +84,17 @@ async def domains_info(ctx: Ctx) -> Any:
 
 async def domains_update(ctx: Ctx) -> Any:
     app = the_app(ctx)
-    d = ctx.services.domains.update(ctx.actor, app.id, ctx.params["domain"], ctx.field("sni_endpoint"))
+    d = ctx.services.domains.update(
+        ctx.actor, app.id, ctx.params["domain"], ctx.field("sni_endpoint")
+    )
     return domain_json(ctx, d, app)
 
 
 async def domains_delete(ctx: Ctx) -> Any:
     app = the_app(ctx)
-    return domain_json(ctx, ctx.services.domains.remove(ctx.actor, app.id, ctx.params["domain"]), app)
+    return domain_json(
+        ctx, ctx.services.domains.remove(ctx.actor, app.id, ctx.params["domain"]), app
+    )
 
 
 def sni_json(ctx: Ctx, e: SniEndpoint, app: App) -> dict[str, Any]:
@@ -107,12 +122,19 @@ def sni_json(ctx: Ctx, e: SniEndpoint, app: App) -> dict[str, Any]:
 
 async def sni_list(ctx: Ctx) -> Any:
     app = the_app(ctx)
-    return paginate(ctx, [sni_json(ctx, e, app) for e in ctx.services.certs.list(app.id)], ("id", "name"), "name")
+    return paginate(
+        ctx,
+        [sni_json(ctx, e, app) for e in ctx.services.certs.list(app.id)],
+        ("id", "name"),
+        "name",
+    )
 
 
 async def sni_create(ctx: Ctx) -> Any:
     app = the_app(ctx)
-    e = ctx.services.certs.add(ctx.actor, app.id, ctx.field("certificate_chain"), ctx.field("private_key"))
+    e = ctx.services.certs.add(
+        ctx.actor, app.id, ctx.field("certificate_chain"), ctx.field("private_key")
+    )
     ctx.status = 201
     return sni_json(ctx, e, app)
 
@@ -124,7 +146,13 @@ async def sni_info(ctx: Ctx) -> Any:
 
 async def sni_update(ctx: Ctx) -> Any:
     app = the_app(ctx)
-    e = ctx.services.certs.update(ctx.actor, app.id, ctx.params["sni"], ctx.field("certificate_chain"), ctx.field("private_key"))
+    e = ctx.services.certs.update(
+        ctx.actor,
+        app.id,
+        ctx.params["sni"],
+        ctx.field("certificate_chain"),
+        ctx.field("private_key"),
+    )
     return sni_json(ctx, e, app)
 
 

@@ -44,7 +44,9 @@ def dynos_of(ctx: Ctx) -> Any:
 
 async def dynos_list(ctx: Ctx) -> Any:
     app = the_app(ctx)
-    return paginate(ctx, [dyno_json(d, app) for d in dynos_of(ctx).list(app)], ("id", "name"), "name")
+    return paginate(
+        ctx, [dyno_json(d, app) for d in dynos_of(ctx).list(app)], ("id", "name"), "name"
+    )
 
 
 async def dynos_info(ctx: Ctx) -> Any:
@@ -56,7 +58,9 @@ async def dynos_create(ctx: Ctx) -> Any:
     app = the_app(ctx)
     attach = bool(ctx.field("attach", False))
     tty = attach and not bool(ctx.field("force_no_tty", False))
-    d = await dynos_of(ctx).run(ctx.actor, app, ctx.field("command"), ctx.field("env"), ctx.field("size"), attach, tty)
+    d = await dynos_of(ctx).run(
+        ctx.actor, app, ctx.field("command"), ctx.field("env"), ctx.field("size"), attach, tty
+    )
     ctx.status = 201
     return dyno_json(d, app)
 

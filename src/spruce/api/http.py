@@ -102,7 +102,11 @@ def endpoint(handler: Handler, *, auth: bool = True) -> Callable[[Request], Awai
                     raise Unauthorized("Invalid credentials provided.")
                 actor = services.accounts.authenticate(key)
                 headers["RateLimit-Remaining"] = str(services.accounts.rate_limiter.take(actor.id))
-            body = await _parse_body(request) if request.method in ("POST", "PATCH", "PUT", "DELETE") else None
+            body = (
+                await _parse_body(request)
+                if request.method in ("POST", "PATCH", "PUT", "DELETE")
+                else None
+            )
             ctx = Ctx(request, services, actor, body, dict(request.path_params))
             result = await handler(ctx)
             headers.update(ctx.headers)
@@ -128,7 +132,9 @@ class Range:
     order: str
 
 
-_RANGE_RE = re.compile(r"^\s*(?P<field>[a-z_]+)\s*(?P<bracket>\]?)(?P<start>[^;]*?)\.\.(?P<end>[^;]*?)\s*(;(?P<opts>.*))?$")
+_RANGE_RE = re.compile(
+    r"^\s*(?P<field>[a-z_]+)\s*(?P<bracket>\]?)(?P<start>[^;]*?)\.\.(?P<end>[^;]*?)\s*(;(?P<opts>.*))?$"
+)
 
 
 def parse_range(header: str | None, allowed: Sequence[str], default_field: str) -> Range:
@@ -152,7 +158,9 @@ def parse_range(header: str | None, allowed: Sequence[str], default_field: str) 
     if order not in ("asc", "desc"):
         raise InvalidParams("Range order must be asc or desc.")
     start = m.group("start").strip() or None
-    return Range(m.group("field"), start, bool(m.group("bracket")), max(1, min(max_, MAX_RANGE)), order)
+    return Range(
+        m.group("field"), start, bool(m.group("bracket")), max(1, min(max_, MAX_RANGE)), order
+    )
 
 
 def paginate(
@@ -170,7 +178,11 @@ def paginate(
 
     ordered = sorted(items, key=key, reverse=rng.order == "desc")
     if rng.start is not None:
-        probe = {rng.field: int(rng.start) if rng.start.isdigit() and items and isinstance(items[0].get(rng.field), int) else rng.start}
+        probe = {
+            rng.field: int(rng.start)
+            if rng.start.isdigit() and items and isinstance(items[0].get(rng.field), int)
+            else rng.start
+        }
         pk = key(probe)
         if rng.order == "asc":
             ordered = [i for i in ordered if (key(i) > pk if rng.start_exclusive else key(i) >= pk)]

@@ -43,7 +43,9 @@ async def log_session_create(ctx: Ctx) -> Any:
 
 async def drains_list(ctx: Ctx) -> Any:
     app = the_app(ctx)
-    return paginate(ctx, [drain_json(d, app) for d in ctx.services.logs.drains(app.id)], ("id", "url"))
+    return paginate(
+        ctx, [drain_json(d, app) for d in ctx.services.logs.drains(app.id)], ("id", "url")
+    )
 
 
 async def drains_create(ctx: Ctx) -> Any:

@@ -57,7 +57,9 @@ async def build_output(request: Request) -> Response:
         b = services.builds.find(build.id)  # type: ignore[union-attr]
         return b is None or b.status != "pending"
 
-    return StreamingResponse(_follow(Path(build.output_path), done), media_type="text/plain; charset=utf-8")
+    return StreamingResponse(
+        _follow(Path(build.output_path), done), media_type="text/plain; charset=utf-8"
+    )
 
 
 async def release_output(request: Request) -> Response:
@@ -77,7 +79,9 @@ async def release_output(request: Request) -> Response:
             r = s.get(Release, rid)
             return r is None or r.status != "pending"
 
-    return StreamingResponse(_follow(Path(rel.output_path), done), media_type="text/plain; charset=utf-8")
+    return StreamingResponse(
+        _follow(Path(rel.output_path), done), media_type="text/plain; charset=utf-8"
+    )
 
 
 async def source_blob(request: Request) -> Response:
@@ -100,7 +104,9 @@ async def source_blob(request: Request) -> Response:
             if size > MAX_BLOB:
                 f.close()
                 tmp.unlink()
-                return PlainTextResponse("The source blob is larger than 500 MB.\n", status_code=413)
+                return PlainTextResponse(
+                    "The source blob is larger than 500 MB.\n", status_code=413
+                )
             f.write(chunk)
     tmp.replace(path)
     return Response(status_code=200)

@@ -94,7 +94,14 @@ def _generation_id(name: str) -> str:
     }.get(name, "b7d7c5a4-7f2a-4c61-9a0d-6c5f3a2e0c01")
 
 
-def release_json(release: Release, app: App, user: User | None, current: bool, slug: Slug | None, output_stream_url: str | None = None) -> dict[str, Any]:
+def release_json(
+    release: Release,
+    app: App,
+    user: User | None,
+    current: bool,
+    slug: Slug | None,
+    output_stream_url: str | None = None,
+) -> dict[str, Any]:
     return {
         "addon_plan_names": list(release.addon_plan_names or []),
         "app": {"id": app.id, "name": app.name},
@@ -106,7 +113,10 @@ def release_json(release: Release, app: App, user: User | None, current: bool, s
         "slug": {"id": slug.id} if slug else None,
         "status": release.status,
         "updated_at": ts(release.updated_at),
-        "user": {"email": user.email if user else "", "id": user.id if user else "00000000-0000-0000-0000-000000000000"},
+        "user": {
+            "email": user.email if user else "",
+            "id": user.id if user else "00000000-0000-0000-0000-000000000000",
+        },
         "version": release.version,
     }
 
@@ -155,7 +165,10 @@ def collaborator_json(c: Collaborator | None, user: User, app: App) -> dict[str,
         "app": {"id": app.id, "name": app.name},
         "created_at": ts(c.created_at if c else app.created_at),
         "id": c.id if c else app.id,
-        "permissions": [{"name": p, "description": f"Can {p} the app"} for p in (c.permissions if c else ["deploy", "manage", "operate", "view"])],
+        "permissions": [
+            {"name": p, "description": f"Can {p} the app"}
+            for p in (c.permissions if c else ["deploy", "manage", "operate", "view"])
+        ],
         "role": "collaborator" if c else "owner",
         "updated_at": ts(c.updated_at if c else app.updated_at),
         "user": {"email": user.email, "federated": False, "id": user.id},

@@ -38,8 +38,15 @@ def addons(app: str, as_json: bool) -> None:
     out = []
     for a in rows:
         names = [x["name"] for x in attachments if x["addon"]["id"] == a["id"]]
-        out.append((a["addon_service"]["name"] + f" ({a['name']})", a["plan"]["name"].split(":")[-1], "free",
-                    a["state"], ", ".join(f"as {n}" for n in names)))
+        out.append(
+            (
+                a["addon_service"]["name"] + f" ({a['name']})",
+                a["plan"]["name"].split(":")[-1],
+                "free",
+                a["state"],
+                ", ".join(f"as {n}" for n in names),
+            )
+        )
     table(out, ["Add-on", "Plan", "Price", "State", "Attachments"])
 
 
@@ -49,9 +56,19 @@ def addons(app: str, as_json: bool) -> None:
 @click.option("--as", "as_name", help="name for the initial add-on attachment")
 @click.option("--name", help="name for the add-on resource")
 @click.option("--json", "as_json", is_flag=True)
-@click.option("--wait", is_flag=True, help="accepted for compatibility (provisioning is synchronous)")
+@click.option(
+    "--wait", is_flag=True, help="accepted for compatibility (provisioning is synchronous)"
+)
 @click.argument("config", nargs=-1)
-def addons_create(app: str, service_plan: str, as_name: str | None, name: str | None, as_json: bool, wait: bool, config: tuple[str, ...]) -> None:
+def addons_create(
+    app: str,
+    service_plan: str,
+    as_name: str | None,
+    name: str | None,
+    as_json: bool,
+    wait: bool,
+    config: tuple[str, ...],
+) -> None:
     """Create a new add-on resource (heroku-redis:mini, heroku-postgresql:essential-0)."""
     opts: dict[str, str] = {}
     for item in config:
@@ -87,9 +104,16 @@ def addons_info(app: str, addon: str, as_json: bool) -> None:
         return
     atts = c.get(f"/addons/{a['id']}/addon-attachments")
     styled_header(a["name"])
-    key_values([("Attachments", ", ".join(f"{x['app']['name']}::{x['name']}" for x in atts)),
-                ("Installed at", a["created_at"]), ("Owning app", a["app"]["name"]), ("Plan", a["plan"]["name"]),
-                ("Price", "free"), ("State", a["state"])])
+    key_values(
+        [
+            ("Attachments", ", ".join(f"{x['app']['name']}::{x['name']}" for x in atts)),
+            ("Installed at", a["created_at"]),
+            ("Owning app", a["app"]["name"]),
+            ("Plan", a["plan"]["name"]),
+            ("Price", "free"),
+            ("State", a["state"]),
+        ]
+    )
 
 
 @cli.command("addons:attach")
@@ -100,7 +124,9 @@ def addons_info(app: str, addon: str, as_json: bool) -> None:
 def addons_attach(app: str, addon: str, as_name: str | None, confirm: str | None) -> None:
     """Attach an existing add-on resource to an app."""
     click.echo(f"Attaching {addon}{' as ' + as_name if as_name else ''} to ⬢ {app}... ", nl=False)
-    att = client().post("/addon-attachments", {"addon": addon, "app": app, "name": as_name, "confirm": confirm})
+    att = client().post(
+        "/addon-attachments", {"addon": addon, "app": app, "name": as_name, "confirm": confirm}
+    )
     click.echo("done")
     click.echo(f"Setting {att['name']} config vars and restarting ⬢ {app}... done")
 
@@ -121,7 +147,9 @@ def addons_detach(app: str, attachment: str) -> None:
 @click.argument("addons_", nargs=-1, required=True, metavar="ADDON...")
 @app_option
 @click.option("-c", "--confirm", help="the app name (or add-on name) to confirm")
-@click.option("-f", "--force", is_flag=True, help="allow destruction even if connected to other apps")
+@click.option(
+    "-f", "--force", is_flag=True, help="allow destruction even if connected to other apps"
+)
 def addons_destroy(app: str, addons_: tuple[str, ...], confirm: str | None, force: bool) -> None:
     """Permanently destroy an add-on resource (its data is deleted)."""
     c = client()
@@ -129,12 +157,18 @@ def addons_destroy(app: str, addons_: tuple[str, ...], confirm: str | None, forc
         a = c.post("/actions/addons/resolve", {"addon": name, "app": app})[0]
         if confirm not in (app, a["name"], a["app"]["name"]):
             if not sys.stdin.isatty():
-                raise CLIError(f"This command requires confirmation. Re-run with --confirm {a['app']['name']}.")
-            answer = click.prompt(f" ▸    To proceed, type {a['app']['name']}", default="", show_default=False)
+                raise CLIError(
+                    f"This command requires confirmation. Re-run with --confirm {a['app']['name']}."
+                )
+            answer = click.prompt(
+                f" ▸    To proceed, type {a['app']['name']}", default="", show_default=False
+            )
             if answer != a["app"]["name"]:
                 raise CLIError("Confirmation did not match. Aborted.")
         click.echo(f"Destroying {a['name']} on ⬢ {a['app']['name']}... ", nl=False)
-        c.delete(f"/apps/{_q(a['app']['name'])}/addons/{a['id']}", {"force": force, "confirm": a["name"]})
+        c.delete(
+            f"/apps/{_q(a['app']['name'])}/addons/{a['id']}", {"force": force, "confirm": a["name"]}
+        )
         click.echo("done")
 
 
@@ -170,7 +204,18 @@ def addons_plans(service: str, as_json: bool) -> None:
     if as_json:
         print_json(rows)
         return
-    table([("default" if r["default"] else "", r["name"], r["human_name"], r.get("limits_summary", "")) for r in rows], ["", "Slug", "Name", "Limits"])
+    table(
+        [
+            (
+                "default" if r["default"] else "",
+                r["name"],
+                r["human_name"],
+                r.get("limits_summary", ""),
+            )
+            for r in rows
+        ],
+        ["", "Slug", "Name", "Limits"],
+    )
 
 
 # -- data commands -----------------------------------------------------------------------
@@ -196,7 +241,9 @@ def _shell(app: str, database: str | None, service: str, tool: str, extra: list[
     conn = client().get(f"/addons/{a['id']}/actions/connection")
     argv = list(conn["argv"])
     if not shutil.which(argv[0]) and not Path(argv[0]).exists():
-        raise CLIError(f"{tool} is not installed on this machine (apt-get install {'redis-tools' if tool == 'redis-cli' else 'postgresql-client'}).")
+        raise CLIError(
+            f"{tool} is not installed on this machine (apt-get install {'redis-tools' if tool == 'redis-cli' else 'postgresql-client'})."
+        )
     env = dict(os.environ)
     env.update(conn["env"])
     sys.exit(subprocess.call(argv + extra, env=env))
@@ -260,17 +307,29 @@ def redis_maxmemory(app: str, database: str | None, policy: str) -> None:
 @cli.command("redis:timeout")
 @click.argument("database", required=False)
 @app_option
-@click.option("-s", "--seconds", type=int, required=True, help="timeout value in seconds (0 = never)")
+@click.option(
+    "-s", "--seconds", type=int, required=True, help="timeout value in seconds (0 = never)"
+)
 def redis_timeout(app: str, database: str | None, seconds: int) -> None:
     """Set the number of seconds to wait before killing idle connections."""
     _redis_settings(app, database, {"timeout": seconds})
-    click.echo(f"Timeout set to {seconds} seconds." if seconds else "Connections will no longer be timed out.")
+    click.echo(
+        f"Timeout set to {seconds} seconds."
+        if seconds
+        else "Connections will no longer be timed out."
+    )
 
 
 @cli.command("redis:keyspace-notifications")
 @click.argument("database", required=False)
 @app_option
-@click.option("-c", "--config", "flags", required=True, help="notification configuration string (e.g. KEA, or '' to disable)")
+@click.option(
+    "-c",
+    "--config",
+    "flags",
+    required=True,
+    help="notification configuration string (e.g. KEA, or '' to disable)",
+)
 def redis_keyspace_notifications(app: str, database: str | None, flags: str) -> None:
     """Set the keyspace notifications configuration."""
     _redis_settings(app, database, {"notify_keyspace_events": flags})
@@ -310,7 +369,18 @@ def pg_ps(app: str, database: str | None) -> None:
     """View active queries with execution time."""
     a = _resolve(app, database, "heroku-postgresql")
     rows = client().get(f"/addons/{a['id']}/actions/ps")
-    table([(r.get("pid"), r.get("state"), r.get("duration") or r.get("query_start"), r.get("query")) for r in rows], ["pid", "state", "duration", "query"])
+    table(
+        [
+            (
+                r.get("pid"),
+                r.get("state"),
+                r.get("duration") or r.get("query_start"),
+                r.get("query"),
+            )
+            for r in rows
+        ],
+        ["pid", "state", "duration", "query"],
+    )
 
 
 @cli.command("pg:locks")
@@ -331,7 +401,9 @@ def pg_locks(app: str, database: str | None) -> None:
 @click.argument("pid", type=int)
 @click.argument("database", required=False)
 @app_option
-@click.option("-f", "--force", is_flag=True, help="terminate the connection instead of cancelling the query")
+@click.option(
+    "-f", "--force", is_flag=True, help="terminate the connection instead of cancelling the query"
+)
 def pg_kill(app: str, pid: int, database: str | None, force: bool) -> None:
     """Kill a query."""
     a = _resolve(app, database, "heroku-postgresql")
@@ -350,7 +422,10 @@ def pg_backups(app: str, database: str | None) -> None:
     if not rows:
         click.echo("No backups. Capture one with spruce pg:backups:capture")
         return
-    table([(r["id"], r["created"], r["size"], a["name"]) for r in rows], ["ID", "Created at", "Size", "Database"])
+    table(
+        [(r["id"], r["created"], r["size"], a["name"]) for r in rows],
+        ["ID", "Created at", "Size", "Database"],
+    )
 
 
 @cli.command("pg:backups:capture")

@@ -44,7 +44,9 @@ def _add_remote(name: str, url: str, c: Any = None) -> None:
     """Add the app's git remote and make pushes to it just work: the platform's CA for
     TLS, and this CLI as git's credential helper (user any, password the API key)."""
     try:
-        inside = subprocess.run(["git", "rev-parse", "--git-dir"], capture_output=True).returncode == 0
+        inside = (
+            subprocess.run(["git", "rev-parse", "--git-dir"], capture_output=True).returncode == 0
+        )
     except OSError:
         return
     if not inside:
@@ -58,8 +60,10 @@ def _add_remote(name: str, url: str, c: Any = None) -> None:
     if ca is not None:
         subprocess.run(["git", "config", f"http.{base}.sslCAInfo", str(ca)], capture_output=True)
         if os.environ.get("GIT_SSL_CAINFO"):
-            warn(f"GIT_SSL_CAINFO is set and overrides the CA configured for this remote: "
-                 f"unset it for pushes, or add {ca} to that bundle.")
+            warn(
+                f"GIT_SSL_CAINFO is set and overrides the CA configured for this remote: "
+                f"unset it for pushes, or add {ca} to that bundle."
+            )
     click.echo(f"Git remote {name} added")
 
 
@@ -81,7 +85,14 @@ def _store_ca(c: Any) -> Any:
 
 @cli.command("git:remote")
 @app_option
-@click.option("-r", "--remote", "remote_name", default="spruce", show_default=True, help="the git remote to create")
+@click.option(
+    "-r",
+    "--remote",
+    "remote_name",
+    default="spruce",
+    show_default=True,
+    help="the git remote to create",
+)
 def git_remote(app: str, remote_name: str) -> None:
     """Add a git remote for an app to this repository."""
     c = client()
@@ -110,8 +121,18 @@ def git_credentials(operation: str) -> None:
 @click.option("--remote", default="spruce", show_default=True, help="the git remote to create")
 @click.option("--no-remote", is_flag=True, help="do not create a git remote")
 @click.option("--json", "as_json", is_flag=True, help="output in json format")
-@click.option("--manifest", is_flag=True, help="set the app up from app.json and the code in this directory")
-def apps_create(name: str | None, region: str | None, stack: str | None, remote: str, no_remote: bool, as_json: bool, manifest: bool) -> None:
+@click.option(
+    "--manifest", is_flag=True, help="set the app up from app.json and the code in this directory"
+)
+def apps_create(
+    name: str | None,
+    region: str | None,
+    stack: str | None,
+    remote: str,
+    no_remote: bool,
+    as_json: bool,
+    manifest: bool,
+) -> None:
     """Create a new app."""
     body: dict[str, Any] = {}
     if name:
@@ -180,7 +201,10 @@ def _create_from_manifest(c: Any, body: dict[str, Any], remote: str, no_remote: 
     if setup["status"] != "succeeded":
         click.echo("failed")
         details = "; ".join(setup.get("manifest_errors") or [])
-        raise CLIError((setup.get("failure_message") or "The app setup failed.") + (f" {details}" if details else ""))
+        raise CLIError(
+            (setup.get("failure_message") or "The app setup failed.")
+            + (f" {details}" if details else "")
+        )
     click.echo("done")
     app = c.get(f"/apps/{setup['app']['id']}")
     if setup.get("postdeploy"):
@@ -207,7 +231,11 @@ def apps_info(app: str, as_json: bool, shell: bool) -> None:
         print_json({"app": info, "collaborators": collaborators, "dynos": dynos})
         return
     pairs = [
-        ("Collaborators", ", ".join(x["user"]["email"] for x in collaborators if x.get("role") != "owner") or None),
+        (
+            "Collaborators",
+            ", ".join(x["user"]["email"] for x in collaborators if x.get("role") != "owner")
+            or None,
+        ),
         ("Dynos", ", ".join(f"{t}: {n}" for t, n in _dyno_counts(dynos).items()) or None),
         ("Git URL", info["git_url"]),
         ("Maintenance", "on" if info["maintenance"] else None),
@@ -268,7 +296,11 @@ def apps_destroy(positional: str | None, app_opt: str | None, confirm: str | Non
         if not sys.stdin.isatty():
             raise CLIError(f"This command requires confirmation. Re-run with --confirm {app}.")
         click.echo(f" ▸    WARNING: This will delete ⬢ {app} including all add-ons.")
-        answer = click.prompt(f" ▸    To proceed, type {app} or re-run this command with --confirm {app}", default="", show_default=False)
+        answer = click.prompt(
+            f" ▸    To proceed, type {app} or re-run this command with --confirm {app}",
+            default="",
+            show_default=False,
+        )
         if answer != app:
             raise CLIError(f"Confirmation did not match {app}. Aborted.")
     click.echo(f"Destroying ⬢ {app} (including all add-ons)... ", nl=False)
@@ -326,7 +358,9 @@ def config_set(app: str, pairs: tuple[str, ...]) -> None:
     c = client()
     click.echo(f"Setting {', '.join(body)} and restarting ⬢ {app}... ", nl=False)
     config = c.patch(f"/apps/{_q(app)}/config-vars", body)
-    releases = c.request("GET", f"/apps/{_q(app)}/releases", headers={"Range": "version ..; max=1, order=desc"})
+    releases = c.request(
+        "GET", f"/apps/{_q(app)}/releases", headers={"Range": "version ..; max=1, order=desc"}
+    )
     click.echo(f"done, v{releases[0]['version']}" if releases else "done")
     key_values([(k, config.get(k)) for k in body])
 
@@ -339,7 +373,9 @@ def config_unset(app: str, keys: tuple[str, ...]) -> None:
     c = client()
     click.echo(f"Unsetting {', '.join(keys)} and restarting ⬢ {app}... ", nl=False)
     c.patch(f"/apps/{_q(app)}/config-vars", {k: None for k in keys})
-    releases = c.request("GET", f"/apps/{_q(app)}/releases", headers={"Range": "version ..; max=1, order=desc"})
+    releases = c.request(
+        "GET", f"/apps/{_q(app)}/releases", headers={"Range": "version ..; max=1, order=desc"}
+    )
     click.echo(f"done, v{releases[0]['version']}" if releases else "done")
 
 
@@ -350,20 +386,28 @@ def config_unset(app: str, keys: tuple[str, ...]) -> None:
 @click.option("--json", "as_json", is_flag=True, help="output releases in json format")
 def releases_list(app: str, num: int, as_json: bool) -> None:
     """Display the releases for an app."""
-    rels = client().request("GET", f"/apps/{_q(app)}/releases", headers={"Range": f"version ..; max={num}, order=desc"})
+    rels = client().request(
+        "GET", f"/apps/{_q(app)}/releases", headers={"Range": f"version ..; max={num}, order=desc"}
+    )
     if as_json:
         print_json(rels)
         return
-    styled_header(f"{app} Releases - Current: v{next((r['version'] for r in rels if r['current']), '?')}")
+    styled_header(
+        f"{app} Releases - Current: v{next((r['version'] for r in rels if r['current']), '?')}"
+    )
     for r in rels:
         status = "" if r["status"] == "succeeded" else f" {r['status']}"
-        click.echo(f"v{r['version']}  {r['description']}{status}  {r['user']['email']}  {r['created_at']}")
+        click.echo(
+            f"v{r['version']}  {r['description']}{status}  {r['user']['email']}  {r['created_at']}"
+        )
 
 
 def _release_id(c: Any, app: str, release: str | None) -> dict[str, Any]:
     if release:
         return c.get(f"/apps/{_q(app)}/releases/{_q(release.lstrip('vV'))}")  # type: ignore[no-any-return]
-    rels = c.request("GET", f"/apps/{_q(app)}/releases", headers={"Range": "version ..; max=1, order=desc"})
+    rels = c.request(
+        "GET", f"/apps/{_q(app)}/releases", headers={"Range": "version ..; max=1, order=desc"}
+    )
     if not rels:
         raise CLIError(f"No releases found for {app}.")
     return rels[0]  # type: ignore[no-any-return]
@@ -383,8 +427,15 @@ def releases_info(app: str, release: str | None, as_json: bool, shell: bool) -> 
         print_json(r)
         return
     styled_header(f"Release v{r['version']}")
-    key_values([("Add-ons", ", ".join(r["addon_plan_names"]) or None), ("By", r["user"]["email"]),
-                ("Change", r["description"]), ("Status", r["status"]), ("When", r["created_at"])])
+    key_values(
+        [
+            ("Add-ons", ", ".join(r["addon_plan_names"]) or None),
+            ("By", r["user"]["email"]),
+            ("Change", r["description"]),
+            ("Status", r["status"]),
+            ("When", r["created_at"]),
+        ]
+    )
     click.echo()
     styled_header(f"v{r['version']} Config vars")
     if shell:
@@ -399,7 +450,9 @@ def _rollback(app: str, release: str | None) -> None:
     if release:
         target = _release_id(c, app, release)
     else:
-        rels = c.request("GET", f"/apps/{_q(app)}/releases", headers={"Range": "version ..; max=2, order=desc"})
+        rels = c.request(
+            "GET", f"/apps/{_q(app)}/releases", headers={"Range": "version ..; max=2, order=desc"}
+        )
         if len(rels) < 2:
             raise CLIError(f"No earlier release of {app} to roll back to.")
         target = rels[1]
@@ -439,5 +492,3 @@ def rollback(app: str, release: str | None) -> None:
 def releases_rollback(app: str, release: str | None) -> None:
     """Roll back to a previous release."""
     _rollback(app, release)
-
-

@@ -42,7 +42,10 @@ def app_from_git_remote(cwd: str | None = None) -> str | None:
         try:
             url = subprocess.run(
                 ["git", "remote", "get-url", remote],
-                cwd=cwd, capture_output=True, text=True, timeout=5,
+                cwd=cwd,
+                capture_output=True,
+                text=True,
+                timeout=5,
             ).stdout.strip()
         except (OSError, subprocess.TimeoutExpired):
             return None
@@ -53,7 +56,9 @@ def app_from_git_remote(cwd: str | None = None) -> str | None:
 
 
 def resolve_app(app: str | None) -> str:
-    app = app or os.environ.get("SPRUCE_APP") or os.environ.get("HEROKU_APP") or app_from_git_remote()
+    app = (
+        app or os.environ.get("SPRUCE_APP") or os.environ.get("HEROKU_APP") or app_from_git_remote()
+    )
     if not app:
         raise CLIError(
             "No app specified. Use -a APP, or run this inside a git repository with a "
@@ -71,7 +76,9 @@ def app_option(f: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, app: str | None, remote: str | None, **kwargs: Any) -> Any:
         if not app and remote:
             try:
-                url = subprocess.run(["git", "remote", "get-url", remote], capture_output=True, text=True).stdout
+                url = subprocess.run(
+                    ["git", "remote", "get-url", remote], capture_output=True, text=True
+                ).stdout
             except OSError:
                 url = ""
             m = _APP_IN_URL.search(url.strip())

@@ -66,15 +66,23 @@ class Client:
         self.api_url = api_url.rstrip("/")
         self._http = httpx.Client(
             base_url=self.api_url,
-            headers={"Accept": ACCEPT, "Authorization": f"Bearer {api_key}", "User-Agent": "spruce-cli"},
+            headers={
+                "Accept": ACCEPT,
+                "Authorization": f"Bearer {api_key}",
+                "User-Agent": "spruce-cli",
+            },
             timeout=60.0,
         )
 
-    def request(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> Any:
+    def request(
+        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+    ) -> Any:
         try:
             resp = self._http.request(method, path, json=body, headers=headers)
         except httpx.ConnectError:
-            raise CLIError(f"Cannot reach the Spruce API at {self.api_url}. Is `spruce up` running?") from None
+            raise CLIError(
+                f"Cannot reach the Spruce API at {self.api_url}. Is `spruce up` running?"
+            ) from None
         except httpx.HTTPError as e:
             raise CLIError(f"The request to {self.api_url} failed: {e}") from None
         if resp.status_code >= 400:
@@ -95,7 +103,9 @@ class Client:
             try:
                 resp = self._http.get(path, headers=headers)
             except httpx.ConnectError:
-                raise CLIError(f"Cannot reach the Spruce API at {self.api_url}. Is `spruce up` running?") from None
+                raise CLIError(
+                    f"Cannot reach the Spruce API at {self.api_url}. Is `spruce up` running?"
+                ) from None
             if resp.status_code >= 400:
                 raise CLIError(resp.json().get("message", resp.text))
             items.extend(resp.json())

@@ -22,7 +22,11 @@ def _buildpacks(app: str) -> list[str]:
 
 
 def _put_buildpacks(app: str, urls: list[str]) -> list[str]:
-    rows = client().request("PUT", f"/apps/{_q(app)}/buildpack-installations", {"updates": [{"buildpack": u} for u in urls]})
+    rows = client().request(
+        "PUT",
+        f"/apps/{_q(app)}/buildpack-installations",
+        {"updates": [{"buildpack": u} for u in urls]},
+    )
     return [b["buildpack"]["url"] for b in rows]
 
 
@@ -143,8 +147,13 @@ def domains(app: str, as_json: bool) -> None:
     if custom:
         click.echo()
         styled_header(f"{app} Custom Domains")
-        table([(d["hostname"], "CNAME", d["cname"], (d["sni_endpoint"] or {}).get("name", "")) for d in custom],
-              ["Domain Name", "DNS Record Type", "DNS Target", "SNI Endpoint"])
+        table(
+            [
+                (d["hostname"], "CNAME", d["cname"], (d["sni_endpoint"] or {}).get("name", ""))
+                for d in custom
+            ],
+            ["Domain Name", "DNS Record Type", "DNS Target", "SNI Endpoint"],
+        )
 
 
 @cli.command("domains:add")
@@ -171,9 +180,16 @@ def domains_info(app: str, hostname: str) -> None:
     """Show detailed information for a domain on an app."""
     d = client().get(f"/apps/{_q(app)}/domains/{_q(hostname)}")
     styled_header(d["hostname"])
-    key_values([("Domain Name", d["hostname"]), ("DNS Record Type", "CNAME" if d["cname"] else None),
-                ("DNS Target", d["cname"]), ("Kind", d["kind"]), ("Status", d["status"]),
-                ("SNI Endpoint", (d["sni_endpoint"] or {}).get("name"))])
+    key_values(
+        [
+            ("Domain Name", d["hostname"]),
+            ("DNS Record Type", "CNAME" if d["cname"] else None),
+            ("DNS Target", d["cname"]),
+            ("Kind", d["kind"]),
+            ("Status", d["status"]),
+            ("SNI Endpoint", (d["sni_endpoint"] or {}).get("name")),
+        ]
+    )
 
 
 @cli.command("domains:remove")
@@ -199,9 +215,18 @@ def certs(app: str, as_json: bool) -> None:
     if not rows:
         click.echo(f"⬢ {app} has no SSL certificates.")
         return
-    table([(r["name"], ", ".join(r["ssl_cert"]["cert_domains"]), r["ssl_cert"]["expires_at"],
-            "True" if r["ssl_cert"]["ca_signed?"] else "False") for r in rows],
-          ["Name", "Common Name(s)", "Expires", "Trusted"])
+    table(
+        [
+            (
+                r["name"],
+                ", ".join(r["ssl_cert"]["cert_domains"]),
+                r["ssl_cert"]["expires_at"],
+                "True" if r["ssl_cert"]["ca_signed?"] else "False",
+            )
+            for r in rows
+        ],
+        ["Name", "Common Name(s)", "Expires", "Trusted"],
+    )
 
 
 @cli.command("certs:add")
@@ -211,9 +236,17 @@ def certs(app: str, as_json: bool) -> None:
 def certs_add(app: str, crt: str, key: str) -> None:
     """Add an SSL certificate to an app."""
     click.echo(f"Adding SSL certificate to ⬢ {app}... ", nl=False)
-    e = client().post(f"/apps/{_q(app)}/sni-endpoints", {"certificate_chain": Path(crt).read_text(), "private_key": Path(key).read_text()})
+    e = client().post(
+        f"/apps/{_q(app)}/sni-endpoints",
+        {"certificate_chain": Path(crt).read_text(), "private_key": Path(key).read_text()},
+    )
     click.echo(f"done, {e['name']}")
-    key_values([("Common Name(s)", ", ".join(e["ssl_cert"]["cert_domains"])), ("Expires At", e["ssl_cert"]["expires_at"])])
+    key_values(
+        [
+            ("Common Name(s)", ", ".join(e["ssl_cert"]["cert_domains"])),
+            ("Expires At", e["ssl_cert"]["expires_at"]),
+        ]
+    )
 
 
 @cli.command("certs:info")
@@ -229,8 +262,15 @@ def certs_info(app: str, name: str | None) -> None:
     if e is None:
         raise CLIError(f"No certificate named {name}.")
     styled_header(e["name"])
-    key_values([("Common Name(s)", ", ".join(e["ssl_cert"]["cert_domains"])), ("Expires At", e["ssl_cert"]["expires_at"]),
-                ("Issuer", e["ssl_cert"]["issuer"]), ("Starts At", e["ssl_cert"]["starts_at"]), ("Subject", e["ssl_cert"]["subject"])])
+    key_values(
+        [
+            ("Common Name(s)", ", ".join(e["ssl_cert"]["cert_domains"])),
+            ("Expires At", e["ssl_cert"]["expires_at"]),
+            ("Issuer", e["ssl_cert"]["issuer"]),
+            ("Starts At", e["ssl_cert"]["starts_at"]),
+            ("Subject", e["ssl_cert"]["subject"]),
+        ]
+    )
 
 
 @cli.command("certs:remove")

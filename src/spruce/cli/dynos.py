@@ -60,12 +60,25 @@ def ps(app: str, types: tuple[str, ...], as_json: bool) -> None:
             by_type.setdefault(d["type"], []).append(d)
     for t, ds in sorted(by_type.items()):
         styled_header(f"{t} ({ds[0]['size']}): {ds[0]['command']} ({len(ds)})")
-        for d in sorted(ds, key=lambda x: int(x["name"].split(".")[-1]) if x["name"].split(".")[-1].isdigit() else 0):
+        for d in sorted(
+            ds,
+            key=lambda x: (
+                int(x["name"].split(".")[-1]) if x["name"].split(".")[-1].isdigit() else 0
+            ),
+        ):
             click.echo(f"{d['name']}: {d['state']} {d['updated_at']}")
         click.echo()
 
 
-def _target(c: Any, app: str, positional: str | None, dyno_flag: str | None, process_type: str | None, dyno_name: str | None, verb: str) -> tuple[str | None, str | None]:
+def _target(
+    c: Any,
+    app: str,
+    positional: str | None,
+    dyno_flag: str | None,
+    process_type: str | None,
+    dyno_name: str | None,
+    verb: str,
+) -> tuple[str | None, str | None]:
     """Heroku CLI v10: --process-type/--dyno-name; positional and --dyno are deprecated
     (accepted on Cedar apps with a warning, refused on Fir apps)."""
     legacy = positional or dyno_flag
@@ -80,10 +93,18 @@ def _target(c: Any, app: str, positional: str | None, dyno_flag: str | None, pro
 @cli.command("ps:restart")
 @click.argument("dyno", required=False)
 @app_option
-@click.option("-d", "--dyno", "dyno_flag", hidden=True, help="deprecated: use --dyno-name or --process-type")
+@click.option(
+    "-d", "--dyno", "dyno_flag", hidden=True, help="deprecated: use --dyno-name or --process-type"
+)
 @click.option("-p", "--process-type", help="name of the process type to restart")
 @click.option("--dyno-name", help="name of the dyno to restart")
-def ps_restart(app: str, dyno: str | None, dyno_flag: str | None, process_type: str | None, dyno_name: str | None) -> None:
+def ps_restart(
+    app: str,
+    dyno: str | None,
+    dyno_flag: str | None,
+    process_type: str | None,
+    dyno_name: str | None,
+) -> None:
     """Restart an app's dynos (all of them, a process type, or one dyno)."""
     c = client()
     ptype, name = _target(c, app, dyno, dyno_flag, process_type, dyno_name, "restart")
@@ -105,12 +126,20 @@ def ps_restart(app: str, dyno: str | None, dyno_flag: str | None, process_type: 
 @click.option("-d", "--dyno", "dyno_flag", hidden=True)
 @click.option("-p", "--process-type", help="name of the process type to stop")
 @click.option("--dyno-name", help="name of the dyno to stop")
-def ps_stop(app: str, dyno: str | None, dyno_flag: str | None, process_type: str | None, dyno_name: str | None) -> None:
+def ps_stop(
+    app: str,
+    dyno: str | None,
+    dyno_flag: str | None,
+    process_type: str | None,
+    dyno_name: str | None,
+) -> None:
     """Stop an app's dynos (a process type, or one dyno)."""
     c = client()
     ptype, name = _target(c, app, dyno, dyno_flag, process_type, dyno_name, "stop")
     if not ptype and not name:
-        raise CLIError("Please specify a process type or dyno name to stop (--process-type or --dyno-name).")
+        raise CLIError(
+            "Please specify a process type or dyno name to stop (--process-type or --dyno-name)."
+        )
     if name:
         click.echo(f"Stopping dyno {name} on ⬢ {app}... ", nl=False)
         c.post(f"/apps/{_q(app)}/dynos/{_q(name)}/actions/stop")
@@ -185,7 +214,9 @@ def attach(url: str, interactive: bool, ctx: ssl.SSLContext) -> int:
         raw = socket.create_connection((parsed.hostname, parsed.port or 5000), timeout=30)
         sock = ctx.wrap_socket(raw, server_hostname=parsed.hostname)
     except (OSError, ssl.SSLError) as e:
-        raise CLIError(f"Could not attach to the dyno at {parsed.hostname}:{parsed.port}: {e}") from None
+        raise CLIError(
+            f"Could not attach to the dyno at {parsed.hostname}:{parsed.port}: {e}"
+        ) from None
     sock.sendall(parsed.path.lstrip("/").encode() + b"\r\n")
     sock.settimeout(None)
     buf = b""
@@ -206,7 +237,7 @@ def attach(url: str, interactive: bool, ctx: ssl.SSLContext) -> int:
             if first:
                 first = False
                 if data.startswith(FIRST_CHUNK):
-                    data = data[len(FIRST_CHUNK):]
+                    data = data[len(FIRST_CHUNK) :]
             buf += data
             m = EXIT_RE.search(buf)
             if m:
@@ -233,20 +264,35 @@ def attach(url: str, interactive: bool, ctx: ssl.SSLContext) -> int:
     return status
 
 
-@cli.command("run", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@cli.command(
+    "run", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False}
+)
 @click.argument("command", nargs=-1, type=click.UNPROCESSED, required=True)
 @app_option
 @click.option("-s", "--size", help="dyno size")
 @click.option("-e", "--env", "env", help="environment variables to set (KEY=VAL;KEY2=VAL2)")
 @click.option("--no-tty", is_flag=True, help="force the command to not run in a tty")
-@click.option("-x", "--exit-code", is_flag=True, help="passthrough the exit code of the remote command")
-def run(app: str, command: tuple[str, ...], size: str | None, env: str | None, no_tty: bool, exit_code: bool) -> None:
+@click.option(
+    "-x", "--exit-code", is_flag=True, help="passthrough the exit code of the remote command"
+)
+def run(
+    app: str,
+    command: tuple[str, ...],
+    size: str | None,
+    env: str | None,
+    no_tty: bool,
+    exit_code: bool,
+) -> None:
     """Run a one-off process inside a dyno, attached to this terminal."""
     c = client()
     if _is_fir(c, app):
         raise CLIError("`run` is not supported on Fir apps; use `spruce run:inside DYNO COMMAND`.")
-    body: dict[str, Any] = {"attach": True, "command": " ".join(command), "force_no_tty": no_tty or not sys.stdin.isatty(),
-                            "env": {"TERM": os.environ.get("TERM", "xterm")}}
+    body: dict[str, Any] = {
+        "attach": True,
+        "command": " ".join(command),
+        "force_no_tty": no_tty or not sys.stdin.isatty(),
+        "env": {"TERM": os.environ.get("TERM", "xterm")},
+    }
     body["env"].update(_parse_env(env))
     if size:
         body["size"] = size
@@ -270,7 +316,10 @@ def _parse_env(raw: str | None) -> dict[str, str]:
     return out
 
 
-@cli.command("run:detached", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@cli.command(
+    "run:detached",
+    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+)
 @click.argument("command", nargs=-1, type=click.UNPROCESSED, required=True)
 @app_option
 @click.option("-s", "--size", help="dyno size")
@@ -287,7 +336,10 @@ def run_detached(app: str, command: tuple[str, ...], size: str | None, env: str 
     click.echo(f"Use spruce logs -a {app} --dyno-name {dyno['name']} to view the output.")
 
 
-@cli.command("run:inside", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@cli.command(
+    "run:inside",
+    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+)
 @click.argument("dyno_name")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED, required=True)
 @app_option
@@ -295,7 +347,9 @@ def run_inside(app: str, dyno_name: str, command: tuple[str, ...]) -> None:
     """Run a command inside an existing dyno."""
     c = client()
     click.echo(f"Running {' '.join(command)} on ⬢ {app} ({dyno_name})... ", nl=False, err=True)
-    dyno = c.post(f"/apps/{_q(app)}/dynos/{_q(dyno_name)}/actions/run-inside", {"command": " ".join(command)})
+    dyno = c.post(
+        f"/apps/{_q(app)}/dynos/{_q(dyno_name)}/actions/run-inside", {"command": " ".join(command)}
+    )
     click.echo("up", err=True)
     status = attach(dyno["attach_url"], interactive=True, ctx=_ssl_context(c))
     if status:

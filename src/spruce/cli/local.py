@@ -40,15 +40,33 @@ def _announce(ep: Endpoints) -> None:
 @click.option("--http-port", type=int, default=8080, show_default=True)
 @click.option("--https-port", type=int, default=8443, show_default=True)
 @click.option("--git-port", type=int, default=8022, show_default=True)
-@click.option("--domain", default="localhost", show_default=True, help="apps answer at <app>.<domain>")
-@click.option("--router-workers", type=int, default=0, help="router processes (default: one per core)")
-def up(home: str | None, host: str, api_port: int, http_port: int, https_port: int, git_port: int, domain: str, router_workers: int) -> None:
+@click.option(
+    "--domain", default="localhost", show_default=True, help="apps answer at <app>.<domain>"
+)
+@click.option(
+    "--router-workers", type=int, default=0, help="router processes (default: one per core)"
+)
+def up(
+    home: str | None,
+    host: str,
+    api_port: int,
+    http_port: int,
+    https_port: int,
+    git_port: int,
+    domain: str,
+    router_workers: int,
+) -> None:
     """Start the platform in the foreground."""
     from spruce.platform import HomeInUse, run_platform
 
     settings = Settings(
-        home=_home(home), host=host, api_port=api_port, http_port=http_port,
-        https_port=https_port, git_port=git_port, domain=domain.strip(".").lower(),
+        home=_home(home),
+        host=host,
+        api_port=api_port,
+        http_port=http_port,
+        https_port=https_port,
+        git_port=git_port,
+        domain=domain.strip(".").lower(),
         router_workers=router_workers or (os.cpu_count() or 1),
     )
     try:
@@ -155,7 +173,11 @@ def _system_ca_bundle() -> str:
     import ssl
 
     paths = ssl.get_default_verify_paths()
-    for candidate in (paths.cafile, "/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt"):
+    for candidate in (
+        paths.cafile,
+        "/etc/ssl/certs/ca-certificates.crt",
+        "/etc/pki/tls/certs/ca-bundle.crt",
+    ):
         if candidate and Path(candidate).exists():
             return Path(candidate).read_text()
     return ""
@@ -171,7 +193,9 @@ def heroku_env(home: str | None) -> None:
     h = _home(home)
     ep_path = h / "endpoints.json"
     if not ep_path.exists():
-        raise CLIError(f"No running Spruce on {h} (no endpoints.json). Start it with `spruce up --home {h}`.")
+        raise CLIError(
+            f"No running Spruce on {h} (no endpoints.json). Start it with `spruce up --home {h}`."
+        )
     ep = Endpoints.read(ep_path)
     # Node and git each take one CA file: the system's roots plus Spruce's internal CA.
     bundle = h / "heroku-ca-bundle.pem"

@@ -25,11 +25,24 @@ def _q(s: str) -> str:
 @click.option("-t", "--tail", is_flag=True, help="continually stream logs")
 @click.option("-n", "--num", type=int, help="number of lines to display")
 @click.option("-s", "--source", help="only show output from this source (app, heroku)")
-@click.option("-d", "--dyno", "dyno", hidden=True, help="deprecated: use --process-type or --dyno-name")
+@click.option(
+    "-d", "--dyno", "dyno", hidden=True, help="deprecated: use --process-type or --dyno-name"
+)
 @click.option("-p", "--process-type", help="only show output from this process type (web, worker)")
 @click.option("--dyno-name", help="only show output from this dyno (web.1)")
-@click.option("--force-colors", is_flag=True, help="force use of colors (even when not on a terminal)")
-def logs(app: str, tail: bool, num: int | None, source: str | None, dyno: str | None, process_type: str | None, dyno_name: str | None, force_colors: bool) -> None:
+@click.option(
+    "--force-colors", is_flag=True, help="force use of colors (even when not on a terminal)"
+)
+def logs(
+    app: str,
+    tail: bool,
+    num: int | None,
+    source: str | None,
+    dyno: str | None,
+    process_type: str | None,
+    dyno_name: str | None,
+    force_colors: bool,
+) -> None:
     """Display recent log output."""
     c = client()
     info = c.get(f"/apps/{_q(app)}")
@@ -49,7 +62,9 @@ def logs(app: str, tail: bool, num: int | None, source: str | None, dyno: str | 
     session = c.post(f"/apps/{_q(app)}/log-sessions", body)
     color = force_colors or sys.stdout.isatty()
     try:
-        with httpx.stream("GET", session["logplex_url"], timeout=httpx.Timeout(30, read=None)) as resp:
+        with httpx.stream(
+            "GET", session["logplex_url"], timeout=httpx.Timeout(30, read=None)
+        ) as resp:
             if resp.status_code >= 400:
                 raise CLIError(f"Could not read the logs (HTTP {resp.status_code}).")
             for line in resp.iter_lines():

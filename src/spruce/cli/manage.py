@@ -25,7 +25,9 @@ def parse_scale(args: tuple[str, ...], current: dict[str, int]) -> list[dict[str
     for arg in args:
         m = SCALE_RE.match(arg)
         if not m:
-            raise CLIError(f"Usage: spruce ps:scale DYNO1=AMOUNT1[:SIZE] [DYNO2=AMOUNT2 ...]; got {arg!r}.")
+            raise CLIError(
+                f"Usage: spruce ps:scale DYNO1=AMOUNT1[:SIZE] [DYNO2=AMOUNT2 ...]; got {arg!r}."
+            )
         ptype, op, amount, size = m.groups()
         upd: dict[str, Any] = {"type": ptype}
         if amount is not None:
@@ -68,7 +70,9 @@ def ps_scale(app: str, args: tuple[str, ...]) -> None:
         click.echo("!")
         raise
     changed = {u["type"] for u in updates}
-    click.echo("done, now running " + ", ".join(_formation_line(f) for f in result if f["type"] in changed))
+    click.echo(
+        "done, now running " + ", ".join(_formation_line(f) for f in result if f["type"] in changed)
+    )
 
 
 @cli.command("apps:settings")
@@ -122,7 +126,13 @@ def features_info(app: str, feature: str, as_json: bool) -> None:
         print_json(f)
         return
     styled_header(f["name"])
-    key_values([("Description", f["description"]), ("Docs", f["doc_url"]), ("Enabled", "true" if f["enabled"] else "false")])
+    key_values(
+        [
+            ("Description", f["description"]),
+            ("Docs", f["doc_url"]),
+            ("Enabled", "true" if f["enabled"] else "false"),
+        ]
+    )
 
 
 def _toggle(app: str, feature: str, enabled: bool) -> None:

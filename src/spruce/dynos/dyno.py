@@ -58,12 +58,21 @@ class Dyno:
     def info(self) -> DynoInfo:
         running = self.proc is not None and self.proc.proc is not None
         return DynoInfo(
-            id=self.id, app_id=self.app_id, name=self.name, type=self.type, state=self.state,
-            size=get_size(self.size).display_name, command=self.command,
-            release_id=self.release_id, release_version=self.release_version, host=HOST,
+            id=self.id,
+            app_id=self.app_id,
+            name=self.name,
+            type=self.type,
+            state=self.state,
+            size=get_size(self.size).display_name,
+            command=self.command,
+            release_id=self.release_id,
+            release_version=self.release_version,
+            host=HOST,
             port=self.port if running else None,
             pid=self.proc.pid if running and self.proc else None,
-            created_at=self.created_at, updated_at=self.updated_at, attach_url=self.attach_url,
+            created_at=self.created_at,
+            updated_at=self.updated_at,
+            attach_url=self.attach_url,
         )
 
 

@@ -81,8 +81,9 @@ class Lifecycle:
         d.kick.set()
 
     # -- environment ---------------------------------------------------------------------
-    def _build_env(self, app: AppRuntime, d: Dyno, home: str, port: int | None,
-                   extra: dict[str, str] | None) -> dict[str, str]:
+    def _build_env(
+        self, app: AppRuntime, d: Dyno, home: str, port: int | None, extra: dict[str, str] | None
+    ) -> dict[str, str]:
         env = {"PATH": self.settings.base_path, "HOME": home}
         env.update(app.config)
         if port is not None:
@@ -105,9 +106,11 @@ class Lifecycle:
         # One copy per release, however many dynos ask for it at once.
         task = st.preparing.get(app.release_id)
         if task is None:
-            task = asyncio.ensure_future(asyncio.to_thread(
-                self.sandbox.prepare_slug, app.app_id, app.release_id, Path(app.slug_dir)
-            ))
+            task = asyncio.ensure_future(
+                asyncio.to_thread(
+                    self.sandbox.prepare_slug, app.app_id, app.release_id, Path(app.slug_dir)
+                )
+            )
             st.preparing[app.release_id] = task
         try:
             found = await asyncio.shield(task)
@@ -127,8 +130,15 @@ class Lifecycle:
 
     # -- one run of a dyno's process -----------------------------------------------------
     async def _run_once(
-        self, st: AppState, d: Dyno, app: AppRuntime, *, extra_env: dict[str, str] | None = None,
-        stdio: str = "log", att: Attachment | None = None, quiet: bool = False,
+        self,
+        st: AppState,
+        d: Dyno,
+        app: AppRuntime,
+        *,
+        extra_env: dict[str, str] | None = None,
+        stdio: str = "log",
+        att: Attachment | None = None,
+        quiet: bool = False,
     ) -> tuple[str, int]:
         """Launch d's process and wait until it ends (quiet: no platform lines or changes,
         for commands run inside another dyno)."""
@@ -145,18 +155,30 @@ class Lifecycle:
         if stdio == "pty" and env.get("LINES", "").isdigit() and env.get("COLUMNS", "").isdigit():
             winsize = (int(env["LINES"]), int(env["COLUMNS"]))
         spec = LaunchSpec(
-            app.app_id, d.name, d.launch_id, d.command, env, host_dir, home, uid,
+            app.app_id,
+            d.name,
+            d.launch_id,
+            d.command,
+            env,
+            host_dir,
+            home,
+            uid,
             # The kernel's limit is a backstop well above Heroku's R15 point (2x quota).
             memory_limit=int((quota * 3 + 64) * 1024 * 1024),
-            pids_max=get_size(d.size).pids_max, stdio=stdio, winsize=winsize,
+            pids_max=get_size(d.size).pids_max,
+            stdio=stdio,
+            winsize=winsize,
         )
         d.env, d.host_dir, d.home, d.uid = env, host_dir, home, uid
         if not quiet:
             self._set_state(d, "starting", log_line=False)
         heroku(f"Starting process with command `{d.command}`")
         proc = DynoProcess(
-            spec, self.sandbox, self.state_dir,
-            lambda line: self.sink.emit(d.app_id, "app", d.name, line), port,
+            spec,
+            self.sandbox,
+            self.state_dir,
+            lambda line: self.sink.emit(d.app_id, "app", d.name, line),
+            port,
         )
         try:
             await proc.spawn()
@@ -172,18 +194,23 @@ class Lifecycle:
             self._changed(d.app_id)
         exit_task = asyncio.create_task(proc.wait())
         monitor = asyncio.create_task(
-            self._monitor(d, proc, app) if not quiet else asyncio.Event().wait())
+            self._monitor(d, proc, app) if not quiet else asyncio.Event().wait()
+        )
         stop_wait = asyncio.create_task(d.stop_event.wait())
         relay = None
         if att is not None:
             assert proc.proc is not None
-            relay = asyncio.create_task(bridge(
-                att, proc.proc.stdout, proc.proc.stdin, proc.pty_master,
-                lambda: self._client_gone(d),
-            ))
+            relay = asyncio.create_task(
+                bridge(
+                    att,
+                    proc.proc.stdout,
+                    proc.proc.stdin,
+                    proc.pty_master,
+                    lambda: self._client_gone(d),
+                )
+            )
         try:
-            await asyncio.wait({exit_task, monitor, stop_wait},
-                               return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({exit_task, monitor, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
             outcome = CRASHED
             if not exit_task.done() and stop_wait.done() and not monitor.done():
                 outcome = STOPPED
@@ -226,8 +253,11 @@ class Lifecycle:
         proc.signal(procs.SIGTERM)
         done, _ = await asyncio.wait({exit_task}, timeout=grace)
         if not done:
-            self._heroku(d, f"Error R12 (Exit timeout) -> At least one process failed to exit "
-                            f"within {grace:g} seconds of SIGTERM")
+            self._heroku(
+                d,
+                f"Error R12 (Exit timeout) -> At least one process failed to exit "
+                f"within {grace:g} seconds of SIGTERM",
+            )
             self._heroku(d, "Stopping remaining processes with SIGKILL")
             proc.signal(procs.SIGKILL)
 
@@ -250,8 +280,11 @@ class Lifecycle:
             next_mem = time.monotonic() + s.memory_check_interval
             while not await self._port_open(d.port):
                 if time.monotonic() >= deadline:
-                    self._heroku(d, f"Error R10 (Boot timeout) -> Web process failed to bind to "
-                                    f"$PORT within {boot_timeout:g} seconds of launch")
+                    self._heroku(
+                        d,
+                        f"Error R10 (Boot timeout) -> Web process failed to bind to "
+                        f"$PORT within {boot_timeout:g} seconds of launch",
+                    )
                     self._heroku(d, "Stopping process with SIGKILL")
                     proc.signal(procs.SIGKILL)
                     return

@@ -74,11 +74,14 @@ class DynoManager(Lifecycle):
             log.warning("dyno isolation: %s", w)
         await self._end_leftovers()
         ca = self._ca or InternalCA(self.home / "ca")
-        self.rendezvous = RendezvousServer(ca, self.home / "rendezvous",
-                                           self.settings.rendezvous_host)
+        self.rendezvous = RendezvousServer(
+            ca, self.home / "rendezvous", self.settings.rendezvous_host
+        )
         await self.rendezvous.start()
-        self._background = [asyncio.create_task(self._sleeper()),
-                            asyncio.create_task(self._metrics())]
+        self._background = [
+            asyncio.create_task(self._sleeper()),
+            asyncio.create_task(self._metrics()),
+        ]
         self._started = True
 
     async def _end_leftovers(self) -> None:
@@ -93,8 +96,9 @@ class DynoManager(Lifecycle):
 
         async def end(path: Path, rec: PersistedDyno) -> None:
             if await end_leftover(rec, self.sandbox, self.settings.stop_grace):
-                log.warning("ended leftover dyno %s of app %s (pid %s)",
-                            rec.dyno_name, rec.app_id, rec.pid)
+                log.warning(
+                    "ended leftover dyno %s of app %s (pid %s)", rec.dyno_name, rec.app_id, rec.pid
+                )
             path.unlink(missing_ok=True)
 
         await asyncio.gather(*(end(p, r) for p, r in records))
@@ -133,7 +137,9 @@ class DynoManager(Lifecycle):
         app.validate()
         # A private copy: the caller may reuse and mutate its object for the next release.
         app = dataclasses.replace(
-            app, process_types=dict(app.process_types), config=dict(app.config),
+            app,
+            process_types=dict(app.process_types),
+            config=dict(app.config),
             features=set(app.features),
             formation={t: (q, get_size(s).name) for t, (q, s) in app.formation.items()},
         )
@@ -146,7 +152,8 @@ class DynoManager(Lifecycle):
             if st.sleeping:
                 self.wake(app.app_id)
             release_changed = old is not None and (
-                old.release_id != app.release_id or old.config != app.config
+                old.release_id != app.release_id
+                or old.config != app.config
                 or old.features != app.features
             )
             current = [d for d in st.formation_dynos() if not d.preboot_old and d.want != "retire"]
@@ -163,8 +170,7 @@ class DynoManager(Lifecycle):
                 quantity, size = app.formation.get(d.type, (0, d.size))
                 if d.index > quantity or d.type not in app.process_types:
                     self._retire(d)
-                elif (release_changed or size != d.size
-                      or app.process_types[d.type] != d.command):
+                elif release_changed or size != d.size or app.process_types[d.type] != d.command:
                     self._request_restart(d)
             for ptype, (quantity, size) in sorted(app.formation.items()):
                 have = {d.index for d in current if d.type == ptype and d.want != "retire"}
@@ -177,10 +183,19 @@ class DynoManager(Lifecycle):
                 st.preboot_task = asyncio.create_task(self._preboot_switch(st, preboot_old))
         self._changed(app.app_id)
 
-    def _launch_formation_dyno(self, st: AppState, app: AppRuntime, ptype: str, index: int,
-                               size: str) -> None:
-        d = Dyno(app.app_id, f"{ptype}.{index}", ptype, index, size, app.process_types[ptype],
-                 app.release_id, app.release_version)
+    def _launch_formation_dyno(
+        self, st: AppState, app: AppRuntime, ptype: str, index: int, size: str
+    ) -> None:
+        d = Dyno(
+            app.app_id,
+            f"{ptype}.{index}",
+            ptype,
+            index,
+            size,
+            app.process_types[ptype],
+            app.release_id,
+            app.release_version,
+        )
         st.dynos.append(d)
         d.task = asyncio.create_task(self._supervise(st, d))
 
@@ -191,8 +206,11 @@ class DynoManager(Lifecycle):
         wait = (self.settings.boot_timeout or app.boot_timeout) + self.settings.preboot_extra_wait
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
-            new = [d for d in st.formation_dynos()
-                   if d.type == "web" and not d.preboot_old and d.want == "run"]
+            new = [
+                d
+                for d in st.formation_dynos()
+                if d.type == "web" and not d.preboot_old and d.want == "run"
+            ]
             if all(d.state in ("up", "crashed") for d in new):
                 break
             await asyncio.sleep(0.05)
@@ -233,8 +251,12 @@ class DynoManager(Lifecycle):
         return [
             WebEndpoint(d.name, d.id, HOST, d.port)
             for d in st.dynos
-            if d.type == "web" and not d.one_off and d.state == "up" and not d.retiring
-            and d.want == "run" and d.port is not None
+            if d.type == "web"
+            and not d.one_off
+            and d.state == "up"
+            and not d.retiring
+            and d.want == "run"
+            and d.port is not None
         ]
 
     def apps(self) -> list[str]:
@@ -251,11 +273,15 @@ class DynoManager(Lifecycle):
             if not found:
                 raise DynoNotFound(f"no dyno {dyno_name!r}")
             return found
-        return [d for d in st.dynos
-                if (process_type is None or d.type == process_type) and not d.preboot_old]
+        return [
+            d
+            for d in st.dynos
+            if (process_type is None or d.type == process_type) and not d.preboot_old
+        ]
 
-    async def restart(self, app_id: str, process_type: str | None = None,
-                      dyno_name: str | None = None) -> None:
+    async def restart(
+        self, app_id: str, process_type: str | None = None, dyno_name: str | None = None
+    ) -> None:
         """Restart dynos (all, one process type, or one); a one-off is ended."""
         for d in self._select(app_id, process_type, dyno_name):
             if d.one_off:
@@ -266,8 +292,9 @@ class DynoManager(Lifecycle):
                 self._request_restart(d)
                 d.kick.set()
 
-    async def stop(self, app_id: str, process_type: str | None = None,
-                   dyno_name: str | None = None) -> None:
+    async def stop(
+        self, app_id: str, process_type: str | None = None, dyno_name: str | None = None
+    ) -> None:
         """Stop dynos. As on Heroku, formation dynos come back (a restart); one-offs end."""
         await self.restart(app_id, process_type, dyno_name)
 
@@ -307,8 +334,7 @@ class DynoManager(Lifecycle):
 
     def _sleeps(self, app: AppRuntime) -> bool:
         used = [(q, s) for q, s in app.formation.values() if q > 0]
-        return (app.formation.get("web", (0, ""))[0] > 0
-                and all(get_size(s).sleeps for _, s in used))
+        return app.formation.get("web", (0, ""))[0] > 0 and all(get_size(s).sleeps for _, s in used)
 
     def _idle(self, st: AppState) -> None:
         st.sleeping = True
@@ -325,8 +351,12 @@ class DynoManager(Lifecycle):
             await asyncio.sleep(self.settings.sleep_check_interval)
             now = time.monotonic()
             for st in list(self._apps.values()):
-                if (not st.sleeping and self._sleeps(st.app) and st.formation_dynos()
-                        and now - st.last_request >= self.settings.sleep_after):
+                if (
+                    not st.sleeping
+                    and self._sleeps(st.app)
+                    and st.formation_dynos()
+                    and now - st.last_request >= self.settings.sleep_after
+                ):
                     self._idle(st)
 
     # -- runtime metrics -----------------------------------------------------------------
@@ -353,8 +383,13 @@ class DynoManager(Lifecycle):
             raise RuntimeError("DynoManager.start() has not been awaited")
 
     async def run_one_off(
-        self, app: AppRuntime, command: str, env: dict[str, str] | None = None,
-        size: str | None = None, attach: bool = False, tty: bool = False,
+        self,
+        app: AppRuntime,
+        command: str,
+        env: dict[str, str] | None = None,
+        size: str | None = None,
+        attach: bool = False,
+        tty: bool = False,
         process_type: str = "run",
     ) -> DynoInfo:
         """Start a one-off dyno (`run.1234`; use process_type="release" for the release
@@ -380,8 +415,17 @@ class DynoManager(Lifecycle):
             if name not in taken:
                 break
         _, index = parse_dyno_name(name)
-        d = Dyno(app.app_id, name, process_type, index, size_name, command, app.release_id,
-                 app.release_version, one_off=True)
+        d = Dyno(
+            app.app_id,
+            name,
+            process_type,
+            index,
+            size_name,
+            command,
+            app.release_id,
+            app.release_version,
+            one_off=True,
+        )
         secret = None
         fut = None
         if attach:
@@ -398,9 +442,16 @@ class DynoManager(Lifecycle):
         self._changed(app.app_id)
         return d.info()
 
-    async def _one_off(self, st: AppState, d: Dyno, app: AppRuntime, env: dict[str, str],
-                       tty: bool, secret: str | None,
-                       fut: asyncio.Future | None) -> None:  # type: ignore[type-arg]
+    async def _one_off(
+        self,
+        st: AppState,
+        d: Dyno,
+        app: AppRuntime,
+        env: dict[str, str],
+        tty: bool,
+        secret: str | None,
+        fut: asyncio.Future | None,
+    ) -> None:  # type: ignore[type-arg]
         try:
             att = None
             if fut is not None:
@@ -417,7 +468,9 @@ class DynoManager(Lifecycle):
                     return
             stdio = "log" if att is None else ("pty" if tty else "pipe")
             try:
-                _, d.exit_status = await self._run_once(st, d, app, extra_env=env, stdio=stdio, att=att)
+                _, d.exit_status = await self._run_once(
+                    st, d, app, extra_env=env, stdio=stdio, att=att
+                )
             finally:
                 if att is not None:
                     att.done.set()
@@ -429,7 +482,9 @@ class DynoManager(Lifecycle):
             self._gc_homes(st)
             self._changed(d.app_id)
 
-    async def wait_one_off(self, app_id: str, name: str, timeout: float | None = None) -> int | None:
+    async def wait_one_off(
+        self, app_id: str, name: str, timeout: float | None = None
+    ) -> int | None:
         """Wait for a one-off to end; its exit status (None: it never ran, or timed out,
         in which case it is stopped)."""
         d = self._one_offs.get((app_id, name))
@@ -467,8 +522,9 @@ class DynoManager(Lifecycle):
         task.add_done_callback(st.execs.discard)
         return info
 
-    async def _exec_inside(self, st: AppState, target: Dyno, command: str, secret: str,
-                           fut: asyncio.Future) -> None:  # type: ignore[type-arg]
+    async def _exec_inside(
+        self, st: AppState, target: Dyno, command: str, secret: str, fut: asyncio.Future
+    ) -> None:  # type: ignore[type-arg]
         try:
             att = await asyncio.wait_for(fut, self.settings.rendezvous_timeout)
         except (TimeoutError, asyncio.CancelledError):
@@ -476,11 +532,21 @@ class DynoManager(Lifecycle):
                 self.rendezvous.forget(secret)
             return
         # A shadow of the target: same name, environment and slug; not listed as a dyno.
-        shadow = Dyno(target.app_id, target.name, "exec", target.index, target.size, command,
-                      target.release_id, target.release_version, one_off=True)
+        shadow = Dyno(
+            target.app_id,
+            target.name,
+            "exec",
+            target.index,
+            target.size,
+            command,
+            target.release_id,
+            target.release_version,
+            one_off=True,
+        )
         env = {k: v for k, v in target.env.items() if k not in ("PATH", "HOME")}
         try:
-            await self._run_once(st, shadow, st.app, extra_env=env, stdio="pipe", att=att,
-                                 quiet=True)
+            await self._run_once(
+                st, shadow, st.app, extra_env=env, stdio="pipe", att=att, quiet=True
+            )
         finally:
             att.done.set()

@@ -33,7 +33,9 @@ class AppRuntime:
 
     def validate(self) -> None:
         """Raise a DynoError (a ValueError) describing the first problem found."""
-        if not isinstance(self.app_id, str) or not re.fullmatch(r"[A-Za-z0-9_.-]{1,100}", self.app_id):
+        if not isinstance(self.app_id, str) or not re.fullmatch(
+            r"[A-Za-z0-9_.-]{1,100}", self.app_id
+        ):
             raise DynoError(f"invalid app id {self.app_id!r}")
         if not self.release_id or not isinstance(self.release_id, str):
             raise DynoError("release_id is required")
@@ -55,7 +57,11 @@ class AppRuntime:
                 raise InvalidFormation(
                     f"formation for {ptype!r} must be (quantity, size)"
                 ) from None
-            if isinstance(quantity, bool) or not isinstance(quantity, int) or not 0 <= quantity <= 100:
+            if (
+                isinstance(quantity, bool)
+                or not isinstance(quantity, int)
+                or not 0 <= quantity <= 100
+            ):
                 raise InvalidFormation(f"quantity for {ptype!r} must be an integer 0..100")
             get_size(size)
             if quantity and ptype not in self.process_types:
@@ -123,8 +129,17 @@ class DynoSettings:
     """auto: users + bwrap + cgroups when root, with warnings for what is missing; off: none."""
     uid_base: int = 61000
     uid_count: int = 4000
-    sandbox_ro_paths: tuple[str, ...] = ("/usr", "/etc", "/opt", "/bin", "/sbin", "/lib", "/lib64",
-                                         "/lib32", "/libx32")
+    sandbox_ro_paths: tuple[str, ...] = (
+        "/usr",
+        "/etc",
+        "/opt",
+        "/bin",
+        "/sbin",
+        "/lib",
+        "/lib64",
+        "/lib32",
+        "/libx32",
+    )
     """System paths visible (read-only) inside a dyno's sandbox."""
     cgroup_root: Path = Path("/sys/fs/cgroup")
     cgroup_name: str = "spruce"

@@ -100,7 +100,10 @@ class DynoProcess:
         self.cgroup = self.sandbox.cgroup(key, spec.memory_limit, spec.pids_max)
         argv = self.sandbox.wrap(
             ["/bin/bash", "-c", PROFILE_PRELUDE + spec.command],
-            spec.host_dir, spec.uid, self.cgroup, spec.dyno_id,
+            spec.host_dir,
+            spec.uid,
+            self.cgroup,
+            spec.dyno_id,
         )
         cwd = "/" if spec.home != str(spec.host_dir) else str(spec.host_dir)
         slave: int | None = None
@@ -118,14 +121,24 @@ class DynoProcess:
             os.set_blocking(master, False)
             kwargs = {"stdin": slave, "stdout": slave, "stderr": slave}
         elif spec.stdio == "pipe":
-            kwargs = {"stdin": asyncio.subprocess.PIPE, "stdout": asyncio.subprocess.PIPE,
-                      "stderr": asyncio.subprocess.STDOUT}
+            kwargs = {
+                "stdin": asyncio.subprocess.PIPE,
+                "stdout": asyncio.subprocess.PIPE,
+                "stderr": asyncio.subprocess.STDOUT,
+            }
         else:
-            kwargs = {"stdin": asyncio.subprocess.DEVNULL, "stdout": asyncio.subprocess.PIPE,
-                      "stderr": asyncio.subprocess.PIPE}
+            kwargs = {
+                "stdin": asyncio.subprocess.DEVNULL,
+                "stdout": asyncio.subprocess.PIPE,
+                "stderr": asyncio.subprocess.PIPE,
+            }
         try:
             self.proc = await asyncio.create_subprocess_exec(
-                *argv, cwd=cwd, env=spec.env, start_new_session=True, limit=MAX_LINE * 2,
+                *argv,
+                cwd=cwd,
+                env=spec.env,
+                start_new_session=True,
+                limit=MAX_LINE * 2,
                 **kwargs,  # type: ignore[arg-type]
             )
         except BaseException:
@@ -138,15 +151,21 @@ class DynoProcess:
         self._persist()
         if spec.stdio == "log":
             assert self.proc.stdout and self.proc.stderr
-            self._pumps = [asyncio.create_task(self._pump(self.proc.stdout)),
-                           asyncio.create_task(self._pump(self.proc.stderr))]
+            self._pumps = [
+                asyncio.create_task(self._pump(self.proc.stdout)),
+                asyncio.create_task(self._pump(self.proc.stderr)),
+            ]
 
     def _persist(self) -> None:
         assert self.proc is not None
         self.state_dir.mkdir(parents=True, exist_ok=True)
         rec = PersistedDyno(
-            self.spec.app_id, self.spec.dyno_name, self.proc.pid, self.proc.pid,
-            procs.starttime(self.proc.pid), self.port,
+            self.spec.app_id,
+            self.spec.dyno_name,
+            self.proc.pid,
+            self.proc.pid,
+            procs.starttime(self.proc.pid),
+            self.port,
             [str(d) for d in self.cgroup.dirs] if self.cgroup else [],
         )
         path = self.state_dir / f"{self.spec.dyno_id}.json"
@@ -232,8 +251,15 @@ class DynoProcess:
             rss = stat.get("total_rss", stat.get("rss", 0)) / mb
             cache = stat.get("total_cache", stat.get("cache", 0)) / mb
             swap = stat.get("total_swap", stat.get("swap", 0)) / mb
-            return MemSample(rss + swap, rss, cache, swap, stat.get("total_pgpgin", 0),
-                             stat.get("total_pgpgout", 0), running)
+            return MemSample(
+                rss + swap,
+                rss,
+                cache,
+                swap,
+                stat.get("total_pgpgin", 0),
+                stat.get("total_pgpgout", 0),
+                running,
+            )
         rss = sum(p.rss_bytes for p in members) / mb
         return MemSample(rss, rss, 0.0, 0.0, 0, 0, running)
 

@@ -27,7 +27,7 @@ EOT = b"\x04"
 
 
 def exit_status_line(status: int) -> bytes:
-    return f"\uFFFF heroku-command-exit-status: {int(status)}\n".encode()
+    return f"\uffff heroku-command-exit-status: {int(status)}\n".encode()
 
 
 def parse_secret_line(buf: bytes) -> tuple[str | None, bytes]:
@@ -138,9 +138,13 @@ class RendezvousServer:
                 await asyncio.wait_for(writer.wait_closed(), 2)
 
 
-async def bridge(att: Attachment, proc_stdout: asyncio.StreamReader | None,
-                 proc_stdin: asyncio.StreamWriter | None, pty_master: int | None,
-                 on_client_gone: object) -> None:
+async def bridge(
+    att: Attachment,
+    proc_stdout: asyncio.StreamReader | None,
+    proc_stdin: asyncio.StreamWriter | None,
+    pty_master: int | None,
+    on_client_gone: object,
+) -> None:
     """Relay bytes between the client and the process until the process's output ends."""
     loop = asyncio.get_running_loop()
     writer = att.writer

@@ -104,16 +104,30 @@ class Sandbox:
             self.warnings.append("bubblewrap (bwrap) not found: dynos see the whole filesystem")
         else:
             probe = subprocess.run(
-                [bwrap, *self._bwrap_fs_args(), "--", self.setpriv,
-                 f"--reuid={self.settings.uid_base}", f"--regid={self.settings.uid_base}",
-                 "--clear-groups", "--", "/bin/sh", "-c", "true"],
-                capture_output=True, timeout=10, cwd="/",
+                [
+                    bwrap,
+                    *self._bwrap_fs_args(),
+                    "--",
+                    self.setpriv,
+                    f"--reuid={self.settings.uid_base}",
+                    f"--regid={self.settings.uid_base}",
+                    "--clear-groups",
+                    "--",
+                    "/bin/sh",
+                    "-c",
+                    "true",
+                ],
+                capture_output=True,
+                timeout=10,
+                cwd="/",
             )
             if probe.returncode == 0:
                 self.bwrap = bwrap
             else:
                 err = probe.stderr.decode(errors="replace").strip()[:200]
-                self.warnings.append(f"bubblewrap does not work here ({err}): no filesystem sandbox")
+                self.warnings.append(
+                    f"bubblewrap does not work here ({err}): no filesystem sandbox"
+                )
         for controller in ("memory", "pids"):
             base = self.settings.cgroup_root / controller
             try:
@@ -131,8 +145,9 @@ class Sandbox:
         uid = self._uids.get(app_id)
         if uid is None:
             used = set(self._uids.values())
-            for candidate in range(self.settings.uid_base + 1,
-                                   self.settings.uid_base + self.settings.uid_count):
+            for candidate in range(
+                self.settings.uid_base + 1, self.settings.uid_base + self.settings.uid_count
+            ):
                 if candidate not in used:
                     uid = candidate
                     break
@@ -208,9 +223,20 @@ class Sandbox:
     def _bwrap_fs_args(self) -> list[str]:
         # A pid namespace hides other apps' processes; the dyno's processes keep the process
         # group the manager gave them, so signals to the group still reach all of them.
-        args = ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
-                "--proc", "/proc",
-                "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/var/tmp"]
+        args = [
+            "--unshare-pid",
+            "--unshare-ipc",
+            "--unshare-uts",
+            "--unshare-cgroup-try",
+            "--proc",
+            "/proc",
+            "--dev",
+            "/dev",
+            "--tmpfs",
+            "/tmp",
+            "--tmpfs",
+            "/var/tmp",
+        ]
         made: set[str] = set()
         for p in self.settings.sandbox_ro_paths:
             if os.path.islink(p):
@@ -226,18 +252,42 @@ class Sandbox:
         return args
 
     def wrap(
-        self, argv: list[str], host_dir: Path, uid: int | None, cgroup: Cgroup | None,
+        self,
+        argv: list[str],
+        host_dir: Path,
+        uid: int | None,
+        cgroup: Cgroup | None,
         hostname: str,
     ) -> list[str]:
         """The command line that starts argv inside the dyno's sandbox."""
         if uid is None or self.setpriv is None:
             return argv
-        inner = [self.setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
-                 "--no-new-privs", "--", *argv]
+        inner = [
+            self.setpriv,
+            f"--reuid={uid}",
+            f"--regid={uid}",
+            "--clear-groups",
+            "--no-new-privs",
+            "--",
+            *argv,
+        ]
         if self.bwrap:
-            inner = [self.bwrap, *self._bwrap_fs_args(), "--hostname", hostname[:63],
-                     "--bind", str(host_dir), SANDBOX_HOME, "--chdir", SANDBOX_HOME, "--", *inner]
+            inner = [
+                self.bwrap,
+                *self._bwrap_fs_args(),
+                "--hostname",
+                hostname[:63],
+                "--bind",
+                str(host_dir),
+                SANDBOX_HOME,
+                "--chdir",
+                SANDBOX_HOME,
+                "--",
+                *inner,
+            ]
         if cgroup is None:
             return inner
-        joins = " && ".join(f"echo $$ > {shlex.quote(str(d / 'cgroup.procs'))}" for d in cgroup.dirs)
+        joins = " && ".join(
+            f"echo $$ > {shlex.quote(str(d / 'cgroup.procs'))}" for d in cgroup.dirs
+        )
         return ["/bin/sh", "-c", f'{joins} && exec "$@"', "sh", *inner]

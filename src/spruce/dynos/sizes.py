@@ -53,8 +53,14 @@ SIZES: tuple[DynoSize, ...] = (
 
 _BY_NAME = {s.name: s for s in SIZES}
 # Names Heroku accepted in the past and still maps.
-_ALIASES = {"free": "eco", "hobby": "basic", "1x": "standard-1x", "2x": "standard-2x",
-            "px": "performance-l", "pm": "performance-m"}
+_ALIASES = {
+    "free": "eco",
+    "hobby": "basic",
+    "1x": "standard-1x",
+    "2x": "standard-2x",
+    "px": "performance-l",
+    "pm": "performance-m",
+}
 
 DEFAULT_SIZE = "standard-1x"
 

@@ -76,7 +76,7 @@ class H1Client(ClientSide):
         self._pending = b""
         self._fast_state: tuple[Any, ...] | None = None
         self._resume_task: asyncio.Task[None] | None = None
-        self._loop = asyncio.get_running_loop()
+        self._loop = reader._loop
         # per-connection parts of the fast lane's dyno head and log line
         self._sni = normalise_host(self.sni) if self.tls and self.sni else None
         self._forwarded = (

@@ -43,8 +43,9 @@ async def open_backend(dyno: Dyno, timeout: float) -> BackendConn:
     started = time.monotonic()
     try:
         async with asyncio.timeout(timeout):
-            _, stream = await asyncio.get_running_loop().create_connection(
-                lambda: Stream(READ_SIZE), dyno.host, dyno.port
+            loop = asyncio.get_running_loop()
+            _, stream = await loop.create_connection(
+                lambda: Stream(READ_SIZE, loop=loop), dyno.host, dyno.port
             )
     except TimeoutError:
         raise ConnectFailed("H19", int((time.monotonic() - started) * 1000)) from None

@@ -40,11 +40,12 @@ class RouterServer:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self.clients: set[H1Client] = set()  # open HTTP/1.1 client connections
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def start(
         self, http_socks: list[socket.socket], https_socks: list[socket.socket]
     ) -> None:
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         # TCP_NODELAY: asyncio and uvloop set it on every TCP transport already
         for s in http_socks:
             port = s.getsockname()[1]
@@ -64,12 +65,12 @@ class RouterServer:
         self._sweeper = asyncio.ensure_future(self._sweep())
 
     def _stream(self, handler: Any, ssl: bool, port: int) -> Stream:
-        stream = Stream(ssl=ssl)
+        stream = Stream(ssl=ssl, loop=self._loop)
         stream.on_connected = lambda st: self._spawn(handler(st, port))
         return stream
 
     def _plain_stream(self, port: int) -> Stream:
-        stream = Stream()
+        stream = Stream(loop=self._loop)
         stream.on_connected = lambda st: self._on_plain_connected(st, port)
         return stream
 
@@ -80,7 +81,8 @@ class RouterServer:
         self._spawn(self._on_plain(client))
 
     def _spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
+        assert self._loop is not None
+        task = self._loop.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

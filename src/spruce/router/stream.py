@@ -37,9 +37,15 @@ class Stream(asyncio.Protocol):
         "on_data",
     )
 
-    def __init__(self, limit: int = READ_LIMIT, ssl: bool = False) -> None:
+    def __init__(
+        self,
+        limit: int = READ_LIMIT,
+        ssl: bool = False,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
         self.transport: Any = None
-        self._loop = asyncio.get_running_loop()
+        # (get_running_loop() costs a getpid() syscall: servers pass their loop)
+        self._loop = loop or asyncio.get_running_loop()
         self._buf = b""
         self._eof = False
         self._exc: BaseException | None = None

@@ -53,7 +53,9 @@ class DynoRuntime:
         slug = self.services.releases.slug(slug_id)
         if slug is None or not slug.path:
             if slug is not None and slug.size:
-                raise InvalidParams("This release's slug was pruned; deploy again or roll back to a newer release.")
+                raise InvalidParams(
+                    "This release's slug was pruned; deploy again or roll back to a newer release."
+                )
             empty = self.slugs_dir / "_empty"
             empty.mkdir(exist_ok=True)
             return empty
@@ -75,10 +77,17 @@ class DynoRuntime:
         features = self.services.features.enabled(app_id) & DYNO_FEATURES
         boot = float((app.settings or {}).get("boot_timeout", 60))
         return AppRuntime(
-            app_id=app.id, app_name=app.name, release_id=release.id,
-            release_version=release.version, slug_dir=self.slug_dir(release.slug_id),
-            process_types=process_types, formation=formation, config=dict(release.config or {}),
-            features=features, boot_timeout=boot, generation=app.generation,
+            app_id=app.id,
+            app_name=app.name,
+            release_id=release.id,
+            release_version=release.version,
+            slug_dir=self.slug_dir(release.slug_id),
+            process_types=process_types,
+            formation=formation,
+            config=dict(release.config or {}),
+            features=features,
+            boot_timeout=boot,
+            generation=app.generation,
         )
 
     # -- converging ------------------------------------------------------------------------
@@ -175,17 +184,24 @@ class DynoRuntime:
             info = await self.manager.run_one_off(runtime, command, process_type="release")
             done = asyncio.Event()
             tee = asyncio.create_task(self._tee(release.app_id, info.name, seq, both, done))
-            status = await self.manager.wait_one_off(release.app_id, info.name, self.release_phase_timeout)
+            status = await self.manager.wait_one_off(
+                release.app_id, info.name, self.release_phase_timeout
+            )
             done.set()
             await tee
             ok = status == 0
-            both("       Release command " + ("succeeded." if ok else f"failed (exit status {status})."))
+            both(
+                "       Release command "
+                + ("succeeded." if ok else f"failed (exit status {status}).")
+            )
         finally:
             out_file.close()
         self.services.releases.finish(release.id, ok)
         return ok
 
-    async def _tee(self, app_id: str, dyno: str, seq: int, output: Any, done: asyncio.Event) -> None:
+    async def _tee(
+        self, app_id: str, dyno: str, seq: int, output: Any, done: asyncio.Event
+    ) -> None:
         """Copy a dyno's own output lines into `output` (the push) until `done`."""
         router = self.services.logs.router
         while True:

@@ -20,14 +20,24 @@ from spruce.services.errors import NotFound
 
 log = logging.getLogger(__name__)
 ROUTER_FEATURES = {
-    "http-session-affinity", "preboot", "http-disable-keepalive-to-dyno", "http-disable-http2",
+    "http-session-affinity",
+    "preboot",
+    "http-disable-keepalive-to-dyno",
+    "http-disable-http2",
     "http-end-to-end-continue",
 }
 
 
 class RouteFeed:
-    def __init__(self, services: Services, manager: DynoManager, supervisor: RouterSupervisor,
-                 domain: str, ca: InternalCA, home: Path) -> None:
+    def __init__(
+        self,
+        services: Services,
+        manager: DynoManager,
+        supervisor: RouterSupervisor,
+        domain: str,
+        ca: InternalCA,
+        home: Path,
+    ) -> None:
         self.services = services
         self.manager = manager
         self.supervisor = supervisor
@@ -70,7 +80,9 @@ class RouteFeed:
             if state not in ("up", "starting", "crashed", "down"):
                 state = "down"
             dynos.append({"name": d.name, "host": d.host, "port": d.port or 0, "state": state})
-        hostnames = [self.default_hostname(app.name)] + [d.hostname for d in self.services.domains.list(app_id)]
+        hostnames = [self.default_hostname(app.name)] + [
+            d.hostname for d in self.services.domains.list(app_id)
+        ]
         return {
             "id": app.id,
             "name": app.name,
@@ -126,7 +138,12 @@ class RouteFeed:
         if not cert_path.exists() or current != host:  # new app, or renamed
             self.ca.issue_to_files(cert_path, key_path, [host])
             name_file.write_text(host)
-        return {"id": f"default-{app_id}", "hostnames": [host], "cert_pem": cert_path.read_text(), "key_pem": key_path.read_text()}
+        return {
+            "id": f"default-{app_id}",
+            "hostnames": [host],
+            "cert_pem": cert_path.read_text(),
+            "key_pem": key_path.read_text(),
+        }
 
     def certificates(self) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
         certs = [self.app_certificate(a.id, a.name) for a in self.services.apps.all()]
@@ -135,7 +152,12 @@ class RouteFeed:
         default_key = self.certs_dir.parent / "local.key"
         default = None
         if default_cert.exists():
-            default = {"id": "default", "hostnames": ["localhost"], "cert_pem": default_cert.read_text(), "key_pem": default_key.read_text()}
+            default = {
+                "id": "default",
+                "hostnames": ["localhost"],
+                "cert_pem": default_cert.read_text(),
+                "key_pem": default_key.read_text(),
+            }
         return certs, default
 
     def refresh_certificates(self) -> None:

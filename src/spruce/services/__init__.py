@@ -55,7 +55,9 @@ class Services:
         )
         self.dynos: Any = None  # set by the runtime (services.dynos.Dynos)
         self.addons: Addons | None = (
-            Addons(store, self.events, self.releases, addon_services) if addon_services is not None else None
+            Addons(store, self.events, self.releases, addon_services)
+            if addon_services is not None
+            else None
         )
         self.setups = Setups(self)
         self.events.subscribe("api_log", self._api_log)

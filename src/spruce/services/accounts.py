@@ -59,7 +59,9 @@ class RateLimiter:
         with self._lock:
             b = self._refill(user_id)
             if b.tokens < 1:
-                raise RateLimited("Your account reached the API rate limit. Please wait a few minutes before making new requests.")
+                raise RateLimited(
+                    "Your account reached the API rate limit. Please wait a few minutes before making new requests."
+                )
             b.tokens -= 1
             return int(b.tokens)
 
@@ -73,7 +75,9 @@ class Accounts:
         self.store = store
         self.rate_limiter = RateLimiter()
 
-    def create_user(self, email: str, name: str | None = None, operator: bool = False) -> tuple[User, str]:
+    def create_user(
+        self, email: str, name: str | None = None, operator: bool = False
+    ) -> tuple[User, str]:
         """Create a user and its first API key; returns the key in clear, once."""
         email = email.strip().lower()
         if not EMAIL_RE.match(email):
@@ -85,7 +89,9 @@ class Accounts:
             s.add(user)
             s.flush()
             key = generate_key()
-            s.add(ApiKey(user_id=user.id, key_hash=hash_key(key), description="created with the user"))
+            s.add(
+                ApiKey(user_id=user.id, key_hash=hash_key(key), description="created with the user")
+            )
         return user, key
 
     def create_key(self, user_id: str, description: str = "") -> str:
@@ -128,7 +134,9 @@ class Accounts:
 
     def first_operator(self) -> User | None:
         with self.store.session() as s:
-            return s.scalar(select(User).where(User.is_operator.is_(True)).order_by(User.created_at))
+            return s.scalar(
+                select(User).where(User.is_operator.is_(True)).order_by(User.created_at)
+            )
 
     def touch_login(self, user_id: str) -> None:
         with self.store.session() as s:

@@ -29,11 +29,44 @@ from .events import EventBus
 from .releases import Releases
 
 ATTACHMENT_RE = re.compile(r"^[A-Z][A-Z0-9_]*$")
-_WORDS = ("acute", "amorphous", "angular", "clear", "concave", "contoured", "convex", "cubic",
-          "curved", "cylindrical", "deep", "defined", "dimensional", "encircled", "flat",
-          "fluffy", "graceful", "horizontal", "infinite", "opaque", "parallel", "perpendicular",
-          "polished", "regular", "rigid", "round", "shallow", "shaped", "sinuous", "slippery",
-          "solid", "spherical", "symmetrical", "tetrahedral", "transparent", "triangular")
+_WORDS = (
+    "acute",
+    "amorphous",
+    "angular",
+    "clear",
+    "concave",
+    "contoured",
+    "convex",
+    "cubic",
+    "curved",
+    "cylindrical",
+    "deep",
+    "defined",
+    "dimensional",
+    "encircled",
+    "flat",
+    "fluffy",
+    "graceful",
+    "horizontal",
+    "infinite",
+    "opaque",
+    "parallel",
+    "perpendicular",
+    "polished",
+    "regular",
+    "rigid",
+    "round",
+    "shallow",
+    "shaped",
+    "sinuous",
+    "slippery",
+    "solid",
+    "spherical",
+    "symmetrical",
+    "tetrahedral",
+    "transparent",
+    "triangular",
+)
 
 
 def service_id(name: str) -> str:
@@ -45,7 +78,9 @@ def plan_id(service: str, plan: str) -> str:
 
 
 class Addons:
-    def __init__(self, store: Store, events: EventBus, releases: Releases, providers: AddonServices) -> None:
+    def __init__(
+        self, store: Store, events: EventBus, releases: Releases, providers: AddonServices
+    ) -> None:
         self.store = store
         self.events = events
         self.releases = releases
@@ -81,7 +116,11 @@ class Addons:
                 q = q.where(Addon.name == identity)
             addon = s.scalar(q)
             if addon is None and app_id:
-                att = s.scalar(select(AddonAttachment).where(AddonAttachment.app_id == app_id, AddonAttachment.name == identity))
+                att = s.scalar(
+                    select(AddonAttachment).where(
+                        AddonAttachment.app_id == app_id, AddonAttachment.name == identity
+                    )
+                )
                 addon = s.get(Addon, att.addon_id) if att else None
             if addon is None:
                 raise NotFound(f"Couldn't find that add-on ({identity}).")
@@ -91,13 +130,23 @@ class Addons:
         """Add-ons owned by or attached to an app."""
         with self.store.session() as s:
             ids = select(AddonAttachment.addon_id).where(AddonAttachment.app_id == app_id)
-            return list(s.scalars(select(Addon).where((Addon.app_id == app_id) | Addon.id.in_(ids)).order_by(Addon.created_at)))
+            return list(
+                s.scalars(
+                    select(Addon)
+                    .where((Addon.app_id == app_id) | Addon.id.in_(ids))
+                    .order_by(Addon.created_at)
+                )
+            )
 
     def all_for(self, app_ids: list[str]) -> list[Addon]:
         with self.store.session() as s:
-            return list(s.scalars(select(Addon).where(Addon.app_id.in_(app_ids)).order_by(Addon.created_at)))
+            return list(
+                s.scalars(select(Addon).where(Addon.app_id.in_(app_ids)).order_by(Addon.created_at))
+            )
 
-    def attachments(self, app_id: str | None = None, addon_id: str | None = None) -> list[AddonAttachment]:
+    def attachments(
+        self, app_id: str | None = None, addon_id: str | None = None
+    ) -> list[AddonAttachment]:
         with self.store.session() as s:
             q = select(AddonAttachment).order_by(AddonAttachment.created_at)
             if app_id:
@@ -140,15 +189,24 @@ class Addons:
         taken = {a.name for a in self.attachments(app_id=app_id)}
         if wanted:
             if not isinstance(wanted, str) or not ATTACHMENT_RE.match(wanted.upper()):
-                raise InvalidParams("Attachment names use letters, digits and underscores and start with a letter.")
+                raise InvalidParams(
+                    "Attachment names use letters, digits and underscores and start with a letter."
+                )
             wanted = wanted.upper()
             if wanted in taken:
                 raise InvalidParams(f"An attachment named {wanted} already exists on this app.")
             return str(wanted)
         return provider.attachment_name(taken)
 
-    async def create(self, actor: User, app: App, plan: Any, attachment_name: Any = None,
-                     config: Any = None, name: Any = None) -> Addon:
+    async def create(
+        self,
+        actor: User,
+        app: App,
+        plan: Any,
+        attachment_name: Any = None,
+        config: Any = None,
+        name: Any = None,
+    ) -> Addon:
         provider, plan_obj = self.resolve(plan)
         if config is not None and not isinstance(config, dict):
             raise InvalidParams("config must be an object.")
@@ -159,7 +217,13 @@ class Addons:
         with self.store.session() as s:
             if s.scalar(select(Addon.id).where(Addon.name == addon_name)):
                 raise InvalidParams(f"The add-on name {addon_name} is already taken.")
-            addon = Addon(name=addon_name, app_id=app.id, service=provider.name, plan=plan_obj.name, state="provisioning")
+            addon = Addon(
+                name=addon_name,
+                app_id=app.id,
+                service=provider.name,
+                plan=plan_obj.name,
+                state="provisioning",
+            )
             s.add(addon)
         try:
             values = await provider.provision(addon.id, plan_obj.name, dict(config or {}))
@@ -168,7 +232,9 @@ class Addons:
                 row = s.get(Addon, addon.id)
                 if row is not None:
                     s.delete(row)
-            raise InvalidParams(f"Could not provision {provider.name}:{plan_obj.name}: {e}") from None
+            raise InvalidParams(
+                f"Could not provision {provider.name}:{plan_obj.name}: {e}"
+            ) from None
         with self.store.session() as s:
             row = s.get(Addon, addon.id)
             assert row is not None
@@ -190,7 +256,9 @@ class Addons:
         self._release_config(actor, app.id, values, f"Attach {as_name} (@ref:{addon.name})")
         return att
 
-    def _release_config(self, actor: User | None, app_id: str, patch: dict[str, str | None], description: str) -> None:
+    def _release_config(
+        self, actor: User | None, app_id: str, patch: dict[str, str | None], description: str
+    ) -> None:
         _, release = self.releases.update_config(actor, app_id, patch, description=description)
         if release is None:  # nothing changed in config: still record the add-on change
             release = self.releases.create(actor, app_id, description)
@@ -203,23 +271,38 @@ class Addons:
 
     def attach(self, actor: User, addon: Addon, app: App, as_name: Any = None) -> AddonAttachment:
         provider = self.service(addon.service)
-        if any(a.app_id == app.id and a.name == (as_name or "").upper() for a in self.attachments(addon_id=addon.id)):
+        if any(
+            a.app_id == app.id and a.name == (as_name or "").upper()
+            for a in self.attachments(addon_id=addon.id)
+        ):
             raise Conflict("This add-on is already attached to this app with that name.")
         return self._attach(actor, addon, app, self._attachment_name(app.id, provider, as_name))
 
     def detach(self, actor: User, attachment: AddonAttachment) -> AddonAttachment:
         addon = self.get(attachment.addon_id)
-        if addon.app_id == attachment.app_id and len([a for a in self.attachments(addon_id=addon.id) if a.app_id == addon.app_id]) == 1:
-            raise InvalidParams(f"{attachment.name} is the owning app's only attachment of {addon.name}; destroy the add-on instead.")
+        if (
+            addon.app_id == attachment.app_id
+            and len([a for a in self.attachments(addon_id=addon.id) if a.app_id == addon.app_id])
+            == 1
+        ):
+            raise InvalidParams(
+                f"{attachment.name} is the owning app's only attachment of {addon.name}; destroy the add-on instead."
+            )
         with self.store.session() as s:
             row = s.get(AddonAttachment, attachment.id)
             if row is not None:
                 s.delete(row)
-        patch: dict[str, str | None] = {f"{attachment.name}_{k}": None for k in (addon.config or {})}
-        self._release_config(actor, attachment.app_id, patch, f"Detach {attachment.name} (@ref:{addon.name})")
+        patch: dict[str, str | None] = {
+            f"{attachment.name}_{k}": None for k in (addon.config or {})
+        }
+        self._release_config(
+            actor, attachment.app_id, patch, f"Detach {attachment.name} (@ref:{addon.name})"
+        )
         return attachment
 
-    async def destroy(self, actor: User, addon: Addon, confirm: Any = None, force: bool = False) -> Addon:
+    async def destroy(
+        self, actor: User, addon: Addon, confirm: Any = None, force: bool = False
+    ) -> Addon:
         others = {a.app_id for a in self.attachments(addon_id=addon.id)} - {addon.app_id}
         if others and not force and confirm != addon.name:
             raise InvalidParams(
@@ -251,7 +334,9 @@ class Addons:
                     self.detach(actor, att)
 
     def rename(self, addon: Addon, new_name: Any) -> Addon:
-        if not isinstance(new_name, str) or not re.match(r"^[a-zA-Z][A-Za-z0-9_-]{1,60}$", new_name):
+        if not isinstance(new_name, str) or not re.match(
+            r"^[a-zA-Z][A-Za-z0-9_-]{1,60}$", new_name
+        ):
             raise InvalidParams("Add-on names use letters, digits, dashes and underscores.")
         with self.store.session() as s:
             if s.scalar(select(Addon.id).where(Addon.name == new_name, Addon.id != addon.id)):
@@ -293,7 +378,9 @@ class Addons:
         values = await provider.reset_credentials(addon.id)
         return self.apply_config(actor, addon, values, "Update {name} by credential rotation")
 
-    def apply_config(self, actor: User | None, addon: Addon, values: dict[str, str], description: str) -> Addon:
+    def apply_config(
+        self, actor: User | None, addon: Addon, values: dict[str, str], description: str
+    ) -> Addon:
         """New provider values: stored and released to every attached app."""
         with self.store.session() as s:
             row = s.get(Addon, addon.id)

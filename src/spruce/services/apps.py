@@ -97,7 +97,9 @@ class Apps:
         if app.owner_id == user.id:
             return "owner"
         collab = s.scalar(
-            select(Collaborator).where(Collaborator.app_id == app.id, Collaborator.user_id == user.id)
+            select(Collaborator).where(
+                Collaborator.app_id == app.id, Collaborator.user_id == user.id
+            )
         )
         return "collaborator" if collab else None
 
@@ -181,7 +183,9 @@ class Apps:
             )
             app.released_at = utcnow()
         self.events.publish("app_created", app_id=app.id)
-        self.events.publish("api_log", app_id=app.id, message=f"Initial release by user {actor.email}")
+        self.events.publish(
+            "api_log", app_id=app.id, message=f"Initial release by user {actor.email}"
+        )
         return app
 
     def update(
@@ -240,9 +244,15 @@ class Apps:
             raise InvalidParams("settings must be an object.")
         for key, value in changes.items():
             if key not in self.SETTINGS:
-                raise InvalidParams(f"Unknown setting {key!r}. Settings: {', '.join(sorted(self.SETTINGS))}.")
+                raise InvalidParams(
+                    f"Unknown setting {key!r}. Settings: {', '.join(sorted(self.SETTINGS))}."
+                )
             low, high, what = self.SETTINGS[key]
-            if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not low <= value <= high
+            ):
                 raise InvalidParams(f"{key} ({what}) must be a number from {low} to {high}.")
         with self.store.session() as s:
             row = s.get(App, app.id)
@@ -262,7 +272,9 @@ class Apps:
             app.settings = settings
 
     # -- collaborators -----------------------------------------------------
-    def collaborators(self, actor: User, identity: str) -> tuple[App, list[tuple[Collaborator | None, User]]]:
+    def collaborators(
+        self, actor: User, identity: str
+    ) -> tuple[App, list[tuple[Collaborator | None, User]]]:
         """The owner (as a row with no Collaborator) and every collaborator."""
         app = self.get(actor, identity)
         with self.store.session() as s:
@@ -277,7 +289,9 @@ class Apps:
                 rows.append((c, u))
             return app, rows
 
-    def add_collaborator(self, actor: User, identity: str, user_identity: str, silent: bool = False) -> tuple[Collaborator, User]:
+    def add_collaborator(
+        self, actor: User, identity: str, user_identity: str, silent: bool = False
+    ) -> tuple[Collaborator, User]:
         app = self.get(actor, identity, owner_only=True)
         with self.store.session() as s:
             user = s.get(User, user_identity) if _is_uuid(user_identity) else None
@@ -288,18 +302,32 @@ class Apps:
             if user.id == app.owner_id:
                 raise InvalidParams(f"{user.email} is the owner of {app.name}.")
             if s.scalar(
-                select(Collaborator).where(Collaborator.app_id == app.id, Collaborator.user_id == user.id)
+                select(Collaborator).where(
+                    Collaborator.app_id == app.id, Collaborator.user_id == user.id
+                )
             ):
                 raise Conflict(f"{user.email} is already a collaborator on {app.name}.")
-            collab = Collaborator(app_id=app.id, user_id=user.id, permissions=list(COLLABORATOR_PERMISSIONS))
+            collab = Collaborator(
+                app_id=app.id, user_id=user.id, permissions=list(COLLABORATOR_PERMISSIONS)
+            )
             s.add(collab)
-        self.events.publish("api_log", app_id=app.id, message=f"Add {user.email} as collaborator by user {actor.email}")
+        self.events.publish(
+            "api_log",
+            app_id=app.id,
+            message=f"Add {user.email} as collaborator by user {actor.email}",
+        )
         return collab, user
 
-    def remove_collaborator(self, actor: User, identity: str, user_identity: str) -> tuple[Collaborator, User]:
+    def remove_collaborator(
+        self, actor: User, identity: str, user_identity: str
+    ) -> tuple[Collaborator, User]:
         app = self.get(actor, identity)
         with self.store.session() as s:
-            q = select(Collaborator, User).join(User, User.id == Collaborator.user_id).where(Collaborator.app_id == app.id)
+            q = (
+                select(Collaborator, User)
+                .join(User, User.id == Collaborator.user_id)
+                .where(Collaborator.app_id == app.id)
+            )
             if _is_uuid(user_identity):
                 q = q.where(or_(Collaborator.id == user_identity, User.id == user_identity))
             else:
@@ -312,5 +340,9 @@ class Apps:
             if actor.id != app.owner_id and actor.id != user.id and not actor.is_operator:
                 raise Forbidden(f"Only the owner of {app.name} can remove collaborators.")
             s.execute(delete(Collaborator).where(Collaborator.id == collab.id))
-        self.events.publish("api_log", app_id=app.id, message=f"Remove {user.email} as collaborator by user {actor.email}")
+        self.events.publish(
+            "api_log",
+            app_id=app.id,
+            message=f"Remove {user.email} as collaborator by user {actor.email}",
+        )
         return collab, user

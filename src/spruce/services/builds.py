@@ -48,7 +48,14 @@ class BuildSettings:
 
 
 class Builds:
-    def __init__(self, store: Store, events: EventBus, releases: Releases, home: Path, settings: BuildSettings | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        events: EventBus,
+        releases: Releases,
+        home: Path,
+        settings: BuildSettings | None = None,
+    ) -> None:
         self.store = store
         self.events = events
         self.releases = releases
@@ -63,7 +70,11 @@ class Builds:
     # -- buildpack installations ---------------------------------------------------
     def buildpacks(self, app_id: str) -> list[str]:
         with self.store.session() as s:
-            rows = s.scalars(select(BuildpackInstallation).where(BuildpackInstallation.app_id == app_id).order_by(BuildpackInstallation.ordinal))
+            rows = s.scalars(
+                select(BuildpackInstallation)
+                .where(BuildpackInstallation.app_id == app_id)
+                .order_by(BuildpackInstallation.ordinal)
+            )
             return [r.url for r in rows]
 
     def set_buildpacks(self, app_id: str, urls: list[Any]) -> list[str]:
@@ -77,7 +88,9 @@ class Builds:
         if len(set(clean)) != len(clean):
             raise InvalidParams("The same buildpack is listed twice.")
         with self.store.session() as s:
-            for r in s.scalars(select(BuildpackInstallation).where(BuildpackInstallation.app_id == app_id)):
+            for r in s.scalars(
+                select(BuildpackInstallation).where(BuildpackInstallation.app_id == app_id)
+            ):
                 s.delete(r)
             s.flush()
             for i, u in enumerate(clean):
@@ -98,16 +111,29 @@ class Builds:
 
     def list(self, app_id: str) -> list[Build]:
         with self.store.session() as s:
-            return list(s.scalars(select(Build).where(Build.app_id == app_id).order_by(Build.created_at)))
+            return list(
+                s.scalars(select(Build).where(Build.app_id == app_id).order_by(Build.created_at))
+            )
 
-    def create_pending(self, actor: User | None, app_id: str, source_blob: dict[str, Any], buildpacks: builtins.list[str] | None = None) -> Build:
+    def create_pending(
+        self,
+        actor: User | None,
+        app_id: str,
+        source_blob: dict[str, Any],
+        buildpacks: builtins.list[str] | None = None,
+    ) -> Build:
         with self.store.session() as s:
             app = s.get(App, app_id)
             if app is None:
                 raise NotFound("Couldn't find that app.")
-            b = Build(app_id=app_id, user_id=actor.id if actor else None, source_blob=source_blob,
-                      buildpacks=buildpacks if buildpacks is not None else self.buildpacks(app_id),
-                      stack=app.build_stack, status="pending")
+            b = Build(
+                app_id=app_id,
+                user_id=actor.id if actor else None,
+                source_blob=source_blob,
+                buildpacks=buildpacks if buildpacks is not None else self.buildpacks(app_id),
+                stack=app.build_stack,
+                status="pending",
+            )
             s.add(b)
             s.flush()
             b.output_path = str(self.home / "builds" / f"{b.id}.log")
@@ -117,7 +143,9 @@ class Builds:
     def lock(self, app_id: str) -> asyncio.Lock:
         return self._locks.setdefault(app_id, asyncio.Lock())
 
-    async def run(self, actor: User | None, build: Build, source_dir: Path, output: Output | None = None) -> Build:
+    async def run(
+        self, actor: User | None, build: Build, source_dir: Path, output: Output | None = None
+    ) -> Build:
         """Build `source_dir` for `build`; streams lines to `output` and the build log."""
         log_path = Path(build.output_path or self.home / "builds" / f"{build.id}.log")
         log_file = open(log_path, "a", buffering=1, encoding="utf-8", errors="replace")  # noqa: SIM115
@@ -129,7 +157,9 @@ class Builds:
 
         who = actor.email if actor else "Spruce"
         async with self.lock(build.app_id):
-            self.events.publish("api_log", app_id=build.app_id, message=f"Build started by user {who}")
+            self.events.publish(
+                "api_log", app_id=build.app_id, message=f"Build started by user {who}"
+            )
             try:
                 result = await self._run_locked(actor, build, source_dir, emit)
             finally:
@@ -138,7 +168,9 @@ class Builds:
         self.events.publish("api_log", app_id=build.app_id, message=f"Build {outcome}")
         return result
 
-    async def _run_locked(self, actor: User | None, build: Build, source_dir: Path, emit: Output) -> Build:
+    async def _run_locked(
+        self, actor: User | None, build: Build, source_dir: Path, emit: Output
+    ) -> Build:
         app_id = build.app_id
         config = self.releases.config(app_id)
         work = self.home / "work" / build.id
@@ -168,20 +200,33 @@ class Builds:
             shutil.rmtree(work, ignore_errors=True)
         version = (build.source_blob or {}).get("version") or ""
         slug = self.releases.create_slug(
-            app_id, result.process_types, commit=version or None,
+            app_id,
+            result.process_types,
+            commit=version or None,
             commit_description=(build.source_blob or {}).get("version_description"),
             buildpack_provided_description=result.buildpack_description,
-            stack=result.stack, path=str(result.slug_path), size=result.slug_size,
+            stack=result.stack,
+            path=str(result.slug_path),
+            size=result.slug_size,
             checksum=result.checksum,
         )
         # bin/release config_vars are defaults: they never override what the user set.
         defaults = {k: v for k, v in (result.config_vars or {}).items() if k not in config}
         if defaults:
-            self.releases.update_config(actor, app_id, defaults, description=f"Set {', '.join(defaults)} config vars from the buildpack")
+            self.releases.update_config(
+                actor,
+                app_id,
+                defaults,
+                description=f"Set {', '.join(defaults)} config vars from the buildpack",
+            )
         emit("-----> Launching...")
         short = version[:7] if version else slug.id[:7]
         release = self.releases.create(
-            actor, app_id, f"Deploy {short}", slug_id=slug.id, caller_runs_phase=self.release_phase is not None
+            actor,
+            app_id,
+            f"Deploy {short}",
+            slug_id=slug.id,
+            caller_runs_phase=self.release_phase is not None,
         )
         if release.status == "pending":
             ok = await self._release_phase(release, emit)
@@ -199,7 +244,9 @@ class Builds:
         emit("-----> Running release command...")
         return await self.release_phase(release, emit)
 
-    def _finish(self, build_id: str, status: str, slug_id: str | None = None, release_id: str | None = None) -> Build:
+    def _finish(
+        self, build_id: str, status: str, slug_id: str | None = None, release_id: str | None = None
+    ) -> Build:
         with self.store.session() as s:
             b = s.get(Build, build_id)
             assert b is not None
@@ -209,18 +256,24 @@ class Builds:
         self.events.publish("build", app_id=b.app_id, build_id=b.id, status=status)
         return b
 
-    def submit(self, actor: User | None, build: Build, local_source: Callable[[str], Path | None]) -> asyncio.Task[Build]:
+    def submit(
+        self, actor: User | None, build: Build, local_source: Callable[[str], Path | None]
+    ) -> asyncio.Task[Build]:
         """Run a pending API build in the background (fetch its source blob, build)."""
         task = asyncio.create_task(self.run_from_blob(actor, build, local_source))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def run_from_blob(self, actor: User | None, build: Build, local_source: Callable[[str], Path | None]) -> Build:
+    async def run_from_blob(
+        self, actor: User | None, build: Build, local_source: Callable[[str], Path | None]
+    ) -> Build:
         tmp = Path(tempfile.mkdtemp(prefix="src-", dir=self.home / "work"))
         try:
             try:
-                src = await self.fetch_source((build.source_blob or {}).get("url", ""), tmp / "src", local_source)
+                src = await self.fetch_source(
+                    (build.source_blob or {}).get("url", ""), tmp / "src", local_source
+                )
             except InvalidParams as e:
                 with open(build.output_path or os.devnull, "a") as f:
                     f.write(f" !     {e.message}\n")
@@ -244,7 +297,9 @@ class Builds:
             raise NotFound("Couldn't find that source.")
         return self.home / "sources" / f"{source_id}.tgz"
 
-    async def fetch_source(self, url: str, dest_dir: Path, local_source: Callable[[str], Path | None]) -> Path:
+    async def fetch_source(
+        self, url: str, dest_dir: Path, local_source: Callable[[str], Path | None]
+    ) -> Path:
         """Download (or find locally) a source tarball and extract it safely."""
         archive = local_source(url)
         tmp: str | None = None
@@ -258,15 +313,21 @@ class Builds:
                     async with httpx.AsyncClient(follow_redirects=True, timeout=60) as client:
                         async with client.stream("GET", url) as resp:
                             if resp.status_code >= 400:
-                                raise InvalidParams(f"Could not download the source: HTTP {resp.status_code}.")
+                                raise InvalidParams(
+                                    f"Could not download the source: HTTP {resp.status_code}."
+                                )
                             with os.fdopen(fd, "wb") as f:
                                 async for chunk in resp.aiter_bytes():
                                     size += len(chunk)
                                     if size > MAX_SOURCE_BYTES:
-                                        raise InvalidParams("The source archive is larger than 500 MB.")
+                                        raise InvalidParams(
+                                            "The source archive is larger than 500 MB."
+                                        )
                                     f.write(chunk)
                 except httpx.HTTPError as e:
-                    raise InvalidParams(f"Could not download the source: {type(e).__name__}.") from None
+                    raise InvalidParams(
+                        f"Could not download the source: {type(e).__name__}."
+                    ) from None
                 archive = Path(tmp)
             try:
                 return extract_source_tarball(archive, dest_dir)
@@ -282,7 +343,12 @@ class Builds:
         """Delete slug files that no recent release uses (rollback beyond them is refused)."""
         keep_n = self.settings.slug_retention
         with self.store.session() as s:
-            recent = s.scalars(select(Release.slug_id).where(Release.app_id == app_id).order_by(Release.version.desc()).limit(keep_n))
+            recent = s.scalars(
+                select(Release.slug_id)
+                .where(Release.app_id == app_id)
+                .order_by(Release.version.desc())
+                .limit(keep_n)
+            )
             keep = {x for x in recent if x}
             for slug in s.scalars(select(Slug).where(Slug.app_id == app_id)):
                 # Runs under the app's build lock, so no build is writing a slug meanwhile.

@@ -19,8 +19,18 @@ from spruce.store.models import Domain, SniEndpoint, User
 from .errors import InvalidParams, NotFound
 from .events import EventBus
 
-_NAMES = ("ankylosaurus", "brachiosaurus", "diplodocus", "iguanodon", "megalosaurus",
-          "parasaurolophus", "pterodactyl", "stegosaurus", "triceratops", "velociraptor")
+_NAMES = (
+    "ankylosaurus",
+    "brachiosaurus",
+    "diplodocus",
+    "iguanodon",
+    "megalosaurus",
+    "parasaurolophus",
+    "pterodactyl",
+    "stegosaurus",
+    "triceratops",
+    "velociraptor",
+)
 
 
 @dataclass
@@ -44,8 +54,15 @@ def inspect_chain(chain_pem: str, key_pem: str) -> CertInfo:
     except (ValueError, TypeError):
         raise InvalidParams("The private key is not an unencrypted PEM private key.") from None
     leaf = certs[0]
-    pub = leaf.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    if key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo) != pub:
+    pub = leaf.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    if (
+        key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        != pub
+    ):
         raise InvalidParams("The private key does not match the certificate.")
     try:
         ext = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName)
@@ -59,8 +76,14 @@ def inspect_chain(chain_pem: str, key_pem: str) -> CertInfo:
         raise InvalidParams("The certificate names no domain (no subjectAltName or common name).")
     if leaf.not_valid_after_utc < dt.datetime.now(dt.UTC):
         raise InvalidParams("The certificate has expired.")
-    return CertInfo(leaf.subject.rfc4514_string(), leaf.issuer.rfc4514_string(), [s.lower() for s in sans],
-                    leaf.not_valid_before_utc, leaf.not_valid_after_utc, leaf.issuer == leaf.subject)
+    return CertInfo(
+        leaf.subject.rfc4514_string(),
+        leaf.issuer.rfc4514_string(),
+        [s.lower() for s in sans],
+        leaf.not_valid_before_utc,
+        leaf.not_valid_after_utc,
+        leaf.issuer == leaf.subject,
+    )
 
 
 class Certs:
@@ -70,7 +93,13 @@ class Certs:
 
     def list(self, app_id: str) -> list[SniEndpoint]:
         with self.store.session() as s:
-            return list(s.scalars(select(SniEndpoint).where(SniEndpoint.app_id == app_id).order_by(SniEndpoint.created_at)))
+            return list(
+                s.scalars(
+                    select(SniEndpoint)
+                    .where(SniEndpoint.app_id == app_id)
+                    .order_by(SniEndpoint.created_at)
+                )
+            )
 
     def get(self, app_id: str, identity: str) -> SniEndpoint:
         for e in self.list(app_id):
@@ -91,7 +120,9 @@ class Certs:
             name = f"{secrets.choice(_NAMES)}-{secrets.randbelow(90000) + 10000}"
             while name in taken:
                 name = f"{secrets.choice(_NAMES)}-{secrets.randbelow(90000) + 10000}"
-            endpoint = SniEndpoint(app_id=app_id, name=name, certificate_chain=chain, private_key=key)
+            endpoint = SniEndpoint(
+                app_id=app_id, name=name, certificate_chain=chain, private_key=key
+            )
             s.add(endpoint)
         self.events.publish("certs", app_id=app_id)
         return endpoint
@@ -129,5 +160,12 @@ class Certs:
                     info = inspect_chain(e.certificate_chain, e.private_key)
                 except InvalidParams:
                     continue
-                out.append({"id": e.id, "hostnames": info.cert_domains, "cert_pem": e.certificate_chain, "key_pem": e.private_key})
+                out.append(
+                    {
+                        "id": e.id,
+                        "hostnames": info.cert_domains,
+                        "cert_pem": e.certificate_chain,
+                        "key_pem": e.private_key,
+                    }
+                )
         return out

@@ -25,7 +25,9 @@ class Domains:
 
     def list(self, app_id: str) -> list[Domain]:
         with self.store.session() as s:
-            return list(s.scalars(select(Domain).where(Domain.app_id == app_id).order_by(Domain.created_at)))
+            return list(
+                s.scalars(select(Domain).where(Domain.app_id == app_id).order_by(Domain.created_at))
+            )
 
     def get(self, app_id: str, identity: str) -> Domain:
         ident = identity.strip().lower().rstrip(".")
@@ -45,25 +47,42 @@ class Domains:
                     return e.id
         raise NotFound(f"Couldn't find that SNI endpoint ({sni_endpoint}).")
 
-    def add(self, actor: User, app_id: str, app_name: str, hostname: object, sni_endpoint: object = None) -> Domain:
+    def add(
+        self, actor: User, app_id: str, app_name: str, hostname: object, sni_endpoint: object = None
+    ) -> Domain:
         if not isinstance(hostname, str) or not hostname.strip():
             raise InvalidParams("hostname is required.")
         host = hostname.strip().lower().rstrip(".")
         if len(host) > 253 or not HOSTNAME_RE.match(host):
-            raise InvalidParams(f"{hostname} is not a valid hostname (wildcards only as the first label, like *.example.com).")
+            raise InvalidParams(
+                f"{hostname} is not a valid hostname (wildcards only as the first label, like *.example.com)."
+            )
         if host == self.app_domain or host.endswith("." + self.app_domain):
-            raise InvalidParams(f"{host} is under the platform's own domain {self.app_domain}; apps already answer at <app>.{self.app_domain}.")
+            raise InvalidParams(
+                f"{host} is under the platform's own domain {self.app_domain}; apps already answer at <app>.{self.app_domain}."
+            )
         sni_id = self._check_sni(app_id, sni_endpoint)
         with self.store.session() as s:
             if s.scalar(select(Domain.id).where(Domain.hostname == host)):
                 raise InvalidParams(f"{host} is already in use by an app.")
-            if len(list(s.scalars(select(Domain.id).where(Domain.app_id == app_id)))) >= MAX_DOMAINS:
+            if (
+                len(list(s.scalars(select(Domain.id).where(Domain.app_id == app_id))))
+                >= MAX_DOMAINS
+            ):
                 raise InvalidParams(f"An app can have at most {MAX_DOMAINS} custom domains.")
-            domain = Domain(app_id=app_id, hostname=host, kind="custom", cname=f"{app_name}.{self.app_domain}",
-                            sni_endpoint_id=sni_id, status="succeeded")
+            domain = Domain(
+                app_id=app_id,
+                hostname=host,
+                kind="custom",
+                cname=f"{app_name}.{self.app_domain}",
+                sni_endpoint_id=sni_id,
+                status="succeeded",
+            )
             s.add(domain)
         self.events.publish("domains", app_id=app_id)
-        self.events.publish("api_log", app_id=app_id, message=f"Add {host} domain by user {actor.email}")
+        self.events.publish(
+            "api_log", app_id=app_id, message=f"Add {host} domain by user {actor.email}"
+        )
         return domain
 
     def update(self, actor: User, app_id: str, identity: str, sni_endpoint: object) -> Domain:
@@ -84,5 +103,7 @@ class Domains:
             if row is not None:
                 s.delete(row)
         self.events.publish("domains", app_id=app_id)
-        self.events.publish("api_log", app_id=app_id, message=f"Remove {d.hostname} domain by user {actor.email}")
+        self.events.publish(
+            "api_log", app_id=app_id, message=f"Remove {d.hostname} domain by user {actor.email}"
+        )
         return d

@@ -36,8 +36,12 @@ class Dynos:
     def _api_line(self, app: App, message: str) -> None:
         self.services.events.publish("api_log", app_id=app.id, message=message)
 
-    async def restart(self, actor: User, app: App, process_type: str | None = None, dyno_name: str | None = None) -> None:
-        if process_type and process_type not in {f.type for f in self.services.formation.list(app.id)}:
+    async def restart(
+        self, actor: User, app: App, process_type: str | None = None, dyno_name: str | None = None
+    ) -> None:
+        if process_type and process_type not in {
+            f.type for f in self.services.formation.list(app.id)
+        }:
             raise NotFound(f"Couldn't find that process type ({process_type}).")
         if dyno_name:
             self.get(app, dyno_name)
@@ -48,7 +52,9 @@ class Dynos:
         what = dyno_name or process_type or "all dynos"
         self._api_line(app, f"Restart {what} by user {actor.email}")
 
-    async def stop(self, actor: User, app: App, process_type: str | None = None, dyno_name: str | None = None) -> None:
+    async def stop(
+        self, actor: User, app: App, process_type: str | None = None, dyno_name: str | None = None
+    ) -> None:
         if dyno_name:
             self.get(app, dyno_name)
         try:
@@ -57,20 +63,35 @@ class Dynos:
             raise NotFound(str(e)) from None
         self._api_line(app, f"Stop {dyno_name or process_type} by user {actor.email}")
 
-    async def run(self, actor: User, app: App, command: Any, env: Any = None, size: Any = None,
-                  attach: bool = False, tty: bool = False) -> DynoInfo:
+    async def run(
+        self,
+        actor: User,
+        app: App,
+        command: Any,
+        env: Any = None,
+        size: Any = None,
+        attach: bool = False,
+        tty: bool = False,
+    ) -> DynoInfo:
         if not isinstance(command, str) or not command.strip():
             raise InvalidParams("A command is required to run a one-off dyno.")
         env = env or {}
-        if not isinstance(env, dict) or not all(isinstance(k, str) and ENV_KEY.match(k) and isinstance(v, str | int | float) for k, v in env.items()):
+        if not isinstance(env, dict) or not all(
+            isinstance(k, str) and ENV_KEY.match(k) and isinstance(v, str | int | float)
+            for k, v in env.items()
+        ):
             raise InvalidParams("env must be an object of variable names to strings.")
         if size is not None and not isinstance(size, str):
             raise InvalidParams("size must be a dyno size name.")
         runtime = self.runtime.app_runtime(app.id)
         if runtime is None:
-            raise InvalidParams(f"{app.name} has no release with code yet: deploy it first (git push).")
+            raise InvalidParams(
+                f"{app.name} has no release with code yet: deploy it first (git push)."
+            )
         try:
-            info = await self.manager.run_one_off(runtime, command, {k: str(v) for k, v in env.items()}, size, attach=attach, tty=tty)
+            info = await self.manager.run_one_off(
+                runtime, command, {k: str(v) for k, v in env.items()}, size, attach=attach, tty=tty
+            )
         except DynoError as e:
             raise InvalidParams(str(e)) from None
         self._api_line(app, f"Starting process with command `{command}` by user {actor.email}")

@@ -19,7 +19,9 @@ class Features:
 
     def enabled(self, app_id: str) -> set[str]:
         with self.store.session() as s:
-            rows = s.scalars(select(AppFeature).where(AppFeature.app_id == app_id, AppFeature.enabled.is_(True)))
+            rows = s.scalars(
+                select(AppFeature).where(AppFeature.app_id == app_id, AppFeature.enabled.is_(True))
+            )
             return {r.name for r in rows}
 
     def list(self, app_id: str) -> list[tuple[FeatureInfo, bool]]:
@@ -37,7 +39,9 @@ class Features:
         f = self.info(identity)
         return f, f.name in self.enabled(app_id)
 
-    def update(self, actor: User, app_id: str, identity: str, enabled: object) -> tuple[FeatureInfo, bool]:
+    def update(
+        self, actor: User, app_id: str, identity: str, enabled: object
+    ) -> tuple[FeatureInfo, bool]:
         f = self.info(identity)
         if not isinstance(enabled, bool):
             raise InvalidParams("enabled must be true or false.")
@@ -49,5 +53,7 @@ class Features:
                 row.enabled = enabled
         self.events.publish("app_changed", app_id=app_id)
         verb = "Enable" if enabled else "Disable"
-        self.events.publish("api_log", app_id=app_id, message=f"{verb} {f.name} by user {actor.email}")
+        self.events.publish(
+            "api_log", app_id=app_id, message=f"{verb} {f.name} by user {actor.email}"
+        )
         return f, enabled

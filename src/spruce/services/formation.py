@@ -65,7 +65,11 @@ class Formations:
 
     def list(self, app_id: str) -> list[Formation]:
         with self.store.session() as s:
-            return list(s.scalars(select(Formation).where(Formation.app_id == app_id).order_by(Formation.type)))
+            return list(
+                s.scalars(
+                    select(Formation).where(Formation.app_id == app_id).order_by(Formation.type)
+                )
+            )
 
     def _find(self, s: Session, app_id: str, identity: str) -> Formation:
         q = select(Formation).where(Formation.app_id == app_id)
@@ -95,7 +99,9 @@ class Formations:
             limit = int((app.settings or {}).get("formation_limit", DEFAULT_FORMATION_LIMIT))
             for upd in updates:
                 if not isinstance(upd, dict):
-                    raise InvalidParams("each update must be an object with type, quantity or size.")
+                    raise InvalidParams(
+                        "each update must be an object with type, quantity or size."
+                    )
                 ident = upd.get("type") or upd.get("id")
                 if not isinstance(ident, str) or not ident:
                     raise InvalidParams("each update needs a process type.")
@@ -106,7 +112,9 @@ class Formations:
                     size = find_size(str(upd["size"]))
                     if size is None:
                         names = ", ".join(z.name for z in DYNO_SIZES)
-                        raise InvalidParams(f"Invalid dyno size {upd['size']!r}. Valid sizes: {names}.")
+                        raise InvalidParams(
+                            f"Invalid dyno size {upd['size']!r}. Valid sizes: {names}."
+                        )
                     row.size = size.name
                 size = find_size(row.size)
                 cap = min(limit, size.max_per_type) if size else limit
@@ -121,5 +129,7 @@ class Formations:
                 changed.append(row)
         summary = ", ".join(f"{f.type}={f.quantity}:{f.size}" for f in changed)
         self.events.publish("formation", app_id=app_id)
-        self.events.publish("api_log", app_id=app_id, message=f"Scaled to {summary} by user {actor.email}")
+        self.events.publish(
+            "api_log", app_id=app_id, message=f"Scaled to {summary} by user {actor.email}"
+        )
         return changed

@@ -25,7 +25,14 @@ class Logs:
         self.router.emit(app_id, "app", "api", message)
 
     # -- sessions -------------------------------------------------------------------
-    def create_session(self, app_id: str, lines: object = None, tail: object = False, source: object = None, dyno: object = None) -> str:
+    def create_session(
+        self,
+        app_id: str,
+        lines: object = None,
+        tail: object = False,
+        source: object = None,
+        dyno: object = None,
+    ) -> str:
         if lines is None:
             n = 100
         elif isinstance(lines, int) and not isinstance(lines, bool):
@@ -49,7 +56,11 @@ class Logs:
     # -- drains ---------------------------------------------------------------------
     def drains(self, app_id: str) -> list[LogDrain]:
         with self.store.session() as s:
-            return list(s.scalars(select(LogDrain).where(LogDrain.app_id == app_id).order_by(LogDrain.created_at)))
+            return list(
+                s.scalars(
+                    select(LogDrain).where(LogDrain.app_id == app_id).order_by(LogDrain.created_at)
+                )
+            )
 
     def add_drain(self, actor: User, app_id: str, url: object) -> LogDrain:
         if not isinstance(url, str) or not url.strip():
@@ -92,7 +103,9 @@ class Logs:
         with self.store.session() as s:
             app = s.get(App, app_id)
             name = app.name if app else ""
-        specs = [DrainSpec(id=d.id, url=d.url, token=d.token, app_name=name) for d in self.drains(app_id)]
+        specs = [
+            DrainSpec(id=d.id, url=d.url, token=d.token, app_name=name) for d in self.drains(app_id)
+        ]
         self.router.set_drains(app_id, specs)
 
     def drain_status(self, drain_id: str) -> str | None:

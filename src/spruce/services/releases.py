@@ -37,7 +37,9 @@ class Releases:
     # -- config vars ---------------------------------------------------------
     def config(self, app_id: str) -> dict[str, str]:
         with self.store.session() as s:
-            rows = s.scalars(select(ConfigVar).where(ConfigVar.app_id == app_id).order_by(ConfigVar.key))
+            rows = s.scalars(
+                select(ConfigVar).where(ConfigVar.app_id == app_id).order_by(ConfigVar.key)
+            )
             return {r.key: r.value for r in rows}
 
     @staticmethod
@@ -67,7 +69,9 @@ class Releases:
         """Apply `patch` (null unsets); makes a release when anything changed."""
         changes = self._normalise_patch(patch)
         with self.store.session() as s:
-            current = {r.key: r for r in s.scalars(select(ConfigVar).where(ConfigVar.app_id == app_id))}
+            current = {
+                r.key: r for r in s.scalars(select(ConfigVar).where(ConfigVar.app_id == app_id))
+            }
             set_keys, removed = [], []
             for key, value in changes.items():
                 row = current.get(key)
@@ -102,7 +106,10 @@ class Releases:
 
     # -- releases ------------------------------------------------------------
     def _next_version(self, s, app_id: str) -> int:  # type: ignore[no-untyped-def]
-        return int(s.scalar(select(func.max(Release.version)).where(Release.app_id == app_id)) or 0) + 1
+        return (
+            int(s.scalar(select(func.max(Release.version)).where(Release.app_id == app_id)) or 0)
+            + 1
+        )
 
     def _current(self, s, app_id: str) -> Release | None:  # type: ignore[no-untyped-def]
         return s.scalar(
@@ -126,7 +133,10 @@ class Releases:
         if slug_id is ...:
             slug_id = current.slug_id if current else None
         if config is None:
-            config = {r.key: r.value for r in s.scalars(select(ConfigVar).where(ConfigVar.app_id == app_id))}
+            config = {
+                r.key: r.value
+                for r in s.scalars(select(ConfigVar).where(ConfigVar.app_id == app_id))
+            }
         slug = s.get(Slug, slug_id) if slug_id else None
         if slug is not None:
             sync_formation(s, app_id, dict(slug.process_types or {}))
@@ -139,7 +149,9 @@ class Releases:
             slug_id=slug_id,
             user_id=actor.id if actor else None,
             config=dict(config),
-            addon_plan_names=addon_plan_names if addon_plan_names is not None else (current.addon_plan_names if current else []),
+            addon_plan_names=addon_plan_names
+            if addon_plan_names is not None
+            else (current.addon_plan_names if current else []),
         )
         s.add(release)
         s.flush()
@@ -149,18 +161,25 @@ class Releases:
                 app.released_at = utcnow()
         return release
 
-    def _announce(self, release: Release, actor: User | None, caller_runs_phase: bool = False) -> None:
+    def _announce(
+        self, release: Release, actor: User | None, caller_runs_phase: bool = False
+    ) -> None:
         who = actor.email if actor else "Spruce"
         self.events.publish(
             "api_log", app_id=release.app_id, message=f"{release.description} by user {who}"
         )
         self.events.publish(
-            "api_log", app_id=release.app_id, message=f"Release v{release.version} created by user {who}"
+            "api_log",
+            app_id=release.app_id,
+            message=f"Release v{release.version} created by user {who}",
         )
         # A pending release waits for its release phase: the runtime runs it, unless the
         # caller (a build, which streams its output into the push) does.
         self.events.publish(
-            "release", app_id=release.app_id, release_id=release.id, status=release.status,
+            "release",
+            app_id=release.app_id,
+            release_id=release.id,
+            status=release.status,
             caller_runs_phase=caller_runs_phase,
         )
 
@@ -175,13 +194,23 @@ class Releases:
         caller_runs_phase: bool = False,
     ) -> Release:
         with self.store.session() as s:
-            release = self._new_release(s, app_id, description, actor, config=config, slug_id=slug_id, addon_plan_names=addon_plan_names)
+            release = self._new_release(
+                s,
+                app_id,
+                description,
+                actor,
+                config=config,
+                slug_id=slug_id,
+                addon_plan_names=addon_plan_names,
+            )
         self._announce(release, actor, caller_runs_phase)
         return release
 
     def list(self, app_id: str) -> list[Release]:
         with self.store.session() as s:
-            return list(s.scalars(select(Release).where(Release.app_id == app_id).order_by(Release.version)))
+            return list(
+                s.scalars(select(Release).where(Release.app_id == app_id).order_by(Release.version))
+            )
 
     def get(self, app_id: str, identity: str | int) -> Release:
         with self.store.session() as s:
@@ -216,7 +245,11 @@ class Releases:
         if target.status == "failed":
             raise InvalidParams(f"Cannot roll back to v{target.version}: that release failed.")
         slug = self.slug(target.slug_id)
-        if slug is not None and slug.size is not None and not (slug.path and os.path.exists(slug.path)):
+        if (
+            slug is not None
+            and slug.size is not None
+            and not (slug.path and os.path.exists(slug.path))
+        ):
             raise InvalidParams(
                 f"Cannot roll back to v{target.version}: its slug was pruned (slug retention). "
                 "Deploy that code again instead."
@@ -226,7 +259,11 @@ class Releases:
             for k, v in (target.config or {}).items():
                 s.add(ConfigVar(app_id=app_id, key=k, value=v))
             release = self._new_release(
-                s, app_id, f"Rollback to v{target.version}", actor, config=dict(target.config or {}),
+                s,
+                app_id,
+                f"Rollback to v{target.version}",
+                actor,
+                config=dict(target.config or {}),
                 slug_id=target.slug_id,
             )
         self._announce(release, actor)
@@ -251,7 +288,9 @@ class Releases:
                 app = s.get(App, release.app_id)
                 if app is not None:
                     app.released_at = utcnow()
-        self.events.publish("release", app_id=release.app_id, release_id=release.id, status=release.status)
+        self.events.publish(
+            "release", app_id=release.app_id, release_id=release.id, status=release.status
+        )
         return release
 
     def slug(self, slug_id: str | None) -> Slug | None:
@@ -275,7 +314,9 @@ class Releases:
         if not isinstance(process_types, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in process_types.items()
         ):
-            raise InvalidParams("process_types must be an object of process type names to commands.")
+            raise InvalidParams(
+                "process_types must be an object of process type names to commands."
+            )
         for ptype in process_types:
             if not re.match(r"^[a-zA-Z0-9_-]{1,63}$", ptype):
                 raise InvalidParams(f"Invalid process type name {ptype!r}.")

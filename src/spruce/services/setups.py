@@ -42,7 +42,9 @@ class Setups:
             self.services.apps.get(actor, setup.app_id)
         return setup
 
-    def create(self, actor: User, body: Any, local_source: Callable[[str], Path | None]) -> tuple[AppSetup, App]:
+    def create(
+        self, actor: User, body: Any, local_source: Callable[[str], Path | None]
+    ) -> tuple[AppSetup, App]:
         if not isinstance(body, dict):
             raise InvalidParams("The body must be a JSON object.")
         blob = body.get("source_blob")
@@ -55,7 +57,9 @@ class Setups:
         env = overrides.get("env") or {}
         if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
             raise InvalidParams("overrides.env must map names to strings.")
-        app = self.services.apps.create(actor, app_spec.get("name"), app_spec.get("region"), app_spec.get("stack"))
+        app = self.services.apps.create(
+            actor, app_spec.get("name"), app_spec.get("region"), app_spec.get("stack")
+        )
         with self.services.store.session() as s:
             setup = AppSetup(app_id=app.id, status="pending")
             s.add(setup)
@@ -71,8 +75,15 @@ class Setups:
                 for k, v in fields.items():
                     setattr(row, k, v)
 
-    async def _run(self, actor: User, setup_id: str, app: App, blob: dict[str, Any], env: dict[str, str],
-                   local_source: Callable[[str], Path | None]) -> None:
+    async def _run(
+        self,
+        actor: User,
+        setup_id: str,
+        app: App,
+        blob: dict[str, Any],
+        env: dict[str, str],
+        local_source: Callable[[str], Path | None],
+    ) -> None:
         builds = self.services.builds
         assert builds is not None
         work = Path(tempfile.mkdtemp(prefix="setup-", dir=builds.home / "work"))
@@ -80,10 +91,17 @@ class Setups:
             src = await builds.fetch_source(blob["url"], work / "src", local_source)
             manifest_path = src / "app.json"
             try:
-                manifest = parse_app_json(manifest_path.read_text() if manifest_path.exists() else "{}")
+                manifest = parse_app_json(
+                    manifest_path.read_text() if manifest_path.exists() else "{}"
+                )
                 config = resolve_env(manifest, env)
             except AppJsonError as e:
-                self._update(setup_id, status="failed", manifest_errors=list(e.errors), failure_message="app.json is not valid.")
+                self._update(
+                    setup_id,
+                    status="failed",
+                    manifest_errors=list(e.errors),
+                    failure_message="app.json is not valid.",
+                )
                 return
             if config:
                 self.services.releases.update_config(actor, app.id, config)
@@ -93,14 +111,20 @@ class Setups:
                 if self.services.addons is None:
                     raise InvalidParams("Add-ons are not available on this platform.")
                 await self.services.addons.create(actor, app, spec.plan, spec.as_name, spec.options)
-            build = builds.create_pending(actor, app.id, {"url": blob["url"], "version": blob.get("version")})
+            build = builds.create_pending(
+                actor, app.id, {"url": blob["url"], "version": blob.get("version")}
+            )
             self._update(setup_id, build_id=build.id)
             result = await builds.run(actor, build, src)
             if result.status != "succeeded":
-                self._update(setup_id, status="failed", failure_message="The build failed; see its output.")
+                self._update(
+                    setup_id, status="failed", failure_message="The build failed; see its output."
+                )
                 return
-            updates = [{"type": t, "quantity": f.quantity, **({"size": f.size} if f.size else {})}
-                       for t, f in manifest.formation.items()]
+            updates = [
+                {"type": t, "quantity": f.quantity, **({"size": f.size} if f.size else {})}
+                for t, f in manifest.formation.items()
+            ]
             known = {f.type for f in self.services.formation.list(app.id)}
             updates = [u for u in updates if u["type"] in known]
             if updates:
@@ -110,14 +134,20 @@ class Setups:
                 code, output = await self._postdeploy(actor, app, script)
                 self._update(setup_id, postdeploy_exit_code=code, postdeploy_output=output)
                 if code != 0:
-                    self._update(setup_id, status="failed", failure_message=f"The postdeploy script exited with status {code}.")
+                    self._update(
+                        setup_id,
+                        status="failed",
+                        failure_message=f"The postdeploy script exited with status {code}.",
+                    )
                     return
             self._update(setup_id, status="succeeded", resolved_success_url=manifest.success_url)
         except ServiceError as e:
             self._update(setup_id, status="failed", failure_message=e.message)
         except Exception as e:
             log.exception("app setup %s failed", setup_id)
-            self._update(setup_id, status="failed", failure_message=f"Internal error: {type(e).__name__}")
+            self._update(
+                setup_id, status="failed", failure_message=f"Internal error: {type(e).__name__}"
+            )
         finally:
             shutil.rmtree(work, ignore_errors=True)
 

@@ -113,9 +113,7 @@ class Collaborator(Timestamps, Base):
 
 class ConfigVar(Base):
     __tablename__ = "config_vars"
-    app_id: Mapped[str] = mapped_column(
-        ForeignKey("apps.id", ondelete="CASCADE"), primary_key=True
-    )
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), primary_key=True)
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
 
@@ -177,18 +175,14 @@ class Formation(Timestamps, Base):
 
 class AppFeature(Base):
     __tablename__ = "app_features"
-    app_id: Mapped[str] = mapped_column(
-        ForeignKey("apps.id", ondelete="CASCADE"), primary_key=True
-    )
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), primary_key=True)
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     enabled: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class BuildpackInstallation(Base):
     __tablename__ = "buildpack_installations"
-    app_id: Mapped[str] = mapped_column(
-        ForeignKey("apps.id", ondelete="CASCADE"), primary_key=True
-    )
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), primary_key=True)
     ordinal: Mapped[int] = mapped_column(Integer, primary_key=True)
     url: Mapped[str] = mapped_column(Text)
 
@@ -255,7 +249,9 @@ class AppSetup(Timestamps, Base):
 
     __tablename__ = "app_setups"
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    app_id: Mapped[str | None] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
+    app_id: Mapped[str | None] = mapped_column(
+        ForeignKey("apps.id", ondelete="CASCADE"), index=True
+    )
     status: Mapped[str] = mapped_column(String(16), default="pending")
     failure_message: Mapped[str | None] = mapped_column(Text)
     manifest_errors: Mapped[list[Any]] = mapped_column(default=list)

@@ -7,7 +7,9 @@ from support import PostgresServer, RunningPlatform, start_platform
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def api_platform(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatform]:
+def api_platform(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningPlatform]:
     """A real `spruce up` per module, once on SQLite and once on PostgreSQL."""
     env = {}
     if request.param == "postgresql":

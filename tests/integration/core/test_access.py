@@ -31,7 +31,10 @@ def users(api_platform: RunningPlatform) -> dict[str, httpx.Client]:
 
 
 def test_keys_are_stored_hashed(api_platform: RunningPlatform) -> None:
-    url = api_platform.env.get("SPRUCE_DATABASE_URL") or f"sqlite:///{api_platform.home / 'spruce.db'}"
+    url = (
+        api_platform.env.get("SPRUCE_DATABASE_URL")
+        or f"sqlite:///{api_platform.home / 'spruce.db'}"
+    )
     store = Store(url)
     with store.engine.connect() as conn:
         stored = [row[0] for row in conn.execute(text("SELECT key_hash FROM api_keys"))]
@@ -73,7 +76,10 @@ def test_collaborators(users: dict[str, httpx.Client]) -> None:
     assert r.status_code == 201, r.text
     assert r.json()["user"]["email"] == bob_email
     assert alice.post(f"/apps/{name}/collaborators", json={"user": bob_email}).status_code == 409
-    assert alice.post(f"/apps/{name}/collaborators", json={"user": "nobody@example.com"}).status_code == 404
+    assert (
+        alice.post(f"/apps/{name}/collaborators", json={"user": "nobody@example.com"}).status_code
+        == 404
+    )
     listing = alice.get(f"/apps/{name}/collaborators").json()
     assert {c["user"]["email"]: c["role"] for c in listing}[bob_email] == "collaborator"
     # Bob can now work on the app but not destroy, rename it or add people.

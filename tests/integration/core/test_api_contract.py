@@ -12,7 +12,9 @@ import jsonschema
 import pytest
 from support import RunningPlatform
 
-SCHEMA = json.loads((Path(__file__).parents[2] / "data" / "heroku-platform-api-schema.json").read_text())
+SCHEMA = json.loads(
+    (Path(__file__).parents[2] / "data" / "heroku-platform-api-schema.json").read_text()
+)
 # The schema pins git_url and web_url to Heroku's hosts; Spruce serves both from its own, by design.
 del SCHEMA["definitions"]["app"]["definitions"]["git_url"]["pattern"]
 del SCHEMA["definitions"]["app"]["definitions"]["web_url"]["pattern"]
@@ -62,7 +64,9 @@ def test_auth_errors(api_platform: RunningPlatform) -> None:
         assert anon.get("/account", auth=("anyone", api_platform.api_key)).status_code == 200
 
 
-@pytest.mark.parametrize("accept", ["3", "3.sdk", "3.fir", "3.cedar-acm", "3.run-inside", "3.account-quotas"])
+@pytest.mark.parametrize(
+    "accept", ["3", "3.sdk", "3.fir", "3.cedar-acm", "3.run-inside", "3.account-quotas"]
+)
 def test_accept_variants(api: httpx.Client, accept: str) -> None:
     r = api.get("/account", headers={"Accept": f"application/vnd.heroku+json; version={accept}"})
     assert r.status_code == 200 and r.headers["content-type"].startswith("application/json")
@@ -96,12 +100,18 @@ def test_app_lifecycle(api: httpx.Client) -> None:
 
 
 def test_app_errors(api: httpx.Client) -> None:
-    assert "Name must" in error_of(api.post("/apps", json={"name": "Bad_Name"}), 422, "invalid_params")
+    assert "Name must" in error_of(
+        api.post("/apps", json={"name": "Bad_Name"}), 422, "invalid_params"
+    )
     name = "e-" + uuid.uuid4().hex[:8]
     api.post("/apps", json={"name": name})
     assert "taken" in error_of(api.post("/apps", json={"name": name}), 422, "invalid_params")
     error_of(api.post("/apps", json={"region": "mars"}), 422, "invalid_params")
-    error_of(api.post("/apps", content=b"{not json", headers={"Content-Type": "application/json"}), 422, "invalid_params")
+    error_of(
+        api.post("/apps", content=b"{not json", headers={"Content-Type": "application/json"}),
+        422,
+        "invalid_params",
+    )
     error_of(api.get("/no-such-endpoint"), 404, "not_found")
     api.delete(f"/apps/{name}")
 
@@ -118,7 +128,11 @@ def test_config_vars_and_releases(api: httpx.Client) -> None:
     error_of(api.patch(f"/apps/{name}/config-vars", json=["x"]), 422, "invalid_params")
     rels = api.get(f"/apps/{name}/releases").json()
     check("release", rels)
-    assert [r["description"] for r in rels] == ["Initial release", "Set FOO, BAZ config vars", "Remove FOO config vars"]
+    assert [r["description"] for r in rels] == [
+        "Initial release",
+        "Set FOO, BAZ config vars",
+        "Remove FOO config vars",
+    ]
     assert [r["current"] for r in rels] == [False, False, True]
     v2 = api.get(f"/apps/{name}/releases/2").json()
     check("release", v2)
@@ -153,7 +167,10 @@ def test_range_pagination(api: httpx.Client) -> None:
 def test_formation(api: httpx.Client) -> None:
     name = "fm-" + uuid.uuid4().hex[:8]
     api.post("/apps", json={"name": name})
-    slug = api.post(f"/apps/{name}/slugs", json={"process_types": {"web": "python -m http.server $PORT", "worker": "sleep 1000"}})
+    slug = api.post(
+        f"/apps/{name}/slugs",
+        json={"process_types": {"web": "python -m http.server $PORT", "worker": "sleep 1000"}},
+    )
     assert slug.status_code == 201
     check("slug", slug.json())
     rel = api.post(f"/apps/{name}/releases", json={"slug": slug.json()["id"]})
@@ -162,7 +179,15 @@ def test_formation(api: httpx.Client) -> None:
     check("formation", forms)
     assert {f["type"]: f["quantity"] for f in forms} == {"web": 1, "worker": 0}
     # The Heroku CLI sends quantities as strings.
-    r = api.patch(f"/apps/{name}/formation", json={"updates": [{"type": "worker", "quantity": "1", "size": "standard-1X"}, {"type": "web", "quantity": 2, "size": "standard-2x"}]})
+    r = api.patch(
+        f"/apps/{name}/formation",
+        json={
+            "updates": [
+                {"type": "worker", "quantity": "1", "size": "standard-1X"},
+                {"type": "web", "quantity": 2, "size": "standard-2x"},
+            ]
+        },
+    )
     assert r.status_code == 200, r.text
     check("formation", r.json())
     got = {f["type"]: (f["quantity"], f["size"]) for f in api.get(f"/apps/{name}/formation").json()}
@@ -170,10 +195,28 @@ def test_formation(api: httpx.Client) -> None:
     r = api.patch(f"/apps/{name}/formation/worker", json={"quantity": 0})
     check("formation", r.json())
     assert api.get(f"/apps/{name}/formation/worker").json()["quantity"] == 0
-    error_of(api.patch(f"/apps/{name}/formation", json={"updates": [{"type": "clock", "quantity": 1}]}), 404, "not_found")
-    error_of(api.patch(f"/apps/{name}/formation", json={"updates": [{"type": "web", "quantity": "two"}]}), 422, "invalid_params")
-    error_of(api.patch(f"/apps/{name}/formation", json={"updates": [{"type": "web", "size": "huge"}]}), 422, "invalid_params")
-    error_of(api.patch(f"/apps/{name}/formation", json={"updates": [{"type": "web", "quantity": 101}]}), 422, "invalid_params")
+    error_of(
+        api.patch(f"/apps/{name}/formation", json={"updates": [{"type": "clock", "quantity": 1}]}),
+        404,
+        "not_found",
+    )
+    error_of(
+        api.patch(
+            f"/apps/{name}/formation", json={"updates": [{"type": "web", "quantity": "two"}]}
+        ),
+        422,
+        "invalid_params",
+    )
+    error_of(
+        api.patch(f"/apps/{name}/formation", json={"updates": [{"type": "web", "size": "huge"}]}),
+        422,
+        "invalid_params",
+    )
+    error_of(
+        api.patch(f"/apps/{name}/formation", json={"updates": [{"type": "web", "quantity": 101}]}),
+        422,
+        "invalid_params",
+    )
     api.delete(f"/apps/{name}")
 
 
@@ -183,12 +226,21 @@ def test_features(api: httpx.Client) -> None:
     feats = api.get(f"/apps/{name}/features").json()
     check("app-feature", feats)
     names = {f["name"] for f in feats}
-    assert {"http-session-affinity", "preboot", "http-disable-keepalive-to-dyno", "http-disable-http2",
-            "http-end-to-end-continue", "runtime-dyno-metadata", "log-runtime-metrics"} <= names
+    assert {
+        "http-session-affinity",
+        "preboot",
+        "http-disable-keepalive-to-dyno",
+        "http-disable-http2",
+        "http-end-to-end-continue",
+        "runtime-dyno-metadata",
+        "log-runtime-metrics",
+    } <= names
     r = api.patch(f"/apps/{name}/features/preboot", json={"enabled": True})
     check("app-feature", r.json())
     assert api.get(f"/apps/{name}/features/preboot").json()["enabled"] is True
-    error_of(api.patch(f"/apps/{name}/features/preboot", json={"enabled": "yes"}), 422, "invalid_params")
+    error_of(
+        api.patch(f"/apps/{name}/features/preboot", json={"enabled": "yes"}), 422, "invalid_params"
+    )
     error_of(api.get(f"/apps/{name}/features/teleport"), 404, "not_found")
     api.delete(f"/apps/{name}")
 
@@ -201,7 +253,9 @@ def test_regions_stacks_sizes(api: httpx.Client) -> None:
     check("stack", stacks)
     assert {s["name"] for s in stacks} >= {"heroku-24"}
     sizes = api.get("/dyno-sizes").json()
-    assert {"eco", "basic", "standard-1x", "standard-2x", "performance-m", "performance-l"} <= {s["name"] for s in sizes}
+    assert {"eco", "basic", "standard-1x", "standard-2x", "performance-m", "performance-l"} <= {
+        s["name"] for s in sizes
+    }
 
 
 def test_pipeline_couplings_404_for_apps_info(api: httpx.Client) -> None:

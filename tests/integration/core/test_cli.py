@@ -48,8 +48,13 @@ def test_config_and_releases(p: RunningPlatform) -> None:
     res = p.cli("config:set", "FOO=bar", "URL=http://x/?a=b", "-a", name, check=True)
     assert "done, v2" in res.stdout
     assert p.cli("config:get", "FOO", "-a", name, check=True).stdout.strip() == "bar"
-    assert json.loads(p.cli("config", "--json", "-a", name, check=True).stdout) == {"FOO": "bar", "URL": "http://x/?a=b"}
-    assert "FOO='bar'" not in p.cli("config", "-s", "-a", name, check=True).stdout  # shlex quotes only when needed
+    assert json.loads(p.cli("config", "--json", "-a", name, check=True).stdout) == {
+        "FOO": "bar",
+        "URL": "http://x/?a=b",
+    }
+    assert (
+        "FOO='bar'" not in p.cli("config", "-s", "-a", name, check=True).stdout
+    )  # shlex quotes only when needed
     assert "FOO=bar" in p.cli("config", "-s", "-a", name, check=True).stdout
     res = p.cli("config:set", "NOEQUALS", "-a", name)
     assert res.returncode == 1 and "FOO=bar" in res.stderr
@@ -68,7 +73,9 @@ def test_scale_features_maintenance_access(p: RunningPlatform) -> None:
     name = "cls-" + uuid.uuid4().hex[:8]
     p.cli("apps:create", name, "--no-remote", check=True)
     api = p.client()
-    slug = api.post(f"/apps/{name}/slugs", json={"process_types": {"web": "sleep 100", "worker": "sleep 100"}}).json()
+    slug = api.post(
+        f"/apps/{name}/slugs", json={"process_types": {"web": "sleep 100", "worker": "sleep 100"}}
+    ).json()
     api.post(f"/apps/{name}/releases", json={"slug": slug["id"]})
     res = p.cli("ps:scale", "worker=1:standard-2x", "web=0", "-a", name, check=True)
     assert "now running" in res.stdout and "worker=1:Standard-2X" in res.stdout
@@ -118,7 +125,12 @@ def test_repl_runs_several_commands_in_one_process(p: RunningPlatform) -> None:
 
 def test_fir_apps_follow_heroku_cli_v10_rules(p: RunningPlatform) -> None:
     name = "fir-" + uuid.uuid4().hex[:8]
-    assert p.client().post("/apps", json={"name": name, "generation": "fir"}).json()["generation"]["name"] == "fir"
+    assert (
+        p.client()
+        .post("/apps", json={"name": name, "generation": "fir"})
+        .json()["generation"]["name"]
+        == "fir"
+    )
     res = p.cli("ps:restart", "web", "-a", name)
     assert res.returncode == 1 and "--process-type or --dyno-name" in res.stderr
     res = p.cli("ps:stop", "--dyno", "web.1", "-a", name)
@@ -129,8 +141,13 @@ def test_fir_apps_follow_heroku_cli_v10_rules(p: RunningPlatform) -> None:
     import sys
 
     env = dict(p.env, SPRUCE_API_URL=p.api_url, SPRUCE_API_KEY=p.api_key)
-    tail = subprocess.Popen([sys.executable, "-m", "spruce.cli.main", "logs", "-a", name, "--num", "1"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    tail = subprocess.Popen(
+        [sys.executable, "-m", "spruce.cli.main", "logs", "-a", name, "--num", "1"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert tail.stderr is not None
         assert "Fetching logs..." in tail.stderr.readline()
@@ -149,7 +166,9 @@ def test_per_app_settings_limit_scaling(p: RunningPlatform) -> None:
     slug = api.post(f"/apps/{name}/slugs", json={"process_types": {"web": "sleep 100"}}).json()
     api.post(f"/apps/{name}/releases", json={"slug": slug["id"]})
     api.patch(f"/apps/{name}/formation", json={"updates": [{"type": "web", "quantity": 0}]})
-    out = p.cli("apps:settings", "formation_limit=3", "boot_timeout=120", "-a", name, check=True).stdout
+    out = p.cli(
+        "apps:settings", "formation_limit=3", "boot_timeout=120", "-a", name, check=True
+    ).stdout
     assert "formation_limit: 3" in out and "boot_timeout:    120" in out
     res = p.cli("ps:scale", "web=4:standard-1x", "-a", name)
     assert res.returncode == 1 and "limited to 3" in res.stderr

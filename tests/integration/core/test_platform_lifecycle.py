@@ -15,7 +15,14 @@ def test_up_stop_restart_keeps_state(tmp_path: Path) -> None:
     home = tmp_path / "home"
     p = start_platform(home)
     ep = p.endpoints
-    assert set(ep) >= {"api_url", "router_http_url", "router_https_url", "git_url", "api_key", "app_domain"}
+    assert set(ep) >= {
+        "api_url",
+        "router_http_url",
+        "router_https_url",
+        "git_url",
+        "api_key",
+        "app_domain",
+    }
     assert ep["app_domain"] == "localhost"
     assert (home / "endpoints.json").stat().st_mode & 0o077 == 0  # it holds the API key
     api = p.client()
@@ -25,7 +32,10 @@ def test_up_stop_restart_keeps_state(tmp_path: Path) -> None:
     # A second platform on the same home refuses with a clear message.
     second = subprocess.run(
         [sys.executable, "-m", "spruce.cli.main", "up", "--home", str(home), "--api-port", "0"],
-        env=platform_env(), capture_output=True, text=True, timeout=60,
+        env=platform_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert second.returncode == 1
     assert "already running" in second.stderr
@@ -50,8 +60,20 @@ def test_up_reports_a_busy_port(tmp_path: Path) -> None:
         s.listen()
         busy = s.getsockname()[1]
         res = subprocess.run(
-            [sys.executable, "-m", "spruce.cli.main", "up", "--home", str(tmp_path / "h"), "--api-port", str(busy)],
-            env=platform_env(), capture_output=True, text=True, timeout=60,
+            [
+                sys.executable,
+                "-m",
+                "spruce.cli.main",
+                "up",
+                "--home",
+                str(tmp_path / "h"),
+                "--api-port",
+                str(busy),
+            ],
+            env=platform_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
     assert res.returncode == 1
     assert f"cannot listen on 127.0.0.1:{busy}" in res.stderr

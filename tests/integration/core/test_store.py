@@ -55,13 +55,18 @@ def test_formation_follows_slug_and_validates(database_url: str) -> None:
     migrate(svc.store.engine)
     u, _ = svc.accounts.create_user("f@example.com")
     app = svc.apps.create(u, "form-app")
-    slug = svc.releases.create_slug(app.id, {"web": "python app.py", "worker": "python w.py", "release": "migrate"})
+    slug = svc.releases.create_slug(
+        app.id, {"web": "python app.py", "worker": "python w.py", "release": "migrate"}
+    )
     rel = svc.releases.create(u, app.id, "Deploy abc", slug_id=slug.id)
     assert rel.status == "pending"  # a release phase must pass first
     rows = {f.type: f.quantity for f in svc.formation.list(app.id)}
     assert rows == {"web": 1, "worker": 0}
     svc.formation.update(u, app.id, [{"type": "worker", "quantity": "1", "size": "standard-2x"}])
-    assert {f.type: (f.quantity, f.size) for f in svc.formation.list(app.id)}["worker"] == (1, "standard-2x")
+    assert {f.type: (f.quantity, f.size) for f in svc.formation.list(app.id)}["worker"] == (
+        1,
+        "standard-2x",
+    )
     with pytest.raises(InvalidParams, match="more than 1 basic"):
         svc.formation.update(u, app.id, [{"type": "web", "quantity": 2}])
     with pytest.raises(NotFound, match="process type"):
@@ -70,7 +75,9 @@ def test_formation_follows_slug_and_validates(database_url: str) -> None:
         svc.formation.update(u, app.id, [{"type": "web", "size": "gigantic"}])
     # A failed batch changes nothing.
     with pytest.raises(NotFound):
-        svc.formation.update(u, app.id, [{"type": "worker", "quantity": 0}, {"type": "nope", "quantity": 1}])
+        svc.formation.update(
+            u, app.id, [{"type": "worker", "quantity": 0}, {"type": "nope", "quantity": 1}]
+        )
     assert {f.type: f.quantity for f in svc.formation.list(app.id)}["worker"] == 1
     svc.store.dispose()
 

@@ -14,7 +14,7 @@ from spruce.dynos import AppRuntime, DynoManager, DynoSettings
 from spruce.events import PrintLogSink
 
 # Small programs a slug can hold; run with the system python (visible inside the sandbox).
-WEB = r'''
+WEB = r"""
 import http.server, os, sys
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
@@ -37,17 +37,17 @@ class H(http.server.BaseHTTPRequestHandler):
         pass
 print("web listening", os.environ["PORT"], flush=True)
 http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
-'''
+"""
 
-STUBBORN = r'''
+STUBBORN = r"""
 import signal, time
 signal.signal(signal.SIGTERM, lambda *a: print("ignoring SIGTERM", flush=True))
 print("stubborn worker up", flush=True)
 while True:
     time.sleep(1)
-'''
+"""
 
-HOG = r'''
+HOG = r"""
 import sys, time
 step, total_steps, pause = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
 chunks = []
@@ -56,7 +56,7 @@ for i in range(total_steps):
     print("allocated", (i + 1) * step, "MB", flush=True)
     time.sleep(pause)
 time.sleep(60)
-'''
+"""
 
 
 def make_slug(root: Path, name: str = "slug", extra: dict[str, str] | None = None) -> Path:
@@ -65,7 +65,7 @@ def make_slug(root: Path, name: str = "slug", extra: dict[str, str] | None = Non
     (slug / "web.py").write_text(WEB)
     (slug / "stubborn.py").write_text(STUBBORN)
     (slug / "hog.py").write_text(HOG)
-    (slug / ".profile.d" / "mark.sh").write_text('export PROFILE_D_RAN=yes\n')
+    (slug / ".profile.d" / "mark.sh").write_text("export PROFILE_D_RAN=yes\n")
     for rel, text in (extra or {}).items():
         (slug / rel).write_text(text)
     return slug
@@ -73,12 +73,20 @@ def make_slug(root: Path, name: str = "slug", extra: dict[str, str] | None = Non
 
 def runtime(slug: Path, app_id: str = "app1", release: int = 1, **kw: object) -> AppRuntime:
     args: dict[str, object] = dict(
-        app_id=app_id, app_name=f"{app_id}-name", release_id=f"rel-{app_id}-{release}",
-        release_version=release, slug_dir=slug,
-        process_types={"web": "python3 web.py", "worker": "python3 stubborn.py",
-                       "crash": "echo boom; exit 3", "sleepy": "sleep 1000",
-                       "hog": "python3 hog.py 10 10 0.1"},
-        formation={"web": (1, "standard-1x")}, config={"RELEASE_MARK": f"r{release}"},
+        app_id=app_id,
+        app_name=f"{app_id}-name",
+        release_id=f"rel-{app_id}-{release}",
+        release_version=release,
+        slug_dir=slug,
+        process_types={
+            "web": "python3 web.py",
+            "worker": "python3 stubborn.py",
+            "crash": "echo boom; exit 3",
+            "sleepy": "sleep 1000",
+            "hog": "python3 hog.py 10 10 0.1",
+        },
+        formation={"web": (1, "standard-1x")},
+        config={"RELEASE_MARK": f"r{release}"},
     )
     args.update(kw)
     return AppRuntime(**args)  # type: ignore[arg-type]
@@ -94,11 +102,20 @@ async def until(cond: Callable[[], object], timeout: float = 10.0, what: str = "
 
 def fast_settings(**kw: object) -> DynoSettings:
     s = DynoSettings(
-        boot_timeout=None, stop_grace=1.0, crash_restart_delays=(0.0,),
-        crash_cooloff_base=0.6, crash_cooloff_max=1.2, crash_reset_after=600.0,
-        memory_check_interval=0.1, r14_interval=0.5, boot_poll_interval=0.05,
-        sleep_after=1800.0, sleep_check_interval=0.1, metrics_interval=0.3,
-        rendezvous_timeout=5.0, preboot_extra_wait=5.0,
+        boot_timeout=None,
+        stop_grace=1.0,
+        crash_restart_delays=(0.0,),
+        crash_cooloff_base=0.6,
+        crash_cooloff_max=1.2,
+        crash_reset_after=600.0,
+        memory_check_interval=0.1,
+        r14_interval=0.5,
+        boot_poll_interval=0.05,
+        sleep_after=1800.0,
+        sleep_check_interval=0.1,
+        metrics_interval=0.3,
+        rendezvous_timeout=5.0,
+        preboot_extra_wait=5.0,
     )
     for k, v in kw.items():
         setattr(s, k, v)
@@ -112,8 +129,9 @@ class TimedSink(PrintLogSink):
         super().__init__()
         self.times: list[float] = []
 
-    def emit(self, app_id: str, source: str, process: str, message: str,
-             ts: float | None = None) -> None:
+    def emit(
+        self, app_id: str, source: str, process: str, message: str, ts: float | None = None
+    ) -> None:
         super().emit(app_id, source, process, message, ts)
         self.times.append(time.monotonic())
 
@@ -127,15 +145,19 @@ class Harness:
         self.managers: list[DynoManager] = []
 
     async def manager(self, **settings: object) -> DynoManager:
-        m = DynoManager(self.tmp / "home", self.sink, fast_settings(**settings),
-                        self.changes.append, ca=self.ca)
+        m = DynoManager(
+            self.tmp / "home", self.sink, fast_settings(**settings), self.changes.append, ca=self.ca
+        )
         await m.start()
         self.managers.append(m)
         return m
 
     def lines(self, source: str | None = None, process: str | None = None) -> list[str]:
-        return [msg for (_, src, proc, msg) in self.sink.lines
-                if (source is None or src == source) and (process is None or proc == process)]
+        return [
+            msg
+            for (_, src, proc, msg) in self.sink.lines
+            if (source is None or src == source) and (process is None or proc == process)
+        ]
 
     def has_line(self, text: str, process: str | None = None) -> bool:
         return any(text in line for line in self.lines(process=process))

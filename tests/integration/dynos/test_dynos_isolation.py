@@ -31,8 +31,12 @@ async def test_app_cannot_read_other_app_or_platform_files(harness: Harness) -> 
     targets = [b_copy / "secret.txt", slug_b / "secret.txt", store, outside_store]
     script = "; ".join(
         [f"cat {t} && echo READ-OK" for t in targets]
-        + [f"kill -0 {b_pid} && echo SIGNAL-OK", "echo uid=$(id -u) home=$HOME",
-           "cat secret.txt 2>/dev/null || echo own-slug-ok", "echo x > mine && echo write-ok"]
+        + [
+            f"kill -0 {b_pid} && echo SIGNAL-OK",
+            "echo uid=$(id -u) home=$HOME",
+            "cat secret.txt 2>/dev/null || echo own-slug-ok",
+            "echo x > mine && echo write-ok",
+        ]
     )
     info = await m.run_one_off(runtime(slug_a, app_id="appa", formation={}), script, attach=True)
     assert info.attach_url
@@ -81,6 +85,11 @@ async def test_cgroup_limits_applied(harness: Harness) -> None:
 async def test_isolation_off_degrades_with_warning(harness: Harness) -> None:
     m = await harness.manager(isolation="off")
     assert any("isolation is off" in w for w in m.warnings)
-    await m.converge(runtime(make_slug(harness.tmp), formation={"env": (1, "basic")},
-                             process_types={"env": "echo uid=$(id -u); sleep 1000"}))
+    await m.converge(
+        runtime(
+            make_slug(harness.tmp),
+            formation={"env": (1, "basic")},
+            process_types={"env": "echo uid=$(id -u); sleep 1000"},
+        )
+    )
     await until(lambda: harness.has_line("uid=0", "env.1"))

@@ -56,5 +56,10 @@ async def test_size_change_restarts_with_new_size(harness: Harness) -> None:
     pid = m.dynos("app1")[0].pid
     app.formation = {"worker": (1, "Standard-2X")}
     await m.converge(app)
-    await until(lambda: [(d.size, d.state) for d in m.dynos("app1")] == [("Standard-2X", "up")]
-                and m.dynos("app1")[0].pid != pid, timeout=10)
+    await until(
+        lambda: (
+            [(d.size, d.state) for d in m.dynos("app1")] == [("Standard-2X", "up")]
+            and m.dynos("app1")[0].pid != pid
+        ),
+        timeout=10,
+    )

@@ -29,8 +29,9 @@ async def test_shutdown_then_new_manager_brings_dynos_back(harness: Harness) -> 
     slug = make_slug(harness.tmp)
     app = runtime(slug, formation={"web": (2, "basic"), "worker": (1, "basic")})
     await m.converge(app)
-    await until(lambda: len(m.web_endpoints("app1")) == 2
-                and all(d.state == "up" for d in m.dynos("app1")))
+    await until(
+        lambda: len(m.web_endpoints("app1")) == 2 and all(d.state == "up" for d in m.dynos("app1"))
+    )
     pids = [d.pid for d in m.dynos("app1")]
     ports = [e.port for e in m.web_endpoints("app1")]
     await m.shutdown()
@@ -42,8 +43,12 @@ async def test_shutdown_then_new_manager_brings_dynos_back(harness: Harness) -> 
             s.bind(("127.0.0.1", port))
     m2 = await harness.manager()
     await m2.converge(app)
-    await until(lambda: len(m2.web_endpoints("app1")) == 2
-                and sorted(d.name for d in m2.dynos("app1")) == ["web.1", "web.2", "worker.1"])
+    await until(
+        lambda: (
+            len(m2.web_endpoints("app1")) == 2
+            and sorted(d.name for d in m2.dynos("app1")) == ["web.1", "web.2", "worker.1"]
+        )
+    )
 
 
 PLATFORM = textwrap.dedent("""
@@ -71,7 +76,8 @@ async def test_leftovers_of_a_killed_platform_are_ended(harness: Harness) -> Non
     slug = make_slug(harness.tmp)
     code = PLATFORM.format(src=SRC, tests=TESTS, tmp=str(harness.tmp), slug=str(slug))
     platform = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", code, stdout=asyncio.subprocess.PIPE)
+        sys.executable, "-c", code, stdout=asyncio.subprocess.PIPE
+    )
     try:
         assert platform.stdout
         line = await asyncio.wait_for(platform.stdout.readline(), 30)
@@ -90,8 +96,11 @@ async def test_leftovers_of_a_killed_platform_are_ended(harness: Harness) -> Non
                 with __import__("socket").socket() as s:
                     s.bind(("127.0.0.1", port))
         if os.geteuid() == 0:
-            assert not [p for p in Path("/sys/fs/cgroup/memory/spruce").iterdir()
-                        if p.name.startswith("app1.") and str(harness.tmp) in str(p)]
+            assert not [
+                p
+                for p in Path("/sys/fs/cgroup/memory/spruce").iterdir()
+                if p.name.startswith("app1.") and str(harness.tmp) in str(p)
+            ]
         assert m.dynos("app1") == []
     finally:
         if platform.returncode is None:

@@ -9,18 +9,20 @@ from urllib.parse import urlparse
 
 from .conftest import Harness, make_slug, runtime, until
 
-EXIT_RE = re.compile("\uFFFF heroku-command-exit-status: (\\d+)")
+EXIT_RE = re.compile("\uffff heroku-command-exit-status: (\\d+)")
 
 
-async def cli_attach(harness: Harness, attach_url: str, stdin: bytes = b"",
-                     send_eot: bool = True) -> tuple[str, int | None]:
+async def cli_attach(
+    harness: Harness, attach_url: str, stdin: bytes = b"", send_eot: bool = True
+) -> tuple[str, int | None]:
     """Behave like heroku-cli's Dyno._rendezvous: verify TLS with the CA, send the secret,
     discard the first chunk, then pipe stdin (ending with \\x04) and read until close."""
     url = urlparse(attach_url)
     assert url.scheme == "rendezvous"
     ctx = ssl.create_default_context(cafile=str(harness.ca.cert_path))
-    reader, writer = await asyncio.open_connection(url.hostname, url.port, ssl=ctx,
-                                                   server_hostname=url.hostname)
+    reader, writer = await asyncio.open_connection(
+        url.hostname, url.port, ssl=ctx, server_hostname=url.hostname
+    )
     writer.write(url.path[1:].encode() + b"\r\n")
     await writer.drain()
     first = await asyncio.wait_for(reader.read(65536), 10)
@@ -42,9 +44,13 @@ async def cli_attach(harness: Harness, attach_url: str, stdin: bytes = b"",
 async def test_run_attached_pipe_with_exit_status(harness: Harness) -> None:
     m = await harness.manager()
     app = runtime(make_slug(harness.tmp), formation={})
-    info = await m.run_one_off(app, 'read line; echo "got:$line:$DYNO:$PROFILE_D_RAN"; '
-                               '[ -t 0 ] || echo no-tty; exit 7',
-                               env={"TERM": "dumb"}, attach=True, tty=False)
+    info = await m.run_one_off(
+        app,
+        'read line; echo "got:$line:$DYNO:$PROFILE_D_RAN"; [ -t 0 ] || echo no-tty; exit 7',
+        env={"TERM": "dumb"},
+        attach=True,
+        tty=False,
+    )
     assert re.fullmatch(r"run\.\d{4}", info.name) and info.type == "run"
     assert info.attach_url and info.attach_url.startswith("rendezvous://127.0.0.1:")
     assert [d.name for d in m.dynos("app1")] == [info.name]
@@ -63,9 +69,13 @@ async def test_run_attached_pipe_with_exit_status(harness: Harness) -> None:
 async def test_run_with_tty(harness: Harness) -> None:
     m = await harness.manager()
     app = runtime(make_slug(harness.tmp), formation={})
-    info = await m.run_one_off(app, "[ -t 0 ] && [ -t 1 ] && echo is-a-tty; echo term=$TERM cols=$(tput cols 2>/dev/null)",
-                               env={"TERM": "xterm", "COLUMNS": "99", "LINES": "30"},
-                               attach=True, tty=True)
+    info = await m.run_one_off(
+        app,
+        "[ -t 0 ] && [ -t 1 ] && echo is-a-tty; echo term=$TERM cols=$(tput cols 2>/dev/null)",
+        env={"TERM": "xterm", "COLUMNS": "99", "LINES": "30"},
+        attach=True,
+        tty=True,
+    )
     assert info.attach_url
     out, status = await cli_attach(harness, info.attach_url, send_eot=False)
     assert status == 0

@@ -17,8 +17,9 @@ async def test_eco_app_sleeps_and_wakes(harness: Harness) -> None:
         m.note_request("app1")
         await asyncio.sleep(0.1)
     assert all(d.state == "up" for d in m.dynos("app1"))
-    await until(lambda: [d.state for d in m.dynos("app1")] == ["idle", "idle"], timeout=5,
-                what="idle")
+    await until(
+        lambda: [d.state for d in m.dynos("app1")] == ["idle", "idle"], timeout=5, what="idle"
+    )
     assert m.web_endpoints("app1") == []
     assert harness.has_line("Idling", "web.1") and harness.has_line("Idling", "worker.1")
     assert harness.has_line("State changed from up to down", "web.1")
@@ -53,16 +54,26 @@ async def test_preboot_new_up_before_old_stopped(harness: Harness) -> None:
     await until(lambda: len(m.web_endpoints("app1")) == 2)
     old_ports = {e.port for e in m.web_endpoints("app1")}
     events.clear()
-    await m.converge(runtime(make_slug(harness.tmp, "slug2"), release=2,
-                             formation={"web": (2, "basic")}, features={"preboot"}))
-    await until(lambda: [(d.release_version, d.state) for d in m.dynos("app1")]
-                == [(2, "up"), (2, "up")], timeout=15, what="only v2 dynos left")
+    await m.converge(
+        runtime(
+            make_slug(harness.tmp, "slug2"),
+            release=2,
+            formation={"web": (2, "basic")},
+            features={"preboot"},
+        )
+    )
+    await until(
+        lambda: [(d.release_version, d.state) for d in m.dynos("app1")] == [(2, "up"), (2, "up")],
+        timeout=15,
+        what="only v2 dynos left",
+    )
     # Never an empty router table during the switch.
     assert all(eps for _, eps in events), events
     # The first table without old dynos comes after both new ones were up, and while the
     # old processes were still running (they get SIGTERM after the switch).
-    switch = next(i for i, (_, eps) in enumerate(events)
-                  if eps and not ({p for _, p in eps} & old_ports))
+    switch = next(
+        i for i, (_, eps) in enumerate(events) if eps and not ({p for _, p in eps} & old_ports)
+    )
     assert "(2, 'up'" in events[switch][0] and events[switch][0].count("(2, 'up'") == 2
     assert events[switch][0].count("(1, 'up'") == 2
     before = events[:switch]
