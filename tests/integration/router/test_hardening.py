@@ -4,6 +4,7 @@ holds no connection afterwards."""
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 
 import httpx
@@ -27,13 +28,7 @@ def req(head: str, body: bytes = b"") -> bytes:
 @pytest.mark.parametrize(
     "data,status",
     [
-        # smuggling: both framings, conflicting lengths, lists, obfuscated TE
-        (
-            req(
-                f"POST /echo HTTP/1.1\nHost: {H}\nContent-Length: 3\nTransfer-Encoding: chunked\n\n"
-            ),
-            400,
-        ),
+        # smuggling: conflicting lengths, lists, obfuscated TE (both framings: see below)
         (req(f"POST /echo HTTP/1.1\nHost: {H}\nContent-Length: 3\nContent-Length: 4\n\n"), 400),
         (req(f"POST /echo HTTP/1.1\nHost: {H}\nContent-Length: 15,24\n\n"), 400),
         (req(f"POST /echo HTTP/1.1\nHost: {H}\nContent-Length: -1\n\n"), 400),
@@ -170,3 +165,19 @@ async def test_router_survives_and_leaks_nothing(rr):
     async with httpx.AsyncClient() as c:
         r = await c.get(f"http://127.0.0.1:{rr.http_port}/name", headers={"Host": H})
     assert r.status_code == 200
+
+
+async def test_chunked_wins_over_content_length_and_the_connection_closes(rr):
+    # Router 2.0's rule (RFC 9112 6.1): Transfer-Encoding wins, the dyno never sees the
+    # Content-Length, and nothing after the chunked body is read as another request
+    data = req(
+        f"POST /echo HTTP/1.1\nHost: {H}\nContent-Length: 3\nTransfer-Encoding: chunked\n\n",
+        b"5\r\nhello\r\n0\r\n\r\n" + req(f"GET /echo?smuggled=1 HTTP/1.1\nHost: {H}\n\n"),
+    )
+    out = await raw_request(rr.http_port, data)
+    head, _, body = out.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ") and b"Connection: close" in head
+    echoed = json.loads(body)
+    assert echoed["body"] == "hello"
+    assert not any(k.lower() == "content-length" for k, _ in echoed["headers"])
+    assert b"smuggled" not in out and out.count(b"HTTP/1.1 ") == 1

@@ -48,7 +48,7 @@ def test_request_framing_and_connection():
     [
         (b"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 400),
         (
-            b"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nTransfer-Encoding: gzip\r\n\r\n",
             400,
         ),
         (b"GET / HTTP/1.1\r\nHost: h\r\nExpect: foo\r\n\r\n", 417),
@@ -175,3 +175,10 @@ def test_chunked_decoder_on_garbage(data):
         assert len(out) <= len(data)
     except ProtocolError:
         pass
+
+
+def test_chunked_wins_over_content_length_and_closes() -> None:
+    r = parse_request_head(
+        b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    assert r.chunked and r.body_length is None and not r.keep_alive

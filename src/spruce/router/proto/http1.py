@@ -267,9 +267,6 @@ def _finish_request(req: RequestHead) -> RequestHead:
         req.host = host
     elif version == "1.1" or version == "1.0":
         raise ProtocolError("missing Host header")
-    if cl and te:
-        # smuggling guard: a message carrying both is refused outright
-        raise ProtocolError("both Content-Length and Transfer-Encoding")
     if te:
         if version == "1.0":
             raise ProtocolError("Transfer-Encoding in an HTTP/1.0 request")
@@ -278,7 +275,10 @@ def _finish_request(req: RequestHead) -> RequestHead:
     elif cl:
         req.body_length = _content_length(cl, 400, None)
     if version == "1.1":
-        req.keep_alive = "close" not in conn
+        # Router 2.0 lets chunked win over a Content-Length sent with it (RFC 9112 6.1): the
+        # Content-Length is not forwarded and the connection closes after the response, so
+        # bytes a smuggler framed for a second request are never read as one
+        req.keep_alive = "close" not in conn and not (cl and te)
     else:
         req.keep_alive = "keep-alive" in conn
     if upgrade is not None and "upgrade" in conn and version == "1.1":
