@@ -341,7 +341,7 @@ class H1Client(ClientSide):
                 finally:
                     self.reader.intercept = None
             except TimeoutError:
-                if self.buf:
+                if self.buf and not self._idle_mid_head():
                     await self._refuse(408, "request timeout")
                 return None
             except (ConnectionError, OSError):
@@ -355,6 +355,34 @@ class H1Client(ClientSide):
             await self._refuse(e.status, str(e))
             return None
         return req
+
+    def _idle_mid_head(self) -> bool:
+        """H28 for a head left incomplete whose request line and Host already name an app:
+        logged there (status 499) and the connection is closed with nothing, as for a body
+        left incomplete. False when no app can be told (the caller answers 408)."""
+        lines = bytes(self.buf).split(b"\r\n")[:-1]  # complete lines only
+        if len(lines) < 2:
+            return False
+        hosts = [ln.split(b":", 1)[1] for ln in lines[1:] if ln[:5].lower() == b"host:"]
+        parts = lines[0].split(b" ")
+        if len(hosts) != 1 or len(parts) != 3:
+            return False
+        try:
+            req = RequestHead(
+                parts[0].decode("ascii"),
+                parts[1].decode("latin-1"),
+                "1.1",
+                [("Host", hosts[0].strip(b" \t").decode("latin-1"))],
+                host=hosts[0].strip(b" \t").decode("latin-1"),
+            )
+        except UnicodeDecodeError:
+            return False
+        ex = Exchange(self.router, self, req)
+        ex.app = self.router.table.lookup(ex.host)
+        if ex.app is None:
+            return False
+        ex._log_code("H28", 499)
+        return True
 
     async def _refuse(self, status: int, message: str) -> None:
         self.keep_alive = False

@@ -225,6 +225,14 @@ async def test_h27_client_gone_and_h28_client_idle(running_router, backends):
     line = await rr.wait_log("code=H28")
     assert "at=warning" in line and "status=499" in line
     assert out == b""  # nothing but a closed connection
+    # a head left incomplete once its request line and Host named the app: H28 too
+    rr.logs.clear()
+    out = await raw_request(
+        rr.http_port, f"GET /half HTTP/1.1\r\nHost: {H}\r\nX-Partial: yes".encode()
+    )
+    line = await rr.wait_log("code=H28")
+    assert 'path="/half"' in line and "status=499" in line and f"host={H}" in line
+    assert out == b""
 
 
 async def test_h11_backlog_too_deep(running_router, backends):
