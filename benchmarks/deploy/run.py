@@ -20,7 +20,12 @@ sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests"), str(ROOT / "tests" / "e2
 from e2e_support import Deployer  # noqa: E402
 from support import start_platform  # noqa: E402
 
-EXPECT = {"static-site": "<", "node-web": "Hello", "python-web": "Hello", "release-phase": "version"}
+EXPECT = {
+    "static-site": "<",
+    "node-web": "Hello",
+    "python-web": "Hello",
+    "release-phase": "version",
+}
 
 
 def wait_new_release_up(p, app: str, timeout: float = 300) -> None:  # type: ignore[no-untyped-def]
@@ -41,7 +46,9 @@ def main() -> None:
     ap.add_argument("--examples", default=",".join(EXPECT))
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="spruce-bench-"))
-    p = start_platform(work / "home", extra_env={"SPRUCE_TUNING": json.dumps({"dynos": {"stop_grace": 3}})})
+    p = start_platform(
+        work / "home", extra_env={"SPRUCE_TUNING": json.dumps({"dynos": {"stop_grace": 3}})}
+    )
     rows = []
     try:
         d = Deployer(p, work)
@@ -64,7 +71,9 @@ def main() -> None:
             rows.append((example, *times[0], *times[1]))
     finally:
         p.stop()
-    print("| example | first push: build s | first push: serving s | second push: build s | second push: serving s |")
+    print(
+        "| example | first push: build s | first push: serving s | second push: build s | second push: serving s |"
+    )
     print("|---|---:|---:|---:|---:|")
     for ex, b1, s1, b2, s2 in rows:
         print(f"| {ex} | {b1:.1f} | {s1:.1f} | {b2:.1f} | {s2:.1f} |")

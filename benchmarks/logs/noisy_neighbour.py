@@ -65,14 +65,37 @@ def main() -> None:
     ap.add_argument("--rate", type=int, default=10000)
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="spruce-noisy-"))
-    p = start_platform(work / "home", extra_env={"SPRUCE_TUNING": json.dumps({"dynos": {"stop_grace": 3}})})
+    p = start_platform(
+        work / "home", extra_env={"SPRUCE_TUNING": json.dumps({"dynos": {"stop_grace": 3}})}
+    )
     try:
         d = Deployer(p, work)
         api = p.client()
         for name in ("quiet", "noisy"):
             api.post("/apps", json={"name": name})
-        assert d.push(d.repo("quiet", files={"Procfile": "web: python3 web.py\n", "web.py": WEB.format(text="ok")}), "quiet").returncode == 0
-        assert d.push(d.repo("noisy", files={"Procfile": "worker: python3 -u noisy.py\n", "noisy.py": NOISY.format(rate=args.rate)}), "noisy").returncode == 0
+        assert (
+            d.push(
+                d.repo(
+                    "quiet",
+                    files={"Procfile": "web: python3 web.py\n", "web.py": WEB.format(text="ok")},
+                ),
+                "quiet",
+            ).returncode
+            == 0
+        )
+        assert (
+            d.push(
+                d.repo(
+                    "noisy",
+                    files={
+                        "Procfile": "worker: python3 -u noisy.py\n",
+                        "noisy.py": NOISY.format(rate=args.rate),
+                    },
+                ),
+                "noisy",
+            ).returncode
+            == 0
+        )
         d.wait_serving("quiet", "ok")
         calm = measure(d, "quiet", args.requests)
         api.patch("/apps/noisy/formation", json={"updates": [{"type": "worker", "quantity": 1}]})

@@ -288,6 +288,12 @@ def table(results: dict[str, dict]) -> str:
                     for load in results["spruce"]
                 )
                 rows.append(f"\nSpruce/{ref} req/s ratio: {ratios}")
+                p99 = ", ".join(
+                    f"{load} {results['spruce'][load]['p99_ms'] / results[ref][load]['p99_ms']:.2f}"
+                    for load in results["spruce"]
+                    if results[ref][load]["p99_ms"]
+                )
+                rows.append(f"Spruce/{ref} p99 ratio: {p99}")
     return "\n".join(rows)
 
 
