@@ -66,6 +66,7 @@ class H2Stream(ClientSide):
         self.local_port = conn.local_port
         self._chunks: deque[bytes] = deque()
         self._waiter: asyncio.Future[None] | None = None
+        self.bodiless = ended  # HEADERS ended the stream: no body at all
         self.ended = ended  # the client's side of the stream is complete
         self.reset = False
         self.closed = False  # our side is complete
@@ -404,7 +405,7 @@ class H2Connection:
             elif req.bad is not None:
                 await send_simple(stream, 400, plain_page(400, "bad request"), "text/plain")
             else:
-                await Exchange(self.router, stream, req.head(stream.ended)).run()
+                await Exchange(self.router, stream, req.head(stream.bodiless)).run()
         except (ClientGone, ClientIdle, ConnectionError, OSError):
             stream.abort()
         finally:
