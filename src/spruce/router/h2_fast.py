@@ -4,7 +4,10 @@ A stream whose request is complete (HEADERS with END_STREAM), for an app without
 that needs no H code, with a pooled connection to an up, unquarantined dyno, is forwarded from
 the connection's data callback; a response that arrives whole (head and Content-Length body
 in one read, status >= 200, not 101/204/304, not to HEAD, fitting the flow control window) is
-relayed from the dyno's data callback, log line included: no task, no queue, no coroutine.
+relayed from the dyno's data callback, log line included: no task, no queue, no coroutine, no
+timer of its own (one per connection watches the response deadline of all its streams). The
+dyno's request head comes from a template per request header block, response heads are parsed
+once per distinct head.
 Anything else (partial, chunked or interim responses, EOF, the response timer) hands the
 exchange to the coroutine path mid-way with `Exchange.run(resume=...)`, which owns every H
 code, the replay of stale pooled connections and flow control. The counters
@@ -19,17 +22,23 @@ from typing import TYPE_CHECKING
 from .exchange import Exchange, HError
 from .h2_proto import StreamGone
 from .proto.headers import rewrite_response_headers
-from .proto.http1 import ProtocolError, ResponseHead, parse_response_head
+from .proto.http1 import ProtocolError, parse_response_head
 from .proxy import BackendConn, choose
 from .state import Router
 from .table import App, Dyno, normalise_host
 
 if TYPE_CHECKING:
-    from asyncio import TimerHandle
-
+    from .h2_request import H2Request
     from .http2_server import H2Connection, H2Stream
 
-    FastState = tuple[Exchange, BackendConn, Dyno, bytes, float, TimerHandle]
+    FastState = tuple[Exchange, BackendConn, Dyno, bytes, float]
+
+# parsed dyno response heads by (via, head bytes): status, HTTP/2 headers without
+# content-length, keep-alive, body length. Bounded; a Date header changes once a second.
+_RESPONSES: dict[tuple[str, bytes], tuple[int, list[tuple[bytes, bytes]], bool, int | None]] = {}
+_RESPONSES_MAX = 512
+_MARK_ID = "\x00spruce-request-id\x00"
+_MARK_AT = 4242424242.4242  # -> X-Request-Start: 4242424242424
 
 
 def try_fast(conn: H2Connection, st: H2Stream) -> bool:
@@ -67,13 +76,12 @@ def try_fast(conn: H2Connection, st: H2Stream) -> bool:
     router.activity[app.id] += 1
     router.inflight[app.id] += 1
     router.fast_lane += 1
-    conn.fast.add(st)
     try:
         _send(conn, st, app, dyno, backend)
     except Exception as e:  # a router fault: H99, as on the coroutine path
         st.fast = None
         backend.reader.on_data = None
-        conn.fast.discard(st)
+        conn.fast.pop(st, None)
         conn.spawn(_fault(conn, st, app, backend, e))
     return True
 
@@ -84,60 +92,110 @@ def _send(conn: H2Connection, st: H2Stream, app: App, dyno: Dyno, backend: Backe
     ex.app = app
     ex.line.dyno = dyno.name
     ex.line.connect_ms = 0
-    head = ex.request_head(app)
+    head = _dyno_head(conn, st.req, ex, app)
     sent_at = time.monotonic()
     backend.writer.write(head)
-    timer = conn._loop.call_later(router.timers.response, _response, conn, st, None)
-    st.fast = (ex, backend, dyno, head, sent_at, timer)
+    st.fast = (ex, backend, dyno, head, sent_at)
+    conn.fast[st] = sent_at  # the connection's timer hands it over after `response`
+    conn.arm_fast_timer()
     backend.reader.on_data = lambda data: _response(conn, st, data)
+
+
+def _dyno_head(conn: H2Connection, req: H2Request, ex: Exchange, app: App) -> bytes:
+    """`ex.request_head(app)`, from a template kept on the (shared, immutable) request: only
+    X-Request-Start and X-Request-Id differ between requests of one connection."""
+    key = (ex.via, conn.client_ip, conn.local_port, conn.info[0])
+    tpl = req.dyno_head
+    if tpl is None or tpl[0] != key:
+        received, request_id = ex.received, ex.request_id
+        ex.received, ex.request_id = _MARK_AT, _MARK_ID
+        try:
+            marked = ex.request_head(app)
+        finally:
+            ex.received, ex.request_id = received, request_id
+        mark = f"X-Request-Start: {int(_MARK_AT * 1000)}\r\nX-Request-Id: {_MARK_ID}\r\n"
+        parts = marked.split(mark.encode("latin-1"))
+        if len(parts) != 2:
+            return ex.request_head(app)
+        tpl = req.dyno_head = (key, parts[0], parts[1])
+    return b"%sX-Request-Start: %d\r\nX-Request-Id: %s\r\n%s" % (
+        tpl[1],
+        int(ex.received * 1000),
+        ex.request_id.encode("latin-1"),
+        tpl[2],
+    )
+
+
+def _parse(via: str, head: bytes) -> tuple[int, list[tuple[bytes, bytes]], bool, int | None]:
+    """Status, HTTP/2 headers (no content-length), keep-alive and body length of a dyno's
+    response head to a request other than HEAD; ProtocolError when malformed."""
+    key = (via, head)
+    hit = _RESPONSES.get(key)
+    if hit is not None:
+        return hit
+    from .http2_server import response_headers
+
+    resp = parse_response_head(head, "GET")
+    if resp.status < 200 or resp.status in (101, 204, 304) or resp.chunked:
+        length = None  # not for the fast lane
+    else:
+        length = resp.body_length
+    out = rewrite_response_headers(
+        resp.headers, via=via, keep_upgrade=False, listed=resp.connection
+    )
+    hit = (resp.status, response_headers(resp.status, out, None), resp.keep_alive, length)
+    if len(head) <= 4096:
+        if len(_RESPONSES) >= _RESPONSES_MAX:
+            _RESPONSES.clear()
+        _RESPONSES[key] = hit
+    return hit
 
 
 def _response(conn: H2Connection, st: H2Stream, data: bytes | None) -> None:
     state: FastState | None = st.fast
     if state is None:
         return
-    ex, backend, dyno, head, sent_at, timer = state
+    ex, backend, dyno, head, sent_at = state
     st.fast = None
-    conn.fast.discard(st)
-    timer.cancel()
+    conn.fast.pop(st, None)
     backend.reader.on_data = None
-    resp = None
+    parsed = None
     end = 0
-    if data:
+    if data and ex.req.method != "HEAD":
         end = data.find(b"\r\n\r\n") + 4
         if end >= 4:
             try:
-                resp = parse_response_head(data[:end], ex.req.method)
+                parsed = _parse(ex.via, data[:end])
             except ProtocolError:
-                resp = None
-    fits = False
-    if resp is not None and data is not None and not st.reset and not conn.dead:
-        try:
-            fits = len(data) - end <= conn.proto.window(st.stream_id)
-        except StreamGone:
-            fits = False
-    if (
-        resp is None
-        or resp.status < 200
-        or resp.status in (101, 204, 304)
-        or resp.chunked
-        or resp.body_length is None
-        or len(data or b"") - end != resp.body_length
-        or ex.req.method == "HEAD"
-        or not (fits or st.reset or conn.dead)
-    ):
+                parsed = None
+    whole = False
+    if parsed is not None and data is not None and len(data) - end == parsed[3]:
+        if st.reset or conn.dead:
+            whole = True  # H27 below
+        else:
+            try:
+                whole = len(data) - end <= conn.proto.window(st.stream_id)
+            except StreamGone:
+                whole = True
+    if not whole:
+        # partial, chunked, interim, bodiless by status, HEAD, beyond the window, EOF or the
+        # response timer: the coroutine path takes it from here
         if data:
             backend.reader.unread(data)
         conn.spawn(conn.resume(st, ex, (backend, dyno, head, sent_at)))
-        conn._maybe_drained()
         return
     app = ex.app
-    assert data is not None and app is not None
+    assert data is not None and parsed is not None and app is not None
     try:
-        _relay(conn, st, ex, app, backend, resp, data[end:], sent_at)
+        _relay(conn, st, ex, app, backend, parsed, data[end:], sent_at)
     except Exception as e:  # a router fault: H99, as on the coroutine path
         conn.spawn(_fault(conn, st, app, backend, e, ex))
-    conn._maybe_drained()
+    conn.maybe_drained()
+
+
+def expire(conn: H2Connection, st: H2Stream) -> None:
+    """The response timer ran out: hand over (the coroutine path answers H12)."""
+    _response(conn, st, None)
 
 
 def _relay(
@@ -146,15 +204,14 @@ def _relay(
     ex: Exchange,
     app: App,
     backend: BackendConn,
-    resp: ResponseHead,
+    parsed: tuple[int, list[tuple[bytes, bytes]], bool, int | None],
     body: bytes,
     sent_at: float,
 ) -> None:
-    from .http2_server import response_headers
-
     router = conn.router
     line = ex.line
-    line.status = resp.status
+    status, hs, keep_alive, _ = parsed
+    line.status = status
     if st.reset or conn.dead:  # the client went away meanwhile: H27, as on the slow path
         done(router, app)
         backend.close()
@@ -162,21 +219,16 @@ def _relay(
         st.abort()
         conn.stream_done(st)
         return
-    out_headers = rewrite_response_headers(
-        resp.headers, via=ex.via, keep_upgrade=False, listed=resp.connection
-    )
     st.response_started = True
-    hs = response_headers(resp.status, out_headers, len(body))
     proto = conn.proto
-    if body:
-        proto.send_headers(st.stream_id, hs)
+    n = len(body)
+    proto.send_headers(st.stream_id, [*hs, (b"content-length", b"%d" % n)], not n)
+    if n:
         proto.send_data(st.stream_id, body, end_stream=True)
-    else:
-        proto.send_headers(st.stream_id, hs, end_stream=True)
     st.closed = True
-    line.bytes = len(body)
+    line.bytes = n
     line.service_ms = int((time.monotonic() - sent_at) * 1000)
-    if resp.keep_alive:
+    if keep_alive:
         router.pool.give(backend)
     else:
         backend.close()
@@ -211,12 +263,11 @@ async def _fault(
 def cancel(conn: H2Connection, st: H2Stream) -> None:
     """The router is stopping while this exchange is out: drop it quietly."""
     state: FastState | None = st.fast
-    conn.fast.discard(st)
+    conn.fast.pop(st, None)
     if state is None:
         return
     st.fast = None
-    ex, backend, _dyno, _head, _sent_at, timer = state
-    timer.cancel()
+    ex, backend, _dyno, _head, _sent_at = state
     backend.reader.on_data = None
     backend.close()
     if ex.app is not None:

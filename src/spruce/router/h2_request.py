@@ -34,7 +34,8 @@ class Malformed(Exception):
 
 
 class H2Request:
-    """A validated request header block; immutable, so equal blocks may share one."""
+    """A validated request header block; immutable (but for the fast lane's cached dyno head
+    template), so equal blocks may share one."""
 
     __slots__ = (
         "method",
@@ -45,6 +46,7 @@ class H2Request:
         "bad",
         "xff",
         "request_id",
+        "dyno_head",
     )
 
     def __init__(
@@ -66,6 +68,8 @@ class H2Request:
         self.bad = bad  # why the router answers 400 (the block itself is well-formed)
         self.xff = xff
         self.request_id = request_id
+        # the fast lane's template of the head sent to dynos: (key, before, after)
+        self.dyno_head: tuple[tuple[str, str, int, bool], bytes, bytes] | None = None
 
     def head(self, ended: bool) -> RequestHead:
         """A fresh RequestHead (exchanges may keep it) for a stream ended or not."""

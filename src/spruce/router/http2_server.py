@@ -10,6 +10,7 @@ the others run `Exchange` in a task, as does any fast-lane exchange that needs h
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from typing import Any
 
@@ -227,7 +228,8 @@ class H2Connection:
         self.proto = H2Server(max_concurrent=128, max_header_list=1 << 20)
         self.streams: dict[int, H2Stream] = {}
         self.tasks: set[asyncio.Task[Any]] = set()
-        self.fast: set[H2Stream] = set()  # streams with a fast-lane exchange out
+        self.fast: dict[H2Stream, float] = {}  # fast-lane exchanges out: when sent, in order
+        self._fast_timer: asyncio.TimerHandle | None = None
         self._window = asyncio.Event()
         self._drained: asyncio.Future[None] | None = None
         self.dead = False
@@ -310,15 +312,35 @@ class H2Connection:
             finally:
                 if cancelled:
                     self._cancel_all()
+                if self._fast_timer is not None:
+                    self._fast_timer.cancel()
+                    self._fast_timer = None
                 router.open_connections -= 1
                 self.writer.transport.abort()
+
+    def arm_fast_timer(self) -> None:
+        """One timer per connection watches the response deadline of its fast-lane streams
+        (they were sent in order, so the oldest is due first)."""
+        if self._fast_timer is None and self.fast:
+            first = next(iter(self.fast.values()))
+            delay = first + self.router.timers.response - time.monotonic()
+            self._fast_timer = self._loop.call_later(max(0.0, delay), self._on_fast_timer)
+
+    def _on_fast_timer(self) -> None:
+        self._fast_timer = None
+        deadline = time.monotonic() - self.router.timers.response
+        for st, sent_at in list(self.fast.items()):
+            if sent_at > deadline:
+                break
+            h2_fast.expire(self, st)
+        self.arm_fast_timer()
 
     async def _wait_drained(self) -> None:
         while self.tasks or self.fast:
             self._drained = self._loop.create_future()
             await self._drained
 
-    def _maybe_drained(self) -> None:
+    def maybe_drained(self) -> None:
         d = self._drained
         if d is not None and not self.tasks and not self.fast and not d.done():
             self._drained = None
@@ -379,20 +401,20 @@ class H2Connection:
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self.tasks.discard(task)
-        self._maybe_drained()
+        self.maybe_drained()
 
     def stream_done(self, st: H2Stream) -> None:
         """The exchange on `st` is over: forget it, give back the window of unread DATA."""
-        if self.streams.get(st.stream_id) is st:
-            del self.streams[st.stream_id]
-        unread = st.unread_bytes()
+        sid = st.stream_id
+        if self.streams.get(sid) is st:
+            del self.streams[sid]
         proto = self.proto
-        if unread:
-            proto.ack(0, unread)
-        if st.stream_id in proto.streams:
+        if st._chunks:
+            proto.ack(0, st.unread_bytes())
+        if sid in proto.streams:
             # complete response, request still coming: stop it without error (RFC 9113
             # 8.1); an exchange that ended without a complete response cancels the stream
-            proto.reset_stream(st.stream_id, NO_ERROR if st.closed else CANCEL)
+            proto.reset_stream(sid, NO_ERROR if st.closed else CANCEL)
         self.flush()
 
     async def _run(self, stream: H2Stream) -> None:

@@ -239,3 +239,48 @@ async def test_many_concurrent_streams_and_connections(running_router, backends,
     assert json.loads(r.body)["body"] == "x" * 150000
     for c in clients:
         await c.close()
+
+
+async def test_fast_lane_sends_and_returns_what_the_coroutine_path_does(
+    running_router, backends, pki
+):
+    # the dyno head comes from a template per header block and response heads are parsed
+    # once: both must match the coroutine path's output exactly
+    rr, c = await _setup(running_router, backends, pki)
+    extra = [
+        ("x-forwarded-for", "10.0.0.1, 10.0.0.2"),
+        ("via", "1.1 cdn"),
+        ("x-request-id", "abcdefghijklmnopqrstuvwxyz"),
+        ("x-forwarded-proto", "gopher"),
+        ("te", "trailers"),
+        ("accept", "*/*"),
+    ]
+    seen = []
+    for _ in range(3):
+        r = await c.get("/echo?same", extra=extra)
+        assert r.status == 200
+        sent = json.loads(r.body)["headers"]
+        seen.append(([(k, v) for k, v in sent if k != "X-Request-Start"], r.headers))
+    assert rr.router.fast_lane == 2
+    assert seen[0] == seen[1] == seen[2]
+    names = [k for k, _ in seen[0][0]]
+    assert names == [
+        "host",
+        "accept",
+        "X-Forwarded-For",
+        "X-Forwarded-Proto",
+        "X-Forwarded-Port",
+        "X-Request-Id",
+        "Via",
+    ]
+    sent_map = dict(seen[0][0])
+    assert sent_map["X-Forwarded-For"] == "10.0.0.1, 10.0.0.2, 127.0.0.1"
+    assert sent_map["X-Request-Id"] == "abcdefghijklmnopqrstuvwxyz"
+    assert sent_map["Via"] == "1.1 cdn, 2.0 spruce" and sent_map["X-Forwarded-Proto"] == "https"
+    # an invalid X-Request-Id is replaced, per request
+    ids = set()
+    for _ in range(2):
+        r = await c.get("/echo", extra=[("x-request-id", "short")])
+        ids.add(dict(json.loads(r.body)["headers"])["X-Request-Id"])
+    assert len(ids) == 2 and "short" not in ids
+    await c.close()
