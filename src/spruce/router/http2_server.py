@@ -1,59 +1,136 @@
-"""HTTP/2 client connections (TLS + ALPN "h2") with the h2 library; dynos get HTTP/1.1."""
+"""HTTP/2 client connections (TLS + ALPN "h2"); dynos get HTTP/1.1.
+
+The protocol is `h2_proto.H2Server` (sans-IO); this module is its IO: one connection is one
+`Stream` whose bytes are handled in the data callback (all frames they produce leave in one
+write per loop turn), each request stream is an `H2Stream` (the exchange's `ClientSide`).
+Simple requests take the fast lane (`h2_fast`): forwarded and answered from the callbacks;
+the others run `Exchange` in a task, as does any fast-lane exchange that needs handing over.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import time
+from collections import deque
 from typing import Any
 
-import h2.config
-import h2.connection
-import h2.events
-import h2.exceptions
-import h2.settings
-
+from . import h2_fast
 from .errors import plain_page
 from .exchange import ClientGone, ClientIdle, ClientSide, Exchange, send_simple
+from .h2_proto import (
+    CANCEL,
+    EV_DATA,
+    EV_END,
+    EV_GOAWAY,
+    EV_REQUEST,
+    EV_RESET,
+    EV_WINDOW,
+    INTERNAL_ERROR,
+    NO_ERROR,
+    H2Server,
+    StreamGone,
+)
+from .h2_request import H2Request
 from .proto.headers import HOP_BY_HOP
-from .proto.http1 import RequestHead
 from .state import Router
 from .stream import Stream
 
 _DROP_OUT = HOP_BY_HOP | {"host"}
+WRITE_BUFFER = 1 << 20  # bounded buffering towards slow readers
+
+
+def response_headers(
+    status: int, headers: list[tuple[str, str]], length: int | None
+) -> list[tuple[bytes, bytes]]:
+    """HTTP/2 response headers from the router's (validated HTTP/1.1) ones."""
+    hs: list[tuple[bytes, bytes]] = [(b":status", str(status).encode())]
+    for k, v in headers:
+        lk = k.lower()
+        if lk in _DROP_OUT:
+            continue
+        hs.append((lk.encode("latin-1"), v.encode("latin-1")))
+    if length is not None:
+        hs.append((b"content-length", str(length).encode()))
+    return hs
 
 
 class H2Stream(ClientSide):
     protocol = "http2.0"
     via = "2.0"
 
-    def __init__(self, conn: H2Connection, stream_id: int) -> None:
+    def __init__(self, conn: H2Connection, stream_id: int, req: H2Request, ended: bool) -> None:
         self.conn = conn
         self.stream_id = stream_id
+        self.req = req
         self.tls, self.tls_version, self.sni = conn.info
         self.client_ip = conn.client_ip
         self.local_port = conn.local_port
-        self.body: asyncio.Queue[bytes | None] = asyncio.Queue()
-        self.ended = False
+        self._chunks: deque[bytes] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self.bodiless = ended  # HEADERS ended the stream: no body at all
+        self.ended = ended  # the client's side of the stream is complete
         self.reset = False
-        self.closed = False
+        self.closed = False  # our side is complete
+        self.fast: Any = None  # the fast lane's state while its exchange is out
 
+    # events from the connection --------------------------------------------
+    def feed(self, data: bytes) -> None:
+        self._chunks.append(data)
+        self._wake()
+
+    def end_remote(self) -> None:
+        self.ended = True
+        self._wake()
+
+    def on_reset(self) -> None:
+        self.reset = True
+        self._wake()
+
+    def _wake(self) -> None:
+        w = self._waiter
+        if w is not None:
+            self._waiter = None
+            if not w.done():
+                w.set_result(None)
+
+    def unread_bytes(self) -> int:
+        n = sum(len(c) for c in self._chunks)
+        self._chunks.clear()
+        return n
+
+    # ClientSide ---------------------------------------------------------------
     async def read_body(self) -> bytes:
-        if self.ended and self.body.empty():
-            return b""
-        try:
-            async with asyncio.timeout(self.conn.router.timers.idle):
-                data = await self.body.get()
-        except TimeoutError:
-            raise ClientIdle() from None
-        if data is None:
-            if self.reset:
+        conn = self.conn
+        while True:
+            if self._chunks:
+                data = self._chunks.popleft()
+                conn.proto.ack(self.stream_id, len(data))
+                conn.flush()
+                return data
+            if self.reset or conn.dead:
                 raise ClientGone()
-            self.ended = True
-            return b""
-        self.conn.ack(self.stream_id, len(data))
-        return data
+            if self.ended:
+                return b""
+            w = asyncio.get_running_loop().create_future()
+            self._waiter = w
+            try:
+                async with asyncio.timeout(conn.router.timers.idle):
+                    await w
+            except TimeoutError:
+                raise ClientIdle() from None
+            finally:
+                self._waiter = None
 
     async def send_continue(self) -> None:
-        self.conn.h2.send_headers(self.stream_id, [(b":status", b"100")])
+        self._send_headers([(b":status", b"100")], False)
+
+    def _send_headers(self, hs: list[tuple[bytes, bytes]], end: bool) -> None:
+        if self.reset or self.conn.dead:
+            raise ClientGone()
+        try:
+            self.conn.proto.send_headers(self.stream_id, hs, end)
+        except StreamGone:
+            raise ClientGone() from None
         self.conn.flush()
 
     async def send_head(
@@ -67,20 +144,8 @@ class H2Stream(ClientSide):
         if self.reset:
             raise ClientGone()
         self.response_started = True
-        hs: list[tuple[bytes, bytes]] = [(b":status", str(status).encode())]
-        for k, v in headers:
-            lk = k.lower()
-            if lk in _DROP_OUT:
-                continue
-            hs.append((lk.encode("latin-1"), v.encode("latin-1")))
-        if length is not None and not no_body:
-            hs.append((b"content-length", str(length).encode()))
-        try:
-            self.conn.h2.send_headers(self.stream_id, hs, end_stream=no_body)
-        except h2.exceptions.H2Error:
-            raise ClientGone() from None
+        self._send_headers(response_headers(status, headers, None if no_body else length), no_body)
         self.closed = no_body
-        self.conn.flush()
 
     async def send_whole(
         self, status: int, reason: str, headers: list[tuple[str, str]], body: bytes
@@ -88,17 +153,14 @@ class H2Stream(ClientSide):
         conn = self.conn
         if not self.reset and not conn.dead and body:
             try:
-                fits = len(body) <= min(
-                    conn.h2.local_flow_control_window(self.stream_id),
-                    conn.h2.max_outbound_frame_size,
-                )
-            except h2.exceptions.H2Error:
+                fits = len(body) <= conn.proto.window(self.stream_id)
+            except StreamGone:
                 raise ClientGone() from None
-            if fits:  # HEADERS and one DATA frame ending the stream, one flush
+            if fits:  # HEADERS and DATA ending the stream, one flush
                 await self.send_head(status, reason, headers, len(body))
                 try:
-                    conn.h2.send_data(self.stream_id, body, end_stream=True)
-                except h2.exceptions.H2Error:
+                    conn.proto.send_data(self.stream_id, body, end_stream=True)
+                except StreamGone:
                     raise ClientGone() from None
                 self.closed = True
                 conn.flush()
@@ -107,19 +169,20 @@ class H2Stream(ClientSide):
 
     async def send_data(self, data: bytes) -> None:
         conn = self.conn
+        proto = conn.proto
         view = memoryview(data)
         while view:
             if self.reset or conn.dead:
                 raise ClientGone()
             try:
-                window = conn.h2.local_flow_control_window(self.stream_id)
-            except h2.exceptions.H2Error:
+                window = proto.window(self.stream_id)
+            except StreamGone:
                 raise ClientGone() from None
             if window <= 0:
                 await conn.wait_window()
                 continue
-            n = min(window, conn.h2.max_outbound_frame_size, len(view))
-            conn.h2.send_data(self.stream_id, view[:n].tobytes())
+            n = min(window, len(view), 1 << 16)
+            proto.send_data(self.stream_id, view[:n].tobytes())
             view = view[n:]
             conn.flush()
             try:
@@ -131,20 +194,19 @@ class H2Stream(ClientSide):
         if self.closed:
             return
         self.closed = True
+        if self.reset or self.conn.dead:
+            raise ClientGone()
         try:
-            self.conn.h2.end_stream(self.stream_id)
-        except h2.exceptions.H2Error:
+            self.conn.proto.end_stream(self.stream_id)
+        except StreamGone:
             raise ClientGone() from None
         self.conn.flush()
 
     def abort(self) -> None:
         if not self.reset:
             self.reset = True
-            try:
-                self.conn.h2.reset_stream(self.stream_id, h2.errors.ErrorCodes.INTERNAL_ERROR)
-                self.conn.flush()
-            except h2.exceptions.H2Error:
-                pass
+            self.conn.proto.reset_stream(self.stream_id, INTERNAL_ERROR)
+            self.conn.flush()
 
 
 class H2Connection:
@@ -163,39 +225,34 @@ class H2Connection:
         sock = writer.get_extra_info("sockname") or ("", 0)
         self.client_ip = str(peer[0])
         self.local_port = int(sock[1])
-        # outbound headers are built here from already-validated HTTP/1.1 heads (token names,
-        # lowercased, no control characters, hop-by-hop dropped): h2 need not check them again
-        config = h2.config.H2Configuration(
-            client_side=False,
-            header_encoding=None,
-            validate_outbound_headers=False,
-            normalize_outbound_headers=False,
-        )
-        self.h2 = h2.connection.H2Connection(config=config)
+        self.proto = H2Server(max_concurrent=128, max_header_list=1 << 20)
         self.streams: dict[int, H2Stream] = {}
         self.tasks: set[asyncio.Task[Any]] = set()
+        self.fast: dict[H2Stream, float] = {}  # fast-lane exchanges out: when sent, in order
+        self._fast_timer: asyncio.TimerHandle | None = None
         self._window = asyncio.Event()
+        self._drained: asyncio.Future[None] | None = None
         self.dead = False
         self._flush_scheduled = False
+        self._loop = asyncio.get_running_loop()
+        self._last_rx = self._loop.time()
+        try:
+            writer.transport.set_write_buffer_limits(high=WRITE_BUFFER)
+        except Exception:
+            pass
 
+    # output -------------------------------------------------------------------
     def flush(self) -> None:
         """Coalesce: frames of every stream produced in this loop turn go out in one write."""
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self.flush_now)
+            self._loop.call_soon(self.flush_now)
 
     def flush_now(self) -> None:
         self._flush_scheduled = False
-        data = self.h2.data_to_send()
+        data = self.proto.data_to_send()
         if data and not self.writer.is_closing():
             self.writer.write(data)
-
-    def ack(self, stream_id: int, n: int) -> None:
-        try:
-            self.h2.acknowledge_received_data(n, stream_id)
-            self.flush()
-        except h2.exceptions.H2Error:
-            pass
 
     async def wait_window(self) -> None:
         self._window.clear()
@@ -205,141 +262,182 @@ class H2Connection:
         except TimeoutError:
             raise ClientIdle() from None
 
+    # the connection -----------------------------------------------------------
     async def serve(self) -> None:
         router = self.router
+        reader = self.reader
         router.open_connections += 1
-        self.h2.local_settings = h2.settings.Settings(
-            client=False,
-            initial_values={
-                h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 128,
-                h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: 1 << 20,
-            },
-        )
-        self.h2.initiate_connection()
+        self.proto.initiate()
         self.flush_now()
+        idle = router.timers.idle
+        cancelled = False
         try:
-            while True:
+            # every byte from here on is handled in the data callback
+            reader.intercept = self._on_data
+            early = reader.take_buffered()
+            if early:
+                self._on_data(early)
+            timeout = idle
+            while not self.dead:
                 try:
-                    async with asyncio.timeout(router.timers.idle if not self.streams else None):
-                        data = await self.reader.read(65536)
+                    data = await reader.read(65536, timeout)
                 except TimeoutError:
+                    quiet = self._loop.time() - self._last_rx
+                    if self.streams or quiet < idle:
+                        timeout = idle if self.streams else idle - quiet
+                        continue
                     break
                 if not data:
                     break
-                try:
-                    events = self.h2.receive_data(data)
-                except h2.exceptions.ProtocolError:
-                    self.flush_now()
-                    break
-                for ev in events:
-                    self._event(ev)
-                self.flush()
+                self._on_data(data)  # only bytes that raced the intercept
         except (ConnectionError, OSError):
             pass
+        except asyncio.CancelledError:
+            cancelled = True
+            raise
         finally:
+            reader.intercept = None
             self.dead = True
             self._window.set()
-            for st in self.streams.values():
-                st.reset = True
-                st.body.put_nowait(None)
-            for t in list(self.tasks):
-                if not t.done():
-                    try:
-                        await asyncio.wait_for(asyncio.shield(t), 0.5)
-                    except (TimeoutError, asyncio.CancelledError, Exception):
-                        t.cancel()
-            router.open_connections -= 1
-            self.writer.transport.abort()
+            for st in list(self.streams.values()):
+                st.on_reset()
+            try:
+                if not cancelled:
+                    # exchanges still out finish by themselves (H27 when they answer, the
+                    # response timer otherwise); a router stopping cancels them below
+                    await self._wait_drained()
+            except asyncio.CancelledError:
+                cancelled = True
+                raise
+            finally:
+                if cancelled:
+                    self._cancel_all()
+                if self._fast_timer is not None:
+                    self._fast_timer.cancel()
+                    self._fast_timer = None
+                router.open_connections -= 1
+                self.writer.transport.abort()
 
-    def _event(self, ev: h2.events.Event) -> None:
-        if isinstance(ev, h2.events.RequestReceived):
-            stream = H2Stream(self, ev.stream_id)
-            self.streams[ev.stream_id] = stream
-            if ev.stream_ended is not None:
-                stream.ended = True
-            task = asyncio.ensure_future(self._run(stream, ev.headers, ev.stream_ended is not None))
-            self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
-        elif isinstance(ev, h2.events.DataReceived):
-            st = self.streams.get(ev.stream_id)
-            if st is not None:
-                st.body.put_nowait(ev.data)
-                # flow control window is given back as the exchange consumes the data
-                if ev.flow_controlled_length > len(ev.data):
-                    self.ack(ev.stream_id, ev.flow_controlled_length - len(ev.data))
-            else:
-                self.ack(ev.stream_id, ev.flow_controlled_length)
-        elif isinstance(ev, h2.events.StreamEnded):
-            st = self.streams.get(ev.stream_id)
-            if st is not None:
-                st.body.put_nowait(None)
-        elif isinstance(ev, h2.events.StreamReset):
-            st = self.streams.get(ev.stream_id)
-            if st is not None:
-                st.reset = True
-                st.body.put_nowait(None)
-            self._window.set()
-        elif isinstance(ev, (h2.events.WindowUpdated, h2.events.RemoteSettingsChanged)):
-            self._window.set()
-        elif isinstance(ev, h2.events.ConnectionTerminated):
+    def arm_fast_timer(self) -> None:
+        """One timer per connection watches the response deadline of its fast-lane streams
+        (they were sent in order, so the oldest is due first)."""
+        if self._fast_timer is None and self.fast:
+            first = next(iter(self.fast.values()))
+            delay = first + self.router.timers.response - time.monotonic()
+            self._fast_timer = self._loop.call_later(max(0.0, delay), self._on_fast_timer)
+
+    def _on_fast_timer(self) -> None:
+        self._fast_timer = None
+        deadline = time.monotonic() - self.router.timers.response
+        for st, sent_at in list(self.fast.items()):
+            if sent_at > deadline:
+                break
+            h2_fast.expire(self, st)
+        self.arm_fast_timer()
+
+    async def _wait_drained(self) -> None:
+        while self.tasks or self.fast:
+            self._drained = self._loop.create_future()
+            await self._drained
+
+    def maybe_drained(self) -> None:
+        d = self._drained
+        if d is not None and not self.tasks and not self.fast and not d.done():
+            self._drained = None
+            d.set_result(None)
+
+    def _cancel_all(self) -> None:
+        for st in list(self.fast):
+            h2_fast.cancel(self, st)
+        for t in list(self.tasks):
+            t.cancel()
+
+    def _on_data(self, data: bytes) -> bool:
+        self._last_rx = self._loop.time()
+        proto = self.proto
+        for ev in proto.receive(data):
+            kind = ev[0]
+            if kind == EV_REQUEST:
+                self._request(ev[1], ev[2], ev[3])
+                continue
+            st = self.streams.get(ev[1]) if kind != EV_GOAWAY else None
+            if kind == EV_DATA:
+                if st is not None:
+                    st.feed(ev[2])
+                else:
+                    proto.ack(ev[1], len(ev[2]))
+            elif kind == EV_END:
+                if st is not None:
+                    st.end_remote()
+            elif kind == EV_RESET:
+                if st is not None:
+                    st.on_reset()
+                self._window.set()
+            elif kind == EV_WINDOW:
+                self._window.set()
+            # EV_GOAWAY: the client opens no more streams; those open carry on
+        if proto.error is not None:
             self.dead = True
+            self.flush_now()
+            self.writer.close()
+            for st in list(self.streams.values()):
+                st.on_reset()
             self._window.set()
+            return True
+        self.flush()
+        return True
 
-    async def _run(self, stream: H2Stream, raw: list[tuple[bytes, bytes]], ended: bool) -> None:
+    def _request(self, stream_id: int, req: H2Request, ended: bool) -> None:
+        st = H2Stream(self, stream_id, req, ended)
+        self.streams[stream_id] = st
+        if ended and not self.dead and h2_fast.try_fast(self, st):
+            return
+        self.spawn(self._run(st))
+
+    def spawn(self, coro: Any) -> None:
+        task = self._loop.create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self.tasks.discard(task)
+        self.maybe_drained()
+
+    def stream_done(self, st: H2Stream) -> None:
+        """The exchange on `st` is over: forget it, give back the window of unread DATA."""
+        sid = st.stream_id
+        if self.streams.get(sid) is st:
+            del self.streams[sid]
+        proto = self.proto
+        if st._chunks:
+            proto.ack(0, st.unread_bytes())
+        if sid in proto.streams:
+            # complete response, request still coming: stop it without error (RFC 9113
+            # 8.1); an exchange that ended without a complete response cancels the stream
+            proto.reset_stream(sid, NO_ERROR if st.closed else CANCEL)
+        self.flush()
+
+    async def _run(self, stream: H2Stream) -> None:
+        req = stream.req
         try:
-            req = _request_head(raw, ended)
-            if req is None:
-                await send_simple(stream, 400, plain_page(400, "bad request"), "text/plain")
-            elif req.method == "CONNECT":
+            if req.method == "CONNECT":
                 await send_simple(
                     stream, 405, plain_page(405, "CONNECT is not supported"), "text/plain"
                 )
+            elif req.bad is not None:
+                await send_simple(stream, 400, plain_page(400, "bad request"), "text/plain")
             else:
-                await Exchange(self.router, stream, req).run()
+                await Exchange(self.router, stream, req.head(stream.bodiless)).run()
         except (ClientGone, ClientIdle, ConnectionError, OSError):
             stream.abort()
         finally:
-            self.streams.pop(stream.stream_id, None)
-            self.flush()
+            self.stream_done(stream)
 
-
-def _request_head(raw: list[tuple[bytes, bytes]], ended: bool) -> RequestHead | None:
-    pseudo: dict[bytes, bytes] = {}
-    headers: list[tuple[str, str]] = []
-    cookies: list[str] = []
-    cl: list[str] = []
-    for k, v in raw:
-        if k.startswith(b":"):
-            pseudo[k] = v
-            continue
-        name = k.decode("latin-1")
-        value = v.decode("latin-1")
-        if name == "cookie":
-            cookies.append(value)
-            continue
-        if name == "content-length":
-            cl.append(value)
-        headers.append((name, value))
-    if cookies:
-        headers.append(("cookie", "; ".join(cookies)))
-    method = pseudo.get(b":method", b"").decode("latin-1")
-    authority = pseudo.get(b":authority", b"").decode("latin-1")
-    if not authority:
-        hosts = [v for k, v in headers if k == "host"]
-        authority = hosts[0] if hosts else ""
-    path = pseudo.get(b":path", b"").decode("latin-1")
-    if not method or not authority or (method != "CONNECT" and not path):
-        return None
-    if not any(k == "host" for k, _ in headers):
-        headers.insert(0, ("host", authority))
-    if ended:
-        length: int | None = 0
-    elif cl and len(set(cl)) == 1 and cl[0].isdigit():
-        length = int(cl[0])
-    elif cl:
-        return None
-    else:
-        length = None
-    return RequestHead(
-        method, path, "2", headers, body_length=length, chunked=length is None, host=authority
-    )
+    async def resume(self, stream: H2Stream, ex: Exchange, args: Any) -> None:
+        """A fast-lane exchange handed over to the coroutine path."""
+        try:
+            await ex.run(resume=args)
+        except (ClientGone, ClientIdle, ConnectionError, OSError):
+            stream.abort()
+        finally:
+            self.stream_done(stream)
