@@ -47,6 +47,12 @@ _HEAD = struct.Struct(">HBBBI")
 _CACHE_BLOCK = 2048  # larger header blocks are not cached
 _CACHE_ENTRIES = 256
 _RESET_MEMORY = 1024  # streams we reset, remembered to ignore the frames still in flight
+# Flood guard: frames that cost the router work without a request completing (a client
+# resetting streams it opened: "rapid reset", CVE-2023-44487; PING, SETTINGS and PRIORITY
+# floods, CVE-2019-9512/9515) may exceed the streams answered by at most FLOOD_BASE plus
+# FLOOD_RATIO per answered stream; past that the connection gets GOAWAY ENHANCE_YOUR_CALM.
+FLOOD_BASE = 1000
+FLOOD_RATIO = 2
 
 
 class ConnectionError_(Exception):  # noqa: N801 - not the builtin
@@ -106,6 +112,8 @@ class H2Server:
         self._settings_seen = False
         self._block: tuple[int, int, list[bytes], int] | None = None  # HEADERS + CONTINUATIONs
         self._cache: dict[bytes, tuple[int, H2Request]] = {}
+        self._suspect = 0  # see FLOOD_BASE
+        self._answered = 0
 
     # output -----------------------------------------------------------------
     def initiate(self) -> None:
@@ -212,6 +220,7 @@ class H2Server:
 
     def _close_local(self, stream_id: int, s: _Stream) -> None:
         s.local_closed = True
+        self._answered += 1
         if s.remote_closed:
             del self.streams[stream_id]
 
@@ -264,6 +273,11 @@ class H2Server:
             self.goaway(e.code)
         return events
 
+    def _suspicious(self) -> None:
+        self._suspect += 1
+        if self._suspect > FLOOD_BASE + FLOOD_RATIO * self._answered:
+            raise ConnectionError_(ENHANCE_YOUR_CALM, "too many resets or control frames")
+
     def _frame(self, ftype: int, flags: int, sid: int, payload: bytes, events: list[tuple]) -> None:
         if not self._settings_seen:
             if ftype != SETTINGS or flags & ACK:
@@ -300,16 +314,21 @@ class H2Server:
                 raise ConnectionError_(FRAME_SIZE_ERROR, "RST_STREAM size")
             if sid > self.highest:
                 raise ConnectionError_(PROTOCOL_ERROR, "RST_STREAM on an idle stream")
-            if self.streams.pop(sid, None) is not None:
+            gone = self.streams.pop(sid, None)
+            if gone is not None:
                 events.append((EV_RESET, sid, int.from_bytes(payload, "big")))
+                if not gone.local_closed:
+                    self._suspicious()  # a request cancelled before its answer
         elif ftype == PING:
             if sid != 0:
                 raise ConnectionError_(PROTOCOL_ERROR, "PING on a stream")
             if len(payload) != 8:
                 raise ConnectionError_(FRAME_SIZE_ERROR, "PING size")
             if not flags & ACK:
+                self._suspicious()
                 self.out.append(frame(PING, ACK, 0, payload))
         elif ftype == PRIORITY:
+            self._suspicious()
             if sid == 0:
                 raise ConnectionError_(PROTOCOL_ERROR, "PRIORITY on stream 0")
             if len(payload) != 5:
@@ -484,6 +503,7 @@ class H2Server:
             return
         if len(payload) % 6:
             raise ConnectionError_(FRAME_SIZE_ERROR, "SETTINGS size")
+        self._suspicious()
         for i in range(0, len(payload), 6):
             key, value = struct.unpack_from(">HI", payload, i)
             if key == S_HEADER_TABLE_SIZE:

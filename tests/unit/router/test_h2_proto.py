@@ -320,3 +320,41 @@ def test_stream_errors_keep_the_connection():
     events = server.receive(P.frame(P.PRIORITY, 0, 3, b"\x00\x00\x00\x03\x10"))  # on itself
     assert events == [] and server.error is None
     assert server.data_to_send().count(bytes([P.RST_STREAM])) >= 2
+
+
+def test_rapid_reset_and_control_floods_end_the_connection():
+    # a client opening and cancelling streams (or pinging) without letting any complete
+    client, server = pair()
+    sid = 1
+    for _ in range(P.FLOOD_BASE - 2):  # (the client's first SETTINGS counted too)
+        client.send_headers(sid, REQ, end_stream=True)
+        client.reset_stream(sid)
+        sid += 2
+    server.receive(client.data_to_send())
+    assert server.error is None  # a browser cancelling streams is nowhere near this
+    for _ in range(3):
+        client.send_headers(sid, REQ, end_stream=True)
+        client.reset_stream(sid)
+        sid += 2
+    server.receive(client.data_to_send())
+    assert server.error == P.ENHANCE_YOUR_CALM
+    out = server.data_to_send()
+    assert out[-17 + 3] == P.GOAWAY and out[-4:] == struct.pack(">I", P.ENHANCE_YOUR_CALM)
+
+    _, server = pair()
+    server.receive(P.frame(P.PING, 0, 0, b"12345678") * (P.FLOOD_BASE + 5))
+    assert server.error == P.ENHANCE_YOUR_CALM
+
+
+def test_answered_streams_earn_room_for_resets_and_pings():
+    client, server = pair()
+    sid = 1
+    for _ in range(P.FLOOD_BASE):  # a long-lived connection doing real work...
+        client.send_headers(sid, REQ, end_stream=True)
+        exchange(client, server)
+        server.send_headers(sid, [(b":status", b"204")], end_stream=True)
+        exchange(client, server, b"")
+        sid += 2
+    # ...may ping and cancel in proportion
+    server.receive(P.frame(P.PING, 0, 0, b"12345678") * (2 * P.FLOOD_BASE))
+    assert server.error is None
