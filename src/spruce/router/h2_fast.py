@@ -21,17 +21,16 @@ from typing import TYPE_CHECKING
 
 from .exchange import Exchange, HError
 from .h2_proto import StreamGone
-from .proto.headers import rewrite_response_headers
+from .logline import _quote
+from .proto.headers import request_id_for, rewrite_response_headers
 from .proto.http1 import ProtocolError, parse_response_head
 from .proxy import BackendConn, choose
 from .state import Router
 from .table import App, Dyno, normalise_host
 
 if TYPE_CHECKING:
-    from .h2_request import H2Request
     from .http2_server import H2Connection, H2Stream
 
-    FastState = tuple[Exchange, BackendConn, Dyno, bytes, float]
 
 # parsed dyno response heads by (via, head bytes): status, HTTP/2 headers without
 # content-length, keep-alive, body length. Bounded; a Date header changes once a second.
@@ -47,16 +46,10 @@ def try_fast(conn: H2Connection, st: H2Stream) -> bool:
     if req.bad is not None or req.method == "CONNECT" or conn.writer.must_wait():
         return False
     router = conn.router
-    host = normalise_host(req.authority)
-    app = router.table.lookup(host)
+    app, host = router.table.lookup_raw(req.authority.encode("latin-1"))
     if (
         app is None
-        or app.features
-        or app.maintenance
-        or not app.released
-        or app.eco_quota_exhausted
-        or app.web_quantity <= 0
-        or not app.up
+        or not app.plain
         or router.inflight.get(app.id, 0) >= 200 * app.web_quantity
         or (st.tls and st.sni and normalise_host(st.sni) != host)
     ):
@@ -73,11 +66,16 @@ def try_fast(conn: H2Connection, st: H2Stream) -> bool:
         backend.close()
         return False
     # committed: from here the exchange is this request's, whatever happens
-    router.activity[app.id] += 1
-    router.inflight[app.id] += 1
+    app_id = app.id
+    activity = router.activity
+    activity[app_id] = activity.get(app_id, 0) + 1
+    inflight = router.inflight
+    inflight[app_id] = inflight.get(app_id, 0) + 1
     router.fast_lane += 1
+    received = time.time()
+    rid = request_id_for(req.headers, req.request_id)
     try:
-        _send(conn, st, app, dyno, backend)
+        _send(conn, st, app, host, dyno, backend, received, rid)
     except Exception as e:  # a router fault: H99, as on the coroutine path
         st.fast = None
         backend.reader.on_data = None
@@ -86,42 +84,58 @@ def try_fast(conn: H2Connection, st: H2Stream) -> bool:
     return True
 
 
-def _send(conn: H2Connection, st: H2Stream, app: App, dyno: Dyno, backend: BackendConn) -> None:
-    router = conn.router
-    ex = Exchange(router, st, st.req.head(True))
-    ex.app = app
-    ex.line.dyno = dyno.name
-    ex.line.connect_ms = 0
-    head = _dyno_head(conn, st.req, ex, app)
+def _send(
+    conn: H2Connection,
+    st: H2Stream,
+    app: App,
+    host: str,
+    dyno: Dyno,
+    backend: BackendConn,
+    received: float,
+    rid: str,
+) -> None:
+    head = _dyno_head(conn, st, app, received, rid)
     sent_at = time.monotonic()
-    backend.writer.write(head)
-    st.fast = (ex, backend, dyno, head, sent_at)
+    backend.writer.transport.write(head)
+    # a tuple, no Exchange: `exchange()` rebuilds one when the coroutine path takes over
+    st.fast = (received, rid, backend, dyno, head, sent_at, app, host)
     conn.fast[st] = sent_at  # the connection's timer hands it over after `response`
     conn.arm_fast_timer()
     backend.reader.on_data = lambda data: _response(conn, st, data)
 
 
-def _dyno_head(conn: H2Connection, req: H2Request, ex: Exchange, app: App) -> bytes:
-    """`ex.request_head(app)`, from a template kept on the (shared, immutable) request: only
-    X-Request-Start and X-Request-Id differ between requests of one connection."""
-    key = (ex.via, conn.client_ip, conn.local_port, conn.info[0])
+def exchange(st: H2Stream, state: tuple) -> Exchange:
+    """The coroutine path's view of a fast-lane exchange (hand-over, H27, faults)."""
+    received, rid, backend, dyno, _head, _sent_at, app, _host = state
+    ex = Exchange(st.conn.router, st, st.req.head(True))
+    ex.app = app
+    ex.received = received
+    ex.request_id = ex.line.request_id = rid
+    ex.line.dyno = dyno.name
+    ex.line.connect_ms = 0
+    return ex
+
+
+def _dyno_head(conn: H2Connection, st: H2Stream, app: App, received: float, rid: str) -> bytes:
+    """`Exchange.request_head(app)`, from a template kept on the (shared, immutable) request:
+    only X-Request-Start and X-Request-Id differ between requests of one connection."""
+    req = st.req
+    key = (conn.router.table.router_name, conn.client_ip, conn.local_port, conn.info[0])
     tpl = req.dyno_head
     if tpl is None or tpl[0] != key:
-        received, request_id = ex.received, ex.request_id
+        ex = Exchange(conn.router, st, req.head(True))
         ex.received, ex.request_id = _MARK_AT, _MARK_ID
-        try:
-            marked = ex.request_head(app)
-        finally:
-            ex.received, ex.request_id = received, request_id
+        marked = ex.request_head(app)
         mark = f"X-Request-Start: {int(_MARK_AT * 1000)}\r\nX-Request-Id: {_MARK_ID}\r\n"
         parts = marked.split(mark.encode("latin-1"))
         if len(parts) != 2:
+            ex.received, ex.request_id = received, rid
             return ex.request_head(app)
         tpl = req.dyno_head = (key, parts[0], parts[1])
     return b"%sX-Request-Start: %d\r\nX-Request-Id: %s\r\n%s" % (
         tpl[1],
-        int(ex.received * 1000),
-        ex.request_id.encode("latin-1"),
+        int(received * 1000),
+        rid.encode("latin-1"),
         tpl[2],
     )
 
@@ -152,20 +166,21 @@ def _parse(via: str, head: bytes) -> tuple[int, list[tuple[bytes, bytes]], bool,
 
 
 def _response(conn: H2Connection, st: H2Stream, data: bytes | None) -> None:
-    state: FastState | None = st.fast
+    state = st.fast
     if state is None:
         return
-    ex, backend, dyno, head, sent_at = state
+    backend = state[2]
     st.fast = None
     conn.fast.pop(st, None)
     backend.reader.on_data = None
     parsed = None
     end = 0
-    if data and ex.req.method != "HEAD":
+    via = conn.via
+    if data and st.req.method != "HEAD":
         end = data.find(b"\r\n\r\n") + 4
         if end >= 4:
             try:
-                parsed = _parse(ex.via, data[:end])
+                parsed = _parse(via, data[:end])
             except ProtocolError:
                 parsed = None
     whole = False
@@ -182,14 +197,14 @@ def _response(conn: H2Connection, st: H2Stream, data: bytes | None) -> None:
         # response timer: the coroutine path takes it from here
         if data:
             backend.reader.unread(data)
-        conn.spawn(conn.resume(st, ex, (backend, dyno, head, sent_at)))
+        _, _, _, dyno, head, sent_at, _, _ = state
+        conn.spawn(conn.resume(st, exchange(st, state), (backend, dyno, head, sent_at)))
         return
-    app = ex.app
-    assert data is not None and parsed is not None and app is not None
+    assert data is not None and parsed is not None
     try:
-        _relay(conn, st, ex, app, backend, parsed, data[end:], sent_at)
+        _relay(conn, st, state, parsed, data[end:])
     except Exception as e:  # a router fault: H99, as on the coroutine path
-        conn.spawn(_fault(conn, st, app, backend, e, ex))
+        conn.spawn(_fault(conn, st, state[6], backend, e, exchange(st, state)))
     conn.maybe_drained()
 
 
@@ -201,20 +216,18 @@ def expire(conn: H2Connection, st: H2Stream) -> None:
 def _relay(
     conn: H2Connection,
     st: H2Stream,
-    ex: Exchange,
-    app: App,
-    backend: BackendConn,
+    state: tuple,
     parsed: tuple[int, list[tuple[bytes, bytes]], bool, int | None],
     body: bytes,
-    sent_at: float,
 ) -> None:
+    _, rid, backend, dyno, _, sent_at, app, host = state
     router = conn.router
-    line = ex.line
     status, hs, keep_alive, _ = parsed
-    line.status = status
     if st.reset or conn.dead:  # the client went away meanwhile: H27, as on the slow path
         done(router, app)
         backend.close()
+        ex = exchange(st, state)
+        ex.line.status = status
         ex._log_code("H27", 499)
         st.abort()
         conn.stream_done(st)
@@ -226,13 +239,20 @@ def _relay(
     if n:
         proto.send_data(st.stream_id, body, end_stream=True)
     st.closed = True
-    line.bytes = n
-    line.service_ms = int((time.monotonic() - sent_at) * 1000)
+    service_ms = int((time.monotonic() - sent_at) * 1000)
     if keep_alive:
         router.pool.give(backend)
     else:
         backend.close()
-    router.emit(app.id, line.format())
+    req = st.req
+    xff = req.xff
+    fwd = ", ".join([*xff, conn.client_ip]) if xff else conn.client_ip
+    router.emit(
+        app.id,
+        f"at=info method={req.method} path={_quote(req.path)} host={host} "
+        f"request_id={rid} fwd={_quote(fwd)} dyno={dyno.name} connect=0ms "
+        f"service={service_ms}ms status={status} bytes={n}{conn.line_tail}",
+    )
     done(router, app)
     conn.stream_done(st)
 
@@ -262,21 +282,22 @@ async def _fault(
 
 def cancel(conn: H2Connection, st: H2Stream) -> None:
     """The router is stopping while this exchange is out: drop it quietly."""
-    state: FastState | None = st.fast
+    state = st.fast
     conn.fast.pop(st, None)
     if state is None:
         return
     st.fast = None
-    ex, backend, _dyno, _head, _sent_at = state
+    backend = state[2]
     backend.reader.on_data = None
     backend.close()
-    if ex.app is not None:
-        done(conn.router, ex.app)
+    done(conn.router, state[6])
 
 
 def done(router: Router, app: App) -> None:
     """The fast lane's exchange is no longer in flight."""
     inflight = router.inflight
-    inflight[app.id] -= 1
-    if inflight[app.id] <= 0:
-        del inflight[app.id]
+    n = inflight.get(app.id, 0) - 1
+    if n > 0:
+        inflight[app.id] = n
+    else:
+        inflight.pop(app.id, None)

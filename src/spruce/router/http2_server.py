@@ -225,6 +225,10 @@ class H2Connection:
         sock = writer.get_extra_info("sockname") or ("", 0)
         self.client_ip = str(peer[0])
         self.local_port = int(sock[1])
+        # the end of the fast lane's log line, fixed per connection
+        self.line_tail = (
+            f" protocol=http2.0 tls={'true' if info[0] else 'false'} tls_version={info[1]}"
+        )
         self.proto = H2Server(max_concurrent=128, max_header_list=1 << 20)
         self.streams: dict[int, H2Stream] = {}
         self.tasks: set[asyncio.Task[Any]] = set()
@@ -432,6 +436,11 @@ class H2Connection:
             stream.abort()
         finally:
             self.stream_done(stream)
+
+    @property
+    def via(self) -> str:
+        """The router's Via value towards this HTTP/2 client."""
+        return self.router.table.via_h2
 
     async def resume(self, stream: H2Stream, ex: Exchange, args: Any) -> None:
         """A fast-lane exchange handed over to the coroutine path."""

@@ -141,6 +141,7 @@ class RouteTable:
         snapshot = snapshot or {}
         self.router_name: str = str(snapshot.get("router_name", "spruce"))
         self.via_h1 = f"1.1 {self.router_name}".encode("latin-1")  # Via towards HTTP/1.1
+        self.via_h2 = f"2.0 {self.router_name}"  # and towards HTTP/2 clients
         secret = snapshot.get("affinity_secret") or ""
         self.affinity_secret: bytes = bytes.fromhex(secret) if secret else b""
         self.apps: dict[str, App] = {}
