@@ -168,3 +168,16 @@ def test_header_rewrite_both_ways():
         keep_upgrade=False,
     )
     assert resp == [("Set-Cookie", "a=b"), ("Via", "1.0 x, 1.1 spruce")]
+
+
+def test_timers_and_limits_cross_the_process_boundary_typed():
+    from spruce.router.timers import RouterTimers
+
+    t = RouterTimers()
+    assert (t.shutdown_grace, t.connections_per_dyno) == (10.0, 1000)
+    back = RouterTimers.from_dict({**t.to_dict(), "connections_per_dyno": 7.0})
+    assert back.connections_per_dyno == 7 and isinstance(back.connections_per_dyno, int)
+    assert isinstance(back.idle, float)
+    for bad in ({"shutdown_grace": -1}, {"connections_per_dyno": 0}):
+        with pytest.raises(ValueError):
+            RouterTimers(**bad)  # type: ignore[arg-type]
