@@ -122,6 +122,10 @@ class Exchange:
                 raise HError("H82")
             if app.web_quantity <= 0:
                 raise HError("H14")
+            conn_apps = client.conn_apps
+            if conn_apps is not None and not conn_apps.admit(app):
+                client.keep_alive = False  # HTTP/1.1: the connection closes after the 503
+                raise HError("H22")
             inflight = router.inflight
             if inflight[app.id] >= 200 * app.web_quantity:
                 raise HError("H11")

@@ -31,7 +31,7 @@ from .proto.http1 import (
     serialize_response_head,
 )
 from .proxy import BackendConn, choose
-from .state import Router
+from .state import ConnectionApps, Router
 from .stream import Stream
 from .table import App, Dyno, normalise_host
 
@@ -68,6 +68,7 @@ class H1Client(ClientSide):
         self._pending = b""
         self._fast_state: tuple[Exchange, BackendConn, Dyno, bytes, float, Any] | None = None
         self._resume_task: asyncio.Task[None] | None = None
+        self.conn_apps: ConnectionApps = ConnectionApps(router, moves=True)
         try:
             writer.transport.set_write_buffer_limits(high=WRITE_BUFFER)
         except Exception:
@@ -283,6 +284,7 @@ class H1Client(ClientSide):
             pass
         finally:
             router.open_connections -= 1
+            self.conn_apps.release()
             self.writer.transport.abort()
             # cancelled (router stopping) while the fast lane had an exchange out
             state = self._fast_state
@@ -410,6 +412,7 @@ class H1Client(ClientSide):
             or not app.up
             or router.inflight.get(app.id, 0) >= 200 * app.web_quantity
             or (self.tls and self.sni and normalise_host(self.sni) != host)
+            or self.conn_apps.refuses(app)
         ):
             return False
         quarantine = router.quarantine
@@ -427,6 +430,7 @@ class H1Client(ClientSide):
         router.activity[app.id] += 1
         router.inflight[app.id] += 1
         router.fast_lane += 1
+        self.conn_apps.admit(app)
         try:
             self._fast_send(req, app, dyno, conn)
         except Exception as e:  # a router fault: H99, as on the coroutine path

@@ -15,7 +15,7 @@ from .errors import plain_page
 from .exchange import ClientGone, ClientIdle, ClientSide, Exchange, send_simple
 from .proto.headers import HOP_BY_HOP
 from .proto.http1 import RequestHead
-from .state import Router
+from .state import ConnectionApps, Router
 from .stream import Stream
 
 _DROP_OUT = HOP_BY_HOP | {"host"}
@@ -31,6 +31,7 @@ class H2Stream(ClientSide):
         self.tls, self.tls_version, self.sni = conn.info
         self.client_ip = conn.client_ip
         self.local_port = conn.local_port
+        self.conn_apps = conn.conn_apps
         self.body: asyncio.Queue[bytes | None] = asyncio.Queue()
         self.ended = False
         self.reset = False
@@ -177,6 +178,7 @@ class H2Connection:
         self._window = asyncio.Event()
         self.dead = False
         self._flush_scheduled = False
+        self.conn_apps = ConnectionApps(router, moves=False)
 
     def flush(self) -> None:
         """Coalesce: frames of every stream produced in this loop turn go out in one write."""
@@ -249,6 +251,7 @@ class H2Connection:
                     except (TimeoutError, asyncio.CancelledError, Exception):
                         t.cancel()
             router.open_connections -= 1
+            self.conn_apps.release()
             self.writer.transport.abort()
 
     def _event(self, ev: h2.events.Event) -> None:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .proxy import DynoPool, Quarantine
-from .table import RouteTable
+from .table import App, RouteTable
 from .timers import RouterTimers
 
 LogEmit = Callable[[str, str], None]  # (app_id, router line)
@@ -65,6 +65,7 @@ class Router:
         self.inflight: Counter[str] = Counter()
         self.activity: Counter[str] = Counter()
         self.open_connections = 0
+        self.connections: Counter[str] = Counter()  # client connections per app (H22)
         self.fast_lane = 0  # exchanges started on the HTTP/1.1 fast lane (tests, benchmarks)
         self._changed = asyncio.Event()
         self._woken: dict[str, float] = {}
@@ -113,3 +114,48 @@ class Router:
         out = dict(self.activity)
         self.activity.clear()
         return out
+
+
+class ConnectionApps:
+    """The apps one client connection counts against (H22).
+
+    An HTTP/1.1 connection (`moves=True`) counts against the app of its latest admitted
+    request, an HTTP/2 connection against every app it carried an admitted stream for; both
+    until `release()` when the connection closes. A request is admitted once it passed the
+    checks before H22 (H32, H31, H80, H81, H82, H14).
+    """
+
+    __slots__ = ("_router", "_moves", "apps")
+
+    def __init__(self, router: Router, moves: bool) -> None:
+        self._router = router
+        self._moves = moves
+        self.apps: set[str] = set()
+
+    def limit(self, app: App) -> int:
+        return self._router.timers.connections_per_dyno * max(app.web_quantity, 1)
+
+    def refuses(self, app: App) -> bool:
+        """Whether admitting a request for `app` on this connection would break the limit."""
+        return app.id not in self.apps and self._router.connections[app.id] >= self.limit(app)
+
+    def admit(self, app: App) -> bool:
+        """Count this connection against `app` (moving an HTTP/1.1 one); False: H22."""
+        if app.id in self.apps:
+            return True
+        counts = self._router.connections
+        if counts[app.id] >= self.limit(app):
+            return False
+        if self._moves and self.apps:
+            self.release()
+        counts[app.id] += 1
+        self.apps.add(app.id)
+        return True
+
+    def release(self) -> None:
+        counts = self._router.connections
+        for app_id in self.apps:
+            counts[app_id] -= 1
+            if counts[app_id] <= 0:
+                del counts[app_id]
+        self.apps.clear()

@@ -181,3 +181,26 @@ def test_timers_and_limits_cross_the_process_boundary_typed():
     for bad in ({"shutdown_grace": -1}, {"connections_per_dyno": 0}):
         with pytest.raises(ValueError):
             RouterTimers(**bad)  # type: ignore[arg-type]
+
+
+def test_connection_apps_move_or_accumulate_and_release():
+    from spruce.router.state import ConnectionApps, Router
+    from spruce.router.timers import RouterTimers
+
+    router = Router(RouterTimers(connections_per_dyno=2))
+    a = App.from_dict({"id": "a", "hostnames": ["a"], "web_quantity": 1})
+    b = App.from_dict({"id": "b", "hostnames": ["b"], "web_quantity": 0})  # limit: max(0, 1) x 2
+    h1 = [ConnectionApps(router, moves=True) for _ in range(3)]
+    assert h1[0].admit(a) and h1[1].admit(a)
+    assert h1[2].refuses(a) and not h1[2].admit(a)
+    assert not h1[0].refuses(a) and h1[0].admit(a)  # already counted: no change
+    assert router.connections == {"a": 2}
+    assert h1[0].admit(b) and router.connections == {"a": 1, "b": 1}  # moved
+    h2 = ConnectionApps(router, moves=False)
+    assert h2.admit(a) and h2.admit(b) and router.connections == {"a": 2, "b": 2}
+    assert not h1[2].admit(b)
+    h2.release()
+    assert router.connections == {"a": 1, "b": 1}
+    for c in h1:
+        c.release()
+    assert router.connections == {}
