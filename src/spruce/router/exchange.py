@@ -114,6 +114,11 @@ class Exchange:
                     cert = router.table.certificate_for(sni)
                     if cert is None or not cert_matches(cert, self.host):
                         raise HError("H32")
+                    other = router.table.certificate_for(self.host)
+                    if other is not None and other.id != cert.id:
+                        raise self._misdirected()  # another SNI endpoint serves this host
+            if client.protocol == "http2.0" and app.has("http-disable-http2"):
+                raise self._misdirected()  # h2 was negotiated under another SNI name
             if app.maintenance:
                 raise HError("H80")
             if not app.released:
@@ -138,6 +143,11 @@ class Exchange:
                     del inflight[app.id]
         except BaseException as e:
             await self._failed(app, e)
+
+    def _misdirected(self) -> HError:
+        """H31 (421): the client should retry on a new connection; the line names its agent."""
+        self.line.agent = next((v for k, v in self.req.headers if k.lower() == "user-agent"), "")
+        return HError("H31")
 
     async def _failed(self, app: App, e: BaseException) -> None:
         """What each failure becomes: an H code, H27/H28, H99 for router faults, or 400."""
