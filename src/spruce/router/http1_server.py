@@ -285,7 +285,7 @@ class H1Client(ClientSide):
         finally:
             router.open_connections -= 1
             self.conn_apps.release()
-            self.writer.transport.abort()
+            self._close()
             # cancelled (router stopping) while the fast lane had an exchange out
             state = self._fast_state
             if state is not None:
@@ -298,6 +298,16 @@ class H1Client(ClientSide):
                     _done(router, ex.app)
             if self._resume_task is not None:
                 self._resume_task.cancel()
+
+    def _close(self) -> None:
+        """End of the connection. A response already written still reaches a slow reader (one
+        ending with Connection: close), within the idle window; anything else is cut."""
+        transport = self.writer.transport
+        if transport.is_closing() or not transport.get_write_buffer_size():
+            transport.abort()
+            return
+        transport.close()
+        asyncio.get_running_loop().call_later(self.router.timers.idle, transport.abort)
 
     async def _read_head(self) -> RequestHead | None:
         idle = self.router.timers.idle
