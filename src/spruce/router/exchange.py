@@ -6,6 +6,7 @@ protocols share this flow. The dyno side is always HTTP/1.1.
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from . import affinity
@@ -55,6 +56,7 @@ class Exchange(Failures):
         "request_id",
         "host",
         "via",
+        "sent_at",
     )
 
     def __init__(self, router: Router, client: ClientSide, req: RequestHead) -> None:
@@ -66,6 +68,7 @@ class Exchange(Failures):
         self.via = f"{client.via} {router.table.router_name}"
         self.host = normalise_host(req.host or "")
         self.app: App | None = None
+        self.sent_at = 0.0
         xff = req.xff
         if xff is None:
             xff = [v for k, v in req.headers if k.lower() == "x-forwarded-for"]
@@ -86,64 +89,71 @@ class Exchange(Failures):
         """The whole exchange; `resume`: the fast lane already counted it in flight and sent
         the head on (conn, dyno, head, sent_at), and hands over what is left."""
         router = self.router
-        if resume is not None:
-            app = self.app
-            assert app is not None
-            inflight = router.inflight
-            try:
+        exchanges = router.exchanges
+        task = asyncio.current_task()
+        assert task is not None
+        exchanges.add(task)  # a stopping router cancels what still runs at the end (H24)
+        try:
+            if resume is not None:
+                app = self.app
+                assert app is not None
+                inflight = router.inflight
                 try:
-                    conn, dyno, head, sent_at = resume
-                    await self._forward(app, conn, dyno, None, head, sent_at)
+                    try:
+                        conn, dyno, head, sent_at = resume
+                        await self._forward(app, conn, dyno, None, head, sent_at)
+                    finally:
+                        inflight[app.id] -= 1
+                        if inflight[app.id] <= 0:
+                            del inflight[app.id]
+                except BaseException as e:
+                    await self._failed(app, e)
+                return
+            app = router.table.lookup(self.host)
+            if app is None:
+                await send_simple(self.client, 404, _no_such_app())
+                return
+            self.app = app
+            router.activity[app.id] += 1
+            try:
+                client = self.client
+                if client.tls and client.sni:
+                    sni = normalise_host(client.sni)
+                    if sni != self.host:
+                        cert = router.table.certificate_for(sni)
+                        if cert is None or not cert_matches(cert, self.host):
+                            raise HError("H32")
+                        other = router.table.certificate_for(self.host)
+                        if other is not None and other.id != cert.id:
+                            raise self._misdirected()  # another SNI endpoint serves this host
+                if client.protocol == "http2.0" and app.has("http-disable-http2"):
+                    raise self._misdirected()  # h2 was negotiated under another SNI name
+                if app.maintenance:
+                    raise HError("H80")
+                if not app.released:
+                    raise HError("H81")
+                if app.eco_quota_exhausted:
+                    raise HError("H82")
+                if app.web_quantity <= 0:
+                    raise HError("H14")
+                conn_apps = client.conn_apps
+                if conn_apps is not None and not conn_apps.admit(app):
+                    client.keep_alive = False  # HTTP/1.1: the connection closes after the 503
+                    raise HError("H22")
+                inflight = router.inflight
+                if inflight[app.id] >= 200 * app.web_quantity:
+                    raise HError("H11")
+                inflight[app.id] += 1
+                try:
+                    await self._proxy(app)
                 finally:
                     inflight[app.id] -= 1
                     if inflight[app.id] <= 0:
                         del inflight[app.id]
             except BaseException as e:
                 await self._failed(app, e)
-            return
-        app = router.table.lookup(self.host)
-        if app is None:
-            await send_simple(self.client, 404, _no_such_app())
-            return
-        self.app = app
-        router.activity[app.id] += 1
-        try:
-            client = self.client
-            if client.tls and client.sni:
-                sni = normalise_host(client.sni)
-                if sni != self.host:
-                    cert = router.table.certificate_for(sni)
-                    if cert is None or not cert_matches(cert, self.host):
-                        raise HError("H32")
-                    other = router.table.certificate_for(self.host)
-                    if other is not None and other.id != cert.id:
-                        raise self._misdirected()  # another SNI endpoint serves this host
-            if client.protocol == "http2.0" and app.has("http-disable-http2"):
-                raise self._misdirected()  # h2 was negotiated under another SNI name
-            if app.maintenance:
-                raise HError("H80")
-            if not app.released:
-                raise HError("H81")
-            if app.eco_quota_exhausted:
-                raise HError("H82")
-            if app.web_quantity <= 0:
-                raise HError("H14")
-            conn_apps = client.conn_apps
-            if conn_apps is not None and not conn_apps.admit(app):
-                client.keep_alive = False  # HTTP/1.1: the connection closes after the 503
-                raise HError("H22")
-            inflight = router.inflight
-            if inflight[app.id] >= 200 * app.web_quantity:
-                raise HError("H11")
-            inflight[app.id] += 1
-            try:
-                await self._proxy(app)
-            finally:
-                inflight[app.id] -= 1
-                if inflight[app.id] <= 0:
-                    del inflight[app.id]
-        except BaseException as e:
-            await self._failed(app, e)
+        finally:
+            exchanges.discard(task)
 
     def _misdirected(self) -> HError:
         """H31 (421): the client should retry on a new connection; the line names its agent."""
@@ -270,10 +280,11 @@ class Exchange(Failures):
         resp: ResponseHead | None = None
         buf = b""
         for _attempt in range(4):
-            sent_at = time.monotonic()
+            sent_at = self.sent_at = time.monotonic()
             try:
                 if sent_at_ is not None:  # sent by the fast lane: wait for the rest here
                     sent_at, sent_at_ = sent_at_, None
+                    self.sent_at = sent_at
                     left = max(0.0, timers.response - (time.monotonic() - sent_at))
                     resp, buf = await self._read_head(conn, b"", left, sent_at)
                     if resp.status < 200 and resp.status != 101:
@@ -328,6 +339,11 @@ class Exchange(Failures):
             try:
                 await client.send_head(101, resp.reason, out_headers, None, no_body=True)
                 await client.tunnel(conn, bytes(buf), timers.idle)
+            except asyncio.CancelledError:
+                if not router.forced:
+                    raise
+                _uncancel()
+                line.code = "H24"  # the router stopped with the tunnel open: still status=101
             finally:
                 conn.close()
                 line.service_ms = int((time.monotonic() - sent_at) * 1000)
@@ -529,6 +545,13 @@ async def _read_backend(reader: Stream, idle: float, eof_ok: bool = False) -> by
     if not data and not eof_ok:
         raise BackendBroken(True)
     return data
+
+
+def _uncancel() -> None:
+    """The stopping router's cancellation was handled here: the task goes on normally."""
+    task = asyncio.current_task()
+    if task is not None:
+        task.uncancel()
 
 
 def _no_such_app() -> bytes:

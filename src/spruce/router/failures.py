@@ -1,10 +1,13 @@
 """What failures become: H codes and their pages, H27/H28, H99 for router faults, 400 for a
-broken request body.
+broken request body, H24 for exchanges still running when a stopping router's grace ends.
 
 `Failures` is a base of `Exchange` (which holds the state named below).
 """
 
 from __future__ import annotations
+
+import asyncio
+import time
 
 from .client_side import BadRequestBody, ClientGone, ClientIdle, ClientSide, HError, send_simple
 from .errors import H_CODES, builtin_page, plain_page
@@ -12,6 +15,8 @@ from .logline import RouterLine
 from .proto.http1 import ProtocolError
 from .state import Router
 from .table import App
+
+FORCED_ANSWER = 2.0  # at most this long to answer an H24 (page, then the client must read)
 
 
 class Failures:
@@ -21,9 +26,14 @@ class Failures:
     client: ClientSide
     line: RouterLine
     app: App | None
+    sent_at: float  # monotonic time the request went to the dyno (0.0: not yet)
 
     async def _failed(self, app: App, e: BaseException) -> None:
-        """What each failure becomes: an H code, H27/H28, H99 for router faults, or 400."""
+        """What each failure becomes: an H code, H27/H28, H99 for router faults, 400, or H24
+        when the stopping router cancelled the exchange at the end of its grace period."""
+        task = asyncio.current_task()
+        if task is not None:
+            self.router.exchanges.discard(task)  # a failure being answered is not cut by H24
         if isinstance(e, HError):
             await self._fail(e)
         elif isinstance(e, ClientGone):
@@ -52,6 +62,8 @@ class Failures:
             else:
                 self.client.abort()
             self.router.emit(app.id, self.line.format())
+        elif isinstance(e, asyncio.CancelledError) and self.router.forced:
+            await self._forced(app)
         else:
             raise e
 
@@ -97,3 +109,18 @@ class Failures:
         if line.dyno is not None and line.bytes is None:
             line.bytes = 0  # bytes= counts the dyno's body bytes: empty when no dyno was involved
         self.router.emit(app.id, line.format())
+
+    async def _forced(self, app: App) -> None:
+        """H24: the 503 page if nothing of the response reached the client yet, else the
+        connection is cut; one log line either way."""
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()  # the stopping router's cancellation ends here
+        self.client.keep_alive = False
+        service = int((time.monotonic() - self.sent_at) * 1000) if self.sent_at else None
+        try:
+            async with asyncio.timeout(FORCED_ANSWER):
+                await self._fail(HError("H24", service_ms=service))
+        except TimeoutError:  # a custom page that would not come, or a client not reading
+            self.client.abort()
+            self.router.emit(app.id, self.line.format())  # _fail had not written it yet

@@ -152,6 +152,8 @@ class H1Client(ClientSide):
         no_body: bool = False,
     ) -> bytes:
         self.response_started = True
+        if self.router.stopping:
+            self.keep_alive = False  # the router is shutting down: this is the last response
         if not self._body_done and status != 101:
             # answering before the body was read: the connection cannot be reused
             self.keep_alive = False
@@ -309,6 +311,26 @@ class H1Client(ClientSide):
         transport.close()
         asyncio.get_running_loop().call_later(self.router.timers.idle, transport.abort)
 
+    def idle(self) -> bool:
+        """Between requests with nothing of the next one received."""
+        reader = self.reader
+        return (
+            reader.intercept is not None  # in _read_head's read with nothing buffered
+            and not reader.hold
+            and not reader._buf
+            and self._fast_state is None
+            and self._resume_task is None
+        )
+
+    def shutdown(self) -> None:
+        """The router is stopping: an idle connection is closed now; a fast-lane exchange in
+        flight goes on on the ordinary path (which answers H24 if the grace period ends first).
+        Requests in flight finish and their connection closes after the response."""
+        if self._fast_state is not None:
+            self._fast_response(None)
+        elif self.idle():
+            self.writer.transport.abort()  # as at any connection's end (TLS: no close_notify wait)
+
     async def _read_head(self) -> RequestHead | None:
         idle = self.router.timers.idle
         while True:
@@ -422,6 +444,7 @@ class H1Client(ClientSide):
             or not app.up
             or router.inflight.get(app.id, 0) >= 200 * app.web_quantity
             or (self.tls and self.sni and normalise_host(self.sni) != host)
+            or router.stopping
             or self.conn_apps.refuses(app)
         ):
             return False

@@ -10,6 +10,7 @@ import h2.connection
 import h2.events
 import h2.exceptions
 import h2.settings
+from hyperframe.frame import GoAwayFrame
 
 from .errors import plain_page
 from .exchange import ClientGone, ClientIdle, ClientSide, Exchange, send_simple
@@ -179,6 +180,21 @@ class H2Connection:
         self.dead = False
         self._flush_scheduled = False
         self.conn_apps = ConnectionApps(router, moves=False)
+        self.last_stream: int | None = None  # set by shutdown(): GOAWAY sent, later streams refused
+
+    def shutdown(self) -> None:
+        """The router is stopping: GOAWAY (without closing h2's state, so streams in flight
+        go on); the connection closes once no stream is left."""
+        if self.dead or self.writer.is_closing():
+            return
+        if self.last_stream is None:
+            self.last_stream = self.h2.highest_inbound_stream_id
+            self.flush_now()
+            self.writer.write(GoAwayFrame(0, last_stream_id=self.last_stream).serialize())
+        if not self.streams:
+            self.flush_now()
+            # abort, not close: a TLS close would wait for the client's close_notify
+            self.writer.transport.abort()
 
     def flush(self) -> None:
         """Coalesce: frames of every stream produced in this loop turn go out in one write."""
@@ -252,10 +268,17 @@ class H2Connection:
                         t.cancel()
             router.open_connections -= 1
             self.conn_apps.release()
+            self.flush_now()  # what the streams wrote last (an H24 page) goes out before the end
             self.writer.transport.abort()
 
     def _event(self, ev: h2.events.Event) -> None:
         if isinstance(ev, h2.events.RequestReceived):
+            if self.last_stream is not None and ev.stream_id > self.last_stream:
+                try:  # opened after our GOAWAY: the client retries it elsewhere
+                    self.h2.reset_stream(ev.stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
+                except h2.exceptions.H2Error:
+                    pass
+                return
             stream = H2Stream(self, ev.stream_id)
             self.streams[ev.stream_id] = stream
             if ev.stream_ended is not None:

@@ -66,6 +66,9 @@ class Router:
         self.activity: Counter[str] = Counter()
         self.open_connections = 0
         self.connections: Counter[str] = Counter()  # client connections per app (H22)
+        self.exchanges: set[asyncio.Task[Any]] = set()  # tasks running an exchange (H24)
+        self.stopping = False  # shutdown begun: no new connections, no keepalive
+        self.forced = False  # the grace period is over: exchanges still running get H24
         self.fast_lane = 0  # exchanges started on the HTTP/1.1 fast lane (tests, benchmarks)
         self._changed = asyncio.Event()
         self._woken: dict[str, float] = {}

@@ -204,3 +204,19 @@ def test_connection_apps_move_or_accumulate_and_release():
     for c in h1:
         c.release()
     assert router.connections == {}
+
+
+def test_h24_h22_h31_lines():
+    base = dict(method="GET", path="/", host="h", request_id="r", fwd="1.2.3.4")
+    tail = dict(protocol="http2.0", tls=True, tls_version="tls1.3")
+    line = RouterLine(**base, **tail, code="H31", status=421, agent='curl/8 "x"')
+    assert line.format() == (
+        'at=error code=H31 desc="Misdirected Request" agent="curl/8 \\"x\\"" method=GET '
+        'path="/" host=h request_id=r fwd="1.2.3.4" dyno= connect= service= status=421 bytes= '
+        "protocol=http2.0 tls=true tls_version=tls1.3"
+    )
+    line = RouterLine(**base, **tail, code="H22", status=503)
+    assert line.format().startswith('at=error code=H22 desc="Connection limit reached" method=')
+    line = RouterLine(**base, **tail, code="H24", status=101, dyno="web.1", service_ms=5)
+    assert line.format().startswith('at=error code=H24 desc="Forced close" method=GET')
+    assert " dyno=web.1 connect= service=5ms status=101 bytes= " in line.format()
