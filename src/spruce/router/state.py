@@ -140,18 +140,21 @@ class ConnectionApps:
 
     def refuses(self, app: App) -> bool:
         """Whether admitting a request for `app` on this connection would break the limit."""
-        return app.id not in self.apps and self._router.connections[app.id] >= self.limit(app)
+        if app.id in self.apps:
+            return False
+        return self._router.connections.get(app.id, 0) >= self.limit(app)
 
     def admit(self, app: App) -> bool:
         """Count this connection against `app` (moving an HTTP/1.1 one); False: H22."""
         if app.id in self.apps:
             return True
         counts = self._router.connections
-        if counts[app.id] >= self.limit(app):
+        n = counts.get(app.id, 0)  # dict.get: no Counter.__missing__ per request
+        if n >= self.limit(app):
             return False
         if self._moves and self.apps:
-            self.release()
-        counts[app.id] += 1
+            self.release()  # another app's count: n stands
+        counts[app.id] = n + 1
         self.apps.add(app.id)
         return True
 
