@@ -6,6 +6,7 @@ from __future__ import annotations
 from .errors import reason
 from .proto.http1 import ProtocolError
 from .proxy import BackendConn
+from .state import ConnectionApps
 
 
 class ClientGone(Exception):
@@ -58,6 +59,7 @@ class ClientSide:
     http10 = False
     response_started = False
     keep_alive = True
+    conn_apps: ConnectionApps | None = None  # what the connection counts against (H22)
 
     async def read_body(self) -> bytes:
         raise NotImplementedError

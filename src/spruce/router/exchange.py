@@ -6,6 +6,7 @@ protocols share this flow. The dyno side is always HTTP/1.1.
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from . import affinity
@@ -18,7 +19,8 @@ from .client_side import (
     HError,
     send_simple,
 )
-from .errors import H_CODES, builtin_page, plain_page
+from .errors import plain_page
+from .failures import Failures
 from .logline import RouterLine
 from .proto.headers import request_id_for, rewrite_request_headers, rewrite_response_headers
 from .proto.http1 import (
@@ -43,7 +45,7 @@ RESPONSE_HEAD_MAX = 1 << 20  # the 1 MB response buffer
 READ_SIZE = 65536
 
 
-class Exchange:
+class Exchange(Failures):
     __slots__ = (
         "router",
         "client",
@@ -54,6 +56,7 @@ class Exchange:
         "request_id",
         "host",
         "via",
+        "sent_at",
     )
 
     def __init__(self, router: Router, client: ClientSide, req: RequestHead) -> None:
@@ -65,6 +68,7 @@ class Exchange:
         self.via = f"{client.via} {router.table.router_name}"
         self.host = normalise_host(req.host or "")
         self.app: App | None = None
+        self.sent_at = 0.0
         xff = req.xff
         if xff is None:
             xff = [v for k, v in req.headers if k.lower() == "x-forwarded-for"]
@@ -85,131 +89,76 @@ class Exchange:
         """The whole exchange; `resume`: the fast lane already counted it in flight and sent
         the head on (conn, dyno, head, sent_at), and hands over what is left."""
         router = self.router
-        if resume is not None:
-            app = self.app
-            assert app is not None
-            inflight = router.inflight
-            try:
+        exchanges = router.exchanges
+        task = asyncio.current_task()
+        assert task is not None
+        exchanges.add(task)  # a stopping router cancels what still runs at the end (H24)
+        try:
+            if resume is not None:
+                app = self.app
+                assert app is not None
+                inflight = router.inflight
                 try:
-                    conn, dyno, head, sent_at = resume
-                    await self._forward(app, conn, dyno, None, head, sent_at)
+                    try:
+                        conn, dyno, head, sent_at = resume
+                        await self._forward(app, conn, dyno, None, head, sent_at)
+                    finally:
+                        inflight[app.id] -= 1
+                        if inflight[app.id] <= 0:
+                            del inflight[app.id]
+                except BaseException as e:
+                    await self._failed(app, e)
+                return
+            app = router.table.lookup(self.host)
+            if app is None:
+                await send_simple(self.client, 404, _no_such_app())
+                return
+            self.app = app
+            router.activity[app.id] += 1
+            try:
+                client = self.client
+                if client.tls and client.sni:
+                    sni = normalise_host(client.sni)
+                    if sni != self.host:
+                        cert = router.table.certificate_for(sni)
+                        if cert is None or not cert_matches(cert, self.host):
+                            raise HError("H32")
+                        other = router.table.certificate_for(self.host)
+                        if other is not None and other.id != cert.id:
+                            raise self._misdirected()  # another SNI endpoint serves this host
+                if client.protocol == "http2.0" and app.has("http-disable-http2"):
+                    raise self._misdirected()  # h2 was negotiated under another SNI name
+                if app.maintenance:
+                    raise HError("H80")
+                if not app.released:
+                    raise HError("H81")
+                if app.eco_quota_exhausted:
+                    raise HError("H82")
+                if app.web_quantity <= 0:
+                    raise HError("H14")
+                conn_apps = client.conn_apps
+                if conn_apps is not None and not conn_apps.admit(app):
+                    client.keep_alive = False  # HTTP/1.1: the connection closes after the 503
+                    raise HError("H22")
+                inflight = router.inflight
+                if inflight[app.id] >= 200 * app.web_quantity:
+                    raise HError("H11")
+                inflight[app.id] += 1
+                try:
+                    await self._proxy(app)
                 finally:
                     inflight[app.id] -= 1
                     if inflight[app.id] <= 0:
                         del inflight[app.id]
             except BaseException as e:
                 await self._failed(app, e)
-            return
-        app = router.table.lookup(self.host)
-        if app is None:
-            await send_simple(self.client, 404, _no_such_app())
-            return
-        self.app = app
-        router.activity[app.id] += 1
-        try:
-            client = self.client
-            if client.tls and client.sni:
-                sni = normalise_host(client.sni)
-                if sni != self.host:
-                    cert = router.table.certificate_for(sni)
-                    if cert is None or not cert_matches(cert, self.host):
-                        raise HError("H32")
-            if app.maintenance:
-                raise HError("H80")
-            if not app.released:
-                raise HError("H81")
-            if app.eco_quota_exhausted:
-                raise HError("H82")
-            if app.web_quantity <= 0:
-                raise HError("H14")
-            inflight = router.inflight
-            if inflight[app.id] >= 200 * app.web_quantity:
-                raise HError("H11")
-            inflight[app.id] += 1
-            try:
-                await self._proxy(app)
-            finally:
-                inflight[app.id] -= 1
-                if inflight[app.id] <= 0:
-                    del inflight[app.id]
-        except BaseException as e:
-            await self._failed(app, e)
+        finally:
+            exchanges.discard(task)
 
-    async def _failed(self, app: App, e: BaseException) -> None:
-        """What each failure becomes: an H code, H27/H28, H99 for router faults, or 400."""
-        if isinstance(e, HError):
-            await self._fail(e)
-        elif isinstance(e, ClientGone):
-            self._log_code("H27", 499)
-            self.client.abort()
-        elif isinstance(e, ClientIdle):
-            self._log_code("H28", 499)
-            self.client.abort()
-        elif isinstance(e, (ProtocolError, ValueError, RuntimeError, AssertionError, KeyError)):
-            # a router fault must not look like the app's: H99, and the worker carries on
-            await self._fail(HError("H99", cause=type(e).__name__))
-        elif isinstance(e, BadRequestBody):
-            self.client.keep_alive = False
-            self.line.status = 400
-            if not self.client.response_started:
-                try:
-                    await send_simple(
-                        self.client,
-                        400,
-                        plain_page(400, "bad request body"),
-                        "text/plain",
-                        close=True,
-                    )
-                except ClientGone:
-                    pass
-            else:
-                self.client.abort()
-            self.router.emit(app.id, self.line.format())
-        else:
-            raise e
-
-    # failures ------------------------------------------------------------
-    def _log_code(self, code: str, status: int | None, **kw: object) -> None:
-        line = self.line
-        line.code = code
-        line.status = status
-        for k, v in kw.items():
-            setattr(line, k, v)
-        if self.app is not None:
-            self.router.emit(self.app.id, line.format())
-
-    async def _fail(self, e: HError) -> None:
-        h = H_CODES[e.code]
-        app = self.app
-        assert app is not None
-        line = self.line
-        line.code = e.code
-        line.status = h.status
-        if e.connect_ms is not None:
-            line.connect_ms = e.connect_ms
-        if e.service_ms is not None:
-            line.service_ms = e.service_ms
-        if e.dyno is not None:
-            line.dyno = e.dyno
-        if self.client.response_started:
-            # the client already has part of a response: all that is left is to cut it
-            self.router.emit(app.id, line.format())
-            self.client.abort()
-            return
-        body = builtin_page(e.code)
-        ctype = "text/html; charset=utf-8"
-        url = app.maintenance_page_url if e.code == "H80" else app.error_page_url
-        if url:
-            page = await self.router.pages.get(url)
-            if page is not None:
-                body, ctype = page
-        try:
-            await send_simple(self.client, h.status, body, ctype)
-        except ClientGone:
-            pass
-        if line.dyno is not None and line.bytes is None:
-            line.bytes = 0  # bytes= counts the dyno's body bytes: empty when no dyno was involved
-        self.router.emit(app.id, line.format())
+    def _misdirected(self) -> HError:
+        """H31 (421): the client should retry on a new connection; the line names its agent."""
+        self.line.agent = next((v for k, v in self.req.headers if k.lower() == "user-agent"), "")
+        return HError("H31")
 
     # dyno choice ---------------------------------------------------------
     async def _connect(self, app: App) -> tuple[BackendConn, Dyno, int, Dyno | None]:
@@ -331,10 +280,11 @@ class Exchange:
         resp: ResponseHead | None = None
         buf = b""
         for _attempt in range(4):
-            sent_at = time.monotonic()
+            sent_at = self.sent_at = time.monotonic()
             try:
                 if sent_at_ is not None:  # sent by the fast lane: wait for the rest here
                     sent_at, sent_at_ = sent_at_, None
+                    self.sent_at = sent_at
                     left = max(0.0, timers.response - (time.monotonic() - sent_at))
                     resp, buf = await self._read_head(conn, b"", left, sent_at)
                     if resp.status < 200 and resp.status != 101:
@@ -389,6 +339,11 @@ class Exchange:
             try:
                 await client.send_head(101, resp.reason, out_headers, None, no_body=True)
                 await client.tunnel(conn, bytes(buf), timers.idle)
+            except asyncio.CancelledError:
+                if not router.forced:
+                    raise
+                _uncancel()
+                line.code = "H24"  # the router stopped with the tunnel open: still status=101
             finally:
                 conn.close()
                 line.service_ms = int((time.monotonic() - sent_at) * 1000)
@@ -592,6 +547,13 @@ async def _read_backend(reader: Stream, idle: float, eof_ok: bool = False) -> by
     return data
 
 
+def _uncancel() -> None:
+    """The stopping router's cancellation was handled here: the task goes on normally."""
+    task = asyncio.current_task()
+    if task is not None:
+        task.uncancel()
+
+
 def _no_such_app() -> bytes:
     from .errors import NO_SUCH_APP_PAGE
 
@@ -599,6 +561,7 @@ def _no_such_app() -> bytes:
 
 
 __all__ = [
+    "BadRequestBody",
     "ClientGone",
     "ClientIdle",
     "ClientSide",

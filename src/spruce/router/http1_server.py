@@ -39,7 +39,7 @@ from .proto.http1 import (
     serialize_response_head,
 )
 from .proxy import BackendConn, choose
-from .state import Router
+from .state import ConnectionApps, Router
 from .stream import Stream
 from .table import App, Dyno, normalise_host
 
@@ -87,6 +87,7 @@ class H1Client(ClientSide):
             f" protocol={self.protocol} tls={'true' if self.tls else 'false'}"
             f" tls_version={self.tls_version}"
         )
+        self.conn_apps: ConnectionApps = ConnectionApps(router, moves=True)
         try:
             writer.transport.set_write_buffer_limits(high=WRITE_BUFFER)
         except Exception:
@@ -170,6 +171,8 @@ class H1Client(ClientSide):
         no_body: bool = False,
     ) -> bytes:
         self.response_started = True
+        if self.router.stopping:
+            self.keep_alive = False  # the router is shutting down: this is the last response
         if not self._body_done and status != 101:
             # answering before the body was read: the connection cannot be reused
             self.keep_alive = False
@@ -302,7 +305,8 @@ class H1Client(ClientSide):
             pass
         finally:
             router.open_connections -= 1
-            self.writer.transport.abort()
+            self.conn_apps.release()
+            self._close()
             # cancelled (router stopping) while the fast lane had an exchange out
             state = self._fast_state
             if state is not None:
@@ -314,6 +318,36 @@ class H1Client(ClientSide):
                 _done(router, state[2])
             if self._resume_task is not None:
                 self._resume_task.cancel()
+
+    def _close(self) -> None:
+        """End of the connection. A response already written still reaches a slow reader (one
+        ending with Connection: close), within the idle window; anything else is cut."""
+        transport = self.writer.transport
+        if transport.is_closing() or not transport.get_write_buffer_size():
+            transport.abort()
+            return
+        transport.close()
+        self._loop.call_later(self.router.timers.idle, transport.abort)
+
+    def idle(self) -> bool:
+        """Between requests with nothing of the next one received."""
+        reader = self.reader
+        return (
+            reader.intercept is not None  # in _read_head's read with nothing buffered
+            and not reader.hold
+            and not reader._buf
+            and self._fast_state is None
+            and self._resume_task is None
+        )
+
+    def shutdown(self) -> None:
+        """The router is stopping: an idle connection is closed now; a fast-lane exchange in
+        flight goes on on the ordinary path (which answers H24 if the grace period ends first).
+        Requests in flight finish and their connection closes after the response."""
+        if self._fast_state is not None:
+            self._fast_response(None)
+        elif self.idle():
+            self.writer.transport.abort()  # as at any connection's end (TLS: no close_notify wait)
 
     async def _read_head(self) -> RequestHead | None:
         idle = self.router.timers.idle
@@ -437,6 +471,8 @@ class H1Client(ClientSide):
             or not app.plain
             or router.inflight.get(app.id, 0) >= 200 * app.web_quantity
             or (self._sni is not None and self._sni != host)
+            or router.stopping
+            or self.conn_apps.refuses(app)
         ):
             return False
         up = app.up
@@ -464,6 +500,7 @@ class H1Client(ClientSide):
         inflight = router.inflight
         inflight[app_id] = inflight.get(app_id, 0) + 1
         router.fast_lane += 1
+        self.conn_apps.admit(app)  # (H22: `refuses` said it may count)
         received = time.time()
         rid = fr.request_id.decode("ascii") if fr.request_id else new_request_id()
         try:
@@ -574,7 +611,7 @@ class H1Client(ClientSide):
             _done(self.router, fx.app)
             self._resume_task = None
             if not (self.keep_alive and not self.writer.transport.is_closing()):
-                self.writer.abort()
+                self._close()  # what was written still reaches a slow reader
             self.reader.release(self.router.timers.idle)
 
     async def _resume(self, fx: _FastExchange) -> None:
@@ -590,7 +627,7 @@ class H1Client(ClientSide):
             self._resume_task = None
             if not (self.keep_alive and not self.writer.transport.is_closing()):
                 self.keep_alive = False
-                self.writer.abort()
+                self._close()  # what was written still reaches a slow reader
             self.reader.release(self.router.timers.idle)
 
 

@@ -10,6 +10,7 @@ the others run `Exchange` in a task, as does any fast-lane exchange that needs h
 from __future__ import annotations
 
 import asyncio
+import struct
 import time
 from collections import deque
 from typing import Any
@@ -25,14 +26,17 @@ from .h2_proto import (
     EV_REQUEST,
     EV_RESET,
     EV_WINDOW,
+    GOAWAY,
     INTERNAL_ERROR,
     NO_ERROR,
+    REFUSED_STREAM,
     H2Server,
     StreamGone,
+    frame,
 )
 from .h2_request import H2Request
 from .proto.headers import HOP_BY_HOP
-from .state import Router
+from .state import ConnectionApps, Router
 from .stream import Stream
 
 _DROP_OUT = HOP_BY_HOP | {"host"}
@@ -65,6 +69,7 @@ class H2Stream(ClientSide):
         self.tls, self.tls_version, self.sni = conn.info
         self.client_ip = conn.client_ip
         self.local_port = conn.local_port
+        self.conn_apps = conn.conn_apps
         self._chunks: deque[bytes] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self.bodiless = ended  # HEADERS ended the stream: no body at all
@@ -230,6 +235,8 @@ class H2Connection:
             f" protocol=http2.0 tls={'true' if info[0] else 'false'} tls_version={info[1]}"
         )
         self.proto = H2Server(max_concurrent=128, max_header_list=1 << 20)
+        self.conn_apps = ConnectionApps(router, moves=False)
+        self.last_stream: int | None = None  # set by shutdown(): GOAWAY sent, later refused
         self.streams: dict[int, H2Stream] = {}
         self.tasks: set[asyncio.Task[Any]] = set()
         self.fast: dict[H2Stream, float] = {}  # fast-lane exchanges out: when sent, in order
@@ -320,7 +327,29 @@ class H2Connection:
                     self._fast_timer.cancel()
                     self._fast_timer = None
                 router.open_connections -= 1
+                self.conn_apps.release()
+                self.flush_now()  # what the streams wrote last (an H24 page) goes out first
                 self.writer.transport.abort()
+
+    def shutdown(self) -> None:
+        """The router is stopping: GOAWAY naming the last stream taken (streams in flight go
+        on, later ones are refused), fast-lane exchanges handed to the coroutine path (which
+        answers H24 when the grace ends); the connection closes once no stream is left.
+        Called again and again by the server until then."""
+        if self.dead or self.writer.is_closing():
+            return
+        if self.last_stream is None:
+            self.last_stream = self.proto.highest
+            self.proto.out.append(
+                frame(GOAWAY, 0, 0, struct.pack(">II", self.last_stream, NO_ERROR))
+            )
+            for st in list(self.fast):
+                h2_fast.expire(self, st)
+            self.flush_now()
+        if not self.streams:
+            self.flush_now()
+            # abort, not close: a TLS close would wait for the client's close_notify
+            self.writer.transport.abort()
 
     def arm_fast_timer(self) -> None:
         """One timer per connection watches the response deadline of its fast-lane streams
@@ -392,6 +421,11 @@ class H2Connection:
         return True
 
     def _request(self, stream_id: int, req: H2Request, ended: bool) -> None:
+        if self.last_stream is not None and stream_id > self.last_stream:
+            # opened after our GOAWAY: the client retries it elsewhere
+            self.proto.reset_stream(stream_id, REFUSED_STREAM)
+            self.flush()
+            return
         st = H2Stream(self, stream_id, req, ended)
         self.streams[stream_id] = st
         if ended and not self.dead and h2_fast.try_fast(self, st):

@@ -5,12 +5,16 @@ from __future__ import annotations
 import asyncio
 import functools
 import socket
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from .failures import FORCED_ANSWER
 from .http1_server import H1Client, tls_info
 from .state import Router
 from .stream import Stream
 from .tls import TLSContexts
+
+if TYPE_CHECKING:
+    from .http2_server import H2Connection
 
 
 def listening_socket(
@@ -41,6 +45,8 @@ class RouterServer:
         self._sweeper: asyncio.Task[None] | None = None
         self.clients: set[H1Client] = set()  # open HTTP/1.1 client connections
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.h2_connections: set[H2Connection] = set()
+        self._stopping: asyncio.Future[None] | None = None
 
     async def start(
         self, http_socks: list[socket.socket], https_socks: list[socket.socket]
@@ -108,9 +114,19 @@ class RouterServer:
             if sslobj is not None and sslobj.selected_alpn_protocol() == "h2":
                 from .http2_server import H2Connection
 
-                await H2Connection(self.router, stream, stream, info).serve()
+                conn = H2Connection(self.router, stream, stream, info)
+                self.h2_connections.add(conn)
+                try:
+                    await conn.serve()
+                finally:
+                    self.h2_connections.discard(conn)
                 return
-            await H1Client(self.router, stream, stream, info, port).serve()
+            client = H1Client(self.router, stream, stream, info, port)
+            self.clients.add(client)
+            try:
+                await client.serve()
+            finally:
+                self.clients.discard(client)
         except asyncio.CancelledError:
             stream.abort()
 
@@ -123,16 +139,63 @@ class RouterServer:
                 out.append((str(name[0]), int(name[1])))
         return out
 
-    async def stop(self) -> None:
+    def _shutdown_connections(self) -> None:
+        """Idle connections close (HTTP/2: GOAWAY, then closed once no stream is left)."""
+        for client in list(self.clients):
+            client.shutdown()
+        for conn in list(self.h2_connections):
+            conn.shutdown()
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Graceful stop: no new connections; idle ones are closed at once (HTTP/2: GOAWAY);
+        requests in flight have `grace` seconds (timers.shutdown_grace) to finish, then each
+        exchange still running ends with H24 (the 503 page, or the connection cut if the
+        response had begun; an open tunnel logs H24 with status=101)."""
+        if self._stopping is not None:
+            await asyncio.shield(self._stopping)  # a second caller waits for the first
+            return
+        loop = asyncio.get_running_loop()
+        self._stopping = loop.create_future()
+        try:
+            await self._stop(self.router.timers.shutdown_grace if grace is None else grace)
+        finally:
+            self._stopping.set_result(None)
+
+    async def _stop(self, grace: float) -> None:
+        router = self.router
+        loop = asyncio.get_running_loop()
+        router.stopping = True
         for srv in self._servers:
             srv.close()
         if self._sweeper:
             self._sweeper.cancel()
+        deadline = loop.time() + grace
+        while True:
+            # connections that became idle since (their last response said Connection: close)
+            self._shutdown_connections()
+            pending = [t for t in self._tasks if not t.done()]
+            left = deadline - loop.time()
+            if not pending or left <= 0:
+                break
+            await asyncio.wait(pending, timeout=min(0.05, left))
+        # the grace period is over: what still runs gets H24 (Exchange, on cancellation)
+        router.forced = True
+        running = [t for t in router.exchanges if not t.done()]
+        for t in running:
+            t.cancel()
+        if running:
+            await asyncio.wait(running, timeout=FORCED_ANSWER + 0.5)
+        self._shutdown_connections()
+        pending = [t for t in self._tasks if not t.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=0.5)
         for t in list(self._tasks):
             t.cancel()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=1.0)
         for srv in self._servers:
             try:
                 await asyncio.wait_for(srv.wait_closed(), 2)
             except (TimeoutError, asyncio.CancelledError):
                 pass
-        self.router.pool.close_all()
+        router.pool.close_all()

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .proxy import DynoPool, Quarantine
-from .table import RouteTable
+from .table import App, RouteTable
 from .timers import RouterTimers
 
 LogEmit = Callable[[str, str], None]  # (app_id, router line)
@@ -65,6 +65,10 @@ class Router:
         self.inflight: Counter[str] = Counter()
         self.activity: Counter[str] = Counter()
         self.open_connections = 0
+        self.connections: Counter[str] = Counter()  # client connections per app (H22)
+        self.exchanges: set[asyncio.Task[Any]] = set()  # tasks running an exchange (H24)
+        self.stopping = False  # shutdown begun: no new connections, no keepalive
+        self.forced = False  # the grace period is over: exchanges still running get H24
         self.fast_lane = 0  # exchanges started on the HTTP/1.1 fast lane (tests, benchmarks)
         # fast-lane exchanges waiting for their dyno (client -> sent_at): a sweep hands the
         # slow ones to the coroutine path, which applies the exact response timeout
@@ -137,3 +141,51 @@ class Router:
         out = dict(self.activity)
         self.activity.clear()
         return out
+
+
+class ConnectionApps:
+    """The apps one client connection counts against (H22).
+
+    An HTTP/1.1 connection (`moves=True`) counts against the app of its latest admitted
+    request, an HTTP/2 connection against every app it carried an admitted stream for; both
+    until `release()` when the connection closes. A request is admitted once it passed the
+    checks before H22 (H32, H31, H80, H81, H82, H14).
+    """
+
+    __slots__ = ("_router", "_moves", "apps")
+
+    def __init__(self, router: Router, moves: bool) -> None:
+        self._router = router
+        self._moves = moves
+        self.apps: set[str] = set()
+
+    def limit(self, app: App) -> int:
+        return self._router.timers.connections_per_dyno * max(app.web_quantity, 1)
+
+    def refuses(self, app: App) -> bool:
+        """Whether admitting a request for `app` on this connection would break the limit."""
+        if app.id in self.apps:
+            return False
+        return self._router.connections.get(app.id, 0) >= self.limit(app)
+
+    def admit(self, app: App) -> bool:
+        """Count this connection against `app` (moving an HTTP/1.1 one); False: H22."""
+        if app.id in self.apps:
+            return True
+        counts = self._router.connections
+        n = counts.get(app.id, 0)  # dict.get: no Counter.__missing__ per request
+        if n >= self.limit(app):
+            return False
+        if self._moves and self.apps:
+            self.release()  # another app's count: n stands
+        counts[app.id] = n + 1
+        self.apps.add(app.id)
+        return True
+
+    def release(self) -> None:
+        counts = self._router.connections
+        for app_id in self.apps:
+            counts[app_id] -= 1
+            if counts[app_id] <= 0:
+                del counts[app_id]
+        self.apps.clear()

@@ -20,6 +20,7 @@ from .table import RouteTable
 from .timers import RouterTimers
 
 Addr = tuple[str, int]
+STOP_MARGIN = 10.0  # beyond shutdown_grace before a stopping worker is killed
 
 
 class RouterSupervisor:
@@ -166,9 +167,16 @@ class RouterSupervisor:
                 w.write(control.encode({"t": "stop"}))
             except Exception:
                 pass
+        # workers stop gracefully (shutdown_grace, then H24); a worker's channel ends when it
+        # exits, after its last log lines were read (workers adopted from an earlier control
+        # plane included)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timers.shutdown_grace + STOP_MARGIN
+        while self._conns and loop.time() < deadline:
+            await asyncio.sleep(0.02)
         for p in self._procs:
             try:
-                async with asyncio.timeout(5):
+                async with asyncio.timeout(max(0.5, deadline - loop.time())):
                     await p.wait()
             except TimeoutError:
                 p.kill()

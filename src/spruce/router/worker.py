@@ -1,7 +1,9 @@
 """A router worker process: one Heroku "router" serving the shared ports (SO_REUSEPORT).
 
 Started by RouterSupervisor as `python -m spruce.router.worker CONFIG_JSON`. It keeps serving
-with its last table when the control channel drops, and reconnects until told to stop.
+with its last table when the control channel drops, and reconnects until told to stop (a
+"stop" message, SIGTERM or SIGINT). Stopping is graceful (`RouterServer.stop`): the router
+lines of that period, H24 included, are sent to the supervisor before the process exits.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import sys
 import time
 from typing import Any
@@ -72,7 +75,7 @@ class Worker:
                 self._schedule_flush()
 
     async def _serve(self) -> None:
-        if self._serving:
+        if self._serving or self._stop.is_set():
             return
         self._serving = True
         await self.server.start(
@@ -102,28 +105,38 @@ class Worker:
                 elif t == "certs":
                     self.router.set_certificates(msg["certificates"], msg.get("default"))
                 elif t == "stop":
+                    # run() stops the server; the channel stays open for the last log lines
                     self._stop.set()
-                    return
         finally:
             self._writer = None
             writer.close()
 
-    async def run(self) -> None:
-        activity = asyncio.ensure_future(self._activity())
-        while not self._stop.is_set():
+    async def _sessions(self) -> None:
+        while True:
             try:
                 await self._session()
             except (OSError, ValueError):
                 pass
-            if self._stop.is_set():
-                break
-            try:
-                async with asyncio.timeout(0.2):
-                    await self._stop.wait()
-            except TimeoutError:
-                pass
+            await asyncio.sleep(0.2)
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stop.set)
+        activity = asyncio.ensure_future(self._activity())
+        sessions = asyncio.ensure_future(self._sessions())
+        await self._stop.wait()
         activity.cancel()
-        await self.server.stop()
+        await self.server.stop()  # the grace period; H24 for what still runs after it
+        self._flush()
+        writer = self._writer
+        if writer is not None and not writer.is_closing():
+            try:
+                await asyncio.wait_for(writer.drain(), 5.0)
+            except (TimeoutError, ConnectionError):
+                pass
+        sessions.cancel()
+        await asyncio.gather(sessions, activity, return_exceptions=True)
 
 
 def main() -> None:

@@ -28,6 +28,7 @@ FAST = RouterTimers(
     keepalive_idle=5.0,
     quarantine=0.5,
     page_cache=60.0,
+    shutdown_grace=1.0,
 )
 
 

@@ -132,6 +132,20 @@ async def test_slow_reading_client_gets_every_byte(rr):
     writer.close()
 
 
+async def test_slow_reader_gets_every_byte_before_connection_close(rr):
+    """A response ending the connection (Connection: close, or any during a router's grace
+    period) is not cut while the client is still reading it."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", rr.http_port, limit=1 << 16)
+    writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+    n = 6_000_000
+    writer.write(f"GET /big?n={n} HTTP/1.1\r\nHost: {H}\r\nConnection: close\r\n\r\n".encode())
+    await asyncio.sleep(0.5)
+    status, headers, body = await one_response(reader)
+    assert status == 200 and headers["connection"] == "close" and len(body) == n
+    assert await asyncio.wait_for(reader.read(), 3) == b""
+    writer.close()
+
+
 async def test_idle_and_silent_connections_are_closed(rr):
     reader, writer = await asyncio.open_connection("127.0.0.1", rr.http_port)
     # silent: closed quietly after the idle window (1 s in tests)

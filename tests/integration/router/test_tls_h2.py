@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl
 
 import httpx
@@ -243,3 +244,69 @@ async def test_http2_client_reset_is_h27(running_router, backends, pki):
     line = await rr.wait_log("code=H27")
     assert "protocol=http2.0" in line and "status=499" in line
     writer.close()
+
+
+async def test_h31_host_served_by_another_sni_endpoint(running_router, backends, pki):
+    """The connection's certificate covers Host, but Host has its own certificate: a client
+    coalescing connections (HTTP/2) or reusing one gets 421 and retries on a new one."""
+    ca, certs = pki
+    b = backends()
+    rr = await running_router(snapshot(b, certs))
+    for http2 in (True, False):
+        async with httpx.AsyncClient(
+            verify=ssl.create_default_context(cafile=str(ca.cert_path)), http2=http2
+        ) as c:
+            r = await c.get(
+                f"https://127.0.0.1:{rr.https_port}/name",
+                headers={"Host": "api.example.org", "User-Agent": 'probe/1.0 "x"'},
+                extensions={"sni_hostname": "x.example.org"},  # *.example.org covers api.
+            )
+        assert r.status_code == 421 and "Application Error" in r.text
+        proto = "http2.0" if http2 else "http1.1"
+        line = await rr.wait_log(f"protocol={proto} tls=true tls_version=tls1.3")
+        assert re.fullmatch(
+            r'at=error code=H31 desc="Misdirected Request" agent="probe/1\.0 \\"x\\"" '
+            r'method=GET path="/name" host=api\.example\.org request_id=[0-9a-f-]{36} '
+            r'fwd="127\.0\.0\.1" dyno= connect= service= status=421 bytes= '
+            rf"protocol={proto} tls=true tls_version=tls1\.3",
+            line,
+        ), line
+        rr.logs.clear()
+    # the retry on a connection of its own goes through
+    r = await _get(rr.https_port, ca, "api.example.org", "api.example.org", "/name")
+    assert r.status_code == 200 and r.text == "web.1"
+    # a name the wildcard covers with no certificate of its own is not misdirected
+    r = await _get(rr.https_port, ca, "x.example.org", "y.example.org", "/name")
+    assert r.status_code == 200
+    # no User-Agent: agent=""
+    ctx = ssl.create_default_context(cafile=str(ca.cert_path))
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1", rr.https_port, ssl=ctx, server_hostname="x.example.org"
+    )
+    writer.write(b"GET / HTTP/1.1\r\nHost: api.example.org\r\n\r\n")
+    assert (await asyncio.wait_for(reader.readuntil(b"\r\n"), 5)).startswith(b"HTTP/1.1 421 ")
+    writer.close()
+    line = await rr.wait_log("code=H31")
+    assert 'desc="Misdirected Request" agent="" method=GET path="/" ' in line
+
+
+async def test_h31_http2_request_for_an_app_without_http2(running_router, backends, pki):
+    ca, certs = pki
+    b = backends()
+    snap = snapshot(b, certs)
+    snap["apps"]["c"] = app_entry(
+        "c", ["h1.example.org"], [b.dyno()], features=["http-disable-http2"]
+    )
+    rr = await running_router(snap)
+    # h2 negotiated under x.example.org (app a), then a stream for h1.example.org (app c)
+    r = await _get(rr.https_port, ca, "x.example.org", "h1.example.org", "/name")
+    assert r.status_code == 421 and r.http_version == "HTTP/2"
+    line = await rr.wait_log("code=H31")
+    assert "host=h1.example.org " in line and "status=421 " in line and "protocol=http2.0" in line
+    assert re.search(r'agent="python-httpx/[^"]+"', line), line
+    # its own connection offers HTTP/1.1 only, and serves it
+    r = await _get(rr.https_port, ca, "h1.example.org", "h1.example.org", "/name")
+    assert r.status_code == 200 and r.http_version == "HTTP/1.1"
+    # HTTP/1.1 over a connection negotiated under another name is fine for it
+    r = await _get(rr.https_port, ca, "x.example.org", "h1.example.org", "/name", http2=False)
+    assert r.status_code == 200

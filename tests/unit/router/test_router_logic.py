@@ -168,3 +168,55 @@ def test_header_rewrite_both_ways():
         keep_upgrade=False,
     )
     assert resp == [("Set-Cookie", "a=b"), ("Via", "1.0 x, 1.1 spruce")]
+
+
+def test_timers_and_limits_cross_the_process_boundary_typed():
+    from spruce.router.timers import RouterTimers
+
+    t = RouterTimers()
+    assert (t.shutdown_grace, t.connections_per_dyno) == (10.0, 1000)
+    back = RouterTimers.from_dict({**t.to_dict(), "connections_per_dyno": 7.0})
+    assert back.connections_per_dyno == 7 and isinstance(back.connections_per_dyno, int)
+    assert isinstance(back.idle, float)
+    for bad in ({"shutdown_grace": -1}, {"connections_per_dyno": 0}):
+        with pytest.raises(ValueError):
+            RouterTimers(**bad)  # type: ignore[arg-type]
+
+
+def test_connection_apps_move_or_accumulate_and_release():
+    from spruce.router.state import ConnectionApps, Router
+    from spruce.router.timers import RouterTimers
+
+    router = Router(RouterTimers(connections_per_dyno=2))
+    a = App.from_dict({"id": "a", "hostnames": ["a"], "web_quantity": 1})
+    b = App.from_dict({"id": "b", "hostnames": ["b"], "web_quantity": 0})  # limit: max(0, 1) x 2
+    h1 = [ConnectionApps(router, moves=True) for _ in range(3)]
+    assert h1[0].admit(a) and h1[1].admit(a)
+    assert h1[2].refuses(a) and not h1[2].admit(a)
+    assert not h1[0].refuses(a) and h1[0].admit(a)  # already counted: no change
+    assert router.connections == {"a": 2}
+    assert h1[0].admit(b) and router.connections == {"a": 1, "b": 1}  # moved
+    h2 = ConnectionApps(router, moves=False)
+    assert h2.admit(a) and h2.admit(b) and router.connections == {"a": 2, "b": 2}
+    assert not h1[2].admit(b)
+    h2.release()
+    assert router.connections == {"a": 1, "b": 1}
+    for c in h1:
+        c.release()
+    assert router.connections == {}
+
+
+def test_h24_h22_h31_lines():
+    base = dict(method="GET", path="/", host="h", request_id="r", fwd="1.2.3.4")
+    tail = dict(protocol="http2.0", tls=True, tls_version="tls1.3")
+    line = RouterLine(**base, **tail, code="H31", status=421, agent='curl/8 "x"')
+    assert line.format() == (
+        'at=error code=H31 desc="Misdirected Request" agent="curl/8 \\"x\\"" method=GET '
+        'path="/" host=h request_id=r fwd="1.2.3.4" dyno= connect= service= status=421 bytes= '
+        "protocol=http2.0 tls=true tls_version=tls1.3"
+    )
+    line = RouterLine(**base, **tail, code="H22", status=503)
+    assert line.format().startswith('at=error code=H22 desc="Connection limit reached" method=')
+    line = RouterLine(**base, **tail, code="H24", status=101, dyno="web.1", service_ms=5)
+    assert line.format().startswith('at=error code=H24 desc="Forced close" method=GET')
+    assert " dyno=web.1 connect= service=5ms status=101 bytes= " in line.format()
