@@ -53,7 +53,7 @@ def try_fast(conn: H2Connection, st: H2Stream) -> bool:
         or router.inflight.get(app.id, 0) >= 200 * app.web_quantity
         or (st.tls and st.sni and normalise_host(st.sni) != host)
         or router.stopping
-        or st.conn_apps.refuses(app)
+        or conn.conn_apps.refuses(app)
     ):
         return False
     quarantine = router.quarantine
@@ -74,7 +74,7 @@ def try_fast(conn: H2Connection, st: H2Stream) -> bool:
     inflight = router.inflight
     inflight[app_id] = inflight.get(app_id, 0) + 1
     router.fast_lane += 1
-    st.conn_apps.admit(app)  # (H22: `refuses` said it may count)
+    conn.conn_apps.admit(app)  # (H22: `refuses` said it may count)
     received = time.time()
     rid = request_id_for(req.headers, req.request_id)
     try:

@@ -148,7 +148,7 @@ async def test_stale_pool_connection_is_replayed_from_the_fast_lane(running_rout
 
 
 async def test_router_fault_on_the_fast_lane_is_h99(running_router, backends, monkeypatch):
-    from spruce.router import http1_server
+    from spruce.router import h1_fast
 
     b = backends()
     rr = await running_router(table(app_entry("a", [H], [b.dyno()])))
@@ -160,7 +160,7 @@ async def test_router_fault_on_the_fast_lane_is_h99(running_router, backends, mo
         raise RuntimeError("boom")
 
     # a fault once the fast lane has committed to the request (building the dyno head)
-    monkeypatch.setattr(http1_server, "forwarded_for", broken)
+    monkeypatch.setattr(h1_fast, "forwarded_for", broken)
     assert (await _get(reader, writer, "/name"))[0] == 503
     assert rr.router.fast_lane == before + 1
     line = await rr.wait_log("code=H99")

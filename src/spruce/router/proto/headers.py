@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable
 
 from .http1 import Headers
 
@@ -41,7 +42,7 @@ def connection_listed(headers: Headers) -> set[str]:
     return out
 
 
-def request_id_for(headers: Headers, first: str | None = None) -> str:
+def request_id_for(headers: Iterable[tuple[str, str]], first: str | None = None) -> str:
     """The client's X-Request-Id when valid, else a new one. `first`: the parser's pick."""
     if first is not None:  # "" when the client sent none
         return first if first and _REQUEST_ID.match(first) else new_request_id()
