@@ -26,7 +26,7 @@ from .proto.headers import request_id_for, rewrite_response_headers
 from .proto.http1 import ProtocolError, parse_response_head
 from .proxy import BackendConn, choose
 from .state import Router
-from .table import App, Dyno, normalise_host
+from .table import App, Dyno
 
 if TYPE_CHECKING:
     from .http2_server import H2Connection, H2Stream
@@ -51,16 +51,22 @@ def try_fast(conn: H2Connection, st: H2Stream) -> bool:
         app is None
         or not app.plain
         or router.inflight.get(app.id, 0) >= 200 * app.web_quantity
-        or (st.tls and st.sni and normalise_host(st.sni) != host)
+        or (conn.sni_host is not None and conn.sni_host != host)
         or router.stopping
         or conn.conn_apps.refuses(app)
     ):
         return False
     quarantine = router.quarantine
-    candidates = [d for d in app.up if not quarantine.active(d.key)]
-    if not candidates:
-        return False
-    dyno = choose(candidates)
+    up = app.up
+    if len(up) == 1:
+        dyno = up[0]
+        if quarantine._until and quarantine.active(dyno.key):
+            return False
+    else:
+        candidates = [d for d in up if not quarantine.active(d.key)]
+        if not candidates:
+            return False
+        dyno = choose(candidates)
     backend = router.pool.take(dyno.key)
     if backend is None:
         return False

@@ -181,7 +181,7 @@ def _lit(s: bytes) -> bytes:
 class Encoder:
     """Indexed fields from the static table and our dynamic table, literals otherwise."""
 
-    __slots__ = ("entries", "index", "count", "size", "max_size", "pending", "peer_max")
+    __slots__ = ("entries", "index", "count", "size", "max_size", "pending", "peer_max", "_memo")
 
     def __init__(self) -> None:
         self.entries: deque[tuple[Header, int]] = deque()  # oldest first: (header, seq)
@@ -191,6 +191,9 @@ class Encoder:
         self.max_size = DEFAULT_TABLE_SIZE
         self.peer_max = DEFAULT_TABLE_SIZE
         self.pending: list[int] = []  # table size updates to announce
+        # blocks by (header list, entries ever inserted): a list that inserted nothing encodes
+        # the same again while the table is unchanged (responses repeat their headers)
+        self._memo: dict[tuple[tuple[Header, ...], int], bytes] = {}
 
     def set_peer_max(self, value: int) -> None:
         """The client's SETTINGS_HEADER_TABLE_SIZE changed: our table stays within it."""
@@ -199,10 +202,13 @@ class Encoder:
         if new != self.max_size:
             self.max_size = new
             self.pending.append(new)
+            self._memo.clear()  # what gets indexed depends on the size
             self._evict()
 
     def _evict(self) -> None:
         entries = self.entries
+        if self.size > self.max_size:
+            self._memo.clear()
         while self.size > self.max_size:
             h, seq = entries.popleft()
             self.size -= _entry_size(*h)
@@ -210,6 +216,21 @@ class Encoder:
                 del self.index[h]
 
     def encode(self, headers: list[Header]) -> bytes:
+        key = None
+        if not self.pending:
+            key = (tuple(headers), self.count)
+            hit = self._memo.get(key)
+            if hit is not None:
+                return hit
+        block = self._encode(headers)
+        if key is not None and key[1] == self.count:  # nothing inserted: reusable as is
+            memo = self._memo
+            if len(memo) >= 256:
+                memo.clear()
+            memo[key] = block
+        return block
+
+    def _encode(self, headers: list[Header]) -> bytes:
         out: list[bytes] = []
         if self.pending:
             # the smallest size since the last block, then the current one (RFC 7541 4.2)

@@ -38,6 +38,7 @@ from .h2_request import H2Request
 from .proto.headers import HOP_BY_HOP
 from .state import ConnectionApps, Router
 from .stream import Stream
+from .table import normalise_host
 
 _DROP_OUT = HOP_BY_HOP | {"host"}
 WRITE_BUFFER = 1 << 20  # bounded buffering towards slow readers
@@ -230,6 +231,7 @@ class H2Connection:
         sock = writer.get_extra_info("sockname") or ("", 0)
         self.client_ip = str(peer[0])
         self.local_port = int(sock[1])
+        self.sni_host = normalise_host(info[2]) if info[0] and info[2] else None
         # the end of the fast lane's log line, fixed per connection
         self.line_tail = (
             f" protocol=http2.0 tls={'true' if info[0] else 'false'} tls_version={info[1]}"

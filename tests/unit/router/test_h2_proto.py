@@ -358,3 +358,19 @@ def test_answered_streams_earn_room_for_resets_and_pings():
     # ...may ping and cancel in proportion
     server.receive(P.frame(P.PING, 0, 0, b"12345678") * (2 * P.FLOOD_BASE))
     assert server.error is None
+
+
+def test_encoder_memo_follows_the_table():
+    # repeated response header lists come from the memo, and stay correct across insertions,
+    # evictions and a client shrinking the table
+    enc = Encoder()
+    dec = hpack.Decoder()
+    base = [(b":status", b"200"), (b"server", b"nginx"), (b"x-n", b"1")]
+    for i in range(300):
+        hs = base + [(b"date", b"d%d" % (i // 7)), (b"x-big", b"v" * (i % 50))]
+        for _ in range(2):
+            assert dec.decode(enc.encode(hs), raw=True) == hs
+        if i == 150:
+            enc.set_peer_max(256)
+            dec.header_table_size = 256
+            assert dec.decode(enc.encode(base), raw=True) == base
