@@ -54,14 +54,16 @@ class H1FastLane(ClientSide):
     _forwarded: bytes
     _line_tail: str
     _fast_state: tuple[Any, ...] | None
-    _resume_task: asyncio.Task[None] | None
+    _resume_task: asyncio.Task[Any] | None
     _req: RequestHead | None
     _continue_sent: bool
     _decoder: ChunkedDecoder | None
     _remaining: int | None
     _body_done: bool
+    last_active: float
     abort: Callable[[], None]
     _close: Callable[[], None]
+    start_task: Callable[[Any], asyncio.Task[Any]]
 
     def _fast(self, data: bytes) -> bool:
         writer = self.writer
@@ -78,7 +80,7 @@ class H1FastLane(ClientSide):
             or router.inflight.get(app.id, 0) >= 200 * app.web_quantity
             or (self._sni is not None and self._sni != host)
             or router.stopping
-            or self.conn_apps.refuses(app)
+            or not self.conn_apps.admit(app)  # (H22; what the ordinary path would admit)
         ):
             return False
         up = app.up
@@ -106,7 +108,6 @@ class H1FastLane(ClientSide):
         inflight = router.inflight
         inflight[app_id] = inflight.get(app_id, 0) + 1
         router.fast_lane += 1
-        self.conn_apps.admit(app)  # (H22: `refuses` said it may count)
         received = time.time()
         rid = fr.request_id.decode("ascii") if fr.request_id else new_request_id()
         try:
@@ -130,7 +131,7 @@ class H1FastLane(ClientSide):
             router.fast_waiting.pop(self, None)
             conn.reader.on_data = None
             fx = _FastExchange(data, fr, app, host, dyno, conn, b"", rid, received, 0.0)
-            self._resume_task = self._loop.create_task(self._fault(fx, e))
+            self._resume_task = self.start_task(self._fault(fx, e))
         return True
 
     def _fast_response(self, data: bytes | None) -> None:
@@ -146,13 +147,13 @@ class H1FastLane(ClientSide):
         if fres is None:
             if data:
                 conn.reader.unread(data)
-            self._resume_task = self._loop.create_task(self._resume(_FastExchange(*state)))
+            self._resume_task = self.start_task(self._resume(_FastExchange(*state)))
             return
         assert data is not None
         try:
             self._fast_relay(state, fres, data)
         except Exception as e:  # a router fault: H99, as on the coroutine path
-            self._resume_task = self._loop.create_task(self._fault(_FastExchange(*state), e))
+            self._resume_task = self.start_task(self._fault(_FastExchange(*state), e))
 
     def _fast_relay(self, state: tuple[Any, ...], fres: FastResponse, data: bytes) -> None:
         _, fr, app, host, dyno, conn, _, rid, _, sent_at = state
@@ -185,6 +186,7 @@ class H1FastLane(ClientSide):
         if not keep_alive:  # Connection: close: flush, then the reader sees the end
             self.keep_alive = False
             self.writer.close()
+        self.last_active = time.monotonic()
         self.reader.release(router.timers.idle)
 
     def _exchange(self, fx: _FastExchange) -> Exchange:
@@ -216,6 +218,7 @@ class H1FastLane(ClientSide):
         finally:
             _done(self.router, fx.app)
             self._resume_task = None
+            self.last_active = time.monotonic()
             if not (self.keep_alive and not self.writer.transport.is_closing()):
                 self._close()  # what was written still reaches a slow reader
             self.reader.release(self.router.timers.idle)
@@ -231,6 +234,7 @@ class H1FastLane(ClientSide):
             await ex.run(resume=(fx.conn, fx.dyno, fx.head, fx.sent_at))
         finally:
             self._resume_task = None
+            self.last_active = time.monotonic()
             if not (self.keep_alive and not self.writer.transport.is_closing()):
                 self.keep_alive = False
                 self._close()  # what was written still reaches a slow reader

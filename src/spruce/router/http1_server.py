@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 from .errors import plain_page, reason
@@ -33,9 +34,28 @@ from .table import normalise_host
 
 WRITE_BUFFER = 1 << 20  # bounded buffering towards slow readers
 MAX_HEAD = MAX_LINE * 64
+# (X-Forwarded-Proto/Port prefix, log line tail) by (tls, tls version, port): a few entries
+_PARTS: dict[tuple[bool, str, int], tuple[bytes, str]] = {}
 
 
 class H1Client(H1FastLane):
+    # per-request and per-connection state; class-level defaults keep a new connection cheap
+    _req: RequestHead | None = None
+    _remaining: int | None = 0
+    _decoder: ChunkedDecoder | None = None
+    _body_done = True
+    _chunked_out = False
+    _closed_out = False
+    _continue_sent = False
+    _pending = b""
+    _fast_state: tuple[Any, ...] | None = None
+    _resume_task: asyncio.Task[Any] | None = None
+    # parked: no reading task (see park); `_spawn` starts tasks the server tracks
+    _parked = False
+    _spawn: Callable[[Any], asyncio.Task[Any]] | None = None
+    _on_done: Callable[[H1Client], None] | None = None
+    last_active = 0.0
+
     def __init__(
         self,
         router: Router,
@@ -54,27 +74,23 @@ class H1Client(H1FastLane):
             local_port = int((writer.get_extra_info("sockname") or ("", 0))[1])
         self.local_port = local_port
         self.buf = bytearray()
-        self._req: RequestHead | None = None
-        self._remaining: int | None = 0
-        self._decoder: ChunkedDecoder | None = None
-        self._body_done = True
-        self._chunked_out = False
-        self._closed_out = False
-        self._continue_sent = False
-        self._pending = b""
-        self._fast_state: tuple[Any, ...] | None = None
-        self._resume_task: asyncio.Task[None] | None = None
         self._loop = reader._loop
-        # per-connection parts of the fast lane's dyno head and log line
         self._sni = normalise_host(self.sni) if self.tls and self.sni else None
-        self._forwarded = (
-            f"X-Forwarded-Proto: {'https' if self.tls else 'http'}\r\n"
-            f"X-Forwarded-Port: {local_port}\r\nX-Request-Start: "
-        ).encode("latin-1")
-        self._line_tail = (
-            f" protocol={self.protocol} tls={'true' if self.tls else 'false'}"
-            f" tls_version={self.tls_version}"
-        )
+        # per-connection parts of the fast lane's dyno head and log line
+        key = (self.tls, self.tls_version, local_port)
+        parts = _PARTS.get(key)
+        if parts is None:
+            parts = _PARTS[key] = (
+                (
+                    f"X-Forwarded-Proto: {'https' if self.tls else 'http'}\r\n"
+                    f"X-Forwarded-Port: {local_port}\r\nX-Request-Start: "
+                ).encode("latin-1"),
+                (
+                    f" protocol={self.protocol} tls={'true' if self.tls else 'false'}"
+                    f" tls_version={self.tls_version}"
+                ),
+            )
+        self._forwarded, self._line_tail = parts
         self.conn_apps: ConnectionApps = ConnectionApps(router, moves=True)
         try:
             writer.transport.set_write_buffer_limits(high=WRITE_BUFFER)
@@ -280,8 +296,47 @@ class H1Client(H1FastLane):
 
     # the connection loop ---------------------------------------------------
     async def serve(self) -> None:
-        router = self.router
-        router.open_connections += 1
+        self.router.open_connections += 1
+        await self._serve()
+
+    def park(
+        self, spawn: Callable[[Any], asyncio.Task[Any]], on_done: Callable[[H1Client], None]
+    ) -> None:
+        """Serve without a task for as long as every request takes the fast lane (a new plain
+        connection whose requests all do never gets one): the reader's callbacks drive it,
+        `spawn` starts the ordinary loop once bytes need it, the end is handled in the
+        callback too, and `on_done` is told. The server's sweep closes it when idle."""
+        self.router.open_connections += 1
+        self._parked = True
+        self._spawn = spawn
+        self._on_done = on_done
+        self.last_active = time.monotonic()
+        reader = self.reader
+        reader.intercept = self._fast
+        reader.on_wakeup = self._unpark
+
+    def _unpark(self) -> None:
+        """Bytes or the end reached a parked connection with no exchange out."""
+        if self._fast_state is not None or self._resume_task is not None:
+            return  # the exchange's end releases the reader again
+        reader = self.reader
+        reader.on_wakeup = None
+        reader.intercept = None
+        self._parked = False
+        if reader._buf:
+            assert self._spawn is not None
+            self._spawn(self._serve())  # the ordinary loop reads what is buffered
+        else:  # the client closed (or was closed): the end, without a task
+            self._finish()
+
+    def start_task(self, coro: Any) -> asyncio.Task[Any]:
+        """Run a hand-over or fault on a task the server tracks (parked connections have no
+        task the server could wait for at shutdown)."""
+        if self._spawn is not None:
+            return self._spawn(coro)
+        return self._loop.create_task(coro)
+
+    async def _serve(self) -> None:
         try:
             while True:
                 req = await self._read_head()
@@ -292,20 +347,27 @@ class H1Client(H1FastLane):
         except (ClientGone, ClientIdle, ConnectionError, OSError):
             pass
         finally:
-            router.open_connections -= 1
-            self.conn_apps.release()
-            self._close()
-            # cancelled (router stopping) while the fast lane had an exchange out
-            state = self._fast_state
-            if state is not None:
-                self._fast_state = None
-                router.fast_waiting.pop(self, None)
-                conn = state[5]
-                conn.reader.on_data = None
-                conn.close()
-                _done(router, state[2])
+            self._finish()
             if self._resume_task is not None:
                 self._resume_task.cancel()
+
+    def _finish(self) -> None:
+        router = self.router
+        router.open_connections -= 1
+        self.conn_apps.release()
+        self._close()
+        # cancelled (router stopping) while the fast lane had an exchange out
+        state = self._fast_state
+        if state is not None:
+            self._fast_state = None
+            router.fast_waiting.pop(self, None)
+            conn = state[5]
+            conn.reader.on_data = None
+            conn.close()
+            _done(router, state[2])
+        if self._on_done is not None:
+            self._on_done(self)
+            self._on_done = None
 
     def _close(self) -> None:
         """End of the connection. A response already written still reaches a slow reader (one

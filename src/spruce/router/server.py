@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import socket
+import time
 from typing import TYPE_CHECKING, Any
 
 from .failures import FORCED_ANSWER
@@ -82,30 +83,33 @@ class RouterServer:
 
     def _on_plain_connected(self, stream: Stream, port: int) -> None:
         client = H1Client(self.router, stream, stream, (False, "unknown", None), port)
-        # a first request arriving before the connection's task runs may take the fast lane
-        stream.intercept = client._fast
-        self._spawn(self._on_plain(client))
+        self.clients.add(client)
+        # no task until a request needs one (most never do: see H1Client.park)
+        client.park(self._spawn, self.clients.discard)
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         assert self._loop is not None
         task = self._loop.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     async def _sweep(self) -> None:
+        router = self.router
+        pool_every = max(0.05, router.timers.keepalive_idle / 3)
+        pool_at = time.monotonic() + pool_every
         while True:
-            await asyncio.sleep(max(0.05, self.router.timers.keepalive_idle / 3))
-            self.router.pool.sweep()
-
-    async def _on_plain(self, client: H1Client) -> None:
-        stream = client.reader
-        self.clients.add(client)
-        try:
-            await client.serve()
-        except asyncio.CancelledError:
-            stream.abort()  # router shutting down: end quietly
-        finally:
-            self.clients.discard(client)
+            idle = router.timers.idle
+            await asyncio.sleep(max(0.05, min(1.0, idle / 4, pool_every)))
+            now = time.monotonic()
+            if now >= pool_at:
+                router.pool.sweep()
+                pool_at = now + pool_every
+            # parked connections have no reader task to time them out
+            limit = now - idle
+            for client in [c for c in self.clients if c._parked and c.last_active <= limit]:
+                if client.idle():
+                    client.writer.transport.abort()  # its callbacks see the end
 
     async def _on_tls(self, stream: Stream, port: int) -> None:
         info = tls_info(stream)

@@ -35,6 +35,7 @@ class Stream(asyncio.Protocol):
         "hold",
         "intercept",
         "on_data",
+        "on_wakeup",
     )
 
     def __init__(
@@ -66,6 +67,9 @@ class Stream(asyncio.Protocol):
         self.hold = False
         self.intercept: Any = None
         self.on_data: Any = None
+        # a connection without a reading task (see H1Client.park): called whenever bytes
+        # or the end are there for a reader and nobody is waiting
+        self.on_wakeup: Any = None
 
     # protocol callbacks ----------------------------------------------------
     def connection_made(self, transport: Any) -> None:
@@ -93,6 +97,8 @@ class Stream(asyncio.Protocol):
             self._waiter = None
             if not w.done():
                 w.set_result(None)
+        elif self.on_wakeup is not None:
+            self.on_wakeup()
 
     def eof_received(self) -> bool:
         self._eof = True
@@ -141,6 +147,8 @@ class Stream(asyncio.Protocol):
             self._waiter = None
             if not w.done():
                 w.set_result(None)
+        elif self.on_wakeup is not None:
+            self.on_wakeup()
 
     # timer -------------------------------------------------------------------
     def _on_timer(self) -> None:

@@ -170,3 +170,45 @@ async def test_router_fault_on_the_fast_lane_is_h99(running_router, backends, mo
     assert (await _get(reader, writer, "/name"))[0] == 200
     assert not rr.router.inflight
     writer.close()
+
+
+async def test_a_connection_served_on_the_fast_lane_has_no_task(running_router, backends):
+    b = backends()
+    rr = await running_router(table(app_entry("a", [H], [b.dyno()])))
+    reader, writer = await _client(rr)
+    assert (await _get(reader, writer, "/name"))[0] == 200  # opens the pooled connection
+    writer.close()  # (that one needed the ordinary loop: nothing was pooled yet)
+    reader, writer = await _client(rr)
+    assert (await _get(reader, writer, "/name"))[0] == 200
+    tasks = {t for t in rr.server._tasks if not t.done()}
+    for _ in range(3):
+        assert (await _get(reader, writer, "/name"))[0] == 200
+    await asyncio.sleep(0.1)  # the first connection's end
+    (client,) = rr.server.clients
+    assert client._parked  # callbacks only, no reader task
+    assert {t for t in rr.server._tasks if not t.done()} <= tasks
+    assert rr.router.open_connections == 1
+    # a request the fast lane declines (a body) starts the ordinary loop, which carries on
+    writer.write(f"POST /echo HTTP/1.1\r\nHost: {H}\r\nContent-Length: 2\r\n\r\nhi".encode())
+    status, _, body = await asyncio.wait_for(one_response(reader), 5)
+    assert status == 200 and json.loads(body)["body"] == "hi"
+    assert not client._parked
+    assert (await _get(reader, writer, "/name"))[0] == 200
+    writer.close()
+    for _ in range(100):
+        if not rr.server.clients and not rr.router.open_connections:
+            break
+        await asyncio.sleep(0.02)
+    assert not rr.server.clients and rr.router.open_connections == 0
+    # a parked connection closed by its client ends in the callbacks, counters included
+    reader, writer = await _client(rr)
+    assert (await _get(reader, writer, "/name"))[0] == 200
+    (client,) = rr.server.clients
+    assert client._parked
+    writer.close()
+    for _ in range(100):
+        if not rr.server.clients and not rr.router.open_connections:
+            break
+        await asyncio.sleep(0.02)
+    assert not rr.server.clients and rr.router.open_connections == 0
+    assert not rr.router.inflight
