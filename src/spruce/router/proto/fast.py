@@ -12,6 +12,7 @@ byte-identical to `rewrite_*_headers` + `serialize_*_head` wherever this module 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import NamedTuple
 
 from .http1 import MAX_HEADERS, MAX_LINE
@@ -86,16 +87,34 @@ class FastRequest(NamedTuple):
     target: str
     host: bytes  # as sent (the caller normalises and looks it up)
     head: bytes  # request line and kept header lines, without the blank line
-    xff: list[str]  # X-Forwarded-For values as sent (for the log line's fwd)
+    xff: tuple[str, ...]  # X-Forwarded-For values as sent (for the log line's fwd)
     request_id: bytes  # the client's id when valid, else b""
     via: bytes | None  # client Via values joined with ", " (None when none)
     keep_alive: bool
 
 
+# Both functions below are pure: their answers are memoised by the bytes they read (a client
+# repeats its request heads; a dyno its response heads, Date changing once a second). Bounded:
+# clients choose what they send.
+_MEMO_MAX = 1024
+_request_memo: dict[bytes, FastRequest | None] = {}
+_response_memo: dict[bytes, FastResponse | None] = {}
+
+
 def fast_request(data: bytes) -> FastRequest | None:
     """A complete, bodiless HTTP/1.1 request head the fast lane may forward as is, or None."""
-    if len(data) > MAX_LINE:
-        return None
+    try:
+        return _request_memo[data]
+    except KeyError:
+        pass
+    fr = _fast_request(data) if len(data) <= MAX_LINE else None
+    if len(_request_memo) >= _MEMO_MAX:
+        _request_memo.clear()
+    _request_memo[data] = fr
+    return fr
+
+
+def _fast_request(data: bytes) -> FastRequest | None:
     m = _REQUEST_LINE.match(data)
     if m is None:
         return None
@@ -162,7 +181,7 @@ def fast_request(data: bytes) -> FastRequest | None:
             m.group(2).decode("latin-1"),
             host,
             head,
-            xff,
+            tuple(xff),
             rid,
             b", ".join(vias) if vias else None,
             keep_alive,
@@ -197,7 +216,7 @@ def client_response(fres: FastResponse, data: bytes, via: bytes, keep_alive: boo
     )
 
 
-def forwarded_for(xff: list[str], client_ip: str) -> str:
+def forwarded_for(xff: Sequence[str], client_ip: str) -> str:
     """X-Forwarded-For towards the dyno: the client's list (cleaned) plus the client IP."""
     if not xff:
         return client_ip
@@ -212,6 +231,7 @@ class FastResponse(NamedTuple):
     via: bytes | None  # dyno Via values joined with ", " (None when none)
     keep_alive: bool  # the dyno's connection may be reused
     body_start: int
+    length: int  # the body's Content-Length
 
 
 def fast_response(data: bytes) -> FastResponse | None:
@@ -220,6 +240,21 @@ def fast_response(data: bytes) -> FastResponse | None:
     end = data.find(b"\r\n\r\n", 0, MAX_LINE) + 4
     if end < 4:
         return None
+    head = data[:end] if end < len(data) else data
+    try:
+        fres = _response_memo[head]
+    except KeyError:
+        fres = _fast_response(head, end)
+        if len(_response_memo) >= _MEMO_MAX:
+            _response_memo.clear()
+        _response_memo[head] = fres
+    if fres is None or len(data) - end != fres.length:
+        return None
+    return fres
+
+
+def _fast_response(data: bytes, end: int) -> FastResponse | None:
+    """`fast_response` of a head alone (`end` is its length)."""
     m = _STATUS_LINE.match(data)
     if m is None:
         return None
@@ -260,7 +295,7 @@ def fast_response(data: bytes) -> FastResponse | None:
             vias.append(data[base + s : base + e].strip(b" \t"))
         parts.append(data[pos : base + sm.start() + 2])
         pos = base + e + 2
-    if length < 0 or len(data) - end != length:
+    if length < 0:
         return None
     parts.append(data[pos : end - 2])
     return _tuple_new(
@@ -271,5 +306,6 @@ def fast_response(data: bytes) -> FastResponse | None:
             b", ".join(vias) if vias else None,
             not close if http11 else keep,
             end,
+            length,
         ),
     )
