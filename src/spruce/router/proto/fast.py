@@ -96,7 +96,7 @@ class FastRequest(NamedTuple):
 # Both functions below are pure: their answers are memoised by the bytes they read (a client
 # repeats its request heads; a dyno its response heads, Date changing once a second). Bounded:
 # clients choose what they send.
-_MEMO_MAX = 1024
+_MEMO_MAX = 512  # entries per memo: at most 512 heads of <= 8 KB each
 _request_memo: dict[bytes, FastRequest | None] = {}
 _response_memo: dict[bytes, FastResponse | None] = {}
 
