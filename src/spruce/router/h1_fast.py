@@ -30,7 +30,7 @@ from .proto.fast import (
 )
 from .proto.headers import new_request_id
 from .proto.http1 import ChunkedDecoder, RequestHead, parse_request_head
-from .proxy import BackendConn, choose
+from .proxy import BackendConn
 from .state import ConnectionApps, Router
 from .table import App, Dyno
 
@@ -83,31 +83,12 @@ class H1FastLane(ClientSide):
             or not self.conn_apps.admit(app)  # (H22; what the ordinary path would admit)
         ):
             return False
-        up = app.up
-        quarantine = router.quarantine
-        if len(up) == 1:
-            dyno = up[0]
-            if quarantine._until and quarantine.active(dyno.key):
-                return False
-        else:
-            candidates = [d for d in up if not quarantine.active(d.key)]
-            if not candidates:
-                return False
-            dyno = choose(candidates)
-        conn = router.pool.take(dyno.key)
-        if conn is None:
+        pooled = router.take_pooled(app)
+        if pooled is None:
             return False
-        if conn.reader._buf:  # bytes the dyno sent unasked on an idle connection: unusable
-            conn.close()
-            return False
+        dyno, conn = pooled
         # committed: from here the exchange is this request's, whatever happens
-        # (dict.get, not Counter's __missing__: this runs per request)
-        app_id = app.id
-        activity = router.activity
-        activity[app_id] = activity.get(app_id, 0) + 1
-        inflight = router.inflight
-        inflight[app_id] = inflight.get(app_id, 0) + 1
-        router.fast_lane += 1
+        router.fast_begin(app)
         received = time.time()
         rid = fr.request_id.decode("ascii") if fr.request_id else new_request_id()
         try:
@@ -159,7 +140,7 @@ class H1FastLane(ClientSide):
         _, fr, app, host, dyno, conn, _, rid, _, sent_at = state
         router = self.router
         if self.reader._lost:  # the client went away meanwhile: H27, as on the slow path
-            _done(router, app)
+            router.fast_end(app)
             conn.close()
             ex = self._exchange(_FastExchange(*state))
             ex.line.status = fres.status
@@ -182,7 +163,7 @@ class H1FastLane(ClientSide):
             f"request_id={rid} fwd={_quote(fwd)} dyno={dyno.name} connect=0ms "
             f"service={service_ms}ms status={fres.status} bytes={size}{self._line_tail}",
         )
-        _done(router, app)
+        router.fast_end(app)
         if not keep_alive:  # Connection: close: flush, then the reader sees the end
             self.keep_alive = False
             self.writer.close()
@@ -216,7 +197,7 @@ class H1FastLane(ClientSide):
         except Exception:
             self.keep_alive = False  # nothing sensible left to answer with
         finally:
-            _done(self.router, fx.app)
+            self.router.fast_end(fx.app)
             self._resume_task = None
             self.last_active = time.monotonic()
             if not (self.keep_alive and not self.writer.transport.is_closing()):
@@ -280,13 +261,3 @@ class _FastExchange:
         self.request_id = request_id
         self.received = received
         self.sent_at = sent_at
-
-
-def _done(router: Router, app: App) -> None:
-    """The fast lane's exchange is no longer in flight."""
-    inflight = router.inflight
-    n = inflight.get(app.id, 0) - 1
-    if n > 0:
-        inflight[app.id] = n
-    else:
-        inflight.pop(app.id, None)

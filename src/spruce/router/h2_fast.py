@@ -24,8 +24,7 @@ from .h2_proto import StreamGone
 from .logline import _quote
 from .proto.headers import request_id_for, rewrite_response_headers
 from .proto.http1 import ProtocolError, parse_response_head
-from .proxy import BackendConn, choose
-from .state import Router
+from .proxy import BackendConn
 from .table import App, Dyno
 
 if TYPE_CHECKING:
@@ -56,30 +55,12 @@ def try_fast(conn: H2Connection, st: H2Stream) -> bool:
         or conn.conn_apps.refuses(app)
     ):
         return False
-    quarantine = router.quarantine
-    up = app.up
-    if len(up) == 1:
-        dyno = up[0]
-        if quarantine._until and quarantine.active(dyno.key):
-            return False
-    else:
-        candidates = [d for d in up if not quarantine.active(d.key)]
-        if not candidates:
-            return False
-        dyno = choose(candidates)
-    backend = router.pool.take(dyno.key)
-    if backend is None:
+    pooled = router.take_pooled(app)
+    if pooled is None:
         return False
-    if backend.reader._buf:  # bytes the dyno sent unasked on an idle connection: unusable
-        backend.close()
-        return False
+    dyno, backend = pooled
     # committed: from here the exchange is this request's, whatever happens
-    app_id = app.id
-    activity = router.activity
-    activity[app_id] = activity.get(app_id, 0) + 1
-    inflight = router.inflight
-    inflight[app_id] = inflight.get(app_id, 0) + 1
-    router.fast_lane += 1
+    router.fast_begin(app)
     conn.conn_apps.admit(app)  # (H22: `refuses` said it may count)
     received = time.time()
     rid = request_id_for(req.headers, req.request_id)
@@ -233,7 +214,7 @@ def _relay(
     router = conn.router
     status, hs, keep_alive, _ = parsed
     if st.reset or conn.dead:  # the client went away meanwhile: H27, as on the slow path
-        done(router, app)
+        router.fast_end(app)
         backend.close()
         ex = exchange(st, state)
         ex.line.status = status
@@ -262,7 +243,7 @@ def _relay(
         f"request_id={rid} fwd={_quote(fwd)} dyno={dyno.name} connect=0ms "
         f"service={service_ms}ms status={status} bytes={n}{conn.line_tail}",
     )
-    done(router, app)
+    router.fast_end(app)
     conn.stream_done(st)
 
 
@@ -285,7 +266,7 @@ async def _fault(
     except Exception:
         st.abort()  # nothing sensible left to answer with
     finally:
-        done(conn.router, app)
+        conn.router.fast_end(app)
         conn.stream_done(st)
 
 
@@ -299,14 +280,4 @@ def cancel(conn: H2Connection, st: H2Stream) -> None:
     backend = state[2]
     backend.reader.on_data = None
     backend.close()
-    done(conn.router, state[6])
-
-
-def done(router: Router, app: App) -> None:
-    """The fast lane's exchange is no longer in flight."""
-    inflight = router.inflight
-    n = inflight.get(app.id, 0) - 1
-    if n > 0:
-        inflight[app.id] = n
-    else:
-        inflight.pop(app.id, None)
+    conn.router.fast_end(state[6])

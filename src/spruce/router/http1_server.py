@@ -15,7 +15,7 @@ from .exchange import (
     Exchange,
     send_simple,
 )
-from .h1_fast import H1FastLane, _done
+from .h1_fast import H1FastLane
 from .proto.http1 import (
     MAX_LINE,
     ChunkedDecoder,
@@ -364,7 +364,7 @@ class H1Client(H1FastLane):
             conn = state[5]
             conn.reader.on_data = None
             conn.close()
-            _done(router, state[2])
+            router.fast_end(state[2])
         if self._on_done is not None:
             self._on_done(self)
             self._on_done = None

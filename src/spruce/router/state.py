@@ -8,8 +8,8 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from .proxy import DynoPool, Quarantine
-from .table import App, RouteTable
+from .proxy import BackendConn, DynoPool, Quarantine, choose
+from .table import App, Dyno, RouteTable
 from .timers import RouterTimers
 
 LogEmit = Callable[[str, str], None]  # (app_id, router line)
@@ -77,6 +77,47 @@ class Router:
         self._changed = asyncio.Event()
         self._woken: dict[str, float] = {}
         self.on_certificates: Callable[[], None] | None = None
+
+    # the fast lanes (h1_fast, h2_fast) -----------------------------------
+    def take_pooled(self, app: App) -> tuple[Dyno, BackendConn] | None:
+        """A random up, unquarantined dyno of `app` with an idle pooled connection, or None
+        (the coroutine path then connects, waits or answers the H code)."""
+        up = app.up
+        quarantine = self.quarantine
+        if len(up) == 1:
+            dyno = up[0]
+            if quarantine._until and quarantine.active(dyno.key):
+                return None
+        else:
+            candidates = [d for d in up if not quarantine.active(d.key)]
+            if not candidates:
+                return None
+            dyno = choose(candidates)
+        conn = self.pool.take(dyno.key)
+        if conn is None:
+            return None
+        if conn.reader._buf:  # bytes the dyno sent unasked on an idle connection: unusable
+            conn.close()
+            return None
+        return dyno, conn
+
+    def fast_begin(self, app: App) -> None:
+        """A fast-lane exchange is in flight (dict.get: no Counter.__missing__ per request)."""
+        app_id = app.id
+        activity = self.activity
+        activity[app_id] = activity.get(app_id, 0) + 1
+        inflight = self.inflight
+        inflight[app_id] = inflight.get(app_id, 0) + 1
+        self.fast_lane += 1
+
+    def fast_end(self, app: App) -> None:
+        """The fast lane's exchange is no longer in flight."""
+        inflight = self.inflight
+        n = inflight.get(app.id, 0) - 1
+        if n > 0:
+            inflight[app.id] = n
+        else:
+            inflight.pop(app.id, None)
 
     def fast_wait(self, client: Any, sent_at: float) -> None:
         self.fast_waiting[client] = sent_at
