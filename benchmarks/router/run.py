@@ -1,6 +1,6 @@
 """Router benchmark: direct vs HAProxy vs nginx vs Spruce, same tiny backend (nginx `return 200`).
 
-    /work/venv/bin/python benchmarks/router/run.py [--duration 5] [--only spruce]
+    .venv/bin/python benchmarks/router/run.py [--duration 5] [--only spruce]
 
 Loads: wrk HTTP/1.1 keepalive, wrk new connection per request, h2load HTTP/2 over TLS.
 Every proxy runs one worker/process/thread with keepalive to the backend. Prints a markdown
