@@ -41,9 +41,11 @@ class Worker:
         self._stop = asyncio.Event()
 
     def _emit(self, app_id: str, line: str) -> None:
-        if len(self._lines) < MAX_PENDING_LINES:
-            self._lines.append(control.log_entry(app_id, line, time.time_ns() // 1000))
-        self._schedule_flush()
+        lines = self._lines
+        if len(lines) < MAX_PENDING_LINES:
+            lines.append(control.log_entry(app_id, line, time.time_ns() // 1000))
+        if not self._flush_scheduled:  # (once per request: no call when already due)
+            self._schedule_flush()
 
     def _wake(self, app_id: str) -> None:
         self._out.append({"t": "wake", "app_id": app_id})
