@@ -201,6 +201,7 @@ class H1FastLane(ClientSide):
             self._resume_task = None
             self.last_active = time.monotonic()
             if not (self.keep_alive and not self.writer.transport.is_closing()):
+                self.keep_alive = False  # nothing after this request is read
                 self._close()  # what was written still reaches a slow reader
             self.reader.release(self.router.timers.idle)
 

@@ -430,7 +430,9 @@ class H1Client(H1FastLane):
                 return None
             except (ConnectionError, OSError):
                 raise ClientGone() from None
-            if not data:
+            if not data or not self.keep_alive:
+                # (not keep_alive: a fast-lane exchange ended the connection while this read
+                # waited; nothing after its request is read as another one)
                 return None
             self.buf += data
         try:

@@ -1,0 +1,43 @@
+"""Edges of the HTTP/1.1 fast lane and parked connections (real sockets, real dynos): what
+happens around a fast-lane exchange (pipelined bytes, the connection's end, faults), what the
+dyno pool hands out afterwards, and what the head memos keep."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from .conftest import app_entry, one_response
+
+H = "demo.localhost"
+
+
+def table(*apps) -> dict:
+    return {"router_name": "spruce", "apps": {a["id"]: a for a in apps}}
+
+
+async def _get(reader, writer, path: str, extra: str = "") -> tuple[int, dict[str, str], bytes]:
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: {H}\r\n{extra}\r\n".encode())
+    return await asyncio.wait_for(one_response(reader), 5)
+
+
+@pytest.mark.parametrize("wait", ["0.1", "0.5"])  # relayed whole / handed over (tick 0.25 s)
+async def test_nothing_after_connection_close_is_read(running_router, backends, wait):
+    b = backends()
+    rr = await running_router(table(app_entry("a", [H], [b.dyno()])))
+    reader, writer = await asyncio.open_connection("127.0.0.1", rr.http_port)
+    assert (await _get(reader, writer, "/name"))[0] == 200
+    before = rr.router.fast_lane
+    writer.write(f"GET /sleep?s={wait} HTTP/1.1\r\nHost: {H}\r\nConnection: close\r\n\r\n".encode())
+    await writer.drain()
+    await asyncio.sleep(0.03)  # taken by the fast lane; then a request that must not be read
+    writer.write(f"DELETE /echo?after-close=1 HTTP/1.1\r\nHost: {H}\r\n\r\n".encode())
+    status, headers, body = await asyncio.wait_for(one_response(reader), 5)
+    assert status == 200 and headers["connection"] == "close" and body == b"slept"
+    assert await asyncio.wait_for(reader.read(), 5) == b""
+    assert rr.router.fast_lane == before + 1
+    await asyncio.sleep(0.2)
+    assert not any("after-close" in line for _, line in rr.logs), rr.logs
+    assert not rr.router.inflight and rr.router.open_connections == 0
+    writer.close()
