@@ -67,10 +67,14 @@ class DynoPool:
         now = time.monotonic()
         while conns:
             conn = conns.pop()
+            reader = conn.reader
             if (
                 now - conn.idle_since < self.idle
-                and not conn.reader.at_eof()
-                and not (conn.writer.transport.is_closing())
+                # bytes the dyno sent unasked while idle (or its end): the next response read
+                # there would not be the next request's
+                and not reader._buf
+                and not reader._eof
+                and not conn.writer.transport.is_closing()
             ):
                 conn.reused = True
                 return conn
@@ -90,7 +94,7 @@ class DynoPool:
         for key in list(self._idle):
             keep = []
             for conn in self._idle[key]:
-                if now - conn.idle_since >= self.idle or conn.reader.at_eof():
+                if now - conn.idle_since >= self.idle or conn.reader._eof or conn.reader._buf:
                     conn.close()
                 else:
                     keep.append(conn)

@@ -93,11 +93,8 @@ class Router:
             if not candidates:
                 return None
             dyno = choose(candidates)
-        conn = self.pool.take(dyno.key)
+        conn = self.pool.take(dyno.key)  # (never one with bytes the dyno sent unasked)
         if conn is None:
-            return None
-        if conn.reader._buf:  # bytes the dyno sent unasked on an idle connection: unusable
-            conn.close()
             return None
         return dyno, conn
 

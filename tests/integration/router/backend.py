@@ -3,7 +3,7 @@
     python backend.py PORT NAME [--idle-close SECONDS]
 
 Paths choose the behaviour: /echo, /sleep?s=, /close, /partial, /noreason, /bigcookie,
-/chunked, /stall, /ws, /big?n=, /name, /continue, /interim.
+/chunked, /stall, /ws, /big?n=, /name, /continue, /interim, /double.
 """
 
 from __future__ import annotations
@@ -116,6 +116,11 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
             elif path == "/interim":
                 writer.write(b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n")
                 writer.write(resp("200 OK", b"after hints"))
+            elif path == "/double":  # a second, unsolicited response a moment later
+                writer.write(resp("200 OK", b"first"))
+                await writer.drain()
+                await asyncio.sleep(float(q.get("s", "0.1")))
+                writer.write(resp("200 OK", b"unsolicited"))
             elif path == "/ws":
                 h = {k.lower(): v for k, v in headers}
                 key = h.get("sec-websocket-key", "")

@@ -5,6 +5,7 @@ dyno pool hands out afterwards, and what the head memos keep."""
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
@@ -41,3 +42,24 @@ async def test_nothing_after_connection_close_is_read(running_router, backends, 
     assert not any("after-close" in line for _, line in rr.logs), rr.logs
     assert not rr.router.inflight and rr.router.open_connections == 0
     writer.close()
+
+
+async def test_pooled_connection_with_unsolicited_bytes_is_not_reused(running_router, backends):
+    b = backends()
+    rr = await running_router(table(app_entry("a", [H], [b.dyno()])))
+    reader, writer = await asyncio.open_connection("127.0.0.1", rr.http_port)
+    assert (await _get(reader, writer, "/name"))[0] == 200
+    status, _, body = await _get(reader, writer, "/double")
+    assert status == 200 and body == b"first"
+    await asyncio.sleep(0.3)  # the dyno's extra response now sits on the pooled connection
+    # a request with a body takes the ordinary path, which takes from the same pool
+    writer.write(f"POST /echo HTTP/1.1\r\nHost: {H}\r\nContent-Length: 2\r\n\r\nhi".encode())
+    status, _, body = await asyncio.wait_for(one_response(reader), 5)
+    assert status == 200 and body.startswith(b"{") and json.loads(body)["body"] == "hi", body
+    # nor does another client get the answer meant for this one (one response behind)
+    r2, w2 = await asyncio.open_connection("127.0.0.1", rr.http_port)
+    w2.write(f"POST /echo HTTP/1.1\r\nHost: {H}\r\nContent-Length: 5\r\n\r\nother".encode())
+    status, _, body = await asyncio.wait_for(one_response(r2), 5)
+    assert status == 200 and json.loads(body)["body"] == "other", body
+    writer.close()
+    w2.close()
