@@ -63,3 +63,23 @@ async def test_pooled_connection_with_unsolicited_bytes_is_not_reused(running_ro
     assert status == 200 and json.loads(body)["body"] == "other", body
     writer.close()
     w2.close()
+
+
+async def test_the_request_memo_keeps_heads_only(running_router, backends):
+    # the first read of a parked connection goes through fast_request whatever it holds: a
+    # head and the start of a large body must not be kept (512 of them: over 100 MB)
+    from spruce.router.proto import fast
+
+    b = backends()
+    rr = await running_router(table(app_entry("a", [H], [b.dyno()])))
+    fast._request_memo.clear()
+    for i in range(3):
+        body = bytes([65 + i]) * 200_000
+        reader, writer = await asyncio.open_connection("127.0.0.1", rr.http_port)
+        writer.write(
+            f"POST /name HTTP/1.1\r\nHost: {H}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        assert (await asyncio.wait_for(one_response(reader), 5))[0] == 200
+        writer.close()
+    assert max(map(len, fast._request_memo), default=0) <= 8192

@@ -103,11 +103,13 @@ _response_memo: dict[bytes, FastResponse | None] = {}
 
 def fast_request(data: bytes) -> FastRequest | None:
     """A complete, bodiless HTTP/1.1 request head the fast lane may forward as is, or None."""
+    if len(data) > MAX_LINE:
+        return None  # neither hashed nor kept: a read can be a head and 256 KB of body
     try:
         return _request_memo[data]
     except KeyError:
         pass
-    fr = _fast_request(data) if len(data) <= MAX_LINE else None
+    fr = _fast_request(data)
     if len(_request_memo) >= _MEMO_MAX:
         _request_memo.clear()
     _request_memo[data] = fr
