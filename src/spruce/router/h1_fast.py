@@ -91,6 +91,7 @@ class H1FastLane(ClientSide):
         router.fast_begin(app)
         received = time.time()
         rid = fr.request_id.decode("ascii") if fr.request_id else new_request_id()
+        self.reader.hold = True  # pipelined bytes wait, whatever happens to this exchange
         try:
             head = dyno_head(
                 fr,
@@ -101,7 +102,6 @@ class H1FastLane(ClientSide):
                 router.table.via_h1,
             )
             conn.writer.transport.write(head)
-            self.reader.hold = True
             sent_at = time.monotonic()
             # (a tuple: the common exchange allocates no object of its own)
             self._fast_state = (data, fr, app, host, dyno, conn, head, rid, received, sent_at)
