@@ -166,7 +166,7 @@ class H1FastLane(ClientSide):
         router.fast_end(app)
         if not keep_alive:  # Connection: close: flush, then the reader sees the end
             self.keep_alive = False
-            self.writer.close()
+            self._close()
         self.last_active = time.monotonic()
         self.reader.release(router.timers.idle)
 

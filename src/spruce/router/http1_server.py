@@ -48,6 +48,7 @@ class H1Client(H1FastLane):
     _closed_out = False
     _continue_sent = False
     _pending = b""
+    _closed = False  # _close() ran
     _fast_state: tuple[Any, ...] | None = None
     _resume_task: asyncio.Task[Any] | None = None
     # parked: no reading task (see park); `_spawn` starts tasks the server tracks
@@ -371,7 +372,12 @@ class H1Client(H1FastLane):
 
     def _close(self) -> None:
         """End of the connection. A response already written still reaches a slow reader (one
-        ending with Connection: close), within the idle window; anything else is cut."""
+        ending with Connection: close), within the idle window; anything else is cut. Once:
+        the connection's end (`_finish`) comes after an exchange's close, and must not cut
+        what that close is still flushing."""
+        if self._closed:
+            return
+        self._closed = True
         transport = self.writer.transport
         if transport.is_closing() or not transport.get_write_buffer_size():
             transport.abort()

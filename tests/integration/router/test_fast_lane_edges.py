@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 
 import pytest
 
@@ -120,4 +121,30 @@ async def test_a_fault_on_the_fast_lane_keeps_pipelined_requests_in_order(
     second = await asyncio.wait_for(one_response(reader), 5)
     assert (first[0], first[2]) == (503, b"slept")
     assert (second[0], second[2]) == (200, b"web.1")
+    writer.close()
+
+
+async def _parked(rr) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A parked connection with a warm pool: its requests take the fast lane from the first."""
+    r0, w0 = await asyncio.open_connection("127.0.0.1", rr.http_port)
+    assert (await _get(r0, w0, "/name"))[0] == 200  # (opens the pooled dyno connection)
+    w0.close()
+    reader, writer = await asyncio.open_connection("127.0.0.1", rr.http_port, limit=1 << 16)
+    writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+    return reader, writer
+
+
+async def test_half_closed_slow_reader_gets_a_whole_closing_response(running_router, backends):
+    # `printf 'GET ... Connection: close' | nc`: the request, its end (FIN), then reading
+    b = backends()
+    rr = await running_router(table(app_entry("a", [H], [b.dyno()])))
+    reader, writer = await _parked(rr)
+    n = 4_000_000  # not whole in one read: handed over, ends with up to 1 MB still buffered
+    writer.write(f"GET /big?n={n} HTTP/1.1\r\nHost: {H}\r\nConnection: close\r\n\r\n".encode())
+    writer.write_eof()
+    await asyncio.sleep(0.5)
+    status, headers, body = await asyncio.wait_for(one_response(reader), 5)
+    assert status == 200 and headers["connection"] == "close" and len(body) == n
+    assert await asyncio.wait_for(reader.read(), 3) == b""
+    assert rr.router.fast_lane == 1  # it started on the fast lane
     writer.close()
