@@ -383,7 +383,9 @@ class H1Client(H1FastLane):
             transport.abort()
             return
         transport.close()
-        self._loop.call_later(self.router.timers.idle, transport.abort)
+        flushing = self.router.flushing
+        flushing.add(transport)
+        self._loop.call_later(self.router.timers.idle, abort_flushing, flushing, transport)
 
     def idle(self) -> bool:
         """Between requests with nothing of the next one received."""
@@ -397,13 +399,14 @@ class H1Client(H1FastLane):
         )
 
     def shutdown(self) -> None:
-        """The router is stopping: an idle connection is closed now; a fast-lane exchange in
-        flight goes on on the ordinary path (which answers H24 if the grace period ends first).
-        Requests in flight finish and their connection closes after the response."""
+        """The router is stopping: an idle connection is closed now (what was written still
+        reaches a slow reader, within the grace period); a fast-lane exchange in flight goes on
+        on the ordinary path (which answers H24 if the grace period ends first). Requests in
+        flight finish and their connection closes after the response."""
         if self._fast_state is not None:
             self._fast_response(None)
         elif self.idle():
-            self.writer.transport.abort()  # as at any connection's end (TLS: no close_notify wait)
+            self._close()  # as at any connection's end (TLS: no close_notify wait)
 
     async def _read_head(self) -> RequestHead | None:
         idle = self.router.timers.idle
@@ -507,6 +510,15 @@ class H1Client(H1FastLane):
         return self.keep_alive and not self.writer.transport.is_closing()
 
 
+def abort_flushing(flushing: set[Any], transport: Any) -> None:
+    """The idle window of a closing connection's flush is over (or a stopping router's grace
+    period): cut what is left. (A transport that flushed everything is closed already, and
+    asyncio's abort() then fails.)"""
+    flushing.discard(transport)
+    if transport.get_write_buffer_size():
+        transport.abort()
+
+
 def tls_info(writer: Stream) -> tuple[bool, str, str | None]:
     sslobj = writer.get_extra_info("ssl_object")
     if sslobj is None:
@@ -515,4 +527,4 @@ def tls_info(writer: Stream) -> tuple[bool, str, str | None]:
     return (True, version, getattr(sslobj, "spruce_sni", None) or sslobj.server_hostname)
 
 
-__all__ = ["H1Client", "reason", "tls_info"]
+__all__ = ["H1Client", "abort_flushing", "reason", "tls_info"]

@@ -9,7 +9,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from .failures import FORCED_ANSWER
-from .http1_server import H1Client, tls_info
+from .http1_server import H1Client, abort_flushing, tls_info
 from .state import Router
 from .stream import Stream
 from .tls import TLSContexts
@@ -178,10 +178,15 @@ class RouterServer:
             # connections that became idle since (their last response said Connection: close)
             self._shutdown_connections()
             pending = [t for t in self._tasks if not t.done()]
+            # responses written but not yet read by slow clients get the grace period too
+            flushing = any(t.get_write_buffer_size() for t in router.flushing)
             left = deadline - loop.time()
-            if not pending or left <= 0:
+            if not (pending or flushing) or left <= 0:
                 break
-            await asyncio.wait(pending, timeout=min(0.05, left))
+            if pending:
+                await asyncio.wait(pending, timeout=min(0.05, left))
+            else:
+                await asyncio.sleep(min(0.05, left))
         # the grace period is over: what still runs gets H24 (Exchange, on cancellation)
         router.forced = True
         running = [t for t in router.exchanges if not t.done()]
@@ -202,4 +207,6 @@ class RouterServer:
                 await asyncio.wait_for(srv.wait_closed(), 2)
             except (TimeoutError, asyncio.CancelledError):
                 pass
+        for transport in list(router.flushing):  # what the grace period did not see through
+            abort_flushing(router.flushing, transport)
         router.pool.close_all()

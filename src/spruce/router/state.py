@@ -69,6 +69,9 @@ class Router:
         self.exchanges: set[asyncio.Task[Any]] = set()  # tasks running an exchange (H24)
         self.stopping = False  # shutdown begun: no new connections, no keepalive
         self.forced = False  # the grace period is over: exchanges still running get H24
+        # client transports closed with a response still flushing to a slow reader (aborted
+        # after the idle window); a stopping router gives them the grace period
+        self.flushing: set[Any] = set()
         self.fast_lane = 0  # exchanges started on the HTTP/1.1 fast lane (tests, benchmarks)
         # fast-lane exchanges waiting for their dyno (client -> sent_at): a sweep hands the
         # slow ones to the coroutine path, which applies the exact response timeout

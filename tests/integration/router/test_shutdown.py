@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import re
+import socket
 import ssl
 import time
+from typing import Any
 
 import h2.config
 import h2.connection
@@ -302,3 +304,66 @@ async def test_worker_processes_stop_at_once_with_only_idle_connections(backends
     for r, w in conns:
         assert await asyncio.wait_for(r.read(), 1) == b""
         w.close()
+
+
+async def _slow_client(port: int, n: int, extra: str = "") -> tuple[asyncio.Task[int], Any]:
+    """A client that asks for n bytes and reads them slowly (~2 MB/s): returns the reading
+    task (bytes of body read until the end) once the response has begun."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 16)
+    writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+    writer.write(f"GET /big?n={n} HTTP/1.1\r\nHost: {H}\r\n{extra}\r\n".encode())
+    await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+
+    async def read() -> int:
+        got = 0
+        try:
+            while got < n:
+                data = await asyncio.wait_for(reader.read(65536), 5)
+                if not data:
+                    break
+                got += len(data)
+                await asyncio.sleep(0.03)
+        finally:
+            writer.close()
+        return got
+
+    return asyncio.ensure_future(read()), writer
+
+
+async def test_responses_written_before_the_stop_reach_slow_readers(running_router, backends):
+    # a keepalive response fully written (the exchange is over, the connection idle) but
+    # still in the router's buffer: the idle connection is closed, not cut
+    b = backends()
+    rr = await running_router(table(app_entry("a", [H], [b.dyno()])), SLOW)
+    n = 6_000_000
+    task, _ = await _slow_client(rr.http_port, n)
+    await asyncio.sleep(0.3)
+    started = time.monotonic()
+    await rr.server.stop(grace=8)
+    assert await asyncio.wait_for(task, 10) == n
+    assert time.monotonic() - started < 5  # stop waited for the flush, not the whole grace
+    assert not rr.router.flushing
+
+
+async def test_worker_processes_flush_slow_readers_before_exiting(backends, tmp_path):
+    b = backends()
+    sup = RouterSupervisor(
+        [("127.0.0.1", 0)],
+        [],
+        1,
+        PrintLogSink(),
+        timers=dataclasses.replace(SLOW, shutdown_grace=8.0),
+        run_dir=tmp_path,
+        snapshot=table(app_entry("a", [H], [b.dyno()])),
+    )
+    await sup.start()
+    n = 6_000_000
+    try:
+        port = sup.http_addresses[0][1]
+        keep, _ = await _slow_client(port, n)
+        close, _ = await _slow_client(port, n, "Connection: close\r\n")
+        await asyncio.sleep(0.3)
+    finally:
+        await sup.stop()
+    assert await asyncio.wait_for(keep, 10) == n
+    assert await asyncio.wait_for(close, 10) == n
