@@ -47,6 +47,7 @@ REASONS = {
     400: "Bad Request",
     404: "Not Found",
     405: "Method Not Allowed",
+    408: "Request Timeout",
     414: "URI Too Long",
     417: "Expectation Failed",
     421: "Misdirected Request",

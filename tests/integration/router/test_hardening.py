@@ -152,7 +152,7 @@ async def test_idle_and_silent_connections_are_closed(rr):
     assert await asyncio.wait_for(reader.read(), 3) == b""
     # incomplete head that names no app yet, then silence: 408 and closed
     out = await raw_request(rr.http_port, b"GET / HTTP/1.1\r\nX-A: b\r\n", timeout=3)
-    assert out.startswith(b"HTTP/1.1 408 ")
+    assert out.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
     # once it names an app, that app's log gets H28 and the client nothing (as mid-body)
     out = await raw_request(rr.http_port, f"GET / HTTP/1.1\r\nHost: {H}\r\n".encode(), timeout=3)
     assert out == b""
