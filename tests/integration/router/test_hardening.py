@@ -199,3 +199,20 @@ async def test_chunked_wins_over_content_length_and_the_connection_closes(rr):
     assert echoed["body"] == "hello"
     assert not any(k.lower() == "content-length" for k, _ in echoed["headers"])
     assert b"smuggled" not in out and out.count(b"HTTP/1.1 ") == 1
+
+
+async def test_closing_connection_timer_after_a_complete_flush_is_quiet(rr, caplog):
+    # the idle-window abort of a closing connection fires after the slow reader got it all:
+    # nothing left to cut (asyncio's abort() on that closed transport raised in the callback)
+    reader, writer = await asyncio.open_connection("127.0.0.1", rr.http_port, limit=1 << 16)
+    writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+    n = 6_000_000
+    writer.write(f"GET /big?n={n} HTTP/1.1\r\nHost: {H}\r\nConnection: close\r\n\r\n".encode())
+    await asyncio.sleep(0.5)
+    status, _, body = await one_response(reader)
+    assert status == 200 and len(body) == n
+    assert await asyncio.wait_for(reader.read(), 3) == b""
+    writer.close()
+    await asyncio.sleep(1.2)  # past the idle window (1 s in tests)
+    assert not [r for r in caplog.records if "Exception in callback" in r.getMessage()]
+    assert not rr.router.flushing
