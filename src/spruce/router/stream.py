@@ -257,9 +257,12 @@ class Stream(asyncio.Protocol):
             raise ConnectionResetError("Connection lost")
         if not self._write_paused:
             return
-        d = self._loop.create_future()
-        self._drain_waiter = d
-        await d
+        # one future for every writer waiting (the streams of an HTTP/2 connection): a second
+        # drain must not orphan the first's; shielded, so one cancelled writer cancels no other
+        d = self._drain_waiter
+        if d is None:
+            d = self._drain_waiter = self._loop.create_future()
+        await asyncio.shield(d)
 
     def close(self) -> None:
         self.transport.close()
