@@ -42,6 +42,7 @@ from .table import normalise_host
 
 _DROP_OUT = HOP_BY_HOP | {"host"}
 WRITE_BUFFER = 1 << 20  # bounded buffering towards slow readers
+FLUSH_AT = 16384  # a response body this large is written at once, not coalesced
 
 
 def response_headers(
@@ -158,6 +159,8 @@ class H2Stream(ClientSide):
     ) -> None:
         conn = self.conn
         if not self.reset and not conn.dead and body:
+            while conn.writer.must_wait():  # no more than about the write buffer's worth out
+                await conn.drain()
             try:
                 fits = len(body) <= conn.proto.window(self.stream_id)
             except StreamGone:
@@ -169,7 +172,10 @@ class H2Stream(ClientSide):
                 except StreamGone:
                     raise ClientGone() from None
                 self.closed = True
-                conn.flush()
+                if len(body) >= FLUSH_AT:
+                    conn.flush_now()  # written now, so the next must_wait() knows of it
+                else:
+                    conn.flush()
                 return
         await super().send_whole(status, reason, headers, body)
 
@@ -180,6 +186,9 @@ class H2Stream(ClientSide):
         while view:
             if self.reset or conn.dead:
                 raise ClientGone()
+            if conn.writer.must_wait():  # every stream waiting is woken at once: check again
+                await conn.drain()
+                continue
             try:
                 window = proto.window(self.stream_id)
             except StreamGone:
@@ -190,11 +199,7 @@ class H2Stream(ClientSide):
             n = min(window, len(view), 1 << 16)
             proto.send_data(self.stream_id, view[:n].tobytes())
             view = view[n:]
-            conn.flush()
-            try:
-                await conn.writer.drain()
-            except (ConnectionError, OSError):
-                raise ClientGone() from None
+            conn.flush_now()  # written now, so that the next must_wait() knows of it
 
     async def end(self) -> None:
         if self.closed:
@@ -247,6 +252,7 @@ class H2Connection:
         self._drained: asyncio.Future[None] | None = None
         self.dead = False
         self._flush_scheduled = False
+        self._unpause: asyncio.Task[None] | None = None  # reading paused until this drain
         self._loop = asyncio.get_running_loop()
         self._last_rx = self._loop.time()
         try:
@@ -264,8 +270,32 @@ class H2Connection:
     def flush_now(self) -> None:
         self._flush_scheduled = False
         data = self.proto.data_to_send()
-        if data and not self.writer.is_closing():
-            self.writer.write(data)
+        w = self.writer
+        if data and not w.is_closing():
+            w.write(data)
+            if w.must_wait() and self._unpause is None and not self.dead:
+                # the client is not reading what we send: read nothing more from it (no new
+                # streams, no frames asking for an answer) until it has taken most of it
+                w.transport.pause_reading()
+                self._unpause = self._loop.create_task(self._resume_reading())
+
+    async def _resume_reading(self) -> None:
+        try:
+            await self.writer.drain()
+        except (ConnectionError, OSError):
+            return
+        self._unpause = None
+        if not self.writer.is_closing():
+            self.writer.transport.resume_reading()
+
+    async def drain(self) -> None:
+        """Wait while the client leaves more than the write buffer unread."""
+        try:
+            await self.writer.drain()
+        except (ConnectionError, OSError):
+            raise ClientGone() from None
+        if self.dead:
+            raise ClientGone()
 
     async def wait_window(self) -> None:
         self._window.clear()
@@ -328,6 +358,8 @@ class H2Connection:
                 if self._fast_timer is not None:
                     self._fast_timer.cancel()
                     self._fast_timer = None
+                if self._unpause is not None:
+                    self._unpause.cancel()
                 router.open_connections -= 1
                 self.conn_apps.release()
                 self.flush_now()  # what the streams wrote last (an H24 page) goes out first

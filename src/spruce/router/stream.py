@@ -116,10 +116,10 @@ class Stream(asyncio.Protocol):
             self._exc = exc
         self._wake()
         d = self._drain_waiter
-        if d is not None:
+        if d is not None:  # drain() raises: the connection is lost
             self._drain_waiter = None
             if not d.done():
-                d.set_exception(ConnectionResetError("Connection lost"))
+                d.set_result(None)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -263,6 +263,8 @@ class Stream(asyncio.Protocol):
         if d is None:
             d = self._drain_waiter = self._loop.create_future()
         await asyncio.shield(d)
+        if self._lost:
+            raise ConnectionResetError("Connection lost")
 
     def close(self) -> None:
         self.transport.close()

@@ -5,10 +5,13 @@ counters, pooled dyno connections)."""
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import pytest
+from hyperframe.frame import HeadersFrame
 
 from spruce.certs.ca import InternalCA
+from spruce.router.http2_server import WRITE_BUFFER
 
 from .conftest import app_entry
 from .h2client import H2Client
@@ -46,8 +49,11 @@ async def _router(running_router, backends, pki, **kw):
     return rr, cafile
 
 
-def h2conn(rr):
+def h2conn(rr, sndbuf: int | None = None):
     (conn,) = rr.server.h2_connections
+    if sndbuf is not None:  # the kernel's share of a slow reader's backlog, kept small
+        sock = conn.writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
     return conn
 
 
@@ -74,10 +80,80 @@ async def test_concurrent_streams_blocked_on_a_slow_reader_all_finish(
     n = 8_000_000
     c.reading.clear()
     sids = [c.request(f"/big?n={n}&i={i}") for i in range(2)]
-    await asyncio.sleep(1.5)  # both streams are now blocked on the paused transport
+    await asyncio.sleep(0.6)  # both streams are now blocked on the paused transport
     c.reading.set()
     for sid in sids:
         r = await c.response(sid, 10)
         assert r.status == 200 and len(r.body) == n
     await settled(rr)
+    await c.close()
+
+
+def buffered(conn) -> int:
+    """Bytes the router holds for the client: TLS write buffer and the socket's."""
+    t = conn.writer.transport
+    raw = t.get_extra_info("socket")
+    inner = getattr(getattr(t, "_ssl_protocol", None), "_transport", None)
+    return int(t.get_write_buffer_size()) + (
+        int(inner.get_write_buffer_size()) if inner is not None and raw is not None else 0
+    )
+
+
+async def test_a_client_that_never_reads_gets_bounded_output(running_router, backends, pki):
+    # the client opens its windows wide and asks and asks without ever reading: what the
+    # router buffers for it stays near its write buffer limit (responses wait, then time out)
+    rr, cafile = await _router(running_router, backends, pki)
+    c = await H2Client.connect(rr.https_port, cafile, rcvbuf=16384)
+    c.open_windows()
+    assert (await c.get("/name")).status == 200
+    c.reading.clear()
+    await asyncio.sleep(0.1)
+    conn = h2conn(rr, sndbuf=65536)
+    peak = 0
+    sid = 3
+    for _ in range(6):
+        frames = b""
+        for _ in range(100):
+            block = c.conn.encoder.encode(
+                [
+                    (b":method", b"GET"),
+                    (b":path", b"/big?n=60000"),
+                    (b":scheme", b"https"),
+                    (b":authority", H.encode()),
+                ]
+            )
+            frames += HeadersFrame(sid, data=block, flags=["END_STREAM", "END_HEADERS"]).serialize()
+            sid += 2
+        c.send_raw(frames)
+        for _ in range(10):
+            await asyncio.sleep(0.05)
+            peak = max(peak, buffered(conn))
+    assert peak < 4 * WRITE_BUFFER, peak
+    await c.close()
+    await settled(rr)
+
+
+async def test_a_client_that_never_reads_cannot_queue_endless_control_frames(
+    running_router, backends, pki
+):
+    # every malformed request block is answered with a RST_STREAM: a client that sends them
+    # without reading makes the router stop reading it, not buffer its answers without end
+    rr, cafile = await _router(running_router, backends, pki)
+    c = await H2Client.connect(rr.https_port, cafile, rcvbuf=16384)
+    assert (await c.get("/name")).status == 200
+    c.reading.clear()
+    await asyncio.sleep(0.1)
+    conn = h2conn(rr, sndbuf=65536)
+    bad = b"\x00\x00\x01\x01\x05%s\x82"  # HEADERS, END_STREAM|END_HEADERS, :method GET only
+    peak = 0
+    sid = 3
+    for _ in range(40):
+        c.send_raw(b"".join(bad % s.to_bytes(4, "big") for s in range(sid, sid + 20000, 2)))
+        sid += 20000
+        await asyncio.sleep(0)
+    for _ in range(60):
+        await asyncio.sleep(0.05)
+        peak = max(peak, buffered(conn))
+    assert peak < 4 * WRITE_BUFFER, peak
+    assert conn.proto.error is None  # nothing wrong with it, but for its manners
     await c.close()
