@@ -289,9 +289,13 @@ class H2Connection:
             self.writer.transport.resume_reading()
 
     async def drain(self) -> None:
-        """Wait while the client leaves more than the write buffer unread."""
+        """Wait while the client leaves more than the write buffer unread: at most `idle`,
+        as for a window update (a client that reads nothing holds nothing for ever)."""
         try:
-            await self.writer.drain()
+            async with asyncio.timeout(self.router.timers.idle):
+                await self.writer.drain()
+        except TimeoutError:
+            raise ClientIdle() from None
         except (ConnectionError, OSError):
             raise ClientGone() from None
         if self.dead:

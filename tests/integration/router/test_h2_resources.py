@@ -157,3 +157,24 @@ async def test_a_client_that_never_reads_cannot_queue_endless_control_frames(
     assert peak < 4 * WRITE_BUFFER, peak
     assert conn.proto.error is None  # nothing wrong with it, but for its manners
     await c.close()
+
+
+async def test_a_client_that_stops_reading_does_not_hold_its_exchange_forever(
+    running_router, backends, pki
+):
+    # windows wide open, then no reading: the exchange waits for the transport to drain, and
+    # gives up after the idle window like one waiting for a WINDOW_UPDATE (H28), releasing
+    # its in-flight count and its dyno connection
+    rr, cafile = await _router(running_router, backends, pki)
+    c = await H2Client.connect(rr.https_port, cafile, rcvbuf=16384)
+    c.open_windows()
+    assert (await c.get("/name")).status == 200
+    h2conn(rr, sndbuf=65536)
+    c.reading.clear()
+    await asyncio.sleep(0.1)
+    sid = c.request("/big?n=8000000")
+    line = await rr.wait_log("code=H28", timeout=3 * rr.router.timers.idle + 2)
+    assert 'path="/big?n=8000000"' in line
+    await settled(rr)
+    assert sid in c.responses
+    await c.close()
