@@ -125,6 +125,13 @@ class H2Server:
             self.max_header_list,
         )
         self.out.append(frame(SETTINGS, 0, 0, settings))
+        # the connection's window covers every stream's: one stream whose reader is not
+        # reading yet (its dyno still to be chosen) cannot hold up the bodies of the others.
+        # Stream windows still bound what is buffered (max_concurrent x 64 KB).
+        extra = self.max_concurrent * DEFAULT_WINDOW - DEFAULT_WINDOW
+        if extra > 0:
+            self.recv_window += extra
+            self.out.append(frame(WINDOW_UPDATE, 0, 0, extra.to_bytes(4, "big")))
 
     def data_to_send(self) -> bytes:
         out = self.out

@@ -5,6 +5,8 @@ counters, pooled dyno connections)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import socket
 
 import pytest
@@ -13,7 +15,7 @@ from hyperframe.frame import HeadersFrame
 from spruce.certs.ca import InternalCA
 from spruce.router.http2_server import WRITE_BUFFER
 
-from .conftest import app_entry
+from .conftest import FAST, app_entry
 from .h2client import H2Client
 
 H = "demo.localhost"
@@ -177,4 +179,26 @@ async def test_a_client_that_stops_reading_does_not_hold_its_exchange_forever(
     assert 'path="/big?n=8000000"' in line
     await settled(rr)
     assert sid in c.responses
+    await c.close()
+
+
+async def test_a_stream_stalled_on_its_dyno_does_not_stall_the_others(
+    running_router, backends, pki
+):
+    # stream 1 uploads to an app whose dyno is still booting: its exchange reads nothing yet.
+    # Its body must not use up the connection's window, or the upload of stream 3 (another
+    # app, dyno up) could not be sent until stream 1 gave up
+    cafile, cert = pki
+    b = backends()
+    booting = {"name": "web.1", "host": "127.0.0.1", "port": 9, "state": "starting"}
+    rr = await running_router(
+        table(cert, app_entry("a", [H], [booting]), app_entry("b", [OTHER], [b.dyno()])),
+        timers=dataclasses.replace(FAST, boot_wait=8.0),
+    )
+    c = await H2Client.connect(rr.https_port, cafile)
+    stalled = c.request("/echo", method="POST", end_stream=False)
+    await c.send_body(stalled, b"s" * 65535, end_stream=False)  # its whole stream window
+    r = await asyncio.wait_for(c.post("/echo", b"x" * 100_000, host=OTHER), 4)
+    assert r.status == 200 and json.loads(r.body)["body"] == "x" * 100_000
+    assert not c.responses[stalled].done.is_set()
     await c.close()

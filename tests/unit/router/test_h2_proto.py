@@ -166,13 +166,35 @@ def test_body_flow_control_and_window_updates():
 
 
 def test_client_overrunning_windows():
+    # a stream's window overrun resets that stream
     client, server = pair()
     client.send_headers(1, REQ, end_stream=False)
     server.receive(client.data_to_send())
     data = b"".join(P.frame(P.DATA, 0, 1, b"z" * 16384) for _ in range(4))
     data += P.frame(P.DATA, 0, 1, b"z" * 100)  # 65636 > 65535
-    server.receive(data)
+    events = server.receive(data)
+    assert events[-1] == (P.EV_RESET, 1, P.FLOW_CONTROL_ERROR) and server.error is None
+    # the connection's window (every stream's window together) overrun ends the connection
+    client, server = pair()
+    for sid in (1, 3, 5, 7):
+        client.send_headers(sid, REQ, end_stream=False)
+    server.receive(client.data_to_send())
+    full = b"".join(P.frame(P.DATA, 0, 1, b"z" * 16383) for _ in range(4)) + P.frame(
+        P.DATA, 0, 1, b"z" * 3
+    )
+    for sid in (1, 3, 5, 7):
+        assert server.receive(full.replace(b"\x00\x00\x00\x01", sid.to_bytes(4, "big")))
+    assert server.error is None
+    server.receive(P.frame(P.DATA, 0, 3, b"z"))
     assert server.error == P.FLOW_CONTROL_ERROR
+
+
+def test_connection_window_covers_every_stream():
+    server = P.H2Server(max_concurrent=128)
+    server.initiate()
+    out = server.data_to_send()
+    update = P.frame(P.WINDOW_UPDATE, 0, 0, (127 * 65535).to_bytes(4, "big"))
+    assert out.endswith(update) and server.recv_window == 128 * 65535
 
 
 def test_sending_respects_windows_and_frame_size():
