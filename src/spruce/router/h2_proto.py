@@ -297,7 +297,7 @@ class H2Server:
             if sid != bsid:
                 raise ConnectionError_(PROTOCOL_ERROR, "CONTINUATION on another stream")
             parts.append(payload)
-            size += len(payload)
+            size += 9 + len(payload)  # frames count too: empty ones are no free ride
             if size > self.max_header_list + 65536:
                 raise ConnectionError_(ENHANCE_YOUR_CALM, "header block too large")
             if flags & END_HEADERS:

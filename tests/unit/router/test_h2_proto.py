@@ -396,3 +396,17 @@ def test_encoder_memo_follows_the_table():
             enc.set_peer_max(256)
             dec.header_table_size = 256
             assert dec.decode(enc.encode(base), raw=True) == base
+
+
+def test_empty_continuation_flood_ends_the_connection():
+    # CONTINUATION frames without a byte of header block (CVE-2024-27316 and kin): each costs
+    # the router a frame and a list entry, so they count against the header block's limit
+    client, server = pair()
+    server.receive(P.frame(P.HEADERS, 0, 1, client.encoder.encode(REQ)))
+    empty = P.frame(P.CONTINUATION, 0, 1)
+    for _ in range(30):
+        server.receive(empty * 10000)
+        if server.error is not None:
+            break
+    assert server.error == P.ENHANCE_YOUR_CALM
+
