@@ -240,9 +240,12 @@ class H2Server:
 
     def _stream_error(self, stream_id: int, code: int, events: list[tuple]) -> None:
         """Reset a stream the caller knows: it gets EV_RESET."""
-        if self.streams.pop(stream_id, None) is not None:
+        gone = self.streams.pop(stream_id, None)
+        if gone is not None:
             events.append((EV_RESET, stream_id, code))
         self._rst(stream_id, code)
+        if gone is not None and not gone.local_closed:
+            self._suspicious()  # a reset the client provoked ("MadeYouReset") is its own
 
     # input ------------------------------------------------------------------
     def receive(self, data: bytes) -> list[tuple]:

@@ -410,3 +410,20 @@ def test_empty_continuation_flood_ends_the_connection():
             break
     assert server.error == P.ENHANCE_YOUR_CALM
 
+
+def test_resets_the_client_provokes_count_as_its_own():
+    # a client can make the server reset streams it has taken (a zero WINDOW_UPDATE, DATA
+    # after END_STREAM, a bad PRIORITY...: "MadeYouReset", CVE-2025-8671); those cost the
+    # dyno a request each, just as the client's own resets do
+    client, server = pair()
+    sid = 1
+    for _ in range(P.FLOOD_BASE + 10):
+        block = client.encoder.encode(REQ)
+        data = P.frame(P.HEADERS, P.END_HEADERS | P.END_STREAM, sid, block)
+        data += P.frame(P.WINDOW_UPDATE, 0, sid, b"\x00\x00\x00\x00")
+        events = server.receive(data)
+        if server.error is not None:
+            break
+        assert [e[0] for e in events] == [P.EV_REQUEST, P.EV_RESET]
+        sid += 2
+    assert server.error == P.ENHANCE_YOUR_CALM
