@@ -99,6 +99,7 @@ class H2Server:
         self.encoder = Encoder()
         self.streams: dict[int, _Stream] = {}
         self.highest = 0  # highest stream id the client used
+        self.last_stream: int | None = None  # named by our graceful GOAWAY (shutdown)
         self.reset_by_us: dict[int, None] = {}
         self.send_window = DEFAULT_WINDOW  # connection, towards the client
         self.recv_window = DEFAULT_WINDOW  # connection, from the client
@@ -222,8 +223,16 @@ class H2Server:
     def goaway(self, code: int) -> None:
         if self.error is None:
             self.error = code
-            payload = struct.pack(">II", self.highest, code)
-            self.out.append(frame(GOAWAY, 0, 0, payload))
+            last = self.highest if self.last_stream is None else self.last_stream
+            self.out.append(frame(GOAWAY, 0, 0, struct.pack(">II", last, code)))
+
+    def shutdown(self) -> int:
+        """GOAWAY NO_ERROR naming the last stream taken (the caller refuses later ones);
+        a later GOAWAY names no higher stream (RFC 9113 6.8). Returns that stream id."""
+        if self.last_stream is None:
+            self.last_stream = self.highest
+            self.out.append(frame(GOAWAY, 0, 0, struct.pack(">II", self.highest, NO_ERROR)))
+        return self.last_stream
 
     def _close_local(self, stream_id: int, s: _Stream) -> None:
         s.local_closed = True

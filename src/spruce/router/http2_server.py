@@ -10,7 +10,6 @@ the others run `Exchange` in a task, as does any fast-lane exchange that needs h
 from __future__ import annotations
 
 import asyncio
-import struct
 import time
 from collections import deque
 from typing import Any
@@ -26,13 +25,11 @@ from .h2_proto import (
     EV_REQUEST,
     EV_RESET,
     EV_WINDOW,
-    GOAWAY,
     INTERNAL_ERROR,
     NO_ERROR,
     REFUSED_STREAM,
     H2Server,
     StreamGone,
-    frame,
 )
 from .h2_request import H2Request
 from .proto.headers import HOP_BY_HOP
@@ -377,10 +374,7 @@ class H2Connection:
         if self.dead or self.writer.is_closing():
             return
         if self.last_stream is None:
-            self.last_stream = self.proto.highest
-            self.proto.out.append(
-                frame(GOAWAY, 0, 0, struct.pack(">II", self.last_stream, NO_ERROR))
-            )
+            self.last_stream = self.proto.shutdown()
             for st in list(self.fast):
                 h2_fast.expire(self, st)
             self.flush_now()
