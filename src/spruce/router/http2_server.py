@@ -453,8 +453,12 @@ class H2Connection:
         return True
 
     def _request(self, stream_id: int, req: H2Request, ended: bool) -> None:
-        if self.last_stream is not None and stream_id > self.last_stream:
-            # opened after our GOAWAY: the client retries it elsewhere
+        late = self.last_stream is not None and stream_id > self.last_stream
+        if late or len(self.streams) >= self.proto.max_concurrent:
+            # opened after our GOAWAY: the client retries it elsewhere. Or beyond the
+            # streams whose exchanges still run, counting those the client reset (they go
+            # on until their dyno answers): a client opening and resetting streams must not
+            # start more exchanges than it may have streams open
             self.proto.reset_stream(stream_id, REFUSED_STREAM)
             self.flush()
             return

@@ -202,3 +202,29 @@ async def test_a_stream_stalled_on_its_dyno_does_not_stall_the_others(
     assert r.status == 200 and json.loads(r.body)["body"] == "x" * 100_000
     assert not c.responses[stalled].done.is_set()
     await c.close()
+
+
+async def test_streams_the_client_reset_still_count_while_their_exchange_runs(
+    running_router, backends, pki
+):
+    # a reset stream leaves the client's count of open streams at once, but its exchange goes
+    # on until the dyno answers (H27): new streams beyond 128 exchanges running are refused
+    # (REFUSED_STREAM, safe to retry), so one connection cannot take more than that of the
+    # app's in-flight allowance (H11 at 200 per dyno) by opening and resetting streams
+    rr, cafile = await _router(running_router, backends, pki)
+    c = await H2Client.connect(rr.https_port, cafile)
+    assert (await c.get("/name")).status == 200
+    peak = 0
+    for _ in range(3):
+        for _ in range(100):
+            sid = c.request("/sleep?s=0.8")
+            c.conn.reset_stream(sid)
+        c.flush()
+        for _ in range(5):
+            await asyncio.sleep(0.02)
+            peak = max(peak, rr.router.inflight.get("a", 0))
+    assert 100 <= peak <= 128, peak
+    assert not any("code=H11" in line for _, line in rr.logs)
+    await settled(rr)
+    assert (await c.get("/name")).status == 200
+    await c.close()
