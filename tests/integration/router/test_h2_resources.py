@@ -10,7 +10,7 @@ import json
 import socket
 
 import pytest
-from hyperframe.frame import HeadersFrame
+from hyperframe.frame import GoAwayFrame, HeadersFrame
 
 from spruce.certs.ca import InternalCA
 from spruce.router.http2_server import WRITE_BUFFER
@@ -227,4 +227,63 @@ async def test_streams_the_client_reset_still_count_while_their_exchange_runs(
     assert not any("code=H11" in line for _, line in rr.logs)
     await settled(rr)
     assert (await c.get("/name")).status == 200
+    await c.close()
+
+
+def pool_is_clean(rr) -> bool:
+    """Every pooled dyno connection is at a response boundary: nothing unread, no callback."""
+    return all(
+        not conn.reader._buf and conn.reader.on_data is None and not conn.reader.at_eof()
+        for conns in rr.router.pool._idle.values()
+        for conn in conns
+    )
+
+
+@pytest.mark.parametrize("stage", ["request body", "response body", "fast lane", "reset", "goaway"])
+async def test_client_going_away_at_any_stage_leaves_nothing_behind(
+    running_router, backends, pki, stage
+):
+    rr, cafile = await _router(running_router, backends, pki)
+    c = await H2Client.connect(rr.https_port, cafile, rcvbuf=16384)
+    assert (await c.get("/name")).status == 200  # a pooled dyno connection for the fast lane
+    if stage == "request body":
+        sid = c.request(
+            "/echo", method="POST", extra=[("content-length", "100000")], end_stream=False
+        )
+        await c.send_body(sid, b"b" * 1000, end_stream=False)
+    elif stage in ("response body", "reset"):
+        c.open_windows()
+        c.reading.clear()
+        await asyncio.sleep(0.05)
+        sid = c.request("/big?n=8000000")
+    elif stage == "fast lane":
+        sid = c.request("/sleep?s=0.3")
+    else:
+        sid = c.request("/sleep?s=0.3")
+        # GOAWAY (written raw: h2 would stop reading), its open stream still gets its answer
+        c.send_raw(GoAwayFrame(0, last_stream_id=0).serialize())
+        r = await c.response(sid)
+        assert r.status == 200 and r.body == b"slept"
+    await asyncio.sleep(0.2)
+    if stage == "reset":
+        c.conn.reset_stream(sid)
+        c.flush()
+    else:
+        c.writer.transport.abort()
+    if stage == "reset":  # not read while it reads nothing: it waited for the client (H28)
+        await rr.wait_log("code=H28")
+    elif stage != "goaway":
+        await rr.wait_log("code=H27")
+    await settled(rr)
+    if stage != "reset":
+        for _ in range(100):
+            if not rr.server.h2_connections:
+                break
+            await asyncio.sleep(0.02)
+        assert not rr.server.h2_connections
+    assert pool_is_clean(rr) and rr.router.open_connections == (1 if stage == "reset" else 0)
+    c2 = await H2Client.connect(rr.https_port, cafile)
+    for _ in range(3):
+        assert (await c2.get("/name")).status == 200
+    await c2.close()
     await c.close()
