@@ -286,15 +286,22 @@ class H2Connection:
             self.writer.transport.resume_reading()
 
     async def drain(self) -> None:
-        """Wait while the client leaves more than the write buffer unread: at most `idle`,
-        as for a window update (a client that reads nothing holds nothing for ever)."""
-        try:
-            async with asyncio.timeout(self.router.timers.idle):
-                await self.writer.drain()
-        except TimeoutError:
-            raise ClientIdle() from None
-        except (ConnectionError, OSError):
-            raise ClientGone() from None
+        """Wait while the client leaves more than the write buffer unread; a client that
+        takes nothing of it for `idle` is gone (ClientIdle), a slow one is waited for."""
+        w = self.writer
+        left = w.transport.get_write_buffer_size()
+        while True:
+            try:
+                async with asyncio.timeout(self.router.timers.idle):
+                    await w.drain()
+                break
+            except TimeoutError:
+                now = w.transport.get_write_buffer_size()
+                if now >= left:
+                    raise ClientIdle() from None
+                left = now
+            except (ConnectionError, OSError):
+                raise ClientGone() from None
         if self.dead:
             raise ClientGone()
 
@@ -322,10 +329,17 @@ class H2Connection:
             if early:
                 self._on_data(early)
             timeout = idle
+            unsent = 0
             while not self.dead:
                 try:
                     data = await reader.read(65536, timeout)
                 except TimeoutError:
+                    # a client taking our output is not idle (while it is behind, its own
+                    # frames are not read): the connection must not close on what it reads
+                    left = self.writer.transport.get_write_buffer_size()
+                    if left and (left < unsent or not unsent):
+                        self._last_rx = self._loop.time()
+                    unsent = left
                     quiet = self._loop.time() - self._last_rx
                     if self.streams or quiet < idle:
                         timeout = idle if self.streams else idle - quiet
