@@ -30,6 +30,8 @@ from .table import App, Dyno
 if TYPE_CHECKING:
     from .http2_server import H2Connection, H2Stream
 
+FLUSH_AT = 16384  # a body this large is written at once (http2_server.FLUSH_AT)
+
 
 # parsed dyno response heads by (via, head bytes): status, HTTP/2 headers without
 # content-length, keep-alive, body length. Bounded; a Date header changes once a second.
@@ -177,7 +179,7 @@ def _response(conn: H2Connection, st: H2Stream, data: bytes | None) -> None:
     if parsed is not None and data is not None and len(data) - end == parsed[3]:
         if st.reset or conn.dead:
             whole = True  # H27 below
-        else:
+        elif not conn.writer.must_wait():  # else the coroutine path waits for the client
             try:
                 whole = len(data) - end <= conn.proto.window(st.stream_id)
             except StreamGone:
@@ -245,6 +247,8 @@ def _relay(
     )
     router.fast_end(app)
     conn.stream_done(st)
+    if n >= FLUSH_AT:
+        conn.flush_now()  # written now, so that the next response's must_wait() knows
 
 
 async def _fault(

@@ -99,6 +99,7 @@ class H2Server:
         self.encoder = Encoder()
         self.streams: dict[int, _Stream] = {}
         self.highest = 0  # highest stream id the client used
+        self.last_stream: int | None = None  # named by our graceful GOAWAY (shutdown)
         self.reset_by_us: dict[int, None] = {}
         self.send_window = DEFAULT_WINDOW  # connection, towards the client
         self.recv_window = DEFAULT_WINDOW  # connection, from the client
@@ -125,6 +126,13 @@ class H2Server:
             self.max_header_list,
         )
         self.out.append(frame(SETTINGS, 0, 0, settings))
+        # the connection's window covers every stream's: one stream whose reader is not
+        # reading yet (its dyno still to be chosen) cannot hold up the bodies of the others.
+        # Stream windows still bound what is buffered (max_concurrent x 64 KB).
+        extra = self.max_concurrent * DEFAULT_WINDOW - DEFAULT_WINDOW
+        if extra > 0:
+            self.recv_window += extra
+            self.out.append(frame(WINDOW_UPDATE, 0, 0, extra.to_bytes(4, "big")))
 
     def data_to_send(self) -> bytes:
         out = self.out
@@ -215,8 +223,16 @@ class H2Server:
     def goaway(self, code: int) -> None:
         if self.error is None:
             self.error = code
-            payload = struct.pack(">II", self.highest, code)
-            self.out.append(frame(GOAWAY, 0, 0, payload))
+            last = self.highest if self.last_stream is None else self.last_stream
+            self.out.append(frame(GOAWAY, 0, 0, struct.pack(">II", last, code)))
+
+    def shutdown(self) -> int:
+        """GOAWAY NO_ERROR naming the last stream taken (the caller refuses later ones);
+        a later GOAWAY names no higher stream (RFC 9113 6.8). Returns that stream id."""
+        if self.last_stream is None:
+            self.last_stream = self.highest
+            self.out.append(frame(GOAWAY, 0, 0, struct.pack(">II", self.highest, NO_ERROR)))
+        return self.last_stream
 
     def _close_local(self, stream_id: int, s: _Stream) -> None:
         s.local_closed = True
@@ -233,9 +249,12 @@ class H2Server:
 
     def _stream_error(self, stream_id: int, code: int, events: list[tuple]) -> None:
         """Reset a stream the caller knows: it gets EV_RESET."""
-        if self.streams.pop(stream_id, None) is not None:
+        gone = self.streams.pop(stream_id, None)
+        if gone is not None:
             events.append((EV_RESET, stream_id, code))
         self._rst(stream_id, code)
+        if gone is not None and not gone.local_closed:
+            self._suspicious()  # a reset the client provoked ("MadeYouReset") is its own
 
     # input ------------------------------------------------------------------
     def receive(self, data: bytes) -> list[tuple]:
@@ -290,7 +309,7 @@ class H2Server:
             if sid != bsid:
                 raise ConnectionError_(PROTOCOL_ERROR, "CONTINUATION on another stream")
             parts.append(payload)
-            size += len(payload)
+            size += 9 + len(payload)  # frames count too: empty ones are no free ride
             if size > self.max_header_list + 65536:
                 raise ConnectionError_(ENHANCE_YOUR_CALM, "header block too large")
             if flags & END_HEADERS:

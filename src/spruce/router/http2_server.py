@@ -10,7 +10,6 @@ the others run `Exchange` in a task, as does any fast-lane exchange that needs h
 from __future__ import annotations
 
 import asyncio
-import struct
 import time
 from collections import deque
 from typing import Any
@@ -26,13 +25,11 @@ from .h2_proto import (
     EV_REQUEST,
     EV_RESET,
     EV_WINDOW,
-    GOAWAY,
     INTERNAL_ERROR,
     NO_ERROR,
     REFUSED_STREAM,
     H2Server,
     StreamGone,
-    frame,
 )
 from .h2_request import H2Request
 from .proto.headers import HOP_BY_HOP
@@ -42,6 +39,7 @@ from .table import normalise_host
 
 _DROP_OUT = HOP_BY_HOP | {"host"}
 WRITE_BUFFER = 1 << 20  # bounded buffering towards slow readers
+FLUSH_AT = 16384  # a response body this large is written at once, not coalesced
 
 
 def response_headers(
@@ -158,6 +156,8 @@ class H2Stream(ClientSide):
     ) -> None:
         conn = self.conn
         if not self.reset and not conn.dead and body:
+            while conn.writer.must_wait():  # no more than about the write buffer's worth out
+                await conn.drain()
             try:
                 fits = len(body) <= conn.proto.window(self.stream_id)
             except StreamGone:
@@ -169,7 +169,10 @@ class H2Stream(ClientSide):
                 except StreamGone:
                     raise ClientGone() from None
                 self.closed = True
-                conn.flush()
+                if len(body) >= FLUSH_AT:
+                    conn.flush_now()  # written now, so the next must_wait() knows of it
+                else:
+                    conn.flush()
                 return
         await super().send_whole(status, reason, headers, body)
 
@@ -180,6 +183,9 @@ class H2Stream(ClientSide):
         while view:
             if self.reset or conn.dead:
                 raise ClientGone()
+            if conn.writer.must_wait():  # every stream waiting is woken at once: check again
+                await conn.drain()
+                continue
             try:
                 window = proto.window(self.stream_id)
             except StreamGone:
@@ -190,11 +196,7 @@ class H2Stream(ClientSide):
             n = min(window, len(view), 1 << 16)
             proto.send_data(self.stream_id, view[:n].tobytes())
             view = view[n:]
-            conn.flush()
-            try:
-                await conn.writer.drain()
-            except (ConnectionError, OSError):
-                raise ClientGone() from None
+            conn.flush_now()  # written now, so that the next must_wait() knows of it
 
     async def end(self) -> None:
         if self.closed:
@@ -247,6 +249,7 @@ class H2Connection:
         self._drained: asyncio.Future[None] | None = None
         self.dead = False
         self._flush_scheduled = False
+        self._unpause: asyncio.Task[None] | None = None  # reading paused until this drain
         self._loop = asyncio.get_running_loop()
         self._last_rx = self._loop.time()
         try:
@@ -264,8 +267,43 @@ class H2Connection:
     def flush_now(self) -> None:
         self._flush_scheduled = False
         data = self.proto.data_to_send()
-        if data and not self.writer.is_closing():
-            self.writer.write(data)
+        w = self.writer
+        if data and not w.is_closing():
+            w.write(data)
+            if w.must_wait() and self._unpause is None and not self.dead:
+                # the client is not reading what we send: read nothing more from it (no new
+                # streams, no frames asking for an answer) until it has taken most of it
+                w.transport.pause_reading()
+                self._unpause = self._loop.create_task(self._resume_reading())
+
+    async def _resume_reading(self) -> None:
+        try:
+            await self.writer.drain()
+        except (ConnectionError, OSError):
+            return
+        self._unpause = None
+        if not self.writer.is_closing():
+            self.writer.transport.resume_reading()
+
+    async def drain(self) -> None:
+        """Wait while the client leaves more than the write buffer unread; a client that
+        takes nothing of it for `idle` is gone (ClientIdle), a slow one is waited for."""
+        w = self.writer
+        left = w.transport.get_write_buffer_size()
+        while True:
+            try:
+                async with asyncio.timeout(self.router.timers.idle):
+                    await w.drain()
+                break
+            except TimeoutError:
+                now = w.transport.get_write_buffer_size()
+                if now >= left:
+                    raise ClientIdle() from None
+                left = now
+            except (ConnectionError, OSError):
+                raise ClientGone() from None
+        if self.dead:
+            raise ClientGone()
 
     async def wait_window(self) -> None:
         self._window.clear()
@@ -291,10 +329,17 @@ class H2Connection:
             if early:
                 self._on_data(early)
             timeout = idle
+            unsent = 0
             while not self.dead:
                 try:
                     data = await reader.read(65536, timeout)
                 except TimeoutError:
+                    # a client taking our output is not idle (while it is behind, its own
+                    # frames are not read): the connection must not close on what it reads
+                    left = self.writer.transport.get_write_buffer_size()
+                    if left and (left < unsent or not unsent):
+                        self._last_rx = self._loop.time()
+                    unsent = left
                     quiet = self._loop.time() - self._last_rx
                     if self.streams or quiet < idle:
                         timeout = idle if self.streams else idle - quiet
@@ -328,6 +373,8 @@ class H2Connection:
                 if self._fast_timer is not None:
                     self._fast_timer.cancel()
                     self._fast_timer = None
+                if self._unpause is not None:
+                    self._unpause.cancel()
                 router.open_connections -= 1
                 self.conn_apps.release()
                 self.flush_now()  # what the streams wrote last (an H24 page) goes out first
@@ -341,10 +388,7 @@ class H2Connection:
         if self.dead or self.writer.is_closing():
             return
         if self.last_stream is None:
-            self.last_stream = self.proto.highest
-            self.proto.out.append(
-                frame(GOAWAY, 0, 0, struct.pack(">II", self.last_stream, NO_ERROR))
-            )
+            self.last_stream = self.proto.shutdown()
             for st in list(self.fast):
                 h2_fast.expire(self, st)
             self.flush_now()
@@ -423,8 +467,12 @@ class H2Connection:
         return True
 
     def _request(self, stream_id: int, req: H2Request, ended: bool) -> None:
-        if self.last_stream is not None and stream_id > self.last_stream:
-            # opened after our GOAWAY: the client retries it elsewhere
+        late = self.last_stream is not None and stream_id > self.last_stream
+        if late or len(self.streams) >= self.proto.max_concurrent:
+            # opened after our GOAWAY: the client retries it elsewhere. Or beyond the
+            # streams whose exchanges still run, counting those the client reset (they go
+            # on until their dyno answers): a client opening and resetting streams must not
+            # start more exchanges than it may have streams open
             self.proto.reset_stream(stream_id, REFUSED_STREAM)
             self.flush()
             return

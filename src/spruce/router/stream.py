@@ -116,10 +116,10 @@ class Stream(asyncio.Protocol):
             self._exc = exc
         self._wake()
         d = self._drain_waiter
-        if d is not None:
+        if d is not None:  # drain() raises: the connection is lost
             self._drain_waiter = None
             if not d.done():
-                d.set_exception(ConnectionResetError("Connection lost"))
+                d.set_result(None)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -257,9 +257,14 @@ class Stream(asyncio.Protocol):
             raise ConnectionResetError("Connection lost")
         if not self._write_paused:
             return
-        d = self._loop.create_future()
-        self._drain_waiter = d
-        await d
+        # one future for every writer waiting (the streams of an HTTP/2 connection): a second
+        # drain must not orphan the first's; shielded, so one cancelled writer cancels no other
+        d = self._drain_waiter
+        if d is None:
+            d = self._drain_waiter = self._loop.create_future()
+        await asyncio.shield(d)
+        if self._lost:
+            raise ConnectionResetError("Connection lost")
 
     def close(self) -> None:
         self.transport.close()

@@ -4,6 +4,7 @@ what a well-behaved client would not (outbound validation off) and raw frames.""
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 from dataclasses import dataclass, field
 
@@ -11,6 +12,7 @@ import h2.config
 import h2.connection
 import h2.events
 import h2.exceptions
+import h2.settings
 
 
 @dataclass
@@ -46,14 +48,29 @@ class H2Client:
         self.auto_ack = True
         self.window_opened = asyncio.Event()
         self.raw_received = bytearray()
+        self.reading = asyncio.Event()  # cleared: the client stops reading (a slow reader)
+        self.reading.set()
         self._task: asyncio.Task[None] | None = None
 
     @classmethod
-    async def connect(cls, port: int, cafile: str, sni: str = "demo.localhost") -> H2Client:
+    async def connect(
+        cls, port: int, cafile: str, sni: str = "demo.localhost", rcvbuf: int | None = None
+    ) -> H2Client:
         ctx = ssl.create_default_context(cafile=cafile)
         ctx.set_alpn_protocols(["h2"])
+        sock = None
+        if rcvbuf is not None:  # a small receive buffer: a slow reader stalls the router sooner
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            sock.setblocking(False)
+            await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
         reader, writer = await asyncio.open_connection(
-            "127.0.0.1", port, ssl=ctx, server_hostname=sni
+            None if sock else "127.0.0.1",
+            None if sock else port,
+            ssl=ctx,
+            server_hostname=sni,
+            sock=sock,
+            limit=1 << 16,
         )
         assert writer.get_extra_info("ssl_object").selected_alpn_protocol() == "h2"
         c = cls(reader, writer)
@@ -67,12 +84,19 @@ class H2Client:
         if data and not self.writer.is_closing():
             self.writer.write(data)
 
+    def open_windows(self, size: int = (1 << 31) - 1) -> None:
+        """Let the server send `size` bytes on every stream and on the connection."""
+        self.conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: size})
+        self.conn.increment_flow_control_window(size - self.conn.inbound_flow_control_window)
+        self.flush()
+
     def send_raw(self, data: bytes) -> None:
         self.writer.write(data)
 
     async def _pump(self) -> None:
         try:
             while True:
+                await self.reading.wait()
                 data = await self.reader.read(65536)
                 if not data:
                     break

@@ -367,3 +367,37 @@ async def test_worker_processes_flush_slow_readers_before_exiting(backends, tmp_
         await sup.stop()
     assert await asyncio.wait_for(keep, 10) == n
     assert await asyncio.wait_for(close, 10) == n
+
+
+async def test_http2_goaway_last_stream_never_grows(running_router, backends, tmp_path):
+    # after the shutdown's GOAWAY (last stream 1), the client opens stream 3 (refused) and
+    # then breaks the protocol: the GOAWAY of that error may not name a higher stream than
+    # the first (RFC 9113 6.8), stream 3 was never processed
+    ca = InternalCA(tmp_path / "ca")
+    issued = ca.issue([H], [])
+    b = backends()
+    snap = table(app_entry("a", [H], [b.dyno()]))
+    snap["certificates"] = [
+        {"id": "c", "hostnames": [H], "cert_pem": issued.cert_pem, "key_pem": issued.key_pem}
+    ]
+    rr = await running_router(snap, SLOW)
+    ctx = ssl.create_default_context(cafile=str(ca.cert_path))
+    ctx.set_alpn_protocols(["h2"])
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1", rr.https_port, ssl=ctx, server_hostname=H
+    )
+    c = RawH2(reader, writer)
+    c.get(1, "/sleep?s=0.5")
+    await _until(lambda: rr.router.inflight["a"] == 1)
+    stop = asyncio.ensure_future(rr.server.stop(grace=1.5))
+    goaways = []
+    while (f := await c.frame()) is not None:
+        if isinstance(f, GoAwayFrame):
+            goaways.append((f.last_stream_id, f.error_code))
+            if len(goaways) == 1:
+                c.get(3, "/name")
+        elif isinstance(f, RstStreamFrame) and f.stream_id == 3:
+            writer.write(b"\x00\x00\x08\x06\x00\x00\x00\x00\x01" + b"12345678")  # PING on 1
+    await stop
+    assert goaways == [(1, 0), (1, 1)]  # NO_ERROR, then PROTOCOL_ERROR: both name stream 1
+    writer.close()

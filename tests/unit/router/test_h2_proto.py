@@ -166,13 +166,35 @@ def test_body_flow_control_and_window_updates():
 
 
 def test_client_overrunning_windows():
+    # a stream's window overrun resets that stream
     client, server = pair()
     client.send_headers(1, REQ, end_stream=False)
     server.receive(client.data_to_send())
     data = b"".join(P.frame(P.DATA, 0, 1, b"z" * 16384) for _ in range(4))
     data += P.frame(P.DATA, 0, 1, b"z" * 100)  # 65636 > 65535
-    server.receive(data)
+    events = server.receive(data)
+    assert events[-1] == (P.EV_RESET, 1, P.FLOW_CONTROL_ERROR) and server.error is None
+    # the connection's window (every stream's window together) overrun ends the connection
+    client, server = pair()
+    for sid in (1, 3, 5, 7):
+        client.send_headers(sid, REQ, end_stream=False)
+    server.receive(client.data_to_send())
+    full = b"".join(P.frame(P.DATA, 0, 1, b"z" * 16383) for _ in range(4)) + P.frame(
+        P.DATA, 0, 1, b"z" * 3
+    )
+    for sid in (1, 3, 5, 7):
+        assert server.receive(full.replace(b"\x00\x00\x00\x01", sid.to_bytes(4, "big")))
+    assert server.error is None
+    server.receive(P.frame(P.DATA, 0, 3, b"z"))
     assert server.error == P.FLOW_CONTROL_ERROR
+
+
+def test_connection_window_covers_every_stream():
+    server = P.H2Server(max_concurrent=128)
+    server.initiate()
+    out = server.data_to_send()
+    update = P.frame(P.WINDOW_UPDATE, 0, 0, (127 * 65535).to_bytes(4, "big"))
+    assert out.endswith(update) and server.recv_window == 128 * 65535
 
 
 def test_sending_respects_windows_and_frame_size():
@@ -374,3 +396,34 @@ def test_encoder_memo_follows_the_table():
             enc.set_peer_max(256)
             dec.header_table_size = 256
             assert dec.decode(enc.encode(base), raw=True) == base
+
+
+def test_empty_continuation_flood_ends_the_connection():
+    # CONTINUATION frames without a byte of header block (CVE-2024-27316 and kin): each costs
+    # the router a frame and a list entry, so they count against the header block's limit
+    client, server = pair()
+    server.receive(P.frame(P.HEADERS, 0, 1, client.encoder.encode(REQ)))
+    empty = P.frame(P.CONTINUATION, 0, 1)
+    for _ in range(30):
+        server.receive(empty * 10000)
+        if server.error is not None:
+            break
+    assert server.error == P.ENHANCE_YOUR_CALM
+
+
+def test_resets_the_client_provokes_count_as_its_own():
+    # a client can make the server reset streams it has taken (a zero WINDOW_UPDATE, DATA
+    # after END_STREAM, a bad PRIORITY...: "MadeYouReset", CVE-2025-8671); those cost the
+    # dyno a request each, just as the client's own resets do
+    client, server = pair()
+    sid = 1
+    for _ in range(P.FLOOD_BASE + 10):
+        block = client.encoder.encode(REQ)
+        data = P.frame(P.HEADERS, P.END_HEADERS | P.END_STREAM, sid, block)
+        data += P.frame(P.WINDOW_UPDATE, 0, sid, b"\x00\x00\x00\x00")
+        events = server.receive(data)
+        if server.error is not None:
+            break
+        assert [e[0] for e in events] == [P.EV_REQUEST, P.EV_RESET]
+        sid += 2
+    assert server.error == P.ENHANCE_YOUR_CALM
