@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from .proto.http1 import RequestHead
+from .proto.http1 import MAX_HEADER_NAME, MAX_HEADERS, MAX_LINE, RequestHead
 
 _NAME = re.compile(rb"[!#$%&'*+\-.^_`|~0-9a-z]+\Z")
 _BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
@@ -164,7 +164,12 @@ def parse_request(block: list[Header]) -> H2Request:
     authority = pseudo.get(b":authority")
     if authority is None and host is None:
         raise Malformed("neither :authority nor Host")
-    if authority is not None and host is not None and authority != host:
+    if (
+        authority is not None
+        and host is not None
+        and authority != host
+        and authority.lower() != host.lower()  # host names compare without case (RFC 3986 6.2)
+    ):
         raise Malformed(":authority and Host disagree")
     if cookies:
         headers.append(("cookie", "; ".join(cookies)))
@@ -172,6 +177,15 @@ def parse_request(block: list[Header]) -> H2Request:
     bad: str | None = None
     if not auth or not _HOST.match(auth):
         bad = "invalid authority"
+    # the limits an HTTP/1.1 client meets (the dyno gets these as HTTP/1.1 lines): at most
+    # 1000 fields, 8192 bytes a line and 1000 a name, the request line within 8192
+    # (cookie crumbs are joined into one line by now)
+    elif len(headers) > MAX_HEADERS:
+        bad = "too many headers"
+    elif len(method) + len(path or b"") + 10 > MAX_LINE:
+        bad = "request line too long"
+    elif any(len(k) > MAX_HEADER_NAME or len(k) + len(v) + 2 > MAX_LINE for k, v in headers):
+        bad = "header line too long"
     if host is None:
         headers.insert(0, ("host", auth.decode("latin-1")))
     length: int | None = None

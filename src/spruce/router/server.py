@@ -109,7 +109,9 @@ class RouterServer:
             limit = now - idle
             for client in [c for c in self.clients if c._parked and c.last_active <= limit]:
                 if client.idle():
-                    client.writer.transport.abort()  # its callbacks see the end
+                    # closed as the ordinary path closes (what a slow reader has not taken yet
+                    # still gets an idle window); its callbacks see the end
+                    client._close()
 
     async def _on_tls(self, stream: Stream, port: int) -> None:
         info = tls_info(stream)
@@ -209,4 +211,8 @@ class RouterServer:
                 pass
         for transport in list(router.flushing):  # what the grace period did not see through
             abort_flushing(router.flushing, transport)
+        for client in list(self.clients):  # a task cancelled before it ever ran, if any
+            client.writer.transport.abort()
+        for conn in list(self.h2_connections):
+            conn.writer.transport.abort()
         router.pool.close_all()

@@ -136,6 +136,11 @@ async def test_acceptable_edge_cases(h2):
     assert sent["host"] == H and sent["x-e"] == "" and "te" not in sent
     r = await c.response(c.request(headers=block((b"host", H.encode()), path=b"/echo?both")))
     assert r.status == 200
+    # :authority and Host naming the same host in different case (RFC 9113 8.3.1, 3986 6.2)
+    r = await c.response(
+        c.request(headers=block((b"host", H.upper().encode()), path=b"/echo?case"))
+    )
+    assert r.status == 200
     r = await c.response(c.request(headers=[(b":method", b"OPTIONS"), (b":path", b"*"), *P[1:]]))
     assert r.status == 200
     # an authority HTTP/1.1 would refuse as Host is a 400 (as on HTTP/1.1), not forwarded
@@ -183,3 +188,21 @@ async def test_malformed_trailers_are_refused(h2):
     c.flush()
     r = await c.response(sid)
     assert r.status == 200 and json.loads(r.body)["body"] == "abc"
+
+
+async def test_http1_limits_apply_to_http2_requests(h2):
+    # the dyno gets HTTP/1.1 lines: an HTTP/2 request gets the limits an HTTP/1.1 client meets
+    rr, c = h2
+    over = [
+        block(*[(b"x-h", b"v")] * 1001),
+        block((b"x-big", b"b" * 8200)),
+        block((b"n" * 1001, b"v")),
+        block(path=b"/echo?refused&" + b"a" * 8200),
+        block(*[(b"cookie", b"c=" + b"x" * 3000)] * 3),  # crumbs joined into one long line
+    ]
+    for headers in over:
+        r = await c.response(c.request(headers=headers))
+        assert r.status == 400
+    within = block((b"x-big", b"b" * 8000), *[(b"x-h", b"v")] * 990, path=b"/echo?within")
+    assert (await c.response(c.request(headers=within))).status == 200
+    assert not any("refused" in line for _, line in rr.logs)

@@ -67,6 +67,7 @@ _names = st.sampled_from(
         "Transfer-Encoding",
         "Set-Cookie",
         "Server",
+        "Close",  # a header named after a Connection token
     ]
 )
 _values = st.sampled_from(
@@ -234,6 +235,8 @@ def test_what_the_fast_lane_leaves_to_the_ordinary_path() -> None:
     assert fast_request(req(b"Expect: 100-continue\r\n")) is None
     assert fast_request(req(b"Connection: Upgrade\r\nUpgrade: websocket\r\n")) is None
     assert fast_request(req(b"Connection: x-secret\r\nX-Secret: 1\r\n")) is None  # listed
+    # a header named like a Connection token the lane accepts ("close" is listed here)
+    assert fast_request(req(b"Connection: close\r\nClose: 1\r\n")) is None
     assert fast_request(req(b"Host: b.example.org\r\n")) is None  # two Hosts
     assert fast_request(req(b"X-Request-Id: a" * 1 + b"\r\nX-Request-Id: b\r\n")) is None
     assert fast_request(b"GET / HTTP/1.0\r\nHost: a\r\n\r\n") is None  # HTTP/1.0

@@ -50,6 +50,9 @@ _REQUEST_ACTIONS: dict[bytes, int] = {
     b"expect": _DECLINE,
     b"te": _DECLINE,
     b"trailer": _DECLINE,
+    # a header named after a Connection token the fast lane accepts: the ordinary path
+    # strips it when Connection lists it
+    b"close": _DECLINE,
     b"x-forwarded-for": _XFF,
     b"x-request-id": _RID,
     b"via": _VIA,
@@ -71,6 +74,7 @@ _RESPONSE_ACTIONS: dict[bytes, int] = {
     b"connection": _CONN,
     b"transfer-encoding": _DECLINE,
     b"upgrade": _DECLINE,
+    b"close": _DECLINE,  # (as for requests)
     b"te": _DROP,
     b"trailer": _DROP,
     b"via": _VIA,
