@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import os
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,12 +48,9 @@ class PostgresOps:
 
     root: Path
     cluster: PostgresCluster
-
-    def _entry(self, addon_id: str) -> dict[str, Any]:
-        raise NotImplementedError
-
-    async def _ensure_cluster(self) -> None:
-        raise NotImplementedError
+    # the provider's own methods (declared for typing; a mixin does not define them)
+    _entry: Callable[[str], dict[str, Any]]
+    _ensure_cluster: Callable[[], Awaitable[None]]
 
     # -- backups -------------------------------------------------------------------------
 

@@ -3,6 +3,8 @@ and the exceptions that carry failures between the two."""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 from .errors import reason
 from .proto.http1 import ProtocolError
 from .proxy import BackendConn
@@ -46,7 +48,7 @@ class BackendBroken(Exception):
         self.got_bytes = got_bytes
 
 
-class ClientSide:
+class ClientSide(ABC):
     """What the exchange needs from the client connection."""
 
     protocol = "http1.1"
@@ -61,12 +63,15 @@ class ClientSide:
     keep_alive = True
     conn_apps: ConnectionApps | None = None  # what the connection counts against (H22)
 
+    @abstractmethod
     async def read_body(self) -> bytes:
-        raise NotImplementedError
+        """The next piece of the request body (b"" at its end)."""
 
+    @abstractmethod
     async def send_continue(self) -> None:
-        raise NotImplementedError
+        """Answer `Expect: 100-continue`."""
 
+    @abstractmethod
     async def send_head(
         self,
         status: int,
@@ -75,10 +80,11 @@ class ClientSide:
         length: int | None,
         no_body: bool = False,
     ) -> None:
-        raise NotImplementedError
+        """The response head; `length` None: the body's length is not known yet."""
 
+    @abstractmethod
     async def send_data(self, data: bytes) -> None:
-        raise NotImplementedError
+        """A piece of the response body."""
 
     async def send_whole(
         self, status: int, reason: str, headers: list[tuple[str, str]], body: bytes
@@ -88,11 +94,13 @@ class ClientSide:
         await self.send_data(body)
         await self.end()
 
+    @abstractmethod
     async def end(self) -> None:
-        raise NotImplementedError
+        """The response is complete."""
 
+    @abstractmethod
     def abort(self) -> None:
-        raise NotImplementedError
+        """Cut the connection (or stream): the response cannot be completed."""
 
     async def tunnel(self, backend: BackendConn, leftover: bytes, idle: float) -> None:
         raise ProtocolError("upgrade not supported on this protocol")

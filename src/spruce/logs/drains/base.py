@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import ssl
 import threading
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,7 +41,7 @@ class DrainStatus:
     last_error_at: float | None
 
 
-class DrainWorker:
+class DrainWorker(ABC):
     """One drain: `offer` is called by `emit` (any thread, under the router lock); the
     asyncio task `_run` connects, sends and reconnects."""
 
@@ -210,9 +211,9 @@ class DrainWorker:
 
     # --- for subclasses -------------------------------------------------------------------
 
+    @abstractmethod
     async def run_connection(self) -> None:
         """Connect and send until something breaks (raise) or cancelled."""
-        raise NotImplementedError
 
     async def close_transport(self) -> None:
         return None
