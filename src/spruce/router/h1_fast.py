@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .exchange import ClientSide, Exchange, HError
-from .logline import _quote
+from .logline import info_line
 from .proto.fast import (
     FastRequest,
     FastResponse,
@@ -159,9 +159,19 @@ class H1FastLane(ClientSide):
         fwd = ", ".join([*fr.xff, self.client_ip]) if fr.xff else self.client_ip
         router.emit(
             app.id,
-            f"at=info method={fr.method} path={_quote(fr.target)} host={host} "
-            f"request_id={rid} fwd={_quote(fwd)} dyno={dyno.name} connect=0ms "
-            f"service={service_ms}ms status={fres.status} bytes={size}{self._line_tail}",
+            info_line(
+                fr.method,
+                fr.target,
+                host,
+                rid,
+                fwd,
+                dyno.name,
+                0,
+                service_ms,
+                fres.status,
+                size,
+                self._line_tail,
+            ),
         )
         router.fast_end(app)
         if not keep_alive:  # Connection: close: flush, then the reader sees the end

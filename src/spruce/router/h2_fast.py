@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from .exchange import Exchange, HError
 from .h2_proto import StreamGone
-from .logline import _quote
+from .logline import info_line
 from .proto.headers import request_id_for, rewrite_response_headers
 from .proto.http1 import ProtocolError, parse_response_head
 from .proxy import BackendConn
@@ -241,9 +241,19 @@ def _relay(
     fwd = ", ".join([*xff, conn.client_ip]) if xff else conn.client_ip
     router.emit(
         app.id,
-        f"at=info method={req.method} path={_quote(req.path)} host={host} "
-        f"request_id={rid} fwd={_quote(fwd)} dyno={dyno.name} connect=0ms "
-        f"service={service_ms}ms status={status} bytes={n}{conn.line_tail}",
+        info_line(
+            req.method,
+            req.path,
+            host,
+            rid,
+            fwd,
+            dyno.name,
+            0,
+            service_ms,
+            status,
+            n,
+            conn.line_tail,
+        ),
     )
     router.fast_end(app)
     conn.stream_done(st)

@@ -16,6 +16,7 @@ from .exchange import (
     send_simple,
 )
 from .h1_fast import H1FastLane
+from .logline import line_tail
 from .proto.http1 import (
     MAX_LINE,
     ChunkedDecoder,
@@ -86,10 +87,7 @@ class H1Client(H1FastLane):
                     f"X-Forwarded-Proto: {'https' if self.tls else 'http'}\r\n"
                     f"X-Forwarded-Port: {local_port}\r\nX-Request-Start: "
                 ).encode("latin-1"),
-                (
-                    f" protocol={self.protocol} tls={'true' if self.tls else 'false'}"
-                    f" tls_version={self.tls_version}"
-                ),
+                line_tail(self.protocol, self.tls, self.tls_version),
             )
         self._forwarded, self._line_tail = parts
         self.conn_apps: ConnectionApps = ConnectionApps(router, moves=True)

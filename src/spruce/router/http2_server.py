@@ -32,6 +32,7 @@ from .h2_proto import (
     StreamGone,
 )
 from .h2_request import H2Request
+from .logline import line_tail
 from .proto.headers import HOP_BY_HOP
 from .state import ConnectionApps, Router
 from .stream import Stream
@@ -235,9 +236,7 @@ class H2Connection:
         self.local_port = int(sock[1])
         self.sni_host = normalise_host(info[2]) if info[0] and info[2] else None
         # the end of the fast lane's log line, fixed per connection
-        self.line_tail = (
-            f" protocol=http2.0 tls={'true' if info[0] else 'false'} tls_version={info[1]}"
-        )
+        self.line_tail = line_tail(H2Stream.protocol, info[0], info[1])
         self.proto = H2Server(max_concurrent=128, max_header_list=1 << 20)
         self.conn_apps = ConnectionApps(router, moves=False)
         self.last_stream: int | None = None  # set by shutdown(): GOAWAY sent, later refused

@@ -7,10 +7,39 @@ from dataclasses import dataclass
 from .errors import H_CODES
 
 
-def _quote(v: str) -> str:
+def quote(v: str) -> str:
     if "\\" not in v and '"' not in v:
         return '"' + v + '"'
     return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def line_tail(protocol: str, tls: bool, tls_version: str) -> str:
+    """The end of every line of one connection."""
+    return f" protocol={protocol} tls={'true' if tls else 'false'} tls_version={tls_version}"
+
+
+def info_line(
+    method: str,
+    path: str,
+    host: str,
+    request_id: str,
+    fwd: str,
+    dyno: str,
+    connect_ms: int | None,
+    service_ms: int | None,
+    status: int | None,
+    size: int | None,
+    tail: str,
+) -> str:
+    """The common line (no H code), in one f-string: the fast lanes and `RouterLine` share it."""
+    return (
+        f"at=info method={method} path={quote(path)} host={host} "
+        f"request_id={request_id} fwd={quote(fwd)} dyno={dyno} "
+        f"connect={'' if connect_ms is None else f'{connect_ms}ms'} "
+        f"service={'' if service_ms is None else f'{service_ms}ms'} "
+        f"status={'' if status is None else status} "
+        f"bytes={'' if size is None else size}{tail}"
+    )
 
 
 @dataclass(slots=True)
@@ -34,15 +63,18 @@ class RouterLine:
 
     def format(self) -> str:
         if not self.code:
-            # the common line in one f-string
-            return (
-                f"at=info method={self.method} path={_quote(self.path)} host={self.host} "
-                f"request_id={self.request_id} fwd={_quote(self.fwd)} dyno={self.dyno or ''} "
-                f"connect={'' if self.connect_ms is None else f'{self.connect_ms}ms'} "
-                f"service={'' if self.service_ms is None else f'{self.service_ms}ms'} "
-                f"status={'' if self.status is None else self.status} "
-                f"bytes={'' if self.bytes is None else self.bytes} protocol={self.protocol} "
-                f"tls={'true' if self.tls else 'false'} tls_version={self.tls_version}"
+            return info_line(
+                self.method,
+                self.path,
+                self.host,
+                self.request_id,
+                self.fwd,
+                self.dyno or "",
+                self.connect_ms,
+                self.service_ms,
+                self.status,
+                self.bytes,
+                line_tail(self.protocol, self.tls, self.tls_version),
             )
         parts: list[str] = []
         if self.code:
@@ -51,18 +83,18 @@ class RouterLine:
                 parts.append(f"sock={h.sock}")
             parts.append(f"at={h.at}")
             parts.append(f"code={self.code}")
-            parts.append(f"desc={_quote(h.desc)}")
+            parts.append(f"desc={quote(h.desc)}")
             if self.cause is not None:
-                parts.append(f"cause={_quote(self.cause)}")
+                parts.append(f"cause={quote(self.cause)}")
             if self.agent is not None:
-                parts.append(f"agent={_quote(self.agent)}")
+                parts.append(f"agent={quote(self.agent)}")
         else:
             parts.append("at=info")
         parts.append(f"method={self.method}")
-        parts.append(f"path={_quote(self.path)}")
+        parts.append(f"path={quote(self.path)}")
         parts.append(f"host={self.host}")
         parts.append(f"request_id={self.request_id}")
-        parts.append(f"fwd={_quote(self.fwd)}")
+        parts.append(f"fwd={quote(self.fwd)}")
         parts.append(f"dyno={self.dyno or ''}")
         parts.append("connect=" + ("" if self.connect_ms is None else f"{self.connect_ms}ms"))
         parts.append("service=" + ("" if self.service_ms is None else f"{self.service_ms}ms"))
