@@ -26,6 +26,7 @@ from .proto.http1 import (
     encode_chunk,
     find_head_end,
     parse_request_head,
+    partial_request,
     serialize_response_head,
 )
 from .proxy import BackendConn
@@ -453,22 +454,8 @@ class H1Client(H1FastLane):
         """H28 for a head left incomplete whose request line and Host already name an app:
         logged there (status 499) and the connection is closed with nothing, as for a body
         left incomplete. False when no app can be told (the caller answers 408)."""
-        lines = bytes(self.buf).split(b"\r\n")[:-1]  # complete lines only
-        if len(lines) < 2:
-            return False
-        hosts = [ln.split(b":", 1)[1] for ln in lines[1:] if ln[:5].lower() == b"host:"]
-        parts = lines[0].split(b" ")
-        if len(hosts) != 1 or len(parts) != 3:
-            return False
-        try:
-            req = RequestHead(
-                parts[0].decode("ascii"),
-                parts[1].decode("latin-1"),
-                "1.1",
-                [("Host", hosts[0].strip(b" \t").decode("latin-1"))],
-                host=hosts[0].strip(b" \t").decode("latin-1"),
-            )
-        except UnicodeDecodeError:
+        req = partial_request(self.buf)
+        if req is None:
             return False
         ex = Exchange(self.router, self, req)
         ex.app = self.router.table.lookup(ex.host)

@@ -90,15 +90,7 @@ class Stream(asyncio.Protocol):
         if len(self._buf) > self._limit and not self._read_paused:
             self._read_paused = True
             self.transport.pause_reading()
-        if self.hold:
-            return
-        w = self._waiter
-        if w is not None:
-            self._waiter = None
-            if not w.done():
-                w.set_result(None)
-        elif self.on_wakeup is not None:
-            self.on_wakeup()
+        self._wake()
 
     def eof_received(self) -> bool:
         self._eof = True

@@ -13,6 +13,7 @@ from spruce.router.proto.http1 import (
     find_head_end,
     parse_request_head,
     parse_response_head,
+    partial_request,
     serialize_request_head,
 )
 
@@ -182,3 +183,12 @@ def test_chunked_wins_over_content_length_and_closes() -> None:
         b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
     )
     assert r.chunked and r.body_length is None and not r.keep_alive
+
+
+def test_partial_request_reads_what_an_incomplete_head_tells():
+    r = partial_request(b"GET /half HTTP/1.1\r\nX-A: 1\r\nhost:  a.example.org \r\nX-Parti")
+    assert r is not None and (r.method, r.target, r.host) == ("GET", "/half", "a.example.org")
+    assert partial_request(b"GET /half HTTP/1.1\r\nHost: a.exam") is None  # Host incomplete
+    assert partial_request(b"GET /half HTTP/1.1\r\nHost: a\r\nHost: b\r\n") is None
+    assert partial_request(b"GET /half\r\nHost: a\r\n") is None
+    assert partial_request(b"GET / HTTP/1.1") is None

@@ -171,6 +171,25 @@ def _transfer_chunked(values: list[str], status: int, code: str | None) -> bool:
     return True
 
 
+def partial_request(buf: bytes | bytearray) -> RequestHead | None:
+    """What an incomplete head already tells: its request line and a single Host header among
+    its complete lines (for the H28 line of a client gone silent mid-head), or None."""
+    lines = bytes(buf).split(b"\r\n")[:-1]  # complete lines only
+    if len(lines) < 2:
+        return None
+    hosts = [ln.split(b":", 1)[1].strip(b" \t") for ln in lines[1:] if ln[:5].lower() == b"host:"]
+    parts = lines[0].split(b" ")
+    if len(hosts) != 1 or len(parts) != 3:
+        return None
+    try:
+        host = hosts[0].decode("ascii")
+        return RequestHead(
+            parts[0].decode("ascii"), parts[1].decode("latin-1"), "1.1", [("Host", host)], host=host
+        )
+    except UnicodeDecodeError:
+        return None
+
+
 def parse_request_head(head: bytes) -> RequestHead:
     req = _fast_request(head) if len(head) <= MAX_LINE else None
     if req is None:
