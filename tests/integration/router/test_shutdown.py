@@ -164,7 +164,8 @@ class RawH2:
             self.buf += data
 
 
-async def test_http2_goaway_grace_and_h24(running_router, backends, tmp_path):
+async def _h2_router(running_router, backends, tmp_path):  # type: ignore[no-untyped-def]
+    """A router (SLOW timers) serving app "a" over TLS, and a raw HTTP/2 client connected."""
     ca = InternalCA(tmp_path / "ca")
     issued = ca.issue([H], [])
     b = backends()
@@ -178,7 +179,11 @@ async def test_http2_goaway_grace_and_h24(running_router, backends, tmp_path):
     reader, writer = await asyncio.open_connection(
         "127.0.0.1", rr.https_port, ssl=ctx, server_hostname=H
     )
-    c = RawH2(reader, writer)
+    return rr, RawH2(reader, writer), writer
+
+
+async def test_http2_goaway_grace_and_h24(running_router, backends, tmp_path):
+    rr, c, writer = await _h2_router(running_router, backends, tmp_path)
     c.get(1, "/sleep?s=0.5")
     c.get(3, "/sleep?s=10")
     await _until(lambda: rr.router.inflight["a"] == 2)
@@ -213,20 +218,7 @@ async def test_http2_goaway_grace_and_h24(running_router, backends, tmp_path):
 
 
 async def test_idle_http2_connection_gets_goaway_and_is_closed(running_router, backends, tmp_path):
-    ca = InternalCA(tmp_path / "ca")
-    issued = ca.issue([H], [])
-    b = backends()
-    snap = table(app_entry("a", [H], [b.dyno()]))
-    snap["certificates"] = [
-        {"id": "c", "hostnames": [H], "cert_pem": issued.cert_pem, "key_pem": issued.key_pem}
-    ]
-    rr = await running_router(snap, SLOW)
-    ctx = ssl.create_default_context(cafile=str(ca.cert_path))
-    ctx.set_alpn_protocols(["h2"])
-    reader, writer = await asyncio.open_connection(
-        "127.0.0.1", rr.https_port, ssl=ctx, server_hostname=H
-    )
-    c = RawH2(reader, writer)
+    rr, c, writer = await _h2_router(running_router, backends, tmp_path)
     c.get(1, "/name")
     while not isinstance(f := await c.frame(), DataFrame):  # SETTINGS..., HEADERS, DATA
         assert f is not None
@@ -373,20 +365,7 @@ async def test_http2_goaway_last_stream_never_grows(running_router, backends, tm
     # after the shutdown's GOAWAY (last stream 1), the client opens stream 3 (refused) and
     # then breaks the protocol: the GOAWAY of that error may not name a higher stream than
     # the first (RFC 9113 6.8), stream 3 was never processed
-    ca = InternalCA(tmp_path / "ca")
-    issued = ca.issue([H], [])
-    b = backends()
-    snap = table(app_entry("a", [H], [b.dyno()]))
-    snap["certificates"] = [
-        {"id": "c", "hostnames": [H], "cert_pem": issued.cert_pem, "key_pem": issued.key_pem}
-    ]
-    rr = await running_router(snap, SLOW)
-    ctx = ssl.create_default_context(cafile=str(ca.cert_path))
-    ctx.set_alpn_protocols(["h2"])
-    reader, writer = await asyncio.open_connection(
-        "127.0.0.1", rr.https_port, ssl=ctx, server_hostname=H
-    )
-    c = RawH2(reader, writer)
+    rr, c, writer = await _h2_router(running_router, backends, tmp_path)
     c.get(1, "/sleep?s=0.5")
     await _until(lambda: rr.router.inflight["a"] == 1)
     stop = asyncio.ensure_future(rr.server.stop(grace=1.5))
