@@ -8,7 +8,7 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from spruce.build.archive import extract_tarball
+from spruce.compile.archive import extract_tarball
 
 
 class ExportError(RuntimeError):

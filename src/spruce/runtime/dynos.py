@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from spruce.build import unpack_slug
+from spruce.compile import unpack_slug
 from spruce.dynos import AppRuntime, DynoManager
 from spruce.dynos.model import FEATURES as DYNO_FEATURES
 from spruce.services import Services

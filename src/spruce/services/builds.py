@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
-from spruce.build import (
+from spruce.compile import (
     BuildFailed,
     BuildRequest,
     SourceArchiveError,

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from spruce.build import AppJsonError, parse_app_json, resolve_env
+from spruce.compile import AppJsonError, parse_app_json, resolve_env
 from spruce.store.models import App, AppSetup, User
 
 from .errors import InvalidParams, NotFound, ServiceError

@@ -13,7 +13,7 @@ import httpx
 import pytest
 import uvicorn
 
-from spruce.build.runner import BuildFailed, BuildRequest, run_build
+from spruce.compile.runner import BuildFailed, BuildRequest, run_build
 from spruce.gitserve import GitAccessError, GitServer, PushContext
 from spruce.netutil import free_port
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from spruce.build.archive import (
+from spruce.compile.archive import (
     SourceArchiveError,
     create_slug,
     extract_source_tarball,

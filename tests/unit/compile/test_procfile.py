@@ -1,6 +1,6 @@
 import pytest
 
-from spruce.build.procfile import ProcfileError, parse_procfile
+from spruce.compile.procfile import ProcfileError, parse_procfile
 
 
 def test_types_commands_comments_and_blank_lines() -> None:

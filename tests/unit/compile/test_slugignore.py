@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from spruce.build.slugignore import apply_slugignore
+from spruce.compile.slugignore import apply_slugignore
 
 
 def make(root: Path, files: list[str]) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from build_helpers import Builder, make_buildpack
 
-from spruce.build import BuildFailed, BuildTimeout, ensure_build_user
+from spruce.compile import BuildFailed, BuildTimeout, ensure_build_user
 
 
 async def test_failing_compile_streams_output_then_fails(builder: Builder) -> None:

@@ -1,4 +1,4 @@
-"""The .NET buildpack's rules, importable as `spruce.build.dotnet`.
+"""The .NET buildpack's rules, importable as `spruce.compile.dotnet`.
 
 The code lives inside the buildpack (buildpacks/dotnet/lib/dotnet_rules.py) so the buildpack
 stays self-contained and copyable; this module loads that file for the rest of Spruce.
@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 _PATH = Path(__file__).parent / "buildpacks" / "dotnet" / "lib" / "dotnet_rules.py"
-_spec = importlib.util.spec_from_file_location("spruce.build._dotnet_rules", _PATH)
+_spec = importlib.util.spec_from_file_location("spruce.compile._dotnet_rules", _PATH)
 assert _spec is not None and _spec.loader is not None
 _rules = importlib.util.module_from_spec(_spec)
 sys.modules[_spec.name] = _rules

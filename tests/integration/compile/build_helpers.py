@@ -5,7 +5,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from spruce.build.runner import BuildRequest, BuildResult, run_build
+from spruce.compile.runner import BuildRequest, BuildResult, run_build
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "apps"
 

@@ -8,8 +8,8 @@ import pytest
 import yaml
 from build_helpers import Builder
 
-from spruce.build import BuildFailed
-from spruce.build.buildpacks import BUILTIN_DIR
+from spruce.compile import BuildFailed
+from spruce.compile.buildpacks import BUILTIN_DIR
 
 WEB = '<Project Sdk="Microsoft.NET.Sdk.Web"><PropertyGroup><TargetFramework>net8.0</TargetFramework></PropertyGroup></Project>'
 WORKER = '<Project Sdk="Microsoft.NET.Sdk.Worker"><PropertyGroup><TargetFramework>net9.0</TargetFramework></PropertyGroup></Project>'

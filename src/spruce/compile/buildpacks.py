@@ -1,6 +1,6 @@
 """Finding buildpacks: built-in names, local paths and http(s) tarball URLs.
 
-Built-ins live in ``spruce/build/buildpacks/<name>`` and are ordinary classic buildpacks
+Built-ins live in ``spruce/compile/buildpacks/<name>`` and are ordinary classic buildpacks
 (``bin/detect``, ``bin/compile``, ``bin/release``). Auto-detection tries them in Heroku's
 builder order: languages first (python ... dotnet, nodejs last), then static, then procfile.
 """

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 from build_helpers import Builder
 
-from spruce.build import unpack_slug
+from spruce.compile import unpack_slug
 from spruce.netutil import free_port
 
 

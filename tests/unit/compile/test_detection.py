@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from spruce.build.buildpacks import DETECTION_ORDER, builtin_name, detect_builtin
+from spruce.compile.buildpacks import DETECTION_ORDER, builtin_name, detect_builtin
 
 
 def test_order_matches_herokus_builder() -> None:

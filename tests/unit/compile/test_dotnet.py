@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from spruce.build.dotnet import (
+from spruce.compile.dotnet import (
     DotnetError,
     choose_sdk,
     find_projects,
