@@ -1,8 +1,9 @@
-"""A tiny in-process event bus: services announce changes, the runtime reacts.
+"""What services announce: typed, frozen events, subscribed to by type (as in hypercorn).
 
-Services never call the dyno manager or the router directly; they publish what changed
-("release", "formation", "app", "app_deleted", "domains"...) with the app id, and the
-control plane's subscribers converge dynos and rebuild the route table.
+Services never call the dyno backend or the router to react to a change; they publish what
+changed, and the parts that follow the store (deployments, the route table, the log router)
+subscribe to the event types they care about. Handlers run synchronously, in publish order;
+one handler's fault is logged and never fails the call that published.
 """
 
 from __future__ import annotations
@@ -10,23 +11,147 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[..., Any]
+
+@dataclass(frozen=True)
+class Event:
+    """Base of every event."""
+
+
+@dataclass(frozen=True)
+class AppEvent(Event):
+    """An event about one app."""
+
+    app_id: str
+
+
+@dataclass(frozen=True)
+class AppCreated(AppEvent):
+    pass
+
+
+@dataclass(frozen=True)
+class AppChanged(AppEvent):
+    """Name, maintenance, stack, settings or features changed."""
+
+    renamed: bool = False
+
+
+@dataclass(frozen=True)
+class AppDeleting(AppEvent):
+    """The app is about to go: stop its dynos, builds and release phases first."""
+
+
+@dataclass(frozen=True)
+class AppDeleted(AppEvent):
+    app_name: str = ""
+
+
+@dataclass(frozen=True)
+class ReleaseCreated(AppEvent):
+    release_id: str = ""
+    pending: bool = False
+    """A pending release waits for its release phase."""
+    phase_by_caller: bool = False
+    """The creator runs the release phase itself (a build streams it into the push)."""
+
+
+@dataclass(frozen=True)
+class ReleaseFinished(AppEvent):
+    """A release went live (succeeded) or never will (failed)."""
+
+    release_id: str = ""
+    succeeded: bool = True
+
+
+@dataclass(frozen=True)
+class FormationChanged(AppEvent):
+    pass
+
+
+@dataclass(frozen=True)
+class DomainsChanged(AppEvent):
+    pass
+
+
+@dataclass(frozen=True)
+class CertificatesChanged(AppEvent):
+    pass
+
+
+@dataclass(frozen=True)
+class BuildFinished(AppEvent):
+    build_id: str = ""
+    succeeded: bool = False
+
+
+@dataclass(frozen=True)
+class DynosChanged(AppEvent):
+    """The dyno backend changed an app's dynos (started, up, crashed, stopped)."""
+
+
+@dataclass(frozen=True)
+class ApiActivity(AppEvent):
+    """A line for the app's log, as Heroku writes `app[api]` lines."""
+
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class AddonServerMoved(Event):
+    """A provider restarted an add-on's server elsewhere (its old port was taken)."""
+
+    addon_id: str
+    config: dict[str, str]
+
+
+@dataclass(frozen=True)
+class AddonActivity(Event):
+    """A platform line about an add-on's server, for the owning app's log."""
+
+    addon_id: str
+    message: str
+
+
+E = TypeVar("E", bound=Event)
+Handler = Callable[[Any], None]
 
 
 class EventBus:
     def __init__(self) -> None:
-        self._handlers: dict[str, list[Handler]] = defaultdict(list)
+        self._handlers: dict[type[Event], list[Handler]] = defaultdict(list)
 
-    def subscribe(self, kind: str, handler: Handler) -> None:
+    def subscribe(self, kind: type[E], handler: Callable[[E], None]) -> None:
         self._handlers[kind].append(handler)
 
-    def publish(self, kind: str, **payload: Any) -> None:
-        for handler in list(self._handlers.get(kind, ())) + list(self._handlers.get("*", ())):
+    def publish(self, event: Event) -> None:
+        for handler in list(self._handlers.get(type(event), ())):
             try:
-                handler(kind=kind, **payload)
+                handler(event)
             except Exception:  # one subscriber's fault must not fail the API call
-                log.exception("event handler for %s failed", kind)
+                log.exception("a handler of %s failed", type(event).__name__)
+
+
+__all__ = [
+    "AddonActivity",
+    "AddonServerMoved",
+    "ApiActivity",
+    "AppEvent",
+    "AppChanged",
+    "AppCreated",
+    "AppDeleted",
+    "AppDeleting",
+    "BuildFinished",
+    "CertificatesChanged",
+    "DomainsChanged",
+    "DynosChanged",
+    "Event",
+    "EventBus",
+    "FormationChanged",
+    "ReleaseCreated",
+    "ReleaseFinished",
+]

@@ -1,0 +1,257 @@
+"""Values that cross the ports: what services hand to the parts they drive, and get back.
+
+Adapters (dynos/, compile/, logs/, router/, addons/, certs/) import these types; services
+never import the adapters. Everything here is plain data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+
+class Generation(StrEnum):
+    CEDAR = "cedar"
+    FIR = "fir"
+
+
+class DynoState(StrEnum):
+    """A dyno's state as the Platform API reports it."""
+
+    STARTING = "starting"
+    UP = "up"
+    CRASHED = "crashed"
+    IDLE = "idle"
+    DOWN = "down"
+
+
+class ReleaseStatus(StrEnum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class BuildStatus(StrEnum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+# -- dynos ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SlugArtifact:
+    """The code of a release: a slug tarball the dyno backend unpacks (once per slug)."""
+
+    id: str
+    path: Path
+
+
+@dataclass
+class AppRuntime:
+    """The desired state of one app's dynos, as the dyno backend receives it."""
+
+    app_id: str
+    app_name: str
+    release_id: str
+    release_version: int
+    slug: SlugArtifact | None
+    process_types: dict[str, str]
+    formation: dict[str, tuple[int, str]]
+    config: dict[str, str] = field(default_factory=dict)
+    features: set[str] = field(default_factory=set)
+    boot_timeout: float = 60.0
+    generation: str = Generation.CEDAR
+
+
+@dataclass(frozen=True)
+class DynoInfo:
+    """One dyno as the API shows it (`GET /apps/{app}/dynos`)."""
+
+    id: str
+    app_id: str
+    name: str
+    type: str
+    state: str
+    size: str
+    command: str
+    release_id: str
+    release_version: int
+    host: str
+    port: int | None
+    pid: int | None
+    created_at: float
+    updated_at: float
+    attach_url: str | None = None
+
+
+@dataclass(frozen=True)
+class WebEndpoint:
+    """Where the router may send an app's requests: one up web dyno."""
+
+    dyno_name: str
+    dyno_id: str
+    host: str
+    port: int
+
+
+class DynoError(ValueError):
+    """Input a dyno backend refuses (the API answers 422 with its message)."""
+
+
+class DynoNotFound(LookupError):
+    """No such app or dyno in the backend (the API answers 404)."""
+
+
+# -- the router's table ------------------------------------------------------------------
+@dataclass(frozen=True)
+class RouteDyno:
+    name: str
+    host: str
+    port: int
+    state: str  # up | starting | crashed | down
+
+
+@dataclass(frozen=True)
+class AppRoute:
+    """Everything a router worker needs to route one app."""
+
+    id: str
+    name: str
+    hostnames: tuple[str, ...]
+    maintenance: bool
+    released: bool
+    features: tuple[str, ...]
+    maintenance_page_url: str | None
+    error_page_url: str | None
+    web_quantity: int
+    sleeping: bool
+    dynos: tuple[RouteDyno, ...]
+    eco_quota_exhausted: bool = False
+
+
+@dataclass(frozen=True)
+class RouteCertificate:
+    id: str
+    hostnames: tuple[str, ...]
+    cert_pem: str
+    key_pem: str
+
+
+# -- logs ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DrainSpec:
+    id: str
+    """The drain's id in the Platform API (a UUID)."""
+    url: str
+    token: str
+    """`d.<uuid>`: the syslog hostname field and the Logplex-Drain-Token header."""
+    app_name: str = ""
+
+
+def new_drain_token() -> str:
+    """A drain token as Logplex makes them: `d.` + a UUID."""
+    return f"d.{uuid.uuid4()}"
+
+
+@dataclass(frozen=True)
+class LogLine:
+    seq: int
+    ts: float
+    source: str
+    process: str
+    message: str
+
+
+# -- builds --------------------------------------------------------------------------------
+@dataclass
+class BuildRequest:
+    source_dir: Path  # checked-out app tree; copied, never modified
+    work_dir: Path  # scratch space for this build (emptied first)
+    cache_dir: Path  # CACHE_DIR, kept per app between builds
+    slugs_dir: Path  # where the slug tarball is written
+    buildpacks: list[str] = field(default_factory=list)  # empty: auto-detect built-ins
+    env: dict[str, str] = field(default_factory=dict)  # config vars -> ENV_DIR files
+    stack: str = "heroku-24"
+    timeout: float = 15 * 60.0
+    run_as: tuple[int, int] | None = None  # (uid, gid) for buildpack executables
+    buildpack_cache_dir: Path | None = None  # downloaded URL buildpacks (default: cache_dir/..)
+    source_version: str | None = None  # commit sha, exported as SOURCE_VERSION
+    keep_work_dir: bool = False  # leave work_dir behind (debugging); the slug is elsewhere
+
+
+@dataclass
+class BuildResult:
+    slug_path: Path
+    slug_size: int
+    checksum: str  # "SHA256:<hex>"
+    process_types: dict[str, str]
+    buildpack_description: str  # e.g. "Python"
+    buildpacks: list[str]
+    stack: str
+    config_vars: dict[str, str] = field(default_factory=dict)  # from the last bin/release
+    addons: list[str] = field(default_factory=list)
+    duration: float = 0.0
+
+
+class BuildFailed(Exception):
+    """The build failed for a reason the user can act on (shown in the build output)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class SourceError(ValueError):
+    """A source archive that cannot be used (not a tarball, unsafe paths, too big)."""
+
+
+# -- add-ons -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Plan:
+    name: str
+    human_name: str
+    limits: dict[str, Any] = field(default_factory=dict)
+    """Plan limits: memory_bytes, connections, storage_bytes, tables... (as applicable)."""
+    default: bool = False
+
+
+@dataclass(frozen=True)
+class CliCommand:
+    """A client command for `redis:cli` / `pg:psql`: the password travels in env, not argv."""
+
+    argv: list[str]
+    env: dict[str, str]
+    host: str
+    port: int
+    user: str | None = None
+    database: str | None = None
+
+
+@dataclass(frozen=True)
+class Backup:
+    id: str
+    created: str
+    size: int
+    database: str
+    addon_id: str
+    path: str
+
+
+class AddonError(Exception):
+    """Base of every add-on provider error; messages never carry secrets."""
+
+
+class InvalidSettingError(AddonError, ValueError):
+    """A bad value for an add-on setting (maxmemory policy, timeout, ...)."""
+
+
+# -- certificates --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class IssuedCertificate:
+    cert_pem: str
+    key_pem: str
+    not_after: dt.datetime | None = None

@@ -1,0 +1,252 @@
+"""The ports: every part of the outside world that services drive, as a typed Protocol.
+
+Each port has one adapter today and room for a second (DESIGN.md, "seams for scale"):
+- DynoBackend: local processes (spruce.dynos); Kubernetes later.
+- BuildRunner: classic buildpacks (spruce.compile); Cloud Native Buildpacks later.
+- LogPort: the log router (spruce.logs): buffers, sessions, drains.
+- RouteSink: the router workers' table (spruce.router's supervisor).
+- AddonProvider: the servers behind an add-on service (spruce.addons).
+- CertificateIssuer: the internal CA (spruce.certs); ACME later.
+
+The composition root (spruce.platform) builds one adapter for each, once, and hands them to
+`Services`. Tests of the rules (tests/unit/services) use small in-process implementations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from .model import (
+    AppRoute,
+    AppRuntime,
+    Backup,
+    BuildRequest,
+    BuildResult,
+    CliCommand,
+    DrainSpec,
+    DynoInfo,
+    IssuedCertificate,
+    Plan,
+    RouteCertificate,
+    WebEndpoint,
+)
+
+Output = Callable[[str], None]
+"""Where a build or release phase writes its lines (the push, the build log)."""
+
+
+class DynoBackend(Protocol):
+    """Runs an app's dynos as its formation says; reports them back."""
+
+    @property
+    def warnings(self) -> Sequence[str]:
+        """What the backend could not set up (isolation it lacks), for the operator."""
+        ...
+
+    async def start(self) -> None: ...
+
+    async def shutdown(self) -> None: ...
+
+    async def converge(self, app: AppRuntime) -> None:
+        """Make the app's formation dynos match `app` (new release, scale, config)."""
+        ...
+
+    async def remove_app(self, app_id: str) -> None: ...
+
+    def dynos(self, app_id: str) -> list[DynoInfo]: ...
+
+    def web_endpoints(self, app_id: str) -> list[WebEndpoint]: ...
+
+    async def restart(
+        self, app_id: str, process_type: str | None = None, dyno_name: str | None = None
+    ) -> None: ...
+
+    async def stop(
+        self, app_id: str, process_type: str | None = None, dyno_name: str | None = None
+    ) -> None: ...
+
+    async def run_one_off(
+        self,
+        app: AppRuntime,
+        command: str,
+        env: dict[str, str] | None = None,
+        size: str | None = None,
+        attach: bool = False,
+        tty: bool = False,
+        process_type: str = "run",
+    ) -> DynoInfo: ...
+
+    async def wait_one_off(
+        self, app_id: str, name: str, timeout: float | None = None
+    ) -> int | None:
+        """The one-off's exit status once it ends (None: it never ran, or timed out)."""
+        ...
+
+    async def run_inside(self, app_id: str, dyno_name: str, command: str) -> DynoInfo: ...
+
+    def note_request(self, app_id: str) -> None:
+        """The router served the app (Eco sleeping counts from the last request)."""
+        ...
+
+    def wake(self, app_id: str) -> None: ...
+
+
+class BuildRunner(Protocol):
+    """Turns a source tree into a slug (classic buildpacks)."""
+
+    async def build(self, request: BuildRequest, output: Output) -> BuildResult:
+        """Raises model.BuildFailed with a message the user can act on."""
+        ...
+
+    def extract_source(self, archive: Path, dest: Path) -> Path:
+        """Unpack a source tarball safely; raises model.SourceError."""
+        ...
+
+
+class LoggedLine(Protocol):
+    @property
+    def message(self) -> str: ...
+
+
+class LogPort(Protocol):
+    """The log router: per-app buffers, log sessions and drains."""
+
+    def emit(
+        self, app_id: str, source: str, process: str, message: str, ts: float | None = None
+    ) -> None: ...
+
+    def head(self, app_id: str) -> int: ...
+
+    def lines_after(
+        self, app_id: str, seq: int, source: str | None = None, dyno: str | None = None
+    ) -> tuple[Sequence[LoggedLine], int]: ...
+
+    def create_session(
+        self, app_id: str, lines: int, tail: bool, source: str | None, dyno: str | None
+    ) -> str:
+        """A log session's token; raises ValueError for bad parameters."""
+        ...
+
+    def check_drain_url(self, url: str) -> None:
+        """Raise ValueError (with a sentence for the user) for a URL no drain can deliver to."""
+        ...
+
+    def set_drains(self, app_id: str, drains: Iterable[DrainSpec]) -> None: ...
+
+    def drain_state(self, drain_id: str) -> str | None: ...
+
+    def remove_app(self, app_id: str) -> None: ...
+
+
+class RouteSink(Protocol):
+    """The router workers' table: apps, their dynos and the certificates for SNI."""
+
+    def replace_table(
+        self,
+        apps: Sequence[AppRoute],
+        certificates: Sequence[RouteCertificate],
+        default: RouteCertificate | None,
+    ) -> None: ...
+
+    def upsert_app(self, route: AppRoute) -> None: ...
+
+    def remove_app(self, app_id: str) -> None: ...
+
+    def set_certificates(
+        self, certificates: Sequence[RouteCertificate], default: RouteCertificate | None
+    ) -> None: ...
+
+
+class CertificateIssuer(Protocol):
+    """Signs certificates for hostnames (the internal CA today; ACME for ACM later)."""
+
+    def issue(self, hostnames: Sequence[str]) -> IssuedCertificate: ...
+
+
+class KeyValueStoreOps(Protocol):
+    """What a Key-Value Store provider offers beyond provisioning (redis:* commands)."""
+
+    def cli(self, addon_id: str) -> CliCommand: ...
+
+    def settings(self, addon_id: str) -> dict[str, Any]: ...
+
+    async def set_maxmemory_policy(self, addon_id: str, policy: str) -> None: ...
+
+    async def set_timeout(self, addon_id: str, seconds: int) -> None: ...
+
+    async def set_keyspace_notifications(self, addon_id: str, flags: str) -> None: ...
+
+
+class PostgresOps(Protocol):
+    """What a Postgres provider offers beyond provisioning (pg:* commands)."""
+
+    def psql(self, addon_id: str) -> CliCommand: ...
+
+    async def capture_backup(self, addon_id: str) -> Backup: ...
+
+    def list_backups(self, addon_id: str) -> list[Backup]: ...
+
+    def backup_path(self, addon_id: str, backup_id: str) -> Path: ...
+
+    async def restore_backup(self, addon_id: str, source: str | Path) -> None: ...
+
+    async def ps(self, addon_id: str) -> list[dict[str, Any]]: ...
+
+    async def locks(self, addon_id: str) -> list[dict[str, Any]]: ...
+
+    async def kill(self, addon_id: str, pid: int, force: bool = False) -> bool: ...
+
+
+class AddonProvider(Protocol):
+    """One add-on service backed by real servers. It knows add-on ids only: apps,
+    attachments and config var names are the services layer's business."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def aliases(self) -> tuple[str, ...]: ...
+
+    @property
+    def human_name(self) -> str: ...
+
+    @property
+    def config_var_name(self) -> str:
+        """The first attachment's name: REDIS -> REDIS_URL, DATABASE -> DATABASE_URL."""
+        ...
+
+    @property
+    def color_prefix(self) -> str:
+        """Prefix of further attachments' names: HEROKU_POSTGRESQL -> ..._GREEN_URL."""
+        ...
+
+    @property
+    def plans(self) -> tuple[Plan, ...]: ...
+
+    async def start(self, addon_ids_to_run: Iterable[str]) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def provision(
+        self, addon_id: str, plan_name: str | None, options: dict[str, str] | None = None
+    ) -> dict[str, str]:
+        """Create and start the add-on; its config ({"URL": ...}) comes back."""
+        ...
+
+    async def deprovision(self, addon_id: str) -> None: ...
+
+    async def change_plan(self, addon_id: str, plan_name: str) -> None: ...
+
+    async def reset_credentials(self, addon_id: str) -> dict[str, str]: ...
+
+    async def info(self, addon_id: str) -> list[tuple[str, str]]: ...
+
+    def key_value_store(self) -> KeyValueStoreOps | None:
+        """This provider's redis:* operations, or None."""
+        ...
+
+    def postgres(self) -> PostgresOps | None:
+        """This provider's pg:* operations, or None."""
+        ...

@@ -1,0 +1,284 @@
+"""What services return: frozen views of the platform's resources.
+
+The API, the git endpoint, the CLI's local mode, MCP and the dashboard translate these into
+their own shapes; none of them sees a store row. Secrets (config var values, add-on
+config, private keys) appear only in the views whose whole purpose is to carry them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from .catalog import FeatureInfo
+from .settings import AppSettings
+
+
+@dataclass(frozen=True)
+class Ref:
+    id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class UserView:
+    id: str
+    email: str
+    name: str | None
+    is_operator: bool
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    last_login: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class AppView:
+    id: str
+    name: str
+    owner_id: str
+    owner_email: str
+    region: str
+    stack: str
+    build_stack: str
+    generation: str
+    maintenance: bool
+    acm: bool
+    released_at: dt.datetime | None
+    buildpack_provided_description: str | None
+    slug_size: int | None
+    repo_size: int | None
+    settings: AppSettings
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    web_url: str
+    git_url: str
+    default_hostname: str
+
+    @property
+    def ref(self) -> Ref:
+        return Ref(self.id, self.name)
+
+
+@dataclass(frozen=True)
+class ReleaseView:
+    id: str
+    app: Ref
+    version: int
+    description: str
+    status: str
+    slug_id: str | None
+    user_id: str | None
+    user_email: str | None
+    addon_plan_names: tuple[str, ...]
+    current: bool
+    output_stream_url: str | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class SlugView:
+    id: str
+    app_id: str
+    process_types: dict[str, str]
+    commit: str | None
+    commit_description: str | None
+    buildpack_provided_description: str | None
+    size: int | None
+    checksum: str | None
+    stack: str
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class FormationView:
+    id: str
+    app: Ref
+    type: str
+    quantity: int
+    size: str
+    command: str
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class FeatureView:
+    info: FeatureInfo
+    enabled: bool
+
+
+@dataclass(frozen=True)
+class CollaboratorView:
+    id: str
+    app: Ref
+    user_id: str
+    email: str
+    role: str  # owner | collaborator
+    permissions: tuple[str, ...]
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class BuildView:
+    id: str
+    app_id: str
+    status: str
+    user_id: str | None
+    user_email: str | None
+    source_blob: dict[str, Any]
+    buildpacks: tuple[str, ...]
+    slug_id: str | None
+    release_id: str | None
+    stack: str
+    output_stream_url: str
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class DomainView:
+    id: str
+    app: Ref
+    hostname: str
+    kind: str  # heroku | custom
+    cname: str | None
+    status: str
+    acm_status: str | None
+    acm_status_reason: str | None
+    sni_endpoint: Ref | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class CertInfo:
+    subject: str
+    issuer: str
+    cert_domains: tuple[str, ...]
+    starts_at: dt.datetime
+    expires_at: dt.datetime
+    self_signed: bool
+
+
+@dataclass(frozen=True)
+class SniEndpointView:
+    id: str
+    app: Ref
+    name: str
+    certificate_chain: str
+    domain_ids: tuple[str, ...]
+    cert: CertInfo
+    acm: bool
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class LogDrainView:
+    id: str
+    app: Ref
+    url: str
+    token: str
+    addon_id: str | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class LogSessionView:
+    id: str
+    logplex_url: str
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class AddonServiceView:
+    id: str
+    name: str
+    human_name: str
+    plans: tuple[PlanView, ...]
+
+
+@dataclass(frozen=True)
+class PlanView:
+    id: str
+    name: str  # service:plan
+    human_name: str
+    service: Ref
+    default: bool
+    limits: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class AddonView:
+    id: str
+    name: str
+    app: Ref
+    """The owning (billing) app."""
+    service: Ref
+    plan: Ref
+    state: str
+    config_var_names: tuple[str, ...]
+    provider_id: str
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class AttachmentView:
+    id: str
+    name: str
+    namespace: str | None
+    app: Ref
+    addon: Ref
+    addon_app: Ref
+    """The add-on's owning app."""
+    addon_plan: Ref
+    config_var_names: tuple[str, ...]
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class SetupBuild:
+    id: str
+    status: str
+    output_stream_url: str
+
+
+@dataclass(frozen=True)
+class AppSetupView:
+    id: str
+    app: Ref | None
+    status: str
+    failure_message: str | None
+    manifest_errors: tuple[str, ...]
+    build: SetupBuild | None
+    postdeploy_exit_code: int | None
+    postdeploy_output: str | None
+    resolved_success_url: str | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class DataConnection:
+    """How a client connects for redis:cli / pg:psql (argv without secrets, env with them)."""
+
+    argv: tuple[str, ...]
+    env: dict[str, str]
+    host: str
+    port: int
+    user: str | None = None
+    database: str | None = None
+
+
+@dataclass(frozen=True)
+class AddonInfo:
+    addon: str
+    plan: str
+    info: tuple[tuple[str, str], ...] = field(default_factory=tuple)
