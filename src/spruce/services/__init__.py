@@ -1,76 +1,157 @@
 """The services layer: the one place where Spruce's business rules live.
 
 The API, the git endpoint, the CLI's local commands and the MCP tools all call these
-objects; none of them holds a rule of its own. Runtime parts that services drive (the log
-router, the dyno manager, add-on providers) are handed in by the control plane.
+objects and translate what they return (services/views.py); none of them holds a rule of
+its own. What services drive in the outside world comes in through the ports
+(services/ports.py), built once by the composition root (spruce.platform).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from spruce.addons import AddonServices
-from spruce.logs import LogRouter
 from spruce.store.db import Store
 
 from .accounts import Accounts
+from .addon_catalog import AddonCatalog
+from .addon_data import AddonData
 from .addons import Addons
 from .apps import Apps
 from .builds import Builds, BuildSettings
 from .certs import Certs
+from .deployments import Deployments
 from .domains import Domains
+from .dynos import Dynos
 from .events import EventBus
 from .features import Features
 from .formation import Formations
 from .logs import Logs
+from .model import RouteCertificate
+from .ports import AddonProvider, BuildRunner, CertificateIssuer, DynoBackend, LogPort, RouteSink
+from .release_phase import RELEASE_PHASE_TIMEOUT, ReleasePhase
 from .releases import Releases
+from .routing import Routing
+from .settings import PlatformAddresses
 from .setups import Setups
+from .sources import Sources
+from .views import AppView, UserView
+
+
+@dataclass(frozen=True)
+class Ports:
+    """Every adapter services drive, each built once by the composition root."""
+
+    dynos: DynoBackend
+    builds: BuildRunner
+    logs: LogPort
+    routes: RouteSink
+    issuer: CertificateIssuer
+    addon_providers: tuple[AddonProvider, ...]
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    build: BuildSettings = BuildSettings()
+    release_phase_timeout: float = RELEASE_PHASE_TIMEOUT
+    default_certificate: RouteCertificate | None = None
+    """The router's certificate for names no app claims."""
 
 
 class Services:
     def __init__(
         self,
         store: Store,
-        events: EventBus | None = None,
-        *,
-        home: Path | None = None,
-        log_router: LogRouter | None = None,
-        build_settings: BuildSettings | None = None,
-        addon_services: AddonServices | None = None,
-        app_domain: str = "localhost",
+        events: EventBus,
+        ports: Ports,
+        addresses: PlatformAddresses,
+        home: Path,
+        settings: ServiceSettings | None = None,
     ) -> None:
+        settings = settings or ServiceSettings()
+        home = Path(home)
         self.store = store
-        self.events = events or EventBus()
+        self.events = events
+        self.addresses = addresses
         self.accounts = Accounts(store)
-        self.apps = Apps(store, self.events)
-        self.releases = Releases(store, self.events)
-        self.formation = Formations(store, self.events)
-        self.features = Features(store, self.events)
-        self.domains = Domains(store, self.events, app_domain)
-        self.certs = Certs(store, self.events)
-        self.logs = Logs(store, self.events, log_router or LogRouter())
-        self.builds: Builds | None = (
-            Builds(store, self.events, self.releases, home, build_settings) if home else None
+        self.apps = Apps(store, events, addresses)
+        self.releases = Releases(store, events, addresses)
+        self.formation = Formations(store, events)
+        self.features = Features(store, events)
+        self.domains = Domains(store, events, addresses)
+        self.certs = Certs(store, events)
+        self.logs = Logs(store, events, ports.logs, addresses)
+        self.deployments = Deployments(store, events, ports.dynos)
+        self.release_phase = ReleasePhase(
+            events,
+            self.releases,
+            self.deployments.app_runtime,
+            ports.dynos,
+            ports.logs,
+            home / "releases",
+            settings.release_phase_timeout,
         )
-        self.dynos: Any = None  # set by the runtime (services.dynos.Dynos)
-        self.addons: Addons | None = (
-            Addons(store, self.events, self.releases, addon_services)
-            if addon_services is not None
-            else None
+        self.sources = Sources(home, ports.builds, addresses)
+        self.builds = Builds(
+            store,
+            events,
+            self.releases,
+            self.release_phase,
+            ports.builds,
+            self.sources,
+            addresses,
+            home,
+            settings.build,
         )
-        self.setups = Setups(self)
-        self.events.subscribe("api_log", self._api_log)
+        self.dynos = Dynos(events, ports.dynos, self.deployments, self.formation)
+        self.addons = Addons(
+            store,
+            events,
+            self.apps,
+            self.releases,
+            AddonCatalog(ports.addon_providers),
+            ports.logs,
+        )
+        self.addon_data = AddonData(self.addons)
+        self.setups = Setups(
+            store,
+            events,
+            self.apps,
+            self.releases,
+            self.formation,
+            self.builds,
+            self.addons,
+            self.dynos,
+            ports.logs,
+            addresses,
+        )
+        self.routing = Routing(
+            store,
+            events,
+            ports.dynos,
+            self.certs,
+            ports.issuer,
+            ports.routes,
+            addresses,
+            settings.default_certificate,
+        )
 
-    async def delete_app(self, actor: Any, identity: str) -> Any:
-        """Destroy an app: its add-ons are deprovisioned (or detached) first."""
+    async def delete_app(self, actor: UserView, identity: str) -> AppView:
+        """Destroy an app: its builds, release phases and dynos stop, its add-ons are
+        deprovisioned (or detached), then its rows go."""
         app = self.apps.get(actor, identity, owner_only=True)
-        if self.addons is not None:
-            await self.addons.destroy_for_app(actor, app)
-        return self.apps.delete(actor, app.id)
+        self.apps.announce_deleting(app)
+        await self.deployments.remove(app.id)
+        await self.addons.destroy_for_app(actor, app.id)
+        self.apps.delete_row(app)
+        return app
 
-    def _api_log(self, kind: str, app_id: str, message: str, **_: Any) -> None:
-        self.logs.api_line(app_id, message)
+    async def stop(self) -> None:
+        """Background work ends (the platform is stopping)."""
+        await self.setups.stop()
+        await self.builds.stop()
+        await self.release_phase.stop()
+        await self.deployments.stop()
 
 
-__all__ = ["Services", "EventBus"]
+__all__ = ["EventBus", "Ports", "ServiceSettings", "Services"]

@@ -14,7 +14,9 @@ from sqlalchemy import select
 from spruce.store.db import Store
 from spruce.store.models import ApiKey, User, utcnow
 
+from .apps import user_view
 from .errors import InvalidParams, NotFound, RateLimited, Unauthorized
+from .views import UserView
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+$")
 # Heroku's budget: 4500 requests an hour per account, refilled continuously.
@@ -77,7 +79,7 @@ class Accounts:
 
     def create_user(
         self, email: str, name: str | None = None, operator: bool = False
-    ) -> tuple[User, str]:
+    ) -> tuple[UserView, str]:
         """Create a user and its first API key; returns the key in clear, once."""
         email = email.strip().lower()
         if not EMAIL_RE.match(email):
@@ -92,7 +94,8 @@ class Accounts:
             s.add(
                 ApiKey(user_id=user.id, key_hash=hash_key(key), description="created with the user")
             )
-        return user, key
+            view = user_view(user)
+        return view, key
 
     def create_key(self, user_id: str, description: str = "") -> str:
         key = generate_key()
@@ -100,7 +103,7 @@ class Accounts:
             s.add(ApiKey(user_id=user_id, key_hash=hash_key(key), description=description))
         return key
 
-    def authenticate(self, key: str) -> User:
+    def authenticate(self, key: str) -> UserView:
         if not key:
             raise Unauthorized("Invalid credentials provided.")
         with self.store.session() as s:
@@ -108,17 +111,18 @@ class Accounts:
             if row is None:
                 raise Unauthorized("Invalid credentials provided.")
             user = s.get(User, row.user_id)
-            assert user is not None
-            return user
+            if user is None:
+                raise Unauthorized("Invalid credentials provided.")
+            return user_view(user)
 
-    def get(self, user_id: str) -> User:
+    def get(self, user_id: str) -> UserView:
         with self.store.session() as s:
             user = s.get(User, user_id)
             if user is None:
                 raise NotFound("Couldn't find that user.")
-            return user
+            return user_view(user)
 
-    def find(self, identity: str) -> User:
+    def find(self, identity: str) -> UserView:
         """A user by id or email (collaborator and access commands name users by email)."""
         with self.store.session() as s:
             user = s.get(User, identity) or s.scalar(
@@ -126,17 +130,16 @@ class Accounts:
             )
             if user is None:
                 raise NotFound(f"Couldn't find that user ({identity}).")
-            return user
+            return user_view(user)
 
-    def list_users(self) -> list[User]:
+    def list_users(self) -> list[UserView]:
         with self.store.session() as s:
-            return list(s.scalars(select(User).order_by(User.created_at)))
+            return [user_view(u) for u in s.scalars(select(User).order_by(User.created_at))]
 
-    def first_operator(self) -> User | None:
+    def first_operator(self) -> UserView | None:
         with self.store.session() as s:
-            return s.scalar(
-                select(User).where(User.is_operator.is_(True)).order_by(User.created_at)
-            )
+            u = s.scalar(select(User).where(User.is_operator.is_(True)).order_by(User.created_at))
+            return user_view(u) if u else None
 
     def touch_login(self, user_id: str) -> None:
         with self.store.session() as s:
@@ -144,11 +147,14 @@ class Accounts:
             if user is not None:
                 user.last_login = utcnow()
 
-    def update(self, user_id: str, name: str | None) -> User:
+    def update(self, user_id: str, name: object) -> UserView:
+        if name is not None and (not isinstance(name, str) or len(name) > 255):
+            raise InvalidParams("name must be a string of at most 255 characters.")
         with self.store.session() as s:
             user = s.get(User, user_id)
             if user is None:
                 raise NotFound("Couldn't find that user.")
             if name is not None:
                 user.name = name
-            return user
+            s.flush()
+            return user_view(user)

@@ -5,15 +5,20 @@ from __future__ import annotations
 import re
 import secrets
 import uuid
+from collections.abc import Sequence
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import Select, delete, or_, select
+from sqlalchemy.orm import Session
 
 from spruce.store.db import Store
 from spruce.store.models import App, Collaborator, Release, User, utcnow
 
 from .catalog import DEFAULT_STACK, REGIONS, STACKS
 from .errors import Conflict, Forbidden, InvalidParams, NotFound
-from .events import EventBus
+from .events import ApiActivity, AppChanged, AppCreated, AppDeleted, AppDeleting, EventBus
+from .model import Generation
+from .settings import AppSettings, PlatformAddresses
+from .views import AppView, CollaboratorView, Ref, UserView
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{1,28}[a-z0-9]$")
 NAME_RULE = (
@@ -37,7 +42,7 @@ _NOUNS = (
     "waterfall wave wildflower wind wood"
 ).split()
 
-COLLABORATOR_PERMISSIONS = ["deploy", "manage", "operate", "view"]
+COLLABORATOR_PERMISSIONS = ("deploy", "manage", "operate", "view")
 
 
 def generated_name() -> str:
@@ -46,7 +51,7 @@ def generated_name() -> str:
     )
 
 
-def _is_uuid(value: str) -> bool:
+def is_uuid(value: str) -> bool:
     try:
         uuid.UUID(value)
         return True
@@ -62,7 +67,7 @@ def validate_name(name: str) -> str:
     return name
 
 
-def find_region(name: str | None) -> dict:
+def find_region(name: str | None) -> dict[str, object]:
     name = name or "us"
     for r in REGIONS:
         if name in (r["name"], r["id"]):
@@ -70,88 +75,140 @@ def find_region(name: str | None) -> dict:
     raise InvalidParams(f"Couldn't find that region ({name}). Valid regions: us, eu.")
 
 
-def find_stack(name: str | None) -> dict:
+def find_stack(name: str | None) -> dict[str, object]:
     name = name or DEFAULT_STACK
     for st in STACKS:
         if name in (st["name"], st["id"]):
             return st
-    names = ", ".join(s["name"] for s in STACKS)
+    names = ", ".join(str(s["name"]) for s in STACKS)
     raise InvalidParams(f"Stack {name} is not available. Available stacks: {names}.")
 
 
+def user_view(u: User) -> UserView:
+    return UserView(u.id, u.email, u.name, u.is_operator, u.created_at, u.updated_at, u.last_login)
+
+
 class Apps:
-    def __init__(self, store: Store, events: EventBus) -> None:
+    def __init__(self, store: Store, events: EventBus, addresses: PlatformAddresses) -> None:
         self.store = store
         self.events = events
+        self.addresses = addresses
 
-    # -- lookup and access -------------------------------------------------
-    def _find(self, s, identity: str) -> App:  # type: ignore[no-untyped-def]
-        app = s.get(App, identity) if _is_uuid(identity) else None
+    # -- views ---------------------------------------------------------------------------
+    def view(self, app: App, owner_email: str) -> AppView:
+        return AppView(
+            id=app.id,
+            name=app.name,
+            owner_id=app.owner_id,
+            owner_email=owner_email,
+            region=app.region,
+            stack=app.stack,
+            build_stack=app.build_stack,
+            generation=app.generation,
+            maintenance=app.maintenance,
+            acm=app.acm,
+            released_at=app.released_at,
+            buildpack_provided_description=app.buildpack_provided_description,
+            slug_size=app.slug_size,
+            repo_size=app.repo_size,
+            settings=AppSettings.from_stored(app.settings),
+            created_at=app.created_at,
+            updated_at=app.updated_at,
+            web_url=self.addresses.web_url(app.name),
+            git_url=self.addresses.git_remote(app.name),
+            default_hostname=self.addresses.default_hostname(app.name),
+        )
+
+    @staticmethod
+    def _with_owner() -> Select[App, str]:
+        return select(App, User.email).join(User, User.id == App.owner_id)
+
+    def _views(self, s: Session, q: Select[App, str]) -> list[AppView]:
+        return [self.view(a, email) for a, email in s.execute(q.order_by(App.name))]
+
+    # -- lookup and access -----------------------------------------------------------------
+    @staticmethod
+    def find_row(s: Session, identity: str) -> App:
+        app = s.get(App, identity) if is_uuid(identity) else None
         if app is None:
             app = s.scalar(select(App).where(App.name == identity))
         if app is None:
             raise NotFound("Couldn't find that app.")
         return app
 
-    def role(self, s, app: App, user: User) -> str | None:  # type: ignore[no-untyped-def]
+    @staticmethod
+    def role(s: Session, app: App, user: UserView) -> str | None:
         if app.owner_id == user.id:
             return "owner"
         collab = s.scalar(
-            select(Collaborator).where(
+            select(Collaborator.id).where(
                 Collaborator.app_id == app.id, Collaborator.user_id == user.id
             )
         )
         return "collaborator" if collab else None
 
-    def get(self, actor: User, identity: str, owner_only: bool = False) -> App:
+    def check_access(self, s: Session, app: App, actor: UserView, owner_only: bool = False) -> None:
+        """The one access rule: 403 without access, and some actions are the owner's."""
+        if actor.is_operator:
+            return
+        role = self.role(s, app, actor)
+        if role is None:
+            raise Forbidden(f"You do not have access to the app {app.name}.")
+        if owner_only and role != "owner":
+            raise Forbidden(f"Only the owner of {app.name} can do this; you are a collaborator.")
+
+    def get(self, actor: UserView, identity: str, owner_only: bool = False) -> AppView:
         """The app if `actor` may see it: 404 when it does not exist, 403 without access."""
         with self.store.session() as s:
-            app = self._find(s, identity)
-            role = self.role(s, app, actor)
-            if role is None and not actor.is_operator:
-                raise Forbidden(f"You do not have access to the app {app.name}.")
-            if owner_only and role != "owner" and not actor.is_operator:
-                raise Forbidden(
-                    f"Only the owner of {app.name} can do this; you are a collaborator."
-                )
-            return app
+            app = self.find_row(s, identity)
+            self.check_access(s, app, actor, owner_only)
+            owner = s.get(User, app.owner_id)
+            return self.view(app, owner.email if owner else "")
 
-    def get_internal(self, identity: str) -> App:
+    def get_internal(self, identity: str) -> AppView:
+        """For the platform's own reactions (no actor): no access check."""
         with self.store.session() as s:
-            return self._find(s, identity)
+            app = self.find_row(s, identity)
+            owner = s.get(User, app.owner_id)
+            return self.view(app, owner.email if owner else "")
 
-    def list_for(self, actor: User, owned_only: bool = False) -> list[App]:
+    def visible_ids(self, s: Session, actor: UserView) -> Select[str]:
+        """The ids of the apps `actor` may see, as a subquery."""
+        q = select(App.id)
+        if actor.is_operator:
+            return q
+        collab_ids = select(Collaborator.app_id).where(Collaborator.user_id == actor.id)
+        return q.where(or_(App.owner_id == actor.id, App.id.in_(collab_ids)))
+
+    def list_for(self, actor: UserView, owned_only: bool = False) -> list[AppView]:
         with self.store.session() as s:
-            q = select(App)
+            q = self._with_owner()
             if owned_only:
                 q = q.where(App.owner_id == actor.id)
             elif not actor.is_operator:
-                collab_ids = select(Collaborator.app_id).where(Collaborator.user_id == actor.id)
-                q = q.where(or_(App.owner_id == actor.id, App.id.in_(collab_ids)))
-            return list(s.scalars(q.order_by(App.name)))
+                q = q.where(App.id.in_(self.visible_ids(s, actor)))
+            return self._views(s, q)
 
-    def all(self) -> list[App]:
+    def all(self) -> list[AppView]:
         with self.store.session() as s:
-            return list(s.scalars(select(App).order_by(App.name)))
+            return self._views(s, self._with_owner())
 
-    def owner(self, app: App) -> User:
+    def ids(self) -> list[str]:
         with self.store.session() as s:
-            user = s.get(User, app.owner_id)
-            assert user is not None
-            return user
+            return list(s.scalars(select(App.id)))
 
-    # -- changes ---------------------------------------------------------
+    # -- changes ---------------------------------------------------------------------------
     def create(
         self,
-        actor: User,
+        actor: UserView,
         name: str | None = None,
         region: str | None = None,
         stack: str | None = None,
         generation: str | None = None,
-    ) -> App:
+    ) -> AppView:
         region_d = find_region(region)
         stack_d = find_stack(stack)
-        if generation not in (None, "cedar", "fir"):
+        if generation not in (None, *Generation):
             raise InvalidParams("generation must be cedar or fir.")
         with self.store.session() as s:
             if name:
@@ -165,10 +222,11 @@ class Apps:
             app = App(
                 name=name,
                 owner_id=actor.id,
-                region=region_d["name"],
-                stack=stack_d["name"],
-                build_stack=stack_d["name"],
-                generation=generation or "cedar",
+                region=str(region_d["name"]),
+                stack=str(stack_d["name"]),
+                build_stack=str(stack_d["name"]),
+                generation=generation or Generation.CEDAR,
+                settings={},
             )
             s.add(app)
             s.flush()
@@ -182,119 +240,112 @@ class Apps:
                 )
             )
             app.released_at = utcnow()
-        self.events.publish("app_created", app_id=app.id)
-        self.events.publish(
-            "api_log", app_id=app.id, message=f"Initial release by user {actor.email}"
-        )
-        return app
+            s.flush()
+            view = self.view(app, actor.email)
+        self.events.publish(AppCreated(view.id))
+        self.events.publish(ApiActivity(view.id, f"Initial release by user {actor.email}"))
+        return view
 
     def update(
         self,
-        actor: User,
+        actor: UserView,
         identity: str,
         name: str | None = None,
-        maintenance: bool | None = None,
+        maintenance: object = None,
         build_stack: str | None = None,
-    ) -> App:
-        app = self.get(actor, identity, owner_only=name is not None)
+    ) -> AppView:
         renamed = False
         with self.store.session() as s:
-            app = self._find(s, app.id)
+            app = self.find_row(s, identity)
+            self.check_access(s, app, actor, owner_only=name is not None)
             if name is not None and name != app.name:
-                renamed = True
                 validate_name(name)
                 if s.scalar(select(App.id).where(App.name == name)):
                     raise InvalidParams(f"Name {name} is already taken")
                 app.name = name
+                renamed = True
             if maintenance is not None:
                 if not isinstance(maintenance, bool):
                     raise InvalidParams("maintenance must be true or false.")
                 app.maintenance = maintenance
             if build_stack is not None:
-                app.build_stack = find_stack(build_stack)["name"]
-        self.events.publish("app_changed", app_id=app.id, renamed=renamed)
-        if maintenance is not None:
+                app.build_stack = str(find_stack(build_stack)["name"])
+            s.flush()
+            owner = s.get(User, app.owner_id)
+            view = self.view(app, owner.email if owner else "")
+        self.events.publish(AppChanged(view.id, renamed=renamed))
+        if isinstance(maintenance, bool):
             state = "on" if maintenance else "off"
             self.events.publish(
-                "api_log", app_id=app.id, message=f"Maintenance mode {state} by user {actor.email}"
+                ApiActivity(view.id, f"Maintenance mode {state} by user {actor.email}")
             )
-        return app
+        return view
 
-    def delete(self, actor: User, identity: str) -> App:
-        app = self.get(actor, identity, owner_only=True)
-        # Tell the runtime first so dynos stop and add-ons are released before rows vanish.
-        self.events.publish("app_deleting", app_id=app.id)
+    def update_settings(self, actor: UserView, identity: str, changes: object) -> AppSettings:
+        """Spruce's per-app settings (Heroku keeps these internal): owner or operator only."""
+        with self.store.session() as s:
+            app = self.find_row(s, identity)
+            self.check_access(s, app, actor, owner_only=True)
+            settings = AppSettings.from_stored(app.settings).changed(changes)
+            app.settings = settings.as_dict()
+            app_id = app.id
+        self.events.publish(AppChanged(app_id))
+        return settings
+
+    def announce_deleting(self, app: AppView) -> None:
+        """Dynos, builds and release phases of the app stop before its rows go."""
+        self.events.publish(AppDeleting(app.id))
+
+    def delete_row(self, app: AppView) -> None:
         with self.store.session() as s:
             row = s.get(App, app.id)
             if row is not None:
                 s.delete(row)
-        self.events.publish("app_deleted", app_id=app.id, app_name=app.name)
-        return app
+        self.events.publish(AppDeleted(app.id, app_name=app.name))
 
-    SETTINGS = {
-        # name: (min, max, description)
-        "boot_timeout": (1, 3600, "seconds a web dyno has to bind $PORT (R10)"),
-        "formation_limit": (0, 1000, "most dynos per process type"),
-    }
-
-    def update_settings(self, actor: User, identity: str, changes: object) -> dict[str, object]:
-        """Spruce's per-app settings (Heroku keeps these internal): owner or operator only."""
-        app = self.get(actor, identity, owner_only=True)
-        if not isinstance(changes, dict):
-            raise InvalidParams("settings must be an object.")
-        for key, value in changes.items():
-            if key not in self.SETTINGS:
-                raise InvalidParams(
-                    f"Unknown setting {key!r}. Settings: {', '.join(sorted(self.SETTINGS))}."
-                )
-            low, high, what = self.SETTINGS[key]
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, int | float)
-                or not low <= value <= high
-            ):
-                raise InvalidParams(f"{key} ({what}) must be a number from {low} to {high}.")
-        with self.store.session() as s:
-            row = s.get(App, app.id)
-            assert row is not None
-            row.settings = {**(row.settings or {}), **changes}
-            result = dict(row.settings)
-        self.events.publish("app_changed", app_id=app.id)
-        return result
-
-    def set_setting(self, app_id: str, key: str, value: object) -> None:
-        with self.store.session() as s:
-            app = s.get(App, app_id)
-            if app is None:
-                raise NotFound("Couldn't find that app.")
-            settings = dict(app.settings or {})
-            settings[key] = value
-            app.settings = settings
-
-    # -- collaborators -----------------------------------------------------
-    def collaborators(
-        self, actor: User, identity: str
-    ) -> tuple[App, list[tuple[Collaborator | None, User]]]:
-        """The owner (as a row with no Collaborator) and every collaborator."""
+    # -- collaborators -----------------------------------------------------------------------
+    def collaborators(self, actor: UserView, identity: str) -> list[CollaboratorView]:
+        """The owner first, then every collaborator."""
         app = self.get(actor, identity)
+        ref = app.ref
+        owner = CollaboratorView(
+            app.id,
+            ref,
+            app.owner_id,
+            app.owner_email,
+            "owner",
+            COLLABORATOR_PERMISSIONS,
+            app.created_at,
+            app.updated_at,
+        )
         with self.store.session() as s:
-            owner = s.get(User, app.owner_id)
-            rows: list[tuple[Collaborator | None, User]] = [(None, owner)]  # type: ignore[list-item]
-            for c, u in s.execute(
-                select(Collaborator, User)
+            rows = s.execute(
+                select(Collaborator, User.email)
                 .join(User, User.id == Collaborator.user_id)
                 .where(Collaborator.app_id == app.id)
                 .order_by(Collaborator.created_at)
-            ):
-                rows.append((c, u))
-            return app, rows
+            )
+            return [owner] + [self._collaborator_view(c, email, ref) for c, email in rows]
+
+    @staticmethod
+    def _collaborator_view(c: Collaborator, email: str, app: Ref) -> CollaboratorView:
+        return CollaboratorView(
+            c.id,
+            app,
+            c.user_id,
+            email,
+            "collaborator",
+            tuple(c.permissions or COLLABORATOR_PERMISSIONS),
+            c.created_at,
+            c.updated_at,
+        )
 
     def add_collaborator(
-        self, actor: User, identity: str, user_identity: str, silent: bool = False
-    ) -> tuple[Collaborator, User]:
+        self, actor: UserView, identity: str, user_identity: str
+    ) -> CollaboratorView:
         app = self.get(actor, identity, owner_only=True)
         with self.store.session() as s:
-            user = s.get(User, user_identity) if _is_uuid(user_identity) else None
+            user = s.get(User, user_identity) if is_uuid(user_identity) else None
             if user is None:
                 user = s.scalar(select(User).where(User.email == user_identity.strip().lower()))
             if user is None:
@@ -302,7 +353,7 @@ class Apps:
             if user.id == app.owner_id:
                 raise InvalidParams(f"{user.email} is the owner of {app.name}.")
             if s.scalar(
-                select(Collaborator).where(
+                select(Collaborator.id).where(
                     Collaborator.app_id == app.id, Collaborator.user_id == user.id
                 )
             ):
@@ -311,38 +362,51 @@ class Apps:
                 app_id=app.id, user_id=user.id, permissions=list(COLLABORATOR_PERMISSIONS)
             )
             s.add(collab)
+            s.flush()
+            view = self._collaborator_view(collab, user.email, app.ref)
         self.events.publish(
-            "api_log",
-            app_id=app.id,
-            message=f"Add {user.email} as collaborator by user {actor.email}",
+            ApiActivity(app.id, f"Add {view.email} as collaborator by user {actor.email}")
         )
-        return collab, user
+        return view
 
     def remove_collaborator(
-        self, actor: User, identity: str, user_identity: str
-    ) -> tuple[Collaborator, User]:
+        self, actor: UserView, identity: str, user_identity: str
+    ) -> CollaboratorView:
         app = self.get(actor, identity)
         with self.store.session() as s:
             q = (
-                select(Collaborator, User)
+                select(Collaborator, User.email)
                 .join(User, User.id == Collaborator.user_id)
                 .where(Collaborator.app_id == app.id)
             )
-            if _is_uuid(user_identity):
+            if is_uuid(user_identity):
                 q = q.where(or_(Collaborator.id == user_identity, User.id == user_identity))
             else:
                 q = q.where(User.email == user_identity.strip().lower())
             row = s.execute(q).first()
             if row is None:
                 raise NotFound(f"Couldn't find that collaborator ({user_identity}).")
-            collab, user = row
+            collab, email = row
             # A collaborator may remove themselves; anyone else needs the owner.
-            if actor.id != app.owner_id and actor.id != user.id and not actor.is_operator:
+            if actor.id not in (app.owner_id, collab.user_id) and not actor.is_operator:
                 raise Forbidden(f"Only the owner of {app.name} can remove collaborators.")
+            view = self._collaborator_view(collab, email, app.ref)
             s.execute(delete(Collaborator).where(Collaborator.id == collab.id))
         self.events.publish(
-            "api_log",
-            app_id=app.id,
-            message=f"Remove {user.email} as collaborator by user {actor.email}",
+            ApiActivity(app.id, f"Remove {email} as collaborator by user {actor.email}")
         )
-        return collab, user
+        return view
+
+    def find_collaborator(self, actor: UserView, identity: str, who: str) -> CollaboratorView:
+        ident = who.lower()
+        for c in self.collaborators(actor, identity):
+            if ident in (c.email, c.user_id, c.id):
+                return c
+        raise NotFound(f"Couldn't find that collaborator ({who}).")
+
+    def names(self, ids: Sequence[str]) -> dict[str, str]:
+        """App names by id (one query for a whole listing)."""
+        if not ids:
+            return {}
+        with self.store.session() as s:
+            return dict(s.execute(select(App.id, App.name).where(App.id.in_(set(ids)))).all())

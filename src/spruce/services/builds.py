@@ -2,45 +2,35 @@
 
 One build per app at a time (later ones queue). A failed build leaves no slug, no release
 and the running release untouched. A slug that declares a `release` process makes a
-pending release; the release phase (run by the runtime) decides whether it goes live.
+pending release whose release phase (streamed into the build) decides whether it goes live.
 """
 
 from __future__ import annotations
 
 import asyncio
 import builtins
-import contextlib
-import os
 import shutil
-import tempfile
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import httpx
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from spruce.compile import (
-    BuildFailed,
-    BuildRequest,
-    SourceArchiveError,
-    extract_source_tarball,
-    run_build,
-)
 from spruce.store.db import Store
-from spruce.store.models import App, Build, BuildpackInstallation, Release, Slug, User
+from spruce.store.models import App, Build, BuildpackInstallation, User
 
 from .errors import InvalidParams, NotFound
-from .events import EventBus
+from .events import ApiActivity, AppDeleting, BuildFinished, EventBus
+from .model import BuildFailed, BuildRequest, BuildStatus
+from .ports import BuildRunner, Output
+from .release_phase import PhaseOutcome, ReleasePhase
 from .releases import Releases
+from .settings import PlatformAddresses
+from .sources import Sources
+from .views import BuildView, UserView
 
-Output = Callable[[str], None]
-ReleasePhase = Callable[[Release, Output], Awaitable[bool]]
-MAX_SOURCE_BYTES = 500 * 1024 * 1024
 
-
-@dataclass
+@dataclass(frozen=True)
 class BuildSettings:
     timeout: float = 15 * 60.0
     slug_retention: int = 20  # slugs of the newest N releases (and builds) are kept
@@ -53,35 +43,49 @@ class Builds:
         store: Store,
         events: EventBus,
         releases: Releases,
+        release_phase: ReleasePhase,
+        runner: BuildRunner,
+        sources: Sources,
+        addresses: PlatformAddresses,
         home: Path,
         settings: BuildSettings | None = None,
     ) -> None:
         self.store = store
         self.events = events
         self.releases = releases
+        self.release_phase = release_phase
+        self.runner = runner
+        self.sources = sources
+        self.addresses = addresses
         self.home = Path(home)
         self.settings = settings or BuildSettings()
         self._locks: dict[str, asyncio.Lock] = {}
-        self._tasks: set[asyncio.Task[Build]] = set()
-        self.release_phase: ReleasePhase | None = None
-        for d in ("builds", "slugs", "cache", "work", "sources"):
+        self._tasks: dict[str, set[asyncio.Task[BuildView]]] = {}
+        for d in ("builds", "slugs", "cache", "work"):
             (self.home / d).mkdir(parents=True, exist_ok=True)
+        events.subscribe(AppDeleting, lambda e: self.cancel(e.app_id))
 
-    # -- buildpack installations ---------------------------------------------------
-    def buildpacks(self, app_id: str) -> list[str]:
+    # -- buildpack installations -----------------------------------------------------------
+    def buildpacks(self, app_id: str) -> builtins.list[str]:
         with self.store.session() as s:
-            rows = s.scalars(
-                select(BuildpackInstallation)
-                .where(BuildpackInstallation.app_id == app_id)
-                .order_by(BuildpackInstallation.ordinal)
-            )
-            return [r.url for r in rows]
+            return self._buildpacks(s, app_id)
 
-    def set_buildpacks(self, app_id: str, urls: list[Any]) -> list[str]:
-        clean: list[str] = []
+    @staticmethod
+    def _buildpacks(s: Session, app_id: str) -> builtins.list[str]:
+        rows = s.scalars(
+            select(BuildpackInstallation.url)
+            .where(BuildpackInstallation.app_id == app_id)
+            .order_by(BuildpackInstallation.ordinal)
+        )
+        return builtins.list(rows)
+
+    def set_buildpacks(self, app_id: str, urls: object) -> builtins.list[str]:
+        if not isinstance(urls, builtins.list):
+            raise InvalidParams("updates must be a list of {buildpack}.")
+        clean: builtins.list[str] = []
         for u in urls:
             if isinstance(u, dict):
-                u = u.get("buildpack") or u.get("url")
+                u = u.get("buildpack") or u.get("url") or u.get("name")
             if not isinstance(u, str) or not u.strip():
                 raise InvalidParams("Each buildpack needs a name or URL.")
             clean.append(u.strip())
@@ -97,31 +101,79 @@ class Builds:
                 s.add(BuildpackInstallation(app_id=app_id, ordinal=i, url=u))
         return clean
 
-    # -- builds ---------------------------------------------------------------------
-    def get(self, app_id: str, build_id: str) -> Build:
+    # -- views ---------------------------------------------------------------------------
+    def _view(self, b: Build, email: str | None) -> BuildView:
+        blob = b.source_blob or {}
+        return BuildView(
+            id=b.id,
+            app_id=b.app_id,
+            status=b.status,
+            user_id=b.user_id,
+            user_email=email,
+            source_blob={
+                k: blob.get(k) for k in ("checksum", "url", "version", "version_description")
+            },
+            buildpacks=tuple(b.buildpacks or ()),
+            slug_id=b.slug_id,
+            release_id=b.release_id,
+            stack=b.stack,
+            output_stream_url=self.addresses.stream_url("builds", b.id),
+            created_at=b.created_at,
+            updated_at=b.updated_at,
+        )
+
+    def _view_of(self, s: Session, b: Build) -> BuildView:
+        user = s.get(User, b.user_id) if b.user_id else None
+        return self._view(b, user.email if user else None)
+
+    def get(self, app_id: str, build_id: str) -> BuildView:
         with self.store.session() as s:
             b = s.get(Build, build_id)
             if b is None or b.app_id != app_id:
                 raise NotFound("Couldn't find that build.")
-            return b
+            return self._view_of(s, b)
 
-    def find(self, build_id: str) -> Build | None:
+    def find(self, build_id: str) -> BuildView | None:
         with self.store.session() as s:
-            return s.get(Build, build_id)
+            b = s.get(Build, build_id)
+            return self._view_of(s, b) if b is not None else None
 
-    def list(self, app_id: str) -> list[Build]:
+    def output(self, build_id: str) -> tuple[Path | None, bool]:
+        """The build's output file, and whether the build is still running."""
         with self.store.session() as s:
-            return list(
-                s.scalars(select(Build).where(Build.app_id == app_id).order_by(Build.created_at))
+            b = s.get(Build, build_id)
+            if b is None or not b.output_path:
+                return None, False
+            return Path(b.output_path), b.status == BuildStatus.PENDING
+
+    def list(self, app_id: str) -> builtins.list[BuildView]:
+        with self.store.session() as s:
+            rows = s.execute(
+                select(Build, User.email)
+                .outerjoin(User, User.id == Build.user_id)
+                .where(Build.app_id == app_id)
+                .order_by(Build.created_at)
             )
+            return [self._view(b, email) for b, email in rows]
 
+    # -- running builds ----------------------------------------------------------------------
     def create_pending(
         self,
-        actor: User | None,
+        actor: UserView | None,
         app_id: str,
-        source_blob: dict[str, Any],
-        buildpacks: builtins.list[str] | None = None,
-    ) -> Build:
+        source_blob: object,
+        buildpacks: object = None,
+    ) -> BuildView:
+        if (
+            not isinstance(source_blob, dict)
+            or not isinstance(source_blob.get("url"), str)
+            or not source_blob["url"]
+        ):
+            raise InvalidParams("source_blob.url is required.")
+        blob = {
+            k: source_blob.get(k) for k in ("url", "version", "checksum", "version_description")
+        }
+        packs = self._requested_buildpacks(buildpacks)
         with self.store.session() as s:
             app = s.get(App, app_id)
             if app is None:
@@ -129,25 +181,40 @@ class Builds:
             b = Build(
                 app_id=app_id,
                 user_id=actor.id if actor else None,
-                source_blob=source_blob,
-                buildpacks=buildpacks if buildpacks is not None else self.buildpacks(app_id),
+                source_blob=blob,
+                buildpacks=packs if packs is not None else self._buildpacks(s, app_id),
                 stack=app.build_stack,
-                status="pending",
+                status=BuildStatus.PENDING,
             )
             s.add(b)
             s.flush()
             b.output_path = str(self.home / "builds" / f"{b.id}.log")
-        Path(b.output_path).touch()  # type: ignore[arg-type]
-        return b
+            Path(b.output_path).touch()
+            return self._view_of(s, b)
+
+    @staticmethod
+    def _requested_buildpacks(packs: object) -> builtins.list[str] | None:
+        if packs is None:
+            return None
+        if not isinstance(packs, builtins.list):
+            raise InvalidParams("buildpacks must be a list.")
+        raw = [p.get("url") or p.get("name") if isinstance(p, dict) else p for p in packs]
+        if not all(isinstance(u, str) and u for u in raw):
+            raise InvalidParams("Each buildpack needs a url or name.")
+        return [str(u) for u in raw]
 
     def lock(self, app_id: str) -> asyncio.Lock:
         return self._locks.setdefault(app_id, asyncio.Lock())
 
     async def run(
-        self, actor: User | None, build: Build, source_dir: Path, output: Output | None = None
-    ) -> Build:
+        self,
+        actor: UserView | None,
+        build: BuildView,
+        source_dir: Path,
+        output: Output | None = None,
+    ) -> BuildView:
         """Build `source_dir` for `build`; streams lines to `output` and the build log."""
-        log_path = Path(build.output_path or self.home / "builds" / f"{build.id}.log")
+        log_path = self.home / "builds" / f"{build.id}.log"
         log_file = open(log_path, "a", buffering=1, encoding="utf-8", errors="replace")  # noqa: SIM115
 
         def emit(line: str) -> None:
@@ -156,21 +223,26 @@ class Builds:
                 output(line)
 
         who = actor.email if actor else "Spruce"
-        async with self.lock(build.app_id):
-            self.events.publish(
-                "api_log", app_id=build.app_id, message=f"Build started by user {who}"
-            )
-            try:
-                result = await self._run_locked(actor, build, source_dir, emit)
-            finally:
-                log_file.close()
-        outcome = "succeeded" if result.status == "succeeded" else "failed"
-        self.events.publish("api_log", app_id=build.app_id, message=f"Build {outcome}")
+        try:
+            async with self.lock(build.app_id):
+                self.events.publish(ApiActivity(build.app_id, f"Build started by user {who}"))
+                try:
+                    result = await self._run_locked(actor, build, source_dir, emit)
+                except asyncio.CancelledError:
+                    self._finish(build.id, BuildStatus.FAILED)
+                    raise
+                except Exception as e:  # an unexpected fault still fails the build cleanly
+                    emit(f" !     Build failed: {type(e).__name__}")
+                    result = self._finish(build.id, BuildStatus.FAILED)
+        finally:
+            log_file.close()
+        outcome = "succeeded" if result.status == BuildStatus.SUCCEEDED else "failed"
+        self.events.publish(ApiActivity(build.app_id, f"Build {outcome}"))
         return result
 
     async def _run_locked(
-        self, actor: User | None, build: Build, source_dir: Path, emit: Output
-    ) -> Build:
+        self, actor: UserView | None, build: BuildView, source_dir: Path, emit: Output
+    ) -> BuildView:
         app_id = build.app_id
         config = self.releases.config(app_id)
         work = self.home / "work" / build.id
@@ -179,31 +251,28 @@ class Builds:
             work_dir=work,
             cache_dir=self.home / "cache" / app_id,
             slugs_dir=self.home / "slugs",
-            buildpacks=list(build.buildpacks or []),
+            buildpacks=list(build.buildpacks),
             env=config,
             stack=build.stack,
             timeout=self.settings.timeout,
             run_as=self.settings.run_as,
             buildpack_cache_dir=self.home / "cache" / "_buildpacks",
-            source_version=(build.source_blob or {}).get("version"),
+            source_version=build.source_blob.get("version"),
         )
         try:
-            result = await run_build(req, emit)
+            result = await self.runner.build(req, emit)
         except BuildFailed as e:
             emit(f" !     {e}")
             emit(" !     Push rejected, failed to compile app.")
-            return self._finish(build.id, "failed")
-        except Exception as e:  # an unexpected fault still fails the build cleanly
-            emit(f" !     Build failed: {type(e).__name__}: {e}")
-            return self._finish(build.id, "failed")
+            return self._finish(build.id, BuildStatus.FAILED)
         finally:
             shutil.rmtree(work, ignore_errors=True)
-        version = (build.source_blob or {}).get("version") or ""
+        version = build.source_blob.get("version") or ""
         slug = self.releases.create_slug(
             app_id,
             result.process_types,
             commit=version or None,
-            commit_description=(build.source_blob or {}).get("version_description"),
+            commit_description=build.source_blob.get("version_description"),
             buildpack_provided_description=result.buildpack_description,
             stack=result.stack,
             path=str(result.slug_path),
@@ -222,136 +291,67 @@ class Builds:
         emit("-----> Launching...")
         short = version[:7] if version else slug.id[:7]
         release = self.releases.create(
-            actor,
-            app_id,
-            f"Deploy {short}",
-            slug_id=slug.id,
-            caller_runs_phase=self.release_phase is not None,
+            actor, app_id, f"Deploy {short}", slug_id=slug.id, phase_by_caller=True
         )
         if release.status == "pending":
-            ok = await self._release_phase(release, emit)
-            if not ok:
+            emit("-----> Running release command...")
+            outcome = await self.release_phase.run(release.id, emit)
+            if outcome == PhaseOutcome.FAULT:
+                return self._finish(build.id, BuildStatus.FAILED, slug.id, release.id)
+            if outcome == PhaseOutcome.FAILED:
                 emit(" !     Release command failed: the previous release stays live.")
-                return self._finish(build.id, "succeeded", slug.id, release.id)
+                return self._finish(build.id, BuildStatus.SUCCEEDED, slug.id, release.id)
         emit(f"       Released v{release.version}")
-        self.prune_slugs(app_id)
-        return self._finish(build.id, "succeeded", slug.id, release.id)
-
-    async def _release_phase(self, release: Release, emit: Output) -> bool:
-        if self.release_phase is None:
-            self.releases.finish(release.id, True)
-            return True
-        emit("-----> Running release command...")
-        return await self.release_phase(release, emit)
+        self.releases.prune_slugs(app_id, self.settings.slug_retention)
+        return self._finish(build.id, BuildStatus.SUCCEEDED, slug.id, release.id)
 
     def _finish(
-        self, build_id: str, status: str, slug_id: str | None = None, release_id: str | None = None
-    ) -> Build:
+        self,
+        build_id: str,
+        status: BuildStatus,
+        slug_id: str | None = None,
+        release_id: str | None = None,
+    ) -> BuildView:
         with self.store.session() as s:
             b = s.get(Build, build_id)
-            assert b is not None
+            if b is None:
+                raise NotFound("Couldn't find that build.")
             b.status = status
             b.slug_id = slug_id
             b.release_id = release_id
-        self.events.publish("build", app_id=b.app_id, build_id=b.id, status=status)
-        return b
+            s.flush()
+            view = self._view_of(s, b)
+        self.events.publish(
+            BuildFinished(view.app_id, build_id=view.id, succeeded=status == BuildStatus.SUCCEEDED)
+        )
+        return view
 
-    def submit(
-        self, actor: User | None, build: Build, local_source: Callable[[str], Path | None]
-    ) -> asyncio.Task[Build]:
+    def submit(self, actor: UserView | None, build: BuildView) -> None:
         """Run a pending API build in the background (fetch its source blob, build)."""
-        task = asyncio.create_task(self.run_from_blob(actor, build, local_source))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+        task = asyncio.get_running_loop().create_task(self.run_from_blob(actor, build))
+        tasks = self._tasks.setdefault(build.app_id, set())
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
 
-    async def run_from_blob(
-        self, actor: User | None, build: Build, local_source: Callable[[str], Path | None]
-    ) -> Build:
-        tmp = Path(tempfile.mkdtemp(prefix="src-", dir=self.home / "work"))
+    def cancel(self, app_id: str) -> None:
+        for task in self._tasks.pop(app_id, set()):
+            task.cancel()
+
+    async def stop(self) -> None:
+        tasks = [t for ts in self._tasks.values() for t in ts]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def run_from_blob(self, actor: UserView | None, build: BuildView) -> BuildView:
+        url = str(build.source_blob.get("url") or "")
         try:
-            try:
-                src = await self.fetch_source(
-                    (build.source_blob or {}).get("url", ""), tmp / "src", local_source
-                )
-            except InvalidParams as e:
-                with open(build.output_path or os.devnull, "a") as f:
-                    f.write(f" !     {e.message}\n")
-                return self._finish(build.id, "failed")
-            return await self.run(actor, build, src)
-        except Exception as e:
-            with open(build.output_path or os.devnull, "a") as f:
-                f.write(f" !     Build failed: {type(e).__name__}\n")
-            return self._finish(build.id, "failed")
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+            async with self.sources.fetched(url) as src:
+                return await self.run(actor, build, src)
+        except InvalidParams as e:
+            self._append_output(build.id, f" !     {e.message}")
+            return self._finish(build.id, BuildStatus.FAILED)
 
-    # -- sources --------------------------------------------------------------------
-    def new_source(self) -> str:
-        import uuid
-
-        return str(uuid.uuid4())
-
-    def source_path(self, source_id: str) -> Path:
-        if not all(c in "0123456789abcdef-" for c in source_id) or len(source_id) != 36:
-            raise NotFound("Couldn't find that source.")
-        return self.home / "sources" / f"{source_id}.tgz"
-
-    async def fetch_source(
-        self, url: str, dest_dir: Path, local_source: Callable[[str], Path | None]
-    ) -> Path:
-        """Download (or find locally) a source tarball and extract it safely."""
-        archive = local_source(url)
-        tmp: str | None = None
-        try:
-            if archive is None:
-                if not url.startswith(("http://", "https://")):
-                    raise InvalidParams("source_blob.url must be an http(s) URL.")
-                fd, tmp = tempfile.mkstemp(suffix=".tgz", dir=self.home / "sources")
-                size = 0
-                try:
-                    async with httpx.AsyncClient(follow_redirects=True, timeout=60) as client:
-                        async with client.stream("GET", url) as resp:
-                            if resp.status_code >= 400:
-                                raise InvalidParams(
-                                    f"Could not download the source: HTTP {resp.status_code}."
-                                )
-                            with os.fdopen(fd, "wb") as f:
-                                async for chunk in resp.aiter_bytes():
-                                    size += len(chunk)
-                                    if size > MAX_SOURCE_BYTES:
-                                        raise InvalidParams(
-                                            "The source archive is larger than 500 MB."
-                                        )
-                                    f.write(chunk)
-                except httpx.HTTPError as e:
-                    raise InvalidParams(
-                        f"Could not download the source: {type(e).__name__}."
-                    ) from None
-                archive = Path(tmp)
-            try:
-                return extract_source_tarball(archive, dest_dir)
-            except SourceArchiveError as e:
-                raise InvalidParams(f"The source is not a usable tarball: {e}") from None
-        finally:
-            if tmp:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-
-    # -- slugs ----------------------------------------------------------------------
-    def prune_slugs(self, app_id: str) -> None:
-        """Delete slug files that no recent release uses (rollback beyond them is refused)."""
-        keep_n = self.settings.slug_retention
-        with self.store.session() as s:
-            recent = s.scalars(
-                select(Release.slug_id)
-                .where(Release.app_id == app_id)
-                .order_by(Release.version.desc())
-                .limit(keep_n)
-            )
-            keep = {x for x in recent if x}
-            for slug in s.scalars(select(Slug).where(Slug.app_id == app_id)):
-                # Runs under the app's build lock, so no build is writing a slug meanwhile.
-                if slug.id not in keep and slug.path and os.path.exists(slug.path):
-                    os.unlink(slug.path)
-                    slug.path = None
+    def _append_output(self, build_id: str, line: str) -> None:
+        with open(self.home / "builds" / f"{build_id}.log", "a") as f:
+            f.write(line + "\n")

@@ -46,60 +46,59 @@ DEFAULT_STACK = "heroku-24"
 
 @dataclass(frozen=True)
 class DynoSize:
+    """One dyno size: the API's fields and the limits the dyno backend enforces."""
+
     id: str
     name: str
+    """Canonical lower-case name, as accepted by the API (case-insensitive)."""
+    display_name: str
+    """As Heroku shows it (`Standard-1X`)."""
     compute: int
-    memory_gb: float
+    memory_mb: int
+    """Memory quota: R14 above it, R15 and a kill at twice it."""
+    pids_max: int
+    """Process/thread limit of one dyno."""
     cost_tier: str  # eco | basic | professional
     dyno_units: float
     max_per_type: int
+    sleeps: bool = False
+    """Eco dynos sleep after a period without web traffic."""
     generation: str = "cedar"
 
     @property
-    def memory_mb(self) -> int:
-        return int(self.memory_gb * 1024)
+    def memory_gb(self) -> float:
+        return self.memory_mb / 1024
 
 
+_P = "professional"
 DYNO_SIZES = [
-    DynoSize("8d0a4d2e-0e2a-4b2f-9a59-0000000000e1", "eco", 1, 0.5, "eco", 0, 1),
-    DynoSize("8d0a4d2e-0e2a-4b2f-9a59-0000000000b1", "basic", 1, 0.5, "basic", 1, 1),
-    DynoSize("8d0a4d2e-0e2a-4b2f-9a59-000000000001", "standard-1x", 1, 0.5, "professional", 1, 100),
-    DynoSize("8d0a4d2e-0e2a-4b2f-9a59-000000000002", "standard-2x", 2, 1.0, "professional", 2, 100),
-    DynoSize(
-        "8d0a4d2e-0e2a-4b2f-9a59-0000000000a1", "performance-m", 2, 2.5, "professional", 8, 100
-    ),
-    DynoSize(
-        "8d0a4d2e-0e2a-4b2f-9a59-0000000000a2", "performance-l", 8, 14.0, "professional", 16, 100
-    ),
-    DynoSize(
-        "8d0a4d2e-0e2a-4b2f-9a59-0000000000a3",
-        "performance-l-ram",
-        4,
-        30.0,
-        "professional",
-        24,
-        100,
-    ),
-    DynoSize(
-        "8d0a4d2e-0e2a-4b2f-9a59-0000000000a4", "performance-xl", 8, 62.0, "professional", 50, 100
-    ),
-    DynoSize(
-        "8d0a4d2e-0e2a-4b2f-9a59-0000000000a5",
-        "performance-2xl",
-        16,
-        126.0,
-        "professional",
-        100,
-        100,
-    ),
-]
+    DynoSize("8d0a4d2e-0e2a-4b2f-9a59-0000000000e1", "eco", "Eco", 1, 512, 256, "eco", 0, 1, True),
+    DynoSize("8d0a4d2e-0e2a-4b2f-9a59-0000000000b1", "basic", "Basic", 1, 512, 256, "basic", 1, 1),
+    DynoSize("8d0a4d2e-0e2a-4b2f-9a59-000000000001", "standard-1x", "Standard-1X", 1, 512, 256, _P, 1, 100),
+    DynoSize("8d0a4d2e-0e2a-4b2f-9a59-000000000002", "standard-2x", "Standard-2X", 2, 1024, 512, _P, 2, 100),
+    DynoSize("8d0a4d2e-0e2a-4b2f-9a59-0000000000a1", "performance-m", "Performance-M", 2, 2560, 16384, _P, 8, 100),
+    DynoSize("8d0a4d2e-0e2a-4b2f-9a59-0000000000a2", "performance-l", "Performance-L", 8, 14336, 32768, _P, 16, 100),
+    DynoSize("8d0a4d2e-0e2a-4b2f-9a59-0000000000a3", "performance-l-ram", "Performance-L-RAM", 4, 30720, 32768, _P, 24, 100),
+    DynoSize("8d0a4d2e-0e2a-4b2f-9a59-0000000000a4", "performance-xl", "Performance-XL", 8, 63488, 32768, _P, 50, 100),
+    DynoSize("8d0a4d2e-0e2a-4b2f-9a59-0000000000a5", "performance-2xl", "Performance-2XL", 16, 129024, 32768, _P, 100, 100),
+]  # fmt: skip
 SIZES_BY_NAME = {s.name: s for s in DYNO_SIZES}
+# Names Heroku accepted in the past and still maps.
+SIZE_ALIASES = {
+    "free": "eco",
+    "hobby": "basic",
+    "1x": "standard-1x",
+    "2x": "standard-2x",
+    "px": "performance-l",
+    "pm": "performance-m",
+}
 # Heroku's CLI and API accept sizes case-insensitively ("Standard-1X").
 DEFAULT_SIZE = "basic"
 
 
 def find_size(name: str) -> DynoSize | None:
-    return SIZES_BY_NAME.get(name.strip().lower())
+    key = name.strip().lower()
+    return SIZES_BY_NAME.get(SIZE_ALIASES.get(key, key))
 
 
 @dataclass(frozen=True)

@@ -5,19 +5,21 @@ from __future__ import annotations
 import builtins
 import datetime as dt
 import secrets
-from dataclasses import dataclass
 from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from spruce.store.db import Store
-from spruce.store.models import Domain, SniEndpoint, User
+from spruce.store.models import App, Domain, SniEndpoint
 
 from .errors import InvalidParams, NotFound
-from .events import EventBus
+from .events import CertificatesChanged, EventBus
+from .model import RouteCertificate
+from .views import CertInfo, Ref, SniEndpointView, UserView
 
 _NAMES = (
     "ankylosaurus",
@@ -33,17 +35,7 @@ _NAMES = (
 )
 
 
-@dataclass
-class CertInfo:
-    subject: str
-    issuer: str
-    cert_domains: list[str]
-    starts_at: dt.datetime
-    expires_at: dt.datetime
-    self_signed: bool
-
-
-def inspect_chain(chain_pem: str, key_pem: str) -> CertInfo:
+def inspect_chain(chain_pem: str, key_pem: str, check_expiry: bool = True) -> CertInfo:
     """Parse and check an uploaded certificate chain and key (the key must match)."""
     try:
         certs = x509.load_pem_x509_certificates(chain_pem.encode())
@@ -74,12 +66,12 @@ def inspect_chain(chain_pem: str, key_pem: str) -> CertInfo:
         sans = [str(cns[0].value)] if cns else []
     if not sans:
         raise InvalidParams("The certificate names no domain (no subjectAltName or common name).")
-    if leaf.not_valid_after_utc < dt.datetime.now(dt.UTC):
+    if check_expiry and leaf.not_valid_after_utc < dt.datetime.now(dt.UTC):
         raise InvalidParams("The certificate has expired.")
     return CertInfo(
         leaf.subject.rfc4514_string(),
         leaf.issuer.rfc4514_string(),
-        [s.lower() for s in sans],
+        tuple(s.lower() for s in sans),
         leaf.not_valid_before_utc,
         leaf.not_valid_after_utc,
         leaf.issuer == leaf.subject,
@@ -91,32 +83,51 @@ class Certs:
         self.store = store
         self.events = events
 
-    def list(self, app_id: str) -> list[SniEndpoint]:
-        with self.store.session() as s:
-            return list(
-                s.scalars(
-                    select(SniEndpoint)
-                    .where(SniEndpoint.app_id == app_id)
-                    .order_by(SniEndpoint.created_at)
+    def _views(self, s: Session, app_id: str) -> builtins.list[SniEndpointView]:
+        app = s.get(App, app_id)
+        if app is None:
+            raise NotFound("Couldn't find that app.")
+        ref = Ref(app.id, app.name)
+        domains: dict[str, builtins.list[str]] = {}
+        for d in s.scalars(select(Domain).where(Domain.app_id == app_id)):
+            if d.sni_endpoint_id:
+                domains.setdefault(d.sni_endpoint_id, []).append(d.id)
+        out = []
+        rows = s.scalars(
+            select(SniEndpoint).where(SniEndpoint.app_id == app_id).order_by(SniEndpoint.created_at)
+        )
+        for e in rows:
+            out.append(
+                SniEndpointView(
+                    id=e.id,
+                    app=ref,
+                    name=e.name,
+                    certificate_chain=e.certificate_chain,
+                    domain_ids=tuple(domains.get(e.id, ())),
+                    cert=inspect_chain(e.certificate_chain, e.private_key, check_expiry=False),
+                    acm=e.acm,
+                    created_at=e.created_at,
+                    updated_at=e.updated_at,
                 )
             )
+        return out
 
-    def get(self, app_id: str, identity: str) -> SniEndpoint:
+    def list(self, app_id: str) -> builtins.list[SniEndpointView]:
+        with self.store.session() as s:
+            return self._views(s, app_id)
+
+    def get(self, app_id: str, identity: str) -> SniEndpointView:
         for e in self.list(app_id):
             if identity in (e.id, e.name):
                 return e
         raise NotFound(f"Couldn't find that SNI endpoint ({identity}).")
 
-    def domains_of(self, endpoint: SniEndpoint) -> builtins.list[Domain]:
-        with self.store.session() as s:
-            return list(s.scalars(select(Domain).where(Domain.sni_endpoint_id == endpoint.id)))
-
-    def add(self, actor: User, app_id: str, chain: Any, key: Any) -> SniEndpoint:
+    def add(self, actor: UserView, app_id: str, chain: Any, key: Any) -> SniEndpointView:
         if not isinstance(chain, str) or not isinstance(key, str):
             raise InvalidParams("certificate_chain and private_key are required (PEM text).")
         inspect_chain(chain, key)
         with self.store.session() as s:
-            taken = {e.name for e in s.scalars(select(SniEndpoint))}
+            taken = set(s.scalars(select(SniEndpoint.name)))
             name = f"{secrets.choice(_NAMES)}-{secrets.randbelow(90000) + 10000}"
             while name in taken:
                 name = f"{secrets.choice(_NAMES)}-{secrets.randbelow(90000) + 10000}"
@@ -124,23 +135,29 @@ class Certs:
                 app_id=app_id, name=name, certificate_chain=chain, private_key=key
             )
             s.add(endpoint)
-        self.events.publish("certs", app_id=app_id)
-        return endpoint
+            s.flush()
+            view = next(v for v in self._views(s, app_id) if v.id == endpoint.id)
+        self.events.publish(CertificatesChanged(app_id))
+        return view
 
-    def update(self, actor: User, app_id: str, identity: str, chain: Any, key: Any) -> SniEndpoint:
+    def update(
+        self, actor: UserView, app_id: str, identity: str, chain: Any, key: Any
+    ) -> SniEndpointView:
         endpoint = self.get(app_id, identity)
         if not isinstance(chain, str) or not isinstance(key, str):
             raise InvalidParams("certificate_chain and private_key are required (PEM text).")
         inspect_chain(chain, key)
         with self.store.session() as s:
             row = s.get(SniEndpoint, endpoint.id)
-            assert row is not None
+            if row is None:
+                raise NotFound(f"Couldn't find that SNI endpoint ({identity}).")
             row.certificate_chain, row.private_key = chain, key
-            endpoint = row
-        self.events.publish("certs", app_id=app_id)
-        return endpoint
+            s.flush()
+            view = next(v for v in self._views(s, app_id) if v.id == endpoint.id)
+        self.events.publish(CertificatesChanged(app_id))
+        return view
 
-    def remove(self, actor: User, app_id: str, identity: str) -> SniEndpoint:
+    def remove(self, actor: UserView, app_id: str, identity: str) -> SniEndpointView:
         endpoint = self.get(app_id, identity)
         with self.store.session() as s:
             for d in s.scalars(select(Domain).where(Domain.sni_endpoint_id == endpoint.id)):
@@ -148,10 +165,10 @@ class Certs:
             row = s.get(SniEndpoint, endpoint.id)
             if row is not None:
                 s.delete(row)
-        self.events.publish("certs", app_id=app_id)
+        self.events.publish(CertificatesChanged(app_id))
         return endpoint
 
-    def router_certificates(self) -> builtins.list[dict[str, Any]]:
+    def router_certificates(self) -> builtins.list[RouteCertificate]:
         """Every uploaded certificate, for the router's SNI choice (specific beats wildcard)."""
         out = []
         with self.store.session() as s:
@@ -161,11 +178,6 @@ class Certs:
                 except InvalidParams:
                     continue
                 out.append(
-                    {
-                        "id": e.id,
-                        "hostnames": info.cert_domains,
-                        "cert_pem": e.certificate_chain,
-                        "key_pem": e.private_key,
-                    }
+                    RouteCertificate(e.id, info.cert_domains, e.certificate_chain, e.private_key)
                 )
         return out

@@ -3,73 +3,103 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
 
-from spruce.dynos import DynoError, DynoInfo, DynoNotFound
-from spruce.store.models import App, User
-
+from .deployments import Deployments
 from .errors import InvalidParams, NotFound
-
-if TYPE_CHECKING:
-    from spruce.runtime.dynos import DynoRuntime
-
-    from . import Services
+from .events import ApiActivity, EventBus
+from .formation import Formations
+from .model import DynoError, DynoInfo, DynoNotFound
+from .ports import DynoBackend
+from .views import AppView, UserView
 
 ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+DYNO_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,63}\.[0-9]{1,6}$")
 
 
 class Dynos:
-    def __init__(self, services: Services, runtime: DynoRuntime) -> None:
-        self.services = services
-        self.runtime = runtime
-        self.manager = runtime.manager
+    def __init__(
+        self,
+        events: EventBus,
+        backend: DynoBackend,
+        deployments: Deployments,
+        formation: Formations,
+    ) -> None:
+        self.events = events
+        self.backend = backend
+        self.deployments = deployments
+        self.formation = formation
 
-    def list(self, app: App) -> list[DynoInfo]:
-        return sorted(self.manager.dynos(app.id), key=lambda d: (d.type, d.name))
+    def list(self, app: AppView) -> list[DynoInfo]:
+        return sorted(self.backend.dynos(app.id), key=lambda d: (d.type, d.name))
 
-    def get(self, app: App, identity: str) -> DynoInfo:
-        for d in self.manager.dynos(app.id):
+    def get(self, app: AppView, identity: str) -> DynoInfo:
+        for d in self.backend.dynos(app.id):
             if identity in (d.name, d.id):
                 return d
         raise NotFound(f"Couldn't find that dyno ({identity}).")
 
-    def _api_line(self, app: App, message: str) -> None:
-        self.services.events.publish("api_log", app_id=app.id, message=message)
+    def _line(self, app: AppView, message: str) -> None:
+        self.events.publish(ApiActivity(app.id, message))
+
+    def _process_type(self, app: AppView, process_type: str) -> str:
+        if process_type not in {f.type for f in self.formation.list(app.id)}:
+            raise NotFound(f"Couldn't find that process type ({process_type}).")
+        return process_type
 
     async def restart(
-        self, actor: User, app: App, process_type: str | None = None, dyno_name: str | None = None
+        self,
+        actor: UserView,
+        app: AppView,
+        process_type: str | None = None,
+        dyno_name: str | None = None,
     ) -> None:
-        if process_type and process_type not in {
-            f.type for f in self.services.formation.list(app.id)
-        }:
-            raise NotFound(f"Couldn't find that process type ({process_type}).")
+        if process_type:
+            self._process_type(app, process_type)
         if dyno_name:
             self.get(app, dyno_name)
         try:
-            await self.manager.restart(app.id, process_type=process_type, dyno_name=dyno_name)
+            await self.backend.restart(app.id, process_type=process_type, dyno_name=dyno_name)
         except DynoNotFound as e:
             raise NotFound(str(e)) from None
         what = dyno_name or process_type or "all dynos"
-        self._api_line(app, f"Restart {what} by user {actor.email}")
+        self._line(app, f"Restart {what} by user {actor.email}")
+
+    async def restart_named(self, actor: UserView, app: AppView, identity: str) -> None:
+        """DELETE /apps/{app}/dynos/{dyno}: a dyno name (web.1) or a process type (web)."""
+        if DYNO_NAME.match(identity) or any(d.id == identity for d in self.list(app)):
+            await self.restart(actor, app, dyno_name=self.get(app, identity).name)
+        else:
+            await self.restart(actor, app, process_type=identity)
 
     async def stop(
-        self, actor: User, app: App, process_type: str | None = None, dyno_name: str | None = None
+        self,
+        actor: UserView,
+        app: AppView,
+        process_type: str | None = None,
+        dyno_name: str | None = None,
     ) -> None:
         if dyno_name:
-            self.get(app, dyno_name)
+            dyno_name = self.get(app, dyno_name).name
         try:
-            await self.manager.stop(app.id, process_type=process_type, dyno_name=dyno_name)
+            await self.backend.stop(app.id, process_type=process_type, dyno_name=dyno_name)
         except DynoNotFound as e:
             raise NotFound(str(e)) from None
-        self._api_line(app, f"Stop {dyno_name or process_type} by user {actor.email}")
+        self._line(app, f"Stop {dyno_name or process_type} by user {actor.email}")
+
+    async def stop_named(self, actor: UserView, app: AppView, identity: str) -> None:
+        """POST /apps/{app}/dynos/{dyno}/actions/stop: a dyno name or id, or a process type."""
+        if DYNO_NAME.match(identity) or any(d.id == identity for d in self.list(app)):
+            await self.stop(actor, app, dyno_name=identity)
+        else:
+            await self.stop(actor, app, process_type=identity)
 
     async def run(
         self,
-        actor: User,
-        app: App,
-        command: Any,
-        env: Any = None,
-        size: Any = None,
+        actor: UserView,
+        app: AppView,
+        command: object,
+        env: object = None,
+        size: object = None,
         attach: bool = False,
         tty: bool = False,
     ) -> DynoInfo:
@@ -83,29 +113,37 @@ class Dynos:
             raise InvalidParams("env must be an object of variable names to strings.")
         if size is not None and not isinstance(size, str):
             raise InvalidParams("size must be a dyno size name.")
-        runtime = self.runtime.app_runtime(app.id)
+        runtime = self.deployments.app_runtime(app.id)
         if runtime is None:
             raise InvalidParams(
                 f"{app.name} has no release with code yet: deploy it first (git push)."
             )
         try:
-            info = await self.manager.run_one_off(
+            info = await self.backend.run_one_off(
                 runtime, command, {k: str(v) for k, v in env.items()}, size, attach=attach, tty=tty
             )
         except DynoError as e:
             raise InvalidParams(str(e)) from None
-        self._api_line(app, f"Starting process with command `{command}` by user {actor.email}")
+        self._line(app, f"Starting process with command `{command}` by user {actor.email}")
         return info
 
-    async def run_inside(self, actor: User, app: App, dyno_name: str, command: Any) -> DynoInfo:
+    async def wait(self, app: AppView, dyno_name: str, timeout: float | None) -> int | None:
+        try:
+            return await self.backend.wait_one_off(app.id, dyno_name, timeout)
+        except DynoNotFound as e:
+            raise NotFound(str(e)) from None
+
+    async def run_inside(
+        self, actor: UserView, app: AppView, dyno_name: str, command: object
+    ) -> DynoInfo:
         if not isinstance(command, str) or not command.strip():
             raise InvalidParams("A command is required.")
         self.get(app, dyno_name)
         try:
-            info = await self.manager.run_inside(app.id, dyno_name, command)
+            info = await self.backend.run_inside(app.id, dyno_name, command)
         except DynoNotFound as e:
             raise NotFound(str(e)) from None
         except DynoError as e:
             raise InvalidParams(str(e)) from None
-        self._api_line(app, f"Running `{command}` inside {dyno_name} by user {actor.email}")
+        self._line(app, f"Running `{command}` inside {dyno_name} by user {actor.email}")
         return info

@@ -5,11 +5,12 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from spruce.store.db import Store
-from spruce.store.models import AppFeature, User
+from spruce.store.models import AppFeature
 
 from .catalog import APP_FEATURES, FEATURES_BY_ID, FEATURES_BY_NAME, FeatureInfo
 from .errors import InvalidParams, NotFound
-from .events import EventBus
+from .events import ApiActivity, AppChanged, EventBus
+from .views import FeatureView, UserView
 
 
 class Features:
@@ -24,9 +25,9 @@ class Features:
             )
             return {r.name for r in rows}
 
-    def list(self, app_id: str) -> list[tuple[FeatureInfo, bool]]:
+    def list(self, app_id: str) -> list[FeatureView]:
         on = self.enabled(app_id)
-        return [(f, f.name in on) for f in APP_FEATURES]
+        return [FeatureView(f, f.name in on) for f in APP_FEATURES]
 
     @staticmethod
     def info(identity: str) -> FeatureInfo:
@@ -35,13 +36,11 @@ class Features:
             raise NotFound(f"Couldn't find that feature ({identity}).")
         return f
 
-    def get(self, app_id: str, identity: str) -> tuple[FeatureInfo, bool]:
+    def get(self, app_id: str, identity: str) -> FeatureView:
         f = self.info(identity)
-        return f, f.name in self.enabled(app_id)
+        return FeatureView(f, f.name in self.enabled(app_id))
 
-    def update(
-        self, actor: User, app_id: str, identity: str, enabled: object
-    ) -> tuple[FeatureInfo, bool]:
+    def update(self, actor: UserView, app_id: str, identity: str, enabled: object) -> FeatureView:
         f = self.info(identity)
         if not isinstance(enabled, bool):
             raise InvalidParams("enabled must be true or false.")
@@ -51,9 +50,7 @@ class Features:
                 s.add(AppFeature(app_id=app_id, name=f.name, enabled=enabled))
             else:
                 row.enabled = enabled
-        self.events.publish("app_changed", app_id=app_id)
+        self.events.publish(AppChanged(app_id))
         verb = "Enable" if enabled else "Disable"
-        self.events.publish(
-            "api_log", app_id=app_id, message=f"{verb} {f.name} by user {actor.email}"
-        )
-        return f, enabled
+        self.events.publish(ApiActivity(app_id, f"{verb} {f.name} by user {actor.email}"))
+        return FeatureView(f, enabled)

@@ -10,13 +10,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from spruce.store.db import Store
-from spruce.store.models import App, Formation, User
+from spruce.store.models import App, Formation
 
 from .catalog import DEFAULT_SIZE, DYNO_SIZES, find_size
 from .errors import InvalidParams, NotFound
-from .events import EventBus
+from .events import ApiActivity, EventBus, FormationChanged
+from .settings import AppSettings
+from .views import FormationView, Ref, UserView
 
-DEFAULT_FORMATION_LIMIT = 100
 NOT_SCALED = {"release"}  # the release phase runs once per release, never as a formation
 
 
@@ -58,18 +59,31 @@ def parse_quantity(value: Any) -> int:
     return q
 
 
+def formation_view(f: Formation, app: Ref) -> FormationView:
+    return FormationView(
+        f.id, app, f.type, f.quantity, f.size, f.command, f.created_at, f.updated_at
+    )
+
+
 class Formations:
     def __init__(self, store: Store, events: EventBus) -> None:
         self.store = store
         self.events = events
 
-    def list(self, app_id: str) -> list[Formation]:
+    @staticmethod
+    def _ref(s: Session, app_id: str) -> Ref:
+        app = s.get(App, app_id)
+        if app is None:
+            raise NotFound("Couldn't find that app.")
+        return Ref(app.id, app.name)
+
+    def list(self, app_id: str) -> builtins.list[FormationView]:
         with self.store.session() as s:
-            return list(
-                s.scalars(
-                    select(Formation).where(Formation.app_id == app_id).order_by(Formation.type)
-                )
+            ref = self._ref(s, app_id)
+            rows = s.scalars(
+                select(Formation).where(Formation.app_id == app_id).order_by(Formation.type)
             )
+            return [formation_view(f, ref) for f in rows]
 
     def _find(self, s: Session, app_id: str, identity: str) -> Formation:
         q = select(Formation).where(Formation.app_id == app_id)
@@ -83,20 +97,21 @@ class Formations:
             raise NotFound(f"Couldn't find that process type ({identity}).")
         return row
 
-    def get(self, app_id: str, identity: str) -> Formation:
+    def get(self, app_id: str, identity: str) -> FormationView:
         with self.store.session() as s:
-            return self._find(s, app_id, identity)
+            return formation_view(self._find(s, app_id, identity), self._ref(s, app_id))
 
-    def update(self, actor: User, app_id: str, updates: Any) -> builtins.list[Formation]:
+    def update(self, actor: UserView, app_id: str, updates: Any) -> builtins.list[FormationView]:
         """Apply a batch atomically: every entry is checked before anything changes."""
         if not isinstance(updates, list) or not updates:
             raise InvalidParams("updates must be a non-empty list of {type, quantity, size}.")
-        changed: builtins.list[Formation] = []
+        changed: builtins.list[FormationView] = []
         with self.store.session() as s:
             app = s.get(App, app_id)
             if app is None:
                 raise NotFound("Couldn't find that app.")
-            limit = int((app.settings or {}).get("formation_limit", DEFAULT_FORMATION_LIMIT))
+            ref = Ref(app.id, app.name)
+            limit = AppSettings.from_stored(app.settings).formation_limit
             for upd in updates:
                 if not isinstance(upd, dict):
                     raise InvalidParams(
@@ -126,10 +141,9 @@ class Formations:
                     raise InvalidParams(
                         f"Cannot scale {row.type} to {row.quantity}: this app is limited to {cap} dynos per process type."
                     )
-                changed.append(row)
+                s.flush()
+                changed.append(formation_view(row, ref))
         summary = ", ".join(f"{f.type}={f.quantity}:{f.size}" for f in changed)
-        self.events.publish("formation", app_id=app_id)
-        self.events.publish(
-            "api_log", app_id=app_id, message=f"Scaled to {summary} by user {actor.email}"
-        )
+        self.events.publish(FormationChanged(app_id))
+        self.events.publish(ApiActivity(app_id, f"Scaled to {summary} by user {actor.email}"))
         return changed

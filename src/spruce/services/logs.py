@@ -1,30 +1,38 @@
-"""Log sessions and log drains: the rules in front of the log router."""
+"""Log sessions and log drains: the rules in front of the log router (the LogPort)."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
-from spruce.logs import DrainSpec, LogRouter, LogSessionError, new_drain_token, validate_drain_url
-from spruce.logs.drains import DrainURLError
 from spruce.store.db import Store
-from spruce.store.models import App, LogDrain, User
+from spruce.store.models import App, LogDrain, utcnow
 
 from .errors import InvalidParams, NotFound
-from .events import EventBus
+from .events import ApiActivity, AppDeleted, EventBus
+from .model import DrainSpec, new_drain_token
+from .ports import LogPort
+from .settings import PlatformAddresses
+from .views import LogDrainView, LogSessionView, Ref, UserView
 
 MAX_DRAINS_PER_APP = 5  # Heroku's limit on log drains per app
 
 
 class Logs:
-    def __init__(self, store: Store, events: EventBus, router: LogRouter) -> None:
+    def __init__(
+        self, store: Store, events: EventBus, port: LogPort, addresses: PlatformAddresses
+    ) -> None:
         self.store = store
         self.events = events
-        self.router = router
+        self.port = port
+        self.addresses = addresses
+        events.subscribe(ApiActivity, self._api_line)
+        events.subscribe(AppDeleted, lambda e: port.remove_app(e.app_id))
 
-    def api_line(self, app_id: str, message: str) -> None:
-        self.router.emit(app_id, "app", "api", message)
+    def _api_line(self, event: ApiActivity) -> None:
+        self.port.emit(event.app_id, "app", "api", event.message)
 
-    # -- sessions -------------------------------------------------------------------
+    # -- sessions -------------------------------------------------------------------------
     def create_session(
         self,
         app_id: str,
@@ -32,7 +40,7 @@ class Logs:
         tail: object = False,
         source: object = None,
         dyno: object = None,
-    ) -> str:
+    ) -> LogSessionView:
         if lines is None:
             n = 100
         elif isinstance(lines, int) and not isinstance(lines, bool):
@@ -49,47 +57,71 @@ class Logs:
             if value is not None and not isinstance(value, str):
                 raise InvalidParams(f"{name} must be a string.")
         try:
-            return self.router.create_session(app_id, n, tail, source or None, dyno or None)  # type: ignore[arg-type]
-        except LogSessionError as e:
-            raise InvalidParams(str(e)) from None
-
-    # -- drains ---------------------------------------------------------------------
-    def drains(self, app_id: str) -> list[LogDrain]:
-        with self.store.session() as s:
-            return list(
-                s.scalars(
-                    select(LogDrain).where(LogDrain.app_id == app_id).order_by(LogDrain.created_at)
-                )
+            token = self.port.create_session(
+                app_id,
+                n,
+                tail,
+                source or None,  # type: ignore[arg-type]
+                dyno or None,  # type: ignore[arg-type]
             )
+        except ValueError as e:
+            raise InvalidParams(str(e)) from None
+        return LogSessionView(
+            id=token[:36] if len(token) >= 36 else token,
+            logplex_url=self.addresses.stream_url("logs", token),
+            created_at=utcnow(),
+        )
 
-    def add_drain(self, actor: User, app_id: str, url: object) -> LogDrain:
+    # -- drains ---------------------------------------------------------------------------
+    @staticmethod
+    def _view(d: LogDrain, app: Ref) -> LogDrainView:
+        return LogDrainView(d.id, app, d.url, d.token, d.addon_id, d.created_at, d.updated_at)
+
+    @staticmethod
+    def _app(s: Session, app_id: str) -> App:
+        app = s.get(App, app_id)
+        if app is None:
+            raise NotFound("Couldn't find that app.")
+        return app
+
+    def drains(self, app_id: str) -> list[LogDrainView]:
+        with self.store.session() as s:
+            app = self._app(s, app_id)
+            ref = Ref(app.id, app.name)
+            rows = s.scalars(
+                select(LogDrain).where(LogDrain.app_id == app_id).order_by(LogDrain.created_at)
+            )
+            return [self._view(d, ref) for d in rows]
+
+    def add_drain(self, actor: UserView, app_id: str, url: object) -> LogDrainView:
         if not isinstance(url, str) or not url.strip():
             raise InvalidParams("url is required.")
         url = url.strip()
         try:
-            validate_drain_url(url)
-        except (DrainURLError, ValueError) as e:
+            self.port.check_drain_url(url)
+        except ValueError as e:
             raise InvalidParams(str(e)) from None
         with self.store.session() as s:
-            if s.get(App, app_id) is None:
-                raise NotFound("Couldn't find that app.")
-            existing = list(s.scalars(select(LogDrain).where(LogDrain.app_id == app_id)))
-            if any(d.url == url for d in existing):
+            app = self._app(s, app_id)
+            if s.scalar(select(LogDrain.id).where(LogDrain.app_id == app_id, LogDrain.url == url)):
                 raise InvalidParams("This drain is already added to this app.")
-            if len(existing) >= MAX_DRAINS_PER_APP:
+            count = s.scalar(select(func.count(LogDrain.id)).where(LogDrain.app_id == app_id))
+            if (count or 0) >= MAX_DRAINS_PER_APP:
                 raise InvalidParams(f"An app can have at most {MAX_DRAINS_PER_APP} log drains.")
             drain = LogDrain(app_id=app_id, url=url, token=new_drain_token())
             s.add(drain)
+            s.flush()
+            view = self._view(drain, Ref(app.id, app.name))
         self.sync(app_id)
-        return drain
+        return view
 
-    def find_drain(self, app_id: str, identity: str) -> LogDrain:
+    def find_drain(self, app_id: str, identity: str) -> LogDrainView:
         for d in self.drains(app_id):
             if identity in (d.id, d.url, d.token):
                 return d
         raise NotFound(f"Couldn't find that log drain ({identity}).")
 
-    def remove_drain(self, actor: User, app_id: str, identity: str) -> LogDrain:
+    def remove_drain(self, actor: UserView, app_id: str, identity: str) -> LogDrainView:
         drain = self.find_drain(app_id, identity)
         with self.store.session() as s:
             row = s.get(LogDrain, drain.id)
@@ -103,13 +135,24 @@ class Logs:
         with self.store.session() as s:
             app = s.get(App, app_id)
             name = app.name if app else ""
-        specs = [
-            DrainSpec(id=d.id, url=d.url, token=d.token, app_name=name) for d in self.drains(app_id)
-        ]
-        self.router.set_drains(app_id, specs)
+            specs = [
+                DrainSpec(id=d.id, url=d.url, token=d.token, app_name=name)
+                for d in s.scalars(select(LogDrain).where(LogDrain.app_id == app_id))
+            ]
+        self.port.set_drains(app_id, specs)
 
-    def drain_status(self, drain_id: str) -> str | None:
-        try:
-            return self.router.drain_status(drain_id).state
-        except KeyError:
-            return None
+    def sync_all(self) -> None:
+        """At start: every app's drains, in one pass over the table."""
+        with self.store.session() as s:
+            names = dict(s.execute(select(App.id, App.name)).all())
+            specs: dict[str, list[DrainSpec]] = {app_id: [] for app_id in names}
+            for d in s.scalars(select(LogDrain)):
+                specs.setdefault(d.app_id, []).append(
+                    DrainSpec(d.id, d.url, d.token, names.get(d.app_id, ""))
+                )
+        for app_id, drains in specs.items():
+            if drains:
+                self.port.set_drains(app_id, drains)
+
+    def drain_state(self, drain_id: str) -> str | None:
+        return self.port.drain_state(drain_id)

@@ -1,40 +1,108 @@
 """Config vars and releases: every change of code or config is a new, numbered release.
 
 A release snapshots the config and points at a slug. The current release is the newest
-that succeeded; the dyno manager runs it. Releases whose slug declares a `release` process
-start as "pending" until the release phase passes (see the runtime's release phase).
+that succeeded; the dyno backend runs it. Releases whose slug declares a `release` process
+start as pending until the release phase (services/release_phase.py) passes.
 """
 
 from __future__ import annotations
 
+import builtins
 import os
 import re
 import uuid
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
 
 from spruce.store.db import Store
 from spruce.store.models import App, ConfigVar, Release, Slug, User, utcnow
 
 from .errors import InvalidParams, NotFound
-from .events import EventBus
+from .events import ApiActivity, EventBus, ReleaseCreated, ReleaseFinished
 from .formation import sync_formation
+from .model import ReleaseStatus
+from .settings import PlatformAddresses
+from .views import Ref, ReleaseView, SlugView, UserView
 
 KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+PROCESS_TYPE_RE = re.compile(r"^[a-zA-Z0-9_-]{1,63}$")
 MAX_CONFIG_BYTES = 64 * 1024  # Heroku: 64 kB of config per app
+_KEEP = object()  # "the current release's slug"
 
 
-def _listing(keys: list[str]) -> str:
-    return ", ".join(keys)
+def normalise_config_patch(patch: object) -> dict[str, str | None]:
+    if not isinstance(patch, dict):
+        raise InvalidParams("Config vars must be a JSON object of names to string values.")
+    out: dict[str, str | None] = {}
+    for key, value in patch.items():
+        if not isinstance(key, str) or not KEY_RE.match(key):
+            raise InvalidParams(
+                f"Invalid config var name {key!r}: use letters, digits and underscores, "
+                "not starting with a digit."
+            )
+        if value is None:
+            out[key] = None
+        elif isinstance(value, bool):
+            out[key] = "true" if value else "false"
+        elif isinstance(value, int | float | str):
+            out[key] = str(value)
+        else:
+            raise InvalidParams(f"Config var {key} must be a string or null.")
+    return out
+
+
+def slug_view(slug: Slug) -> SlugView:
+    return SlugView(
+        id=slug.id,
+        app_id=slug.app_id,
+        process_types=dict(slug.process_types or {}),
+        commit=slug.commit,
+        commit_description=slug.commit_description,
+        buildpack_provided_description=slug.buildpack_provided_description,
+        size=slug.size,
+        checksum=slug.checksum,
+        stack=slug.stack,
+        created_at=slug.created_at,
+        updated_at=slug.updated_at,
+    )
 
 
 class Releases:
-    def __init__(self, store: Store, events: EventBus) -> None:
+    def __init__(self, store: Store, events: EventBus, addresses: PlatformAddresses) -> None:
         self.store = store
         self.events = events
+        self.addresses = addresses
 
-    # -- config vars ---------------------------------------------------------
+    # -- views ---------------------------------------------------------------------------
+    def _view(self, r: Release, app: Ref, email: str | None, current_id: str | None) -> ReleaseView:
+        stream = self.addresses.stream_url("release-output", r.id) if r.output_path else None
+        return ReleaseView(
+            id=r.id,
+            app=app,
+            version=r.version,
+            description=r.description,
+            status=r.status,
+            slug_id=r.slug_id,
+            user_id=r.user_id,
+            user_email=email,
+            addon_plan_names=tuple(r.addon_plan_names or ()),
+            current=r.id == current_id,
+            output_stream_url=stream,
+            created_at=r.created_at,
+            updated_at=r.updated_at,
+        )
+
+    def _view_of(self, s: Session, r: Release) -> ReleaseView:
+        app = s.get(App, r.app_id)
+        user = s.get(User, r.user_id) if r.user_id else None
+        cur = self._current(s, r.app_id)
+        ref = Ref(r.app_id, app.name if app else "")
+        return self._view(r, ref, user.email if user else None, cur.id if cur else None)
+
+    # -- config vars -----------------------------------------------------------------------
     def config(self, app_id: str) -> dict[str, str]:
         with self.store.session() as s:
             rows = s.scalars(
@@ -42,52 +110,33 @@ class Releases:
             )
             return {r.key: r.value for r in rows}
 
-    @staticmethod
-    def _normalise_patch(patch: Any) -> dict[str, str | None]:
-        if not isinstance(patch, dict):
-            raise InvalidParams("Config vars must be a JSON object of names to string values.")
-        out: dict[str, str | None] = {}
-        for key, value in patch.items():
-            if not isinstance(key, str) or not KEY_RE.match(key):
-                raise InvalidParams(
-                    f"Invalid config var name {key!r}: use letters, digits and underscores, "
-                    "not starting with a digit."
-                )
-            if value is None:
-                out[key] = None
-            elif isinstance(value, bool):
-                out[key] = "true" if value else "false"
-            elif isinstance(value, int | float | str):
-                out[key] = str(value)
-            else:
-                raise InvalidParams(f"Config var {key} must be a string or null.")
-        return out
-
     def update_config(
-        self, actor: User | None, app_id: str, patch: Any, description: str | None = None
-    ) -> tuple[dict[str, str], Release | None]:
+        self, actor: UserView | None, app_id: str, patch: object, description: str | None = None
+    ) -> tuple[dict[str, str], ReleaseView | None]:
         """Apply `patch` (null unsets); makes a release when anything changed."""
-        changes = self._normalise_patch(patch)
+        changes = normalise_config_patch(patch)
         with self.store.session() as s:
             current = {
                 r.key: r for r in s.scalars(select(ConfigVar).where(ConfigVar.app_id == app_id))
             }
+            values = {k: r.value for k, r in current.items()}
             set_keys, removed = [], []
             for key, value in changes.items():
                 row = current.get(key)
                 if value is None:
                     if row is not None:
                         s.delete(row)
-                        del current[key]
+                        del values[key]
                         removed.append(key)
                 elif row is None:
                     s.add(ConfigVar(app_id=app_id, key=key, value=value))
-                    current[key] = ConfigVar(app_id=app_id, key=key, value=value)
+                    values[key] = value
                     set_keys.append(key)
                 elif row.value != value:
                     row.value = value
+                    values[key] = value
                     set_keys.append(key)
-            result = {k: v.value for k, v in sorted(current.items())}
+            result = dict(sorted(values.items()))
             if sum(len(k) + len(v) for k, v in result.items()) > MAX_CONFIG_BYTES:
                 raise InvalidParams("Config vars are limited to 64 kB in total per app.")
             release = None
@@ -95,43 +144,40 @@ class Releases:
                 if description is None:
                     parts = []
                     if set_keys:
-                        parts.append(f"Set {_listing(set_keys)} config vars")
+                        parts.append(f"Set {', '.join(set_keys)} config vars")
                     if removed:
-                        parts.append(f"Remove {_listing(removed)} config vars")
+                        parts.append(f"Remove {', '.join(removed)} config vars")
                     description = " and ".join(parts)
-                release = self._new_release(s, app_id, description, actor, config=result)
+                new = self._new_release(s, app_id, description, actor, config=result)
+                release = self._view_of(s, new)
         if release is not None:
             self._announce(release, actor)
         return result, release
 
-    # -- releases ------------------------------------------------------------
-    def _next_version(self, s, app_id: str) -> int:  # type: ignore[no-untyped-def]
-        return (
-            int(s.scalar(select(func.max(Release.version)).where(Release.app_id == app_id)) or 0)
-            + 1
-        )
-
-    def _current(self, s, app_id: str) -> Release | None:  # type: ignore[no-untyped-def]
+    # -- releases ------------------------------------------------------------------------
+    @staticmethod
+    def _current(s: Session, app_id: str) -> Release | None:
         return s.scalar(
             select(Release)
-            .where(Release.app_id == app_id, Release.status == "succeeded")
+            .where(Release.app_id == app_id, Release.status == ReleaseStatus.SUCCEEDED)
             .order_by(Release.version.desc())
             .limit(1)
         )
 
     def _new_release(
         self,
-        s,  # type: ignore[no-untyped-def]
+        s: Session,
         app_id: str,
         description: str,
-        actor: User | None,
+        actor: UserView | None,
         config: dict[str, str] | None = None,
-        slug_id: str | None = ...,  # type: ignore[assignment]
-        addon_plan_names: list[str] | None = None,
+        slug_id: str | None | object = _KEEP,
+        addon_plan_names: builtins.list[str] | None = None,
     ) -> Release:
         current = self._current(s, app_id)
-        if slug_id is ...:
+        if slug_id is _KEEP:
             slug_id = current.slug_id if current else None
+        assert slug_id is None or isinstance(slug_id, str)
         if config is None:
             config = {
                 r.key: r.value
@@ -141,11 +187,14 @@ class Releases:
         if slug is not None:
             sync_formation(s, app_id, dict(slug.process_types or {}))
         pending = bool(slug and "release" in (slug.process_types or {}))
+        version = int(
+            s.scalar(select(func.max(Release.version)).where(Release.app_id == app_id)) or 0
+        )
         release = Release(
             app_id=app_id,
-            version=self._next_version(s, app_id),
+            version=version + 1,
             description=description,
-            status="pending" if pending else "succeeded",
+            status=ReleaseStatus.PENDING if pending else ReleaseStatus.SUCCEEDED,
             slug_id=slug_id,
             user_id=actor.id if actor else None,
             config=dict(config),
@@ -162,103 +211,133 @@ class Releases:
         return release
 
     def _announce(
-        self, release: Release, actor: User | None, caller_runs_phase: bool = False
+        self, release: ReleaseView, actor: UserView | None, phase_by_caller: bool = False
     ) -> None:
         who = actor.email if actor else "Spruce"
+        self.events.publish(ApiActivity(release.app.id, f"{release.description} by user {who}"))
         self.events.publish(
-            "api_log", app_id=release.app_id, message=f"{release.description} by user {who}"
+            ApiActivity(release.app.id, f"Release v{release.version} created by user {who}")
         )
         self.events.publish(
-            "api_log",
-            app_id=release.app_id,
-            message=f"Release v{release.version} created by user {who}",
-        )
-        # A pending release waits for its release phase: the runtime runs it, unless the
-        # caller (a build, which streams its output into the push) does.
-        self.events.publish(
-            "release",
-            app_id=release.app_id,
-            release_id=release.id,
-            status=release.status,
-            caller_runs_phase=caller_runs_phase,
+            ReleaseCreated(
+                release.app.id,
+                release_id=release.id,
+                pending=release.status == ReleaseStatus.PENDING,
+                phase_by_caller=phase_by_caller,
+            )
         )
 
     def create(
         self,
-        actor: User | None,
+        actor: UserView | None,
         app_id: str,
         description: str,
-        slug_id: str | None = ...,  # type: ignore[assignment]
-        config: dict[str, str] | None = None,
-        addon_plan_names: list[str] | None = None,
-        caller_runs_phase: bool = False,
-    ) -> Release:
+        slug_id: str | None | object = _KEEP,
+        addon_plan_names: builtins.list[str] | None = None,
+        phase_by_caller: bool = False,
+    ) -> ReleaseView:
+        """A new release; with phase_by_caller, the caller runs a pending release's phase
+        itself (a build streams it into the push) instead of the release phase service."""
         with self.store.session() as s:
-            release = self._new_release(
-                s,
-                app_id,
-                description,
-                actor,
-                config=config,
-                slug_id=slug_id,
-                addon_plan_names=addon_plan_names,
+            row = self._new_release(
+                s, app_id, description, actor, slug_id=slug_id, addon_plan_names=addon_plan_names
             )
-        self._announce(release, actor, caller_runs_phase)
+            release = self._view_of(s, row)
+        self._announce(release, actor, phase_by_caller)
         return release
 
-    def list(self, app_id: str) -> list[Release]:
+    def deploy_slug(
+        self, actor: UserView, app_id: str, slug_id: str, description: object = None
+    ) -> ReleaseView:
+        """POST /apps/{app}/releases with a slug: only the app's own slugs deploy."""
+        slug = self.slug_of(app_id, slug_id)
+        if description is not None and not isinstance(description, str):
+            raise InvalidParams("description must be a string.")
+        desc = description or f"Deploy {(slug.commit or slug.id)[:7]}"
+        return self.create(actor, app_id, desc, slug_id=slug.id)
+
+    def list(self, app_id: str) -> builtins.list[ReleaseView]:
         with self.store.session() as s:
-            return list(
-                s.scalars(select(Release).where(Release.app_id == app_id).order_by(Release.version))
+            app = s.get(App, app_id)
+            if app is None:
+                raise NotFound("Couldn't find that app.")
+            ref = Ref(app.id, app.name)
+            rows = s.execute(
+                select(Release, User.email)
+                .outerjoin(User, User.id == Release.user_id)
+                .where(Release.app_id == app_id)
+                .order_by(Release.version)
             )
+            pairs = builtins.list(rows)
+        current = next(
+            (r.id for r, _ in reversed(pairs) if r.status == ReleaseStatus.SUCCEEDED), None
+        )
+        return [self._view(r, ref, email, current) for r, email in pairs]
 
-    def get(self, app_id: str, identity: str | int) -> Release:
+    def _find(self, s: Session, app_id: str, identity: str | int) -> Release:
+        q = select(Release).where(Release.app_id == app_id)
+        ident = str(identity).strip()
+        if ident.lower().startswith("v") and ident[1:].isdigit():
+            ident = ident[1:]
+        if ident.isdigit():
+            q = q.where(Release.version == int(ident))
+        else:
+            try:
+                uuid.UUID(ident)
+            except ValueError:
+                raise NotFound("Couldn't find that release.") from None
+            q = q.where(Release.id == ident)
+        release = s.scalar(q)
+        if release is None:
+            raise NotFound("Couldn't find that release.")
+        return release
+
+    def get(self, app_id: str, identity: str | int) -> ReleaseView:
         with self.store.session() as s:
-            q = select(Release).where(Release.app_id == app_id)
-            ident = str(identity).strip()
-            if ident.lower().startswith("v") and ident[1:].isdigit():
-                ident = ident[1:]
-            if ident.isdigit():
-                q = q.where(Release.version == int(ident))
-            else:
-                try:
-                    uuid.UUID(ident)
-                except ValueError:
-                    raise NotFound("Couldn't find that release.") from None
-                q = q.where(Release.id == ident)
-            release = s.scalar(q)
-            if release is None:
-                raise NotFound("Couldn't find that release.")
-            return release
+            return self._view_of(s, self._find(s, app_id, identity))
 
-    def current(self, app_id: str) -> Release | None:
+    def find(self, release_id: str) -> ReleaseView | None:
         with self.store.session() as s:
-            return self._current(s, app_id)
+            row = s.get(Release, release_id)
+            return self._view_of(s, row) if row is not None else None
 
-    def is_current(self, release: Release) -> bool:
-        cur = self.current(release.app_id)
-        return cur is not None and cur.id == release.id
+    def release_config(self, app_id: str, identity: str) -> dict[str, str]:
+        with self.store.session() as s:
+            return dict(self._find(s, app_id, identity).config or {})
 
-    def rollback(self, actor: User, app_id: str, identity: str) -> Release:
+    def current(self, app_id: str) -> ReleaseView | None:
+        with self.store.session() as s:
+            row = self._current(s, app_id)
+            return self._view_of(s, row) if row is not None else None
+
+    def current_config(self, app_id: str) -> tuple[ReleaseView | None, dict[str, str]]:
+        """The current release and the config it runs with (dynos, the router)."""
+        with self.store.session() as s:
+            row = self._current(s, app_id)
+            if row is None:
+                return None, {}
+            return self._view_of(s, row), dict(row.config or {})
+
+    def rollback(self, actor: UserView, app_id: str, identity: str) -> ReleaseView:
         """A new release with the code and config of an earlier one."""
-        target = self.get(app_id, identity)
-        if target.status == "failed":
-            raise InvalidParams(f"Cannot roll back to v{target.version}: that release failed.")
-        slug = self.slug(target.slug_id)
-        if (
-            slug is not None
-            and slug.size is not None
-            and not (slug.path and os.path.exists(slug.path))
-        ):
-            raise InvalidParams(
-                f"Cannot roll back to v{target.version}: its slug was pruned (slug retention). "
-                "Deploy that code again instead."
-            )
         with self.store.session() as s:
+            target = self._find(s, app_id, identity)
+            if target.status == ReleaseStatus.FAILED:
+                raise InvalidParams(f"Cannot roll back to v{target.version}: that release failed.")
+            slug = s.get(Slug, target.slug_id) if target.slug_id else None
+            if (
+                slug is not None
+                and slug.size is not None
+                and not (slug.path and os.path.exists(slug.path))
+            ):
+                raise InvalidParams(
+                    f"Cannot roll back to v{target.version}: its slug was pruned (slug "
+                    "retention). Deploy that code again instead."
+                )
             s.execute(delete(ConfigVar).where(ConfigVar.app_id == app_id))
             for k, v in (target.config or {}).items():
                 s.add(ConfigVar(app_id=app_id, key=k, value=v))
-            release = self._new_release(
+            row = self._new_release(
                 s,
                 app_id,
                 f"Rollback to v{target.version}",
@@ -266,8 +345,15 @@ class Releases:
                 config=dict(target.config or {}),
                 slug_id=target.slug_id,
             )
+            release = self._view_of(s, row)
         self._announce(release, actor)
         return release
+
+    def set_addon_plan_names(self, release_id: str, names: builtins.list[str]) -> None:
+        with self.store.session() as s:
+            row = s.get(Release, release_id)
+            if row is not None:
+                row.addon_plan_names = names
 
     def set_output_path(self, release_id: str, path: str) -> None:
         with self.store.session() as s:
@@ -275,42 +361,65 @@ class Releases:
             if release is not None:
                 release.output_path = path
 
-    def finish(self, release_id: str, succeeded: bool, output_path: str | None = None) -> Release:
-        """Close a pending release after its release phase."""
+    def output(self, release_id: str) -> tuple[Path | None, bool]:
+        """The release phase's output file, and whether the phase is still running."""
+        with self.store.session() as s:
+            r = s.get(Release, release_id)
+            if r is None or not r.output_path:
+                return None, False
+            return Path(r.output_path), r.status == ReleaseStatus.PENDING
+
+    def finish(self, release_id: str, succeeded: bool) -> ReleaseView | None:
+        """Close a pending release after its release phase (None: the app is gone)."""
         with self.store.session() as s:
             release = s.get(Release, release_id)
             if release is None:
-                raise NotFound("Couldn't find that release.")
-            release.status = "succeeded" if succeeded else "failed"
-            if output_path:
-                release.output_path = output_path
+                return None
+            release.status = ReleaseStatus.SUCCEEDED if succeeded else ReleaseStatus.FAILED
             if succeeded:
                 app = s.get(App, release.app_id)
                 if app is not None:
                     app.released_at = utcnow()
-        self.events.publish(
-            "release", app_id=release.app_id, release_id=release.id, status=release.status
-        )
-        return release
+            s.flush()
+            view = self._view_of(s, release)
+        self.events.publish(ReleaseFinished(view.app.id, release_id=view.id, succeeded=succeeded))
+        return view
 
-    def slug(self, slug_id: str | None) -> Slug | None:
+    # -- slugs ---------------------------------------------------------------------------
+    def slug(self, slug_id: str | None) -> SlugView | None:
         if not slug_id:
             return None
         with self.store.session() as s:
-            return s.get(Slug, slug_id)
+            row = s.get(Slug, slug_id)
+            return slug_view(row) if row is not None else None
+
+    def slug_of(self, app_id: str, slug_id: str) -> SlugView:
+        slug = self.slug(slug_id)
+        if slug is None or slug.app_id != app_id:
+            raise NotFound("Couldn't find that slug.")
+        return slug
+
+    def slug_file(self, slug_id: str) -> tuple[Path | None, bool]:
+        """The slug's tarball, and whether it ever had one (pruned slugs keep their size)."""
+        with self.store.session() as s:
+            row = s.get(Slug, slug_id)
+            if row is None:
+                return None, False
+            path = Path(row.path) if row.path and os.path.exists(row.path) else None
+            return path, row.size is not None
 
     def create_slug(
         self,
         app_id: str,
         process_types: Any,
-        commit: str | None = None,
-        commit_description: str | None = None,
-        buildpack_provided_description: str | None = None,
-        stack: str | None = None,
+        commit: Any = None,
+        commit_description: Any = None,
+        buildpack_provided_description: Any = None,
+        stack: Any = None,
         path: str | None = None,
         size: int | None = None,
-        checksum: str | None = None,
-    ) -> Slug:
+        checksum: Any = None,
+    ) -> SlugView:
         if not isinstance(process_types, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in process_types.items()
         ):
@@ -318,8 +427,17 @@ class Releases:
                 "process_types must be an object of process type names to commands."
             )
         for ptype in process_types:
-            if not re.match(r"^[a-zA-Z0-9_-]{1,63}$", ptype):
+            if not PROCESS_TYPE_RE.match(ptype):
                 raise InvalidParams(f"Invalid process type name {ptype!r}.")
+        for name, value in (
+            ("commit", commit),
+            ("commit_description", commit_description),
+            ("buildpack_provided_description", buildpack_provided_description),
+            ("stack", stack),
+            ("checksum", checksum),
+        ):
+            if value is not None and not isinstance(value, str):
+                raise InvalidParams(f"{name} must be a string.")
         with self.store.session() as s:
             app = s.get(App, app_id)
             if app is None:
@@ -340,4 +458,21 @@ class Releases:
                 app.buildpack_provided_description = buildpack_provided_description
             if size is not None:
                 app.slug_size = size
-            return slug
+            s.flush()
+            return slug_view(slug)
+
+    def prune_slugs(self, app_id: str, keep_newest: int) -> None:
+        """Delete slug files that no recent release uses (rollback beyond them is refused)."""
+        with self.store.session() as s:
+            recent = s.scalars(
+                select(Release.slug_id)
+                .where(Release.app_id == app_id)
+                .order_by(Release.version.desc())
+                .limit(keep_newest)
+            )
+            keep = {x for x in recent if x}
+            for slug in s.scalars(select(Slug).where(Slug.app_id == app_id)):
+                # Runs under the app's build lock, so no build is writing a slug meanwhile.
+                if slug.id not in keep and slug.path and os.path.exists(slug.path):
+                    os.unlink(slug.path)
+                    slug.path = None

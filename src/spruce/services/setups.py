@@ -10,41 +10,93 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
-import tempfile
-from collections.abc import Callable
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from spruce.compile import AppJsonError, parse_app_json, resolve_env
-from spruce.store.models import App, AppSetup, User
+from spruce.store.db import Store
+from spruce.store.models import App, AppSetup, Build
 
+from .addons import Addons
+from .appjson import AppJsonError, parse_app_json, resolve_env
+from .apps import Apps
+from .builds import Builds
+from .dynos import Dynos
 from .errors import InvalidParams, NotFound, ServiceError
-
-if TYPE_CHECKING:
-    from . import Services
+from .events import AppDeleting, EventBus
+from .formation import Formations
+from .model import BuildStatus
+from .ports import LogPort
+from .releases import Releases
+from .settings import PlatformAddresses
+from .views import AppSetupView, AppView, Ref, SetupBuild, UserView
 
 log = logging.getLogger(__name__)
 POSTDEPLOY_TIMEOUT = 3600.0
 
 
 class Setups:
-    def __init__(self, services: Services) -> None:
-        self.services = services
-        self._tasks: set[asyncio.Task[None]] = set()
+    def __init__(
+        self,
+        store: Store,
+        events: EventBus,
+        apps: Apps,
+        releases: Releases,
+        formation: Formations,
+        builds: Builds,
+        addons: Addons,
+        dynos: Dynos,
+        logs: LogPort,
+        addresses: PlatformAddresses,
+    ) -> None:
+        self.store = store
+        self.apps = apps
+        self.releases = releases
+        self.formation = formation
+        self.builds = builds
+        self.addons = addons
+        self.dynos = dynos
+        self.logs = logs
+        self.addresses = addresses
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        events.subscribe(AppDeleting, self._on_deleting)
 
-    def get(self, actor: User, setup_id: str) -> AppSetup:
-        with self.services.store.session() as s:
+    def _on_deleting(self, event: AppDeleting) -> None:
+        task = self._tasks.pop(event.app_id, None)
+        if task is not None:
+            task.cancel()
+
+    async def stop(self) -> None:
+        for task in self._tasks.values():
+            task.cancel()
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+
+    def get(self, actor: UserView, setup_id: str) -> AppSetupView:
+        with self.store.session() as s:
             setup = s.get(AppSetup, setup_id)
-        if setup is None:
-            raise NotFound("Couldn't find that app setup.")
-        if setup.app_id:
-            self.services.apps.get(actor, setup.app_id)
-        return setup
+            if setup is None:
+                raise NotFound("Couldn't find that app setup.")
+            app = s.get(App, setup.app_id) if setup.app_id else None
+            if app is not None:
+                self.apps.check_access(s, app, actor)
+            build = s.get(Build, setup.build_id) if setup.build_id else None
+            return AppSetupView(
+                id=setup.id,
+                app=Ref(app.id, app.name) if app else None,
+                status=setup.status,
+                failure_message=setup.failure_message,
+                manifest_errors=tuple(setup.manifest_errors or ()),
+                build=SetupBuild(
+                    build.id, build.status, self.addresses.stream_url("builds", build.id)
+                )
+                if build
+                else None,
+                postdeploy_exit_code=setup.postdeploy_exit_code,
+                postdeploy_output=setup.postdeploy_output,
+                resolved_success_url=setup.resolved_success_url,
+                created_at=setup.created_at,
+                updated_at=setup.updated_at,
+            )
 
-    def create(
-        self, actor: User, body: Any, local_source: Callable[[str], Path | None]
-    ) -> tuple[AppSetup, App]:
+    def create(self, actor: UserView, body: object) -> AppSetupView:
         if not isinstance(body, dict):
             raise InvalidParams("The body must be a JSON object.")
         blob = body.get("source_blob")
@@ -57,19 +109,23 @@ class Setups:
         env = overrides.get("env") or {}
         if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
             raise InvalidParams("overrides.env must map names to strings.")
-        app = self.services.apps.create(
+        app = self.apps.create(
             actor, app_spec.get("name"), app_spec.get("region"), app_spec.get("stack")
         )
-        with self.services.store.session() as s:
+        with self.store.session() as s:
             setup = AppSetup(app_id=app.id, status="pending")
             s.add(setup)
-        task = asyncio.create_task(self._run(actor, setup.id, app, blob, dict(env), local_source))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return setup, app
+            s.flush()
+            setup_id = setup.id
+        task = asyncio.get_running_loop().create_task(
+            self._run(actor, setup_id, app, dict(blob), dict(env))
+        )
+        self._tasks[app.id] = task
+        task.add_done_callback(lambda _: self._tasks.pop(app.id, None))
+        return self.get(actor, setup_id)
 
     def _update(self, setup_id: str, **fields: Any) -> None:
-        with self.services.store.session() as s:
+        with self.store.session() as s:
             row = s.get(AppSetup, setup_id)
             if row is not None:
                 for k, v in fields.items():
@@ -77,46 +133,40 @@ class Setups:
 
     async def _run(
         self,
-        actor: User,
+        actor: UserView,
         setup_id: str,
-        app: App,
+        app: AppView,
         blob: dict[str, Any],
         env: dict[str, str],
-        local_source: Callable[[str], Path | None],
     ) -> None:
-        builds = self.services.builds
-        assert builds is not None
-        work = Path(tempfile.mkdtemp(prefix="setup-", dir=builds.home / "work"))
         try:
-            src = await builds.fetch_source(blob["url"], work / "src", local_source)
-            manifest_path = src / "app.json"
-            try:
-                manifest = parse_app_json(
-                    manifest_path.read_text() if manifest_path.exists() else "{}"
+            async with self.builds.sources.fetched(str(blob["url"])) as src:
+                manifest_path = src / "app.json"
+                try:
+                    manifest = parse_app_json(
+                        manifest_path.read_text() if manifest_path.exists() else "{}"
+                    )
+                    config = resolve_env(manifest, env)
+                except AppJsonError as e:
+                    self._update(
+                        setup_id,
+                        status="failed",
+                        manifest_errors=list(e.errors),
+                        failure_message="app.json is not valid.",
+                    )
+                    return
+                if config:
+                    self.releases.update_config(actor, app.id, config)
+                if manifest.buildpacks:
+                    self.builds.set_buildpacks(app.id, manifest.buildpacks)
+                for spec in manifest.addons:
+                    await self.addons.create(actor, app.id, spec.plan, spec.as_name, spec.options)
+                build = self.builds.create_pending(
+                    actor, app.id, {"url": blob["url"], "version": blob.get("version")}
                 )
-                config = resolve_env(manifest, env)
-            except AppJsonError as e:
-                self._update(
-                    setup_id,
-                    status="failed",
-                    manifest_errors=list(e.errors),
-                    failure_message="app.json is not valid.",
-                )
-                return
-            if config:
-                self.services.releases.update_config(actor, app.id, config)
-            if manifest.buildpacks:
-                builds.set_buildpacks(app.id, manifest.buildpacks)
-            for spec in manifest.addons:
-                if self.services.addons is None:
-                    raise InvalidParams("Add-ons are not available on this platform.")
-                await self.services.addons.create(actor, app, spec.plan, spec.as_name, spec.options)
-            build = builds.create_pending(
-                actor, app.id, {"url": blob["url"], "version": blob.get("version")}
-            )
-            self._update(setup_id, build_id=build.id)
-            result = await builds.run(actor, build, src)
-            if result.status != "succeeded":
+                self._update(setup_id, build_id=build.id)
+                result = await self.builds.run(actor, build, src)
+            if result.status != BuildStatus.SUCCEEDED:
                 self._update(
                     setup_id, status="failed", failure_message="The build failed; see its output."
                 )
@@ -125,10 +175,10 @@ class Setups:
                 {"type": t, "quantity": f.quantity, **({"size": f.size} if f.size else {})}
                 for t, f in manifest.formation.items()
             ]
-            known = {f.type for f in self.services.formation.list(app.id)}
+            known = {f.type for f in self.formation.list(app.id)}
             updates = [u for u in updates if u["type"] in known]
             if updates:
-                self.services.formation.update(actor, app.id, updates)
+                self.formation.update(actor, app.id, updates)
             script = manifest.scripts.get("postdeploy")
             if script:
                 code, output = await self._postdeploy(actor, app, script)
@@ -143,19 +193,19 @@ class Setups:
             self._update(setup_id, status="succeeded", resolved_success_url=manifest.success_url)
         except ServiceError as e:
             self._update(setup_id, status="failed", failure_message=e.message)
+        except asyncio.CancelledError:
+            raise
         except Exception as e:
             log.exception("app setup %s failed", setup_id)
             self._update(
                 setup_id, status="failed", failure_message=f"Internal error: {type(e).__name__}"
             )
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
 
-    async def _postdeploy(self, actor: User, app: App, script: str) -> tuple[int | None, str]:
-        dynos = self.services.dynos
-        router = self.services.logs.router
-        seq = router.head(app.id)
-        info = await dynos.run(actor, app, script)
-        code = await dynos.manager.wait_one_off(app.id, info.name, POSTDEPLOY_TIMEOUT)
-        lines, _ = router.lines_after(app.id, seq, source="app", dyno=info.name)
+    async def _postdeploy(
+        self, actor: UserView, app: AppView, script: str
+    ) -> tuple[int | None, str]:
+        seq = self.logs.head(app.id)
+        info = await self.dynos.run(actor, app, script)
+        code = await self.dynos.wait(app, info.name, POSTDEPLOY_TIMEOUT)
+        lines, _ = self.logs.lines_after(app.id, seq, source="app", dyno=info.name)
         return code, "\n".join(line.message for line in lines)

@@ -13,6 +13,7 @@ from alembic.config import Config
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import StaticPool
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -65,6 +66,19 @@ class Store:
         self.url = normalise_url(url)
         self.engine = make_engine(self.url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @classmethod
+    def memory(cls) -> Store:
+        """A private in-memory SQLite store with the schema applied (tests of the rules)."""
+        store = cls.__new__(cls)
+        store.url = "sqlite://"
+        store.engine = create_engine(
+            "sqlite://", connect_args={"check_same_thread": False}, poolclass=StaticPool
+        )
+        event.listen(store.engine, "connect", _sqlite_pragmas)
+        store._sessions = sessionmaker(store.engine, expire_on_commit=False)
+        migrate(store.engine)
+        return store
 
     @classmethod
     def open(cls, home: Path, url: str | None = None) -> Store:

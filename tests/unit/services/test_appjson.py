@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from spruce.compile.appjson import AppJsonError, parse_app_json, resolve_env
+from spruce.services.appjson import AppJsonError, parse_app_json, resolve_env
 
 FULL = {
     "name": "Small Sharp Tool",

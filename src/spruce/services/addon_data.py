@@ -1,0 +1,127 @@
+"""The data actions on add-ons (redis:*, pg:*): info, credentials, settings, backups, ps.
+
+Which add-on offers which action is the provider's capability (`key_value_store()`,
+`postgres()`), checked here once; the adapters never ask a provider what it is.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .addons import Addons
+from .errors import InvalidParams, NotFound
+from .model import AddonError, Backup, CliCommand, InvalidSettingError
+from .ports import KeyValueStoreOps, PostgresOps
+from .views import AddonInfo, AddonView, DataConnection, UserView
+
+
+def _connection(cmd: CliCommand) -> DataConnection:
+    return DataConnection(
+        tuple(cmd.argv), dict(cmd.env), cmd.host, cmd.port, cmd.user, cmd.database
+    )
+
+
+class AddonData:
+    def __init__(self, addons: Addons) -> None:
+        self.addons = addons
+
+    def _kvs(self, addon: AddonView) -> KeyValueStoreOps:
+        ops = self.addons.catalog.provider(addon.service.name).key_value_store()
+        if ops is None:
+            raise InvalidParams(f"{addon.name} is not a Key-Value Store.")
+        return ops
+
+    def _pg(self, addon: AddonView) -> PostgresOps:
+        ops = self.addons.catalog.provider(addon.service.name).postgres()
+        if ops is None:
+            raise InvalidParams(f"{addon.name} is not a Postgres database.")
+        return ops
+
+    async def info(self, addon: AddonView) -> AddonInfo:
+        try:
+            pairs = await self.addons.catalog.provider(addon.service.name).info(addon.id)
+        except AddonError as e:
+            raise InvalidParams(str(e)) from None
+        return AddonInfo(addon.name, addon.plan.name, tuple(pairs))
+
+    async def reset_credentials(self, actor: UserView, addon: AddonView) -> AddonView:
+        values = await self.addons.catalog.provider(addon.service.name).reset_credentials(addon.id)
+        return self.addons.apply_config(
+            actor, addon.id, values, "Update {name} by credential rotation"
+        )
+
+    def connection(self, addon: AddonView) -> DataConnection:
+        provider = self.addons.catalog.provider(addon.service.name)
+        kvs, pg = provider.key_value_store(), provider.postgres()
+        if kvs is not None:
+            return _connection(kvs.cli(addon.id))
+        if pg is not None:
+            return _connection(pg.psql(addon.id))
+        raise InvalidParams(f"{addon.name} has no client connection.")
+
+    # -- Key-Value Store ---------------------------------------------------------------
+    async def redis_settings(self, addon: AddonView, changes: dict[str, Any]) -> dict[str, Any]:
+        ops = self._kvs(addon)
+        try:
+            if changes.get("maxmemory_policy") is not None:
+                await ops.set_maxmemory_policy(addon.id, str(changes["maxmemory_policy"]))
+            if changes.get("timeout") is not None:
+                t = changes["timeout"]
+                if isinstance(t, bool) or not isinstance(t, int | str) or not str(t).isdigit():
+                    raise InvalidParams("timeout must be a whole number of seconds.")
+                await ops.set_timeout(addon.id, int(t))
+            if changes.get("notify_keyspace_events") is not None:
+                await ops.set_keyspace_notifications(
+                    addon.id, str(changes["notify_keyspace_events"])
+                )
+        except InvalidSettingError as e:
+            raise InvalidParams(str(e)) from None
+        return ops.settings(addon.id)
+
+    # -- Postgres --------------------------------------------------------------------------
+    def backups(self, addon: AddonView) -> list[Backup]:
+        return self._pg(addon).list_backups(addon.id)
+
+    async def capture_backup(self, addon: AddonView) -> Backup:
+        try:
+            return await self._pg(addon).capture_backup(addon.id)
+        except AddonError as e:
+            raise InvalidParams(str(e)) from None
+
+    async def restore_backup(self, actor: UserView, addon: AddonView, source: object) -> None:
+        """Restore `b001` of this database, or `OTHER_ADDON::b001` of another one."""
+        if not isinstance(source, str) or not source:
+            raise InvalidParams("backup (a backup id such as b001, or ADDON::b001) is required.")
+        ops = self._pg(addon)
+        src: str | Path = source
+        if "::" in source:
+            other_name, _, backup_id = source.partition("::")
+            other = self.addons.get(actor, other_name)
+            src = self.backup_file(other, backup_id)
+        try:
+            await ops.restore_backup(addon.id, src)
+        except AddonError as e:
+            raise InvalidParams(str(e)) from None
+
+    def backup_file(self, addon: AddonView, backup_id: str) -> Path:
+        try:
+            path = self._pg(addon).backup_path(addon.id, backup_id)
+        except AddonError as e:
+            raise NotFound(str(e)) from None
+        if not Path(path).exists():
+            raise NotFound(f"Couldn't find that backup ({backup_id}).")
+        return Path(path)
+
+    async def ps(self, addon: AddonView) -> list[dict[str, Any]]:
+        return await self._pg(addon).ps(addon.id)
+
+    async def locks(self, addon: AddonView) -> list[dict[str, Any]]:
+        return await self._pg(addon).locks(addon.id)
+
+    async def kill(self, addon: AddonView, pid: object, force: bool = False) -> int:
+        if isinstance(pid, bool) or not isinstance(pid, int | str) or not str(pid).isdigit():
+            raise InvalidParams("pid must be a process id.")
+        if not await self._pg(addon).kill(addon.id, int(pid), force):
+            raise NotFound(f"No query with pid {pid} in {addon.name}.")
+        return int(pid)

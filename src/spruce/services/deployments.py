@@ -1,0 +1,163 @@
+"""Keeps every app's dynos converged on its current release and formation.
+
+The store says what should run; this turns it into an `AppRuntime` and hands it to the
+dyno backend whenever a release goes live, the formation or the app changes. Converges of
+one app are coalesced: a burst of changes makes at most one more converge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from sqlalchemy import select
+
+from spruce.store.db import Store
+from spruce.store.models import App, AppFeature, Formation, Release, Slug
+
+from .errors import InvalidParams, NotFound
+from .events import (
+    AppChanged,
+    AppDeleted,
+    AppDeleting,
+    EventBus,
+    FormationChanged,
+    ReleaseCreated,
+    ReleaseFinished,
+)
+from .model import AppRuntime, ReleaseStatus, SlugArtifact
+from .ports import DynoBackend
+from .settings import AppSettings
+
+log = logging.getLogger(__name__)
+
+
+class Deployments:
+    def __init__(self, store: Store, events: EventBus, backend: DynoBackend) -> None:
+        self.store = store
+        self.backend = backend
+        self._pending: dict[str, asyncio.Task[None]] = {}
+        self._again: set[str] = set()
+        self._deleting: set[str] = set()
+        events.subscribe(ReleaseCreated, self._on_release_created)
+        events.subscribe(ReleaseFinished, self._on_release_finished)
+        events.subscribe(FormationChanged, lambda e: self.schedule(e.app_id))
+        events.subscribe(AppChanged, lambda e: self.schedule(e.app_id))
+        events.subscribe(AppDeleting, self._on_deleting)
+        events.subscribe(AppDeleted, lambda e: self._deleting.discard(e.app_id))
+
+    # -- desired state -------------------------------------------------------------------
+    def app_runtime(self, app_id: str, release_id: str | None = None) -> AppRuntime | None:
+        """What should run for an app: its current release (or `release_id`), or None when
+        it has no code yet. InvalidParams when the release's slug was pruned."""
+        with self.store.session() as s:
+            app = s.get(App, app_id)
+            if app is None:
+                raise NotFound("Couldn't find that app.")
+            if release_id is not None:
+                release = s.get(Release, release_id)
+            else:
+                release = s.scalar(
+                    select(Release)
+                    .where(Release.app_id == app_id, Release.status == ReleaseStatus.SUCCEEDED)
+                    .order_by(Release.version.desc())
+                    .limit(1)
+                )
+            if release is None or not release.slug_id:
+                return None
+            slug = s.get(Slug, release.slug_id)
+            if slug is None:
+                return None
+            artifact = None
+            if slug.path:
+                artifact = SlugArtifact(slug.id, Path(slug.path))
+            elif slug.size:
+                raise InvalidParams(
+                    "This release's slug was pruned; deploy again or roll back to a newer release."
+                )
+            formation = {
+                f.type: (f.quantity, f.size)
+                for f in s.scalars(select(Formation).where(Formation.app_id == app_id))
+            }
+            features = set(
+                s.scalars(
+                    select(AppFeature.name).where(
+                        AppFeature.app_id == app_id, AppFeature.enabled.is_(True)
+                    )
+                )
+            )
+            return AppRuntime(
+                app_id=app.id,
+                app_name=app.name,
+                release_id=release.id,
+                release_version=release.version,
+                slug=artifact,
+                process_types=dict(slug.process_types or {}),
+                formation=formation,
+                config=dict(release.config or {}),
+                features=features,
+                boot_timeout=float(AppSettings.from_stored(app.settings).boot_timeout),
+                generation=app.generation,
+            )
+
+    # -- converging ----------------------------------------------------------------------
+    def _on_release_created(self, event: ReleaseCreated) -> None:
+        if not event.pending:
+            self.schedule(event.app_id)
+
+    def _on_release_finished(self, event: ReleaseFinished) -> None:
+        if event.succeeded:  # a failed release never runs
+            self.schedule(event.app_id)
+
+    def schedule(self, app_id: str) -> None:
+        if app_id in self._deleting:
+            return  # its add-ons' detach releases must not bring dynos back
+        task = self._pending.get(app_id)
+        if task is not None and not task.done():
+            self._again.add(app_id)
+            return
+        self._pending[app_id] = asyncio.get_running_loop().create_task(self._converge_loop(app_id))
+
+    async def _converge_loop(self, app_id: str) -> None:
+        while True:
+            self._again.discard(app_id)
+            try:
+                await self.converge(app_id)
+            except Exception:
+                log.exception("converging %s failed", app_id)
+            if app_id not in self._again:
+                return
+
+    async def converge(self, app_id: str) -> None:
+        try:
+            runtime = self.app_runtime(app_id)
+        except NotFound:
+            return  # deleted meanwhile
+        if runtime is not None:
+            await self.backend.converge(runtime)
+
+    async def converge_all(self) -> None:
+        with self.store.session() as s:
+            apps = list(s.execute(select(App.id, App.name)).all())
+        for app_id, name in apps:
+            try:
+                await self.converge(app_id)
+            except Exception:
+                log.exception("bringing back the dynos of %s failed", name)
+
+    def _on_deleting(self, event: AppDeleting) -> None:
+        self._deleting.add(event.app_id)
+        task = self._pending.pop(event.app_id, None)
+        if task is not None:
+            task.cancel()
+
+    async def remove(self, app_id: str) -> None:
+        """Stop every dyno of an app that is going away."""
+        self._on_deleting(AppDeleting(app_id))
+        await self.backend.remove_app(app_id)
+
+    async def stop(self) -> None:
+        for task in self._pending.values():
+            task.cancel()
+        await asyncio.gather(*self._pending.values(), return_exceptions=True)

@@ -1,0 +1,443 @@
+"""Small in-process implementations of services' ports, for tests of the business rules.
+
+Each one records what services asked of it and answers as the real adapter would, without a
+process, a port or a file outside the test's directory. They are not the real parts: the
+integration tests drive those (tests/integration, tests/e2e).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import tarfile
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from spruce.services import Ports, Services, ServiceSettings
+from spruce.services.events import EventBus
+from spruce.services.model import (
+    AddonError,
+    AppRoute,
+    AppRuntime,
+    BuildFailed,
+    BuildRequest,
+    BuildResult,
+    DrainSpec,
+    DynoInfo,
+    DynoNotFound,
+    IssuedCertificate,
+    Plan,
+    RouteCertificate,
+    SourceError,
+    WebEndpoint,
+)
+from spruce.services.settings import PlatformAddresses
+from spruce.store.db import Store
+
+ADDRESSES = PlatformAddresses(
+    api_url="http://api.test",
+    git_url="https://git.test",
+    web_url_template="http://{app}.apps.test/",
+    app_domain="apps.test",
+)
+
+
+@dataclass
+class Line:
+    seq: int
+    source: str
+    process: str
+    message: str
+
+
+class FakeLogs:
+    def __init__(self) -> None:
+        self.lines: dict[str, list[Line]] = {}
+        self.drains: dict[str, list[DrainSpec]] = {}
+        self.removed: list[str] = []
+        self._seq = itertools.count(1)
+
+    def emit(
+        self, app_id: str, source: str, process: str, message: str, ts: float | None = None
+    ) -> None:
+        self.lines.setdefault(app_id, []).append(Line(next(self._seq), source, process, message))
+
+    def messages(self, app_id: str) -> list[str]:
+        return [ln.message for ln in self.lines.get(app_id, [])]
+
+    def head(self, app_id: str) -> int:
+        lines = self.lines.get(app_id)
+        return lines[-1].seq if lines else 0
+
+    def lines_after(
+        self, app_id: str, seq: int, source: str | None = None, dyno: str | None = None
+    ) -> tuple[Sequence[Line], int]:
+        found = [
+            ln
+            for ln in self.lines.get(app_id, [])
+            if ln.seq > seq
+            and (source is None or ln.source == source)
+            and (dyno is None or ln.process == dyno)
+        ]
+        return found, max([seq, self.head(app_id)])
+
+    def create_session(
+        self, app_id: str, lines: int, tail: bool, source: str | None, dyno: str | None
+    ) -> str:
+        if lines > 1500:
+            raise ValueError("lines must be at most 1500")
+        return f"session-{uuid.uuid4()}"
+
+    def check_drain_url(self, url: str) -> None:
+        if not url.startswith(("syslog://", "syslog+tls://", "https://", "http://")):
+            raise ValueError(f"unsupported drain URL {url!r}")
+
+    def set_drains(self, app_id: str, drains: Iterable[DrainSpec]) -> None:
+        self.drains[app_id] = list(drains)
+
+    def drain_state(self, drain_id: str) -> str | None:
+        return "connected"
+
+    def remove_app(self, app_id: str) -> None:
+        self.removed.append(app_id)
+
+
+class FakeDynos:
+    """A dyno backend that keeps dynos as records and runs one-offs to a scripted end."""
+
+    def __init__(self) -> None:
+        self.converged: list[AppRuntime] = []
+        self.removed: list[str] = []
+        self.restarts: list[tuple[str, str | None, str | None]] = []
+        self.one_offs: list[tuple[AppRuntime, str, str]] = []
+        self.one_off_exit: int | None = 0
+        self.one_off_output: list[str] = []
+        self.one_off_fault: Exception | None = None
+        self.one_off_delay = 0.0
+        self.logs: FakeLogs | None = None
+        self._dynos: dict[str, list[DynoInfo]] = {}
+        self._waits: dict[tuple[str, str], asyncio.Future[int | None]] = {}
+
+    @property
+    def warnings(self) -> Sequence[str]:
+        return ()
+
+    async def start(self) -> None:
+        pass
+
+    async def shutdown(self) -> None:
+        pass
+
+    def _dyno(self, app: AppRuntime, name: str, ptype: str, size: str, command: str) -> DynoInfo:
+        now = time.time()
+        return DynoInfo(
+            id=str(uuid.uuid4()),
+            app_id=app.app_id,
+            name=name,
+            type=ptype,
+            state="up",
+            size=size,
+            command=command,
+            release_id=app.release_id,
+            release_version=app.release_version,
+            host="127.0.0.1",
+            port=5000,
+            pid=None,
+            created_at=now,
+            updated_at=now,
+        )
+
+    async def converge(self, app: AppRuntime) -> None:
+        self.converged.append(app)
+        dynos = []
+        for ptype, (quantity, size) in sorted(app.formation.items()):
+            command = app.process_types.get(ptype, "")
+            dynos += [
+                self._dyno(app, f"{ptype}.{i}", ptype, size, command)
+                for i in range(1, quantity + 1)
+            ]
+        self._dynos[app.app_id] = dynos
+
+    async def remove_app(self, app_id: str) -> None:
+        self.removed.append(app_id)
+        self._dynos.pop(app_id, None)
+
+    def dynos(self, app_id: str) -> list[DynoInfo]:
+        return list(self._dynos.get(app_id, []))
+
+    def web_endpoints(self, app_id: str) -> list[WebEndpoint]:
+        return [
+            WebEndpoint(d.name, d.id, d.host, d.port or 0)
+            for d in self.dynos(app_id)
+            if d.type == "web" and d.state == "up"
+        ]
+
+    async def restart(
+        self, app_id: str, process_type: str | None = None, dyno_name: str | None = None
+    ) -> None:
+        if dyno_name and not any(d.name == dyno_name for d in self.dynos(app_id)):
+            raise DynoNotFound(f"no dyno {dyno_name!r}")
+        self.restarts.append((app_id, process_type, dyno_name))
+
+    async def stop(
+        self, app_id: str, process_type: str | None = None, dyno_name: str | None = None
+    ) -> None:
+        self._dynos[app_id] = [
+            d
+            for d in self.dynos(app_id)
+            if not (d.name == dyno_name or (process_type and d.type == process_type))
+        ]
+
+    async def run_one_off(
+        self,
+        app: AppRuntime,
+        command: str,
+        env: dict[str, str] | None = None,
+        size: str | None = None,
+        attach: bool = False,
+        tty: bool = False,
+        process_type: str = "run",
+    ) -> DynoInfo:
+        if self.one_off_fault is not None:
+            raise self.one_off_fault
+        name = f"{process_type}.{1000 + len(self.one_offs)}"
+        self.one_offs.append((app, command, name))
+        info = self._dyno(app, name, process_type, size or "basic", command)
+        if attach:
+            info = replace(info, attach_url=f"rendezvous://127.0.0.1:5001/{uuid.uuid4()}")
+        fut: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+        self._waits[(app.app_id, name)] = fut
+
+        async def finish() -> None:
+            await asyncio.sleep(self.one_off_delay)
+            if self.logs is not None:
+                for line in self.one_off_output:
+                    self.logs.emit(app.app_id, "app", name, line)
+            if not fut.done():
+                fut.set_result(self.one_off_exit)
+
+        asyncio.get_running_loop().create_task(finish())
+        return info
+
+    async def wait_one_off(
+        self, app_id: str, name: str, timeout: float | None = None
+    ) -> int | None:
+        fut = self._waits.get((app_id, name))
+        if fut is None:
+            raise DynoNotFound(f"no one-off dyno {name!r}")
+        try:
+            return await asyncio.wait_for(asyncio.shield(fut), timeout)
+        except TimeoutError:
+            return None
+
+    async def run_inside(self, app_id: str, dyno_name: str, command: str) -> DynoInfo:
+        for d in self.dynos(app_id):
+            if d.name == dyno_name:
+                return replace(d, attach_url="rendezvous://127.0.0.1:5001/inside")
+        raise DynoNotFound(f"dyno {dyno_name!r} is not running")
+
+    def note_request(self, app_id: str) -> None:
+        pass
+
+    def wake(self, app_id: str) -> None:
+        pass
+
+
+class FakeBuilds:
+    """Builds a 'slug' from the Procfile of the source: a tarball of it, nothing compiled."""
+
+    def __init__(self) -> None:
+        self.requests: list[BuildRequest] = []
+        self.fail_with: str | None = None
+        self.fault: Exception | None = None
+
+    async def build(self, request: BuildRequest, output: Any) -> BuildResult:
+        self.requests.append(request)
+        if self.fault is not None:
+            raise self.fault
+        output("-----> Faking a build")
+        if self.fail_with is not None:
+            raise BuildFailed(self.fail_with)
+        procfile = request.source_dir / "Procfile"
+        types: dict[str, str] = {}
+        if procfile.exists():
+            for line in procfile.read_text().splitlines():
+                name, _, cmd = line.partition(":")
+                if cmd.strip():
+                    types[name.strip()] = cmd.strip()
+        request.slugs_dir.mkdir(parents=True, exist_ok=True)
+        slug = request.slugs_dir / f"{uuid.uuid4()}.tgz"
+        with tarfile.open(slug, "w:gz") as tar:
+            tar.add(request.source_dir, arcname=".")
+        return BuildResult(
+            slug_path=slug,
+            slug_size=slug.stat().st_size,
+            checksum="SHA256:" + "0" * 64,
+            process_types=types,
+            buildpack_description="Fake",
+            buildpacks=["fake"],
+            stack=request.stack,
+        )
+
+    def extract_source(self, archive: Path, dest: Path) -> Path:
+        try:
+            with tarfile.open(archive) as tar:
+                tar.extractall(dest, filter="data")
+        except tarfile.TarError as e:
+            raise SourceError(str(e)) from None
+        return dest
+
+
+class FakeRoutes:
+    def __init__(self) -> None:
+        self.apps: dict[str, AppRoute] = {}
+        self.certificates: list[RouteCertificate] = []
+        self.upserts = 0
+        self.cert_updates = 0
+
+    def replace_table(
+        self,
+        apps: Sequence[AppRoute],
+        certificates: Sequence[RouteCertificate],
+        default: RouteCertificate | None,
+    ) -> None:
+        self.apps = {a.id: a for a in apps}
+        self.certificates = list(certificates)
+
+    def upsert_app(self, route: AppRoute) -> None:
+        self.upserts += 1
+        self.apps[route.id] = route
+
+    def remove_app(self, app_id: str) -> None:
+        self.apps.pop(app_id, None)
+
+    def set_certificates(
+        self, certificates: Sequence[RouteCertificate], default: RouteCertificate | None
+    ) -> None:
+        self.cert_updates += 1
+        self.certificates = list(certificates)
+
+
+class FakeIssuer:
+    def __init__(self) -> None:
+        self.issued: list[tuple[str, ...]] = []
+
+    def issue(self, hostnames: Sequence[str]) -> IssuedCertificate:
+        self.issued.append(tuple(hostnames))
+        names = ",".join(hostnames)
+        return IssuedCertificate(f"CERT {names}", f"KEY {names}")
+
+
+class FakeProvider:
+    """An add-on service whose 'servers' are dict entries."""
+
+    def __init__(
+        self,
+        name: str = "heroku-redis",
+        config_var_name: str = "REDIS",
+        color_prefix: str = "HEROKU_REDIS",
+        aliases: tuple[str, ...] = (),
+    ) -> None:
+        self._name = name
+        self._config_var_name = config_var_name
+        self._color_prefix = color_prefix
+        self._aliases = aliases
+        self.addons: dict[str, dict[str, str]] = {}
+        self.started: list[str] = []
+        self.fail_start = False
+        self.fail_provision = False
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def aliases(self) -> tuple[str, ...]:
+        return self._aliases
+
+    @property
+    def human_name(self) -> str:
+        return self._name.title()
+
+    @property
+    def config_var_name(self) -> str:
+        return self._config_var_name
+
+    @property
+    def color_prefix(self) -> str:
+        return self._color_prefix
+
+    @property
+    def plans(self) -> tuple[Plan, ...]:
+        return (Plan("mini", "Mini", {"connections": 20}, default=True), Plan("big", "Big"))
+
+    async def start(self, addon_ids_to_run: Iterable[str]) -> None:
+        if self.fail_start:
+            raise AddonError("the server binary is missing")
+        self.started += list(addon_ids_to_run)
+
+    async def stop(self) -> None:
+        pass
+
+    async def provision(
+        self, addon_id: str, plan_name: str | None, options: dict[str, str] | None = None
+    ) -> dict[str, str]:
+        if self.fail_provision:
+            raise AddonError("no room for another server")
+        self.addons[addon_id] = {"URL": f"fake://{addon_id}:secret@127.0.0.1/"}
+        return dict(self.addons[addon_id])
+
+    async def deprovision(self, addon_id: str) -> None:
+        self.addons.pop(addon_id, None)
+
+    async def change_plan(self, addon_id: str, plan_name: str) -> None:
+        pass
+
+    async def reset_credentials(self, addon_id: str) -> dict[str, str]:
+        self.addons[addon_id] = {"URL": f"fake://{addon_id}:rotated@127.0.0.1/"}
+        return dict(self.addons[addon_id])
+
+    async def info(self, addon_id: str) -> list[tuple[str, str]]:
+        return [("Plan", "Mini")]
+
+    def key_value_store(self) -> None:
+        return None
+
+    def postgres(self) -> None:
+        return None
+
+
+@dataclass
+class Harness:
+    services: Services
+    events: EventBus
+    dynos: FakeDynos
+    builds: FakeBuilds
+    logs: FakeLogs
+    routes: FakeRoutes
+    issuer: FakeIssuer
+    providers: list[FakeProvider] = field(default_factory=list)
+
+
+def make_services(store: Store, home: Path, providers: list[FakeProvider] | None = None) -> Harness:
+    events = EventBus()
+    logs = FakeLogs()
+    dynos = FakeDynos()
+    dynos.logs = logs
+    builds = FakeBuilds()
+    routes = FakeRoutes()
+    issuer = FakeIssuer()
+    providers = providers if providers is not None else [FakeProvider()]
+    services = Services(
+        store,
+        events,
+        Ports(dynos, builds, logs, routes, issuer, tuple(providers)),
+        ADDRESSES,
+        home,
+        ServiceSettings(),
+    )
+    return Harness(services, events, dynos, builds, logs, routes, issuer, providers)

@@ -1,0 +1,84 @@
+"""The formation's limits, and dynos as users act on them."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from service_fakes import Harness
+
+from spruce.services.errors import InvalidParams, NotFound
+from spruce.services.views import AppView, UserView
+
+
+def deployed(harness: Harness, owner: UserView, name: str = "scaled") -> AppView:
+    s = harness.services
+    app = s.apps.create(owner, name)
+    slug = s.releases.create_slug(app.id, {"web": "serve", "worker": "work"})
+    s.releases.deploy_slug(owner, app.id, slug.id)
+    return app
+
+
+def test_sizes_and_limits(harness: Harness, owner: UserView) -> None:
+    f = harness.services.formation
+    app = deployed(harness, owner)
+    assert {x.type: (x.quantity, x.size) for x in f.list(app.id)} == {
+        "web": (1, "basic"),
+        "worker": (0, "basic"),
+    }
+    with pytest.raises(InvalidParams, match="more than 1 basic"):
+        f.update(owner, app.id, [{"type": "web", "quantity": "2"}])
+    f.update(owner, app.id, [{"type": "web", "quantity": "3", "size": "Standard-1X"}])
+    assert f.get(app.id, "web").quantity == 3 and f.get(app.id, "web").size == "standard-1x"
+    harness.services.apps.update_settings(owner, app.id, {"formation_limit": 2})
+    with pytest.raises(InvalidParams, match="limited to 2"):
+        f.update(owner, app.id, [{"type": "web", "quantity": 3}])
+    with pytest.raises(NotFound, match="process type"):
+        f.update(owner, app.id, [{"type": "clock", "quantity": 1}])
+    # A batch is all or nothing.
+    with pytest.raises(NotFound):
+        f.update(owner, app.id, [{"type": "worker", "quantity": 1}, {"type": "x", "quantity": 1}])
+    assert f.get(app.id, "worker").quantity == 0
+    for bad in ([], None, [{"quantity": 1}], [{"type": "web", "quantity": -1}]):
+        with pytest.raises((InvalidParams, NotFound)):
+            f.update(owner, app.id, bad)
+
+
+async def test_scaling_converges_the_dynos(harness: Harness, owner: UserView) -> None:
+    s = harness.services
+    app = deployed(harness, owner, "converged")
+    s.formation.update(owner, app.id, [{"type": "worker", "quantity": 2, "size": "standard-2x"}])
+    for _ in range(100):
+        await asyncio.sleep(0.01)
+        if len(harness.dynos.dynos(app.id)) == 3:
+            break
+    names = [(d.name, d.size) for d in s.dynos.list(app)]
+    assert names == [("web.1", "basic"), ("worker.1", "standard-2x"), ("worker.2", "standard-2x")]
+    assert harness.dynos.converged[-1].formation["worker"] == (2, "standard-2x")
+
+
+async def test_restart_by_name_or_type(harness: Harness, owner: UserView) -> None:
+    s = harness.services
+    app = deployed(harness, owner, "restarted")
+    await s.deployments.converge(app.id)
+    await s.dynos.restart_named(owner, app, "web.1")
+    await s.dynos.restart_named(owner, app, "web")  # `ps:restart web`: every web dyno
+    assert harness.dynos.restarts[-2:] == [(app.id, None, "web.1"), (app.id, "web", None)]
+    with pytest.raises(NotFound):
+        await s.dynos.restart_named(owner, app, "web.7")
+    with pytest.raises(NotFound, match="process type"):
+        await s.dynos.restart_named(owner, app, "clock")
+    assert "Restart web by user owner@example.com" in harness.logs.messages(app.id)
+
+
+async def test_one_off_input_is_checked(harness: Harness, owner: UserView) -> None:
+    s = harness.services
+    empty = s.apps.create(owner, "no-code")
+    with pytest.raises(InvalidParams, match="deploy it first"):
+        await s.dynos.run(owner, empty, "bash")
+    app = deployed(harness, owner, "runs")
+    for command, env in (("", None), ("ls", {"1BAD": "x"}), ("ls", ["A"])):
+        with pytest.raises(InvalidParams):
+            await s.dynos.run(owner, app, command, env)
+    info = await s.dynos.run(owner, app, "ls -la", {"A": 1}, attach=True)
+    assert info.type == "run" and info.attach_url and info.attach_url.startswith("rendezvous://")
