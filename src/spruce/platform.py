@@ -1,36 +1,48 @@
-"""The control plane process (`spruce up`): one asyncio loop that runs the API, the git
-endpoint and the runtime, and starts the router workers and add-on servers."""
+"""The control plane process (`spruce up`) and its composition root.
+
+`Platform.build` makes every part once, each handed the parts it needs, with nothing filled
+in afterwards; `start` brings them up in order and `stop` takes them down in reverse.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import fcntl
 import json
 import logging
 import os
 import signal
 import socket
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import uvicorn
+from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from spruce.addons import AddonError, AddonServices, PostgresProvider, RedisProvider, log_to_sink
+from spruce.addons import PostgresProvider, Provider, RedisProvider
 from spruce.api.app import create_api
 from spruce.certs.ca import InternalCA
+from spruce.certs.issuer import InternalIssuer
+from spruce.compile import ClassicBuildRunner
 from spruce.config import Endpoints, Settings
 from spruce.dynos import DynoManager, DynoSettings
+from spruce.gitserve import GitServer
+from spruce.gitserve.push import make_git_server
 from spruce.logs import LogRouter
 from spruce.netutil import free_port
+from spruce.router.sink import SupervisorSink, affinity_secret
 from spruce.router.supervisor import RouterSupervisor
 from spruce.router.timers import RouterTimers
-from spruce.runtime.dynos import DynoRuntime
-from spruce.runtime.git import make_git_server
-from spruce.runtime.routes import RouteFeed
-from spruce.services import Services
+from spruce.services import Ports, Services, ServiceSettings
+from spruce.services.accounts import Accounts
 from spruce.services.builds import BuildSettings
-from spruce.services.dynos import Dynos
+from spruce.services.events import AddonActivity, AddonServerMoved, DynosChanged, EventBus
+from spruce.services.model import RouteCertificate
+from spruce.services.settings import PlatformAddresses
 from spruce.store.db import Store
 
 log = logging.getLogger("spruce")
@@ -126,25 +138,53 @@ class HomeLock:
             self.fd = None
 
 
-def operator_key(services: Services, home: Path, email: str) -> str:
+def operator_key(accounts: Accounts, home: Path, email: str) -> str:
     """The first user's API key, created on the first start and kept (0600) in the home."""
     cred = home / "credentials.json"
     if cred.exists():
         data = json.loads(cred.read_text())
         try:
-            services.accounts.authenticate(data["api_key"])
+            accounts.authenticate(data["api_key"])
             return str(data["api_key"])
         except Exception:
             log.warning("the stored operator key is no longer valid; issuing a new one")
-    user = services.accounts.first_operator()
+    user = accounts.first_operator()
     if user is None:
-        user, key = services.accounts.create_user(email, name="Operator", operator=True)
+        user, key = accounts.create_user(email, name="Operator", operator=True)
     else:
-        key = services.accounts.create_key(user.id, "operator key")
+        key = accounts.create_key(user.id, "operator key")
     fd = os.open(cred, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         json.dump({"email": user.email, "api_key": key}, f)
     return key
+
+
+def _note_requests(backend: DynoManager) -> Callable[[dict[str, int]], None]:
+    def note(counts: dict[str, int]) -> None:
+        for app_id in counts:
+            backend.note_request(app_id)
+
+    return note
+
+
+@dataclass
+class Parts:
+    """The whole platform, each part built once (see Platform.build)."""
+
+    store: Store
+    events: EventBus
+    ca: InternalCA
+    log_router: LogRouter
+    dynos: DynoManager
+    providers: tuple[Provider, ...]
+    router: RouterSupervisor
+    services: Services
+    git: GitServer
+    api: Starlette
+    api_sock: socket.socket
+    git_sock: socket.socket
+    git_tls: tuple[Path, Path]
+    endpoints: Endpoints
 
 
 class Platform:
@@ -155,148 +195,165 @@ class Platform:
         self._stop = asyncio.Event()
         self._servers: list[uvicorn.Server] = []
         self._tasks: list[asyncio.Task[Any]] = []
-        self.store: Store | None = None
-        self.services: Services | None = None
-        self.endpoints: Endpoints | None = None
-        self.router: RouterSupervisor | None = None
-        self.route_feed: RouteFeed | None = None
+        self.parts: Parts | None = None
 
-    # -- lifecycle -------------------------------------------------------------
+    # -- the composition root --------------------------------------------------------------
     def prepare(self) -> None:
+        """Take the home and build every part of the platform, once."""
         self.home.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(self.home, 0o700)
         self.lock.acquire()
-        self.store = Store.open(self.home)
-        self.log_router = LogRouter()
-        self.tuning = tuning = tuning_from_env()
-        addon_log = log_to_sink(self.log_router, self._addon_app, "addons")
-        self.addon_services = AddonServices(
-            [
-                RedisProvider(
-                    self.home, log=addon_log, on_config_changed=self._addon_config_changed
-                ),
-                PostgresProvider(
-                    self.home, log=addon_log, on_config_changed=self._addon_config_changed
-                ),
-            ]
-        )
-        self.services = Services(
-            self.store,
-            home=self.home,
-            log_router=self.log_router,
-            build_settings=BuildSettings(**tuning.get("build", {})),
-            addon_services=self.addon_services,
-            app_domain=self.settings.domain,
-        )
-        self.ca = InternalCA(self.home / "ca")
-        dyno_settings = DynoSettings(**tuning.get("dynos", {}))
-        # Slugs built with an interpreter outside /usr (pyenv's) need it inside the sandbox.
-        dyno_settings.sandbox_ro_paths = tuple(dyno_settings.sandbox_ro_paths) + interpreter_roots()
-        self.dyno_manager = DynoManager(
-            self.home / "dynos",
-            self.log_router,
-            dyno_settings,
-            on_change=self._dynos_changed,
-            ca=self.ca,
-        )
-        self.dyno_runtime = DynoRuntime(self.services, self.dyno_manager, self.home)
-        self.services.dynos = Dynos(self.services, self.dyno_runtime)
-        assert self.services.builds is not None
-        self.services.builds.release_phase = self.dyno_runtime.release_phase
+        self.parts = self.build()
 
-    async def start(self) -> Endpoints:
-        assert self.services is not None
+    def build(self) -> Parts:
         s = self.settings
+        home = self.home
+        tuning = tuning_from_env()
         api_sock = bind_socket(s.host, s.api_port)
         git_sock = bind_socket(s.host, s.git_port)
-        api_port = api_sock.getsockname()[1]
-        api_url = _url("http", s.host, api_port)
-        git_url = _url("https", s.host, git_sock.getsockname()[1])
-        key = operator_key(self.services, self.home, s.operator_email)
         # One port for IPv4 and IPv6: pick it once when asked for "any".
         http_port = s.http_port or free_port(s.host)
         https_port = s.https_port or free_port(s.host)
-        urls = {
-            "api_url": api_url,
-            "git_url": git_url,
-            "web_url_template": f"http://{{app}}.{s.domain}:{http_port}/",
-            "ca_pem": self.ca.cert_pem,
-        }
-        await self.log_router.start()
-        for app in self.services.apps.all():
-            self.services.logs.sync(app.id)
-        assert self.services.addons is not None
-        try:
-            await self.addon_services.start(self.services.addons.running_ids())
-        except AddonError as e:  # one broken add-on must not keep the platform down
-            log.error("some add-on servers did not start: %s", e)
-        await self.dyno_manager.start()
-        for warning in self.dyno_manager.warnings:
-            log.warning("%s", warning)
-        self.git = make_git_server(self.services, self.home / "repos")
-        api = create_api(self.services, urls, [Mount("/git", app=self.git)])  # type: ignore[arg-type]
-        self._serve(api, [api_sock])
-        cert = self.home / "certs" / "local.pem"
-        keyfile = self.home / "certs" / "local.key"
-        cert.parent.mkdir(exist_ok=True)
-        hosts = sorted({"localhost", s.domain} - {""})
-        ips = [s.host] if _is_ip(s.host) else ["127.0.0.1"]
-        self.ca.issue_to_files(cert, keyfile, hosts, ips)
-        self._serve(self.git, [git_sock], ssl=(cert, keyfile))
-        await self._start_router(http_port, https_port)
-        await self.dyno_runtime.converge_all()
-        self.endpoints = Endpoints(
+        api_url = _url("http", s.host, api_sock.getsockname()[1])
+        git_url = _url("https", s.host, git_sock.getsockname()[1])
+        addresses = PlatformAddresses(
             api_url=api_url,
-            router_http_url=_url("http", s.host, http_port),
-            router_https_url=_url("https", s.host, https_port),
-            git_url=urls["git_url"],
-            api_key=key,
+            git_url=git_url,
+            web_url_template=f"http://{{app}}.{s.domain}:{http_port}/",
             app_domain=s.domain,
-            ca_bundle=str(self.ca.cert_path),
         )
-        self.endpoints.write(
-            s.endpoints_path if s.home == self.home else self.home / "endpoints.json"
+        store = Store.open(home)
+        events = EventBus()
+        ca = InternalCA(home / "ca")
+        log_router = LogRouter()
+        dyno_settings = DynoSettings(**tuning.get("dynos", {}))
+        # Slugs built with an interpreter outside /usr (pyenv's) need it inside the sandbox.
+        dyno_settings.sandbox_ro_paths = tuple(dyno_settings.sandbox_ro_paths) + interpreter_roots()
+        dynos = DynoManager(
+            home / "dynos",
+            log_router,
+            dyno_settings,
+            on_change=lambda app_id: events.publish(DynosChanged(app_id)),
+            ca=ca,
         )
-        return self.endpoints
 
-    async def _start_router(self, http_port: int, https_port: int) -> None:
-        s = self.settings
-        assert self.services is not None
-        feed = RouteFeed(self.services, self.dyno_manager, None, s.domain, self.ca, self.home)  # type: ignore[arg-type]
+        def addon_log(addon_id: str, message: str) -> None:
+            events.publish(AddonActivity(addon_id, message))
+
+        def server_moved(addon_id: str, config: dict[str, str]) -> None:
+            events.publish(AddonServerMoved(addon_id, config))
+
+        providers: tuple[Provider, ...] = (
+            RedisProvider(home, log=addon_log, on_config_changed=server_moved),
+            PostgresProvider(home, log=addon_log, on_config_changed=server_moved),
+        )
         hosts = [s.host]
         if s.host == "127.0.0.1" and _ipv6_loopback():
             hosts.append("::1")  # Heroku's IPv6 is "coming soon"; Spruce listens on both
-        supervisor = RouterSupervisor(
+        router = RouterSupervisor(
             http_addrs=[(h, http_port) for h in hosts],
             https_addrs=[(h, https_port) for h in hosts],
             workers=s.router_workers,
-            log_sink=self.log_router,
-            on_wake=feed.on_wake,
-            timers=RouterTimers(**self.tuning.get("router", {})),
-            run_dir=self.home / "run",
-            on_activity=feed.on_activity,
-            snapshot=feed.snapshot(),
+            log_sink=log_router,
+            on_wake=dynos.wake,
+            timers=RouterTimers(**tuning.get("router", {})),
+            run_dir=home / "run",
+            on_activity=_note_requests(dynos),
         )
-        feed.supervisor = supervisor
-        await supervisor.start()
-        self.router, self.route_feed = supervisor, feed
+        certs_dir = home / "certs"
+        certs_dir.mkdir(exist_ok=True)
+        local_cert, local_key = certs_dir / "local.pem", certs_dir / "local.key"
+        ips = [s.host] if _is_ip(s.host) else ["127.0.0.1"]
+        issued = ca.issue_to_files(
+            local_cert, local_key, sorted({"localhost", s.domain} - {""}), ips
+        )
+        services = Services(
+            store,
+            events,
+            Ports(
+                dynos=dynos,
+                builds=ClassicBuildRunner(),
+                logs=log_router,
+                routes=SupervisorSink(router, affinity_secret(certs_dir / "affinity.secret")),
+                issuer=InternalIssuer(ca, certs_dir / "apps"),
+                addon_providers=providers,
+            ),
+            addresses,
+            home,
+            ServiceSettings(
+                build=BuildSettings(**tuning.get("build", {})),
+                default_certificate=RouteCertificate(
+                    "default", ("localhost",), issued.cert_pem, issued.key_pem
+                ),
+            ),
+        )
+        git = make_git_server(services, home / "repos")
+        api = create_api(
+            services,
+            ca.cert_pem,
+            log_router.asgi_app,
+            [Mount("/git", app=git)],  # type: ignore[arg-type]
+        )
+        endpoints = Endpoints(
+            api_url=api_url,
+            router_http_url=_url("http", s.host, http_port),
+            router_https_url=_url("https", s.host, https_port),
+            git_url=git_url,
+            api_key="",
+            app_domain=s.domain,
+            ca_bundle=str(ca.cert_path),
+        )
+        return Parts(
+            store=store,
+            events=events,
+            ca=ca,
+            log_router=log_router,
+            dynos=dynos,
+            providers=providers,
+            router=router,
+            services=services,
+            git=git,
+            api=api,
+            api_sock=api_sock,
+            git_sock=git_sock,
+            git_tls=(local_cert, local_key),
+            endpoints=endpoints,
+        )
 
-    def _addon_app(self, addon_id: str) -> str | None:
-        try:
-            return self.services.addons.get(addon_id).app_id  # type: ignore[union-attr]
-        except Exception:
-            return None
+    # -- lifecycle -------------------------------------------------------------------------
+    async def start(self) -> Endpoints:
+        assert self.parts is not None, "prepare() first"
+        p = self.parts
+        services = p.services
+        key = operator_key(services.accounts, self.home, self.settings.operator_email)
+        await p.log_router.start()
+        services.logs.sync_all()
+        for failure in await services.addons.start_servers():
+            # one broken add-on must not keep the platform down
+            log.error("an add-on server did not start: %s", failure)
+        await p.dynos.start()
+        for warning in p.dynos.warnings:
+            log.warning("%s", warning)
+        self._serve(p.api, [p.api_sock])
+        self._serve(p.git, [p.git_sock], ssl=p.git_tls)
+        services.routing.publish_all()
+        await p.router.start()
+        await services.deployments.converge_all()
+        endpoints = dataclasses.replace(p.endpoints, api_key=key)
+        s = self.settings
+        endpoints.write(s.endpoints_path if s.home == self.home else self.home / "endpoints.json")
+        self.endpoints = endpoints
+        return endpoints
 
-    def _addon_config_changed(self, addon_id: str, config: dict[str, str]) -> None:
-        """A provider moved a server (its old port was taken): release the new URLs."""
-        assert self.services is not None and self.services.addons is not None
-        addon = self.services.addons.get(addon_id)
-        self.services.addons.apply_config(None, addon, config, "Update {name} (server moved)")
+    @property
+    def services(self) -> Services:
+        assert self.parts is not None
+        return self.parts.services
 
-    def _dynos_changed(self, app_id: str) -> None:
-        """The dyno manager changed an app's dynos: the router's table follows."""
-        if self.route_feed is not None:
-            self.route_feed.mark(app_id)
+    @property
+    def router(self) -> RouterSupervisor:
+        assert self.parts is not None
+        return self.parts.router
 
     def _serve(
         self, app: Any, socks: list[socket.socket], ssl: tuple[Path, Path] | None = None
@@ -310,7 +367,7 @@ class Platform:
             ssl_keyfile=str(ssl[1]) if ssl else None,
         )
         server = uvicorn.Server(config)
-        server.install_signal_handlers = lambda: None  # type: ignore[method-assign,attr-defined]
+        server.install_signal_handlers = lambda: None  # type: ignore[attr-defined]
         self._servers.append(server)
         self._tasks.append(asyncio.create_task(server.serve(sockets=socks)))
 
@@ -329,18 +386,17 @@ class Platform:
         for server in self._servers:
             server.should_exit = True
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self.router is not None:
-            await self.router.stop()
-        if getattr(self, "dyno_manager", None) is not None:
-            await self.dyno_manager.shutdown()
-        if getattr(self, "git", None) is not None:
-            await self.git.close()
-        if getattr(self, "addon_services", None) is not None:
-            await self.addon_services.stop()
-        if getattr(self, "log_router", None) is not None:
-            await self.log_router.stop()
-        if self.store is not None:
-            self.store.dispose()
+        p = self.parts
+        if p is not None:
+            await p.router.stop()
+            await p.services.stop()
+            await p.dynos.shutdown()
+            await p.git.close()
+            await p.services.addons.stop_servers()
+            await p.log_router.stop()
+            p.store.dispose()
+            for sock in (p.api_sock, p.git_sock):
+                sock.close()
         try:
             (self.home / "endpoints.json").unlink()
         except FileNotFoundError:

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from spruce.addons.base import (
     AddonError,
     AddonLog,
-    AddonServices,
     CliCommand,
     InvalidSettingError,
     MissingBinaryError,
@@ -17,17 +14,15 @@ from spruce.addons.base import (
     UnknownAddonError,
     UnknownPlanError,
     UnknownServiceError,
-    _no_log,
-    log_to_sink,
 )
 from spruce.addons.kvs import RedisProvider
-from spruce.addons.pgops import Backup, BackupError
+from spruce.addons.pgops import BackupError
 from spruce.addons.postgres import PostgresProvider
+from spruce.services.model import Backup
 
 __all__ = [
     "AddonError",
     "AddonLog",
-    "AddonServices",
     "Backup",
     "BackupError",
     "CliCommand",
@@ -41,11 +36,4 @@ __all__ = [
     "UnknownAddonError",
     "UnknownPlanError",
     "UnknownServiceError",
-    "default_services",
-    "log_to_sink",
 ]
-
-
-def default_services(home: Path, log: AddonLog = _no_log) -> AddonServices:
-    """The built-in add-on services for a platform home."""
-    return AddonServices([RedisProvider(home, log=log), PostgresProvider(home, log=log)])

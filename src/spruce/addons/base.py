@@ -1,4 +1,4 @@
-"""The add-on provider contract and the registry of add-on services.
+"""A base for add-on providers (services.ports.AddonProvider) and their errors.
 
 A provider runs the real servers behind one add-on service (heroku-redis, heroku-postgresql).
 It knows add-on ids only: apps, attachments and config var prefixes belong to the services
@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Any
 
-from spruce.events import LogSink
+from spruce.services.model import AddonError, CliCommand, InvalidSettingError, Plan
+from spruce.services.ports import KeyValueStoreOps, PostgresOps
 
 AddonLog = Callable[[str, str], None]
 """Called with (addon_id, message) for platform lines about an add-on's server."""
@@ -20,65 +19,6 @@ AddonLog = Callable[[str, str], None]
 
 def _no_log(addon_id: str, message: str) -> None:
     pass
-
-
-def log_to_sink(
-    sink: LogSink, app_for_addon: Callable[[str], str | None], process: str
-) -> AddonLog:
-    """An AddonLog writing platform lines ("heroku" source) to the owning app's log stream.
-
-    `app_for_addon` maps an add-on id to its billing app id (None: the line is dropped, e.g.
-    for cluster-wide lines whose "addon id" is "postgres").
-    """
-
-    def log(addon_id: str, message: str) -> None:
-        app_id = app_for_addon(addon_id)
-        if app_id is not None:
-            sink.emit(app_id, "heroku", process, message)
-
-    return log
-
-
-COLORS = (
-    "AMBER",
-    "AQUA",
-    "BLACK",
-    "BLUE",
-    "BRONZE",
-    "BROWN",
-    "CHARCOAL",
-    "COBALT",
-    "COPPER",
-    "CRIMSON",
-    "CYAN",
-    "GOLD",
-    "GRAY",
-    "GREEN",
-    "IVORY",
-    "JADE",
-    "LAVENDER",
-    "LIME",
-    "MAGENTA",
-    "MAROON",
-    "MAUVE",
-    "NAVY",
-    "OLIVE",
-    "ONYX",
-    "ORANGE",
-    "PINK",
-    "PUCE",
-    "PURPLE",
-    "RED",
-    "ROSE",
-    "SILVER",
-    "TEAL",
-    "WHITE",
-    "YELLOW",
-)
-
-
-class AddonError(Exception):
-    """Base of every add-on provider error; messages never carry secrets."""
 
 
 class UnknownPlanError(AddonError, ValueError):
@@ -110,31 +50,6 @@ class ProvisionError(AddonError):
     """A server could not be brought up; nothing of the add-on is left behind."""
 
 
-class InvalidSettingError(AddonError, ValueError):
-    """A bad value for an add-on setting (maxmemory policy, timeout, ...)."""
-
-
-@dataclass(frozen=True)
-class Plan:
-    name: str
-    human_name: str
-    limits: dict[str, Any] = field(default_factory=dict)
-    """Plan limits: memory_bytes, connections, storage_bytes, tables... (as applicable)."""
-    default: bool = False
-
-
-@dataclass(frozen=True)
-class CliCommand:
-    """A client command for `redis:cli` / `pg:psql`: the password travels in env, not argv."""
-
-    argv: list[str]
-    env: dict[str, str]
-    host: str
-    port: int
-    user: str | None = None
-    database: str | None = None
-
-
 class Provider(abc.ABC):
     """One add-on service backed by real servers kept under the platform's home."""
 
@@ -158,24 +73,11 @@ class Provider(abc.ABC):
     color_prefix: str = ""
     """Prefix of the colour names for further attachments: HEROKU_POSTGRESQL -> _GREEN."""
 
-    def attachment_name(self, taken: Iterable[str]) -> str:
-        """The default attachment name for a new add-on of this service on an app.
+    def key_value_store(self) -> KeyValueStoreOps | None:
+        return None
 
-        The first one is config_var_name (REDIS_URL, DATABASE_URL); later ones get a colour
-        (HEROKU_REDIS_AMBER_URL, HEROKU_POSTGRESQL_BLUE_URL) as on Heroku. `taken` holds the
-        app's attachment names in use.
-        """
-        used = set(taken)
-        if self.config_var_name not in used:
-            return self.config_var_name
-        prefix = self.color_prefix or self.config_var_name
-        for color in COLORS:
-            if f"{prefix}_{color}" not in used:
-                return f"{prefix}_{color}"
-        n = 2
-        while f"{prefix}_{n}" in used:
-            n += 1
-        return f"{prefix}_{n}"
+    def postgres(self) -> PostgresOps | None:
+        return None
 
     @property
     def config_keys(self) -> tuple[str, ...]:
@@ -213,58 +115,24 @@ class Provider(abc.ABC):
         """The add-on's current config (same keys as provision())."""
 
     @abc.abstractmethod
+    async def change_plan(self, addon_id: str, plan_name: str) -> None:
+        """Apply another plan's limits to a running add-on."""
+
+    @abc.abstractmethod
     async def info(self, addon_id: str) -> list[tuple[str, str]]:
         """(label, value) lines as `redis:info` / `pg:info` print them."""
 
 
-class AddonServices:
-    """The registry: add-on services by name or alias."""
-
-    def __init__(self, providers: Iterable[Provider] = ()) -> None:
-        self._providers: dict[str, Provider] = {}
-        self._names: dict[str, str] = {}
-        for p in providers:
-            self.register(p)
-
-    def register(self, provider: Provider) -> None:
-        for n in (provider.name, *provider.aliases):
-            if n in self._names:
-                raise ValueError(f"add-on service name {n!r} is already registered")
-        self._providers[provider.name] = provider
-        for n in (provider.name, *provider.aliases):
-            self._names[n] = provider.name
-
-    def get(self, service: str) -> Provider:
-        try:
-            return self._providers[self._names[service]]
-        except KeyError:
-            raise UnknownServiceError(service, sorted(self._providers)) from None
-
-    def __iter__(self):  # type: ignore[no-untyped-def]
-        return iter(self._providers.values())
-
-    def resolve(self, spec: str) -> tuple[Provider, Plan]:
-        """ "heroku-redis:mini" / "heroku-postgresql" -> (provider, plan)."""
-        service, _, plan_name = spec.partition(":")
-        provider = self.get(service)
-        return provider, provider.plan(plan_name or None)
-
-    async def start(self, addon_ids_by_service: dict[str, list[str]]) -> None:
-        """Start each provider with the add-ons the store says exist.
-
-        One provider failing (say PostgreSQL is not installed) does not keep the others
-        down; the failures are raised together at the end as one AddonError.
-        """
-        failures: list[str] = []
-        for service, ids in addon_ids_by_service.items():
-            provider = self.get(service)
-            try:
-                await provider.start(ids)
-            except AddonError as e:
-                failures.append(f"{provider.name}: {e}")
-        if failures:
-            raise AddonError("some add-on servers did not start: " + "; ".join(failures))
-
-    async def stop(self) -> None:
-        for provider in self._providers.values():
-            await provider.stop()
+__all__ = [
+    "AddonError",
+    "AddonLog",
+    "CliCommand",
+    "InvalidSettingError",
+    "MissingBinaryError",
+    "Plan",
+    "Provider",
+    "ProvisionError",
+    "UnknownAddonError",
+    "UnknownPlanError",
+    "UnknownServiceError",
+]

@@ -482,6 +482,9 @@ class RedisProvider(Provider):
     def settings(self, addon_id: str) -> dict[str, Any]:
         return dict(self._entry(addon_id)["settings"])
 
+    def key_value_store(self) -> RedisProvider:
+        return self
+
     def cli(self, addon_id: str) -> CliCommand:
         """`redis:cli`: redis-cli over TLS, verifying against the add-on's CA."""
         entry = self._entry(addon_id)

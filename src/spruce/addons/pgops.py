@@ -13,12 +13,13 @@ import json
 import os
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from spruce.addons.base import AddonError
+from spruce.addons.base import AddonError, CliCommand
 from spruce.addons.runtime import redact
+from spruce.services.model import Backup
 
 if TYPE_CHECKING:
     from spruce.addons.pgcluster import PostgresCluster
@@ -26,31 +27,42 @@ if TYPE_CHECKING:
 BACKUP_ID = re.compile(r"^b(\d{3,})$")
 
 
-@dataclass(frozen=True)
-class Backup:
-    id: str
-    created: str
-    size: int
-    database: str
-    addon_id: str
-    path: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
 class BackupError(AddonError):
     pass
 
 
-class PostgresOps:
-    """Mixed into PostgresProvider; relies on its root, cluster and _entry()."""
+class PostgresDataOps:
+    """pg:* beyond provisioning (services.ports.PostgresOps): backups, ps, locks, kill,
+    psql. The provider holds one, sharing its cluster and its add-on records."""
 
-    root: Path
-    cluster: PostgresCluster
-    # the provider's own methods (declared for typing; a mixin does not define them)
-    _entry: Callable[[str], dict[str, Any]]
-    _ensure_cluster: Callable[[], Awaitable[None]]
+    def __init__(
+        self,
+        root: Path,
+        cluster: PostgresCluster,
+        entry: Callable[[str], dict[str, Any]],
+        ensure_cluster: Callable[[], Awaitable[None]],
+        host: str,
+    ) -> None:
+        self.root = root
+        self.cluster = cluster
+        self._entry = entry
+        self._ensure_cluster = ensure_cluster
+        self.host = host
+
+    def psql(self, addon_id: str) -> CliCommand:
+        entry = self._entry(addon_id)
+        psql_bin = self.cluster.bindir / "psql"
+        argv = [str(psql_bin) if psql_bin.exists() else "psql"]
+        argv += ["-h", self.host, "-p", str(self.cluster.port)]
+        argv += ["-U", entry["user"], "-d", entry["database"]]
+        return CliCommand(
+            argv,
+            {"PGPASSWORD": entry["password"]},
+            self.host,
+            self.cluster.port,
+            entry["user"],
+            entry["database"],
+        )
 
     # -- backups -------------------------------------------------------------------------
 
@@ -137,7 +149,7 @@ class PostgresOps:
             addon_id=addon_id,
             path=str(path),
         )
-        (d / f"{backup_id}.json").write_text(json.dumps(backup.to_dict(), indent=2))
+        (d / f"{backup_id}.json").write_text(json.dumps(asdict(backup), indent=2))
         return backup
 
     async def delete_backup(self, addon_id: str, backup_id: str) -> None:

@@ -20,7 +20,6 @@ from psycopg import sql
 
 from spruce.addons.base import (
     AddonLog,
-    CliCommand,
     InvalidSettingError,
     Plan,
     Provider,
@@ -29,7 +28,7 @@ from spruce.addons.base import (
     _no_log,
 )
 from spruce.addons.pgcluster import PostgresCluster
-from spruce.addons.pgops import PostgresOps
+from spruce.addons.pgops import PostgresDataOps
 from spruce.addons.runtime import StateFile
 
 GB = 1024**3
@@ -70,7 +69,7 @@ PG_PLANS: tuple[Plan, ...] = (
 ConfigChanged = Callable[[str, dict[str, str]], Awaitable[None] | None]
 
 
-class PostgresProvider(PostgresOps, Provider):
+class PostgresProvider(Provider):
     name = "heroku-postgresql"
     aliases = ("spruce-postgres",)
     human_name = "Heroku Postgres"
@@ -105,6 +104,12 @@ class PostgresProvider(PostgresOps, Provider):
             ready_timeout=ready_timeout,
         )
         self._lock = asyncio.Lock()
+        self.data = PostgresDataOps(
+            self.root, self.cluster, self._entry, self._ensure_cluster, host
+        )
+
+    def postgres(self) -> PostgresDataOps:
+        return self.data
 
     # -- state -------------------------------------------------------------------------
 
@@ -232,7 +237,7 @@ class PostgresProvider(PostgresOps, Provider):
             await self._drop_database(entry)
             del self._state["addons"][addon_id]
             self._save()
-            shutil.rmtree(self.backups_dir(addon_id), ignore_errors=True)
+            shutil.rmtree(self.data.backups_dir(addon_id), ignore_errors=True)
 
     async def change_plan(self, addon_id: str, plan_name: str) -> None:
         """addons:upgrade: the new plan's connection limit applies to new sessions."""
@@ -270,21 +275,6 @@ class PostgresProvider(PostgresOps, Provider):
             return self._config_from(new)
 
     # -- pg:info, pg:psql ----------------------------------------------------------------
-
-    def psql(self, addon_id: str) -> CliCommand:
-        entry = self._entry(addon_id)
-        psql_bin = self.cluster.bindir / "psql"
-        argv = [str(psql_bin) if psql_bin.exists() else "psql"]
-        argv += ["-h", self.host, "-p", str(self.cluster.port)]
-        argv += ["-U", entry["user"], "-d", entry["database"]]
-        return CliCommand(
-            argv,
-            {"PGPASSWORD": entry["password"]},
-            self.host,
-            self.cluster.port,
-            entry["user"],
-            entry["database"],
-        )
 
     async def info(self, addon_id: str) -> list[tuple[str, str]]:
         entry = self._entry(addon_id)

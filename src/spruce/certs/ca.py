@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
@@ -18,16 +17,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from spruce.services.model import IssuedCertificate
+
 CA_VALIDITY = dt.timedelta(days=3650)
 LEAF_VALIDITY = dt.timedelta(days=397)
-
-
-@dataclass(frozen=True)
-class IssuedCertificate:
-    cert_pem: str
-    """Leaf certificate followed by the CA certificate (a full chain)."""
-    key_pem: str
-    not_after: dt.datetime
 
 
 def _now() -> dt.datetime:

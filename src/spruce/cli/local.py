@@ -89,7 +89,7 @@ def up(
 @click.option("--home", help="state directory of the platform")
 def users_create(email: str, name: str | None, home: str | None) -> None:
     """Create a user on this installation and print its API key (operators only)."""
-    from spruce.services import Services
+    from spruce.services.accounts import Accounts
     from spruce.services.errors import ServiceError
     from spruce.store.db import Store
 
@@ -98,7 +98,7 @@ def users_create(email: str, name: str | None, home: str | None) -> None:
         raise CLIError(f"No Spruce installation at {h}. Run `spruce up --home {h}` first.")
     store = Store.open(h)
     try:
-        _, key = Services(store).accounts.create_user(email, name=name)
+        _, key = Accounts(store).create_user(email, name=name)
     except ServiceError as e:
         raise CLIError(e.message) from None
     finally:

@@ -3,28 +3,19 @@
 Public interface (see docs/deploy.md for the user's side):
   run_build(BuildRequest, output) -> BuildResult   (raises BuildFailed / BuildTimeout)
   extract_source_tarball(archive, dest), unpack_slug(slug, dest)   (raise SourceArchiveError)
-  parse_procfile(text), parse_app_json(text), resolve_env(manifest, given)
+  parse_procfile(text)
 """
 
-from .appjson import (
-    AddonSpec,
-    AppJsonError,
-    AppManifest,
-    EnvVarSpec,
-    FormationSpec,
-    parse_app_json,
-    resolve_env,
-)
 from .archive import SourceArchiveError, extract_source_tarball, sha256_checksum, unpack_slug
 from .buildpacks import DETECTION_ORDER, BuildpackError
+from .classic import ClassicBuildRunner
 from .procfile import ProcfileError, parse_procfile
 from .runner import BuildFailed, BuildRequest, BuildResult, BuildTimeout, run_build
 from .users import ensure_build_user
 
 __all__ = [
-    "DETECTION_ORDER", "AddonSpec", "AppJsonError", "AppManifest", "BuildFailed",
-    "BuildRequest", "BuildResult", "BuildTimeout", "BuildpackError", "EnvVarSpec",
-    "FormationSpec", "ProcfileError", "SourceArchiveError", "ensure_build_user",
-    "extract_source_tarball", "parse_app_json", "parse_procfile", "resolve_env", "run_build",
+    "DETECTION_ORDER", "BuildFailed", "ClassicBuildRunner", "BuildRequest", "BuildResult", "BuildTimeout",
+    "BuildpackError", "ProcfileError", "SourceArchiveError", "ensure_build_user",
+    "extract_source_tarball", "parse_procfile", "run_build",
     "sha256_checksum", "unpack_slug",
 ]  # fmt: skip

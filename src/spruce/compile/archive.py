@@ -15,8 +15,10 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from spruce.services.model import SourceError
 
-class SourceArchiveError(ValueError):
+
+class SourceArchiveError(SourceError):
     """A tarball that is not one, or that tries to write outside its destination."""
 
 

@@ -20,6 +20,8 @@ from typing import Any
 
 import yaml
 
+from spruce.services.model import BuildFailed, BuildRequest, BuildResult
+
 from .archive import create_slug
 from .buildpacks import DETECTION_ORDER, Buildpack, BuildpackError, builtin, resolve_buildpack
 from .procfile import ProcfileError, parse_procfile
@@ -37,46 +39,8 @@ _PASSTHROUGH = {
 }  # fmt: skip
 
 
-class BuildFailed(Exception):
-    """The build failed; `message` is user-facing and was already written to the output."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
 class BuildTimeout(BuildFailed):
     pass
-
-
-@dataclass
-class BuildRequest:
-    source_dir: Path  # checked-out app tree; copied, never modified
-    work_dir: Path  # scratch space for this build (emptied first)
-    cache_dir: Path  # CACHE_DIR, kept per app between builds
-    slugs_dir: Path  # where the slug tarball is written
-    buildpacks: list[str] = field(default_factory=list)  # empty: auto-detect built-ins
-    env: dict[str, str] = field(default_factory=dict)  # config vars -> ENV_DIR files
-    stack: str = "heroku-24"
-    timeout: float = 15 * 60.0
-    run_as: tuple[int, int] | None = None  # (uid, gid) for buildpack executables
-    buildpack_cache_dir: Path | None = None  # downloaded URL buildpacks (default: cache_dir/..)
-    source_version: str | None = None  # commit sha, exported as SOURCE_VERSION
-    keep_work_dir: bool = False  # leave work_dir behind (debugging); the slug is elsewhere
-
-
-@dataclass
-class BuildResult:
-    slug_path: Path
-    slug_size: int
-    checksum: str  # "SHA256:<hex>"
-    process_types: dict[str, str]
-    buildpack_description: str  # e.g. "Python"
-    buildpacks: list[str]
-    stack: str
-    config_vars: dict[str, str] = field(default_factory=dict)  # from the last bin/release
-    addons: list[str] = field(default_factory=list)
-    duration: float = 0.0
 
 
 @dataclass

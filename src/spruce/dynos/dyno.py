@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from spruce.dynos.metrics import LoadAverage
-from spruce.dynos.model import AppRuntime, DynoInfo
+from spruce.dynos.model import AppRuntime, DynoInfo, Intent
 from spruce.dynos.process import DynoProcess
 from spruce.dynos.sizes import get_size
+from spruce.services.model import DynoState
 
 HOST = "127.0.0.1"
 
@@ -29,14 +30,14 @@ class Dyno:
     one_off: bool = False
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
     launch_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    state: str = "starting"
+    state: DynoState = DynoState.STARTING
     port: int | None = None
     proc: DynoProcess | None = None
     created_at: float = field(default_factory=time.time)
     updated_at: float = field(default_factory=time.time)
     attach_url: str | None = None
-    want: str = "run"
-    """run | idle | retire: what its supervisor should do next."""
+    want: Intent = Intent.RUN
+    """What its supervisor should do next."""
     crash_count: int = 0
     up_since: float | None = None
     preboot_old: bool = False

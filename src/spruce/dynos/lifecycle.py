@@ -8,80 +8,98 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
+from enum import StrEnum
 from pathlib import Path
 
 from spruce.dynos import procs
 from spruce.dynos.dyno import HOST, AppState, Dyno
 from spruce.dynos.metrics import mem_running_line
-from spruce.dynos.model import AppRuntime, DynoSettings
+from spruce.dynos.model import AppRuntime, DynoSettings, Intent
 from spruce.dynos.process import DynoProcess, LaunchSpec
 from spruce.dynos.rendezvous import Attachment, bridge, exit_status_line
 from spruce.dynos.sandbox import Sandbox
 from spruce.dynos.sizes import get_size
+from spruce.dynos.slugs import SlugCache
 from spruce.events import LogSink
 from spruce.netutil import free_port
+from spruce.services.model import DynoState
 
 log = logging.getLogger(__name__)
 
-# Outcomes of one run of a dyno's process.
-STOPPED = "stopped"  # asked to stop (restart, scale down, idle, shutdown)
-CRASHED = "crashed"  # exited on its own, or killed for R10/R15
+
+class Outcome(StrEnum):
+    """How one run of a dyno's process ended."""
+
+    STOPPED = "stopped"  # asked to stop (restart, scale down, idle, shutdown)
+    CRASHED = "crashed"  # exited on its own, or killed for R10/R15
 
 
-class Lifecycle:
-    """The part of the manager that runs processes; DynoManager adds formation and API."""
+STOPPED, CRASHED = Outcome.STOPPED, Outcome.CRASHED
 
-    home: Path
-    settings: DynoSettings
-    sink: LogSink
-    sandbox: Sandbox
-    state_dir: Path
-    _apps: dict[str, AppState]
-    _notify: Callable[[str], None]
+
+class DynoRunner:
+    """Runs dynos' processes: launch, boot check, memory, stop, crash restarts. The
+    manager (formation, one-offs, sleeping) holds one and asks it to run each dyno."""
+
+    def __init__(
+        self,
+        settings: DynoSettings,
+        sink: LogSink,
+        sandbox: Sandbox,
+        state_dir: Path,
+        slugs: SlugCache,
+        notify: Callable[[str], None],
+    ) -> None:
+        self.settings = settings
+        self.sink = sink
+        self.sandbox = sandbox
+        self.state_dir = state_dir
+        self.slugs = slugs
+        self._notify = notify
 
     # -- log lines ----------------------------------------------------------------------
-    def _heroku(self, d: Dyno, message: str) -> None:
+    def heroku(self, d: Dyno, message: str) -> None:
         self.sink.emit(d.app_id, "heroku", d.name, message)
 
-    def _set_state(self, d: Dyno, state: str, log_line: bool = True) -> None:
+    def set_state(self, d: Dyno, state: DynoState, log_line: bool = True) -> None:
         if d.state == state:
             return
         if log_line:
-            shown = "down" if state == "idle" else state
-            before = "down" if d.state == "idle" else d.state
+            shown = DynoState.DOWN if state == DynoState.IDLE else state
+            before = DynoState.DOWN if d.state == DynoState.IDLE else d.state
             if shown != before:
-                self._heroku(d, f"State changed from {before} to {shown}")
+                self.heroku(d, f"State changed from {before} to {shown}")
         d.state = state
         d.updated_at = time.time()
-        self._changed(d.app_id)
+        self.changed(d.app_id)
 
-    def _changed(self, app_id: str) -> None:
+    def changed(self, app_id: str) -> None:
         try:
             self._notify(app_id)
         except Exception:  # the control plane's bug must not stop a dyno's supervisor
             log.exception("on_change callback failed for app %s", app_id)
 
     # -- requests from the API side ------------------------------------------------------
-    def _request_restart(self, d: Dyno) -> None:
-        if d.want != "run":
+    def request_restart(self, d: Dyno) -> None:
+        if d.want != Intent.RUN:
             return
-        if d.state in ("up", "starting") and d.proc is not None:
-            self._heroku(d, "Restarting")
-            self._set_state(d, "starting")
+        if d.state in (DynoState.UP, DynoState.STARTING) and d.proc is not None:
+            self.heroku(d, "Restarting")
+            self.set_state(d, DynoState.STARTING)
         d.stop_event.set()
         d.kick.set()
 
-    def _retire(self, d: Dyno) -> None:
-        if d.want == "retire":
+    def retire(self, d: Dyno) -> None:
+        if d.want == Intent.RETIRE:
             return
-        d.want = "retire"
-        if d.state != "down":
-            self._set_state(d, "down")
+        d.want = Intent.RETIRE
+        if d.state != DynoState.DOWN:
+            self.set_state(d, DynoState.DOWN)
         d.stop_event.set()
         d.kick.set()
 
     # -- environment ---------------------------------------------------------------------
-    def _build_env(
+    def build_env(
         self, app: AppRuntime, d: Dyno, home: str, port: int | None, extra: dict[str, str] | None
     ) -> dict[str, str]:
         env = {"PATH": self.settings.base_path, "HOME": home}
@@ -99,17 +117,16 @@ class Lifecycle:
             env["HEROKU_DYNO_ID"] = d.launch_id
         return env
 
-    async def _home_for(self, st: AppState, app: AppRuntime) -> tuple[Path, str]:
+    async def home_for(self, st: AppState, app: AppRuntime) -> tuple[Path, str]:
         found = st.homes.get(app.release_id)
         if found is not None:
             return found
         # One copy per release, however many dynos ask for it at once.
         task = st.preparing.get(app.release_id)
         if task is None:
+            slug_dir = await self.slugs.directory(app.slug)
             task = asyncio.ensure_future(
-                asyncio.to_thread(
-                    self.sandbox.prepare_slug, app.app_id, app.release_id, Path(app.slug_dir)
-                )
+                asyncio.to_thread(self.sandbox.prepare_slug, app.app_id, app.release_id, slug_dir)
             )
             st.preparing[app.release_id] = task
         try:
@@ -120,7 +137,7 @@ class Lifecycle:
         st.homes[app.release_id] = found
         return found
 
-    def _gc_homes(self, st: AppState) -> None:
+    def gc_homes(self, st: AppState) -> None:
         keep = {st.app.release_id} | {d.release_id for d in st.dynos} | set(st.preparing)
         for rid in list(st.homes):
             if rid not in keep:
@@ -129,7 +146,7 @@ class Lifecycle:
             self.sandbox.gc_releases(st.app.app_id, keep)
 
     # -- one run of a dyno's process -----------------------------------------------------
-    async def _run_once(
+    async def run_once(
         self,
         st: AppState,
         d: Dyno,
@@ -139,16 +156,16 @@ class Lifecycle:
         stdio: str = "log",
         att: Attachment | None = None,
         quiet: bool = False,
-    ) -> tuple[str, int]:
+    ) -> tuple[Outcome, int]:
         """Launch d's process and wait until it ends (quiet: no platform lines or changes,
         for commands run inside another dyno)."""
-        heroku = (lambda msg: None) if quiet else (lambda msg: self._heroku(d, msg))
+        heroku = (lambda msg: None) if quiet else (lambda msg: self.heroku(d, msg))
         d.stop_event.clear()
         d.launch_id = str(uuid.uuid4())
         d.release_id, d.release_version = app.release_id, app.release_version
-        host_dir, home = await self._home_for(st, app)
+        host_dir, home = await self.home_for(st, app)
         port = free_port(HOST) if d.type == "web" or d.one_off else None
-        env = self._build_env(app, d, home, port, extra_env)
+        env = self.build_env(app, d, home, port, extra_env)
         uid = self.sandbox.app_uid(app.app_id)
         quota = self.settings.quota_mb(d.size)
         winsize = None
@@ -171,7 +188,7 @@ class Lifecycle:
         )
         d.env, d.host_dir, d.home, d.uid = env, host_dir, home, uid
         if not quiet:
-            self._set_state(d, "starting", log_line=False)
+            self.set_state(d, DynoState.STARTING, log_line=False)
         heroku(f"Starting process with command `{d.command}`")
         proc = DynoProcess(
             spec,
@@ -186,15 +203,15 @@ class Lifecycle:
             log.warning("could not start %s of %s: %s", d.name, d.app_id, e)
             heroku("Process exited with status 127")
             if not quiet:
-                self._set_state(d, "crashed")
+                self.set_state(d, DynoState.CRASHED)
             return CRASHED, 127
         d.proc, d.port = proc, port
         d.updated_at = time.time()
         if not quiet:
-            self._changed(d.app_id)
+            self.changed(d.app_id)
         exit_task = asyncio.create_task(proc.wait())
         monitor = asyncio.create_task(
-            self._monitor(d, proc, app) if not quiet else asyncio.Event().wait()
+            self.monitor(d, proc, app) if not quiet else asyncio.Event().wait()
         )
         stop_wait = asyncio.create_task(d.stop_event.wait())
         relay = None
@@ -206,7 +223,7 @@ class Lifecycle:
                     proc.proc.stdout,
                     proc.proc.stdin,
                     proc.pty_master,
-                    lambda: self._client_gone(d),
+                    lambda: self.client_gone(d),
                 )
             )
         try:
@@ -214,7 +231,7 @@ class Lifecycle:
             outcome = CRASHED
             if not exit_task.done() and stop_wait.done() and not monitor.done():
                 outcome = STOPPED
-                await self._terminate(d, proc, exit_task)
+                await self.terminate(d, proc, exit_task)
             status = await exit_task
             if d.stop_event.is_set() and outcome == CRASHED and not monitor.done():
                 outcome = STOPPED
@@ -236,32 +253,32 @@ class Lifecycle:
         if quiet:
             pass
         elif outcome == CRASHED and not d.one_off:
-            self._set_state(d, "crashed")
+            self.set_state(d, DynoState.CRASHED)
         else:
             d.updated_at = time.time()
-            self._changed(d.app_id)
+            self.changed(d.app_id)
         return outcome, status
 
-    def _client_gone(self, d: Dyno) -> None:
+    def client_gone(self, d: Dyno) -> None:
         if d.proc is not None and d.proc.alive():
-            d.want = "retire"
+            d.want = Intent.RETIRE
             d.stop_event.set()
 
-    async def _terminate(self, d: Dyno, proc: DynoProcess, exit_task: asyncio.Task[int]) -> None:
+    async def terminate(self, d: Dyno, proc: DynoProcess, exit_task: asyncio.Task[int]) -> None:
         grace = self.settings.stop_grace
-        self._heroku(d, "Stopping all processes with SIGTERM")
+        self.heroku(d, "Stopping all processes with SIGTERM")
         proc.signal(procs.SIGTERM)
         done, _ = await asyncio.wait({exit_task}, timeout=grace)
         if not done:
-            self._heroku(
+            self.heroku(
                 d,
                 f"Error R12 (Exit timeout) -> At least one process failed to exit "
                 f"within {grace:g} seconds of SIGTERM",
             )
-            self._heroku(d, "Stopping remaining processes with SIGKILL")
+            self.heroku(d, "Stopping remaining processes with SIGKILL")
             proc.signal(procs.SIGKILL)
 
-    async def _port_open(self, port: int) -> bool:
+    async def port_open(self, port: int) -> bool:
         try:
             _, writer = await asyncio.wait_for(asyncio.open_connection(HOST, port), 1.0)
         except (OSError, TimeoutError):
@@ -271,73 +288,73 @@ class Lifecycle:
             await writer.wait_closed()
         return True
 
-    async def _monitor(self, d: Dyno, proc: DynoProcess, app: AppRuntime) -> None:
+    async def monitor(self, d: Dyno, proc: DynoProcess, app: AppRuntime) -> None:
         """Returns only after killing the process (R10, R15); cancelled otherwise."""
         s = self.settings
         if d.type == "web" and not d.one_off and d.port is not None:
             boot_timeout = s.boot_timeout or app.boot_timeout
             deadline = time.monotonic() + boot_timeout
             next_mem = time.monotonic() + s.memory_check_interval
-            while not await self._port_open(d.port):
+            while not await self.port_open(d.port):
                 if time.monotonic() >= deadline:
-                    self._heroku(
+                    self.heroku(
                         d,
                         f"Error R10 (Boot timeout) -> Web process failed to bind to "
                         f"$PORT within {boot_timeout:g} seconds of launch",
                     )
-                    self._heroku(d, "Stopping process with SIGKILL")
+                    self.heroku(d, "Stopping process with SIGKILL")
                     proc.signal(procs.SIGKILL)
                     return
                 if time.monotonic() >= next_mem:
                     next_mem += s.memory_check_interval
-                    if self._check_memory(d, proc):
+                    if self.check_memory(d, proc):
                         return
                 await asyncio.sleep(s.boot_poll_interval)
-        if d.want == "run" and d.state == "starting" and not d.stop_event.is_set():
+        if d.want == Intent.RUN and d.state == DynoState.STARTING and not d.stop_event.is_set():
             d.up_since = time.monotonic()
-            self._set_state(d, "up")
+            self.set_state(d, DynoState.UP)
         while True:
             await asyncio.sleep(s.memory_check_interval)
-            if self._check_memory(d, proc):
+            if self.check_memory(d, proc):
                 return
 
-    def _check_memory(self, d: Dyno, proc: DynoProcess) -> bool:
+    def check_memory(self, d: Dyno, proc: DynoProcess) -> bool:
         """R14 above the quota, R15 and SIGKILL at twice it. True when killed."""
         quota = self.settings.quota_mb(d.size)
         m = proc.memory()
         if m.total_mb >= 2 * quota:
-            self._heroku(d, mem_running_line(m, quota))
-            self._heroku(d, "Error R15 (Memory quota vastly exceeded)")
-            self._heroku(d, "Stopping process with SIGKILL")
+            self.heroku(d, mem_running_line(m, quota))
+            self.heroku(d, "Error R15 (Memory quota vastly exceeded)")
+            self.heroku(d, "Stopping process with SIGKILL")
             proc.signal(procs.SIGKILL)
             return True
         now = time.monotonic()
         if m.total_mb > quota and now - d.r14_at >= self.settings.r14_interval:
             d.r14_at = now
-            self._heroku(d, mem_running_line(m, quota))
-            self._heroku(d, "Error R14 (Memory quota exceeded)")
+            self.heroku(d, mem_running_line(m, quota))
+            self.heroku(d, "Error R14 (Memory quota exceeded)")
         return False
 
     # -- a formation dyno's supervisor ---------------------------------------------------
-    async def _supervise(self, st: AppState, d: Dyno) -> None:
+    async def supervise(self, st: AppState, d: Dyno) -> None:
         s = self.settings
         try:
-            while d.want != "retire":
-                if d.want == "idle":
+            while d.want != Intent.RETIRE:
+                if d.want == Intent.IDLE:
                     d.kick.clear()
-                    while d.want == "idle":
+                    while d.want == Intent.IDLE:
                         await d.kick.wait()
                         d.kick.clear()
-                    if d.want == "run":
-                        self._heroku(d, "Unidling")
-                        self._set_state(d, "starting")
+                    if d.want == Intent.RUN:
+                        self.heroku(d, "Unidling")
+                        self.set_state(d, DynoState.STARTING)
                     continue
                 app = st.app
                 if not d.preboot_old:
                     d.command = app.process_types.get(d.type, d.command)
                     d.size = app.formation.get(d.type, (0, d.size))[1] or d.size
-                outcome, _ = await self._run_once(st, d, app)
-                if d.want == "retire" or d.preboot_old:
+                outcome, _ = await self.run_once(st, d, app)
+                if d.want == Intent.RETIRE or d.preboot_old:
                     break
                 if outcome == STOPPED:
                     continue
@@ -350,14 +367,14 @@ class Lifecycle:
                     d.kick.clear()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(d.kick.wait(), delay)
-                if d.want == "run":
-                    self._set_state(d, "starting")
+                if d.want == Intent.RUN:
+                    self.set_state(d, DynoState.STARTING)
         finally:
             if d.proc is not None and d.proc.alive():
                 d.proc.signal(procs.SIGKILL)
             if d in st.dynos:
                 st.dynos.remove(d)
-            if d.state != "down":
-                d.state = "down"
-            self._gc_homes(st)
-            self._changed(d.app_id)
+            if d.state != DynoState.DOWN:
+                d.state = DynoState.DOWN
+            self.gc_homes(st)
+            self.changed(d.app_id)

@@ -11,34 +11,33 @@ import os
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from spruce.certs.ca import InternalCA
 from spruce.dynos.dyno import HOST, AppState, Dyno
-from spruce.dynos.lifecycle import Lifecycle
+from spruce.dynos.lifecycle import DynoRunner
 from spruce.dynos.metrics import load_line, memory_line
-from spruce.dynos.model import ENV_NAME_RE, AppRuntime, DynoInfo, DynoSettings, parse_dyno_name
+from spruce.dynos.model import (
+    ENV_NAME_RE,
+    AppRuntime,
+    DynoInfo,
+    DynoSettings,
+    Intent,
+    parse_dyno_name,
+    validate_runtime,
+)
 from spruce.dynos.process import PersistedDyno, end_leftover
 from spruce.dynos.rendezvous import RendezvousServer
 from spruce.dynos.sandbox import Sandbox
 from spruce.dynos.sizes import DynoError, DynoNotFound, get_size
+from spruce.dynos.slugs import SlugCache
 from spruce.events import LogSink
+from spruce.services.model import DynoState, WebEndpoint
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class WebEndpoint:
-    """Where the router may send an app's requests: one up web dyno."""
-
-    dyno_name: str
-    dyno_id: str
-    host: str
-    port: int
-
-
-class DynoManager(Lifecycle):
+class DynoManager:
     def __init__(
         self,
         home: Path,
@@ -54,6 +53,14 @@ class DynoManager(Lifecycle):
         self._ca = ca
         self.state_dir = self.home / "state"
         self.sandbox = Sandbox(self.home, self.settings)
+        self.runner = DynoRunner(
+            self.settings,
+            log_sink,
+            self.sandbox,
+            self.state_dir,
+            SlugCache(self.home / "slugs"),
+            self._notify,
+        )
         self.rendezvous: RendezvousServer | None = None
         self.warnings: list[str] = []
         self._apps: dict[str, AppState] = {}
@@ -134,7 +141,7 @@ class DynoManager(Lifecycle):
     async def converge(self, app: AppRuntime) -> None:
         """Bring the app's dynos to `app`'s formation and release (returns once launched)."""
         self._require_started()
-        app.validate()
+        validate_runtime(app, await self.runner.slugs.directory(app.slug))
         # A private copy: the caller may reuse and mutate its object for the next release.
         app = dataclasses.replace(
             app,
@@ -146,7 +153,7 @@ class DynoManager(Lifecycle):
         st = self._app_state(app)
         async with st.lock:
             old = st.app if st.formation_dynos() or st.app is not app else None
-            await self._home_for(st, app)
+            await self.runner.home_for(st, app)
             st.app = app
             st.last_request = time.monotonic()
             if st.sleeping:
@@ -156,12 +163,14 @@ class DynoManager(Lifecycle):
                 or old.config != app.config
                 or old.features != app.features
             )
-            current = [d for d in st.formation_dynos() if not d.preboot_old and d.want != "retire"]
+            current = [
+                d for d in st.formation_dynos() if not d.preboot_old and d.want != Intent.RETIRE
+            ]
             preboot_old: list[Dyno] = []
             if release_changed and "preboot" in app.features:
                 # Old dynos of an unfinished earlier switch go with this one's old dynos.
                 preboot_old = [d for d in current if d.type == "web"] + [
-                    d for d in st.formation_dynos() if d.preboot_old and d.want != "retire"
+                    d for d in st.formation_dynos() if d.preboot_old and d.want != Intent.RETIRE
                 ]
                 for d in preboot_old:
                     d.preboot_old = True
@@ -169,11 +178,11 @@ class DynoManager(Lifecycle):
             for d in current:
                 quantity, size = app.formation.get(d.type, (0, d.size))
                 if d.index > quantity or d.type not in app.process_types:
-                    self._retire(d)
+                    self.runner.retire(d)
                 elif release_changed or size != d.size or app.process_types[d.type] != d.command:
-                    self._request_restart(d)
+                    self.runner.request_restart(d)
             for ptype, (quantity, size) in sorted(app.formation.items()):
-                have = {d.index for d in current if d.type == ptype and d.want != "retire"}
+                have = {d.index for d in current if d.type == ptype and d.want != Intent.RETIRE}
                 for index in range(1, quantity + 1):
                     if index not in have:
                         self._launch_formation_dyno(st, app, ptype, index, size)
@@ -181,7 +190,7 @@ class DynoManager(Lifecycle):
                 if st.preboot_task:
                     st.preboot_task.cancel()
                 st.preboot_task = asyncio.create_task(self._preboot_switch(st, preboot_old))
-        self._changed(app.app_id)
+        self.runner.changed(app.app_id)
 
     def _launch_formation_dyno(
         self, st: AppState, app: AppRuntime, ptype: str, index: int, size: str
@@ -197,7 +206,7 @@ class DynoManager(Lifecycle):
             app.release_version,
         )
         st.dynos.append(d)
-        d.task = asyncio.create_task(self._supervise(st, d))
+        d.task = asyncio.create_task(self.runner.supervise(st, d))
 
     async def _preboot_switch(self, st: AppState, old: list[Dyno]) -> None:
         """Old web dynos serve until the new ones are up; then the router switches, then
@@ -209,16 +218,16 @@ class DynoManager(Lifecycle):
             new = [
                 d
                 for d in st.formation_dynos()
-                if d.type == "web" and not d.preboot_old and d.want == "run"
+                if d.type == "web" and not d.preboot_old and d.want == Intent.RUN
             ]
-            if all(d.state in ("up", "crashed") for d in new):
+            if all(d.state in (DynoState.UP, DynoState.CRASHED) for d in new):
                 break
             await asyncio.sleep(0.05)
         for d in old:
             d.retiring = True
-        self._changed(app.app_id)
+        self.runner.changed(app.app_id)
         for d in old:
-            self._retire(d)
+            self.runner.retire(d)
 
     async def remove_app(self, app_id: str) -> None:
         st = self._apps.get(app_id)
@@ -235,7 +244,7 @@ class DynoManager(Lifecycle):
             await asyncio.gather(*tasks, *st.execs, return_exceptions=True)
             del self._apps[app_id]
             await asyncio.to_thread(self.sandbox.remove_app, app_id)
-        self._changed(app_id)
+        self.runner.changed(app_id)
 
     # -- queries -------------------------------------------------------------------------
     def dynos(self, app_id: str) -> list[DynoInfo]:
@@ -253,9 +262,9 @@ class DynoManager(Lifecycle):
             for d in st.dynos
             if d.type == "web"
             and not d.one_off
-            and d.state == "up"
+            and d.state == DynoState.UP
             and not d.retiring
-            and d.want == "run"
+            and d.want == Intent.RUN
             and d.port is not None
         ]
 
@@ -287,9 +296,9 @@ class DynoManager(Lifecycle):
             if d.one_off:
                 self._end_one_off(d)
             else:
-                if d.state == "crashed":
+                if d.state == DynoState.CRASHED:
                     d.crash_count = 0
-                self._request_restart(d)
+                self.runner.request_restart(d)
                 d.kick.set()
 
     async def stop(
@@ -302,12 +311,12 @@ class DynoManager(Lifecycle):
         if d.one_off:
             self._end_one_off(d)
         else:
-            self._retire(d)
+            self.runner.retire(d)
 
     def _end_one_off(self, d: Dyno) -> None:
         if self.rendezvous and d.attach_url:
             self.rendezvous.forget(d.attach_url.rsplit("/", 1)[-1])
-        self._retire(d)
+        self.runner.retire(d)
 
     # -- sleeping ------------------------------------------------------------------------
     def note_request(self, app_id: str) -> None:
@@ -328,8 +337,8 @@ class DynoManager(Lifecycle):
             return
         st.sleeping = False
         for d in st.formation_dynos():
-            if d.want == "idle":
-                d.want = "run"
+            if d.want == Intent.IDLE:
+                d.want = Intent.RUN
                 d.kick.set()
 
     def _sleeps(self, app: AppRuntime) -> bool:
@@ -339,11 +348,11 @@ class DynoManager(Lifecycle):
     def _idle(self, st: AppState) -> None:
         st.sleeping = True
         for d in st.formation_dynos():
-            if d.want != "run":
+            if d.want != Intent.RUN:
                 continue
-            d.want = "idle"
-            self._heroku(d, "Idling")
-            self._set_state(d, "idle")
+            d.want = Intent.IDLE
+            self.runner.heroku(d, "Idling")
+            self.runner.set_state(d, DynoState.IDLE)
             d.stop_event.set()
 
     async def _sleeper(self) -> None:
@@ -369,13 +378,13 @@ class DynoManager(Lifecycle):
                     continue
                 for d in list(st.dynos):
                     proc = d.proc
-                    if proc is None or d.state != "up":
+                    if proc is None or d.state != DynoState.UP:
                         continue
                     m = await asyncio.to_thread(proc.memory)
                     d.load.update(m.running, interval)
                     quota = self.settings.quota_mb(d.size)
-                    self._heroku(d, memory_line(d.name, d.app_id, d.launch_id, m, quota))
-                    self._heroku(d, load_line(d.name, d.app_id, d.launch_id, d.load))
+                    self.runner.heroku(d, memory_line(d.name, d.app_id, d.launch_id, m, quota))
+                    self.runner.heroku(d, load_line(d.name, d.app_id, d.launch_id, d.load))
 
     # -- one-off dynos -------------------------------------------------------------------
     def _require_started(self) -> None:
@@ -395,7 +404,7 @@ class DynoManager(Lifecycle):
         """Start a one-off dyno (`run.1234`; use process_type="release" for the release
         phase). With attach, the command starts when a client meets it at `attach_url`."""
         self._require_started()
-        app.validate()
+        validate_runtime(app, await self.runner.slugs.directory(app.slug))
         if not isinstance(command, str) or not command.strip():
             raise DynoError("a one-off dyno needs a command")
         env = dict(env or {})
@@ -439,7 +448,7 @@ class DynoManager(Lifecycle):
             for done_key, other in list(self._one_offs.items()):
                 if other.task is not None and other.task.done():
                     del self._one_offs[done_key]
-        self._changed(app.app_id)
+        self.runner.changed(app.app_id)
         return d.info()
 
     async def _one_off(
@@ -460,27 +469,29 @@ class DynoManager(Lifecycle):
                 except (TimeoutError, asyncio.CancelledError):
                     if secret and self.rendezvous:
                         self.rendezvous.forget(secret)
-                    if d.want != "retire":
-                        self._heroku(d, "Error R13 (Attach error) -> Failed to attach to process")
+                    if d.want != Intent.RETIRE:
+                        self.runner.heroku(
+                            d, "Error R13 (Attach error) -> Failed to attach to process"
+                        )
                     return
-                if d.want == "retire":
+                if d.want == Intent.RETIRE:
                     att.done.set()
                     return
             stdio = "log" if att is None else ("pty" if tty else "pipe")
             try:
-                _, d.exit_status = await self._run_once(
+                _, d.exit_status = await self.runner.run_once(
                     st, d, app, extra_env=env, stdio=stdio, att=att
                 )
             finally:
                 if att is not None:
                     att.done.set()
-            self._heroku(d, "State changed from up to complete")
+            self.runner.heroku(d, "State changed from up to complete")
         finally:
-            d.state = "down"
+            d.state = DynoState.DOWN
             if d in st.dynos:
                 st.dynos.remove(d)
-            self._gc_homes(st)
-            self._changed(d.app_id)
+            self.runner.gc_homes(st)
+            self.runner.changed(d.app_id)
 
     async def wait_one_off(
         self, app_id: str, name: str, timeout: float | None = None
@@ -515,8 +526,7 @@ class DynoManager(Lifecycle):
         st = self._apps[app_id]
         assert self.rendezvous is not None
         secret, fut = self.rendezvous.expect(self.settings.rendezvous_timeout)
-        info = target.info()
-        info.attach_url = self.rendezvous.url(secret)
+        info = dataclasses.replace(target.info(), attach_url=self.rendezvous.url(secret))
         task = asyncio.create_task(self._exec_inside(st, target, command, secret, fut))
         st.execs.add(task)
         task.add_done_callback(st.execs.discard)
@@ -545,7 +555,7 @@ class DynoManager(Lifecycle):
         )
         env = {k: v for k, v in target.env.items() if k not in ("PATH", "HOME")}
         try:
-            await self._run_once(
+            await self.runner.run_once(
                 st, shadow, st.app, extra_env=env, stdio="pipe", att=att, quiet=True
             )
         finally:

@@ -1,101 +1,72 @@
-"""Plain data the control plane hands to the dyno manager, and what it gets back."""
+"""The local backend's settings and checks (the values it exchanges are services' types)."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
 from spruce.dynos.sizes import DynoError, InvalidFormation, get_size
+from spruce.services.model import AppRuntime, DynoInfo, DynoState
+from spruce.services.settings import AppSettings
+
+MAX_FORMATION_LIMIT = AppSettings.BOUNDS["formation_limit"].high
+MAX_BOOT_TIMEOUT = AppSettings.BOUNDS["boot_timeout"].high
 
 PROCESS_TYPE_RE = re.compile(r"^[a-zA-Z0-9_-]{1,63}$")
 DYNO_NAME_RE = re.compile(r"^([a-zA-Z0-9_-]{1,63})\.([0-9]{1,6})$")
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 FEATURES = frozenset({"preboot", "log-runtime-metrics", "runtime-dyno-metadata"})
-STATES = ("starting", "up", "crashed", "idle", "down")
+STATES = tuple(DynoState)
 
 
-@dataclass
-class AppRuntime:
-    """The desired state of one app's dynos."""
+class Intent(StrEnum):
+    """What a formation dyno's supervisor should do next."""
 
-    app_id: str
-    app_name: str
-    release_id: str
-    release_version: int
-    slug_dir: Path
-    process_types: dict[str, str]
-    formation: dict[str, tuple[int, str]]
-    config: dict[str, str] = field(default_factory=dict)
-    features: set[str] = field(default_factory=set)
-    boot_timeout: float = 60.0
-    generation: str = "cedar"
+    RUN = "run"
+    IDLE = "idle"  # Eco sleeping: stopped until a request wakes it
+    RETIRE = "retire"  # leave for good (scaled down, replaced, app removed)
 
-    def validate(self) -> None:
-        """Raise a DynoError (a ValueError) describing the first problem found."""
-        if not isinstance(self.app_id, str) or not re.fullmatch(
-            r"[A-Za-z0-9_.-]{1,100}", self.app_id
+
+def validate_runtime(app: AppRuntime, slug_dir: Path) -> None:
+    """Raise a DynoError (a ValueError) describing the first problem found."""
+    if not isinstance(app.app_id, str) or not re.fullmatch(r"[A-Za-z0-9_.-]{1,100}", app.app_id):
+        raise DynoError(f"invalid app id {app.app_id!r}")
+    if not app.release_id or not isinstance(app.release_id, str):
+        raise DynoError("release_id is required")
+    if app.generation != "cedar":
+        raise DynoError(f"the local backend runs cedar apps only, not {app.generation!r}")
+    if not Path(slug_dir).is_dir():
+        raise DynoError("the release's slug directory does not exist")
+    if not (isinstance(app.boot_timeout, int | float) and 0 < app.boot_timeout <= MAX_BOOT_TIMEOUT):
+        raise DynoError(f"boot_timeout must be between 0 and {MAX_BOOT_TIMEOUT} seconds")
+    for ptype, command in app.process_types.items():
+        if not PROCESS_TYPE_RE.match(ptype):
+            raise InvalidFormation(f"invalid process type {ptype!r}")
+        if not isinstance(command, str) or not command.strip():
+            raise InvalidFormation(f"process type {ptype!r} has no command")
+    for ptype, spec in app.formation.items():
+        try:
+            quantity, size = spec
+        except (TypeError, ValueError):
+            raise InvalidFormation(f"formation for {ptype!r} must be (quantity, size)") from None
+        if (
+            isinstance(quantity, bool)
+            or not isinstance(quantity, int)
+            or not 0 <= quantity <= MAX_FORMATION_LIMIT
         ):
-            raise DynoError(f"invalid app id {self.app_id!r}")
-        if not self.release_id or not isinstance(self.release_id, str):
-            raise DynoError("release_id is required")
-        if self.generation != "cedar":
-            raise DynoError(f"the local backend runs cedar apps only, not {self.generation!r}")
-        if not Path(self.slug_dir).is_dir():
-            raise DynoError("the release's slug directory does not exist")
-        if not (isinstance(self.boot_timeout, int | float) and 0 < self.boot_timeout <= 3600):
-            raise DynoError("boot_timeout must be between 0 and 3600 seconds")
-        for ptype, command in self.process_types.items():
-            if not PROCESS_TYPE_RE.match(ptype):
-                raise InvalidFormation(f"invalid process type {ptype!r}")
-            if not isinstance(command, str) or not command.strip():
-                raise InvalidFormation(f"process type {ptype!r} has no command")
-        for ptype, spec in self.formation.items():
-            try:
-                quantity, size = spec
-            except (TypeError, ValueError):
-                raise InvalidFormation(
-                    f"formation for {ptype!r} must be (quantity, size)"
-                ) from None
-            if (
-                isinstance(quantity, bool)
-                or not isinstance(quantity, int)
-                or not 0 <= quantity <= 100
-            ):
-                raise InvalidFormation(f"quantity for {ptype!r} must be an integer 0..100")
-            get_size(size)
-            if quantity and ptype not in self.process_types:
-                raise InvalidFormation(f"no process type {ptype!r} in this release")
-        for key, value in self.config.items():
-            if not ENV_NAME_RE.match(key):
-                raise DynoError(f"invalid config var name {key!r}")
-            if not isinstance(value, str) or "\0" in value:
-                raise DynoError(f"config var {key} must be a string without NUL bytes")
-        unknown = set(self.features) - FEATURES
-        if unknown:
-            # Other app features (router ones) are not the manager's business; ignore them.
-            pass
-
-
-@dataclass
-class DynoInfo:
-    """One dyno as the API shows it (`GET /apps/{app}/dynos`)."""
-
-    id: str
-    app_id: str
-    name: str
-    type: str
-    state: str
-    size: str
-    command: str
-    release_id: str
-    release_version: int
-    host: str
-    port: int | None
-    pid: int | None
-    created_at: float
-    updated_at: float
-    attach_url: str | None = None
+            raise InvalidFormation(
+                f"quantity for {ptype!r} must be an integer 0..{MAX_FORMATION_LIMIT}"
+            )
+        get_size(size)
+        if quantity and ptype not in app.process_types:
+            raise InvalidFormation(f"no process type {ptype!r} in this release")
+    for key, value in app.config.items():
+        if not ENV_NAME_RE.match(key):
+            raise DynoError(f"invalid config var name {key!r}")
+        if not isinstance(value, str) or "\0" in value:
+            raise DynoError(f"config var {key} must be a string without NUL bytes")
 
 
 @dataclass
@@ -161,3 +132,18 @@ def parse_dyno_name(name: str) -> tuple[str, int]:
     if not m:
         raise DynoError(f"invalid dyno name {name!r}")
     return m.group(1), int(m.group(2))
+
+
+__all__ = [
+    "DYNO_NAME_RE",
+    "ENV_NAME_RE",
+    "FEATURES",
+    "Intent",
+    "PROCESS_TYPE_RE",
+    "STATES",
+    "AppRuntime",
+    "DynoInfo",
+    "DynoSettings",
+    "parse_dyno_name",
+    "validate_runtime",
+]

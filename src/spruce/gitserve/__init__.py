@@ -1,20 +1,7 @@
 """Smart-HTTP git endpoint: `git push` builds and deploys, `git clone` gets the app's code.
 
-Wiring it to builds (what the control plane does)::
-
-    async def on_push(ctx: PushContext, output: Callable[[str], None]) -> bool:
-        source = await ctx.export(workdir / "source")          # the pushed tree
-        try:
-            result = await run_build(BuildRequest(source_dir=source, ...,
-                                                  source_version=ctx.new_sha), output)
-        except BuildFailed:
-            return False                                        # push rejected, ref unchanged
-        output("-----> Launching...")                           # create the release here
-        return True
-
-    git_app = GitServer(repos_dir, authenticate, authorize, on_push)
-    # serve it with uvicorn directly, or Mount("/", app=git_app) in Starlette;
-    # call `await git_app.close()` at shutdown when it is not the lifespan owner.
+`push.make_git_server(services, repos_dir)` wires it to services: a push becomes a build
+whose output streams into the push; a failed build rejects it and leaves the ref unchanged.
 """
 
 from .export import ExportError, export_tree

@@ -27,8 +27,9 @@ from spruce.logs.drains import (
     validate_drain_url,
 )
 from spruce.logs.lines import MAX_LINE_BYTES, LogLine, display_line, format_timestamp
-from spruce.logs.router import LogRouter, new_drain_token
+from spruce.logs.router import LogRouter
 from spruce.logs.sessions import LogSession, LogSessionError
+from spruce.services.model import new_drain_token
 
 __all__ = [
     "MAX_LINE_BYTES",

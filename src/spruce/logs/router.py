@@ -13,7 +13,6 @@ import contextlib
 import ssl
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable
 
 from spruce.logs.buffer import AppLog, Waiter
@@ -35,11 +34,6 @@ from spruce.logs.lines import (
     split_message,
 )
 from spruce.logs.sessions import LogSession, LogSessionApp, SessionRegistry
-
-
-def new_drain_token() -> str:
-    """A drain token as Logplex makes them: `d.` + a UUID."""
-    return f"d.{uuid.uuid4()}"
 
 
 class LogRouter:
@@ -246,6 +240,15 @@ class LogRouter:
     def drain_status(self, drain_id: str) -> DrainStatus:
         """Raises KeyError for an unknown drain id."""
         return self._drains[drain_id].status()
+
+    def drain_state(self, drain_id: str) -> str | None:
+        worker = self._drains.get(drain_id)
+        return worker.status().state if worker is not None else None
+
+    @staticmethod
+    def check_drain_url(url: str) -> None:
+        """A ValueError (a sentence for the user) for a URL no drain can deliver to."""
+        validate_drain_url(url)
 
     def remove_app(self, app_id: str) -> None:
         """Forget an app: its lines, sessions and drains."""

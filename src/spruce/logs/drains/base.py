@@ -16,16 +16,7 @@ from typing import Any
 from spruce.logs.config import LogRouterConfig
 from spruce.logs.drains.urls import DrainURL, validate_drain_url
 from spruce.logs.lines import LogLine
-
-
-@dataclass(frozen=True)
-class DrainSpec:
-    id: str
-    """The drain's id in the Platform API (a UUID)."""
-    url: str
-    token: str
-    """`d.<uuid>`: the syslog hostname field and the Logplex-Drain-Token header."""
-    app_name: str = ""
+from spruce.services.model import DrainSpec
 
 
 @dataclass(frozen=True)

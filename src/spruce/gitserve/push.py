@@ -1,0 +1,46 @@
+"""`git push` -> build -> release: the git endpoint as a thin adapter over services."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from spruce.services import Services
+from spruce.services.errors import Forbidden, NotFound, Unauthorized
+from spruce.services.model import BuildStatus
+
+from .server import GitAccessError, GitServer, Output, PushContext
+
+
+def make_git_server(services: Services, repos_dir: Path) -> GitServer:
+    async def authenticate(password: str) -> Any:
+        try:
+            return services.accounts.authenticate(password)
+        except Unauthorized:
+            return None
+
+    async def authorize(user: Any, app_name: str) -> None:
+        try:
+            services.apps.get(user, app_name)
+        except NotFound:
+            raise GitAccessError(f"Couldn't find that app: {app_name}.", 404) from None
+        except Forbidden as e:
+            raise GitAccessError(e.message, 403) from None
+
+    async def on_push(push: PushContext, output: Output) -> bool:
+        builds = services.builds
+        app = services.apps.get(push.user, push.app_name)
+        workdir = Path(tempfile.mkdtemp(prefix="push-", dir=builds.home / "work"))
+        try:
+            source = await push.export(workdir / "src")
+            build = builds.create_pending(
+                push.user, app.id, {"url": f"git:{push.new_sha}", "version": push.new_sha}
+            )
+            result = await builds.run(push.user, build, source, output)
+            return result.status == BuildStatus.SUCCEEDED
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    return GitServer(repos_dir, authenticate, authorize, on_push)
