@@ -126,14 +126,36 @@ def test_logs_cli_and_tail(platform: RunningPlatform, deploy: Deployer) -> None:
         text=True,
     )
     try:
-        time.sleep(1.0)
+        # The tail starts when its session exists, which takes a moment on a loaded machine:
+        # send a fresh marker each second until one comes through, then time the next one.
+        import queue
+        import threading
+
+        lines: queue.Queue[str] = queue.Queue()
+        assert tail.stdout is not None
+        threading.Thread(target=lambda: [lines.put(x) for x in tail.stdout], daemon=True).start()
+
+        def through(marker: str, wait: float) -> bool:
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline:
+                try:
+                    if marker in lines.get(timeout=0.2):
+                        return True
+                except queue.Empty:
+                    pass
+            return False
+
+        deadline = time.monotonic() + 30
+        while True:
+            warmup = f"/warm-{uuid.uuid4().hex[:6]}"
+            deploy.get(app, warmup)
+            if through(warmup, 1.0):
+                break
+            assert time.monotonic() < deadline, "the tail never started"
         marker = f"/tail-{uuid.uuid4().hex[:6]}"
         sent = time.monotonic()
         deploy.get(app, marker)
-        assert tail.stdout is not None
-        for line in tail.stdout:
-            if marker in line:
-                break
+        assert through(marker, 10)
         assert time.monotonic() - sent < 5
     finally:
         tail.terminate()

@@ -40,9 +40,13 @@ async def _server_error(request: Request, exc: Exception) -> Response:
 
 
 def create_api(
-    services: Services, urls: dict[str, str], extra_routes: list[BaseRoute] | None = None
+    services: Services,
+    ca_pem: str,
+    log_sessions: object,
+    extra_routes: list[BaseRoute] | None = None,
 ) -> Starlette:
-    """`urls` holds api_url, git_url and web_url_template ("http://{app}.localhost:8080/")."""
+    """The API over `services`; `log_sessions` is the log router's ASGI app that serves
+    the log sessions' streams, and `ca_pem` the internal CA's certificate."""
     app = Starlette(
         routes=[
             *core_routes.routes(),
@@ -51,11 +55,11 @@ def create_api(
             *dyno_routes.routes(),
             *addon_routes.routes(),
             *domain_routes.routes(),
-            *streams.routes(services),
+            *streams.routes(log_sessions),
             *(extra_routes or []),
         ],
         exception_handlers={HTTPException: _http_error, Exception: _server_error},
     )
     app.state.services = services
-    app.state.urls = urls
+    app.state.ca_pem = ca_pem
     return app

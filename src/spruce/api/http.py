@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, Response
 
 from spruce.services import Services
 from spruce.services.errors import InvalidParams, ServiceError, Unauthorized
-from spruce.store.models import User
+from spruce.services.views import UserView
 
 JSON_TYPE = "application/json"
 ROUTE_NOT_FOUND = (
@@ -64,7 +64,7 @@ def api_key_from(request: Request) -> str | None:
 class Ctx:
     request: Request
     services: Services
-    actor: User
+    actor: UserView
     body: Any = None
     params: dict[str, str] = field(default_factory=dict)
     status: int = 200
@@ -95,7 +95,7 @@ def endpoint(handler: Handler, *, auth: bool = True) -> Callable[[Request], Awai
         rid = request_id_for(request)
         headers = {"Request-Id": rid}
         try:
-            actor: Any = None
+            actor: Any = None  # only handlers with auth=False run without one
             if auth:
                 key = api_key_from(request)
                 if not key:

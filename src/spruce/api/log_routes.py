@@ -2,67 +2,51 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from starlette.routing import Route
 
-from spruce.store.models import App, LogDrain
-
-from .core_routes import the_app, urls
+from . import views
+from .core_routes import the_app
 from .http import Ctx, endpoint, paginate
-from .views import ts
-
-
-def drain_json(d: LogDrain, app: App) -> dict[str, Any]:
-    return {
-        "addon": None,
-        "app": {"id": app.id, "name": app.name},
-        "created_at": ts(d.created_at),
-        "id": d.id,
-        "token": d.token,
-        "updated_at": ts(d.updated_at),
-        "url": d.url,
-    }
 
 
 async def log_session_create(ctx: Ctx) -> Any:
-    app = the_app(ctx)
-    token = ctx.services.logs.create_session(
-        app.id, ctx.field("lines"), ctx.field("tail", False), ctx.field("source"), ctx.field("dyno")
+    session = ctx.services.logs.create_session(
+        the_app(ctx).id,
+        ctx.field("lines"),
+        ctx.field("tail", False),
+        ctx.field("source"),
+        ctx.field("dyno") or ctx.field("dyno_name"),
     )
     ctx.status = 201
-    now = ts(dt.datetime.now(dt.UTC))
+    now = views.ts(session.created_at)
     return {
         "created_at": now,
-        "id": token[:36] if len(token) >= 36 else token,
-        "logplex_url": f"{urls(ctx)['api_url'].rstrip('/')}/streams/logs/{token}",
+        "id": session.id,
+        "logplex_url": session.logplex_url,
         "updated_at": now,
     }
 
 
 async def drains_list(ctx: Ctx) -> Any:
-    app = the_app(ctx)
-    return paginate(
-        ctx, [drain_json(d, app) for d in ctx.services.logs.drains(app.id)], ("id", "url")
-    )
+    items = [views.drain_json(d) for d in ctx.services.logs.drains(the_app(ctx).id)]
+    return paginate(ctx, items, ("id", "url"))
 
 
 async def drains_create(ctx: Ctx) -> Any:
-    app = the_app(ctx)
-    d = ctx.services.logs.add_drain(ctx.actor, app.id, ctx.field("url"))
+    d = ctx.services.logs.add_drain(ctx.actor, the_app(ctx).id, ctx.field("url"))
     ctx.status = 201
-    return drain_json(d, app)
+    return views.drain_json(d)
 
 
 async def drains_info(ctx: Ctx) -> Any:
-    app = the_app(ctx)
-    return drain_json(ctx.services.logs.find_drain(app.id, ctx.params["drain"]), app)
+    return views.drain_json(ctx.services.logs.find_drain(the_app(ctx).id, ctx.params["drain"]))
 
 
 async def drains_delete(ctx: Ctx) -> Any:
-    app = the_app(ctx)
-    return drain_json(ctx.services.logs.remove_drain(ctx.actor, app.id, ctx.params["drain"]), app)
+    d = ctx.services.logs.remove_drain(ctx.actor, the_app(ctx).id, ctx.params["drain"])
+    return views.drain_json(d)
 
 
 def routes() -> list[Route]:

@@ -15,14 +15,11 @@ import redis
 import redis.asyncio as aioredis
 
 from spruce.addons.base import (
-    AddonError,
-    AddonServices,
     InvalidSettingError,
     UnknownAddonError,
     UnknownPlanError,
 )
 from spruce.addons.kvs import RedisProvider
-from spruce.addons.postgres import PostgresProvider
 from spruce.addons.runtime import pid_alive
 
 SRC = str(Path(__file__).resolve().parents[3] / "src")
@@ -293,20 +290,3 @@ async def test_taken_port_moves_the_url_and_reports_it(home: Path) -> None:
     finally:
         squatter.close()
         await p.stop()
-
-
-async def test_services_start_goes_on_past_a_failing_provider(home: Path) -> None:
-    kvs = RedisProvider(home)
-    config = await kvs.provision("rd-10", "mini")
-    await kvs.stop()
-    pg = PostgresProvider(home, postgres_bindir=str(home / "no-such-dir"))
-    pg._state["addons"]["pg-x"] = {"plan": "essential-0"}  # an add-on from a previous run
-    services = AddonServices([pg, kvs])
-    try:
-        with pytest.raises(AddonError, match="heroku-postgresql: no PostgreSQL server binaries"):
-            await services.start({"heroku-postgresql": ["pg-x"], "heroku-redis": ["rd-10"]})
-        c = tls_client(config["URL"])
-        assert await c.ping()
-        await c.aclose()
-    finally:
-        await services.stop()

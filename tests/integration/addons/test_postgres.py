@@ -108,30 +108,30 @@ async def test_backup_capture_drop_restore(provider: PostgresProvider) -> None:
     async with await connect(config["URL"]) as conn:
         await conn.execute("CREATE TABLE widgets (name text)")
         await conn.execute("INSERT INTO widgets VALUES ('sprocket'), ('gear')")
-    backup = await provider.capture_backup("pg-3")
+    backup = await provider.data.capture_backup("pg-3")
     assert backup.id == "b001" and backup.size > 0
-    assert Path(backup.path) == provider.backup_path("pg-3", "b001")
+    assert Path(backup.path) == provider.data.backup_path("pg-3", "b001")
     assert Path(backup.path).read_bytes()[:5] == b"PGDMP"
-    assert [b.id for b in provider.list_backups("pg-3")] == ["b001"]
+    assert [b.id for b in provider.data.list_backups("pg-3")] == ["b001"]
     async with await connect(config["URL"]) as conn:
         await conn.execute("DROP TABLE widgets")
         await conn.execute("CREATE TABLE scratch (x int)")
-    await provider.restore_backup("pg-3", "b001")
+    await provider.data.restore_backup("pg-3", "b001")
     async with await connect(config["URL"]) as conn:
         cur = await conn.execute("SELECT name FROM widgets ORDER BY name")
         assert await cur.fetchall() == [("gear",), ("sprocket",)]
-    second = await provider.capture_backup("pg-3")
+    second = await provider.data.capture_backup("pg-3")
     assert second.id == "b002"
     # restore from a path works too (e.g. a download from another app)
-    await provider.restore_backup("pg-3", Path(backup.path))
+    await provider.data.restore_backup("pg-3", Path(backup.path))
     with pytest.raises(BackupError, match="b009"):
-        await provider.restore_backup("pg-3", "b009")
+        await provider.data.restore_backup("pg-3", "b009")
     password = config["URL"].split(":")[2].split("@")[0]
     with pytest.raises(BackupError) as err:
-        await provider.restore_backup("pg-3", Path(__file__))  # not a dump
+        await provider.data.restore_backup("pg-3", Path(__file__))  # not a dump
     assert password not in str(err.value)
     await provider.deprovision("pg-3")
-    assert not provider.backups_dir("pg-3").exists()
+    assert not provider.data.backups_dir("pg-3").exists()
 
 
 async def test_ps_kill_locks(provider: PostgresProvider) -> None:
@@ -146,13 +146,13 @@ async def test_ps_kill_locks(provider: PostgresProvider) -> None:
     sleep_task = asyncio.create_task(sleeper.execute("SELECT pg_sleep(30)"))
     try:
         for _ in range(100):
-            sessions = await provider.ps("pg-4")
+            sessions = await provider.data.ps("pg-4")
             if any(s["pid"] == sleeper_pid and "pg_sleep" in s["query"] for s in sessions):
                 break
             await asyncio.sleep(0.05)
         assert any(s["pid"] == sleeper_pid and s["state"] == "active" for s in sessions)
         assert {s["pid"] for s in sessions} >= {holder.info.backend_pid, sleeper_pid}
-        locks = await provider.locks("pg-4")
+        locks = await provider.data.locks("pg-4")
         assert any(
             lk["pid"] == holder.info.backend_pid
             and lk["relname"] == "t"
@@ -161,12 +161,12 @@ async def test_ps_kill_locks(provider: PostgresProvider) -> None:
         )
         # a session of another add-on is out of reach
         with pytest.raises(AddonError, match="no session"):
-            await provider.kill("pg-4b", sleeper_pid)
-        assert await provider.kill("pg-4", sleeper_pid) is True  # cancel the query
+            await provider.data.kill("pg-4b", sleeper_pid)
+        assert await provider.data.kill("pg-4", sleeper_pid) is True  # cancel the query
         with pytest.raises(psycopg.errors.QueryCanceled):
             await sleep_task
         await sleeper.execute("SELECT 1")  # cancel keeps the session
-        assert await provider.kill("pg-4", sleeper_pid, force=True) is True
+        assert await provider.data.kill("pg-4", sleeper_pid, force=True) is True
         with pytest.raises(psycopg.OperationalError):
             await sleeper.execute("SELECT 1")
     finally:
@@ -179,7 +179,7 @@ async def test_ps_kill_locks(provider: PostgresProvider) -> None:
 
 async def test_psql_params(provider: PostgresProvider) -> None:
     config = await provider.provision("pg-5", "essential-0")
-    cmd = provider.psql("pg-5")
+    cmd = provider.data.psql("pg-5")
     password = config["URL"].split(":")[2].split("@")[0]
     assert password not in " ".join(cmd.argv)
     proc = await asyncio.create_subprocess_exec(

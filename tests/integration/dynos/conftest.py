@@ -12,6 +12,7 @@ import pytest
 from spruce.certs.ca import InternalCA
 from spruce.dynos import AppRuntime, DynoManager, DynoSettings
 from spruce.events import PrintLogSink
+from spruce.services.model import SlugArtifact
 
 # Small programs a slug can hold; run with the system python (visible inside the sandbox).
 WEB = r"""
@@ -77,7 +78,7 @@ def runtime(slug: Path, app_id: str = "app1", release: int = 1, **kw: object) ->
         app_name=f"{app_id}-name",
         release_id=f"rel-{app_id}-{release}",
         release_version=release,
-        slug_dir=slug,
+        slug=SlugArtifact(f"slug-{slug.name}", slug),
         process_types={
             "web": "python3 web.py",
             "worker": "python3 stubborn.py",
@@ -144,9 +145,15 @@ class Harness:
         self.ca = InternalCA(tmp / "ca")
         self.managers: list[DynoManager] = []
 
-    async def manager(self, **settings: object) -> DynoManager:
+    async def manager(
+        self, on_change: Callable[[str], None] | None = None, **settings: object
+    ) -> DynoManager:
         m = DynoManager(
-            self.tmp / "home", self.sink, fast_settings(**settings), self.changes.append, ca=self.ca
+            self.tmp / "home",
+            self.sink,
+            fast_settings(**settings),
+            on_change or self.changes.append,
+            ca=self.ca,
         )
         await m.start()
         self.managers.append(m)

@@ -6,7 +6,7 @@ import urllib.request
 
 import pytest
 
-from spruce.dynos import DynoError, InvalidFormation, UnknownSize
+from spruce.dynos import DynoError, DynoNotFound, InvalidFormation, UnknownSize
 
 from .conftest import Harness, make_slug, runtime, until
 
@@ -124,7 +124,7 @@ async def test_restart_and_stop_formation_dyno(harness: Harness) -> None:
         ),
         what="both web dynos back",
     )
-    with pytest.raises(DynoError):
+    with pytest.raises(DynoNotFound):
         await m.restart("app1", dyno_name="web.9")
 
 

@@ -40,7 +40,6 @@ async def test_non_eco_app_never_sleeps(harness: Harness) -> None:
 
 
 async def test_preboot_new_up_before_old_stopped(harness: Harness) -> None:
-    m = await harness.manager()
     events: list[tuple[str, list[tuple[str, int]]]] = []
 
     def on_change(app_id: str) -> None:
@@ -48,7 +47,7 @@ async def test_preboot_new_up_before_old_stopped(harness: Harness) -> None:
         states = [(d.release_version, d.state, d.port) for d in m.dynos(app_id)]
         events.append((repr(states), eps))  # type: ignore[arg-type]
 
-    m._notify = on_change
+    m = await harness.manager(on_change)
     slug = make_slug(harness.tmp)
     await m.converge(runtime(slug, formation={"web": (2, "basic")}, features={"preboot"}))
     await until(lambda: len(m.web_endpoints("app1")) == 2)

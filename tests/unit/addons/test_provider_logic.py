@@ -1,4 +1,4 @@
-"""Pure logic: plans, the registry, redis settings validation and config rendering."""
+"""Pure logic: redis settings validation, config rendering, binaries, state files."""
 
 from __future__ import annotations
 
@@ -10,14 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from spruce.addons.base import (
-    AddonServices,
-    InvalidSettingError,
-    MissingBinaryError,
-    UnknownPlanError,
-    UnknownServiceError,
-    log_to_sink,
-)
+from spruce.addons.base import InvalidSettingError, MissingBinaryError
 from spruce.addons.kvs import (
     RedisProvider,
     _needs_certificate,
@@ -27,49 +20,7 @@ from spruce.addons.kvs import (
     validate_timeout,
 )
 from spruce.addons.pgcluster import grant_traverse
-from spruce.addons.postgres import PostgresProvider
 from spruce.addons.runtime import StateFile, find_postgres_bindir, find_redis_server, redact
-from spruce.events import PrintLogSink
-
-
-@pytest.fixture
-def services(tmp_path: Path) -> AddonServices:
-    return AddonServices([RedisProvider(tmp_path), PostgresProvider(tmp_path)])
-
-
-def test_resolve_names_aliases_and_default_plans(services: AddonServices) -> None:
-    provider, plan = services.resolve("heroku-redis:mini")
-    assert provider.name == "heroku-redis" and plan.limits == {
-        "memory_bytes": 25 * 1024 * 1024,
-        "connections": 20,
-    }
-    assert services.resolve("spruce-kvs")[1].name == "mini"
-    provider, plan = services.resolve("heroku-postgresql")
-    assert provider.config_var_name == "DATABASE" and plan.name == "essential-0"
-    assert plan.limits["connections"] == 20 and plan.limits["storage_bytes"] == 1024**3
-    assert services.get("heroku-redis").config_var_name == "REDIS"
-    assert [p.name for p in services] == ["heroku-redis", "heroku-postgresql"]
-
-
-def test_kvs_plan_list_matches_heroku(services: AddonServices) -> None:
-    names = [p.name for p in services.get("heroku-redis").plans]
-    assert names == ["mini"] + [f"premium-{n}" for n in (0, 1, 2, 3, 4, 5, 7, 9, 10, 12, 14)]
-    premium_5 = services.get("heroku-redis").plan("premium-5")
-    assert premium_5.limits == {"memory_bytes": 1024**3, "connections": 1000}
-
-
-def test_unknown_plan_and_service(services: AddonServices) -> None:
-    with pytest.raises(UnknownPlanError) as err:
-        services.resolve("heroku-postgresql:hobby-dev")
-    assert isinstance(err.value, ValueError)
-    assert "essential-0" in str(err.value) and "hobby-dev" in str(err.value)
-    with pytest.raises(UnknownServiceError, match="heroku-redis"):
-        services.resolve("memcachier:dev")
-
-
-def test_duplicate_registration_is_refused(services: AddonServices, tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="already registered"):
-        services.register(RedisProvider(tmp_path / "other"))
 
 
 def test_setting_validation() -> None:
@@ -166,16 +117,6 @@ def test_grant_traverse_adds_only_search_bit(tmp_path: Path) -> None:
     assert any(str(closed) in m for m in logged)
 
 
-def test_log_to_sink_routes_to_the_owning_app() -> None:
-    sink = PrintLogSink()
-    log = log_to_sink(sink, {"rd-1": "app-1"}.get, "redis")
-    log("rd-1", "redis-server exited with status -9; restarting")
-    log("postgres", "cluster line")  # no owning app: dropped
-    assert sink.lines == [
-        ("app-1", "heroku", "redis", "redis-server exited with status -9; restarting")
-    ]
-
-
 def test_certificate_renewal_window(tmp_path: Path) -> None:
     from spruce.certs.ca import InternalCA
 
@@ -186,13 +127,3 @@ def test_certificate_renewal_window(tmp_path: Path) -> None:
     assert _needs_certificate(path)
     path.write_text(ca.issue(["localhost"]).cert_pem)
     assert not _needs_certificate(path)
-
-
-def test_attachment_names(services: AddonServices) -> None:
-    pg = services.get("heroku-postgresql")
-    assert pg.attachment_name([]) == "DATABASE"
-    assert pg.attachment_name(["DATABASE"]) == "HEROKU_POSTGRESQL_AMBER"
-    assert pg.attachment_name(["DATABASE", "HEROKU_POSTGRESQL_AMBER"]) == "HEROKU_POSTGRESQL_AQUA"
-    kvs = services.get("spruce-kvs")
-    assert kvs.attachment_name(["DATABASE"]) == "REDIS"
-    assert kvs.attachment_name(["REDIS"]) == "HEROKU_REDIS_AMBER"

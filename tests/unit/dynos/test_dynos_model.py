@@ -8,7 +8,7 @@ import pytest
 
 from spruce.dynos import SIZES, AppRuntime, DynoSettings, InvalidFormation, UnknownSize, get_size
 from spruce.dynos.metrics import LoadAverage, load_line, mem_running_line, memory_line
-from spruce.dynos.model import parse_dyno_name
+from spruce.dynos.model import parse_dyno_name, validate_runtime
 from spruce.dynos.process import MemSample
 from spruce.dynos.rendezvous import exit_status_line, parse_secret_line
 from spruce.dynos.sizes import DynoError
@@ -41,7 +41,7 @@ def app(tmp_path: Path, **kw: object) -> AppRuntime:
         app_name="demo",
         release_id="r1",
         release_version=1,
-        slug_dir=tmp_path,
+        slug=None,
         process_types={"web": "x"},
         formation={"web": (1, "basic")},
     )
@@ -50,7 +50,7 @@ def app(tmp_path: Path, **kw: object) -> AppRuntime:
 
 
 def test_validation(tmp_path: Path) -> None:
-    app(tmp_path).validate()
+    validate_runtime(app(tmp_path), tmp_path)
     cases: list[dict[str, object]] = [
         {"formation": {"web": (1, "mega")}},
         {"formation": {"web": ("2", "basic")}},
@@ -62,18 +62,21 @@ def test_validation(tmp_path: Path) -> None:
         {"config": {"1A": "x"}},
         {"config": {"A": 1}},
         {"config": {"A": "a\0b"}},
-        {"slug_dir": tmp_path / "missing"},
         {"generation": "fir"},
         {"boot_timeout": 0},
         {"app_id": "../etc"},
     ]
     for case in cases:
         with pytest.raises(DynoError):
-            app(tmp_path, **case).validate()
+            validate_runtime(app(tmp_path, **case), tmp_path)
+    with pytest.raises(DynoError, match="slug directory"):
+        validate_runtime(app(tmp_path), tmp_path / "missing")
     # A process type without dynos may lack a command; quantity 0 of a missing type is fine.
-    app(tmp_path, formation={"web": (1, "basic"), "worker": (0, "eco")}).validate()
+    validate_runtime(app(tmp_path, formation={"web": (1, "basic"), "worker": (0, "eco")}), tmp_path)
+    # The same bound as the app settings' formation_limit (1000).
+    validate_runtime(app(tmp_path, formation={"web": (1000, "basic")}), tmp_path)
     with pytest.raises(InvalidFormation):
-        app(tmp_path, formation={"web": (101, "basic")}).validate()
+        validate_runtime(app(tmp_path, formation={"web": (1001, "basic")}), tmp_path)
 
 
 def test_crash_cooloff_grows_to_a_cap() -> None:
