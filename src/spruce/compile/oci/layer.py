@@ -117,10 +117,11 @@ class LayerWriter:
             for child in [*dirs, *files]:
                 full = os.path.join(root, child)
                 rel = child if rel_root == "." else f"{rel_root}/{child}"
-                self._add_path(Path(full), f"{name.strip('/')}/{rel}", owner)
+                self.add_path(Path(full), f"{name.strip('/')}/{rel}", owner)
             # os.walk does not descend into symlinked directories: they are links here.
 
-    def _add_path(self, path: Path, name: str, owner: tuple[int, int]) -> None:
+    def add_path(self, path: Path, name: str, owner: tuple[int, int] = ROOT) -> None:
+        """One entry (no recursion) for a file, directory or symlink on disk."""
         st = path.lstat()
         mode = stat.S_IMODE(st.st_mode) & 0o777
         if stat.S_ISLNK(st.st_mode):
