@@ -10,6 +10,7 @@ listed in its `io.buildpacks.base.metadata` label read-only (docs/fir-builds.md)
 from __future__ import annotations
 
 import json
+import os
 import platform
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,6 +71,11 @@ def build_base_image(blobs: Path, extra_host_paths: tuple[str, ...] | None = Non
     writer.add_dir("layers", owner=(CNB_UID, CNB_UID))
     writer.add_dir("home", mode=0o755)
     writer.add_dir("home/cnb", owner=(CNB_UID, CNB_UID))
+    for path in host_paths:  # mount points for the read-only binds (a bound root is read-only)
+        if os.path.islink(path):
+            writer.add_symlink(path, os.readlink(path))
+        elif os.path.isdir(path):
+            writer.add_dir(path)
     layer = writer.finish()
     metadata = {"host_paths": list(host_paths), "user": {"uid": CNB_UID, "gid": CNB_UID}}
     labels = {

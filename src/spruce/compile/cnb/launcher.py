@@ -216,7 +216,12 @@ def run_exec_d(executable: str, env: Mapping[str, str], cwd: str) -> dict[str, s
 
     try:
         proc = subprocess.Popen(
-            [executable], env=dict(env), cwd=cwd, pass_fds=(write_fd,), preexec_fn=give_fd3
+            # fd 3 is listed too: subprocess closes what pass_fds lacks after preexec_fn runs.
+            [executable],
+            env=dict(env),
+            cwd=cwd,
+            pass_fds=(write_fd, 3),
+            preexec_fn=give_fd3,
         )
     except OSError as exc:
         os.close(read_fd)
