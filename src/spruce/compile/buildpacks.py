@@ -19,6 +19,9 @@ import httpx
 from .archive import SourceArchiveError, extract_tarball
 
 BUILTIN_DIR = Path(__file__).parent / "buildpacks"
+# Language logic shared by the classic buildpacks and the CNBs (stdlib-only modules); staging
+# copies it into each built-in buildpack's lib/, where its executables import it from.
+SHARED_LIB_DIR = BUILTIN_DIR / "shared"
 
 # Heroku's order; static and procfile come after every language.
 DETECTION_ORDER: tuple[str, ...] = ("python", "dotnet", "nodejs", "static", "procfile")
@@ -68,6 +71,15 @@ def builtin_name(ref: str) -> str | None:
 
 def builtin(name: str) -> Buildpack:
     return Buildpack(ref=f"heroku/{name}", path=BUILTIN_DIR / name)
+
+
+def stage_builtin(source: Path, dest: Path) -> None:
+    """Copy a built-in buildpack (classic or CNB) to `dest`, with the shared modules in lib/."""
+    shutil.copytree(source, dest, symlinks=True)
+    lib = dest / "lib"
+    lib.mkdir(exist_ok=True)
+    for module in sorted(SHARED_LIB_DIR.glob("*.py")):
+        shutil.copy2(module, lib / module.name)
 
 
 def _bin_root(directory: Path) -> Path:

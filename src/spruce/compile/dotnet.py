@@ -1,7 +1,7 @@
 """The .NET buildpack's rules, importable as `spruce.compile.dotnet`.
 
-The code lives inside the buildpack (buildpacks/dotnet/lib/dotnet_rules.py) so the buildpack
-stays self-contained and copyable; this module loads that file for the rest of Spruce.
+The code lives in buildpacks/shared/dotnet_rules.py, which staging copies into the classic and
+CNB .NET buildpacks' lib/ (stdlib only); this module loads that file for the rest of Spruce.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
-_PATH = Path(__file__).parent / "buildpacks" / "dotnet" / "lib" / "dotnet_rules.py"
+_PATH = Path(__file__).parent / "buildpacks" / "shared" / "dotnet_rules.py"
 _spec = importlib.util.spec_from_file_location("spruce.compile._dotnet_rules", _PATH)
 assert _spec is not None and _spec.loader is not None
 _rules = importlib.util.module_from_spec(_spec)

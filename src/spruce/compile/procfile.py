@@ -1,36 +1,24 @@
-"""Procfile parsing with Heroku's line rule.
+"""Procfile parsing with Heroku's line rule, importable as `spruce.compile.procfile`.
 
-Heroku matches each line with ``^[[:space:]]*([a-zA-Z0-9_-]+):?\\s+(.*)[[:space:]]*$``; blank
-lines and ``#`` comments are skipped. Anything else is a user error we report with its line
-number rather than silently dropping the line.
+The rules live in buildpacks/shared/procfile_rules.py (stdlib only) so the heroku/procfile CNB
+uses the very same code; this module loads that file for the rest of Spruce.
 """
 
 from __future__ import annotations
 
-import re
+import importlib.util
+import sys
+from pathlib import Path
 
-_LINE = re.compile(r"^[ \t\r\f\v]*([a-zA-Z0-9_-]+):?\s+(.*?)[ \t\r\f\v]*$")
+_PATH = Path(__file__).parent / "buildpacks" / "shared" / "procfile_rules.py"
+_spec = importlib.util.spec_from_file_location("spruce.compile._procfile_rules", _PATH)
+assert _spec is not None and _spec.loader is not None
+_rules = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = _rules
+_spec.loader.exec_module(_rules)
 
+ProcfileError = _rules.ProcfileError
+parse_procfile = _rules.parse_procfile
+cnb_process_type = _rules.cnb_process_type
 
-class ProcfileError(ValueError):
-    """A Procfile line that is not `type: command`."""
-
-
-def parse_procfile(text: str) -> dict[str, str]:
-    """Return {process_type: command} in file order; later duplicates win, as on Heroku."""
-    processes: dict[str, str] = {}
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        match = _LINE.match(raw)
-        if match is None:
-            raise ProcfileError(
-                f"Procfile line {number} is not 'type: command': {raw.strip()!r} "
-                "(process types use letters, digits, '_' and '-')"
-            )
-        name, command = match.group(1), match.group(2).strip()
-        if not command:
-            raise ProcfileError(f"Procfile line {number}: process type {name!r} has no command")
-        processes[name] = command
-    return processes
+__all__ = ["ProcfileError", "cnb_process_type", "parse_procfile"]

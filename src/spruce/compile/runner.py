@@ -23,7 +23,15 @@ import yaml
 from spruce.services.model import BuildFailed, BuildRequest, BuildResult
 
 from .archive import create_slug
-from .buildpacks import DETECTION_ORDER, Buildpack, BuildpackError, builtin, resolve_buildpack
+from .buildpacks import (
+    BUILTIN_DIR,
+    DETECTION_ORDER,
+    Buildpack,
+    BuildpackError,
+    builtin,
+    resolve_buildpack,
+    stage_builtin,
+)
 from .procfile import ProcfileError, parse_procfile
 from .slugignore import apply_slugignore
 
@@ -57,12 +65,17 @@ def _stack_label(stack: str) -> str:
     return "-".join(part.capitalize() for part in stack.split("-"))
 
 
-def _base_env(ctx: _Ctx) -> dict[str, str]:
-    env = {
+def passthrough_env() -> dict[str, str]:
+    """The platform's own variables that buildpacks (classic and CNB) inherit."""
+    return {
         k: v
         for k, v in os.environ.items()
         if k in _PASSTHROUGH or k.startswith(_PASSTHROUGH_PREFIXES)
     }
+
+
+def _base_env(ctx: _Ctx) -> dict[str, str]:
+    env = passthrough_env()
     env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
     env.setdefault("LANG", "C.UTF-8")
     env.update(HOME=str(ctx.home), STACK=ctx.req.stack, TMPDIR=str(ctx.home / "tmp"))
@@ -183,7 +196,10 @@ def _chown_tree(path: Path, uid: int, gid: int) -> None:
 def _stage_buildpack(ctx: _Ctx, index: int, bp: Buildpack) -> Buildpack:
     """Copy the buildpack into the work dir: it may write `export`, and run_as must read it."""
     dest = ctx.req.work_dir / "buildpacks" / str(index)
-    shutil.copytree(bp.path, dest, symlinks=True)
+    if bp.path.parent == BUILTIN_DIR:
+        stage_builtin(bp.path, dest)
+    else:
+        shutil.copytree(bp.path, dest, symlinks=True)
     for exe in (dest / "bin").iterdir():
         if exe.is_file():
             exe.chmod(exe.stat().st_mode | 0o755)

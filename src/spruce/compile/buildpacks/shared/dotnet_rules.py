@@ -282,3 +282,33 @@ def installed_sdks(dotnet_root: str | None = None) -> list[str]:
         if os.path.isdir(sdk_dir):
             found.extend(v for v in os.listdir(sdk_dir) if re.fullmatch(r"\d+\.\d+\.\d+", v))
     return sorted(set(found))
+
+
+def missing_sdk_message(sdk: str, installed: list[str]) -> str | None:
+    """The build error when `sdk` is not installed (the same words on Cedar and Fir)."""
+    if sdk in installed:
+        return None
+    return (
+        f".NET SDK {sdk} is required but is not installed on this platform.\n"
+        f"Installed .NET SDKs: {', '.join(installed) or 'none'}"
+    )
+
+
+def dotnet_executable(sdk: str) -> str:
+    """The `dotnet` of the installation that holds `sdk` (else `dotnet` on PATH)."""
+    for root in (
+        os.environ.get("SPRUCE_DOTNET_ROOT"),
+        os.environ.get("DOTNET_ROOT"),
+        "/usr/share/dotnet",
+        "/usr/lib/dotnet",
+        "/opt/dotnet",
+    ):
+        if root and os.path.isdir(os.path.join(root, "sdk", sdk)):
+            return os.path.join(root, "dotnet")
+    return "dotnet"
+
+
+def publish_argv(dotnet: str, project: Project, app_dir: str) -> tuple[list[str], str]:
+    """`dotnet publish` of one project into <project dir>/bin/publish (argv, output dir)."""
+    out = os.path.join(app_dir, project.directory, "bin", "publish")
+    return [dotnet, "publish", project.path, "--configuration", "Release", "--output", out], out
