@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec
 from josepy.b64 import b64encode
 from josepy.errors import DeserializationError
 from josepy.jwa import ES256, ES384, RS256, JWASignature
@@ -31,11 +31,10 @@ class AcmeAccount:
 
     @property
     def alg(self) -> JWASignature:
-        # ES256 for P-256 keys; an RSA key someone imported signs with RS256.
+        # ES256 for the P-256 keys Spruce makes; an imported RSA or P-384 key keeps working.
         if isinstance(self.key, JWKRSA):
             return RS256
-        key = self.key.key
-        if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name == "secp384r1":
+        if isinstance(self.key, JWKEC) and self.key.key.curve.name == "secp384r1":
             return ES384
         return ES256
 
@@ -55,9 +54,8 @@ class AcmeAccount:
             assert isinstance(key, JWK)
         except (KeyError, TypeError, DeserializationError) as e:
             raise ValueError(f"not an ACME account record: {type(e).__name__}") from None
-        if not isinstance(key, JWKEC | JWKRSA) or not isinstance(
-            key.key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
-        ):
+        # josepy wraps keys; a private JWK is one whose JSON carries "d".
+        if not isinstance(key, JWKEC | JWKRSA) or "d" not in key.to_partial_json():
             raise ValueError("the ACME account key must be a private key")
         uri = data.get("uri")
         directory = data.get("directory_url")
