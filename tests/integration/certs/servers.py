@@ -229,7 +229,7 @@ class Http01Server:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", port or 0), Handler)
         self.port = int(self.server.server_address[1])
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
 
     def start(self) -> Http01Server:
         self._thread.start()

@@ -139,3 +139,20 @@ def test_bad_nonces_are_retried(start_pebble, make_issuer, bind9, domain, dns_ta
     # Half of all good nonces were rejected; about a dozen POSTs make it all but certain
     # that some were, and every one was retried.
     assert issuer.net.bad_nonces > 0
+
+
+def test_an_abandoned_order_withdraws_what_it_published(
+    make_issuer, bind9, domain, dns_target, rfc2136
+):
+    bind9.set(domain, "A", TARGET_IP)
+    bind9.set(f"_acme-challenge.{domain}", "CNAME", f"{domain}.{ACME_ZONE}.")
+    issuer = make_issuer(dns01=rfc2136, http=False)
+    record = issuer.begin([f"*.{domain}"])
+    for _ in range(3):  # order, write-ahead, publish + answer
+        record = issuer.advance(record)
+    assert not record.done and len(record.publications) == 1
+    assert len(bind9.query(f"{domain}.{ACME_ZONE}", "TXT")) == 1
+    # The app's domain set changed mid-order: the platform abandons it and orders anew.
+    record = issuer.abandon(record)
+    assert (record.stage, record.publications) == ("invalid", ())
+    assert bind9.query(f"{domain}.{ACME_ZONE}", "TXT") == []
