@@ -101,3 +101,21 @@ def test_http01_tokens_lost_in_a_restart_are_published_again(
     assert done.stage == "valid", done.problem
     assert f"/.well-known/acme-challenge/{pub.name}" in http01.paths_for(host)
     assert len(http01.tokens) == 0
+
+
+def test_a_ca_that_forgot_the_order_and_account_gets_a_new_order(
+    start_pebble, make_issuer, bind9, domain, dns_target
+):
+    host = f"www.{domain}"
+    bind9.set(host, "CNAME", dns_target + ".")
+    ca = start_pebble()
+    issuer = make_issuer(server=ca)
+    record = issuer.advance(issuer.begin([host]))
+    first_account = issuer.account.uri
+    assert record.stage == "authorizing" and record.order_url
+    ca.stop()
+    ca.start()  # same address, but pebble keeps no state: account and order are gone
+    done = issuer.complete(record, timeout=60)
+    assert done.stage == "valid", done.problem
+    assert done.order_url != record.order_url
+    assert issuer.account.uri != first_account  # registered again, same key

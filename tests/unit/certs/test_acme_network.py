@@ -56,6 +56,9 @@ class ScriptedCA:
                 self._reply((200, {}, b""))
 
             def do_GET(self) -> None:
+                if self.path != "/dir":
+                    self._reply(problem("malformed", "Resource not found", 404))
+                    return
                 base = outer.url
                 directory = {
                     "newNonce": f"{base}/nonce",
@@ -204,3 +207,10 @@ def test_transient_failures_back_off_then_give_up(ca):
     )
     record = issuer.advance(record)
     assert record.stage == "invalid" and record.errors == MAX_TRANSIENT_ERRORS + 1
+
+
+def test_a_wrong_directory_url_fails_the_order_with_the_url(ca):
+    issuer = AcmeIssuer(f"{ca.url}/directory", AcmeAccount.generate(), http01=object())  # type: ignore[arg-type]
+    record = issuer.advance(issuer.begin(["www.shop.test"]))
+    assert record.stage == "invalid"
+    assert record.problem == (f"The ACME directory {ca.url}/directory answered: Resource not found")

@@ -22,6 +22,7 @@ import requests
 from acme import client, crypto_util, errors, messages
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from josepy.errors import DeserializationError
 
 from . import challenges
 from .account import AcmeAccount
@@ -132,7 +133,11 @@ class AcmeIssuer:
                 rate_limited=e.rate_limited,
                 problem=f"The certificate authority asked Spruce to wait ({what}): {e.detail}",
             )
-        except GoneAtCA:
+        except GoneAtCA as e:
+            if self._client is None or record.stage == "new":
+                return self._invalid(
+                    record, f"The ACME directory {self.directory_url} answered: {e}"
+                )
             # The CA forgot the order (expired, or the CA restarted): start a fresh one.
             self._withdraw(record.publications)
             return replace(record, stage="new", order_url=None, publications=(), retry_at=None)
@@ -143,7 +148,12 @@ class AcmeIssuer:
             if e.code in ("serverInternal", "connection", "dns"):
                 return self._transient(record, f"{e.detail or e.code}")
             return self._invalid(record, _sentence(e))
-        except (requests.RequestException, errors.ClientError, errors.TimeoutError) as e:
+        except (
+            requests.RequestException,
+            errors.ClientError,
+            errors.TimeoutError,
+            DeserializationError,  # not an ACME answer (a proxy's error page, say)
+        ) as e:
             return self._transient(record, f"{type(e).__name__}")
 
     def complete(
@@ -188,10 +198,12 @@ class AcmeIssuer:
     def _authorize(self, record: OrderRecord) -> OrderRecord:
         assert record.order_url is not None
         order, _ = self._get(record.order_url, messages.Order)
-        if order.status in (messages.STATUS_READY, messages.STATUS_PROCESSING):
-            return replace(record, stage="finalizing", retry_at=None, problem=None)
-        if order.status == messages.STATUS_VALID:
-            return replace(record, stage="finalizing", retry_at=None, problem=None)
+        if order.status in (
+            messages.STATUS_READY,
+            messages.STATUS_PROCESSING,
+            messages.STATUS_VALID,
+        ):
+            return replace(record, stage="finalizing", retry_at=None)
         wanted: list[tuple[Publication, messages.ChallengeBody]] = []
         failed: list[tuple[str, str]] = []
         waits: list[dt.datetime] = []
