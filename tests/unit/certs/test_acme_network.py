@@ -214,3 +214,53 @@ def test_a_wrong_directory_url_fails_the_order_with_the_url(ca):
     record = issuer.advance(issuer.begin(["www.shop.test"]))
     assert record.stage == "invalid"
     assert record.problem == (f"The ACME directory {ca.url}/directory answered: Resource not found")
+
+
+def _json(status: int, body: dict[str, Any], **headers: str) -> Reply:
+    return status, {"Content-Type": "application/json", **headers}, json.dumps(body).encode()
+
+
+def test_finalize_handles_order_not_ready_and_waits_while_processing(ca, tmp_path):
+    from spruce.certs.ca import InternalCA
+
+    chain = InternalCA(tmp_path / "ca").issue(["www.shop.test"]).cert_pem
+    order = {
+        "identifiers": [{"type": "dns", "value": "www.shop.test"}],
+        "authorizations": [],
+        "finalize": f"{ca.url}/finalize/1",
+    }
+    ready, processing = {**order, "status": "ready"}, {**order, "status": "processing"}
+    valid = {**order, "status": "valid", "certificate": f"{ca.url}/cert/1"}
+    ca.scripts["/new-order"] = [_json(201, ready, Location=f"{ca.url}/order/1")]
+    ca.scripts["/order/1"] = [
+        _json(200, ready),  # authorizing: nothing to prove, ready -> finalizing
+        _json(200, ready),  # finalizing: finalize is refused as not ready...
+        _json(200, ready),  # ... so back through authorizing
+        _json(200, ready),  # finalize accepted this time
+        _json(200, processing, **{"Retry-After": "7"}),
+        _json(200, valid),
+    ]
+    ca.scripts["/finalize/1"] = [problem("orderNotReady", "not yet", 403), _json(200, processing)]
+    ca.scripts["/cert/1"] = [
+        (200, {"Content-Type": "application/pem-certificate-chain"}, chain.encode())
+    ]
+    issuer = AcmeIssuer(f"{ca.url}/dir", AcmeAccount.generate(), http01=object())  # type: ignore[arg-type]
+    record = issuer.begin(["www.shop.test"])
+    stages = []
+    for _ in range(7):
+        before = dt.datetime.now(dt.UTC)
+        record = issuer.advance(record)
+        stages.append(record.stage)
+        if len(stages) == 6:  # the processing answer said Retry-After: 7
+            assert record.retry_at is not None
+            assert record.retry_at >= before + dt.timedelta(seconds=6)
+    assert stages == [
+        "authorizing",
+        "finalizing",
+        "authorizing",
+        "finalizing",
+        "finalizing",
+        "finalizing",
+        "valid",
+    ]
+    assert record.certificate_pem == chain and record.problem is None

@@ -251,7 +251,12 @@ class AcmeIssuer:
             orderr = messages.OrderResource(
                 body=order, uri=record.order_url, csr_pem=self._csr(record)
             )
-            self._ensure_client().begin_finalization(orderr)
+            try:
+                self._ensure_client().begin_finalization(orderr)
+            except messages.Error as e:
+                if e.code != "orderNotReady":
+                    raise
+                return replace(record, stage="authorizing", retry_at=None)
             return replace(record, retry_at=self._now() + self._poll)
         if order.status == messages.STATUS_PROCESSING:
             when = retry_after(response.headers.get("Retry-After"), self._now(), self._poll)
