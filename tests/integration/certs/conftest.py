@@ -110,6 +110,7 @@ def make_issuer(pebble: Pebble, http01: Http01Server) -> Callable[..., AcmeIssue
         account: AcmeAccount | None = None,
         dns01: Rfc2136Provider | None = None,
         http: Http01Tokens | None | bool = True,
+        save_account: Callable[[AcmeAccount], None] | None = None,
     ) -> AcmeIssuer:
         ca = server or pebble
         responder = http01.tokens if http is True else (http or None)
@@ -120,6 +121,7 @@ def make_issuer(pebble: Pebble, http01: Http01Server) -> Callable[..., AcmeIssue
             ca_bundle=ca.ca_bundle,
             http01=responder,
             dns01=dns01,
+            save_account=save_account,
             poll_interval=dt.timedelta(milliseconds=200),
         )
 

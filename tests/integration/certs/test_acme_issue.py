@@ -22,8 +22,7 @@ def test_custom_domain_is_issued_over_http01(
     host = f"www.{domain}"
     bind9.set(host, "CNAME", dns_target + ".")
     saved: list[AcmeAccount] = []
-    issuer = make_issuer(account=AcmeAccount.generate())
-    issuer._save_account = saved.append
+    issuer = make_issuer(save_account=saved.append)
 
     # The domain's ACM status goes through the lifecycle as the scheduler will drive it.
     state = acm.apply(acm.DomainAcm(), acm.Picked(), NOW, POLICY)
