@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -8,10 +7,6 @@ import pytest
 
 from spruce.certs.ca import InternalCA
 from spruce.registry import RegistryServer
-
-needs_registry = pytest.mark.skipif(
-    shutil.which("docker-registry") is None, reason="docker-registry (Debian) not installed"
-)
 
 
 @pytest.fixture

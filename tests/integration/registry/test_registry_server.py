@@ -12,7 +12,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import needs_registry
 
 from spruce.compile.oci import (
     MEDIA_CONFIG,
@@ -26,7 +25,9 @@ from spruce.compile.oci import (
 )
 from spruce.registry import RegistryServer
 
-pytestmark = needs_registry
+pytestmark = pytest.mark.skipif(
+    shutil.which("docker-registry") is None, reason="docker-registry (Debian) not installed"
+)
 
 
 async def _push_small_image(client: RegistryClient, tmp: Path, repo: str) -> str:

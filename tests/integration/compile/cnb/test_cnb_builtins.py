@@ -11,7 +11,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import FirBuilder, needs_tools
+from cnb_support import FirBuilder, needs_tools
 
 from spruce.compile import BuildFailed
 from spruce.compile.cnb.launch import prepare_launch
