@@ -108,13 +108,17 @@ class LocalLink:
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,
         )
+        assert proc.stdout is not None and proc.stderr is not None
+        # read while waiting, so what a killed command printed is kept
+        reads = asyncio.gather(proc.stdout.read(), proc.stderr.read())
         timed_out = False
         try:
-            out, err = await asyncio.wait_for(proc.communicate(), ttl_seconds)
+            await asyncio.wait_for(proc.wait(), ttl_seconds)
         except TimeoutError:
             timed_out = True
             _kill_group(proc.pid)
-            out, err = await proc.communicate()
+            await proc.wait()
+        out, err = await reads
         return CommandResult(
             exit_status=proc.returncode if proc.returncode is not None else -1,
             stdout=_text(out),

@@ -286,9 +286,13 @@ class HerokuTools:
 
 
 def html_markdown(html: str) -> str:
-    from markdownify import markdownify
+    from bs4 import BeautifulSoup
+    from markdownify import MarkdownConverter
 
-    md = markdownify(html, heading_style="ATX", strip=["script", "style"])
+    soup = BeautifulSoup(html, "html.parser")
+    for tag in soup(["script", "style", "noscript", "template"]):
+        tag.decompose()  # markdownify would keep their text
+    md = MarkdownConverter(heading_style="ATX").convert_soup(soup)
     return re.sub(r"\n{3,}", "\n\n", md).strip()
 
 
