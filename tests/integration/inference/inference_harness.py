@@ -162,8 +162,26 @@ def local_app(root: Path, name: str) -> LocalApp:
     return LocalApp(name=name, id=f"id-{name}", directory=d)
 
 
+def usage_of(link: LocalLink, timeout: float = 10, **match: Any) -> list[Any]:
+    """The usage records matching `match`, once there is one: they are reported after the answer."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [u for u in link.usage if all(getattr(u, k) == v for k, v in match.items())]
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
+
+
 def sse_data(text: str) -> list[str]:
     return [line[5:].strip() for line in text.splitlines() if line.startswith("data:")]
 
 
-__all__ = ["InferenceProcess", "LinkThread", "LocalLink", "grant", "local_app", "sse_data"]
+__all__ = [
+    "InferenceProcess",
+    "LinkThread",
+    "LocalLink",
+    "grant",
+    "local_app",
+    "sse_data",
+    "usage_of",
+]

@@ -19,7 +19,7 @@ from typing import Any
 import httpx2
 import psycopg
 import pytest
-from inference_harness import InferenceProcess, LocalLink, grant, local_app, sse_data
+from inference_harness import InferenceProcess, LocalLink, grant, local_app, sse_data, usage_of
 from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
@@ -131,7 +131,7 @@ def test_agent_lists_files_through_dyno_run_command(env: Env) -> None:
     assert len({e["id"] for e in events}) == 1  # one agent session
     # max_calls=1: the command ran once, in a dyno of the target app, of the asked size
     assert [c for c in env.link.commands if c[1] == "ls"] == [("demo", "ls", "standard-2x", 120)]
-    assert any(u.kind == "agents" and u.app_id == "id-demo" for u in env.link.usage)
+    assert usage_of(env.link, kind="agents", app_id="id-demo")
 
 
 def test_ttl_seconds_kills_the_dyno(env: Env) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from inference_harness import InferenceProcess, LocalLink, grant, local_app, sse_data
+from inference_harness import InferenceProcess, LocalLink, grant, local_app, sse_data, usage_of
 
 pytestmark = pytest.mark.slow
 CHAT = "smollm2-135m-instruct"
@@ -67,7 +67,6 @@ def test_unknown_key_is_refused_in_herokus_shape(env: Env) -> None:
 
 
 def test_chat_completion_from_the_local_model(env: Env) -> None:
-    before = len(env.link.usage)
     with env.server.client("inf-chat") as c:
         r = c.post(
             "/v1/chat/completions",
@@ -87,13 +86,8 @@ def test_chat_completion_from_the_local_model(env: Env) -> None:
     assert u["prompt_tokens"] > 0 and 0 < u["completion_tokens"] <= 16
     assert u["total_tokens"] == u["prompt_tokens"] + u["completion_tokens"]
     # usage reached the platform through the link, per app and model resource
-    rec = env.link.usage[before]
-    assert (rec.app_id, rec.addon_id, rec.model_id, rec.kind) == (
-        "id-demo",
-        "addon-chat",
-        CHAT,
-        "chat",
-    )
+    rec = usage_of(env.link, addon_id="addon-chat")[0]
+    assert (rec.app_id, rec.model_id, rec.kind) == ("id-demo", CHAT, "chat")
     assert rec.completion_tokens == u["completion_tokens"]
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from inference_harness import InferenceProcess, LocalLink, grant, local_app, sse_data
+from inference_harness import InferenceProcess, LocalLink, grant, local_app, sse_data, usage_of
 
 pytestmark = pytest.mark.slow
 
@@ -157,12 +157,12 @@ def test_chat_is_forwarded_under_the_catalogue_name(env: Env) -> None:
     body = r.json()
     assert body["model"] == "big-chat" and body["choices"][0]["message"]["content"]
     # A saw the request under its own key and model name, and accounted for it
-    (usage,) = [u for u in env.link_a.usage if u.addon_id == "a-chat"]
+    (usage,) = usage_of(env.link_a, addon_id="a-chat")
     assert (
         usage.model_id == "smollm2-135m-instruct"
         and usage.completion_tokens == body["usage"]["completion_tokens"]
     )
-    (mine,) = [u for u in env.link_b.usage if u.kind == "chat"]
+    (mine,) = usage_of(env.link_b, kind="chat")
     assert mine.model_id == "big-chat" and mine.completion_tokens == usage.completion_tokens
 
 
