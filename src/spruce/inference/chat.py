@@ -32,6 +32,7 @@ LOCAL_FIELDS = (
     "response_format",
     "frequency_penalty",
     "presence_penalty",
+    "ignore_eos",  # llama.cpp's: generate exactly max_tokens (benchmarks, load tests)
 )
 
 
@@ -74,8 +75,9 @@ def validate(body: Any, max_tokens_cap: int) -> dict[str, Any]:
         v = req.get(name)
         if v is not None and (not isinstance(v, (int, float)) or not lo <= v <= hi):
             raise invalid(f"{name} must be a number from {lo:g} to {hi:g}")
-    if "stream" in req and not isinstance(req["stream"], bool):
-        raise invalid("stream must be true or false")
+    for flag in ("stream", "ignore_eos"):
+        if flag in req and not isinstance(req[flag], bool):
+            raise invalid(f"{flag} must be true or false")
     stop = req.get("stop")
     if stop is not None and not (
         isinstance(stop, str) or (isinstance(stop, list) and all(isinstance(s, str) for s in stop))

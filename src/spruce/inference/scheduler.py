@@ -1,10 +1,11 @@
 """Fair queueing of model slots among apps, and per-key rate limits.
 
-`FairQueue`: a model has `slots` sequences it decodes at once. A request takes a slot or
-waits; when a slot frees, it goes to the waiting app that holds the fewest slots, ties to
-the app served longest ago. So one app's long generations (or its burst of requests) cannot
-take every slot while another app waits, and each app's own requests stay in order. The
-queue is bounded: past `max_waiting`, a request is refused at once rather than hanging.
+`FairQueue`: a model has `slots` sequences it decodes at once. One app holds at most
+`slots - 1` of them, so another app's request always finds a slot free at once, however
+long the first app's generations are (slots cannot be taken back mid-generation). When a
+slot frees, it goes to the waiting app that holds the fewest slots, ties to the app served
+longest ago; each app's own requests stay in order. The queue is bounded: past
+`max_waiting`, a request is refused at once rather than left hanging.
 
 `RateLimiter`: two token buckets per key (requests and tokens per minute), refilled
 continuously. A request is admitted while both have something left; its real token count
@@ -30,8 +31,9 @@ class QueueFull(Exception):
 
 
 class FairQueue:
-    def __init__(self, slots: int, max_waiting: int = 64) -> None:
+    def __init__(self, slots: int, max_waiting: int = 64, per_app: int | None = None) -> None:
         self.slots = slots
+        self.per_app = per_app or max(1, slots - 1)
         self.max_waiting = max_waiting
         self.running: Counter[str] = Counter()
         self._waiting: dict[str, deque[asyncio.Future[None]]] = {}
@@ -48,7 +50,12 @@ class FairQueue:
         return sum(len(q) for q in self._waiting.values())
 
     def stats(self) -> dict[str, int]:
-        return {"slots": self.slots, "running": self.busy, "waiting": self.waiting}
+        return {
+            "slots": self.slots,
+            "slots_per_app": self.per_app,
+            "running": self.busy,
+            "waiting": self.waiting,
+        }
 
     def app_stats(self, app_id: str) -> dict[str, int]:
         return {
@@ -63,7 +70,9 @@ class FairQueue:
         self.served_total += 1
 
     def _next_app(self) -> str | None:
-        candidates = [a for a, q in self._waiting.items() if q]
+        candidates = [
+            a for a, q in self._waiting.items() if q and self.running.get(a, 0) < self.per_app
+        ]
         if not candidates:
             return None
         return min(candidates, key=lambda a: (self.running.get(a, 0), self._served.get(a, 0)))
@@ -88,7 +97,8 @@ class FairQueue:
             fut.set_result(None)
 
     async def acquire(self, app_id: str) -> None:
-        if self.busy < self.slots and not self.waiting:
+        free = self.busy < self.slots and self.running.get(app_id, 0) < self.per_app
+        if free and not self._waiting.get(app_id) and self._next_app() is None:
             self._grant(app_id)
             return
         if self.waiting >= self.max_waiting:

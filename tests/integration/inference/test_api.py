@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import math
@@ -10,6 +11,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from inference_harness import InferenceProcess, LocalLink, grant, local_app, sse_data, usage_of
 
@@ -28,6 +30,7 @@ class Env:
         self.link.add_key("inf-chat", grant(self.app, CHAT, "addon-chat"))
         self.link.add_key("inf-embed", grant(self.app, EMBED, "addon-embed"))
         self.link.add_key("inf-standard", grant(self.other, None, "addon-std"))
+        self.link.add_key("inf-other-chat", grant(self.other, CHAT, "addon-other-chat"))
         self.link.add_key(
             "inf-limited", grant(self.other, CHAT, "addon-lim", requests_per_minute=2)
         )
@@ -317,3 +320,51 @@ def test_revoked_key_stops_working(env: Env) -> None:
         env.link.revoke_key("inf-temp")
         time.sleep(0.6)  # key_cache_seconds in the harness
         assert c.post("/v1/chat/completions", json=body).status_code == 401
+
+
+def test_one_apps_long_generations_do_not_starve_another(env: Env) -> None:
+    long = {
+        "messages": [{"role": "user", "content": "Tell a story."}],
+        "max_tokens": 96,
+        "ignore_eos": True,
+    }
+    short = {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4, "ignore_eos": True}
+
+    async def run() -> tuple[list[float], float, dict[str, int]]:
+        ctx = env.server.ssl_context()
+        async with (
+            httpx.AsyncClient(
+                base_url=env.server.url,
+                verify=ctx,
+                timeout=120,
+                headers={"Authorization": "Bearer inf-chat"},
+            ) as a,
+            httpx.AsyncClient(
+                base_url=env.server.url,
+                verify=ctx,
+                timeout=120,
+                headers={"Authorization": "Bearer inf-other-chat"},
+            ) as b,
+        ):
+            t0 = time.monotonic()
+
+            async def one_long() -> float:
+                r = await a.post("/v1/chat/completions", json=long)
+                assert r.status_code == 200 and r.json()["usage"]["completion_tokens"] == 96
+                return time.monotonic() - t0
+
+            tasks = [asyncio.create_task(one_long()) for _ in range(4)]
+            while (await a.get("/spruce/status")).json()["models"][CHAT]["yours"] != {
+                "running": 3,
+                "waiting": 1,
+            }:
+                await asyncio.sleep(0.05)
+            seen = (await a.get("/spruce/status")).json()["models"][CHAT]["yours"]
+            r = await b.post("/v1/chat/completions", json=short)
+            assert r.status_code == 200
+            b_done = time.monotonic() - t0
+            return list(await asyncio.gather(*tasks)), b_done, seen
+
+    a_done, b_done, seen = asyncio.run(run())
+    assert seen == {"running": 3, "waiting": 1}  # visible: demo holds 3 of 4 slots, 1 queued
+    assert b_done < min(a_done)  # the other app was served beside demo's generations
