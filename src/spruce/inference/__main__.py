@@ -20,6 +20,9 @@ def _sockets(cfg: ServerConfig) -> list[socket.socket]:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         s = socket.socket(family, socket.SOCK_STREAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # accepted connections inherit it: without, small SSE chunks and responses wait
+        # for the peer's delayed ACK (~40 ms a request here)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             s.bind((host, port))
         except OSError as e:
