@@ -252,12 +252,12 @@ def main() -> int:
             eclient.post("/v1/embeddings", json={"input": TEXTS}).raise_for_status()
             emb["spruce_batch"].append(len(TEXTS) / (time.perf_counter() - t))
             t = time.perf_counter()
-            for s in TEXTS[:16]:
-                embed.handle_embeddings({"input": s})
+            for text in TEXTS[:16]:
+                embed.handle_embeddings({"input": text})
             emb["direct_single"].append(16 / (time.perf_counter() - t))
             t = time.perf_counter()
-            for s in TEXTS[:16]:
-                eclient.post("/v1/embeddings", json={"input": s}).raise_for_status()
+            for text in TEXTS[:16]:
+                eclient.post("/v1/embeddings", json={"input": text}).raise_for_status()
             emb["spruce_single"].append(16 / (time.perf_counter() - t))
 
         def stream_stats(rows: list[tuple[float, float, int]]) -> dict[str, float]:
@@ -284,7 +284,7 @@ def main() -> int:
             b["aggregate_tokens_per_s"] / a["aggregate_tokens_per_s"]
             for a, b in zip(rounds["direct"], rounds["spruce"], strict=True)
         )
-        neighbour = {"direct_s": [], "spruce_s": []}
+        neighbour: dict[str, list[float]] = {"direct_s": [], "spruce_s": []}
         for _ in range(args.eight_runs):
             neighbour["direct_s"].append(neighbour_direct(chat))
             neighbour["spruce_s"].append(asyncio.run(neighbour_server(proc)))

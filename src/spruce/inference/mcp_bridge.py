@@ -119,7 +119,9 @@ class McpHub:
             raise InferenceError(e.status, e.message) from None
 
     async def _sync(self, grant: KeyGrant, server: McpProcessType) -> _Synced:
-        cached = self._synced.get(server.id)
+        # a new release changes the process type's command or updated_at: list again
+        key = f"{server.id}|{server.command}|{server.updated_at}"
+        cached = self._synced.get(key)
         if cached is not None and cached.status == "synced":
             return cached
         try:
@@ -136,7 +138,7 @@ class McpHub:
                 "MCP server %s/%s: tools/list failed: %s", server.app_name, server.process_type, e
             )
             synced = _Synced(_now(), [], "error")
-        self._synced[server.id] = synced
+        self._synced[key] = synced
         return synced
 
     async def listing(self, grant: KeyGrant) -> list[dict[str, Any]]:

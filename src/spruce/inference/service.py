@@ -239,21 +239,25 @@ class InferenceService:
             return
         backend: ChatBackend = model.backend
         usage: dict[str, Any] = {}
+        deltas = 0
         async with self.slot(model, grant):
             t0 = time.monotonic()
-            first = True
             try:
-                async for chunk in backend.stream(body):
-                    if first:
-                        model.stats.first_token_seconds += time.monotonic() - t0
-                        model.stats.streams += 1
-                        first = False
-                    if chunk.get("usage"):
-                        usage = chunk["usage"]
-                    chunk["model"] = model.spec.id
-                    yield chunk
+                # aclosing: a client that leaves stops the generation before the slot is free
+                async with contextlib.aclosing(backend.stream(body)) as chunks:
+                    async for chunk in chunks:
+                        if not deltas:
+                            model.stats.first_token_seconds += time.monotonic() - t0
+                            model.stats.streams += 1
+                        deltas += 1
+                        if chunk.get("usage"):
+                            usage = chunk["usage"]
+                        chunk["model"] = model.spec.id
+                        yield chunk
             finally:
                 model.stats.generation_seconds += time.monotonic() - t0
+                if not usage:  # cut short: count what was sent (a chunk is about a token)
+                    usage = {"completion_tokens": max(0, deltas - 1)}
                 self.account(grant, model, "chat", usage, started)
 
     # -- embeddings and images ----------------------------------------------------------

@@ -261,7 +261,10 @@ def test_code_exec_node_runs_in_a_dyno(env: Env) -> None:
     link = env.link
 
     async def run() -> dict[str, Any]:
-        return await HerokuTools(link).run("addon-agent", spec, {"code": "console.log(6 * 7)"})
+        result: dict[str, Any] = await HerokuTools(link).run(
+            "addon-agent", spec, {"code": "console.log(6 * 7)"}
+        )
+        return result
 
     out = json.loads(asyncio.run(run())["content"][0]["text"])
     assert out == {"returncode": 0, "stdout": "42\n", "stderr": ""}

@@ -368,3 +368,29 @@ def test_one_apps_long_generations_do_not_starve_another(env: Env) -> None:
     a_done, b_done, seen = asyncio.run(run())
     assert seen == {"running": 3, "waiting": 1}  # visible: demo holds 3 of 4 slots, 1 queued
     assert b_done < min(a_done)  # the other app was served beside demo's generations
+
+
+def test_a_closed_stream_stops_generating_and_frees_its_slot(env: Env) -> None:
+    body = {
+        "messages": [{"role": "user", "content": "Go on."}],
+        "max_tokens": 1000,
+        "ignore_eos": True,
+        "stream": True,
+    }
+    with env.server.client("inf-chat") as c:
+        with c.stream("POST", "/v1/chat/completions", json=body) as r:
+            lines = r.iter_lines()
+            got = [next(lines) for _ in range(6)]
+            assert any(line.startswith("data: ") for line in got)
+            assert c.get("/spruce/status").json()["models"][CHAT]["yours"]["running"] == 1
+        # the client went away after a few tokens: the slot is back long before 1000 tokens
+        deadline = time.monotonic() + 5
+        while (
+            c.get("/spruce/status").json()["models"][CHAT]["running"]
+            and time.monotonic() < deadline
+        ):
+            time.sleep(0.05)
+        assert c.get("/spruce/status").json()["models"][CHAT]["running"] == 0
+    # and it was accounted for what it generated, far from 1000 tokens
+    cut = [u for u in usage_of(env.link, addon_id="addon-chat") if u.prompt_tokens == 0]
+    assert cut and 0 < cut[-1].completion_tokens < 200

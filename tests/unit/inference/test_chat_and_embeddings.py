@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from spruce.inference import chat, embeddings
+import spruce.inference.chat as chat
+import spruce.inference.embeddings as embeddings
 from spruce.inference.errors import InferenceError
 
 TOOLS = [

@@ -7,7 +7,7 @@ an operator's OpenAI-compatible endpoint. Backends raise `errors.InferenceError`
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any, Protocol
 
 
@@ -16,7 +16,7 @@ class ChatBackend(Protocol):
         """A `chat.completion` for a request without `stream`."""
         ...
 
-    def stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    def stream(self, body: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
         """`chat.completion.chunk`s; the last carries `usage`. Closing it cancels generation."""
         ...
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import httpx
@@ -74,7 +74,7 @@ class Upstream:
     async def complete(self, body: dict[str, Any]) -> dict[str, Any]:
         return await self._post("/chat/completions", dict(body, stream=False))
 
-    async def stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    async def stream(self, body: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
         req = self._body(dict(body, stream=True, stream_options={"include_usage": True}))
         try:
             async with self._client.stream("POST", "/chat/completions", json=req) as resp:
