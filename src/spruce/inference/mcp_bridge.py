@@ -240,14 +240,19 @@ class McpHub:
         async def app(scope: Scope, receive: Receive, send: Send) -> None:
             headers = dict(scope.get("headers") or [])
             try:
-                await service.authenticate(headers.get(b"authorization", b"").decode("latin-1"))
+                grant = await service.authenticate(
+                    headers.get(b"authorization", b"").decode("latin-1")
+                )
+                if scope.get("method") == "POST":
+                    service.admit(grant)  # a toolkit call counts as a request of the key
             except InferenceError as e:
                 body = json.dumps(e.body()).encode()
+                extra = [(k.lower().encode(), v.encode()) for k, v in e.headers.items()]
                 await send(
                     {
                         "type": "http.response.start",
                         "status": e.status,
-                        "headers": [(b"content-type", b"application/json")],
+                        "headers": [(b"content-type", b"application/json"), *extra],
                     }
                 )
                 await send({"type": "http.response.body", "body": body})

@@ -56,6 +56,9 @@ class Env:
         g = grant(self.app, CHAT, "addon-agent")
         self.link.add_key("inf-agent", g)
         self.link.attach(g.addon_id, self.mcp_app.name)  # registers its mcp* process types
+        self.link.add_key(
+            "inf-agent-1rpm", grant(self.app, CHAT, "addon-1rpm", requests_per_minute=1)
+        )
         self.link.add_key("inf-lonely", grant(local_app(root, "lonely"), CHAT, "addon-lonely"))
         self.server = InferenceProcess(root / "server", self.link).start()
 
@@ -266,5 +269,18 @@ def test_code_exec_node_runs_in_a_dyno(env: Env) -> None:
         )
         return result
 
-    out = json.loads(asyncio.run(run())["content"][0]["text"])
+    # on the link's long-lived loop: asyncio.run would close its loop before the
+    # subprocess transport's last callbacks ran
+    out = json.loads(env.server.link_thread.call(run())["content"][0]["text"])
     assert out == {"returncode": 0, "stdout": "42\n", "stderr": ""}
+
+
+def test_toolkit_calls_count_against_the_keys_rate_limit(env: Env) -> None:
+    ping = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+    headers = {"Accept": "application/json, text/event-stream"}
+    with env.server.client("inf-agent-1rpm") as c:
+        first = c.post("/mcp", json=ping, headers=headers)
+        second = c.post("/mcp", json=ping, headers=headers)
+    assert first.status_code != 429
+    assert second.status_code == 429 and second.json()["error"]["type"] == "rate_limit_error"
+    assert int(second.headers["retry-after"]) >= 1

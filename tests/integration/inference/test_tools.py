@@ -95,8 +95,30 @@ def spec(name: str, **kw: Any) -> ToolSpec:
     )
 
 
+class Loop:
+    """One event loop for the module, in a thread: subprocess transports outlive a call."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+LOOP = Loop()
+
+
+def teardown_module() -> None:
+    LOOP.stop()
+
+
 def run(t: HerokuTools, s: ToolSpec, args: dict[str, Any]) -> dict[str, Any]:
-    return asyncio.run(t.run("addon-1", s, args))
+    coro = t.run("addon-1", s, args)
+    return asyncio.run_coroutine_threadsafe(coro, LOOP.loop).result(60)
 
 
 def test_code_exec_python_returns_status_and_output(tools: tuple[HerokuTools, LocalLink]) -> None:

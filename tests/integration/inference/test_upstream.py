@@ -104,8 +104,12 @@ class Env:
                 "model": "painter-9",
             },
         ]
+        # A forces tool calls through a schema and answers real `tool_calls`: to B, an
+        # upstream with native tool calling
+        models.append(dict(models[0], id="native-chat", native_tools=True))
         self.link_b = LocalLink()
         app_b = local_app(root, "shop")
+        (app_b.directory / "catalog.csv").write_text("sku,name\n")
         self.link_b.add_app(app_b)
         self.link_b.add_key("inf-b", grant(app_b, None, "b-std"))
         os.environ.update(
@@ -140,6 +144,7 @@ def test_catalogue_of_the_forwarding_server(env: Env) -> None:
             "big-chat",
             "big-embed",
             "stable-image-ultra",
+            "native-chat",
         ]
 
 
@@ -250,3 +255,27 @@ def test_upstream_errors_name_the_model_not_the_key(env: Env) -> None:
     assert r.status_code == 502
     msg = r.json()["error"]["message"]
     assert "big-embed" in msg and "401" in msg and "inf-a-std" not in msg
+
+
+def test_agent_on_an_upstream_with_native_tool_calls(env: Env) -> None:
+    ls = {
+        "type": "heroku_tool",
+        "name": "dyno_run_command",
+        "runtime_params": {"target_app_name": "shop", "max_calls": 1, "tool_params": {"cmd": "ls"}},
+    }
+    body = {
+        "model": "native-chat",
+        "messages": [{"role": "user", "content": "What files are there?"}],
+        "tools": [ls],
+        "max_tokens_per_inference_request": 32,
+        "temperature": 0,  # greedy: tool_choice is auto here, the same choice every run
+    }
+    with env.b.client("inf-b") as c:
+        r = c.post("/v1/agents/heroku", json=body)
+    assert r.status_code == 200, r.text
+    events = [json.loads(d) for d in sse_data(r.text)[:-1]]
+    # B passed the tools through (native), A forced the call, B ran it in B's "dyno"
+    assert events[0]["choices"][0]["finish_reason"] == "tool_calls"
+    assert events[0]["model"] == "native-chat"
+    assert "catalog.csv" in events[1]["choices"][0]["message"]["content"]
+    assert ("shop", "ls", "standard-1x", 120) in env.link_b.commands
