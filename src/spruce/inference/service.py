@@ -224,7 +224,8 @@ class InferenceService:
         if forced:
             result = chat.as_tool_call(result)
         result = chat.shape(result, model.spec.id)
-        self.account(grant, model, kind, result["usage"], started)
+        calls = sum(len(c["message"].get("tool_calls") or []) for c in result["choices"])
+        self.account(grant, model, kind, result["usage"], started, tool_calls=calls)
         return result
 
     async def stream(

@@ -134,7 +134,8 @@ def test_agent_lists_files_through_dyno_run_command(env: Env) -> None:
     assert len({e["id"] for e in events}) == 1  # one agent session
     # max_calls=1: the command ran once, in a dyno of the target app, of the asked size
     assert [c for c in env.link.commands if c[1] == "ls"] == [("demo", "ls", "standard-2x", 120)]
-    assert usage_of(env.link, kind="agents", app_id="id-demo")
+    records = usage_of(env.link, kind="agents", app_id="id-demo")
+    assert records and records[0].tool_calls == 1 and records[0].completion_tokens > 0
 
 
 def test_ttl_seconds_kills_the_dyno(env: Env) -> None:
