@@ -102,6 +102,7 @@ class LinkServer:
         self.link = link
         self.path = Path(path)
         self._server: asyncio.AbstractServer | None = None
+        self._handlers: set[asyncio.Task[Any]] = set()
 
     async def start(self) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -110,14 +111,24 @@ class LinkServer:
         os.chmod(self.path, 0o600)
 
     async def close(self) -> None:
+        """Stop listening, and end the calls in flight (open stdio sessions included)."""
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
+        if self._handlers:  # a moment to finish (a closing session reaps its dyno)
+            await asyncio.wait(list(self._handlers), timeout=2)
+        for task in list(self._handlers):
+            task.cancel()
+        await asyncio.gather(*self._handlers, return_exceptions=True)
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._handlers.add(task)
+            task.add_done_callback(self._handlers.discard)
         try:
             line = await reader.readline()
             if not line:

@@ -119,6 +119,7 @@ class LocalLink:
             _kill_group(proc.pid)
             await proc.wait()
         out, err = await reads
+        await asyncio.sleep(0)  # let the transport see its pipes closed before we return
         return CommandResult(
             exit_status=proc.returncode if proc.returncode is not None else -1,
             stdout=_text(out),
@@ -168,6 +169,7 @@ class LocalLink:
             start_new_session=True,
         )
         assert proc.stdout is not None and proc.stdin is not None
+        stdout = proc.stdout
         killer = asyncio.get_running_loop().call_later(ttl_seconds, _kill_group, proc.pid)
 
         async def closer() -> None:
@@ -177,6 +179,14 @@ class LocalLink:
             except TimeoutError:
                 _kill_group(proc.pid)
                 await proc.wait()
+            except asyncio.CancelledError:
+                _kill_group(proc.pid)  # never leave the "dyno" behind
+                raise
+            # read stdout to its end, so the subprocess transport closes now rather than
+            # when it is collected (maybe after its event loop is gone)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(stdout.read(), 2)
+            await asyncio.sleep(0)
 
         return StdioSession(proc.stdout, proc.stdin, closer)
 

@@ -24,8 +24,9 @@ from starlette.types import Receive, Scope, Send
 from . import chat, embeddings
 from .agents import AgentRunner
 from .errors import InferenceError, invalid
+from .link import KeyGrant
 from .mcp_bridge import McpHub
-from .service import InferenceService
+from .service import InferenceService, Model
 
 log = logging.getLogger(__name__)
 MAX_BODY = 8 * 1024 * 1024
@@ -127,33 +128,36 @@ def build_app(service: InferenceService, hub: McpHub, agents: AgentRunner) -> St
             }
         )
 
-    @api
-    async def chat_completions(request: Request) -> Response:
+    async def keyed(request: Request, kind: str) -> tuple[KeyGrant, Any, Model]:
+        """The caller's grant, the JSON body and the model it may use for `kind`."""
         grant = await service.authenticate(request.headers.get("authorization"))
         body = await read_json(request)
-        model = service.model_for(
-            grant, body.get("model") if isinstance(body, dict) else None, "text-to-text"
-        )
+        requested = body.get("model") if isinstance(body, dict) else None
+        return grant, body, service.model_for(grant, requested, kind)
+
+    async def started(events: AsyncIterator[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
+        try:
+            return await _first(events)
+        except StopAsyncIteration:
+            raise InferenceError(500, "the model sent no answer") from None
+
+    @api
+    async def chat_completions(request: Request) -> Response:
+        grant, body, model = await keyed(request, "text-to-text")
         req = chat.validate(body, model.spec.max_tokens)
         headers = service.admit(grant)
         if not req.get("stream"):
             return JSONResponse(await service.complete(grant, model, req), headers=headers)
-        try:
-            events = await _first(service.stream(grant, model, req))
-        except StopAsyncIteration:
-            raise InferenceError(500, "the model sent no answer") from None
-        stream = _guarded(events, sse, b"data: [DONE]\n\n")
+        stream = _guarded(
+            await started(service.stream(grant, model, req)), sse, b"data: [DONE]\n\n"
+        )
         return StreamingResponse(
             stream, media_type="text/event-stream", headers={**SSE_HEADERS, **headers}
         )
 
     @api
     async def embeddings_route(request: Request) -> Response:
-        grant = await service.authenticate(request.headers.get("authorization"))
-        body = await read_json(request)
-        model = service.model_for(
-            grant, body.get("model") if isinstance(body, dict) else None, "text-to-embedding"
-        )
+        grant, body, model = await keyed(request, "text-to-embedding")
         texts, etype, fmt = embeddings.validate(body)
         headers = service.admit(grant)
         vectors, tokens = await service.embed(grant, model, texts)
@@ -182,15 +186,15 @@ def build_app(service: InferenceService, hub: McpHub, agents: AgentRunner) -> St
 
     @api
     async def agents_route(request: Request) -> Response:
-        grant = await service.authenticate(request.headers.get("authorization"))
-        body = await read_json(request)
-        model = service.model_for(
-            grant, body.get("model") if isinstance(body, dict) else None, "text-to-text"
-        )
+        grant, body, model = await keyed(request, "text-to-text")
         plan = agents.plan(grant, model, body)
         headers = service.admit(grant)
-        events = agents.run(plan)
-        stream = _guarded(events, lambda ev: sse(ev, "message"), b"event: done\ndata: [DONE]\n\n")
+        # the first event (a model answer) is awaited: errors before it get a status
+        stream = _guarded(
+            await started(agents.run(plan)),
+            lambda ev: sse(ev, "message"),
+            b"event: done\ndata: [DONE]\n\n",
+        )
         return StreamingResponse(
             stream, media_type="text/event-stream", headers={**SSE_HEADERS, **headers}
         )

@@ -195,6 +195,12 @@ def test_agent_request_errors(env: Env) -> None:
             json={"messages": [{"role": "user", "content": "x"}], "tools": [tool("rm_rf")]},
         )
         assert bad.status_code == 400 and "unknown Heroku tool" in bad.json()["error"]["message"]
+        ghost = {"type": "mcp", "name": "no-such/tool", "runtime_params": {"max_calls": 1}}
+        bad = c.post(
+            "/v1/agents/heroku",
+            json={"messages": [{"role": "user", "content": "x"}], "tools": [ghost]},
+        )
+        assert bad.status_code == 400 and "no registered MCP tool" in bad.json()["error"]["message"]
 
 
 def test_mcp_servers_are_listed_with_namespaced_tools(env: Env) -> None:
