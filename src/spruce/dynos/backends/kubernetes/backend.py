@@ -1,0 +1,596 @@
+"""The Kubernetes dyno backend: the local dyno manager's interface, with dynos as workloads.
+
+converge() writes the app's config Secret and one Deployment per formation dyno, rolling out
+only what changed; dyno states, routing endpoints and platform log lines follow the pod
+watch; one-off dynos are Pods, the release phase a Job; Eco apps sleep as a scale to 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime
+import logging
+import random
+import secrets
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from spruce.dynos.backends.kubernetes import manifests, names, pods
+from spruce.dynos.backends.kubernetes.api import Kube, Obj
+from spruce.dynos.backends.kubernetes.images import ImageSource
+from spruce.dynos.backends.kubernetes.manifests import DynoSpec, KubernetesSettings
+from spruce.dynos.backends.kubernetes.validation import validate_app
+from spruce.dynos.backends.kubernetes.watch import LogFollower, PodWatch
+from spruce.dynos.manager import WebEndpoint
+from spruce.dynos.model import (
+    ENV_NAME_RE,
+    AppRuntime,
+    DynoInfo,
+    DynoSettings,
+    parse_dyno_name,
+)
+from spruce.dynos.sizes import DynoError, DynoNotFound, get_size
+from spruce.events import LogSink
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class AppRecord:
+    app: AppRuntime
+    secret: str = ""
+    deployments: dict[str, Obj] = field(default_factory=dict)
+    """Dyno name -> the Deployment as last written or listed."""
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    last_request: float = field(default_factory=time.monotonic)
+    sleeping: bool = False
+
+
+@dataclass(eq=False)
+class OneOff:
+    app_id: str
+    name: str
+    kind: str
+    """Pod, or Job for the release phase."""
+    object_name: str
+    info: DynoInfo
+    done: asyncio.Future[int | None]
+    ending: bool = False
+
+
+class KubernetesBackend:
+    def __init__(
+        self,
+        log_sink: LogSink,
+        images: ImageSource,
+        *,
+        kubeconfig: Path | None = None,
+        settings: KubernetesSettings | None = None,
+        dyno_settings: DynoSettings | None = None,
+        on_change: Callable[[str], None] | None = None,
+    ) -> None:
+        self.sink = log_sink
+        self.images = images
+        self.kubeconfig = kubeconfig
+        self.ks = settings or KubernetesSettings()
+        self.ds = dyno_settings or DynoSettings()
+        self._notify = on_change or (lambda app_id: None)
+        self.kube: Kube | None = None
+        self._apps: dict[str, AppRecord] = {}
+        self._pods: dict[str, pods.PodView] = {}
+        self._one_offs: dict[tuple[str, str], OneOff] = {}
+        self._reserved_ports: set[int] = set()
+        self._watch: PodWatch | None = None
+        self._logs: LogFollower | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._started = False
+
+    # -- lifecycle -----------------------------------------------------------------------
+    async def start(self) -> None:
+        """Connect, adopt what runs already (nothing restarts), start the pod watch."""
+        if self._started:
+            return
+        loop = asyncio.get_running_loop()
+        self.kube = kube = await asyncio.to_thread(Kube, self.kubeconfig, self.ks.namespace)
+        await asyncio.to_thread(kube.ensure_namespace)
+        listed = await asyncio.to_thread(kube.list, "Deployment", names.MANAGED_BY + "=spruce")
+        for dep in listed.get("items") or []:
+            self._adopt(dep)
+        self._logs = LogFollower(kube, loop)
+        self._watch = PodWatch(kube, loop, self._on_snapshot, self._on_pod_event)
+        self._watch.start()
+        await asyncio.wait_for(self._watch.synced.wait(), 60)
+        self._tasks = [asyncio.create_task(self._sleeper())]
+        self._started = True
+
+    def _adopt(self, dep: Obj) -> None:
+        meta = dep["metadata"]
+        ann, labels = meta.get("annotations") or {}, meta.get("labels") or {}
+        app_id, dyno = ann.get(names.APP_ID), labels.get(names.DYNO)
+        if not app_id or not dyno:
+            return
+        rec = self._apps.get(app_id)
+        if rec is None:
+            # A stand-in until the platform converges the app again (with its real runtime).
+            stub = AppRuntime(app_id, app_id, ann.get(names.RELEASE_ID, ""), 0, Path("/"), {}, {})
+            rec = self._apps[app_id] = AppRecord(stub)
+        rec.deployments[dyno] = dep
+        rec.sleeping = rec.sleeping or (dep["spec"].get("replicas") == 0)
+        rec.secret = ann.get(names.CONFIG_SECRET, rec.secret) or self._secret_of(dep)
+
+    @staticmethod
+    def _secret_of(dep: Obj) -> str:
+        for c in dep["spec"]["template"]["spec"]["containers"]:
+            for src in c.get("envFrom") or []:
+                return str(src.get("secretRef", {}).get("name", ""))
+        return ""
+
+    async def shutdown(self) -> None:
+        """Stop watching. Dynos keep running on the cluster; a later start() adopts them."""
+        for t in self._tasks:
+            t.cancel()
+        if self._watch:
+            self._watch.stop()
+            await asyncio.to_thread(self._watch.join, 5)
+        for o in self._one_offs.values():
+            if not o.done.done():
+                o.done.cancel()
+        if self.kube:
+            self.kube.close()
+        self._started = False
+
+    def _require_started(self) -> Kube:
+        if not self._started or self.kube is None:
+            raise RuntimeError("KubernetesBackend.start() has not been awaited")
+        return self.kube
+
+    async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.to_thread(fn, *args)
+
+    async def _write(self, manifest: Obj, replace: bool = False) -> Obj:
+        if self.ks.validate_against:
+            manifests.validate(manifest, self.ks.validate_against)
+        kube = self._require_started()
+        return dict(await self._call(kube.replace if replace else kube.create, manifest))
+
+    # -- desired state -------------------------------------------------------------------
+    async def converge(self, app: AppRuntime) -> None:
+        """Write the app's formation and release to the cluster (returns once written)."""
+        kube = self._require_started()
+        validate_app(app)
+        app = dataclasses.replace(
+            app,
+            process_types=dict(app.process_types),
+            config=dict(app.config),
+            features=set(app.features),
+            formation={t: (q, get_size(s).name) for t, (q, s) in app.formation.items()},
+        )
+        rec = self._apps.get(app.app_id)
+        if rec is None:
+            rec = self._apps[app.app_id] = AppRecord(app)
+        async with rec.lock:
+            rec.app = app
+            rec.last_request = time.monotonic()
+            rec.secret = await self._ensure_secret(rec, app)
+            image = self.images.image_for(app)
+            want: dict[str, Obj] = {}
+            for ptype, (quantity, size) in sorted(app.formation.items()):
+                for index in range(1, quantity + 1):
+                    dyno = f"{ptype}.{index}"
+                    cur = rec.deployments.get(dyno)
+                    spec = DynoSpec(
+                        app, ptype, dyno, size, app.process_types[ptype], rec.secret, image,
+                        self._port_of(cur) if cur else None,
+                    )  # fmt: skip
+                    if ptype == "web" and spec.port is None:
+                        spec = dataclasses.replace(spec, port=self._new_port())
+                    replicas = 0 if rec.sleeping else 1
+                    body = manifests.deployment(spec, self.ds, self.ks, replicas)
+                    if cur is not None and self._hash(cur) == self._hash(body):
+                        if cur["spec"].get("replicas") != replicas:
+                            cur = await self._call(
+                                kube.patch, "Deployment", cur["metadata"]["name"],
+                                {"spec": {"replicas": replicas}},
+                            )  # fmt: skip
+                        want[dyno] = cur
+                        continue
+                    if cur is not None and ptype == "web":  # a rollout: the new pod's own port
+                        spec = dataclasses.replace(spec, port=self._new_port())
+                        body = manifests.deployment(spec, self.ds, self.ks, replicas)
+                    want[dyno] = await self._write(body, replace=cur is not None)
+            for dyno, dep in rec.deployments.items():
+                if dyno not in want:
+                    await self._call(kube.delete, "Deployment", dep["metadata"]["name"])
+            rec.deployments = want
+            await self._gc_secrets(rec)
+        self._changed(app.app_id)
+
+    @staticmethod
+    def _hash(dep: Obj) -> str:
+        return str((dep["metadata"].get("annotations") or {}).get(names.SPEC_HASH, ""))
+
+    @staticmethod
+    def _port_of(dep: Obj) -> int | None:
+        ann = dep["spec"]["template"]["metadata"].get("annotations") or {}
+        return int(ann[names.PORT]) if ann.get(names.PORT) else None
+
+    def _new_port(self) -> int:
+        """A port no dyno of this backend uses (hostNetwork), or the pod network's PORT."""
+        if not self.ks.host_network:
+            return self.ks.pod_port
+        used = set(self._reserved_ports)
+        used |= {p.port for p in self._pods.values() if p.port is not None}
+        for rec in self._apps.values():
+            used |= {p for p in map(self._port_of, rec.deployments.values()) if p is not None}
+        low, high = self.ks.port_range
+        for _ in range(1000):
+            port = random.randint(low, high)
+            if port not in used and self._free_here(port):
+                self._reserved_ports.add(port)
+                return port
+        raise DynoError("no free dyno port left in the configured range")
+
+    def _free_here(self, port: int) -> bool:
+        """When the nodes are this host, a port someone else listens on is no use either."""
+        if self.ks.endpoint_host is None:
+            return True
+        with socket.socket() as s:
+            try:
+                s.bind((self.ks.endpoint_host, port))
+            except OSError:
+                return False
+        return True
+
+    async def _ensure_secret(self, rec: AppRecord, app: AppRuntime) -> str:
+        """The Secret holding the config vars; a new one (and so a rollout) when they change."""
+        kube = self._require_started()
+        if rec.secret:
+            cur = await self._call(kube.get, "Secret", rec.secret)
+            if cur is not None and self._secret_data(cur) == app.config:
+                return rec.secret
+        name = names.object_name(app.app_name, "config", secrets.token_hex(4))
+        await self._write(manifests.config_secret(app, name))
+        return name
+
+    @staticmethod
+    def _secret_data(secret: Obj) -> dict[str, str]:
+        import base64
+
+        return {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
+
+    async def _gc_secrets(self, rec: AppRecord) -> None:
+        """Drop config Secrets no Deployment or pod of the app refers to any more."""
+        kube = self._require_started()
+        listed = await self._call(kube.list, "Secret", names.app_selector(rec.app.app_id))
+        in_use = {rec.secret} | {self._secret_of(d) for d in rec.deployments.values()}
+        for secret in listed.get("items") or []:
+            name = secret["metadata"]["name"]
+            if name not in in_use and not self._pod_uses(name):
+                await self._call(kube.delete, "Secret", name)
+
+    def _pod_uses(self, secret: str) -> bool:
+        return any(p.secret == secret for p in self._pods.values())
+
+    # -- the pod watch -------------------------------------------------------------------
+    def _boot_timeout(self, app_id: str) -> float:
+        rec = self._apps.get(app_id)
+        return self.ds.boot_timeout or (rec.app.boot_timeout if rec else 60.0)
+
+    def _on_snapshot(self, items: list[Obj]) -> None:
+        """The first list (or a relist): adopt running pods, follow their logs from now."""
+        seen = {}
+        for obj in items:
+            v = pods.view(obj)
+            seen[v.uid] = v
+            self._follow(v, since_seconds=1)
+        gone = set(self._pods) - set(seen)
+        self._pods = seen
+        for uid in gone:
+            if self._logs:
+                self._logs.forget(uid)
+        for app_id in {v.app_id for v in seen.values()}:
+            self._changed(app_id)
+
+    def _on_pod_event(self, kind: str, obj: Obj) -> None:
+        new = pods.view(obj)
+        if not new.app_id:
+            return
+        old = self._pods.get(new.uid)
+        if kind == "DELETED":
+            self._pods.pop(new.uid, None)
+            if old is not None and not old.deleting and not old.one_off:
+                self._heroku(new, "Stopping all processes with SIGTERM")
+            if self._logs:
+                self._logs.forget(new.uid)
+        else:
+            self._pods[new.uid] = new
+            for line in pods.lines(old, new, self._boot_timeout(new.app_id)):
+                self._heroku(new, line)
+            self._follow(new)
+            if new.one_off and new.phase in ("Succeeded", "Failed"):
+                self._one_off_ended(new)
+        if old is None or kind == "DELETED" or self._routing_key(old) != self._routing_key(new):
+            self._changed(new.app_id)
+
+    @staticmethod
+    def _routing_key(v: pods.PodView) -> tuple[Any, ...]:
+        return (v.state, v.ready, v.pod_ip, v.port, v.deleting, v.restart_count)
+
+    def _follow(self, v: pods.PodView, since_seconds: int | None = None) -> None:
+        if self._logs is None or not (v.running or v.terminated) or not v.dyno:
+            return
+        app_id, dyno = v.app_id, v.dyno
+        self._logs.follow(
+            v.instance,
+            v.name,
+            lambda line: self.sink.emit(app_id, "app", dyno, line),
+            since_seconds,
+        )
+
+    def _heroku(self, v: pods.PodView, message: str) -> None:
+        self.sink.emit(v.app_id, "heroku", v.dyno, message)
+
+    def _changed(self, app_id: str) -> None:
+        try:
+            self._notify(app_id)
+        except Exception:  # the control plane's bug must not stop the watch
+            log.exception("on_change callback failed for app %s", app_id)
+
+    # -- queries -------------------------------------------------------------------------
+    def apps(self) -> list[str]:
+        return sorted(self._apps)
+
+    def _app_pods(self, app_id: str) -> list[pods.PodView]:
+        return [p for p in self._pods.values() if p.app_id == app_id]
+
+    def dynos(self, app_id: str) -> list[DynoInfo]:
+        """One entry per dyno: its newest pod (a surge rollout has two for a moment)."""
+        rec = self._apps.get(app_id)
+        by_dyno: dict[str, pods.PodView] = {}
+        for p in sorted(self._app_pods(app_id), key=lambda p: (p.deleting, -p.created_at)):
+            by_dyno.setdefault(p.dyno, p)
+        out = [
+            pods.dyno_info(p, self._address(p))
+            for p in by_dyno.values()
+            if p.state != "down" or not p.one_off
+        ]
+        if rec is not None:  # formation dynos with no pod yet (or asleep)
+            for dyno, dep in rec.deployments.items():
+                if dyno not in by_dyno:
+                    out.append(pods.idle_info(rec.app.app_id, dyno, dep, rec.sleeping))
+        return sorted(out, key=lambda d: (d.type, parse_dyno_name(d.name)[1], d.created_at))
+
+    def _address(self, p: pods.PodView) -> str | None:
+        return self.ks.endpoint_host or p.pod_ip
+
+    def web_endpoints(self, app_id: str) -> list[WebEndpoint]:
+        """Ready, not terminating web pods (Kubernetes' readiness follows $PORT)."""
+        out = []
+        for p in self._app_pods(app_id):
+            address = self._address(p)
+            if p.process_type == "web" and not p.one_off and p.ready and p.port and address:
+                out.append(WebEndpoint(p.dyno, p.uid, address, p.port))
+        return sorted(out, key=lambda e: e.dyno_name)
+
+    # -- actions -------------------------------------------------------------------------
+    async def restart(
+        self, app_id: str, process_type: str | None = None, dyno_name: str | None = None
+    ) -> None:
+        """Roll formation dynos out again (new pods); a one-off is ended."""
+        kube = self._require_started()
+        rec = self._apps.get(app_id)
+        if rec is None:
+            raise DynoNotFound(f"no dynos for app {app_id!r}")
+        if dyno_name is not None:
+            parse_dyno_name(dyno_name)
+            one_off = self._one_offs.get((app_id, dyno_name))
+            if one_off is not None:
+                await self._call(kube.delete, one_off.kind, one_off.object_name)
+                return
+            if dyno_name not in rec.deployments:
+                raise DynoNotFound(f"no dyno {dyno_name!r}")
+        stamp = datetime.datetime.now(datetime.UTC).isoformat()
+        async with rec.lock:
+            for dyno, dep in list(rec.deployments.items()):
+                if (dyno_name and dyno != dyno_name) or (
+                    process_type and dyno.split(".")[0] != process_type
+                ):
+                    continue
+                port = self._port_of(dep)
+                if port is not None and self.ks.host_network:
+                    port = self._new_port()
+                body = manifests.restarted(dep, port, stamp)
+                rec.deployments[dyno] = await self._write(body, replace=True)
+            if dyno_name is None:
+                for o in list(self._one_offs.values()):
+                    if o.app_id == app_id and (process_type in (None, o.info.type)):
+                        await self._call(kube.delete, o.kind, o.object_name)
+
+    async def stop(
+        self, app_id: str, process_type: str | None = None, dyno_name: str | None = None
+    ) -> None:
+        """As on Heroku, stopped formation dynos come back (a restart); one-offs end."""
+        await self.restart(app_id, process_type, dyno_name)
+
+    async def remove_app(self, app_id: str) -> None:
+        kube = self._require_started()
+        selector = names.app_selector(app_id)
+        rec = self._apps.pop(app_id, None)
+        for kind in ("Deployment", "Job", "Pod", "Secret"):
+            listed = await self._call(kube.list, kind, selector)
+            for obj in listed.get("items") or []:
+                await self._call(kube.delete, kind, obj["metadata"]["name"])
+        for key, o in list(self._one_offs.items()):
+            if o.app_id == app_id:
+                if not o.done.done():
+                    o.done.set_result(None)
+                del self._one_offs[key]
+        if rec is not None:
+            self._changed(app_id)
+
+    # -- one-off dynos and the release phase ---------------------------------------------
+    async def run_one_off(
+        self,
+        app: AppRuntime,
+        command: str,
+        env: dict[str, str] | None = None,
+        size: str | None = None,
+        attach: bool = False,
+        tty: bool = False,
+        process_type: str = "run",
+    ) -> DynoInfo:
+        """Start a one-off dyno as a Pod (`run.1234`), or the release phase as a Job
+        (process_type="release"). Its output goes to the log sink as app[run.1234]."""
+        self._require_started()
+        validate_app(app)
+        if attach or tty:
+            raise DynoError("attached one-off dynos are not supported on Kubernetes yet")
+        if not isinstance(command, str) or not command.strip():
+            raise DynoError("a one-off dyno needs a command")
+        extra = dict(env or {})
+        for key, value in extra.items():
+            if not ENV_NAME_RE.match(str(key)) or not isinstance(value, str):
+                raise DynoError(f"invalid env var {key!r}")
+        if size is None:
+            web = app.formation.get("web")
+            size = web[1] if web else None
+        size_name = get_size(size).name
+        rec = self._apps.get(app.app_id)
+        if rec is None:
+            rec = self._apps[app.app_id] = AppRecord(app)
+        if not rec.secret or not rec.deployments:
+            rec.secret = await self._ensure_secret(rec, app)
+        taken = {name for (a, name) in self._one_offs if a == app.app_id}
+        while True:
+            name = f"{process_type}.{random.randint(1000, 9999)}"
+            if name not in taken:
+                break
+        image = self.images.image_for(app)
+        if extra:
+            image = dataclasses.replace(image, env={**image.env, **extra})
+        spec = DynoSpec(
+            app, process_type, name, size_name, command, rec.secret, image,
+            self._new_port(), one_off=True,
+        )  # fmt: skip
+        if process_type == "release":
+            body = manifests.release_job(spec, self.ds, self.ks)
+        else:
+            body = manifests.one_off_pod(spec, self.ds, self.ks)
+        created = await self._write(body)
+        info = DynoInfo(
+            id=str(created["metadata"].get("uid", "")),
+            app_id=app.app_id,
+            name=name,
+            type=process_type,
+            state="starting",
+            size=get_size(size_name).display_name,
+            command=command,
+            release_id=app.release_id,
+            release_version=app.release_version,
+            host="",
+            port=None,
+            pid=None,
+            created_at=time.time(),
+            updated_at=time.time(),
+        )
+        done: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+        self._one_offs[(app.app_id, name)] = OneOff(
+            app.app_id, name, body["kind"], body["metadata"]["name"], info, done
+        )
+        self._changed(app.app_id)
+        return info
+
+    def _one_off_ended(self, v: pods.PodView) -> None:
+        o = self._one_offs.get((v.app_id, v.dyno))
+        if o is None or o.done.done() or o.ending:
+            return
+        o.ending = True
+        status = v.terminated[0] if v.terminated else None
+        asyncio.ensure_future(self._finish_one_off(o, v, status))
+
+    async def _finish_one_off(self, o: OneOff, v: pods.PodView, status: int | None) -> None:
+        """Deliver the last lines before the exit status, then remove the pod (or Job)."""
+        if self._logs is not None:
+            if not self._logs.following(v.instance):
+                self._follow(v)
+            await self._logs.drained(v.instance, 10)
+        self.sink.emit(v.app_id, "heroku", v.dyno, f"Process exited with status {status}")
+        if not o.done.done():
+            o.done.set_result(status)
+        if self.kube is not None:
+            with contextlib.suppress(Exception):
+                await self._call(self.kube.delete, o.kind, o.object_name, 0)
+
+    async def wait_one_off(
+        self, app_id: str, name: str, timeout: float | None = None
+    ) -> int | None:
+        """Wait for a one-off to end; its exit status (None: it never ran, or timed out,
+        in which case it is stopped)."""
+        o = self._one_offs.get((app_id, name))
+        if o is None:
+            raise DynoNotFound(f"no one-off dyno {name!r}")
+        try:
+            return await asyncio.wait_for(asyncio.shield(o.done), timeout)
+        except TimeoutError:
+            if self.kube is not None:
+                await self._call(self.kube.delete, o.kind, o.object_name)
+            return None
+        finally:
+            if o.done.done():
+                self._one_offs.pop((app_id, name), None)
+
+    # -- Eco sleeping: a scale to 0 ------------------------------------------------------
+    def note_request(self, app_id: str) -> None:
+        """Router traffic for the app: resets the sleep timer (and wakes a sleeping app)."""
+        rec = self._apps.get(app_id)
+        if rec is None:
+            return
+        rec.last_request = time.monotonic()
+        if rec.sleeping:
+            self.wake(app_id)
+
+    def wake(self, app_id: str) -> None:
+        rec = self._apps.get(app_id)
+        if rec is None:
+            return
+        rec.last_request = time.monotonic()
+        if rec.sleeping:
+            rec.sleeping = False
+            self._tasks.append(asyncio.create_task(self._scale_all(rec, 1, "Unidling")))
+
+    def _sleeps(self, app: AppRuntime) -> bool:
+        used = [(q, s) for q, s in app.formation.values() if q > 0]
+        return app.formation.get("web", (0, ""))[0] > 0 and all(get_size(s).sleeps for _, s in used)
+
+    async def _scale_all(self, rec: AppRecord, replicas: int, line: str) -> None:
+        kube = self._require_started()
+        async with rec.lock:
+            for dyno, dep in list(rec.deployments.items()):
+                self.sink.emit(rec.app.app_id, "heroku", dyno, line)
+                rec.deployments[dyno] = await self._call(
+                    kube.patch, "Deployment", dep["metadata"]["name"],
+                    {"spec": {"replicas": replicas}},
+                )  # fmt: skip
+        self._changed(rec.app.app_id)
+
+    async def _sleeper(self) -> None:
+        while True:
+            await asyncio.sleep(self.ds.sleep_check_interval)
+            now = time.monotonic()
+            self._tasks = [t for t in self._tasks if not t.done()]
+            for rec in list(self._apps.values()):
+                if (
+                    not rec.sleeping
+                    and rec.deployments
+                    and self._sleeps(rec.app)
+                    and now - rec.last_request >= self.ds.sleep_after
+                ):
+                    rec.sleeping = True
+                    with contextlib.suppress(Exception):
+                        await self._scale_all(rec, 0, "Idling")
