@@ -1,4 +1,5 @@
-"""Heroku's R codes on Kubernetes: R10 from the startup probe's deadline on $PORT."""
+"""Heroku's R codes on Kubernetes: R10 from the startup probe's deadline on $PORT, R15 from
+the kernel's OOM kill at the memory limit (twice the quota)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from pathlib import Path
 import pytest
 from conftest import Dynos, fast_dyno_settings, make_slug, runtime, until
 
+from spruce.dynos.backends.kubernetes import HostSlugImages
 from spruce.dynos.model import DynoSettings
+from spruce.kube import BUSYBOX_IMAGE
 
 pytestmark = pytest.mark.slow
 
@@ -32,3 +35,21 @@ async def test_r10_boot_timeout(dynos: Dynos, tmp_path: Path) -> None:
     assert lines[lines.index(r10) + 3] == "State changed from starting to crashed"
     # The kubelet starts it again, and the boot deadline runs again.
     await until(lambda: dynos.lines("web.1", "heroku").count(r10) >= 2, 60, "a second R10")
+
+
+async def test_r15_when_the_kernel_kills_a_dyno_at_twice_its_quota(
+    dynos: Dynos, tmp_path: Path
+) -> None:
+    # A 16 MB quota (the limit is twice that): the host's Python, mounted read-only at /usr,
+    # allocates far beyond it and the kernel's OOM killer ends it.
+    dynos.ds.memory_quota_mb = {"basic": 16}
+    b = dynos.backend
+    b.images = HostSlugImages(BUSYBOX_IMAGE, host_usr=True)
+    hog = "echo hogging; exec python3 -c 'import time; x = bytearray(200 << 20); time.sleep(60)'"
+    app = runtime(make_slug(tmp_path), process_types={"hog": hog}, formation={"hog": (1, "basic")})
+    await b.converge(app)
+    r15 = "Error R15 (Memory quota vastly exceeded)"
+    await until(lambda: r15 in dynos.lines("hog.1", "heroku"), 60, "R15")
+    lines = dynos.lines("hog.1", "heroku")
+    assert lines[lines.index(r15) + 2] == "Process exited with status 137"
+    assert "hogging" in dynos.lines("hog.1", "app")
