@@ -52,12 +52,13 @@ def fast_dyno_settings(**kw: object) -> DynoSettings:
 class Dynos:
     """A backend on its own namespace of the session's cluster, with its log lines."""
 
-    def __init__(self, cluster: Cluster, ds: DynoSettings) -> None:
+    def __init__(self, cluster: Cluster, ds: DynoSettings, **settings: object) -> None:
         self.cluster = cluster
         self.sink = PrintLogSink()
         self.changes: list[str] = []
         self.namespace = "t-" + secrets.token_hex(4)
         self.ds = ds
+        self.settings = settings
         self.backend = self.new_backend()
 
     def new_backend(self) -> KubernetesBackend:
@@ -66,7 +67,10 @@ class Dynos:
             HostSlugImages(BUSYBOX_IMAGE),
             kubeconfig=self.cluster.kubeconfig,
             settings=KubernetesSettings(
-                namespace=self.namespace, endpoint_host="127.0.0.1", validate_against=SCHEMA
+                namespace=self.namespace,
+                endpoint_host="127.0.0.1",
+                validate_against=SCHEMA,
+                **self.settings,  # type: ignore[arg-type]
             ),
             dyno_settings=self.ds,
             on_change=self.changes.append,
@@ -86,8 +90,16 @@ def dyno_settings() -> DynoSettings:
 
 
 @pytest.fixture
-async def dynos(kube_cluster: Cluster, dyno_settings: DynoSettings) -> AsyncIterator[Dynos]:
-    d = Dynos(kube_cluster, dyno_settings)
+def kube_settings() -> dict[str, object]:
+    """Overrides of KubernetesSettings (a test module may redefine this)."""
+    return {}
+
+
+@pytest.fixture
+async def dynos(
+    kube_cluster: Cluster, dyno_settings: DynoSettings, kube_settings: dict[str, object]
+) -> AsyncIterator[Dynos]:
+    d = Dynos(kube_cluster, dyno_settings, **kube_settings)
     await d.backend.start()
     yield d
     for app_id in d.backend.apps():

@@ -488,10 +488,21 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         )
 
     # -- faults (tests of node loss) -----------------------------------------------------
-    def stop_kubelet(self, index: int) -> None:
+    def stop_node(self, index: int) -> None:
+        """The node's machine dies: its kubelet stops and its containers with it."""
         node = self.nodes[index]
         if node.kubelet is not None:
             host.stop_process(node.kubelet)
+            self._procs = [(n, p) for n, p in self._procs if p is not node.kubelet]
+            node.kubelet = None
+        self._remove_containers(node)
+
+    def start_node(self, index: int) -> None:
+        """Bring a stopped node back and wait until it is Ready again."""
+        node = self.nodes[index]
+        if node.kubelet is None:
+            self._start_kubelet(node, self.config.node_labels.get(str(index), {}))
+        self._wait(f"{node.name} Ready", self._nodes_ready)
 
     # -- teardown ------------------------------------------------------------------------
     def stop(self) -> Teardown:
