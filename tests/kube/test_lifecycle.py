@@ -8,7 +8,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import Dynos, make_slug, runtime, until
+
+from .conftest import Dynos, make_slug, runtime, until
 
 pytestmark = pytest.mark.slow
 

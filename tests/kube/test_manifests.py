@@ -9,7 +9,13 @@ from typing import Any
 
 import pytest
 
-from spruce.dynos.backends.kubernetes import HostSlugImages, RegistryImages, names, pods
+from spruce.dynos.backends.kubernetes import (
+    HostSlugImages,
+    RegistryImages,
+    names,
+    pods,
+    validate_app,
+)
 from spruce.dynos.backends.kubernetes.manifests import (
     DynoSpec,
     KubernetesSettings,
@@ -21,6 +27,7 @@ from spruce.dynos.backends.kubernetes.manifests import (
     validate,
 )
 from spruce.dynos.model import AppRuntime, DynoSettings
+from spruce.dynos.sizes import DynoError
 
 kubernetes_validate = pytest.importorskip("kubernetes_validate")
 VERSIONS = ["1.25", "1.30", "1.37"]
@@ -66,6 +73,7 @@ def test_every_manifest_is_valid_for_current_kubernetes(version: str, host_netwo
         deployment(spec(a, "queue_worker", "queue_worker.1", port=None), DS, ks, replicas=0),
         deployment(spec(a, image=RegistryImages(lambda _: "reg/app:v7").image_for(a)), DS, ks),
         one_off_pod(spec(a, "run", "run.1234", command="bash", one_off=True), DS, ks),
+        one_off_pod(spec(a, "run", "run.99", command="bash", one_off=True, attach=True, tty=True), DS, ks),
         release_job(spec(a, "release", "release.42", command="rake db:migrate", one_off=True), DS, ks),
         restarted(deployment(spec(a), DS, ks), 21001, "2026-12-03T00:00:00+00:00"),
     ]  # fmt: skip
@@ -235,3 +243,24 @@ def test_a_deleted_pod_is_down_and_not_routable() -> None:
     assert pods.lines(up, going, 60) == [
         "Stopping all processes with SIGTERM", "State changed from up to down"
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"formation": {"web": (1, "huge")}}, "unknown dyno size"),
+        ({"formation": {"web": (101, "eco")}}, "quantity"),
+        ({"formation": {"clock": (1, "eco")}}, "no process type"),
+        ({"process_types": {"web two": "x"}}, "invalid process type"),
+        ({"config": {"1BAD": "x"}}, "invalid config var name"),
+        ({"config": {"TOKEN": "a\0b"}}, "TOKEN must be a string"),
+        ({"release_id": ""}, "release_id"),
+    ],
+)
+def test_bad_input_is_refused_before_the_cluster_is_touched(
+    change: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(DynoError, match=message) as err:
+        validate_app(app(**change))
+    assert "secret" not in str(err.value)  # no config value in the message
+    validate_app(app(generation="fir", slug_dir=Path("/nonexistent")))  # fine on Kubernetes

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import Dynos, make_slug, runtime, until
 
 from spruce.kube import Cluster
+
+from .conftest import Dynos, make_slug, runtime, until
 
 pytestmark = pytest.mark.slow
 

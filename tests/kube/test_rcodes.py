@@ -6,11 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import Dynos, fast_dyno_settings, make_slug, runtime, until
 
 from spruce.dynos.backends.kubernetes import HostSlugImages
 from spruce.dynos.model import DynoSettings
 from spruce.kube import BUSYBOX_IMAGE
+
+from .conftest import Dynos, fast_dyno_settings, make_slug, runtime, until
 
 pytestmark = pytest.mark.slow
 

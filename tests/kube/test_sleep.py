@@ -7,9 +7,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import Dynos, fast_dyno_settings, make_slug, runtime, until
 
 from spruce.dynos.model import DynoSettings
+
+from .conftest import Dynos, fast_dyno_settings, make_slug, runtime, until
 
 pytestmark = pytest.mark.slow
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from spruce.dynos.backends.kubernetes import attach as attaching
 from spruce.dynos.backends.kubernetes import manifests, names, pods
 from spruce.dynos.backends.kubernetes.api import Kube, Obj
 from spruce.dynos.backends.kubernetes.images import ImageSource
@@ -35,6 +36,7 @@ from spruce.dynos.model import (
     DynoSettings,
     parse_dyno_name,
 )
+from spruce.dynos.rendezvous import Attachment, RendezvousServer
 from spruce.dynos.sizes import DynoError, DynoNotFound, get_size
 from spruce.events import LogSink
 
@@ -62,6 +64,8 @@ class OneOff:
     info: DynoInfo
     done: asyncio.Future[int | None]
     ending: bool = False
+    running: asyncio.Event = field(default_factory=asyncio.Event)
+    secret: str | None = None
 
 
 class KubernetesBackend:
@@ -74,8 +78,11 @@ class KubernetesBackend:
         settings: KubernetesSettings | None = None,
         dyno_settings: DynoSettings | None = None,
         on_change: Callable[[str], None] | None = None,
+        rendezvous: RendezvousServer | None = None,
     ) -> None:
         self.sink = log_sink
+        self.rendezvous = rendezvous
+        """Where `heroku run` clients meet their one-off dynos (started by the caller)."""
         self.images = images
         self.kubeconfig = kubeconfig
         self.ks = settings or KubernetesSettings()
@@ -122,14 +129,7 @@ class KubernetesBackend:
             rec = self._apps[app_id] = AppRecord(stub)
         rec.deployments[dyno] = dep
         rec.sleeping = rec.sleeping or (dep["spec"].get("replicas") == 0)
-        rec.secret = ann.get(names.CONFIG_SECRET, rec.secret) or self._secret_of(dep)
-
-    @staticmethod
-    def _secret_of(dep: Obj) -> str:
-        for c in dep["spec"]["template"]["spec"]["containers"]:
-            for src in c.get("envFrom") or []:
-                return str(src.get("secretRef", {}).get("name", ""))
-        return ""
+        rec.secret = ann.get(names.CONFIG_SECRET, rec.secret) or manifests.secret_of(dep)
 
     async def shutdown(self) -> None:
         """Stop watching. Dynos keep running on the cluster; a later start() adopts them."""
@@ -137,7 +137,8 @@ class KubernetesBackend:
             t.cancel()
         if self._watch:
             self._watch.stop()
-            await asyncio.to_thread(self._watch.join, 5)
+            # A watch blocked in a read ends by itself at its next event or timeout.
+            await asyncio.to_thread(self._watch.join, 1)
         for o in self._one_offs.values():
             if not o.done.done():
                 o.done.cancel()
@@ -186,13 +187,13 @@ class KubernetesBackend:
                     cur = rec.deployments.get(dyno)
                     spec = DynoSpec(
                         app, ptype, dyno, size, app.process_types[ptype], rec.secret, image,
-                        self._port_of(cur) if cur else None,
+                        manifests.port_of(cur) if cur else None,
                     )  # fmt: skip
                     if ptype == "web" and spec.port is None:
                         spec = dataclasses.replace(spec, port=self._new_port())
                     replicas = 0 if rec.sleeping else 1
                     body = manifests.deployment(spec, self.ds, self.ks, replicas)
-                    if cur is not None and self._hash(cur) == self._hash(body):
+                    if cur is not None and manifests.hash_of(cur) == manifests.hash_of(body):
                         if cur["spec"].get("replicas") != replicas:
                             cur = await self._call(
                                 kube.patch, "Deployment", cur["metadata"]["name"],
@@ -211,15 +212,6 @@ class KubernetesBackend:
             await self._gc_secrets(rec)
         self._changed(app.app_id)
 
-    @staticmethod
-    def _hash(dep: Obj) -> str:
-        return str((dep["metadata"].get("annotations") or {}).get(names.SPEC_HASH, ""))
-
-    @staticmethod
-    def _port_of(dep: Obj) -> int | None:
-        ann = dep["spec"]["template"]["metadata"].get("annotations") or {}
-        return int(ann[names.PORT]) if ann.get(names.PORT) else None
-
     def _new_port(self) -> int:
         """A port no dyno of this backend uses (hostNetwork), or the pod network's PORT."""
         if not self.ks.host_network:
@@ -227,7 +219,7 @@ class KubernetesBackend:
         used = set(self._reserved_ports)
         used |= {p.port for p in self._pods.values() if p.port is not None}
         for rec in self._apps.values():
-            used |= {p for p in map(self._port_of, rec.deployments.values()) if p is not None}
+            used |= {p for p in map(manifests.port_of, rec.deployments.values()) if p is not None}
         low, high = self.ks.port_range
         for _ in range(1000):
             port = random.randint(low, high)
@@ -252,23 +244,17 @@ class KubernetesBackend:
         kube = self._require_started()
         if rec.secret:
             cur = await self._call(kube.get, "Secret", rec.secret)
-            if cur is not None and self._secret_data(cur) == app.config:
+            if cur is not None and manifests.secret_data(cur) == app.config:
                 return rec.secret
         name = names.object_name(app.app_name, "config", secrets.token_hex(4))
         await self._write(manifests.config_secret(app, name))
         return name
 
-    @staticmethod
-    def _secret_data(secret: Obj) -> dict[str, str]:
-        import base64
-
-        return {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
-
     async def _gc_secrets(self, rec: AppRecord) -> None:
         """Drop config Secrets no Deployment or pod of the app refers to any more."""
         kube = self._require_started()
         listed = await self._call(kube.list, "Secret", names.app_selector(rec.app.app_id))
-        in_use = {rec.secret} | {self._secret_of(d) for d in rec.deployments.values()}
+        in_use = {rec.secret} | {manifests.secret_of(d) for d in rec.deployments.values()}
         for secret in listed.get("items") or []:
             name = secret["metadata"]["name"]
             if name not in in_use and not self._pod_uses(name):
@@ -313,6 +299,9 @@ class KubernetesBackend:
             for line in pods.lines(old, new, self._boot_timeout(new.app_id)):
                 self._heroku(new, line)
             self._follow(new)
+            o = self._one_offs.get((new.app_id, new.dyno)) if new.one_off else None
+            if o is not None and (new.running or new.terminated):
+                o.running.set()
             if new.one_off and new.phase in ("Succeeded", "Failed"):
                 self._one_off_ended(new)
         if old is None or kind == "DELETED" or self._routing_key(old) != self._routing_key(new):
@@ -323,7 +312,7 @@ class KubernetesBackend:
         return (v.state, v.ready, v.pod_ip, v.port, v.deleting, v.restart_count)
 
     def _follow(self, v: pods.PodView, since_seconds: int | None = None) -> None:
-        if self._logs is None or not (v.running or v.terminated) or not v.dyno:
+        if self._logs is None or not (v.running or v.terminated) or not v.dyno or v.attached:
             return
         app_id, dyno = v.app_id, v.dyno
         self._logs.follow(
@@ -402,7 +391,7 @@ class KubernetesBackend:
                     process_type and dyno.split(".")[0] != process_type
                 ):
                     continue
-                port = self._port_of(dep)
+                port = manifests.port_of(dep)
                 if port is not None and self.ks.host_network:
                     port = self._new_port()
                 body = manifests.restarted(dep, port, stamp)
@@ -449,8 +438,8 @@ class KubernetesBackend:
         (process_type="release"). Its output goes to the log sink as app[run.1234]."""
         self._require_started()
         validate_app(app)
-        if attach or tty:
-            raise DynoError("attached one-off dynos are not supported on Kubernetes yet")
+        if attach and (self.rendezvous is None or process_type == "release"):
+            raise DynoError("attached one-off dynos need a rendezvous (and are not releases)")
         if not isinstance(command, str) or not command.strip():
             raise DynoError("a one-off dyno needs a command")
         extra = dict(env or {})
@@ -476,7 +465,7 @@ class KubernetesBackend:
             image = dataclasses.replace(image, env={**image.env, **extra})
         spec = DynoSpec(
             app, process_type, name, size_name, command, rec.secret, image,
-            self._new_port(), one_off=True,
+            self._new_port(), one_off=True, attach=attach, tty=tty and attach,
         )  # fmt: skip
         if process_type == "release":
             body = manifests.release_job(spec, self.ds, self.ks)
@@ -500,11 +489,47 @@ class KubernetesBackend:
             updated_at=time.time(),
         )
         done: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
-        self._one_offs[(app.app_id, name)] = OneOff(
+        o = self._one_offs[(app.app_id, name)] = OneOff(
             app.app_id, name, body["kind"], body["metadata"]["name"], info, done
         )
+        if attach and self.rendezvous is not None:
+            o.secret, met = self.rendezvous.expect(self.ds.rendezvous_timeout)
+            info.attach_url = self.rendezvous.url(o.secret)
+            self._tasks.append(asyncio.create_task(self._attached(o, met, tty)))
         self._changed(app.app_id)
         return info
+
+    async def _attached(self, o: OneOff, met: asyncio.Future[Attachment], tty: bool) -> None:
+        """Wait for the client at the rendezvous, then relay it to the pod's attach stream."""
+        kube = self._require_started()
+        try:
+            att = await asyncio.wait_for(met, self.ds.rendezvous_timeout)
+        except (TimeoutError, asyncio.CancelledError):
+            if self.rendezvous and o.secret:
+                self.rendezvous.forget(o.secret)
+            self.sink.emit(
+                o.app_id,
+                "heroku",
+                o.name,
+                "Error R13 (Attach error) -> Failed to attach to process",
+            )
+            await self._call(kube.delete, o.kind, o.object_name, 0)
+            if not o.done.done():
+                o.done.set_result(None)
+            return
+        try:
+            await asyncio.wait_for(o.running.wait(), 120)
+
+            async def status() -> int | None:
+                with contextlib.suppress(TimeoutError):
+                    return await asyncio.wait_for(asyncio.shield(o.done), 30)
+                return None
+
+            await attaching.session(kube, o.object_name, att, tty, status)
+        except Exception as e:
+            log.warning("attach to %s failed: %s", o.name, e)
+            att.done.set()
+            await self._call(kube.delete, o.kind, o.object_name, 0)
 
     def _one_off_ended(self, v: pods.PodView) -> None:
         o = self._one_offs.get((v.app_id, v.dyno))
@@ -516,7 +541,7 @@ class KubernetesBackend:
 
     async def _finish_one_off(self, o: OneOff, v: pods.PodView, status: int | None) -> None:
         """Deliver the last lines before the exit status, then remove the pod (or Job)."""
-        if self._logs is not None:
+        if self._logs is not None and not v.attached:
             if not self._logs.following(v.instance):
                 self._follow(v)
             await self._logs.drained(v.instance, 10)

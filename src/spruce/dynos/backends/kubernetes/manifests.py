@@ -9,9 +9,11 @@ one-off dyno is a bare Pod. APIs: apps/v1, batch/v1, core/v1 (v1.20 and current 
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import math
+import shlex
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,6 +59,9 @@ class DynoSpec:
     image: ImageRef
     port: int | None
     one_off: bool = False
+    attach: bool = False
+    """A `heroku run` session: stdin open, and the command waits for the attach."""
+    tty: bool = False
 
 
 def owner_meta(app: AppRuntime, name: str, extra: dict[str, str] | None = None) -> Manifest:
@@ -115,6 +120,12 @@ def _tcp(port: int, ks: KubernetesSettings) -> Manifest:
     return probe
 
 
+def gated(shell: tuple[str, ...], command: str) -> list[str]:
+    """An attached one-off's command: it reads one go line from stdin, then runs, so that
+    no output is lost before the client is attached."""
+    return [*shell, f'read -r _spruce_go; exec {shlex.join(shell)} "$0"', command]
+
+
 def pod_spec(
     spec: DynoSpec, ds: DynoSettings, ks: KubernetesSettings, restart: str = "Always"
 ) -> Manifest:
@@ -122,7 +133,11 @@ def pod_spec(
         "name": CONTAINER,
         "image": spec.image.image,
         "imagePullPolicy": spec.image.pull_policy,
-        "command": [*spec.image.shell, spec.command],
+        "command": (
+            gated(spec.image.shell, spec.command)
+            if spec.attach
+            else [*spec.image.shell, spec.command]
+        ),
         "env": _env(spec),
         "envFrom": [{"secretRef": {"name": spec.secret}}],
         "resources": _resources(spec.size, ds, ks),
@@ -130,6 +145,8 @@ def pod_spec(
     }
     if spec.image.working_dir:
         container["workingDir"] = spec.image.working_dir
+    if spec.attach:
+        container.update(stdin=True, stdinOnce=True, tty=spec.tty)
     web = spec.process_type == "web" and not spec.one_off and spec.port is not None
     if web and spec.port is not None:
         boot = ds.boot_timeout or spec.app.boot_timeout
@@ -204,6 +221,8 @@ def _pod_labels(spec: DynoSpec) -> dict[str, str]:
     }
     if spec.one_off:
         labels[names.ONE_OFF] = "true"
+    if spec.attach:
+        labels[names.ATTACHED] = "true"
     return labels
 
 
@@ -329,6 +348,28 @@ def release_job(spec: DynoSpec, ds: DynoSettings, ks: KubernetesSettings) -> Man
             },
         },
     }
+
+
+# -- reading back what was written -------------------------------------------------------
+def hash_of(dep: Manifest) -> str:
+    return str((dep["metadata"].get("annotations") or {}).get(names.SPEC_HASH, ""))
+
+
+def port_of(dep: Manifest) -> int | None:
+    ann = dep["spec"]["template"]["metadata"].get("annotations") or {}
+    return int(ann[names.PORT]) if ann.get(names.PORT) else None
+
+
+def secret_of(dep: Manifest) -> str:
+    """The config Secret a Deployment's dynos read."""
+    for c in dep["spec"]["template"]["spec"]["containers"]:
+        for src in c.get("envFrom") or []:
+            return str(src.get("secretRef", {}).get("name", ""))
+    return ""
+
+
+def secret_data(secret: Manifest) -> dict[str, str]:
+    return {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
 
 
 def validate(manifest: Manifest, version: str) -> None:

@@ -10,6 +10,7 @@ APP = "spruce.dev/app"
 PROCESS_TYPE = "spruce.dev/process-type"
 DYNO = "spruce.dev/dyno"
 ONE_OFF = "spruce.dev/one-off"
+ATTACHED = "spruce.dev/attached"
 # Annotations (values may be any string).
 APP_ID = "spruce.dev/app-id"
 RELEASE_ID = "spruce.dev/release-id"

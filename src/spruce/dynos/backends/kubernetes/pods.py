@@ -29,6 +29,8 @@ class PodView:
     dyno: str
     process_type: str
     one_off: bool
+    attached: bool
+    """A `heroku run` session: its output goes to the client, not to the logs."""
     release_id: str
     release_version: int
     size: str
@@ -105,6 +107,7 @@ def view(pod: dict[str, Any]) -> PodView:
         dyno=labels.get(names.DYNO, ""),
         process_type=ptype,
         one_off=one_off,
+        attached=labels.get(names.ATTACHED) == "true",
         release_id=ann.get(names.RELEASE_ID, ""),
         release_version=int(ann.get(names.RELEASE_VERSION) or 0),
         size=ann.get(names.SIZE, ""),
