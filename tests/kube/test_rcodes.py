@@ -1,5 +1,5 @@
-"""Heroku's R codes on Kubernetes: R10 from the startup probe's deadline on $PORT, R15 from
-the kernel's OOM kill at the memory limit (twice the quota)."""
+"""Heroku's R codes on Kubernetes: R10 from the startup probe's deadline on $PORT, R14 from
+the kubelet's memory figures, R15 from the kernel's OOM kill at the limit (twice the quota)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def dyno_settings() -> DynoSettings:
-    return fast_dyno_settings(boot_timeout=4.0)
+    return fast_dyno_settings(boot_timeout=4.0, metrics_interval=1.0, r14_interval=5.0)
 
 
 async def test_r10_boot_timeout(dynos: Dynos, tmp_path: Path) -> None:
@@ -54,3 +54,30 @@ async def test_r15_when_the_kernel_kills_a_dyno_at_twice_its_quota(
     lines = dynos.lines("hog.1", "heroku")
     assert lines[lines.index(r15) + 2] == "Process exited with status 137"
     assert "hogging" in dynos.lines("hog.1", "app")
+
+
+async def test_r14_and_runtime_metrics_from_the_kubelet(dynos: Dynos, tmp_path: Path) -> None:
+    # 40 MB used against a 32 MB quota: over it (R14), under the 64 MB limit (no kill).
+    dynos.ds.memory_quota_mb = {"basic": 32}
+    b = dynos.backend
+    b.images = HostSlugImages(BUSYBOX_IMAGE, host_usr=True)
+    fill = "x = bytearray(40 << 20); x[::4096] = b'x' * len(x[::4096])"
+    hog = f"exec python3 -c \"import time; {fill}; print('filled', flush=True); time.sleep(600)\""
+    app = runtime(
+        make_slug(tmp_path),
+        process_types={"hog": hog},
+        formation={"hog": (1, "basic")},
+        features={"log-runtime-metrics"},
+    )
+    await b.converge(app)
+    await until(lambda: "filled" in dynos.lines("hog.1", "app"), 60, "the hog filled")
+    r14 = "Error R14 (Memory quota exceeded)"
+    await until(lambda: r14 in dynos.lines("hog.1", "heroku"), 60, "R14")
+    lines = dynos.lines("hog.1", "heroku")
+    running = lines[lines.index(r14) - 1]
+    assert running.startswith("Process running mem=") and running.endswith("%)"), running
+    assert 100 < float(running.split("(")[1].rstrip("%)")) < 200
+    samples = [x for x in lines if x.startswith("source=hog.1 ")]
+    assert samples and "sample#memory_quota=32.00MB" in samples[-1]
+    assert not any("R15" in x for x in lines)
+    assert [d.state for d in b.dynos(app.app_id)] == ["up"]

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from spruce.dynos.backends.kubernetes import attach as attaching
-from spruce.dynos.backends.kubernetes import manifests, names, pods
+from spruce.dynos.backends.kubernetes import manifests, memory, names, pods
 from spruce.dynos.backends.kubernetes.api import Kube, Obj
 from spruce.dynos.backends.kubernetes.images import ImageSource
 from spruce.dynos.backends.kubernetes.manifests import DynoSpec, KubernetesSettings
@@ -93,6 +93,7 @@ class KubernetesBackend:
         self._pods: dict[str, pods.PodView] = {}
         self._one_offs: dict[tuple[str, str], OneOff] = {}
         self._reserved_ports: set[int] = set()
+        self._memory = memory.MemoryRules(self.ds)
         self._watch: PodWatch | None = None
         self._logs: LogFollower | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -113,7 +114,7 @@ class KubernetesBackend:
         self._watch = PodWatch(kube, loop, self._on_snapshot, self._on_pod_event)
         self._watch.start()
         await asyncio.wait_for(self._watch.synced.wait(), 60)
-        self._tasks = [asyncio.create_task(self._sleeper())]
+        self._tasks = [asyncio.create_task(self._sleeper()), asyncio.create_task(self._meter())]
         self._started = True
 
     def _adopt(self, dep: Obj) -> None:
@@ -569,6 +570,28 @@ class KubernetesBackend:
         finally:
             if o.done.done():
                 self._one_offs.pop((app_id, name), None)
+
+    # -- memory: R14 and log-runtime-metrics ---------------------------------------------
+    async def _meter(self) -> None:
+        kube = self._require_started()
+        while True:
+            await asyncio.sleep(self.ds.metrics_interval)
+            running = [p for p in self._pods.values() if p.running and p.node and not p.deleting]
+            for node in sorted({p.node for p in running if p.node}):
+                try:
+                    found = memory.samples(await self._call(memory.node_summary, kube, node))
+                except Exception as e:  # a node gone or not serving stats yet
+                    log.debug("no memory stats from %s: %s", node, e)
+                    continue
+                for p in running:
+                    m = found.get(p.uid)
+                    rec = self._apps.get(p.app_id)
+                    if m is None or p.node != node:
+                        continue
+                    metrics = rec is not None and "log-runtime-metrics" in rec.app.features
+                    for line in self._memory.lines(p, m, metrics):
+                        self._heroku(p, line)
+            self._memory.forget(p.uid for p in running)
 
     # -- Eco sleeping: a scale to 0 ------------------------------------------------------
     def note_request(self, app_id: str) -> None:
