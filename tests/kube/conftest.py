@@ -23,12 +23,15 @@ from spruce.dynos.model import AppRuntime, DynoSettings
 from spruce.events import PrintLogSink
 from spruce.kube import BUSYBOX_IMAGE, Cluster, ClusterConfig, ClusterUnavailable
 
+REGION = "topology.kubernetes.io/region"
 SCHEMA = "1.30"  # every manifest the backend writes is checked against current Kubernetes
 
 
 @pytest.fixture(scope="session")
 def kube_cluster() -> Iterator[Cluster]:
-    cluster = Cluster(ClusterConfig(nodes=2))
+    cluster = Cluster(
+        ClusterConfig(nodes=2, node_labels={"0": {REGION: "eu"}, "1": {REGION: "us"}})
+    )
     try:
         cluster.start()
     except ClusterUnavailable as e:
@@ -52,13 +55,20 @@ def fast_dyno_settings(**kw: object) -> DynoSettings:
 class Dynos:
     """A backend on its own namespace of the session's cluster, with its log lines."""
 
-    def __init__(self, cluster: Cluster, ds: DynoSettings, **settings: object) -> None:
+    def __init__(
+        self,
+        cluster: Cluster,
+        ds: DynoSettings,
+        placement: Callable[[AppRuntime], dict[str, str]] | None = None,
+        **settings: object,
+    ) -> None:
         self.cluster = cluster
         self.sink = PrintLogSink()
         self.changes: list[str] = []
         self.namespace = "t-" + secrets.token_hex(4)
         self.ds = ds
         self.settings = settings
+        self.placement = placement
         self.backend = self.new_backend()
 
     def new_backend(self) -> KubernetesBackend:
@@ -74,6 +84,7 @@ class Dynos:
             ),
             dyno_settings=self.ds,
             on_change=self.changes.append,
+            placement=lambda app: self.placement(app) if self.placement else {},
         )
 
     def lines(self, process: str | None = None, source: str | None = None) -> list[str]:

@@ -74,6 +74,7 @@ def test_every_manifest_is_valid_for_current_kubernetes(version: str, host_netwo
         deployment(spec(a, image=RegistryImages(lambda _: "reg/app:v7").image_for(a)), DS, ks),
         one_off_pod(spec(a, "run", "run.1234", command="bash", one_off=True), DS, ks),
         one_off_pod(spec(a, "run", "run.99", command="bash", one_off=True, attach=True, tty=True), DS, ks),
+        deployment(spec(a, node_selector=(("topology.kubernetes.io/region", "eu"),)), DS, ks),
         release_job(spec(a, "release", "release.42", command="rake db:migrate", one_off=True), DS, ks),
         restarted(deployment(spec(a), DS, ks), 21001, "2026-12-03T00:00:00+00:00"),
     ]  # fmt: skip
@@ -126,6 +127,13 @@ def test_heroku_rules_in_the_web_deployment() -> None:
     term = anti["preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"]
     assert term["topologyKey"] == "kubernetes.io/hostname"
     assert term["labelSelector"]["matchLabels"][names.PROCESS_TYPE] == "queue_worker"
+    where = (("topology.kubernetes.io/region", "eu"),)
+    for placed in (
+        deployment(spec(app(), node_selector=where), ds, KubernetesSettings()),
+        {"spec": {"template": one_off_pod(spec(app(), one_off=True, node_selector=where), ds,
+                                          KubernetesSettings())}},
+    ):  # fmt: skip
+        assert placed["spec"]["template"]["spec"]["nodeSelector"] == dict(where)
     pod_net = deployment(spec(app()), ds, KubernetesSettings(host_network=False))
     assert "hostNetwork" not in pod_net["spec"]["template"]["spec"]
 

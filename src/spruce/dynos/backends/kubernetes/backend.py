@@ -79,10 +79,13 @@ class KubernetesBackend:
         dyno_settings: DynoSettings | None = None,
         on_change: Callable[[str], None] | None = None,
         rendezvous: RendezvousServer | None = None,
+        placement: Callable[[AppRuntime], dict[str, str]] | None = None,
     ) -> None:
         self.sink = log_sink
         self.rendezvous = rendezvous
         """Where `heroku run` clients meet their one-off dynos (started by the caller)."""
+        self.placement = placement
+        """The node labels an app's dynos need (a space's region: topology labels)."""
         self.images = images
         self.kubeconfig = kubeconfig
         self.ks = settings or KubernetesSettings()
@@ -189,6 +192,7 @@ class KubernetesBackend:
                     spec = DynoSpec(
                         app, ptype, dyno, size, app.process_types[ptype], rec.secret, image,
                         manifests.port_of(cur) if cur else None,
+                        node_selector=self._placement(app),
                     )  # fmt: skip
                     if ptype == "web" and spec.port is None:
                         spec = dataclasses.replace(spec, port=self._new_port())
@@ -307,6 +311,9 @@ class KubernetesBackend:
                 self._one_off_ended(new)
         if old is None or kind == "DELETED" or self._routing_key(old) != self._routing_key(new):
             self._changed(new.app_id)
+
+    def _placement(self, app: AppRuntime) -> tuple[tuple[str, str], ...]:
+        return tuple(sorted((self.placement(app) if self.placement else {}).items()))
 
     @staticmethod
     def _routing_key(v: pods.PodView) -> tuple[Any, ...]:
@@ -467,6 +474,7 @@ class KubernetesBackend:
         spec = DynoSpec(
             app, process_type, name, size_name, command, rec.secret, image,
             self._new_port(), one_off=True, attach=attach, tty=tty and attach,
+            node_selector=self._placement(app),
         )  # fmt: skip
         if process_type == "release":
             body = manifests.release_job(spec, self.ds, self.ks)

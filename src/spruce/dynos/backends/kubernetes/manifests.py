@@ -62,6 +62,8 @@ class DynoSpec:
     attach: bool = False
     """A `heroku run` session: stdin open, and the command waits for the attach."""
     tty: bool = False
+    node_selector: tuple[tuple[str, str], ...] = ()
+    """Where the app may run (a region's node label, for instance)."""
 
 
 def owner_meta(app: AppRuntime, name: str, extra: dict[str, str] | None = None) -> Manifest:
@@ -191,6 +193,8 @@ def pod_spec(
     if ks.host_network:
         pod["hostNetwork"] = True
         pod["dnsPolicy"] = "Default"
+    if spec.node_selector:
+        pod["nodeSelector"] = dict(spec.node_selector)
     if not spec.one_off:
         # Spread an app's dynos of one type over the nodes.
         pod["affinity"] = {
