@@ -89,3 +89,17 @@ async def test_heroku_run_with_a_tty_and_r13_when_nobody_attaches(
         lonely.name, "heroku"
     )
     await until(lambda: b.dynos(app.app_id) == [], 30, "the one-offs gone")
+
+
+async def test_run_inside_a_running_dyno(
+    dynos: Dynos, rendezvous: RendezvousServer, tmp_path: Path
+) -> None:
+    b = dynos.backend
+    b.rendezvous = rendezvous
+    app = runtime(make_slug(tmp_path), formation={"worker": (1, "basic")})
+    await b.converge(app)
+    await until(lambda: [d.state for d in b.dynos(app.app_id)] == ["up"], what="worker.1 up")
+    info = await b.run_inside(app.app_id, "worker.1", 'read x; echo "in $DYNO: $x"; exit 4')
+    assert info.name == "worker.1" and info.attach_url
+    out, status = await cli(rendezvous.ca, info.attach_url, b"knock\n")
+    assert (out, status) == ("in worker.1: knock\n", 4)

@@ -1,6 +1,7 @@
-"""`heroku run` on Kubernetes: the rendezvous client meets the pod through the apiserver's
-attach stream (websocket). The pod's command waits for one line on stdin before it starts,
-so that no output is lost before the attach: the backend sends that line once attached."""
+"""`heroku run` and `run:inside` on Kubernetes: the rendezvous client meets the pod through
+the apiserver's attach (or exec) stream, a websocket. An attached one-off's command waits for
+one line on stdin before it starts, so that no output is lost before the attach: the backend
+sends that line once attached."""
 
 from __future__ import annotations
 
@@ -36,10 +37,27 @@ def _open(kube: Kube, pod: str, tty: bool) -> Any:
     )
 
 
+def _exec(kube: Kube, pod: str, command: list[str]) -> Any:
+    return _stream(
+        kube.core.connect_get_namespaced_pod_exec,
+        pod,
+        kube.ns,
+        container=CONTAINER,
+        command=command,
+        stdin=True,
+        stdout=True,
+        stderr=True,
+        tty=False,
+        binary=True,
+        _preload_content=False,
+    )
+
+
 def _pump(ws: Any, loop: asyncio.AbstractEventLoop, out: Callable[[bytes], None],
-          inbox: queue.Queue[bytes | None]) -> None:  # fmt: skip
+          inbox: queue.Queue[bytes | None], go: bytes) -> None:  # fmt: skip
     """Thread: websocket frames to the client, client bytes to the pod, until it closes."""
-    ws.write_stdin(b"\n")  # the go line
+    if go:
+        ws.write_stdin(go)
     try:
         while ws.is_open():
             ws.update(timeout=0.1)
@@ -72,13 +90,36 @@ async def session(
     tty: bool,
     exit_status: Callable[[], Awaitable[int | None]],
 ) -> None:
-    """Relay between the client and the pod; then send the exit status and close."""
-    loop = asyncio.get_running_loop()
+    """Attach the client to a one-off's pod; then send its exit status and close."""
     ws = await asyncio.to_thread(_open, kube, pod, tty)
+    await _relay(ws, pod, att, tty, b"\n", exit_status)
+
+
+async def exec_session(kube: Kube, pod: str, command: list[str], att: Attachment) -> None:
+    """Run a command inside a running dyno's container for the client (`run:inside`)."""
+    ws = await asyncio.to_thread(_exec, kube, pod, command)
+
+    async def status() -> int | None:
+        code: Any = ws.returncode
+        return int(code) if code is not None else None
+
+    await _relay(ws, pod, att, False, b"", status)
+
+
+async def _relay(
+    ws: Any,
+    pod: str,
+    att: Attachment,
+    tty: bool,
+    go: bytes,
+    exit_status: Callable[[], Awaitable[int | None]],
+) -> None:
+    loop = asyncio.get_running_loop()
     inbox: queue.Queue[bytes | None] = queue.Queue()
     pump = threading.Thread(
-        target=_pump, args=(ws, loop, att.writer.write, inbox), name=f"attach-{pod}", daemon=True
-    )
+        target=_pump, args=(ws, loop, att.writer.write, inbox, go), name=f"attach-{pod}",
+        daemon=True,
+    )  # fmt: skip
     pump.start()
 
     async def client_to_pod() -> None:

@@ -540,6 +540,44 @@ class KubernetesBackend:
             att.done.set()
             await self._call(kube.delete, o.kind, o.object_name, 0)
 
+    async def run_inside(self, app_id: str, dyno_name: str, command: str) -> DynoInfo:
+        """Run a command in a running dyno's container (`heroku run:inside`), attached through
+        the rendezvous; returns that dyno with an `attach_url`."""
+        kube = self._require_started()
+        if not isinstance(command, str) or not command.strip():
+            raise DynoError("run-inside needs a command")
+        parse_dyno_name(dyno_name)
+        if self.rendezvous is None:
+            raise DynoError("run-inside needs a rendezvous")
+        running = [
+            p
+            for p in self._app_pods(app_id)
+            if p.dyno == dyno_name and p.running and not p.deleting
+        ]
+        if not running:
+            raise DynoNotFound(f"dyno {dyno_name!r} is not running")
+        target = max(running, key=lambda p: p.created_at)
+        secret, met = self.rendezvous.expect(self.ds.rendezvous_timeout)
+        info = pods.dyno_info(target, self._address(target))
+        info.attach_url = self.rendezvous.url(secret)
+        shell = self.images.image_for(self._apps[app_id].app).shell
+
+        async def inside() -> None:
+            try:
+                att = await asyncio.wait_for(met, self.ds.rendezvous_timeout)
+            except (TimeoutError, asyncio.CancelledError):
+                if self.rendezvous:
+                    self.rendezvous.forget(secret)
+                return
+            try:
+                await attaching.exec_session(kube, target.name, [*shell, command], att)
+            except Exception as e:
+                log.warning("run-inside %s failed: %s", dyno_name, e)
+                att.done.set()
+
+        self._tasks.append(asyncio.create_task(inside()))
+        return info
+
     def _one_off_ended(self, v: pods.PodView) -> None:
         o = self._one_offs.get((v.app_id, v.dyno))
         if o is None or o.done.done() or o.ending:
