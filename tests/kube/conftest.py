@@ -152,7 +152,7 @@ def runtime(slug: Path, release: int = 1, **kw: object) -> AppRuntime:
     return AppRuntime(**args)  # type: ignore[arg-type]
 
 
-async def until(cond: Callable[[], object], timeout: float = 60.0, what: str = "") -> None:
+async def until(cond: Callable[[], object], timeout: float = 120.0, what: str = "") -> None:
     """Poll a condition on the test's side (the backend itself polls nothing)."""
     deadline = time.monotonic() + timeout
     while not cond():

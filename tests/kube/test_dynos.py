@@ -29,7 +29,7 @@ async def test_web_dyno_serves_scales_restarts_and_logs(dynos: Dynos, tmp_path: 
     resp = await get(ep.port)
     assert resp.status_code == 200 and resp.text == "hello from web.1\n"
     assert app.app_id in dynos.changes
-    await until(lambda: f"booting web.1 on {ep.port}" in dynos.lines("web.1", "app"), 30)
+    await until(lambda: f"booting web.1 on {ep.port}" in dynos.lines("web.1", "app"), 120)
     assert "State changed from starting to up" in dynos.lines("web.1", "heroku")
     (info,) = b.dynos(app.app_id)
     assert (info.name, info.type, info.state, info.size) == ("web.1", "web", "up", "Eco")
@@ -43,7 +43,7 @@ async def test_web_dyno_serves_scales_restarts_and_logs(dynos: Dynos, tmp_path: 
     assert (await get(ports["web.2"])).text == "hello from web.2\n"
     web_nodes = {p.node for p in b._pods.values() if p.process_type == "web" and not p.deleting}
     assert len(web_nodes) == 2, web_nodes
-    await until(lambda: "worker worker.1 up" in dynos.lines("worker.1", "app"), 30)
+    await until(lambda: "worker worker.1 up" in dynos.lines("worker.1", "app"), 120)
     states = {d.name: d.state for d in b.dynos(app.app_id)}
     assert states == {"web.1": "up", "web.2": "up", "worker.1": "up"}
 
@@ -74,7 +74,7 @@ async def test_web_dyno_serves_scales_restarts_and_logs(dynos: Dynos, tmp_path: 
         except httpx.HTTPError:  # a dyno leaving between the table and the request
             return False
 
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while not await serves_bonjour():
         assert time.monotonic() < deadline, "the new release never served"
         await asyncio.sleep(0.2)

@@ -46,8 +46,8 @@ async def test_preboot_switches_releases_without_a_failed_request(
     app.config = {"GREETING": "v2"}
     app.release_id, app.release_version = "rel-2", 2
     await b.converge(app)
-    await until(lambda: seen[-5:] == ["v2"] * 5, 90, "the new release serving")
-    await until(lambda: len([p for p in b._pods.values() if p.app_id == app.app_id]) == 1, 60)
+    await until(lambda: seen[-5:] == ["v2"] * 5, 120, "the new release serving")
+    await until(lambda: len([p for p in b._pods.values() if p.app_id == app.app_id]) == 1, 120)
     stop.set()
     await task
     assert failed == [] and seen.count("v1") > 0 and seen.count("v2") >= 5

@@ -63,13 +63,13 @@ async def test_a_lost_node_s_dynos_are_rescheduled(
         await asyncio.to_thread(kube_cluster.stop_node, lost)
         await until(
             lambda: {e.dyno_name for e in b.web_endpoints(app.app_id)} == {"web.2"},
-            60,
+            120,
             "the lost dyno out of the table",
         )
         out_after = time.monotonic() - t0
         await until(
             lambda: {e.dyno_name for e in b.web_endpoints(app.app_id)} == {"web.1", "web.2"},
-            90,
+            120,
             "web.1 back on the other node",
         )
         back_after = time.monotonic() - t0

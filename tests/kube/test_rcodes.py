@@ -28,14 +28,14 @@ async def test_r10_boot_timeout(dynos: Dynos, tmp_path: Path) -> None:
     r10 = (
         "Error R10 (Boot timeout) -> Web process failed to bind to $PORT within 4 seconds of launch"
     )
-    await until(lambda: r10 in dynos.lines("web.1", "heroku"), 90, "R10")
+    await until(lambda: r10 in dynos.lines("web.1", "heroku"), 120, "R10")
     assert b.web_endpoints(app.app_id) == []
     lines = dynos.lines("web.1", "heroku")
     assert lines[lines.index(r10) + 1] == "Stopping process with SIGKILL"
     assert lines[lines.index(r10) + 2] == "Process exited with status 137"
     assert lines[lines.index(r10) + 3] == "State changed from starting to crashed"
     # The kubelet starts it again, and the boot deadline runs again.
-    await until(lambda: dynos.lines("web.1", "heroku").count(r10) >= 2, 60, "a second R10")
+    await until(lambda: dynos.lines("web.1", "heroku").count(r10) >= 2, 120, "a second R10")
 
 
 async def test_r15_when_the_kernel_kills_a_dyno_at_twice_its_quota(
@@ -50,10 +50,11 @@ async def test_r15_when_the_kernel_kills_a_dyno_at_twice_its_quota(
     app = runtime(make_slug(tmp_path), process_types={"hog": hog}, formation={"hog": (1, "basic")})
     await b.converge(app)
     r15 = "Error R15 (Memory quota vastly exceeded)"
-    await until(lambda: r15 in dynos.lines("hog.1", "heroku"), 60, "R15")
+    await until(lambda: r15 in dynos.lines("hog.1", "heroku"), 120, "R15")
     lines = dynos.lines("hog.1", "heroku")
     assert lines[lines.index(r15) + 2] == "Process exited with status 137"
-    assert "hogging" in dynos.lines("hog.1", "app")
+    # The output comes by the log stream, the R15 by the pod watch: either may come first.
+    await until(lambda: "hogging" in dynos.lines("hog.1", "app"), 120, "the hog's output")
 
 
 async def test_r14_and_runtime_metrics_from_the_kubelet(dynos: Dynos, tmp_path: Path) -> None:
@@ -70,9 +71,9 @@ async def test_r14_and_runtime_metrics_from_the_kubelet(dynos: Dynos, tmp_path: 
         features={"log-runtime-metrics"},
     )
     await b.converge(app)
-    await until(lambda: "filled" in dynos.lines("hog.1", "app"), 60, "the hog filled")
+    await until(lambda: "filled" in dynos.lines("hog.1", "app"), 120, "the hog filled")
     r14 = "Error R14 (Memory quota exceeded)"
-    await until(lambda: r14 in dynos.lines("hog.1", "heroku"), 60, "R14")
+    await until(lambda: r14 in dynos.lines("hog.1", "heroku"), 120, "R14")
     lines = dynos.lines("hog.1", "heroku")
     running = lines[lines.index(r14) - 1]
     assert running.startswith("Process running mem=") and running.endswith("%)"), running

@@ -33,4 +33,4 @@ async def test_dynos_run_only_in_their_region(
 
     region["app"] = "us"  # the app's space moves: a rollout to the other region
     await b.converge(app)
-    await until(lambda: nodes() == {node["us"]} and len(b.web_endpoints(app.app_id)) == 2, 60)
+    await until(lambda: nodes() == {node["us"]} and len(b.web_endpoints(app.app_id)) == 2, 120)

@@ -42,7 +42,7 @@ async def cli(ca: InternalCA, attach_url: str, stdin: bytes = b"") -> tuple[str,
     writer.write(stdin)
     await writer.drain()
     out = b""
-    while chunk := await asyncio.wait_for(reader.read(65536), 60):
+    while chunk := await asyncio.wait_for(reader.read(65536), 120):
         out += chunk
     writer.close()
     text = out.decode()
@@ -62,13 +62,13 @@ async def test_heroku_run_attached_with_output_input_and_exit_status(
         attach=True,
     )
     assert info.attach_url and info.attach_url.startswith("rendezvous://127.0.0.1:")
-    await until(lambda: [d.name for d in b.dynos(app.app_id)] == [info.name], 30)
+    await until(lambda: [d.name for d in b.dynos(app.app_id)] == [info.name], 120)
     out, status = await cli(rendezvous.ca, info.attach_url, b"hello\n")
     assert status == 7, out
     assert f"early from {info.name}\n" in out and "got:hello:hello\n" in out
     assert await b.wait_one_off(app.app_id, info.name, timeout=30) == 7
     assert dynos.lines(info.name, "app") == []  # attached output goes to the client only
-    await until(lambda: b.dynos(app.app_id) == [], 30, "the one-off gone")
+    await until(lambda: b.dynos(app.app_id) == [], 120, "the one-off gone")
 
 
 async def test_heroku_run_with_a_tty_and_r13_when_nobody_attaches(
@@ -88,7 +88,7 @@ async def test_heroku_run_with_a_tty_and_r13_when_nobody_attaches(
     assert "Error R13 (Attach error) -> Failed to attach to process" in dynos.lines(
         lonely.name, "heroku"
     )
-    await until(lambda: b.dynos(app.app_id) == [], 30, "the one-offs gone")
+    await until(lambda: b.dynos(app.app_id) == [], 120, "the one-offs gone")
 
 
 async def test_run_inside_a_running_dyno(

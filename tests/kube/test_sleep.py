@@ -26,14 +26,14 @@ async def test_eco_dynos_sleep_as_a_scale_to_zero_and_wake(dynos: Dynos, tmp_pat
     await b.converge(app)
     await until(lambda: b.web_endpoints(app.app_id), what="web.1 routable")
     b.note_request(app.app_id)
-    await until(lambda: [d.state for d in b.dynos(app.app_id)] == ["idle"], 60, "idle")
+    await until(lambda: [d.state for d in b.dynos(app.app_id)] == ["idle"], 120, "idle")
     assert b.web_endpoints(app.app_id) == []
     assert "Idling" in dynos.lines("web.1", "heroku")
     (dep,) = b._apps[app.app_id].deployments.values()
     assert dep["spec"]["replicas"] == 0
     t0 = time.monotonic()
     b.note_request(app.app_id)  # the router holds the request and wakes the app
-    await until(lambda: b.web_endpoints(app.app_id), 60, "awake")
+    await until(lambda: b.web_endpoints(app.app_id), 120, "awake")
     woke = time.monotonic() - t0
     (ep,) = b.web_endpoints(app.app_id)
     async with httpx.AsyncClient(timeout=5) as client:

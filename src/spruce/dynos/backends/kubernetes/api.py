@@ -144,9 +144,15 @@ class Kube:
                 return
             yield str(event["type"]), dict(event["raw_object"])
 
-    def follow_log(self, pod: str, container: str, since_seconds: int | None) -> Iterator[str]:
-        """The container's output line by line, until it ends."""
-        kwargs: dict[str, Any] = {"container": container, "follow": True, "_preload_content": False}
+    def follow_log(
+        self, pod: str, container: str, since_seconds: int | None, previous: bool = False
+    ) -> Iterator[str]:
+        """The container's output line by line, until it ends (previous: the run before)."""
+        kwargs: dict[str, Any] = {"container": container, "_preload_content": False}
+        if previous:
+            kwargs["previous"] = True
+        else:
+            kwargs["follow"] = True
         if since_seconds is not None:
             kwargs["since_seconds"] = since_seconds
         resp: Any = self.core.read_namespaced_pod_log(pod, self.ns, **kwargs)

@@ -98,13 +98,14 @@ class LogFollower:
         pod_name: str,
         emit: Callable[[str], None],
         since_seconds: int | None = None,
+        previous: bool = False,
     ) -> None:
         if key in self._running:
             return
         done = self._done[key] = asyncio.Event()
         thread = threading.Thread(
             target=self._run,
-            args=(pod_name, emit, since_seconds, done),
+            args=(pod_name, emit, since_seconds, done, previous),
             name=f"spruce-kube-log-{pod_name}",
             daemon=True,
         )
@@ -134,11 +135,12 @@ class LogFollower:
         emit: Callable[[str], None],
         since_seconds: int | None,
         done: asyncio.Event,
+        previous: bool,
     ) -> None:
         try:
             for attempt in range(20):
                 try:
-                    for line in self._kube.follow_log(pod_name, CONTAINER, since_seconds):
+                    for line in self._kube.follow_log(pod_name, CONTAINER, since_seconds, previous):
                         self._loop.call_soon_threadsafe(emit, line)
                     return
                 except ApiException as e:
