@@ -78,7 +78,8 @@ async def test_web_dyno_serves_scales_restarts_and_logs(dynos: Dynos, tmp_path: 
     while not await serves_bonjour():
         assert time.monotonic() < deadline, "the new release never served"
         await asyncio.sleep(0.2)
-    assert {d.release_version for d in b.dynos(app.app_id)} == {2}
+    # worker.1 is recreated (no preboot): its old pod goes first, then the new one comes.
+    await until(lambda: {(d.release_version, d.state) for d in b.dynos(app.app_id)} == {(2, "up")})
 
     # Scale down to nothing: the Deployments go, and so do the dynos.
     app.formation = {"web": (0, "eco")}
