@@ -22,6 +22,7 @@ from spruce.dynos.backends.kubernetes import HostSlugImages, KubernetesBackend, 
 from spruce.dynos.model import AppRuntime, DynoSettings
 from spruce.events import PrintLogSink
 from spruce.kube import BUSYBOX_IMAGE, Cluster, ClusterConfig, ClusterUnavailable
+from spruce.services.model import SlugArtifact
 
 REGION = "topology.kubernetes.io/region"
 SCHEMA = "1.30"  # every manifest the backend writes is checked against current Kubernetes
@@ -138,7 +139,7 @@ def runtime(slug: Path, release: int = 1, **kw: object) -> AppRuntime:
         app_name="kubeapp",
         release_id=f"rel-{release}",
         release_version=release,
-        slug_dir=slug,
+        slug=SlugArtifact(f"slug-{slug.name}", slug),
         process_types={
             "web": WEB,
             "worker": 'echo "worker $DYNO up"; exec sleep 1000',

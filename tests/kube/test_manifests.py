@@ -28,6 +28,7 @@ from spruce.dynos.backends.kubernetes.manifests import (
 )
 from spruce.dynos.model import AppRuntime, DynoSettings
 from spruce.dynos.sizes import DynoError
+from spruce.services.model import SlugArtifact
 
 kubernetes_validate = pytest.importorskip("kubernetes_validate")
 VERSIONS = ["1.25", "1.30", "1.37"]
@@ -39,7 +40,7 @@ def app(**kw: Any) -> AppRuntime:
         app_name="My_App.With-A-Very-Long-Name-Indeed-123",
         release_id="r1",
         release_version=7,
-        slug_dir=Path("/srv/slugs/r1"),
+        slug=SlugArtifact("s1", Path("/srv/slugs/r1")),
         process_types={"web": "bin/web", "queue_worker": "bin/worker --fast"},
         formation={"web": (2, "eco"), "queue_worker": (1, "performance-l")},
         config={"DATABASE_URL": "postgres://u:secret@h/db"},
@@ -271,4 +272,6 @@ def test_bad_input_is_refused_before_the_cluster_is_touched(
     with pytest.raises(DynoError, match=message) as err:
         validate_app(app(**change))
     assert "secret" not in str(err.value)  # no config value in the message
-    validate_app(app(generation="fir", slug_dir=Path("/nonexistent")))  # fine on Kubernetes
+    validate_app(
+        app(generation="fir", slug=SlugArtifact("s2", Path("/nonexistent")))
+    )  # fine on Kubernetes

@@ -28,7 +28,6 @@ from spruce.dynos.backends.kubernetes.manifests import DynoSpec, KubernetesSetti
 from spruce.dynos.backends.kubernetes.oneoffs import OneOff, OneOffDynos
 from spruce.dynos.backends.kubernetes.validation import validate_app
 from spruce.dynos.backends.kubernetes.watch import LogFollower, PodWatch
-from spruce.dynos.manager import WebEndpoint
 from spruce.dynos.model import (
     AppRuntime,
     DynoInfo,
@@ -38,6 +37,7 @@ from spruce.dynos.model import (
 from spruce.dynos.rendezvous import RendezvousServer
 from spruce.dynos.sizes import DynoError, DynoNotFound, get_size
 from spruce.events import LogSink
+from spruce.services.model import WebEndpoint
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ class KubernetesBackend(OneOffDynos):
         rec = self._apps.get(app_id)
         if rec is None:
             # A stand-in until the platform converges the app again (with its real runtime).
-            stub = AppRuntime(app_id, app_id, ann.get(names.RELEASE_ID, ""), 0, Path("/"), {}, {})
+            stub = AppRuntime(app_id, app_id, ann.get(names.RELEASE_ID, ""), 0, None, {}, {})
             rec = self._apps[app_id] = AppRecord(stub)
         rec.deployments[dyno] = dep
         rec.sleeping = rec.sleeping or (dep["spec"].get("replicas") == 0)

@@ -51,8 +51,10 @@ class HostSlugImages:
         self.host_usr = host_usr
 
     def image_for(self, app: AppRuntime) -> ImageRef:
+        if app.slug is None:
+            raise ValueError("HostSlugImages needs a release with a slug (an unpacked directory)")
         volumes: list[dict[str, Any]] = [
-            {"name": "slug", "hostPath": {"path": str(app.slug_dir), "type": "Directory"}}
+            {"name": "slug", "hostPath": {"path": str(app.slug.path), "type": "Directory"}}
         ]
         mounts: list[dict[str, Any]] = [{"name": "slug", "mountPath": "/app", "readOnly": True}]
         if self.host_usr:

@@ -161,7 +161,8 @@ class OneOffDynos(abc.ABC):
         )
         if attach and self.rendezvous is not None:
             o.secret, met = self.rendezvous.expect(self.ds.rendezvous_timeout)
-            info.attach_url = self.rendezvous.url(o.secret)
+            info = dataclasses.replace(info, attach_url=self.rendezvous.url(o.secret))
+            o.info = info
             self._tasks.append(asyncio.create_task(self._attached(o, met, tty)))
         self._changed(app.app_id)
         return info
@@ -216,8 +217,9 @@ class OneOffDynos(abc.ABC):
             raise DynoNotFound(f"dyno {dyno_name!r} is not running")
         target = max(running, key=lambda p: p.created_at)
         secret, met = self.rendezvous.expect(self.ds.rendezvous_timeout)
-        info = pods.dyno_info(target, self._address(target))
-        info.attach_url = self.rendezvous.url(secret)
+        info = dataclasses.replace(
+            pods.dyno_info(target, self._address(target)), attach_url=self.rendezvous.url(secret)
+        )
         shell = self.images.image_for(self._apps[app_id].app).shell
 
         async def inside() -> None:
