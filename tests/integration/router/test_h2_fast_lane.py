@@ -197,16 +197,16 @@ async def test_stale_pool_connection_is_replayed_from_the_fast_lane(running_rout
 
 
 async def test_router_fault_on_the_fast_lane_is_h99(running_router, backends, pki, monkeypatch):
-    from spruce.router.exchange import Exchange
+    from spruce.router import h2_fast
 
     rr, c = await _setup(running_router, backends, pki)
     assert (await c.get("/name")).status == 200
     before = rr.router.fast_lane
 
-    def broken(self, app):  # type: ignore[no-untyped-def]
+    def broken(*args):  # type: ignore[no-untyped-def]
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(Exchange, "request_head", broken)
+    monkeypatch.setattr(h2_fast, "request_head", broken)
     r = await c.get("/name")
     assert r.status == 503
     assert rr.router.fast_lane == before + 1
