@@ -48,11 +48,12 @@ def refusal(
         return Code.H81
     if app.eco_quota_exhausted:
         return Code.H82
-    if app.web_quantity <= 0:
+    web = app.web_quantity
+    if web <= 0:
         return Code.H14
-    if connections >= per_dyno * max(app.web_quantity, 1):
+    if connections >= per_dyno * web:  # (web >= 1 here: the max(web, 1) of docs/router.md)
         return Code.H22
-    if inflight >= BACKLOG_PER_DYNO * app.web_quantity:
+    if inflight >= BACKLOG_PER_DYNO * web:
         return Code.H11
     return None
 

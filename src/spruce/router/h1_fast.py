@@ -58,7 +58,7 @@ class H1FastLane:
     def take(self, data: bytes) -> bool:
         """The client's reader's intercept: True when `data` became a fast-lane exchange."""
         client = self.client
-        if client.writer.must_wait():
+        if client.writer.blocked:
             return False
         fr = fast_request(data)
         if fr is None:

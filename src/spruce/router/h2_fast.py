@@ -46,7 +46,7 @@ _tuple_new = tuple.__new__  # a HandOver without NamedTuple's Python-level __new
 def try_fast(conn: H2Connection, st: H2Stream) -> bool:
     """Take the fast lane if this request qualifies; False leaves it to the coroutine path."""
     req = st.req
-    if req.bad is not None or req.method == "CONNECT" or conn.writer.must_wait():
+    if req.bad is not None or req.method == "CONNECT" or conn.writer.blocked:
         return False
     router = conn.router
     table = router.table
@@ -169,7 +169,7 @@ def _response(conn: H2Connection, st: H2Stream, data: bytes | None) -> None:
     if parsed is not None and data is not None and len(data) - end == parsed[3]:
         if st.reset or conn.dead:
             whole = True  # H27 below
-        elif not conn.writer.must_wait():  # else the coroutine path waits for the client
+        elif not conn.writer.blocked:  # else the coroutine path waits for the client
             try:
                 whole = len(data) - end <= conn.proto.window(st.stream_id)
             except StreamGone:

@@ -75,6 +75,16 @@ RESPONSE_MOVES: dict[tuple[ResponseState, Event], ResponseState] = {
     (_RS.MUST_CLOSE, Event.CLOSE): _RS.MUST_CLOSE,
 }
 
+# (enum members through their class cost a descriptor call each: the hot paths use these)
+_RQ_IDLE, _RQ_BODY, _RQ_DONE = _RQ.IDLE, _RQ.BODY, _RQ.DONE
+_RS_IDLE, _RS_DONE = _RS.IDLE, _RS.DONE
+_REQUEST, _REQUEST_END, _RESPONSE, _SWITCH = (
+    Event.REQUEST,
+    Event.REQUEST_END,
+    Event.RESPONSE,
+    Event.SWITCH,
+)
+_RESPONSE_END, _NEXT, _CLOSE = Event.RESPONSE_END, Event.NEXT, Event.CLOSE
 _REQUEST_EVENTS = frozenset(e for _, e in REQUEST_MOVES)
 _RESPONSE_EVENTS = frozenset(e for _, e in RESPONSE_MOVES)
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -100,8 +110,8 @@ class H1State:
     )
 
     def __init__(self) -> None:
-        self.request = RequestState.IDLE
-        self.response = ResponseState.IDLE
+        self.request = _RQ_IDLE
+        self.response = _RS_IDLE
         self.keep_alive = True  # the connection may carry another request after this one
         self.http10 = False
         self.expect_continue = False
@@ -126,7 +136,7 @@ class H1State:
     # the request -----------------------------------------------------------
     def start(self, req: RequestHead) -> None:
         """A request head was read: its body (if any) comes next."""
-        self._move(Event.REQUEST)
+        self._move(_REQUEST)
         self.http10 = req.version == "1.0"
         self.keep_alive = req.keep_alive
         self.expect_continue = req.expect_continue
@@ -137,17 +147,17 @@ class H1State:
             self._decoder = None
             self._remaining = req.body_length or 0
             if not self._remaining:
-                self._move(Event.REQUEST_END)
+                self._move(_REQUEST_END)
 
     @property
     def body_done(self) -> bool:
-        return self.request is not RequestState.BODY
+        return self.request is not _RQ_BODY
 
     def body_from(self, buf: bytearray) -> bytes | None:
         """The next piece of the request body, taken off the front of `buf`: b"" once the
         body has ended, None when `buf` holds nothing of it yet. ProtocolError: broken
         chunked framing."""
-        if self.request is not RequestState.BODY:
+        if self.request is not _RQ_BODY:
             return b""
         if not buf:
             return None
@@ -157,7 +167,7 @@ class H1State:
             buf.clear()
             payload, leftover = decoder.feed(data)
             if decoder.done:
-                self._move(Event.REQUEST_END)
+                self._move(_REQUEST_END)
                 buf += leftover  # (a pipelined request: read by the next cycle, if any)
                 return payload
             return payload or None
@@ -166,7 +176,7 @@ class H1State:
         del buf[:n]
         self._remaining -= n
         if not self._remaining:
-            self._move(Event.REQUEST_END)
+            self._move(_REQUEST_END)
         return data
 
     def interim_continue(self) -> bytes:
@@ -179,7 +189,7 @@ class H1State:
     # the response ----------------------------------------------------------
     @property
     def response_started(self) -> bool:
-        return self.response is not ResponseState.IDLE
+        return self.response is not _RS_IDLE
 
     def response_head(
         self,
@@ -193,8 +203,8 @@ class H1State:
         """The head towards the client, with its framing headers. `length` None: not known
         yet (chunked, or close-delimited for HTTP/1.0); `last`: the router is stopping, this
         is the connection's last response."""
-        unread = self.request is RequestState.BODY
-        self._move(Event.SWITCH if status == 101 else Event.RESPONSE)
+        unread = self.request is _RQ_BODY
+        self._move(_SWITCH if status == 101 else _RESPONSE)
         hs = list(headers)
         self._chunked_out = False
         if status == 101:
@@ -223,19 +233,15 @@ class H1State:
 
     def response_end(self) -> bytes:
         """The response is complete: what still goes on the wire (the last chunk)."""
-        self._move(Event.RESPONSE_END)
+        self._move(_RESPONSE_END)
         return LAST_CHUNK if self._chunked_out else b""
 
     # the cycle -------------------------------------------------------------
     def end_cycle(self) -> bool:
         """The exchange is over: True when the connection reads the next request (both
         sides back at IDLE), False when it must close."""
-        if (
-            self.keep_alive
-            and self.request is RequestState.DONE
-            and self.response is ResponseState.DONE
-        ):
-            self._move(Event.NEXT)
+        if self.keep_alive and self.request is _RQ_DONE and self.response is _RS_DONE:
+            self._move(_NEXT)
             return True
         self.close()
         return False
@@ -243,4 +249,4 @@ class H1State:
     def close(self) -> None:
         """Nothing more is read or written on this connection (after what was)."""
         self.keep_alive = False
-        self._move(Event.CLOSE)
+        self._move(_CLOSE)
