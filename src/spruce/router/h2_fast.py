@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING
 from .admission import refusal
 from .errors import Code
 from .exchange import Exchange, HandOver, request_head
-from .h2_proto import StreamGone
 from .logline import info_line
+from .proto.h2 import StreamGone
 from .proto.headers import request_id_for, rewrite_response_headers
 from .proto.http1 import ProtocolError, parse_response_head
 from .table import App

@@ -1,6 +1,6 @@
 """HTTP/2 client connections (TLS + ALPN "h2"); dynos get HTTP/1.1.
 
-The protocol is `h2_proto.H2Server` (sans-IO); this module is its IO: one connection is one
+The protocol is `proto.h2.H2Server` (sans-IO); this module is its IO: one connection is one
 `Stream` whose bytes are handled in the data callback (all frames they produce leave in one
 write per loop turn), each request stream is an `H2Stream` (the exchange's `ClientSide`).
 Simple requests take the fast lane (`h2_fast`): forwarded and answered from the callbacks;
@@ -18,7 +18,8 @@ from . import h2_fast
 from .client_side import TLSInfo
 from .errors import plain_page
 from .exchange import ClientGone, ClientIdle, ClientSide, Exchange, HandOver, send_simple
-from .h2_proto import (
+from .logline import Wire, line_tail
+from .proto.h2 import (
     CANCEL,
     EV_DATA,
     EV_END,
@@ -32,8 +33,7 @@ from .h2_proto import (
     H2Server,
     StreamGone,
 )
-from .h2_request import H2Request
-from .logline import Wire, line_tail
+from .proto.h2_request import H2Request
 from .proto.headers import HOP_BY_HOP
 from .state import ConnectionApps, Router
 from .stream import Stream
