@@ -144,13 +144,24 @@ def spruce_cmd(workers: int, ports: dict[str, int], name: str, cert: Path, key: 
     ]
 
 
-def start_spruce(cmd: list[str], port: int, src: Path) -> tuple[subprocess.Popen, list[int]]:
+def spruce_env(src: Path, pure: bool) -> dict[str, str]:
+    env = dict(os.environ, PYTHONPATH=str(src))
+    if pure:
+        env["SPRUCE_ROUTER_PURE"] = "1"  # every router module from its .py (native.py)
+    else:
+        env.pop("SPRUCE_ROUTER_PURE", None)
+    return env
+
+
+def start_spruce(
+    cmd: list[str], port: int, env: dict[str, str]
+) -> tuple[subprocess.Popen, list[int]]:
     p = subprocess.Popen(
         cmd,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env=dict(os.environ, PYTHONPATH=str(src)),
+        env=env,
     )
     assert p.stdout is not None
     line = p.stdout.readline()
@@ -183,6 +194,11 @@ def main() -> None:
         "callgrind instructions per request (spruce, spruce-baseline)",
     )
     ap.add_argument(
+        "--pure",
+        action="store_true",
+        help="adds target spruce-pure: this router with SPRUCE_ROUTER_PURE=1 (no mypyc modules)",
+    )
+    ap.add_argument(
         "--no-rps", action="store_true", help="skip the req/s runs (measures only, with --measure)"
     )
     ap.add_argument(
@@ -200,7 +216,8 @@ def main() -> None:
     key.write_text(issued.key_pem)
     (d / "haproxy.pem").write_text(issued.cert_pem + issued.key_pem)
 
-    names = ("backend", "haproxy", "haproxy2", "nginx", "spruce", "spruce2", "spruceb", "cg")
+    names = ("backend", "haproxy", "haproxy2", "nginx", "spruce", "spruce2", "spruceb", "sprucep")
+    names += ("cg",)
     ports = {f"{n}{tls}": free_port() for n in names for tls in ("", "_tls")}
     procs: list[subprocess.Popen] = []
     pids: dict[str, list[int]] = {}
@@ -280,17 +297,19 @@ def main() -> None:
                 f"http://127.0.0.1:{ports['nginx']}/",
                 f"https://127.0.0.1:{ports['nginx_tls']}/",
             )
-        spruces = [("spruce", 1, "spruce", SRC)]
+        spruces = [("spruce", 1, "spruce", spruce_env(SRC, False))]
         if args.baseline:
-            spruces.append(("spruce-baseline", 1, "spruceb", args.baseline.resolve()))
+            env = spruce_env(args.baseline.resolve(), False)
+            spruces.append(("spruce-baseline", 1, "spruceb", env))
+        if args.pure:
+            spruces.append(("spruce-pure", 1, "sprucep", spruce_env(SRC, True)))
         if not args.one_worker:
-            spruces.append(("spruce-2-workers", 2, "spruce2", SRC))
-        for name, workers, port, src in spruces:
+            spruces.append(("spruce-2-workers", 2, "spruce2", spruce_env(SRC, False)))
+        for name, workers, port, env in spruces:
             if not want(name):
                 continue
-            p, worker_pids = start_spruce(
-                spruce_cmd(workers, ports, port, cert, key), ports[port], src
-            )
+            cmd = spruce_cmd(workers, ports, port, cert, key)
+            p, worker_pids = start_spruce(cmd, ports[port], env)
             procs.append(p)
             pids[name] = worker_pids
             targets[name] = (
@@ -310,7 +329,7 @@ def main() -> None:
             results[name] = r
             print(name, json.dumps(r), flush=True)
         if args.measure:
-            for name in ("haproxy", "spruce", "spruce-baseline"):
+            for name in ("haproxy", "spruce", "spruce-baseline", "spruce-pure"):
                 if name not in targets or args.callgrind_only:
                     continue
                 http_url, https_url = targets[name]
@@ -323,7 +342,11 @@ def main() -> None:
                         "syscalls": measure.syscalls_per_request(pids[name], run, n),
                     }
                 print(name, "measures", json.dumps(m), flush=True)
-            for name, src in (("spruce", SRC), ("spruce-baseline", args.baseline)):
+            for name, src, pure in (
+                ("spruce", SRC, False),
+                ("spruce-baseline", args.baseline, False),
+                ("spruce-pure", SRC, True),
+            ):
                 if name not in targets or src is None:
                     continue
                 out = d / f"callgrind-{name}"
@@ -331,7 +354,7 @@ def main() -> None:
                 cg = measure.Callgrind(
                     spruce_cmd(1, ports, "cg", cert, key),
                     out,
-                    dict(os.environ, PYTHONPATH=str(Path(src).resolve())),
+                    spruce_env(Path(src).resolve(), pure),
                 )
                 try:
                     worker = cg.ready()[0]
@@ -391,6 +414,7 @@ def table(results: dict[str, dict], measures: dict[str, dict] | None = None) -> 
         ("spruce", "haproxy"),
         ("spruce", "nginx"),
         ("spruce", "spruce-baseline"),
+        ("spruce-pure", "spruce-baseline"),
         ("spruce-baseline", "haproxy"),
         ("spruce-2-workers", "haproxy-2-threads"),
     ):

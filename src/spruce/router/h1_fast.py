@@ -41,15 +41,15 @@ _tuple_new = tuple.__new__  # a HandOver without NamedTuple's Python-level __new
 class H1FastLane:
     """The fast lane's exchange in flight on one connection (at most one at a time)."""
 
-    __slots__ = ("client", "router", "out", "data", "req", "task")
+    # (class-level defaults: one lane per connection, most connections never use all of it)
+    out: HandOver | None = None  # the exchange waiting for its dyno
+    data = b""  # its request head as received
+    req: FastRequest | None = None
+    task: asyncio.Task[None] | None = None  # a hand-over or fault on the coroutine path
 
     def __init__(self, client: H1Client) -> None:
         self.client = client
         self.router = client.router
-        self.out: HandOver | None = None  # the exchange waiting for its dyno
-        self.data = b""  # its request head as received
-        self.req: FastRequest | None = None
-        self.task: asyncio.Task[None] | None = None  # a hand-over or fault, coroutine path
 
     @property
     def busy(self) -> bool:

@@ -27,7 +27,7 @@ from types import ModuleType
 
 PACKAGE = Path(__file__).resolve().parent  # src/spruce/router
 SRC = PACKAGE.parents[1]
-# the sans-IO protocol code and the fast lanes' per-request work
+# the sans-IO protocol code, the fast lanes' per-request work and what it calls on the router
 COMPILED = (
     "spruce.router.proto.http1",
     "spruce.router.proto.h1",
@@ -40,6 +40,9 @@ COMPILED = (
     "spruce.router.logline",
     "spruce.router.h1_fast",
     "spruce.router.h2_fast",
+    "spruce.router.state",
+    "spruce.router.proxy",
+    "spruce.router.control",
 )
 GROUP = "spruce_router"  # mypyc's shared library: spruce_router__mypyc.<abi>.so in src/
 STAMP = PACKAGE / ".native.json"

@@ -84,6 +84,7 @@ class Router:
         # the slow ones to the coroutine path, which applies the exact response timeout
         self.fast_waiting: dict[FastWaiter, float] = {}
         self._sweeper: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._changed = asyncio.Event()
         self._woken: dict[str, float] = {}
         self.on_certificates: Callable[[], None] | None = None
@@ -129,9 +130,9 @@ class Router:
     def fast_wait(self, lane: FastWaiter, sent_at: float) -> None:
         self.fast_waiting[lane] = sent_at
         if self._sweeper is None:
-            self._sweeper = asyncio.get_running_loop().call_later(
-                self._sweep_tick(), self._sweep_fast_lane
-            )
+            if self._loop is None:  # (get_running_loop() costs a getpid(): asked once)
+                self._loop = asyncio.get_running_loop()
+            self._sweeper = self._loop.call_later(self._sweep_tick(), self._sweep_fast_lane)
 
     def _sweep_tick(self) -> float:
         return min(0.5, self.timers.response / 4)
@@ -143,8 +144,8 @@ class Router:
         limit = time.monotonic() - tick
         for lane in [c for c, sent_at in waiting.items() if sent_at <= limit]:
             lane.on_response(None)  # hand over (it leaves `waiting`)
-        if waiting:
-            self._sweeper = asyncio.get_running_loop().call_later(tick, self._sweep_fast_lane)
+        if waiting and self._loop is not None:
+            self._sweeper = self._loop.call_later(tick, self._sweep_fast_lane)
 
     # table updates -------------------------------------------------------
     def _notify(self) -> None:

@@ -349,3 +349,13 @@ def test_admission_alike(
     args = (table, app, "demo.example.org", sni, http2, inflight, connections, 1000)
     assert plain(c.refusal(*args)) == plain(p.refusal(*args))
     assert plain(c.no_dyno_up(app)) == plain(p.no_dyno_up(app))
+
+
+@SETTINGS
+@given(st.lists(st.tuples(_names, st.text(max_size=30), st.integers(0, 2**62)), max_size=6))
+def test_control_log_batches_alike(entries: list[tuple[str, str, int]]) -> None:
+    c, p = _both("spruce.router.control")
+    lines_c = [c.log_entry(a, line, ts) for a, line, ts in entries]
+    assert lines_c == [p.log_entry(a, line, ts) for a, line, ts in entries]
+    assert c.encode_log(lines_c) == p.encode_log(lines_c)
+    assert c.encode({"t": "x", "e": entries}) == p.encode({"t": "x", "e": entries})

@@ -95,30 +95,20 @@ class StateError(Exception):
 
 
 class H1State:
-    """One client connection's request/response cycle and its body framing."""
+    """One client connection's request/response cycle and its body framing.
 
-    __slots__ = (
-        "request",
-        "response",
-        "keep_alive",
-        "http10",
-        "expect_continue",
-        "continue_sent",
-        "_remaining",
-        "_decoder",
-        "_chunked_out",
-    )
+    (Class-level defaults, no __init__: every connection has one, and most only ever read
+    them; mypyc turns them into the compiled class's defaults.)"""
 
-    def __init__(self) -> None:
-        self.request = _RQ_IDLE
-        self.response = _RS_IDLE
-        self.keep_alive = True  # the connection may carry another request after this one
-        self.http10 = False
-        self.expect_continue = False
-        self.continue_sent = False
-        self._remaining = 0
-        self._decoder: ChunkedDecoder | None = None
-        self._chunked_out = False
+    request: RequestState = _RQ_IDLE
+    response: ResponseState = _RS_IDLE
+    keep_alive = True  # the connection may carry another request after this one
+    http10 = False
+    expect_continue = False
+    continue_sent = False
+    _remaining = 0
+    _decoder: ChunkedDecoder | None = None
+    _chunked_out = False
 
     def _move(self, event: Event) -> None:
         """Apply `event` to the side(s) it belongs to, as the tables allow."""
