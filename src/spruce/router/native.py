@@ -43,6 +43,7 @@ COMPILED = (
     "spruce.router.state",
     "spruce.router.proxy",
     "spruce.router.control",
+    "spruce.router.stream",
 )
 GROUP = "spruce_router"  # mypyc's shared library: spruce_router__mypyc.<abi>.so in src/
 STAMP = PACKAGE / ".native.json"
