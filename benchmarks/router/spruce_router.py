@@ -54,7 +54,7 @@ async def main() -> None:
             snapshot=snapshot,
         )
         await sup.start()
-        print("ready", flush=True)
+        print("ready", *sup.worker_pids, flush=True)  # (run.py measures the workers)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -4,11 +4,24 @@ and the exceptions that carry failures between the two."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import NamedTuple
 
-from .errors import reason
+from .errors import Code, reason
+from .logline import TLSVersion, Wire
 from .proto.http1 import ProtocolError
 from .proxy import BackendConn
 from .state import ConnectionApps
+
+
+class TLSInfo(NamedTuple):
+    """What a client connection's TLS layer tells (plain HTTP: not tls, version unknown)."""
+
+    tls: bool
+    version: TLSVersion
+    sni: str | None  # the SNI name the client sent
+
+
+PLAIN = TLSInfo(False, TLSVersion.UNKNOWN, None)
 
 
 class ClientGone(Exception):
@@ -24,9 +37,11 @@ class BadRequestBody(Exception):
 
 
 class HError(Exception):
+    """The exchange ends with H code `code` (what the line records besides)."""
+
     def __init__(
         self,
-        code: str,
+        code: Code,
         connect_ms: int | None = None,
         service_ms: int | None = None,
         dyno: str | None = None,
@@ -51,17 +66,20 @@ class BackendBroken(Exception):
 class ClientSide(ABC):
     """What the exchange needs from the client connection."""
 
-    protocol = "http1.1"
+    protocol = Wire.HTTP1
     via = "1.1"
     tls = False
-    tls_version = "unknown"
+    tls_version = TLSVersion.UNKNOWN
     sni: str | None = None
     client_ip = ""
     local_port = 0
-    http10 = False
-    response_started = False
     keep_alive = True
     conn_apps: ConnectionApps | None = None  # what the connection counts against (H22)
+
+    @property
+    @abstractmethod
+    def response_started(self) -> bool:
+        """Whether anything of the response was composed (then a failure can only cut it)."""
 
     @abstractmethod
     async def read_body(self) -> bytes:

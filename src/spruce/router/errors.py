@@ -3,11 +3,39 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Code(StrEnum):
+    """Heroku's router error codes (the log line's `code=`)."""
+
+    H10 = "H10"
+    H11 = "H11"
+    H12 = "H12"
+    H13 = "H13"
+    H14 = "H14"
+    H15 = "H15"
+    H17 = "H17"
+    H18 = "H18"
+    H19 = "H19"
+    H20 = "H20"
+    H21 = "H21"
+    H22 = "H22"
+    H24 = "H24"
+    H25 = "H25"
+    H27 = "H27"
+    H28 = "H28"
+    H31 = "H31"
+    H32 = "H32"
+    H80 = "H80"
+    H81 = "H81"
+    H82 = "H82"
+    H99 = "H99"
 
 
 @dataclass(frozen=True)
 class HCode:
-    code: str
+    code: Code
     desc: str
     status: int = 503
     at: str = "error"
@@ -17,28 +45,28 @@ class HCode:
 H_CODES: dict[str, HCode] = {
     c.code: c
     for c in (
-        HCode("H10", "App crashed"),
-        HCode("H11", "Backlog too deep"),
-        HCode("H12", "Request timeout"),
-        HCode("H13", "Connection closed without response"),
-        HCode("H14", "No web processes running"),
-        HCode("H15", "Idle connection"),
-        HCode("H17", "Poorly formatted HTTP response", 502),
-        HCode("H18", "Server Request Interrupted", 503, "error", "backend"),
-        HCode("H19", "Backend connection timeout"),
-        HCode("H20", "App boot timeout"),
-        HCode("H21", "Backend connection refused"),
-        HCode("H22", "Connection limit reached"),
-        HCode("H24", "Forced close"),
-        HCode("H25", "HTTP restriction", 502),
-        HCode("H27", "Client Request Interrupted", 499, "warning", "client"),
-        HCode("H28", "Client Connection Idle", 499, "warning", "client"),
-        HCode("H31", "Misdirected Request", 421),
-        HCode("H32", "TLS Certificate Mismatch", 495),
-        HCode("H80", "Maintenance mode", 503, "info"),
-        HCode("H81", "Blank app", 503, "info"),
-        HCode("H82", "Free dyno hour pool used up", 503, "info"),
-        HCode("H99", "Platform error"),
+        HCode(Code.H10, "App crashed"),
+        HCode(Code.H11, "Backlog too deep"),
+        HCode(Code.H12, "Request timeout"),
+        HCode(Code.H13, "Connection closed without response"),
+        HCode(Code.H14, "No web processes running"),
+        HCode(Code.H15, "Idle connection"),
+        HCode(Code.H17, "Poorly formatted HTTP response", 502),
+        HCode(Code.H18, "Server Request Interrupted", 503, "error", "backend"),
+        HCode(Code.H19, "Backend connection timeout"),
+        HCode(Code.H20, "App boot timeout"),
+        HCode(Code.H21, "Backend connection refused"),
+        HCode(Code.H22, "Connection limit reached"),
+        HCode(Code.H24, "Forced close"),
+        HCode(Code.H25, "HTTP restriction", 502),
+        HCode(Code.H27, "Client Request Interrupted", 499, "warning", "client"),
+        HCode(Code.H28, "Client Connection Idle", 499, "warning", "client"),
+        HCode(Code.H31, "Misdirected Request", 421),
+        HCode(Code.H32, "TLS Certificate Mismatch", 495),
+        HCode(Code.H80, "Maintenance mode", 503, "info"),
+        HCode(Code.H81, "Blank app", 503, "info"),
+        HCode(Code.H82, "Free dyno hour pool used up", 503, "info"),
+        HCode(Code.H99, "Platform error"),
     )
 }
 
@@ -100,11 +128,11 @@ QUOTA_PAGE = _page(
 
 
 def builtin_page(code: str) -> bytes:
-    if code == "H80":
+    if code == Code.H80:
         return MAINTENANCE_PAGE
-    if code == "H81":
+    if code == Code.H81:
         return BLANK_APP_PAGE
-    if code == "H82":
+    if code == Code.H82:
         return QUOTA_PAGE
     return APPLICATION_ERROR_PAGE
 

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import NamedTuple
 
 from . import affinity
+from .admission import no_dyno_up, refusal
 from .client_side import (
     BackendBroken,
     BadRequestBody,
@@ -19,9 +21,9 @@ from .client_side import (
     HError,
     send_simple,
 )
-from .errors import plain_page
+from .errors import Code, plain_page
 from .failures import Failures
-from .logline import RouterLine
+from .logline import RouterLine, Wire
 from .proto.headers import request_id_for, rewrite_request_headers, rewrite_response_headers
 from .proto.http1 import (
     LAST_CHUNK,
@@ -36,16 +38,35 @@ from .proto.http1 import (
     parse_response_head,
     serialize_request_head,
 )
-from .proxy import IDEMPOTENT, BackendConn, ConnectFailed, choose, dyno_situation, open_backend
+from .proxy import IDEMPOTENT, BackendConn, ConnectFailed, choose, open_backend
 from .state import Router
 from .stream import Stream
-from .table import App, Dyno, cert_matches, normalise_host
+from .table import App, Dyno, Feature, normalise_host
 
 RESPONSE_HEAD_MAX = 1 << 20  # the 1 MB response buffer
 READ_SIZE = 65536
 
 
-class Exchange(Failures):
+class HandOver(NamedTuple):
+    """A fast-lane exchange in flight, for the coroutine path to take over: the request (its
+    dyno head `head`) went to `dyno` on `conn` at `sent_at` (monotonic); `received` is when
+    the router got it (epoch seconds). Counted in flight by the lane that sent it."""
+
+    app: App
+    host: str  # normalised Host
+    dyno: Dyno
+    conn: BackendConn
+    head: bytes
+    request_id: str
+    received: float
+    sent_at: float
+
+
+class Exchange:
+    """One request: `await Exchange(router, client, req).run()`. A fast lane hands its
+    exchange over with `Exchange(router, client, req, handover)`: `run()` then waits for the
+    dyno's response where the lane left it; `log_code` and `fault` end it otherwise."""
+
     __slots__ = (
         "router",
         "client",
@@ -57,18 +78,32 @@ class Exchange(Failures):
         "host",
         "via",
         "sent_at",
+        "handover",
     )
 
-    def __init__(self, router: Router, client: ClientSide, req: RequestHead) -> None:
+    def __init__(
+        self,
+        router: Router,
+        client: ClientSide,
+        req: RequestHead,
+        handover: HandOver | None = None,
+    ) -> None:
         self.router = router
         self.client = client
         self.req = req
-        self.received = time.time()
-        self.request_id = request_id_for(req.headers, req.request_id)
+        self.handover = handover
         self.via = f"{client.via} {router.table.router_name}"
-        self.host = normalise_host(req.host or "")
-        self.app: App | None = None
         self.sent_at = 0.0
+        if handover is None:
+            self.received = time.time()
+            self.request_id = request_id_for(req.headers, req.request_id)
+            self.host = normalise_host(req.host or "")
+            self.app: App | None = None
+        else:  # (the lane admitted the request: it counts in flight already)
+            self.received = handover.received
+            self.request_id = handover.request_id
+            self.host = handover.host
+            self.app = handover.app
         xff = req.xff
         if xff is None:
             xff = [v for k, v in req.headers if k.lower() == "x-forwarded-for"]
@@ -83,31 +118,22 @@ class Exchange(Failures):
             tls=client.tls,
             tls_version=client.tls_version,
         )
+        if handover is not None:
+            self.line.dyno = handover.dyno.name
+            self.line.connect_ms = 0
 
     # entry ---------------------------------------------------------------
-    async def run(self, resume: tuple[BackendConn, Dyno, bytes, float] | None = None) -> None:
-        """The whole exchange; `resume`: the fast lane already counted it in flight and sent
-        the head on (conn, dyno, head, sent_at), and hands over what is left."""
+    async def run(self) -> None:
+        """The whole exchange (or, handed over, what the fast lane left of it)."""
         router = self.router
         exchanges = router.exchanges
         task = asyncio.current_task()
         assert task is not None
         exchanges.add(task)  # a stopping router cancels what still runs at the end (H24)
         try:
-            if resume is not None:
-                app = self.app
-                assert app is not None
-                inflight = router.inflight
-                try:
-                    try:
-                        conn, dyno, head, sent_at = resume
-                        await self._forward(app, conn, dyno, None, head, sent_at)
-                    finally:
-                        inflight[app.id] -= 1
-                        if inflight[app.id] <= 0:
-                            del inflight[app.id]
-                except BaseException as e:
-                    await self._failed(app, e)
+            handover = self.handover
+            if handover is not None:
+                await self._take_over(handover)
                 return
             app = router.table.lookup(self.host)
             if app is None:
@@ -117,32 +143,26 @@ class Exchange(Failures):
             router.activity[app.id] += 1
             try:
                 client = self.client
-                if client.tls and client.sni:
-                    sni = normalise_host(client.sni)
-                    if sni != self.host:
-                        cert = router.table.certificate_for(sni)
-                        if cert is None or not cert_matches(cert, self.host):
-                            raise HError("H32")
-                        other = router.table.certificate_for(self.host)
-                        if other is not None and other.id != cert.id:
-                            raise self._misdirected()  # another SNI endpoint serves this host
-                if client.protocol == "http2.0" and app.has("http-disable-http2"):
-                    raise self._misdirected()  # h2 was negotiated under another SNI name
-                if app.maintenance:
-                    raise HError("H80")
-                if not app.released:
-                    raise HError("H81")
-                if app.eco_quota_exhausted:
-                    raise HError("H82")
-                if app.web_quantity <= 0:
-                    raise HError("H14")
                 conn_apps = client.conn_apps
-                if conn_apps is not None and not conn_apps.admit(app):
-                    client.keep_alive = False  # HTTP/1.1: the connection closes after the 503
-                    raise HError("H22")
                 inflight = router.inflight
-                if inflight[app.id] >= 200 * app.web_quantity:
-                    raise HError("H11")
+                code = refusal(
+                    router.table,
+                    app,
+                    self.host,
+                    normalise_host(client.sni) if client.tls and client.sni else None,
+                    client.protocol is Wire.HTTP2,
+                    inflight.get(app.id, 0),
+                    0 if conn_apps is None else conn_apps.joining(app),
+                    router.timers.connections_per_dyno,
+                )
+                if code is not None:
+                    if code is Code.H31:  # the client should retry on a new connection
+                        self.line.agent = _user_agent(self.req)
+                    elif code is Code.H22:
+                        client.keep_alive = False  # HTTP/1.1: closed after the 503
+                    raise HError(code)
+                if conn_apps is not None:
+                    conn_apps.count(app)
                 inflight[app.id] += 1
                 try:
                     await self._proxy(app)
@@ -155,10 +175,34 @@ class Exchange(Failures):
         finally:
             exchanges.discard(task)
 
-    def _misdirected(self) -> HError:
-        """H31 (421): the client should retry on a new connection; the line names its agent."""
-        self.line.agent = next((v for k, v in self.req.headers if k.lower() == "user-agent"), "")
-        return HError("H31")
+    async def _take_over(self, handover: HandOver) -> None:
+        app = handover.app
+        try:
+            try:
+                await self._forward(
+                    app, handover.conn, handover.dyno, None, handover.head, handover.sent_at
+                )
+            finally:
+                self.router.fast_end(app)
+        except BaseException as e:
+            await self._failed(app, e)
+
+    def log_code(self, code: Code, status: int | None) -> None:
+        """Log this exchange's line with `code` and nothing more (H27 for a client gone
+        before the fast lane could relay, H28 for a head left incomplete)."""
+        self._failures().log_code(code, status)
+
+    async def fault(self, e: Exception) -> None:
+        """A router fault on a fast lane: H99, as on the coroutine path."""
+        await self._failures().fail(HError(Code.H99, cause=type(e).__name__))
+
+    def _failures(self) -> Failures:
+        assert self.app is not None
+        return Failures(self.router, self.client, self.line, self.app, self.sent_at)
+
+    async def _failed(self, app: App, e: BaseException) -> None:
+        self.app = self.app or app
+        await self._failures().answer(e)
 
     # dyno choice ---------------------------------------------------------
     async def _connect(self, app: App) -> tuple[BackendConn, Dyno, int, Dyno | None]:
@@ -172,23 +216,21 @@ class Exchange(Failures):
         last_dyno = ""
         backoff = 0.02
         token = (
-            affinity.cookie_value(self.req.headers) if app.has("http-session-affinity") else None
+            affinity.cookie_value(self.req.headers) if app.has(Feature.SESSION_AFFINITY) else None
         )
         while True:
             app = router.table.apps.get(app.id, app)
             self.app = app
             up = app.up
             if not up:
-                situation = dyno_situation(app)
-                if situation == "scaled-down":
-                    raise HError("H14")
-                if situation == "crashed":
-                    raise HError("H10")
+                code = no_dyno_up(app)
+                if code is not None:
+                    raise HError(code)
                 if app.sleeping:
                     router.wake(app.id)
                 now = time.monotonic()
                 if now >= boot_deadline:
-                    raise HError("H20")
+                    raise HError(Code.H20)
                 await router.wait_change(min(boot_deadline - now, 1.0))
                 continue
             candidates = [
@@ -199,7 +241,7 @@ class Exchange(Failures):
                     raise HError(last_fail.code, last_fail.connect_ms, dyno=last_dyno)
                 now = time.monotonic()
                 if now >= quarantine_deadline:
-                    raise HError("H99")
+                    raise HError(Code.H99)
                 await router.wait_change(min(backoff, quarantine_deadline - now))
                 backoff = min(backoff * 2, 1.0)
                 continue
@@ -208,7 +250,7 @@ class Exchange(Failures):
                 preferred = affinity.find_dyno(router.table.affinity_secret, app, candidates, token)
             dyno = choose(candidates, preferred)
             conn = None
-            if not app.has("http-disable-keepalive-to-dyno") and self.req.upgrade is None:
+            if not app.has(Feature.DISABLE_KEEPALIVE_TO_DYNO) and self.req.upgrade is None:
                 conn = router.pool.take(dyno.key)
             t0 = time.monotonic()
             if conn is None:
@@ -228,27 +270,7 @@ class Exchange(Failures):
     # forwarding ----------------------------------------------------------
     def request_head(self, app: App) -> bytes:
         """The request head as the dyno gets it."""
-        req = self.req
-        client = self.client
-        e2e = app.has("http-end-to-end-continue") and req.expect_continue
-        keepalive = not app.has("http-disable-keepalive-to-dyno")
-        has_body = req.chunked or bool(req.body_length)
-        headers = rewrite_request_headers(
-            req.headers,
-            client_ip=client.client_ip,
-            proto="https" if client.tls else "http",
-            port=client.local_port,
-            request_start_ms=int(self.received * 1000),
-            request_id=self.request_id,
-            via=self.via,
-            body_length=None if req.chunked else req.body_length,
-            has_body=has_body,
-            upgrade=req.upgrade,
-            keep_alive_to_dyno=keepalive,
-            keep_expect=e2e,
-            listed=req.connection,
-        )
-        return serialize_request_head(req.method, req.target, headers)
+        return request_head(self.router, self.client, self.req, app, self.received, self.request_id)
 
     async def _proxy(self, app: App) -> None:
         conn, dyno, connect_ms, preferred = await self._connect(app)
@@ -272,8 +294,8 @@ class Exchange(Failures):
         router = self.router
         timers = router.timers
         line = self.line
-        e2e = app.has("http-end-to-end-continue") and req.expect_continue
-        keepalive = not app.has("http-disable-keepalive-to-dyno")
+        e2e = app.has(Feature.END_TO_END_CONTINUE) and req.expect_continue
+        keepalive = not app.has(Feature.DISABLE_KEEPALIVE_TO_DYNO)
         has_body = req.chunked or bool(req.body_length)
         replayable = req.method in IDEMPOTENT and not has_body
         sent_at = time.monotonic()
@@ -310,7 +332,7 @@ class Exchange(Failures):
                         raise HError(cf.code, connect_ms=cf.connect_ms) from None
                     continue
                 service = int((time.monotonic() - sent_at) * 1000)
-                raise HError("H18" if e.got_bytes else "H13", service_ms=service) from None
+                raise HError(Code.H18 if e.got_bytes else Code.H13, service_ms=service) from None
             except HError:
                 conn.close()
                 raise
@@ -326,7 +348,7 @@ class Exchange(Failures):
             listed=resp.connection,
         )
         if (
-            app.has("http-session-affinity")
+            app.has(Feature.SESSION_AFFINITY)
             and router.table.affinity_secret
             and (preferred is None or preferred != dyno)
         ):
@@ -334,7 +356,7 @@ class Exchange(Failures):
         if resp.status == 101:
             if req.upgrade is None:
                 conn.close()
-                raise HError("H17", service_ms=int((time.monotonic() - sent_at) * 1000))
+                raise HError(Code.H17, service_ms=int((time.monotonic() - sent_at) * 1000))
             out_headers.append(("Connection", "Upgrade"))
             try:
                 await client.send_head(101, resp.reason, out_headers, None, no_body=True)
@@ -343,7 +365,7 @@ class Exchange(Failures):
                 if not router.forced:
                     raise
                 _uncancel()
-                line.code = "H24"  # the router stopped with the tunnel open: still status=101
+                line.code = Code.H24  # the router stopped with the tunnel open: still status=101
             finally:
                 conn.close()
                 line.service_ms = int((time.monotonic() - sent_at) * 1000)
@@ -369,10 +391,10 @@ class Exchange(Failures):
         except BackendBroken:
             conn.close()
             self.line.service_ms = int((time.monotonic() - sent_at) * 1000)
-            raise HError("H18") from None
+            raise HError(Code.H18) from None
         except TimeoutError:
             conn.close()
-            raise HError("H15", service_ms=int((time.monotonic() - sent_at) * 1000)) from None
+            raise HError(Code.H15, service_ms=int((time.monotonic() - sent_at) * 1000)) from None
         except BaseException:
             conn.close()
             raise
@@ -414,7 +436,7 @@ class Exchange(Failures):
         while True:
             if resp.status == 100:
                 if continued:
-                    raise HError("H17")
+                    raise HError(Code.H17)
                 continued = True
                 if e2e and not body_sent:
                     await client.send_continue()
@@ -458,7 +480,7 @@ class Exchange(Failures):
                     resp = parse_response_head(bytes(buf[:end]), self.req.method)
                 except ProtocolError as e:
                     conn.close()
-                    code = e.code if e.code in ("H17", "H25") else "H17"
+                    code = e.code if e.code in (Code.H17, Code.H25) else Code.H17
                     raise HError(
                         code, service_ms=int((time.monotonic() - started) * 1000)
                     ) from None
@@ -466,14 +488,14 @@ class Exchange(Failures):
             try:
                 check_partial_head(buf, MAX_RESPONSE_HEADER_LINE)
             except ProtocolError:
-                raise HError("H25") from None
+                raise HError(Code.H25) from None
             if len(buf) > RESPONSE_HEAD_MAX:
-                raise HError("H25")
+                raise HError(Code.H25)
             try:
                 data = await reader.read(READ_SIZE, timers.idle if got else first_timeout)
             except TimeoutError:
                 ms = int((time.monotonic() - started) * 1000)
-                raise HError("H15" if got else "H12", service_ms=ms) from None
+                raise HError(Code.H15 if got else Code.H12, service_ms=ms) from None
             except (ConnectionError, OSError):
                 raise BackendBroken(got) from None
             if not data:
@@ -535,6 +557,36 @@ class Exchange(Failures):
         return sent
 
 
+def request_head(
+    router: Router,
+    client: ClientSide,
+    req: RequestHead,
+    app: App,
+    received: float,
+    request_id: str,
+) -> bytes:
+    """The head the dyno gets for `req` (received at epoch `received`, id `request_id`)."""
+    e2e = app.has(Feature.END_TO_END_CONTINUE) and req.expect_continue
+    keepalive = not app.has(Feature.DISABLE_KEEPALIVE_TO_DYNO)
+    has_body = req.chunked or bool(req.body_length)
+    headers = rewrite_request_headers(
+        req.headers,
+        client_ip=client.client_ip,
+        proto="https" if client.tls else "http",
+        port=client.local_port,
+        request_start_ms=int(received * 1000),
+        request_id=request_id,
+        via=f"{client.via} {router.table.router_name}",
+        body_length=None if req.chunked else req.body_length,
+        has_body=has_body,
+        upgrade=req.upgrade,
+        keep_alive_to_dyno=keepalive,
+        keep_expect=e2e,
+        listed=req.connection,
+    )
+    return serialize_request_head(req.method, req.target, headers)
+
+
 async def _read_backend(reader: Stream, idle: float, eof_ok: bool = False) -> bytes:
     try:
         data = await reader.read(READ_SIZE, idle)
@@ -545,6 +597,10 @@ async def _read_backend(reader: Stream, idle: float, eof_ok: bool = False) -> by
     if not data and not eof_ok:
         raise BackendBroken(True)
     return data
+
+
+def _user_agent(req: RequestHead) -> str:
+    return next((v for k, v in req.headers if k.lower() == "user-agent"), "")
 
 
 def _uncancel() -> None:

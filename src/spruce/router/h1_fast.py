@@ -1,23 +1,24 @@
-"""The HTTP/1.1 fast lane: a mixin of `H1Client` (http1_server.py).
+"""The HTTP/1.1 fast lane of one client connection (`H1Client.lane`).
 
-A complete bodiless HTTP/1.1 request for a plain app (no features, no H code to answer, a pooled
-connection to an up, unquarantined dyno at hand) is forwarded from the client's data callback,
-and a response that arrives whole (head and Content-Length body in one read) is relayed from
-the dyno's data callback: no task wake-ups, no coroutines, no Exchange, heads rewritten as bytes
-(proto/fast.py), the log line formatted from locals. Anything else (partial or interim
-responses, EOF, a response slower than the router's sweep tick) hands the exchange over to the
-coroutine path (`Exchange.run(resume=...)`), which knows every H code; the client's reader is
-held asleep meanwhile, so pipelined bytes wait their turn.
+A complete bodiless HTTP/1.1 request that `admission.refusal` admits, for an app without
+features, with a pooled connection to an up, unquarantined dyno at hand, is forwarded from the
+client's data callback, and a response that arrives whole (head and Content-Length body in one
+read) is relayed from the dyno's data callback: no task wake-ups, no coroutines, no Exchange,
+heads rewritten as bytes (proto/fast.py), the log line formatted from locals. Anything else
+(partial or interim responses, EOF, a response slower than the router's sweep tick) hands the
+exchange over to the coroutine path (`Exchange(..., handover)`), which knows every H code; the
+client's reader is held asleep meanwhile, so pipelined bytes wait their turn.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from .exchange import ClientSide, Exchange, HError
+from .admission import refusal
+from .errors import Code
+from .exchange import Exchange, HandOver
 from .logline import info_line
 from .proto.fast import (
     FastRequest,
@@ -29,246 +30,208 @@ from .proto.fast import (
     forwarded_for,
 )
 from .proto.headers import new_request_id
-from .proto.http1 import ChunkedDecoder, RequestHead, parse_request_head
-from .proxy import BackendConn
-from .state import ConnectionApps, Router
-from .table import App, Dyno
+from .proto.http1 import parse_request_head
 
 if TYPE_CHECKING:
-    from .stream import Stream
+    from .http1_server import H1Client
+
+_tuple_new = tuple.__new__  # a HandOver without NamedTuple's Python-level __new__ (hot path)
 
 
-class H1FastLane(ClientSide):
-    """The fast lane of `H1Client` (whose attributes are declared here for typing)."""
+class H1FastLane:
+    """The fast lane's exchange in flight on one connection (at most one at a time)."""
 
-    router: Router
-    reader: Stream
-    writer: Stream
-    client_ip: str
-    conn_apps: ConnectionApps
-    keep_alive: bool
-    http10: bool
-    response_started: bool
-    _loop: asyncio.AbstractEventLoop
-    _sni: str | None
-    _forwarded: bytes
-    _line_tail: str
-    _fast_state: tuple[Any, ...] | None
-    _resume_task: asyncio.Task[Any] | None
-    _req: RequestHead | None
-    _continue_sent: bool
-    _decoder: ChunkedDecoder | None
-    _remaining: int | None
-    _body_done: bool
-    last_active: float
-    abort: Callable[[], None]
-    _close: Callable[[], None]
-    start_task: Callable[[Any], asyncio.Task[Any]]
+    # (class-level defaults: one lane per connection, most connections never use all of it)
+    out: HandOver | None = None  # the exchange waiting for its dyno
+    data = b""  # its request head as received
+    req: FastRequest | None = None
+    task: asyncio.Task[None] | None = None  # a hand-over or fault on the coroutine path
 
-    def _fast(self, data: bytes) -> bool:
-        writer = self.writer
-        if writer._write_paused or writer._lost:
+    def __init__(self, client: H1Client) -> None:
+        self.client = client
+        self.router = client.router
+
+    @property
+    def busy(self) -> bool:
+        return self.out is not None or self.task is not None
+
+    def take(self, data: bytes) -> bool:
+        """The client's reader's intercept: True when `data` became a fast-lane exchange."""
+        client = self.client
+        if client.writer.blocked:
             return False
         fr = fast_request(data)
         if fr is None:
             return False  # the ordinary path decides (and words any refusal)
         router = self.router
-        app, host = router.table.lookup_raw(fr.host)
-        if (
-            app is None
-            or not app.plain
-            or router.inflight.get(app.id, 0) >= 200 * app.web_quantity
-            or (self._sni is not None and self._sni != host)
-            or router.stopping
-            or not self.conn_apps.admit(app)  # (H22; what the ordinary path would admit)
-        ):
+        table = router.table
+        app, host = table.lookup_raw(fr.host)
+        if app is None or app.features or router.stopping:
             return False
+        conn_apps = client.conn_apps
+        if (
+            refusal(
+                table,
+                app,
+                host,
+                client.sni_host,
+                False,
+                router.inflight.get(app.id, 0),
+                conn_apps.joining(app),
+                router.timers.connections_per_dyno,
+            )
+            is not None
+        ):
+            return False  # the ordinary path answers the H code
         pooled = router.take_pooled(app)
         if pooled is None:
             return False
         dyno, conn = pooled
         # committed: from here the exchange is this request's, whatever happens
+        conn_apps.count(app)
         router.fast_begin(app)
         received = time.time()
         rid = fr.request_id.decode("ascii") if fr.request_id else new_request_id()
-        self.reader.hold = True  # pipelined bytes wait, whatever happens to this exchange
+        client.reader.hold = True  # pipelined bytes wait, whatever happens to this exchange
+        self.data = data
+        self.req = fr
+        head = b""
         try:
             head = dyno_head(
                 fr,
-                forwarded_for(fr.xff, self.client_ip),
-                self._forwarded,
+                forwarded_for(fr.xff, client.client_ip),
+                client.forwarded,
                 int(received * 1000),
                 rid,
-                router.table.via_h1,
+                table.via_h1,
             )
             conn.writer.transport.write(head)
             sent_at = time.monotonic()
-            # (a tuple: the common exchange allocates no object of its own)
-            self._fast_state = (data, fr, app, host, dyno, conn, head, rid, received, sent_at)
-            conn.reader.on_data = self._fast_response
+            self.out = _tuple_new(HandOver, (app, host, dyno, conn, head, rid, received, sent_at))
+            conn.reader.on_data = self.on_response
             router.fast_wait(self, sent_at)
         except Exception as e:  # a router fault: H99, as on the coroutine path
-            self._fast_state = None
+            self.out = None
             router.fast_waiting.pop(self, None)
             conn.reader.on_data = None
-            fx = _FastExchange(data, fr, app, host, dyno, conn, b"", rid, received, 0.0)
-            self._resume_task = self.start_task(self._fault(fx, e))
+            out = HandOver(app, host, dyno, conn, head, rid, received, 0.0)
+            self.task = client.start_task(self._fault(out, e))
         return True
 
-    def _fast_response(self, data: bytes | None) -> None:
+    def on_response(self, data: bytes | None) -> None:
         """The dyno's next bytes (None: EOF, or the router's sweep handing a slow one over)."""
-        state = self._fast_state
-        if state is None:
+        out = self.out
+        if out is None:
             return
-        self._fast_state = None
+        self.out = None
         del self.router.fast_waiting[self]
-        conn = state[5]
+        conn = out.conn
         conn.reader.on_data = None
-        fres = fast_response(data) if data and state[1].method != "HEAD" else None
+        fr = self.req
+        assert fr is not None
+        fres = fast_response(data) if data and fr.method != "HEAD" else None
         if fres is None:
             if data:
                 conn.reader.unread(data)
-            self._resume_task = self.start_task(self._resume(_FastExchange(*state)))
+            self.task = self.client.start_task(self._resume(out))
             return
         assert data is not None
         try:
-            self._fast_relay(state, fres, data)
+            self._relay(out, fr, fres, data)
         except Exception as e:  # a router fault: H99, as on the coroutine path
-            self._resume_task = self.start_task(self._fault(_FastExchange(*state), e))
+            self.task = self.client.start_task(self._fault(out, e))
 
-    def _fast_relay(self, state: tuple[Any, ...], fres: FastResponse, data: bytes) -> None:
-        _, fr, app, host, dyno, conn, _, rid, _, sent_at = state
+    def _relay(self, out: HandOver, fr: FastRequest, fres: FastResponse, data: bytes) -> None:
+        client = self.client
         router = self.router
-        if self.reader._lost:  # the client went away meanwhile: H27, as on the slow path
+        app = out.app
+        conn = out.conn
+        if client.reader._lost:  # the client went away meanwhile: H27, as on the slow path
             router.fast_end(app)
             conn.close()
-            ex = self._exchange(_FastExchange(*state))
+            ex = self._exchange(out)
             ex.line.status = fres.status
-            ex._log_code("H27", 499)
-            self.abort()
-            self.reader.release(router.timers.idle)
+            ex.log_code(Code.H27, 499)
+            client.abort()
+            client.reader.release(router.timers.idle)
             return
         keep_alive = fr.keep_alive
         size = len(data) - fres.body_start
-        self.writer.transport.write(client_response(fres, data, router.table.via_h1, keep_alive))
-        service_ms = int((time.monotonic() - sent_at) * 1000)
+        client.writer.transport.write(client_response(fres, data, router.table.via_h1, keep_alive))
+        service_ms = int((time.monotonic() - out.sent_at) * 1000)
         if fres.keep_alive:
             router.pool.give(conn)
         else:
             conn.close()
-        fwd = ", ".join([*fr.xff, self.client_ip]) if fr.xff else self.client_ip
+        ip = client.client_ip
         router.emit(
             app.id,
             info_line(
                 fr.method,
                 fr.target,
-                host,
-                rid,
-                fwd,
-                dyno.name,
+                out.host,
+                out.request_id,
+                ", ".join([*fr.xff, ip]) if fr.xff else ip,
+                out.dyno.name,
                 0,
                 service_ms,
                 fres.status,
                 size,
-                self._line_tail,
+                client.line_tail,
             ),
         )
         router.fast_end(app)
         if not keep_alive:  # Connection: close: flush, then the reader sees the end
-            self.keep_alive = False
-            self._close()
-        self.last_active = time.monotonic()
-        self.reader.release(router.timers.idle)
+            client.h1.close()
+            client.close()
+        client.last_active = time.monotonic()
+        client.reader.release(router.timers.idle)
 
-    def _exchange(self, fx: _FastExchange) -> Exchange:
-        """The ordinary path's view of a fast-lane exchange (hand-over, faults)."""
-        req = parse_request_head(fx.data)
-        self._req = req
-        self.http10 = False
-        self.keep_alive = req.keep_alive
-        self.response_started = False
-        self._continue_sent = False
-        self._decoder = None
-        self._remaining = 0
-        self._body_done = True
-        ex = Exchange(self.router, self, req)
-        ex.app = fx.app
-        ex.received = fx.received
-        ex.request_id = ex.line.request_id = fx.request_id
-        ex.line.dyno = fx.dyno.name
-        ex.line.connect_ms = 0
-        return ex
+    def _exchange(self, out: HandOver) -> Exchange:
+        """The ordinary path's view of this lane's exchange (hand-over, faults)."""
+        req = parse_request_head(self.data)
+        self.client.h1.start(req)  # (bodiless: read whole)
+        return Exchange(self.router, self.client, req, out)
 
-    async def _fault(self, fx: _FastExchange, e: Exception) -> None:
-        fx.conn.close()
+    def cancel(self) -> None:
+        """The connection ended (a stopping router) with an exchange out: drop it."""
+        out = self.out
+        if out is not None:
+            self.out = None
+            self.router.fast_waiting.pop(self, None)
+            out.conn.reader.on_data = None
+            out.conn.close()
+            self.router.fast_end(out.app)
+
+    async def _fault(self, out: HandOver, e: Exception) -> None:
+        client = self.client
+        out.conn.close()
         try:
-            ex = self._exchange(fx)
-            await ex._fail(HError("H99", cause=type(e).__name__))
+            await self._exchange(out).fault(e)
         except Exception:
-            self.keep_alive = False  # nothing sensible left to answer with
+            client.h1.close()  # nothing sensible left to answer with
         finally:
-            self.router.fast_end(fx.app)
-            self._resume_task = None
-            self.last_active = time.monotonic()
-            if not (self.keep_alive and not self.writer.transport.is_closing()):
-                self.keep_alive = False  # nothing after this request is read
-                self._close()  # what was written still reaches a slow reader
-            self.reader.release(self.router.timers.idle)
+            self.router.fast_end(out.app)
+            self._cycle_over()
 
-    async def _resume(self, fx: _FastExchange) -> None:
+    async def _resume(self, out: HandOver) -> None:
         try:
             try:
-                ex = self._exchange(fx)
+                ex = self._exchange(out)
             except Exception as e:
-                fx.conn.close()
-                await self._fault(fx, e)
+                await self._fault(out, e)  # (ends the exchange's count in flight)
                 return
-            await ex.run(resume=(fx.conn, fx.dyno, fx.head, fx.sent_at))
+            await ex.run()  # (as does this)
         finally:
-            self._resume_task = None
-            self.last_active = time.monotonic()
-            if not (self.keep_alive and not self.writer.transport.is_closing()):
-                self.keep_alive = False
-                self._close()  # what was written still reaches a slow reader
-            self.reader.release(self.router.timers.idle)
+            self._cycle_over()
 
-
-class _FastExchange:
-    """One fast-lane exchange in flight (what a hand-over needs to rebuild an Exchange)."""
-
-    __slots__ = (
-        "data",
-        "req",
-        "app",
-        "host",
-        "dyno",
-        "conn",
-        "head",
-        "request_id",
-        "received",
-        "sent_at",
-    )
-
-    def __init__(
-        self,
-        data: bytes,
-        req: FastRequest,
-        app: App,
-        host: str,
-        dyno: Dyno,
-        conn: BackendConn,
-        head: bytes,
-        request_id: str,
-        received: float,
-        sent_at: float,
-    ) -> None:
-        self.data = data
-        self.req = req
-        self.app = app
-        self.host = host
-        self.dyno = dyno
-        self.conn = conn
-        self.head = head
-        self.request_id = request_id
-        self.received = received
-        self.sent_at = sent_at
+    def _cycle_over(self) -> None:
+        """After the coroutine path: the next request is read, or the connection closes
+        (what was written still reaches a slow reader)."""
+        client = self.client
+        self.task = None
+        client.last_active = time.monotonic()
+        if not client.h1.end_cycle() or client.writer.transport.is_closing():
+            client.h1.close()
+            client.close()
+        client.reader.release(self.router.timers.idle)

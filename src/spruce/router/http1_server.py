@@ -7,7 +7,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .errors import plain_page, reason
+from .client_side import PLAIN, ClientSide, TLSInfo
+from .errors import Code, plain_page, reason
 from .exchange import (
     BadRequestBody,
     ClientGone,
@@ -16,18 +17,16 @@ from .exchange import (
     send_simple,
 )
 from .h1_fast import H1FastLane
-from .logline import line_tail
+from .logline import TLSVersion, line_tail
+from .proto.h1 import H1State, RequestState
 from .proto.http1 import (
     MAX_LINE,
-    ChunkedDecoder,
     ProtocolError,
     RequestHead,
     check_partial_head,
-    encode_chunk,
     find_head_end,
     parse_request_head,
     partial_request,
-    serialize_response_head,
 )
 from .proxy import BackendConn
 from .state import ConnectionApps, Router
@@ -40,19 +39,12 @@ MAX_HEAD = MAX_LINE * 64
 _PARTS: dict[tuple[bool, str, int], tuple[bytes, str]] = {}
 
 
-class H1Client(H1FastLane):
-    # per-request and per-connection state; class-level defaults keep a new connection cheap
-    _req: RequestHead | None = None
-    _remaining: int | None = 0
-    _decoder: ChunkedDecoder | None = None
-    _body_done = True
-    _chunked_out = False
-    _closed_out = False
-    _continue_sent = False
-    _pending = b""
-    _closed = False  # _close() ran
-    _fast_state: tuple[Any, ...] | None = None
-    _resume_task: asyncio.Task[Any] | None = None
+class H1Client(ClientSide):
+    """One HTTP/1.1 client connection: its IO (reader, writer, the buffer of what was read),
+    its framing state (`h1`, sans-IO) and its fast lane (`lane`)."""
+
+    _pending = b""  # a response head held back to go out with the first body bytes
+    _closed = False  # close() ran
     # parked: no reading task (see park); `_spawn` starts tasks the server tracks
     _parked = False
     _spawn: Callable[[Any], asyncio.Task[Any]] | None = None
@@ -64,7 +56,7 @@ class H1Client(H1FastLane):
         router: Router,
         reader: Stream,
         writer: Stream,
-        tls_info: tuple[bool, str, str | None],
+        tls_info: TLSInfo,
         local_port: int | None = None,
     ) -> None:
         self.router = router
@@ -78,7 +70,7 @@ class H1Client(H1FastLane):
         self.local_port = local_port
         self.buf = bytearray()
         self._loop = reader._loop
-        self._sni = normalise_host(self.sni) if self.tls and self.sni else None
+        self.sni_host = normalise_host(self.sni) if self.tls and self.sni else None
         # per-connection parts of the fast lane's dyno head and log line
         key = (self.tls, self.tls_version, local_port)
         parts = _PARTS.get(key)
@@ -90,12 +82,28 @@ class H1Client(H1FastLane):
                 ).encode("latin-1"),
                 line_tail(self.protocol, self.tls, self.tls_version),
             )
-        self._forwarded, self._line_tail = parts
+        self.forwarded, self.line_tail = parts
         self.conn_apps: ConnectionApps = ConnectionApps(router, moves=True)
+        self.h1 = H1State()
+        self.lane = H1FastLane(self)
+        self._take = self.lane.take
         try:
             writer.transport.set_write_buffer_limits(high=WRITE_BUFFER)
         except Exception:
             pass
+
+    # the framing state, as ClientSide tells it -----------------------------
+    @property
+    def keep_alive(self) -> bool:
+        return self.h1.keep_alive
+
+    @keep_alive.setter
+    def keep_alive(self, value: bool) -> None:
+        self.h1.keep_alive = value
+
+    @property
+    def response_started(self) -> bool:
+        return self.h1.response_started
 
     # reading -------------------------------------------------------------
     async def _fill(self, timeout: float) -> bool:
@@ -111,45 +119,29 @@ class H1Client(H1FastLane):
         return True
 
     async def read_body(self) -> bytes:
-        if self._body_done:
+        h1 = self.h1
+        if h1.body_done:
             return b""
-        if self._req is not None and self._req.expect_continue and not self._continue_sent:
+        if h1.expect_continue:
             await self.send_continue()
         idle = self.router.timers.idle
         while True:
-            if self._decoder is not None:
-                if self.buf:
-                    data = bytes(self.buf)
-                    self.buf.clear()
-                    try:
-                        payload, leftover = self._decoder.feed(data)
-                    except ProtocolError:
-                        self.keep_alive = False
-                        raise BadRequestBody() from None
-                    if self._decoder.done:
-                        self._body_done = True
-                        self.buf += leftover
-                    if payload or self._body_done:
-                        return payload
-            else:
-                assert self._remaining is not None
-                if self.buf:
-                    n = min(self._remaining, len(self.buf), 65536)
-                    data = bytes(self.buf[:n])
-                    del self.buf[:n]
-                    self._remaining -= n
-                    if not self._remaining:
-                        self._body_done = True
-                    return data
+            try:
+                data = h1.body_from(self.buf)
+            except ProtocolError:
+                h1.keep_alive = False
+                raise BadRequestBody() from None
+            if data is not None:
+                return data
             if not await self._fill(idle):
-                self.keep_alive = False
+                h1.keep_alive = False
                 raise ClientGone()
 
     # writing -------------------------------------------------------------
     async def send_continue(self) -> None:
-        if not self._continue_sent:
-            self._continue_sent = True
-            self.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        interim = self.h1.interim_continue()
+        if interim:
+            self.writer.write(interim)
 
     async def send_head(
         self,
@@ -159,54 +151,20 @@ class H1Client(H1FastLane):
         length: int | None,
         no_body: bool = False,
     ) -> None:
-        head = self._compose_head(status, reason_, headers, length, no_body)
+        head = self.h1.response_head(
+            status, reason_, headers, length, no_body, last=self.router.stopping
+        )
         if status == 101:
             self.writer.write(head)
         else:
             # held back to go out with the first body bytes: one write, one syscall
             self._pending = head
 
-    def _compose_head(
-        self,
-        status: int,
-        reason_: str,
-        headers: list[tuple[str, str]],
-        length: int | None,
-        no_body: bool = False,
-    ) -> bytes:
-        self.response_started = True
-        if self.router.stopping:
-            self.keep_alive = False  # the router is shutting down: this is the last response
-        if not self._body_done and status != 101:
-            # answering before the body was read: the connection cannot be reused
-            self.keep_alive = False
-        hs = list(headers)
-        self._chunked_out = False
-        self._closed_out = False
-        if status == 101:
-            pass
-        elif no_body:
-            pass
-        elif length is not None:
-            hs.append(("Content-Length", str(length)))
-        elif self.http10:
-            self._closed_out = True
-            self.keep_alive = False
-        else:
-            self._chunked_out = True
-            hs.append(("Transfer-Encoding", "chunked"))
-        if status != 101:
-            if not self.keep_alive:
-                hs.append(("Connection", "close"))
-            elif self.http10:
-                hs.append(("Connection", "keep-alive"))
-        return serialize_response_head(status, reason_, hs)
-
     async def send_data(self, data: bytes) -> None:
         if not data:
             return
         w = self.writer
-        out = encode_chunk(data) if self._chunked_out else data
+        out = self.h1.body_piece(data)
         if self._pending:
             out = self._pending + out
             self._pending = b""
@@ -222,6 +180,7 @@ class H1Client(H1FastLane):
         await self.send_head(status, reason_, headers, len(body))
         out = self._pending + body if body else self._pending
         self._pending = b""
+        self.h1.response_end()  # (Content-Length framing: nothing more goes on the wire)
         w = self.writer
         w.write(out)
         if w.must_wait():
@@ -232,10 +191,8 @@ class H1Client(H1FastLane):
 
     async def end(self) -> None:
         w = self.writer
-        out = self._pending
+        out = self._pending + self.h1.response_end()
         self._pending = b""
-        if self._chunked_out:
-            out += b"0\r\n\r\n"
         if out:
             w.write(out)
         try:
@@ -244,14 +201,13 @@ class H1Client(H1FastLane):
             raise ClientGone() from None
 
     def abort(self) -> None:
-        self.keep_alive = False
+        self.h1.keep_alive = False
         if self._pending:  # a head not yet sent still tells the client what happened
             self.writer.write(self._pending)
             self._pending = b""
         self.writer.transport.abort()
 
     async def tunnel(self, backend: BackendConn, leftover: bytes, idle: float) -> None:
-        self.keep_alive = False
         try:
             await self.writer.drain()
             if leftover:
@@ -312,12 +268,12 @@ class H1Client(H1FastLane):
         self._on_done = on_done
         self.last_active = time.monotonic()
         reader = self.reader
-        reader.intercept = self._fast
+        reader.intercept = self._take
         reader.on_wakeup = self._unpark
 
     def _unpark(self) -> None:
         """Bytes or the end reached a parked connection with no exchange out."""
-        if self._fast_state is not None or self._resume_task is not None:
+        if self.lane.busy:
             return  # the exchange's end releases the reader again
         reader = self.reader
         reader.on_wakeup = None
@@ -348,28 +304,20 @@ class H1Client(H1FastLane):
             pass
         finally:
             self._finish()
-            if self._resume_task is not None:
-                self._resume_task.cancel()
+            if self.lane.task is not None:
+                self.lane.task.cancel()
 
     def _finish(self) -> None:
         router = self.router
         router.open_connections -= 1
         self.conn_apps.release()
-        self._close()
-        # cancelled (router stopping) while the fast lane had an exchange out
-        state = self._fast_state
-        if state is not None:
-            self._fast_state = None
-            router.fast_waiting.pop(self, None)
-            conn = state[5]
-            conn.reader.on_data = None
-            conn.close()
-            router.fast_end(state[2])
+        self.close()
+        self.lane.cancel()  # cancelled (router stopping) while the lane had an exchange out
         if self._on_done is not None:
             self._on_done(self)
             self._on_done = None
 
-    def _close(self) -> None:
+    def close(self) -> None:
         """End of the connection. A response already written still reaches a slow reader (one
         ending with Connection: close), within the idle window; anything else is cut. Once:
         the connection's end (`_finish`) comes after an exchange's close, and must not cut
@@ -393,8 +341,7 @@ class H1Client(H1FastLane):
             reader.intercept is not None  # in _read_head's read with nothing buffered
             and not reader.hold
             and not reader._buf
-            and self._fast_state is None
-            and self._resume_task is None
+            and not self.lane.busy
         )
 
     def shutdown(self) -> None:
@@ -402,10 +349,10 @@ class H1Client(H1FastLane):
         reaches a slow reader, within the grace period); a fast-lane exchange in flight goes on
         on the ordinary path (which answers H24 if the grace period ends first). Requests in
         flight finish and their connection closes after the response."""
-        if self._fast_state is not None:
-            self._fast_response(None)
+        if self.lane.out is not None:
+            self.lane.on_response(None)
         elif self.idle():
-            self._close()  # as at any connection's end (TLS: no close_notify wait)
+            self.close()  # as at any connection's end (TLS: no close_notify wait)
 
     async def _read_head(self) -> RequestHead | None:
         idle = self.router.timers.idle
@@ -427,7 +374,7 @@ class H1Client(H1FastLane):
                 return None
             try:
                 # while idle between requests, simple ones are served in the callback
-                self.reader.intercept = None if self.buf else self._fast
+                self.reader.intercept = None if self.buf else self._take
                 try:
                     data = await self.reader.read(65536, idle)  # _fill, inlined
                 finally:
@@ -438,9 +385,9 @@ class H1Client(H1FastLane):
                 return None
             except (ConnectionError, OSError):
                 raise ClientGone() from None
-            if not data or not self.keep_alive:
-                # (not keep_alive: a fast-lane exchange ended the connection while this read
-                # waited; nothing after its request is read as another one)
+            if not data or self.h1.request is RequestState.MUST_CLOSE:
+                # (a fast-lane exchange ended the connection while this read waited: nothing
+                # after its request is read as another one)
                 return None
             self.buf += data
         try:
@@ -461,11 +408,11 @@ class H1Client(H1FastLane):
         ex.app = self.router.table.lookup(ex.host)
         if ex.app is None:
             return False
-        ex._log_code("H28", 499)
+        ex.log_code(Code.H28, 499)
         return True
 
     async def _refuse(self, status: int, message: str) -> None:
-        self.keep_alive = False
+        self.h1.keep_alive = False
         try:
             await send_simple(self, status, plain_page(status, message), "text/plain", close=True)
         except (ClientGone, ConnectionError, OSError):
@@ -475,24 +422,14 @@ class H1Client(H1FastLane):
         if req.method == "CONNECT":
             await self._refuse(405, "CONNECT is not supported")
             return False
-        self._req = req
-        self.http10 = req.version == "1.0"
-        self.keep_alive = req.keep_alive
-        self.response_started = False
-        self._continue_sent = False
-        if req.chunked:
-            self._decoder = ChunkedDecoder()
-            self._remaining = None
-            self._body_done = False
-        else:
-            self._decoder = None
-            self._remaining = req.body_length or 0
-            self._body_done = not self._remaining
+        h1 = self.h1
+        h1.start(req)
         await Exchange(self.router, self, req).run()
-        if not self._body_done:
-            # the body was not consumed (early answer): the stream position is lost
-            self.keep_alive = False
-        return self.keep_alive and not self.writer.transport.is_closing()
+        # kept only when the request was read whole and the response ended, keep-alive
+        if h1.end_cycle() and not self.writer.transport.is_closing():
+            return True
+        h1.close()
+        return False
 
 
 def abort_flushing(flushing: set[Any], transport: Any) -> None:
@@ -504,12 +441,15 @@ def abort_flushing(flushing: set[Any], transport: Any) -> None:
         transport.abort()
 
 
-def tls_info(writer: Stream) -> tuple[bool, str, str | None]:
+_TLS_VERSIONS = {"TLSv1.3": TLSVersion.TLS13, "TLSv1.2": TLSVersion.TLS12}
+
+
+def tls_info(writer: Stream) -> TLSInfo:
     sslobj = writer.get_extra_info("ssl_object")
     if sslobj is None:
-        return (False, "unknown", None)
-    version = {"TLSv1.3": "tls1.3", "TLSv1.2": "tls1.2"}.get(sslobj.version() or "", "unknown")
-    return (True, version, getattr(sslobj, "spruce_sni", None) or sslobj.server_hostname)
+        return PLAIN
+    version = _TLS_VERSIONS.get(sslobj.version() or "", TLSVersion.UNKNOWN)
+    return TLSInfo(True, version, getattr(sslobj, "spruce_sni", None) or sslobj.server_hostname)
 
 
 __all__ = ["H1Client", "abort_flushing", "reason", "tls_info"]

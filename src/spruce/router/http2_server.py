@@ -1,6 +1,6 @@
 """HTTP/2 client connections (TLS + ALPN "h2"); dynos get HTTP/1.1.
 
-The protocol is `h2_proto.H2Server` (sans-IO); this module is its IO: one connection is one
+The protocol is `proto.h2.H2Server` (sans-IO); this module is its IO: one connection is one
 `Stream` whose bytes are handled in the data callback (all frames they produce leave in one
 write per loop turn), each request stream is an `H2Stream` (the exchange's `ClientSide`).
 Simple requests take the fast lane (`h2_fast`): forwarded and answered from the callbacks;
@@ -15,9 +15,11 @@ from collections import deque
 from typing import Any
 
 from . import h2_fast
+from .client_side import TLSInfo
 from .errors import plain_page
-from .exchange import ClientGone, ClientIdle, ClientSide, Exchange, send_simple
-from .h2_proto import (
+from .exchange import ClientGone, ClientIdle, ClientSide, Exchange, HandOver, send_simple
+from .logline import Wire, line_tail
+from .proto.h2 import (
     CANCEL,
     EV_DATA,
     EV_END,
@@ -31,8 +33,7 @@ from .h2_proto import (
     H2Server,
     StreamGone,
 )
-from .h2_request import H2Request
-from .logline import line_tail
+from .proto.h2_request import H2Request
 from .proto.headers import HOP_BY_HOP
 from .state import ConnectionApps, Router
 from .stream import Stream
@@ -59,7 +60,7 @@ def response_headers(
 
 
 class H2Stream(ClientSide):
-    protocol = "http2.0"
+    protocol = Wire.HTTP2
     via = "2.0"
 
     def __init__(self, conn: H2Connection, stream_id: int, req: H2Request, ended: bool) -> None:
@@ -76,7 +77,8 @@ class H2Stream(ClientSide):
         self.ended = ended  # the client's side of the stream is complete
         self.reset = False
         self.closed = False  # our side is complete
-        self.fast: Any = None  # the fast lane's state while its exchange is out
+        self.fast: HandOver | None = None  # the fast lane's exchange while it is out
+        self.started = False  # anything of the response was sent
 
     # events from the connection --------------------------------------------
     def feed(self, data: bytes) -> None:
@@ -104,6 +106,10 @@ class H2Stream(ClientSide):
         return n
 
     # ClientSide ---------------------------------------------------------------
+    @property
+    def response_started(self) -> bool:
+        return self.started
+
     async def read_body(self) -> bytes:
         conn = self.conn
         while True:
@@ -148,7 +154,7 @@ class H2Stream(ClientSide):
     ) -> None:
         if self.reset:
             raise ClientGone()
-        self.response_started = True
+        self.started = True
         self._send_headers(response_headers(status, headers, None if no_body else length), no_body)
         self.closed = no_body
 
@@ -224,7 +230,7 @@ class H2Connection:
         router: Router,
         reader: Stream,
         writer: Stream,
-        info: tuple[bool, str, str | None],
+        info: TLSInfo,
     ) -> None:
         self.router = router
         self.reader = reader
@@ -234,9 +240,9 @@ class H2Connection:
         sock = writer.get_extra_info("sockname") or ("", 0)
         self.client_ip = str(peer[0])
         self.local_port = int(sock[1])
-        self.sni_host = normalise_host(info[2]) if info[0] and info[2] else None
+        self.sni_host = normalise_host(info.sni) if info.tls and info.sni else None
         # the end of the fast lane's log line, fixed per connection
-        self.line_tail = line_tail(H2Stream.protocol, info[0], info[1])
+        self.line_tail = line_tail(H2Stream.protocol, info.tls, info.version)
         self.proto = H2Server(max_concurrent=128, max_header_list=1 << 20)
         self.conn_apps = ConnectionApps(router, moves=False)
         self.last_stream: int | None = None  # set by shutdown(): GOAWAY sent, later refused
@@ -525,10 +531,10 @@ class H2Connection:
         """The router's Via value towards this HTTP/2 client."""
         return self.router.table.via_h2
 
-    async def resume(self, stream: H2Stream, ex: Exchange, args: Any) -> None:
+    async def resume(self, stream: H2Stream, ex: Exchange) -> None:
         """A fast-lane exchange handed over to the coroutine path."""
         try:
-            await ex.run(resume=args)
+            await ex.run()
         except (ClientGone, ClientIdle, ConnectionError, OSError):
             stream.abort()
         finally:

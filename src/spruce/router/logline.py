@@ -3,8 +3,24 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 from .errors import H_CODES
+
+
+class Wire(StrEnum):
+    """The client's protocol (`protocol=`)."""
+
+    HTTP1 = "http1.1"
+    HTTP2 = "http2.0"
+
+
+class TLSVersion(StrEnum):
+    """`tls_version=`: unknown on plain HTTP."""
+
+    TLS12 = "tls1.2"
+    TLS13 = "tls1.3"
+    UNKNOWN = "unknown"
 
 
 def quote(v: str) -> str:
@@ -49,9 +65,9 @@ class RouterLine:
     host: str
     request_id: str
     fwd: str
-    protocol: str  # "http1.1" | "http2.0"
+    protocol: str  # a Wire
     tls: bool
-    tls_version: str  # "tls1.2" | "tls1.3" | "unknown"
+    tls_version: str  # a TLSVersion
     dyno: str | None = None
     connect_ms: int | None = None
     service_ms: int | None = None

@@ -6,8 +6,9 @@ import asyncio
 import random
 import time
 
+from .errors import Code
 from .stream import Stream
-from .table import App, Dyno
+from .table import Dyno
 
 READ_SIZE = 1 << 16
 
@@ -15,7 +16,7 @@ IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 
 
 class ConnectFailed(Exception):
-    def __init__(self, code: str, connect_ms: int) -> None:
+    def __init__(self, code: Code, connect_ms: int) -> None:
         super().__init__(code)
         self.code = code  # H19 (timeout) or H21 (refused)
         self.connect_ms = connect_ms
@@ -48,9 +49,9 @@ async def open_backend(dyno: Dyno, timeout: float) -> BackendConn:
                 lambda: Stream(READ_SIZE, loop=loop), dyno.host, dyno.port
             )
     except TimeoutError:
-        raise ConnectFailed("H19", int((time.monotonic() - started) * 1000)) from None
+        raise ConnectFailed(Code.H19, int((time.monotonic() - started) * 1000)) from None
     except OSError:
-        raise ConnectFailed("H21", int((time.monotonic() - started) * 1000)) from None
+        raise ConnectFailed(Code.H21, int((time.monotonic() - started) * 1000)) from None
     # TCP_NODELAY is already set by the event loop on TCP transports
     return BackendConn(stream, stream, dyno)
 
@@ -139,15 +140,3 @@ def choose(candidates: list[Dyno], preferred: Dyno | None = None) -> Dyno:
     if preferred is not None and preferred in candidates:
         return preferred
     return candidates[0] if len(candidates) == 1 else random.choice(candidates)
-
-
-def dyno_situation(app: App) -> str:
-    """What to do when no dyno is up: 'scaled-down' (H14), 'crashed' (H10) or 'wait'."""
-    if app.web_quantity <= 0:
-        return "scaled-down"
-    if app.sleeping:
-        return "wait"
-    states = [d.state for d in app.dynos]
-    if states and all(s in ("crashed", "down") for s in states) and "crashed" in states:
-        return "crashed"
-    return "wait"

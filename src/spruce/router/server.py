@@ -8,6 +8,7 @@ import socket
 import time
 from typing import TYPE_CHECKING, Any
 
+from .client_side import PLAIN
 from .failures import FORCED_ANSWER
 from .http1_server import H1Client, abort_flushing, tls_info
 from .state import Router
@@ -82,7 +83,7 @@ class RouterServer:
         return stream
 
     def _on_plain_connected(self, stream: Stream, port: int) -> None:
-        client = H1Client(self.router, stream, stream, (False, "unknown", None), port)
+        client = H1Client(self.router, stream, stream, PLAIN, port)
         self.clients.add(client)
         # no task until a request needs one (most never do: see H1Client.park)
         client.park(self._spawn, self.clients.discard)
@@ -111,7 +112,7 @@ class RouterServer:
                 if client.idle():
                     # closed as the ordinary path closes (what a slow reader has not taken yet
                     # still gets an idle window); its callbacks see the end
-                    client._close()
+                    client.close()
 
     async def _on_tls(self, stream: Stream, port: int) -> None:
         info = tls_info(stream)

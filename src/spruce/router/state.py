@@ -6,13 +6,20 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from .proxy import BackendConn, DynoPool, Quarantine, choose
 from .table import App, Dyno, RouteTable
 from .timers import RouterTimers
 
 LogEmit = Callable[[str, str], None]  # (app_id, router line)
+
+
+class FastWaiter(Protocol):
+    """A fast lane's exchange waiting for its dyno's response."""
+
+    def on_response(self, data: bytes | None) -> None:
+        """The dyno's bytes (None: EOF, or handed over to the coroutine path)."""
 
 
 class PageCache:
@@ -73,10 +80,11 @@ class Router:
         # after the idle window); a stopping router gives them the grace period
         self.flushing: set[Any] = set()
         self.fast_lane = 0  # exchanges started on the HTTP/1.1 fast lane (tests, benchmarks)
-        # fast-lane exchanges waiting for their dyno (client -> sent_at): a sweep hands the
-        # slow ones to the coroutine path, which applies the exact response timeout
-        self.fast_waiting: dict[Any, float] = {}
+        # HTTP/1.1 fast-lane exchanges waiting for their dyno (lane -> sent_at): a sweep hands
+        # the slow ones to the coroutine path, which applies the exact response timeout
+        self.fast_waiting: dict[FastWaiter, float] = {}
         self._sweeper: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._changed = asyncio.Event()
         self._woken: dict[str, float] = {}
         self.on_certificates: Callable[[], None] | None = None
@@ -119,12 +127,12 @@ class Router:
         else:
             inflight.pop(app.id, None)
 
-    def fast_wait(self, client: Any, sent_at: float) -> None:
-        self.fast_waiting[client] = sent_at
+    def fast_wait(self, lane: FastWaiter, sent_at: float) -> None:
+        self.fast_waiting[lane] = sent_at
         if self._sweeper is None:
-            self._sweeper = asyncio.get_running_loop().call_later(
-                self._sweep_tick(), self._sweep_fast_lane
-            )
+            if self._loop is None:  # (get_running_loop() costs a getpid(): asked once)
+                self._loop = asyncio.get_running_loop()
+            self._sweeper = self._loop.call_later(self._sweep_tick(), self._sweep_fast_lane)
 
     def _sweep_tick(self) -> float:
         return min(0.5, self.timers.response / 4)
@@ -134,10 +142,10 @@ class Router:
         waiting = self.fast_waiting
         tick = self._sweep_tick()
         limit = time.monotonic() - tick
-        for client in [c for c, sent_at in waiting.items() if sent_at <= limit]:
-            client._fast_response(None)  # hand over (it leaves `waiting`)
-        if waiting:
-            self._sweeper = asyncio.get_running_loop().call_later(tick, self._sweep_fast_lane)
+        for lane in [c for c, sent_at in waiting.items() if sent_at <= limit]:
+            lane.on_response(None)  # hand over (it leaves `waiting`)
+        if waiting and self._loop is not None:
+            self._sweeper = self._loop.call_later(tick, self._sweep_fast_lane)
 
     # table updates -------------------------------------------------------
     def _notify(self) -> None:
@@ -189,8 +197,8 @@ class ConnectionApps:
 
     An HTTP/1.1 connection (`moves=True`) counts against the app of its latest admitted
     request, an HTTP/2 connection against every app it carried an admitted stream for; both
-    until `release()` when the connection closes. A request is admitted once it passed the
-    checks before H22 (H32, H31, H80, H81, H82, H14).
+    until `release()` when the connection closes. Whether a request is admitted (H22 among
+    the rest) is `admission.refusal`'s to say.
     """
 
     __slots__ = ("_router", "_moves", "apps")
@@ -200,28 +208,24 @@ class ConnectionApps:
         self._moves = moves
         self.apps: set[str] = set()
 
-    def limit(self, app: App) -> int:
-        return self._router.timers.connections_per_dyno * max(app.web_quantity, 1)
-
-    def refuses(self, app: App) -> bool:
-        """Whether admitting a request for `app` on this connection would break the limit."""
+    def joining(self, app: App) -> int:
+        """The connections counted against `app` that this one would join (0 when it counts
+        against it already): `admission.refusal`'s `connections`."""
         if app.id in self.apps:
-            return False
-        return self._router.connections.get(app.id, 0) >= self.limit(app)
+            return 0
+        return self._router.connections.get(app.id, 0)  # (dict.get: no Counter.__missing__)
 
-    def admit(self, app: App) -> bool:
-        """Count this connection against `app` (moving an HTTP/1.1 one); False: H22."""
-        if app.id in self.apps:
-            return True
-        counts = self._router.connections
-        n = counts.get(app.id, 0)  # dict.get: no Counter.__missing__ per request
-        if n >= self.limit(app):
-            return False
+    def count(self, app: App) -> None:
+        """Count this connection against `app` (moving an HTTP/1.1 one off its previous
+        app): the request was admitted."""
+        app_id = app.id
+        if app_id in self.apps:
+            return
         if self._moves and self.apps:
-            self.release()  # another app's count: n stands
-        counts[app.id] = n + 1
-        self.apps.add(app.id)
-        return True
+            self.release()
+        counts = self._router.connections
+        counts[app_id] = counts.get(app_id, 0) + 1
+        self.apps.add(app_id)
 
     def release(self) -> None:
         counts = self._router.connections

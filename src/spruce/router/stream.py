@@ -28,6 +28,7 @@ class Stream(asyncio.Protocol):
         "_timer_at",
         "_read_paused",
         "_write_paused",
+        "blocked",
         "_drain_waiter",
         "_limit",
         "_ssl",
@@ -57,6 +58,9 @@ class Stream(asyncio.Protocol):
         self._timer_at = 0.0
         self._read_paused = False
         self._write_paused = False
+        # paused by the transport, or lost: drain() has something to do (an attribute, as
+        # the fast lanes read it per request)
+        self.blocked = False
         self._drain_waiter: asyncio.Future[None] | None = None
         self._limit = limit
         self._ssl = ssl
@@ -103,6 +107,7 @@ class Stream(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
+        self.blocked = True
         self._eof = True
         if exc is not None:
             self._exc = exc
@@ -122,9 +127,11 @@ class Stream(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self._write_paused = True
+        self.blocked = True
 
     def resume_writing(self) -> None:
         self._write_paused = False
+        self.blocked = self._lost
         d = self._drain_waiter
         if d is not None:
             self._drain_waiter = None
@@ -242,7 +249,7 @@ class Stream(asyncio.Protocol):
 
     def must_wait(self) -> bool:
         """Whether drain() has anything to do (paused by the transport, or lost)."""
-        return self._write_paused or self._lost
+        return self.blocked
 
     async def drain(self) -> None:
         if self._lost:

@@ -11,9 +11,26 @@ See docs/router.md for APP and CERT.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
-DYNO_STATES = ("up", "starting", "crashed", "down")
+
+class DynoState(StrEnum):
+    """A web dyno's state as the route table carries it."""
+
+    UP = "up"
+    STARTING = "starting"
+    CRASHED = "crashed"
+    DOWN = "down"
+
+
+class Feature(StrEnum):
+    """The app features (Heroku labs flags) the router acts on."""
+
+    SESSION_AFFINITY = "http-session-affinity"
+    DISABLE_KEEPALIVE_TO_DYNO = "http-disable-keepalive-to-dyno"
+    DISABLE_HTTP2 = "http-disable-http2"
+    END_TO_END_CONTINUE = "http-end-to-end-continue"
 
 
 class TableError(ValueError):
@@ -36,7 +53,7 @@ class Dyno:
     name: str
     host: str
     port: int
-    state: str
+    state: DynoState
     key: tuple[str, int] = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -65,19 +82,13 @@ class App:
     def from_dict(cls, d: dict[str, Any]) -> App:
         try:
             app_id = str(d["id"])
-            dynos = tuple(
-                Dyno(str(x["name"]), str(x["host"]), int(x["port"]), str(x.get("state", "up")))
-                for x in d.get("dynos", [])
-            )
-            for dy in dynos:
-                if dy.state not in DYNO_STATES:
-                    raise TableError(f"app {app_id}: dyno {dy.name} has unknown state {dy.state!r}")
+            dynos = tuple(_dyno(app_id, x) for x in d.get("dynos", []))
             features = frozenset(d.get("features", []))
             maintenance = bool(d.get("maintenance", False))
             released = bool(d.get("released", True))
             web_quantity = int(d.get("web_quantity", len(dynos)))
             exhausted = bool(d.get("eco_quota_exhausted", False))
-            up = tuple(x for x in dynos if x.state == "up")
+            up = tuple(x for x in dynos if x.state is DynoState.UP)
             return cls(
                 id=app_id,
                 name=str(d.get("name", app_id)),
@@ -106,8 +117,19 @@ class App:
                 raise
             raise TableError(f"invalid app entry: {e!r}") from None
 
-    def has(self, feature: str) -> bool:
+    def has(self, feature: Feature) -> bool:
         return feature in self.features
+
+
+def _dyno(app_id: str, x: dict[str, Any]) -> Dyno:
+    state = str(x.get("state", DynoState.UP))
+    try:
+        known = DynoState(state)
+    except ValueError:
+        raise TableError(
+            f"app {app_id}: dyno {x.get('name')} has unknown state {state!r}"
+        ) from None
+    return Dyno(str(x["name"]), str(x["host"]), int(x["port"]), known)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import tempfile
 from typing import Any
 
 from .state import Router
-from .table import Certificate
+from .table import Certificate, Feature
 
 
 def _context(cert: Certificate, alpn: list[str]) -> ssl.SSLContext:
@@ -39,7 +39,7 @@ class TLSContexts:
         self.base.minimum_version = ssl.TLSVersion.TLSv1_2
         self.base.maximum_version = ssl.TLSVersion.TLSv1_3
         self.base.set_alpn_protocols(["h2", "http/1.1"])
-        self.base.sni_callback = self._sni  # type: ignore[assignment]
+        self.base.sni_callback = self._sni
         router.on_certificates = self.reload
 
     def reload(self) -> None:
@@ -61,7 +61,7 @@ class TLSContexts:
         h2 = True
         if server_name:
             app = table.lookup(server_name)
-            if app is not None and app.has("http-disable-http2"):
+            if app is not None and app.has(Feature.DISABLE_HTTP2):
                 h2 = False
         try:
             sslobj.context = self.context_for(cert, h2)

@@ -39,6 +39,7 @@ class Worker:
         self._flush_scheduled = False
         self._serving = False
         self._stop = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None  # set by run()
 
     def _emit(self, app_id: str, line: str) -> None:
         lines = self._lines
@@ -54,7 +55,9 @@ class Worker:
     def _schedule_flush(self) -> None:
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            asyncio.get_running_loop().call_later(0.005, self._flush)
+            # (the loop kept: get_running_loop() is a getpid() syscall, once per batch)
+            loop = self._loop or asyncio.get_running_loop()
+            loop.call_later(0.005, self._flush)
 
     def _flush(self) -> None:
         self._flush_scheduled = False
@@ -122,7 +125,7 @@ class Worker:
             await asyncio.sleep(0.2)
 
     async def run(self) -> None:
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)
         activity = asyncio.ensure_future(self._activity())

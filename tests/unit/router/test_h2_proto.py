@@ -1,4 +1,4 @@
-"""The sans-IO HTTP/2 server (h2_proto) and its HPACK (h2_hpack): against h2/hpack as the
+"""The sans-IO HTTP/2 server (proto/h2.py) and its HPACK (proto/hpack.py): against h2/hpack as the
 reference peer, and frame by frame for the error cases."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spruce.router import h2_proto as P
-from spruce.router.h2_hpack import Decoder, Encoder, HeaderListTooLarge, HPACKError, encode_int
+from spruce.router.proto import h2 as P
+from spruce.router.proto.hpack import Decoder, Encoder, HeaderListTooLarge, HPACKError, encode_int
 
 # --- HPACK -------------------------------------------------------------------------------
 

@@ -189,16 +189,22 @@ def test_connection_apps_move_or_accumulate_and_release():
 
     router = Router(RouterTimers(connections_per_dyno=2))
     a = App.from_dict({"id": "a", "hostnames": ["a"], "web_quantity": 1})
-    b = App.from_dict({"id": "b", "hostnames": ["b"], "web_quantity": 0})  # limit: max(0, 1) x 2
+    b = App.from_dict({"id": "b", "hostnames": ["b"], "web_quantity": 0})
     h1 = [ConnectionApps(router, moves=True) for _ in range(3)]
-    assert h1[0].admit(a) and h1[1].admit(a)
-    assert h1[2].refuses(a) and not h1[2].admit(a)
-    assert not h1[0].refuses(a) and h1[0].admit(a)  # already counted: no change
+    assert h1[0].joining(a) == 0
+    h1[0].count(a)
+    assert h1[1].joining(a) == 1
+    h1[1].count(a)
+    assert h1[2].joining(a) == 2  # what admission.refusal compares with the limit (H22)
+    assert h1[0].joining(a) == 0  # already counted: joins nothing
+    h1[0].count(a)
     assert router.connections == {"a": 2}
-    assert h1[0].admit(b) and router.connections == {"a": 1, "b": 1}  # moved
+    h1[0].count(b)
+    assert router.connections == {"a": 1, "b": 1}  # moved
     h2 = ConnectionApps(router, moves=False)
-    assert h2.admit(a) and h2.admit(b) and router.connections == {"a": 2, "b": 2}
-    assert not h1[2].admit(b)
+    h2.count(a)
+    h2.count(b)
+    assert router.connections == {"a": 2, "b": 2}  # accumulated
     h2.release()
     assert router.connections == {"a": 1, "b": 1}
     for c in h1:

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from enum import StrEnum
+
+from ..errors import Code
 
 MAX_LINE = 8192
 MAX_HEADER_NAME = 1000
@@ -47,7 +50,7 @@ class ProtocolError(Exception):
     """A message the router refuses. `status` is what the client gets (requests) and
     `code`/`cause` classify response errors (H17/H25)."""
 
-    def __init__(self, message: str, status: int = 400, code: str | None = None) -> None:
+    def __init__(self, message: str, status: int = 400, code: Code | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
@@ -93,9 +96,9 @@ def check_partial_head(buf: bytes | bytearray, max_line: int = MAX_LINE) -> None
     """Refuse a head still incomplete whose current line already breaks the line limit."""
     last = buf.rfind(b"\n")
     if len(buf) - (last + 1) > max_line:
-        raise ProtocolError("line too long", 400 if max_line == MAX_LINE else 502, "H25")
+        raise ProtocolError("line too long", 400 if max_line == MAX_LINE else 502, Code.H25)
     if buf.count(b"\n") > MAX_HEADERS + 1:
-        raise ProtocolError("too many headers", 400, "H25")
+        raise ProtocolError("too many headers", 400, Code.H25)
 
 
 def _split_lines(head: bytes) -> list[bytes]:
@@ -114,21 +117,21 @@ def _parse_header_lines(
 ) -> Headers:
     headers: Headers = []
     if len(lines) > MAX_HEADERS:
-        raise ProtocolError("too many headers", 400, "H25")
+        raise ProtocolError("too many headers", 400, Code.H25)
     for line in lines:
         if len(line) > max_line:
-            raise ProtocolError("header line too long", 502 if is_response else 400, "H25")
+            raise ProtocolError("header line too long", 502 if is_response else 400, Code.H25)
         colon = line.find(b":")
         if colon <= 0:
-            raise ProtocolError("malformed header line", 502 if is_response else 400, "H17")
+            raise ProtocolError("malformed header line", 502 if is_response else 400, Code.H17)
         name = line[:colon]
         if len(name) > max_name:
-            raise ProtocolError("header name too long", 502 if is_response else 400, "H25")
+            raise ProtocolError("header name too long", 502 if is_response else 400, Code.H25)
         if not _TOKEN.match(name):
-            raise ProtocolError("invalid header name", 502 if is_response else 400, "H17")
+            raise ProtocolError("invalid header name", 502 if is_response else 400, Code.H17)
         value = line[colon + 1 :].strip(b" \t")
         if _BAD_VALUE.search(value):
-            raise ProtocolError("invalid header value", 502 if is_response else 400, "H17")
+            raise ProtocolError("invalid header value", 502 if is_response else 400, Code.H17)
         headers.append((name.decode("latin-1"), value.decode("latin-1")))
     return headers
 
@@ -143,7 +146,7 @@ def _fast_fields(block: bytes) -> Headers | None:
     return headers
 
 
-def _content_length(values: list[str], status: int, code: str | None) -> int:
+def _content_length(values: list[str], status: int, code: Code | None) -> int:
     """Equal duplicates merge; differing values or lists like `15,24` are refused."""
     if len(values) == 1:
         only = values[0]
@@ -161,7 +164,7 @@ def _content_length(values: list[str], status: int, code: str | None) -> int:
     return int(only)
 
 
-def _transfer_chunked(values: list[str], status: int, code: str | None) -> bool:
+def _transfer_chunked(values: list[str], status: int, code: Code | None) -> bool:
     codings = [c.strip().lower() for v in values for c in v.split(",") if c.strip()]
     if not codings:
         return False
@@ -338,24 +341,24 @@ def _slow_response(head: bytes) -> ResponseHead:
     if len(lines) >= 2 and lines[-1] == b"" and lines[-2] == b"":
         lines = lines[:-2]
     if not lines:
-        raise ProtocolError("empty response", 502, "H17")
+        raise ProtocolError("empty response", 502, Code.H17)
     status_line = lines[0]
     if len(status_line) > MAX_STATUS_LINE:
-        raise ProtocolError("oversized status line", 502, "H25")
+        raise ProtocolError("oversized status line", 502, Code.H25)
     parts = status_line.split(b" ", 2)
     if len(parts) < 3 or parts[0] not in (b"HTTP/1.1", b"HTTP/1.0"):
-        raise ProtocolError("malformed status line", 502, "H17")
+        raise ProtocolError("malformed status line", 502, Code.H17)
     if len(parts[1]) != 3 or not _DIGITS.match(parts[1]):
-        raise ProtocolError("malformed status code", 502, "H17")
+        raise ProtocolError("malformed status code", 502, Code.H17)
     reason = parts[2].strip()
     if not reason or _BAD_VALUE.search(reason) or b"\r" in reason:
-        raise ProtocolError("status line without reason phrase", 502, "H17")
+        raise ProtocolError("status line without reason phrase", 502, Code.H17)
     status = int(parts[1])
     if status < 100:
-        raise ProtocolError("malformed status code", 502, "H17")
+        raise ProtocolError("malformed status code", 502, Code.H17)
     for line in lines[1:]:
         if b"\n" in line or b"\r" in line:
-            raise ProtocolError("bare CR or LF in response head", 502, "H17")
+            raise ProtocolError("bare CR or LF in response head", 502, Code.H17)
     headers = _parse_header_lines(lines[1:], MAX_RESPONSE_HEADER_LINE, MAX_LINE, True)
     version = parts[0][5:].decode("ascii")
     return ResponseHead(version, status, reason.decode("latin-1"), headers)
@@ -377,44 +380,58 @@ def _finish_response(resp: ResponseHead, request_method: str) -> ResponseHead:
         elif lk == "transfer-encoding":
             te.append(v)
         elif lk == "set-cookie" and len(k) + len(v) + 2 > MAX_SET_COOKIE:
-            raise ProtocolError("oversized cookie", 502, "H25")
+            raise ProtocolError("oversized cookie", 502, Code.H25)
     resp.connection = conn
     resp.keep_alive = ("close" not in conn) if version == "1.1" else ("keep-alive" in conn)
     if request_method == "HEAD" or status < 200 or status in (204, 304):
         resp.body_length = 0
         return resp
     if te:
-        resp.chunked = _transfer_chunked(te, 502, "H25")
+        resp.chunked = _transfer_chunked(te, 502, Code.H25)
         if resp.chunked:
             resp.body_length = None
             return resp
     if cl:
-        resp.body_length = _content_length(cl, 502, "H25")
+        resp.body_length = _content_length(cl, 502, Code.H25)
     else:
         resp.body_length = None
         resp.keep_alive = False
     return resp
 
 
+class ChunkState(StrEnum):
+    """Where a chunked body's decoder is."""
+
+    SIZE = "size"  # reading a chunk-size line
+    DATA = "data"  # inside a chunk's data
+    DATA_END = "data-end"  # the CRLF after a chunk's data
+    TRAILER = "trailer"  # trailer lines after the last chunk, up to the blank line
+    DONE = "done"  # the blank line ending the body was read
+
+
 class ChunkedDecoder:
     """Decodes a chunked body: feed() returns payload bytes; `done` once the trailer ends."""
 
-    __slots__ = ("_buf", "_state", "_remaining", "done", "trailers")
+    __slots__ = ("_buf", "state", "_remaining", "trailers")
 
     def __init__(self) -> None:
         self._buf = bytearray()
-        self._state = 0  # 0 size line, 1 data, 2 CRLF after data, 3 trailer lines
+        self.state = ChunkState.SIZE
         self._remaining = 0
-        self.done = False
         self.trailers: Headers = []
+
+    @property
+    def done(self) -> bool:
+        return self.state is ChunkState.DONE
 
     def feed(self, data: bytes) -> tuple[bytes, bytes]:
         """Returns (payload, leftover after the end of the body)."""
         buf = self._buf
         buf += data
         out = bytearray()
-        while not self.done:
-            if self._state == 0:
+        state = self.state
+        while state is not ChunkState.DONE:
+            if state is ChunkState.SIZE:
                 i = buf.find(b"\r\n")
                 if i < 0:
                     if len(buf) > MAX_CHUNK_LINE:
@@ -426,8 +443,8 @@ class ChunkedDecoder:
                 if not _HEX.match(size_part):
                     raise ProtocolError("invalid chunk size")
                 self._remaining = int(size_part, 16)
-                self._state = 1 if self._remaining else 3
-            elif self._state == 1:
+                state = ChunkState.DATA if self._remaining else ChunkState.TRAILER
+            elif state is ChunkState.DATA:
                 if not buf:
                     break
                 n = min(self._remaining, len(buf))
@@ -435,8 +452,8 @@ class ChunkedDecoder:
                 del buf[:n]
                 self._remaining -= n
                 if self._remaining == 0:
-                    self._state = 2
-            elif self._state == 2:
+                    state = ChunkState.DATA_END
+            elif state is ChunkState.DATA_END:
                 if len(buf) < 2:
                     if buf and buf[0:1] != b"\r":
                         raise ProtocolError("missing CRLF after chunk data")
@@ -444,7 +461,7 @@ class ChunkedDecoder:
                 if buf[:2] != b"\r\n":
                     raise ProtocolError("missing CRLF after chunk data")
                 del buf[:2]
-                self._state = 0
+                state = ChunkState.SIZE
             else:
                 i = buf.find(b"\r\n")
                 if i < 0:
@@ -454,13 +471,14 @@ class ChunkedDecoder:
                 line = bytes(buf[:i])
                 del buf[: i + 2]
                 if not line:
-                    self.done = True
+                    state = ChunkState.DONE
                     break
                 if len(self.trailers) >= MAX_HEADERS:
                     raise ProtocolError("too many trailers")
                 self.trailers += _parse_header_lines([line], MAX_LINE, MAX_HEADER_NAME, False)
+        self.state = state
         leftover = b""
-        if self.done and buf:
+        if state is ChunkState.DONE and buf:
             leftover = bytes(buf)
             buf.clear()
         return bytes(out), leftover

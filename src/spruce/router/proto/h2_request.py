@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from .proto.http1 import MAX_HEADER_NAME, MAX_HEADERS, MAX_LINE, RequestHead
+from .http1 import MAX_HEADER_NAME, MAX_HEADERS, MAX_LINE, RequestHead
 
 _NAME = re.compile(rb"[!#$%&'*+\-.^_`|~0-9a-z]+\Z")
 _BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")

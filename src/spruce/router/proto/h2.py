@@ -18,9 +18,10 @@ fit `window(stream_id)`.
 from __future__ import annotations
 
 import struct
+from typing import Any
 
-from .h2_hpack import Decoder, Encoder, HeaderListTooLarge, HPACKError
 from .h2_request import H2Request, Malformed, check_trailers, parse_request
+from .hpack import Decoder, Encoder, HeaderListTooLarge, HPACKError
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
@@ -39,6 +40,9 @@ S_HEADER_TABLE_SIZE, S_ENABLE_PUSH, S_MAX_CONCURRENT_STREAMS = 0x1, 0x2, 0x3
 S_INITIAL_WINDOW_SIZE, S_MAX_FRAME_SIZE, S_MAX_HEADER_LIST_SIZE = 0x4, 0x5, 0x6
 
 EV_REQUEST, EV_DATA, EV_END, EV_RESET, EV_WINDOW, EV_GOAWAY = range(1, 7)
+# an event: its EV_ kind first, then what the module docstring lists for that kind (tuples,
+# not objects: a connection produces several per request)
+H2Event = tuple[Any, ...]
 
 MAX_WINDOW = (1 << 31) - 1
 DEFAULT_WINDOW = 65535
@@ -247,7 +251,7 @@ class H2Server:
         if len(memory) > _RESET_MEMORY:
             del memory[next(iter(memory))]
 
-    def _stream_error(self, stream_id: int, code: int, events: list[tuple]) -> None:
+    def _stream_error(self, stream_id: int, code: int, events: list[H2Event]) -> None:
         """Reset a stream the caller knows: it gets EV_RESET."""
         gone = self.streams.pop(stream_id, None)
         if gone is not None:
@@ -257,8 +261,8 @@ class H2Server:
             self._suspicious()  # a reset the client provoked ("MadeYouReset") is its own
 
     # input ------------------------------------------------------------------
-    def receive(self, data: bytes) -> list[tuple]:
-        events: list[tuple] = []
+    def receive(self, data: bytes) -> list[H2Event]:
+        events: list[H2Event] = []
         if self.error is not None:
             return events
         buf = self._buf + data if self._buf else data
@@ -297,7 +301,9 @@ class H2Server:
         if self._suspect > FLOOD_BASE + FLOOD_RATIO * self._answered:
             raise ConnectionError_(ENHANCE_YOUR_CALM, "too many resets or control frames")
 
-    def _frame(self, ftype: int, flags: int, sid: int, payload: bytes, events: list[tuple]) -> None:
+    def _frame(
+        self, ftype: int, flags: int, sid: int, payload: bytes, events: list[H2Event]
+    ) -> None:
         if not self._settings_seen:
             if ftype != SETTINGS or flags & ACK:
                 raise ConnectionError_(PROTOCOL_ERROR, "preface without SETTINGS")
@@ -376,7 +382,7 @@ class H2Server:
             payload = payload[1 : len(payload) - pad]
         return payload
 
-    def _on_headers(self, flags: int, sid: int, payload: bytes, events: list[tuple]) -> None:
+    def _on_headers(self, flags: int, sid: int, payload: bytes, events: list[H2Event]) -> None:
         if sid == 0 or not sid & 1:
             raise ConnectionError_(PROTOCOL_ERROR, "HEADERS on an invalid stream id")
         payload = self._unpad(flags, payload)
@@ -399,7 +405,7 @@ class H2Server:
         except HeaderListTooLarge:
             raise ConnectionError_(ENHANCE_YOUR_CALM, "header list too large") from None
 
-    def _headers_done(self, sid: int, flags: int, block: bytes, events: list[tuple]) -> None:
+    def _headers_done(self, sid: int, flags: int, block: bytes, events: list[H2Event]) -> None:
         end_stream = bool(flags & END_STREAM)
         if sid > self.highest:  # a new request
             self.highest = sid
@@ -446,13 +452,13 @@ class H2Server:
             return
         self._remote_end(sid, s, events)
 
-    def _remote_end(self, sid: int, s: _Stream, events: list[tuple]) -> None:
+    def _remote_end(self, sid: int, s: _Stream, events: list[H2Event]) -> None:
         s.remote_closed = True
         events.append((EV_END, sid))
         if s.local_closed:
             del self.streams[sid]
 
-    def _on_data(self, flags: int, sid: int, payload: bytes, events: list[tuple]) -> None:
+    def _on_data(self, flags: int, sid: int, payload: bytes, events: list[H2Event]) -> None:
         if sid == 0:
             raise ConnectionError_(PROTOCOL_ERROR, "DATA on stream 0")
         flow = len(payload)
@@ -487,7 +493,7 @@ class H2Server:
                 return
             self._remote_end(sid, s, events)
 
-    def _on_window_update(self, sid: int, payload: bytes, events: list[tuple]) -> None:
+    def _on_window_update(self, sid: int, payload: bytes, events: list[H2Event]) -> None:
         if len(payload) != 4:
             raise ConnectionError_(FRAME_SIZE_ERROR, "WINDOW_UPDATE size")
         inc = int.from_bytes(payload, "big") & 0x7FFFFFFF
@@ -513,7 +519,7 @@ class H2Server:
             return
         events.append((EV_WINDOW, sid))
 
-    def _on_settings(self, flags: int, sid: int, payload: bytes, events: list[tuple]) -> None:
+    def _on_settings(self, flags: int, sid: int, payload: bytes, events: list[H2Event]) -> None:
         if sid != 0:
             raise ConnectionError_(PROTOCOL_ERROR, "SETTINGS on a stream")
         if flags & ACK:
