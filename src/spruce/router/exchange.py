@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from . import affinity
+from . import acme_challenge, affinity
 from .client_side import (
     BackendBroken,
     BadRequestBody,
@@ -109,6 +109,11 @@ class Exchange(Failures):
                 except BaseException as e:
                     await self._failed(app, e)
                 return
+            if not self.client.tls:  # ACM's HTTP-01 answers, for any Host, before routing
+                answer = acme_challenge.answer(self.req.method, self.req.target, router.table)
+                if answer is not None:
+                    await send_simple(self.client, 200, answer, "text/plain")
+                    return
             app = router.table.lookup(self.host)
             if app is None:
                 await send_simple(self.client, 404, _no_such_app())

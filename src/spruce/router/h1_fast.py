@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from .acme_challenge import PREFIX as ACME_CHALLENGE
 from .exchange import ClientSide, Exchange, HError
 from .logline import info_line
 from .proto.fast import (
@@ -72,6 +73,8 @@ class H1FastLane(ClientSide):
         fr = fast_request(data)
         if fr is None:
             return False  # the ordinary path decides (and words any refusal)
+        if fr.target.startswith(ACME_CHALLENGE):
+            return False  # the ordinary path answers ACM's HTTP-01 tokens
         router = self.router
         app, host = router.table.lookup_raw(fr.host)
         if (

@@ -2,7 +2,9 @@
 certificates, kept current in the router workers (the RouteSink) as things change.
 
 Changes are coalesced per loop turn: many changes to one app make one upsert. Certificates
-change only with an app created, renamed or deleted, or an SNI endpoint change.
+change only with an app created, renamed or deleted, or an SNI endpoint change (ACM's
+included). An app's entry carries the HTTP-01 tokens of its ACM orders, so router workers
+keep answering them across a restart of the control plane.
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ from sqlalchemy import select
 from spruce.store.db import Store
 from spruce.store.models import App, AppFeature, Domain, Formation, Release
 
+from .acm import Acm
 from .certs import Certs
 from .events import (
+    AcmChallengesChanged,
     AppChanged,
     AppCreated,
     AppDeleted,
@@ -51,6 +55,7 @@ class Routing:
         events: EventBus,
         backend: DynoBackend,
         certs: Certs,
+        acm: Acm,
         issuer: CertificateIssuer,
         sink: RouteSink,
         addresses: PlatformAddresses,
@@ -59,6 +64,7 @@ class Routing:
         self.store = store
         self.backend = backend
         self.certs = certs
+        self.acm = acm
         self.issuer = issuer
         self.sink = sink
         self.addresses = addresses
@@ -73,6 +79,7 @@ class Routing:
             FormationChanged,
             DomainsChanged,
             DynosChanged,
+            AcmChallengesChanged,
         ):
             events.subscribe(kind, lambda e: self.mark(e.app_id))
         events.subscribe(AppChanged, self._on_app_changed)
@@ -134,10 +141,11 @@ class Routing:
             web_quantity=web or 0,
             sleeping=sleeping,
             dynos=tuple(dynos),
+            acme_challenges=self.acm.http01_tokens(app_id),
         )
 
     def certificates(self) -> list[RouteCertificate]:
-        """Each app's own certificate (the issuer's) and every uploaded one."""
+        """Each app's own certificate (the issuer's) and every SNI endpoint's (ACM's too)."""
         with self.store.session() as s:
             apps = list(s.execute(select(App.id, App.name)).all())
         out = [self._app_certificate(app_id, name) for app_id, name in apps]
