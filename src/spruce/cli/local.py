@@ -51,7 +51,9 @@ def _announce(ep: Endpoints) -> None:
 @click.option("--acme-ca-bundle", help="CA bundle to trust the ACME directory's TLS with")
 @click.option(
     "--acme-dns",
-    help="DNS-01 for wildcard domains: rfc2136://KEYNAME:SECRET@HOST:PORT/ZONE?alg=hmac-sha256",
+    envvar="SPRUCE_ACME_DNS",  # the TSIG secret need not be on the command line
+    help="DNS-01 for wildcard domains: rfc2136://KEYNAME:SECRET@HOST:PORT/ZONE?alg=hmac-sha256"
+    " (or $SPRUCE_ACME_DNS)",
 )
 @click.option("--acme-resolver", multiple=True, help="IP[:PORT] of a resolver for ACM's DNS checks")
 @click.option(

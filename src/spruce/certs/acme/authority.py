@@ -22,6 +22,7 @@ from spruce.services.acm_model import OrderRecord
 from spruce.services.ports import Dns01Provider
 
 from ..dns import Prechecks, Resolver
+from . import challenges
 from .account import AcmeAccount
 from .issuer import AcmeIssuer
 
@@ -84,6 +85,10 @@ class AcmeAuthority:
         self.issuer = self._issuer(AcmeAccount.from_json(data))
 
     def problem(self, hostname: str, dns_target: str, order_hostnames: Sequence[str]) -> str | None:
+        dns01 = self.dns01 is not None
+        unanswerable = challenges.unanswerable(hostname, http01=self.http01, dns01=dns01)
+        if unanswerable:
+            return unanswerable  # (before asking the CA anything)
         if self._caa is None:
             try:
                 self._caa = self.issuer.caa_identities()
