@@ -380,6 +380,7 @@ class FakeAuthority:
         self.abandoned: list[tuple[str, ...]] = []
         self.answered: list[str] = []  # tokens the CA was asked to validate
         self.before_answer: Callable[[list[str]], None] = lambda tokens: None
+        self.before_step: Callable[[str], None] = lambda stage: None
         self.restored: list[dict[str, Any]] = []
         self._account: dict[str, Any] = {"key": f"key-{uuid.uuid4().hex[:8]}", "uri": None}
         self._orders = itertools.count(1)
@@ -404,6 +405,7 @@ class FakeAuthority:
 
     def advance(self, record: OrderRecord) -> OrderRecord:
         self.steps.append((record.stage, record.order_url))
+        self.before_step(record.stage)
         self._account["uri"] = "https://ca.test/account/1"
         now = self.clock()
         if self.rate_limited_until is not None and now < self.rate_limited_until:

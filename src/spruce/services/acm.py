@@ -213,6 +213,10 @@ class Acm:
         """A valid order's certificate becomes the group's SNI endpoint (replaced in place:
         the router serves the new one from its next handshake)."""
         assert record.certificate_pem is not None
+        with self.store.session() as s:
+            app = s.get(App, app_id)
+            if app is None or not app.acm:
+                return  # turned off while the order's last step ran
         endpoint_id = self.certs.put_acm(app_id, group, record.certificate_pem, record.key_pem)
         names = set(record.hostnames)
         with self.store.session() as s:

@@ -122,7 +122,11 @@ class AcmScheduler:
             await self._abandon(self._orphans.pop())
         wakeups: list[dt.datetime] = []
         for app_id in sorted(set(self.acm.enabled_app_ids()) | set(self.acm.apps_with_orders())):
-            when = await self._app(app_id)
+            try:
+                when = await self._app(app_id)
+            except Exception:  # one app's fault must not hold up the others
+                log.exception("ACM: a pass over app %s failed", app_id)
+                when = self._now() + AFTER_FAULT
             if when is not None:
                 wakeups.append(when)
         return min(wakeups, default=None)
@@ -136,6 +140,7 @@ class AcmScheduler:
             for group, order in snap.orders.items():
                 await self._abandon(order.record)
                 self.acm.drop_order(app_id, group)
+            self.acm.remove_certificates(app_id, list(snap.certificates))
             return None
         domains = {h: d.state for h, d in snap.domains.items()}
         by_group = groups(domains)

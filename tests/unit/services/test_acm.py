@@ -300,6 +300,26 @@ async def test_disable_removes_certificates_and_abandons_orders(
         s.certs.remove(owner, app.id, endpoint.name)
 
 
+async def test_turned_off_during_an_orders_last_step_installs_nothing(
+    harness: Harness, owner: UserView, app: AppView
+) -> None:
+    s, ca = harness.services, harness.authority
+    assert ca is not None
+    loop = asyncio.get_running_loop()
+
+    def disable_meanwhile(stage: str) -> None:  # in the CA's thread, as a user would
+        if stage == "finalizing":
+            loop.call_soon_threadsafe(s.acm.disable, owner, app.id)
+
+    ca.before_step = disable_meanwhile
+    s.domains.add(owner, app.id, "www.shop.example")
+    s.acm.enable(owner, app.id)
+    await settle(harness)
+    assert not s.apps.get(owner, app.id).acm
+    assert acm_endpoints(harness, app) == {}
+    assert statuses(harness, app) == {"www.shop.example": (None, None)}
+
+
 async def test_a_restart_mid_order_resumes_it_from_the_store(
     tmp_path: Path, owner_email: str = "owner@example.com"
 ) -> None:
