@@ -17,15 +17,15 @@ from .core_routes import the_app
 from .http import Ctx, endpoint
 
 
-async def acm_enable(ctx: Ctx) -> Any:
+def acm_enable(ctx: Ctx) -> Any:
     return views.app_json(ctx.services.acm.enable(ctx.actor, the_app(ctx).id))
 
 
-async def acm_disable(ctx: Ctx) -> Any:
+def acm_disable(ctx: Ctx) -> Any:
     return views.app_json(ctx.services.acm.disable(ctx.actor, the_app(ctx).id))
 
 
-async def acm_refresh(ctx: Ctx) -> Any:
+def acm_refresh(ctx: Ctx) -> Any:
     refresh = ctx.field("acm_refresh", True)
     if not isinstance(refresh, bool):
         raise InvalidParams("acm_refresh must be true or false.")

@@ -197,18 +197,25 @@ class Certs:
         self.events.publish(CertificatesChanged(app_id))
         return endpoint
 
-    def router_certificates(self) -> builtins.list[RouteCertificate]:
-        """Every usable certificate, uploaded or ACM's, for the router's SNI choice (specific
-        names beat wildcards there)."""
+    def router_certificates(
+        self, app_ids: builtins.list[str] | None = None
+    ) -> builtins.list[tuple[str, RouteCertificate]]:
+        """Every usable certificate, uploaded or ACM's (of these apps, or all), by app, for
+        the router's SNI choice (specific names beat wildcards there)."""
         out = []
+        q = select(SniEndpoint)
+        if app_ids is not None:
+            q = q.where(SniEndpoint.app_id.in_(app_ids))
         with self.store.session() as s:
-            for e in s.scalars(select(SniEndpoint)):
+            for e in s.scalars(q):
                 try:
                     key = self.sealer.open(e.private_key) if e.acm else e.private_key
                     info = certificate_info(e.certificate_chain, check_expiry=True)
                 except (InvalidParams, SealBroken):
                     continue
-                out.append(RouteCertificate(e.id, info.cert_domains, e.certificate_chain, key))
+                out.append(
+                    (e.app_id, RouteCertificate(e.id, info.cert_domains, e.certificate_chain, key))
+                )
         return out
 
     # -- ACM's certificates (services/acm.py) ---------------------------------------------
