@@ -44,7 +44,7 @@ def domain(host: str, status: str | None, reason: str | None = None) -> dict[str
         "cname": "shop.apps.test",
         "acm_status": status,
         "acm_status_reason": reason,
-        "updated_at": iso(NOW - dt.timedelta(minutes=5)),
+        "updated_at": iso(dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)),  # at run time
     }
 
 
