@@ -8,16 +8,24 @@ integration tests drive those (tests/integration, tests/e2e).
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import itertools
 import tarfile
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
 from spruce.services import Ports, Services, ServiceSettings
+from spruce.services.acm_lifecycle import Policy
+from spruce.services.acm_model import OrderRecord, Publication
 from spruce.services.events import EventBus
 from spruce.services.model import (
     AddonError,
@@ -332,6 +340,134 @@ class FakeIssuer:
         return IssuedCertificate(f"CERT {names}", f"KEY {names}")
 
 
+class Clock:
+    """A settable 'now' for ACM's scheduler and the fake CA (starts at the real time)."""
+
+    def __init__(self) -> None:
+        self.now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += dt.timedelta(**delta)
+
+
+def _pem_key(key: ec.EllipticCurvePrivateKey) -> str:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+
+
+class FakeAuthority:
+    """services' CertificateAuthority in the test's process, as an ACME CA behaves: an order
+    goes new -> authorizing (challenges written to the record first: one HTTP-01 token per
+    plain name, a DNS-01 value per wildcard) -> finalizing -> valid, with a real certificate
+    dated by the test's clock. Problems and refusals are scripted per hostname."""
+
+    directory = "https://ca.test/directory"
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.problems: dict[str, str] = {}  # hostname -> pre-check problem
+        self.refusals: dict[str, str] = {}  # hostname -> the CA's validation failure
+        self.rate_limited_until: dt.datetime | None = None
+        self.poll = dt.timedelta(0)  # the wait after challenges are answered
+        self.validity = dt.timedelta(days=90)
+        self.checked: list[str] = []
+        self.begun: list[tuple[str, ...]] = []
+        self.steps: list[tuple[str, str | None]] = []  # (stage before, order URL)
+        self.abandoned: list[tuple[str, ...]] = []
+        self.answered: list[str] = []  # tokens the CA was asked to validate
+        self.before_answer: Callable[[list[str]], None] = lambda tokens: None
+        self.before_step: Callable[[str], None] = lambda stage: None
+        self.restored: list[dict[str, Any]] = []
+        self._account: dict[str, Any] = {"key": f"key-{uuid.uuid4().hex[:8]}", "uri": None}
+        self._orders = itertools.count(1)
+        self._key = ec.generate_private_key(ec.SECP256R1())
+        self._name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Fake ACME CA")])
+
+    def account(self) -> dict[str, Any] | None:
+        return dict(self._account)
+
+    def restore_account(self, data: dict[str, Any]) -> None:
+        self.restored.append(data)
+        self._account = dict(data)
+
+    def problem(self, hostname: str, dns_target: str, order_hostnames: Sequence[str]) -> str | None:
+        self.checked.append(hostname)
+        return self.problems.get(hostname)
+
+    def begin(self, hostnames: Sequence[str]) -> OrderRecord:
+        self.begun.append(tuple(hostnames))
+        leaf = ec.generate_private_key(ec.SECP256R1())
+        return OrderRecord(tuple(hostnames), _pem_key(leaf), self.clock())
+
+    def advance(self, record: OrderRecord) -> OrderRecord:
+        self.steps.append((record.stage, record.order_url))
+        self.before_step(record.stage)
+        self._account["uri"] = "https://ca.test/account/1"
+        now = self.clock()
+        if self.rate_limited_until is not None and now < self.rate_limited_until:
+            return replace(
+                record,
+                retry_at=self.rate_limited_until,
+                rate_limited=True,
+                problem="The certificate authority asked Spruce to wait (rate limit): slow down",
+            )
+        if record.stage == "new":
+            pubs = tuple(
+                Publication("dns-01", f"_acme-challenge.{h[2:]}", f"txt-{h}")
+                if h.startswith("*.")
+                else Publication("http-01", f"token-{uuid.uuid4().hex[:12]}", f"ka-{h}")
+                for h in record.hostnames
+            )
+            url = f"https://ca.test/order/{next(self._orders)}"
+            return replace(record, stage="authorizing", order_url=url, publications=pubs)
+        if record.stage == "authorizing":
+            tokens = [p.name for p in record.publications if p.kind == "http-01"]
+            self.before_answer(tokens)  # (the CA fetches them now)
+            self.answered += tokens
+            failed = tuple((h, self.refusals[h]) for h in record.hostnames if h in self.refusals)
+            if failed:
+                return replace(
+                    record, stage="invalid", publications=(), failed=failed, problem=failed[0][1]
+                )
+            return replace(record, stage="finalizing", retry_at=now + self.poll)
+        if record.stage == "finalizing":
+            return replace(
+                record,
+                stage="valid",
+                publications=(),
+                retry_at=None,
+                certificate_pem=self._certificate(record),
+            )
+        return record
+
+    def abandon(self, record: OrderRecord) -> OrderRecord:
+        self.abandoned.append(record.hostnames)
+        return replace(record, stage="invalid", publications=(), problem="Order abandoned.")
+
+    def _certificate(self, record: OrderRecord) -> str:
+        key = serialization.load_pem_private_key(record.key_pem.encode(), None)
+        now = self.clock()
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, record.hostnames[0])]))
+            .issuer_name(self._name)
+            .public_key(key.public_key())  # type: ignore[arg-type]
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now)
+            .not_valid_after(now + self.validity)
+            .add_extension(
+                x509.SubjectAlternativeName([x509.DNSName(h) for h in record.hostnames]),
+                critical=False,
+            )
+            .sign(self._key, hashes.SHA256())
+        )
+        return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
 class FakeProvider:
     """An add-on service whose 'servers' are dict entries."""
 
@@ -421,9 +557,22 @@ class Harness:
     routes: FakeRoutes
     issuer: FakeIssuer
     providers: list[FakeProvider] = field(default_factory=list)
+    authority: FakeAuthority | None = None
+    clock: Clock | None = None
 
 
-def make_services(store: Store, home: Path, providers: list[FakeProvider] | None = None) -> Harness:
+ACM_POLICY = Policy(
+    max_attempts=3, first_retry=dt.timedelta(minutes=1), max_retry=dt.timedelta(minutes=10)
+)
+
+
+def make_services(
+    store: Store,
+    home: Path,
+    providers: list[FakeProvider] | None = None,
+    authority: FakeAuthority | None = None,
+    clock: Clock | None = None,
+) -> Harness:
     events = EventBus()
     logs = FakeLogs()
     dynos = FakeDynos()
@@ -432,12 +581,16 @@ def make_services(store: Store, home: Path, providers: list[FakeProvider] | None
     routes = FakeRoutes()
     issuer = FakeIssuer()
     providers = providers if providers is not None else [FakeProvider()]
+    the_clock = clock or Clock()
+    authority = authority or FakeAuthority(the_clock)
     services = Services(
         store,
         events,
-        Ports(dynos, builds, logs, routes, issuer, tuple(providers)),
+        Ports(dynos, builds, logs, routes, issuer, tuple(providers), authority),
         ADDRESSES,
         home,
-        ServiceSettings(),
+        ServiceSettings(acm=ACM_POLICY, clock=the_clock),
     )
-    return Harness(services, events, dynos, builds, logs, routes, issuer, providers)
+    return Harness(
+        services, events, dynos, builds, logs, routes, issuer, providers, authority, the_clock
+    )

@@ -12,6 +12,24 @@ def default_home() -> Path:
     return Path(os.environ.get("SPRUCE_HOME") or Path.home() / ".spruce").expanduser()
 
 
+@dataclass(frozen=True)
+class AcmeOptions:
+    """ACM's certificate authority (`spruce up --acme-*`); no directory: the internal CA."""
+
+    directory: str | None = None
+    email: str | None = None
+    ca_bundle: str | None = None
+    """A CA bundle to trust the directory's TLS with (pebble, a private CA)."""
+    dns: str | None = None
+    """rfc2136://KEYNAME:SECRET@HOST:PORT/ZONE?alg=hmac-sha256: DNS-01 for wildcards."""
+    resolvers: tuple[str, ...] = ()
+    """IP[:PORT] of the resolvers the pre-checks ask (default: the system's)."""
+    caa_identities: tuple[str, ...] = ()
+    """The CA's CAA issuer domains, when its directory names none."""
+    renew_before: float = 30 * 86400.0
+    """Seconds before expiry that ACM renews a certificate."""
+
+
 @dataclass
 class Settings:
     home: Path = field(default_factory=default_home)
@@ -23,6 +41,7 @@ class Settings:
     domain: str = "localhost"
     router_workers: int = 0  # 0 = one per core
     operator_email: str = "admin@spruce.local"
+    acme: AcmeOptions = field(default_factory=AcmeOptions)
 
     @property
     def endpoints_path(self) -> Path:

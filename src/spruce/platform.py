@@ -26,6 +26,7 @@ from starlette.routing import Mount
 from spruce.addons import PostgresProvider, Provider, RedisProvider
 from spruce.api.app import create_api
 from spruce.api.http import NO_COUNTER, QueryCounter
+from spruce.certs import acm_setup
 from spruce.certs.ca import InternalCA
 from spruce.certs.issuer import InternalIssuer
 from spruce.compile import ClassicBuildRunner
@@ -52,7 +53,8 @@ log = logging.getLogger("spruce")
 def tuning_from_env() -> dict[str, dict[str, Any]]:
     """Timers and limits for tests and small machines: SPRUCE_TUNING='{"dynos": {...}}'.
 
-    Sections: dynos (spruce.dynos.DynoSettings), router (RouterTimers), build (BuildSettings).
+    Sections: dynos (spruce.dynos.DynoSettings), router (RouterTimers), build (BuildSettings),
+    acm (spruce.certs.acm_setup.TUNABLE: renewal and retry times in seconds).
     """
     raw = os.environ.get("SPRUCE_TUNING")
     if not raw:
@@ -278,6 +280,8 @@ class Platform:
                 routes=SupervisorSink(router, affinity_secret(certs_dir / "affinity.secret")),
                 issuer=InternalIssuer(ca, certs_dir / "apps"),
                 addon_providers=providers,
+                # ACM orders from --acme-directory, else from the internal CA itself
+                authority=acm_setup.authority(s.acme, ca, tuning.get("acm", {})),
             ),
             addresses,
             home,
@@ -286,6 +290,7 @@ class Platform:
                 default_certificate=RouteCertificate(
                     "default", ("localhost",), issued.cert_pem, issued.key_pem
                 ),
+                acm=acm_setup.policy(s.acme, tuning.get("acm", {})),
             ),
         )
         git = make_git_server(services, home / "repos")
@@ -345,6 +350,7 @@ class Platform:
         self._serve(p.git, [p.git_sock], ssl=p.git_tls)
         services.routing.publish_all()
         await p.router.start()
+        await services.start()
         await services.deployments.converge_all()
         endpoints = dataclasses.replace(p.endpoints, api_key=key)
         s = self.settings

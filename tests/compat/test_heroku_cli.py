@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
+import socket
+import ssl
 import subprocess
 import time
 import uuid
@@ -221,3 +224,46 @@ def test_rename_and_destroy(heroku: HerokuCLI) -> None:
     assert f"{name}-x" in heroku("apps").stdout
     heroku("apps:destroy", "-a", f"{name}-x", "--confirm", f"{name}-x")
     assert f"{name}-x" not in heroku("apps").stdout
+
+
+def test_certs_auto_enable_refresh_disable(heroku: HerokuCLI, platform: RunningPlatform) -> None:
+    """ACM without an ACME directory: the internal CA issues, through the same statuses.
+    (With NO_COLOR the CLI prints app names without their ⬢.)"""
+    name = f"hk-{uuid.uuid4().hex[:6]}"
+    host = f"www.{name}.example"
+    heroku("apps:create", name, "--no-remote")
+    off = heroku("certs:auto", "-a", name).stdout
+    assert f"=== Automatic Certificate Management is disabled on {name}" in off
+    heroku("domains:add", host, "-a", name)
+    enabled = heroku("certs:auto:enable", "-a", name)
+    assert (
+        "Enabling Automatic Certificate Management... starting. See status with heroku "
+        "certs:auto or wait until active with heroku certs:auto --wait"
+    ) in enabled.stderr
+    assert (
+        "=== Your certificate will now be managed by Heroku. Check the status by running "
+        "heroku certs:auto."
+    ) in enabled.stdout
+    status = output_with(lambda: heroku("certs:auto", "-a", name).stdout, "Cert issued")
+    assert f"=== Automatic Certificate Management is enabled on {name}" in status
+    assert "Renewal scheduled for " in status and "Certificate details:" in status
+    assert f"Common Name(s): {host}" in status and "Issuer:         CN=Spruce Internal CA" in (
+        status.replace("O=Spruce,", "")
+    )
+    assert "SSL certificate is verified by a root authority." in status
+    assert re.search(rf"{re.escape(host)}\s+Cert issued\s+less than a minute", status)
+    listing = heroku("certs", "-a", name).stdout
+    assert re.search(rf"{re.escape(host)}\s+\d{{4}}-\d\d-\d\d \d\d:\d\d UTC\s+True\s+ACM", listing)
+    info = heroku("certs:info", "-a", name)
+    assert "Fetching SSL certificate" in info.stderr and f"Common Name(s): {host}" in info.stdout
+    # The router serves it on the next handshake for that name.
+    port = int(platform.endpoints["router_https_url"].rsplit(":", 1)[1])
+    ctx = ssl.create_default_context(cafile=platform.endpoints["ca_bundle"])
+    with socket.create_connection(("127.0.0.1", port)) as raw:
+        with ctx.wrap_socket(raw, server_hostname=host) as tls:
+            assert ("DNS", host) in tls.getpeercert()["subjectAltName"]
+    refreshed = heroku("certs:auto:refresh", "-a", name)
+    assert "Refreshing Automatic Certificate Management... done" in refreshed.stderr
+    disabled = heroku("certs:auto:disable", "-a", name, "--confirm", name)
+    assert "Disabling Automatic Certificate Management... done" in disabled.stderr
+    assert f"{name} has no SSL certificates." in heroku("certs", "-a", name).stdout

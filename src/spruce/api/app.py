@@ -11,6 +11,7 @@ from starlette.routing import BaseRoute
 from spruce.services import Services
 
 from . import (
+    acm_routes,
     addon_routes,
     core_routes,
     deploy_routes,
@@ -56,6 +57,7 @@ def create_api(
             *dyno_routes.routes(),
             *addon_routes.routes(),
             *domain_routes.routes(),
+            *acm_routes.routes(),
             *streams.routes(log_sessions),
             *(extra_routes or []),
         ],

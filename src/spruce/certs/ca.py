@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from cryptography import x509
@@ -100,8 +101,8 @@ class InternalCA:
 
     def issue(
         self,
-        hostnames: list[str],
-        ips: list[str] | None = None,
+        hostnames: Sequence[str],
+        ips: Sequence[str] | None = None,
         validity: dt.timedelta = LEAF_VALIDITY,
     ) -> IssuedCertificate:
         """Sign a server certificate for DNS names (wildcards allowed) and IP addresses."""

@@ -1,8 +1,7 @@
-"""buildpacks:*, domains:*, certs:*, stack."""
+"""buildpacks:*, domains:*, stack (certs:* are in certs.py)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -200,86 +199,3 @@ def domains_remove(app: str, hostname: str) -> None:
     click.echo(f"Removing {hostname} from ⬢ {app}... ", nl=False)
     client().delete(f"/apps/{_q(app)}/domains/{_q(hostname)}")
     click.echo("done")
-
-
-# -- certs (SNI endpoints) ---------------------------------------------------------------------
-@cli.command("certs")
-@app_option
-@click.option("--json", "as_json", is_flag=True)
-def certs(app: str, as_json: bool) -> None:
-    """List SSL certificates for an app."""
-    rows = client().get_all(f"/apps/{_q(app)}/sni-endpoints")
-    if as_json:
-        print_json(rows)
-        return
-    if not rows:
-        click.echo(f"⬢ {app} has no SSL certificates.")
-        return
-    table(
-        [
-            (
-                r["name"],
-                ", ".join(r["ssl_cert"]["cert_domains"]),
-                r["ssl_cert"]["expires_at"],
-                "True" if r["ssl_cert"]["ca_signed?"] else "False",
-            )
-            for r in rows
-        ],
-        ["Name", "Common Name(s)", "Expires", "Trusted"],
-    )
-
-
-@cli.command("certs:add")
-@click.argument("crt", type=click.Path(exists=True, dir_okay=False))
-@click.argument("key", type=click.Path(exists=True, dir_okay=False))
-@app_option
-def certs_add(app: str, crt: str, key: str) -> None:
-    """Add an SSL certificate to an app."""
-    click.echo(f"Adding SSL certificate to ⬢ {app}... ", nl=False)
-    e = client().post(
-        f"/apps/{_q(app)}/sni-endpoints",
-        {"certificate_chain": Path(crt).read_text(), "private_key": Path(key).read_text()},
-    )
-    click.echo(f"done, {e['name']}")
-    key_values(
-        [
-            ("Common Name(s)", ", ".join(e["ssl_cert"]["cert_domains"])),
-            ("Expires At", e["ssl_cert"]["expires_at"]),
-        ]
-    )
-
-
-@cli.command("certs:info")
-@app_option
-@click.option("--name", help="name of the SSL certificate")
-def certs_info(app: str, name: str | None) -> None:
-    """Show certificate information for an SSL certificate."""
-    c = client()
-    rows = c.get_all(f"/apps/{_q(app)}/sni-endpoints")
-    if not rows:
-        raise CLIError(f"⬢ {app} has no SSL certificates.")
-    e = next((r for r in rows if r["name"] == name), None) if name else rows[0]
-    if e is None:
-        raise CLIError(f"No certificate named {name}.")
-    styled_header(e["name"])
-    key_values(
-        [
-            ("Common Name(s)", ", ".join(e["ssl_cert"]["cert_domains"])),
-            ("Expires At", e["ssl_cert"]["expires_at"]),
-            ("Issuer", e["ssl_cert"]["issuer"]),
-            ("Starts At", e["ssl_cert"]["starts_at"]),
-            ("Subject", e["ssl_cert"]["subject"]),
-        ]
-    )
-
-
-@cli.command("certs:remove")
-@app_option
-@click.option("--name", required=True, help="name of the SSL certificate")
-@click.option("--confirm", help="the app name, to confirm")
-def certs_remove(app: str, name: str, confirm: str | None) -> None:
-    """Remove an SSL certificate from an app."""
-    if confirm != app:
-        raise CLIError(f"This command requires confirmation. Re-run with --confirm {app}.")
-    client().delete(f"/apps/{_q(app)}/sni-endpoints/{_q(name)}")
-    click.echo(f"Removed certificate {name} from ⬢ {app}.")

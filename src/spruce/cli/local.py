@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from spruce.config import Endpoints, Settings, default_home
+from spruce.config import AcmeOptions, Endpoints, Settings, default_home
 
 from .base import cli
 from .client import Client, CLIError, save_credentials
@@ -46,6 +46,25 @@ def _announce(ep: Endpoints) -> None:
 @click.option(
     "--router-workers", type=int, default=0, help="router processes (default: one per core)"
 )
+@click.option("--acme-directory", help="ACME directory URL for ACM (default: the internal CA)")
+@click.option("--acme-email", help="contact e-mail of the ACME account")
+@click.option("--acme-ca-bundle", help="CA bundle to trust the ACME directory's TLS with")
+@click.option(
+    "--acme-dns",
+    envvar="SPRUCE_ACME_DNS",  # the TSIG secret need not be on the command line
+    help="DNS-01 for wildcard domains: rfc2136://KEYNAME:SECRET@HOST:PORT/ZONE?alg=hmac-sha256"
+    " (or $SPRUCE_ACME_DNS)",
+)
+@click.option("--acme-resolver", multiple=True, help="IP[:PORT] of a resolver for ACM's DNS checks")
+@click.option(
+    "--acme-caa-identity", multiple=True, help="the CA's CAA domain, if its directory names none"
+)
+@click.option(
+    "--acme-renew-before",
+    default="30d",
+    show_default=True,
+    help="renew ACM certificates this long before they expire (30d, 12h, 90m)",
+)
 def up(
     home: str | None,
     host: str,
@@ -55,9 +74,31 @@ def up(
     git_port: int,
     domain: str,
     router_workers: int,
+    acme_directory: str | None,
+    acme_email: str | None,
+    acme_ca_bundle: str | None,
+    acme_dns: str | None,
+    acme_resolver: tuple[str, ...],
+    acme_caa_identity: tuple[str, ...],
+    acme_renew_before: str,
 ) -> None:
     """Start the platform in the foreground."""
+    from spruce.certs.acm_setup import AcmeSetupError, check
     from spruce.platform import HomeInUse, run_platform
+
+    acme = AcmeOptions(
+        directory=acme_directory,
+        email=acme_email,
+        ca_bundle=str(Path(acme_ca_bundle).expanduser().resolve()) if acme_ca_bundle else None,
+        dns=acme_dns,
+        resolvers=acme_resolver,
+        caa_identities=acme_caa_identity,
+        renew_before=_duration(acme_renew_before, "--acme-renew-before"),
+    )
+    try:
+        check(acme)
+    except AcmeSetupError as e:
+        raise CLIError(str(e)) from None
 
     settings = Settings(
         home=_home(home),
@@ -68,6 +109,7 @@ def up(
         git_port=git_port,
         domain=domain.strip(".").lower(),
         router_workers=router_workers or (os.cpu_count() or 1),
+        acme=acme,
     )
     try:
         import uvloop
@@ -81,6 +123,21 @@ def up(
         raise CLIError(str(e)) from None
     except OSError as e:
         raise CLIError(f"Spruce could not start: {e}") from None
+
+
+def _duration(text: str, option: str) -> float:
+    """`30d`, `12h`, `90m`, `45s` (or bare seconds) -> seconds."""
+    units = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+    value = text.strip().lower()
+    scale = units.get(value[-1:], 0)
+    number = value[:-1] if scale else value
+    try:
+        seconds = float(number) * (scale or 1)
+    except ValueError:
+        raise CLIError(f"{option} takes a duration like 30d, 12h or 90m, not {text!r}") from None
+    if seconds <= 0:
+        raise CLIError(f"{option} must be positive")
+    return seconds
 
 
 @cli.command("users:create")

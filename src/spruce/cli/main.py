@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import addons, apps, deploy, dynos, local, logs, manage  # noqa: F401  (importing registers the commands)
+from . import addons, apps, certs, deploy, dynos, local, logs, manage  # noqa: F401  (importing registers the commands)
 from .base import cli
 
 

@@ -10,7 +10,7 @@ import asyncio
 import time
 from typing import NamedTuple
 
-from . import affinity
+from . import acme_challenge, affinity
 from .admission import no_dyno_up, refusal
 from .client_side import (
     BackendBroken,
@@ -135,6 +135,11 @@ class Exchange:
             if handover is not None:
                 await self._take_over(handover)
                 return
+            if not self.client.tls:  # ACM's HTTP-01 answers, for any Host, before routing
+                answer = acme_challenge.answer(self.req.method, self.req.target, router.table)
+                if answer is not None:
+                    await send_simple(self.client, 200, answer, "text/plain")
+                    return
             app = router.table.lookup(self.host)
             if app is None:
                 await send_simple(self.client, 404, _no_such_app())

@@ -16,6 +16,7 @@ import asyncio
 import time
 from typing import TYPE_CHECKING
 
+from .acme_challenge import PREFIX as ACME_CHALLENGE
 from .admission import refusal
 from .errors import Code
 from .exchange import Exchange, HandOver
@@ -63,6 +64,8 @@ class H1FastLane:
         fr = fast_request(data)
         if fr is None:
             return False  # the ordinary path decides (and words any refusal)
+        if fr.target.startswith(ACME_CHALLENGE):
+            return False  # the ordinary path answers ACM's HTTP-01 tokens
         router = self.router
         table = router.table
         app, host = table.lookup_raw(fr.host)

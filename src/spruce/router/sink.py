@@ -20,6 +20,7 @@ def route_entry(route: AppRoute) -> dict[str, Any]:
     entry["hostnames"] = list(route.hostnames)
     entry["features"] = list(route.features)
     entry["dynos"] = [asdict(d) for d in route.dynos]
+    entry["acme_challenges"] = dict(route.acme_challenges)
     return entry
 
 

@@ -10,6 +10,7 @@ See docs/router.md for APP and CERT.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -77,6 +78,8 @@ class App:
     up: tuple[Dyno, ...] = field(default=(), compare=False)
     # nothing for the HTTP/1.1 fast lane to decide beyond dyno choice (no features, no H code)
     plain: bool = field(default=False, compare=False)
+    # HTTP-01 tokens of the app's ACM orders: token -> key authorization (acme_challenge.py)
+    acme_challenges: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> App:
@@ -103,6 +106,9 @@ class App:
                 eco_quota_exhausted=exhausted,
                 dynos=dynos,
                 up=up,
+                acme_challenges={
+                    str(k): str(v) for k, v in (d.get("acme_challenges") or {}).items()
+                },
                 plain=bool(
                     up
                     and not features

@@ -8,12 +8,17 @@ its own. What services drive in the outside world comes in through the ports
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from spruce.store.db import Store
 
 from .accounts import Accounts
+from .acm import Acm
+from .acm_lifecycle import Policy as AcmPolicy
+from .acm_scheduler import AcmScheduler, utcnow
 from .addon_catalog import AddonCatalog
 from .addon_data import AddonData
 from .addons import Addons
@@ -28,10 +33,19 @@ from .features import Features
 from .formation import Formations
 from .logs import Logs
 from .model import RouteCertificate
-from .ports import AddonProvider, BuildRunner, CertificateIssuer, DynoBackend, LogPort, RouteSink
+from .ports import (
+    AddonProvider,
+    BuildRunner,
+    CertificateAuthority,
+    CertificateIssuer,
+    DynoBackend,
+    LogPort,
+    RouteSink,
+)
 from .release_phase import RELEASE_PHASE_TIMEOUT, ReleasePhase
 from .releases import Releases
 from .routing import Routing
+from .sealing import Sealer
 from .settings import PlatformAddresses
 from .setups import Setups
 from .sources import Sources
@@ -48,6 +62,8 @@ class Ports:
     routes: RouteSink
     issuer: CertificateIssuer
     addon_providers: tuple[AddonProvider, ...]
+    authority: CertificateAuthority
+    """Where ACM's certificates come from: an ACME CA, or the internal CA."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +72,10 @@ class ServiceSettings:
     release_phase_timeout: float = RELEASE_PHASE_TIMEOUT
     default_certificate: RouteCertificate | None = None
     """The router's certificate for names no app claims."""
+    acm: AcmPolicy = AcmPolicy()
+    """When ACM renews (30 days before expiry) and how it retries."""
+    clock: Callable[[], dt.datetime] = utcnow
+    """The time ACM's scheduler goes by (tests move it)."""
 
 
 class Services:
@@ -79,7 +99,13 @@ class Services:
         self.formation = Formations(store, events)
         self.features = Features(store, events)
         self.domains = Domains(store, events, addresses)
-        self.certs = Certs(store, events)
+        # Private keys ACM keeps are sealed with a key in the home (services/sealing.py).
+        sealer = Sealer.in_home(home)
+        self.certs = Certs(store, events, sealer)
+        self.acm = Acm(store, events, self.apps, self.certs, sealer, settings.acm)
+        self.acm_scheduler = AcmScheduler(
+            self.acm, events, ports.authority, settings.acm, settings.clock
+        )
         self.logs = Logs(store, events, ports.logs, addresses)
         self.deployments = Deployments(store, events, ports.dynos)
         self.release_phase = ReleasePhase(
@@ -130,6 +156,7 @@ class Services:
             events,
             ports.dynos,
             self.certs,
+            self.acm,
             ports.issuer,
             ports.routes,
             addresses,
@@ -146,8 +173,13 @@ class Services:
         self.apps.delete_row(app)
         return app
 
+    async def start(self) -> None:
+        """Background work begins (after the router has its table)."""
+        await self.acm_scheduler.start()
+
     async def stop(self) -> None:
         """Background work ends (the platform is stopping)."""
+        await self.acm_scheduler.stop()
         await self.setups.stop()
         await self.builds.stop()
         await self.release_phase.stop()

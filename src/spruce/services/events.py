@@ -86,6 +86,16 @@ class CertificatesChanged(AppEvent):
 
 
 @dataclass(frozen=True)
+class AcmChanged(AppEvent):
+    """ACM was turned on or off, or refreshed: its scheduler looks at the app now."""
+
+
+@dataclass(frozen=True)
+class AcmChallengesChanged(AppEvent):
+    """The HTTP-01 tokens of the app's ACM orders changed: the router's table follows."""
+
+
+@dataclass(frozen=True)
 class BuildFinished(AppEvent):
     build_id: str = ""
     succeeded: bool = False
@@ -156,6 +166,8 @@ class EventBus:
 
 
 __all__ = [
+    "AcmChallengesChanged",
+    "AcmChanged",
     "AddonActivity",
     "AddonServerMoved",
     "ApiActivity",

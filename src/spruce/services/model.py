@@ -131,6 +131,8 @@ class AppRoute:
     sleeping: bool
     dynos: tuple[RouteDyno, ...]
     eco_quota_exhausted: bool = False
+    acme_challenges: tuple[tuple[str, str], ...] = ()
+    """(token, key authorization) of the app's ACM orders: the router answers HTTP-01."""
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,10 @@ Each port has one adapter today and room for a second (DESIGN.md, "seams for sca
 - LogPort: the log router (spruce.logs): buffers, sessions, drains.
 - RouteSink: the router workers' table (spruce.router's supervisor).
 - AddonProvider: the servers behind an add-on service (spruce.addons).
-- CertificateIssuer: the internal CA (spruce.certs); ACME later.
+- CertificateIssuer: the internal CA (spruce.certs).
+- CertificateAuthority: where ACM's certificates come from, order by order: an ACME CA
+  (spruce.certs.acme, which answers challenges through an Http01Responder and a
+  Dns01Provider) or the internal CA (spruce.certs.internal_authority).
 
 The composition root (spruce.platform) builds one adapter for each, once, and hands them to
 `Services`. Tests of the rules (tests/unit/services) use small in-process implementations.
@@ -18,6 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from .acm_model import OrderRecord
 from .model import (
     AppRoute,
     AppRuntime,
@@ -163,6 +167,73 @@ class CertificateIssuer(Protocol):
     """Signs certificates for hostnames (the internal CA today; ACME for ACM later)."""
 
     def issue(self, hostnames: Sequence[str]) -> IssuedCertificate: ...
+
+
+class Http01Responder(Protocol):
+    """Who answers `GET /.well-known/acme-challenge/<token>` on the HTTP port."""
+
+    def publish(self, token: str, key_authorization: str) -> None:
+        """Answer GET /.well-known/acme-challenge/<token> with `key_authorization`."""
+        ...
+
+    def withdraw(self, token: str) -> None:
+        """Stop answering for `token` (unknown tokens are ignored)."""
+        ...
+
+
+class Dns01Provider(Protocol):
+    """A DNS server Spruce may update, holding `_acme-challenge` TXT records (RFC 2136)."""
+
+    @property
+    def zone(self) -> str:
+        """The zone this provider updates, without a trailing dot (e.g. acme.example.net)."""
+        ...
+
+    def publish(self, name: str, value: str) -> None:
+        """Add a TXT record `value` at the absolute `name` (other values there are kept)."""
+        ...
+
+    def withdraw(self, name: str, value: str) -> None:
+        """Remove that one TXT value at `name` (absent values are ignored)."""
+        ...
+
+
+class CertificateAuthority(Protocol):
+    """Where ACM's certificates come from, one resumable order at a time.
+
+    Every call may block (DNS look-ups, the CA over HTTPS): the ACM scheduler makes them from
+    one worker thread, one at a time. `advance` does one step and returns the record to
+    store; the HTTP-01 tokens of a record are in it (`OrderRecord.http01`) before the step
+    that asks the CA to validate them, so the router has them first.
+    """
+
+    @property
+    def directory(self) -> str:
+        """Which CA this is (the ACME directory URL, or "internal"): the account's key."""
+        ...
+
+    def account(self) -> dict[str, Any] | None:
+        """The account to keep in the store (it holds a private key), or None."""
+        ...
+
+    def restore_account(self, data: dict[str, Any]) -> None:
+        """Use the account kept from an earlier run."""
+        ...
+
+    def problem(self, hostname: str, dns_target: str, order_hostnames: Sequence[str]) -> str | None:
+        """Why `hostname` cannot be ordered now (DNS target, DNS-01 delegation, CAA, no DNS
+        provider for a wildcard), as a sentence for `acm_status_reason`; None when it can."""
+        ...
+
+    def begin(self, hostnames: Sequence[str]) -> OrderRecord:
+        """A new order's record (raises ValueError with a sentence when it cannot be made)."""
+        ...
+
+    def advance(self, record: OrderRecord) -> OrderRecord: ...
+
+    def abandon(self, record: OrderRecord) -> OrderRecord:
+        """Stop an order: withdraw what it published."""
+        ...
 
 
 class KeyValueStoreOps(Protocol):

@@ -2,7 +2,9 @@
 certificates, kept current in the router workers (the RouteSink) as things change.
 
 Changes are coalesced per loop turn: many changes to one app make one upsert. Certificates
-change only with an app created, renamed or deleted, or an SNI endpoint change.
+change only with an app created, renamed or deleted, or an SNI endpoint change (ACM's
+included). An app's entry carries the HTTP-01 tokens of its ACM orders, so router workers
+keep answering them across a restart of the control plane.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from sqlalchemy import and_, func, select, true
 from spruce.store.db import Store
 from spruce.store.models import App, AppFeature, Domain, Formation, Release
 
+from .acm import Acm
 from .certs import Certs
 from .events import (
+    AcmChallengesChanged,
     AppChanged,
     AppCreated,
     AppDeleted,
@@ -53,6 +57,7 @@ class Routing:
         events: EventBus,
         backend: DynoBackend,
         certs: Certs,
+        acm: Acm,
         issuer: CertificateIssuer,
         sink: RouteSink,
         addresses: PlatformAddresses,
@@ -61,6 +66,7 @@ class Routing:
         self.store = store
         self.backend = backend
         self.certs = certs
+        self.acm = acm
         self.issuer = issuer
         self.sink = sink
         self.addresses = addresses
@@ -76,6 +82,7 @@ class Routing:
             FormationChanged,
             DomainsChanged,
             DynosChanged,
+            AcmChallengesChanged,
         ):
             events.subscribe(kind, lambda e: self.mark(e.app_id))
         events.subscribe(AppChanged, self._on_app_changed)
@@ -89,7 +96,7 @@ class Routing:
         return routes[0] if routes else None
 
     def app_routes(self, app_ids: Collection[str] | None = None) -> list[AppRoute]:
-        """The routes of these apps (None: every app), in five queries however many."""
+        """The routes of these apps (None: every app), in six queries however many."""
 
         def only(column: Any) -> Any:
             return column.in_(list(app_ids)) if app_ids is not None else true()
@@ -137,6 +144,7 @@ class Routing:
                 .order_by(Domain.created_at)
             ):
                 domains.setdefault(app_id, []).append(host)
+        tokens = self.acm.http01_tokens(app_ids)
         return [
             self._route(
                 app_id,
@@ -146,6 +154,7 @@ class Routing:
                 webs.get(app_id, 0),
                 features.get(app_id, set()),
                 domains.get(app_id, []),
+                tokens.get(app_id, ()),
             )
             for app_id, name, maintenance in apps
         ]
@@ -159,6 +168,7 @@ class Routing:
         web_quantity: int,
         features: set[str],
         custom: list[str],
+        acme_challenges: tuple[tuple[str, str], ...],
     ) -> AppRoute:
         slug_id, config = release if release is not None else (None, {})
         up = {e.dyno_name for e in self.backend.web_endpoints(app_id)}
@@ -188,10 +198,11 @@ class Routing:
             web_quantity=web_quantity or 0,
             sleeping=sleeping,
             dynos=tuple(dynos),
+            acme_challenges=acme_challenges,
         )
 
     def certificates(self) -> list[RouteCertificate]:
-        """Each app's own certificate (the issuer's) and every uploaded one."""
+        """Each app's own certificate (the issuer's) and every SNI endpoint's (ACM's too)."""
         return [c for certs in self._certificates_by_app().values() for c in certs]
 
     def _certificates_by_app(

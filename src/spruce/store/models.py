@@ -198,6 +198,9 @@ class Domain(Timestamps, Base):
     status: Mapped[str] = mapped_column(String(32), default="succeeded")
     acm_status: Mapped[str | None] = mapped_column(String(32))
     acm_status_reason: Mapped[str | None] = mapped_column(Text)
+    # ACM's retry state (services/acm_lifecycle.DomainAcm): consecutive failures, next check.
+    acm_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    acm_next_check_at: Mapped[dt.datetime | None] = mapped_column()
 
 
 class SniEndpoint(Timestamps, Base):
@@ -207,7 +210,32 @@ class SniEndpoint(Timestamps, Base):
     name: Mapped[str] = mapped_column(String(64))
     certificate_chain: Mapped[str] = mapped_column(Text)
     private_key: Mapped[str] = mapped_column(Text)
+    """PEM as uploaded; for an ACM certificate, sealed (services/sealing.py)."""
     acm: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Which of the app's ACM certificates this is (services/acm_lifecycle.certificate_group).
+    acm_group: Mapped[str | None] = mapped_column(String(255))
+
+
+class AcmAccount(Timestamps, Base):
+    """ACM's account at one ACME directory, sealed (it holds the account's private key)."""
+
+    __tablename__ = "acm_accounts"
+    directory_url: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    sealed: Mapped[str] = mapped_column(Text)
+
+
+class AcmOrder(Timestamps, Base):
+    """An ACM certificate order in progress: the issuer's record, sealed (it holds the new
+    certificate's private key), one per certificate group of an app."""
+
+    __tablename__ = "acm_orders"
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), primary_key=True)
+    group: Mapped[str] = mapped_column(String(255), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(32))
+    sealed: Mapped[str] = mapped_column(Text)
+    # The record's HTTP-01 tokens (token -> key authorization, public by nature): the router
+    # answers them, and rebuilding its table must not need to open every record.
+    http01: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
 class Addon(Timestamps, Base):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from spruce.certs.acme import lifecycle as acm
 from spruce.certs.dns import Prechecks, Resolver
 from spruce.netutil import free_port
+from spruce.services import acm_lifecycle as acm
 
 from .servers import ACME_ZONE, CA_IDENTITY
 

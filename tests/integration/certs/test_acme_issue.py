@@ -6,8 +6,8 @@ from __future__ import annotations
 import datetime as dt
 
 from spruce.certs.acme import AcmeAccount, OrderRecord
-from spruce.certs.acme import lifecycle as acm
 from spruce.certs.acme.challenges import Publication
+from spruce.services import acm_lifecycle as acm
 
 from .conftest import TARGET_IP
 from .servers import ACME_ZONE, leaf_names, verify_chain

@@ -6,7 +6,7 @@ import datetime as dt
 
 from cryptography import x509
 
-from spruce.certs.acme import lifecycle as acm
+from spruce.services import acm_lifecycle as acm
 
 from .servers import leaf_names, verify_chain
 

@@ -263,3 +263,36 @@ def test_pipeline_couplings_404_for_apps_info(api: httpx.Client) -> None:
     api.post("/apps", json={"name": name})
     error_of(api.get(f"/apps/{name}/pipeline-couplings"), 404, "not_found")
     api.delete(f"/apps/{name}")
+
+
+def test_acm_enable_refresh_disable(api: httpx.Client) -> None:
+    """ACM without an ACME directory issues from the internal CA (SQLite and PostgreSQL)."""
+    import time
+
+    name = "acm-" + uuid.uuid4().hex[:8]
+    host = f"www.{name}.example"
+    assert api.post("/apps", json={"name": name}).json()["acm"] is False
+    api.post(f"/apps/{name}/domains", json={"hostname": host})
+    error_of(api.patch(f"/apps/{name}/acm", json={"acm_refresh": True}), 422, "invalid_params")
+    r = api.post(f"/apps/{name}/acm", json={})
+    assert r.status_code == 200 and r.json()["acm"] is True
+    check("app", r.json())
+    deadline = time.monotonic() + 30
+    while (d := api.get(f"/apps/{name}/domains/{host}").json())["acm_status"] != "cert issued":
+        assert time.monotonic() < deadline, d
+        time.sleep(0.2)
+    check("domain", api.get(f"/apps/{name}/domains").json())
+    assert d["acm_status_reason"] is None and d["sni_endpoint"]["name"]
+    [endpoint] = api.get(f"/apps/{name}/sni-endpoints").json()
+    assert endpoint["name"] == d["sni_endpoint"]["name"] and endpoint["domains"] == [d["id"]]
+    assert endpoint["ssl_cert"]["acm"] is True and endpoint["ssl_cert"]["cert_domains"] == [host]
+    error_of(api.delete(f"/apps/{name}/sni-endpoints/{endpoint['name']}"), 422, "invalid_params")
+    error_of(api.patch(f"/apps/{name}/acm", json={"acm_refresh": "yes"}), 422, "invalid_params")
+    r = api.patch(f"/apps/{name}/acm", json={"acm_refresh": True})
+    assert r.status_code == 200 and r.json()["acm"] is True
+    r = api.delete(f"/apps/{name}/acm")
+    assert r.status_code == 200 and r.json()["acm"] is False
+    check("app", r.json())
+    assert api.get(f"/apps/{name}/sni-endpoints").json() == []
+    assert api.get(f"/apps/{name}/domains/{host}").json()["acm_status"] is None
+    api.delete(f"/apps/{name}")

@@ -20,9 +20,9 @@ import pytest
 from acme import messages
 
 from spruce.certs.acme import AcmeAccount, AcmeIssuer, RetryLater
-from spruce.certs.acme import lifecycle as acm
 from spruce.certs.acme.issuer import MAX_TRANSIENT_ERRORS
 from spruce.certs.acme.network import AcmeNetwork, GoneAtCA, retry_after
+from spruce.services import acm_lifecycle as acm
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 Reply = tuple[int, dict[str, str], bytes]

@@ -1,12 +1,16 @@
-"""Automated Certificate Management: an ACME client (certbot's `acme`), its persisted order
-records, the challenge ports and the ACM status lifecycle."""
+"""Automated Certificate Management over ACME: a client (certbot's `acme`) issuing from
+persisted order records, and its challenge responders; `authority.AcmeAuthority` (imported
+from its module: it needs spruce.certs.dns) is the adapter of services' CertificateAuthority
+port. The records and the ACM rules are services' own
+(spruce.services.acm_model, acm_lifecycle)."""
+
+from spruce.services.acm_model import OrderRecord
 
 from .account import AcmeAccount
 from .challenges import Publication
 from .http01 import Http01Tokens
 from .issuer import AcmeIssuer
 from .network import RetryLater
-from .order import OrderRecord
 from .ports import Dns01Provider, Http01Responder
 
 __all__ = [

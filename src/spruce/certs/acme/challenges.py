@@ -12,25 +12,14 @@ must point to (the CA follows CNAMEs for DNS-01).
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
-from typing import Literal
 
 from acme import challenges, messages
 from josepy.jwk import JWK
 
-ChallengeKind = Literal["http-01", "dns-01"]
+from spruce.services.acm_model import ChallengeKind as ChallengeKind
+from spruce.services.acm_model import Publication as Publication
+
 ACME_CHALLENGE = "_acme-challenge"
-
-
-@dataclass(frozen=True)
-class Publication:
-    """One thing the issuer published for a challenge, kept in the order record to undo."""
-
-    kind: ChallengeKind
-    name: str
-    """The token (http-01) or the absolute TXT owner name without a trailing dot (dns-01)."""
-    value: str
-    """The key authorization (http-01) or the TXT value (dns-01)."""
 
 
 def normalize(name: str) -> str:

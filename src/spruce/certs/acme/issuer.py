@@ -24,11 +24,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from josepy.errors import DeserializationError
 
+from spruce.services.acm_model import OrderRecord
+
 from . import challenges
 from .account import AcmeAccount
 from .challenges import Publication, normalize
 from .network import AcmeNetwork, GoneAtCA, RetryLater, retry_after
-from .order import OrderRecord
 from .ports import Dns01Provider, Http01Responder
 
 log = logging.getLogger(__name__)

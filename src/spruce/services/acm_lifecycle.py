@@ -6,19 +6,25 @@ Per domain (the `acm_status` Heroku's CLI shows), every allowed move is in `TRAN
     pending / dns-verified / cert issued --DnsFailed | OrderFailed--> failing (retry, backoff)
     failing --(attempts exhausted)--> failed --Refreshed (certs:auto:refresh)--> None
 
-Per app, `order_reason` says whether to order now: no certificate yet, the set of verified
+An app's custom domains fall into certificate groups (`certificate_group`): each wildcard
+with its apex beside it gets a certificate of its own (DNS-01), the other names share one
+(HTTP-01). So a specific name has a certificate of its own even when a wildcard covers it:
+the router serves it first, and the wildcard once it is gone.
+
+Per group, `order_reason` says whether to order now: no certificate yet, the set of verified
 domains differs from the certificate's names (a domain added or removed), or renewal is due
-(`renew_before` ahead of expiry, 30 days by default).
+(`renew_before` ahead of expiry, 30 days by default, never before two thirds of the
+certificate's life).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 from typing import Literal, cast
 
-from .order import OrderRecord
+from .acm_model import OrderRecord
 
 AcmStatus = Literal["pending", "dns-verified", "cert issued", "failing", "failed"] | None
 OrderReason = Literal["issue", "domains-changed", "renew"]
@@ -165,14 +171,42 @@ def due(state: DomainAcm, now: dt.datetime) -> bool:
 # -- per app --------------------------------------------------------------------------------
 
 
+SPECIFIC = ""
+"""The group of an app's names that no wildcard of the app takes (one certificate)."""
+
+
+def certificate_group(hostname: str, hostnames: Collection[str]) -> str:
+    """`*.example.com` for a wildcard and for `example.com` beside it, else SPECIFIC."""
+    if hostname.startswith("*."):
+        return hostname
+    if f"*.{hostname}" in hostnames:
+        return f"*.{hostname}"
+    return SPECIFIC
+
+
+def groups(hostnames: Collection[str]) -> dict[str, frozenset[str]]:
+    out: dict[str, set[str]] = {}
+    for host in hostnames:
+        out.setdefault(certificate_group(host, hostnames), set()).add(host)
+    return {g: frozenset(names) for g, names in out.items()}
+
+
 @dataclass(frozen=True)
 class Certificate:
     hostnames: frozenset[str]
     expires_at: dt.datetime
+    starts_at: dt.datetime | None = None
 
 
-def renewal_at(expires_at: dt.datetime, policy: Policy) -> dt.datetime:
-    return expires_at - policy.renew_before
+def renewal_at(
+    expires_at: dt.datetime, policy: Policy, starts_at: dt.datetime | None = None
+) -> dt.datetime:
+    """`renew_before` ahead of expiry, but not before two thirds of the certificate's life
+    (a certificate shorter-lived than `renew_before` would otherwise renew without end)."""
+    at = expires_at - policy.renew_before
+    if starts_at is not None:
+        at = max(at, starts_at + (expires_at - starts_at) * 2 / 3)
+    return at
 
 
 def orderable(domains: Mapping[str, DomainAcm]) -> frozenset[str]:
@@ -195,7 +229,7 @@ def order_reason(
         return "issue"
     if wanted != current.hostnames:
         return "domains-changed"
-    if now >= renewal_at(current.expires_at, policy):
+    if now >= renewal_at(current.expires_at, policy, current.starts_at):
         return "renew"
     return None
 
@@ -210,7 +244,7 @@ def next_wakeup(
         if d.next_check_at is not None and d.status != "failed"
     ]
     if current is not None:
-        times.append(renewal_at(current.expires_at, policy))
+        times.append(renewal_at(current.expires_at, policy, current.starts_at))
     return min(times, default=None)
 
 

@@ -8,9 +8,8 @@ import itertools
 
 import pytest
 
-from spruce.certs.acme import lifecycle as acm
-from spruce.certs.acme.challenges import Publication
-from spruce.certs.acme.order import OrderRecord
+from spruce.services import acm_lifecycle as acm
+from spruce.services.acm_model import OrderRecord, Publication
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 POLICY = acm.Policy(max_attempts=4, first_retry=dt.timedelta(minutes=1))

@@ -1,11 +1,13 @@
-"""The persisted state of one certificate order: a small record the platform stores.
+"""The values crossing ACM's CertificateAuthority port: an order's record and its challenges.
 
-The issuer never keeps an order only in memory. After every step it returns a new
+The persisted state of one certificate order is a small record the platform stores. The
+issuer never keeps an order only in memory. After every step it returns a new
 `OrderRecord`; the platform writes `to_json()` to its store, and after a restart hands
 `OrderRecord.from_json(...)` back to `AcmeIssuer.advance`, which continues from the CA's view
 of the order (so a step that ran but was not recorded is simply seen as done).
 
-`key_pem` is the certificate's private key: store the record encrypted at rest.
+`key_pem` is the certificate's private key: the ACM service stores the record sealed
+(services/sealing.py).
 """
 
 from __future__ import annotations
@@ -16,10 +18,20 @@ from typing import Any, Literal, cast, get_args
 
 from cryptography import x509
 
-from .challenges import ChallengeKind, Publication
-
+ChallengeKind = Literal["http-01", "dns-01"]
 Stage = Literal["new", "authorizing", "finalizing", "valid", "invalid"]
 RECORD_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Publication:
+    """One thing the issuer published for a challenge, kept in the order record to undo."""
+
+    kind: ChallengeKind
+    name: str
+    """The token (http-01) or the absolute TXT owner name without a trailing dot (dns-01)."""
+    value: str
+    """The key authorization (http-01) or the TXT value (dns-01)."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +58,11 @@ class OrderRecord:
     @property
     def done(self) -> bool:
         return self.stage in ("valid", "invalid")
+
+    @property
+    def http01(self) -> dict[str, str]:
+        """The HTTP-01 tokens this order has published (or is about to): token -> answer."""
+        return {p.name: p.value for p in self.publications if p.kind == "http-01"}
 
     @property
     def expires_at(self) -> dt.datetime | None:
