@@ -29,6 +29,8 @@ from spruce.services.model import (
     DrainSpec,
     DynoInfo,
     DynoNotFound,
+    ImageBuildRequest,
+    ImageBuildResult,
     IssuedCertificate,
     Plan,
     RouteCertificate,
@@ -292,6 +294,60 @@ class FakeBuilds:
         return dest
 
 
+class FakeImages:
+    """A Fir 'registry' of its own: an image's digest is the hash of the Procfile it was built
+    from, so the same source gives the same digest, as with the real builder."""
+
+    REGISTRY = "registry.test"
+
+    def __init__(self) -> None:
+        self.requests: list[ImageBuildRequest] = []
+        self.images: set[str] = set()
+        self.fail_with: str | None = None
+
+    def image_repository(self, app_id: str) -> str:
+        return f"{self.REGISTRY}/apps/{app_id}"
+
+    async def build_image(self, request: ImageBuildRequest, output: Any) -> ImageBuildResult:
+        import hashlib
+
+        self.requests.append(request)
+        output("===> DETECTING")
+        if self.fail_with is not None:
+            output(f"ERROR: {self.fail_with}")
+            raise BuildFailed(self.fail_with)
+        procfile = request.source_dir / "Procfile"
+        text = procfile.read_text() if procfile.exists() else ""
+        types: dict[str, dict[str, Any]] = {}
+        for line in text.splitlines():
+            name, _, cmd = line.partition(":")
+            if cmd.strip():
+                types[name.strip()] = {
+                    "name": name.strip(),
+                    "display_cmd": f"bash -c '{cmd.strip()}'",
+                    "command": f"/cnb/process/{name.strip()}",
+                    "working_dir": "/workspace",
+                    "default": name.strip() == "web",
+                }
+        output("===> EXPORTING")
+        digest = "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+        repo = self.image_repository(request.app_id)
+        self.images.add(f"{repo}@{digest}")
+        return ImageBuildResult(
+            image=f"{repo}@{digest}",
+            digest=digest,
+            image_repo=repo,
+            process_types=types,
+            buildpacks=[{"id": "heroku/procfile", "version": "0.1.0", "homepage": ""}],
+            base_image_name="spruce/base:test",
+            base_top_layer="sha256:" + "1" * 64,
+            architecture="amd64",
+        )
+
+    async def image_exists(self, image: str) -> bool:
+        return image in self.images
+
+
 class FakeRoutes:
     def __init__(self) -> None:
         self.apps: dict[str, AppRoute] = {}
@@ -421,6 +477,7 @@ class Harness:
     routes: FakeRoutes
     issuer: FakeIssuer
     providers: list[FakeProvider] = field(default_factory=list)
+    images: FakeImages = field(default_factory=FakeImages)
 
 
 def make_services(store: Store, home: Path, providers: list[FakeProvider] | None = None) -> Harness:
@@ -432,12 +489,13 @@ def make_services(store: Store, home: Path, providers: list[FakeProvider] | None
     routes = FakeRoutes()
     issuer = FakeIssuer()
     providers = providers if providers is not None else [FakeProvider()]
+    images = FakeImages()
     services = Services(
         store,
         events,
-        Ports(dynos, builds, logs, routes, issuer, tuple(providers)),
+        Ports(dynos, builds, logs, routes, issuer, tuple(providers), images),
         ADDRESSES,
         home,
         ServiceSettings(),
     )
-    return Harness(services, events, dynos, builds, logs, routes, issuer, providers)
+    return Harness(services, events, dynos, builds, logs, routes, issuer, providers, images)

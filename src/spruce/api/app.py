@@ -17,6 +17,7 @@ from . import (
     domain_routes,
     dyno_routes,
     log_routes,
+    oci_routes,
     streams,
 )
 from .http import ROUTE_NOT_FOUND, error_response, request_id_for
@@ -55,6 +56,7 @@ def create_api(
             *dyno_routes.routes(),
             *addon_routes.routes(),
             *domain_routes.routes(),
+            *oci_routes.routes(),
             *streams.routes(log_sessions),
             *(extra_routes or []),
         ],

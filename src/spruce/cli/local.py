@@ -46,6 +46,23 @@ def _announce(ep: Endpoints) -> None:
 @click.option(
     "--router-workers", type=int, default=0, help="router processes (default: one per core)"
 )
+@click.option(
+    "--registry",
+    "registry_url",
+    help="an OCI registry URL for Fir images (default: Spruce runs its own docker-registry)",
+)
+@click.option("--registry-username", help="user for --registry")
+@click.option(
+    "--registry-password",
+    envvar="SPRUCE_REGISTRY_PASSWORD",
+    show_envvar=True,
+    help="password for --registry (better in the environment than on the command line)",
+)
+@click.option(
+    "--registry-ca",
+    type=click.Path(exists=True, dir_okay=False),
+    help="CA bundle (PEM) to verify --registry with",
+)
 def up(
     home: str | None,
     host: str,
@@ -55,6 +72,10 @@ def up(
     git_port: int,
     domain: str,
     router_workers: int,
+    registry_url: str | None,
+    registry_username: str | None,
+    registry_password: str | None,
+    registry_ca: str | None,
 ) -> None:
     """Start the platform in the foreground."""
     from spruce.platform import HomeInUse, run_platform
@@ -68,6 +89,10 @@ def up(
         git_port=git_port,
         domain=domain.strip(".").lower(),
         router_workers=router_workers or (os.cpu_count() or 1),
+        registry_url=registry_url,
+        registry_username=registry_username,
+        registry_password=registry_password,
+        registry_ca=Path(registry_ca) if registry_ca else None,
     )
     try:
         import uvloop

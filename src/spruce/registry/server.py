@@ -105,6 +105,11 @@ class RegistryServer:
     def url(self) -> str:
         return f"{'https' if self.tls else 'http'}://{self.address}"
 
+    @property
+    def prefix(self) -> str:
+        """Spruce owns the whole registry: repositories need no prefix."""
+        return ""
+
     def _secret(self, name: str) -> str:
         path = self.home / name
         if not path.exists():

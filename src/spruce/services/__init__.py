@@ -28,7 +28,16 @@ from .features import Features
 from .formation import Formations
 from .logs import Logs
 from .model import RouteCertificate
-from .ports import AddonProvider, BuildRunner, CertificateIssuer, DynoBackend, LogPort, RouteSink
+from .oci_images import OciImages
+from .ports import (
+    AddonProvider,
+    BuildRunner,
+    CertificateIssuer,
+    DynoBackend,
+    ImageBuildRunner,
+    LogPort,
+    RouteSink,
+)
 from .release_phase import RELEASE_PHASE_TIMEOUT, ReleasePhase
 from .releases import Releases
 from .routing import Routing
@@ -48,6 +57,8 @@ class Ports:
     routes: RouteSink
     issuer: CertificateIssuer
     addon_providers: tuple[AddonProvider, ...]
+    images: ImageBuildRunner
+    """Fir builds: CNBs into OCI images in the platform's registry."""
 
 
 @dataclass(frozen=True)
@@ -92,6 +103,7 @@ class Services:
             settings.release_phase_timeout,
         )
         self.sources = Sources(home, ports.builds, addresses)
+        self.oci_images = OciImages(store, ports.images)
         self.builds = Builds(
             store,
             events,
@@ -102,6 +114,8 @@ class Services:
             addresses,
             home,
             settings.build,
+            images=ports.images,
+            oci_images=self.oci_images,
         )
         self.dynos = Dynos(events, ports.dynos, self.deployments, self.formation)
         self.addons = Addons(

@@ -127,7 +127,7 @@ class Routing:
             name=name,
             hostnames=(self.addresses.default_hostname(name), *custom),
             maintenance=maintenance,
-            released=bool(release and release.slug_id),
+            released=bool(release and (release.slug_id or release.oci_image_id)),
             features=tuple(sorted(features & ROUTER_FEATURES)),
             maintenance_page_url=config.get("MAINTENANCE_PAGE_URL") or None,
             error_page_url=config.get("ERROR_PAGE_URL") or None,
