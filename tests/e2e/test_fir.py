@@ -291,3 +291,29 @@ def test_dotnet_detection_naming_and_missing_sdk(fir: RunningPlatform, deploy: D
     assert "Installed .NET SDKs: 8.0.408" in res.stderr
     assert "Push rejected, failed to build app with Cloud Native Buildpacks." in res.stderr
     assert fir.client().get(f"/apps/{broken}/releases").json()[-1]["version"] == 1
+
+
+def test_fir_scale_sizes_and_restart_by_name(fir: RunningPlatform, deploy: Deployer) -> None:
+    app = PUSHED.get("static-site") or pytest.skip("static-site was not pushed")
+    api = fir.client()
+    before = api.get(f"/apps/{app}/dynos").json()[0]["name"]
+    res = fir.cli("ps:scale", "web=2:standard-1x", "-a", app)
+    assert res.returncode != 0 and "for a fir app" in res.stdout + res.stderr
+    fir.cli("ps:scale", "web=2:dyno-2c-4gb", "-a", app, check=True)
+
+    def two_up() -> list[dict[str, Any]] | None:
+        webs = [d for d in api.get(f"/apps/{app}/dynos").json() if d["state"] == "up"]
+        ok = len(webs) == 2 and all(d["size"] == "dyno-2c-4gb" for d in webs)
+        return webs if ok else None
+
+    webs = wait_for(two_up, 60, what="two dyno-2c-4gb web dynos")
+    names = sorted(d["name"] for d in webs)
+    assert all(FIR_WEB.match(n) for n in names) and before not in names  # a new size: new pods
+    assert len({n.rsplit("-", 1)[0] for n in names}) == 1  # one template hash for both
+    fir.cli("ps:restart", "--dyno-name", names[0], "-a", app, check=True)
+    wait_for(
+        lambda: any(f"heroku[{names[0]}]: Restarting" in ln for ln in deploy.logs(app, lines=300)),
+        30,
+        what="restart line",
+    )
+    deploy.wait_serving(app, "<", timeout=60)
