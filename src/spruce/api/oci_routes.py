@@ -12,17 +12,18 @@ from .http import Ctx, endpoint, paginate
 
 
 async def oci_images_create(ctx: Ctx) -> Any:
-    image = await ctx.services.oci_images.create(the_app(ctx).id, ctx.body)
+    app = await ctx.off_loop(the_app, ctx)
+    image = await ctx.services.oci_images.create(app.id, ctx.body)
     ctx.status = 201
     return views.oci_image_json(image)
 
 
-async def oci_images_list(ctx: Ctx) -> Any:
+def oci_images_list(ctx: Ctx) -> Any:
     rows = ctx.services.oci_images.list(the_app(ctx).id)
     return paginate(ctx, [views.oci_image_json(i) for i in rows], ("id", "created_at"), "id")
 
 
-async def oci_images_info(ctx: Ctx) -> Any:
+def oci_images_info(ctx: Ctx) -> Any:
     """By id or digest; an array, as the v6 schema's targetSchema says."""
     rows = ctx.services.oci_images.find(the_app(ctx).id, ctx.params["oci_image"])
     return [views.oci_image_json(i) for i in rows]
