@@ -37,6 +37,8 @@ from spruce.services.model import (
     DrainSpec,
     DynoInfo,
     DynoNotFound,
+    ImageBuildRequest,
+    ImageBuildResult,
     IssuedCertificate,
     Plan,
     RouteCertificate,
@@ -300,6 +302,60 @@ class FakeBuilds:
         return dest
 
 
+class FakeImages:
+    """A Fir 'registry' of its own: an image's digest is the hash of the Procfile it was built
+    from, so the same source gives the same digest, as with the real builder."""
+
+    REGISTRY = "registry.test"
+
+    def __init__(self) -> None:
+        self.requests: list[ImageBuildRequest] = []
+        self.images: set[str] = set()
+        self.fail_with: str | None = None
+
+    def image_repository(self, app_id: str) -> str:
+        return f"{self.REGISTRY}/apps/{app_id}"
+
+    async def build_image(self, request: ImageBuildRequest, output: Any) -> ImageBuildResult:
+        import hashlib
+
+        self.requests.append(request)
+        output("===> DETECTING")
+        if self.fail_with is not None:
+            output(f"ERROR: {self.fail_with}")
+            raise BuildFailed(self.fail_with)
+        procfile = request.source_dir / "Procfile"
+        text = procfile.read_text() if procfile.exists() else ""
+        types: dict[str, dict[str, Any]] = {}
+        for line in text.splitlines():
+            name, _, cmd = line.partition(":")
+            if cmd.strip():
+                types[name.strip()] = {
+                    "name": name.strip(),
+                    "display_cmd": f"bash -c '{cmd.strip()}'",
+                    "command": f"/cnb/process/{name.strip()}",
+                    "working_dir": "/workspace",
+                    "default": name.strip() == "web",
+                }
+        output("===> EXPORTING")
+        digest = "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+        repo = self.image_repository(request.app_id)
+        self.images.add(f"{repo}@{digest}")
+        return ImageBuildResult(
+            image=f"{repo}@{digest}",
+            digest=digest,
+            image_repo=repo,
+            process_types=types,
+            buildpacks=[{"id": "heroku/procfile", "version": "0.1.0", "homepage": ""}],
+            base_image_name="spruce/base:test",
+            base_top_layer="sha256:" + "1" * 64,
+            architecture="amd64",
+        )
+
+    async def image_exists(self, image: str) -> bool:
+        return image in self.images
+
+
 class FakeRoutes:
     def __init__(self) -> None:
         self.apps: dict[str, AppRoute] = {}
@@ -559,6 +615,7 @@ class Harness:
     providers: list[FakeProvider] = field(default_factory=list)
     authority: FakeAuthority | None = None
     clock: Clock | None = None
+    images: FakeImages = field(default_factory=FakeImages)
 
 
 ACM_POLICY = Policy(
@@ -583,14 +640,34 @@ def make_services(
     providers = providers if providers is not None else [FakeProvider()]
     the_clock = clock or Clock()
     authority = authority or FakeAuthority(the_clock)
+    images = FakeImages()
     services = Services(
         store,
         events,
-        Ports(dynos, builds, logs, routes, issuer, tuple(providers), authority),
+        Ports(
+            dynos=dynos,
+            builds=builds,
+            logs=logs,
+            routes=routes,
+            issuer=issuer,
+            addon_providers=tuple(providers),
+            authority=authority,
+            images=images,
+        ),
         ADDRESSES,
         home,
         ServiceSettings(acm=ACM_POLICY, clock=the_clock),
     )
     return Harness(
-        services, events, dynos, builds, logs, routes, issuer, providers, authority, the_clock
+        services,
+        events,
+        dynos,
+        builds,
+        logs,
+        routes,
+        issuer,
+        providers,
+        authority=authority,
+        clock=the_clock,
+        images=images,
     )

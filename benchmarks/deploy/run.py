@@ -1,8 +1,9 @@
-"""Push-to-serving time of the example apps: first push (cold cache) and a second push.
+"""Push-to-serving time of the example apps: first push (cold cache) and a second push,
+on Cedar (classic buildpacks, slugs) and Fir (CNBs, OCI images) in the same run.
 
-Usage: python benchmarks/deploy/run.py [--examples static-site,node-web,...]
+Usage: python benchmarks/deploy/run.py [--examples static-site,...] [--generations cedar,fir]
 Starts a throw-away platform, pushes each example with real git, and times from `git push`
-to the first 200 through the router. Prints a Markdown table.
+to the first 200 through the router. Prints a Markdown table, then the Fir/Cedar ratios.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ def wait_new_release_up(p, app: str, timeout: float = 300) -> None:  # type: ign
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--examples", default=",".join(EXPECT))
+    ap.add_argument("--generations", default="cedar,fir")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="spruce-bench-"))
     p = start_platform(
@@ -52,9 +54,11 @@ def main() -> None:
     rows = []
     try:
         d = Deployer(p, work)
-        for example in args.examples.split(","):
-            app = f"bench-{example.split('-')[0]}"
-            p.client().post("/apps", json={"name": app})
+        for example, generation in [
+            (e, g) for e in args.examples.split(",") for g in args.generations.split(",")
+        ]:
+            app = f"bench-{generation}-{example.split('-')[0]}"
+            p.client().post("/apps", json={"name": app, "generation": generation})
             repo = d.repo(app, example=example)
             times = []
             for attempt in range(2):
@@ -68,15 +72,27 @@ def main() -> None:
                 wait_new_release_up(p, app)
                 d.wait_serving(app, EXPECT[example], timeout=300)
                 times.append((pushed - start, time.monotonic() - start))
-            rows.append((example, *times[0], *times[1]))
+            rows.append((example, generation, *times[0], *times[1]))
     finally:
         p.stop()
     print(
-        "| example | first push: build s | first push: serving s | second push: build s | second push: serving s |"
+        "| example | generation | first push: build s | first push: serving s "
+        "| second push: build s | second push: serving s |"
     )
-    print("|---|---:|---:|---:|---:|")
-    for ex, b1, s1, b2, s2 in rows:
-        print(f"| {ex} | {b1:.1f} | {s1:.1f} | {b2:.1f} | {s2:.1f} |")
+    print("|---|---|---:|---:|---:|---:|")
+    for ex, gen, b1, s1, b2, s2 in rows:
+        print(f"| {ex} | {gen} | {b1:.1f} | {s1:.1f} | {b2:.1f} | {s2:.1f} |")
+    serving = {(ex, gen): (s1, s2) for ex, gen, _, s1, _, s2 in rows}
+    ratios = [
+        (ex, serving[(ex, "fir")][0] / cedar[0], serving[(ex, "fir")][1] / cedar[1])
+        for (ex, gen), cedar in serving.items()
+        if gen == "cedar" and (ex, "fir") in serving
+    ]
+    if ratios:
+        print("\n| example | Fir/Cedar first push to serving | Fir/Cedar second push to serving |")
+        print("|---|---:|---:|")
+        for ex, first, second in ratios:
+            print(f"| {ex} | {first:.2f} | {second:.2f} |")
 
 
 if __name__ == "__main__":

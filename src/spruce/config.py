@@ -42,6 +42,11 @@ class Settings:
     router_workers: int = 0  # 0 = one per core
     operator_email: str = "admin@spruce.local"
     acme: AcmeOptions = field(default_factory=AcmeOptions)
+    # Fir images: an operator's registry instead of the supervised docker-registry.
+    registry_url: str | None = None
+    registry_username: str | None = None
+    registry_password: str | None = field(default=None, repr=False)
+    registry_ca: Path | None = None
 
     @property
     def endpoints_path(self) -> Path:

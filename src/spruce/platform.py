@@ -30,12 +30,20 @@ from spruce.certs import acm_setup
 from spruce.certs.ca import InternalCA
 from spruce.certs.issuer import InternalIssuer
 from spruce.compile import ClassicBuildRunner
+from spruce.compile.fir import CnbImageRunner
 from spruce.config import Endpoints, Settings
 from spruce.dynos import DynoManager, DynoSettings
 from spruce.gitserve import GitServer
 from spruce.gitserve.push import make_git_server
 from spruce.logs import LogRouter
 from spruce.netutil import free_port
+from spruce.registry import (
+    ExternalRegistry,
+    Registry,
+    RegistryConfig,
+    RegistryServer,
+    RegistryUnavailable,
+)
 from spruce.router.sink import SupervisorSink, affinity_secret
 from spruce.router.supervisor import RouterSupervisor
 from spruce.router.timers import RouterTimers
@@ -170,6 +178,26 @@ def _note_requests(backend: DynoManager) -> Callable[[dict[str, int]], None]:
     return note
 
 
+def make_registry(settings: Settings, home: Path, ca: InternalCA) -> Registry:
+    """Where Fir images go: the operator's registry (--registry), else a supervised
+    docker-registry with a certificate from the internal CA."""
+    if settings.registry_url:
+        try:
+            return ExternalRegistry(
+                RegistryConfig(
+                    settings.registry_url,
+                    settings.registry_username,
+                    settings.registry_password,
+                    settings.registry_ca,
+                )
+            )
+        except ValueError as e:
+            raise OSError(str(e)) from None
+    return RegistryServer.from_internal_ca(
+        home / "registry", ca, log=lambda line: log.info("registry: %s", line)
+    )
+
+
 @dataclass
 class Parts:
     """The whole platform, each part built once (see Platform.build)."""
@@ -180,6 +208,7 @@ class Parts:
     log_router: LogRouter
     dynos: DynoManager
     providers: tuple[Provider, ...]
+    registry: Registry
     router: RouterSupervisor
     services: Services
     git: GitServer
@@ -229,6 +258,7 @@ class Platform:
         events = EventBus()
         ca = InternalCA(home / "ca")
         log_router = LogRouter()
+        registry = make_registry(s, home, ca)
         dyno_settings = DynoSettings(**tuning.get("dynos", {}))
         # Slugs built with an interpreter outside /usr (pyenv's) need it inside the sandbox.
         dyno_settings.sandbox_ro_paths = tuple(dyno_settings.sandbox_ro_paths) + interpreter_roots()
@@ -238,6 +268,7 @@ class Platform:
             dyno_settings,
             on_change=lambda app_id: events.publish(DynosChanged(app_id)),
             ca=ca,
+            registry=registry.client,
         )
 
         def addon_log(addon_id: str, message: str) -> None:
@@ -282,6 +313,7 @@ class Platform:
                 addon_providers=providers,
                 # ACM orders from --acme-directory, else from the internal CA itself
                 authority=acm_setup.authority(s.acme, ca, tuning.get("acm", {})),
+                images=CnbImageRunner(registry.address, registry.client, registry.prefix),
             ),
             addresses,
             home,
@@ -321,6 +353,7 @@ class Platform:
             log_router=log_router,
             dynos=dynos,
             providers=providers,
+            registry=registry,
             router=router,
             services=services,
             git=git,
@@ -343,6 +376,12 @@ class Platform:
         for failure in await services.addons.start_servers():
             # one broken add-on must not keep the platform down
             log.error("an add-on server did not start: %s", failure)
+        try:
+            await p.registry.start()
+        except RegistryUnavailable as e:
+            if self.settings.registry_url:
+                raise OSError(str(e)) from None  # the operator asked for this one
+            log.error("Fir builds and dynos need the registry, which did not start: %s", e)
         await p.dynos.start()
         for warning in p.dynos.warnings:
             log.warning("%s", warning)
@@ -404,6 +443,7 @@ class Platform:
             await p.router.stop()
             await p.services.stop()
             await p.dynos.shutdown()
+            await p.registry.stop()
             await p.git.close()
             await p.services.addons.stop_servers()
             await p.log_router.stop()

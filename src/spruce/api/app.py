@@ -18,6 +18,7 @@ from . import (
     domain_routes,
     dyno_routes,
     log_routes,
+    oci_routes,
     streams,
 )
 from .http import NO_COUNTER, ROUTE_NOT_FOUND, QueryCounter, error_response, request_id_for
@@ -58,6 +59,7 @@ def create_api(
             *addon_routes.routes(),
             *domain_routes.routes(),
             *acm_routes.routes(),
+            *oci_routes.routes(),
             *streams.routes(log_sessions),
             *(extra_routes or []),
         ],

@@ -58,6 +58,10 @@ def apps_info(ctx: Ctx) -> Any:
     return views.app_json(the_app(ctx))
 
 
+def _id_of(value: Any) -> Any:
+    return value.get("id") if isinstance(value, dict) else value
+
+
 def _name_of(value: Any) -> Any:
     return value.get("name") if isinstance(value, dict) else value
 
@@ -106,16 +110,23 @@ def releases_info(ctx: Ctx) -> Any:
 
 
 def releases_create(ctx: Ctx) -> Any:
-    """POST /apps/{app}/releases: a rollback ({"release": id}) or a slug deploy ({"slug": id})."""
+    """POST /apps/{app}/releases: a rollback ({"release": id}), a slug deploy ({"slug": id})
+    or, on Fir, an image deploy ({"oci_image": id})."""
     app = the_app(ctx)
     if ctx.field("release"):
-        release = ctx.services.releases.rollback(ctx.actor, app.id, str(ctx.field("release")))
+        release = ctx.services.releases.rollback(
+            ctx.actor, app.id, str(_id_of(ctx.field("release")))
+        )
     elif ctx.field("slug"):
         release = ctx.services.releases.deploy_slug(
-            ctx.actor, app.id, str(ctx.field("slug")), ctx.field("description")
+            ctx.actor, app.id, str(_id_of(ctx.field("slug"))), ctx.field("description")
+        )
+    elif ctx.field("oci_image"):
+        release = ctx.services.releases.deploy_image(
+            ctx.actor, app.id, str(_id_of(ctx.field("oci_image"))), ctx.field("description")
         )
     else:
-        raise InvalidParams("Provide release (to roll back to) or slug (to deploy).")
+        raise InvalidParams("Provide release (to roll back to), slug or oci_image (to deploy).")
     ctx.status = 201
     return views.release_json(release)
 
@@ -237,6 +248,13 @@ def dyno_sizes_list(ctx: Ctx) -> Any:
     return paginate(ctx, [views.dyno_size_json(s) for s in DYNO_SIZES], ("id", "name"))
 
 
+def available_dyno_sizes(ctx: Ctx) -> Any:
+    """The sizes this app may use: its generation's."""
+    gen = the_app(ctx).generation
+    sizes = [views.dyno_size_json(s) for s in DYNO_SIZES if s.generation == gen]
+    return paginate(ctx, sizes, ("id", "name"))
+
+
 def dyno_sizes_info(ctx: Ctx) -> Any:
     for s in DYNO_SIZES:
         if ctx.params["size"].lower() in (s.id, s.name):
@@ -289,5 +307,6 @@ def routes() -> list[Route]:
         Route("/stacks", endpoint(stacks_list), methods=["GET"]),
         Route("/stacks/{stack}", endpoint(stacks_info), methods=["GET"]),
         Route("/dyno-sizes", endpoint(dyno_sizes_list), methods=["GET"]),
+        Route(A + "/available-dyno-sizes", endpoint(available_dyno_sizes), methods=["GET"]),
         Route("/dyno-sizes/{size}", endpoint(dyno_sizes_info), methods=["GET"]),
     ]

@@ -10,7 +10,7 @@ import dataclasses
 import datetime as dt
 from typing import Any
 
-from spruce.services.catalog import REGIONS, STACKS, DynoSize, find_size
+from spruce.services.catalog import CNB_STACK, REGIONS, STACKS, DynoSize, find_size
 from spruce.services.model import Backup, DynoInfo
 from spruce.services.views import (
     AddonServiceView,
@@ -24,6 +24,7 @@ from spruce.services.views import (
     FeatureView,
     FormationView,
     LogDrainView,
+    OciImageView,
     PlanView,
     ReleaseView,
     SlugView,
@@ -63,7 +64,7 @@ def region_json(name: str) -> dict[str, Any]:
 
 
 def stack_json(name: str) -> dict[str, Any]:
-    st = next(s for s in STACKS if s["name"] == name)
+    st = next(s for s in [*STACKS, CNB_STACK] if s["name"] == name)
     return {**st, "created_at": ts(EPOCH), "updated_at": ts(EPOCH)}
 
 
@@ -132,6 +133,34 @@ def app_json(app: AppView) -> dict[str, Any]:
         "updated_at": ts(app.updated_at),
         "web_url": app.web_url,
         "spruce_settings": app.settings.as_dict(),
+    } | (fir_app_fields(app) if app.generation == "fir" else {})
+
+
+def fir_app_fields(app: AppView) -> dict[str, Any]:
+    """Fir apps (CLI fir.d.ts): the current image's base, buildpacks and architecture."""
+    image = app.image
+    return {
+        "base_image_name": image.base_image_name if image else None,
+        "buildpacks": [dict(b) for b in image.buildpacks] if image else [],
+        "current_build_architecture": image.architecture if image else None,
+    }
+
+
+def oci_image_json(image: OciImageView) -> dict[str, Any]:
+    return {
+        "id": image.id,
+        "digest": image.digest,
+        "architecture": image.architecture,
+        "base_image_name": image.base_image_name,
+        "base_top_layer": image.base_top_layer,
+        "commit": image.commit,
+        "commit_description": image.commit_description,
+        "image_repo": image.image_repo,
+        "stack": ref(CNB_STACK),
+        "process_types": {k: dict(v) for k, v in image.process_types.items()},
+        "buildpacks": [dict(b) for b in image.buildpacks],
+        "created_at": ts(image.created_at),
+        "updated_at": ts(image.updated_at),
     }
 
 
@@ -145,6 +174,7 @@ def release_json(r: ReleaseView) -> dict[str, Any]:
         "id": r.id,
         "output_stream_url": r.output_stream_url,
         "slug": {"id": r.slug_id} if r.slug_id else None,
+        "oci_image": {"id": r.oci_image_id} if r.oci_image_id else None,
         "status": r.status,
         "updated_at": ts(r.updated_at),
         "user": {"email": r.user_email or "", "id": r.user_id or ZERO_ID},
@@ -193,6 +223,7 @@ def dyno_size_json(s: DynoSize) -> dict[str, Any]:
         "id": s.id,
         "name": s.name,
         "architecture_type": "amd64",
+        "architecture": "amd64",
         "compute": s.compute,
         "cost": None,
         "dedicated": s.name.startswith("performance"),
@@ -247,6 +278,7 @@ def build_json(b: BuildView) -> dict[str, Any]:
         },
         "release": {"id": b.release_id} if b.release_id else None,
         "slug": {"id": b.slug_id} if b.slug_id else None,
+        "oci_image": {"id": b.oci_image_id} if b.oci_image_id else None,
         "stack": b.stack,
         "status": b.status,
         "updated_at": ts(b.updated_at),

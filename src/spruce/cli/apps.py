@@ -124,6 +124,11 @@ def git_credentials(operation: str) -> None:
 @click.option(
     "--manifest", is_flag=True, help="set the app up from app.json and the code in this directory"
 )
+@click.option(
+    "--generation",
+    type=click.Choice(["cedar", "fir"]),
+    help="Spruce: the app's generation (Heroku takes it from the app's space)",
+)
 def apps_create(
     name: str | None,
     region: str | None,
@@ -132,11 +137,14 @@ def apps_create(
     no_remote: bool,
     as_json: bool,
     manifest: bool,
+    generation: str | None,
 ) -> None:
     """Create a new app."""
     body: dict[str, Any] = {}
     if name:
         body["name"] = name
+    if generation:
+        body["generation"] = generation
     if region:
         body["region"] = region
     if stack:

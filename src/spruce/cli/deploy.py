@@ -41,11 +41,42 @@ def _show(app: str, urls: list[str]) -> None:
             click.echo(f"{i}. {u}")
 
 
+def _fir_buildpacks(app: str) -> list[str] | None:
+    """Heroku's CLI flow on Fir: the latest release's OCI image lists the CNBs (None: Cedar)."""
+    c = client()
+    info = c.get(f"/apps/{_q(app)}")
+    gen = info.get("generation")
+    if (gen.get("name") if isinstance(gen, dict) else gen) != "fir":
+        return None
+    releases = c.request(
+        "GET",
+        f"/apps/{_q(app)}/releases",
+        headers={"Range": "version ..; max=10, order=desc"},
+    )
+    if not releases or not releases[0].get("oci_image"):
+        return []
+    images = c.get(f"/apps/{_q(app)}/oci-images/{_q(releases[0]['oci_image']['id'])}")
+    packs = images[0].get("buildpacks") or [] if images else []
+    return [str(b["id"]).removeprefix("urn:buildpack:") for b in packs]
+
+
 @cli.command("buildpacks")
 @app_option
 def buildpacks(app: str) -> None:
     """Display the buildpacks for an app."""
-    _show(app, _buildpacks(app))
+    fir = _fir_buildpacks(app)
+    if fir is None:
+        _show(app, _buildpacks(app))
+        return
+    if not fir:
+        click.echo(f"⬢ {app} has no Buildpacks.")
+        return
+    many = len(fir) > 1
+    styled_header(
+        f"⬢ {app} Cloud Native Buildpack{'s' if many else ''} (from the latest release's OCI image)"
+    )
+    for i, bp in enumerate(fir, 1):
+        click.echo(f"{i}. {bp}" if many else bp)
 
 
 @cli.command("buildpacks:set")

@@ -34,6 +34,21 @@ def _is_fir(c: Any, app: str) -> bool:
     return (gen.get("name") if isinstance(gen, dict) else gen) == "fir"
 
 
+def _with_launcher(c: Any, app: str, command: tuple[str, ...], no_launcher: bool) -> str:
+    """Heroku's CLI 11 prepends `launcher` when the app's stack is cnb (Fir), so the command
+    sees the buildpacks' environment; --no-launcher runs it bare."""
+    line = " ".join(command)
+    if no_launcher:
+        return line
+    stack = c.get(f"/apps/{_q(app)}").get("stack") or {}
+    return f"launcher {line}" if stack.get("name") == "cnb" else line
+
+
+no_launcher_option = click.option(
+    "--no-launcher", is_flag=True, help="do not prepend `launcher` on Fir apps"
+)
+
+
 @cli.command("ps")
 @click.argument("types", nargs=-1)
 @app_option
@@ -275,6 +290,7 @@ def attach(url: str, interactive: bool, ctx: ssl.SSLContext) -> int:
 @click.option(
     "-x", "--exit-code", is_flag=True, help="passthrough the exit code of the remote command"
 )
+@no_launcher_option
 def run(
     app: str,
     command: tuple[str, ...],
@@ -282,14 +298,13 @@ def run(
     env: str | None,
     no_tty: bool,
     exit_code: bool,
+    no_launcher: bool,
 ) -> None:
     """Run a one-off process inside a dyno, attached to this terminal."""
     c = client()
-    if _is_fir(c, app):
-        raise CLIError("`run` is not supported on Fir apps; use `spruce run:inside DYNO COMMAND`.")
     body: dict[str, Any] = {
         "attach": True,
-        "command": " ".join(command),
+        "command": _with_launcher(c, app, command, no_launcher),
         "force_no_tty": no_tty or not sys.stdin.isatty(),
         "env": {"TERM": os.environ.get("TERM", "xterm")},
     }
@@ -324,10 +339,17 @@ def _parse_env(raw: str | None) -> dict[str, str]:
 @app_option
 @click.option("-s", "--size", help="dyno size")
 @click.option("-e", "--env", "env", help="environment variables to set (KEY=VAL;KEY2=VAL2)")
-def run_detached(app: str, command: tuple[str, ...], size: str | None, env: str | None) -> None:
+@no_launcher_option
+def run_detached(
+    app: str, command: tuple[str, ...], size: str | None, env: str | None, no_launcher: bool
+) -> None:
     """Run a detached one-off process; its output goes to the app's logs."""
     c = client()
-    body: dict[str, Any] = {"attach": False, "command": " ".join(command), "env": _parse_env(env)}
+    body: dict[str, Any] = {
+        "attach": False,
+        "command": _with_launcher(c, app, command, no_launcher),
+        "env": _parse_env(env),
+    }
     if size:
         body["size"] = size
     click.echo(f"Running {' '.join(command)} on ⬢ {app}... ", nl=False)
@@ -343,12 +365,14 @@ def run_detached(app: str, command: tuple[str, ...], size: str | None, env: str 
 @click.argument("dyno_name")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED, required=True)
 @app_option
-def run_inside(app: str, dyno_name: str, command: tuple[str, ...]) -> None:
+@no_launcher_option
+def run_inside(app: str, dyno_name: str, command: tuple[str, ...], no_launcher: bool) -> None:
     """Run a command inside an existing dyno."""
     c = client()
     click.echo(f"Running {' '.join(command)} on ⬢ {app} ({dyno_name})... ", nl=False, err=True)
     dyno = c.post(
-        f"/apps/{_q(app)}/dynos/{_q(dyno_name)}/actions/run-inside", {"command": " ".join(command)}
+        f"/apps/{_q(app)}/dynos/{_q(dyno_name)}/actions/run-inside",
+        {"command": _with_launcher(c, app, command, no_launcher)},
     )
     click.echo("up", err=True)
     status = attach(dyno["attach_url"], interactive=True, ctx=_ssl_context(c))

@@ -65,6 +65,23 @@ def _announce(ep: Endpoints) -> None:
     show_default=True,
     help="renew ACM certificates this long before they expire (30d, 12h, 90m)",
 )
+@click.option(
+    "--registry",
+    "registry_url",
+    help="an OCI registry URL for Fir images (default: Spruce runs its own docker-registry)",
+)
+@click.option("--registry-username", help="user for --registry")
+@click.option(
+    "--registry-password",
+    envvar="SPRUCE_REGISTRY_PASSWORD",
+    show_envvar=True,
+    help="password for --registry (better in the environment than on the command line)",
+)
+@click.option(
+    "--registry-ca",
+    type=click.Path(exists=True, dir_okay=False),
+    help="CA bundle (PEM) to verify --registry with",
+)
 def up(
     home: str | None,
     host: str,
@@ -81,6 +98,10 @@ def up(
     acme_resolver: tuple[str, ...],
     acme_caa_identity: tuple[str, ...],
     acme_renew_before: str,
+    registry_url: str | None,
+    registry_username: str | None,
+    registry_password: str | None,
+    registry_ca: str | None,
 ) -> None:
     """Start the platform in the foreground."""
     from spruce.certs.acm_setup import AcmeSetupError, check
@@ -110,6 +131,10 @@ def up(
         domain=domain.strip(".").lower(),
         router_workers=router_workers or (os.cpu_count() or 1),
         acme=acme,
+        registry_url=registry_url,
+        registry_username=registry_username,
+        registry_password=registry_password,
+        registry_ca=Path(registry_ca) if registry_ca else None,
     )
     try:
         import uvloop

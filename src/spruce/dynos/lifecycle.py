@@ -13,6 +13,15 @@ from pathlib import Path
 
 from spruce.dynos import procs
 from spruce.dynos.dyno import HOST, AppState, Dyno
+from spruce.dynos.images import (
+    WORKSPACE,
+    ImageCache,
+    ImageUnavailable,
+    fir_dyno_name,
+    image_argv,
+    image_process_env,
+    template_hash,
+)
 from spruce.dynos.metrics import mem_running_line
 from spruce.dynos.model import AppRuntime, DynoSettings, Intent
 from spruce.dynos.process import DynoProcess, LaunchSpec
@@ -49,12 +58,14 @@ class DynoRunner:
         state_dir: Path,
         slugs: SlugCache,
         notify: Callable[[str], None],
+        images: ImageCache,
     ) -> None:
         self.settings = settings
         self.sink = sink
         self.sandbox = sandbox
         self.state_dir = state_dir
         self.slugs = slugs
+        self.images = images
         self._notify = notify
 
     # -- log lines ----------------------------------------------------------------------
@@ -124,10 +135,16 @@ class DynoRunner:
         # One copy per release, however many dynos ask for it at once.
         task = st.preparing.get(app.release_id)
         if task is None:
-            slug_dir = await self.slugs.directory(app.slug)
-            task = asyncio.ensure_future(
-                asyncio.to_thread(self.sandbox.prepare_slug, app.app_id, app.release_id, slug_dir)
-            )
+            if app.image is not None:
+                image = await self.images.unpacked(app.image)
+                task = asyncio.ensure_future(self._workspace(app, image.rootfs / "workspace"))
+            else:
+                slug_dir = await self.slugs.directory(app.slug)
+                task = asyncio.ensure_future(
+                    asyncio.to_thread(
+                        self.sandbox.prepare_slug, app.app_id, app.release_id, slug_dir
+                    )
+                )
             st.preparing[app.release_id] = task
         try:
             found = await asyncio.shield(task)
@@ -137,13 +154,27 @@ class DynoRunner:
         st.homes[app.release_id] = found
         return found
 
+    async def _workspace(self, app: AppRuntime, source: Path) -> tuple[Path, str]:
+        path = await asyncio.to_thread(
+            self.sandbox.prepare_workspace, app.app_id, app.release_id, source
+        )
+        return path, WORKSPACE
+
     def gc_homes(self, st: AppState) -> None:
         keep = {st.app.release_id} | {d.release_id for d in st.dynos} | set(st.preparing)
         for rid in list(st.homes):
             if rid not in keep:
                 del st.homes[rid]
-        if self.sandbox.users:
+        if self.sandbox.users or st.app.image is not None:
             self.sandbox.gc_releases(st.app.app_id, keep)
+
+    @staticmethod
+    def fir_rename(d: Dyno, app: AppRuntime, taken: set[str]) -> None:
+        """A Fir dyno of a new release (or size) is a new pod: it gets a new name."""
+        if app.image is None or d.one_off:
+            return
+        if f"-{template_hash(app.release_id, d.type, d.size)}-" not in d.name:
+            d.name = fir_dyno_name(app.release_id, d.type, d.size, taken)
 
     # -- one run of a dyno's process -----------------------------------------------------
     async def run_once(
@@ -162,10 +193,32 @@ class DynoRunner:
         heroku = (lambda msg: None) if quiet else (lambda msg: self.heroku(d, msg))
         d.stop_event.clear()
         d.launch_id = str(uuid.uuid4())
+        if not quiet:
+            self.fir_rename(d, app, {x.name for x in st.dynos})
         d.release_id, d.release_version = app.release_id, app.release_version
-        host_dir, home = await self.home_for(st, app)
+        try:
+            host_dir, home = await self.home_for(st, app)
+            image = await self.images.unpacked(app.image) if app.image is not None else None
+            inside = (
+                image_argv(
+                    image,
+                    process_type=d.type,
+                    command=d.command,
+                    run_process=not d.one_off or d.type == "release",
+                )
+                if image is not None
+                else None
+            )
+        except ImageUnavailable as e:
+            heroku(f"Error: {e}")
+            heroku("Process exited with status 127")
+            if not quiet:
+                self.set_state(d, DynoState.CRASHED)
+            return CRASHED, 127
         port = free_port(HOST) if d.type == "web" or d.one_off else None
         env = self.build_env(app, d, home, port, extra_env)
+        if image is not None:
+            env = image_process_env(image, env)
         uid = self.sandbox.app_uid(app.app_id)
         quota = self.settings.quota_mb(d.size)
         winsize = None
@@ -185,6 +238,8 @@ class DynoRunner:
             pids_max=get_size(d.size).pids_max,
             stdio=stdio,
             winsize=winsize,
+            image=image,
+            image_argv=inside,
         )
         d.env, d.host_dir, d.home, d.uid = env, host_dir, home, uid
         if not quiet:

@@ -14,7 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from spruce.certs.ca import InternalCA
+from spruce.compile.oci import RegistryClient
 from spruce.dynos.dyno import HOST, AppState, Dyno
+from spruce.dynos.images import ImageCache, fir_dyno_name
 from spruce.dynos.lifecycle import DynoRunner
 from spruce.dynos.metrics import load_line, memory_line
 from spruce.dynos.model import (
@@ -23,7 +25,7 @@ from spruce.dynos.model import (
     DynoInfo,
     DynoSettings,
     Intent,
-    parse_dyno_name,
+    check_dyno_name,
     validate_runtime,
 )
 from spruce.dynos.process import PersistedDyno, end_leftover
@@ -32,6 +34,7 @@ from spruce.dynos.sandbox import Sandbox
 from spruce.dynos.sizes import DynoError, DynoNotFound, get_size
 from spruce.dynos.slugs import SlugCache
 from spruce.events import LogSink
+from spruce.services.catalog import default_size
 from spruce.services.model import DynoState, WebEndpoint
 
 log = logging.getLogger(__name__)
@@ -45,7 +48,9 @@ class DynoManager:
         settings: DynoSettings | None = None,
         on_change: Callable[[str], None] | None = None,
         ca: InternalCA | None = None,
+        registry: Callable[[], RegistryClient] | None = None,
     ) -> None:
+        """`registry` makes clients of the registry Fir images are pulled from."""
         self.home = Path(home)
         self.sink = log_sink
         self.settings = settings or DynoSettings()
@@ -60,6 +65,7 @@ class DynoManager:
             self.state_dir,
             SlugCache(self.home / "slugs"),
             self._notify,
+            ImageCache(self.home / "images", registry),
         )
         self.rendezvous: RendezvousServer | None = None
         self.warnings: list[str] = []
@@ -195,9 +201,12 @@ class DynoManager:
     def _launch_formation_dyno(
         self, st: AppState, app: AppRuntime, ptype: str, index: int, size: str
     ) -> None:
+        name = f"{ptype}.{index}"
+        if app.image is not None:
+            name = fir_dyno_name(app.release_id, ptype, size, {x.name for x in st.dynos})
         d = Dyno(
             app.app_id,
-            f"{ptype}.{index}",
+            name,
             ptype,
             index,
             size,
@@ -277,7 +286,7 @@ class DynoManager:
         if st is None:
             raise DynoNotFound(f"no dynos for app {app_id!r}")
         if dyno_name is not None:
-            parse_dyno_name(dyno_name)
+            check_dyno_name(dyno_name)
             found = [d for d in st.dynos if d.name == dyno_name and not d.preboot_old]
             if not found:
                 raise DynoNotFound(f"no dyno {dyno_name!r}")
@@ -413,17 +422,19 @@ class DynoManager:
                 raise DynoError(f"invalid env var {key!r}")
         if size is None:
             web = app.formation.get("web")
-            size = web[1] if web else None
+            size = web[1] if web else default_size(app.generation)
         size_name = get_size(size).name
         st = self._app_state(app)
         if not st.formation_dynos():
             st.app = app
         taken = {d.name for d in st.dynos}
         while True:
-            name = f"{process_type}.{random.randint(1000, 9999)}"
+            index = random.randint(1000, 9999)
+            name = f"{process_type}.{index}"
+            if app.image is not None:  # a Fir one-off is a pod of its own: run-<hash>-<5>
+                name = fir_dyno_name(app.release_id, process_type, size_name, taken)
             if name not in taken:
                 break
-        _, index = parse_dyno_name(name)
         d = Dyno(
             app.app_id,
             name,

@@ -16,6 +16,7 @@ MAX_BOOT_TIMEOUT = AppSettings.BOUNDS["boot_timeout"].high
 
 PROCESS_TYPE_RE = re.compile(r"^[a-zA-Z0-9_-]{1,63}$")
 DYNO_NAME_RE = re.compile(r"^([a-zA-Z0-9_-]{1,63})\.([0-9]{1,6})$")
+FIR_DYNO_NAME_RE = re.compile(r"^([a-z0-9-]{1,63})-([0-9a-z]{10})-([0-9a-z]{5})$")
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 FEATURES = frozenset({"preboot", "log-runtime-metrics", "runtime-dyno-metadata"})
 STATES = tuple(DynoState)
@@ -29,15 +30,18 @@ class Intent(StrEnum):
     RETIRE = "retire"  # leave for good (scaled down, replaced, app removed)
 
 
-def validate_runtime(app: AppRuntime, slug_dir: Path) -> None:
+def validate_runtime(app: AppRuntime, slug_dir: Path | None) -> None:
     """Raise a DynoError (a ValueError) describing the first problem found."""
     if not isinstance(app.app_id, str) or not re.fullmatch(r"[A-Za-z0-9_.-]{1,100}", app.app_id):
         raise DynoError(f"invalid app id {app.app_id!r}")
     if not app.release_id or not isinstance(app.release_id, str):
         raise DynoError("release_id is required")
-    if app.generation != "cedar":
-        raise DynoError(f"the local backend runs cedar apps only, not {app.generation!r}")
-    if not Path(slug_dir).is_dir():
+    if app.generation == "fir":
+        if app.image is None:
+            raise DynoError("a Fir release runs an OCI image: the runtime has none")
+    elif app.generation != "cedar":
+        raise DynoError(f"unknown generation {app.generation!r}")
+    elif slug_dir is None or not Path(slug_dir).is_dir():
         raise DynoError("the release's slug directory does not exist")
     if not (isinstance(app.boot_timeout, int | float) and 0 < app.boot_timeout <= MAX_BOOT_TIMEOUT):
         raise DynoError(f"boot_timeout must be between 0 and {MAX_BOOT_TIMEOUT} seconds")
@@ -112,6 +116,8 @@ class DynoSettings:
         "/libx32",
     )
     """System paths visible (read-only) inside a dyno's sandbox."""
+    image_ro_paths: tuple[str, ...] = ()
+    """More host paths for Fir dynos beyond those their image names (tests, odd hosts)."""
     cgroup_root: Path = Path("/sys/fs/cgroup")
     cgroup_name: str = "spruce"
     base_path: str = "/usr/local/bin:/usr/bin:/bin"
@@ -134,13 +140,21 @@ def parse_dyno_name(name: str) -> tuple[str, int]:
     return m.group(1), int(m.group(2))
 
 
+def check_dyno_name(name: str) -> None:
+    """A Cedar (web.1) or Fir (web-848cd4f64d-pvpr2) dyno name, or a DynoError."""
+    if not (DYNO_NAME_RE.match(name or "") or FIR_DYNO_NAME_RE.match(name or "")):
+        raise DynoError(f"invalid dyno name {name!r}")
+
+
 __all__ = [
     "DYNO_NAME_RE",
+    "FIR_DYNO_NAME_RE",
     "ENV_NAME_RE",
     "FEATURES",
     "Intent",
     "PROCESS_TYPE_RE",
     "STATES",
+    "check_dyno_name",
     "AppRuntime",
     "DynoInfo",
     "DynoSettings",

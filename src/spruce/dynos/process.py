@@ -12,7 +12,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from spruce.compile.oci.unpack import UnpackedImage
 from spruce.dynos import procs
+from spruce.dynos.images import image_sandbox_argv
 from spruce.dynos.sandbox import Cgroup, Sandbox
 
 # Run as `bash -c`: .profile.d scripts, then $HOME/.profile, then the command (Heroku's order).
@@ -41,6 +43,10 @@ class LaunchSpec:
     stdio: str = "log"
     """log: lines to the log sink; pipe: stdin/stdout pipes; pty: a pseudo-terminal."""
     winsize: tuple[int, int] | None = None
+    image: UnpackedImage | None = None
+    """Fir: the unpacked image (root at /); host_dir is then the writable /workspace."""
+    image_argv: list[str] | None = None
+    """Fir: what runs inside the image (/cnb/process/<type>, or bash -c for one-offs)."""
 
 
 @dataclass
@@ -98,14 +104,18 @@ class DynoProcess:
         spec = self.spec
         key = f"{spec.app_id}.{spec.dyno_name}.{spec.dyno_id[:8]}"
         self.cgroup = self.sandbox.cgroup(key, spec.memory_limit, spec.pids_max)
-        argv = self.sandbox.wrap(
-            ["/bin/bash", "-c", PROFILE_PRELUDE + spec.command],
-            spec.host_dir,
-            spec.uid,
-            self.cgroup,
-            spec.dyno_id,
-        )
-        cwd = "/" if spec.home != str(spec.host_dir) else str(spec.host_dir)
+        if spec.image is not None:
+            argv = self._image_argv(spec)
+            cwd = "/"
+        else:
+            argv = self.sandbox.wrap(
+                ["/bin/bash", "-c", PROFILE_PRELUDE + spec.command],
+                spec.host_dir,
+                spec.uid,
+                self.cgroup,
+                spec.dyno_id,
+            )
+            cwd = "/" if spec.home != str(spec.host_dir) else str(spec.host_dir)
         slave: int | None = None
         kwargs: dict[str, object] = {}
         if spec.stdio == "pty":
@@ -155,6 +165,23 @@ class DynoProcess:
                 asyncio.create_task(self._pump(self.proc.stdout)),
                 asyncio.create_task(self._pump(self.proc.stderr)),
             ]
+
+    def _image_argv(self, spec: LaunchSpec) -> list[str]:
+        assert spec.image is not None and spec.image_argv is not None
+        bwrap = self.sandbox.bwrap_for_images()
+        if bwrap is None:
+            raise OSError("Fir dynos run in their image's root and need bubblewrap (bwrap)")
+        inner = image_sandbox_argv(
+            spec.image,
+            spec.image_argv,
+            bwrap=bwrap,
+            workspace=spec.host_dir,
+            uid=spec.uid if self.sandbox.users else None,
+            setpriv=self.sandbox.setpriv,
+            hostname=spec.dyno_id,
+            extra_ro=self.sandbox.settings.image_ro_paths,
+        )
+        return self.sandbox.in_cgroup(inner, self.cgroup)
 
     def _persist(self) -> None:
         assert self.proc is not None

@@ -184,6 +184,30 @@ class Sandbox:
             staging.rename(target)
         return target, (SANDBOX_HOME if self.bwrap else str(target))
 
+    def prepare_workspace(self, app_id: str, release_id: str, source: Path) -> Path:
+        """A Fir release's writable copy of its image's /workspace (owned by the app's uid
+        when users are isolated); the unpacked image itself stays untouched."""
+        uid = self.app_uid(app_id)
+        app_dir = self._apps_dir / app_id
+        app_dir.mkdir(parents=True, exist_ok=True)
+        target = app_dir / "releases" / release_id
+        if target.exists():
+            return target
+        staging = app_dir / "releases" / f".{release_id}.tmp"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(source, staging, symlinks=True)
+        if uid is not None:
+            os.chown(app_dir, uid, uid)
+            os.chmod(app_dir, 0o700)
+            for root, dirs, files in os.walk(staging):
+                for name in [*dirs, *files]:
+                    os.lchown(os.path.join(root, name), uid, uid)
+            os.chown(staging, uid, uid)
+            os.chown(staging.parent, uid, uid)
+        staging.rename(target)
+        return target
+
     def gc_releases(self, app_id: str, keep: set[str]) -> None:
         releases = self._apps_dir / app_id / "releases"
         if not releases.is_dir():
@@ -285,9 +309,20 @@ class Sandbox:
                 "--",
                 *inner,
             ]
+        return self.in_cgroup(inner, cgroup)
+
+    @staticmethod
+    def in_cgroup(argv: list[str], cgroup: Cgroup | None) -> list[str]:
+        """argv, started inside the dyno's cgroup (joined before exec)."""
         if cgroup is None:
-            return inner
+            return argv
         joins = " && ".join(
             f"echo $$ > {shlex.quote(str(d / 'cgroup.procs'))}" for d in cgroup.dirs
         )
-        return ["/bin/sh", "-c", f'{joins} && exec "$@"', "sh", *inner]
+        return ["/bin/sh", "-c", f'{joins} && exec "$@"', "sh", *argv]
+
+    def bwrap_for_images(self) -> str | None:
+        """Fir dynos always run in their image's root: bwrap even without user isolation."""
+        if self.settings.isolation == "off":
+            return None
+        return self.bwrap or shutil.which("bwrap")

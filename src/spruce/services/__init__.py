@@ -33,12 +33,14 @@ from .features import Features
 from .formation import Formations
 from .logs import Logs
 from .model import RouteCertificate
+from .oci_images import OciImages
 from .ports import (
     AddonProvider,
     BuildRunner,
     CertificateAuthority,
     CertificateIssuer,
     DynoBackend,
+    ImageBuildRunner,
     LogPort,
     RouteSink,
 )
@@ -64,6 +66,8 @@ class Ports:
     addon_providers: tuple[AddonProvider, ...]
     authority: CertificateAuthority
     """Where ACM's certificates come from: an ACME CA, or the internal CA."""
+    images: ImageBuildRunner
+    """Fir builds: CNBs into OCI images in the platform's registry."""
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,7 @@ class Services:
             settings.release_phase_timeout,
         )
         self.sources = Sources(home, ports.builds, addresses)
+        self.oci_images = OciImages(store, ports.images)
         self.builds = Builds(
             store,
             events,
@@ -128,6 +133,8 @@ class Services:
             addresses,
             home,
             settings.build,
+            images=ports.images,
+            oci_images=self.oci_images,
         )
         self.dynos = Dynos(events, ports.dynos, self.deployments, self.formation)
         self.addons = Addons(

@@ -9,15 +9,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Select, delete, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from spruce.store.db import Store
 from spruce.store.models import App, Collaborator, Release, User, utcnow
 
-from .catalog import DEFAULT_STACK, REGIONS, STACKS
+from .catalog import CNB_STACK, DEFAULT_STACK, REGIONS, STACKS
 from .errors import Conflict, Forbidden, InvalidParams, NotFound
 from .events import ApiActivity, AppChanged, AppCreated, AppDeleted, AppDeleting, EventBus
 from .model import Generation
+from .oci_images import image_summary
 from .settings import AppSettings, PlatformAddresses
 from .views import AppView, CollaboratorView, Ref, UserView
 
@@ -97,6 +98,12 @@ class Apps:
 
     # -- views ---------------------------------------------------------------------------
     def view(self, app: App, owner_email: str) -> AppView:
+        session = object_session(app)
+        image = (
+            image_summary(session, app.id)
+            if app.generation == Generation.FIR and session is not None
+            else None
+        )
         return AppView(
             id=app.id,
             name=app.name,
@@ -118,6 +125,7 @@ class Apps:
             web_url=self.addresses.web_url(app.name),
             git_url=self.addresses.git_remote(app.name),
             default_hostname=self.addresses.default_hostname(app.name),
+            image=image,
         )
 
     # Listings read columns, not ORM objects: a thousand apps in one query and no identity
@@ -255,9 +263,15 @@ class Apps:
         generation: str | None = None,
     ) -> AppView:
         region_d = find_region(region)
-        stack_d = find_stack(stack)
         if generation not in (None, *Generation):
             raise InvalidParams("generation must be cedar or fir.")
+        if generation == Generation.FIR:
+            # Fir builds with Cloud Native Buildpacks: there is no stack to choose.
+            if stack not in (None, "", CNB_STACK["name"]):
+                raise InvalidParams("Fir apps have no stack setting: they build with CNBs.")
+            stack_d = CNB_STACK
+        else:
+            stack_d = find_stack(stack)
         with self.store.session() as s:
             if name:
                 validate_name(name)
@@ -317,6 +331,8 @@ class Apps:
                     raise InvalidParams("maintenance must be true or false.")
                 app.maintenance = maintenance
             if build_stack is not None:
+                if app.generation == Generation.FIR:
+                    raise InvalidParams("Fir apps have no stack setting: they build with CNBs.")
                 app.build_stack = str(find_stack(build_stack)["name"])
             s.flush()
             owner = s.get(User, app.owner_id)

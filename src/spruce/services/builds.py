@@ -1,7 +1,9 @@
 """Builds: source in, slug and release out.
 
 One build per app at a time (later ones queue). A failed build leaves no slug, no release
-and the running release untouched. A slug that declares a `release` process makes a
+and the running release untouched. Cedar apps build with classic buildpacks into a slug
+(the BuildRunner port); Fir apps with Cloud Native Buildpacks into an OCI image pushed to the
+registry (the ImageBuildRunner port), which the release then runs instead of a slug. A slug that declares a `release` process makes a
 pending release whose release phase (streamed into the build) decides whether it goes live.
 """
 
@@ -21,8 +23,9 @@ from spruce.store.models import App, Build, BuildpackInstallation, User
 
 from .errors import InvalidParams, NotFound
 from .events import ApiActivity, AppDeleting, BuildFinished, EventBus
-from .model import BuildFailed, BuildRequest, BuildStatus
-from .ports import BuildRunner, Output
+from .model import BuildFailed, BuildRequest, BuildStatus, Generation, ImageBuildRequest
+from .oci_images import OciImages, current_image
+from .ports import BuildRunner, ImageBuildRunner, Output
 from .release_phase import PhaseOutcome, ReleasePhase
 from .releases import Releases
 from .settings import PlatformAddresses
@@ -49,8 +52,13 @@ class Builds:
         addresses: PlatformAddresses,
         home: Path,
         settings: BuildSettings | None = None,
+        *,
+        images: ImageBuildRunner,
+        oci_images: OciImages,
     ) -> None:
         self.store = store
+        self.images = images
+        self.oci_images = oci_images
         self.events = events
         self.releases = releases
         self.release_phase = release_phase
@@ -120,6 +128,7 @@ class Builds:
             output_stream_url=self.addresses.stream_url("builds", b.id),
             created_at=b.created_at,
             updated_at=b.updated_at,
+            oci_image_id=b.oci_image_id,
         )
 
     def _view_of(self, s: Session, b: Build) -> BuildView:
@@ -243,6 +252,11 @@ class Builds:
     async def _run_locked(
         self, actor: UserView | None, build: BuildView, source_dir: Path, emit: Output
     ) -> BuildView:
+        with self.store.session() as s:
+            app = s.get(App, build.app_id)
+            generation = app.generation if app is not None else Generation.CEDAR
+        if generation == Generation.FIR:
+            return await self._run_fir(actor, build, source_dir, emit)
         app_id = build.app_id
         config = self.releases.config(app_id)
         work = self.home / "work" / build.id
@@ -304,6 +318,68 @@ class Builds:
         emit(f"       Released v{release.version}")
         self.releases.prune_slugs(app_id, self.settings.slug_retention)
         return self._finish(build.id, BuildStatus.SUCCEEDED, slug.id, release.id)
+
+    async def _run_fir(
+        self, actor: UserView | None, build: BuildView, source_dir: Path, emit: Output
+    ) -> BuildView:
+        """A Fir build: the CNB phases stream as the lifecycle prints them, the image is
+        pushed to the registry, and a release runs it (its release phase from the image)."""
+        app_id = build.app_id
+        with self.store.session() as s:
+            previous = current_image(s, app_id)
+            previous_ref = f"{previous.image_repo}@{previous.digest}" if previous else None
+        work = self.home / "work" / build.id
+        req = ImageBuildRequest(
+            app_id=app_id,
+            source_dir=source_dir,
+            work_dir=work,
+            cache_dir=self.home / "cache" / app_id / "cnb",
+            buildpacks=list(build.buildpacks),
+            env=self.releases.config(app_id),
+            timeout=self.settings.timeout,
+            source_version=build.source_blob.get("version"),
+            previous_image=previous_ref,
+            buildpack_cache_dir=self.home / "cache" / "_buildpacks",
+        )
+        try:
+            result = await self.images.build_image(req, emit)
+        except BuildFailed:
+            # The lifecycle's ERROR: line is out already; say what it means for the push.
+            emit(" !     Push rejected, failed to build app with Cloud Native Buildpacks.")
+            return self._finish(build.id, BuildStatus.FAILED)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        version = build.source_blob.get("version") or ""
+        image = self.oci_images.record(
+            app_id, result, version or None, build.source_blob.get("version_description")
+        )
+        self._set_image(build.id, image.id)
+        emit("-----> Launching...")
+        short = version[:7] if version else image.digest.removeprefix("sha256:")[:7]
+        release = self.releases.create(
+            actor,
+            app_id,
+            f"Deploy {short}",
+            slug_id=None,
+            oci_image_id=image.id,
+            phase_by_caller=True,
+        )
+        if release.status == "pending":
+            emit("-----> Running release command...")
+            outcome = await self.release_phase.run(release.id, emit)
+            if outcome == PhaseOutcome.FAULT:
+                return self._finish(build.id, BuildStatus.FAILED, None, release.id)
+            if outcome == PhaseOutcome.FAILED:
+                emit(" !     Release command failed: the previous release stays live.")
+                return self._finish(build.id, BuildStatus.SUCCEEDED, None, release.id)
+        emit(f"       Released v{release.version}")
+        return self._finish(build.id, BuildStatus.SUCCEEDED, None, release.id)
+
+    def _set_image(self, build_id: str, image_id: str) -> None:
+        with self.store.session() as s:
+            b = s.get(Build, build_id)
+            if b is not None:
+                b.oci_image_id = image_id
 
     def _finish(
         self,

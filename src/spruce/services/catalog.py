@@ -42,6 +42,14 @@ STACKS: list[dict[str, Any]] = [
     },
 ]
 DEFAULT_STACK = "heroku-24"
+# Fir apps: stack.name is `cnb` (the CLI prepends `launcher` to run commands when it sees it);
+# it is not a stack a Cedar app can choose.
+CNB_STACK: dict[str, Any] = {
+    "id": "6c0e3d5a-2b1f-4f57-9c3e-5d1f0c0a7c11",
+    "name": "cnb",
+    "state": "supported",
+    "default": False,
+}
 
 
 @dataclass(frozen=True)
@@ -82,6 +90,31 @@ DYNO_SIZES = [
     DynoSize("8d0a4d2e-0e2a-4b2f-9a59-0000000000a4", "performance-xl", "Performance-XL", 8, 63488, 32768, _P, 50, 100),
     DynoSize("8d0a4d2e-0e2a-4b2f-9a59-0000000000a5", "performance-2xl", "Performance-2XL", 16, 129024, 32768, _P, 100, 100),
 ]  # fmt: skip
+
+
+def _fir_size(n: int, vcpu: int, memory_gb: float) -> DynoSize:
+    """A Fir size: lower-case names `dyno-<vcpu>c-<gb>gb` (Heroku shows them so too)."""
+    gb = f"{memory_gb:g}"
+    name = f"dyno-{vcpu}c-{gb}gb"
+    memory_mb = int(memory_gb * 1024)
+    pids = 256 if memory_mb <= 1024 else min(32768, 4096 * vcpu)
+    return DynoSize(
+        f"8d0a4d2e-0e2a-4b2f-9a59-f1{n:010d}", name, name, vcpu, memory_mb, pids, _P, vcpu, 100,
+        generation="fir",
+    )  # fmt: skip
+
+
+# Fir sizes (CLI ps/type.ts): classic, general purpose (1:4), compute (1:2), memory (1:8).
+FIR_SIZES = [
+    _fir_size(i, vcpu, gb)
+    for i, (vcpu, gb) in enumerate(
+        [(1, 0.5), (2, 1)]
+        + [(c, 4 * c) for c in (1, 2, 4, 8, 16)]
+        + [(c, 2 * c) for c in (2, 4, 8, 16, 32)]
+        + [(c, 8 * c) for c in (1, 2, 4, 8, 16)]
+    )
+]
+DYNO_SIZES += FIR_SIZES
 SIZES_BY_NAME = {s.name: s for s in DYNO_SIZES}
 # Names Heroku accepted in the past and still maps.
 SIZE_ALIASES = {
@@ -94,6 +127,12 @@ SIZE_ALIASES = {
 }
 # Heroku's CLI and API accept sizes case-insensitively ("Standard-1X").
 DEFAULT_SIZE = "basic"
+# [unconfirmed] Fir's default size: the smallest, as 512 MB is Cedar's everyday default.
+FIR_DEFAULT_SIZE = "dyno-1c-0.5gb"
+
+
+def default_size(generation: str) -> str:
+    return FIR_DEFAULT_SIZE if generation == "fir" else DEFAULT_SIZE
 
 
 def find_size(name: str) -> DynoSize | None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from spruce.store.db import Store
-from spruce.store.models import App, AppFeature, Formation, Release, Slug
+from spruce.store.models import App, AppFeature, Formation, OciImage, Release, Slug
 
 from .errors import InvalidParams, NotFound
 from .events import (
@@ -26,7 +26,8 @@ from .events import (
     ReleaseCreated,
     ReleaseFinished,
 )
-from .model import AppRuntime, ReleaseStatus, SlugArtifact
+from .model import AppRuntime, ImageArtifact, ReleaseStatus, SlugArtifact
+from .oci_images import display_commands
 from .ports import DynoBackend
 from .settings import AppSettings
 
@@ -64,18 +65,27 @@ class Deployments:
                     .order_by(Release.version.desc())
                     .limit(1)
                 )
-            if release is None or not release.slug_id:
+            if release is None:
                 return None
-            slug = s.get(Slug, release.slug_id)
-            if slug is None:
-                return None
-            artifact = None
-            if slug.path:
-                artifact = SlugArtifact(slug.id, Path(slug.path))
-            elif slug.size:
-                raise InvalidParams(
-                    "This release's slug was pruned; deploy again or roll back to a newer release."
-                )
+            artifact, image = None, None
+            if release.oci_image_id:
+                row = s.get(OciImage, release.oci_image_id)
+                if row is None:
+                    return None
+                image = ImageArtifact(row.id, f"{row.image_repo}@{row.digest}", row.digest)
+                process_types = display_commands(dict(row.process_types or {}))
+            else:
+                slug = s.get(Slug, release.slug_id) if release.slug_id else None
+                if slug is None:
+                    return None
+                if slug.path:
+                    artifact = SlugArtifact(slug.id, Path(slug.path))
+                elif slug.size:
+                    raise InvalidParams(
+                        "This release's slug was pruned; deploy again or roll back to a newer "
+                        "release."
+                    )
+                process_types = dict(slug.process_types or {})
             formation = {
                 f.type: (f.quantity, f.size)
                 for f in s.scalars(select(Formation).where(Formation.app_id == app_id))
@@ -93,12 +103,13 @@ class Deployments:
                 release_id=release.id,
                 release_version=release.version,
                 slug=artifact,
-                process_types=dict(slug.process_types or {}),
+                process_types=process_types,
                 formation=formation,
                 config=dict(release.config or {}),
                 features=features,
                 boot_timeout=float(AppSettings.from_stored(app.settings).boot_timeout),
                 generation=app.generation,
+                image=image,
             )
 
     # -- converging ----------------------------------------------------------------------

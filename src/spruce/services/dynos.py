@@ -14,6 +14,11 @@ from .views import AppView, UserView
 
 ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 DYNO_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,63}\.[0-9]{1,6}$")
+FIR_DYNO_NAME = re.compile(r"^[a-z0-9-]{1,63}-[0-9a-z]{10}-[0-9a-z]{5}$")  # web-848cd4f64d-pvpr2
+
+
+def _is_dyno_name(identity: str) -> bool:
+    return bool(DYNO_NAME.match(identity) or FIR_DYNO_NAME.match(identity))
 
 
 class Dynos:
@@ -66,7 +71,7 @@ class Dynos:
 
     async def restart_named(self, actor: UserView, app: AppView, identity: str) -> None:
         """DELETE /apps/{app}/dynos/{dyno}: a dyno name (web.1) or a process type (web)."""
-        if DYNO_NAME.match(identity) or any(d.id == identity for d in self.list(app)):
+        if _is_dyno_name(identity) or any(d.id == identity for d in self.list(app)):
             await self.restart(actor, app, dyno_name=self.get(app, identity).name)
         else:
             await self.restart(actor, app, process_type=identity)
@@ -88,7 +93,7 @@ class Dynos:
 
     async def stop_named(self, actor: UserView, app: AppView, identity: str) -> None:
         """POST /apps/{app}/dynos/{dyno}/actions/stop: a dyno name or id, or a process type."""
-        if DYNO_NAME.match(identity) or any(d.id == identity for d in self.list(app)):
+        if _is_dyno_name(identity) or any(d.id == identity for d in self.list(app)):
             await self.stop(actor, app, dyno_name=identity)
         else:
             await self.stop(actor, app, process_type=identity)

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from spruce.store.db import Store
 from spruce.store.models import App, Formation
 
-from .catalog import DEFAULT_SIZE, DYNO_SIZES, find_size
+from .catalog import DYNO_SIZES, default_size, find_size
 from .errors import InvalidParams, NotFound
 from .events import ApiActivity, EventBus, FormationChanged
 from .settings import AppSettings
@@ -22,7 +22,10 @@ NOT_SCALED = {"release"}  # the release phase runs once per release, never as a 
 
 
 def sync_formation(s: Session, app_id: str, process_types: dict[str, str]) -> None:
-    """Make the formation match a slug's process types (new types start at 0, web at 1)."""
+    """Make the formation match a slug's (or image's) process types (new types start at 0,
+    web at 1, in the generation's default size)."""
+    app = s.get(App, app_id)
+    size = default_size(app.generation if app is not None else "cedar")
     rows = {f.type: f for f in s.scalars(select(Formation).where(Formation.app_id == app_id))}
     for ptype, command in process_types.items():
         if ptype in NOT_SCALED:
@@ -34,7 +37,7 @@ def sync_formation(s: Session, app_id: str, process_types: dict[str, str]) -> No
                     app_id=app_id,
                     type=ptype,
                     quantity=1 if ptype == "web" else 0,
-                    size=DEFAULT_SIZE,
+                    size=size,
                     command=command,
                 )
             )
@@ -125,10 +128,13 @@ class Formations:
                     row.quantity = parse_quantity(upd["quantity"])
                 if upd.get("size"):
                     size = find_size(str(upd["size"]))
-                    if size is None:
-                        names = ", ".join(z.name for z in DYNO_SIZES)
+                    if size is None or size.generation != app.generation:
+                        names = ", ".join(
+                            z.display_name for z in DYNO_SIZES if z.generation == app.generation
+                        )
                         raise InvalidParams(
-                            f"Invalid dyno size {upd['size']!r}. Valid sizes: {names}."
+                            f"Invalid dyno size {upd['size']!r} for a {app.generation} app. "
+                            f"Valid sizes: {names}."
                         )
                     row.size = size.name
                 size = find_size(row.size)

@@ -50,6 +50,17 @@ class SlugArtifact:
     path: Path
 
 
+@dataclass(frozen=True)
+class ImageArtifact:
+    """The code of a Fir release: an OCI image the dyno backend pulls by digest."""
+
+    id: str
+    """The oci-image resource's id."""
+    image: str
+    """registry/repository@sha256:... (pulled by digest, unpacked once per digest)."""
+    digest: str
+
+
 @dataclass
 class AppRuntime:
     """The desired state of one app's dynos, as the dyno backend receives it."""
@@ -60,11 +71,14 @@ class AppRuntime:
     release_version: int
     slug: SlugArtifact | None
     process_types: dict[str, str]
+    """type -> command (Cedar: run in bash; Fir: shown, the image's /cnb/process/<type> runs)."""
     formation: dict[str, tuple[int, str]]
     config: dict[str, str] = field(default_factory=dict)
     features: set[str] = field(default_factory=set)
     boot_timeout: float = 60.0
     generation: str = Generation.CEDAR
+    image: ImageArtifact | None = None
+    """Fir releases: the image (slug is None); Cedar: None."""
 
 
 @dataclass(frozen=True)
@@ -196,6 +210,36 @@ class BuildResult:
     stack: str
     config_vars: dict[str, str] = field(default_factory=dict)  # from the last bin/release
     addons: list[str] = field(default_factory=list)
+    duration: float = 0.0
+
+
+@dataclass
+class ImageBuildRequest:
+    """A Fir build: source in, an OCI image pushed to the platform's registry out."""
+
+    app_id: str  # names the image repository (apps/<app_id>) in the registry
+    source_dir: Path  # checked-out app tree; copied, never modified
+    work_dir: Path  # scratch space for this build (emptied first)
+    cache_dir: Path  # the app's CNB cache, kept between builds (same filesystem as work_dir)
+    buildpacks: list[str] = field(default_factory=list)  # empty: project.toml, else builder
+    env: dict[str, str] = field(default_factory=dict)  # config vars -> <platform>/env/
+    timeout: float = 15 * 60.0
+    source_version: str | None = None  # commit sha
+    previous_image: str | None = None  # the current release's image (layer reuse)
+    buildpack_cache_dir: Path | None = None
+
+
+@dataclass
+class ImageBuildResult:
+    image: str  # registry/repository@sha256:...
+    digest: str
+    image_repo: str  # registry/repository
+    process_types: dict[str, dict[str, Any]]  # {type: {name, display_cmd, command, ...}}
+    buildpacks: list[dict[str, str]]  # [{id, version, homepage}]
+    base_image_name: str
+    base_top_layer: str
+    architecture: str
+    uploaded_blobs: int = 0
     duration: float = 0.0
 
 

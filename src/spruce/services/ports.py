@@ -2,7 +2,8 @@
 
 Each port has one adapter today and room for a second (DESIGN.md, "seams for scale"):
 - DynoBackend: local processes (spruce.dynos); Kubernetes later.
-- BuildRunner: classic buildpacks (spruce.compile); Cloud Native Buildpacks later.
+- BuildRunner: classic buildpacks (spruce.compile), Cedar apps.
+- ImageBuildRunner: Cloud Native Buildpacks into OCI images (spruce.compile.fir), Fir apps.
 - LogPort: the log router (spruce.logs): buffers, sessions, drains.
 - RouteSink: the router workers' table (spruce.router's supervisor).
 - AddonProvider: the servers behind an add-on service (spruce.addons).
@@ -31,6 +32,8 @@ from .model import (
     CliCommand,
     DrainSpec,
     DynoInfo,
+    ImageBuildRequest,
+    ImageBuildResult,
     IssuedCertificate,
     Plan,
     RouteCertificate,
@@ -106,6 +109,22 @@ class BuildRunner(Protocol):
 
     def extract_source(self, archive: Path, dest: Path) -> Path:
         """Unpack a source tarball safely; raises model.SourceError."""
+        ...
+
+
+class ImageBuildRunner(Protocol):
+    """Turns a source tree into an OCI image in the platform's registry (Fir: CNBs)."""
+
+    async def build_image(self, request: ImageBuildRequest, output: Output) -> ImageBuildResult:
+        """Raises model.BuildFailed (its message already written to `output`)."""
+        ...
+
+    async def image_exists(self, image: str) -> bool:
+        """Whether the registry holds `image` (registry/repository@sha256:...)."""
+        ...
+
+    def image_repository(self, app_id: str) -> str:
+        """registry/repository where the app's images go."""
         ...
 
 

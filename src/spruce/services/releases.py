@@ -18,12 +18,13 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from spruce.store.db import Store
-from spruce.store.models import App, ConfigVar, Release, Slug, User, utcnow
+from spruce.store.models import App, ConfigVar, OciImage, Release, Slug, User, utcnow
 
 from .errors import InvalidParams, NotFound
 from .events import ApiActivity, EventBus, ReleaseCreated, ReleaseFinished
 from .formation import sync_formation
 from .model import ReleaseStatus
+from .oci_images import display_commands
 from .settings import PlatformAddresses
 from .views import Ref, ReleaseView, SlugView, UserView
 
@@ -93,6 +94,7 @@ class Releases:
             output_stream_url=stream,
             created_at=r.created_at,
             updated_at=r.updated_at,
+            oci_image_id=r.oci_image_id,
         )
 
     def _view_of(self, s: Session, r: Release) -> ReleaseView:
@@ -173,20 +175,30 @@ class Releases:
         config: dict[str, str] | None = None,
         slug_id: str | None | object = _KEEP,
         addon_plan_names: builtins.list[str] | None = None,
+        oci_image_id: str | None | object = _KEEP,
     ) -> Release:
         current = self._current(s, app_id)
         if slug_id is _KEEP:
             slug_id = current.slug_id if current else None
+        if oci_image_id is _KEEP:
+            oci_image_id = current.oci_image_id if current else None
         assert slug_id is None or isinstance(slug_id, str)
+        assert oci_image_id is None or isinstance(oci_image_id, str)
         if config is None:
             config = {
                 r.key: r.value
                 for r in s.scalars(select(ConfigVar).where(ConfigVar.app_id == app_id))
             }
         slug = s.get(Slug, slug_id) if slug_id else None
+        image = s.get(OciImage, oci_image_id) if oci_image_id else None
+        code_types: dict[str, str] | None = None
         if slug is not None:
-            sync_formation(s, app_id, dict(slug.process_types or {}))
-        pending = bool(slug and "release" in (slug.process_types or {}))
+            code_types = dict(slug.process_types or {})
+        elif image is not None:
+            code_types = display_commands(dict(image.process_types or {}))
+        if code_types is not None:
+            sync_formation(s, app_id, code_types)
+        pending = "release" in (code_types or {})
         version = int(
             s.scalar(select(func.max(Release.version)).where(Release.app_id == app_id)) or 0
         )
@@ -196,6 +208,7 @@ class Releases:
             description=description,
             status=ReleaseStatus.PENDING if pending else ReleaseStatus.SUCCEEDED,
             slug_id=slug_id,
+            oci_image_id=oci_image_id,
             user_id=actor.id if actor else None,
             config=dict(config),
             addon_plan_names=addon_plan_names
@@ -235,12 +248,19 @@ class Releases:
         slug_id: str | None | object = _KEEP,
         addon_plan_names: builtins.list[str] | None = None,
         phase_by_caller: bool = False,
+        oci_image_id: str | None | object = _KEEP,
     ) -> ReleaseView:
         """A new release; with phase_by_caller, the caller runs a pending release's phase
         itself (a build streams it into the push) instead of the release phase service."""
         with self.store.session() as s:
             row = self._new_release(
-                s, app_id, description, actor, slug_id=slug_id, addon_plan_names=addon_plan_names
+                s,
+                app_id,
+                description,
+                actor,
+                slug_id=slug_id,
+                addon_plan_names=addon_plan_names,
+                oci_image_id=oci_image_id,
             )
             release = self._view_of(s, row)
         self._announce(release, actor, phase_by_caller)
@@ -250,11 +270,35 @@ class Releases:
         self, actor: UserView, app_id: str, slug_id: str, description: object = None
     ) -> ReleaseView:
         """POST /apps/{app}/releases with a slug: only the app's own slugs deploy."""
+        self._require_generation(app_id, "cedar", "Fir apps release OCI images, not slugs.")
         slug = self.slug_of(app_id, slug_id)
         if description is not None and not isinstance(description, str):
             raise InvalidParams("description must be a string.")
         desc = description or f"Deploy {(slug.commit or slug.id)[:7]}"
         return self.create(actor, app_id, desc, slug_id=slug.id)
+
+    def deploy_image(
+        self, actor: UserView, app_id: str, image_id: str, description: object = None
+    ) -> ReleaseView:
+        """POST /apps/{app}/releases with an oci_image: only the app's own images deploy."""
+        self._require_generation(app_id, "fir", "Cedar apps release slugs, not OCI images.")
+        if description is not None and not isinstance(description, str):
+            raise InvalidParams("description must be a string.")
+        with self.store.session() as s:
+            image = s.get(OciImage, image_id)
+            if image is None or image.app_id != app_id:
+                raise NotFound("Couldn't find that OCI image.")
+            short = (image.commit or image.digest.removeprefix("sha256:"))[:7]
+        desc = description or f"Deploy {short}"
+        return self.create(actor, app_id, desc, slug_id=None, oci_image_id=image_id)
+
+    def _require_generation(self, app_id: str, generation: str, message: str) -> None:
+        with self.store.session() as s:
+            app = s.get(App, app_id)
+            if app is None:
+                raise NotFound("Couldn't find that app.")
+            if app.generation != generation:
+                raise InvalidParams(message)
 
     def list(self, app_id: str) -> builtins.list[ReleaseView]:
         with self.store.session() as s:
@@ -344,6 +388,7 @@ class Releases:
                 actor,
                 config=dict(target.config or {}),
                 slug_id=target.slug_id,
+                oci_image_id=target.oci_image_id,
             )
             release = self._view_of(s, row)
         self._announce(release, actor)

@@ -114,7 +114,12 @@ class Routing:
             releases = {
                 app_id: (slug_id, config or {})
                 for app_id, slug_id, config in s.execute(
-                    select(Release.app_id, Release.slug_id, Release.config).join(
+                    # A release has code when it has a slug (Cedar) or an OCI image (Fir).
+                    select(
+                        Release.app_id,
+                        func.coalesce(Release.slug_id, Release.oci_image_id),
+                        Release.config,
+                    ).join(
                         latest,
                         and_(
                             Release.app_id == latest.c.app_id,

@@ -33,6 +33,15 @@ class UserView:
 
 
 @dataclass(frozen=True)
+class FirImageSummary:
+    """A Fir app's `base_image_name`, `buildpacks` and `current_build_architecture`."""
+
+    base_image_name: str
+    buildpacks: tuple[dict[str, str], ...]
+    architecture: str
+
+
+@dataclass(frozen=True)
 class AppView:
     id: str
     name: str
@@ -54,6 +63,8 @@ class AppView:
     web_url: str
     git_url: str
     default_hostname: str
+    image: FirImageSummary | None = None
+    """Fir apps: what the current release's image was built with (None before a build)."""
 
     @property
     def ref(self) -> Ref:
@@ -75,6 +86,32 @@ class ReleaseView:
     output_stream_url: str | None
     created_at: dt.datetime
     updated_at: dt.datetime
+    oci_image_id: str | None = None
+    """Fir releases run an OCI image (and have no slug)."""
+
+
+@dataclass(frozen=True)
+class OciImageView:
+    """Heroku's oci-image resource."""
+
+    id: str
+    app: Ref
+    digest: str
+    architecture: str
+    base_image_name: str
+    base_top_layer: str
+    commit: str | None
+    commit_description: str | None
+    image_repo: str
+    process_types: dict[str, dict[str, Any]]
+    buildpacks: tuple[dict[str, str], ...]
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+    @property
+    def image(self) -> str:
+        """registry/repository@digest, as the dyno backend pulls it."""
+        return f"{self.image_repo}@{self.digest}"
 
 
 @dataclass(frozen=True)
@@ -137,6 +174,7 @@ class BuildView:
     output_stream_url: str
     created_at: dt.datetime
     updated_at: dt.datetime
+    oci_image_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -132,6 +132,24 @@ class Slug(Timestamps, Base):
     stack: Mapped[str] = mapped_column(String(32), default="heroku-24")
 
 
+class OciImage(Timestamps, Base):
+    """A Fir app's built image (Heroku's oci-image resource): it lives in the registry by
+    digest; this row is its metadata."""
+
+    __tablename__ = "oci_images"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
+    digest: Mapped[str] = mapped_column(String(80), index=True)
+    image_repo: Mapped[str] = mapped_column(Text)
+    architecture: Mapped[str] = mapped_column(String(32), default="amd64")
+    base_image_name: Mapped[str] = mapped_column(String(255), default="")
+    base_top_layer: Mapped[str] = mapped_column(String(80), default="")
+    commit: Mapped[str | None] = mapped_column(String(64))
+    commit_description: Mapped[str | None] = mapped_column(Text)
+    process_types: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    buildpacks: Mapped[list[Any]] = mapped_column(default=list)
+
+
 class Release(Timestamps, Base):
     __tablename__ = "releases"
     __table_args__ = (UniqueConstraint("app_id", "version"),)
@@ -141,6 +159,7 @@ class Release(Timestamps, Base):
     description: Mapped[str] = mapped_column(Text, default="")
     status: Mapped[str] = mapped_column(String(16), default="succeeded")
     slug_id: Mapped[str | None] = mapped_column(ForeignKey("slugs.id"))
+    oci_image_id: Mapped[str | None] = mapped_column(String(36))  # Fir: instead of a slug
     user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     # Config snapshot: a rollback restores it, and dynos of this release read it.
     config: Mapped[dict[str, Any]] = mapped_column(default=dict)
@@ -157,6 +176,7 @@ class Build(Timestamps, Base):
     source_blob: Mapped[dict[str, Any]] = mapped_column(default=dict)
     buildpacks: Mapped[list[Any]] = mapped_column(default=list)
     slug_id: Mapped[str | None] = mapped_column(ForeignKey("slugs.id"))
+    oci_image_id: Mapped[str | None] = mapped_column(String(36))
     release_id: Mapped[str | None] = mapped_column(String(36))
     stack: Mapped[str] = mapped_column(String(32), default="heroku-24")
     output_path: Mapped[str | None] = mapped_column(Text)

@@ -1,4 +1,5 @@
-"""Spruce's built-in CNBs (heroku/python, heroku/nodejs, heroku/dotnet, heroku/procfile),
+"""Spruce's built-in CNBs (heroku/python, heroku/nodejs, heroku/dotnet, heroku/procfile,
+heroku/static-web-server),
 the builder order, and how buildpack references (ids, paths, URLs) are found."""
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ from .lifecycle import LifecycleError, StagedBuildpack, load_buildpack
 CNB_DIR = Path(__file__).parent / "buildpacks"
 
 # Heroku's builder order (python ... dotnet, nodejs last), each language with an optional
-# procfile; then a Procfile-only group, as Cedar's detection ends with the procfile buildpack.
+# procfile; then static sites (Heroku's builder leaves those to project.toml; Spruce detects
+# them as Cedar's static buildpack does), then a Procfile-only group, as Cedar's detection ends
+# with the procfile buildpack.
 BUILDER_ORDER: tuple[Group, ...] = tuple(
     (GroupEntry(f"heroku/{lang}"), GroupEntry("heroku/procfile", optional=True))
-    for lang in ("python", "dotnet", "nodejs")
+    for lang in ("python", "dotnet", "nodejs", "static-web-server")
 ) + ((GroupEntry("heroku/procfile"),),)
 
 

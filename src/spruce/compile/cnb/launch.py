@@ -90,12 +90,18 @@ def sandbox_argv(
         "--ro-bind",
         str(image.rootfs),
         "/",
+        # Before the host paths: one of them may live under /tmp.
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--tmpfs",
+        "/tmp",
     ]
     for path in (*host_paths(image), *extra_ro):
         # Symlinked ones (/bin -> usr/bin) are in the base layer already.
         if os.path.isdir(path) and not os.path.islink(path):
             args += ["--ro-bind", path, path]
-    args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
     if workspace is not None:
         args += ["--bind", str(workspace), APP_DIR]
     args += ["--chdir", image.config.working_dir or APP_DIR]

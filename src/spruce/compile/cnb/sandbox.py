@@ -34,9 +34,17 @@ class SandboxUnavailable(RuntimeError):
 
 
 def interpreter_roots() -> tuple[str, ...]:
-    """pyenv-style interpreter trees outside /usr that buildpacks build against."""
+    """Runtime trees outside the system dirs that buildpacks build against and images run
+    with: pyenv-style interpreters, and a .NET installation named by SPRUCE_DOTNET_ROOT or
+    DOTNET_ROOT (dotnet-install puts one under ~/.dotnet)."""
     roots = {os.environ.get("PYENV_ROOT", ""), "/root/.pyenv", "/usr/local/pyenv", "/opt/pyenv"}
-    return tuple(sorted(f"{r}/versions" for r in roots if r and os.path.isdir(f"{r}/versions")))
+    found = {f"{r}/versions" for r in roots if r and os.path.isdir(f"{r}/versions")}
+    for name in ("SPRUCE_DOTNET_ROOT", "DOTNET_ROOT"):
+        path = os.path.realpath(os.environ.get(name) or "/nonexistent")
+        inside = any(path == h or path.startswith(h + "/") for h in HOST_PATHS)
+        if os.path.isdir(path) and not inside:
+            found.add(path)
+    return tuple(sorted(found))
 
 
 @dataclass

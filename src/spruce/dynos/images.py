@@ -1,0 +1,135 @@
+"""Fir dynos: images pulled by digest and unpacked once, names as Fir gives them, and the
+command line that runs a process of an image inside the dyno sandbox.
+
+A Fir release's image is pulled from the registry and unpacked under `images/<digest>` once,
+whoever asks first; every dyno of every release with that digest binds it read-only at `/`.
+Each release gets a writable copy of the image's `/workspace` (owned by the app's uid), as
+Heroku's dynos have an ephemeral writable app dir. Processes start with CNB launcher
+semantics: `/cnb/process/<type>` for formation dynos and the release phase, and `bash -c
+<command>` with `launcher` on PATH for `heroku run` / `run:inside` (the CLI prepends
+`launcher` on Fir apps).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import secrets
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from spruce.compile.cnb.launch import LAUNCHER, image_env, sandbox_argv
+from spruce.compile.oci import ImageRef, RegistryClient
+from spruce.compile.oci.unpack import UnpackedImage, pull_image
+from spruce.services.model import ImageArtifact
+
+WORKSPACE = "/workspace"
+PROCESS_DIR = "/cnb/process"
+# Kubernetes' pod-name alphabet (no vowels, no look-alikes): web-848cd4f64d-pvpr2.
+_SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+_HASH_ALPHABET = "0123456789bcdfghjklmnpqrstvwxz"
+
+
+class ImageUnavailable(RuntimeError):
+    """The release's image could not be pulled (the dyno crashes with the reason logged)."""
+
+
+def template_hash(release_id: str, process_type: str, size: str) -> str:
+    """What Kubernetes' pod-template-hash is to a Fir dyno: one per release, type and size."""
+    n = int.from_bytes(hashlib.sha256(f"{release_id}/{process_type}/{size}".encode()).digest())
+    out = []
+    for _ in range(10):
+        n, r = divmod(n, len(_HASH_ALPHABET))
+        out.append(_HASH_ALPHABET[r])
+    return "".join(out)
+
+
+def fir_dyno_name(release_id: str, process_type: str, size: str, taken: set[str]) -> str:
+    """`<type>-<hash>-<5 chars>`, e.g. web-848cd4f64d-pvpr2, not one of `taken`."""
+    prefix = f"{process_type}-{template_hash(release_id, process_type, size)}-"
+    while True:
+        name = prefix + "".join(secrets.choice(_SUFFIX_ALPHABET) for _ in range(5))
+        if name not in taken:
+            return name
+
+
+class ImageCache:
+    """Unpacked images by digest (one pull per digest, however many dynos ask at once)."""
+
+    def __init__(self, root: Path, client: Callable[[], RegistryClient] | None) -> None:
+        self.root = Path(root)
+        self._client = client
+        self._unpacking: dict[str, asyncio.Future[UnpackedImage]] = {}
+        self._done: dict[str, UnpackedImage] = {}
+
+    async def unpacked(self, artifact: ImageArtifact) -> UnpackedImage:
+        found = self._done.get(artifact.digest)
+        if found is not None:
+            return found
+        fut = self._unpacking.get(artifact.digest)
+        if fut is None:
+            fut = asyncio.ensure_future(self._pull(artifact))
+            self._unpacking[artifact.digest] = fut
+            fut.add_done_callback(lambda _: self._unpacking.pop(artifact.digest, None))
+        image = await asyncio.shield(fut)
+        self._done[artifact.digest] = image
+        return image
+
+    async def _pull(self, artifact: ImageArtifact) -> UnpackedImage:
+        if self._client is None:
+            raise ImageUnavailable("this dyno backend has no registry to pull images from")
+        self.root.mkdir(parents=True, exist_ok=True)
+        ref = ImageRef.parse(artifact.image)
+        try:
+            async with self._client() as client:
+                return await pull_image(client, ref, self.root)
+        except Exception as exc:  # registry down, image gone, bad layer: the dyno says why
+            raise ImageUnavailable(f"cannot pull {artifact.image}: {exc}") from exc
+
+
+def image_argv(
+    image: UnpackedImage,
+    *,
+    process_type: str,
+    command: str,
+    run_process: bool,
+) -> list[str]:
+    """What runs inside: the image's process (`/cnb/process/<type>`) or `bash -c <command>`."""
+    if run_process:
+        if not (image.rootfs / PROCESS_DIR.lstrip("/") / process_type).is_symlink():
+            raise ImageUnavailable(f"the image has no process type {process_type!r}")
+        return [f"{PROCESS_DIR}/{process_type}"]
+    return ["/bin/bash", "-c", command]
+
+
+def image_process_env(image: UnpackedImage, dyno_env: Mapping[str, str]) -> dict[str, str]:
+    """The image's Env under the dyno's (config vars, PORT, DYNO); `launcher` on PATH."""
+    env = image_env(image, {k: v for k, v in dyno_env.items() if k != "PATH"})
+    path = env.get("PATH", "/usr/local/bin:/usr/bin:/bin")
+    lifecycle = LAUNCHER.rsplit("/", 1)[0]
+    if lifecycle not in path.split(":"):
+        env["PATH"] = f"{path}:{lifecycle}"
+    env["HOME"] = WORKSPACE
+    return env
+
+
+def image_sandbox_argv(
+    image: UnpackedImage,
+    inner: list[str],
+    *,
+    bwrap: str,
+    workspace: Path,
+    uid: int | None,
+    setpriv: str | None,
+    hostname: str,
+    extra_ro: tuple[str, ...] = (),
+) -> list[str]:
+    """bwrap: the image root read-only at /, the host paths it names, a writable workspace."""
+    argv = sandbox_argv(
+        image, [], bwrap=bwrap, workspace=workspace, uid=None, hostname=hostname,
+        extra_ro=extra_ro,
+    )  # fmt: skip
+    if uid is not None and setpriv is not None:
+        argv += [setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--no-new-privs"]
+        argv += ["--"]
+    return [*argv, *inner]
