@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from spruce.store.db import Store
 from spruce.store.models import App, AppFeature, Formation, OciImage, Release, Slug
 
-from .errors import InvalidParams, NotFound
+from .errors import InvalidParams, NotFound, ServiceError
 from .events import (
     AppChanged,
     AppDeleted,
@@ -186,7 +186,10 @@ class Deployments:
             ):
                 features.setdefault(app_id, set()).add(name)
             out = []
+            images = [r.app_id for r in releases if r.oci_image_id]  # Fir: one by one below
             for release in releases:
+                if release.oci_image_id:
+                    continue
                 slug = slugs.get(release.slug_id or "")
                 app = apps.get(release.app_id)
                 if slug is None or app is None or (slug.size and not slug.path):
@@ -206,7 +209,14 @@ class Deployments:
                         generation=app.generation,
                     )
                 )
-            return out
+        for app_id in images:
+            try:
+                runtime = self.app_runtime(app_id)
+            except ServiceError:
+                continue  # the app went away meanwhile
+            if runtime is not None:
+                out.append(runtime)
+        return out
 
     async def converge_all(self) -> None:
         """At start: bring back every app's dynos (apps scaled to zero have nothing to do)."""

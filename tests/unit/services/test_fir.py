@@ -201,3 +201,17 @@ async def test_sizes_follow_the_generation(
     await s.builds.run(owner, build, source(tmp_path, name="src6"), lambda _: None)
     with pytest.raises(InvalidParams, match="for a cedar app"):
         s.formation.update(owner, cedar.id, [{"type": "web", "size": "dyno-2c-8gb"}])
+
+
+async def test_a_restart_brings_back_fir_dynos_too(
+    harness: Harness, owner: UserView, tmp_path: Path
+) -> None:
+    s = harness.services
+    fir, _ = await pushed(harness, owner, tmp_path, name="fir-back")
+    cedar = s.apps.create(owner, "cedar-back")
+    slug = s.releases.create_slug(cedar.id, {"web": "serve"}, path=str(tmp_path), size=1)
+    s.releases.deploy_slug(owner, cedar.id, slug.id)
+    wanted = {r.app_id: r for r in s.deployments.wanted_runtimes()}
+    assert set(wanted) == {fir.id, cedar.id}
+    assert wanted[fir.id].image is not None and wanted[fir.id].slug is None
+    assert wanted[cedar.id].slug is not None and wanted[cedar.id].image is None
