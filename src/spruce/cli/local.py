@@ -6,12 +6,14 @@ import asyncio
 import os
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
 from spruce.config import Endpoints, Settings, default_home
+from spruce.startup import StartupReport
 
 from .base import cli
 from .client import Client, CLIError, save_credentials
@@ -21,8 +23,20 @@ def _home(home: str | None) -> Path:
     return Path(home).expanduser() if home else default_home()
 
 
-def _announce(ep: Endpoints) -> None:
-    click.echo("Spruce is up.")
+def _echo(line: str) -> None:
+    click.echo(line)
+    sys.stdout.flush()
+
+
+def _announce(report: StartupReport) -> Callable[[Endpoints], None]:
+    def announce(ep: Endpoints) -> None:
+        report.finish()
+        _print_endpoints(ep)
+
+    return announce
+
+
+def _print_endpoints(ep: Endpoints) -> None:
     click.echo(f"  API:          {ep.api_url}")
     click.echo(f"  Router HTTP:  {ep.router_http_url}")
     click.echo(f"  Router HTTPS: {ep.router_https_url}")
@@ -35,16 +49,37 @@ def _announce(ep: Endpoints) -> None:
 
 @cli.command("up")
 @click.option("--home", help="state directory (default $SPRUCE_HOME or ~/.spruce)")
-@click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
-@click.option("--api-port", type=int, default=5000, show_default=True, help="0 picks a free port")
-@click.option("--http-port", type=int, default=8080, show_default=True)
-@click.option("--https-port", type=int, default=8443, show_default=True)
-@click.option("--git-port", type=int, default=8022, show_default=True)
 @click.option(
-    "--domain", default="localhost", show_default=True, help="apps answer at <app>.<domain>"
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    envvar="SPRUCE_HOST",
+    help="address to listen on",
 )
 @click.option(
-    "--router-workers", type=int, default=0, help="router processes (default: one per core)"
+    "--api-port",
+    type=int,
+    default=5000,
+    show_default=True,
+    envvar="SPRUCE_API_PORT",
+    help="0 picks a free port",
+)
+@click.option("--http-port", type=int, default=8080, show_default=True, envvar="SPRUCE_HTTP_PORT")
+@click.option("--https-port", type=int, default=8443, show_default=True, envvar="SPRUCE_HTTPS_PORT")
+@click.option("--git-port", type=int, default=8022, show_default=True, envvar="SPRUCE_GIT_PORT")
+@click.option(
+    "--domain",
+    default="localhost",
+    show_default=True,
+    envvar="SPRUCE_DOMAIN",
+    help="apps answer at <app>.<domain>",
+)
+@click.option(
+    "--router-workers",
+    type=int,
+    default=0,
+    envvar="SPRUCE_ROUTER_WORKERS",
+    help="router processes (default: one per core)",
 )
 def up(
     home: str | None,
@@ -75,8 +110,10 @@ def up(
         runner: Any = uvloop.run
     except ImportError:  # pragma: no cover - uvloop is a dependency
         runner = asyncio.run
+    report = StartupReport(_echo)
+    report.begin(str(settings.home))
     try:
-        runner(run_platform(settings, announce=_announce))
+        runner(run_platform(settings, announce=_announce(report), progress=report))
     except HomeInUse as e:
         raise CLIError(str(e)) from None
     except OSError as e:
