@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from spruce.services.model import DynoInfo, DynoState
+if TYPE_CHECKING:  # the CLI imports this module: keep it light
+    from spruce.services.model import DynoInfo
 
 _ADDON_WORDS = {"heroku-redis": "Key-Value Store", "heroku-postgresql": "Postgres"}
 
@@ -49,7 +51,7 @@ def describe_dynos(by_app: Mapping[str, Sequence[DynoInfo]]) -> str:
     apps = sum(1 for ds in by_app.values() if ds)
     if not dynos:
         return "none running yet"
-    up = sum(1 for d in dynos if d.state == DynoState.UP)
+    up = sum(1 for d in dynos if d.state == "up")  # DynoState.UP
     state = "up" if up == len(dynos) else f"{up} up, the others starting"
     return f"{_n(len(dynos), 'dyno')} of {_n(apps, 'app')} brought back ({state})"
 

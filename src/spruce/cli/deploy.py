@@ -10,7 +10,7 @@ import click
 
 from .base import app_option, cli, client
 from .client import CLIError
-from .output import key_values, print_json, styled_header, table
+from .output import action, done, key_values, print_json, styled_header, table
 
 
 def _q(s: str) -> str:
@@ -164,9 +164,9 @@ def domains(app: str, as_json: bool) -> None:
 def domains_add(app: str, hostname: str, cert: str | None, as_json: bool) -> None:
     """Add a domain to an app."""
     body: dict[str, Any] = {"hostname": hostname, "sni_endpoint": cert}
-    click.echo(f"Adding {hostname} to ⬢ {app}... ", nl=False)
+    action(f"Adding {hostname} to ⬢ {app}")
     d = client().post(f"/apps/{_q(app)}/domains", body)
-    click.echo("done")
+    done()
     if as_json:
         print_json(d)
         return
@@ -197,9 +197,9 @@ def domains_info(app: str, hostname: str) -> None:
 @app_option
 def domains_remove(app: str, hostname: str) -> None:
     """Remove a domain from an app."""
-    click.echo(f"Removing {hostname} from ⬢ {app}... ", nl=False)
+    action(f"Removing {hostname} from ⬢ {app}")
     client().delete(f"/apps/{_q(app)}/domains/{_q(hostname)}")
-    click.echo("done")
+    done()
 
 
 # -- certs (SNI endpoints) ---------------------------------------------------------------------
@@ -235,12 +235,12 @@ def certs(app: str, as_json: bool) -> None:
 @app_option
 def certs_add(app: str, crt: str, key: str) -> None:
     """Add an SSL certificate to an app."""
-    click.echo(f"Adding SSL certificate to ⬢ {app}... ", nl=False)
+    action(f"Adding SSL certificate to ⬢ {app}")
     e = client().post(
         f"/apps/{_q(app)}/sni-endpoints",
         {"certificate_chain": Path(crt).read_text(), "private_key": Path(key).read_text()},
     )
-    click.echo(f"done, {e['name']}")
+    done(f"done, {e['name']}")
     key_values(
         [
             ("Common Name(s)", ", ".join(e["ssl_cert"]["cert_domains"])),

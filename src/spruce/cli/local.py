@@ -15,8 +15,9 @@ import click
 from spruce.config import Endpoints, Settings, default_home
 from spruce.startup import StartupReport
 
-from .base import cli
-from .client import Client, CLIError, save_credentials
+from .base import UnknownCommand, cli, run
+from .client import Client, CLIError, credentials_path, save_credentials
+from .output import action, done, error, warn
 
 
 def _home(home: str | None) -> Path:
@@ -164,6 +165,50 @@ def login(api_url: str | None, api_key: str | None, home: str | None) -> None:
     click.echo(f"Logged in as {account['email']} (credentials in {path})")
 
 
+@cli.command("auth:logout")
+def logout() -> None:
+    """Clear the login stored by `spruce login`."""
+    action("Logging out")
+    credentials_path().unlink(missing_ok=True)
+    done()
+    if os.environ.get("SPRUCE_API_KEY"):
+        warn("SPRUCE_API_KEY is set in this shell: commands still use it.")
+    elif (default_home() / "endpoints.json").exists():
+        warn(
+            f"Commands still use the key of the platform running on {default_home()} "
+            "(its endpoints.json) while it runs."
+        )
+
+
+@cli.command("help")
+@click.argument("command", nargs=-1)
+@click.pass_context
+def help_(ctx: click.Context, command: tuple[str, ...]) -> None:
+    """Display help for spruce, a topic or a command."""
+    root = ctx.parent
+    assert root is not None
+    group = root.command
+    assert isinstance(group, click.Group)
+    if not command:
+        click.echo(group.get_help(root))
+        return
+    name = command[0]
+    found = group.get_command(root, name)
+    topic = sorted(n for n in group.list_commands(root) if n.startswith(name + ":"))
+    if found is None and not topic:
+        raise UnknownCommand(name, group.list_commands(root))
+    if found is not None:
+        click.echo(found.get_help(click.Context(found, info_name=name, parent=root)))
+    if topic:
+        click.echo()
+        click.echo(f"Commands in {name}:")
+        width = max(len(n) for n in topic)
+        for n in topic:
+            sub = group.commands[n]
+            if not sub.hidden:
+                click.echo(f"  {n.ljust(width)}  {sub.get_short_help_str(70)}")
+
+
 @cli.command("auth:whoami")
 def whoami() -> None:
     """Display the current logged in user."""
@@ -187,22 +232,11 @@ def repl() -> None:
         try:
             args = shlex.split(line)
         except ValueError as e:
-            click.echo(f" ▸    {e}", err=True)
+            error(str(e))
             continue
         if args and args[0] in ("spruce", "heroku"):
             args = args[1:]
-        try:
-            cli.main(args=args, prog_name="spruce", standalone_mode=False)
-        except CLIError as e:
-            click.echo(f" ▸    {e.message}", err=True)
-        except click.ClickException as e:
-            e.show()
-        except click.exceptions.Exit:
-            pass
-        except click.exceptions.Abort:
-            click.echo("Aborted!", err=True)
-        except SystemExit:
-            pass
+        run(args)
         sys.stdout.flush()
 
 
