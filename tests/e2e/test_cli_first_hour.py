@@ -82,6 +82,10 @@ def test_https_remote_pushes_under_an_exported_git_ssl_cainfo(
     web_url = platform.client().get(f"/apps/{app}").json()["web_url"]
     assert f"remote:        {web_url} deployed to Spruce" in push.stderr
     deploy.wait_serving(app, "over https")
+    # The plain-HTTP endpoint, typed by hand, needs no setup either (no password prompt).
+    run(env, repo, "git", "commit", "-q", "--allow-empty", "-m", "again", check=True)
+    plain = run(env, repo, "git", "push", f"{platform.api_url}/git/{app}.git", "main")
+    assert plain.returncode == 0 and "Released v3" in plain.stderr, plain.stderr
 
 
 def test_an_overriding_setting_gets_a_one_line_fix_that_works(

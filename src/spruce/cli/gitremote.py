@@ -90,13 +90,16 @@ def _git_config(key: str, value: str, cwd: str | None) -> None:
     subprocess.run(["git", "config", key, value], capture_output=True, cwd=cwd)
 
 
+def credential_helper() -> str:
+    return f"!{shlex.quote(sys.executable)} -m spruce.cli.main git:credentials"
+
+
 def configure_remote(name: str, url: str, ca_pem: str | None, cwd: str | None = None) -> None:
     """Point remote `name` at `url`, with the credential helper and (HTTPS) the CA."""
     subprocess.run(["git", "remote", "remove", name], capture_output=True, cwd=cwd)
     subprocess.run(["git", "remote", "add", name, url], capture_output=True, cwd=cwd)
     base = remote_base(url)
-    helper = f"!{shlex.quote(sys.executable)} -m spruce.cli.main git:credentials"
-    _git_config(f"credential.{base}.helper", helper, cwd)
+    _git_config(f"credential.{base}.helper", credential_helper(), cwd)
     if url.startswith("https://") and ca_pem:
         ca_dir = store_ca(ca_pem)
         _git_config(f"http.{base}.sslCAInfo", str(ca_dir / "ca.pem"), cwd)
@@ -138,8 +141,11 @@ def add_remote(
     """Set up the app's remote in the current repository (if in one); its URL."""
     if not in_git_repo():
         return None
-    url = http_git_url(c.api_url, app_name) if http_git else git_url
+    plain = http_git_url(c.api_url, app_name)
+    url = plain if http_git else git_url
     configure_remote(name, url, fetch_ca(c) if url.startswith("https://") else None)
+    # The plain-HTTP URL works ad hoc too (`git push <api>/git/<app>.git main`).
+    _git_config(f"credential.{remote_base(plain)}.helper", credential_helper(), None)
     click.echo(f"Git remote {name} added")
     host = urlparse(url).hostname or ""
     if url.startswith("http://") and not _is_loopback(host):
