@@ -45,7 +45,9 @@ def apps_list(as_json: bool, all_: bool) -> None:
 @click.argument("name", required=False)
 @click.option("--region", help="specify region for the app to run in")
 @click.option("-s", "--stack", help="the stack to create the app on")
-@click.option("--remote", default="spruce", show_default=True, help="the git remote to create")
+@click.option(
+    "-r", "--remote", default="spruce", show_default=True, help="the git remote to create"
+)
 @click.option("-n", "--no-remote", is_flag=True, help="do not create a git remote")
 @click.option(
     "--http-git", is_flag=True, help="git remote over plain HTTP on the API port (no CA needed)"

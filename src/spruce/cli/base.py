@@ -167,9 +167,8 @@ def run(args: list[str] | None = None) -> int:
         error(e.format_message())
         return e.exit_code
     except click.Abort as e:
-        if isinstance(e.__context__, KeyboardInterrupt):
+        if isinstance(e.__cause__, KeyboardInterrupt):  # click has ended the line already
             interrupt_action()
-            click.echo("", err=True)
             return 130
         error("Aborted.")
         return 1
