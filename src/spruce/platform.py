@@ -26,6 +26,7 @@ from starlette.routing import Mount
 from spruce import startup
 from spruce.addons import PostgresProvider, Provider, RedisProvider
 from spruce.api.app import create_api
+from spruce.api.http import NO_COUNTER, QueryCounter
 from spruce.certs.ca import InternalCA
 from spruce.certs.issuer import InternalIssuer
 from spruce.compile import ClassicBuildRunner
@@ -289,11 +290,16 @@ class Platform:
             ),
         )
         git = make_git_server(services, home / "repos")
+        counter: QueryCounter = NO_COUNTER
+        if os.environ.get("SPRUCE_DEBUG_QUERIES"):  # benchmarks/api: a Spruce-Queries header
+            store.count_queries()
+            counter = store.queries
         api = create_api(
             services,
             ca.cert_pem,
             log_router.asgi_app,
             [Mount("/git", app=git)],  # type: ignore[arg-type]
+            query_counter=counter,
         )
         endpoints = Endpoints(
             api_url=api_url,
@@ -330,6 +336,7 @@ class Platform:
         p = self.parts
         services = p.services
         key = operator_key(services.accounts, self.home, self.settings.operator_email)
+        p.events.attach_loop(asyncio.get_running_loop())
         progress("store", startup.describe_store(p.store.url))
         await p.log_router.start()
         services.logs.sync_all()

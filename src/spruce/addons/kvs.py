@@ -167,7 +167,7 @@ class RedisProvider(Provider):
         redis_server: str | None = None,
         host: str = "127.0.0.1",
         on_config_changed: ConfigChanged | None = None,
-        ready_timeout: float = 20.0,
+        ready_timeout: float = 60.0,
         restart_backoff: float = 0.5,
     ) -> None:
         self.root = Path(home) / "addons" / "redis"

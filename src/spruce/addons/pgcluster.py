@@ -91,7 +91,7 @@ class PostgresCluster:
         log: AddonLog,
         *,
         bindir: str | None = None,
-        ready_timeout: float = 30.0,
+        ready_timeout: float = 90.0,
     ) -> None:
         self.root = root
         self.datadir = root / "cluster"

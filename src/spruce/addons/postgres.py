@@ -85,7 +85,7 @@ class PostgresProvider(Provider):
         postgres_bindir: str | None = None,
         host: str = "127.0.0.1",
         on_config_changed: ConfigChanged | None = None,
-        ready_timeout: float = 30.0,
+        ready_timeout: float = 90.0,
     ) -> None:
         self.root = Path(home) / "addons" / "postgres"
         self.root.mkdir(parents=True, exist_ok=True)

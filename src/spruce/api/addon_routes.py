@@ -31,40 +31,40 @@ def the_attachment(ctx: Ctx) -> AttachmentView:
 
 
 # -- catalog ------------------------------------------------------------------------
-async def services_list(ctx: Ctx) -> Any:
+def services_list(ctx: Ctx) -> Any:
     items = [views.service_json(s) for s in ctx.services.addons.catalog.services()]
     return paginate(ctx, items, ("id", "name"), "name")
 
 
-async def services_info(ctx: Ctx) -> Any:
+def services_info(ctx: Ctx) -> Any:
     return views.service_json(ctx.services.addons.catalog.service(ctx.params["service"]))
 
 
-async def plans_list(ctx: Ctx) -> Any:
+def plans_list(ctx: Ctx) -> Any:
     svc = ctx.services.addons.catalog.service(ctx.params["service"])
     items = [views.plan_json(p, svc.human_name) for p in svc.plans]
     return paginate(ctx, items, ("id", "name"), "name")
 
 
-async def plans_info(ctx: Ctx) -> Any:
+def plans_info(ctx: Ctx) -> Any:
     catalog = ctx.services.addons.catalog
     svc = catalog.service(ctx.params["service"])
     return views.plan_json(catalog.plan(svc.name, ctx.params["plan"]), svc.human_name)
 
 
 # -- add-ons ------------------------------------------------------------------------
-async def addons_list_all(ctx: Ctx) -> Any:
+def addons_list_all(ctx: Ctx) -> Any:
     items = [views.addon_json(a) for a in ctx.services.addons.visible(ctx.actor)]
     return paginate(ctx, items, ("id", "name"), "name")
 
 
-async def addons_list_app(ctx: Ctx) -> Any:
+def addons_list_app(ctx: Ctx) -> Any:
     items = [views.addon_json(a) for a in ctx.services.addons.for_app(the_app(ctx).id)]
     return paginate(ctx, items, ("id", "name"), "name")
 
 
 async def addons_create(ctx: Ctx) -> Any:
-    app = the_app(ctx)
+    app = await ctx.off_loop(the_app, ctx)
     att = ctx.field("attachment") or {}
     addon = await ctx.services.addons.create(
         ctx.actor,
@@ -78,12 +78,12 @@ async def addons_create(ctx: Ctx) -> Any:
     return views.addon_json(addon)
 
 
-async def addons_info(ctx: Ctx) -> Any:
+def addons_info(ctx: Ctx) -> Any:
     return views.addon_json(the_addon(ctx))
 
 
 async def addons_update(ctx: Ctx) -> Any:
-    addon = the_addon(ctx)
+    addon = await ctx.off_loop(the_addon, ctx)
     addons = ctx.services.addons
     if ctx.field("name"):
         addon = addons.rename(addon, ctx.field("name"))
@@ -93,7 +93,7 @@ async def addons_update(ctx: Ctx) -> Any:
 
 
 async def addons_delete(ctx: Ctx) -> Any:
-    addon = the_addon(ctx)
+    addon = await ctx.off_loop(the_addon, ctx)
     ctx.services.addons.owning_app(addon, ctx.actor)
     out = views.addon_json(addon)
     await ctx.services.addons.destroy(
@@ -104,23 +104,23 @@ async def addons_delete(ctx: Ctx) -> Any:
 
 
 # -- attachments ---------------------------------------------------------------------
-async def attachments_list_all(ctx: Ctx) -> Any:
+def attachments_list_all(ctx: Ctx) -> Any:
     items = [views.attachment_json(a) for a in ctx.services.addons.attachments(ctx.actor)]
     return paginate(ctx, items, ("id", "name"), "name")
 
 
-async def attachments_list_app(ctx: Ctx) -> Any:
+def attachments_list_app(ctx: Ctx) -> Any:
     atts = ctx.services.addons.attachments(ctx.actor, app_id=the_app(ctx).id)
     return paginate(ctx, [views.attachment_json(a) for a in atts], ("id", "name"), "name")
 
 
-async def attachments_list_addon(ctx: Ctx) -> Any:
+def attachments_list_addon(ctx: Ctx) -> Any:
     addon = the_addon(ctx)
     atts = ctx.services.addons.attachments(ctx.actor, addon_id=addon.id)
     return [views.attachment_json(a) for a in atts]
 
 
-async def attachments_create(ctx: Ctx) -> Any:
+def attachments_create(ctx: Ctx) -> Any:
     app_ident, addon_ident = _ident(ctx.field("app")), _ident(ctx.field("addon"))
     if not isinstance(app_ident, str) or not isinstance(addon_ident, str):
         raise InvalidParams("app and addon are required.")
@@ -132,11 +132,11 @@ async def attachments_create(ctx: Ctx) -> Any:
     return views.attachment_json(att)
 
 
-async def attachments_info(ctx: Ctx) -> Any:
+def attachments_info(ctx: Ctx) -> Any:
     return views.attachment_json(the_attachment(ctx))
 
 
-async def attachments_delete(ctx: Ctx) -> Any:
+def attachments_delete(ctx: Ctx) -> Any:
     att = the_attachment(ctx)
     ctx.services.addons.detach(ctx.actor, att)
     return views.attachment_json(att)
@@ -147,13 +147,13 @@ def _resolve_app(ctx: Ctx) -> str | None:
     return ctx.services.apps.get(ctx.actor, app).id if isinstance(app, str) and app else None
 
 
-async def resolve_addon(ctx: Ctx) -> Any:
+def resolve_addon(ctx: Ctx) -> Any:
     """POST /actions/addons/resolve: what Heroku's CLI calls to find an add-on by name."""
     addon = ctx.services.addons.resolve_addon(ctx.actor, ctx.field("addon"), _resolve_app(ctx))
     return [views.addon_json(addon)]
 
 
-async def resolve_attachment(ctx: Ctx) -> Any:
+def resolve_attachment(ctx: Ctx) -> Any:
     atts = ctx.services.addons.resolve_attachments(
         ctx.actor, ctx.field("addon_attachment"), _resolve_app(ctx)
     )
@@ -162,7 +162,7 @@ async def resolve_attachment(ctx: Ctx) -> Any:
 
 # -- data actions (redis:*, pg:*) -------------------------------------------------------
 async def addon_info_action(ctx: Ctx) -> Any:
-    info = await ctx.services.addon_data.info(the_addon(ctx))
+    info = await ctx.services.addon_data.info(await ctx.off_loop(the_addon, ctx))
     return {
         "addon": info.addon,
         "plan": info.plan,
@@ -171,11 +171,13 @@ async def addon_info_action(ctx: Ctx) -> Any:
 
 
 async def credentials_reset(ctx: Ctx) -> Any:
-    addon = await ctx.services.addon_data.reset_credentials(ctx.actor, the_addon(ctx))
+    addon = await ctx.services.addon_data.reset_credentials(
+        ctx.actor, await ctx.off_loop(the_addon, ctx)
+    )
     return {"addon": addon.name, "message": "Credentials reset; attached apps got a new release."}
 
 
-async def connection(ctx: Ctx) -> Any:
+def connection(ctx: Ctx) -> Any:
     """How the CLI connects for redis:cli / pg:psql (argv without secrets, env with them)."""
     c = ctx.services.addon_data.connection(the_addon(ctx))
     return {
@@ -190,26 +192,26 @@ async def connection(ctx: Ctx) -> Any:
 
 async def redis_settings(ctx: Ctx) -> Any:
     body = ctx.body if isinstance(ctx.body, dict) else {}
-    return await ctx.services.addon_data.redis_settings(the_addon(ctx), body)
+    return await ctx.services.addon_data.redis_settings(await ctx.off_loop(the_addon, ctx), body)
 
 
-async def backups_list(ctx: Ctx) -> Any:
+def backups_list(ctx: Ctx) -> Any:
     return [views.backup_json(b) for b in ctx.services.addon_data.backups(the_addon(ctx))]
 
 
 async def backups_capture(ctx: Ctx) -> Any:
-    backup = await ctx.services.addon_data.capture_backup(the_addon(ctx))
+    backup = await ctx.services.addon_data.capture_backup(await ctx.off_loop(the_addon, ctx))
     ctx.status = 201
     return views.backup_json(backup)
 
 
 async def backups_restore(ctx: Ctx) -> Any:
-    addon = the_addon(ctx)
+    addon = await ctx.off_loop(the_addon, ctx)
     await ctx.services.addon_data.restore_backup(ctx.actor, addon, ctx.field("backup"))
     return {"restored": ctx.field("backup"), "addon": addon.name}
 
 
-async def backups_download(ctx: Ctx) -> Any:
+def backups_download(ctx: Ctx) -> Any:
     addon = the_addon(ctx)
     backup = ctx.params["backup"]
     path = ctx.services.addon_data.backup_file(addon, backup)
@@ -219,16 +221,16 @@ async def backups_download(ctx: Ctx) -> Any:
 
 
 async def pg_ps(ctx: Ctx) -> Any:
-    return await ctx.services.addon_data.ps(the_addon(ctx))
+    return await ctx.services.addon_data.ps(await ctx.off_loop(the_addon, ctx))
 
 
 async def pg_locks(ctx: Ctx) -> Any:
-    return await ctx.services.addon_data.locks(the_addon(ctx))
+    return await ctx.services.addon_data.locks(await ctx.off_loop(the_addon, ctx))
 
 
 async def pg_kill(ctx: Ctx) -> Any:
     pid = await ctx.services.addon_data.kill(
-        the_addon(ctx), ctx.field("pid"), bool(ctx.field("force", False))
+        await ctx.off_loop(the_addon, ctx), ctx.field("pid"), bool(ctx.field("force", False))
     )
     return {"pid": pid, "killed": True}
 

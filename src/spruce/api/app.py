@@ -19,7 +19,7 @@ from . import (
     log_routes,
     streams,
 )
-from .http import ROUTE_NOT_FOUND, error_response, request_id_for
+from .http import NO_COUNTER, ROUTE_NOT_FOUND, QueryCounter, error_response, request_id_for
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -44,6 +44,7 @@ def create_api(
     ca_pem: str,
     log_sessions: object,
     extra_routes: list[BaseRoute] | None = None,
+    query_counter: QueryCounter = NO_COUNTER,
 ) -> Starlette:
     """The API over `services`; `log_sessions` is the log router's ASGI app that serves
     the log sessions' streams, and `ca_pem` the internal CA's certificate."""
@@ -62,4 +63,5 @@ def create_api(
     )
     app.state.services = services
     app.state.ca_pem = ca_pem
+    app.state.query_counter = query_counter
     return app

@@ -19,20 +19,20 @@ def the_app(ctx: Ctx, owner_only: bool = False) -> AppView:
 
 
 # -- account ------------------------------------------------------------------
-async def account_info(ctx: Ctx) -> Any:
+def account_info(ctx: Ctx) -> Any:
     return views.account_json(ctx.actor)
 
 
-async def account_update(ctx: Ctx) -> Any:
+def account_update(ctx: Ctx) -> Any:
     return views.account_json(ctx.services.accounts.update(ctx.actor.id, ctx.field("name")))
 
 
-async def rate_limits(ctx: Ctx) -> Any:
+def rate_limits(ctx: Ctx) -> Any:
     return {"remaining": ctx.services.accounts.rate_limiter.remaining(ctx.actor.id)}
 
 
 # -- apps ---------------------------------------------------------------------
-async def apps_list(ctx: Ctx) -> Any:
+def apps_list(ctx: Ctx) -> Any:
     owned = ctx.params.get("user") not in (None, "~")
     if owned and ctx.params["user"] not in (ctx.actor.id, ctx.actor.email):
         raise NotFound("Couldn't find that user.")
@@ -40,7 +40,7 @@ async def apps_list(ctx: Ctx) -> Any:
     return paginate(ctx, [views.app_json(a) for a in apps], ("id", "name", "updated_at"), "name")
 
 
-async def apps_create(ctx: Ctx) -> Any:
+def apps_create(ctx: Ctx) -> Any:
     name = ctx.field("name")
     if name is not None and not isinstance(name, str):
         raise InvalidParams("name must be a string.")
@@ -54,7 +54,7 @@ async def apps_create(ctx: Ctx) -> Any:
     return views.app_json(app)
 
 
-async def apps_info(ctx: Ctx) -> Any:
+def apps_info(ctx: Ctx) -> Any:
     return views.app_json(the_app(ctx))
 
 
@@ -62,7 +62,7 @@ def _name_of(value: Any) -> Any:
     return value.get("name") if isinstance(value, dict) else value
 
 
-async def apps_update(ctx: Ctx) -> Any:
+def apps_update(ctx: Ctx) -> Any:
     if ctx.field("spruce_settings") is not None:
         ctx.services.apps.update_settings(
             ctx.actor, ctx.params["app"], ctx.field("spruce_settings")
@@ -82,30 +82,30 @@ async def apps_delete(ctx: Ctx) -> Any:
 
 
 # -- config vars ----------------------------------------------------------------
-async def config_get(ctx: Ctx) -> Any:
+def config_get(ctx: Ctx) -> Any:
     return ctx.services.releases.config(the_app(ctx).id)
 
 
-async def config_update(ctx: Ctx) -> Any:
+def config_update(ctx: Ctx) -> Any:
     config, _ = ctx.services.releases.update_config(ctx.actor, the_app(ctx).id, ctx.body)
     return config
 
 
-async def release_config(ctx: Ctx) -> Any:
+def release_config(ctx: Ctx) -> Any:
     return ctx.services.releases.release_config(the_app(ctx).id, ctx.params["release"])
 
 
 # -- releases -------------------------------------------------------------------
-async def releases_list(ctx: Ctx) -> Any:
+def releases_list(ctx: Ctx) -> Any:
     rels = ctx.services.releases.list(the_app(ctx).id)
     return paginate(ctx, [views.release_json(r) for r in rels], ("version", "id"))
 
 
-async def releases_info(ctx: Ctx) -> Any:
+def releases_info(ctx: Ctx) -> Any:
     return views.release_json(ctx.services.releases.get(the_app(ctx).id, ctx.params["release"]))
 
 
-async def releases_create(ctx: Ctx) -> Any:
+def releases_create(ctx: Ctx) -> Any:
     """POST /apps/{app}/releases: a rollback ({"release": id}) or a slug deploy ({"slug": id})."""
     app = the_app(ctx)
     if ctx.field("release"):
@@ -121,7 +121,7 @@ async def releases_create(ctx: Ctx) -> Any:
 
 
 # -- slugs --------------------------------------------------------------------
-async def slugs_create(ctx: Ctx) -> Any:
+def slugs_create(ctx: Ctx) -> Any:
     slug = ctx.services.releases.create_slug(
         the_app(ctx).id,
         ctx.field("process_types"),
@@ -135,27 +135,27 @@ async def slugs_create(ctx: Ctx) -> Any:
     return views.slug_json(slug)
 
 
-async def slugs_info(ctx: Ctx) -> Any:
+def slugs_info(ctx: Ctx) -> Any:
     return views.slug_json(ctx.services.releases.slug_of(the_app(ctx).id, ctx.params["slug"]))
 
 
 # -- formation ------------------------------------------------------------------
-async def formation_list(ctx: Ctx) -> Any:
+def formation_list(ctx: Ctx) -> Any:
     rows = ctx.services.formation.list(the_app(ctx).id)
     return paginate(ctx, [views.formation_json(f) for f in rows], ("id", "type"), "type")
 
 
-async def formation_info(ctx: Ctx) -> Any:
+def formation_info(ctx: Ctx) -> Any:
     f = ctx.services.formation.get(the_app(ctx).id, ctx.params["formation"])
     return views.formation_json(f)
 
 
-async def formation_batch(ctx: Ctx) -> Any:
+def formation_batch(ctx: Ctx) -> Any:
     rows = ctx.services.formation.update(ctx.actor, the_app(ctx).id, ctx.field("updates"))
     return [views.formation_json(f) for f in rows]
 
 
-async def formation_update(ctx: Ctx) -> Any:
+def formation_update(ctx: Ctx) -> Any:
     body = dict(ctx.body) if isinstance(ctx.body, dict) else {}
     body["type"] = ctx.params["formation"]
     rows = ctx.services.formation.update(ctx.actor, the_app(ctx).id, [body])
@@ -163,16 +163,16 @@ async def formation_update(ctx: Ctx) -> Any:
 
 
 # -- features -------------------------------------------------------------------
-async def features_list(ctx: Ctx) -> Any:
+def features_list(ctx: Ctx) -> Any:
     feats = ctx.services.features.list(the_app(ctx).id)
     return paginate(ctx, [views.feature_json(f) for f in feats], ("id", "name"), "name")
 
 
-async def features_info(ctx: Ctx) -> Any:
+def features_info(ctx: Ctx) -> Any:
     return views.feature_json(ctx.services.features.get(the_app(ctx).id, ctx.params["feature"]))
 
 
-async def features_update(ctx: Ctx) -> Any:
+def features_update(ctx: Ctx) -> Any:
     f = ctx.services.features.update(
         ctx.actor, the_app(ctx).id, ctx.params["feature"], ctx.field("enabled")
     )
@@ -180,12 +180,12 @@ async def features_update(ctx: Ctx) -> Any:
 
 
 # -- collaborators ----------------------------------------------------------------
-async def collaborators_list(ctx: Ctx) -> Any:
+def collaborators_list(ctx: Ctx) -> Any:
     rows = ctx.services.apps.collaborators(ctx.actor, ctx.params["app"])
     return paginate(ctx, [views.collaborator_json(c) for c in rows], ("email", "id"))
 
 
-async def collaborators_create(ctx: Ctx) -> Any:
+def collaborators_create(ctx: Ctx) -> Any:
     user = ctx.field("user")
     if isinstance(user, dict):
         user = user.get("email") or user.get("id")
@@ -196,14 +196,14 @@ async def collaborators_create(ctx: Ctx) -> Any:
     return views.collaborator_json(c)
 
 
-async def collaborators_info(ctx: Ctx) -> Any:
+def collaborators_info(ctx: Ctx) -> Any:
     c = ctx.services.apps.find_collaborator(
         ctx.actor, ctx.params["app"], ctx.params["collaborator"]
     )
     return views.collaborator_json(c)
 
 
-async def collaborators_delete(ctx: Ctx) -> Any:
+def collaborators_delete(ctx: Ctx) -> Any:
     c = ctx.services.apps.remove_collaborator(
         ctx.actor, ctx.params["app"], ctx.params["collaborator"]
     )
@@ -211,40 +211,40 @@ async def collaborators_delete(ctx: Ctx) -> Any:
 
 
 # -- catalog --------------------------------------------------------------------
-async def regions_list(ctx: Ctx) -> Any:
+def regions_list(ctx: Ctx) -> Any:
     return paginate(ctx, [views.region_json(r["name"]) for r in REGIONS], ("id", "name"))
 
 
-async def regions_info(ctx: Ctx) -> Any:
+def regions_info(ctx: Ctx) -> Any:
     for r in REGIONS:
         if ctx.params["region"] in (r["id"], r["name"]):
             return views.region_json(r["name"])
     raise NotFound("Couldn't find that region.")
 
 
-async def stacks_list(ctx: Ctx) -> Any:
+def stacks_list(ctx: Ctx) -> Any:
     return paginate(ctx, [views.stack_json(s["name"]) for s in STACKS], ("id", "name"))
 
 
-async def stacks_info(ctx: Ctx) -> Any:
+def stacks_info(ctx: Ctx) -> Any:
     for s in STACKS:
         if ctx.params["stack"] in (s["id"], s["name"]):
             return views.stack_json(s["name"])
     raise NotFound("Couldn't find that stack.")
 
 
-async def dyno_sizes_list(ctx: Ctx) -> Any:
+def dyno_sizes_list(ctx: Ctx) -> Any:
     return paginate(ctx, [views.dyno_size_json(s) for s in DYNO_SIZES], ("id", "name"))
 
 
-async def dyno_sizes_info(ctx: Ctx) -> Any:
+def dyno_sizes_info(ctx: Ctx) -> Any:
     for s in DYNO_SIZES:
         if ctx.params["size"].lower() in (s.id, s.name):
             return views.dyno_size_json(s)
     raise NotFound("Couldn't find that dyno size.")
 
 
-async def pipeline_couplings_for_app(ctx: Ctx) -> Any:
+def pipeline_couplings_for_app(ctx: Ctx) -> Any:
     the_app(ctx)
     raise NotFound("This app is not part of any pipeline.")
 

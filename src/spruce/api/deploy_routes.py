@@ -17,12 +17,12 @@ async def setups_create(ctx: Ctx) -> Any:
     return views.setup_json(setup)
 
 
-async def setups_info(ctx: Ctx) -> Any:
+def setups_info(ctx: Ctx) -> Any:
     return views.setup_json(ctx.services.setups.get(ctx.actor, ctx.params["setup"]))
 
 
 async def builds_create(ctx: Ctx) -> Any:
-    app = the_app(ctx)
+    app = await ctx.off_loop(the_app, ctx)
     builds = ctx.services.builds
     build = builds.create_pending(
         ctx.actor, app.id, ctx.field("source_blob"), ctx.field("buildpacks")
@@ -32,16 +32,16 @@ async def builds_create(ctx: Ctx) -> Any:
     return views.build_json(build)
 
 
-async def builds_list(ctx: Ctx) -> Any:
+def builds_list(ctx: Ctx) -> Any:
     rows = ctx.services.builds.list(the_app(ctx).id)
     return paginate(ctx, [views.build_json(b) for b in rows], ("id", "started_at"), "id")
 
 
-async def builds_info(ctx: Ctx) -> Any:
+def builds_info(ctx: Ctx) -> Any:
     return views.build_json(ctx.services.builds.get(the_app(ctx).id, ctx.params["build"]))
 
 
-async def sources_create(ctx: Ctx) -> Any:
+def sources_create(ctx: Ctx) -> Any:
     url = ctx.services.sources.new_upload()
     ctx.status = 201
     return {"source_blob": {"get_url": url, "put_url": url}}
@@ -51,11 +51,11 @@ def _installations(urls: list[str]) -> list[dict[str, Any]]:
     return [{"buildpack": {"url": u, "name": u}, "ordinal": i} for i, u in enumerate(urls)]
 
 
-async def buildpacks_list(ctx: Ctx) -> Any:
+def buildpacks_list(ctx: Ctx) -> Any:
     return _installations(ctx.services.builds.buildpacks(the_app(ctx).id))
 
 
-async def buildpacks_replace(ctx: Ctx) -> Any:
+def buildpacks_replace(ctx: Ctx) -> Any:
     app = the_app(ctx)
     return _installations(ctx.services.builds.set_buildpacks(app.id, ctx.field("updates")))
 

@@ -11,12 +11,12 @@ from .core_routes import the_app
 from .http import Ctx, endpoint, paginate
 
 
-async def domains_list(ctx: Ctx) -> Any:
+def domains_list(ctx: Ctx) -> Any:
     items = [views.domain_json(d) for d in ctx.services.domains.list(the_app(ctx).id)]
     return paginate(ctx, items, ("id", "hostname"), "hostname")
 
 
-async def domains_create(ctx: Ctx) -> Any:
+def domains_create(ctx: Ctx) -> Any:
     d = ctx.services.domains.add(
         ctx.actor, the_app(ctx).id, ctx.field("hostname"), ctx.field("sni_endpoint")
     )
@@ -24,28 +24,28 @@ async def domains_create(ctx: Ctx) -> Any:
     return views.domain_json(d)
 
 
-async def domains_info(ctx: Ctx) -> Any:
+def domains_info(ctx: Ctx) -> Any:
     return views.domain_json(ctx.services.domains.get(the_app(ctx).id, ctx.params["domain"]))
 
 
-async def domains_update(ctx: Ctx) -> Any:
+def domains_update(ctx: Ctx) -> Any:
     d = ctx.services.domains.update(
         ctx.actor, the_app(ctx).id, ctx.params["domain"], ctx.field("sni_endpoint")
     )
     return views.domain_json(d)
 
 
-async def domains_delete(ctx: Ctx) -> Any:
+def domains_delete(ctx: Ctx) -> Any:
     d = ctx.services.domains.remove(ctx.actor, the_app(ctx).id, ctx.params["domain"])
     return views.domain_json(d)
 
 
-async def sni_list(ctx: Ctx) -> Any:
+def sni_list(ctx: Ctx) -> Any:
     items = [views.sni_json(e) for e in ctx.services.certs.list(the_app(ctx).id)]
     return paginate(ctx, items, ("id", "name"), "name")
 
 
-async def sni_create(ctx: Ctx) -> Any:
+def sni_create(ctx: Ctx) -> Any:
     e = ctx.services.certs.add(
         ctx.actor, the_app(ctx).id, ctx.field("certificate_chain"), ctx.field("private_key")
     )
@@ -53,11 +53,11 @@ async def sni_create(ctx: Ctx) -> Any:
     return views.sni_json(e)
 
 
-async def sni_info(ctx: Ctx) -> Any:
+def sni_info(ctx: Ctx) -> Any:
     return views.sni_json(ctx.services.certs.get(the_app(ctx).id, ctx.params["sni"]))
 
 
-async def sni_update(ctx: Ctx) -> Any:
+def sni_update(ctx: Ctx) -> Any:
     e = ctx.services.certs.update(
         ctx.actor,
         the_app(ctx).id,
@@ -68,7 +68,7 @@ async def sni_update(ctx: Ctx) -> Any:
     return views.sni_json(e)
 
 
-async def sni_delete(ctx: Ctx) -> Any:
+def sni_delete(ctx: Ctx) -> Any:
     e = ctx.services.certs.remove(ctx.actor, the_app(ctx).id, ctx.params["sni"])
     return views.sni_json(e)
 

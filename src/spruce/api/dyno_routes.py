@@ -12,18 +12,18 @@ from .http import Ctx, endpoint, paginate
 
 
 async def dynos_list(ctx: Ctx) -> Any:
-    app = the_app(ctx)
+    app = await ctx.off_loop(the_app, ctx)
     dynos = ctx.services.dynos.list(app)
     return paginate(ctx, [views.dyno_json(d, app) for d in dynos], ("id", "name"), "name")
 
 
 async def dynos_info(ctx: Ctx) -> Any:
-    app = the_app(ctx)
+    app = await ctx.off_loop(the_app, ctx)
     return views.dyno_json(ctx.services.dynos.get(app, ctx.params["dyno"]), app)
 
 
 async def dynos_create(ctx: Ctx) -> Any:
-    app = the_app(ctx)
+    app = await ctx.off_loop(the_app, ctx)
     attach = bool(ctx.field("attach", False))
     tty = attach and not bool(ctx.field("force_no_tty", False))
     d = await ctx.services.dynos.run(
@@ -34,32 +34,40 @@ async def dynos_create(ctx: Ctx) -> Any:
 
 
 async def dynos_restart_all(ctx: Ctx) -> Any:
-    await ctx.services.dynos.restart(ctx.actor, the_app(ctx))
+    await ctx.services.dynos.restart(ctx.actor, await ctx.off_loop(the_app, ctx))
     return {}
 
 
 async def dynos_restart_one(ctx: Ctx) -> Any:
-    await ctx.services.dynos.restart_named(ctx.actor, the_app(ctx), ctx.params["dyno"])
+    await ctx.services.dynos.restart_named(
+        ctx.actor, await ctx.off_loop(the_app, ctx), ctx.params["dyno"]
+    )
     return {}
 
 
 async def formation_restart(ctx: Ctx) -> Any:
-    await ctx.services.dynos.restart(ctx.actor, the_app(ctx), process_type=ctx.params["type"])
+    await ctx.services.dynos.restart(
+        ctx.actor, await ctx.off_loop(the_app, ctx), process_type=ctx.params["type"]
+    )
     return {}
 
 
 async def dynos_stop(ctx: Ctx) -> Any:
-    await ctx.services.dynos.stop_named(ctx.actor, the_app(ctx), ctx.params["dyno"])
+    await ctx.services.dynos.stop_named(
+        ctx.actor, await ctx.off_loop(the_app, ctx), ctx.params["dyno"]
+    )
     return {}
 
 
 async def formation_stop(ctx: Ctx) -> Any:
-    await ctx.services.dynos.stop(ctx.actor, the_app(ctx), process_type=ctx.params["type"])
+    await ctx.services.dynos.stop(
+        ctx.actor, await ctx.off_loop(the_app, ctx), process_type=ctx.params["type"]
+    )
     return {}
 
 
 async def dynos_run_inside(ctx: Ctx) -> Any:
-    app = the_app(ctx)
+    app = await ctx.off_loop(the_app, ctx)
     d = await ctx.services.dynos.run_inside(
         ctx.actor, app, ctx.params["dyno"], ctx.field("command")
     )

@@ -7,13 +7,17 @@ HTTP into a service call and the result into Heroku-shaped JSON.
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextvars
+import inspect
 import json
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -23,6 +27,10 @@ from spruce.services.errors import InvalidParams, ServiceError, Unauthorized
 from spruce.services.views import UserView
 
 JSON_TYPE = "application/json"
+T = TypeVar("T")
+# Handlers that only read and write the store run here, never on the event loop: one slow
+# query must not stall the router feed, log streams or other requests.
+_DB_THREADS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="api-db")
 ROUTE_NOT_FOUND = (
     "The requested API endpoint was not found. Are you using the right HTTP verb (i.e. `GET` "
     "vs. `POST`), and did you specify your intended version with the `Accept` header?"
@@ -75,8 +83,18 @@ class Ctx:
             return self.body.get(name, default)
         return default
 
+    async def off_loop(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a store-bound call from an async handler in the API's threads."""
+        return await in_thread(fn, *args)
 
-Handler = Callable[[Ctx], Awaitable[Any]]
+
+Handler = Callable[[Ctx], Awaitable[Any]] | Callable[[Ctx], Any]
+
+
+async def in_thread(fn: Callable[..., T], *args: Any) -> T:
+    loop = asyncio.get_running_loop()
+    context = contextvars.copy_context()
+    return await loop.run_in_executor(_DB_THREADS, lambda: context.run(fn, *args))
 
 
 async def _parse_body(request: Request) -> Any:
@@ -90,25 +108,45 @@ async def _parse_body(request: Request) -> Any:
 
 
 def endpoint(handler: Handler, *, auth: bool = True) -> Callable[[Request], Awaitable[Response]]:
+    """A plain `def` handler runs in the API's threads (it only touches the store); an
+    `async def` one runs on the loop (it awaits dynos or add-on servers) and moves its
+    store calls off the loop with `ctx.off_loop`."""
+    on_loop = inspect.iscoroutinefunction(handler)
+
+    def authenticate(services: Services, request: Request, headers: dict[str, str]) -> Any:
+        if not auth:
+            return None  # only handlers with auth=False run without an actor
+        key = api_key_from(request)
+        if not key:
+            raise Unauthorized("Invalid credentials provided.")
+        actor = services.accounts.authenticate(key)
+        headers["RateLimit-Remaining"] = str(services.accounts.rate_limiter.take(actor.id))
+        return actor
+
     async def run(request: Request) -> Response:
         services: Services = request.app.state.services
+        counter = request.app.state.query_counter
         rid = request_id_for(request)
         headers = {"Request-Id": rid}
+        queries: list[int] = [0]
         try:
-            actor: Any = None  # only handlers with auth=False run without one
-            if auth:
-                key = api_key_from(request)
-                if not key:
-                    raise Unauthorized("Invalid credentials provided.")
-                actor = services.accounts.authenticate(key)
-                headers["RateLimit-Remaining"] = str(services.accounts.rate_limiter.take(actor.id))
             body = (
                 await _parse_body(request)
                 if request.method in ("POST", "PATCH", "PUT", "DELETE")
                 else None
             )
-            ctx = Ctx(request, services, actor, body, dict(request.path_params))
-            result = await handler(ctx)
+
+            def call() -> Any:
+                actor = authenticate(services, request, headers)
+                ctx = Ctx(request, services, actor, body, dict(request.path_params))
+                return ctx, (None if on_loop else handler(ctx))
+
+            with counter(queries):
+                ctx, result = await in_thread(call)
+                if on_loop:
+                    result = await handler(ctx)
+            if counter is not NO_COUNTER:
+                headers["Spruce-Queries"] = str(queries[0])
             headers.update(ctx.headers)
             if isinstance(result, Response):
                 result.headers.update(headers)
@@ -120,6 +158,22 @@ def endpoint(handler: Handler, *, auth: bool = True) -> Callable[[Request], Awai
             return resp
 
     return run
+
+
+QueryCounter = Callable[[list[int]], Any]
+"""`counter(cell)` is a context manager adding the queries run inside it to cell[0]."""
+
+
+class _NoCount:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def NO_COUNTER(cell: list[int]) -> _NoCount:  # noqa: N802 - a constant-like default
+    return _NoCount()
 
 
 # -- Range pagination ------------------------------------------------------

@@ -13,7 +13,7 @@ from .http import Ctx, endpoint, paginate
 
 async def log_session_create(ctx: Ctx) -> Any:
     session = ctx.services.logs.create_session(
-        the_app(ctx).id,
+        (await ctx.off_loop(the_app, ctx)).id,
         ctx.field("lines"),
         ctx.field("tail", False),
         ctx.field("source"),
@@ -29,23 +29,27 @@ async def log_session_create(ctx: Ctx) -> Any:
     }
 
 
-async def drains_list(ctx: Ctx) -> Any:
+def drains_list(ctx: Ctx) -> Any:
     items = [views.drain_json(d) for d in ctx.services.logs.drains(the_app(ctx).id)]
     return paginate(ctx, items, ("id", "url"))
 
 
 async def drains_create(ctx: Ctx) -> Any:
-    d = ctx.services.logs.add_drain(ctx.actor, the_app(ctx).id, ctx.field("url"))
+    d = ctx.services.logs.add_drain(
+        ctx.actor, (await ctx.off_loop(the_app, ctx)).id, ctx.field("url")
+    )
     ctx.status = 201
     return views.drain_json(d)
 
 
-async def drains_info(ctx: Ctx) -> Any:
+def drains_info(ctx: Ctx) -> Any:
     return views.drain_json(ctx.services.logs.find_drain(the_app(ctx).id, ctx.params["drain"]))
 
 
 async def drains_delete(ctx: Ctx) -> Any:
-    d = ctx.services.logs.remove_drain(ctx.actor, the_app(ctx).id, ctx.params["drain"])
+    d = ctx.services.logs.remove_drain(
+        ctx.actor, (await ctx.off_loop(the_app, ctx)).id, ctx.params["drain"]
+    )
     return views.drain_json(d)
 
 

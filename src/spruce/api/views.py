@@ -42,9 +42,11 @@ ZERO_ID = "00000000-0000-0000-0000-000000000000"
 def ts(value: dt.datetime | None) -> str | None:
     if value is None:
         return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if value.tzinfo is not dt.UTC:  # the store hands out UTC already: the common case is free
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        value = value.astimezone(dt.UTC)
+    return f"{value.year:04d}-{value.month:02d}-{value.day:02d}T{value.hour:02d}:{value.minute:02d}:{value.second:02d}Z"
 
 
 def epoch_ts(seconds: float) -> str | None:
@@ -67,6 +69,19 @@ def stack_json(name: str) -> dict[str, Any]:
 
 def ref(obj: dict[str, Any]) -> dict[str, Any]:
     return {"id": obj["id"], "name": obj["name"]}
+
+
+# Listings repeat a few regions and stacks a thousand times: their refs are made once.
+_REGION_REFS = {str(r["name"]): {"id": r["id"], "name": r["name"]} for r in REGIONS}
+_STACK_REFS = {str(st["name"]): {"id": st["id"], "name": st["name"]} for st in STACKS}
+
+
+def _region_ref(name: str) -> dict[str, Any]:
+    return dict(_REGION_REFS.get(name) or ref(region_json(name)))
+
+
+def _stack_ref(name: str) -> dict[str, Any]:
+    return dict(_STACK_REFS.get(name) or ref(stack_json(name)))
 
 
 def account_json(user: UserView) -> dict[str, Any]:
@@ -97,7 +112,7 @@ def app_json(app: AppView) -> dict[str, Any]:
         "acm": app.acm,
         "archived_at": None,
         "buildpack_provided_description": app.buildpack_provided_description,
-        "build_stack": ref(stack_json(app.build_stack)),
+        "build_stack": _stack_ref(app.build_stack),
         "created_at": ts(app.created_at),
         "generation": generation_json(app.generation),
         "git_url": app.git_url,
@@ -107,12 +122,12 @@ def app_json(app: AppView) -> dict[str, Any]:
         "name": app.name,
         "organization": None,
         "owner": {"email": app.owner_email, "id": app.owner_id},
-        "region": ref(region_json(app.region)),
+        "region": _region_ref(app.region),
         "released_at": ts(app.released_at),
         "repo_size": app.repo_size,
         "slug_size": app.slug_size,
         "space": None,
-        "stack": ref(stack_json(app.stack)),
+        "stack": _stack_ref(app.stack),
         "team": None,
         "updated_at": ts(app.updated_at),
         "web_url": app.web_url,

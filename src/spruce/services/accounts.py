@@ -72,10 +72,17 @@ class RateLimiter:
             return int(self._refill(user_id).tokens)
 
 
+KEY_CACHE_SECONDS = 5.0  # how long a verified key is trusted without the store
+
+
 class Accounts:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.rate_limiter = RateLimiter()
+        # Every API call authenticates: a verified key is remembered briefly (by its hash,
+        # never in clear), so a busy client costs no store round trip per request.
+        self._verified: dict[str, tuple[float, UserView]] = {}
+        self._verified_lock = threading.Lock()
 
     def create_user(
         self, email: str, name: str | None = None, operator: bool = False
@@ -106,14 +113,31 @@ class Accounts:
     def authenticate(self, key: str) -> UserView:
         if not key:
             raise Unauthorized("Invalid credentials provided.")
+        digest = hash_key(key)
+        now = time.monotonic()
+        with self._verified_lock:
+            hit = self._verified.get(digest)
+        if hit is not None and hit[0] > now:
+            return hit[1]
         with self.store.session() as s:
-            row = s.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(key)))
-            if row is None:
+            found = s.execute(
+                select(User)
+                .join(ApiKey, ApiKey.user_id == User.id)
+                .where(ApiKey.key_hash == digest)
+            ).scalar()
+            if found is None:
                 raise Unauthorized("Invalid credentials provided.")
-            user = s.get(User, row.user_id)
-            if user is None:
-                raise Unauthorized("Invalid credentials provided.")
-            return user_view(user)
+            user = user_view(found)
+        with self._verified_lock:
+            if len(self._verified) > 10000:
+                self._verified.clear()
+            self._verified[digest] = (now + KEY_CACHE_SECONDS, user)
+        return user
+
+    def forget_keys(self) -> None:
+        """Drop every remembered key (after keys or users change)."""
+        with self._verified_lock:
+            self._verified.clear()
 
     def get(self, user_id: str) -> UserView:
         with self.store.session() as s:
@@ -157,4 +181,6 @@ class Accounts:
             if name is not None:
                 user.name = name
             s.flush()
-            return user_view(user)
+            view = user_view(user)
+        self.forget_keys()
+        return view

@@ -6,6 +6,7 @@ import re
 import secrets
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import Select, delete, or_, select
 from sqlalchemy.orm import Session
@@ -119,12 +120,59 @@ class Apps:
             default_hostname=self.addresses.default_hostname(app.name),
         )
 
-    @staticmethod
-    def _with_owner() -> Select[App, str]:
-        return select(App, User.email).join(User, User.id == App.owner_id)
+    # Listings read columns, not ORM objects: a thousand apps in one query and no identity
+    # map to fill (issue 23: GET /apps of 1,000 apps in tens of milliseconds).
+    _LISTED = (
+        App.id,
+        App.name,
+        App.owner_id,
+        User.email,
+        App.region,
+        App.stack,
+        App.build_stack,
+        App.generation,
+        App.maintenance,
+        App.acm,
+        App.released_at,
+        App.buildpack_provided_description,
+        App.slug_size,
+        App.repo_size,
+        App.settings,
+        App.created_at,
+        App.updated_at,
+    )
 
-    def _views(self, s: Session, q: Select[App, str]) -> list[AppView]:
-        return [self.view(a, email) for a, email in s.execute(q.order_by(App.name))]
+    @classmethod
+    def _with_owner(cls) -> Select[Any]:
+        return select(*cls._LISTED).join(User, User.id == App.owner_id)
+
+    def _views(self, s: Session, q: Select[Any]) -> list[AppView]:
+        a = self.addresses
+        return [
+            AppView(
+                id=row[0],
+                name=row[1],
+                owner_id=row[2],
+                owner_email=row[3],
+                region=row[4],
+                stack=row[5],
+                build_stack=row[6],
+                generation=row[7],
+                maintenance=row[8],
+                acm=row[9],
+                released_at=row[10],
+                buildpack_provided_description=row[11],
+                slug_size=row[12],
+                repo_size=row[13],
+                settings=AppSettings.from_stored(row[14]),
+                created_at=row[15],
+                updated_at=row[16],
+                web_url=a.web_url(row[1]),
+                git_url=a.git_remote(row[1]),
+                default_hostname=a.default_hostname(row[1]),
+            )
+            for row in s.execute(q.order_by(App.name))
+        ]
 
     # -- lookup and access -----------------------------------------------------------------
     @staticmethod

@@ -168,16 +168,26 @@ class Certs:
         self.events.publish(CertificatesChanged(app_id))
         return endpoint
 
-    def router_certificates(self) -> builtins.list[RouteCertificate]:
-        """Every uploaded certificate, for the router's SNI choice (specific beats wildcard)."""
+    def router_certificates(
+        self, app_ids: builtins.list[str] | None = None
+    ) -> builtins.list[tuple[str, RouteCertificate]]:
+        """Uploaded certificates (of these apps, or all) by app, for the router's SNI choice."""
         out = []
+        q = select(SniEndpoint)
+        if app_ids is not None:
+            q = q.where(SniEndpoint.app_id.in_(app_ids))
         with self.store.session() as s:
-            for e in s.scalars(select(SniEndpoint)):
+            for e in s.scalars(q):
                 try:
                     info = inspect_chain(e.certificate_chain, e.private_key)
                 except InvalidParams:
                     continue
                 out.append(
-                    RouteCertificate(e.id, info.cert_domains, e.certificate_chain, e.private_key)
+                    (
+                        e.app_id,
+                        RouteCertificate(
+                            e.id, info.cert_domains, e.certificate_chain, e.private_key
+                        ),
+                    )
                 )
         return out

@@ -11,7 +11,7 @@ import asyncio
 import logging
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from spruce.store.db import Store
 from spruce.store.models import App, AppFeature, Formation, Release, Slug
@@ -137,14 +137,73 @@ class Deployments:
         if runtime is not None:
             await self.backend.converge(runtime)
 
-    async def converge_all(self) -> None:
+    def wanted_runtimes(self) -> list[AppRuntime]:
+        """Every app that should run dynos, in a constant number of queries (at start)."""
         with self.store.session() as s:
-            apps = list(s.execute(select(App.id, App.name)).all())
-        for app_id, name in apps:
+            formations: dict[str, dict[str, tuple[int, str]]] = {}
+            for app_id, ptype, quantity, size in s.execute(
+                select(Formation.app_id, Formation.type, Formation.quantity, Formation.size)
+            ):
+                formations.setdefault(app_id, {})[ptype] = (quantity, size)
+            wanted = [a for a, f in formations.items() if any(q for q, _ in f.values())]
+            if not wanted:
+                return []
+            latest = (
+                select(Release.app_id, func.max(Release.version).label("version"))
+                .where(Release.status == ReleaseStatus.SUCCEEDED, Release.app_id.in_(wanted))
+                .group_by(Release.app_id)
+                .subquery()
+            )
+            releases = s.scalars(
+                select(Release).join(
+                    latest,
+                    (Release.app_id == latest.c.app_id) & (Release.version == latest.c.version),
+                )
+            ).all()
+            slugs = {
+                slug.id: slug
+                for slug in s.scalars(
+                    select(Slug).where(Slug.id.in_([r.slug_id for r in releases if r.slug_id]))
+                )
+            }
+            apps = {a.id: a for a in s.scalars(select(App).where(App.id.in_(wanted)))}
+            features: dict[str, set[str]] = {}
+            for app_id, name in s.execute(
+                select(AppFeature.app_id, AppFeature.name).where(
+                    AppFeature.enabled.is_(True), AppFeature.app_id.in_(wanted)
+                )
+            ):
+                features.setdefault(app_id, set()).add(name)
+            out = []
+            for release in releases:
+                slug = slugs.get(release.slug_id or "")
+                app = apps.get(release.app_id)
+                if slug is None or app is None or (slug.size and not slug.path):
+                    continue
+                out.append(
+                    AppRuntime(
+                        app_id=app.id,
+                        app_name=app.name,
+                        release_id=release.id,
+                        release_version=release.version,
+                        slug=SlugArtifact(slug.id, Path(slug.path)) if slug.path else None,
+                        process_types=dict(slug.process_types or {}),
+                        formation=formations.get(app.id, {}),
+                        config=dict(release.config or {}),
+                        features=features.get(app.id, set()),
+                        boot_timeout=float(AppSettings.from_stored(app.settings).boot_timeout),
+                        generation=app.generation,
+                    )
+                )
+            return out
+
+    async def converge_all(self) -> None:
+        """At start: bring back every app's dynos (apps scaled to zero have nothing to do)."""
+        for runtime in self.wanted_runtimes():
             try:
-                await self.converge(app_id)
+                await self.backend.converge(runtime)
             except Exception:
-                log.exception("bringing back the dynos of %s failed", name)
+                log.exception("bringing back the dynos of %s failed", runtime.app_name)
 
     def _on_deleting(self, event: AppDeleting) -> None:
         self._deleting.add(event.app_id)

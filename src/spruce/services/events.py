@@ -8,7 +8,9 @@ one handler's fault is logged and never fails the call that published.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -122,13 +124,30 @@ Handler = Callable[[Any], None]
 
 
 class EventBus:
+    """Handlers run on the event loop's thread, in publish order. Services called from
+    worker threads (the API's store-bound handlers) publish from there: their events are
+    handed to the loop once it is attached, so subscribers never race the loop."""
+
     def __init__(self) -> None:
         self._handlers: dict[type[Event], list[Handler]] = defaultdict(list)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+
+    def attach_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Called once, on the loop's thread, when the platform starts."""
+        self._loop, self._loop_thread = loop, threading.get_ident()
 
     def subscribe(self, kind: type[E], handler: Callable[[E], None]) -> None:
         self._handlers[kind].append(handler)
 
     def publish(self, event: Event) -> None:
+        loop = self._loop
+        if loop is not None and threading.get_ident() != self._loop_thread:
+            loop.call_soon_threadsafe(self._dispatch, event)
+            return
+        self._dispatch(event)
+
+    def _dispatch(self, event: Event) -> None:
         for handler in list(self._handlers.get(type(event), ())):
             try:
                 handler(event)

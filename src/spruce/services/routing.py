@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Collection
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, func, select, true
 
 from spruce.store.db import Store
 from spruce.store.models import App, AppFeature, Domain, Formation, Release
@@ -64,7 +66,8 @@ class Routing:
         self.addresses = addresses
         self.default_certificate = default_certificate
         self._dirty: set[str] = set()
-        self._certs_dirty = False
+        self._certs_dirty: set[str] = set()
+        self._certs: dict[str, list[RouteCertificate]] = {}
         self._flush_scheduled = False
         for kind in (
             AppCreated,
@@ -82,31 +85,82 @@ class Routing:
 
     # -- the table -------------------------------------------------------------------------
     def app_route(self, app_id: str) -> AppRoute | None:
+        routes = self.app_routes([app_id])
+        return routes[0] if routes else None
+
+    def app_routes(self, app_ids: Collection[str] | None = None) -> list[AppRoute]:
+        """The routes of these apps (None: every app), in five queries however many."""
+
+        def only(column: Any) -> Any:
+            return column.in_(list(app_ids)) if app_ids is not None else true()
+
+        if app_ids is not None and not app_ids:
+            return []
         with self.store.session() as s:
-            app = s.get(App, app_id)
-            if app is None:
-                return None
-            release = s.scalar(
-                select(Release)
-                .where(Release.app_id == app_id, Release.status == ReleaseStatus.SUCCEEDED)
-                .order_by(Release.version.desc())
-                .limit(1)
+            apps = s.execute(select(App.id, App.name, App.maintenance).where(only(App.id))).all()
+            latest = (
+                select(Release.app_id, func.max(Release.version).label("version"))
+                .where(Release.status == ReleaseStatus.SUCCEEDED, only(Release.app_id))
+                .group_by(Release.app_id)
+                .subquery()
             )
-            config = dict(release.config or {}) if release else {}
-            web = s.scalar(
-                select(Formation.quantity).where(
-                    Formation.app_id == app_id, Formation.type == "web"
-                )
-            )
-            features = set(
-                s.scalars(
-                    select(AppFeature.name).where(
-                        AppFeature.app_id == app_id, AppFeature.enabled.is_(True)
+            releases = {
+                app_id: (slug_id, config or {})
+                for app_id, slug_id, config in s.execute(
+                    select(Release.app_id, Release.slug_id, Release.config).join(
+                        latest,
+                        and_(
+                            Release.app_id == latest.c.app_id,
+                            Release.version == latest.c.version,
+                        ),
                     )
                 )
+            }
+            webs = dict(
+                s.execute(
+                    select(Formation.app_id, Formation.quantity).where(
+                        Formation.type == "web", only(Formation.app_id)
+                    )
+                ).all()
             )
-            custom = list(s.scalars(select(Domain.hostname).where(Domain.app_id == app_id)))
-            name, maintenance = app.name, app.maintenance
+            features: dict[str, set[str]] = {}
+            for app_id, name in s.execute(
+                select(AppFeature.app_id, AppFeature.name).where(
+                    AppFeature.enabled.is_(True), only(AppFeature.app_id)
+                )
+            ):
+                features.setdefault(app_id, set()).add(name)
+            domains: dict[str, list[str]] = {}
+            for app_id, host in s.execute(
+                select(Domain.app_id, Domain.hostname)
+                .where(only(Domain.app_id))
+                .order_by(Domain.created_at)
+            ):
+                domains.setdefault(app_id, []).append(host)
+        return [
+            self._route(
+                app_id,
+                name,
+                maintenance,
+                releases.get(app_id),
+                webs.get(app_id, 0),
+                features.get(app_id, set()),
+                domains.get(app_id, []),
+            )
+            for app_id, name, maintenance in apps
+        ]
+
+    def _route(
+        self,
+        app_id: str,
+        name: str,
+        maintenance: bool,
+        release: tuple[str | None, dict[str, Any]] | None,
+        web_quantity: int,
+        features: set[str],
+        custom: list[str],
+    ) -> AppRoute:
+        slug_id, config = release if release is not None else (None, {})
         up = {e.dyno_name for e in self.backend.web_endpoints(app_id)}
         sleeping = False
         dynos = []
@@ -127,21 +181,32 @@ class Routing:
             name=name,
             hostnames=(self.addresses.default_hostname(name), *custom),
             maintenance=maintenance,
-            released=bool(release and release.slug_id),
+            released=bool(slug_id),
             features=tuple(sorted(features & ROUTER_FEATURES)),
             maintenance_page_url=config.get("MAINTENANCE_PAGE_URL") or None,
             error_page_url=config.get("ERROR_PAGE_URL") or None,
-            web_quantity=web or 0,
+            web_quantity=web_quantity or 0,
             sleeping=sleeping,
             dynos=tuple(dynos),
         )
 
     def certificates(self) -> list[RouteCertificate]:
         """Each app's own certificate (the issuer's) and every uploaded one."""
+        return [c for certs in self._certificates_by_app().values() for c in certs]
+
+    def _certificates_by_app(
+        self, app_ids: list[str] | None = None
+    ) -> dict[str, list[RouteCertificate]]:
+        q = select(App.id, App.name)
+        if app_ids is not None:
+            q = q.where(App.id.in_(app_ids))
         with self.store.session() as s:
-            apps = list(s.execute(select(App.id, App.name)).all())
-        out = [self._app_certificate(app_id, name) for app_id, name in apps]
-        return out + self.certs.router_certificates()
+            apps = list(s.execute(q).all())
+        by_app = {app_id: [self._app_certificate(app_id, name)] for app_id, name in apps}
+        for owner, cert in self.certs.router_certificates(app_ids):
+            if owner in by_app:
+                by_app[owner].append(cert)
+        return by_app
 
     def _app_certificate(self, app_id: str, name: str) -> RouteCertificate:
         host = self.addresses.default_hostname(name)
@@ -150,25 +215,27 @@ class Routing:
 
     def publish_all(self) -> None:
         """The whole table, at start: the workers begin with it."""
-        with self.store.session() as s:
-            ids = list(s.scalars(select(App.id)))
-        routes = [r for r in (self.app_route(i) for i in ids) if r is not None]
-        self.sink.replace_table(routes, self.certificates(), self.default_certificate)
+        self._certs = self._certificates_by_app()
+        self.sink.replace_table(
+            self.app_routes(),
+            [c for certs in self._certs.values() for c in certs],
+            self.default_certificate,
+        )
 
     # -- following changes ------------------------------------------------------------------
     def _on_app_changed(self, event: AppChanged) -> None:
         if event.renamed:  # the app's own certificate names the old hostname
-            self._certs_dirty = True
+            self._certs_dirty.add(event.app_id)
         self.mark(event.app_id)
 
     def _on_certs(self, event: CertificatesChanged | AppCreated) -> None:
-        self._certs_dirty = True
+        self._certs_dirty.add(event.app_id)
         self.mark(event.app_id)
 
     def _on_deleted(self, event: AppDeleted) -> None:
         self._dirty.discard(event.app_id)
         self.sink.remove_app(event.app_id)
-        self._certs_dirty = True
+        self._certs_dirty.add(event.app_id)
         self._schedule()
 
     def mark(self, app_id: str) -> None:
@@ -184,17 +251,29 @@ class Routing:
         self._flush_scheduled = False
         dirty, self._dirty = self._dirty, set()
         if self._certs_dirty:
-            self._certs_dirty = False
+            # Only the changed apps' certificates are looked at again: work in proportion
+            # to what changed, not to the number of apps.
+            changed, self._certs_dirty = list(self._certs_dirty), set()
             try:
-                self.sink.set_certificates(self.certificates(), self.default_certificate)
+                fresh = self._certificates_by_app(changed)
+                for app_id in changed:
+                    self._certs.pop(app_id, None)
+                self._certs.update(fresh)
+                self.sink.set_certificates(
+                    [c for certs in self._certs.values() for c in certs], self.default_certificate
+                )
             except Exception:
                 log.exception("updating the router's certificates failed")
+        if not dirty:
+            return
+        try:
+            routes = {r.id: r for r in self.app_routes(dirty)}
+        except Exception:
+            log.exception("updating the routes of %d apps failed", len(dirty))
+            return
         for app_id in dirty:
-            try:
-                route = self.app_route(app_id)
-                if route is None:
-                    self.sink.remove_app(app_id)
-                else:
-                    self.sink.upsert_app(route)
-            except Exception:
-                log.exception("updating the route of %s failed", app_id)
+            route = routes.get(app_id)
+            if route is None:
+                self.sink.remove_app(app_id)
+            else:
+                self.sink.upsert_app(route)

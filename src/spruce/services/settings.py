@@ -32,6 +32,8 @@ class AppSettings:
     @classmethod
     def from_stored(cls, raw: dict[str, Any] | None) -> AppSettings:
         """Settings as kept on the app's row; unknown or out-of-range values fall back."""
+        if not raw:
+            return _DEFAULT_SETTINGS
         values: dict[str, Any] = {}
         for f in fields(cls):
             value = (raw or {}).get(f.name)
@@ -65,6 +67,7 @@ class AppSettings:
         return asdict(self)
 
 
+_DEFAULT_SETTINGS = AppSettings()
 MAX_FORMATION_LIMIT = AppSettings.BOUNDS["formation_limit"].high
 
 

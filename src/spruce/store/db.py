@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -59,6 +60,17 @@ def migrate(engine: Engine) -> None:
         command.upgrade(cfg, "head")
 
 
+_query_cell: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar(
+    "spruce_query_cell", default=None
+)
+
+
+def _count_query(*_: Any) -> None:
+    cell = _query_cell.get()
+    if cell is not None:
+        cell[0] += 1
+
+
 class Store:
     """The engine plus a session factory; services take one `Store`."""
 
@@ -96,6 +108,19 @@ class Store:
             except BaseException:
                 s.rollback()
                 raise
+
+    def count_queries(self) -> None:
+        """From now on, `queries(cell)` counts the statements run inside it (diagnostics)."""
+        event.listen(self.engine, "before_cursor_execute", _count_query)
+
+    @staticmethod
+    @contextmanager
+    def queries(cell: list[int]) -> Iterator[None]:
+        token = _query_cell.set(cell)
+        try:
+            yield
+        finally:
+            _query_cell.reset(token)
 
     def dispose(self) -> None:
         self.engine.dispose()

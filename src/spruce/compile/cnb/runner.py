@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from spruce.compile.oci import ImageRef, RegistryClient, RegistryError
-from spruce.compile.runner import BuildFailed, BuildTimeout, passthrough_env
+from spruce.compile.runner import BuildTimeout, passthrough_env
+from spruce.services.model import BuildFailed
 
 from .base import build_base_image
 from .builtins import BUILDER_ORDER, BuildpackSet

@@ -1,0 +1,285 @@
+"""Control-plane latency and cost as the number of apps grows, on SQLite and PostgreSQL.
+
+Usage: python benchmarks/api/run.py [--apps 100,1000,10000] [--stores sqlite,postgresql]
+                                    [--samples 200] [--json results.json]
+
+For each store and app count it seeds a fresh home with N apps (each with 3 releases, 5 config
+vars, 2 custom domains and a formation) straight into the store, starts `spruce up` on it
+with SPRUCE_DEBUG_QUERIES=1 (the API then reports each request's query count in a
+`Spruce-Queries` header), and measures the calls clients make most: p50 and p99 latency,
+queries per request, the time a config change takes to reach the router's table, app
+creation at that size, the API under 50 concurrent clients, and the platform's RSS.
+It prints one table per store and how each figure grows from the smallest to the largest N.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests")]
+
+import httpx  # noqa: E402
+from support import PostgresServer, start_platform  # noqa: E402
+
+from spruce.store.db import Store  # noqa: E402
+from spruce.store.models import (  # noqa: E402
+    App,
+    ConfigVar,
+    Domain,
+    Formation,
+    Release,
+    Slug,
+    User,
+)
+
+ACCEPT = "application/vnd.heroku+json; version=3"
+
+
+def seed(store: Store, n: int, owner_email: str) -> list[str]:
+    """N apps for the operator, written in bulk (seconds, not the API's minutes)."""
+    with store.session() as s:
+        owner = User(email=owner_email, name="Operator", is_operator=True)
+        s.add(owner)
+        s.flush()
+        owner_id = owner.id
+    names = []
+    batch = 500
+    for start in range(0, n, batch):
+        with store.session() as s:
+            for i in range(start, min(n, start + batch)):
+                name = f"bench-{i:05d}"
+                names.append(name)
+                app = App(name=name, owner_id=owner_id, settings={})
+                s.add(app)
+                s.flush()
+                slug = Slug(app_id=app.id, process_types={"web": "python3 -m http.server $PORT"})
+                s.add(slug)
+                s.flush()
+                config = {f"VAR_{k}": f"value-{k}-{i}" for k in range(5)}
+                for v in range(1, 4):
+                    s.add(
+                        Release(
+                            app_id=app.id,
+                            version=v,
+                            description="Initial release" if v == 1 else f"Deploy v{v}",
+                            slug_id=slug.id if v > 1 else None,
+                            user_id=owner_id,
+                            config=config if v > 1 else {},
+                        )
+                    )
+                for k, val in config.items():
+                    s.add(ConfigVar(app_id=app.id, key=k, value=val))
+                for d in range(2):
+                    s.add(
+                        Domain(
+                            app_id=app.id,
+                            hostname=f"www{d}.{name}.example.com",
+                            cname=f"{name}.localhost",
+                        )
+                    )
+                s.add(Formation(app_id=app.id, type="web", quantity=0, size="basic", command=""))
+    return names
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def timed(client: httpx.Client, method: str, url: str, **kw: Any) -> tuple[float, int, int]:
+    t = time.perf_counter()
+    r = client.request(method, url, **kw)
+    dt = (time.perf_counter() - t) * 1000
+    if r.status_code >= 400:
+        raise RuntimeError(f"{method} {url}: {r.status_code} {r.text[:200]}")
+    return dt, int(r.headers.get("spruce-queries", "-1")), len(r.content)
+
+
+def measure(client: httpx.Client, samples: int, names: list[str]) -> dict[str, dict[str, float]]:
+    out: dict[str, dict[str, float]] = {}
+    calls: dict[str, Any] = {
+        "GET /apps": lambda i: ("GET", "/apps", {}),
+        "GET /apps/{app}": lambda i: ("GET", f"/apps/{names[i % len(names)]}", {}),
+        "GET /apps/{app}/dynos": lambda i: ("GET", f"/apps/{names[i % len(names)]}/dynos", {}),
+        "GET /apps/{app}/releases (Range)": lambda i: (
+            "GET",
+            f"/apps/{names[i % len(names)]}/releases",
+            {"headers": {"Range": "version ..; max=10, order=desc"}},
+        ),
+        "GET config-vars": lambda i: ("GET", f"/apps/{names[i % len(names)]}/config-vars", {}),
+        "PATCH config-vars": lambda i: (
+            "PATCH",
+            f"/apps/{names[i % len(names)]}/config-vars",
+            {"json": {"BENCH": str(i)}},
+        ),
+        "PATCH formation": lambda i: (
+            "PATCH",
+            f"/apps/{names[i % len(names)]}/formation",
+            {"json": {"updates": [{"type": "web", "quantity": 0, "size": "basic"}]}},
+        ),
+    }
+    for label, make in calls.items():
+        n = max(10, samples // 10) if label == "GET /apps" else samples
+        times, queries = [], []
+        for i in range(n):
+            method, url, kw = make(i)
+            dt, q, _ = timed(client, method, url, **kw)
+            times.append(dt)
+            queries.append(q)
+        out[label] = {
+            "p50": statistics.median(times),
+            "p99": pct(times, 99),
+            "queries": statistics.median(queries),
+        }
+    created = []
+    for _ in range(max(10, samples // 4)):
+        dt, q, _ = timed(client, "POST", "/apps", json={"name": f"new-{uuid.uuid4().hex[:10]}"})
+        created.append((dt, q))
+    out["POST /apps"] = {
+        "p50": statistics.median(c[0] for c in created),
+        "p99": pct([c[0] for c in created], 99),
+        "queries": statistics.median(c[1] for c in created),
+    }
+    return out
+
+
+def table_latency(client: httpx.Client, router_http: str, app: str, rounds: int = 10) -> float:
+    """Maintenance on -> the router answers 503 for the app: the control plane's change
+    reaching the workers' table. Median over rounds (ms)."""
+    results = []
+    with httpx.Client(base_url=router_http, headers={"Host": f"{app}.localhost"}) as router:
+        for i in range(rounds):
+            on = i % 2 == 0
+            t = time.perf_counter()
+            client.patch(f"/apps/{app}", json={"maintenance": on})
+            while ("undergoing maintenance" in router.get("/").text) != on:
+                if time.perf_counter() - t > 10:
+                    raise RuntimeError("the router's table never changed")
+                time.sleep(0.002)
+            results.append((time.perf_counter() - t) * 1000)
+    return statistics.median(results)
+
+
+async def concurrent_load(
+    api_url: str, key: str, names: list[str], clients: int = 50, per_client: int = 40
+) -> dict[str, float]:
+    headers = {"Authorization": f"Bearer {key}", "Accept": ACCEPT}
+    times: list[float] = []
+    async with httpx.AsyncClient(base_url=api_url, headers=headers, timeout=60) as client:
+
+        async def one(c: int) -> None:
+            for i in range(per_client):
+                t = time.perf_counter()
+                r = await client.get(f"/apps/{names[(c * per_client + i) % len(names)]}")
+                r.raise_for_status()
+                times.append((time.perf_counter() - t) * 1000)
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(one(c) for c in range(clients)))
+        wall = time.perf_counter() - t0
+    return {"p50": statistics.median(times), "p99": pct(times, 99), "rps": len(times) / wall}
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def run_one(store_kind: str, n: int, samples: int, pg: PostgresServer | None) -> dict[str, Any]:
+    home = Path(tempfile.mkdtemp(prefix=f"bench-api-{store_kind}-{n}-"))
+    env = {"SPRUCE_DEBUG_QUERIES": "1"}
+    url = None
+    if store_kind == "postgresql":
+        assert pg is not None
+        url = pg.create_database()
+        env["SPRUCE_DATABASE_URL"] = url
+    store = Store.open(home, url or f"sqlite:///{home / 'spruce.db'}")
+    t = time.perf_counter()
+    names = seed(store, n, "admin@spruce.local")
+    seeded = time.perf_counter() - t
+    store.dispose()
+    t = time.perf_counter()
+    p = start_platform(home, extra_env=env, timeout=600)
+    started = time.perf_counter() - t
+    try:
+        with p.client() as client:
+            result: dict[str, Any] = {"calls": measure(client, samples, names)}
+            result["table_ms"] = table_latency(client, p.endpoints["router_http_url"], names[0])
+        result["load"] = asyncio.run(concurrent_load(p.api_url, p.api_key, names))
+        result["rss_mb"] = rss_mb(p.proc.pid)
+        result["seed_s"], result["start_s"] = seeded, started
+        return result
+    finally:
+        p.stop()
+
+
+def report(results: dict[str, dict[int, dict[str, Any]]]) -> str:
+    lines = []
+    for store_kind, by_n in results.items():
+        ns = sorted(by_n)
+        lines.append(f"\n### {store_kind}\n")
+        lines.append("| call | " + " | ".join(f"N={n}: p50 / p99 ms (queries)" for n in ns) + " |")
+        lines.append("|---|" + "---|" * len(ns))
+        for call in by_n[ns[0]]["calls"]:
+            cells = []
+            for n in ns:
+                c = by_n[n]["calls"][call]
+                cells.append(f"{c['p50']:.1f} / {c['p99']:.1f} ({c['queries']:.0f})")
+            lines.append(f"| {call} | " + " | ".join(cells) + " |")
+        row = " | ".join(f"{by_n[n]['table_ms']:.1f}" for n in ns)
+        lines.append(f"| config change -> router table (ms) | {row} |")
+        row = " | ".join(
+            f"{by_n[n]['load']['p50']:.1f} / {by_n[n]['load']['p99']:.1f} "
+            f"({by_n[n]['load']['rps']:.0f} req/s)"
+            for n in ns
+        )
+        lines.append(f"| 50 clients, GET /apps/{{app}} | {row} |")
+        lines.append("| platform RSS (MB) | " + " | ".join(f"{by_n[n]['rss_mb']:.0f}" for n in ns) + " |")
+        lines.append("| start (s) | " + " | ".join(f"{by_n[n]['start_s']:.1f}" for n in ns) + " |")
+        if len(ns) > 1:
+            lo, hi = ns[0], ns[-1]
+            lines.append(f"\nGrowth from N={lo} to N={hi} (p50 ratio):")
+            for call in by_n[lo]["calls"]:
+                a, b = by_n[lo]["calls"][call]["p50"], by_n[hi]["calls"][call]["p50"]
+                lines.append(f"- {call}: {b / a:.2f}x")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--apps", default="100,1000,10000")
+    ap.add_argument("--stores", default="sqlite,postgresql")
+    ap.add_argument("--samples", type=int, default=200)
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    ns = [int(x) for x in args.apps.split(",")]
+    stores = args.stores.split(",")
+    pg = PostgresServer() if "postgresql" in stores else None
+    results: dict[str, dict[int, dict[str, Any]]] = {}
+    try:
+        for store_kind in stores:
+            for n in ns:
+                print(f"-- {store_kind}, {n} apps", file=sys.stderr, flush=True)
+                results.setdefault(store_kind, {})[n] = run_one(store_kind, n, args.samples, pg)
+    finally:
+        if pg is not None:
+            pg.stop()
+    print(report(results))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Dyno backends: where dynos run (local processes; Kubernetes workloads)."""
