@@ -23,6 +23,7 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
+from spruce import startup
 from spruce.addons import PostgresProvider, Provider, RedisProvider
 from spruce.api.app import create_api
 from spruce.api.http import NO_COUNTER, QueryCounter
@@ -365,14 +366,19 @@ class Platform:
         )
 
     # -- lifecycle -------------------------------------------------------------------------
-    async def start(self) -> Endpoints:
+    async def start(
+        self, progress: Callable[[str, str], None] = lambda part, what: None
+    ) -> Endpoints:
+        """Bring the parts up in order; `progress(part, what)` hears of each once it is up."""
         assert self.parts is not None, "prepare() first"
         p = self.parts
         services = p.services
         key = operator_key(services.accounts, self.home, self.settings.operator_email)
         p.events.attach_loop(asyncio.get_running_loop())
+        progress("store", startup.describe_store(p.store.url))
         await p.log_router.start()
         services.logs.sync_all()
+        addon_ids = services.addons.running_ids()
         for failure in await services.addons.start_servers():
             # one broken add-on must not keep the platform down
             log.error("an add-on server did not start: %s", failure)
@@ -382,15 +388,24 @@ class Platform:
             if self.settings.registry_url:
                 raise OSError(str(e)) from None  # the operator asked for this one
             log.error("Fir builds and dynos need the registry, which did not start: %s", e)
+        progress("add-ons", startup.describe_addons(addon_ids))
         await p.dynos.start()
         for warning in p.dynos.warnings:
             log.warning("%s", warning)
         self._serve(p.api, [p.api_sock])
+        progress("API", f"{p.endpoints.api_url} (git over plain HTTP at /git)")
         self._serve(p.git, [p.git_sock], ssl=p.git_tls)
+        progress("git", p.endpoints.git_url)
         services.routing.publish_all()
         await p.router.start()
+        progress(
+            "router",
+            f"{startup.describe_workers(p.router.workers)} on {p.endpoints.router_http_url} "
+            f"and {p.endpoints.router_https_url}",
+        )
         await services.start()
         await services.deployments.converge_all()
+        progress("dynos", startup.describe_dynos({a: p.dynos.dynos(a) for a in p.dynos.apps()}))
         endpoints = dataclasses.replace(p.endpoints, api_key=key)
         s = self.settings
         endpoints.write(s.endpoints_path if s.home == self.home else self.home / "endpoints.json")
@@ -457,11 +472,15 @@ class Platform:
         self.lock.release()
 
 
-async def run_platform(settings: Settings, announce: Any = print) -> None:
+async def run_platform(
+    settings: Settings,
+    announce: Any = print,
+    progress: Callable[[str, str], None] = lambda part, what: None,
+) -> None:
     platform = Platform(settings)
     try:
         platform.prepare()
-        ep = await platform.start()
+        ep = await platform.start(progress)
         announce(ep)
         await platform.run_until_stopped()
     finally:

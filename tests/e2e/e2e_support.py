@@ -61,12 +61,12 @@ class Deployer:
         self.git(path, "add", "-A")
         self.git(path, "commit", "-q", "--allow-empty", "-m", message)
 
+    def push_url(self, app: str) -> str:
+        git_url = self.p.endpoints["git_url"]
+        return git_url.replace("https://", f"https://git:{self.p.api_key}@") + f"/{app}.git"
+
     def push(self, path: Path, app: str, branch: str = "main") -> subprocess.CompletedProcess[str]:
-        url = (
-            self.p.endpoints["git_url"].replace("https://", f"https://git:{self.p.api_key}@")
-            + f"/{app}.git"
-        )
-        return self.git(path, "push", url, f"HEAD:{branch}", check=False)
+        return self.git(path, "push", self.push_url(app), f"HEAD:{branch}", check=False)
 
     def get(self, app: str, path: str = "/", **kw: Any) -> httpx.Response:
         return httpx.get(

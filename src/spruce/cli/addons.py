@@ -14,7 +14,7 @@ import click
 
 from .base import app_option, cli, client
 from .client import CLIError
-from .output import key_values, print_json, styled_header, table
+from .output import action, done, key_values, print_json, styled_header, table
 
 
 def _q(s: str) -> str:
@@ -81,12 +81,12 @@ def addons_create(
         body["attachment"] = {"name": as_name}
     if name:
         body["name"] = name
-    click.echo(f"Creating {service_plan} on ⬢ {app}... ", nl=False)
-    a = client().post(f"/apps/{_q(app)}/addons", body)
     if as_json:
-        print_json(a)
+        print_json(client().post(f"/apps/{_q(app)}/addons", body))
         return
-    click.echo("free")
+    action(f"Creating {service_plan} on ⬢ {app}")
+    a = client().post(f"/apps/{_q(app)}/addons", body)
+    done("free")
     click.echo(f"Created {a['name']} as {', '.join(a['config_vars'])}")
     click.echo(f"Use spruce addons:docs {a['addon_service']['name']} to view documentation")
 
@@ -123,11 +123,11 @@ def addons_info(app: str, addon: str, as_json: bool) -> None:
 @click.option("--confirm", help="overwrite existing add-on attachment with same name")
 def addons_attach(app: str, addon: str, as_name: str | None, confirm: str | None) -> None:
     """Attach an existing add-on resource to an app."""
-    click.echo(f"Attaching {addon}{' as ' + as_name if as_name else ''} to ⬢ {app}... ", nl=False)
+    action(f"Attaching {addon}{' as ' + as_name if as_name else ''} to ⬢ {app}")
     att = client().post(
         "/addon-attachments", {"addon": addon, "app": app, "name": as_name, "confirm": confirm}
     )
-    click.echo("done")
+    done()
     click.echo(f"Setting {att['name']} config vars and restarting ⬢ {app}... done")
 
 
@@ -138,9 +138,9 @@ def addons_detach(app: str, attachment: str) -> None:
     """Detach an existing add-on resource from an app."""
     c = client()
     att = c.get(f"/apps/{_q(app)}/addon-attachments/{_q(attachment)}")
-    click.echo(f"Detaching {att['name']} to {att['addon']['name']} from ⬢ {app}... ", nl=False)
+    action(f"Detaching {att['name']} to {att['addon']['name']} from ⬢ {app}")
     c.delete(f"/addon-attachments/{att['id']}")
-    click.echo("done")
+    done()
 
 
 @cli.command("addons:destroy")
@@ -165,11 +165,11 @@ def addons_destroy(app: str, addons_: tuple[str, ...], confirm: str | None, forc
             )
             if answer != a["app"]["name"]:
                 raise CLIError("Confirmation did not match. Aborted.")
-        click.echo(f"Destroying {a['name']} on ⬢ {a['app']['name']}... ", nl=False)
+        action(f"Destroying {a['name']} on ⬢ {a['app']['name']}")
         c.delete(
             f"/apps/{_q(a['app']['name'])}/addons/{a['id']}", {"force": force, "confirm": a["name"]}
         )
-        click.echo("done")
+        done()
 
 
 @cli.command("addons:rename")
@@ -279,9 +279,9 @@ def _credentials(app: str, database: str | None, service: str, reset: bool) -> N
     a = _resolve(app, database, service)
     c = client()
     if reset:
-        click.echo(f"Resetting credentials for {a['name']}... ", nl=False)
+        action(f"Resetting credentials for {a['name']}")
         c.post(f"/addons/{a['id']}/actions/credentials-reset")
-        click.echo("done")
+        done()
         return
     config = c.get(f"/apps/{_q(app)}/config-vars")
     for var in a["config_vars"]:
@@ -434,9 +434,9 @@ def pg_backups(app: str, database: str | None) -> None:
 def pg_backups_capture(app: str, database: str | None) -> None:
     """Capture a new backup."""
     a = _resolve(app, database, "heroku-postgresql")
-    click.echo(f"Starting backup of {a['name']}... ", nl=False)
+    action(f"Starting backup of {a['name']}")
     b = client().post(f"/addons/{a['id']}/actions/backups")
-    click.echo(f"done, {b['id']} ({b['size']} bytes)")
+    done(f"done, {b['id']} ({b['size']} bytes)")
 
 
 @cli.command("pg:backups:restore")
@@ -449,9 +449,9 @@ def pg_backups_restore(app: str, backup: str, database: str | None, confirm: str
     if confirm != app:
         raise CLIError(f"This command requires confirmation. Re-run with --confirm {app}.")
     a = _resolve(app, database, "heroku-postgresql")
-    click.echo(f"Restoring {backup} to {a['name']}... ", nl=False)
+    action(f"Restoring {backup} to {a['name']}")
     client().post(f"/addons/{a['id']}/actions/backups/restore", {"backup": backup})
-    click.echo("done")
+    done()
 
 
 @cli.command("pg:backups:download")

@@ -13,7 +13,8 @@ import click
 
 from .base import app_option, cli, client, resolve_app
 from .client import CLIError
-from .output import key_values, print_json, styled_header, warn
+from .gitremote import add_remote
+from .output import action, done, key_values, print_json, styled_header
 
 
 def _q(s: str) -> str:
@@ -40,86 +41,17 @@ def apps_list(as_json: bool, all_: bool) -> None:
         click.echo(a["name"] if owner == account["email"] else f"{a['name']}  {owner}")
 
 
-def _add_remote(name: str, url: str, c: Any = None) -> None:
-    """Add the app's git remote and make pushes to it just work: the platform's CA for
-    TLS, and this CLI as git's credential helper (user any, password the API key)."""
-    try:
-        inside = (
-            subprocess.run(["git", "rev-parse", "--git-dir"], capture_output=True).returncode == 0
-        )
-    except OSError:
-        return
-    if not inside:
-        return
-    subprocess.run(["git", "remote", "remove", name], capture_output=True)
-    subprocess.run(["git", "remote", "add", name, url], capture_output=True, check=False)
-    base = url.rsplit("/", 1)[0] + "/"
-    helper = f"!{shlex.quote(sys.executable)} -m spruce.cli.main git:credentials"
-    subprocess.run(["git", "config", f"credential.{base}.helper", helper], capture_output=True)
-    ca = _store_ca(c or client())
-    if ca is not None:
-        subprocess.run(["git", "config", f"http.{base}.sslCAInfo", str(ca)], capture_output=True)
-        if os.environ.get("GIT_SSL_CAINFO"):
-            warn(
-                f"GIT_SSL_CAINFO is set and overrides the CA configured for this remote: "
-                f"unset it for pushes, or add {ca} to that bundle."
-            )
-    click.echo(f"Git remote {name} added")
-
-
-def _store_ca(c: Any) -> Any:
-    """The platform's internal CA, kept beside the CLI's credentials."""
-    from .client import config_dir
-
-    try:
-        resp = c._http.get("/spruce/ca.pem")
-    except Exception:
-        return None
-    if resp.status_code != 200:
-        return None
-    path = config_dir() / "ca.pem"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(resp.text)
-    return path
-
-
-@cli.command("git:remote")
-@app_option
-@click.option(
-    "-r",
-    "--remote",
-    "remote_name",
-    default="spruce",
-    show_default=True,
-    help="the git remote to create",
-)
-def git_remote(app: str, remote_name: str) -> None:
-    """Add a git remote for an app to this repository."""
-    c = client()
-    info = c.get(f"/apps/{_q(app)}")
-    _add_remote(remote_name, info["git_url"], c)
-    click.echo(f"set git remote {remote_name} to {info['git_url']}")
-
-
-@cli.command("git:credentials", hidden=True)
-@click.argument("operation")
-def git_credentials(operation: str) -> None:
-    """git credential helper: answers `get` with the API key as the password."""
-    if operation != "get":
-        return
-    from .client import resolve_target
-
-    _, key = resolve_target()
-    click.echo("username=spruce")
-    click.echo(f"password={key}")
-
-
 @cli.command("apps:create")
 @click.argument("name", required=False)
 @click.option("--region", help="specify region for the app to run in")
 @click.option("-s", "--stack", help="the stack to create the app on")
-@click.option("--remote", default="spruce", show_default=True, help="the git remote to create")
-@click.option("--no-remote", is_flag=True, help="do not create a git remote")
+@click.option(
+    "-r", "--remote", default="spruce", show_default=True, help="the git remote to create"
+)
+@click.option("-n", "--no-remote", is_flag=True, help="do not create a git remote")
+@click.option(
+    "--http-git", is_flag=True, help="git remote over plain HTTP on the API port (no CA needed)"
+)
 @click.option("--json", "as_json", is_flag=True, help="output in json format")
 @click.option(
     "--manifest", is_flag=True, help="set the app up from app.json and the code in this directory"
@@ -135,6 +67,7 @@ def apps_create(
     stack: str | None,
     remote: str,
     no_remote: bool,
+    http_git: bool,
     as_json: bool,
     manifest: bool,
     generation: str | None,
@@ -151,23 +84,19 @@ def apps_create(
         body["stack"] = stack
     c = client()
     if manifest:
-        _create_from_manifest(c, body, remote, no_remote)
+        _create_from_manifest(c, body, remote, no_remote, http_git)
         return
     if not as_json:
-        click.echo(f"Creating {'⬢ ' + name if name else 'app'}... ", nl=False)
-    try:
-        app = c.post("/apps", body)
-    except CLIError:
-        if not as_json:
-            click.echo("!")
-        raise
+        action(f"Creating {'⬢ ' + name if name else 'app'}")
+    app = c.post("/apps", body)
     if as_json:
         print_json(app)
         return
-    click.echo(f"done, ⬢ {app['name']}" if not name else "done")
+    done(f"done, ⬢ {app['name']}" if not name else "done")
+    git_url = app["git_url"]
     if not no_remote:
-        _add_remote(remote, app["git_url"], c)
-    click.echo(f"{app['web_url']} | {app['git_url']}")
+        git_url = add_remote(c, remote, app["name"], git_url, http_git) or git_url
+    click.echo(f"{app['web_url']} | {git_url}")
 
 
 def _source_tarball() -> bytes:
@@ -189,7 +118,9 @@ def _source_tarball() -> bytes:
     return buf.getvalue()
 
 
-def _create_from_manifest(c: Any, body: dict[str, Any], remote: str, no_remote: bool) -> None:
+def _create_from_manifest(
+    c: Any, body: dict[str, Any], remote: str, no_remote: bool, http_git: bool
+) -> None:
     """apps:create --manifest: an app set up from app.json and this directory's code."""
     import time
 
@@ -202,12 +133,12 @@ def _create_from_manifest(c: Any, body: dict[str, Any], remote: str, no_remote: 
     if put.status_code >= 400:
         raise CLIError(f"Uploading the source failed (HTTP {put.status_code}).")
     setup = c.post("/app-setups", {"app": body, "source_blob": {"url": blob["get_url"]}})
-    click.echo(f"Creating ⬢ {setup['app']['name']} from app.json... ", nl=False)
+    action(f"Creating ⬢ {setup['app']['name']} from app.json")
     while setup["status"] == "pending":
         time.sleep(1)
         setup = c.get(f"/app-setups/{setup['id']}")
     if setup["status"] != "succeeded":
-        click.echo("failed")
+        done("failed")
         details = "; ".join(setup.get("manifest_errors") or [])
         raise CLIError(
             (setup.get("failure_message") or "The app setup failed.")
@@ -217,9 +148,10 @@ def _create_from_manifest(c: Any, body: dict[str, Any], remote: str, no_remote: 
     app = c.get(f"/apps/{setup['app']['id']}")
     if setup.get("postdeploy"):
         click.echo(setup["postdeploy"].get("output", ""))
+    git_url = app["git_url"]
     if not no_remote:
-        _add_remote(remote, app["git_url"], c)
-    click.echo(f"{app['web_url']} | {app['git_url']}")
+        git_url = add_remote(c, remote, app["name"], git_url, http_git) or git_url
+    click.echo(f"{app['web_url']} | {git_url}")
 
 
 @cli.command("apps:info")
@@ -285,9 +217,9 @@ def _size(n: int | None) -> str | None:
 @app_option
 def apps_rename(app: str, newname: str) -> None:
     """Rename an app."""
-    click.echo(f"Renaming ⬢ {app} to ⬢ {newname}... ", nl=False)
+    action(f"Renaming ⬢ {app} to ⬢ {newname}")
     info = client().patch(f"/apps/{_q(app)}", {"name": newname})
-    click.echo("done")
+    done()
     click.echo(f"{info['web_url']} | {info['git_url']}")
 
 
@@ -311,14 +243,13 @@ def apps_destroy(positional: str | None, app_opt: str | None, confirm: str | Non
         )
         if answer != app:
             raise CLIError(f"Confirmation did not match {app}. Aborted.")
-    click.echo(f"Destroying ⬢ {app} (including all add-ons)... ", nl=False)
+    action(f"Destroying ⬢ {app} (including all add-ons)")
     client().delete(f"/apps/{_q(app)}")
-    click.echo("done")
+    done()
 
 
 # -- config ------------------------------------------------------------------------
 def _shell_quote(v: str) -> str:
-    import shlex
 
     return shlex.quote(v)
 
@@ -343,10 +274,19 @@ def config_list(app: str, as_json: bool, shell: bool) -> None:
 @cli.command("config:get")
 @click.argument("keys", nargs=-1, required=True)
 @app_option
+@click.option("-j", "--json", "as_json", is_flag=True, help="output in json format")
 @click.option("-s", "--shell", is_flag=True, help="output config vars in shell format")
-def config_get(app: str, keys: tuple[str, ...], shell: bool) -> None:
-    """Display a single config value for an app."""
+def config_get(app: str, keys: tuple[str, ...], as_json: bool, shell: bool) -> None:
+    """Display a single config value for an app.
+
+    As in Heroku's CLI, a var that is not set prints an empty line (`null` with --json) and
+    the exit status stays 0, so `$(spruce config:get VAR)` is simply empty.
+    """
     config = client().get(f"/apps/{_q(app)}/config-vars")
+    if as_json:
+        results = [{"key": k, "value": config.get(k)} for k in keys]
+        print_json(results[0] if len(results) == 1 else results)
+        return
     for k in keys:
         v = config.get(k, "")
         click.echo(f"{k}={_shell_quote(v)}" if shell else v)
@@ -364,12 +304,12 @@ def config_set(app: str, pairs: tuple[str, ...]) -> None:
         k, _, v = p.partition("=")
         body[k] = v
     c = client()
-    click.echo(f"Setting {', '.join(body)} and restarting ⬢ {app}... ", nl=False)
+    action(f"Setting {', '.join(body)} and restarting ⬢ {app}")
     config = c.patch(f"/apps/{_q(app)}/config-vars", body)
     releases = c.request(
         "GET", f"/apps/{_q(app)}/releases", headers={"Range": "version ..; max=1, order=desc"}
     )
-    click.echo(f"done, v{releases[0]['version']}" if releases else "done")
+    done(f"done, v{releases[0]['version']}" if releases else "done")
     key_values([(k, config.get(k)) for k in body])
 
 
@@ -379,12 +319,12 @@ def config_set(app: str, pairs: tuple[str, ...]) -> None:
 def config_unset(app: str, keys: tuple[str, ...]) -> None:
     """Unset one or more config vars."""
     c = client()
-    click.echo(f"Unsetting {', '.join(keys)} and restarting ⬢ {app}... ", nl=False)
+    action(f"Unsetting {', '.join(keys)} and restarting ⬢ {app}")
     c.patch(f"/apps/{_q(app)}/config-vars", {k: None for k in keys})
     releases = c.request(
         "GET", f"/apps/{_q(app)}/releases", headers={"Range": "version ..; max=1, order=desc"}
     )
-    click.echo(f"done, v{releases[0]['version']}" if releases else "done")
+    done(f"done, v{releases[0]['version']}" if releases else "done")
 
 
 # -- releases ---------------------------------------------------------------------
@@ -464,9 +404,9 @@ def _rollback(app: str, release: str | None) -> None:
         if len(rels) < 2:
             raise CLIError(f"No earlier release of {app} to roll back to.")
         target = rels[1]
-    click.echo(f"Rolling back ⬢ {app} to v{target['version']}... ", nl=False)
+    action(f"Rolling back ⬢ {app} to v{target['version']}")
     new = c.post(f"/apps/{_q(app)}/releases", {"release": target["id"]})
-    click.echo(f"done, v{new['version']}")
+    done(f"done, v{new['version']}")
     click.echo(" ▸    Rollback affects code and config vars; it doesn't add or remove addons.")
 
 

@@ -9,7 +9,7 @@ import click
 
 from .base import app_option, cli, client
 from .client import CLIError
-from .output import key_values, print_json, styled_header, table
+from .output import action, done, key_values, print_json, styled_header, table
 
 
 def _q(s: str) -> str:
@@ -194,9 +194,9 @@ def domains(app: str, as_json: bool) -> None:
 def domains_add(app: str, hostname: str, cert: str | None, as_json: bool) -> None:
     """Add a domain to an app."""
     body: dict[str, Any] = {"hostname": hostname, "sni_endpoint": cert}
-    click.echo(f"Adding {hostname} to ⬢ {app}... ", nl=False)
+    action(f"Adding {hostname} to ⬢ {app}")
     d = client().post(f"/apps/{_q(app)}/domains", body)
-    click.echo("done")
+    done()
     if as_json:
         print_json(d)
         return
@@ -227,6 +227,6 @@ def domains_info(app: str, hostname: str) -> None:
 @app_option
 def domains_remove(app: str, hostname: str) -> None:
     """Remove a domain from an app."""
-    click.echo(f"Removing {hostname} from ⬢ {app}... ", nl=False)
+    action(f"Removing {hostname} from ⬢ {app}")
     client().delete(f"/apps/{_q(app)}/domains/{_q(hostname)}")
-    click.echo("done")
+    done()

@@ -18,7 +18,7 @@ from spruce.config import default_home
 
 from .base import app_option, cli, client
 from .client import CLIError
-from .output import print_json, styled_header, warn
+from .output import action, done, print_json, styled_header, warn
 
 EXIT_RE = re.compile(rb"\xef\xbf\xbf heroku-command-exit-status: (-?\d+)\r?\n?")
 FIRST_CHUNK = b"rendezvous\r\n"
@@ -124,15 +124,15 @@ def ps_restart(
     c = client()
     ptype, name = _target(c, app, dyno, dyno_flag, process_type, dyno_name, "restart")
     if name:
-        click.echo(f"Restarting dyno {name} on ⬢ {app}... ", nl=False)
+        action(f"Restarting dyno {name} on ⬢ {app}")
         c.delete(f"/apps/{_q(app)}/dynos/{_q(name)}")
     elif ptype:
-        click.echo(f"Restarting {ptype} dynos on ⬢ {app}... ", nl=False)
+        action(f"Restarting all {ptype} dynos on ⬢ {app}")
         c.delete(f"/apps/{_q(app)}/formations/{_q(ptype)}")
     else:
-        click.echo(f"Restarting all dynos on ⬢ {app}... ", nl=False)
+        action(f"Restarting all dynos on ⬢ {app}")
         c.delete(f"/apps/{_q(app)}/dynos")
-    click.echo("done")
+    done()
 
 
 @cli.command("ps:stop")
@@ -156,13 +156,13 @@ def ps_stop(
             "Please specify a process type or dyno name to stop (--process-type or --dyno-name)."
         )
     if name:
-        click.echo(f"Stopping dyno {name} on ⬢ {app}... ", nl=False)
+        action(f"Stopping dyno {name} on ⬢ {app}")
         c.post(f"/apps/{_q(app)}/dynos/{_q(name)}/actions/stop")
     else:
         assert ptype is not None
-        click.echo(f"Stopping {ptype} dynos on ⬢ {app}... ", nl=False)
+        action(f"Stopping {ptype} dynos on ⬢ {app}")
         c.post(f"/apps/{_q(app)}/formations/{_q(ptype)}/actions/stop")
-    click.echo("done")
+    done()
 
 
 def _resize(app: str, args: tuple[str, ...]) -> None:
@@ -175,9 +175,9 @@ def _resize(app: str, args: tuple[str, ...]) -> None:
                 raise CLIError(f"Usage: TYPE=SIZE, e.g. web=standard-2x (got {arg!r}).")
             t, _, size = arg.partition("=")
             updates.append({"type": t, "size": size})
-        click.echo(f"Scaling dynos on ⬢ {app}... ", nl=False)
+        action(f"Scaling dynos on ⬢ {app}")
         formation = c.patch(f"/apps/{_q(app)}/formation", {"updates": updates})
-        click.echo("done")
+        done()
     rows = [(f["type"], f["size"], f["quantity"]) for f in formation]
     from .output import table
 
@@ -311,9 +311,9 @@ def run(
     body["env"].update(_parse_env(env))
     if size:
         body["size"] = size
-    click.echo(f"Running {' '.join(command)} on ⬢ {app}... ", nl=False, err=True)
+    action(f"Running {' '.join(command)} on ⬢ {app}", err=True)
     dyno = c.post(f"/apps/{_q(app)}/dynos", body)
-    click.echo(f"up, {dyno['name']}", err=True)
+    done(f"up, {dyno['name']}")
     status = attach(dyno["attach_url"], interactive=True, ctx=_ssl_context(c))
     sys.stdout.flush()
     if status:
@@ -352,9 +352,9 @@ def run_detached(
     }
     if size:
         body["size"] = size
-    click.echo(f"Running {' '.join(command)} on ⬢ {app}... ", nl=False)
+    action(f"Running {' '.join(command)} on ⬢ {app}")
     dyno = c.post(f"/apps/{_q(app)}/dynos", body)
-    click.echo(f"done, {dyno['name']}")
+    done(f"done, {dyno['name']}")
     click.echo(f"Use spruce logs -a {app} --dyno-name {dyno['name']} to view the output.")
 
 
@@ -369,12 +369,12 @@ def run_detached(
 def run_inside(app: str, dyno_name: str, command: tuple[str, ...], no_launcher: bool) -> None:
     """Run a command inside an existing dyno."""
     c = client()
-    click.echo(f"Running {' '.join(command)} on ⬢ {app} ({dyno_name})... ", nl=False, err=True)
+    action(f"Running {' '.join(command)} on ⬢ {app} ({dyno_name})", err=True)
     dyno = c.post(
         f"/apps/{_q(app)}/dynos/{_q(dyno_name)}/actions/run-inside",
         {"command": _with_launcher(c, app, command, no_launcher)},
     )
-    click.echo("up", err=True)
+    done("up")
     status = attach(dyno["attach_url"], interactive=True, ctx=_ssl_context(c))
     if status:
         sys.exit(status)

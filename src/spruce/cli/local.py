@@ -6,23 +6,38 @@ import asyncio
 import os
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
 from spruce.config import AcmeOptions, Endpoints, Settings, default_home
+from spruce.startup import StartupReport
 
-from .base import cli
-from .client import Client, CLIError, save_credentials
+from .base import UnknownCommand, cli, run
+from .client import Client, CLIError, credentials_path, save_credentials
+from .output import action, done, error, warn
 
 
 def _home(home: str | None) -> Path:
     return Path(home).expanduser() if home else default_home()
 
 
-def _announce(ep: Endpoints) -> None:
-    click.echo("Spruce is up.")
+def _echo(line: str) -> None:
+    click.echo(line)
+    sys.stdout.flush()
+
+
+def _announce(report: StartupReport) -> Callable[[Endpoints], None]:
+    def announce(ep: Endpoints) -> None:
+        report.finish()
+        _print_endpoints(ep)
+
+    return announce
+
+
+def _print_endpoints(ep: Endpoints) -> None:
     click.echo(f"  API:          {ep.api_url}")
     click.echo(f"  Router HTTP:  {ep.router_http_url}")
     click.echo(f"  Router HTTPS: {ep.router_https_url}")
@@ -35,16 +50,37 @@ def _announce(ep: Endpoints) -> None:
 
 @cli.command("up")
 @click.option("--home", help="state directory (default $SPRUCE_HOME or ~/.spruce)")
-@click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
-@click.option("--api-port", type=int, default=5000, show_default=True, help="0 picks a free port")
-@click.option("--http-port", type=int, default=8080, show_default=True)
-@click.option("--https-port", type=int, default=8443, show_default=True)
-@click.option("--git-port", type=int, default=8022, show_default=True)
 @click.option(
-    "--domain", default="localhost", show_default=True, help="apps answer at <app>.<domain>"
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    envvar="SPRUCE_HOST",
+    help="address to listen on",
 )
 @click.option(
-    "--router-workers", type=int, default=0, help="router processes (default: one per core)"
+    "--api-port",
+    type=int,
+    default=5000,
+    show_default=True,
+    envvar="SPRUCE_API_PORT",
+    help="0 picks a free port",
+)
+@click.option("--http-port", type=int, default=8080, show_default=True, envvar="SPRUCE_HTTP_PORT")
+@click.option("--https-port", type=int, default=8443, show_default=True, envvar="SPRUCE_HTTPS_PORT")
+@click.option("--git-port", type=int, default=8022, show_default=True, envvar="SPRUCE_GIT_PORT")
+@click.option(
+    "--domain",
+    default="localhost",
+    show_default=True,
+    envvar="SPRUCE_DOMAIN",
+    help="apps answer at <app>.<domain>",
+)
+@click.option(
+    "--router-workers",
+    type=int,
+    default=0,
+    envvar="SPRUCE_ROUTER_WORKERS",
+    help="router processes (default: one per core)",
 )
 @click.option("--acme-directory", help="ACME directory URL for ACM (default: the internal CA)")
 @click.option("--acme-email", help="contact e-mail of the ACME account")
@@ -142,8 +178,10 @@ def up(
         runner: Any = uvloop.run
     except ImportError:  # pragma: no cover - uvloop is a dependency
         runner = asyncio.run
+    report = StartupReport(_echo)
+    report.begin(str(settings.home))
     try:
-        runner(run_platform(settings, announce=_announce))
+        runner(run_platform(settings, announce=_announce(report), progress=report))
     except HomeInUse as e:
         raise CLIError(str(e)) from None
     except OSError as e:
@@ -209,6 +247,50 @@ def login(api_url: str | None, api_key: str | None, home: str | None) -> None:
     click.echo(f"Logged in as {account['email']} (credentials in {path})")
 
 
+@cli.command("auth:logout")
+def logout() -> None:
+    """Clear the login stored by `spruce login`."""
+    action("Logging out")
+    credentials_path().unlink(missing_ok=True)
+    done()
+    if os.environ.get("SPRUCE_API_KEY"):
+        warn("SPRUCE_API_KEY is set in this shell: commands still use it.")
+    elif (default_home() / "endpoints.json").exists():
+        warn(
+            f"Commands still use the key of the platform running on {default_home()} "
+            "(its endpoints.json) while it runs."
+        )
+
+
+@cli.command("help")
+@click.argument("command", nargs=-1)
+@click.pass_context
+def help_(ctx: click.Context, command: tuple[str, ...]) -> None:
+    """Display help for spruce, a topic or a command."""
+    root = ctx.parent
+    assert root is not None
+    group = root.command
+    assert isinstance(group, click.Group)
+    if not command:
+        click.echo(group.get_help(root))
+        return
+    name = command[0]
+    found = group.get_command(root, name)
+    topic = sorted(n for n in group.list_commands(root) if n.startswith(name + ":"))
+    if found is None and not topic:
+        raise UnknownCommand(name, group.list_commands(root))
+    if found is not None:
+        click.echo(found.get_help(click.Context(found, info_name=name, parent=root)))
+    if topic:
+        click.echo()
+        click.echo(f"Commands in {name}:")
+        width = max(len(n) for n in topic)
+        for n in topic:
+            sub = group.commands[n]
+            if not sub.hidden:
+                click.echo(f"  {n.ljust(width)}  {sub.get_short_help_str(70)}")
+
+
 @cli.command("auth:whoami")
 def whoami() -> None:
     """Display the current logged in user."""
@@ -232,22 +314,11 @@ def repl() -> None:
         try:
             args = shlex.split(line)
         except ValueError as e:
-            click.echo(f" ▸    {e}", err=True)
+            error(str(e))
             continue
         if args and args[0] in ("spruce", "heroku"):
             args = args[1:]
-        try:
-            cli.main(args=args, prog_name="spruce", standalone_mode=False)
-        except CLIError as e:
-            click.echo(f" ▸    {e.message}", err=True)
-        except click.ClickException as e:
-            e.show()
-        except click.exceptions.Exit:
-            pass
-        except click.exceptions.Abort:
-            click.echo("Aborted!", err=True)
-        except SystemExit:
-            pass
+        run(args)
         sys.stdout.flush()
 
 

@@ -9,8 +9,6 @@ from urllib.parse import quote
 import click
 import httpx
 
-from spruce.logs import format_line
-
 from .base import app_option, cli, client
 from .client import CLIError
 from .output import print_json, styled_header
@@ -61,6 +59,8 @@ def logs(
         body["dyno"] = target
     session = c.post(f"/apps/{_q(app)}/log-sessions", body)
     color = force_colors or sys.stdout.isatty()
+    from spruce.logs import format_line  # here: importing spruce.logs costs every command 1 s
+
     try:
         with httpx.stream(
             "GET", session["logplex_url"], timeout=httpx.Timeout(30, read=None)

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from . import addons, apps, certs, deploy, dynos, local, logs, manage  # noqa: F401  (importing registers the commands)
-from .base import cli
+import sys
+import warnings
+
+from . import addons, apps, browse, certs, deploy, dynos, gitremote, local, logs, manage  # noqa: F401  (importing registers the commands)
+from .base import run
 
 
 def main() -> None:
-    cli(prog_name="spruce")
+    # Library warnings (deprecations and the like) are for developers, not the terminal.
+    warnings.simplefilter("ignore")
+    sys.exit(run())
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import click
 
 from .base import app_option, cli, client
 from .client import CLIError
-from .output import key_values, print_json, styled_header, table
+from .output import action, done, key_values, print_json, styled_header, table
 
 SCALE_RE = re.compile(r"^([a-zA-Z0-9_-]+)([=+-])(\d+)?(?::([a-zA-Z0-9-]+))?$")
 
@@ -63,15 +63,27 @@ def ps_scale(app: str, args: tuple[str, ...]) -> None:
         return
     current = {f["type"]: f["quantity"] for f in formation}
     updates = parse_scale(args, current)
-    click.echo(f"Scaling dynos on ⬢ {app}... ", nl=False)
+    action(f"Scaling dynos on ⬢ {app}")
     try:
         result = c.patch(f"/apps/{_q(app)}/formation", {"updates": updates})
-    except CLIError:
-        click.echo("!")
-        raise
+    except CLIError as e:
+        raise CLIError(e.message + _scale_hint(e.message, updates)) from None
     changed = {u["type"] for u in updates}
-    click.echo(
+    done(
         "done, now running " + ", ".join(_formation_line(f) for f in result if f["type"] in changed)
+    )
+
+
+def _scale_hint(message: str, updates: list[dict[str, Any]]) -> str:
+    """Basic (and Eco) dynos run one per process type: name a size that scales."""
+    if "size dynos per process type" not in message:
+        return ""
+    upd = next((u for u in updates if int(u.get("quantity") or 0) > 1), None)
+    if upd is None:
+        return ""
+    return (
+        f"\nTo run {upd['quantity']} {upd['type']} dynos, pick a size that scales: "
+        f"spruce ps:scale {upd['type']}={upd['quantity']}:standard-1x"
     )
 
 
@@ -140,9 +152,9 @@ def _toggle(app: str, feature: str, enabled: bool) -> None:
     current = c.get(f"/apps/{_q(app)}/features/{_q(feature)}")
     if current["enabled"] == enabled:
         raise CLIError(f"{feature} is already {'enabled' if enabled else 'disabled'}.")
-    click.echo(f"{'Enabling' if enabled else 'Disabling'} {feature} for ⬢ {app}... ", nl=False)
+    action(f"{'Enabling' if enabled else 'Disabling'} {feature} for ⬢ {app}")
     c.patch(f"/apps/{_q(app)}/features/{_q(feature)}", {"enabled": enabled})
-    click.echo("done")
+    done()
 
 
 @cli.command("features:enable")
@@ -173,18 +185,18 @@ def maintenance(app: str) -> None:
 @app_option
 def maintenance_on(app: str) -> None:
     """Put the app into maintenance mode."""
-    click.echo(f"Enabling maintenance mode for ⬢ {app}... ", nl=False)
+    action(f"Enabling maintenance mode for ⬢ {app}")
     client().patch(f"/apps/{_q(app)}", {"maintenance": True})
-    click.echo("done")
+    done()
 
 
 @cli.command("maintenance:off")
 @app_option
 def maintenance_off(app: str) -> None:
     """Take the app out of maintenance mode."""
-    click.echo(f"Disabling maintenance mode for ⬢ {app}... ", nl=False)
+    action(f"Disabling maintenance mode for ⬢ {app}")
     client().patch(f"/apps/{_q(app)}", {"maintenance": False})
-    click.echo("done")
+    done()
 
 
 # -- access ----------------------------------------------------------------------------
@@ -207,9 +219,9 @@ def access_list(app: str, as_json: bool) -> None:
 @click.option("-p", "--permissions", help="list of permissions (accepted for compatibility)")
 def access_add(app: str, email: str, permissions: str | None) -> None:
     """Add new users to your app."""
-    click.echo(f"Adding {email} access to the app {app}... ", nl=False)
+    action(f"Adding {email} access to the app {app}")
     client().post(f"/apps/{_q(app)}/collaborators", {"user": email, "silent": False})
-    click.echo("done")
+    done()
 
 
 @cli.command("access:remove")
@@ -217,6 +229,6 @@ def access_add(app: str, email: str, permissions: str | None) -> None:
 @app_option
 def access_remove(app: str, email: str) -> None:
     """Remove users from an app."""
-    click.echo(f"Removing {email} access from the app {app}... ", nl=False)
+    action(f"Removing {email} access from the app {app}")
     client().delete(f"/apps/{_q(app)}/collaborators/{_q(email)}")
-    click.echo("done")
+    done()

@@ -331,7 +331,9 @@ async def _build(ctx: _Ctx) -> BuildResult:
     declared: dict[str, str] = {}
     if procfile.is_file():
         try:
-            declared = parse_procfile(procfile.read_text(errors="replace"))
+            declared = parse_procfile(procfile.read_bytes().decode("utf-8"))
+        except UnicodeDecodeError:
+            raise BuildFailed("Procfile is not a text file: it must be UTF-8 text.") from None
         except ProcfileError as exc:
             raise BuildFailed(str(exc)) from exc
     output("-----> Discovering process types")

@@ -30,6 +30,10 @@ async def export_tree(
     env.update(extra_env or {})
     env["GIT_DIR"] = str(repo_path)
     dest_dir.parent.mkdir(parents=True, exist_ok=True)
+    if await _empty_tree(git, rev, env):
+        # Its archive is a pax header and end-of-archive blocks, which tarfile refuses.
+        dest_dir.mkdir(exist_ok=True)
+        return dest_dir
     with tempfile.NamedTemporaryFile(dir=dest_dir.parent, suffix=".tar") as tmp:
         proc = await asyncio.create_subprocess_exec(
             git, "archive", "--format=tar", rev,
@@ -40,3 +44,14 @@ async def export_tree(
             raise ExportError(f"git archive {rev} failed: {err.decode(errors='replace').strip()}")
         await asyncio.to_thread(extract_tarball, tmp.name, dest_dir)
     return dest_dir
+
+
+async def _empty_tree(git: str, rev: str, env: Mapping[str, str]) -> bool:
+    proc = await asyncio.create_subprocess_exec(
+        git, "ls-tree", rev,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=dict(env),
+    )  # fmt: skip
+    out, err = await proc.communicate()
+    if proc.returncode != 0:
+        raise ExportError(f"git ls-tree {rev} failed: {err.decode(errors='replace').strip()}")
+    return not out.strip()

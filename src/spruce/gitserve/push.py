@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from spruce.services import Services
-from spruce.services.errors import Forbidden, NotFound, Unauthorized
-from spruce.services.model import BuildStatus
+from spruce.services.errors import Forbidden, NotFound, ServiceError, Unauthorized
+from spruce.services.model import BuildStatus, SourceError
 
+from .export import ExportError
 from .server import GitAccessError, GitServer, Output, PushContext
 
 
@@ -31,15 +32,21 @@ def make_git_server(services: Services, repos_dir: Path) -> GitServer:
 
     async def on_push(push: PushContext, output: Output) -> bool:
         builds = services.builds
-        app = services.apps.get(push.user, push.app_name)
         workdir = Path(tempfile.mkdtemp(prefix="push-", dir=builds.home / "work"))
         try:
+            app = services.apps.get(push.user, push.app_name)
             source = await push.export(workdir / "src")
             build = builds.create_pending(
                 push.user, app.id, {"url": f"git:{push.new_sha}", "version": push.new_sha}
             )
             result = await builds.run(push.user, build, source, output)
             return result.status == BuildStatus.SUCCEEDED
+        except SourceError as e:  # what was pushed cannot be built from (unsafe links...)
+            output(f" !     Push rejected: the pushed tree cannot be used: {e}")
+            return False
+        except (ServiceError, ExportError) as e:
+            output(f" !     Push rejected: {getattr(e, 'message', None) or e}")
+            return False
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 

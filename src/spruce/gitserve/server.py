@@ -11,7 +11,7 @@ runs `on_push` while the push is still open and relays its output to the hook, w
 to the pusher as `remote:` lines. `on_push` returning False makes the hook fail, so
 receive-pack drops the pushed objects (quarantine) and leaves the ref untouched.
 Pushes to one app are serialized: a second push waits for the first to finish, then is
-rejected if the ref it was based on has moved.
+rejected if the ref it was based on has moved. Pushes to other branches are kept, unbuilt.
 """
 
 from __future__ import annotations
@@ -362,21 +362,23 @@ class GitServer:
             output(" !     Unknown push; push again.")
             return False
         updates = [tuple(u) for u in request.get("updates", []) if len(u) == 3]
-        for _old, new, ref in updates:
-            if ref not in DEPLOY_REFS:
-                branch = ref.removeprefix("refs/heads/")
-                output(
-                    f" !     Pushing to {branch!r} is not supported: only main or master deploy."
-                )
-                output(f" !     Deploy with: git push <remote> {branch}:main")
-                return False
+        deploys = [u for u in updates if u[2] in DEPLOY_REFS]
+        for _old, new, ref in deploys:
             if new == ZERO_SHA:
                 output(f" !     Deleting {ref.removeprefix('refs/heads/')} is not allowed.")
                 return False
-        if len(updates) != 1:
+        if len(deploys) > 1:
             output(" !     Push either main or master, not both at once.")
             return False
-        old, new, ref = updates[0]
+        # Like Heroku, other branches (and tags) are kept without a build.
+        for _old, new, ref in updates:
+            if ref not in DEPLOY_REFS and ref.startswith("refs/heads/") and new != ZERO_SHA:
+                branch = ref.removeprefix("refs/heads/")
+                output("Pushed to non-main branch, skipping build.")
+                output(f"To deploy it: git push <remote> {branch}:main")
+        if not deploys:
+            return True
+        old, new, ref = deploys[0]
         if push.lock.locked() and not push.holds_lock:
             output(
                 f"-----> Another push to {push.app_name} is in progress; waiting for it to finish..."

@@ -38,6 +38,8 @@ class BuildSettings:
     timeout: float = 15 * 60.0
     slug_retention: int = 20  # slugs of the newest N releases (and builds) are kept
     run_as: tuple[int, int] | None = None
+    slug_limit: int = 500 * 2**20  # Heroku's: a bigger compressed slug fails the build
+    slug_soft_limit: int = 300 * 2**20  # above it, a warning
 
 
 class Builds:
@@ -223,13 +225,7 @@ class Builds:
         output: Output | None = None,
     ) -> BuildView:
         """Build `source_dir` for `build`; streams lines to `output` and the build log."""
-        log_path = self.home / "builds" / f"{build.id}.log"
-        log_file = open(log_path, "a", buffering=1, encoding="utf-8", errors="replace")  # noqa: SIM115
-
-        def emit(line: str) -> None:
-            log_file.write(line.rstrip("\n") + "\n")
-            if output is not None:
-                output(line)
+        emit = _BuildOutput(self.home / "builds" / f"{build.id}.log", output)
 
         who = actor.email if actor else "Spruce"
         try:
@@ -244,13 +240,13 @@ class Builds:
                     emit(f" !     Build failed: {type(e).__name__}")
                     result = self._finish(build.id, BuildStatus.FAILED)
         finally:
-            log_file.close()
+            emit.close()
         outcome = "succeeded" if result.status == BuildStatus.SUCCEEDED else "failed"
         self.events.publish(ApiActivity(build.app_id, f"Build {outcome}"))
         return result
 
     async def _run_locked(
-        self, actor: UserView | None, build: BuildView, source_dir: Path, emit: Output
+        self, actor: UserView | None, build: BuildView, source_dir: Path, emit: _BuildOutput
     ) -> BuildView:
         with self.store.session() as s:
             app = s.get(App, build.app_id)
@@ -275,8 +271,11 @@ class Builds:
         )
         try:
             result = await self.runner.build(req, emit)
+            self._check_slug_size(result.slug_size, result.slug_path, emit)
         except BuildFailed as e:
-            emit(f" !     {e}")
+            if not emit.said(e.message):  # runners report their failure; the fake may not
+                for line in e.message.splitlines():
+                    emit(f" !     {line}")
             emit(" !     Push rejected, failed to compile app.")
             return self._finish(build.id, BuildStatus.FAILED)
         finally:
@@ -316,6 +315,7 @@ class Builds:
                 emit(" !     Release command failed: the previous release stays live.")
                 return self._finish(build.id, BuildStatus.SUCCEEDED, slug.id, release.id)
         emit(f"       Released v{release.version}")
+        emit(f"       {self._web_url(app_id)} deployed to Spruce")
         self.releases.prune_slugs(app_id, self.settings.slug_retention)
         return self._finish(build.id, BuildStatus.SUCCEEDED, slug.id, release.id)
 
@@ -373,6 +373,7 @@ class Builds:
                 emit(" !     Release command failed: the previous release stays live.")
                 return self._finish(build.id, BuildStatus.SUCCEEDED, None, release.id)
         emit(f"       Released v{release.version}")
+        emit(f"       {self._web_url(app_id)} deployed to Spruce")
         return self._finish(build.id, BuildStatus.SUCCEEDED, None, release.id)
 
     def _set_image(self, build_id: str, image_id: str) -> None:
@@ -380,6 +381,27 @@ class Builds:
             b = s.get(Build, build_id)
             if b is not None:
                 b.oci_image_id = image_id
+
+    def _web_url(self, app_id: str) -> str:
+        with self.store.session() as s:
+            app = s.get(App, app_id)
+            return self.addresses.web_url(app.name) if app is not None else ""
+
+    def _check_slug_size(self, size: int, slug_path: Path, emit: Output) -> None:
+        mib = size / 2**20
+        if size > self.settings.slug_limit:
+            slug_path.unlink(missing_ok=True)
+            limit = self.settings.slug_limit / 2**20
+            message = f"Compiled slug size: {mib:.0f}M is too large (max is {limit:.0f}M)."
+            emit(f" !     {message}")
+            emit(" !     Keep big files out of the slug with a .slugignore file.")
+            raise BuildFailed(message)
+        if size > self.settings.slug_soft_limit:
+            soft = self.settings.slug_soft_limit / 2**20
+            emit(
+                f" !     Warning: Your slug size ({mib:.0f} MB) exceeds our soft limit "
+                f"({soft:.0f} MB) which may affect boot time."
+            )
 
     def _finish(
         self,
@@ -431,3 +453,27 @@ class Builds:
     def _append_output(self, build_id: str, line: str) -> None:
         with open(self.home / "builds" / f"{build_id}.log", "a") as f:
             f.write(line + "\n")
+
+
+class _BuildOutput:
+    """A build's output: its log file and the caller's stream. It remembers the error lines
+    shown, so a failure the runner has already reported is not printed twice."""
+
+    def __init__(self, log_path: Path, output: Output | None) -> None:
+        self._file = open(log_path, "a", buffering=1, encoding="utf-8", errors="replace")  # noqa: SIM115
+        self._output = output
+        self._errors: set[str] = set()
+
+    def __call__(self, line: str) -> None:
+        self._file.write(line.rstrip("\n") + "\n")
+        if line.startswith((" !", "ERROR:")):
+            self._errors.add(line.removeprefix("ERROR:").lstrip(" !").strip())
+        if self._output is not None:
+            self._output(line)
+
+    def said(self, message: str) -> bool:
+        first = message.strip().splitlines()[0].strip() if message.strip() else ""
+        return first in self._errors
+
+    def close(self) -> None:
+        self._file.close()

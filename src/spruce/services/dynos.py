@@ -62,6 +62,8 @@ class Dynos:
             self._process_type(app, process_type)
         if dyno_name:
             self.get(app, dyno_name)
+        elif not any(process_type in (None, d.type) for d in self.list(app)):
+            return  # nothing runs: like Heroku, restarting is then a no-op, not an error
         try:
             await self.backend.restart(app.id, process_type=process_type, dyno_name=dyno_name)
         except DynoNotFound as e:

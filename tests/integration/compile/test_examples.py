@@ -72,6 +72,19 @@ async def test_python_web_pip_install_and_gunicorn(builder: Builder) -> None:
     assert body == "Hello from Spruce! dyno=web.1\n"
 
 
+async def test_python_console_scripts_run_after_a_build_in_a_long_path(tmp_path: Path) -> None:
+    """Past 127 bytes pip writes its own sh trampoline with the build path: it is rewritten
+    like a short shebang, so gunicorn still starts from the unpacked slug."""
+    builder = Builder(root=tmp_path / ("long-" * 16))
+    app = builder.app("python-web", example="python-web")
+    result = await builder.build(app)
+    unpacked = unpack_slug(result.slug_path, tmp_path / "dyno")
+    head = (unpacked / ".heroku" / "python" / "bin" / "gunicorn").read_bytes()[:200]
+    assert str(builder.root).encode() not in head, head
+    body = await serve_and_get(unpacked, result.process_types["web"])
+    assert body == "Hello from Spruce! dyno=web.1\n"
+
+
 async def test_node_web(builder: Builder) -> None:
     result = await builder.build(builder.app("node-web", example="node-web"))
     assert result.buildpack_description == "Node.js"

@@ -223,18 +223,23 @@ async def test_failed_build_rejects_push_and_keeps_old_ref(harness: Harness) -> 
     assert probe.returncode != 0, "rejected objects must not stay in the repository"
 
 
-async def test_other_branch_refused(harness: Harness) -> None:
+async def test_other_branch_kept_without_a_build(harness: Harness) -> None:
+    """As on Heroku: another branch is accepted (exit 0) and stored, and nothing builds."""
+
     async def never(ctx: PushContext, output: Callable[[str], None]) -> bool:
         raise AssertionError("on_push must not run for other branches")
 
     harness.on_push = never
     work = make_repo(harness.tmp / "client" / "app", files={"Procfile": "web: x\n"})
     rc, err = await agit(work, "push", harness.remote("demo"), "main:feature")
-    assert rc != 0
+    assert rc == 0, err
+    assert "remote: Pushed to non-main branch, skipping build." in err
+    assert "remote: To deploy it: git push <remote> feature:main" in err
     assert (
-        "remote:  !     Pushing to 'feature' is not supported: only main or master deploy." in err
+        server_ref(harness.repos, "demo", "refs/heads/feature")
+        == git(work, "rev-parse", "HEAD").strip()
     )
-    assert server_ref(harness.repos, "demo", "refs/heads/feature") is None
+    assert server_ref(harness.repos, "demo") is None
     assert harness.pushes == []
 
 

@@ -6,13 +6,13 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+from cli_invoke import spruce
 from click.testing import CliRunner
 
 from spruce.certs import acm_setup
 from spruce.certs.acme.authority import AcmeAuthority
 from spruce.certs.ca import InternalCA
 from spruce.certs.internal_authority import InternalAuthority
-from spruce.cli.main import cli
 from spruce.config import AcmeOptions
 
 DNS = "rfc2136://spruce-acme:c2VjcmV0IHNlY3JldA==@127.0.0.1:5353/acme.example.net"
@@ -69,8 +69,10 @@ def test_policy_from_the_flag_and_the_tuning() -> None:
 
 
 def test_spruce_up_refuses_bad_acme_options_before_starting(tmp_path: Path) -> None:
-    result = CliRunner().invoke(cli, ["up", "--home", str(tmp_path), "--acme-renew-before", "soon"])
+    result = CliRunner().invoke(
+        spruce, ["up", "--home", str(tmp_path), "--acme-renew-before", "soon"]
+    )
     assert result.exit_code == 1 and "--acme-renew-before takes a duration" in result.output
-    result = CliRunner().invoke(cli, ["up", "--home", str(tmp_path), "--acme-dns", DNS])
+    result = CliRunner().invoke(spruce, ["up", "--home", str(tmp_path), "--acme-dns", DNS])
     assert result.exit_code == 1 and "--acme-dns needs --acme-directory" in result.output
     assert not (tmp_path / "spruce.db").exists()

@@ -7,10 +7,10 @@ import datetime as dt
 from typing import Any
 
 import pytest
+from cli_invoke import spruce
 from click.testing import CliRunner
 
 from spruce.cli import certs as certs_cli
-from spruce.cli.main import cli
 
 NOW = dt.datetime.now(dt.UTC)
 
@@ -70,7 +70,7 @@ def run(monkeypatch: pytest.MonkeyPatch, answers: dict[str, Any], *args: str) ->
     fake = FakeClient(answers)
     monkeypatch.setattr(certs_cli, "client", lambda: fake)
     monkeypatch.setattr(certs_cli.time, "sleep", lambda s: None)
-    return CliRunner().invoke(cli, [*args, "-a", "shop"])
+    return CliRunner().invoke(spruce, [*args, "-a", "shop"])
 
 
 def test_statuses_as_heroku_shows_them() -> None:
@@ -207,7 +207,7 @@ def test_enable_wait_fails_when_a_domain_failed(monkeypatch: pytest.MonkeyPatch)
     fake.get_all = fake.get  # type: ignore[method-assign]
     monkeypatch.setattr(certs_cli, "client", lambda: fake)
     monkeypatch.setattr(certs_cli.time, "sleep", lambda s: None)
-    result = CliRunner().invoke(cli, ["certs:auto:enable", "--wait", "-a", "shop"])
+    result = CliRunner().invoke(spruce, ["certs:auto:enable", "--wait", "-a", "shop"])
     assert result.exit_code == 1
     assert "Waiting until the certificate is issued to all domains... !" in result.output
     assert (

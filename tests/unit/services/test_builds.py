@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from service_fakes import Harness
 
+from spruce.services.builds import BuildSettings
 from spruce.services.errors import InvalidParams
+from spruce.services.model import BuildFailed
 from spruce.services.views import UserView
 
 
@@ -31,7 +35,7 @@ async def test_a_build_makes_a_slug_a_release_and_the_formation(
     release = s.releases.get(app.id, done.release_id)
     assert release.description == "Deploy 0123456" and release.current
     assert {f.type: f.quantity for f in s.formation.list(app.id)} == {"web": 1, "worker": 0}
-    assert lines[-1] == "       Released v2"
+    assert lines[-2:] == ["       Released v2", "       http://built.apps.test/ deployed to Spruce"]
     path, running = s.builds.output(build.id)
     assert path is not None and not running and "Faking a build" in path.read_text()
     assert "Build succeeded" in harness.logs.messages(app.id)
@@ -49,6 +53,59 @@ async def test_a_failed_build_changes_nothing(
     assert done.status == "failed" and done.slug_id is None and done.release_id is None
     assert " !     Push rejected, failed to compile app." in lines
     assert [r.version for r in s.releases.list(app.id)] == [1]
+    # A runner that did not print its failure gets it printed, once.
+    assert lines.count(" !     No default language could be detected for this app.") == 1
+
+
+async def test_a_failure_the_runner_reported_reads_once(
+    harness: Harness, owner: UserView, tmp_path: Path
+) -> None:
+    s = harness.services
+    app = s.apps.create(owner, "reported")
+    message = "No default language could be detected for this app."
+
+    class Reporting(type(harness.builds)):  # type: ignore[misc]
+        async def build(self, request: Any, output: Any) -> Any:
+            output(" !")
+            output(f" !     {message}")
+            raise BuildFailed(message)
+
+    s.builds.runner = Reporting()
+    build = s.builds.create_pending(owner, app.id, {"url": "git:4"})
+    lines: list[str] = []
+    await s.builds.run(owner, build, source(tmp_path), lines.append)
+    assert lines.count(f" !     {message}") == 1
+    assert lines[-1] == " !     Push rejected, failed to compile app."
+
+
+async def test_slug_size_limits(harness: Harness, owner: UserView, tmp_path: Path) -> None:
+    """Heroku's limits on the compressed slug: a warning above the soft one, a failed build
+    (and no slug kept) above the hard one."""
+    s = harness.services
+    app = s.apps.create(owner, "heavy")
+    src = source(tmp_path)
+    (src / "blob.bin").write_bytes(os.urandom(300_000))
+    s.builds.settings = BuildSettings(slug_limit=2**20, slug_soft_limit=100_000)
+    lines: list[str] = []
+    build = s.builds.create_pending(owner, app.id, {"url": "git:5"})
+    done = await s.builds.run(owner, build, src, lines.append)
+    assert done.status == "succeeded"
+    assert any("exceeds our soft limit (0 MB)" in line for line in lines), lines
+    (src / "blob.bin").write_bytes(os.urandom(3 * 2**20))
+    lines.clear()
+    slugs = set((harness_home(s) / "slugs").iterdir())
+    build = s.builds.create_pending(owner, app.id, {"url": "git:6"})
+    done = await s.builds.run(owner, build, src, lines.append)
+    assert done.status == "failed" and done.slug_id is None
+    assert " !     Compiled slug size: 3M is too large (max is 1M)." in lines
+    assert lines[-1] == " !     Push rejected, failed to compile app."
+    assert lines.count(" !     Compiled slug size: 3M is too large (max is 1M).") == 1
+    assert set((harness_home(s) / "slugs").iterdir()) == slugs  # the big slug is gone
+    assert [r.version for r in s.releases.list(app.id)] == [1, 2]
+
+
+def harness_home(s: Any) -> Path:
+    return Path(s.builds.home)
 
 
 async def test_a_runner_fault_fails_the_build_cleanly(

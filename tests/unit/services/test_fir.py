@@ -51,7 +51,8 @@ async def test_a_fir_build_releases_an_image_not_a_slug(
 ) -> None:
     s = harness.services
     app, lines = await pushed(harness, owner, tmp_path)
-    assert "===> EXPORTING" in lines and lines[-1] == "       Released v2"
+    assert "===> EXPORTING" in lines and lines[-2] == "       Released v2"
+    assert lines[-1] == f"       {app.web_url} deployed to Spruce"
     assert harness.builds.requests == []  # the classic runner never ran
     request = harness.images.requests[-1]
     assert request.app_id == app.id and request.previous_image is None

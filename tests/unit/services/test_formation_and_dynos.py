@@ -71,6 +71,19 @@ async def test_restart_by_name_or_type(harness: Harness, owner: UserView) -> Non
     assert "Restart web by user owner@example.com" in harness.logs.messages(app.id)
 
 
+async def test_restarting_what_does_not_run_is_a_no_op(harness: Harness, owner: UserView) -> None:
+    """As on Heroku (202, nothing done), not an error naming the app's id."""
+    s = harness.services
+    fresh = s.apps.create(owner, "never-pushed")
+    await s.dynos.restart(owner, fresh)
+    app = deployed(harness, owner, "workerless")
+    await s.deployments.converge(app.id)
+    await s.dynos.restart(owner, app, process_type="worker")  # scaled to 0
+    assert harness.dynos.restarts == []
+    await s.dynos.restart(owner, app)
+    assert harness.dynos.restarts == [(app.id, None, None)]
+
+
 async def test_one_off_input_is_checked(harness: Harness, owner: UserView) -> None:
     s = harness.services
     empty = s.apps.create(owner, "no-code")

@@ -18,11 +18,15 @@ from __future__ import annotations
 import glob
 import hashlib
 import os
+import queue
 import re
 import shutil
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
+from typing import IO
 
 DENY_ENV = {
     "PATH",
@@ -165,8 +169,12 @@ def build_env(user_vars: dict[str, str], cache_dir: str) -> dict[str, str]:
     return env
 
 
-def run(argv: list[str], env: dict[str, str], cwd: str, log: Log) -> None:
-    """Run a tool, passing its output through as details; stop the build on failure."""
+def run(argv: list[str], env: dict[str, str], cwd: str, log: Log, heartbeat: float = 5.0) -> None:
+    """Run a tool, passing its output through as details; stop the build on failure.
+
+    A tool silent for `heartbeat` seconds (venv creation, a big wheel) gets a line saying it
+    still runs, so a push never looks stuck.
+    """
     proc = subprocess.Popen(
         argv,
         cwd=cwd,
@@ -177,10 +185,27 @@ def run(argv: list[str], env: dict[str, str], cwd: str, log: Log) -> None:
         errors="replace",
     )
     assert proc.stdout is not None
-    for line in proc.stdout:
+    words = [os.path.basename(argv[0])] + [a for a in argv[1:3] if not a.startswith("/")]
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def pump(stream: IO[str]) -> None:
+        for line in stream:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=pump, args=(proc.stdout,), daemon=True).start()
+    started = time.monotonic()
+    while True:
+        try:
+            line = lines.get(timeout=heartbeat)
+        except queue.Empty:
+            elapsed = time.monotonic() - started
+            log.detail("... still running %s (%ds)" % (" ".join(words), elapsed))
+            continue
+        if line is None:
+            break
         log.detail(line.rstrip("\n"))
     if proc.wait() != 0:
-        words = [os.path.basename(argv[0])] + [a for a in argv[1:3] if not a.startswith("/")]
         log.die("`%s` failed (exit status %d)" % (" ".join(words), proc.returncode))
 
 
