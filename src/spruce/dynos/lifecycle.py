@@ -12,6 +12,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from spruce.dynos import procs
+from spruce.dynos.disk import disk_quota_mb
 from spruce.dynos.dyno import HOST, AppState, Dyno
 from spruce.dynos.images import (
     WORKSPACE,
@@ -236,6 +237,8 @@ class DynoRunner:
             # The kernel's limit is a backstop well above Heroku's R15 point (2x quota).
             memory_limit=int((quota * 3 + 64) * 1024 * 1024),
             pids_max=get_size(d.size).pids_max,
+            disk_mb=disk_quota_mb(d.size, self.settings.disk_quota_mb),
+            shm_bytes=int(quota * 1024 * 1024),
             stdio=stdio,
             winsize=winsize,
             image=image,

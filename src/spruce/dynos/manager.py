@@ -115,6 +115,9 @@ class DynoManager:
             path.unlink(missing_ok=True)
 
         await asyncio.gather(*(end(p, r) for p, r in records))
+        if self.sandbox.disks is not None:
+            # Their disks went with their mount namespaces; the empty mount points remain.
+            await asyncio.to_thread(self.sandbox.disks.release_all)
 
     async def shutdown(self) -> None:
         """SIGTERM every dyno, SIGKILL after the grace time; the manager is done after."""

@@ -48,6 +48,13 @@ def _is_uuid(value: str) -> bool:
         return False
 
 
+def _of_service(att: AttachmentView, service: object) -> bool:
+    """Heroku's resolvers take an optional add-on service name (`heroku-postgresql`)."""
+    if not isinstance(service, str) or not service:
+        return True
+    return att.addon_plan.name.split(":", 1)[0] == service
+
+
 class Addons:
     def __init__(
         self,
@@ -246,10 +253,15 @@ class Addons:
 
     # -- resolving (Heroku's CLI: /actions/addons/resolve, /actions/addon-attachments/resolve)
     def resolve_attachments(
-        self, actor: UserView, identity: object, app_id: str | None = None
+        self,
+        actor: UserView,
+        identity: object,
+        app_id: str | None = None,
+        addon_service: object = None,
     ) -> builtins.list[AttachmentView]:
         """Every attachment `identity` names: an attachment name or config var (`DATABASE`,
-        `DATABASE_URL`), `app::NAME`, an attachment id, or an add-on's name or id."""
+        `DATABASE_URL`), `app::NAME`, an attachment id, or an add-on's name or id; only
+        attachments of `addon_service`'s add-ons when it is given."""
         if not isinstance(identity, str) or not identity:
             raise InvalidParams("addon_attachment is required.")
         if "::" in identity:
@@ -282,22 +294,30 @@ class Addons:
                     found = builtins.list(s.scalars(q.order_by(AddonAttachment.created_at)))
             allowed = set(s.scalars(visible))
             found = [a for a in found if a.app_id in allowed]
-            if not found:
+            views = [v for v in self._attachment_views(s, found) if _of_service(v, addon_service)]
+            if not views:
                 raise NotFound(f"Couldn't find that add-on attachment ({identity}).")
-            return self._attachment_views(s, found)
+            return views
 
     def resolve_addon(
-        self, actor: UserView, identity: object, app_id: str | None = None
+        self,
+        actor: UserView,
+        identity: object,
+        app_id: str | None = None,
+        addon_service: object = None,
     ) -> AddonView:
         """One add-on by its name or id, or by an attachment of it (`app::NAME`, `DATABASE`,
-        `DATABASE_URL`)."""
+        `DATABASE_URL`), of `addon_service` when it is given."""
         if not isinstance(identity, str) or not identity:
             raise InvalidParams("addon is required.")
         if "::" in identity:
             app_name, _, identity = identity.partition("::")
             app_id = self.apps.get(actor, app_name).id
         with self.store.session() as s:
-            return self._one(s, self._find_addon(s, actor, identity, app_id))
+            view = self._one(s, self._find_addon(s, actor, identity, app_id))
+        if isinstance(addon_service, str) and addon_service and view.service.name != addon_service:
+            raise NotFound(f"Couldn't find that add-on ({identity}).")
+        return view
 
     # -- provisioning --------------------------------------------------------------------
     def _new_name(self, s: Session, provider: AddonProvider) -> str:
