@@ -171,7 +171,7 @@ class _LogNotReady(Exception):
 
 
 _KUBELET_ERRORS = (
-    "failed to try resolving symlinks in path \"/var/log/pods/",
+    'failed to try resolving symlinks in path "/var/log/pods/',
     "unable to retrieve container logs for ",
 )
 
