@@ -257,6 +257,17 @@ class PostgresDataOps:
             row = await cur.fetchone()
         return bool(row and row[0])
 
+    async def stats_reset(self, addon_id: str) -> None:
+        """`pg:stats-reset`: this database's statement and table statistics, nobody else's."""
+        entry = self._entry(addon_id)
+        await self._ensure_cluster()
+        async with self.cluster.admin(entry["database"]) as conn:
+            await conn.execute(
+                "SELECT pg_stat_statements_reset(0, (SELECT oid FROM pg_database"
+                " WHERE datname = current_database()), 0)"
+            )
+            await conn.execute("SELECT pg_stat_reset()")
+
     async def locks(self, addon_id: str) -> list[dict[str, Any]]:
         """`pg:locks`: locks other than plain reads held or awaited on the database."""
         entry = self._entry(addon_id)
