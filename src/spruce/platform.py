@@ -280,7 +280,7 @@ class Platform:
 
         providers: tuple[Provider, ...] = (
             RedisProvider(home, log=addon_log, on_config_changed=server_moved),
-            PostgresProvider(home, log=addon_log, on_config_changed=server_moved),
+            PostgresProvider(home, log=addon_log, on_config_changed=server_moved, ca=ca),
         )
         hosts = [s.host]
         if s.host == "127.0.0.1" and _ipv6_loopback():

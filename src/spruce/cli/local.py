@@ -359,6 +359,9 @@ def heroku_env(home: str | None) -> None:
         "HEROKU_PARTICLEBOARD_URL": ep.api_url,
         "HEROKU_API_KEY": ep.api_key,
         "HEROKU_GIT_HOST": git.netloc,
+        # pg:* and redis:* send the data API's requests to this host with HEROKU_HOST's
+        # protocol and port: the API serves /client/v11 and /redis/v0 itself.
+        "HEROKU_DATA_HOST": urlparse(ep.api_url).hostname or "127.0.0.1",
         "NODE_EXTRA_CA_CERTS": str(bundle),
         "GIT_SSL_CAINFO": str(bundle),
         "DISABLE_TELEMETRY": "true",

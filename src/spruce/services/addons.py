@@ -411,16 +411,31 @@ class Addons:
                     AddonAttachment.app_id == app_id, AddonAttachment.name == as_name
                 )
             )
-            if old is not None:  # confirmed replacement (redis:promote)
+            values: dict[str, str | None] = {}
+            displaced = None
+            if old is not None:  # confirmed replacement (redis:promote, pg:promote)
+                if old.addon_id == addon_id:
+                    return self._one_att(s, old)  # already there: nothing to change
+                displaced = s.get(Addon, old.addon_id)
                 s.delete(old)
                 s.flush()
+            if displaced is not None and not s.scalar(
+                select(AddonAttachment.id).where(AddonAttachment.addon_id == displaced.id)
+            ):
+                # its last attachment went: it keeps one under the next free name, as
+                # Heroku's promote does, so it stays reachable and billed to its app
+                provider = self.catalog.provider(displaced.service)
+                taken = set(
+                    s.scalars(select(AddonAttachment.name).where(AddonAttachment.app_id == app_id))
+                ) | {as_name}
+                kept = default_attachment_name(provider, taken)
+                s.add(AddonAttachment(addon_id=displaced.id, app_id=app_id, name=kept))
+                values |= {f"{kept}_{k}": v for k, v in (displaced.config or {}).items()}
             att = AddonAttachment(addon_id=addon_id, app_id=app_id, name=as_name)
             s.add(att)
             s.flush()
             view = self._one_att(s, att)
-            values: dict[str, str | None] = {
-                f"{as_name}_{k}": v for k, v in (addon.config or {}).items()
-            }
+            values |= {f"{as_name}_{k}": v for k, v in (addon.config or {}).items()}
             addon_name = addon.name
         self._release_config(actor, app_id, values, f"Attach {as_name} (@ref:{addon_name})")
         return view
@@ -447,15 +462,19 @@ class Addons:
         app = self.apps.get(actor, app_id)
         provider = self.catalog.provider(addon.service.name)
         with self.store.session() as s:
-            if isinstance(as_name, str) and s.scalar(
-                select(AddonAttachment.id).where(
-                    AddonAttachment.app_id == app.id,
-                    AddonAttachment.addon_id == addon.id,
-                    AddonAttachment.name == as_name.upper(),
+            replace = isinstance(confirm, str) and confirm == app.name
+            if (
+                isinstance(as_name, str)
+                and not replace
+                and s.scalar(
+                    select(AddonAttachment.id).where(
+                        AddonAttachment.app_id == app.id,
+                        AddonAttachment.addon_id == addon.id,
+                        AddonAttachment.name == as_name.upper(),
+                    )
                 )
             ):
                 raise Conflict("This add-on is already attached to this app with that name.")
-            replace = isinstance(confirm, str) and confirm == app.name
             name = self._attachment_name(s, app.id, provider, as_name, confirm=replace)
         return self._attach(actor, addon.id, app.id, name)
 
@@ -570,6 +589,14 @@ class Addons:
             return self._one(s, row)
 
     # -- provider values -------------------------------------------------------------------
+    def config_values(self, addon_id: str) -> dict[str, str]:
+        """The provider's values for the add-on (`URL`, ...), as attached apps get them."""
+        with self.store.session() as s:
+            row = s.get(Addon, addon_id)
+            if row is None:
+                raise NotFound(f"Couldn't find that add-on ({addon_id}).")
+            return dict(row.config or {})
+
     def apply_config(
         self, actor: UserView | None, addon_id: str, values: dict[str, str], description: str
     ) -> AddonView:

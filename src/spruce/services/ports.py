@@ -288,6 +288,8 @@ class PostgresOps(Protocol):
 
     async def kill(self, addon_id: str, pid: int, force: bool = False) -> bool: ...
 
+    async def stats_reset(self, addon_id: str) -> None: ...
+
 
 class AddonProvider(Protocol):
     """One add-on service backed by real servers. It knows add-on ids only: apps,

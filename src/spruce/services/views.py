@@ -320,3 +320,6 @@ class AddonInfo:
     addon: str
     plan: str
     info: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    resource_url: str = ""
+    """The add-on's own URL (config value `URL`): what the data API reports and the CLI
+    matches against the app's config vars."""
