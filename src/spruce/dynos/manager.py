@@ -570,7 +570,7 @@ class DynoManager:
         env = {k: v for k, v in target.env.items() if k not in ("PATH", "HOME")}
         try:
             await self.runner.run_once(
-                st, shadow, st.app, extra_env=env, stdio="pipe", att=att, quiet=True
+                st, shadow, st.app, extra_env=env, stdio="pipe", att=att, quiet=True, inside=target
             )
         finally:
             att.done.set()

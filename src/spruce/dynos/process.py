@@ -52,6 +52,9 @@ class LaunchSpec:
     """The dyno's own disk (/app's changes, /tmp), when the sandbox gives it one."""
     shm_bytes: int = 64 << 20
     """/dev/shm's size (it is memory: the dyno's memory quota)."""
+    enter_pid: int | None = None
+    """run:inside: a process of the target dyno's sandbox, whose namespaces (its /app,
+    /tmp, processes) the command joins instead of getting a sandbox of its own."""
 
     @property
     def fs(self) -> DynoFs | None:
@@ -113,7 +116,10 @@ class DynoProcess:
         spec = self.spec
         key = f"{spec.app_id}.{spec.dyno_name}.{spec.dyno_id[:8]}"
         self.cgroup = self.sandbox.cgroup(key, spec.memory_limit, spec.pids_max)
-        if spec.image is not None:
+        entered = self._enter_argv(spec)
+        if entered is not None:
+            argv, cwd = entered, "/"
+        elif spec.image is not None:
             argv = self._image_argv(spec)
             cwd = "/"
         else:
@@ -176,6 +182,31 @@ class DynoProcess:
                 asyncio.create_task(self._pump(self.proc.stdout)),
                 asyncio.create_task(self._pump(self.proc.stderr)),
             ]
+
+    def _enter_argv(self, spec: LaunchSpec) -> list[str] | None:
+        if spec.enter_pid is None:
+            return None
+        if spec.image is not None:
+            assert spec.image_argv is not None
+            inner = spec.image_argv
+        else:
+            inner = ["/bin/bash", "-c", PROFILE_PRELUDE + spec.command]
+        argv = self.sandbox.enter(inner, spec.enter_pid, spec.uid)
+        return self.sandbox.in_cgroup(argv, self.cgroup) if argv is not None else None
+
+    def inner_pid(self) -> int | None:
+        """A process inside this dyno's sandbox (its own pid namespace), if it has one."""
+        try:
+            ours = os.readlink("/proc/self/ns/pid")
+        except OSError:
+            return None
+        for p in self.members():
+            try:
+                if os.readlink(f"/proc/{p.pid}/ns/pid") != ours:
+                    return p.pid
+            except OSError:
+                continue
+        return None
 
     def _image_argv(self, spec: LaunchSpec) -> list[str]:
         assert spec.image is not None and spec.image_argv is not None

@@ -361,6 +361,16 @@ class Sandbox:
             inner = self.wrap_disk(inner, fs, host_dir)
         return self.in_cgroup(inner, cgroup)
 
+    def enter(self, argv: list[str], pid: int, uid: int | None) -> list[str] | None:
+        """argv run inside the sandbox that process `pid` is in (run:inside): its mounts,
+        /app and /tmp, its pid namespace; None when that cannot be done here."""
+        nsenter = shutil.which("nsenter")
+        if not self.users or self.setpriv is None or uid is None or nsenter is None:
+            return None
+        ns = ["--mount", "--uts", "--ipc", "--pid", "--root", "--wd"]
+        drop = [self.setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
+        return [nsenter, f"--target={pid}", *ns, "--", *drop, "--no-new-privs", "--", *argv]
+
     def disk_dir(self, fs: DynoFs | None) -> Path | None:
         """Where a launch's disk is mounted (in its own namespace), if it gets one."""
         if fs is None or self.disks is None:

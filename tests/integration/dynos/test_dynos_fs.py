@@ -106,3 +106,21 @@ async def test_formation_dyno_disk_released_when_it_stops(harness: Harness) -> N
     harness.managers.remove(m)
     await until(lambda: not list(disks.iterdir()), 10, "mount point released")
     assert str(harness.tmp) not in _loops()
+
+
+async def test_run_inside_sees_the_dyno_own_files(harness: Harness) -> None:
+    """run:inside joins the running dyno: its /tmp, its /app changes, its processes."""
+    m = await harness.manager(disk_quota_mb={"basic": 32})
+    app = runtime(
+        make_slug(harness.tmp),
+        process_types={"worker": "echo t > /tmp/mark; echo a > /app/mark; exec sleep 1000"},
+        formation={"worker": (1, "basic")},
+    )
+    await m.converge(app)
+    await until(lambda: [d.state for d in m.dynos("app1")] == ["up"])
+    script = "sleep 0.5; cat /tmp/mark /app/mark; pgrep -x sleep >/dev/null && echo sees-sleep"
+    info = await m.run_inside("app1", "worker.1", script + "; echo uid=$(id -u)")
+    assert info.attach_url
+    out, status = await cli_attach(harness, info.attach_url)
+    assert "t\na\n" in out and "sees-sleep" in out, out
+    assert status == 0 and "uid=0" not in out
