@@ -8,6 +8,7 @@ Postgres add-on (the tools run Heroku's CLI, which resolves DATABASE_URL through
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import shutil
 import threading
@@ -43,16 +44,42 @@ def text(result: Any) -> str:
     return body
 
 
-def call(params: StdioServerParameters, tool: str, args: dict[str, Any]) -> str:
-    """One tool call on a fresh server (each test stays independent of the others)."""
+class Server:
+    """One MCP session for the module (the server and its `heroku repl` start once), held
+    on a loop in a thread of its own so that tests call tools synchronously."""
 
-    async def go() -> str:
-        async with stdio_client(params) as (read, write):
-            async with ClientSession(read, write) as s:
-                await s.initialize()
-                return text(await s.call_tool(tool, args))
+    def __init__(self, params: StdioServerParameters) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self._stop = asyncio.Event()
+        self._ready: concurrent.futures.Future[ClientSession] = concurrent.futures.Future()
+        self._main = asyncio.run_coroutine_threadsafe(self._run(params), self.loop)
+        self.session = self._ready.result(120)
 
-    return asyncio.run(asyncio.wait_for(go(), 240))
+    async def _run(self, params: StdioServerParameters) -> None:
+        try:
+            async with stdio_client(params) as (read, write):
+                async with ClientSession(read, write) as s:
+                    await s.initialize()
+                    self._ready.set_result(s)
+                    await self._stop.wait()
+        except BaseException as e:
+            if not self._ready.done():
+                self._ready.set_exception(e)
+            raise
+
+    def call(self, tool: str, args: dict[str, Any]) -> str:
+        fut = asyncio.run_coroutine_threadsafe(self.session.call_tool(tool, args), self.loop)
+        return text(fut.result(240))
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self._stop.set)
+        try:
+            self._main.result(30)
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(10)
 
 
 @pytest.fixture(scope="module")
@@ -73,8 +100,10 @@ def app(
 
 
 @pytest.fixture(scope="module")
-def params(heroku: HerokuCLI) -> StdioServerParameters:
-    return server_params(heroku)
+def mcp(heroku: HerokuCLI) -> Iterator[Server]:
+    server = Server(server_params(heroku))
+    yield server
+    server.close()
 
 
 @pytest.fixture(scope="module")
@@ -89,14 +118,13 @@ def logs(heroku: HerokuCLI, app: str) -> str:
 
 
 def test_deploy_one_off_dyno_with_sources(
-    params: StdioServerParameters, heroku: HerokuCLI, platform: RunningPlatform, app: str
+    mcp: Server, heroku: HerokuCLI, platform: RunningPlatform, app: str
 ) -> None:
     sources = [
         {"relativePath": "job.py", "contents": "import os\nprint('sum', 2 + 3, os.getcwd())\n"},
         {"relativePath": "data.txt", "contents": "it's data\n"},
     ]
-    out = call(
-        params,
+    out = mcp.call(
         "deploy_one_off_dyno",
         {"name": app, "command": "python3 job.py && cat data.txt && id -u", "sources": sources},
     )
@@ -113,24 +141,19 @@ def test_deploy_one_off_dyno_with_sources(
     assert not [d for d in dynos if d["type"] == "run" and d["state"] == "up"], dynos
 
 
-def test_deploy_one_off_dyno_exit_status(
-    params: StdioServerParameters, heroku: HerokuCLI, app: str
-) -> None:
+def test_deploy_one_off_dyno_exit_status(mcp: Server, heroku: HerokuCLI, app: str) -> None:
     """Heroku's rendezvous sends no `[exit N]` (the server reports 0 for any status there);
     Spruce's session ends with the CLI's own status line, which the tool's text carries."""
-    out = call(params, "deploy_one_off_dyno", {"name": app, "command": "echo failing; exit 3"})
+    out = mcp.call("deploy_one_off_dyno", {"name": app, "command": "echo failing; exit 3"})
     assert "failing" in out
     assert "heroku-command-exit-status: 3" in out, out
     assert "[exit" not in out
     wait_for(lambda: RUN_EXIT.format(3) in logs(heroku, app), 30, what="status 3")
 
 
-def test_pg_psql_writes_what_the_database_holds(
-    params: StdioServerParameters, app: str, database_url: str
-) -> None:
+def test_pg_psql_writes_what_the_database_holds(mcp: Server, app: str, database_url: str) -> None:
     marker = uuid.uuid4().hex[:8]
-    out = call(
-        params,
+    out = mcp.call(
         "pg_psql",
         {
             "app": app,
@@ -144,8 +167,7 @@ def test_pg_psql_writes_what_the_database_holds(
     assert rows == [(marker,)]
     # The same database by each name Heroku's CLI takes.
     for database in ("DATABASE", f"{app}::DATABASE_URL"):
-        out = call(
-            params,
+        out = mcp.call(
             "pg_psql",
             {"app": app, "database": database, "command": f"SELECT '{marker}-again' AS probe"},
         )
@@ -192,11 +214,9 @@ def _active(database_url: str, pid: int) -> bool:
         return bool(row.fetchone()[0])  # type: ignore[index]
 
 
-def test_pg_ps_pg_locks_pg_kill(
-    params: StdioServerParameters, app: str, database_url: str, sleeper: Backend
-) -> None:
+def test_pg_ps_pg_locks_pg_kill(mcp: Server, app: str, database_url: str, sleeper: Backend) -> None:
     wait_for(lambda: _active(database_url, sleeper.pid), 10, what="sleeper running")
-    out = call(params, "pg_ps", {"app": app})
+    out = mcp.call("pg_ps", {"app": app})
     assert "mcp-sleeper" in out and str(sleeper.pid) in out, out
 
     with psycopg.connect(database_url, connect_timeout=10) as setup:
@@ -206,26 +226,24 @@ def test_pg_ps_pg_locks_pg_kill(
     try:
         holder.execute("LOCK TABLE locked_things IN EXCLUSIVE MODE")
         holder_pid = holder.execute("SELECT pg_backend_pid()").fetchone()[0]  # type: ignore[index]
-        out = call(params, "pg_locks", {"app": app})
+        out = mcp.call("pg_locks", {"app": app})
         assert "locked_things" in out and str(holder_pid) in out, out
     finally:
         holder.rollback()
         holder.close()
 
-    out = call(params, "pg_kill", {"app": app, "pid": sleeper.pid, "force": True})
+    out = mcp.call("pg_kill", {"app": app, "pid": sleeper.pid, "force": True})
     assert "pg_terminate_backend" in out and "\n t" in out, out
     wait_for(lambda: not _active(database_url, sleeper.pid), 10, what="backend ended")
     sleeper.thread.join(10)
     assert sleeper.error is not None
 
 
-def test_pg_outliers_lists_queries_run(
-    params: StdioServerParameters, app: str, database_url: str
-) -> None:
+def test_pg_outliers_lists_queries_run(mcp: Server, app: str, database_url: str) -> None:
     # The slowest statements of this role lead the list (the tool's default: the top 10).
     with psycopg.connect(database_url, connect_timeout=10) as conn:
         for _ in range(2):
             conn.execute("SELECT pg_sleep(%s) AS outlier_probe", (0.4,))
-    out = call(params, "pg_outliers", {"app": app})
+    out = mcp.call("pg_outliers", {"app": app})
     # pg_stat_statements (normalised: constants become $1) as the database recorded it.
     assert "total_exec_time" in out and "pg_sleep($1) AS outlier_probe" in out, out
