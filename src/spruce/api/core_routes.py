@@ -11,7 +11,7 @@ from spruce.services.errors import InvalidParams, NotFound
 from spruce.services.views import AppView
 
 from . import views
-from .http import Ctx, endpoint, paginate
+from .http import Ctx, endpoint, paged, paginate, request_range
 
 
 def the_app(ctx: Ctx, owner_only: bool = False) -> AppView:
@@ -36,8 +36,10 @@ def apps_list(ctx: Ctx) -> Any:
     owned = ctx.params.get("user") not in (None, "~")
     if owned and ctx.params["user"] not in (ctx.actor.id, ctx.actor.email):
         raise NotFound("Couldn't find that user.")
-    apps = ctx.services.apps.list_for(ctx.actor)
-    return paginate(ctx, [views.app_json(a) for a in apps], ("id", "name", "updated_at"), "name")
+    allowed = ("id", "name", "updated_at")
+    rng = request_range(ctx, allowed, "name")
+    apps, more = ctx.services.apps.page_for(ctx.actor, rng)
+    return paged(ctx, rng, [views.app_json(a) for a in apps], more, allowed)
 
 
 def apps_create(ctx: Ctx) -> Any:
