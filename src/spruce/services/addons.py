@@ -202,6 +202,16 @@ class Addons:
             )
             return self._addon_views(s, builtins.list(rows))
 
+    def attached_app_ids(self, addon_id: str) -> builtins.list[str]:
+        """The apps an add-on is attached to (the owner's first), for the platform itself."""
+        with self.store.session() as s:
+            rows = s.execute(
+                select(AddonAttachment.app_id)
+                .where(AddonAttachment.addon_id == addon_id)
+                .order_by(AddonAttachment.created_at)
+            )
+            return builtins.list(dict.fromkeys(r[0] for r in rows))
+
     def visible(self, actor: UserView) -> builtins.list[AddonView]:
         with self.store.session() as s:
             rows = s.scalars(self._visible_addons(s, actor).order_by(Addon.created_at))
@@ -558,7 +568,8 @@ class Addons:
             row = s.get(Addon, addon_id)
             if row is None:
                 raise NotFound(f"Couldn't find that add-on ({addon_id}).")
-            row.config = dict(values)
+            # merged: a provider may report only what changed (inference keeps no key)
+            row.config = {**(row.config or {}), **values}
             atts = builtins.list(
                 s.execute(
                     select(AddonAttachment.app_id, AddonAttachment.name).where(
