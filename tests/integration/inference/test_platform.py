@@ -211,7 +211,7 @@ def test_another_apps_dynos_are_refused(
     body = {
         "messages": [{"role": "user", "content": "List files."}],
         "tools": [tool],
-        "max_tokens_per_inference_request": 16,
+        "max_tokens_per_inference_request": 48,
     }
     with inference(platform, config["INFERENCE_URL"], config["INFERENCE_KEY"]) as c:
         r = c.post("/v1/agents/heroku", json=body)
