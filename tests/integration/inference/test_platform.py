@@ -206,7 +206,11 @@ def test_another_apps_dynos_are_refused(
     tool = {
         "type": "heroku_tool",
         "name": "dyno_run_command",
-        "runtime_params": {"target_app_name": "bystander", "tool_params": {"cmd": "ls"}},
+        "runtime_params": {
+            "target_app_name": "bystander",
+            "max_calls": 1,
+            "tool_params": {"cmd": "ls"},
+        },
     }
     body = {
         "messages": [{"role": "user", "content": "List files."}],
@@ -220,6 +224,70 @@ def test_another_apps_dynos_are_refused(
     assert tool_events, r.text
     text = tool_events[0]["choices"][0]["message"]["content"]
     assert "not attached to bystander" in text
+
+
+MCP_SERVER = Path(__file__).with_name("stdlib_mcp_server.py")
+
+
+def test_mcp_process_types_of_attached_apps_serve_an_agent(
+    platform: RunningPlatform, deployed: dict[str, Any], tmp_path: Path
+) -> None:
+    api = platform.client()
+    assert api.post("/apps", json={"name": "notes-mcp"}).status_code == 201
+    push(
+        platform,
+        tmp_path,
+        "notes-mcp",
+        {
+            "Procfile": "mcp-notes: python3 server.py\n",
+            "server.py": MCP_SERVER.read_text(),
+            "todo.note": "milk",
+            "ideas.note": "spruce",
+        },
+    )
+    addon = deployed["addon"]
+    r = api.post(
+        "/addon-attachments", json={"addon": {"name": addon["name"]}, "app": {"name": "notes-mcp"}}
+    )
+    assert r.status_code == 201, r.text
+    config = deployed["config"]
+    with inference(platform, config["INFERENCE_URL"], config["INFERENCE_KEY"]) as c:
+        servers = c.get("/v1/mcp/servers").json()
+        assert [s["process_type"] for s in servers] == ["mcp-notes"], servers
+        server = servers[0]
+        assert server["primitives_status"] == "synced", server
+        name = f"{server['namespace']}/list_notes"
+        assert [t["namespaced_name"] for t in server["tools"]] == [name]
+        body = {
+            "messages": [{"role": "user", "content": "Which notes are there?"}],
+            "tools": [{"type": "mcp", "name": name, "runtime_params": {"max_calls": 1}}],
+            "max_tokens_per_inference_request": 32,
+        }
+        r = c.post("/v1/agents/heroku", json=body)
+    events = [json.loads(d) for d in sse_data(r.text)[:-1]]
+    results = [e for e in events if e["object"] == "tool.completion"]
+    assert results, r.text
+    payload = json.loads(results[0]["choices"][0]["message"]["content"].split("result: ", 1)[1])
+    assert payload["content"][0]["text"].split() == ["ideas.note", "todo.note"]
+
+
+def test_spruces_ai_commands(platform: RunningPlatform, deployed: dict[str, Any]) -> None:
+    models = platform.cli("ai:models:list", check=True).stdout
+    assert CHAT in models and "text-to-embedding" in models
+    info = platform.cli("ai:models:info", "-a", "asker", check=True).stdout
+    assert f"=== {CHAT}" in info and "Ready:" in info and "Usage (chat):" in info
+    called = platform.cli(
+        "ai:models:call", "-a", "asker", "-p", "Hi", "-j", "--opts", '{"max_tokens": 4}'
+    )
+    assert called.returncode == 0, called.stderr
+    assert json.loads(called.stdout)["usage"]["completion_tokens"] <= 4
+    url = deployed["config"]["INFERENCE_URL"]
+    assert platform.cli("ai:mcp", "-a", "asker", check=True).stdout.strip() == url + "/mcp"
+    tools = platform.cli("ai:tools:list", "-a", "asker", check=True).stdout
+    assert "/list_notes" in tools
+    missing = platform.cli("ai:models:call", "NOPE", "-a", "asker", "-p", "x")
+    assert missing.returncode == 1
+    assert "We can't find a model resource called NOPE on asker." in missing.stderr
 
 
 def test_rotation_and_destroy_revoke_the_key(
@@ -240,6 +308,9 @@ def test_rotation_and_destroy_revoke_the_key(
 
     wait_for(lambda: status(old) == 401 or None, 15, interval=0.5, what="the old key refused")
     assert status(new) == 200
-    assert api.delete(f"/apps/asker/addons/{addon['id']}").status_code == 200
+    # attached to notes-mcp as well: destroying it needs force, as on Heroku
+    gone = api.request("DELETE", f"/apps/asker/addons/{addon['id']}", json={"force": True})
+    assert gone.status_code == 200, gone.text
+    assert "INFERENCE_KEY" not in api.get("/apps/notes-mcp/config-vars").json()
     assert "INFERENCE_KEY" not in api.get("/apps/asker/config-vars").json()
     wait_for(lambda: status(new) == 401 or None, 15, interval=0.5, what="the key revoked")
