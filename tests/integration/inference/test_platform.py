@@ -314,3 +314,34 @@ def test_rotation_and_destroy_revoke_the_key(
     assert "INFERENCE_KEY" not in api.get("/apps/notes-mcp/config-vars").json()
     assert "INFERENCE_KEY" not in api.get("/apps/asker/config-vars").json()
     wait_for(lambda: status(new) == 401 or None, 15, interval=0.5, what="the key revoked")
+
+
+def test_a_restart_keeps_the_host_and_the_keys(platform: RunningPlatform) -> None:
+    """Last: the module's platform is stopped and another started on its home."""
+    api = platform.client()
+    r = api.post("/apps/asker/addons", json={"plan": "heroku-inference:standard"}, timeout=240)
+    assert r.status_code in (200, 201), r.text
+    config = api.get("/apps/asker/config-vars").json()
+    assert "INFERENCE_MODEL_ID" not in config  # standard: the request names the model
+    url, key = config["INFERENCE_URL"], config["INFERENCE_KEY"]
+    platform.stop()
+    again = start_platform(platform.home, extra_env={"SPRUCE_TUNING": json.dumps(TUNING)})
+    try:
+        assert again.endpoints["inference_url"] == url
+        body = {"model": CHAT, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4}
+
+        def completion() -> dict[str, Any] | None:
+            try:
+                with inference(again, url, key) as c:
+                    r = c.post("/v1/chat/completions", json=body)
+            except httpx.HTTPError:
+                return None
+            return r.json() if r.status_code == 200 else None  # type: ignore[no-any-return]
+
+        answer = wait_for(completion, 120, interval=0.5, what="the inference host back")
+        assert answer["model"] == CHAT
+        with inference(again, url, key) as c:
+            unnamed = c.post("/v1/chat/completions", json={"messages": body["messages"]})
+        assert unnamed.status_code == 400 and "model" in unnamed.json()["error"]["message"]
+    finally:
+        again.stop()
