@@ -131,6 +131,9 @@ class InferenceProvider(Provider):
         entry = self._state.load().get(addon_id)
         return (addon_id, entry) if entry else None
 
+    def spec(self, model_id: str | None) -> ModelSpec | None:
+        return next((s for s in self.specs if s.id == model_id), None)
+
     def model_id(self, addon_id: str) -> str | None:
         plan = self._entry(addon_id)["plan"]
         return None if plan == STANDARD else str(plan)

@@ -24,6 +24,7 @@ from spruce.services.views import AppView
 from .link import (
     CommandResult,
     KeyGrant,
+    Limits,
     LinkError,
     McpProcessType,
     PostgresCredentials,
@@ -68,12 +69,16 @@ class ServicesLink:
             addon = self.services.addons.get_internal(addon_id)
         except ServiceError:
             return None
+        model_id = self.provider.model_id(addon_id)
+        spec = self.provider.spec(model_id)
+        limits = Limits(spec.requests_per_minute, spec.tokens_per_minute) if spec else Limits()
         return KeyGrant(
             addon_id=addon.id,
             addon_name=addon.name,
             app_id=addon.app.id,
             app_name=addon.app.name,
-            model_id=self.provider.model_id(addon_id),
+            model_id=model_id,
+            limits=limits,
             created_at=str(entry.get("created", "")),
         )
 

@@ -324,8 +324,27 @@ def test_a_restart_keeps_the_host_and_the_keys(platform: RunningPlatform) -> Non
     config = api.get("/apps/asker/config-vars").json()
     assert "INFERENCE_MODEL_ID" not in config  # standard: the request names the model
     url, key = config["INFERENCE_URL"], config["INFERENCE_KEY"]
+    r = api.post(
+        "/apps/asker/addons",
+        json={"plan": f"heroku-inference:{CHAT}", "attachment": {"name": "LIMITED"}},
+    )
+    assert r.status_code in (200, 201), r.text
+    limited = api.get("/apps/asker/config-vars").json()["LIMITED_KEY"]
     platform.stop()
-    again = start_platform(platform.home, extra_env={"SPRUCE_TUNING": json.dumps(TUNING)})
+    # the operator's catalogue now: the same models, the chat one limited to 2 requests/min
+    models = platform.home.parent / "models.yaml"
+    models.write_text(
+        "models:\n"
+        f"  - {{id: {CHAT}, type: text-to-text, backend: local, gguf: 'builtin:smollm2',"
+        " requests_per_minute: 2}\n"
+        "  - {id: all-minilm-l6-v2, type: text-to-embedding, backend: local,"
+        " gguf: 'builtin:minilm', context: 512}\n"
+    )
+    again = start_platform(
+        platform.home,
+        extra_env={"SPRUCE_TUNING": json.dumps(TUNING)},
+        extra_args=["--models", str(models)],
+    )
     try:
         assert again.endpoints["inference_url"] == url
         body = {"model": CHAT, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4}
@@ -343,5 +362,10 @@ def test_a_restart_keeps_the_host_and_the_keys(platform: RunningPlatform) -> Non
         with inference(again, url, key) as c:
             unnamed = c.post("/v1/chat/completions", json={"messages": body["messages"]})
         assert unnamed.status_code == 400 and "model" in unnamed.json()["error"]["message"]
+        with inference(again, url, limited) as c:
+            codes = [c.post("/v1/chat/completions", json=body) for _ in range(3)]
+        assert [r.status_code for r in codes] == [200, 200, 429]
+        assert codes[2].json()["error"]["type"] == "rate_limit_error"
+        assert int(codes[2].headers["retry-after"]) > 0
     finally:
         again.stop()
