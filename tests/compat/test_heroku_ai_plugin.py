@@ -162,10 +162,21 @@ def test_tools_list_and_mcp(heroku: HerokuCLI, app: str) -> None:
     assert mcp == f"https://{HOST}/mcp"
 
 
-def test_models_detach_and_destroy(heroku: HerokuCLI, app: str) -> None:
-    resolved = heroku("addons", "-a", app, "--json").stdout
-    embed = next(a for a in json.loads(resolved) if a["plan"]["name"].endswith(EMBED))
+def test_models_attach_detach_and_destroy(
+    heroku: HerokuCLI, app: str, platform: RunningPlatform
+) -> None:
+    api = platform.client()  # checks through the API: each CLI start costs seconds here
+    other = f"{app}-b"
+    assert api.post("/apps", json={"name": other}).status_code == 201
+    heroku("ai:models:attach", "EMBED", "-s", app, "-t", other, "--as", "SHARED")
+    shared = api.get(f"/apps/{other}/config-vars").json()
+    assert shared["SHARED_MODEL_ID"] == EMBED and shared["SHARED_KEY"].startswith("inf-")
+    heroku("ai:models:detach", "SHARED", "-a", other)
+    assert "SHARED_KEY" not in api.get(f"/apps/{other}/config-vars").json()
+    embed = next(
+        a for a in api.get(f"/apps/{app}/addons").json() if a["plan"]["name"].endswith(EMBED)
+    )
     out = heroku("ai:models:destroy", embed["name"], "-a", app, "--confirm", app)
     assert f"Destroying {embed['name']}" in out.stdout + out.stderr
-    config = json.loads(heroku("config", "-a", app, "--json").stdout)
+    config = api.get(f"/apps/{app}/config-vars").json()
     assert "EMBED_KEY" not in config and "INFERENCE_KEY" in config
