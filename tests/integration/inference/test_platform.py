@@ -7,6 +7,7 @@ agent call runs `ls` in a real one-off dyno of that app; keys rotate and die wit
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import ssl
@@ -16,8 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import httpx2
 import pytest
 from inference_harness import sse_data
+from mcp.client.session import ClientSession
+from mcp.client.streamable_http import streamable_http_client
 from support import RunningPlatform, start_platform, wait_for
 
 pytestmark = pytest.mark.slow
@@ -269,6 +273,23 @@ def test_mcp_process_types_of_attached_apps_serve_an_agent(
     assert results, r.text
     payload = json.loads(results[0]["choices"][0]["message"]["content"].split("result: ", 1)[1])
     assert payload["content"][0]["text"].split() == ["ideas.note", "todo.note"]
+
+    # the MCP toolkit: one Streamable-HTTP endpoint at <INFERENCE_URL>/mcp over the servers
+    async def toolkit() -> tuple[list[str], str]:
+        ctx = ssl.create_default_context(cafile=str(platform.home / "ca" / "ca.pem"))
+        headers = {"Authorization": f"Bearer {config['INFERENCE_KEY']}"}
+        async with (
+            httpx2.AsyncClient(verify=ctx, headers=headers, timeout=120) as http,
+            streamable_http_client(config["INFERENCE_URL"] + "/mcp", http_client=http) as st,
+            ClientSession(st[0], st[1]) as session,
+        ):
+            await session.initialize()
+            names = [t.name for t in (await session.list_tools()).tools]
+            result = await session.call_tool(name, {})
+            return names, result.content[0].text  # type: ignore[union-attr]
+
+    names, text = asyncio.run(toolkit())
+    assert names == [name] and text.split() == ["ideas.note", "todo.note"]
 
 
 def test_spruces_ai_commands(platform: RunningPlatform, deployed: dict[str, Any]) -> None:
