@@ -63,6 +63,7 @@ class InferenceProvider(Provider):
     human_name = "Heroku Managed Inference and Agents"
     config_var_name = "INFERENCE"
     color_prefix = "INFERENCE"
+    rotate_on_detach = True  # one key per resource: a detached app's copy must die
 
     def __init__(
         self,

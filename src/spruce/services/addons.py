@@ -474,6 +474,27 @@ class Addons:
         )
         return attachment
 
+    async def detach_and_rotate(
+        self, actor: UserView, attachment: AttachmentView
+    ) -> AttachmentView:
+        """Detach; for a provider with per-resource keys, the attachments left get a new
+        key (a release each), so the detached app's copy stops working."""
+        self.detach(actor, attachment)
+        addon = self.get_internal(attachment.addon.id)
+        provider = self.catalog.provider(addon.service.name)
+        if provider.rotate_on_detach:
+            try:
+                values = await provider.reset_credentials(addon.id)
+            except AddonError as e:
+                raise InvalidParams(str(e)) from None
+            self.apply_config(
+                actor,
+                addon.id,
+                values,
+                f"Update {{name}}: new key after detach from {attachment.app.name}",
+            )
+        return attachment
+
     async def destroy(
         self, actor: UserView, addon: AddonView, confirm: object = None, force: bool = False
     ) -> AddonView:
@@ -522,7 +543,7 @@ class Addons:
                 )
                 views = self._attachment_views(s, rows)
             for att in views:
-                self.detach(actor, att)
+                await self.detach_and_rotate(actor, att)
 
     def rename(self, addon: AddonView, new_name: object) -> AddonView:
         if not isinstance(new_name, str) or not ADDON_NAME_RE.match(new_name):

@@ -311,12 +311,36 @@ def test_spruces_ai_commands(platform: RunningPlatform, deployed: dict[str, Any]
     assert "We can't find a model resource called NOPE on asker." in missing.stderr
 
 
+def test_a_detach_gives_the_others_a_new_key(
+    platform: RunningPlatform, deployed: dict[str, Any]
+) -> None:
+    api = platform.client()
+    addon = deployed["addon"]
+    r = api.post(
+        "/addon-attachments",
+        json={"addon": {"name": addon["name"]}, "app": {"name": "bystander"}, "name": "LENT"},
+    )
+    assert r.status_code == 201, r.text
+    lent = api.get("/apps/bystander/config-vars").json()["LENT_KEY"]
+    assert api.delete(f"/addon-attachments/{r.json()['id']}").status_code == 200
+    assert "LENT_KEY" not in api.get("/apps/bystander/config-vars").json()
+    kept = api.get("/apps/asker/config-vars").json()["INFERENCE_KEY"]
+    assert kept != lent and api.get("/apps/notes-mcp/config-vars").json()["INFERENCE_KEY"] == kept
+
+    def status(key: str) -> int:
+        with inference(platform, deployed["config"]["INFERENCE_URL"], key) as c:
+            return c.get(f"/models/{addon['id']}").status_code
+
+    wait_for(lambda: status(lent) == 401 or None, 15, interval=0.5, what="the lent key refused")
+    assert status(kept) == 200
+
+
 def test_rotation_and_destroy_revoke_the_key(
     platform: RunningPlatform, deployed: dict[str, Any]
 ) -> None:
     api = platform.client()
     addon = deployed["addon"]
-    old = deployed["config"]["INFERENCE_KEY"]
+    old = api.get("/apps/asker/config-vars").json()["INFERENCE_KEY"]
     url = deployed["config"]["INFERENCE_URL"]
     r = api.post(f"/addons/{addon['id']}/actions/credentials-reset")
     assert r.status_code == 200, r.text
