@@ -173,9 +173,9 @@ def attachments_info(ctx: Ctx) -> Any:
     return ATTACHMENT.one(ctx, the_attachment(ctx))
 
 
-def attachments_delete(ctx: Ctx) -> Any:
-    att = the_attachment(ctx)
-    ctx.services.addons.detach(ctx.actor, att)
+async def attachments_delete(ctx: Ctx) -> Any:
+    att = await ctx.off_loop(the_attachment, ctx)
+    await ctx.services.addons.detach_and_rotate(ctx.actor, att)
     return ATTACHMENT.one(ctx, att)
 
 

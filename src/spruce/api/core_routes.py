@@ -12,7 +12,7 @@ from spruce.services.views import AppView
 
 from . import views
 from .expansion import Json, Shape
-from .http import Ctx, endpoint, paginate
+from .http import Ctx, endpoint, paged, paginate, request_range
 
 
 def _expand_region(ctx: Ctx, app: AppView, doc: Json) -> None:
@@ -59,8 +59,10 @@ def apps_list(ctx: Ctx) -> Any:
     owned = ctx.params.get("user") not in (None, "~")
     if owned and ctx.params["user"] not in (ctx.actor.id, ctx.actor.email):
         raise NotFound("Couldn't find that user.")
-    apps = ctx.services.apps.list_for(ctx.actor)
-    return paginate(ctx, APP.many(ctx, apps), ("id", "name", "updated_at"), "name")
+    allowed = ("id", "name", "updated_at")
+    rng = request_range(ctx, allowed, "name")
+    apps, more = ctx.services.apps.page_for(ctx.actor, rng)
+    return paged(ctx, rng, APP.many(ctx, apps), more, allowed)
 
 
 def apps_create(ctx: Ctx) -> Any:

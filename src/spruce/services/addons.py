@@ -209,6 +209,16 @@ class Addons:
             )
             return self._addon_views(s, builtins.list(rows))
 
+    def attached_app_ids(self, addon_id: str) -> builtins.list[str]:
+        """The apps an add-on is attached to (the owner's first), for the platform itself."""
+        with self.store.session() as s:
+            rows = s.execute(
+                select(AddonAttachment.app_id)
+                .where(AddonAttachment.addon_id == addon_id)
+                .order_by(AddonAttachment.created_at)
+            )
+            return builtins.list(dict.fromkeys(r[0] for r in rows))
+
     def visible(self, actor: UserView) -> builtins.list[AddonView]:
         with self.store.session() as s:
             rows = s.scalars(self._visible_addons(s, actor).order_by(Addon.created_at))
@@ -503,6 +513,27 @@ class Addons:
         )
         return attachment
 
+    async def detach_and_rotate(
+        self, actor: UserView, attachment: AttachmentView
+    ) -> AttachmentView:
+        """Detach; for a provider with per-resource keys, the attachments left get a new
+        key (a release each), so the detached app's copy stops working."""
+        self.detach(actor, attachment)
+        addon = self.get_internal(attachment.addon.id)
+        provider = self.catalog.provider(addon.service.name)
+        if provider.rotate_on_detach:
+            try:
+                values = await provider.reset_credentials(addon.id)
+            except AddonError as e:
+                raise InvalidParams(str(e)) from None
+            self.apply_config(
+                actor,
+                addon.id,
+                values,
+                f"Update {{name}}: new key after detach from {attachment.app.name}",
+            )
+        return attachment
+
     async def destroy(
         self, actor: UserView, addon: AddonView, confirm: object = None, force: bool = False
     ) -> AddonView:
@@ -551,7 +582,7 @@ class Addons:
                 )
                 views = self._attachment_views(s, rows)
             for att in views:
-                self.detach(actor, att)
+                await self.detach_and_rotate(actor, att)
 
     def rename(self, addon: AddonView, new_name: object) -> AddonView:
         if not isinstance(new_name, str) or not ADDON_NAME_RE.match(new_name):
@@ -605,7 +636,8 @@ class Addons:
             row = s.get(Addon, addon_id)
             if row is None:
                 raise NotFound(f"Couldn't find that add-on ({addon_id}).")
-            row.config = dict(values)
+            # merged: a provider may report only what changed (inference keeps no key)
+            row.config = {**(row.config or {}), **values}
             atts = builtins.list(
                 s.execute(
                     select(AddonAttachment.app_id, AddonAttachment.name).where(

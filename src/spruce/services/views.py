@@ -16,6 +16,18 @@ from .settings import AppSettings
 
 
 @dataclass(frozen=True)
+class ListRange:
+    """One page of a listing, as a client's Range asks for it: ordered by `field`, from
+    `start` (after it when `exclusive`), at most `limit` items."""
+
+    field: str
+    start: str | None = None
+    exclusive: bool = False
+    limit: int = 1000
+    descending: bool = False
+
+
+@dataclass(frozen=True)
 class Ref:
     id: str
     name: str
