@@ -218,5 +218,10 @@ def test_destroy_mid_release_phase_build_and_one_off(
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert "sleep 297" not in ps and "sleep 299" not in ps
     logged = platform.log_path.read_text(errors="replace")[log_start:]
-    for marker in ("Traceback", "Task exception was never retrieved", "Exception in callback"):
+    for marker in (
+        "Traceback",
+        "Task exception was never retrieved",
+        "Exception in callback",
+        "Exception in ASGI application",
+    ):
         assert marker not in logged, logged[-4000:]
