@@ -133,7 +133,8 @@ def test_redis_info_and_promote(heroku: HerokuCLI, app: str, platform: RunningPl
     # the add-on that was REDIS keeps an attachment (and its URL) under another name
     kept = [n for n, a in atts.items() if a == first["name"]]
     assert kept and config[f"{kept[0]}_URL"] != config["REDIS_URL"]
-    assert heroku("redis:credentials", "-a", app).stdout.strip() == config["REDIS_URL"]
+    creds = heroku("redis:credentials", second["name"], "-a", app).stdout.strip()
+    assert creds == config["REDIS_URL"]
     # promoting what is already REDIS is not an error
     heroku("redis:promote", second["name"], "-a", app)
 
