@@ -127,10 +127,7 @@ class Formations:
                 if "quantity" in upd and upd["quantity"] is not None:
                     row.quantity = parse_quantity(upd["quantity"])
                     if row.type in NOT_SCALED and row.quantity:
-                        raise InvalidParams(
-                            f"The {row.type} process type runs once for each release and "
-                            "cannot be scaled."
-                        )
+                        raise InvalidParams(f"{row.type} cannot be scaled: it runs per release.")
                 if upd.get("size"):
                     size = find_size(str(upd["size"]))
                     if size is None or size.generation != app.generation:
