@@ -21,9 +21,11 @@ from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
-from starlette.routing import Mount
+from starlette.requests import Request
+from starlette.responses import RedirectResponse
+from starlette.routing import Mount, Route
 
-from spruce import startup
+from spruce import dashboard, startup
 from spruce.addons import PostgresProvider, Provider, RedisProvider
 from spruce.api.app import create_api
 from spruce.api.http import NO_COUNTER, QueryCounter
@@ -45,13 +47,22 @@ from spruce.registry import (
     RegistryServer,
     RegistryUnavailable,
 )
+from spruce.router.measures import MeasuringLogSink
 from spruce.router.sink import SupervisorSink, affinity_secret
 from spruce.router.supervisor import RouterSupervisor
 from spruce.router.timers import RouterTimers
 from spruce.services import Ports, Services, ServiceSettings
 from spruce.services.accounts import Accounts
 from spruce.services.builds import BuildSettings
-from spruce.services.events import AddonActivity, AddonServerMoved, DynosChanged, EventBus
+from spruce.services.events import (
+    AddonActivity,
+    AddonServerMoved,
+    DynosChanged,
+    DynosMeasured,
+    EventBus,
+    RequestsMeasured,
+)
+from spruce.services.metrics import MetricsSettings
 from spruce.services.model import RouteCertificate
 from spruce.services.settings import PlatformAddresses
 from spruce.store.db import Store
@@ -63,7 +74,7 @@ def tuning_from_env() -> dict[str, dict[str, Any]]:
     """Timers and limits for tests and small machines: SPRUCE_TUNING='{"dynos": {...}}'.
 
     Sections: dynos (spruce.dynos.DynoSettings), router (RouterTimers), build (BuildSettings),
-    acm (spruce.certs.acm_setup.TUNABLE: renewal and retry times in seconds).
+    metrics (spruce.services.metrics.MetricsSettings), acm (spruce.certs.acm_setup.TUNABLE: renewal and retry times in seconds).
     """
     raw = os.environ.get("SPRUCE_TUNING")
     if not raw:
@@ -179,6 +190,10 @@ def _note_requests(backend: DynoManager) -> Callable[[dict[str, int]], None]:
     return note
 
 
+async def dashboard_home(request: Request) -> RedirectResponse:
+    return RedirectResponse("/dashboard/", status_code=307)
+
+
 def make_registry(settings: Settings, home: Path, ca: InternalCA) -> Registry:
     """Where Fir images go: the operator's registry (--registry), else a supervised
     docker-registry with a certificate from the internal CA."""
@@ -270,6 +285,7 @@ class Platform:
             on_change=lambda app_id: events.publish(DynosChanged(app_id)),
             ca=ca,
             registry=registry.client,
+            on_sample=lambda samples: events.publish(DynosMeasured(samples)),
         )
 
         def addon_log(addon_id: str, message: str) -> None:
@@ -289,7 +305,10 @@ class Platform:
             http_addrs=[(h, http_port) for h in hosts],
             https_addrs=[(h, https_port) for h in hosts],
             workers=s.router_workers,
-            log_sink=log_router,
+            # the router's lines also carry what it measured (the dashboard's graphs)
+            log_sink=MeasuringLogSink(
+                log_router, lambda samples: events.publish(RequestsMeasured(samples))
+            ),
             on_wake=dynos.wake,
             timers=RouterTimers(**tuning.get("router", {})),
             run_dir=home / "run",
@@ -324,6 +343,7 @@ class Platform:
                     "default", ("localhost",), issued.cert_pem, issued.key_pem
                 ),
                 acm=acm_setup.policy(s.acme, tuning.get("acm", {})),
+                metrics=MetricsSettings(**tuning.get("metrics", {})),
             ),
         )
         git = make_git_server(services, home / "repos")
@@ -335,7 +355,11 @@ class Platform:
             services,
             ca.cert_pem,
             log_router.asgi_app,
-            [Mount("/git", app=git)],  # type: ignore[arg-type]
+            [
+                Mount("/git", app=git),  # type: ignore[arg-type]
+                Route("/dashboard", dashboard_home, methods=["GET"]),
+                dashboard.mount(services),
+            ],
             query_counter=counter,
         )
         endpoints = Endpoints(

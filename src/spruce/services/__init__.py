@@ -32,6 +32,7 @@ from .events import EventBus
 from .features import Features
 from .formation import Formations
 from .logs import Logs
+from .metrics import Metrics, MetricsSettings
 from .model import RouteCertificate
 from .oci_images import OciImages
 from .ports import (
@@ -80,6 +81,8 @@ class ServiceSettings:
     """When ACM renews (30 days before expiry) and how it retries."""
     clock: Callable[[], dt.datetime] = utcnow
     """The time ACM's scheduler goes by (tests move it)."""
+    metrics: MetricsSettings = MetricsSettings()
+    """How long and how finely the router's and dynos' measurements are kept."""
 
 
 class Services:
@@ -111,6 +114,7 @@ class Services:
             self.acm, events, ports.authority, settings.acm, settings.clock
         )
         self.logs = Logs(store, events, ports.logs, addresses)
+        self.metrics = Metrics(events, settings.metrics)
         self.deployments = Deployments(store, events, ports.dynos)
         self.release_phase = ReleasePhase(
             events,
