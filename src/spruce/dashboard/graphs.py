@@ -10,8 +10,8 @@ from markupsafe import Markup
 
 from spruce.services.metrics import MetricsView
 
-WIDTH, HEIGHT = 640, 180
-LEFT, RIGHT, TOP, BOTTOM = 48, 8, 10, 22
+WIDTH, HEIGHT = 420, 170
+LEFT, RIGHT, TOP, BOTTOM = 58, 8, 10, 22
 COLOURS = ("#2563eb", "#d97706", "#dc2626", "#059669", "#7c3aed", "#db2777", "#0891b2")
 
 
@@ -44,8 +44,16 @@ def _clock(ts: int) -> str:
     return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%H:%M")
 
 
-def chart(key: str, title: str, unit: str, starts: tuple[int, ...], series: list[Series]) -> Markup:
-    """A line chart: one polyline per series (gaps where nothing was measured)."""
+def chart(
+    key: str,
+    title: str,
+    unit: str,
+    starts: tuple[int, ...],
+    series: list[Series],
+    counts: bool = False,
+) -> Markup:
+    """A line chart: one polyline per series (gaps where nothing was measured). The legend
+    gives each series' latest value, or with `counts` its total over the window."""
     measured = [v for s in series for v in s.values if v is not None]
     top = _nice_max(max(measured, default=0.0))
     n = len(starts)
@@ -93,8 +101,11 @@ def chart(key: str, title: str, unit: str, starts: tuple[int, ...], series: list
                     f'<polyline data-series="{escape(s.name)}" fill="none" stroke="{colour}" '
                     f'stroke-width="2" points="{" ".join(run)}"/>'
                 )
-        latest = next((v for v in reversed(s.values) if v is not None), None)
-        shown = "–" if latest is None else _label(latest, unit)
+        if counts:
+            shown = f"{sum(v or 0 for v in s.values):.0f} in all"
+        else:
+            latest = next((v for v in reversed(s.values) if v is not None), None)
+            shown = "–" if latest is None else _label(latest, unit)
         legend.append(
             f'<li><span class="swatch" data-colour="{idx % len(COLOURS)}"></span>'
             f"{escape(s.name)}: <b>{escape(shown)}</b></li>"
@@ -122,7 +133,8 @@ def app_charts(view: MetricsView) -> list[Markup]:
         Series(name, tuple(p.dynos[name].memory_mb if name in p.dynos else None for p in pts))
         for name in dynos
     ]
-    if quota:
+    peak = max((d.memory_max_mb for p in pts for d in p.dynos.values()), default=0.0)
+    if quota and peak > quota / 2:  # the quota line only where it says something
         memory.append(Series("quota", tuple(quota for _ in pts)))
     return [
         chart(
@@ -142,6 +154,7 @@ def app_charts(view: MetricsView) -> list[Markup]:
             "",
             starts,
             [Series(c, tuple(float(p.statuses.get(c, 0)) for p in pts)) for c in classes],
+            counts=True,
         ),
         chart(
             "errors",
@@ -149,6 +162,7 @@ def app_charts(view: MetricsView) -> list[Markup]:
             "",
             starts,
             [Series(c, tuple(float(p.codes.get(c, 0)) for p in pts)) for c in codes],
+            counts=True,
         ),
         chart("memory", "Dyno memory", "MB", starts, memory),
         chart(

@@ -22,7 +22,7 @@ from spruce.services.views import AppView
 
 from .web import COOKIE, PREFIX, SECURITY_HEADERS, Page, error_page, redirect, render, same_origin
 
-WINDOWS = {"1h": 3600, "6h": 6 * 3600, "24h": 24 * 3600}
+WINDOWS = {"15m": 900, "1h": 3600, "6h": 6 * 3600, "24h": 24 * 3600}
 LOG_SOURCES = ("app", "heroku")
 
 
@@ -196,8 +196,15 @@ def metrics(page: Page) -> Response:
     if window not in WINDOWS:
         window = "1h"
     view = page.services.metrics.series(app.id, WINDOWS[window])
+    quota = max((d.memory_quota_mb for p in view.points for d in p.dynos.values()), default=0)
     return page.render(
-        "metrics.html", app=app, tab="metrics", view=view, window=window, windows=list(WINDOWS)
+        "metrics.html",
+        app=app,
+        tab="metrics",
+        view=view,
+        window=window,
+        windows=list(WINDOWS),
+        quota=quota,
     )
 
 
