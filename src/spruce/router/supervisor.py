@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import json
 import os
@@ -21,6 +22,7 @@ from .timers import RouterTimers
 
 Addr = tuple[str, int]
 STOP_MARGIN = 10.0  # beyond shutdown_grace before a stopping worker is killed
+ROUTER_NICE = -5  # applied when the platform may raise priority (root)
 
 
 class RouterSupervisor:
@@ -140,9 +142,14 @@ class RouterSupervisor:
             "timers": self.timers.to_dict(),
             "activity_interval": self.activity_interval,
         }
-        return await asyncio.create_subprocess_exec(
+        proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "spruce.router.worker", json.dumps(config), env=env
         )
+        # The data path outranks the control plane, builds and dynos sharing its cores (on
+        # Heroku the routers have machines of their own): with root, workers run at nice -5.
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, proc.pid, ROUTER_NICE)
+        return proc
 
     async def _watch(self) -> None:
         """Restart a worker that died (its ports stay served by the others meanwhile)."""
