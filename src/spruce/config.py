@@ -47,6 +47,9 @@ class Settings:
     registry_username: str | None = None
     registry_password: str | None = field(default=None, repr=False)
     registry_ca: Path | None = None
+    # Apps' git_url as https://heroku@host:port/<app>.git: Heroku's VS Code extension lists
+    # only apps whose remote names "heroku" (docs/editor.md).
+    heroku_git_names: bool = False
 
     @property
     def endpoints_path(self) -> Path:

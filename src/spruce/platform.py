@@ -266,7 +266,10 @@ class Platform:
         git_url = _url("https", s.host, git_sock.getsockname()[1])
         addresses = PlatformAddresses(
             api_url=api_url,
-            git_url=git_url,
+            # the user part is ignored by the git endpoint (the key is the password)
+            git_url=git_url.replace("https://", "https://heroku@")
+            if s.heroku_git_names
+            else git_url,
             web_url_template=f"http://{{app}}.{s.domain}:{http_port}/",
             app_domain=s.domain,
         )

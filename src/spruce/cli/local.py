@@ -118,6 +118,11 @@ def _print_endpoints(ep: Endpoints) -> None:
     type=click.Path(exists=True, dir_okay=False),
     help="CA bundle (PEM) to verify --registry with",
 )
+@click.option(
+    "--heroku-git-names",
+    is_flag=True,
+    help="give apps' git_url as https://heroku@HOST/<app>.git (Heroku's VS Code extension)",
+)
 def up(
     home: str | None,
     host: str,
@@ -138,6 +143,7 @@ def up(
     registry_username: str | None,
     registry_password: str | None,
     registry_ca: str | None,
+    heroku_git_names: bool,
 ) -> None:
     """Start the platform in the foreground."""
     from spruce.certs.acm_setup import AcmeSetupError, check
@@ -171,6 +177,7 @@ def up(
         registry_username=registry_username,
         registry_password=registry_password,
         registry_ca=Path(registry_ca) if registry_ca else None,
+        heroku_git_names=heroku_git_names,
     )
     try:
         import uvloop
