@@ -114,6 +114,9 @@ def test_overview_scale_and_restart(
         "() => { const t = performance.getEntriesByType('navigation')[0];"
         " return t.responseEnd - t.requestStart; }"
     )
+    (shots / "first-view.txt").write_text(
+        f"{timing:.0f} ms server response, {elapsed:.2f} s load\n"
+    )
     assert timing < 1000, f"the app's first view took {timing:.0f} ms (whole load {elapsed:.2f} s)"
     expect(page.locator('#dynos tr[data-dyno="web.1"]')).to_contain_text("up")
     row = page.locator('#formation tr[data-type="web"]')

@@ -14,7 +14,7 @@ from starlette.staticfiles import StaticFiles
 from spruce.services import Services
 
 from . import pages
-from .web import HERE, PREFIX, view
+from .web import HERE, PREFIX, TEMPLATES, view
 
 
 def create_dashboard(services: Services) -> Starlette:
@@ -45,6 +45,8 @@ def create_dashboard(services: Services) -> Starlette:
         ],
     )
     app.state.services = services
+    for name in TEMPLATES.list_templates():  # compiled now, not on someone's first view
+        TEMPLATES.get_template(name)
     return app
 
 

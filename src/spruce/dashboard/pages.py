@@ -86,30 +86,32 @@ def _dyno_summary(page: Page, app: AppView) -> dict[str, int]:
     return states
 
 
-def apps_list(page: Page) -> Response:
-    apps = page.services.apps.list_for(page.user)
+# Dynos are the dyno backend's, read on the event loop; the store is read in the threads.
+async def apps_list(page: Page) -> Response:
+    apps = await page.off_loop(page.services.apps.list_for, page.user)
     rows = [(a, _dyno_summary(page, a)) for a in sorted(apps, key=lambda a: a.name)]
     return page.render("apps.html", rows=rows)
 
 
-def overview(page: Page) -> Response:
+def _overview_rows(page: Page) -> dict[str, Any]:
     s = page.services
     app = the_app(page)
     releases = s.releases.list(app.id)
-    sizes = [z.name for z in DYNO_SIZES if z.generation == app.generation]
-    return page.render(
-        "overview.html",
-        app=app,
-        tab="overview",
-        dynos=sorted(s.dynos.list(app), key=lambda d: d.name),
-        formation=s.formation.list(app.id),
-        sizes=sizes,
-        releases=sorted(releases, key=lambda r: -r.version)[:5],
-        addons=s.addons.for_app(app.id),
-        domains=s.domains.list(app.id),
-        features=s.features.list(app.id),
-        now=time.time(),
-    )
+    return {
+        "app": app,
+        "formation": s.formation.list(app.id),
+        "sizes": [z.name for z in DYNO_SIZES if z.generation == app.generation],
+        "releases": sorted(releases, key=lambda r: -r.version)[:5],
+        "addons": s.addons.for_app(app.id),
+        "domains": s.domains.list(app.id),
+        "features": s.features.list(app.id),
+    }
+
+
+async def overview(page: Page) -> Response:
+    rows = await page.off_loop(_overview_rows, page)
+    dynos = sorted(page.services.dynos.list(rows["app"]), key=lambda d: d.name)
+    return page.render("overview.html", tab="overview", dynos=dynos, now=time.time(), **rows)
 
 
 def scale(page: Page) -> Response:
@@ -166,17 +168,22 @@ def build_output(page: Page) -> Response:
 
 
 # -- logs ------------------------------------------------------------------------------------
-def logs(page: Page) -> Response:
+def _log_session(page: Page, source: str, dyno: str) -> tuple[AppView, str, list[str]]:
     s = page.services
     app = the_app(page)
+    session = s.logs.create_session(app.id, 200, True, source or None, dyno or None)
+    # the stream is on this same origin: the browser's EventSource needs no CORS
+    types = [f.type for f in s.formation.list(app.id)]
+    return app, urlsplit(session.logplex_url).path, types
+
+
+async def logs(page: Page) -> Response:
     source = page.request.query_params.get("source", "")
     dyno = page.request.query_params.get("dyno", "")
     if source and source not in LOG_SOURCES:
         raise InvalidParams("source must be app or heroku.")
-    session = s.logs.create_session(app.id, 200, True, source or None, dyno or None)
-    # the stream is on this same origin: the browser's EventSource needs no CORS
-    stream = urlsplit(session.logplex_url).path
-    names = sorted({d.name for d in s.dynos.list(app)} | {f.type for f in s.formation.list(app.id)})
+    app, stream, types = await page.off_loop(_log_session, page, source, dyno)
+    names = sorted({d.name for d in page.services.dynos.list(app)} | set(types))
     return page.render(
         "logs.html",
         app=app,
