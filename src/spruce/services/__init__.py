@@ -9,6 +9,7 @@ its own. What services drive in the outside world comes in through the ports
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +54,8 @@ from .settings import PlatformAddresses
 from .setups import Setups
 from .sources import Sources
 from .views import AppView, UserView
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,8 @@ class Services:
         )
         self.logs = Logs(store, events, ports.logs, addresses)
         self.metrics = Metrics(events, settings.metrics)
+        self._metrics_file = home / "metrics.json"
+        self.metrics.load(self._metrics_file)
         self.deployments = Deployments(store, events, ports.dynos)
         self.release_phase = ReleasePhase(
             events,
@@ -195,6 +200,10 @@ class Services:
         await self.builds.stop()
         await self.release_phase.stop()
         await self.deployments.stop()
+        try:
+            self.metrics.save(self._metrics_file)
+        except OSError as e:  # the home went read-only: lose the graphs, not the stop
+            log.warning("metrics were not saved: %s", e)
 
 
 __all__ = ["EventBus", "Ports", "ServiceSettings", "Services"]

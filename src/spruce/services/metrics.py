@@ -9,12 +9,16 @@ are within 5% of the measured value.
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
 
 from .events import AppDeleted, DynosMeasured, EventBus, RequestsMeasured
 from .model import DynoSample, RequestSample
@@ -226,6 +230,58 @@ class Metrics:
                 for start in range(first, last + 1, size)
             )
         return MetricsView(app_id, size, points)
+
+    # -- across restarts: the platform writes the store when it stops, reads it when it starts
+    def save(self, path: Path) -> None:
+        with self._lock:
+            data = {
+                app_id: [_bucket_json(b) for b in buckets] for app_id, buckets in self._apps.items()
+            }
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump({"bucket_seconds": self.settings.bucket_seconds, "apps": data}, f)
+        os.replace(tmp, path)
+
+    def load(self, path: Path) -> None:
+        """What `save` wrote, less what is past the retention (nothing when the bucket size
+        changed or the file is unreadable: metrics are not worth failing a start for)."""
+        try:
+            data = json.loads(path.read_text())
+            if data.get("bucket_seconds") != self.settings.bucket_seconds:
+                return
+            oldest = self._clock() - self.settings.retention_seconds
+            loaded = {
+                app_id: deque(
+                    (b for b in map(_bucket_from, rows) if b.start >= oldest),
+                    maxlen=self._max_buckets,
+                )
+                for app_id, rows in data["apps"].items()
+            }
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return
+        with self._lock:
+            self._apps.update(loaded)
+
+
+def _bucket_json(b: _Bucket) -> dict[str, Any]:
+    return {
+        "start": b.start,
+        "requests": b.requests,
+        "statuses": b.statuses,
+        "codes": b.codes,
+        "service": {str(k): v for k, v in b.service.bins.items()},
+        "dynos": {name: asdict(stat) for name, stat in b.dynos.items()},
+    }
+
+
+def _bucket_from(raw: dict[str, Any]) -> _Bucket:
+    b = _Bucket(int(raw["start"]), int(raw["requests"]), dict(raw["statuses"]), dict(raw["codes"]))
+    for k, v in raw["service"].items():
+        b.service.bins[int(k)] = int(v)
+        b.service.count += int(v)
+    b.dynos = {name: _DynoStat(**stat) for name, stat in raw["dynos"].items()}
+    return b
 
 
 def _empty(start: int) -> MetricsPoint:

@@ -120,3 +120,27 @@ def test_the_measuring_sink_passes_every_line_on_and_measures_router_lines() -> 
     sink.emit("app", "app", "web.1", line, 7.0)  # an app printing a look-alike is not measured
     assert len(inner.lines) == 2
     assert got == [(RequestSample("app", 7.0, 200, 3, None),)]
+
+
+def test_the_store_survives_a_restart_less_what_aged_out(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    clock = Clock(10_000.0)
+    settings = MetricsSettings(bucket_seconds=10, retention_seconds=100)
+    m = Metrics(EventBus(), settings, clock)
+    m.record_requests([RequestSample("a", 9_950.0, 500, 120, "H12")])
+    m.record_requests([RequestSample("a", 9_995.0, 200, 40, None)])
+    m.record_dynos([DynoSample("a", "web.1", 9_995.0, 33.0, 512.0, 0.25)])
+    path = tmp_path / "metrics.json"
+    m.save(path)
+    clock.now = 10_060.0  # the 9_950 bucket is now past the retention
+    again = Metrics(EventBus(), settings, clock)
+    again.load(path)
+    view = again.series("a", 100)
+    assert view.requests == 1
+    point = next(p for p in view.points if p.requests)
+    assert point.statuses == {"2xx": 1} and point.p50_ms is not None
+    assert abs(point.p50_ms - 40) <= 2 and point.dynos["web.1"].memory_mb == 33.0
+    other = Metrics(EventBus(), MetricsSettings(bucket_seconds=60), clock)
+    other.load(path)  # another bucket size: nothing is mixed in
+    assert other.series("a", 3600).requests == 0
+    path.write_text("{not json")
+    Metrics(EventBus(), settings, clock).load(path)  # unreadable: an empty store, no error
