@@ -47,6 +47,12 @@ class Settings:
     registry_username: str | None = None
     registry_password: str | None = field(default=None, repr=False)
     registry_ca: Path | None = None
+    # Where Fir apps' dynos run: "local" (the embedded default) or "kubernetes" (a cluster).
+    dyno_backend: str = "local"
+    kubeconfig: Path | None = None
+    kube_namespace: str = "spruce"
+    kube_endpoint_host: str | None = None
+    """Route to this address rather than the pods' IPs (nodes that run on this host)."""
 
     @property
     def endpoints_path(self) -> Path:

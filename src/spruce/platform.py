@@ -34,6 +34,8 @@ from spruce.compile import ClassicBuildRunner
 from spruce.compile.fir import CnbImageRunner
 from spruce.config import Endpoints, Settings
 from spruce.dynos import DynoManager, DynoSettings
+from spruce.dynos.backends.generations import Backend, GenerationBackends
+from spruce.dynos.rendezvous import RendezvousServer
 from spruce.gitserve import GitServer
 from spruce.gitserve.push import make_git_server
 from spruce.logs import LogRouter
@@ -171,7 +173,7 @@ def operator_key(accounts: Accounts, home: Path, email: str) -> str:
     return key
 
 
-def _note_requests(backend: DynoManager) -> Callable[[dict[str, int]], None]:
+def _note_requests(backend: Backend) -> Callable[[dict[str, int]], None]:
     def note(counts: dict[str, int]) -> None:
         for app_id in counts:
             backend.note_request(app_id)
@@ -199,6 +201,48 @@ def make_registry(settings: Settings, home: Path, ca: InternalCA) -> Registry:
     )
 
 
+def make_kubernetes_backend(
+    settings: Settings,
+    registry: Registry,
+    log_router: LogRouter,
+    dyno_settings: DynoSettings,
+    on_change: Callable[[str], None],
+    rendezvous: RendezvousServer,
+) -> Backend:
+    """Fir apps' dynos as workloads on the cluster of --kubeconfig, pulling release images
+    from the platform's registry with its login as a pull Secret."""
+    try:
+        from spruce.dynos.backends.kubernetes import (
+            KubernetesBackend,
+            KubernetesSettings,
+            RegistryImages,
+            RegistryLogin,
+        )
+    except ImportError:
+        raise OSError(
+            "--dyno-backend kubernetes needs the kubernetes Python package: "
+            "pip install 'spruce[kubernetes]'"
+        ) from None
+    from spruce.compile.cnb.sandbox import HOST_PATHS, interpreter_roots
+
+    def login() -> RegistryLogin | None:
+        creds = registry.credentials
+        return RegistryLogin(registry.address, creds.username, creds.password) if creds else None
+
+    return KubernetesBackend(
+        log_router,
+        # Spruce's base image binds the host's system dirs (spruce.compile.cnb.base).
+        RegistryImages(login=login, host_paths=HOST_PATHS + interpreter_roots()),
+        kubeconfig=settings.kubeconfig,
+        settings=KubernetesSettings(
+            namespace=settings.kube_namespace, endpoint_host=settings.kube_endpoint_host
+        ),
+        dyno_settings=dyno_settings,
+        on_change=on_change,
+        rendezvous=rendezvous,
+    )
+
+
 @dataclass
 class Parts:
     """The whole platform, each part built once (see Platform.build)."""
@@ -207,7 +251,7 @@ class Parts:
     events: EventBus
     ca: InternalCA
     log_router: LogRouter
-    dynos: DynoManager
+    dynos: Backend
     providers: tuple[Provider, ...]
     registry: Registry
     router: RouterSupervisor
@@ -263,14 +307,31 @@ class Platform:
         dyno_settings = DynoSettings(**tuning.get("dynos", {}))
         # Slugs built with an interpreter outside /usr (pyenv's) need it inside the sandbox.
         dyno_settings.sandbox_ro_paths = tuple(dyno_settings.sandbox_ro_paths) + interpreter_roots()
-        dynos = DynoManager(
+
+        def dynos_changed(app_id: str) -> None:
+            events.publish(DynosChanged(app_id))
+
+        # With --dyno-backend kubernetes, one rendezvous serves `heroku run` for both.
+        rendezvous = (
+            RendezvousServer(ca, home / "dynos" / "rendezvous", dyno_settings.rendezvous_host)
+            if s.dyno_backend == "kubernetes"
+            else None
+        )
+        local = DynoManager(
             home / "dynos",
             log_router,
             dyno_settings,
-            on_change=lambda app_id: events.publish(DynosChanged(app_id)),
+            on_change=dynos_changed,
             ca=ca,
             registry=registry.client,
+            rendezvous=rendezvous,
         )
+        dynos: Backend = local
+        if rendezvous is not None:
+            fir = make_kubernetes_backend(
+                s, registry, log_router, dyno_settings, dynos_changed, rendezvous
+            )
+            dynos = GenerationBackends(local, fir, rendezvous)
 
         def addon_log(addon_id: str, message: str) -> None:
             events.publish(AddonActivity(addon_id, message))

@@ -118,6 +118,30 @@ def _print_endpoints(ep: Endpoints) -> None:
     type=click.Path(exists=True, dir_okay=False),
     help="CA bundle (PEM) to verify --registry with",
 )
+@click.option(
+    "--dyno-backend",
+    type=click.Choice(["local", "kubernetes"]),
+    default="local",
+    show_default=True,
+    envvar="SPRUCE_DYNO_BACKEND",
+    help="where Fir apps' dynos run (Cedar apps' always run here)",
+)
+@click.option(
+    "--kubeconfig",
+    type=click.Path(dir_okay=False),
+    help="the cluster for --dyno-backend kubernetes (default: $KUBECONFIG)",
+)
+@click.option(
+    "--namespace",
+    "kube_namespace",
+    default="spruce",
+    show_default=True,
+    help="the Kubernetes namespace Spruce's workloads go in",
+)
+@click.option(
+    "--kube-endpoint-host",
+    help="route to this address instead of the pods' IPs (nodes that run on this host)",
+)
 def up(
     home: str | None,
     host: str,
@@ -138,6 +162,10 @@ def up(
     registry_username: str | None,
     registry_password: str | None,
     registry_ca: str | None,
+    dyno_backend: str,
+    kubeconfig: str | None,
+    kube_namespace: str,
+    kube_endpoint_host: str | None,
 ) -> None:
     """Start the platform in the foreground."""
     from spruce.certs.acm_setup import AcmeSetupError, check
@@ -171,7 +199,12 @@ def up(
         registry_username=registry_username,
         registry_password=registry_password,
         registry_ca=Path(registry_ca) if registry_ca else None,
+        dyno_backend=dyno_backend,
+        kubeconfig=_kubeconfig(kubeconfig) if dyno_backend == "kubernetes" else None,
+        kube_namespace=kube_namespace,
+        kube_endpoint_host=kube_endpoint_host,
     )
+
     try:
         import uvloop
 
@@ -186,6 +219,17 @@ def up(
         raise CLIError(str(e)) from None
     except OSError as e:
         raise CLIError(f"Spruce could not start: {e}") from None
+
+
+def _kubeconfig(given: str | None) -> Path:
+    """--kubeconfig, else the first file $KUBECONFIG names, as kubectl reads it."""
+    first = (os.environ.get("KUBECONFIG") or "").split(os.pathsep)[0]
+    if not (given or first):
+        raise CLIError("--dyno-backend kubernetes needs --kubeconfig PATH (or $KUBECONFIG).")
+    path = Path(given or first).expanduser().resolve()
+    if not path.is_file():
+        raise CLIError(f"The kubeconfig {path} does not exist.")
+    return path
 
 
 def _duration(text: str, option: str) -> float:

@@ -87,6 +87,11 @@ class KubernetesBackend(OneOffDynos):
         self._tasks: list[asyncio.Task[None]] = []
         self._started = False
 
+    @property
+    def warnings(self) -> list[str]:
+        """The cluster provides the isolation: nothing for the operator here."""
+        return []
+
     # -- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
         """Connect, adopt what runs already (nothing restarts), start the pod watch."""
@@ -95,6 +100,11 @@ class KubernetesBackend(OneOffDynos):
         loop = asyncio.get_running_loop()
         self.kube = kube = await asyncio.to_thread(Kube, self.kubeconfig, self.ks.namespace)
         await asyncio.to_thread(kube.ensure_namespace)
+        for secret in self.images.pull_secrets():  # the registry's login, as it is now
+            if await asyncio.to_thread(kube.get, "Secret", secret["metadata"]["name"]):
+                await asyncio.to_thread(kube.replace, secret)
+            else:
+                await asyncio.to_thread(kube.create, secret)
         listed = await asyncio.to_thread(kube.list, "Deployment", names.MANAGED_BY + "=spruce")
         for dep in listed.get("items") or []:
             self._adopt(dep)
