@@ -52,6 +52,8 @@ class Settings:
     kubeconfig: Path | None = None
     kube_namespace: str = "spruce"
     kube_endpoint_host: str | None = None
+    kube_region_label: str | None = None
+    """A node label (topology.kubernetes.io/region) whose value must be the app's region."""
     """Route to this address rather than the pods' IPs (nodes that run on this host)."""
 
     @property

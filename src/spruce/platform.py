@@ -54,7 +54,7 @@ from spruce.services import Ports, Services, ServiceSettings
 from spruce.services.accounts import Accounts
 from spruce.services.builds import BuildSettings
 from spruce.services.events import AddonActivity, AddonServerMoved, DynosChanged, EventBus
-from spruce.services.model import RouteCertificate
+from spruce.services.model import AppRuntime, RouteCertificate
 from spruce.services.settings import PlatformAddresses
 from spruce.store.db import Store
 
@@ -225,6 +225,11 @@ def make_kubernetes_backend(
         ) from None
     from spruce.compile.cnb.sandbox import HOST_PATHS, interpreter_roots
 
+    label = settings.kube_region_label
+
+    def placement(app: AppRuntime) -> dict[str, str]:
+        return {label: app.region} if label and app.region else {}
+
     def login() -> RegistryLogin | None:
         creds = registry.credentials
         return RegistryLogin(registry.address, creds.username, creds.password) if creds else None
@@ -240,6 +245,7 @@ def make_kubernetes_backend(
         dyno_settings=dyno_settings,
         on_change=on_change,
         rendezvous=rendezvous,
+        placement=placement,
     )
 
 

@@ -24,6 +24,8 @@ from support import RunningPlatform, start_platform, wait_for
 from spruce.dynos.backends.kubernetes.api import Kube
 from spruce.kube import Cluster
 
+from .conftest import REGION
+
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(
@@ -45,6 +47,8 @@ class Kubed:
             "--namespace", self.namespace,
             # The nodes are this host; the dynos listen on every address of it.
             "--kube-endpoint-host", "127.0.0.1",
+            # The test cluster's nodes are labelled eu and us (conftest): regions map to them.
+            "--kube-region-label", REGION,
         ]  # fmt: skip
         self.env = {"SPRUCE_TUNING": json.dumps(TUNING)}
         self.kube = Kube(cluster.kubeconfig, self.namespace)
@@ -91,6 +95,7 @@ def test_a_fir_app_on_kubernetes_end_to_end(kubed: Kubed, tmp_path: Path) -> Non
     r = api.post("/apps", json={"name": name, "generation": "fir"})
     assert r.status_code == 201, r.text
     app_id = r.json()["id"]
+    assert r.json()["region"]["name"] == "us"
     deploy = Deployer(p, tmp_path)
 
     # git push: a CNB build into the registry; the release phase runs as a Job on the cluster.
@@ -118,6 +123,12 @@ def test_a_fir_app_on_kubernetes_end_to_end(kubed: Kubed, tmp_path: Path) -> Non
     dynos = wait_for(lambda: up(p, name, 2), 120, what="two web dynos up")
     print(f"scale 1 -> 2 web dynos up: {time.monotonic() - t0:.1f} s")
     assert sorted(d["name"] for d in dynos) == ["web.1", "web.2"]
+    us = {kubed.cluster.nodes[1].name}  # labelled us in conftest
+    assert {
+        x["spec"].get("nodeName")
+        for x in kubed.pods(app_id)
+        if not x["metadata"].get("deletionTimestamp")
+    } == us
     for _ in range(10):
         assert deploy.get(name).text == "release-phase app version 1\n"
 

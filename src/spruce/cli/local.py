@@ -142,6 +142,11 @@ def _print_endpoints(ep: Endpoints) -> None:
     "--kube-endpoint-host",
     help="route to this address instead of the pods' IPs (nodes that run on this host)",
 )
+@click.option(
+    "--kube-region-label",
+    help="run each app's dynos on nodes whose LABEL is the app's region "
+    "(e.g. topology.kubernetes.io/region)",
+)
 def up(
     home: str | None,
     host: str,
@@ -166,6 +171,7 @@ def up(
     kubeconfig: str | None,
     kube_namespace: str,
     kube_endpoint_host: str | None,
+    kube_region_label: str | None,
 ) -> None:
     """Start the platform in the foreground."""
     from spruce.certs.acm_setup import AcmeSetupError, check
@@ -203,6 +209,7 @@ def up(
         kubeconfig=_kubeconfig(kubeconfig) if dyno_backend == "kubernetes" else None,
         kube_namespace=kube_namespace,
         kube_endpoint_host=kube_endpoint_host,
+        kube_region_label=kube_region_label,
     )
 
     try:
