@@ -135,8 +135,10 @@ class Cluster:
         folder.mkdir(parents=True, exist_ok=True)
         ca = folder / "ca.pem"
         ca.write_bytes(Path(ca_file).read_bytes())
+        # The CA for the host and for the server fallback, so a missing image reads "not
+        # found", not a TLS error from the fallback.
         (folder / "hosts.toml").write_text(
-            f'server = "https://{address}"\n\n[host."https://{address}"]\n'
+            f'server = "https://{address}"\nca = "{ca}"\n\n[host."https://{address}"]\n'
             f'  capabilities = ["pull", "resolve"]\n  ca = "{ca}"\n'
         )
 
