@@ -52,9 +52,13 @@ class Settings:
     kubeconfig: Path | None = None
     kube_namespace: str = "spruce"
     kube_endpoint_host: str | None = None
+    """Route to this address rather than the pods' IPs (nodes that run on this host)."""
     kube_region_label: str | None = None
     """A node label (topology.kubernetes.io/region) whose value must be the app's region."""
-    """Route to this address rather than the pods' IPs (nodes that run on this host)."""
+    # Managed inference: where its HTTPS host listens (host:port; None: a free loopback
+    # port, kept across restarts) and the model catalogue (None: the two local models).
+    inference_host: str | None = None
+    models_file: Path | None = None
 
     @property
     def endpoints_path(self) -> Path:
@@ -70,6 +74,7 @@ class Endpoints:
     api_key: str
     app_domain: str
     ca_bundle: str = ""
+    inference_url: str = ""
 
     def write(self, path: Path) -> None:
         tmp = path.with_suffix(".tmp")
