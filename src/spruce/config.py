@@ -47,6 +47,14 @@ class Settings:
     registry_username: str | None = None
     registry_password: str | None = field(default=None, repr=False)
     registry_ca: Path | None = None
+    # Where Fir apps' dynos run: "local" (the embedded default) or "kubernetes" (a cluster).
+    dyno_backend: str = "local"
+    kubeconfig: Path | None = None
+    kube_namespace: str = "spruce"
+    kube_endpoint_host: str | None = None
+    """Route to this address rather than the pods' IPs (nodes that run on this host)."""
+    kube_region_label: str | None = None
+    """A node label (topology.kubernetes.io/region) whose value must be the app's region."""
     # Managed inference: where its HTTPS host listens (host:port; None: a free loopback
     # port, kept across restarts) and the model catalogue (None: the two local models).
     inference_host: str | None = None

@@ -37,6 +37,9 @@ from spruce.compile import ClassicBuildRunner
 from spruce.compile.fir import CnbImageRunner
 from spruce.config import Endpoints, Settings
 from spruce.dynos import DynoManager, DynoSettings
+from spruce.dynos.backends.generations import Backend, GenerationBackends
+from spruce.dynos.backends.setup import make_kubernetes_backend
+from spruce.dynos.rendezvous import RendezvousServer
 from spruce.gitserve import GitServer
 from spruce.gitserve.push import make_git_server
 from spruce.inference.linkwire import LinkServer
@@ -204,7 +207,7 @@ def operator_key(accounts: Accounts, home: Path, email: str) -> str:
     return key
 
 
-def _note_requests(backend: DynoManager) -> Callable[[dict[str, int]], None]:
+def _note_requests(backend: Backend) -> Callable[[dict[str, int]], None]:
     def note(counts: dict[str, int]) -> None:
         for app_id in counts:
             backend.note_request(app_id)
@@ -244,7 +247,7 @@ class Parts:
     events: EventBus
     ca: InternalCA
     log_router: LogRouter
-    dynos: DynoManager
+    dynos: Backend
     providers: tuple[Provider, ...]
     inference_link: LinkServer
     """Where the inference server asks about keys, dynos and usage (a unix socket)."""
@@ -305,15 +308,32 @@ class Platform:
         dyno_settings = DynoSettings(**tuning.get("dynos", {}))
         # Slugs built with an interpreter outside /usr (pyenv's) need it inside the sandbox.
         dyno_settings.sandbox_ro_paths = tuple(dyno_settings.sandbox_ro_paths) + interpreter_roots()
-        dynos = DynoManager(
+
+        def dynos_changed(app_id: str) -> None:
+            events.publish(DynosChanged(app_id))
+
+        # With --dyno-backend kubernetes, one rendezvous serves `heroku run` for both.
+        rendezvous = (
+            RendezvousServer(ca, home / "dynos" / "rendezvous", dyno_settings.rendezvous_host)
+            if s.dyno_backend == "kubernetes"
+            else None
+        )
+        local = DynoManager(
             home / "dynos",
             log_router,
             dyno_settings,
-            on_change=lambda app_id: events.publish(DynosChanged(app_id)),
+            on_change=dynos_changed,
             ca=ca,
             registry=registry.client,
+            rendezvous=rendezvous,
             on_sample=lambda samples: events.publish(DynosMeasured(samples)),
         )
+        dynos: Backend = local
+        if rendezvous is not None:
+            fir = make_kubernetes_backend(
+                s, registry, log_router, dyno_settings, dynos_changed, rendezvous
+            )
+            dynos = GenerationBackends(local, fir, rendezvous)
 
         def addon_log(addon_id: str, message: str) -> None:
             events.publish(AddonActivity(addon_id, message))

@@ -12,6 +12,7 @@ import pytest
 from spruce.dynos.backends.kubernetes import (
     HostSlugImages,
     RegistryImages,
+    RegistryLogin,
     names,
     pods,
     validate_app,
@@ -78,11 +79,43 @@ def test_every_manifest_is_valid_for_current_kubernetes(version: str, host_netwo
         deployment(spec(a, node_selector=(("topology.kubernetes.io/region", "eu"),)), DS, ks),
         release_job(spec(a, "release", "release.42", command="rake db:migrate", one_off=True), DS, ks),
         restarted(deployment(spec(a), DS, ks), 21001, "2026-12-03T00:00:00+00:00"),
+        deployment(spec(a, image=FIR.image_for(a)), DS, ks),
+        *FIR.pull_secrets(),
     ]  # fmt: skip
     for manifest in made:
         validate(manifest, version)
         name = manifest["metadata"]["name"]
         assert len(name) <= 63 and name == name.lower(), name
+
+
+FIR = RegistryImages(
+    lambda _: "127.0.0.1:5001/app@sha256:" + "0" * 64,
+    login=lambda: RegistryLogin("127.0.0.1:5001", "spruce", "s3cret"),
+    host_paths=("/usr", "/nonexistent"),
+)
+
+
+def test_fir_images_run_their_processes_with_the_registry_login_and_host_paths() -> None:
+    a = app()
+    image = FIR.image_for(a)
+    web = deployment(spec(a, image=image), DS, KubernetesSettings())["spec"]["template"]["spec"]
+    (c,) = web["containers"]
+    assert c["command"] == ["/bin/bash", "-c", "exec /cnb/process/web"]
+    assert web["imagePullSecrets"] == [{"name": "spruce-registry"}]
+    assert web["volumes"] == [{"name": "host-0", "hostPath": {"path": "/usr", "type": "Directory"}}]
+    assert c["volumeMounts"] == [{"name": "host-0", "mountPath": "/usr", "readOnly": True}]
+    run = one_off_pod(spec(a, "run", "run.1", command="launcher rake x", one_off=True,
+                           image=image), DS, KubernetesSettings())  # fmt: skip
+    assert run["spec"]["containers"][0]["command"] == ["/bin/bash", "-c", "launcher rake x"]
+    job = release_job(spec(a, "release", "release.1", command="x", one_off=True, image=image),
+                      DS, KubernetesSettings())  # fmt: skip
+    assert job["spec"]["template"]["spec"]["containers"][0]["command"][-1] == (
+        "exec /cnb/process/release"
+    )
+    (secret,) = FIR.pull_secrets()
+    assert secret["type"] == "kubernetes.io/dockerconfigjson" and "s3cret" not in repr(secret)
+    assert "s3cret" not in repr(RegistryLogin("h", "u", "s3cret"))
+    assert RegistryImages(lambda _: "r/a@sha256:1").image_for(a).pull_secrets == ()
 
 
 def test_a_bad_manifest_is_refused_by_the_schema() -> None:

@@ -121,6 +121,35 @@ def _print_endpoints(ep: Endpoints) -> None:
     help="CA bundle (PEM) to verify --registry with",
 )
 @click.option(
+    "--dyno-backend",
+    type=click.Choice(["local", "kubernetes"]),
+    default="local",
+    show_default=True,
+    envvar="SPRUCE_DYNO_BACKEND",
+    help="where Fir apps' dynos run (Cedar apps' always run here)",
+)
+@click.option(
+    "--kubeconfig",
+    type=click.Path(dir_okay=False),
+    help="the cluster for --dyno-backend kubernetes (default: $KUBECONFIG)",
+)
+@click.option(
+    "--namespace",
+    "kube_namespace",
+    default="spruce",
+    show_default=True,
+    help="the Kubernetes namespace Spruce's workloads go in",
+)
+@click.option(
+    "--kube-endpoint-host",
+    help="route to this address instead of the pods' IPs (nodes that run on this host)",
+)
+@click.option(
+    "--kube-region-label",
+    help="run each app's dynos on nodes whose LABEL is the app's region "
+    "(e.g. topology.kubernetes.io/region)",
+)
+@click.option(
     "--inference-host",
     envvar="SPRUCE_INFERENCE_HOST",
     help="host:port of the managed inference host (default: a free loopback port); "
@@ -157,6 +186,11 @@ def up(
     registry_username: str | None,
     registry_password: str | None,
     registry_ca: str | None,
+    dyno_backend: str,
+    kubeconfig: str | None,
+    kube_namespace: str,
+    kube_endpoint_host: str | None,
+    kube_region_label: str | None,
     inference_host: str | None,
     models_file: str | None,
     heroku_git_names: bool,
@@ -193,10 +227,16 @@ def up(
         registry_username=registry_username,
         registry_password=registry_password,
         registry_ca=Path(registry_ca) if registry_ca else None,
+        dyno_backend=dyno_backend,
+        kubeconfig=_kubeconfig(kubeconfig) if dyno_backend == "kubernetes" else None,
+        kube_namespace=kube_namespace,
+        kube_endpoint_host=kube_endpoint_host,
+        kube_region_label=kube_region_label,
         inference_host=inference_host,
         models_file=Path(models_file).resolve() if models_file else None,
         heroku_git_names=heroku_git_names,
     )
+
     try:
         import uvloop
 
@@ -211,6 +251,17 @@ def up(
         raise CLIError(str(e)) from None
     except OSError as e:
         raise CLIError(f"Spruce could not start: {e}") from None
+
+
+def _kubeconfig(given: str | None) -> Path:
+    """--kubeconfig, else the first file $KUBECONFIG names, as kubectl reads it."""
+    first = (os.environ.get("KUBECONFIG") or "").split(os.pathsep)[0]
+    if not (given or first):
+        raise CLIError("--dyno-backend kubernetes needs --kubeconfig PATH (or $KUBECONFIG).")
+    path = Path(given or first).expanduser().resolve()
+    if not path.is_file():
+        raise CLIError(f"The kubeconfig {path} does not exist.")
+    return path
 
 
 def _duration(text: str, option: str) -> float:

@@ -49,10 +49,13 @@ class DynoManager:
         on_change: Callable[[str], None] | None = None,
         ca: InternalCA | None = None,
         registry: Callable[[], RegistryClient] | None = None,
+        rendezvous: RendezvousServer | None = None,
         on_sample: Callable[[tuple[DynoSample, ...]], None] | None = None,
     ) -> None:
-        """`registry` makes clients of the registry Fir images are pulled from;
-        `on_sample` hears each round of the dynos' memory and load samples."""
+        """`registry` makes clients of the registry Fir images are pulled from; `rendezvous`
+        is one shared with another backend, started and closed by its owner (else the
+        manager runs its own); `on_sample` hears each round of the dynos' memory and load
+        samples."""
         self.home = Path(home)
         self.sink = log_sink
         self.settings = settings or DynoSettings()
@@ -70,7 +73,8 @@ class DynoManager:
             self._notify,
             ImageCache(self.home / "images", registry),
         )
-        self.rendezvous: RendezvousServer | None = None
+        self.rendezvous: RendezvousServer | None = rendezvous
+        self._own_rendezvous = rendezvous is None
         self.warnings: list[str] = []
         self._apps: dict[str, AppState] = {}
         self._background: list[asyncio.Task[None]] = []
@@ -89,11 +93,12 @@ class DynoManager:
         for w in self.warnings:
             log.warning("dyno isolation: %s", w)
         await self._end_leftovers()
-        ca = self._ca or InternalCA(self.home / "ca")
-        self.rendezvous = RendezvousServer(
-            ca, self.home / "rendezvous", self.settings.rendezvous_host
-        )
-        await self.rendezvous.start()
+        if self._own_rendezvous:
+            ca = self._ca or InternalCA(self.home / "ca")
+            self.rendezvous = RendezvousServer(
+                ca, self.home / "rendezvous", self.settings.rendezvous_host
+            )
+            await self.rendezvous.start()
         self._background = [
             asyncio.create_task(self._sleeper()),
             asyncio.create_task(self._metrics()),
@@ -139,7 +144,7 @@ class DynoManager:
                 t.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
-        if self.rendezvous:
+        if self.rendezvous and self._own_rendezvous:
             await self.rendezvous.close()
         self._started = False
 

@@ -123,6 +123,25 @@ class Cluster:
     def ca_file(self) -> Path:
         return self.dir / "pki" / "apiserver.crt"
 
+    @property
+    def registry_hosts(self) -> Path:
+        """containerd's registry host folder, shared by the nodes (see trust_registry)."""
+        return self.dir / "certs.d"
+
+    def trust_registry(self, address: str, ca_file: Path) -> None:
+        """Let the nodes pull from the registry at `address` (host:port) over TLS signed by
+        `ca_file` (Spruce's internal CA, for its own registry). Takes effect at once."""
+        folder = self.registry_hosts / address
+        folder.mkdir(parents=True, exist_ok=True)
+        ca = folder / "ca.pem"
+        ca.write_bytes(Path(ca_file).read_bytes())
+        # The CA for the host and for the server fallback, so a missing image reads "not
+        # found", not a TLS error from the fallback.
+        (folder / "hosts.toml").write_text(
+            f'server = "https://{address}"\nca = "{ca}"\n\n[host."https://{address}"]\n'
+            f'  capabilities = ["pull", "resolve"]\n  ca = "{ca}"\n'
+        )
+
     def log_path(self, name: str) -> Path:
         return self.dir / "logs" / f"{name}.log"
 
@@ -165,7 +184,7 @@ class Cluster:
         else:
             self.dir = Path(self.config.state_dir)
             self.dir.mkdir(parents=True, exist_ok=True)
-        for sub in ("pki", "logs", "etcd", "cni"):
+        for sub in ("pki", "logs", "etcd", "cni", "certs.d"):
             (self.dir / sub).mkdir(exist_ok=True)
         self._sysctls = host.read_sysctls()
         self._cgroups_before = host.cgroup_trees()
@@ -410,6 +429,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "{cni}"
+  # Registries' TLS (trust_registry): hosts.toml files, read again at every pull.
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "{self.registry_hosts}"
 """
         )
         node.containerd = self._spawn(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from spruce.compile.oci import RegistryClient
+from spruce.compile.oci.distribution import RegistryCredentials
 
 from .external import ExternalRegistry, RegistryConfig
 from .server import RegistryServer, RegistryTLS, RegistryUnavailable, find_registry_binary
@@ -21,6 +22,11 @@ class Registry(Protocol):
     @property
     def prefix(self) -> str:
         """Path prefix of Spruce's repositories ("" for the supervised registry)."""
+        ...
+
+    @property
+    def credentials(self) -> RegistryCredentials | None:
+        """The login pulls need (a Kubernetes cluster's nodes get it as a pull Secret)."""
         ...
 
     def client(self, timeout: float = 120.0) -> RegistryClient: ...

@@ -52,6 +52,10 @@ class ExternalRegistry:
             RegistryCredentials(config.username, config.password or "") if config.username else None
         )
 
+    @property
+    def credentials(self) -> RegistryCredentials | None:
+        return self._credentials
+
     def client(self, timeout: float = 120.0) -> RegistryClient:
         return RegistryClient(
             self.address,

@@ -110,6 +110,7 @@ class Deployments:
                 boot_timeout=float(AppSettings.from_stored(app.settings).boot_timeout),
                 generation=app.generation,
                 image=image,
+                region=app.region or "",
             )
 
     # -- converging ----------------------------------------------------------------------

@@ -104,6 +104,8 @@ class AppRuntime:
     generation: str = Generation.CEDAR
     image: ImageArtifact | None = None
     """Fir releases: the image (slug is None); Cedar: None."""
+    region: str = ""
+    """The app's region (its space's): a Kubernetes backend may pin its dynos to nodes there."""
 
 
 @dataclass(frozen=True)

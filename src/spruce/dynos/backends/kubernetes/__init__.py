@@ -6,6 +6,7 @@ from spruce.dynos.backends.kubernetes.images import (
     ImageRef,
     ImageSource,
     RegistryImages,
+    RegistryLogin,
 )
 from spruce.dynos.backends.kubernetes.manifests import KubernetesSettings
 from spruce.dynos.backends.kubernetes.validation import validate_app
@@ -17,5 +18,6 @@ __all__ = [
     "KubernetesBackend",
     "KubernetesSettings",
     "RegistryImages",
+    "RegistryLogin",
     "validate_app",
 ]

@@ -42,6 +42,16 @@ from spruce.services.model import WebEndpoint
 log = logging.getLogger(__name__)
 
 
+class ClusterUnreachable(OSError):
+    """start() could not reach the cluster, or may not use its namespace."""
+
+
+def _reason(e: Exception) -> str:
+    """The first line of what the client says, without the request it retried."""
+    reason = getattr(e, "reason", None) or str(e)
+    return str(reason).splitlines()[0][:300]
+
+
 @dataclass(eq=False)
 class AppRecord:
     app: AppRuntime
@@ -87,15 +97,32 @@ class KubernetesBackend(OneOffDynos):
         self._tasks: list[asyncio.Task[None]] = []
         self._started = False
 
+    @property
+    def warnings(self) -> list[str]:
+        """The cluster provides the isolation: nothing for the operator here."""
+        return []
+
     # -- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
         """Connect, adopt what runs already (nothing restarts), start the pod watch."""
         if self._started:
             return
         loop = asyncio.get_running_loop()
-        self.kube = kube = await asyncio.to_thread(Kube, self.kubeconfig, self.ks.namespace)
-        await asyncio.to_thread(kube.ensure_namespace)
-        listed = await asyncio.to_thread(kube.list, "Deployment", names.MANAGED_BY + "=spruce")
+        try:
+            self.kube = kube = await asyncio.to_thread(Kube, self.kubeconfig, self.ks.namespace)
+            await asyncio.to_thread(kube.ensure_namespace)
+            for secret in self.images.pull_secrets():  # the registry's login, as it is now
+                if await asyncio.to_thread(kube.get, "Secret", secret["metadata"]["name"]):
+                    await asyncio.to_thread(kube.replace, secret)
+                else:
+                    await asyncio.to_thread(kube.create, secret)
+            selector = names.MANAGED_BY + "=spruce"
+            listed = await asyncio.to_thread(kube.list, "Deployment", selector)
+        except Exception as e:
+            raise ClusterUnreachable(
+                f"the Kubernetes cluster of {self.kubeconfig or 'the default kubeconfig'} "
+                f"refused or did not answer ({type(e).__name__}: {_reason(e)})"
+            ) from None
         for dep in listed.get("items") or []:
             self._adopt(dep)
         self._logs = LogFollower(kube, loop)

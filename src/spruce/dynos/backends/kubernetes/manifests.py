@@ -131,14 +131,13 @@ def gated(shell: tuple[str, ...], command: str) -> list[str]:
 def pod_spec(
     spec: DynoSpec, ds: DynoSettings, ks: KubernetesSettings, restart: str = "Always"
 ) -> Manifest:
+    command = spec.image.command(spec.process_type, spec.command, one_off=spec.one_off)
     container: Manifest = {
         "name": CONTAINER,
         "image": spec.image.image,
         "imagePullPolicy": spec.image.pull_policy,
         "command": (
-            gated(spec.image.shell, spec.command)
-            if spec.attach
-            else [*spec.image.shell, spec.command]
+            gated(spec.image.shell, command) if spec.attach else [*spec.image.shell, command]
         ),
         "env": _env(spec),
         "envFrom": [{"secretRef": {"name": spec.secret}}],
@@ -190,6 +189,8 @@ def pod_spec(
             for key in ("node.kubernetes.io/unreachable", "node.kubernetes.io/not-ready")
         ],
     }
+    if spec.image.pull_secrets:
+        pod["imagePullSecrets"] = [{"name": n} for n in spec.image.pull_secrets]
     if ks.host_network:
         pod["hostNetwork"] = True
         pod["dnsPolicy"] = "Default"
