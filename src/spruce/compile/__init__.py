@@ -6,11 +6,13 @@ Public interface (see docs/deploy.md for the user's side):
   parse_procfile(text)
 """
 
+from spruce.services.model import BuildFailed, BuildRequest, BuildResult
+
 from .archive import SourceArchiveError, extract_source_tarball, sha256_checksum, unpack_slug
 from .buildpacks import DETECTION_ORDER, BuildpackError
 from .classic import ClassicBuildRunner
 from .procfile import ProcfileError, parse_procfile
-from .runner import BuildFailed, BuildRequest, BuildResult, BuildTimeout, run_build
+from .runner import BuildTimeout, run_build
 from .users import ensure_build_user
 
 __all__ = [

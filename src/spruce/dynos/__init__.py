@@ -1,6 +1,6 @@
 """Dynos: the dyno manager and its local (Cedar, process-based) backend."""
 
-from spruce.dynos.manager import DynoManager, WebEndpoint
+from spruce.dynos.manager import DynoManager
 from spruce.dynos.model import AppRuntime, DynoInfo, DynoSettings
 from spruce.dynos.sizes import (
     SIZES,
@@ -11,6 +11,7 @@ from spruce.dynos.sizes import (
     UnknownSize,
     get_size,
 )
+from spruce.services.model import WebEndpoint
 
 __all__ = [
     "SIZES",

@@ -192,7 +192,11 @@ class DynoRunner:
     ) -> tuple[Outcome, int]:
         """Launch d's process and wait until it ends (quiet: no platform lines or changes,
         for commands run inside another dyno: `inside`, whose namespaces it then enters)."""
-        heroku = (lambda msg: None) if quiet else (lambda msg: self.heroku(d, msg))
+
+        def heroku(msg: str) -> None:
+            if not quiet:
+                self.heroku(d, msg)
+
         d.stop_event.clear()
         d.launch_id = str(uuid.uuid4())
         if not quiet:
@@ -424,7 +428,8 @@ class DynoRunner:
                     d.command = app.process_types.get(d.type, d.command)
                     d.size = app.formation.get(d.type, (0, d.size))[1] or d.size
                 outcome, _ = await self.run_once(st, d, app)
-                if d.want == Intent.RETIRE or d.preboot_old:
+                # run_once may have been told to retire the dyno meanwhile
+                if d.want == Intent.RETIRE or d.preboot_old:  # type: ignore[comparison-overlap]
                     break
                 if outcome == STOPPED:
                     continue

@@ -29,7 +29,7 @@ from spruce.dynos.model import (
     validate_runtime,
 )
 from spruce.dynos.process import PersistedDyno, end_leftover
-from spruce.dynos.rendezvous import RendezvousServer
+from spruce.dynos.rendezvous import Attachment, RendezvousServer
 from spruce.dynos.sandbox import Sandbox
 from spruce.dynos.sizes import DynoError, DynoNotFound, get_size
 from spruce.dynos.slugs import SlugCache
@@ -492,8 +492,8 @@ class DynoManager:
         env: dict[str, str],
         tty: bool,
         secret: str | None,
-        fut: asyncio.Future | None,
-    ) -> None:  # type: ignore[type-arg]
+        fut: asyncio.Future[Attachment] | None,
+    ) -> None:
         try:
             att = None
             if fut is not None:
@@ -566,8 +566,8 @@ class DynoManager:
         return info
 
     async def _exec_inside(
-        self, st: AppState, target: Dyno, command: str, secret: str, fut: asyncio.Future
-    ) -> None:  # type: ignore[type-arg]
+        self, st: AppState, target: Dyno, command: str, secret: str, fut: asyncio.Future[Attachment]
+    ) -> None:
         try:
             att = await asyncio.wait_for(fut, self.settings.rendezvous_timeout)
         except (TimeoutError, asyncio.CancelledError):
