@@ -21,7 +21,7 @@ from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
-from starlette.routing import Mount
+from starlette.routing import Mount, Route
 
 from spruce import startup
 from spruce.addons import PostgresProvider, Provider, RedisProvider
@@ -37,6 +37,7 @@ from spruce.dynos import DynoManager, DynoSettings
 from spruce.gitserve import GitServer
 from spruce.gitserve.push import make_git_server
 from spruce.logs import LogRouter
+from spruce.mcp.server import McpServer
 from spruce.netutil import free_port
 from spruce.registry import (
     ExternalRegistry,
@@ -214,6 +215,7 @@ class Parts:
     services: Services
     git: GitServer
     api: Starlette
+    mcp: McpServer
     api_sock: socket.socket
     git_sock: socket.socket
     git_tls: tuple[Path, Path]
@@ -331,11 +333,12 @@ class Platform:
         if os.environ.get("SPRUCE_DEBUG_QUERIES"):  # benchmarks/api: a Spruce-Queries header
             store.count_queries()
             counter = store.queries
+        mcp = McpServer(services)
         api = create_api(
             services,
             ca.cert_pem,
             log_router.asgi_app,
-            [Mount("/git", app=git)],  # type: ignore[arg-type]
+            [Mount("/git", app=git), Route("/mcp", mcp)],  # type: ignore[arg-type]
             query_counter=counter,
         )
         endpoints = Endpoints(
@@ -359,6 +362,7 @@ class Platform:
             services=services,
             git=git,
             api=api,
+            mcp=mcp,
             api_sock=api_sock,
             git_sock=git_sock,
             git_tls=(local_cert, local_key),
@@ -392,8 +396,9 @@ class Platform:
         await p.dynos.start()
         for warning in p.dynos.warnings:
             log.warning("%s", warning)
+        await p.mcp.start()
         self._serve(p.api, [p.api_sock])
-        progress("API", f"{p.endpoints.api_url} (git over plain HTTP at /git)")
+        progress("API", f"{p.endpoints.api_url} (git over plain HTTP at /git, MCP at /mcp)")
         self._serve(p.git, [p.git_sock], ssl=p.git_tls)
         progress("git", p.endpoints.git_url)
         services.routing.publish_all()
@@ -455,6 +460,7 @@ class Platform:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         p = self.parts
         if p is not None:
+            await p.mcp.stop()
             await p.router.stop()
             await p.services.stop()
             await p.dynos.shutdown()

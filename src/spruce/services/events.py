@@ -13,7 +13,8 @@ import logging
 import threading
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
@@ -106,11 +107,17 @@ class DynosChanged(AppEvent):
     """The dyno backend changed an app's dynos (started, up, crashed, stopped)."""
 
 
+REQUEST_CHANNEL: ContextVar[str | None] = ContextVar("spruce_request_channel", default=None)
+"""The adapter a request came through when it is not the API (e.g. "MCP"): the app's
+`app[api]` lines name it ("... by user X via MCP")."""
+
+
 @dataclass(frozen=True)
 class ApiActivity(AppEvent):
     """A line for the app's log, as Heroku writes `app[api]` lines."""
 
     message: str = ""
+    via: str | None = field(default_factory=REQUEST_CHANNEL.get)
 
 
 @dataclass(frozen=True)
@@ -170,6 +177,7 @@ __all__ = [
     "AcmChanged",
     "AddonActivity",
     "AddonServerMoved",
+    "REQUEST_CHANNEL",
     "ApiActivity",
     "AppEvent",
     "AppChanged",
