@@ -122,7 +122,11 @@ class AddonData:
     async def kill(self, addon: AddonView, pid: object, force: bool = False) -> int:
         if isinstance(pid, bool) or not isinstance(pid, int | str) or not str(pid).isdigit():
             raise InvalidParams("pid must be a process id.")
-        if not await self._pg(addon).kill(addon.id, int(pid), force):
+        try:
+            killed = await self._pg(addon).kill(addon.id, int(pid), force)
+        except AddonError:
+            killed = False  # no such session on this add-on's database
+        if not killed:
             raise NotFound(f"No query with pid {pid} in {addon.name}.")
         return int(pid)
 
