@@ -246,7 +246,9 @@ def report(results: dict[str, dict[int, dict[str, Any]]]) -> str:
             for n in ns
         )
         lines.append(f"| 50 clients, GET /apps/{{app}} | {row} |")
-        lines.append("| platform RSS (MB) | " + " | ".join(f"{by_n[n]['rss_mb']:.0f}" for n in ns) + " |")
+        lines.append(
+            "| platform RSS (MB) | " + " | ".join(f"{by_n[n]['rss_mb']:.0f}" for n in ns) + " |"
+        )
         lines.append("| start (s) | " + " | ".join(f"{by_n[n]['start_s']:.1f}" for n in ns) + " |")
         if len(ns) > 1:
             lo, hi = ns[0], ns[-1]

@@ -37,7 +37,7 @@ from spruce.dynos import DynoManager, DynoSettings
 from spruce.gitserve import GitServer
 from spruce.gitserve.push import make_git_server
 from spruce.logs import LogRouter
-from spruce.mcp.server import McpServer
+from spruce.mcp.endpoint import McpEndpoint
 from spruce.netutil import free_port
 from spruce.registry import (
     ExternalRegistry,
@@ -215,7 +215,7 @@ class Parts:
     services: Services
     git: GitServer
     api: Starlette
-    mcp: McpServer
+    mcp: McpEndpoint
     api_sock: socket.socket
     git_sock: socket.socket
     git_tls: tuple[Path, Path]
@@ -333,7 +333,7 @@ class Platform:
         if os.environ.get("SPRUCE_DEBUG_QUERIES"):  # benchmarks/api: a Spruce-Queries header
             store.count_queries()
             counter = store.queries
-        mcp = McpServer(services)
+        mcp = McpEndpoint(services)
         api = create_api(
             services,
             ca.cert_pem,
@@ -396,7 +396,6 @@ class Platform:
         await p.dynos.start()
         for warning in p.dynos.warnings:
             log.warning("%s", warning)
-        await p.mcp.start()
         self._serve(p.api, [p.api_sock])
         progress("API", f"{p.endpoints.api_url} (git over plain HTTP at /git, MCP at /mcp)")
         self._serve(p.git, [p.git_sock], ssl=p.git_tls)
