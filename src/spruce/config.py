@@ -47,6 +47,10 @@ class Settings:
     registry_username: str | None = None
     registry_password: str | None = field(default=None, repr=False)
     registry_ca: Path | None = None
+    # Managed inference: where its HTTPS host listens (host:port; None: a free loopback
+    # port, kept across restarts) and the model catalogue (None: the two local models).
+    inference_host: str | None = None
+    models_file: Path | None = None
 
     @property
     def endpoints_path(self) -> Path:
@@ -62,6 +66,7 @@ class Endpoints:
     api_key: str
     app_domain: str
     ca_bundle: str = ""
+    inference_url: str = ""
 
     def write(self, path: Path) -> None:
         tmp = path.with_suffix(".tmp")

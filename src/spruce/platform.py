@@ -25,6 +25,7 @@ from starlette.routing import Mount, Route
 
 from spruce import startup
 from spruce.addons import PostgresProvider, Provider, RedisProvider
+from spruce.addons.inference import InferenceProvider
 from spruce.api.app import create_api
 from spruce.api.http import NO_COUNTER, QueryCounter
 from spruce.certs import acm_setup
@@ -36,6 +37,8 @@ from spruce.config import Endpoints, Settings
 from spruce.dynos import DynoManager, DynoSettings
 from spruce.gitserve import GitServer
 from spruce.gitserve.push import make_git_server
+from spruce.inference.linkwire import LinkServer
+from spruce.inference.platform_link import ServicesLink
 from spruce.logs import LogRouter
 from spruce.mcp.endpoint import McpEndpoint
 from spruce.netutil import free_port
@@ -116,6 +119,25 @@ def _ipv6_loopback() -> bool:
         return True
     except OSError:
         return False
+
+
+def inference_listen(settings: Settings, home: Path) -> tuple[str, int]:
+    """Where the inference host listens: --inference-host, else a free loopback port picked
+    once and kept (apps' INFERENCE_URL config vars hold it)."""
+    from spruce.inference.config import ConfigError, parse_listen
+
+    if settings.inference_host:
+        try:
+            return parse_listen(settings.inference_host)
+        except ConfigError as e:
+            raise OSError(f"--inference-host: {e}") from None
+    kept = home / "addons" / "inference" / "port"
+    if kept.exists() and kept.read_text().strip().isdigit():
+        return "127.0.0.1", int(kept.read_text())
+    port = free_port("127.0.0.1")
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    kept.write_text(f"{port}\n")
+    return "127.0.0.1", port
 
 
 def _url(scheme: str, host: str, port: int) -> str:
@@ -210,6 +232,8 @@ class Parts:
     log_router: LogRouter
     dynos: DynoManager
     providers: tuple[Provider, ...]
+    inference_link: LinkServer
+    """Where the inference server asks about keys, dynos and usage (a unix socket)."""
     registry: Registry
     router: RouterSupervisor
     services: Services
@@ -280,9 +304,19 @@ class Platform:
         def server_moved(addon_id: str, config: dict[str, str]) -> None:
             events.publish(AddonServerMoved(addon_id, config))
 
+        inference = InferenceProvider(
+            home,
+            ca,
+            listen=inference_listen(s, home),
+            link_path=home / "run" / "inference-link.sock",
+            models=s.models_file,
+            log=addon_log,
+            on_config_changed=server_moved,
+        )
         providers: tuple[Provider, ...] = (
             RedisProvider(home, log=addon_log, on_config_changed=server_moved),
-            PostgresProvider(home, log=addon_log, on_config_changed=server_moved),
+            PostgresProvider(home, log=addon_log, on_config_changed=server_moved, ca=ca),
+            inference,
         )
         hosts = [s.host]
         if s.host == "127.0.0.1" and _ipv6_loopback():
@@ -328,6 +362,9 @@ class Platform:
                 acm=acm_setup.policy(s.acme, tuning.get("acm", {})),
             ),
         )
+        inference_link = LinkServer(
+            ServicesLink(services, inference, ca.cert_path), inference.link_path
+        )
         git = make_git_server(services, home / "repos")
         counter: QueryCounter = NO_COUNTER
         if os.environ.get("SPRUCE_DEBUG_QUERIES"):  # benchmarks/api: a Spruce-Queries header
@@ -349,6 +386,7 @@ class Platform:
             api_key="",
             app_domain=s.domain,
             ca_bundle=str(ca.cert_path),
+            inference_url=inference.url,
         )
         return Parts(
             store=store,
@@ -357,6 +395,7 @@ class Platform:
             log_router=log_router,
             dynos=dynos,
             providers=providers,
+            inference_link=inference_link,
             registry=registry,
             router=router,
             services=services,
@@ -382,6 +421,8 @@ class Platform:
         progress("store", startup.describe_store(p.store.url))
         await p.log_router.start()
         services.logs.sync_all()
+        (self.home / "run").mkdir(exist_ok=True)
+        await p.inference_link.start()
         addon_ids = services.addons.running_ids()
         for failure in await services.addons.start_servers():
             # one broken add-on must not keep the platform down
@@ -434,6 +475,9 @@ class Platform:
             log_level="warning",
             lifespan="off",
             access_log=False,
+            # Clients that keep a connection (CLIs in a REPL, agents, the dashboard) should
+            # not race uvicorn's 5 s close: a request sent as it closes is lost.
+            timeout_keep_alive=65,
             ssl_certfile=str(ssl[0]) if ssl else None,
             ssl_keyfile=str(ssl[1]) if ssl else None,
         )
@@ -466,6 +510,7 @@ class Platform:
             await p.registry.stop()
             await p.git.close()
             await p.services.addons.stop_servers()
+            await p.inference_link.close()
             await p.log_router.stop()
             p.store.dispose()
             for sock in (p.api_sock, p.git_sock):

@@ -115,6 +115,9 @@ class DynoManager:
             path.unlink(missing_ok=True)
 
         await asyncio.gather(*(end(p, r) for p, r in records))
+        if self.sandbox.disks is not None:
+            # Their disks went with their mount namespaces; the empty mount points remain.
+            await asyncio.to_thread(self.sandbox.disks.release_all)
 
     async def shutdown(self) -> None:
         """SIGTERM every dyno, SIGKILL after the grace time; the manager is done after."""
@@ -567,7 +570,7 @@ class DynoManager:
         env = {k: v for k, v in target.env.items() if k not in ("PATH", "HOME")}
         try:
             await self.runner.run_once(
-                st, shadow, st.app, extra_env=env, stdio="pipe", att=att, quiet=True
+                st, shadow, st.app, extra_env=env, stdio="pipe", att=att, quiet=True, inside=target
             )
         finally:
             att.done.set()

@@ -43,7 +43,16 @@ class AddonData:
             pairs = await self.addons.catalog.provider(addon.service.name).info(addon.id)
         except AddonError as e:
             raise InvalidParams(str(e)) from None
-        return AddonInfo(addon.name, addon.plan.name, tuple(pairs))
+        url = self.addons.config_values(addon.id).get("URL", "")
+        return AddonInfo(addon.name, addon.plan.name, tuple(pairs), url)
+
+    def settings(self, addon: AddonView) -> dict[str, Any]:
+        """The Key-Value Store's settings (maxmemory_policy, timeout, notify_keyspace_events)."""
+        return self._kvs(addon).settings(addon.id)
+
+    async def stats_reset(self, addon: AddonView) -> None:
+        """`pg:stats-reset`: the database's pg_stat_statements and table statistics."""
+        await self._pg(addon).stats_reset(addon.id)
 
     async def reset_credentials(self, actor: UserView, addon: AddonView) -> AddonView:
         values = await self.addons.catalog.provider(addon.service.name).reset_credentials(addon.id)
@@ -161,14 +170,16 @@ class AddonData:
         """pg:outliers: the statements that took the most time (pg_stat_statements)."""
         if isinstance(num, bool) or not isinstance(num, int | float) or num < 1:
             raise InvalidParams("num must be a positive number.")
+        if reset:
+            await self.stats_reset(addon)
+            return QueryResult("pg_stat_statements reset", (), ())
         query = "left(query, 40)" if truncate else "query"
         statement = (
-            "SELECT pg_stat_statements_reset()"
-            if reset
-            else f"SELECT interval '1 millisecond' * total_exec_time AS total_exec_time,"
+            f"SELECT interval '1 millisecond' * total_exec_time AS total_exec_time,"
             f" to_char((total_exec_time / sum(total_exec_time) OVER ()) * 100, 'FM90D0')"
             f" || '%' AS prop_exec_time, calls, {query} AS query"
-            f" FROM pg_stat_statements WHERE userid = current_user::regrole"
+            f" FROM pg_stat_statements"
+            f" WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
             f" ORDER BY total_exec_time DESC LIMIT {int(num)}"
         )
         try:
@@ -177,6 +188,6 @@ class AddonData:
             if "pg_stat_statements" in str(e):
                 raise InvalidParams(
                     f"pg:outliers needs the pg_stat_statements extension, which {addon.name} "
-                    "does not have (Spruce's PostgreSQL does not preload it)."
+                    f"does not have: {e}"
                 ) from None
             raise InvalidParams(f"{addon.name}: {e}") from None

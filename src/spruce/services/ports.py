@@ -18,7 +18,7 @@ The composition root (spruce.platform) builds one adapter for each, once, and ha
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -179,17 +179,17 @@ class RouteSink(Protocol):
     def replace_table(
         self,
         apps: Sequence[AppRoute],
-        certificates: Sequence[RouteCertificate],
+        certificates: Mapping[str, Sequence[RouteCertificate]],
         default: RouteCertificate | None,
-    ) -> None: ...
+    ) -> None:
+        """The whole table; certificates by the app they belong to."""
 
     def upsert_app(self, route: AppRoute) -> None: ...
 
     def remove_app(self, app_id: str) -> None: ...
 
-    def set_certificates(
-        self, certificates: Sequence[RouteCertificate], default: RouteCertificate | None
-    ) -> None: ...
+    def set_app_certificates(self, app_id: str, certificates: Sequence[RouteCertificate]) -> None:
+        """Replace one app's certificates (none: it has no more); the others stay."""
 
 
 class CertificateIssuer(Protocol):
@@ -298,6 +298,8 @@ class PostgresOps(Protocol):
 
     async def kill(self, addon_id: str, pid: int, force: bool = False) -> bool: ...
 
+    async def stats_reset(self, addon_id: str) -> None: ...
+
     async def query(self, addon_id: str, statement: str, timeout: float) -> QueryResult:
         """Run SQL as the add-on's own role (pg:psql without a local psql); raises
         AddonError with the server's message when the statement fails."""
@@ -329,6 +331,12 @@ class AddonProvider(Protocol):
 
     @property
     def plans(self) -> tuple[Plan, ...]: ...
+
+    @property
+    def rotate_on_detach(self) -> bool:
+        """Whether detaching gives the remaining attachments new credentials (a per-resource
+        key, heroku-inference's: the detached app's copy must stop working)."""
+        ...
 
     async def start(self, addon_ids_to_run: Iterable[str]) -> None: ...
 
