@@ -201,7 +201,14 @@ def waiting_results(heroku: HerokuCLI, platform: RunningPlatform) -> dict[str, A
 @pytest.mark.parametrize(
     "tool",
     [
-        pytest.param(t, marks=pytest.mark.xfail(strict=True, reason=f"waiting for {why} in Spruce"))
+        pytest.param(
+            t,
+            # The AI tools also depend on the CLI having the plugin registered, which varies
+            # by machine: those are not strict.
+            marks=pytest.mark.xfail(
+                strict="Inference" not in why, reason=f"waiting for {why} in Spruce"
+            ),
+        )
         for t, (_, why) in WAITING.items()
     ],
 )
