@@ -86,7 +86,8 @@ def test_mcp_tools(heroku: HerokuCLI, platform: RunningPlatform, tmp_path: Path)
                     await s.call_tool("ps_scale", {"app": name, "dyno": "web=2:standard-1x"})
                 )
                 assert "2:Standard-1X" in out
-                assert [f["quantity"] for f in api.get(f"/apps/{name}/formation").json()] == [2]
+                formation = api.get(f"/apps/{name}/formation").json()
+                assert [f["quantity"] for f in formation if f["type"] == "web"] == [2]
                 out = text(await s.call_tool("ps_restart", {"app": name, "process-type": "web"}))
                 assert "Restarting" in out
                 text(await s.call_tool("maintenance_on", {"app": name}))
