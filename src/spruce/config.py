@@ -51,6 +51,9 @@ class Settings:
     # port, kept across restarts) and the model catalogue (None: the two local models).
     inference_host: str | None = None
     models_file: Path | None = None
+    # Apps' git_url as https://heroku@host:port/<app>.git: Heroku's VS Code extension lists
+    # only apps whose remote names "heroku" (docs/editor.md).
+    heroku_git_names: bool = False
 
     @property
     def endpoints_path(self) -> Path:

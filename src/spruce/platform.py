@@ -21,9 +21,11 @@ from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import RedirectResponse
 from starlette.routing import Mount, Route
 
-from spruce import startup
+from spruce import dashboard, startup
 from spruce.addons import PostgresProvider, Provider, RedisProvider
 from spruce.addons.inference import InferenceProvider
 from spruce.api.app import create_api
@@ -49,13 +51,22 @@ from spruce.registry import (
     RegistryServer,
     RegistryUnavailable,
 )
+from spruce.router.measures import MeasuringLogSink
 from spruce.router.sink import SupervisorSink, affinity_secret
 from spruce.router.supervisor import RouterSupervisor
 from spruce.router.timers import RouterTimers
 from spruce.services import Ports, Services, ServiceSettings
 from spruce.services.accounts import Accounts
 from spruce.services.builds import BuildSettings
-from spruce.services.events import AddonActivity, AddonServerMoved, DynosChanged, EventBus
+from spruce.services.events import (
+    AddonActivity,
+    AddonServerMoved,
+    DynosChanged,
+    DynosMeasured,
+    EventBus,
+    RequestsMeasured,
+)
+from spruce.services.metrics import MetricsSettings
 from spruce.services.model import RouteCertificate
 from spruce.services.settings import PlatformAddresses
 from spruce.store.db import Store
@@ -67,7 +78,7 @@ def tuning_from_env() -> dict[str, dict[str, Any]]:
     """Timers and limits for tests and small machines: SPRUCE_TUNING='{"dynos": {...}}'.
 
     Sections: dynos (spruce.dynos.DynoSettings), router (RouterTimers), build (BuildSettings),
-    acm (spruce.certs.acm_setup.TUNABLE: renewal and retry times in seconds).
+    metrics (spruce.services.metrics.MetricsSettings), acm (spruce.certs.acm_setup.TUNABLE: renewal and retry times in seconds).
     """
     raw = os.environ.get("SPRUCE_TUNING")
     if not raw:
@@ -202,6 +213,10 @@ def _note_requests(backend: DynoManager) -> Callable[[dict[str, int]], None]:
     return note
 
 
+async def dashboard_home(request: Request) -> RedirectResponse:
+    return RedirectResponse("/dashboard/", status_code=307)
+
+
 def make_registry(settings: Settings, home: Path, ca: InternalCA) -> Registry:
     """Where Fir images go: the operator's registry (--registry), else a supervised
     docker-registry with a certificate from the internal CA."""
@@ -277,7 +292,10 @@ class Platform:
         git_url = _url("https", s.host, git_sock.getsockname()[1])
         addresses = PlatformAddresses(
             api_url=api_url,
-            git_url=git_url,
+            # the user part is ignored by the git endpoint (the key is the password)
+            git_url=git_url.replace("https://", "https://heroku@")
+            if s.heroku_git_names
+            else git_url,
             web_url_template=f"http://{{app}}.{s.domain}:{http_port}/",
             app_domain=s.domain,
         )
@@ -296,6 +314,7 @@ class Platform:
             on_change=lambda app_id: events.publish(DynosChanged(app_id)),
             ca=ca,
             registry=registry.client,
+            on_sample=lambda samples: events.publish(DynosMeasured(samples)),
         )
 
         def addon_log(addon_id: str, message: str) -> None:
@@ -325,7 +344,10 @@ class Platform:
             http_addrs=[(h, http_port) for h in hosts],
             https_addrs=[(h, https_port) for h in hosts],
             workers=s.router_workers,
-            log_sink=log_router,
+            # the router's lines also carry what it measured (the dashboard's graphs)
+            log_sink=MeasuringLogSink(
+                log_router, lambda samples: events.publish(RequestsMeasured(samples))
+            ),
             on_wake=dynos.wake,
             timers=RouterTimers(**tuning.get("router", {})),
             run_dir=home / "run",
@@ -360,6 +382,7 @@ class Platform:
                     "default", ("localhost",), issued.cert_pem, issued.key_pem
                 ),
                 acm=acm_setup.policy(s.acme, tuning.get("acm", {})),
+                metrics=MetricsSettings(**tuning.get("metrics", {})),
             ),
         )
         inference_link = LinkServer(
@@ -375,7 +398,12 @@ class Platform:
             services,
             ca.cert_pem,
             log_router.asgi_app,
-            [Mount("/git", app=git), Route("/mcp", mcp)],  # type: ignore[arg-type]
+            [
+                Mount("/git", app=git),  # type: ignore[arg-type]
+                Route("/mcp", mcp),
+                Route("/dashboard", dashboard_home, methods=["GET"]),
+                dashboard.mount(services),
+            ],
             query_counter=counter,
         )
         endpoints = Endpoints(

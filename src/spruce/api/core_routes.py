@@ -287,6 +287,16 @@ def dyno_sizes_info(ctx: Ctx) -> Any:
     raise NotFound("Couldn't find that dyno size.")
 
 
+def teams_list(ctx: Ctx) -> Any:
+    """Spruce has no teams (nor Private Spaces): every user is in none, as on a personal
+    Heroku account. Heroku's VS Code extension lists both when it starts."""
+    return paginate(ctx, [], ("id", "name"), "name")
+
+
+def spaces_list(ctx: Ctx) -> Any:
+    return paginate(ctx, [], ("id", "name"), "name")
+
+
 def pipeline_couplings_for_app(ctx: Ctx) -> Any:
     the_app(ctx)
     raise NotFound("This app is not part of any pipeline.")
@@ -327,6 +337,8 @@ def routes() -> list[Route]:
             A + "/collaborators/{collaborator}", endpoint(collaborators_delete), methods=["DELETE"]
         ),
         Route(A + "/pipeline-couplings", endpoint(pipeline_couplings_for_app), methods=["GET"]),
+        Route("/teams", endpoint(teams_list), methods=["GET"]),
+        Route("/spaces", endpoint(spaces_list), methods=["GET"]),
         Route("/regions", endpoint(regions_list), methods=["GET"]),
         Route("/regions/{region}", endpoint(regions_info), methods=["GET"]),
         Route("/stacks", endpoint(stacks_list), methods=["GET"]),

@@ -132,6 +132,11 @@ def _print_endpoints(ep: Endpoints) -> None:
     type=click.Path(exists=True, dir_okay=False),
     help="the model catalogue for heroku-inference (default: the two local models)",
 )
+@click.option(
+    "--heroku-git-names",
+    is_flag=True,
+    help="give apps' git_url as https://heroku@HOST/<app>.git (Heroku's VS Code extension)",
+)
 def up(
     home: str | None,
     host: str,
@@ -154,6 +159,7 @@ def up(
     registry_ca: str | None,
     inference_host: str | None,
     models_file: str | None,
+    heroku_git_names: bool,
 ) -> None:
     """Start the platform in the foreground."""
     from spruce.certs.acm_setup import AcmeSetupError, check
@@ -189,6 +195,7 @@ def up(
         registry_ca=Path(registry_ca) if registry_ca else None,
         inference_host=inference_host,
         models_file=Path(models_file).resolve() if models_file else None,
+        heroku_git_names=heroku_git_names,
     )
     try:
         import uvloop

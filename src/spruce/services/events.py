@@ -17,6 +17,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from .model import DynoSample, RequestSample
+
 log = logging.getLogger(__name__)
 
 
@@ -113,6 +115,20 @@ REQUEST_CHANNEL: ContextVar[str | None] = ContextVar("spruce_request_channel", d
 
 
 @dataclass(frozen=True)
+class RequestsMeasured(Event):
+    """The router answered requests (what it measured of each)."""
+
+    samples: tuple[RequestSample, ...]
+
+
+@dataclass(frozen=True)
+class DynosMeasured(Event):
+    """The dyno backend sampled its dynos' memory and load."""
+
+    samples: tuple[DynoSample, ...]
+
+
+@dataclass(frozen=True)
 class ApiActivity(AppEvent):
     """A line for the app's log, as Heroku writes `app[api]` lines."""
 
@@ -188,9 +204,11 @@ __all__ = [
     "CertificatesChanged",
     "DomainsChanged",
     "DynosChanged",
+    "DynosMeasured",
     "Event",
     "EventBus",
     "FormationChanged",
     "ReleaseCreated",
+    "RequestsMeasured",
     "ReleaseFinished",
 ]
