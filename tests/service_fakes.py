@@ -62,6 +62,7 @@ class Line:
     source: str
     process: str
     message: str
+    ts: float = 0.0
 
 
 class FakeLogs:

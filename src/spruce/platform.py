@@ -45,6 +45,7 @@ from spruce.gitserve.push import make_git_server
 from spruce.inference.linkwire import LinkServer
 from spruce.inference.platform_link import ServicesLink
 from spruce.logs import LogRouter
+from spruce.mcp.endpoint import McpEndpoint
 from spruce.netutil import free_port
 from spruce.registry import (
     ExternalRegistry,
@@ -256,6 +257,7 @@ class Parts:
     services: Services
     git: GitServer
     api: Starlette
+    mcp: McpEndpoint
     api_sock: socket.socket
     git_sock: socket.socket
     git_tls: tuple[Path, Path]
@@ -411,12 +413,14 @@ class Platform:
         if os.environ.get("SPRUCE_DEBUG_QUERIES"):  # benchmarks/api: a Spruce-Queries header
             store.count_queries()
             counter = store.queries
+        mcp = McpEndpoint(services)
         api = create_api(
             services,
             ca.cert_pem,
             log_router.asgi_app,
             [
                 Mount("/git", app=git),  # type: ignore[arg-type]
+                Route("/mcp", mcp),
                 Route("/dashboard", dashboard_home, methods=["GET"]),
                 dashboard.mount(services),
             ],
@@ -445,6 +449,7 @@ class Platform:
             services=services,
             git=git,
             api=api,
+            mcp=mcp,
             api_sock=api_sock,
             git_sock=git_sock,
             git_tls=(local_cert, local_key),
@@ -481,7 +486,7 @@ class Platform:
         for warning in p.dynos.warnings:
             log.warning("%s", warning)
         self._serve(p.api, [p.api_sock])
-        progress("API", f"{p.endpoints.api_url} (git over plain HTTP at /git)")
+        progress("API", f"{p.endpoints.api_url} (git over plain HTTP at /git, MCP at /mcp)")
         self._serve(p.git, [p.git_sock], ssl=p.git_tls)
         progress("git", p.endpoints.git_url)
         services.routing.publish_all()
@@ -546,6 +551,7 @@ class Platform:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         p = self.parts
         if p is not None:
+            await p.mcp.stop()
             await p.router.stop()
             await p.services.stop()
             await p.dynos.shutdown()

@@ -7,12 +7,14 @@ The server drives `heroku repl`; the harness only works around its own known def
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
 from compat_support import HerokuCLI
 from mcp import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
@@ -32,7 +34,7 @@ def server_params(heroku: HerokuCLI) -> StdioServerParameters:
 
 
 def text(result: Any) -> str:
-    assert not getattr(result, "isError", False), result
+    assert not result.is_error, result
     return "\n".join(c.text for c in result.content if getattr(c, "type", "") == "text")
 
 
@@ -85,7 +87,7 @@ def test_mcp_tools(heroku: HerokuCLI, platform: RunningPlatform, tmp_path: Path)
                 )
                 assert "2:Standard-1X" in out
                 formation = api.get(f"/apps/{name}/formation").json()
-                assert {f["type"]: f["quantity"] for f in formation}.get("web") == 2
+                assert [f["quantity"] for f in formation if f["type"] == "web"] == [2]
                 out = text(await s.call_tool("ps_restart", {"app": name, "process-type": "web"}))
                 assert "Restarting" in out
                 text(await s.call_tool("maintenance_on", {"app": name}))
@@ -112,3 +114,110 @@ def test_mcp_tools(heroku: HerokuCLI, platform: RunningPlatform, tmp_path: Path)
                 assert "one-off-says-hi" in out
 
     asyncio.run(asyncio.wait_for(session_run(), 400))
+
+
+async def _calls(heroku: HerokuCLI, calls: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    """One session of Heroku's server: the tools it lists, and each call's result."""
+    out: dict[str, Any] = {}
+    async with stdio_client(server_params(heroku)) as (read, write):
+        async with ClientSession(read, write) as s:
+            await s.initialize()
+            out["__tools__"] = {t.name for t in (await s.list_tools()).tools}
+            for name, args in calls:
+                if name in out["__tools__"]:
+                    out[name] = await s.call_tool(name, args)
+    return out
+
+
+def test_mcp_more_tools(heroku: HerokuCLI, platform: RunningPlatform, tmp_path: Path) -> None:
+    """rename_app, get_addon_info, list_addon_services, list_addon_plans, deploy_to_heroku."""
+    api = platform.client()
+    name, new_name, deployed = (f"mcp-{uuid.uuid4().hex[:6]}" for _ in range(3))
+    api.post("/apps", json={"name": name}).raise_for_status()
+    addon = api.post(f"/apps/{name}/addons", json={"plan": "heroku-redis:mini"}).json()
+    folder = tmp_path / "site"
+    shutil.copytree(REPO / "examples" / "apps" / "release-phase", folder)
+    app_json = json.dumps({"name": "deployed", "env": {"GREETING": {"value": "from app.json"}}})
+    results = asyncio.run(
+        asyncio.wait_for(
+            _calls(
+                heroku,
+                [
+                    ("rename_app", {"app": name, "newName": new_name}),
+                    ("get_addon_info", {"app": new_name, "addon": "REDIS"}),
+                    ("list_addon_services", {}),
+                    ("list_addon_plans", {"service": "heroku-redis"}),
+                    (
+                        "deploy_to_heroku",
+                        {"name": deployed, "rootUri": str(folder), "appJson": app_json},
+                    ),
+                ],
+            ),
+            400,
+        )
+    )
+    assert f"Renaming {name} to {new_name}" in text(results["rename_app"])
+    assert api.get(f"/apps/{new_name}").status_code == 200
+    assert api.get(f"/apps/{name}").status_code == 404
+    info = text(results["get_addon_info"])
+    assert addon["name"] in info and f"{new_name}::REDIS" in info
+    services = text(results["list_addon_services"])
+    assert "heroku-postgresql" in services and "heroku-redis" in services
+    assert "heroku-redis:mini" in text(results["list_addon_plans"])
+    text(results["deploy_to_heroku"])
+    assert api.get(f"/apps/{deployed}/config-vars").json()["GREETING"] == "from app.json"
+    releases = api.get(f"/apps/{deployed}/releases").json()
+    assert releases[-1]["status"] == "succeeded" and releases[-1]["version"] >= 2
+
+
+# Tools that need a capability Spruce does not have yet: each waits for it (strict xfail,
+# so the test says so once the capability lands). docs/compat.md lists them.
+WAITING: dict[str, tuple[dict[str, Any], str]] = {
+    "list_teams": ({}, "teams"),
+    "list_private_spaces": ({}, "private spaces"),
+    "pipelines_list": ({}, "pipelines"),
+    "pipelines_create": ({"name": "mcp-pipeline", "stage": "staging"}, "pipelines"),
+    "pipelines_info": ({"pipeline": "mcp-pipeline"}, "pipelines"),
+    "pipelines_promote": ({"app": "mcp-waiting"}, "pipelines"),
+    "list_ai_available_models": ({}, "Managed Inference (and the AI plugin registered)"),
+    "provision_ai_model": (
+        {"app": "mcp-waiting", "modelName": "claude-3-5-haiku"},
+        "Managed Inference (and the AI plugin registered)",
+    ),
+    "make_ai_inference": (
+        {"app": "mcp-waiting", "opts": {"model": "claude-3-5-haiku", "messages": []}},
+        "Managed Inference (and the AI plugin registered)",
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def waiting_results(heroku: HerokuCLI, platform: RunningPlatform) -> dict[str, Any]:
+    if platform.client().get("/apps/mcp-waiting").status_code == 404:
+        platform.client().post("/apps", json={"name": "mcp-waiting"}).raise_for_status()
+    calls = [(name, args) for name, (args, _) in WAITING.items()]
+    return asyncio.run(asyncio.wait_for(_calls(heroku, calls), 300))
+
+
+@pytest.mark.parametrize(
+    "tool",
+    [
+        pytest.param(
+            t,
+            # The AI tools also depend on the CLI having the plugin registered, which varies
+            # by machine: those are not strict.
+            marks=pytest.mark.xfail(
+                strict="Inference" not in why, reason=f"waiting for {why} in Spruce"
+            ),
+        )
+        for t, (_, why) in WAITING.items()
+    ],
+)
+def test_mcp_waiting_for_capabilities(tool: str, waiting_results: dict[str, Any]) -> None:
+    assert tool in waiting_results["__tools__"], f"{tool} is not registered"
+    result = waiting_results[tool]
+    assert not result.is_error, text_of(result)
+
+
+def text_of(result: Any) -> str:
+    return "\n".join(c.text for c in result.content if getattr(c, "type", "") == "text")

@@ -17,9 +17,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import psycopg
+
 from spruce.addons.base import AddonError, CliCommand
 from spruce.addons.runtime import redact
-from spruce.services.model import Backup
+from spruce.services.model import Backup, QueryResult
+
+QUERY_ROW_LIMIT = 1000  # rows handed back by one pg:psql statement (QueryResult.truncated)
 
 if TYPE_CHECKING:
     from spruce.addons.pgcluster import PostgresCluster
@@ -287,3 +291,41 @@ class PostgresDataOps:
             rows = await cur.fetchall()
         keys = ("pid", "relname", "transactionid", "granted", "mode", "query_snippet", "age")
         return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    # -- pg:psql without psql ----------------------------------------------------------------
+
+    async def query(self, addon_id: str, statement: str, timeout: float) -> QueryResult:
+        """Run SQL as the add-on's own role, in autocommit (as psql -c does), with a
+        statement timeout; the role can only reach its own database."""
+        entry = self._entry(addon_id)
+        await self._ensure_cluster()
+        ms = max(1, int(timeout * 1000))
+        try:
+            conn = await psycopg.AsyncConnection.connect(
+                host="127.0.0.1",
+                port=self.cluster.port,
+                user=entry["user"],
+                password=entry["password"],
+                dbname=entry["database"],
+                autocommit=True,
+                connect_timeout=10,
+                options=f"-c statement_timeout={ms}",
+            )
+        except psycopg.Error as e:
+            raise AddonError(redact(str(e).strip(), [entry["password"]])) from None
+        try:
+            cur = await conn.execute(statement.encode())
+            columns: tuple[str, ...] = ()
+            rows: list[tuple[Any, ...]] = []
+            truncated = False
+            if cur.description is not None:
+                columns = tuple(c.name for c in cur.description)
+                rows = [tuple(r) for r in await cur.fetchmany(QUERY_ROW_LIMIT + 1)]
+                truncated = len(rows) > QUERY_ROW_LIMIT
+            return QueryResult(
+                cur.statusmessage or "", columns, tuple(rows[:QUERY_ROW_LIMIT]), truncated
+            )
+        except psycopg.Error as e:
+            raise AddonError(redact(str(e).strip(), [entry["password"]])) from None
+        finally:
+            await conn.close()

@@ -11,7 +11,7 @@ from typing import Any
 
 from .addons import Addons
 from .errors import InvalidParams, NotFound
-from .model import AddonError, Backup, CliCommand, InvalidSettingError
+from .model import AddonError, Backup, CliCommand, InvalidSettingError, QueryResult
 from .ports import KeyValueStoreOps, PostgresOps
 from .views import AddonInfo, AddonView, DataConnection, UserView
 
@@ -131,6 +131,63 @@ class AddonData:
     async def kill(self, addon: AddonView, pid: object, force: bool = False) -> int:
         if isinstance(pid, bool) or not isinstance(pid, int | str) or not str(pid).isdigit():
             raise InvalidParams("pid must be a process id.")
-        if not await self._pg(addon).kill(addon.id, int(pid), force):
+        try:
+            killed = await self._pg(addon).kill(addon.id, int(pid), force)
+        except AddonError:
+            killed = False  # no such session on this add-on's database
+        if not killed:
             raise NotFound(f"No query with pid {pid} in {addon.name}.")
         return int(pid)
+
+    async def query(
+        self, addon: AddonView, statement: object, timeout: float = 60.0
+    ) -> QueryResult:
+        """pg:psql -c: one statement (or several, ;-separated) as the add-on's own role."""
+        if not isinstance(statement, str) or not statement.strip():
+            raise InvalidParams("A SQL command is required.")
+        try:
+            return await self._pg(addon).query(addon.id, statement, timeout)
+        except AddonError as e:
+            raise InvalidParams(f"{addon.name}: {e}") from None
+
+    def credentials(self, addon: AddonView) -> list[dict[str, Any]]:
+        """pg:credentials: the add-on has one credential, `default` (its own role); no
+        secrets here, those are in the attached apps' config vars."""
+        conn = _connection(self._pg(addon).psql(addon.id))
+        return [
+            {
+                "name": "default",
+                "state": "active",
+                "user": conn.user,
+                "database": conn.database,
+                "attachments": [],
+            }
+        ]
+
+    async def outliers(
+        self, addon: AddonView, num: object = 10, reset: bool = False, truncate: bool = False
+    ) -> QueryResult:
+        """pg:outliers: the statements that took the most time (pg_stat_statements)."""
+        if isinstance(num, bool) or not isinstance(num, int | float) or num < 1:
+            raise InvalidParams("num must be a positive number.")
+        if reset:
+            await self.stats_reset(addon)
+            return QueryResult("pg_stat_statements reset", (), ())
+        query = "left(query, 40)" if truncate else "query"
+        statement = (
+            f"SELECT interval '1 millisecond' * total_exec_time AS total_exec_time,"
+            f" to_char((total_exec_time / sum(total_exec_time) OVER ()) * 100, 'FM90D0')"
+            f" || '%' AS prop_exec_time, calls, {query} AS query"
+            f" FROM pg_stat_statements"
+            f" WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            f" ORDER BY total_exec_time DESC LIMIT {int(num)}"
+        )
+        try:
+            return await self._pg(addon).query(addon.id, statement, 30.0)
+        except AddonError as e:
+            if "pg_stat_statements" in str(e):
+                raise InvalidParams(
+                    f"pg:outliers needs the pg_stat_statements extension, which {addon.name} "
+                    f"does not have: {e}"
+                ) from None
+            raise InvalidParams(f"{addon.name}: {e}") from None

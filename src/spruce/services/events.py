@@ -13,7 +13,8 @@ import logging
 import threading
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from .model import DynoSample, RequestSample
@@ -108,6 +109,11 @@ class DynosChanged(AppEvent):
     """The dyno backend changed an app's dynos (started, up, crashed, stopped)."""
 
 
+REQUEST_CHANNEL: ContextVar[str | None] = ContextVar("spruce_request_channel", default=None)
+"""The adapter a request came through when it is not the API (e.g. "MCP"): the app's
+`app[api]` lines name it ("... by user X via MCP")."""
+
+
 @dataclass(frozen=True)
 class RequestsMeasured(Event):
     """The router answered requests (what it measured of each)."""
@@ -127,6 +133,7 @@ class ApiActivity(AppEvent):
     """A line for the app's log, as Heroku writes `app[api]` lines."""
 
     message: str = ""
+    via: str | None = field(default_factory=REQUEST_CHANNEL.get)
 
 
 @dataclass(frozen=True)
@@ -186,6 +193,7 @@ __all__ = [
     "AcmChanged",
     "AddonActivity",
     "AddonServerMoved",
+    "REQUEST_CHANNEL",
     "ApiActivity",
     "AppEvent",
     "AppChanged",

@@ -11,7 +11,7 @@ from spruce.store.models import App, LogDrain, utcnow
 from .errors import InvalidParams, NotFound
 from .events import ApiActivity, AppDeleted, EventBus
 from .model import DrainSpec, new_drain_token
-from .ports import LogPort
+from .ports import LoggedLine, LogPort
 from .settings import PlatformAddresses
 from .views import LogDrainView, LogSessionView, Ref, UserView
 
@@ -30,7 +30,30 @@ class Logs:
         events.subscribe(AppDeleted, lambda e: port.remove_app(e.app_id))
 
     def _api_line(self, event: ApiActivity) -> None:
-        self.port.emit(event.app_id, "app", "api", event.message)
+        message = f"{event.message} via {event.via}" if event.via else event.message
+        self.port.emit(event.app_id, "app", "api", message)
+
+    def recent(
+        self,
+        app_id: str,
+        lines: int = 100,
+        source: str | None = None,
+        dyno: str | None = None,
+    ) -> list[LoggedLine]:
+        """The app's last `lines` log lines, optionally of one source (app, heroku) or
+        dyno (web.1, or web for every web dyno): `heroku logs` without --tail."""
+        found, _ = self.port.lines_after(app_id, 0, source or None, dyno or None)
+        return list(found[-lines:]) if lines > 0 else []
+
+    def mark(self, app_id: str) -> int:
+        """Where the app's log is now: read what comes after it with `since`."""
+        return self.port.head(app_id)
+
+    def since(
+        self, app_id: str, mark: int, source: str | None = None, dyno: str | None = None
+    ) -> tuple[list[LoggedLine], int]:
+        found, head = self.port.lines_after(app_id, mark, source, dyno)
+        return list(found), head
 
     # -- sessions -------------------------------------------------------------------------
     def create_session(

@@ -314,6 +314,17 @@ class Backup:
     path: str
 
 
+@dataclass(frozen=True)
+class QueryResult:
+    """What one SQL statement gave: its command tag, and rows when it returns any."""
+
+    status: str
+    columns: tuple[str, ...]
+    rows: tuple[tuple[Any, ...], ...]
+    truncated: bool = False
+    """More rows came back than a caller is handed (`QUERY_ROW_LIMIT`)."""
+
+
 class AddonError(Exception):
     """Base of every add-on provider error; messages never carry secrets."""
 

@@ -36,6 +36,7 @@ from .model import (
     ImageBuildResult,
     IssuedCertificate,
     Plan,
+    QueryResult,
     RouteCertificate,
     WebEndpoint,
 )
@@ -129,6 +130,15 @@ class ImageBuildRunner(Protocol):
 
 
 class LoggedLine(Protocol):
+    @property
+    def ts(self) -> float: ...
+
+    @property
+    def source(self) -> str: ...
+
+    @property
+    def process(self) -> str: ...
+
     @property
     def message(self) -> str: ...
 
@@ -289,6 +299,11 @@ class PostgresOps(Protocol):
     async def kill(self, addon_id: str, pid: int, force: bool = False) -> bool: ...
 
     async def stats_reset(self, addon_id: str) -> None: ...
+
+    async def query(self, addon_id: str, statement: str, timeout: float) -> QueryResult:
+        """Run SQL as the add-on's own role (pg:psql without a local psql); raises
+        AddonError with the server's message when the statement fails."""
+        ...
 
 
 class AddonProvider(Protocol):

@@ -1,0 +1,60 @@
+"""The MCP tools' pure parts: scale specs, staged sources, the relay's folder tarball."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from spruce.mcp.bridge import BridgeError, pack_folder
+from spruce.mcp.dyno_tools import parse_scale, staged_command
+from spruce.services.errors import InvalidParams
+
+
+def test_parse_scale() -> None:
+    current = {"web": 2, "worker": 1}
+    assert parse_scale(["web=3:standard-2x", "worker+2"], current) == [
+        {"type": "web", "quantity": 3, "size": "standard-2x"},
+        {"type": "worker", "quantity": 3},
+    ]
+    assert parse_scale(["worker-5"], current) == [{"type": "worker", "quantity": 0}]
+    assert parse_scale(["web=:basic"], current) == [{"type": "web", "size": "basic"}]
+    for bad in (["web==2"], ["web+:basic"], ["=2"], []):
+        with pytest.raises(InvalidParams):
+            parse_scale(bad, current)
+
+
+def test_staged_command_writes_sources_in_a_fresh_folder(tmp_path: Path) -> None:
+    cmd = staged_command(
+        "cat a.txt sub/dir/b.sh && pwd",
+        [
+            {"relativePath": "a.txt", "contents": "it's 100% $HOME `x`\n"},
+            {"relativePath": "sub/dir/b.sh", "contents": "two"},
+        ],
+    )
+    out = subprocess.run(["sh", "-c", cmd], capture_output=True, text=True, check=True).stdout
+    assert out.startswith("it's 100% $HOME `x`\ntwo/")  # b.sh has no newline: pwd follows
+    assert Path(out.strip().removeprefix("it's 100% $HOME `x`\ntwo")).is_absolute()
+    assert staged_command("true", []) == "true"
+    for bad in ("../up", "/abs", "a/../b", "sp ace", ""):
+        with pytest.raises(InvalidParams):
+            staged_command("true", [{"relativePath": bad, "contents": ""}])
+
+
+def test_pack_folder_skips_vcs_and_puts_app_json(tmp_path: Path) -> None:
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "HEAD").write_text("ref")
+    (tmp_path / "web.py").write_text("print(1)")
+    (tmp_path / "app.json").write_text('{"old": true}')
+    data = pack_folder(tmp_path, '{"name": "new"}')
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        names = tar.getnames()
+        assert "web.py" in names and not any(n.startswith(".git") for n in names)
+        assert names.count("app.json") == 1
+        member = tar.extractfile("app.json")
+        assert member is not None and member.read() == b'{"name": "new"}'
+    with pytest.raises(BridgeError):
+        pack_folder(tmp_path / "missing", None)
