@@ -47,6 +47,8 @@ class Settings:
     registry_username: str | None = None
     registry_password: str | None = field(default=None, repr=False)
     registry_ca: Path | None = None
+    regions: tuple[str, ...] = ()
+    """The operator's regions for spaces (`NAME[=DESCRIPTION]`; `local` when empty)."""
 
     @property
     def endpoints_path(self) -> Path:

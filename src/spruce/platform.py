@@ -53,6 +53,7 @@ from spruce.services.accounts import Accounts
 from spruce.services.builds import BuildSettings
 from spruce.services.events import AddonActivity, AddonServerMoved, DynosChanged, EventBus
 from spruce.services.model import RouteCertificate
+from spruce.services.regions import parse_region_option
 from spruce.services.settings import PlatformAddresses
 from spruce.store.db import Store
 
@@ -324,6 +325,7 @@ class Platform:
                     "default", ("localhost",), issued.cert_pem, issued.key_pem
                 ),
                 acm=acm_setup.policy(s.acme, tuning.get("acm", {})),
+                regions=tuple(parse_region_option(r) for r in s.regions),
             ),
         )
         git = make_git_server(services, home / "repos")

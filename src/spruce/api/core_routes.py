@@ -6,7 +6,7 @@ from typing import Any
 
 from starlette.routing import Route
 
-from spruce.services.catalog import DYNO_SIZES, REGIONS, STACKS
+from spruce.services.catalog import DYNO_SIZES, STACKS
 from spruce.services.errors import InvalidParams, NotFound
 from spruce.services.views import AppView
 
@@ -223,14 +223,13 @@ def collaborators_delete(ctx: Ctx) -> Any:
 
 # -- catalog --------------------------------------------------------------------
 def regions_list(ctx: Ctx) -> Any:
-    return paginate(ctx, [views.region_json(r["name"]) for r in REGIONS], ("id", "name"))
+    regions = [views.region_json(r.name, r) for r in ctx.services.regions.all]
+    return paginate(ctx, regions, ("id", "name"))
 
 
 def regions_info(ctx: Ctx) -> Any:
-    for r in REGIONS:
-        if ctx.params["region"] in (r["id"], r["name"]):
-            return views.region_json(r["name"])
-    raise NotFound("Couldn't find that region.")
+    r = ctx.services.regions.get(ctx.params["region"])
+    return views.region_json(r.name, r)
 
 
 def stacks_list(ctx: Ctx) -> Any:

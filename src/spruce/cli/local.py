@@ -118,6 +118,12 @@ def _print_endpoints(ep: Endpoints) -> None:
     type=click.Path(exists=True, dir_okay=False),
     help="CA bundle (PEM) to verify --registry with",
 )
+@click.option(
+    "--region",
+    "regions",
+    multiple=True,
+    help="a region for spaces, NAME or NAME=DESCRIPTION (repeatable; default: local)",
+)
 def up(
     home: str | None,
     host: str,
@@ -138,6 +144,7 @@ def up(
     registry_username: str | None,
     registry_password: str | None,
     registry_ca: str | None,
+    regions: tuple[str, ...],
 ) -> None:
     """Start the platform in the foreground."""
     from spruce.certs.acm_setup import AcmeSetupError, check
@@ -157,6 +164,13 @@ def up(
     except AcmeSetupError as e:
         raise CLIError(str(e)) from None
 
+    from spruce.services.errors import InvalidParams
+    from spruce.services.regions import Regions, parse_region_option
+
+    try:
+        Regions(tuple(parse_region_option(r) for r in regions))
+    except InvalidParams as e:
+        raise CLIError(f"--region: {e.message}") from None
     settings = Settings(
         home=_home(home),
         host=host,
@@ -171,6 +185,7 @@ def up(
         registry_username=registry_username,
         registry_password=registry_password,
         registry_ca=Path(registry_ca) if registry_ca else None,
+        regions=regions,
     )
     try:
         import uvloop

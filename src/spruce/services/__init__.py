@@ -44,6 +44,7 @@ from .ports import (
     LogPort,
     RouteSink,
 )
+from .regions import Region, Regions
 from .release_phase import RELEASE_PHASE_TIMEOUT, ReleasePhase
 from .releases import Releases
 from .routing import Routing
@@ -51,6 +52,8 @@ from .sealing import Sealer
 from .settings import PlatformAddresses
 from .setups import Setups
 from .sources import Sources
+from .spaces import Spaces
+from .teams import Teams
 from .views import AppView, UserView
 
 
@@ -80,6 +83,8 @@ class ServiceSettings:
     """When ACM renews (30 days before expiry) and how it retries."""
     clock: Callable[[], dt.datetime] = utcnow
     """The time ACM's scheduler goes by (tests move it)."""
+    regions: tuple[Region, ...] = ()
+    """The operator's regions, where spaces run (`local` when none is declared)."""
 
 
 class Services:
@@ -98,6 +103,9 @@ class Services:
         self.events = events
         self.addresses = addresses
         self.accounts = Accounts(store)
+        self.regions = Regions(settings.regions)
+        self.teams = Teams(store)
+        self.spaces = Spaces(store, events, self.regions, home)
         self.apps = Apps(store, events, addresses)
         self.releases = Releases(store, events, addresses)
         self.formation = Formations(store, events)
@@ -182,11 +190,13 @@ class Services:
 
     async def start(self) -> None:
         """Background work begins (after the router has its table)."""
+        await self.spaces.start()
         await self.acm_scheduler.start()
 
     async def stop(self) -> None:
         """Background work ends (the platform is stopping)."""
         await self.acm_scheduler.stop()
+        await self.spaces.stop()
         await self.setups.stop()
         await self.builds.stop()
         await self.release_phase.stop()
