@@ -10,6 +10,7 @@ See docs/router.md for APP and CERT.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -61,6 +62,18 @@ class Dyno:
         object.__setattr__(self, "key", (self.host, self.port))
 
 
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _inbound(rules: Any) -> tuple[tuple[IPNetwork, bool], ...] | None:
+    if rules is None:
+        return None
+    return tuple(
+        (ipaddress.ip_network(str(src), strict=False), str(action) == "allow")
+        for src, action in rules
+    )
+
+
 @dataclass(frozen=True)
 class App:
     id: str
@@ -80,6 +93,25 @@ class App:
     plain: bool = field(default=False, compare=False)
     # HTTP-01 tokens of the app's ACM orders: token -> key authorization (acme_challenge.py)
     acme_challenges: Mapping[str, str] = field(default_factory=dict, compare=False)
+    # A space's trusted IP ranges: (network, allow) in order, first match decides; None for
+    # apps outside a space (every source is welcome).
+    inbound: tuple[tuple[IPNetwork, bool], ...] | None = field(default=None, compare=False)
+
+    def trusts(self, client_ip: str) -> bool:
+        """Whether the space's inbound rules let `client_ip` in."""
+        rules = self.inbound
+        if rules is None:
+            return True
+        try:
+            addr = ipaddress.ip_address(client_ip.split("%")[0])
+        except ValueError:
+            return False
+        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+            addr = addr.ipv4_mapped
+        for net, allow in rules:
+            if addr.version == net.version and addr in net:
+                return allow
+        return False
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> App:
@@ -109,8 +141,10 @@ class App:
                 acme_challenges={
                     str(k): str(v) for k, v in (d.get("acme_challenges") or {}).items()
                 },
+                inbound=_inbound(d.get("inbound_rules")),
                 plain=bool(
                     up
+                    and d.get("inbound_rules") is None
                     and not features
                     and not maintenance
                     and released

@@ -29,7 +29,7 @@ from .errors import Conflict, InvalidParams, NotFound
 from .events import AppChanged, EventBus
 from .model import Generation
 from .regions import Regions
-from .teams import Teams, member_role, team_ids_of
+from .teams import Teams, team_ids_of
 from .views import Ref, UserView
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,12 @@ SPACE_NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?!-))+[a-z0-9]$")
 DEFAULT_CIDR = "10.0.0.0/16"
 DEFAULT_DATA_CIDR = "10.1.0.0/16"
 INBOUND, OUTBOUND = "inbound", "outbound"
-DEFAULT_INBOUND = ({"action": "allow", "source": "0.0.0.0/0"},)
+# Heroku's default trusted range lets every IPv4 source in; Spruce adds IPv6's (the router
+# listens on ::1 too).
+DEFAULT_INBOUND = (
+    {"action": "allow", "source": "0.0.0.0/0"},
+    {"action": "allow", "source": "::/0"},
+)
 DEFAULT_OUTBOUND = ({"target": "0.0.0.0/0", "from_port": 0, "to_port": 65535, "protocol": "-1"},)
 MAX_RULES = 60
 
@@ -138,22 +143,36 @@ def check_rules(direction: str, rules: object) -> list[dict[str, Any]]:
     return out
 
 
-def inbound_allows(rules: tuple[dict[str, Any], ...], client: str) -> bool:
-    """Heroku's trusted IP ranges: the first rule whose source holds the client decides; a
-    client no rule covers is refused."""
-    try:
-        addr = ipaddress.ip_address(client)
-    except ValueError:
-        return False
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped:
-        addr = addr.ipv4_mapped
-    for r in rules:
-        net = ipaddress.ip_network(r["source"], strict=False)
-        if addr.version == net.version and addr in net:
-            return bool(r["action"] == "allow")
-        if addr.is_loopback and net.prefixlen == 0 and net.version == 4:
-            return bool(r["action"] == "allow")  # ::1 counts as 0.0.0.0/0's
-    return False
+def inbound_rules_by_app(
+    s: Session, app_ids: list[str] | None
+) -> dict[str, tuple[tuple[str, str], ...]]:
+    """The current inbound rules of each of these apps that runs in a space (None: all)."""
+    q = select(App.id, App.space_id).where(App.space_id.is_not(None))
+    if app_ids is not None:
+        q = q.where(App.id.in_(app_ids))
+    placed = s.execute(q).all()
+    if not placed:
+        return {}
+    space_ids = {space_id for _, space_id in placed}
+    latest = (
+        select(SpaceRuleset.space_id, func.max(SpaceRuleset.version).label("version"))
+        .where(SpaceRuleset.direction == INBOUND, SpaceRuleset.space_id.in_(space_ids))
+        .group_by(SpaceRuleset.space_id)
+        .subquery()
+    )
+    rules = {
+        space_id: tuple((str(r["source"]), str(r["action"])) for r in rows)
+        for space_id, rows in s.execute(
+            select(SpaceRuleset.space_id, SpaceRuleset.rules).join(
+                latest,
+                (SpaceRuleset.space_id == latest.c.space_id)
+                & (SpaceRuleset.version == latest.c.version)
+                & (SpaceRuleset.direction == INBOUND),
+            )
+        )
+    }
+    default = tuple((r["source"], r["action"]) for r in DEFAULT_INBOUND)
+    return {app_id: rules.get(space_id, default) for app_id, space_id in placed}
 
 
 class Spaces:
@@ -466,13 +485,3 @@ class Spaces:
         for app_id in app_ids:
             self.events.publish(AppChanged(app_id))  # the router's table follows
         return view
-
-    def inbound_rules_of(self, s: Session, space_id: str) -> tuple[dict[str, Any], ...]:
-        row = self._current_row(s, space_id, INBOUND)
-        return tuple(dict(r) for r in row.rules) if row else DEFAULT_INBOUND
-
-    def can_see(self, s: Session, space_id: str, actor: UserView) -> bool:
-        sp = s.get(Space, space_id)
-        return sp is not None and (
-            actor.is_operator or member_role(s, sp.team_id, actor.id) is not None
-        )
