@@ -98,7 +98,7 @@ class App:
     acme_challenges: Mapping[str, str] = field(default_factory=dict, compare=False)
     # A space's trusted IP ranges: (network, allow) in order, first match decides; None for
     # apps outside a space (every source is welcome).
-    inbound: tuple[tuple[IPNetwork, bool], ...] | None = field(default=None, compare=False)
+    inbound: tuple[tuple[IPNetwork, bool], ...] | None = None
 
     def trusts(self, client_ip: str) -> bool:
         """Whether the space's inbound rules let `client_ip` in."""
