@@ -41,6 +41,8 @@ def ruleset_json(r: RulesetView) -> dict[str, Any]:
         "rules": [dict(x) for x in r.rules],
         "created_by": r.created_by,
         "created_at": views.ts(r.created_at),
+        # The router enforces inbound rules; outbound ones are only stored (docs/fir.md).
+        "applied": r.direction == INBOUND,
     }
 
 

@@ -139,6 +139,18 @@ def available_generations(ctx: Ctx) -> Any:
     return [views.generation_full_json(g) for g in GENERATIONS]
 
 
+def team_features(ctx: Ctx) -> Any:
+    """No team features (Heroku's CLI reads them to decide on invitations)."""
+    ctx.services.teams.get(ctx.actor, ctx.params["team"])
+    return []
+
+
+def team_invitations(ctx: Ctx) -> Any:
+    """Members are added directly; there are never pending invitations."""
+    ctx.services.teams.get(ctx.actor, ctx.params["team"])
+    return []
+
+
 def routes() -> list[Route]:
     T = "/teams/{team}"
     return [
@@ -153,5 +165,7 @@ def routes() -> list[Route]:
         Route(T + "/members", endpoint(members_post), methods=["POST"]),
         Route(T + "/members/{member}", endpoint(members_delete), methods=["DELETE"]),
         Route(T + "/apps", endpoint(team_apps_list), methods=["GET"]),
+        Route(T + "/features", endpoint(team_features), methods=["GET"]),
+        Route(T + "/invitations", endpoint(team_invitations), methods=["GET"]),
         Route(T + "/available-generations", endpoint(available_generations), methods=["GET"]),
     ]

@@ -207,7 +207,7 @@ def _put_rules(c: Client, space: str, direction: str, rules: list[dict[str, Any]
     c.request("PUT", f"/spaces/{_q(space)}/{direction}-ruleset", {"rules": rules})
 
 
-@cli.command("trusted-ips")
+@cli.command("spaces:trusted-ips")
 @click.option("-s", "--space", required=True, help="space to get inbound rules from")
 @click.option("--json", "as_json", is_flag=True, help="output in json format")
 def trusted_ips(space: str, as_json: bool) -> None:
@@ -216,40 +216,52 @@ def trusted_ips(space: str, as_json: bool) -> None:
     if as_json:
         print_json(ruleset)
         return
-    styled_header("Trusted IP Ranges")
     if not ruleset["rules"]:
-        click.echo(
+        styled_header(
             f"⬡ {space} has no trusted IP ranges. All inbound web requests to dynos are blocked."
         )
-        return
-    for r in ruleset["rules"]:
-        click.echo(r["source"] if r["action"] == "allow" else f"{r['source']} (deny)")
+    else:
+        styled_header("Trusted IP Ranges")
+        for r in ruleset["rules"]:
+            click.echo(r["source"] if r["action"] == "allow" else f"{r['source']} (deny)")
+    _applied(ruleset)
 
 
-@cli.command("trusted-ips:add")
+def _applied(ruleset: dict[str, Any]) -> None:
+    if ruleset.get("applied") is True:
+        click.echo("Trusted IP rules are applied to this space.")
+
+
+@cli.command("spaces:trusted-ips:add")
 @click.argument("source")
 @click.option("-s", "--space", required=True, help="space to add rule to")
 def trusted_ips_add(source: str, space: str) -> None:
     """Add one range to the list of trusted IP ranges."""
     c = client()
     rules = c.get(f"/spaces/{_q(space)}/inbound-ruleset")["rules"]
+    if any(r["source"] == source for r in rules):
+        raise CLIError(f"A rule already exists for {source}.")
     rules.append({"source": source, "action": "allow"})
     _put_rules(c, space, "inbound", rules)
     click.echo(f"Added {source} to trusted IP ranges on ⬡ {space}")
+    _applied(c.get(f"/spaces/{_q(space)}/inbound-ruleset"))
 
 
-@cli.command("trusted-ips:remove")
+@cli.command("spaces:trusted-ips:remove")
 @click.argument("source")
 @click.option("-s", "--space", required=True, help="space to remove rule from")
 def trusted_ips_remove(source: str, space: str) -> None:
     """Remove a range from the list of trusted IP ranges."""
     c = client()
     rules = c.get(f"/spaces/{_q(space)}/inbound-ruleset")["rules"]
+    if not rules:
+        raise CLIError("No IP ranges are configured. Nothing to do.")
     kept = [r for r in rules if r["source"] != source]
     if len(kept) == len(rules):
         raise CLIError(f"No IP range matching {source} was found.")
     _put_rules(c, space, "inbound", kept)
     click.echo(f"Removed {source} from trusted IP ranges on ⬡ {space}")
+    _applied(c.get(f"/spaces/{_q(space)}/inbound-ruleset"))
 
 
 @cli.command("outbound-rules")
