@@ -109,9 +109,17 @@ class App:
             addr = ipaddress.ip_address(client_ip.split("%")[0])
         except ValueError:
             return False
-        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-            addr = addr.ipv4_mapped
+        anywhere = False  # IPv6 clients other than ::1: trusted only under 0.0.0.0/0
+        if isinstance(addr, ipaddress.IPv6Address):
+            if addr.ipv4_mapped is not None:
+                addr = addr.ipv4_mapped
+            elif addr.is_loopback:
+                addr = ipaddress.IPv4Address("127.0.0.1")
+            else:
+                anywhere = True
         for net, allow in rules:
+            if anywhere and net.prefixlen == 0:
+                return allow
             if addr.version == net.version and addr in net:
                 return allow
         return False

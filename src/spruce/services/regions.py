@@ -64,7 +64,9 @@ def operator_region(name: str, description: str | None = None) -> Region:
         country="",
         locale=name,
         private_capable=True,
-        provider={"name": "spruce", "region": name},
+        # The schema allows only AWS region names here; the operator's regions are this
+        # machine's, so they read as the Common Runtime `us` does.
+        provider={"name": "spruce", "region": "us-east-1"},
     )
 
 

@@ -37,12 +37,10 @@ SPACE_NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?!-))+[a-z0-9]$")
 DEFAULT_CIDR = "10.0.0.0/16"
 DEFAULT_DATA_CIDR = "10.1.0.0/16"
 INBOUND, OUTBOUND = "inbound", "outbound"
-# Heroku's default trusted range lets every IPv4 source in; Spruce adds IPv6's (the router
-# listens on ::1 too).
-DEFAULT_INBOUND = (
-    {"action": "allow", "source": "0.0.0.0/0"},
-    {"action": "allow", "source": "::/0"},
-)
+# Heroku's default trusted range lets everyone in. Rules are IPv4 CIDRs (the schema's
+# pattern); the router reads ::1 as 127.0.0.1 and lets other IPv6 clients in only under
+# 0.0.0.0/0.
+DEFAULT_INBOUND = ({"action": "allow", "source": "0.0.0.0/0"},)
 DEFAULT_OUTBOUND = ({"target": "0.0.0.0/0", "from_port": 0, "to_port": 65535, "protocol": "-1"},)
 MAX_RULES = 60
 
@@ -103,9 +101,9 @@ def _private_net(value: object, what: str, prefixes: range) -> str:
 
 def _cidr(value: object, what: str) -> str:
     try:
-        return str(ipaddress.ip_network(str(value), strict=False))
+        return str(ipaddress.IPv4Network(str(value), strict=False))
     except ValueError:
-        raise InvalidParams(f"{what} must be an IP network in CIDR notation.") from None
+        raise InvalidParams(f"{what} must be an IPv4 network in CIDR notation.") from None
 
 
 def check_rules(direction: str, rules: object) -> list[dict[str, Any]]:

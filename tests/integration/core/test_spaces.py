@@ -9,6 +9,7 @@ import httpx
 import pytest
 from support import PostgresServer, RunningPlatform, start_platform, wait_for
 from test_access import create_user
+from test_api_contract import check
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -200,4 +201,80 @@ def test_rulesets(people: dict[str, httpx.Client], team: str) -> None:
     good_out = [{"target": "10.0.0.0/8", "from_port": 80, "to_port": 443, "protocol": "tcp"}]
     r = admin.put(f"/spaces/{name}/outbound-ruleset", json={"rules": good_out})
     assert r.status_code == 200 and r.json()["rules"] == good_out
+    assert admin.delete(f"/spaces/{name}").status_code == 200
+
+
+def test_spruce_cli_spaces_teams_and_refusals(
+    platform: RunningPlatform, people: dict[str, httpx.Client]
+) -> None:
+    tag = uuid.uuid4().hex[:6]
+    team, space, app = f"clit-{tag}", f"clis-{tag}", f"clia-{tag}"
+    cli = platform.cli
+    assert f"Creating team {team}... done" in cli("teams:create", team, check=True).stderr
+    member = email_of(people["member"])
+    cli("members:add", member, "-t", team, "--role", "member", check=True)
+    members = cli("members", "-t", team, check=True).stdout
+    assert any(member in line and "member" in line for line in members.splitlines())
+
+    res = cli("spaces:create", space, "--team", team, "--generation", "fir", check=True)
+    assert f"Creating space ⬡ {space} in team {team}... done" in res.stderr
+    assert res.stdout.splitlines()[0] == f"=== ⬡ {space}" and "Generation: fir" in res.stdout
+    res = cli("spaces:wait", space, "-i", "1", check=True)
+    assert "State:        allocated" in res.stdout and "Outbound IPs: disabled" in res.stdout
+    listing = cli("spaces", "--team", team, check=True).stdout
+    assert listing.split("\n")[0].split() == [
+        "Name", "Team", "Region", "State", "Generation", "Created", "At"
+    ]  # fmt: skip
+    assert f"{space}" in listing and "fir" in listing
+
+    res = cli("apps:create", app, "--space", space, "--no-remote", check=True)
+    info = cli("apps:info", "-a", app, check=True).stdout
+    assert f"Space:   {space}" in info and f"Team:    {team}" in info and "cnb" in info
+    # Fir refuses Heroku Exec; run:inside needs a Fir app (the Cedar refusal).
+    r = people["member"].get(f"/apps/{app}/features/runtime-heroku-exec")
+    assert r.status_code == 422 and "run:inside" in r.json()["message"]
+    cedar = f"clic-{tag}"
+    assert (
+        people["member"].post("/teams/apps", json={"name": cedar, "team": team}).status_code == 201
+    )
+    r = people["member"].post(f"/apps/{cedar}/dynos/web.1", json={"command": "ls"})
+    assert r.status_code == 422 and "Fir-generation apps" in r.json()["message"]
+
+    out = cli("trusted-ips:add", "192.0.2.0/24", "-s", space, check=True).stdout
+    assert "Added 192.0.2.0/24" in out and "applied" in out
+    assert "192.0.2.0/24" in cli("spaces:trusted-ips", "-s", space, check=True).stdout
+    cli("outbound-rules:add", "-s", space, "--dest", "10.0.0.0/8", "--port", "80-443", check=True)
+    rules = cli("outbound-rules", "-s", space, check=True).stdout
+    assert "10.0.0.0/8" in rules and "80 - 443" in rules
+
+    res = cli("spaces:destroy", space, "--confirm", space)
+    assert res.returncode == 1 and "still has 1 app(s)" in res.stderr
+    cli("apps:destroy", "-a", app, "--confirm", app, check=True)
+    cli("apps:destroy", "-a", cedar, "--confirm", cedar, check=True)
+    res = cli("spaces:destroy", space, "--confirm", space, check=True)
+    assert f"Destroying space ⬡ {space}... done" in res.stderr
+    res = cli("spaces:create", "--team", team)
+    assert res.returncode == 1 and "Space name required." in res.stderr
+
+
+def test_shapes_follow_the_schema(people: dict[str, httpx.Client], team: str) -> None:
+    """Teams, members, team apps, spaces, NAT and rulesets as the Platform API schema has
+    them (with v6's additions, which the schema allows)."""
+    admin = people["admin"]
+    check("team", admin.get(f"/teams/{team}").json())
+    check("team", admin.get("/teams").json())
+    check("team-member", admin.get(f"/teams/{team}/members").json())
+    check("region", admin.get("/regions").json())
+    name = "sh-" + uuid.uuid4().hex[:6]
+    sp = admin.post("/spaces", json={"name": name, "team": team}).json()
+    check("space", sp)
+    wait_allocated(admin, name)
+    check("space", admin.get("/spaces").json())
+    check("space-nat", admin.get(f"/spaces/{name}/nat").json())
+    check("inbound-ruleset", admin.get(f"/spaces/{name}/inbound-ruleset").json())
+    check("outbound-ruleset", admin.get(f"/spaces/{name}/outbound-ruleset").json())
+    app = admin.post("/teams/apps", json={"space": name}).json()
+    check("team-app", app)
+    check("app", admin.get(f"/apps/{app['name']}").json())
+    assert admin.delete(f"/apps/{app['name']}").status_code == 200
     assert admin.delete(f"/spaces/{name}").status_code == 200
