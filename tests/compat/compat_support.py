@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import shutil
 import subprocess
@@ -18,26 +20,48 @@ def cache_dir() -> Path:
 
 
 def install_heroku_cli() -> Path:
-    """npm-install Heroku's CLI once per machine; returns its bin directory."""
+    """npm-install Heroku's CLI once per machine; returns its bin directory.
+
+    One install at a time (a lock in the cache), and only a checked one counts: a stamp is
+    written after `heroku --version` ran, so an install cut short or two that collided are
+    wiped and done again instead of failing every test with MODULE_NOT_FOUND."""
     root = cache_dir()
     bin_dir = root / "node_modules" / ".bin"
-    if (bin_dir / "heroku").exists():
-        return bin_dir
-    npm = shutil.which("npm")
-    if npm is None:
-        raise RuntimeError("npm is needed for the compatibility tests (apt-get install nodejs npm)")
-    version = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
-    if not version.startswith("v") or int(version[1:].split(".")[0]) < 20:
-        raise RuntimeError(
-            f"Heroku's CLI 11 needs Node.js 20 or newer; this machine has {version or 'none'}"
-        )
+    stamp = root / ".spruce-installed"
+    wanted = " ".join(PACKAGES)
     root.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        [npm, "install", "--no-audit", "--no-fund", "--loglevel=error", *PACKAGES],
-        cwd=root,
-        check=True,
-        timeout=900,
-    )
+    with open(root / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if stamp.exists() and stamp.read_text() == wanted and (bin_dir / "heroku").exists():
+            return bin_dir
+        npm = shutil.which("npm")
+        if npm is None:
+            raise RuntimeError(
+                "npm is needed for the compatibility tests (apt-get install nodejs npm)"
+            )
+        out = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout
+        version = out.strip()
+        if not version.startswith("v") or int(version[1:].split(".")[0]) < 20:
+            raise RuntimeError(
+                f"Heroku's CLI 11 needs Node.js 20 or newer; this machine has {version or 'none'}"
+            )
+        stamp.unlink(missing_ok=True)
+        shutil.rmtree(root / "node_modules", ignore_errors=True)
+        (root / "package-lock.json").unlink(missing_ok=True)
+        subprocess.run(
+            [npm, "install", "--no-audit", "--no-fund", "--loglevel=error", *PACKAGES],
+            cwd=root,
+            check=True,
+            timeout=900,
+        )
+        subprocess.run(
+            [str(bin_dir / "heroku"), "--version"],
+            check=True,
+            capture_output=True,
+            timeout=120,
+            env=dict(os.environ, HOME=str(root)),
+        )
+        stamp.write_text(wanted)
     return bin_dir
 
 
@@ -97,3 +121,33 @@ class HerokuCLI:
         if check and res.returncode != 0:
             raise AssertionError(f"git {' '.join(args)} failed:\n{res.stdout}\n{res.stderr}")
         return res
+
+
+def link_ai_plugin(heroku: HerokuCLI) -> None:
+    """Make the throw-away HOME's CLI load @heroku/plugin-ai from the npm install, as
+    `heroku plugins:link` records it (without its network step)."""
+    root = heroku.bin_dir.parent / "@heroku" / "plugin-ai"
+    data = Path(heroku.env["XDG_DATA_HOME"]) / "heroku"
+    data.mkdir(parents=True, exist_ok=True)
+    plugin = {"name": "@heroku/plugin-ai", "type": "link", "root": str(root)}
+    (data / "package.json").write_text(
+        json.dumps({"private": True, "oclif": {"schema": 1, "plugins": [plugin]}})
+    )
+
+
+def free_loopback_443() -> str | None:
+    """A loopback address whose port 443 is free (binding it needs root), or None."""
+    import random
+    import socket
+
+    if os.geteuid() != 0:
+        return None
+    for _ in range(20):
+        host = f"127.{random.randint(1, 254)}.{random.randint(1, 254)}.{random.randint(2, 254)}"
+        with socket.socket() as s:
+            try:
+                s.bind((host, 443))
+                return host
+            except OSError:
+                continue
+    return None

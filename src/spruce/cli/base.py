@@ -25,6 +25,7 @@ ALIASES = {
     "trusted-ips": "spaces:trusted-ips",
     "trusted-ips:add": "spaces:trusted-ips:add",
     "trusted-ips:remove": "spaces:trusted-ips:remove",
+    "ai:models": "ai:models:list",
     "create": "apps:create",
     "info": "apps:info",
     "open": "apps:open",
