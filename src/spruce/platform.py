@@ -71,6 +71,7 @@ from spruce.services.events import (
 )
 from spruce.services.metrics import MetricsSettings
 from spruce.services.model import RouteCertificate
+from spruce.services.regions import parse_region_option
 from spruce.services.settings import PlatformAddresses
 from spruce.store.db import Store
 
@@ -402,6 +403,7 @@ class Platform:
                     "default", ("localhost",), issued.cert_pem, issued.key_pem
                 ),
                 acm=acm_setup.policy(s.acme, tuning.get("acm", {})),
+                regions=tuple(parse_region_option(r) for r in s.regions),
                 metrics=MetricsSettings(**tuning.get("metrics", {})),
             ),
         )

@@ -20,7 +20,9 @@ from . import (
     dyno_routes,
     log_routes,
     oci_routes,
+    space_routes,
     streams,
+    team_routes,
 )
 from .http import NO_COUNTER, ROUTE_NOT_FOUND, QueryCounter, error_response, request_id_for
 
@@ -62,6 +64,8 @@ def create_api(
             *domain_routes.routes(),
             *acm_routes.routes(),
             *oci_routes.routes(),
+            *team_routes.routes(),
+            *space_routes.routes(),
             *streams.routes(log_sessions),
             *(extra_routes or []),
         ],

@@ -6,7 +6,7 @@ from typing import Any
 
 from starlette.routing import Route
 
-from spruce.services.catalog import DYNO_SIZES, REGIONS, STACKS
+from spruce.services.catalog import DYNO_SIZES, STACKS
 from spruce.services.errors import InvalidParams, NotFound
 from spruce.services.views import AppView
 
@@ -248,14 +248,13 @@ def collaborators_delete(ctx: Ctx) -> Any:
 
 # -- catalog --------------------------------------------------------------------
 def regions_list(ctx: Ctx) -> Any:
-    return paginate(ctx, [views.region_json(r["name"]) for r in REGIONS], ("id", "name"))
+    regions = [views.region_json(r.name, r) for r in ctx.services.regions.all]
+    return paginate(ctx, regions, ("id", "name"))
 
 
 def regions_info(ctx: Ctx) -> Any:
-    for r in REGIONS:
-        if ctx.params["region"] in (r["id"], r["name"]):
-            return views.region_json(r["name"])
-    raise NotFound("Couldn't find that region.")
+    r = ctx.services.regions.get(ctx.params["region"])
+    return views.region_json(r.name, r)
 
 
 def stacks_list(ctx: Ctx) -> Any:
@@ -285,16 +284,6 @@ def dyno_sizes_info(ctx: Ctx) -> Any:
         if ctx.params["size"].lower() in (s.id, s.name):
             return views.dyno_size_json(s)
     raise NotFound("Couldn't find that dyno size.")
-
-
-def teams_list(ctx: Ctx) -> Any:
-    """Spruce has no teams (nor Private Spaces): every user is in none, as on a personal
-    Heroku account. Heroku's VS Code extension lists both when it starts."""
-    return paginate(ctx, [], ("id", "name"), "name")
-
-
-def spaces_list(ctx: Ctx) -> Any:
-    return paginate(ctx, [], ("id", "name"), "name")
 
 
 def pipeline_couplings_for_app(ctx: Ctx) -> Any:
@@ -337,8 +326,6 @@ def routes() -> list[Route]:
             A + "/collaborators/{collaborator}", endpoint(collaborators_delete), methods=["DELETE"]
         ),
         Route(A + "/pipeline-couplings", endpoint(pipeline_couplings_for_app), methods=["GET"]),
-        Route("/teams", endpoint(teams_list), methods=["GET"]),
-        Route("/spaces", endpoint(spaces_list), methods=["GET"]),
         Route("/regions", endpoint(regions_list), methods=["GET"]),
         Route("/regions/{region}", endpoint(regions_info), methods=["GET"]),
         Route("/stacks", endpoint(stacks_list), methods=["GET"]),

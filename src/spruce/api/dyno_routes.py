@@ -83,6 +83,8 @@ def routes() -> list[Route]:
         Route(A + "/dynos", endpoint(dynos_restart_all), methods=["DELETE"]),
         Route(A + "/dynos/{dyno}", endpoint(dynos_info), methods=["GET"]),
         Route(A + "/dynos/{dyno}", endpoint(dynos_restart_one), methods=["DELETE"]),
+        # Heroku's CLI 11 run:inside (Accept 3.run-inside)
+        Route(A + "/dynos/{dyno}", endpoint(dynos_run_inside), methods=["POST"]),
         Route(A + "/dynos/{dyno}/actions/stop", endpoint(dynos_stop), methods=["POST"]),
         Route(A + "/dynos/{dyno}/actions/run-inside", endpoint(dynos_run_inside), methods=["POST"]),
         Route(A + "/formations/{type}", endpoint(formation_restart), methods=["DELETE"]),

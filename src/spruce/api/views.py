@@ -12,6 +12,7 @@ from typing import Any
 
 from spruce.services.catalog import CNB_STACK, REGIONS, STACKS, DynoSize, find_size
 from spruce.services.model import Backup, DynoInfo
+from spruce.services.regions import GenerationInfo, Region, region_id
 from spruce.services.views import (
     AddonServiceView,
     AddonView,
@@ -58,7 +59,24 @@ def generation_json(name: str) -> dict[str, str]:
     return {"id": GENERATION_IDS.get(name, GENERATION_IDS["cedar"]), "name": name}
 
 
-def region_json(name: str) -> dict[str, Any]:
+def generation_full_json(g: GenerationInfo) -> dict[str, Any]:
+    return {
+        "id": g.id,
+        "name": g.name,
+        "unsupported_features": list(g.unsupported_features),
+        "created_at": ts(EPOCH),
+        "updated_at": ts(EPOCH),
+    }
+
+
+def region_json(name: str, known: Region | None = None) -> dict[str, Any]:
+    """A region; Common Runtime ones from the catalog, the operator's from `known`."""
+    if known is not None:
+        return {
+            **dataclasses.asdict(known),
+            "created_at": ts(EPOCH),
+            "updated_at": ts(EPOCH),
+        }
     r = next(r for r in REGIONS if r["name"] == name)
     return {**r, "created_at": ts(EPOCH), "updated_at": ts(EPOCH)}
 
@@ -78,7 +96,7 @@ _STACK_REFS = {str(st["name"]): {"id": st["id"], "name": st["name"]} for st in S
 
 
 def _region_ref(name: str) -> dict[str, Any]:
-    return dict(_REGION_REFS.get(name) or ref(region_json(name)))
+    return dict(_REGION_REFS.get(name) or {"id": region_id(name), "name": name})
 
 
 def _stack_ref(name: str) -> dict[str, Any]:
@@ -121,15 +139,17 @@ def app_json(app: AppView) -> dict[str, Any]:
         "internal_routing": None,
         "maintenance": app.maintenance,
         "name": app.name,
-        "organization": None,
+        "organization": {"id": app.team.id, "name": app.team.name} if app.team else None,
         "owner": {"email": app.owner_email, "id": app.owner_id},
         "region": _region_ref(app.region),
         "released_at": ts(app.released_at),
         "repo_size": app.repo_size,
         "slug_size": app.slug_size,
-        "space": None,
+        "space": (
+            {"id": app.space.id, "name": app.space.name, "shield": False} if app.space else None
+        ),
         "stack": _stack_ref(app.stack),
-        "team": None,
+        "team": {"id": app.team.id, "name": app.team.name} if app.team else None,
         "updated_at": ts(app.updated_at),
         "web_url": app.web_url,
         "spruce_settings": app.settings.as_dict(),

@@ -61,6 +61,8 @@ def apps_list(as_json: bool, all_: bool) -> None:
     type=click.Choice(["cedar", "fir"]),
     help="Spruce: the app's generation (Heroku takes it from the app's space)",
 )
+@click.option("-t", "--team", help="team to create the app in")
+@click.option("--space", help="the private space to create the app in")
 def apps_create(
     name: str | None,
     region: str | None,
@@ -71,9 +73,14 @@ def apps_create(
     as_json: bool,
     manifest: bool,
     generation: str | None,
+    team: str | None,
+    space: str | None,
 ) -> None:
     """Create a new app."""
     body: dict[str, Any] = {}
+    for key, value in (("team", team), ("space", space)):
+        if value:
+            body[key] = value
     if name:
         body["name"] = name
     if generation:
@@ -88,7 +95,8 @@ def apps_create(
         return
     if not as_json:
         action(f"Creating {'⬢ ' + name if name else 'app'}")
-    app = c.post("/apps", body)
+    # In a team or a space, Heroku's CLI creates a team app; its space sets the generation.
+    app = c.post("/teams/apps" if team or space else "/apps", body)
     if as_json:
         print_json(app)
         return
@@ -183,7 +191,9 @@ def apps_info(app: str, as_json: bool, shell: bool) -> None:
         ("Region", info["region"]["name"]),
         ("Repo Size", _size(info.get("repo_size"))),
         ("Slug Size", _size(info.get("slug_size"))),
+        ("Space", (info.get("space") or {}).get("name")),
         ("Stack", info["stack"]["name"]),
+        ("Team", (info.get("team") or {}).get("name")),
         ("Web URL", info["web_url"]),
     ]
     pairs = [(k, v) for k, v in pairs if v]

@@ -166,6 +166,12 @@ def _print_endpoints(ep: Endpoints) -> None:
     is_flag=True,
     help="give apps' git_url as https://heroku@HOST/<app>.git (Heroku's VS Code extension)",
 )
+@click.option(
+    "--region",
+    "regions",
+    multiple=True,
+    help="a region for spaces, NAME or NAME=DESCRIPTION (repeatable; default: local)",
+)
 def up(
     home: str | None,
     host: str,
@@ -191,6 +197,7 @@ def up(
     kube_namespace: str,
     kube_endpoint_host: str | None,
     kube_region_label: str | None,
+    regions: tuple[str, ...],
     inference_host: str | None,
     models_file: str | None,
     heroku_git_names: bool,
@@ -213,6 +220,13 @@ def up(
     except AcmeSetupError as e:
         raise CLIError(str(e)) from None
 
+    from spruce.services.errors import InvalidParams
+    from spruce.services.regions import Regions, parse_region_option
+
+    try:
+        Regions(tuple(parse_region_option(r) for r in regions))
+    except InvalidParams as e:
+        raise CLIError(f"--region: {e.message}") from None
     settings = Settings(
         home=_home(home),
         host=host,
@@ -232,6 +246,7 @@ def up(
         kube_namespace=kube_namespace,
         kube_endpoint_host=kube_endpoint_host,
         kube_region_label=kube_region_label,
+        regions=regions,
         inference_host=inference_host,
         models_file=Path(models_file).resolve() if models_file else None,
         heroku_git_names=heroku_git_names,

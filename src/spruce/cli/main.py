@@ -5,7 +5,21 @@ from __future__ import annotations
 import sys
 import warnings
 
-from . import addons, ai, apps, browse, certs, deploy, dynos, gitremote, local, logs, manage, mcp  # noqa: F401  (importing registers the commands)
+from . import (  # noqa: F401  (importing registers the commands)
+    addons,
+    ai,
+    apps,
+    browse,
+    certs,
+    deploy,
+    dynos,
+    gitremote,
+    local,
+    logs,
+    manage,
+    mcp,
+    spaces,
+)
 from .base import run
 
 

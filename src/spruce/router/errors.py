@@ -30,6 +30,8 @@ class Code(StrEnum):
     H80 = "H80"
     H81 = "H81"
     H82 = "H82"
+    H84 = "H84"
+    """Spruce's own: the client's address is not in the space's trusted IP ranges."""
     H99 = "H99"
 
 
@@ -66,6 +68,7 @@ H_CODES: dict[str, HCode] = {
         HCode(Code.H80, "Maintenance mode", 503, "info"),
         HCode(Code.H81, "Blank app", 503, "info"),
         HCode(Code.H82, "Free dyno hour pool used up", 503, "info"),
+        HCode(Code.H84, "Untrusted source address", 403, "info"),
         HCode(Code.H99, "Platform error"),
     )
 }
@@ -73,6 +76,7 @@ H_CODES: dict[str, HCode] = {
 REASONS = {
     200: "OK",
     400: "Bad Request",
+    403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
     408: "Request Timeout",
@@ -127,7 +131,15 @@ QUOTA_PAGE = _page(
 )
 
 
+UNTRUSTED_PAGE = _page(
+    "Forbidden",
+    "Your address is not in the trusted IP ranges of this app's space.",
+)
+
+
 def builtin_page(code: str) -> bytes:
+    if code == Code.H84:
+        return UNTRUSTED_PAGE
     if code == Code.H80:
         return MAINTENANCE_PAGE
     if code == Code.H81:

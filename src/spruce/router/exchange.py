@@ -150,6 +150,8 @@ class Exchange:
                 client = self.client
                 conn_apps = client.conn_apps
                 inflight = router.inflight
+                if not app.trusts(client.client_ip):
+                    raise HError(Code.H84)  # before the app sees anything
                 code = refusal(
                     router.table,
                     app,

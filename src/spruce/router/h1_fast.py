@@ -69,7 +69,7 @@ class H1FastLane:
         router = self.router
         table = router.table
         app, host = table.lookup_raw(fr.host)
-        if app is None or app.features or router.stopping:
+        if app is None or app.features or app.inbound is not None or router.stopping:
             return False
         conn_apps = client.conn_apps
         if (

@@ -51,7 +51,7 @@ def try_fast(conn: H2Connection, st: H2Stream) -> bool:
     router = conn.router
     table = router.table
     app, host = table.lookup_raw(req.authority.encode("latin-1"))
-    if app is None or app.features or router.stopping:
+    if app is None or app.features or app.inbound is not None or router.stopping:
         return False
     conn_apps = conn.conn_apps
     if (

@@ -21,6 +21,8 @@ def route_entry(route: AppRoute) -> dict[str, Any]:
     entry["features"] = list(route.features)
     entry["dynos"] = [asdict(d) for d in route.dynos]
     entry["acme_challenges"] = dict(route.acme_challenges)
+    if route.inbound_rules is not None:
+        entry["inbound_rules"] = [list(r) for r in route.inbound_rules]
     return entry
 
 

@@ -13,6 +13,7 @@ See docs/router.md for APP and CERT.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -64,6 +65,18 @@ class Dyno:
         object.__setattr__(self, "key", (self.host, self.port))
 
 
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _inbound(rules: Any) -> tuple[tuple[IPNetwork, bool], ...] | None:
+    if rules is None:
+        return None
+    return tuple(
+        (ipaddress.ip_network(str(src), strict=False), str(action) == "allow")
+        for src, action in rules
+    )
+
+
 @dataclass(frozen=True)
 class App:
     id: str
@@ -83,6 +96,33 @@ class App:
     plain: bool = field(default=False, compare=False)
     # HTTP-01 tokens of the app's ACM orders: token -> key authorization (acme_challenge.py)
     acme_challenges: Mapping[str, str] = field(default_factory=dict, compare=False)
+    # A space's trusted IP ranges: (network, allow) in order, first match decides; None for
+    # apps outside a space (every source is welcome).
+    inbound: tuple[tuple[IPNetwork, bool], ...] | None = None
+
+    def trusts(self, client_ip: str) -> bool:
+        """Whether the space's inbound rules let `client_ip` in."""
+        rules = self.inbound
+        if rules is None:
+            return True
+        try:
+            addr = ipaddress.ip_address(client_ip.split("%")[0])
+        except ValueError:
+            return False
+        anywhere = False  # IPv6 clients other than ::1: trusted only under 0.0.0.0/0
+        if isinstance(addr, ipaddress.IPv6Address):
+            if addr.ipv4_mapped is not None:
+                addr = addr.ipv4_mapped
+            elif addr.is_loopback:
+                addr = ipaddress.IPv4Address("127.0.0.1")
+            else:
+                anywhere = True
+        for net, allow in rules:
+            if anywhere and net.prefixlen == 0:
+                return allow
+            if addr.version == net.version and addr in net:
+                return allow
+        return False
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> App:
@@ -112,8 +152,10 @@ class App:
                 acme_challenges={
                     str(k): str(v) for k, v in (d.get("acme_challenges") or {}).items()
                 },
+                inbound=_inbound(d.get("inbound_rules")),
                 plain=bool(
                     up
+                    and d.get("inbound_rules") is None
                     and not features
                     and not maintenance
                     and released

@@ -46,6 +46,7 @@ from .ports import (
     LogPort,
     RouteSink,
 )
+from .regions import Region, Regions
 from .release_phase import RELEASE_PHASE_TIMEOUT, ReleasePhase
 from .releases import Releases
 from .routing import Routing
@@ -53,6 +54,8 @@ from .sealing import Sealer
 from .settings import PlatformAddresses
 from .setups import Setups
 from .sources import Sources
+from .spaces import Spaces
+from .teams import Teams
 from .views import AppView, UserView
 
 log = logging.getLogger(__name__)
@@ -84,6 +87,8 @@ class ServiceSettings:
     """When ACM renews (30 days before expiry) and how it retries."""
     clock: Callable[[], dt.datetime] = utcnow
     """The time ACM's scheduler goes by (tests move it)."""
+    regions: tuple[Region, ...] = ()
+    """The operator's regions, where spaces run (`local` when none is declared)."""
     metrics: MetricsSettings = MetricsSettings()
     """How long and how finely the router's and dynos' measurements are kept."""
 
@@ -104,6 +109,9 @@ class Services:
         self.events = events
         self.addresses = addresses
         self.accounts = Accounts(store)
+        self.regions = Regions(settings.regions)
+        self.teams = Teams(store)
+        self.spaces = Spaces(store, events, self.regions, home)
         self.apps = Apps(store, events, addresses)
         self.releases = Releases(store, events, addresses)
         self.formation = Formations(store, events)
@@ -191,11 +199,13 @@ class Services:
 
     async def start(self) -> None:
         """Background work begins (after the router has its table)."""
+        await self.spaces.start()
         await self.acm_scheduler.start()
 
     async def stop(self) -> None:
         """Background work ends (the platform is stopping)."""
         await self.acm_scheduler.stop()
+        await self.spaces.stop()
         await self.setups.stop()
         await self.builds.stop()
         await self.release_phase.stop()

@@ -13,7 +13,7 @@ from sqlalchemy import Select, delete, or_, select
 from sqlalchemy.orm import Session, object_session
 
 from spruce.store.db import Store
-from spruce.store.models import App, Collaborator, Release, User, utcnow
+from spruce.store.models import App, Collaborator, Release, Space, Team, User, utcnow
 
 from .catalog import CNB_STACK, DEFAULT_STACK, REGIONS, STACKS
 from .errors import Conflict, Forbidden, InvalidParams, NotFound
@@ -21,6 +21,8 @@ from .events import ApiActivity, AppChanged, AppCreated, AppDeleted, AppDeleting
 from .model import Generation
 from .oci_images import image_summary
 from .settings import AppSettings, PlatformAddresses
+from .spaces import Placement
+from .teams import member_role, team_ids_of
 from .views import AppView, CollaboratorView, ListRange, Ref, UserView
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{1,28}[a-z0-9]$")
@@ -127,7 +129,18 @@ class Apps:
             git_url=self.addresses.git_remote(app.name),
             default_hostname=self.addresses.default_hostname(app.name),
             image=image,
+            team=self._ref(session, Team, app.team_id),
+            space=self._ref(session, Space, app.space_id),
         )
+
+    @staticmethod
+    def _ref(
+        session: Session | None, model: type[Team] | type[Space], id_: str | None
+    ) -> Ref | None:
+        if id_ is None or session is None:
+            return None
+        row = session.get(model, id_)
+        return Ref(row.id, row.name) if isinstance(row, Team | Space) else None
 
     # Listings read columns, not ORM objects: a thousand apps in one query and no identity
     # map to fill (issue 23: GET /apps of 1,000 apps in tens of milliseconds).
@@ -149,11 +162,20 @@ class Apps:
         App.settings,
         App.created_at,
         App.updated_at,
+        App.team_id,
+        Team.name,
+        App.space_id,
+        Space.name,
     )
 
     @classmethod
     def _with_owner(cls) -> Select[Any]:
-        return select(*cls._LISTED).join(User, User.id == App.owner_id)
+        return (
+            select(*cls._LISTED)
+            .join(User, User.id == App.owner_id)
+            .outerjoin(Team, Team.id == App.team_id)
+            .outerjoin(Space, Space.id == App.space_id)
+        )
 
     def _views(self, s: Session, q: Select[Any]) -> list[AppView]:
         a = self.addresses
@@ -179,6 +201,8 @@ class Apps:
                 web_url=a.web_url(row[1]),
                 git_url=a.git_remote(row[1]),
                 default_hostname=a.default_hostname(row[1]),
+                team=Ref(row[17], row[18]) if row[17] else None,
+                space=Ref(row[19], row[20]) if row[19] else None,
             )
             for row in s.execute(q.order_by(App.name))
         ]
@@ -195,8 +219,13 @@ class Apps:
 
     @staticmethod
     def role(s: Session, app: App, user: UserView) -> str | None:
+        """owner, admin (of the app's team), member (of its team), collaborator or None."""
         if app.owner_id == user.id:
             return "owner"
+        if app.team_id is not None:
+            team_role = member_role(s, app.team_id, user.id)
+            if team_role is not None:
+                return team_role
         collab = s.scalar(
             select(Collaborator.id).where(
                 Collaborator.app_id == app.id, Collaborator.user_id == user.id
@@ -205,14 +234,15 @@ class Apps:
         return "collaborator" if collab else None
 
     def check_access(self, s: Session, app: App, actor: UserView, owner_only: bool = False) -> None:
-        """The one access rule: 403 without access, and some actions are the owner's."""
+        """The one access rule: 403 without access, and some actions are the owner's (or,
+        for a team app, a team admin's). Team members see and deploy the team's apps."""
         if actor.is_operator:
             return
         role = self.role(s, app, actor)
         if role is None:
             raise Forbidden(f"You do not have access to the app {app.name}.")
-        if owner_only and role != "owner":
-            raise Forbidden(f"Only the owner of {app.name} can do this; you are a collaborator.")
+        if owner_only and role not in ("owner", "admin"):
+            raise Forbidden(f"Only the owner of {app.name} can do this; you are a {role}.")
 
     def get(self, actor: UserView, identity: str, owner_only: bool = False) -> AppView:
         """The app if `actor` may see it: 404 when it does not exist, 403 without access."""
@@ -235,11 +265,21 @@ class Apps:
         if actor.is_operator:
             return q
         collab_ids = select(Collaborator.app_id).where(Collaborator.user_id == actor.id)
-        return q.where(or_(App.owner_id == actor.id, App.id.in_(collab_ids)))
+        return q.where(
+            or_(
+                App.owner_id == actor.id,
+                App.id.in_(collab_ids),
+                App.team_id.in_(team_ids_of(actor.id)),
+            )
+        )
 
-    def list_for(self, actor: UserView, owned_only: bool = False) -> list[AppView]:
+    def list_for(
+        self, actor: UserView, owned_only: bool = False, team_id: str | None = None
+    ) -> list[AppView]:
         with self.store.session() as s:
             q = self._with_owner()
+            if team_id is not None:
+                q = q.where(App.team_id == team_id)
             if owned_only:
                 q = q.where(App.owner_id == actor.id)
             elif not actor.is_operator:
@@ -290,8 +330,18 @@ class Apps:
         region: str | None = None,
         stack: str | None = None,
         generation: str | None = None,
+        placement: Placement | None = None,
     ) -> AppView:
-        region_d = find_region(region)
+        """A new app; `placement` (services/spaces.py) puts it in a team or a space, whose
+        region and generation it then takes."""
+        placement = placement or Placement(None, None, None, generation)
+        generation = placement.generation
+        if placement.region is not None:
+            if region not in (None, "", placement.region):
+                raise InvalidParams("An app in a space runs in the space's region.")
+            region_name = placement.region
+        else:
+            region_name = str(find_region(region)["name"])
         if generation not in (None, *Generation):
             raise InvalidParams("generation must be cedar or fir.")
         if generation == Generation.FIR:
@@ -313,11 +363,13 @@ class Apps:
             app = App(
                 name=name,
                 owner_id=actor.id,
-                region=str(region_d["name"]),
+                region=region_name,
                 stack=str(stack_d["name"]),
                 build_stack=str(stack_d["name"]),
                 generation=generation or Generation.CEDAR,
                 settings={},
+                team_id=placement.team_id,
+                space_id=placement.space_id,
             )
             s.add(app)
             s.flush()

@@ -8,12 +8,17 @@ from .deployments import Deployments
 from .errors import InvalidParams, NotFound
 from .events import ApiActivity, EventBus
 from .formation import Formations
-from .model import DynoError, DynoInfo, DynoNotFound
+from .model import DynoError, DynoInfo, DynoNotFound, Generation
 from .ports import DynoBackend
 from .views import AppView, UserView
 
 ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 DYNO_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,63}\.[0-9]{1,6}$")
+# [unconfirmed] Heroku's wording for run:inside on a Cedar app; this names the way out.
+RUN_INSIDE_CEDAR_REFUSAL = (
+    "run:inside is only available for Fir-generation apps. Use heroku run (a one-off dyno) "
+    "on this app. See https://devcenter.heroku.com/articles/generations."
+)
 FIR_DYNO_NAME = re.compile(r"^[a-z0-9-]{1,63}-[0-9a-z]{10}-[0-9a-z]{5}$")  # web-848cd4f64d-pvpr2
 
 
@@ -167,6 +172,8 @@ class Dynos:
     async def run_inside(
         self, actor: UserView, app: AppView, dyno_name: str, command: object
     ) -> DynoInfo:
+        if app.generation != Generation.FIR:
+            raise InvalidParams(RUN_INSIDE_CEDAR_REFUSAL)
         if not isinstance(command, str) or not command.strip():
             raise InvalidParams("A command is required.")
         self.get(app, dyno_name)

@@ -5,12 +5,22 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from spruce.store.db import Store
-from spruce.store.models import AppFeature
+from spruce.store.models import App, AppFeature
 
 from .catalog import APP_FEATURES, FEATURES_BY_ID, FEATURES_BY_NAME, FeatureInfo
 from .errors import InvalidParams, NotFound
 from .events import ApiActivity, AppChanged, EventBus
+from .model import Generation
 from .views import FeatureView, UserView
+
+# Heroku Exec (ps:exec, ps:copy, ps:forward, ps:socks) does not exist on Fir; Heroku's CLI
+# reads this feature first, so refusing it is how those commands answer on Fir apps (the
+# CLI's own check compares `generation` with a string and misses the object form).
+EXEC_FEATURE = "runtime-heroku-exec"
+FIR_EXEC_REFUSAL = (
+    "This command is unavailable for this app. Use heroku run:inside instead. See "
+    "https://devcenter.heroku.com/articles/run-tasks-in-an-existing-dyno."
+)
 
 
 class Features:
@@ -37,10 +47,19 @@ class Features:
         return f
 
     def get(self, app_id: str, identity: str) -> FeatureView:
+        self._refuse_exec_on_fir(app_id, identity)
         f = self.info(identity)
         return FeatureView(f, f.name in self.enabled(app_id))
 
+    def _refuse_exec_on_fir(self, app_id: str, identity: str) -> None:
+        if identity != EXEC_FEATURE:
+            return
+        with self.store.session() as s:
+            if s.scalar(select(App.generation).where(App.id == app_id)) == Generation.FIR:
+                raise InvalidParams(FIR_EXEC_REFUSAL)
+
     def update(self, actor: UserView, app_id: str, identity: str, enabled: object) -> FeatureView:
+        self._refuse_exec_on_fir(app_id, identity)
         f = self.info(identity)
         if not isinstance(enabled, bool):
             raise InvalidParams("enabled must be true or false.")

@@ -174,6 +174,9 @@ class AppRoute:
     eco_quota_exhausted: bool = False
     acme_challenges: tuple[tuple[str, str], ...] = ()
     """(token, key authorization) of the app's ACM orders: the router answers HTTP-01."""
+    inbound_rules: tuple[tuple[str, str], ...] | None = None
+    """A space's app: its trusted IP ranges as (source CIDR, allow|deny), first match
+    decides, no match refused (H84). None outside a space."""
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ from .events import (
 from .model import AppRoute, DynoState, ReleaseStatus, RouteCertificate, RouteDyno
 from .ports import CertificateIssuer, DynoBackend, RouteSink
 from .settings import PlatformAddresses
+from .spaces import inbound_rules_by_app
 
 log = logging.getLogger(__name__)
 ROUTER_FEATURES = frozenset(
@@ -149,6 +150,7 @@ class Routing:
                 .order_by(Domain.created_at)
             ):
                 domains.setdefault(app_id, []).append(host)
+            inbound = inbound_rules_by_app(s, list(app_ids) if app_ids is not None else None)
         tokens = self.acm.http01_tokens(app_ids)
         return [
             self._route(
@@ -160,6 +162,7 @@ class Routing:
                 features.get(app_id, set()),
                 domains.get(app_id, []),
                 tokens.get(app_id, ()),
+                inbound.get(app_id),
             )
             for app_id, name, maintenance in apps
         ]
@@ -174,6 +177,7 @@ class Routing:
         features: set[str],
         custom: list[str],
         acme_challenges: tuple[tuple[str, str], ...],
+        inbound_rules: tuple[tuple[str, str], ...] | None = None,
     ) -> AppRoute:
         slug_id, config = release if release is not None else (None, {})
         up = {e.dyno_name for e in self.backend.web_endpoints(app_id)}
@@ -204,6 +208,7 @@ class Routing:
             sleeping=sleeping,
             dynos=tuple(dynos),
             acme_challenges=acme_challenges,
+            inbound_rules=inbound_rules,
         )
 
     def certificates(self) -> list[RouteCertificate]:

@@ -77,6 +77,9 @@ class AppView:
     default_hostname: str
     image: FirImageSummary | None = None
     """Fir apps: what the current release's image was built with (None before a build)."""
+    team: Ref | None = None
+    space: Ref | None = None
+    """A space's app takes the space's team, region and generation."""
 
     @property
     def ref(self) -> Ref:

@@ -83,6 +83,50 @@ class ApiKey(Timestamps, Base):
     last_used_at: Mapped[dt.datetime | None] = mapped_column()
 
 
+class Team(Timestamps, Base):
+    __tablename__ = "teams"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class TeamMember(Timestamps, Base):
+    __tablename__ = "team_members"
+    __table_args__ = (UniqueConstraint("team_id", "user_id"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    team_id: Mapped[str] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(16), default="member")  # admin | member
+
+
+class Space(Timestamps, Base):
+    """A private space: a team's network with a generation (cedar or fir) and a region."""
+
+    __tablename__ = "spaces"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    team_id: Mapped[str] = mapped_column(ForeignKey("teams.id"), index=True)
+    region: Mapped[str] = mapped_column(String(32))
+    generation: Mapped[str] = mapped_column(String(16), default="cedar")
+    shield: Mapped[bool] = mapped_column(Boolean, default=False)
+    state: Mapped[str] = mapped_column(String(16), default="allocating")
+    cidr: Mapped[str] = mapped_column(String(32), default="10.0.0.0/16")
+    data_cidr: Mapped[str] = mapped_column(String(32), default="10.1.0.0/16")
+    log_drain_url: Mapped[str | None] = mapped_column(Text)
+
+
+class SpaceRuleset(Base):
+    """One version of a space's inbound or outbound ruleset; the newest is current."""
+
+    __tablename__ = "space_rulesets"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    space_id: Mapped[str] = mapped_column(ForeignKey("spaces.id", ondelete="CASCADE"), index=True)
+    direction: Mapped[str] = mapped_column(String(8))  # inbound | outbound
+    version: Mapped[int] = mapped_column(Integer, default=1)  # 1, 2, ... per direction
+    rules: Mapped[list[Any]] = mapped_column(default=list)
+    created_by: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
 class App(Timestamps, Base):
     __tablename__ = "apps"
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
@@ -94,6 +138,11 @@ class App(Timestamps, Base):
     generation: Mapped[str] = mapped_column(String(16), default="cedar")
     maintenance: Mapped[bool] = mapped_column(Boolean, default=False)
     acm: Mapped[bool] = mapped_column(Boolean, default=False)
+    # A team app's team, and the space it runs in (its generation and region follow it).
+    team_id: Mapped[str | None] = mapped_column(
+        ForeignKey("teams.id", ondelete="SET NULL"), index=True
+    )
+    space_id: Mapped[str | None] = mapped_column(ForeignKey("spaces.id"), index=True)
     released_at: Mapped[dt.datetime | None] = mapped_column()
     buildpack_provided_description: Mapped[str | None] = mapped_column(String(255))
     slug_size: Mapped[int | None] = mapped_column(Integer)
