@@ -253,6 +253,9 @@ class FakeDynos:
     def note_request(self, app_id: str) -> None:
         pass
 
+    def usage(self, app_id: str) -> list[Any]:
+        return []
+
     def wake(self, app_id: str) -> None:
         pass
 
@@ -603,6 +606,32 @@ class FakeProvider:
         return None
 
 
+class FakeTelemetry:
+    """The TelemetryExporter: keeps the targets it is handed."""
+
+    def __init__(self) -> None:
+        self.targets: dict[str, Any] = {}
+        self.usage: dict[str, list[Any]] = {}
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+    def set_target(self, target: Any) -> None:
+        self.targets[target.app_id] = target
+
+    def remove_app(self, app_id: str) -> None:
+        self.targets.pop(app_id, None)
+
+    def record_dyno_usage(self, app_id: str, usage: Any) -> None:
+        self.usage[app_id] = list(usage)
+
+    def drops(self, drain_id: str) -> int:
+        return 0
+
+
 @dataclass
 class Harness:
     services: Services
@@ -616,6 +645,7 @@ class Harness:
     authority: FakeAuthority | None = None
     clock: Clock | None = None
     images: FakeImages = field(default_factory=FakeImages)
+    telemetry: FakeTelemetry = field(default_factory=FakeTelemetry)
 
 
 ACM_POLICY = Policy(
@@ -641,6 +671,7 @@ def make_services(
     the_clock = clock or Clock()
     authority = authority or FakeAuthority(the_clock)
     images = FakeImages()
+    telemetry = FakeTelemetry()
     services = Services(
         store,
         events,
@@ -653,6 +684,7 @@ def make_services(
             addon_providers=tuple(providers),
             authority=authority,
             images=images,
+            telemetry=telemetry,
         ),
         ADDRESSES,
         home,
@@ -670,4 +702,5 @@ def make_services(
         authority=authority,
         clock=the_clock,
         images=images,
+        telemetry=telemetry,
     )

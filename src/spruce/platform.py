@@ -55,6 +55,7 @@ from spruce.services.events import AddonActivity, AddonServerMoved, DynosChanged
 from spruce.services.model import RouteCertificate
 from spruce.services.settings import PlatformAddresses
 from spruce.store.db import Store
+from spruce.telemetry import DrainSettings, OtlpTelemetry
 
 log = logging.getLogger("spruce")
 
@@ -63,7 +64,8 @@ def tuning_from_env() -> dict[str, dict[str, Any]]:
     """Timers and limits for tests and small machines: SPRUCE_TUNING='{"dynos": {...}}'.
 
     Sections: dynos (spruce.dynos.DynoSettings), router (RouterTimers), build (BuildSettings),
-    acm (spruce.certs.acm_setup.TUNABLE: renewal and retry times in seconds).
+    acm (spruce.certs.acm_setup.TUNABLE: renewal and retry times in seconds), telemetry
+    (spruce.telemetry.DrainSettings: batching, queues, export timeout, metrics interval).
     """
     raw = os.environ.get("SPRUCE_TUNING")
     if not raw:
@@ -207,6 +209,7 @@ class Parts:
     events: EventBus
     ca: InternalCA
     log_router: LogRouter
+    telemetry: OtlpTelemetry
     dynos: DynoManager
     providers: tuple[Provider, ...]
     registry: Registry
@@ -258,7 +261,8 @@ class Platform:
         store = Store.open(home)
         events = EventBus()
         ca = InternalCA(home / "ca")
-        log_router = LogRouter()
+        telemetry = OtlpTelemetry(DrainSettings(**tuning.get("telemetry", {})))
+        log_router = LogRouter(tap=telemetry.log_line)
         registry = make_registry(s, home, ca)
         dyno_settings = DynoSettings(**tuning.get("dynos", {}))
         # Slugs built with an interpreter outside /usr (pyenv's) need it inside the sandbox.
@@ -294,6 +298,7 @@ class Platform:
             timers=RouterTimers(**tuning.get("router", {})),
             run_dir=home / "run",
             on_activity=_note_requests(dynos),
+            span_sink=telemetry.router_spans,
         )
         certs_dir = home / "certs"
         certs_dir.mkdir(exist_ok=True)
@@ -315,6 +320,7 @@ class Platform:
                 # ACM orders from --acme-directory, else from the internal CA itself
                 authority=acm_setup.authority(s.acme, ca, tuning.get("acm", {})),
                 images=CnbImageRunner(registry.address, registry.client, registry.prefix),
+                telemetry=telemetry,
             ),
             addresses,
             home,
@@ -352,6 +358,7 @@ class Platform:
             events=events,
             ca=ca,
             log_router=log_router,
+            telemetry=telemetry,
             dynos=dynos,
             providers=providers,
             registry=registry,
@@ -378,6 +385,8 @@ class Platform:
         progress("store", startup.describe_store(p.store.url))
         await p.log_router.start()
         services.logs.sync_all()
+        await p.telemetry.start()
+        services.telemetry.sync_all()
         addon_ids = services.addons.running_ids()
         for failure in await services.addons.start_servers():
             # one broken add-on must not keep the platform down
@@ -461,6 +470,7 @@ class Platform:
             await p.registry.stop()
             await p.git.close()
             await p.services.addons.stop_servers()
+            await p.telemetry.stop()
             await p.log_router.stop()
             p.store.dispose()
             for sock in (p.api_sock, p.git_sock):

@@ -20,6 +20,7 @@ from . import (
     log_routes,
     oci_routes,
     streams,
+    telemetry_routes,
 )
 from .http import NO_COUNTER, ROUTE_NOT_FOUND, QueryCounter, error_response, request_id_for
 
@@ -60,6 +61,7 @@ def create_api(
             *domain_routes.routes(),
             *acm_routes.routes(),
             *oci_routes.routes(),
+            *telemetry_routes.routes(),
             *streams.routes(log_sessions),
             *(extra_routes or []),
         ],

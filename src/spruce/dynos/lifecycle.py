@@ -411,6 +411,7 @@ class DynoRunner:
                 outcome, _ = await self.run_once(st, d, app)
                 if d.want == Intent.RETIRE or d.preboot_old:
                     break
+                d.restarts += 1
                 if outcome == STOPPED:
                     continue
                 if d.up_since is not None and time.monotonic() - d.up_since >= s.crash_reset_after:

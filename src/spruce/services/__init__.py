@@ -43,6 +43,7 @@ from .ports import (
     ImageBuildRunner,
     LogPort,
     RouteSink,
+    TelemetryExporter,
 )
 from .release_phase import RELEASE_PHASE_TIMEOUT, ReleasePhase
 from .releases import Releases
@@ -51,6 +52,7 @@ from .sealing import Sealer
 from .settings import PlatformAddresses
 from .setups import Setups
 from .sources import Sources
+from .telemetry import TelemetryDrains
 from .views import AppView, UserView
 
 
@@ -68,6 +70,8 @@ class Ports:
     """Where ACM's certificates come from: an ACME CA, or the internal CA."""
     images: ImageBuildRunner
     """Fir builds: CNBs into OCI images in the platform's registry."""
+    telemetry: TelemetryExporter
+    """OpenTelemetry signals to telemetry drains over OTLP."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,7 @@ class Services:
             self.acm, events, ports.authority, settings.acm, settings.clock
         )
         self.logs = Logs(store, events, ports.logs, addresses)
+        self.telemetry = TelemetryDrains(store, events, self.apps, ports.telemetry, sealer)
         self.deployments = Deployments(store, events, ports.dynos)
         self.release_phase = ReleasePhase(
             events,

@@ -107,6 +107,11 @@ class DynosChanged(AppEvent):
 
 
 @dataclass(frozen=True)
+class TelemetryDrainsChanged(AppEvent):
+    """The app's telemetry drains changed (the router reports spans only for apps with one)."""
+
+
+@dataclass(frozen=True)
 class ApiActivity(AppEvent):
     """A line for the app's log, as Heroku writes `app[api]` lines."""
 

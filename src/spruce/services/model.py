@@ -168,6 +168,47 @@ class DrainSpec:
     app_name: str = ""
 
 
+# -- telemetry -----------------------------------------------------------------------------
+class Signal(StrEnum):
+    TRACES = "traces"
+    METRICS = "metrics"
+    LOGS = "logs"
+
+
+@dataclass(frozen=True)
+class TelemetryDrainSpec:
+    """One telemetry drain as the exporter needs it (headers opened from the store)."""
+
+    id: str
+    signals: frozenset[str]
+    exporter_type: str
+    """otlphttp (protobuf over HTTP, a URL) or otlp (gRPC, host:port)."""
+    endpoint: str
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class TelemetryTarget:
+    """Everything the exporter needs for one app: the Heroku resource attributes its
+    signals carry and the drains that receive them (the app's and its space's)."""
+
+    app_id: str
+    resource: tuple[tuple[str, str], ...]
+    drains: tuple[TelemetryDrainSpec, ...]
+
+
+@dataclass(frozen=True)
+class DynoUsage:
+    """One running dyno's resource use, sampled by the dyno backend."""
+
+    name: str
+    type: str
+    memory_bytes: int
+    memory_limit_bytes: int
+    cpu_seconds: float
+    restarts: int
+
+
 def new_drain_token() -> str:
     """A drain token as Logplex makes them: `d.` + a UUID."""
     return f"d.{uuid.uuid4()}"

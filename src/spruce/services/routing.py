@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import and_, func, select, true
 
 from spruce.store.db import Store
-from spruce.store.models import App, AppFeature, Domain, Formation, Release
+from spruce.store.models import App, AppFeature, Domain, Formation, Release, TelemetryDrain
 
 from .acm import Acm
 from .certs import Certs
@@ -33,12 +33,16 @@ from .events import (
     FormationChanged,
     ReleaseCreated,
     ReleaseFinished,
+    TelemetryDrainsChanged,
 )
 from .model import AppRoute, DynoState, ReleaseStatus, RouteCertificate, RouteDyno
 from .ports import CertificateIssuer, DynoBackend, RouteSink
 from .settings import PlatformAddresses
 
 log = logging.getLogger(__name__)
+TELEMETRY_FEATURE = "spruce-telemetry"
+"""In an app's route when a telemetry drain takes traces or metrics: the router then reports
+the app's exchanges as spans (off its fast lanes; apps without a drain pay nothing)."""
 ROUTER_FEATURES = frozenset(
     {
         "http-session-affinity",
@@ -46,6 +50,7 @@ ROUTER_FEATURES = frozenset(
         "http-disable-keepalive-to-dyno",
         "http-disable-http2",
         "http-end-to-end-continue",
+        TELEMETRY_FEATURE,
     }
 )
 
@@ -83,6 +88,7 @@ class Routing:
             DomainsChanged,
             DynosChanged,
             AcmChallengesChanged,
+            TelemetryDrainsChanged,
         ):
             events.subscribe(kind, lambda e: self.mark(e.app_id))
         events.subscribe(AppChanged, self._on_app_changed)
@@ -142,6 +148,13 @@ class Routing:
                 )
             ):
                 features.setdefault(app_id, set()).add(name)
+            for app_id, signals in s.execute(
+                select(TelemetryDrain.owner_id, TelemetryDrain.signals).where(
+                    TelemetryDrain.owner_type == "app", only(TelemetryDrain.owner_id)
+                )
+            ):
+                if {"traces", "metrics"} & set(signals):
+                    features.setdefault(app_id, set()).add(TELEMETRY_FEATURE)
             domains: dict[str, list[str]] = {}
             for app_id, host in s.execute(
                 select(Domain.app_id, Domain.hostname)
