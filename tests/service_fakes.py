@@ -631,6 +631,9 @@ class FakeTelemetry:
     def drops(self, drain_id: str) -> int:
         return 0
 
+    def receive(self, app_id: str, signal: str, payload: bytes, content_type: str) -> None:
+        pass
+
 
 @dataclass
 class Harness:

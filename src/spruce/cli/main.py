@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import warnings
 
-from . import addons, apps, browse, certs, deploy, dynos, gitremote, local, logs, manage  # noqa: F401  (importing registers the commands)
+from . import addons, apps, browse, certs, deploy, dynos, gitremote, local, logs, manage, telemetry  # noqa: F401  (importing registers the commands)
 from .base import run
 
 

@@ -114,6 +114,9 @@ class DynoRunner:
         self, app: AppRuntime, d: Dyno, home: str, port: int | None, extra: dict[str, str] | None
     ) -> dict[str, str]:
         env = {"PATH": self.settings.base_path, "HOME": home}
+        if app.metadata:  # Fir: dyno metadata and the OTLP endpoint, under the config vars
+            env.update(app.metadata)
+            env["HEROKU_DYNO_ID"] = d.launch_id
         env.update(app.config)
         if port is not None:
             env["PORT"] = str(port)

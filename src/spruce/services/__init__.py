@@ -115,8 +115,12 @@ class Services:
             self.acm, events, ports.authority, settings.acm, settings.clock
         )
         self.logs = Logs(store, events, ports.logs, addresses)
-        self.telemetry = TelemetryDrains(store, events, self.apps, ports.telemetry, sealer)
-        self.deployments = Deployments(store, events, ports.dynos)
+        self.telemetry = TelemetryDrains(
+            store, events, self.apps, ports.telemetry, ports.dynos, sealer, addresses, home
+        )
+        self.deployments = Deployments(
+            store, events, ports.dynos, otlp_endpoint=self.telemetry.otlp_endpoint
+        )
         self.release_phase = ReleasePhase(
             events,
             self.releases,
@@ -188,10 +192,12 @@ class Services:
     async def start(self) -> None:
         """Background work begins (after the router has its table)."""
         await self.acm_scheduler.start()
+        self.telemetry.start()
 
     async def stop(self) -> None:
         """Background work ends (the platform is stopping)."""
         await self.acm_scheduler.stop()
+        await self.telemetry.stop()
         await self.setups.stop()
         await self.builds.stop()
         await self.release_phase.stop()

@@ -79,6 +79,9 @@ class AppRuntime:
     generation: str = Generation.CEDAR
     image: ImageArtifact | None = None
     """Fir releases: the image (slug is None); Cedar: None."""
+    metadata: dict[str, str] = field(default_factory=dict)
+    """Fir: Heroku's dyno metadata (HEROKU_APP_ID, HEROKU_RELEASE_CREATED_AT, ...) and the
+    platform's OTLP endpoint (OTEL_EXPORTER_OTLP_ENDPOINT), under the app's config vars."""
 
 
 @dataclass(frozen=True)

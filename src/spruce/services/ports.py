@@ -372,3 +372,8 @@ class TelemetryExporter(Protocol):
     def drops(self, drain_id: str) -> int:
         """Signals this drain lost (queue full, or the collector refused or was away)."""
         ...
+
+    def receive(self, app_id: str, signal: str, payload: bytes, content_type: str) -> None:
+        """An OTLP export request a dyno sent the platform (protobuf, or OTLP JSON), for the
+        app's drains of that signal; ValueError for a payload that does not decode."""
+        ...

@@ -7,11 +7,19 @@ The exporter's headers often carry an API key, so they are sealed in the store.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
+import hashlib
+import hmac
 import json
+import logging
+import os
 import re
+import secrets
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from sqlalchemy import select
@@ -22,11 +30,24 @@ from spruce.store.models import App, OciImage, Release, Slug, TelemetryDrain
 
 from .apps import Apps
 from .errors import InvalidParams, NotFound, ServiceError
-from .events import AppChanged, AppDeleted, EventBus, ReleaseFinished, TelemetryDrainsChanged
+from .events import (
+    AppChanged,
+    AppDeleted,
+    EventBus,
+    ReleaseCreated,
+    ReleaseFinished,
+    TelemetryDrainsChanged,
+)
 from .model import Generation, Signal, TelemetryDrainSpec, TelemetryTarget
-from .ports import TelemetryExporter
+from .ports import DynoBackend, TelemetryExporter
 from .sealing import Sealer
+from .settings import PlatformAddresses
 from .views import Ref, UserView
+
+log = logging.getLogger(__name__)
+USAGE_INTERVAL = 5.0
+"""How often the dynos of apps with a metrics drain are sampled (memory, CPU, restarts)."""
+INGEST_SECRET = "otlp-ingest.secret"
 
 EXPORTER_TYPES = ("otlphttp", "otlp")
 """otlphttp: protobuf over HTTP to a URL; otlp: gRPC to host:port."""
@@ -117,15 +138,26 @@ class TelemetryDrains:
         events: EventBus,
         apps: Apps,
         exporter: TelemetryExporter,
+        dynos: DynoBackend,
         sealer: Sealer,
+        addresses: PlatformAddresses,
+        home: Path,
     ) -> None:
         self.store = store
         self.events = events
         self.apps = apps
         self.exporter = exporter
+        self.dynos = dynos
         self.sealer = sealer
-        events.subscribe(ReleaseFinished, lambda e: self.sync(e.app_id))
-        events.subscribe(AppChanged, lambda e: self.sync(e.app_id) if e.renamed else None)
+        self.addresses = addresses
+        self._secret_path = Path(home) / INGEST_SECRET
+        self._secret: bytes | None = None
+        self._metric_apps: set[str] = set()
+        self._sampler: asyncio.Task[None] | None = None
+        # a new release changes the resource (service.version, heroku.release.commit)
+        events.subscribe(ReleaseCreated, lambda e: None if e.pending else self._resync(e.app_id))
+        events.subscribe(ReleaseFinished, lambda e: self._resync(e.app_id))
+        events.subscribe(AppChanged, lambda e: self._resync(e.app_id) if e.renamed else None)
         events.subscribe(AppDeleted, lambda e: exporter.remove_app(e.app_id))
 
     # -- views ----------------------------------------------------------------------------
@@ -281,15 +313,81 @@ class TelemetryDrains:
         self.sync(app_id)
         self.events.publish(TelemetryDrainsChanged(app_id))
 
+    def _resync(self, app_id: str) -> None:
+        with self.store.session() as s:
+            has = s.scalar(
+                select(TelemetryDrain.id).where(TelemetryDrain.owner_id == app_id).limit(1)
+            )
+        if has:
+            self.sync(app_id)
+
     def sync(self, app_id: str) -> None:
         """Hand the exporter the app's complete target (at start, and on every change)."""
-        self.exporter.set_target(self.target(app_id))
+        target = self.target(app_id)
+        if any("metrics" in d.signals for d in target.drains):
+            self._metric_apps.add(app_id)
+        else:
+            self._metric_apps.discard(app_id)
+        self.exporter.set_target(target)
 
     def sync_all(self) -> None:
         with self.store.session() as s:
             ids = sorted(set(s.scalars(select(TelemetryDrain.owner_id))))
         for app_id in ids:
             self.sync(app_id)
+
+    # -- dyno metrics ---------------------------------------------------------------------
+    def start(self) -> None:
+        self._sampler = asyncio.ensure_future(self._sample())
+
+    async def stop(self) -> None:
+        task, self._sampler = self._sampler, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _sample(self) -> None:
+        while True:
+            for app_id in list(self._metric_apps):
+                try:
+                    self.exporter.record_dyno_usage(app_id, self.dynos.usage(app_id))
+                except Exception:  # one app's odd dyno must not end the sampling
+                    log.exception("sampling the dynos of %s failed", app_id)
+            await asyncio.sleep(USAGE_INTERVAL)
+
+    # -- the platform's OTLP endpoint for dynos ----------------------------------------------
+    def _key(self) -> bytes:
+        if self._secret is None:
+            path = self._secret_path
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(FileExistsError):
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "w") as f:
+                    f.write(secrets.token_hex(32))
+            self._secret = path.read_text().strip().encode()
+        return self._secret
+
+    def ingest_token(self, app_id: str) -> str:
+        return hmac.new(self._key(), app_id.encode(), hashlib.sha256).hexdigest()[:40]
+
+    def otlp_endpoint(self, app_id: str) -> str:
+        """OTEL_EXPORTER_OTLP_ENDPOINT for the app's dynos: the SDK adds /v1/<signal>."""
+        base = self.addresses.api_url.rstrip("/")
+        return f"{base}/spruce/otlp/{app_id}/{self.ingest_token(app_id)}"
+
+    def receive(
+        self, app_id: str, token: str, signal: str, payload: bytes, content_type: str
+    ) -> None:
+        """Signals a dyno exported to the platform: on to the app's drains."""
+        if not hmac.compare_digest(token, self.ingest_token(app_id)):
+            raise NotFound("Couldn't find that OTLP endpoint.")
+        if signal not in tuple(Signal):
+            raise NotFound("Couldn't find that OTLP endpoint.")
+        try:
+            self.exporter.receive(app_id, signal, payload, content_type)
+        except ValueError as e:
+            raise InvalidParams(str(e)) from None
 
 
 def resource_attributes(s: Session, app: App) -> tuple[tuple[str, str], ...]:

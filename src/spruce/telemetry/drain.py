@@ -28,6 +28,8 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from spruce.services.model import TelemetryDrainSpec
 
+from .ingest import Forwarder
+
 log = logging.getLogger(__name__)
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 
@@ -67,47 +69,58 @@ def _http_url(endpoint: str, path: str) -> str:
     return f"{base}/{path}"
 
 
-def make_exporters(
-    spec: TelemetryDrainSpec, timeout: float
-) -> tuple[SpanExporter, LogRecordExporter, MetricExporter]:
-    """The SDK's OTLP exporters for the drain: protobuf over HTTP, or gRPC; gzip on both."""
+def _options(spec: TelemetryDrainSpec, timeout: float) -> dict[str, Any]:
+    """The SDK exporters' keyword arguments: headers, timeout, gzip; gRPC's TLS choice."""
     headers = dict(spec.headers)
     if spec.exporter_type == "otlp":
         from grpc import Compression
+
+        return {
+            "endpoint": spec.endpoint,
+            "insecure": _grpc_insecure(spec.endpoint),
+            "headers": headers,
+            "timeout": timeout,
+            "compression": Compression.Gzip,
+        }
+    from opentelemetry.exporter.otlp.proto.http import Compression as HttpCompression
+
+    return {"headers": headers, "timeout": timeout, "compression": HttpCompression.Gzip}
+
+
+def make_exporters(
+    spec: TelemetryDrainSpec, timeout: float
+) -> tuple[SpanExporter, LogRecordExporter]:
+    """The SDK's OTLP span and log exporters for the drain: protobuf over HTTP, or gRPC."""
+    kw = _options(spec, timeout)
+    if spec.exporter_type == "otlp":
         from opentelemetry.exporter.otlp.proto.grpc._log_exporter import (
             OTLPLogExporter as GrpcLogs,
-        )
-        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
-            OTLPMetricExporter as GrpcMetrics,
         )
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
             OTLPSpanExporter as GrpcSpans,
         )
 
-        insecure = _grpc_insecure(spec.endpoint)
-        kw: dict[str, Any] = {
-            "endpoint": spec.endpoint,
-            "insecure": insecure,
-            "headers": headers,
-            "timeout": timeout,
-            "compression": Compression.Gzip,
-        }
-        return GrpcSpans(**kw), GrpcLogs(**kw), GrpcMetrics(**kw)
-    from opentelemetry.exporter.otlp.proto.http import Compression as HttpCompression
+        return GrpcSpans(**kw), GrpcLogs(**kw)
     from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
-    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-    common: dict[str, Any] = {
-        "headers": headers,
-        "timeout": timeout,
-        "compression": HttpCompression.Gzip,
-    }
     return (
-        OTLPSpanExporter(endpoint=_http_url(spec.endpoint, "v1/traces"), **common),
-        OTLPLogExporter(endpoint=_http_url(spec.endpoint, "v1/logs"), **common),
-        OTLPMetricExporter(endpoint=_http_url(spec.endpoint, "v1/metrics"), **common),
+        OTLPSpanExporter(endpoint=_http_url(spec.endpoint, "v1/traces"), **kw),
+        OTLPLogExporter(endpoint=_http_url(spec.endpoint, "v1/logs"), **kw),
     )
+
+
+def make_metric_exporter(spec: TelemetryDrainSpec, timeout: float) -> MetricExporter:
+    kw = _options(spec, timeout)
+    if spec.exporter_type == "otlp":
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
+            OTLPMetricExporter as GrpcMetrics,
+        )
+
+        return GrpcMetrics(**kw)
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+
+    return OTLPMetricExporter(endpoint=_http_url(spec.endpoint, "v1/metrics"), **kw)
 
 
 class CountingMetricExporter(MetricExporter):
@@ -152,10 +165,12 @@ class DrainPipeline:
     def __init__(self, spec: TelemetryDrainSpec, settings: DrainSettings) -> None:
         self.spec = spec
         self.settings = settings
-        self.spans_out, self.logs_out, metrics = make_exporters(spec, settings.export_timeout)
-        self.metrics_out = CountingMetricExporter(metrics, self.count_drops)
+        self.spans_out, self.logs_out = make_exporters(spec, settings.export_timeout)
         self._spans: deque[ReadableSpan] = deque()
         self._logs: deque[ReadableLogRecord] = deque()
+        # export requests the app's dynos sent the platform: forwarded as they came
+        self._forwarded: deque[tuple[str, Any]] = deque()
+        self.forwarder = Forwarder(spec, settings.export_timeout)
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = False
@@ -165,6 +180,12 @@ class DrainPipeline:
             target=self._run, name=f"telemetry-drain-{spec.id[:8]}", daemon=True
         )
         self._thread.start()
+
+    def metrics_exporter(self) -> CountingMetricExporter:
+        """A new metric exporter for a meter provider (shutting a provider down shuts its
+        exporter down too, and an app's provider is remade when its resource changes)."""
+        metrics = make_metric_exporter(self.spec, self.settings.export_timeout)
+        return CountingMetricExporter(metrics, self.count_drops)
 
     @property
     def signals(self) -> frozenset[str]:
@@ -191,6 +212,9 @@ class DrainPipeline:
     def offer_log(self, record: ReadableLogRecord) -> None:
         self._offer(self._logs, record)
 
+    def offer_request(self, signal: str, request: Any) -> None:
+        self._offer(self._forwarded, (signal, request))
+
     def _take(self, queue: deque[Any]) -> list[Any]:
         with self._lock:
             n = min(len(queue), self.settings.batch_size)
@@ -211,6 +235,12 @@ class DrainPipeline:
                 if not batch:
                     break
                 export(batch)
+        while True:
+            batch = self._take(self._forwarded)
+            if not batch:
+                break
+            for signal, request in batch:
+                self._tally(self.forwarder.send(signal, request), 1)
 
     def _export_spans(self, batch: Sequence[ReadableSpan]) -> None:
         try:
@@ -238,9 +268,12 @@ class DrainPipeline:
         self._stopping = True
         self._wake.set()
         self._thread.join(flush_within)
-        for exporter in (self.spans_out, self.logs_out):
+        for exporter in (self.spans_out, self.logs_out, self.forwarder):
             try:
-                exporter.shutdown()
+                if isinstance(exporter, Forwarder):
+                    exporter.close()
+                else:
+                    exporter.shutdown()
             except Exception:
                 log.debug("telemetry exporter shutdown failed", exc_info=True)
 

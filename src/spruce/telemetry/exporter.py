@@ -22,6 +22,7 @@ from spruce.router import trace as t
 from spruce.services.model import DynoUsage, TelemetryDrainSpec, TelemetryTarget
 
 from .drain import DrainPipeline, DrainSettings
+from .ingest import add_resource, decode
 from .signals import log_record, router_span
 
 
@@ -158,7 +159,7 @@ class OtlpTelemetry:
     def _meters(self, app: AppTelemetry) -> None:
         readers = [
             PeriodicExportingMetricReader(
-                p.metrics_out,
+                p.metrics_exporter(),
                 export_interval_millis=self.settings.metrics_interval * 1000,
                 export_timeout_millis=self.settings.export_timeout * 1000,
             )
@@ -228,3 +229,14 @@ class OtlpTelemetry:
         app = self._apps.get(app_id)
         if app is not None:
             app.usage = tuple(usage)
+
+    def receive(self, app_id: str, signal: str, payload: bytes, content_type: str) -> None:
+        msg = decode(signal, payload, content_type)  # (ValueError for the dyno's SDK)
+        app = self._apps.get(app_id)
+        if app is None:
+            return
+        targets = [p for p in app.pipelines if signal in p.signals]
+        if targets:
+            add_resource(signal, msg, app.resource_attrs)
+            for p in targets:
+                p.offer_request(signal, msg)
