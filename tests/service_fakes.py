@@ -13,7 +13,7 @@ import itertools
 import tarfile
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -362,18 +362,18 @@ class FakeImages:
 class FakeRoutes:
     def __init__(self) -> None:
         self.apps: dict[str, AppRoute] = {}
-        self.certificates: list[RouteCertificate] = []
+        self.by_app: dict[str, list[RouteCertificate]] = {}
         self.upserts = 0
         self.cert_updates = 0
 
     def replace_table(
         self,
         apps: Sequence[AppRoute],
-        certificates: Sequence[RouteCertificate],
+        certificates: Mapping[str, Sequence[RouteCertificate]],
         default: RouteCertificate | None,
     ) -> None:
         self.apps = {a.id: a for a in apps}
-        self.certificates = list(certificates)
+        self.by_app = {k: list(v) for k, v in certificates.items()}
 
     def upsert_app(self, route: AppRoute) -> None:
         self.upserts += 1
@@ -382,11 +382,15 @@ class FakeRoutes:
     def remove_app(self, app_id: str) -> None:
         self.apps.pop(app_id, None)
 
-    def set_certificates(
-        self, certificates: Sequence[RouteCertificate], default: RouteCertificate | None
-    ) -> None:
+    def set_app_certificates(self, app_id: str, certificates: Sequence[RouteCertificate]) -> None:
         self.cert_updates += 1
-        self.certificates = list(certificates)
+        self.by_app[app_id] = list(certificates)
+        if not certificates:
+            del self.by_app[app_id]
+
+    @property
+    def certificates(self) -> list[RouteCertificate]:
+        return [c for certs in self.by_app.values() for c in certs]
 
 
 class FakeIssuer:

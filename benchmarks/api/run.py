@@ -17,6 +17,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
+import os
 import statistics
 import sys
 import tempfile
@@ -96,7 +98,11 @@ def pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
+REQUESTS = [0]  # requests made by timed(), for CPU time per request
+
+
 def timed(client: httpx.Client, method: str, url: str, **kw: Any) -> tuple[float, int, int]:
+    REQUESTS[0] += 1
     t = time.perf_counter()
     r = client.request(method, url, **kw)
     dt = (time.perf_counter() - t) * 1000
@@ -190,6 +196,49 @@ async def concurrent_load(
     return {"p50": statistics.median(times), "p99": pct(times, 99), "rps": len(times) / wall}
 
 
+def router_probe(router_url: str, app: str, stop: Any, out: Any, least: int) -> None:
+    """Requests through the router, one at a time, until `stop` is set (and at least `least`
+    of them). A process of its own, so the API clients' event loop does not delay it. The app
+    has no web dynos: the router answers itself (H14), so this is the router's own path, and
+    whether the control plane's load slows it down."""
+    times: list[float] = []
+    with httpx.Client(base_url=router_url, headers={"Host": f"{app}.localhost"}) as c:
+        while not stop.is_set() or len(times) < least:
+            t = time.perf_counter()
+            c.get("/")
+            times.append((time.perf_counter() - t) * 1000)
+    out.put(times)
+
+
+def router_with_and_without_load(
+    router_url: str, api_url: str, key: str, names: list[str]
+) -> dict[str, dict[str, float]]:
+    def summary(ts: list[float]) -> dict[str, float]:
+        return {"p50": statistics.median(ts), "p99": pct(ts, 99), "n": len(ts)}
+
+    def probe(during: Any) -> list[float]:
+        stop, out = multiprocessing.Event(), multiprocessing.Queue()
+        proc = multiprocessing.Process(
+            target=router_probe, args=(router_url, names[-1], stop, out, 500)
+        )
+        proc.start()
+        result = during()
+        stop.set()
+        times: list[float] = out.get(timeout=120)
+        proc.join(30)
+        return times, result
+
+    idle, _ = probe(lambda: None)
+    loaded, load = probe(lambda: asyncio.run(concurrent_load(api_url, key, names)))
+    return {"idle": summary(idle), "api_load": summary(loaded), "load": load}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of the platform process (not its children) so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -215,9 +264,18 @@ def run_one(store_kind: str, n: int, samples: int, pg: PostgresServer | None) ->
     started = time.perf_counter() - t
     try:
         with p.client() as client:
+            cpu0, req0 = cpu_seconds(p.proc.pid), REQUESTS[0]
             result: dict[str, Any] = {"calls": measure(client, samples, names)}
+            # CPU time does not drift with the machine's other load as latency does.
+            calls = REQUESTS[0] - req0
+            result["cpu_ms_per_call"] = (cpu_seconds(p.proc.pid) - cpu0) * 1000 / calls
             result["table_ms"] = table_latency(client, p.endpoints["router_http_url"], names[0])
-        result["load"] = asyncio.run(concurrent_load(p.api_url, p.api_key, names))
+        both = router_with_and_without_load(
+            p.endpoints["router_http_url"], p.api_url, p.api_key, names
+        )
+        result["load"] = both.pop("load")
+        result["router"] = both
+        result["loadavg"] = os.getloadavg()[0]
         result["rss_mb"] = rss_mb(p.proc.pid)
         result["seed_s"], result["start_s"] = seeded, started
         return result
@@ -246,7 +304,18 @@ def report(results: dict[str, dict[int, dict[str, Any]]]) -> str:
             for n in ns
         )
         lines.append(f"| 50 clients, GET /apps/{{app}} | {row} |")
-        lines.append("| platform RSS (MB) | " + " | ".join(f"{by_n[n]['rss_mb']:.0f}" for n in ns) + " |")
+        row = " | ".join(
+            f"{by_n[n]['router']['idle']['p99']:.1f} / {by_n[n]['router']['api_load']['p99']:.1f}"
+            for n in ns
+        )
+        lines.append(f"| router p99 ms, API idle / under the 50 clients | {row} |")
+        row = " | ".join(f"{by_n[n]['cpu_ms_per_call']:.2f}" for n in ns)
+        lines.append(f"| platform CPU ms per call (mean of the calls above) | {row} |")
+        row = " | ".join(f"{by_n[n]['loadavg']:.1f}" for n in ns)
+        lines.append(f"| machine load average during the run | {row} |")
+        lines.append(
+            "| platform RSS (MB) | " + " | ".join(f"{by_n[n]['rss_mb']:.0f}" for n in ns) + " |"
+        )
         lines.append("| start (s) | " + " | ".join(f"{by_n[n]['start_s']:.1f}" for n in ns) + " |")
         if len(ns) > 1:
             lo, hi = ns[0], ns[-1]

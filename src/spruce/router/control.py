@@ -6,7 +6,7 @@ router log lines (the bulk of the traffic), which travel as a batch of text line
 produce per request than JSON. `read_message` hands both back as dicts.
 
 supervisor -> worker: {"t": "snapshot", "table": SNAPSHOT}, {"t": "upsert", "app": APP},
-  {"t": "remove", "app_id": str}, {"t": "certs", "certificates": [CERT], "default": CERT|None},
+  {"t": "remove", "app_id": str}, {"t": "app_certs", "app_id": str, "certificates": [CERT]},
   {"t": "stop"}
 worker -> supervisor: {"t": "hello", "worker": int, "pid": int}, {"t": "ready", "worker": int},
   log batches (read as {"t": "log", "lines": [[app_id, line, ts], ...]}), {"t": "wake", ...},

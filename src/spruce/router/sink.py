@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -49,7 +49,7 @@ class SupervisorSink:
     def replace_table(
         self,
         apps: Sequence[AppRoute],
-        certificates: Sequence[RouteCertificate],
+        certificates: Mapping[str, Sequence[RouteCertificate]],
         default: RouteCertificate | None,
     ) -> None:
         self.supervisor.replace_table(
@@ -57,7 +57,11 @@ class SupervisorSink:
                 "affinity_secret": self.affinity_secret,
                 "router_name": ROUTER_NAME,
                 "apps": {a.id: route_entry(a) for a in apps},
-                "certificates": [certificate_entry(c) for c in certificates],
+                "certificates": [
+                    dict(certificate_entry(c), app_id=app_id)
+                    for app_id, certs in certificates.items()
+                    for c in certs
+                ],
                 "default_certificate": certificate_entry(default) if default else None,
             }
         )
@@ -68,10 +72,5 @@ class SupervisorSink:
     def remove_app(self, app_id: str) -> None:
         self.supervisor.remove_app(app_id)
 
-    def set_certificates(
-        self, certificates: Sequence[RouteCertificate], default: RouteCertificate | None
-    ) -> None:
-        self.supervisor.set_certificates(
-            [certificate_entry(c) for c in certificates],
-            certificate_entry(default) if default else None,
-        )
+    def set_app_certificates(self, app_id: str, certificates: Sequence[RouteCertificate]) -> None:
+        self.supervisor.set_app_certificates(app_id, [certificate_entry(c) for c in certificates])

@@ -90,7 +90,8 @@ class Router:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._changed = asyncio.Event()
         self._woken: dict[str, float] = {}
-        self.on_certificates: Callable[[], None] | None = None
+        self.on_certificates: Callable[[list[str] | None], None] | None = None
+        """Told which certificates' TLS contexts are stale (None: all of them)."""
 
     # the fast lanes (h1_fast, h2_fast) -----------------------------------
     def take_pooled(self, app: App) -> tuple[Dyno, BackendConn] | None:
@@ -159,7 +160,7 @@ class Router:
         self.table = RouteTable(snapshot)
         self._notify()
         if self.on_certificates:
-            self.on_certificates()
+            self.on_certificates(None)
 
     def upsert_app(self, app: dict[str, Any]) -> None:
         self.table.upsert_app(app)
@@ -172,7 +173,12 @@ class Router:
     def set_certificates(self, certs: list[dict[str, Any]], default: dict[str, Any] | None) -> None:
         self.table.set_certificates(certs, default)
         if self.on_certificates:
-            self.on_certificates()
+            self.on_certificates(None)
+
+    def set_app_certificates(self, app_id: str, certs: list[dict[str, Any]]) -> None:
+        gone = self.table.set_app_certificates(app_id, certs)
+        if self.on_certificates and gone:
+            self.on_certificates(gone)
 
     async def wait_change(self, timeout: float) -> None:
         if timeout <= 0:

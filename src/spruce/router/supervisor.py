@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import json
 import os
@@ -21,6 +22,7 @@ from .timers import RouterTimers
 
 Addr = tuple[str, int]
 STOP_MARGIN = 10.0  # beyond shutdown_grace before a stopping worker is killed
+ROUTER_NICE = -5  # applied when the platform may raise priority (root)
 
 
 class RouterSupervisor:
@@ -109,7 +111,7 @@ class RouterSupervisor:
                 span=lambda record: self.span_sink([record]),
             )
             self._inproc = RouterServer(self._inproc_router)
-            self._inproc.tls.reload()
+            self._inproc.tls.reload(None)
             await self._inproc.start(http_socks, https_socks)
             self._activity_task = asyncio.ensure_future(self._local_activity())
             return
@@ -147,9 +149,14 @@ class RouterSupervisor:
             "timers": self.timers.to_dict(),
             "activity_interval": self.activity_interval,
         }
-        return await asyncio.create_subprocess_exec(
+        proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "spruce.router.worker", json.dumps(config), env=env
         )
+        # The data path outranks the control plane, builds and dynos sharing its cores (on
+        # Heroku the routers have machines of their own): with root, workers run at nice -5.
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, proc.pid, ROUTER_NICE)
+        return proc
 
     async def _watch(self) -> None:
         """Restart a worker that died (its ports stay served by the others meanwhile)."""
@@ -246,15 +253,15 @@ class RouterSupervisor:
             self._inproc_router.remove_app(app_id)
         self._broadcast({"t": "remove", "app_id": app_id})
 
-    def set_certificates(
-        self, certificates: list[dict[str, Any]], default: dict[str, Any] | None
-    ) -> None:
-        RouteTable({"certificates": certificates, "default_certificate": default})
-        self._snapshot["certificates"] = copy.deepcopy(certificates)
-        self._snapshot["default_certificate"] = copy.deepcopy(default)
+    def set_app_certificates(self, app_id: str, certificates: list[dict[str, Any]]) -> None:
+        """Replace one app's certificates: only they cross to the workers, not every app's."""
+        entries = [dict(c, app_id=app_id) for c in certificates]
+        RouteTable({"certificates": entries})  # validate before any worker sees it
+        kept = [c for c in self._snapshot.get("certificates") or [] if c.get("app_id") != app_id]
+        self._snapshot["certificates"] = kept + entries
         if self._inproc_router is not None:
-            self._inproc_router.set_certificates(certificates, default)
-        self._broadcast({"t": "certs", "certificates": certificates, "default": default})
+            self._inproc_router.set_app_certificates(app_id, entries)
+        self._broadcast({"t": "app_certs", "app_id": app_id, "certificates": entries})
 
     # worker messages -------------------------------------------------------
     def _emit_local(self, app_id: str, line: str) -> None:

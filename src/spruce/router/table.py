@@ -5,6 +5,9 @@ The control plane builds it as JSON-serialisable dicts (it crosses a process bou
     snapshot = {"affinity_secret": hex, "router_name": "spruce", "apps": {app_id: APP},
                 "certificates": [CERT], "default_certificate": CERT | None}
 
+A CERT may carry the `app_id` it belongs to: the control plane then replaces one app's
+certificates at a time (`set_app_certificates`) instead of sending them all.
+
 See docs/router.md for APP and CERT.
 """
 
@@ -181,21 +184,26 @@ class RouteTable:
             raw = dict(raw)
             raw.setdefault("id", app_id)
             self.apps[str(app_id)] = App.from_dict(raw)
-        self._reindex()
-        self.certificates: list[Certificate] = []
+        for app in self.apps.values():
+            self._index(app)
+        self._raw: dict[bytes, tuple[App | None, str]] = {}
+        self._certs_by_app: dict[str, list[Certificate]] = {}
+        self._cert_names: dict[str, Certificate] = {}
         self.default_certificate: Certificate | None = None
         self.set_certificates(
             snapshot.get("certificates") or [], snapshot.get("default_certificate")
         )
 
-    def _reindex(self) -> None:
-        exact: dict[str, str] = {}
-        wild: dict[str, str] = {}
-        for app in self.apps.values():
-            for h in app.hostnames:
-                (wild if h.startswith("*.") else exact)[h] = app.id
-        self._exact, self._wild = exact, wild
-        self._raw: dict[bytes, tuple[App | None, str]] = {}
+    # Per app, not per table: an app's change touches its own hostnames only.
+    def _index(self, app: App) -> None:
+        for h in app.hostnames:
+            (self._wild if h.startswith("*.") else self._exact)[h] = app.id
+
+    def _unindex(self, app: App) -> None:
+        for h in app.hostnames:
+            index = self._wild if h.startswith("*.") else self._exact
+            if index.get(h) == app.id:
+                del index[h]
 
     def lookup_raw(self, host: bytes) -> tuple[App | None, str]:
         """(`lookup`, normalised name) for a Host header as sent, memoised per table version
@@ -212,17 +220,54 @@ class RouteTable:
 
     def upsert_app(self, raw: dict[str, Any]) -> App:
         app = App.from_dict(raw)
+        old = self.apps.get(app.id)
+        if old is not None:
+            self._unindex(old)
         self.apps[app.id] = app
-        self._reindex()
+        self._index(app)
+        self._raw = {}
         return app
 
     def remove_app(self, app_id: str) -> None:
-        self.apps.pop(app_id, None)
-        self._reindex()
+        old = self.apps.pop(app_id, None)
+        if old is not None:
+            self._unindex(old)
+        self._raw = {}
+
+    @property
+    def certificates(self) -> list[Certificate]:
+        return [c for certs in self._certs_by_app.values() for c in certs]
 
     def set_certificates(self, certs: list[dict[str, Any]], default: dict[str, Any] | None) -> None:
-        self.certificates = [Certificate.from_dict(c) for c in certs]
+        """Replace every certificate (grouped by their `app_id`, "" when they carry none)."""
+        by_app: dict[str, list[Certificate]] = {}
+        for c in certs:
+            by_app.setdefault(str(c.get("app_id") or ""), []).append(Certificate.from_dict(c))
+        self._certs_by_app = by_app
         self.default_certificate = Certificate.from_dict(default) if default else None
+        self._index_certificates()
+
+    def set_app_certificates(self, app_id: str, certs: list[dict[str, Any]]) -> list[str]:
+        """Replace one app's certificates; the ids of those that changed or went."""
+        before = {c.id: c for c in self._certs_by_app.get(app_id, [])}
+        after = [Certificate.from_dict(c) for c in certs]
+        if after:
+            self._certs_by_app[app_id] = after
+        else:
+            self._certs_by_app.pop(app_id, None)
+        self._index_certificates()
+        now = {c.id: c for c in after}
+        return [i for i, c in before.items() if now.get(i) != c]
+
+    def _index_certificates(self) -> None:
+        # One dict build (cheap, and it keeps "first certificate naming a host wins" exact)
+        # so that a TLS handshake looks its name up instead of scanning every certificate.
+        names: dict[str, Certificate] = {}
+        for certs in self._certs_by_app.values():
+            for cert in certs:
+                for h in cert.hostnames:
+                    names.setdefault(h, cert)
+        self._cert_names = names
 
     def lookup(self, host: str) -> App | None:
         h = normalise_host(host)
@@ -238,14 +283,11 @@ class RouteTable:
         """Specific names beat wildcards (which cover one label, as in TLS)."""
         if server_name:
             name = normalise_host(server_name)
-            wildcard = "*." + name.split(".", 1)[1] if "." in name else None
-            for cert in self.certificates:
-                if name in cert.hostnames:
-                    return cert
-            if wildcard:
-                for cert in self.certificates:
-                    if wildcard in cert.hostnames:
-                        return cert
+            cert = self._cert_names.get(name)
+            if cert is None and "." in name:
+                cert = self._cert_names.get("*." + name.split(".", 1)[1])
+            if cert is not None:
+                return cert
         return self.default_certificate
 
 

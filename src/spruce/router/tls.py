@@ -42,8 +42,13 @@ class TLSContexts:
         self.base.sni_callback = self._sni
         router.on_certificates = self.reload
 
-    def reload(self) -> None:
-        self._cache.clear()
+    def reload(self, stale: list[str] | None) -> None:
+        if stale is None:
+            self._cache.clear()
+            return
+        for cert_id in stale:
+            self._cache.pop((cert_id, True), None)
+            self._cache.pop((cert_id, False), None)
 
     def context_for(self, cert: Certificate, h2: bool) -> ssl.SSLContext:
         key = (cert.id, h2)

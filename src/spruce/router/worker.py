@@ -120,8 +120,8 @@ class Worker:
                     self.router.upsert_app(msg["app"])
                 elif t == "remove":
                     self.router.remove_app(msg["app_id"])
-                elif t == "certs":
-                    self.router.set_certificates(msg["certificates"], msg.get("default"))
+                elif t == "app_certs":
+                    self.router.set_app_certificates(msg["app_id"], msg["certificates"])
                 elif t == "stop":
                     # run() stops the server; the channel stays open for the last log lines
                     self._stop.set()

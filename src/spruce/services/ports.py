@@ -19,7 +19,7 @@ The composition root (spruce.platform) builds one adapter for each, once, and ha
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -176,17 +176,17 @@ class RouteSink(Protocol):
     def replace_table(
         self,
         apps: Sequence[AppRoute],
-        certificates: Sequence[RouteCertificate],
+        certificates: Mapping[str, Sequence[RouteCertificate]],
         default: RouteCertificate | None,
-    ) -> None: ...
+    ) -> None:
+        """The whole table; certificates by the app they belong to."""
 
     def upsert_app(self, route: AppRoute) -> None: ...
 
     def remove_app(self, app_id: str) -> None: ...
 
-    def set_certificates(
-        self, certificates: Sequence[RouteCertificate], default: RouteCertificate | None
-    ) -> None: ...
+    def set_app_certificates(self, app_id: str, certificates: Sequence[RouteCertificate]) -> None:
+        """Replace one app's certificates (none: it has no more); the others stay."""
 
 
 class CertificateIssuer(Protocol):

@@ -245,11 +245,7 @@ class Routing:
     def publish_all(self) -> None:
         """The whole table, at start: the workers begin with it."""
         self._certs = self._certificates_by_app()
-        self.sink.replace_table(
-            self.app_routes(),
-            [c for certs in self._certs.values() for c in certs],
-            self.default_certificate,
-        )
+        self.sink.replace_table(self.app_routes(), self._certs, self.default_certificate)
 
     # -- following changes ------------------------------------------------------------------
     def _on_app_changed(self, event: AppChanged) -> None:
@@ -286,11 +282,13 @@ class Routing:
             try:
                 fresh = self._certificates_by_app(changed)
                 for app_id in changed:
-                    self._certs.pop(app_id, None)
-                self._certs.update(fresh)
-                self.sink.set_certificates(
-                    [c for certs in self._certs.values() for c in certs], self.default_certificate
-                )
+                    certs = fresh.get(app_id, [])
+                    if self._certs.get(app_id, []) != certs:
+                        self.sink.set_app_certificates(app_id, certs)
+                    if certs:
+                        self._certs[app_id] = certs
+                    else:
+                        self._certs.pop(app_id, None)
             except Exception:
                 log.exception("updating the router's certificates failed")
         if not dirty:

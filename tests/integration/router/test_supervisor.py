@@ -8,7 +8,7 @@ import time
 import httpx
 
 from spruce.events import PrintLogSink
-from spruce.router.supervisor import RouterSupervisor
+from spruce.router.supervisor import ROUTER_NICE, RouterSupervisor
 
 from .conftest import FAST, app_entry
 
@@ -172,6 +172,9 @@ async def test_dead_worker_is_restarted(backends, tmp_path):
             return r.text == "web.1"
 
         await _poll(serving_again)
+        # Workers, restarted ones too, outrank the control plane and dynos when root.
+        if os.geteuid() == 0:
+            assert os.getpriority(os.PRIO_PROCESS, sup.worker_pids[0]) == ROUTER_NICE < 0
     finally:
         await sup.stop()
 

@@ -140,9 +140,19 @@ class LogFollower:
         try:
             for attempt in range(20):
                 try:
+                    first = True
                     for line in self._kube.follow_log(pod_name, CONTAINER, since_seconds, previous):
+                        if first and _kubelet_not_ready(line):
+                            # The kubelet answers 200 with its error as the body when the
+                            # container's log file is not there yet: not the dyno's output.
+                            raise _LogNotReady(line)
+                        first = False
                         self._loop.call_soon_threadsafe(emit, line)
                     return
+                except _LogNotReady:
+                    if attempt == 19:
+                        return
+                    time.sleep(0.5)
                 except ApiException as e:
                     # 400 while the container is still being created; 404 once it is gone.
                     if e.status == 404 or attempt == 19:
@@ -154,3 +164,17 @@ class LogFollower:
         finally:
             if not self._loop.is_closed():
                 self._loop.call_soon_threadsafe(done.set)
+
+
+class _LogNotReady(Exception):
+    """The log stream's first line was the kubelet's error, not the container's output."""
+
+
+_KUBELET_ERRORS = (
+    'failed to try resolving symlinks in path "/var/log/pods/',
+    "unable to retrieve container logs for ",
+)
+
+
+def _kubelet_not_ready(line: str) -> bool:
+    return line.startswith(_KUBELET_ERRORS)
