@@ -237,6 +237,8 @@ class TelemetryDrains:
             raise InvalidParams(CEDAR_REFUSED)
         with self.store.session() as s:
             d = TelemetryDrain(
+                # to the microsecond: an owner's drains list in the order they were added
+                created_at=dt.datetime.now(dt.UTC),
                 owner_type="app",
                 owner_id=app.id,
                 app_id=app.id,

@@ -51,7 +51,7 @@ def test_a_drain_for_a_fir_app_reaches_the_exporter_and_the_router(
         assert row is not None and "secret-key" not in row.headers_sealed
     # several drains, each with its own signals
     d2 = s.telemetry.create(owner, body(app.id, signals=["logs"]))
-    assert {x.id for x in s.telemetry.for_app(owner, "firtel")} == {d.id, d2.id}
+    assert [x.id for x in s.telemetry.for_app(owner, "firtel")] == [d.id, d2.id]
     s.telemetry.delete(owner, d.id)
     route = s.routing.app_route(app.id)
     assert route is not None and TELEMETRY_FEATURE not in route.features  # logs only now
