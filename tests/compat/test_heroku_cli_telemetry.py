@@ -42,9 +42,7 @@ def test_add_list_info_update_remove(heroku: HerokuCLI, fir_app: str) -> None:
     listing = heroku("telemetry", "-a", fir_app).stdout
     assert listing.splitlines()[0] == f"=== {fir_app} Telemetry Drains"
     assert len(re.findall(UUID, listing)) == 2
-    by_endpoint = {
-        m.group(2): m.group(1) for m in re.finditer(rf"({UUID})\s+\S+\s+(\S+)", listing)
-    }
+    by_endpoint = {m.group(2): m.group(1) for m in re.finditer(rf"({UUID})\s+\S+\s+(\S+)", listing)}
     ids = [by_endpoint["https://otlp.example.com"], by_endpoint["collector.example.com:4317"]]
     assert "https://otlp.example.com" in listing and "collector.example.com:4317" in listing
     assert "traces,logs" in listing and "traces,metrics,logs" in listing
