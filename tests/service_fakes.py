@@ -616,6 +616,7 @@ class FakeTelemetry:
     def __init__(self) -> None:
         self.targets: dict[str, Any] = {}
         self.usage: dict[str, list[Any]] = {}
+        self.dropped: dict[str, int] = {}
 
     async def start(self) -> None:
         pass
@@ -633,7 +634,7 @@ class FakeTelemetry:
         self.usage[app_id] = list(usage)
 
     def drops(self, drain_id: str) -> int:
-        return 0
+        return self.dropped.get(drain_id, 0)
 
     def receive(self, app_id: str, signal: str, payload: bytes, content_type: str) -> None:
         pass

@@ -259,8 +259,7 @@ def test_a_dead_collector_costs_requests_nothing(
 ) -> None:
     """Requests with only a dead (and then a slow) collector behind the drains are as fast
     as with a live one; the lost signals are counted, not waited for."""
-    api = platform.client()
-    drains = api.get(f"/apps/{app}/telemetry-drains").json()
+    drains = platform.client().get(f"/apps/{app}/telemetry-drains").json()
 
     def timed(n: int = 100) -> float:
         url = platform.endpoints["router_http_url"] + "/plain"
@@ -278,16 +277,25 @@ def test_a_dead_collector_costs_requests_nothing(
     dead_port = free_port("127.0.0.1")  # nothing listens there
     try:
         for d, endpoint in zip(drains, (f"http://127.0.0.1:{dead_port}", slow.url), strict=True):
-            r = api.patch(
+            r = platform.client().patch(
                 f"/telemetry-drains/{d['id']}",
                 json={"exporter": {"type": "otlphttp", "endpoint": endpoint}},
             )
             assert r.status_code == 200, r.text
         slow_or_dead = timed()
         wait_for(lambda: slow.hits > 0, 10, what="the slow collector reached")
+
+        def reported() -> str | None:
+            session = platform.client().post(f"/apps/{app}/log-sessions", json={"lines": 1500}).json()
+            text = httpx.get(session["logplex_url"], timeout=30).text
+            lines = [x for x in text.splitlines() if "heroku[telemetry]: Error L10" in x]
+            return lines[-1] if lines else None
+
+        line = wait_for(reported, 30, what="the drops reported in the app's log")
+        assert "dropped" in line and "signals" in line
     finally:
         for d in drains:  # back as they were, for the tests after this one
-            api.patch(f"/telemetry-drains/{d['id']}", json={"exporter": d["exporter"]})
+            platform.client().patch(f"/telemetry-drains/{d['id']}", json={"exporter": d["exporter"]})
         slow.close()
     live_again = timed()
     # The medians (a few ms on loopback) stay within the live runs' spread on a shared

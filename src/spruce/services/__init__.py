@@ -116,7 +116,15 @@ class Services:
         )
         self.logs = Logs(store, events, ports.logs, addresses)
         self.telemetry = TelemetryDrains(
-            store, events, self.apps, ports.telemetry, ports.dynos, sealer, addresses, home
+            store,
+            events,
+            self.apps,
+            ports.telemetry,
+            ports.dynos,
+            ports.logs,
+            sealer,
+            addresses,
+            home,
         )
         self.deployments = Deployments(
             store, events, ports.dynos, otlp_endpoint=self.telemetry.otlp_endpoint

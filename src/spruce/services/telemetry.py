@@ -39,7 +39,7 @@ from .events import (
     TelemetryDrainsChanged,
 )
 from .model import Generation, Signal, TelemetryDrainSpec, TelemetryTarget
-from .ports import DynoBackend, TelemetryExporter
+from .ports import DynoBackend, LogPort, TelemetryExporter
 from .sealing import Sealer
 from .settings import PlatformAddresses
 from .views import Ref, UserView
@@ -139,6 +139,7 @@ class TelemetryDrains:
         apps: Apps,
         exporter: TelemetryExporter,
         dynos: DynoBackend,
+        logs: LogPort,
         sealer: Sealer,
         addresses: PlatformAddresses,
         home: Path,
@@ -148,6 +149,9 @@ class TelemetryDrains:
         self.apps = apps
         self.exporter = exporter
         self.dynos = dynos
+        self.logs = logs
+        self._drops: dict[str, int] = {}  # drain id -> drops already reported
+        self._drain_apps: dict[str, tuple[str, str]] = {}  # drain id -> (app id, endpoint)
         self.sealer = sealer
         self.addresses = addresses
         self._secret_path = Path(home) / INGEST_SECRET
@@ -326,6 +330,10 @@ class TelemetryDrains:
     def sync(self, app_id: str) -> None:
         """Hand the exporter the app's complete target (at start, and on every change)."""
         target = self.target(app_id)
+        for known in [k for k, (a, _) in self._drain_apps.items() if a == app_id]:
+            del self._drain_apps[known]
+        for d in target.drains:
+            self._drain_apps[d.id] = (app_id, d.endpoint)
         if any("metrics" in d.signals for d in target.drains):
             self._metric_apps.add(app_id)
         else:
@@ -356,7 +364,25 @@ class TelemetryDrains:
                     self.exporter.record_dyno_usage(app_id, self.dynos.usage(app_id))
                 except Exception:  # one app's odd dyno must not end the sampling
                     log.exception("sampling the dynos of %s failed", app_id)
+            self.report_drops()
             await asyncio.sleep(USAGE_INTERVAL)
+
+    def report_drops(self) -> None:
+        """A line in the app's log when a drain lost signals since the last look (the
+        collector was away, slow or refusing): `heroku[telemetry]: Error L10 ...`."""
+        for drain_id, (app_id, endpoint) in list(self._drain_apps.items()):
+            total = self.exporter.drops(drain_id)
+            seen = self._drops.get(drain_id, 0)
+            if total > seen:
+                self._drops[drain_id] = total
+                self.logs.emit(
+                    app_id,
+                    "heroku",
+                    "telemetry",
+                    f"Error L10 (output buffer overflow): telemetry drain {drain_id} "
+                    f"({urlsplit(endpoint).hostname or endpoint.rsplit(':', 1)[0]}) dropped "
+                    f"{total - seen} signals; the collector is unreachable, slow or refusing",
+                )
 
     # -- the platform's OTLP endpoint for dynos ----------------------------------------------
     def _key(self) -> bytes:

@@ -150,6 +150,8 @@ class OtlpTelemetry:
 
     def _build(self, target: TelemetryTarget) -> AppTelemetry:
         pipelines = [DrainPipeline(d, self.settings) for d in target.drains]
+        for p in pipelines:  # a drain remade (PATCH, new release) keeps counting its drops
+            p.dropped = self._drops.get(p.spec.id, 0)
         app = AppTelemetry(target.app_id, dict(target.resource), target.drains, pipelines)
         app.traces = [p for p in pipelines if "traces" in p.signals]
         app.logs = [p for p in pipelines if "logs" in p.signals]

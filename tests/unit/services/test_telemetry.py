@@ -139,3 +139,17 @@ def test_others_cannot_see_a_drain(harness: Harness, owner: UserView, tmp_path: 
         s.telemetry.delete(other, d.id)
     with pytest.raises(NotFound):
         s.telemetry.get(owner, "not-a-uuid")
+
+
+def test_drops_are_reported_in_the_apps_log_once(harness: Harness, owner: UserView) -> None:
+    s = harness.services
+    app = s.apps.create(owner, "droptel", generation="fir")
+    d = s.telemetry.create(owner, body(app.id))
+    s.telemetry.report_drops()
+    assert not [x for x in harness.logs.messages(app.id) if "L10" in x]
+    harness.telemetry.dropped[d.id] = 7
+    s.telemetry.report_drops()
+    s.telemetry.report_drops()  # nothing new: no second line
+    lines = [x for x in harness.logs.messages(app.id) if "L10" in x]
+    assert len(lines) == 1 and "dropped 7 signals" in lines[0] and "otlp.example.com" in lines[0]
+    assert "secret-key" not in lines[0]
