@@ -439,6 +439,9 @@ class Platform:
             log_level="warning",
             lifespan="off",
             access_log=False,
+            # Clients that keep a connection (CLIs in a REPL, agents, the dashboard) should
+            # not race uvicorn's 5 s close: a request sent as it closes is lost.
+            timeout_keep_alive=65,
             ssl_certfile=str(ssl[0]) if ssl else None,
             ssl_keyfile=str(ssl[1]) if ssl else None,
         )
