@@ -286,7 +286,9 @@ def test_a_dead_collector_costs_requests_nothing(
         wait_for(lambda: slow.hits > 0, 10, what="the slow collector reached")
 
         def reported() -> str | None:
-            session = platform.client().post(f"/apps/{app}/log-sessions", json={"lines": 1500}).json()
+            session = (
+                platform.client().post(f"/apps/{app}/log-sessions", json={"lines": 1500}).json()
+            )
             text = httpx.get(session["logplex_url"], timeout=30).text
             lines = [x for x in text.splitlines() if "heroku[telemetry]: Error L10" in x]
             return lines[-1] if lines else None
@@ -295,7 +297,9 @@ def test_a_dead_collector_costs_requests_nothing(
         assert "dropped" in line and "signals" in line
     finally:
         for d in drains:  # back as they were, for the tests after this one
-            platform.client().patch(f"/telemetry-drains/{d['id']}", json={"exporter": d["exporter"]})
+            platform.client().patch(
+                f"/telemetry-drains/{d['id']}", json={"exporter": d["exporter"]}
+            )
         slow.close()
     live_again = timed()
     # The medians (a few ms on loopback) stay within the live runs' spread on a shared
