@@ -102,7 +102,7 @@ class Routing:
         return routes[0] if routes else None
 
     def app_routes(self, app_ids: Collection[str] | None = None) -> list[AppRoute]:
-        """The routes of these apps (None: every app), in six queries however many."""
+        """The routes of these apps (None: every app), in seven queries however many."""
 
         def only(column: Any) -> Any:
             return column.in_(list(app_ids)) if app_ids is not None else true()
