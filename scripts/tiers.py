@@ -46,6 +46,7 @@ TIERS = [
     Tier("kube", pytest("tests/kube")),
     Tier("e2e", pytest("tests/e2e")),
     Tier("compat", pytest("tests/compat")),
+    Tier("browser", pytest("tests/browser")),
     Tier("core", pytest("tests/integration/core")),
     Tier(
         "parts",

@@ -534,6 +534,8 @@ class FakeAuthority:
 class FakeProvider:
     """An add-on service whose 'servers' are dict entries."""
 
+    rotate_on_detach = False
+
     def __init__(
         self,
         name: str = "heroku-redis",

@@ -47,6 +47,13 @@ class Settings:
     registry_username: str | None = None
     registry_password: str | None = field(default=None, repr=False)
     registry_ca: Path | None = None
+    # Managed inference: where its HTTPS host listens (host:port; None: a free loopback
+    # port, kept across restarts) and the model catalogue (None: the two local models).
+    inference_host: str | None = None
+    models_file: Path | None = None
+    # Apps' git_url as https://heroku@host:port/<app>.git: Heroku's VS Code extension lists
+    # only apps whose remote names "heroku" (docs/editor.md).
+    heroku_git_names: bool = False
 
     @property
     def endpoints_path(self) -> Path:
@@ -62,6 +69,7 @@ class Endpoints:
     api_key: str
     app_domain: str
     ca_bundle: str = ""
+    inference_url: str = ""
 
     def write(self, path: Path) -> None:
         tmp = path.with_suffix(".tmp")

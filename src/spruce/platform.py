@@ -21,10 +21,13 @@ from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
-from starlette.routing import Mount
+from starlette.requests import Request
+from starlette.responses import RedirectResponse
+from starlette.routing import Mount, Route
 
-from spruce import startup
+from spruce import dashboard, startup
 from spruce.addons import PostgresProvider, Provider, RedisProvider
+from spruce.addons.inference import InferenceProvider
 from spruce.api.app import create_api
 from spruce.api.http import NO_COUNTER, QueryCounter
 from spruce.certs import acm_setup
@@ -36,6 +39,8 @@ from spruce.config import Endpoints, Settings
 from spruce.dynos import DynoManager, DynoSettings
 from spruce.gitserve import GitServer
 from spruce.gitserve.push import make_git_server
+from spruce.inference.linkwire import LinkServer
+from spruce.inference.platform_link import ServicesLink
 from spruce.logs import LogRouter
 from spruce.netutil import free_port
 from spruce.registry import (
@@ -45,13 +50,22 @@ from spruce.registry import (
     RegistryServer,
     RegistryUnavailable,
 )
+from spruce.router.measures import MeasuringLogSink
 from spruce.router.sink import SupervisorSink, affinity_secret
 from spruce.router.supervisor import RouterSupervisor
 from spruce.router.timers import RouterTimers
 from spruce.services import Ports, Services, ServiceSettings
 from spruce.services.accounts import Accounts
 from spruce.services.builds import BuildSettings
-from spruce.services.events import AddonActivity, AddonServerMoved, DynosChanged, EventBus
+from spruce.services.events import (
+    AddonActivity,
+    AddonServerMoved,
+    DynosChanged,
+    DynosMeasured,
+    EventBus,
+    RequestsMeasured,
+)
+from spruce.services.metrics import MetricsSettings
 from spruce.services.model import RouteCertificate
 from spruce.services.settings import PlatformAddresses
 from spruce.store.db import Store
@@ -64,8 +78,9 @@ def tuning_from_env() -> dict[str, dict[str, Any]]:
     """Timers and limits for tests and small machines: SPRUCE_TUNING='{"dynos": {...}}'.
 
     Sections: dynos (spruce.dynos.DynoSettings), router (RouterTimers), build (BuildSettings),
-    acm (spruce.certs.acm_setup.TUNABLE: renewal and retry times in seconds), telemetry
-    (spruce.telemetry.DrainSettings: batching, queues, export timeout, metrics interval).
+    metrics (spruce.services.metrics.MetricsSettings), acm (spruce.certs.acm_setup.TUNABLE:
+    renewal and retry times in seconds), telemetry (spruce.telemetry.DrainSettings:
+    batching, queues, export timeout, metrics interval).
     """
     raw = os.environ.get("SPRUCE_TUNING")
     if not raw:
@@ -117,6 +132,25 @@ def _ipv6_loopback() -> bool:
         return True
     except OSError:
         return False
+
+
+def inference_listen(settings: Settings, home: Path) -> tuple[str, int]:
+    """Where the inference host listens: --inference-host, else a free loopback port picked
+    once and kept (apps' INFERENCE_URL config vars hold it)."""
+    from spruce.inference.config import ConfigError, parse_listen
+
+    if settings.inference_host:
+        try:
+            return parse_listen(settings.inference_host)
+        except ConfigError as e:
+            raise OSError(f"--inference-host: {e}") from None
+    kept = home / "addons" / "inference" / "port"
+    if kept.exists() and kept.read_text().strip().isdigit():
+        return "127.0.0.1", int(kept.read_text())
+    port = free_port("127.0.0.1")
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    kept.write_text(f"{port}\n")
+    return "127.0.0.1", port
 
 
 def _url(scheme: str, host: str, port: int) -> str:
@@ -181,6 +215,10 @@ def _note_requests(backend: DynoManager) -> Callable[[dict[str, int]], None]:
     return note
 
 
+async def dashboard_home(request: Request) -> RedirectResponse:
+    return RedirectResponse("/dashboard/", status_code=307)
+
+
 def make_registry(settings: Settings, home: Path, ca: InternalCA) -> Registry:
     """Where Fir images go: the operator's registry (--registry), else a supervised
     docker-registry with a certificate from the internal CA."""
@@ -212,6 +250,8 @@ class Parts:
     telemetry: OtlpTelemetry
     dynos: DynoManager
     providers: tuple[Provider, ...]
+    inference_link: LinkServer
+    """Where the inference server asks about keys, dynos and usage (a unix socket)."""
     registry: Registry
     router: RouterSupervisor
     services: Services
@@ -254,7 +294,10 @@ class Platform:
         git_url = _url("https", s.host, git_sock.getsockname()[1])
         addresses = PlatformAddresses(
             api_url=api_url,
-            git_url=git_url,
+            # the user part is ignored by the git endpoint (the key is the password)
+            git_url=git_url.replace("https://", "https://heroku@")
+            if s.heroku_git_names
+            else git_url,
             web_url_template=f"http://{{app}}.{s.domain}:{http_port}/",
             app_domain=s.domain,
         )
@@ -274,6 +317,7 @@ class Platform:
             on_change=lambda app_id: events.publish(DynosChanged(app_id)),
             ca=ca,
             registry=registry.client,
+            on_sample=lambda samples: events.publish(DynosMeasured(samples)),
         )
 
         def addon_log(addon_id: str, message: str) -> None:
@@ -282,9 +326,19 @@ class Platform:
         def server_moved(addon_id: str, config: dict[str, str]) -> None:
             events.publish(AddonServerMoved(addon_id, config))
 
+        inference = InferenceProvider(
+            home,
+            ca,
+            listen=inference_listen(s, home),
+            link_path=home / "run" / "inference-link.sock",
+            models=s.models_file,
+            log=addon_log,
+            on_config_changed=server_moved,
+        )
         providers: tuple[Provider, ...] = (
             RedisProvider(home, log=addon_log, on_config_changed=server_moved),
-            PostgresProvider(home, log=addon_log, on_config_changed=server_moved),
+            PostgresProvider(home, log=addon_log, on_config_changed=server_moved, ca=ca),
+            inference,
         )
         hosts = [s.host]
         if s.host == "127.0.0.1" and _ipv6_loopback():
@@ -293,7 +347,10 @@ class Platform:
             http_addrs=[(h, http_port) for h in hosts],
             https_addrs=[(h, https_port) for h in hosts],
             workers=s.router_workers,
-            log_sink=log_router,
+            # the router's lines also carry what it measured (the dashboard's graphs)
+            log_sink=MeasuringLogSink(
+                log_router, lambda samples: events.publish(RequestsMeasured(samples))
+            ),
             on_wake=dynos.wake,
             timers=RouterTimers(**tuning.get("router", {})),
             run_dir=home / "run",
@@ -330,7 +387,11 @@ class Platform:
                     "default", ("localhost",), issued.cert_pem, issued.key_pem
                 ),
                 acm=acm_setup.policy(s.acme, tuning.get("acm", {})),
+                metrics=MetricsSettings(**tuning.get("metrics", {})),
             ),
+        )
+        inference_link = LinkServer(
+            ServicesLink(services, inference, ca.cert_path), inference.link_path
         )
         git = make_git_server(services, home / "repos")
         counter: QueryCounter = NO_COUNTER
@@ -341,7 +402,11 @@ class Platform:
             services,
             ca.cert_pem,
             log_router.asgi_app,
-            [Mount("/git", app=git)],  # type: ignore[arg-type]
+            [
+                Mount("/git", app=git),  # type: ignore[arg-type]
+                Route("/dashboard", dashboard_home, methods=["GET"]),
+                dashboard.mount(services),
+            ],
             query_counter=counter,
         )
         endpoints = Endpoints(
@@ -352,6 +417,7 @@ class Platform:
             api_key="",
             app_domain=s.domain,
             ca_bundle=str(ca.cert_path),
+            inference_url=inference.url,
         )
         return Parts(
             store=store,
@@ -361,6 +427,7 @@ class Platform:
             telemetry=telemetry,
             dynos=dynos,
             providers=providers,
+            inference_link=inference_link,
             registry=registry,
             router=router,
             services=services,
@@ -387,6 +454,8 @@ class Platform:
         services.logs.sync_all()
         await p.telemetry.start()
         services.telemetry.sync_all()
+        (self.home / "run").mkdir(exist_ok=True)
+        await p.inference_link.start()
         addon_ids = services.addons.running_ids()
         for failure in await services.addons.start_servers():
             # one broken add-on must not keep the platform down
@@ -474,6 +543,7 @@ class Platform:
             await p.git.close()
             await p.services.addons.stop_servers()
             await p.telemetry.stop()
+            await p.inference_link.close()
             await p.log_router.stop()
             p.store.dispose()
             for sock in (p.api_sock, p.git_sock):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -97,3 +98,33 @@ class HerokuCLI:
         if check and res.returncode != 0:
             raise AssertionError(f"git {' '.join(args)} failed:\n{res.stdout}\n{res.stderr}")
         return res
+
+
+def link_ai_plugin(heroku: HerokuCLI) -> None:
+    """Make the throw-away HOME's CLI load @heroku/plugin-ai from the npm install, as
+    `heroku plugins:link` records it (without its network step)."""
+    root = heroku.bin_dir.parent / "@heroku" / "plugin-ai"
+    data = Path(heroku.env["XDG_DATA_HOME"]) / "heroku"
+    data.mkdir(parents=True, exist_ok=True)
+    plugin = {"name": "@heroku/plugin-ai", "type": "link", "root": str(root)}
+    (data / "package.json").write_text(
+        json.dumps({"private": True, "oclif": {"schema": 1, "plugins": [plugin]}})
+    )
+
+
+def free_loopback_443() -> str | None:
+    """A loopback address whose port 443 is free (binding it needs root), or None."""
+    import random
+    import socket
+
+    if os.geteuid() != 0:
+        return None
+    for _ in range(20):
+        host = f"127.{random.randint(1, 254)}.{random.randint(1, 254)}.{random.randint(2, 254)}"
+        with socket.socket() as s:
+            try:
+                s.bind((host, 443))
+                return host
+            except OSError:
+                continue
+    return None

@@ -70,6 +70,9 @@ class Provider(abc.ABC):
                 return p
         raise UnknownPlanError(self.name, plan_name, [p.name for p in self.plans])
 
+    rotate_on_detach: bool = False
+    """Detaching rotates the credentials of the add-on's remaining attachments."""
+
     color_prefix: str = ""
     """Prefix of the colour names for further attachments: HEROKU_POSTGRESQL -> _GREEN."""
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import psycopg
 
+from spruce.addons import pgconf
 from spruce.addons.base import AddonLog, ProvisionError
 from spruce.addons.runtime import (
     SupervisedServer,
@@ -92,9 +93,16 @@ class PostgresCluster:
         *,
         bindir: str | None = None,
         ready_timeout: float = 90.0,
+        ca: pgconf.CertificateSource | None = None,
+        host: str = "127.0.0.1",
     ) -> None:
         self.root = root
         self.datadir = root / "cluster"
+        self.tls_dir = root / "tls"
+        self._ca = ca
+        self._host = host
+        self._settings: list[str] = []
+        self.extensions: list[str] = []
         self.state = state  # the "cluster" part of the provider's state, saved by the provider
         self._log = log
         self._bindir_arg = bindir
@@ -188,7 +196,36 @@ class PostgresCluster:
             "log_statement=none",
             "-c",
             "password_encryption=scram-sha-256",
+            *self._settings,
         ]
+
+    def _prepare(self, uid: int | None, gid: int | None) -> None:
+        """TLS files, pg_hba.conf and the settings of this start (see pgconf)."""
+        self.tls_dir.mkdir(exist_ok=True)
+        cert, key = self.tls_dir / "server.crt", self.tls_dir / "server.key"
+        ca = self._ca
+        if ca is None:
+            from spruce.certs.ca import InternalCA  # a provider used on its own: its own CA
+
+            ca = InternalCA(self.tls_dir / "ca", name="Spruce Postgres CA")
+        pgconf.ensure_server_certificate(ca, cert, key, self._host)
+        hba = self.tls_dir / "pg_hba.conf"
+        pgconf.write_hba(hba, ADMIN_ROLE)
+        if uid is not None:
+            assert gid is not None
+            for path in (self.tls_dir, cert, key, hba):
+                os.chown(path, uid, gid)
+        self.extensions = pgconf.available_extensions(self.bindir)
+        wl = pgconf.has_pgextwlist(self.bindir)
+        if not wl:
+            self._log(
+                "postgres",
+                "pgextwlist is not installed (apt-get install postgresql-<major>-pgextwlist):"
+                " roles can create trusted extensions only",
+            )
+        self._settings = pgconf.server_settings(
+            hba_file=hba, cert_file=cert, key_file=key, extensions=self.extensions, pgextwlist=wl
+        )
 
     async def _can_connect(self) -> bool:
         try:
@@ -221,6 +258,7 @@ class PostgresCluster:
         if uid is not None:
             assert gid is not None
             grant_traverse(self.datadir, uid, gid, self._log)
+        self._prepare(uid, gid)
         pidfile = self.datadir / "postmaster.pid"
         if pidfile.exists():
             with contextlib.suppress(ValueError, OSError, IndexError):

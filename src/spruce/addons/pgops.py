@@ -25,6 +25,10 @@ if TYPE_CHECKING:
     from spruce.addons.pgcluster import PostgresCluster
 
 BACKUP_ID = re.compile(r"^b(\d{3,})$")
+PLATFORM_TOC = re.compile(
+    r"\b(EXTENSION - pg_stat_statements|COMMENT - EXTENSION pg_stat_statements"
+    r"|SCHEMA - _heroku|\w+ _heroku )"
+)
 
 
 class BackupError(AddonError):
@@ -57,7 +61,7 @@ class PostgresDataOps:
         argv += ["-U", entry["user"], "-d", entry["database"]]
         return CliCommand(
             argv,
-            {"PGPASSWORD": entry["password"]},
+            {"PGPASSWORD": entry["password"], "PGSSLMODE": "require"},
             self.host,
             self.cluster.port,
             entry["user"],
@@ -91,6 +95,7 @@ class PostgresDataOps:
     def _client_env(self, entry: dict[str, Any]) -> dict[str, str]:
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PGCONNECT_TIMEOUT": "10"}
         env["PGPASSWORD"] = entry["password"]
+        env["PGSSLMODE"] = "require"  # add-on roles connect over TLS only
         return env
 
     def _conn_args(self, entry: dict[str, Any]) -> list[str]:
@@ -131,6 +136,7 @@ class PostgresDataOps:
         argv = [
             str(self.cluster.bindir / "pg_dump"),
             "-Fc",
+            "--exclude-schema=_heroku",
             *self._conn_args(entry),
             "-f",
             str(tmp),
@@ -170,8 +176,10 @@ class PostgresDataOps:
             if not path.is_file():
                 raise BackupError(f"no backup file at {path}")
         await self._ensure_cluster()
+        listing = await self._platform_free_listing(entry, path)
         argv = [
             str(self.cluster.bindir / "pg_restore"),
+            f"--use-list={listing}",
             "--clean",
             "--if-exists",
             "--no-owner",
@@ -181,7 +189,34 @@ class PostgresDataOps:
             *self._conn_args(entry),
             str(path),
         ]
-        await self._run_client(entry, "pg_restore", argv)
+        try:
+            await self._run_client(entry, "pg_restore", argv)
+        finally:
+            listing.unlink(missing_ok=True)
+
+    async def _platform_free_listing(self, entry: dict[str, Any], path: Path) -> Path:
+        """The dump's table of contents without what the platform keeps in every database
+        (pg_stat_statements, the _heroku schema): the role neither owns nor may drop them."""
+        proc = await asyncio.create_subprocess_exec(
+            str(self.cluster.bindir / "pg_restore"),
+            "--list",
+            str(path),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await proc.communicate()
+        if proc.returncode != 0:
+            raise BackupError(f"not a pg_dump custom-format file: {err.decode()[-400:].strip()}")
+        kept = [
+            line
+            for line in out.decode(errors="replace").splitlines()
+            if not PLATFORM_TOC.search(line)
+        ]
+        listing = self.root / "backups" / f".restore-{entry['database']}.list"
+        listing.parent.mkdir(parents=True, exist_ok=True)
+        listing.write_text("\n".join(kept) + "\n")
+        return listing
 
     # -- pg:ps, pg:kill, pg:locks ----------------------------------------------------------
 
@@ -221,6 +256,17 @@ class PostgresDataOps:
             cur = await conn.execute(f"SELECT {fn}(%s)", (int(pid),))
             row = await cur.fetchone()
         return bool(row and row[0])
+
+    async def stats_reset(self, addon_id: str) -> None:
+        """`pg:stats-reset`: this database's statement and table statistics, nobody else's."""
+        entry = self._entry(addon_id)
+        await self._ensure_cluster()
+        async with self.cluster.admin(entry["database"]) as conn:
+            await conn.execute(
+                "SELECT pg_stat_statements_reset(0, (SELECT oid FROM pg_database"
+                " WHERE datname = current_database()), 0)"
+            )
+            await conn.execute("SELECT pg_stat_reset()")
 
     async def locks(self, addon_id: str) -> list[dict[str, Any]]:
         """`pg:locks`: locks other than plain reads held or awaited on the database."""

@@ -18,6 +18,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from spruce.addons import pgconf
 from spruce.addons.base import (
     AddonLog,
     InvalidSettingError,
@@ -86,6 +87,7 @@ class PostgresProvider(Provider):
         host: str = "127.0.0.1",
         on_config_changed: ConfigChanged | None = None,
         ready_timeout: float = 90.0,
+        ca: pgconf.CertificateSource | None = None,
     ) -> None:
         self.root = Path(home) / "addons" / "postgres"
         self.root.mkdir(parents=True, exist_ok=True)
@@ -102,6 +104,8 @@ class PostgresProvider(Provider):
             log,
             bindir=postgres_bindir,
             ready_timeout=ready_timeout,
+            ca=ca,
+            host=host,
         )
         self._lock = asyncio.Lock()
         self.data = PostgresDataOps(
@@ -146,6 +150,11 @@ class PostgresProvider(Provider):
                 await conn.execute("REVOKE CONNECT ON DATABASE postgres FROM PUBLIC")
                 await conn.execute("REVOKE CONNECT ON DATABASE template1 FROM PUBLIC")
             self._state["cluster"]["hardened"] = True
+        for entry in self._state["addons"].values():
+            if not entry.get("statistics"):
+                # databases made before pg_stat_statements was preloaded get it now
+                await self._add_statistics(entry)
+                entry["statistics"] = True
         self._save()
         if changed:
             self._log("postgres", "the cluster's port was taken by another program; URLs changed")
@@ -218,6 +227,33 @@ class PostgresProvider(Provider):
             await conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(db, user))
             await conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(db))
             await conn.execute(sql.SQL("GRANT ALL ON DATABASE {} TO {}").format(db, user))
+        await self._add_statistics(entry)
+        entry["statistics"] = True
+
+    async def _add_statistics(self, entry: dict[str, Any]) -> None:
+        """pg_stat_statements in the database, and Heroku's `_heroku.pg_stat_statements_reset()`
+        (what `pg:outliers --reset` calls on Essential plans): it resets the role's own
+        statistics in its own database, nothing else."""
+        user = sql.Identifier(entry["user"])
+        async with self.cluster.admin(entry["database"]) as conn:
+            await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            await conn.execute("CREATE SCHEMA IF NOT EXISTS _heroku")
+            await conn.execute(
+                "CREATE OR REPLACE FUNCTION _heroku.pg_stat_statements_reset() RETURNS void"
+                " LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, public AS $$"
+                " SELECT pg_stat_statements_reset("
+                "(SELECT oid FROM pg_roles WHERE rolname = session_user),"
+                " (SELECT oid FROM pg_database WHERE datname = current_database()), 0) $$"
+            )
+            await conn.execute(
+                "REVOKE ALL ON FUNCTION _heroku.pg_stat_statements_reset() FROM PUBLIC"
+            )
+            await conn.execute(sql.SQL("GRANT USAGE ON SCHEMA _heroku TO {}").format(user))
+            await conn.execute(
+                sql.SQL(
+                    "GRANT EXECUTE ON FUNCTION _heroku.pg_stat_statements_reset() TO {}"
+                ).format(user)
+            )
 
     async def _drop_database(self, entry: dict[str, Any]) -> None:
         async with self.cluster.admin() as conn:
@@ -312,11 +348,18 @@ class PostgresProvider(Provider):
             lines.append(("Tables", str(tables)))
         lines += [
             ("Rows", str(rows)),
+            ("Extensions", ", ".join(await self.installed_extensions(addon_id))),
             ("Fork/Follow", "Unsupported"),
             ("Rollback", "Unsupported"),
             ("Database", entry["database"]),
         ]
         return lines
+
+    async def installed_extensions(self, addon_id: str) -> list[str]:
+        entry = self._entry(addon_id)
+        async with self.cluster.admin(entry["database"]) as conn:
+            cur = await conn.execute("SELECT extname FROM pg_extension ORDER BY extname")
+            return [str(r[0]) for r in await cur.fetchall()]
 
 
 def _human(n: int) -> str:

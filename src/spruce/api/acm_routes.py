@@ -12,17 +12,16 @@ from starlette.routing import Route
 
 from spruce.services.errors import InvalidParams
 
-from . import views
-from .core_routes import the_app
+from .core_routes import APP, the_app
 from .http import Ctx, endpoint
 
 
 def acm_enable(ctx: Ctx) -> Any:
-    return views.app_json(ctx.services.acm.enable(ctx.actor, the_app(ctx).id))
+    return APP.one(ctx, ctx.services.acm.enable(ctx.actor, the_app(ctx).id))
 
 
 def acm_disable(ctx: Ctx) -> Any:
-    return views.app_json(ctx.services.acm.disable(ctx.actor, the_app(ctx).id))
+    return APP.one(ctx, ctx.services.acm.disable(ctx.actor, the_app(ctx).id))
 
 
 def acm_refresh(ctx: Ctx) -> Any:
@@ -31,8 +30,8 @@ def acm_refresh(ctx: Ctx) -> Any:
         raise InvalidParams("acm_refresh must be true or false.")
     app = the_app(ctx)
     if not refresh:
-        return views.app_json(app)
-    return views.app_json(ctx.services.acm.refresh(ctx.actor, app.id))
+        return APP.one(ctx, app)
+    return APP.one(ctx, ctx.services.acm.refresh(ctx.actor, app.id))
 
 
 def routes() -> list[Route]:

@@ -7,11 +7,12 @@ from typing import Any
 from starlette.responses import FileResponse
 from starlette.routing import Route
 
-from spruce.services.errors import InvalidParams
+from spruce.services.errors import InvalidParams, NotFound
 from spruce.services.views import AddonView, AttachmentView
 
 from . import views
 from .core_routes import the_app
+from .expansion import Json, Shape
 from .http import Ctx, endpoint, paginate
 
 
@@ -28,6 +29,42 @@ def the_addon(ctx: Ctx) -> AddonView:
 def the_attachment(ctx: Ctx) -> AttachmentView:
     app_id = the_app(ctx).id if "app" in ctx.params else None
     return ctx.services.addons.attachment(ctx.actor, ctx.params["attachment"], app_id)
+
+
+# -- the resources' shapes (Accept-Expansion, Accept-Inclusion) ---------------------
+def _expand_service(ctx: Ctx, addon: AddonView, doc: Json) -> None:
+    try:
+        doc["addon_service"] = views.service_json(
+            ctx.services.addons.catalog.service(addon.service.name)
+        )
+    except NotFound:  # a service no longer offered keeps its reference
+        pass
+
+
+def _expand_plan(ctx: Ctx, addon: AddonView, doc: Json) -> None:
+    catalog = ctx.services.addons.catalog
+    try:
+        svc = catalog.service(addon.service.name)
+        doc["plan"] = views.plan_json(catalog.plan(svc.name, addon.plan.name), svc.human_name)
+    except NotFound:
+        pass
+
+
+def _include_addon_plan(ctx: Ctx, att: AttachmentView, doc: Json) -> None:
+    doc["addon"]["plan"] = {"id": att.addon_plan.id, "name": att.addon_plan.name}
+
+
+def _include_config_vars(ctx: Ctx, att: AttachmentView, doc: Json) -> None:
+    doc["config_vars"] = list(att.config_var_names)
+
+
+ADDON: Shape[AddonView] = Shape(
+    views.addon_json, expansions={"addon_service": _expand_service, "plan": _expand_plan}
+)
+ATTACHMENT: Shape[AttachmentView] = Shape(
+    views.attachment_json,
+    inclusions={"addon:plan": _include_addon_plan, "config_vars": _include_config_vars},
+)
 
 
 # -- catalog ------------------------------------------------------------------------
@@ -54,12 +91,12 @@ def plans_info(ctx: Ctx) -> Any:
 
 # -- add-ons ------------------------------------------------------------------------
 def addons_list_all(ctx: Ctx) -> Any:
-    items = [views.addon_json(a) for a in ctx.services.addons.visible(ctx.actor)]
+    items = ADDON.many(ctx, ctx.services.addons.visible(ctx.actor))
     return paginate(ctx, items, ("id", "name"), "name")
 
 
 def addons_list_app(ctx: Ctx) -> Any:
-    items = [views.addon_json(a) for a in ctx.services.addons.for_app(the_app(ctx).id)]
+    items = ADDON.many(ctx, ctx.services.addons.for_app(the_app(ctx).id))
     return paginate(ctx, items, ("id", "name"), "name")
 
 
@@ -75,11 +112,11 @@ async def addons_create(ctx: Ctx) -> Any:
         ctx.field("name"),
     )
     ctx.status = 201
-    return views.addon_json(addon)
+    return ADDON.one(ctx, addon)
 
 
 def addons_info(ctx: Ctx) -> Any:
-    return views.addon_json(the_addon(ctx))
+    return ADDON.one(ctx, the_addon(ctx))
 
 
 async def addons_update(ctx: Ctx) -> Any:
@@ -89,13 +126,13 @@ async def addons_update(ctx: Ctx) -> Any:
         addon = addons.rename(addon, ctx.field("name"))
     if ctx.field("plan"):
         addon = await addons.change_plan(ctx.actor, addon, ctx.field("plan"))
-    return views.addon_json(addon)
+    return ADDON.one(ctx, addon)
 
 
 async def addons_delete(ctx: Ctx) -> Any:
     addon = await ctx.off_loop(the_addon, ctx)
     ctx.services.addons.owning_app(addon, ctx.actor)
-    out = views.addon_json(addon)
+    out = ADDON.one(ctx, addon)
     await ctx.services.addons.destroy(
         ctx.actor, addon, ctx.field("confirm"), bool(ctx.field("force", False))
     )
@@ -105,19 +142,19 @@ async def addons_delete(ctx: Ctx) -> Any:
 
 # -- attachments ---------------------------------------------------------------------
 def attachments_list_all(ctx: Ctx) -> Any:
-    items = [views.attachment_json(a) for a in ctx.services.addons.attachments(ctx.actor)]
+    items = ATTACHMENT.many(ctx, ctx.services.addons.attachments(ctx.actor))
     return paginate(ctx, items, ("id", "name"), "name")
 
 
 def attachments_list_app(ctx: Ctx) -> Any:
     atts = ctx.services.addons.attachments(ctx.actor, app_id=the_app(ctx).id)
-    return paginate(ctx, [views.attachment_json(a) for a in atts], ("id", "name"), "name")
+    return paginate(ctx, ATTACHMENT.many(ctx, atts), ("id", "name"), "name")
 
 
 def attachments_list_addon(ctx: Ctx) -> Any:
     addon = the_addon(ctx)
     atts = ctx.services.addons.attachments(ctx.actor, addon_id=addon.id)
-    return [views.attachment_json(a) for a in atts]
+    return ATTACHMENT.many(ctx, atts)
 
 
 def attachments_create(ctx: Ctx) -> Any:
@@ -129,17 +166,17 @@ def attachments_create(ctx: Ctx) -> Any:
     addon = addons.get(ctx.actor, addon_ident)
     att = addons.attach(ctx.actor, addon, app.id, ctx.field("name"), ctx.field("confirm"))
     ctx.status = 201
-    return views.attachment_json(att)
+    return ATTACHMENT.one(ctx, att)
 
 
 def attachments_info(ctx: Ctx) -> Any:
-    return views.attachment_json(the_attachment(ctx))
+    return ATTACHMENT.one(ctx, the_attachment(ctx))
 
 
-def attachments_delete(ctx: Ctx) -> Any:
-    att = the_attachment(ctx)
-    ctx.services.addons.detach(ctx.actor, att)
-    return views.attachment_json(att)
+async def attachments_delete(ctx: Ctx) -> Any:
+    att = await ctx.off_loop(the_attachment, ctx)
+    await ctx.services.addons.detach_and_rotate(ctx.actor, att)
+    return ATTACHMENT.one(ctx, att)
 
 
 def _resolve_app(ctx: Ctx) -> str | None:
@@ -149,15 +186,17 @@ def _resolve_app(ctx: Ctx) -> str | None:
 
 def resolve_addon(ctx: Ctx) -> Any:
     """POST /actions/addons/resolve: what Heroku's CLI calls to find an add-on by name."""
-    addon = ctx.services.addons.resolve_addon(ctx.actor, ctx.field("addon"), _resolve_app(ctx))
-    return [views.addon_json(addon)]
+    addon = ctx.services.addons.resolve_addon(
+        ctx.actor, ctx.field("addon"), _resolve_app(ctx), ctx.field("addon_service")
+    )
+    return [ADDON.one(ctx, addon)]
 
 
 def resolve_attachment(ctx: Ctx) -> Any:
     atts = ctx.services.addons.resolve_attachments(
-        ctx.actor, ctx.field("addon_attachment"), _resolve_app(ctx)
+        ctx.actor, ctx.field("addon_attachment"), _resolve_app(ctx), ctx.field("addon_service")
     )
-    return [views.attachment_json(a) for a in atts]
+    return ATTACHMENT.many(ctx, atts)
 
 
 # -- data actions (redis:*, pg:*) -------------------------------------------------------

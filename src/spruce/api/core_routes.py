@@ -11,7 +11,30 @@ from spruce.services.errors import InvalidParams, NotFound
 from spruce.services.views import AppView
 
 from . import views
-from .http import Ctx, endpoint, paginate
+from .expansion import Json, Shape
+from .http import Ctx, endpoint, paged, paginate, request_range
+
+
+def _expand_region(ctx: Ctx, app: AppView, doc: Json) -> None:
+    doc["region"] = views.region_json(app.region)
+
+
+def _expand_stack(ctx: Ctx, app: AppView, doc: Json) -> None:
+    doc["stack"] = views.stack_json(app.stack)
+
+
+def _expand_build_stack(ctx: Ctx, app: AppView, doc: Json) -> None:
+    doc["build_stack"] = views.stack_json(app.build_stack)
+
+
+APP: Shape[AppView] = Shape(
+    views.app_json,
+    expansions={
+        "region": _expand_region,
+        "stack": _expand_stack,
+        "build_stack": _expand_build_stack,
+    },
+)
 
 
 def the_app(ctx: Ctx, owner_only: bool = False) -> AppView:
@@ -36,8 +59,10 @@ def apps_list(ctx: Ctx) -> Any:
     owned = ctx.params.get("user") not in (None, "~")
     if owned and ctx.params["user"] not in (ctx.actor.id, ctx.actor.email):
         raise NotFound("Couldn't find that user.")
-    apps = ctx.services.apps.list_for(ctx.actor)
-    return paginate(ctx, [views.app_json(a) for a in apps], ("id", "name", "updated_at"), "name")
+    allowed = ("id", "name", "updated_at")
+    rng = request_range(ctx, allowed, "name")
+    apps, more = ctx.services.apps.page_for(ctx.actor, rng)
+    return paged(ctx, rng, APP.many(ctx, apps), more, allowed)
 
 
 def apps_create(ctx: Ctx) -> Any:
@@ -51,11 +76,11 @@ def apps_create(ctx: Ctx) -> Any:
         ctx.actor, name or None, ctx.field("region"), ctx.field("stack"), gen
     )
     ctx.status = 201
-    return views.app_json(app)
+    return APP.one(ctx, app)
 
 
 def apps_info(ctx: Ctx) -> Any:
-    return views.app_json(the_app(ctx))
+    return APP.one(ctx, the_app(ctx))
 
 
 def _id_of(value: Any) -> Any:
@@ -78,11 +103,11 @@ def apps_update(ctx: Ctx) -> Any:
         maintenance=ctx.field("maintenance"),
         build_stack=_name_of(ctx.field("build_stack")),
     )
-    return views.app_json(app)
+    return APP.one(ctx, app)
 
 
 async def apps_delete(ctx: Ctx) -> Any:
-    return views.app_json(await ctx.services.delete_app(ctx.actor, ctx.params["app"]))
+    return APP.one(ctx, await ctx.services.delete_app(ctx.actor, ctx.params["app"]))
 
 
 # -- config vars ----------------------------------------------------------------
@@ -262,6 +287,16 @@ def dyno_sizes_info(ctx: Ctx) -> Any:
     raise NotFound("Couldn't find that dyno size.")
 
 
+def teams_list(ctx: Ctx) -> Any:
+    """Spruce has no teams (nor Private Spaces): every user is in none, as on a personal
+    Heroku account. Heroku's VS Code extension lists both when it starts."""
+    return paginate(ctx, [], ("id", "name"), "name")
+
+
+def spaces_list(ctx: Ctx) -> Any:
+    return paginate(ctx, [], ("id", "name"), "name")
+
+
 def pipeline_couplings_for_app(ctx: Ctx) -> Any:
     the_app(ctx)
     raise NotFound("This app is not part of any pipeline.")
@@ -302,6 +337,8 @@ def routes() -> list[Route]:
             A + "/collaborators/{collaborator}", endpoint(collaborators_delete), methods=["DELETE"]
         ),
         Route(A + "/pipeline-couplings", endpoint(pipeline_couplings_for_app), methods=["GET"]),
+        Route("/teams", endpoint(teams_list), methods=["GET"]),
+        Route("/spaces", endpoint(spaces_list), methods=["GET"]),
         Route("/regions", endpoint(regions_list), methods=["GET"]),
         Route("/regions/{region}", endpoint(regions_info), methods=["GET"]),
         Route("/stacks", endpoint(stacks_list), methods=["GET"]),

@@ -24,7 +24,7 @@ from starlette.responses import JSONResponse, Response
 
 from spruce.services import Services
 from spruce.services.errors import InvalidParams, ServiceError, Unauthorized
-from spruce.services.views import UserView
+from spruce.services.views import ListRange, UserView
 
 JSON_TYPE = "application/json"
 T = TypeVar("T")
@@ -243,9 +243,30 @@ def paginate(
         else:
             ordered = [i for i in ordered if (key(i) < pk if rng.start_exclusive else key(i) <= pk)]
     page = ordered[: rng.max]
-    if len(ordered) > rng.max:
+    return paged(ctx, rng, page, len(ordered) > rng.max, allowed)
+
+
+def request_range(ctx: Ctx, allowed: Sequence[str], default_field: str) -> ListRange:
+    """The request's Range as services take it (for listings cut in the database)."""
+    rng = parse_range(ctx.request.headers.get("range"), allowed, default_field)
+    return ListRange(rng.field, rng.start, rng.start_exclusive, rng.max, rng.order == "desc")
+
+
+def paged(
+    ctx: Ctx,
+    rng: Range | ListRange,
+    page: list[dict[str, Any]],
+    more: bool,
+    allowed: Sequence[str],
+) -> list[dict[str, Any]]:
+    """Heroku's headers for one page: 206 and Next-Range when more follow, Accept-Ranges."""
+    if isinstance(rng, ListRange):
+        order, limit = ("desc" if rng.descending else "asc"), rng.limit
+    else:
+        order, limit = rng.order, rng.max
+    if more and page:
         ctx.status = 206
         last = page[-1].get(rng.field)
-        ctx.headers["Next-Range"] = f"{rng.field} ]{last}..; max={rng.max}, order={rng.order}"
+        ctx.headers["Next-Range"] = f"{rng.field} ]{last}..; max={limit}, order={order}"
     ctx.headers["Accept-Ranges"] = ", ".join(allowed)
     return page

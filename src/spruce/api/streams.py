@@ -62,7 +62,12 @@ async def build_output(request: Request) -> Response:
 async def release_output(request: Request) -> Response:
     releases = _services(request).releases
     rid = _uuid_or_none(request.path_params["release"])
-    path, _ = releases.output(rid) if rid else (None, False)
+    path, pending = releases.output(rid) if rid else (None, False)
+    for _ in range(100):  # a pending release's phase opens its output within moments
+        if rid is None or not pending or (path is not None and path.exists()):
+            break
+        await asyncio.sleep(0.1)
+        path, pending = releases.output(rid)
     if rid is None or path is None or not path.exists():
         return PlainTextResponse("Release output not found.\n", status_code=404)
     return StreamingResponse(

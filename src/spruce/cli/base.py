@@ -22,6 +22,7 @@ _APP_IN_URL = re.compile(r"/([a-z][a-z0-9-]{1,28}[a-z0-9])\.git/?$")
 
 # The Heroku CLI's aliases (most of them hidden there too): name typed -> command run.
 ALIASES = {
+    "ai:models": "ai:models:list",
     "create": "apps:create",
     "info": "apps:info",
     "open": "apps:open",

@@ -42,6 +42,8 @@ def _print_endpoints(ep: Endpoints) -> None:
     click.echo(f"  Router HTTP:  {ep.router_http_url}")
     click.echo(f"  Router HTTPS: {ep.router_https_url}")
     click.echo(f"  Git:          {ep.git_url}")
+    if ep.inference_url:
+        click.echo(f"  Inference:    {ep.inference_url} (starts with the first model resource)")
     click.echo(f"  Apps answer at <app>.{ep.app_domain}")
     click.echo(f"  API key:      {ep.api_key}")
     click.echo("Press Ctrl-C to stop.")
@@ -118,6 +120,23 @@ def _print_endpoints(ep: Endpoints) -> None:
     type=click.Path(exists=True, dir_okay=False),
     help="CA bundle (PEM) to verify --registry with",
 )
+@click.option(
+    "--inference-host",
+    envvar="SPRUCE_INFERENCE_HOST",
+    help="host:port of the managed inference host (default: a free loopback port); "
+    "Heroku's AI plugin needs port 443 of an IP, e.g. 127.0.0.3:443 (as root)",
+)
+@click.option(
+    "--models",
+    "models_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="the model catalogue for heroku-inference (default: the two local models)",
+)
+@click.option(
+    "--heroku-git-names",
+    is_flag=True,
+    help="give apps' git_url as https://heroku@HOST/<app>.git (Heroku's VS Code extension)",
+)
 def up(
     home: str | None,
     host: str,
@@ -138,6 +157,9 @@ def up(
     registry_username: str | None,
     registry_password: str | None,
     registry_ca: str | None,
+    inference_host: str | None,
+    models_file: str | None,
+    heroku_git_names: bool,
 ) -> None:
     """Start the platform in the foreground."""
     from spruce.certs.acm_setup import AcmeSetupError, check
@@ -171,6 +193,9 @@ def up(
         registry_username=registry_username,
         registry_password=registry_password,
         registry_ca=Path(registry_ca) if registry_ca else None,
+        inference_host=inference_host,
+        models_file=Path(models_file).resolve() if models_file else None,
+        heroku_git_names=heroku_git_names,
     )
     try:
         import uvloop
@@ -359,6 +384,9 @@ def heroku_env(home: str | None) -> None:
         "HEROKU_PARTICLEBOARD_URL": ep.api_url,
         "HEROKU_API_KEY": ep.api_key,
         "HEROKU_GIT_HOST": git.netloc,
+        # pg:* and redis:* send the data API's requests to this host with HEROKU_HOST's
+        # protocol and port: the API serves /client/v11 and /redis/v0 itself.
+        "HEROKU_DATA_HOST": urlparse(ep.api_url).hostname or "127.0.0.1",
         "NODE_EXTRA_CA_CERTS": str(bundle),
         "GIT_SSL_CAINFO": str(bundle),
         "DISABLE_TELEMETRY": "true",
@@ -366,5 +394,9 @@ def heroku_env(home: str | None) -> None:
         "HEROKU_DISABLE_AUTOUPDATE": "1",
         "NO_PROXY": "127.0.0.1,localhost",
     }
+    inference = urlparse(ep.inference_url)
+    if inference.hostname and inference.port is None:
+        # Heroku's AI plugin fixes https and port 443: only then can it reach this host
+        env["HEROKU_INFERENCE_HOST"] = inference.hostname
     for k, v in env.items():
         click.echo(f"export {k}={shlex.quote(v)}")

@@ -5,7 +5,20 @@ from __future__ import annotations
 import sys
 import warnings
 
-from . import addons, apps, browse, certs, deploy, dynos, gitremote, local, logs, manage, telemetry  # noqa: F401  (importing registers the commands)
+from . import (  # noqa: F401  (importing registers the commands)
+    addons,
+    ai,
+    apps,
+    browse,
+    certs,
+    deploy,
+    dynos,
+    gitremote,
+    local,
+    logs,
+    manage,
+    telemetry,
+)
 from .base import run
 
 

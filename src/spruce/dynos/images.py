@@ -123,11 +123,16 @@ def image_sandbox_argv(
     setpriv: str | None,
     hostname: str,
     extra_ro: tuple[str, ...] = (),
+    tmp: Path | None = None,
+    tmp_bytes: int = 64 << 20,
+    shm_bytes: int = 64 << 20,
+    hosts: Path | None = None,
 ) -> list[str]:
-    """bwrap: the image root read-only at /, the host paths it names, a writable workspace."""
+    """bwrap: the image root read-only at /, the host paths it names, a writable workspace,
+    /tmp (the dyno's disk's, or a bounded tmpfs) and /dev/shm of mode 1777, /etc/hosts."""
     argv = sandbox_argv(
         image, [], bwrap=bwrap, workspace=workspace, uid=None, hostname=hostname,
-        extra_ro=extra_ro,
+        extra_ro=extra_ro, tmp=tmp, tmp_bytes=tmp_bytes, shm_bytes=shm_bytes, hosts=hosts,
     )  # fmt: skip
     if uid is not None and setpriv is not None:
         argv += [setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--no-new-privs"]

@@ -12,6 +12,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from spruce.dynos import procs
+from spruce.dynos.disk import disk_quota_mb
 from spruce.dynos.dyno import HOST, AppState, Dyno
 from spruce.dynos.images import (
     WORKSPACE,
@@ -190,9 +191,10 @@ class DynoRunner:
         stdio: str = "log",
         att: Attachment | None = None,
         quiet: bool = False,
+        inside: Dyno | None = None,
     ) -> tuple[Outcome, int]:
         """Launch d's process and wait until it ends (quiet: no platform lines or changes,
-        for commands run inside another dyno)."""
+        for commands run inside another dyno: `inside`, whose namespaces it then enters)."""
         heroku = (lambda msg: None) if quiet else (lambda msg: self.heroku(d, msg))
         d.stop_event.clear()
         d.launch_id = str(uuid.uuid4())
@@ -202,7 +204,7 @@ class DynoRunner:
         try:
             host_dir, home = await self.home_for(st, app)
             image = await self.images.unpacked(app.image) if app.image is not None else None
-            inside = (
+            inner = (
                 image_argv(
                     image,
                     process_type=d.type,
@@ -239,10 +241,13 @@ class DynoRunner:
             # The kernel's limit is a backstop well above Heroku's R15 point (2x quota).
             memory_limit=int((quota * 3 + 64) * 1024 * 1024),
             pids_max=get_size(d.size).pids_max,
+            disk_mb=0 if inside else disk_quota_mb(d.size, self.settings.disk_quota_mb),
+            shm_bytes=int(quota * 1024 * 1024),
             stdio=stdio,
             winsize=winsize,
             image=image,
-            image_argv=inside,
+            image_argv=inner,
+            enter_pid=await self._inner_pid(inside) if inside else None,
         )
         d.env, d.host_dir, d.home, d.uid = env, host_dir, home, uid
         if not quiet:
@@ -316,6 +321,16 @@ class DynoRunner:
             d.updated_at = time.time()
             self.changed(d.app_id)
         return outcome, status
+
+    async def _inner_pid(self, target: Dyno, wait: float = 5.0) -> int | None:
+        """A process in the target's sandbox, once it has one (a dyno is `up` as soon as it
+        is started, before its sandbox exists)."""
+        deadline = time.monotonic() + wait
+        while True:
+            pid = target.proc.inner_pid() if target.proc else None
+            if pid is not None or time.monotonic() > deadline or target.proc is None:
+                return pid
+            await asyncio.sleep(0.05)
 
     def client_gone(self, d: Dyno) -> None:
         if d.proc is not None and d.proc.alive():

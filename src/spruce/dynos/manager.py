@@ -36,7 +36,7 @@ from spruce.dynos.sizes import DynoError, DynoNotFound, get_size
 from spruce.dynos.slugs import SlugCache
 from spruce.events import LogSink
 from spruce.services.catalog import default_size
-from spruce.services.model import DynoState, DynoUsage, WebEndpoint
+from spruce.services.model import DynoSample, DynoState, DynoUsage, WebEndpoint
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +50,15 @@ class DynoManager:
         on_change: Callable[[str], None] | None = None,
         ca: InternalCA | None = None,
         registry: Callable[[], RegistryClient] | None = None,
+        on_sample: Callable[[tuple[DynoSample, ...]], None] | None = None,
     ) -> None:
-        """`registry` makes clients of the registry Fir images are pulled from."""
+        """`registry` makes clients of the registry Fir images are pulled from;
+        `on_sample` hears each round of the dynos' memory and load samples."""
         self.home = Path(home)
         self.sink = log_sink
         self.settings = settings or DynoSettings()
         self._notify = on_change or (lambda app_id: None)
+        self._on_sample = on_sample or (lambda samples: None)
         self._ca = ca
         self.state_dir = self.home / "state"
         self.sandbox = Sandbox(self.home, self.settings)
@@ -116,6 +119,9 @@ class DynoManager:
             path.unlink(missing_ok=True)
 
         await asyncio.gather(*(end(p, r) for p, r in records))
+        if self.sandbox.disks is not None:
+            # Their disks went with their mount namespaces; the empty mount points remain.
+            await asyncio.to_thread(self.sandbox.disks.release_all)
 
     async def shutdown(self) -> None:
         """SIGTERM every dyno, SIGKILL after the grace time; the manager is done after."""
@@ -402,21 +408,32 @@ class DynoManager:
 
     # -- runtime metrics -----------------------------------------------------------------
     async def _metrics(self) -> None:
+        """Sample every up dyno's memory and load; the lines of log-runtime-metrics go to
+        the apps that turned it on, the samples to `on_sample` (the dashboard's graphs)."""
         interval = self.settings.metrics_interval
         while True:
             await asyncio.sleep(interval)
+            samples: list[DynoSample] = []
             for st in list(self._apps.values()):
-                if "log-runtime-metrics" not in st.app.features:
-                    continue
+                lines = "log-runtime-metrics" in st.app.features
                 for d in list(st.dynos):
                     proc = d.proc
                     if proc is None or d.state != DynoState.UP:
                         continue
-                    m = await asyncio.to_thread(proc.memory)
+                    try:
+                        m = await asyncio.to_thread(proc.memory)
+                    except OSError:
+                        continue  # the dyno ended while it was read
                     d.load.update(m.running, interval)
                     quota = self.settings.quota_mb(d.size)
-                    self.runner.heroku(d, memory_line(d.name, d.app_id, d.launch_id, m, quota))
-                    self.runner.heroku(d, load_line(d.name, d.app_id, d.launch_id, d.load))
+                    samples.append(
+                        DynoSample(d.app_id, d.name, time.time(), m.total_mb, quota, d.load.avg[0])
+                    )
+                    if lines:
+                        self.runner.heroku(d, memory_line(d.name, d.app_id, d.launch_id, m, quota))
+                        self.runner.heroku(d, load_line(d.name, d.app_id, d.launch_id, d.load))
+            if samples:
+                self._on_sample(tuple(samples))
 
     # -- one-off dynos -------------------------------------------------------------------
     def _require_started(self) -> None:
@@ -590,7 +607,7 @@ class DynoManager:
         env = {k: v for k, v in target.env.items() if k not in ("PATH", "HOME")}
         try:
             await self.runner.run_once(
-                st, shadow, st.app, extra_env=env, stdio="pipe", att=att, quiet=True
+                st, shadow, st.app, extra_env=env, stdio="pipe", att=att, quiet=True, inside=target
             )
         finally:
             att.done.set()

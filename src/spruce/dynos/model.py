@@ -89,6 +89,8 @@ class DynoSettings:
     """A dyno that stays up this long forgets its past crashes."""
     memory_quota_mb: dict[str, float] = field(default_factory=dict)
     """Overrides of sizes' memory quotas, by size name (tests use tiny ones)."""
+    disk_quota_mb: dict[str, float] = field(default_factory=dict)
+    """Overrides of sizes' disk quotas (4x memory, 2..64 GB), by size name (tests)."""
     memory_check_interval: float = 1.0
     r14_interval: float = 20.0
     """Minimum time between two R14 lines for one dyno."""

@@ -14,8 +14,9 @@ from pathlib import Path
 
 from spruce.compile.oci.unpack import UnpackedImage
 from spruce.dynos import procs
+from spruce.dynos.disk import APP_DIR, TMP_DIR
 from spruce.dynos.images import image_sandbox_argv
-from spruce.dynos.sandbox import Cgroup, Sandbox
+from spruce.dynos.sandbox import Cgroup, DynoFs, Sandbox
 
 # Run as `bash -c`: .profile.d scripts, then $HOME/.profile, then the command (Heroku's order).
 PROFILE_PRELUDE = (
@@ -47,6 +48,17 @@ class LaunchSpec:
     """Fir: the unpacked image (root at /); host_dir is then the writable /workspace."""
     image_argv: list[str] | None = None
     """Fir: what runs inside the image (/cnb/process/<type>, or bash -c for one-offs)."""
+    disk_mb: int = 0
+    """The dyno's own disk (/app's changes, /tmp), when the sandbox gives it one."""
+    shm_bytes: int = 64 << 20
+    """/dev/shm's size (it is memory: the dyno's memory quota)."""
+    enter_pid: int | None = None
+    """run:inside: a process of the target dyno's sandbox, whose namespaces (its /app,
+    /tmp, processes) the command joins instead of getting a sandbox of its own."""
+
+    @property
+    def fs(self) -> DynoFs | None:
+        return DynoFs(self.dyno_id, self.disk_mb, self.shm_bytes) if self.disk_mb else None
 
 
 @dataclass
@@ -104,7 +116,10 @@ class DynoProcess:
         spec = self.spec
         key = f"{spec.app_id}.{spec.dyno_name}.{spec.dyno_id[:8]}"
         self.cgroup = self.sandbox.cgroup(key, spec.memory_limit, spec.pids_max)
-        if spec.image is not None:
+        entered = self._enter_argv(spec)
+        if entered is not None:
+            argv, cwd = entered, "/"
+        elif spec.image is not None:
             argv = self._image_argv(spec)
             cwd = "/"
         else:
@@ -114,6 +129,7 @@ class DynoProcess:
                 spec.uid,
                 self.cgroup,
                 spec.dyno_id,
+                spec.fs,
             )
             cwd = "/" if spec.home != str(spec.host_dir) else str(spec.host_dir)
         slave: int | None = None
@@ -154,6 +170,7 @@ class DynoProcess:
         except BaseException:
             if self.cgroup:
                 self.cgroup.remove()
+            self.sandbox.release_disk(spec.fs)
             raise
         finally:
             if slave is not None:
@@ -166,21 +183,52 @@ class DynoProcess:
                 asyncio.create_task(self._pump(self.proc.stderr)),
             ]
 
+    def _enter_argv(self, spec: LaunchSpec) -> list[str] | None:
+        if spec.enter_pid is None:
+            return None
+        if spec.image is not None:
+            assert spec.image_argv is not None
+            inner = spec.image_argv
+        else:
+            inner = ["/bin/bash", "-c", PROFILE_PRELUDE + spec.command]
+        argv = self.sandbox.enter(inner, spec.enter_pid, spec.uid)
+        return self.sandbox.in_cgroup(argv, self.cgroup) if argv is not None else None
+
+    def inner_pid(self) -> int | None:
+        """A process inside this dyno's sandbox (its own pid namespace), if it has one."""
+        try:
+            ours = os.readlink("/proc/self/ns/pid")
+        except OSError:
+            return None
+        for p in self.members():
+            try:
+                if os.readlink(f"/proc/{p.pid}/ns/pid") != ours:
+                    return p.pid
+            except OSError:
+                continue
+        return None
+
     def _image_argv(self, spec: LaunchSpec) -> list[str]:
         assert spec.image is not None and spec.image_argv is not None
         bwrap = self.sandbox.bwrap_for_images()
         if bwrap is None:
             raise OSError("Fir dynos run in their image's root and need bubblewrap (bwrap)")
+        disk_dir = self.sandbox.disk_dir(spec.fs)
         inner = image_sandbox_argv(
             spec.image,
             spec.image_argv,
             bwrap=bwrap,
-            workspace=spec.host_dir,
+            workspace=disk_dir / APP_DIR if disk_dir else spec.host_dir,
             uid=spec.uid if self.sandbox.users else None,
             setpriv=self.sandbox.setpriv,
             hostname=spec.dyno_id,
             extra_ro=self.sandbox.settings.image_ro_paths,
+            tmp=disk_dir / TMP_DIR if disk_dir else None,
+            tmp_bytes=max(spec.disk_mb, 64) << 20,
+            shm_bytes=spec.shm_bytes,
+            hosts=self.sandbox.hosts_file if self.sandbox.hosts_file.exists() else None,
         )
+        inner = self.sandbox.wrap_disk(inner, spec.fs, spec.host_dir)
         return self.sandbox.in_cgroup(inner, self.cgroup)
 
     def _persist(self) -> None:
@@ -257,6 +305,7 @@ class DynoProcess:
         return procs.exit_status(rc)
 
     def cleanup(self) -> None:
+        self.sandbox.release_disk(self.spec.fs)
         if self.pty_master is not None:
             try:
                 os.close(self.pty_master)

@@ -2,9 +2,11 @@
 
 Each app gets its own unprivileged uid/gid (a range, no passwd entries needed), its own copy
 of the slug (owned by that uid, mode 0700, under the manager's home), and runs inside
-bubblewrap with only system directories (read-only), its slug at /app, a private /tmp, /proc
-and /dev. A cgroup v1 per dyno caps memory (a backstop above Heroku's R15 kill) and pids.
-A different uid means a dyno cannot signal or ptrace another app's processes.
+bubblewrap with only system directories (read-only), /proc, /dev with a /dev/shm, an
+/etc/hosts that resolves localhost, and its own disk (disk.py): /app writable over the slug
+copy, /tmp and /var/tmp mode 1777. A cgroup v1 per dyno caps memory (a backstop above
+Heroku's R15 kill) and pids. A different uid means a dyno cannot signal or ptrace another
+app's processes.
 
 Whatever is missing (not root, no bwrap, no setpriv, no cgroups) is reported once as a
 warning and the dyno runs with what remains.
@@ -20,9 +22,21 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from spruce.dynos.disk import APP_DIR, TMP_DIR, VAR_TMP_DIR, DynoDisks
 from spruce.dynos.model import DynoSettings
 
 SANDBOX_HOME = "/app"
+# Prepended to the host's /etc/hosts for every dyno: localhost resolves whatever the host has.
+LOCALHOST_LINES = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+
+
+@dataclass(frozen=True)
+class DynoFs:
+    """What one launch of a dyno gets besides its slug: its disk, and /dev/shm's size."""
+
+    launch_id: str
+    disk_mb: int
+    shm_bytes: int
 
 
 @dataclass
@@ -77,6 +91,8 @@ class Sandbox:
         self._uids_path = home / "uids.json"
         self._uids: dict[str, int] = {}
         self._apps_dir = home / "apps"
+        self.disks: DynoDisks | None = None
+        self.hosts_file = home / "etc-hosts"
 
     # -- capability probe ---------------------------------------------------------------
     def probe(self) -> list[str]:
@@ -97,6 +113,7 @@ class Sandbox:
         self.users = True
         os.chmod(self.home, 0o711)
         os.chmod(self._apps_dir, 0o711)
+        self._write_hosts()
         if self._uids_path.exists():
             self._uids = {k: int(v) for k, v in json.loads(self._uids_path.read_text()).items()}
         bwrap = shutil.which("bwrap")
@@ -123,6 +140,15 @@ class Sandbox:
             )
             if probe.returncode == 0:
                 self.bwrap = bwrap
+                disks = DynoDisks(self.home / "disks")
+                why = disks.usable()
+                if why is None:
+                    self.disks = disks
+                else:
+                    self.warnings.append(
+                        f"dyno disks unavailable ({why}): /tmp is a tmpfs sized by the dyno's "
+                        "disk quota, /app the slug copy shared by the app's dynos"
+                    )
             else:
                 err = probe.stderr.decode(errors="replace").strip()[:200]
                 self.warnings.append(
@@ -137,6 +163,16 @@ class Sandbox:
             except OSError as e:
                 self.warnings.append(f"cgroup v1 {controller} controller not writable ({e})")
         return self.warnings
+
+    def _write_hosts(self) -> None:
+        try:
+            host = Path("/etc/hosts").read_text()
+        except OSError:
+            host = ""
+        tmp = self.hosts_file.with_suffix(".tmp")
+        tmp.write_text(LOCALHOST_LINES + host)
+        tmp.chmod(0o644)
+        tmp.replace(self.hosts_file)
 
     # -- per app ---------------------------------------------------------------------------
     def app_uid(self, app_id: str) -> int | None:
@@ -244,7 +280,9 @@ class Sandbox:
         mem = next((p for p in paths if "/memory/" in str(p)), None)
         return Cgroup(paths, mem)
 
-    def _bwrap_fs_args(self) -> list[str]:
+    def _bwrap_fs_args(
+        self, disk_dir: Path | None = None, tmp_bytes: int = 64 << 20, shm_bytes: int = 64 << 20
+    ) -> list[str]:
         # A pid namespace hides other apps' processes; the dyno's processes keep the process
         # group the manager gave them, so signals to the group still reach all of them.
         args = [
@@ -256,11 +294,17 @@ class Sandbox:
             "/proc",
             "--dev",
             "/dev",
-            "--tmpfs",
-            "/tmp",
-            "--tmpfs",
-            "/var/tmp",
+            # POSIX shared memory counts against the dyno's memory, as on Heroku.
+            *("--perms", "1777", "--size", str(shm_bytes), "--tmpfs", "/dev/shm"),
+            *("--perms", "0755", "--dir", "/var"),
         ]
+        if disk_dir is not None:
+            args += ["--bind", str(disk_dir / TMP_DIR), "/tmp"]
+            args += ["--bind", str(disk_dir / VAR_TMP_DIR), "/var/tmp"]
+        else:
+            # No disk of its own: still writable and bounded, by the disk quota (in memory).
+            for path in ("/tmp", "/var/tmp"):
+                args += ["--perms", "1777", "--size", str(tmp_bytes), "--tmpfs", path]
         made: set[str] = set()
         for p in self.settings.sandbox_ro_paths:
             if os.path.islink(p):
@@ -273,6 +317,8 @@ class Sandbox:
                         args += ["--perms", "0755", "--dir", parent]
                         made.add(parent)
                 args += ["--ro-bind", p, p]
+        if self.hosts_file.exists():
+            args += ["--ro-bind", str(self.hosts_file), "/etc/hosts"]
         return args
 
     def wrap(
@@ -282,6 +328,7 @@ class Sandbox:
         uid: int | None,
         cgroup: Cgroup | None,
         hostname: str,
+        fs: DynoFs | None = None,
     ) -> list[str]:
         """The command line that starts argv inside the dyno's sandbox."""
         if uid is None or self.setpriv is None:
@@ -296,20 +343,51 @@ class Sandbox:
             *argv,
         ]
         if self.bwrap:
+            disk_dir = self.disk_dir(fs)
+            disk_mb = fs.disk_mb if fs else 64
             inner = [
                 self.bwrap,
-                *self._bwrap_fs_args(),
+                *self._bwrap_fs_args(disk_dir, disk_mb << 20, fs.shm_bytes if fs else 64 << 20),
                 "--hostname",
                 hostname[:63],
                 "--bind",
-                str(host_dir),
+                str(disk_dir / APP_DIR if disk_dir else host_dir),
                 SANDBOX_HOME,
                 "--chdir",
                 SANDBOX_HOME,
                 "--",
                 *inner,
             ]
+            inner = self.wrap_disk(inner, fs, host_dir)
         return self.in_cgroup(inner, cgroup)
+
+    def enter(self, argv: list[str], pid: int, uid: int | None) -> list[str] | None:
+        """argv run inside the sandbox that process `pid` is in (run:inside): its mounts,
+        /app and /tmp, its pid namespace; None when that cannot be done here."""
+        nsenter = shutil.which("nsenter")
+        if not self.users or self.setpriv is None or uid is None or nsenter is None:
+            return None
+        ns = ["--mount", "--uts", "--ipc", "--pid", "--root", "--wd"]
+        drop = [self.setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
+        return [nsenter, f"--target={pid}", *ns, "--", *drop, "--no-new-privs", "--", *argv]
+
+    def disk_dir(self, fs: DynoFs | None) -> Path | None:
+        """Where a launch's disk is mounted (in its own namespace), if it gets one."""
+        if fs is None or self.disks is None:
+            return None
+        return self.disks.mount_dir(fs.launch_id)
+
+    def wrap_disk(self, argv: list[str], fs: DynoFs | None, lower: Path | None) -> list[str]:
+        """argv started once the launch's disk is mounted (as is, without disks)."""
+        disk_dir = self.disk_dir(fs)
+        if disk_dir is None or self.disks is None or fs is None:
+            return argv
+        return self.disks.wrap(argv, disk_dir, lower, fs.disk_mb)
+
+    def release_disk(self, fs: DynoFs | None) -> None:
+        disk_dir = self.disk_dir(fs)
+        if disk_dir is not None and self.disks is not None:
+            self.disks.release(disk_dir)
 
     @staticmethod
     def in_cgroup(argv: list[str], cgroup: Cgroup | None) -> list[str]:

@@ -60,6 +60,9 @@ class ModelSpec:
     """True if the model fills `tool_calls` itself; else calls are forced through a schema."""
     max_tokens: int = 1024
     """The default and the cap of max_tokens per request."""
+    requests_per_minute: int = 0
+    tokens_per_minute: int = 0
+    """Each model resource's (key's) rate limits on the platform; 0: unlimited."""
 
     @property
     def upstream_model(self) -> str:
@@ -122,6 +125,9 @@ def _spec(raw: Any, where: str) -> ModelSpec:
     for name in ("slots", "context", "threads", "max_tokens"):
         if name in data and (not isinstance(data[name], int) or data[name] < 1):
             raise CatalogError(f"{where}: {name} must be a positive integer")
+    for name in ("requests_per_minute", "tokens_per_minute"):
+        if name in data and (not isinstance(data[name], int) or data[name] < 0):
+            raise CatalogError(f"{where}: {name} must be 0 (unlimited) or more")
     if "regions" in data:
         regions = data["regions"]
         if not isinstance(regions, list) or not all(isinstance(r, str) for r in regions):

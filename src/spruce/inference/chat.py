@@ -161,6 +161,9 @@ def _plain_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+FORCED_MIN_TOKENS = 96
+
+
 def local_request(req: dict[str, Any], native_tools: bool) -> dict[str, Any]:
     """What a local model is sent: known fields, and tools forced through a schema."""
     local = {k: req[k] for k in LOCAL_FIELDS if k in req}
@@ -201,6 +204,8 @@ def local_request(req: dict[str, Any], native_tools: bool) -> dict[str, Any]:
         )
         lines.append('To answer the user directly instead, reply with JSON {"answer": "..."}.')
     schema = options[0] if len(options) == 1 else {"oneOf": options}
+    # a call cut short is no call at all: leave room for the JSON whatever max_tokens says
+    local["max_tokens"] = max(int(local.get("max_tokens", 0)), FORCED_MIN_TOKENS)
     local["messages"] = [{"role": "system", "content": "\n".join(lines)}, *local["messages"]]
     local["response_format"] = {
         "type": "json_schema",

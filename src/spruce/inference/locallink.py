@@ -208,11 +208,14 @@ class LocalLink:
 
     def _namespace(self, server_id: str) -> str:
         if server_id not in self._namespaces:
-            digest = hashlib.sha256(server_id.encode()).digest()
-            adj = _ADJECTIVES[digest[0] % len(_ADJECTIVES)]
-            noun = _NOUNS[digest[1] % len(_NOUNS)]
-            self._namespaces[server_id] = f"{adj}-{noun}"
+            self._namespaces[server_id] = namespace_for(server_id)
         return self._namespaces[server_id]
+
+
+def namespace_for(server_id: str) -> str:
+    """Two words, stable for a server id (Heroku's look like `acute-partridge`)."""
+    digest = hashlib.sha256(server_id.encode()).digest()
+    return f"{_ADJECTIVES[digest[0] % len(_ADJECTIVES)]}-{_NOUNS[digest[1] % len(_NOUNS)]}"
 
 
 _ADJECTIVES = ("acute", "brave", "calm", "deft", "eager", "fair", "glad", "keen", "lucid", "merry")

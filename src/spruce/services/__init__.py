@@ -9,6 +9,7 @@ its own. What services drive in the outside world comes in through the ports
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ from .events import EventBus
 from .features import Features
 from .formation import Formations
 from .logs import Logs
+from .metrics import Metrics, MetricsSettings
 from .model import RouteCertificate
 from .oci_images import OciImages
 from .ports import (
@@ -54,6 +56,8 @@ from .setups import Setups
 from .sources import Sources
 from .telemetry import TelemetryDrains
 from .views import AppView, UserView
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,8 @@ class ServiceSettings:
     """When ACM renews (30 days before expiry) and how it retries."""
     clock: Callable[[], dt.datetime] = utcnow
     """The time ACM's scheduler goes by (tests move it)."""
+    metrics: MetricsSettings = MetricsSettings()
+    """How long and how finely the router's and dynos' measurements are kept."""
 
 
 class Services:
@@ -115,6 +121,9 @@ class Services:
             self.acm, events, ports.authority, settings.acm, settings.clock
         )
         self.logs = Logs(store, events, ports.logs, addresses)
+        self.metrics = Metrics(events, settings.metrics)
+        self._metrics_file = home / "metrics.json"
+        self.metrics.load(self._metrics_file)
         self.telemetry = TelemetryDrains(
             store,
             events,
@@ -210,6 +219,10 @@ class Services:
         await self.builds.stop()
         await self.release_phase.stop()
         await self.deployments.stop()
+        try:
+            self.metrics.save(self._metrics_file)
+        except OSError as e:  # the home went read-only: lose the graphs, not the stop
+            log.warning("metrics were not saved: %s", e)
 
 
 __all__ = ["EventBus", "Ports", "ServiceSettings", "Services"]

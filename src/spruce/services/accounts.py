@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import re
 import secrets
@@ -9,7 +10,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from spruce.store.db import Store
 from spruce.store.models import ApiKey, User, utcnow
@@ -22,6 +23,8 @@ EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+$")
 # Heroku's budget: 4500 requests an hour per account, refilled continuously.
 RATE_LIMIT = 4500
 RATE_WINDOW = 3600.0
+SESSION_KEY = "dashboard session"  # the description of a dashboard session's own key
+SESSION_TTL = 12 * 3600
 
 
 def hash_key(key: str) -> str:
@@ -133,6 +136,47 @@ class Accounts:
                 self._verified.clear()
             self._verified[digest] = (now + KEY_CACHE_SECONDS, user)
         return user
+
+    # -- dashboard sessions: a key of their own, so signing out ends exactly that session --
+    def start_session(self, api_key: str) -> tuple[UserView, str]:
+        """Sign in with an API key: a new key for this session only (the user's own key is
+        never kept in the browser). Sessions past SESSION_TTL are removed here too."""
+        user = self.authenticate(api_key.strip())
+        cutoff = utcnow() - dt.timedelta(seconds=SESSION_TTL)
+        with self.store.session() as s:
+            s.execute(
+                delete(ApiKey).where(ApiKey.description == SESSION_KEY, ApiKey.created_at < cutoff)
+            )
+        self.forget_keys()
+        self.touch_login(user.id)
+        return user, self.create_key(user.id, SESSION_KEY)
+
+    def session_user(self, session_key: str) -> UserView:
+        """The user of a live dashboard session (Unauthorized when it ended or expired)."""
+        if not session_key:
+            raise Unauthorized("Your session has ended. Sign in again.")
+        with self.store.session() as s:
+            row = s.execute(
+                select(ApiKey, User)
+                .join(User, ApiKey.user_id == User.id)
+                .where(ApiKey.key_hash == hash_key(session_key))
+            ).first()
+            if (
+                row is None
+                or row[0].description != SESSION_KEY
+                or row[0].created_at < utcnow() - dt.timedelta(seconds=SESSION_TTL)
+            ):
+                raise Unauthorized("Your session has ended. Sign in again.")
+            return user_view(row[1])
+
+    def end_session(self, session_key: str) -> None:
+        with self.store.session() as s:
+            s.execute(
+                delete(ApiKey).where(
+                    ApiKey.key_hash == hash_key(session_key), ApiKey.description == SESSION_KEY
+                )
+            )
+        self.forget_keys()
 
     def forget_keys(self) -> None:
         """Drop every remembered key (after keys or users change)."""

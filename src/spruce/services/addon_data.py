@@ -43,7 +43,16 @@ class AddonData:
             pairs = await self.addons.catalog.provider(addon.service.name).info(addon.id)
         except AddonError as e:
             raise InvalidParams(str(e)) from None
-        return AddonInfo(addon.name, addon.plan.name, tuple(pairs))
+        url = self.addons.config_values(addon.id).get("URL", "")
+        return AddonInfo(addon.name, addon.plan.name, tuple(pairs), url)
+
+    def settings(self, addon: AddonView) -> dict[str, Any]:
+        """The Key-Value Store's settings (maxmemory_policy, timeout, notify_keyspace_events)."""
+        return self._kvs(addon).settings(addon.id)
+
+    async def stats_reset(self, addon: AddonView) -> None:
+        """`pg:stats-reset`: the database's pg_stat_statements and table statistics."""
+        await self._pg(addon).stats_reset(addon.id)
 
     async def reset_credentials(self, actor: UserView, addon: AddonView) -> AddonView:
         values = await self.addons.catalog.provider(addon.service.name).reset_credentials(addon.id)

@@ -48,6 +48,13 @@ def _is_uuid(value: str) -> bool:
         return False
 
 
+def _of_service(att: AttachmentView, service: object) -> bool:
+    """Heroku's resolvers take an optional add-on service name (`heroku-postgresql`)."""
+    if not isinstance(service, str) or not service:
+        return True
+    return att.addon_plan.name.split(":", 1)[0] == service
+
+
 class Addons:
     def __init__(
         self,
@@ -202,6 +209,16 @@ class Addons:
             )
             return self._addon_views(s, builtins.list(rows))
 
+    def attached_app_ids(self, addon_id: str) -> builtins.list[str]:
+        """The apps an add-on is attached to (the owner's first), for the platform itself."""
+        with self.store.session() as s:
+            rows = s.execute(
+                select(AddonAttachment.app_id)
+                .where(AddonAttachment.addon_id == addon_id)
+                .order_by(AddonAttachment.created_at)
+            )
+            return builtins.list(dict.fromkeys(r[0] for r in rows))
+
     def visible(self, actor: UserView) -> builtins.list[AddonView]:
         with self.store.session() as s:
             rows = s.scalars(self._visible_addons(s, actor).order_by(Addon.created_at))
@@ -246,10 +263,15 @@ class Addons:
 
     # -- resolving (Heroku's CLI: /actions/addons/resolve, /actions/addon-attachments/resolve)
     def resolve_attachments(
-        self, actor: UserView, identity: object, app_id: str | None = None
+        self,
+        actor: UserView,
+        identity: object,
+        app_id: str | None = None,
+        addon_service: object = None,
     ) -> builtins.list[AttachmentView]:
         """Every attachment `identity` names: an attachment name or config var (`DATABASE`,
-        `DATABASE_URL`), `app::NAME`, an attachment id, or an add-on's name or id."""
+        `DATABASE_URL`), `app::NAME`, an attachment id, or an add-on's name or id; only
+        attachments of `addon_service`'s add-ons when it is given."""
         if not isinstance(identity, str) or not identity:
             raise InvalidParams("addon_attachment is required.")
         if "::" in identity:
@@ -282,22 +304,30 @@ class Addons:
                     found = builtins.list(s.scalars(q.order_by(AddonAttachment.created_at)))
             allowed = set(s.scalars(visible))
             found = [a for a in found if a.app_id in allowed]
-            if not found:
+            views = [v for v in self._attachment_views(s, found) if _of_service(v, addon_service)]
+            if not views:
                 raise NotFound(f"Couldn't find that add-on attachment ({identity}).")
-            return self._attachment_views(s, found)
+            return views
 
     def resolve_addon(
-        self, actor: UserView, identity: object, app_id: str | None = None
+        self,
+        actor: UserView,
+        identity: object,
+        app_id: str | None = None,
+        addon_service: object = None,
     ) -> AddonView:
         """One add-on by its name or id, or by an attachment of it (`app::NAME`, `DATABASE`,
-        `DATABASE_URL`)."""
+        `DATABASE_URL`), of `addon_service` when it is given."""
         if not isinstance(identity, str) or not identity:
             raise InvalidParams("addon is required.")
         if "::" in identity:
             app_name, _, identity = identity.partition("::")
             app_id = self.apps.get(actor, app_name).id
         with self.store.session() as s:
-            return self._one(s, self._find_addon(s, actor, identity, app_id))
+            view = self._one(s, self._find_addon(s, actor, identity, app_id))
+        if isinstance(addon_service, str) and addon_service and view.service.name != addon_service:
+            raise NotFound(f"Couldn't find that add-on ({identity}).")
+        return view
 
     # -- provisioning --------------------------------------------------------------------
     def _new_name(self, s: Session, provider: AddonProvider) -> str:
@@ -391,16 +421,31 @@ class Addons:
                     AddonAttachment.app_id == app_id, AddonAttachment.name == as_name
                 )
             )
-            if old is not None:  # confirmed replacement (redis:promote)
+            values: dict[str, str | None] = {}
+            displaced = None
+            if old is not None:  # confirmed replacement (redis:promote, pg:promote)
+                if old.addon_id == addon_id:
+                    return self._one_att(s, old)  # already there: nothing to change
+                displaced = s.get(Addon, old.addon_id)
                 s.delete(old)
                 s.flush()
+            if displaced is not None and not s.scalar(
+                select(AddonAttachment.id).where(AddonAttachment.addon_id == displaced.id)
+            ):
+                # its last attachment went: it keeps one under the next free name, as
+                # Heroku's promote does, so it stays reachable and billed to its app
+                provider = self.catalog.provider(displaced.service)
+                taken = set(
+                    s.scalars(select(AddonAttachment.name).where(AddonAttachment.app_id == app_id))
+                ) | {as_name}
+                kept = default_attachment_name(provider, taken)
+                s.add(AddonAttachment(addon_id=displaced.id, app_id=app_id, name=kept))
+                values |= {f"{kept}_{k}": v for k, v in (displaced.config or {}).items()}
             att = AddonAttachment(addon_id=addon_id, app_id=app_id, name=as_name)
             s.add(att)
             s.flush()
             view = self._one_att(s, att)
-            values: dict[str, str | None] = {
-                f"{as_name}_{k}": v for k, v in (addon.config or {}).items()
-            }
+            values |= {f"{as_name}_{k}": v for k, v in (addon.config or {}).items()}
             addon_name = addon.name
         self._release_config(actor, app_id, values, f"Attach {as_name} (@ref:{addon_name})")
         return view
@@ -427,15 +472,19 @@ class Addons:
         app = self.apps.get(actor, app_id)
         provider = self.catalog.provider(addon.service.name)
         with self.store.session() as s:
-            if isinstance(as_name, str) and s.scalar(
-                select(AddonAttachment.id).where(
-                    AddonAttachment.app_id == app.id,
-                    AddonAttachment.addon_id == addon.id,
-                    AddonAttachment.name == as_name.upper(),
+            replace = isinstance(confirm, str) and confirm == app.name
+            if (
+                isinstance(as_name, str)
+                and not replace
+                and s.scalar(
+                    select(AddonAttachment.id).where(
+                        AddonAttachment.app_id == app.id,
+                        AddonAttachment.addon_id == addon.id,
+                        AddonAttachment.name == as_name.upper(),
+                    )
                 )
             ):
                 raise Conflict("This add-on is already attached to this app with that name.")
-            replace = isinstance(confirm, str) and confirm == app.name
             name = self._attachment_name(s, app.id, provider, as_name, confirm=replace)
         return self._attach(actor, addon.id, app.id, name)
 
@@ -462,6 +511,27 @@ class Addons:
         self._release_config(
             actor, attachment.app.id, patch, f"Detach {attachment.name} (@ref:{addon_name})"
         )
+        return attachment
+
+    async def detach_and_rotate(
+        self, actor: UserView, attachment: AttachmentView
+    ) -> AttachmentView:
+        """Detach; for a provider with per-resource keys, the attachments left get a new
+        key (a release each), so the detached app's copy stops working."""
+        self.detach(actor, attachment)
+        addon = self.get_internal(attachment.addon.id)
+        provider = self.catalog.provider(addon.service.name)
+        if provider.rotate_on_detach:
+            try:
+                values = await provider.reset_credentials(addon.id)
+            except AddonError as e:
+                raise InvalidParams(str(e)) from None
+            self.apply_config(
+                actor,
+                addon.id,
+                values,
+                f"Update {{name}}: new key after detach from {attachment.app.name}",
+            )
         return attachment
 
     async def destroy(
@@ -512,7 +582,7 @@ class Addons:
                 )
                 views = self._attachment_views(s, rows)
             for att in views:
-                self.detach(actor, att)
+                await self.detach_and_rotate(actor, att)
 
     def rename(self, addon: AddonView, new_name: object) -> AddonView:
         if not isinstance(new_name, str) or not ADDON_NAME_RE.match(new_name):
@@ -550,6 +620,14 @@ class Addons:
             return self._one(s, row)
 
     # -- provider values -------------------------------------------------------------------
+    def config_values(self, addon_id: str) -> dict[str, str]:
+        """The provider's values for the add-on (`URL`, ...), as attached apps get them."""
+        with self.store.session() as s:
+            row = s.get(Addon, addon_id)
+            if row is None:
+                raise NotFound(f"Couldn't find that add-on ({addon_id}).")
+            return dict(row.config or {})
+
     def apply_config(
         self, actor: UserView | None, addon_id: str, values: dict[str, str], description: str
     ) -> AddonView:
@@ -558,7 +636,8 @@ class Addons:
             row = s.get(Addon, addon_id)
             if row is None:
                 raise NotFound(f"Couldn't find that add-on ({addon_id}).")
-            row.config = dict(values)
+            # merged: a provider may report only what changed (inference keeps no key)
+            row.config = {**(row.config or {}), **values}
             atts = builtins.list(
                 s.execute(
                     select(AddonAttachment.app_id, AddonAttachment.name).where(

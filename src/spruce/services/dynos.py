@@ -134,6 +134,30 @@ class Dynos:
         self._line(app, f"Starting process with command `{command}` by user {actor.email}")
         return info
 
+    async def run_for_addon(
+        self, app: AppView, command: str, env: dict[str, str], size: str, addon_name: str
+    ) -> DynoInfo:
+        """A one-off an add-on starts (an agent's tool), attached: its caller reads the
+        output through the rendezvous. The add-on must be attached to `app` (the caller's
+        check); the app's log says who started it."""
+        runtime = self.deployments.app_runtime(app.id)
+        if runtime is None:
+            raise InvalidParams(
+                f"{app.name} has no release with code yet: deploy it first (git push)."
+            )
+        try:
+            info = await self.backend.run_one_off(runtime, command, env, size, attach=True)
+        except DynoError as e:
+            raise InvalidParams(str(e)) from None
+        self._line(app, f"Starting process with command `{command}` by add-on {addon_name}")
+        return info
+
+    async def stop_for_addon(self, app: AppView, dyno_name: str) -> None:
+        try:
+            await self.backend.stop(app.id, dyno_name=dyno_name)
+        except DynoNotFound:
+            pass  # it ended meanwhile
+
     async def wait(self, app: AppView, dyno_name: str, timeout: float | None) -> int | None:
         try:
             return await self.backend.wait_one_off(app.id, dyno_name, timeout)

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from .model import DynoSample, RequestSample
+
 log = logging.getLogger(__name__)
 
 
@@ -112,6 +114,20 @@ class TelemetryDrainsChanged(AppEvent):
 
 
 @dataclass(frozen=True)
+class RequestsMeasured(Event):
+    """The router answered requests (what it measured of each)."""
+
+    samples: tuple[RequestSample, ...]
+
+
+@dataclass(frozen=True)
+class DynosMeasured(Event):
+    """The dyno backend sampled its dynos' memory and load."""
+
+    samples: tuple[DynoSample, ...]
+
+
+@dataclass(frozen=True)
 class ApiActivity(AppEvent):
     """A line for the app's log, as Heroku writes `app[api]` lines."""
 
@@ -185,9 +201,11 @@ __all__ = [
     "CertificatesChanged",
     "DomainsChanged",
     "DynosChanged",
+    "DynosMeasured",
     "Event",
     "EventBus",
     "FormationChanged",
     "ReleaseCreated",
+    "RequestsMeasured",
     "ReleaseFinished",
 ]

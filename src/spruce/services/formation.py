@@ -18,7 +18,9 @@ from .events import ApiActivity, EventBus, FormationChanged
 from .settings import AppSettings
 from .views import FormationView, Ref, UserView
 
-NOT_SCALED = {"release"}  # the release phase runs once per release, never as a formation
+# The release phase runs once per release, never as dynos: listed at quantity 0, as Heroku
+# lists it (releases:retry looks for it), and never scaled up.
+NOT_SCALED = {"release"}
 
 
 def sync_formation(s: Session, app_id: str, process_types: dict[str, str]) -> None:
@@ -28,8 +30,6 @@ def sync_formation(s: Session, app_id: str, process_types: dict[str, str]) -> No
     size = default_size(app.generation if app is not None else "cedar")
     rows = {f.type: f for f in s.scalars(select(Formation).where(Formation.app_id == app_id))}
     for ptype, command in process_types.items():
-        if ptype in NOT_SCALED:
-            continue
         row = rows.pop(ptype, None)
         if row is None:
             s.add(
@@ -126,6 +126,8 @@ class Formations:
                 row = self._find(s, app_id, ident)
                 if "quantity" in upd and upd["quantity"] is not None:
                     row.quantity = parse_quantity(upd["quantity"])
+                    if row.type in NOT_SCALED and row.quantity:
+                        raise InvalidParams(f"{row.type} cannot be scaled: it runs per release.")
                 if upd.get("size"):
                     size = find_size(str(upd["size"]))
                     if size is None or size.generation != app.generation:

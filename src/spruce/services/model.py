@@ -19,6 +19,31 @@ class Generation(StrEnum):
     FIR = "fir"
 
 
+@dataclass(frozen=True)
+class RequestSample:
+    """One request the router answered, as it measured it (from its log line)."""
+
+    app_id: str
+    at: float
+    """Seconds since the epoch."""
+    status: int | None
+    service_ms: int | None
+    code: str | None
+    """The H code, when the router answered with one."""
+
+
+@dataclass(frozen=True)
+class DynoSample:
+    """One dyno's memory and load as the dyno backend measured them."""
+
+    app_id: str
+    dyno: str
+    at: float
+    memory_mb: float
+    memory_quota_mb: float
+    load_avg_1m: float
+
+
 class DynoState(StrEnum):
     """A dyno's state as the Platform API reports it."""
 

@@ -295,6 +295,8 @@ class PostgresOps(Protocol):
 
     async def kill(self, addon_id: str, pid: int, force: bool = False) -> bool: ...
 
+    async def stats_reset(self, addon_id: str) -> None: ...
+
 
 class AddonProvider(Protocol):
     """One add-on service backed by real servers. It knows add-on ids only: apps,
@@ -321,6 +323,12 @@ class AddonProvider(Protocol):
 
     @property
     def plans(self) -> tuple[Plan, ...]: ...
+
+    @property
+    def rotate_on_detach(self) -> bool:
+        """Whether detaching gives the remaining attachments new credentials (a per-resource
+        key, heroku-inference's: the detached app's copy must stop working)."""
+        ...
 
     async def start(self, addon_ids_to_run: Iterable[str]) -> None: ...
 

@@ -17,7 +17,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from .errors import ServiceError
+from .errors import NotFound, ServiceError
 from .events import AppDeleted, AppDeleting, EventBus, ReleaseCreated
 from .model import AppRuntime
 from .ports import DynoBackend, LogPort, Output
@@ -95,35 +95,51 @@ class ReleasePhase:
         release = self.releases.find(release_id)
         if release is None:
             return PhaseOutcome.FAULT  # the app went away first
+        app_id = release.app.id
         out_path = self.outputs_dir / f"{release.id}.log"
         out_file = open(out_path, "a", buffering=1, encoding="utf-8", errors="replace")  # noqa: SIM115
-        self.releases.set_output_path(release.id, str(out_path))
+        try:
+            self.releases.set_output_path(release.id, str(out_path))
+        except NotFound:
+            out_file.close()
+            return PhaseOutcome.FAULT
 
         def both(line: str) -> None:
             out_file.write(line.rstrip("\n") + "\n")
             if output is not None:
                 output(line)
 
-        app_id = release.app.id
         try:
             outcome = await self._run(app_id, release.id, both)
         except asyncio.CancelledError:
             both(" !     The release phase was interrupted (the app or the platform stopped).")
             out_file.close()
-            self.releases.finish(release.id, False)
+            self._finish(release.id, False)
             raise
         except Exception as e:
+            out_file.close()
+            if app_id in self._deleting or self.releases.find(release.id) is None:
+                return PhaseOutcome.FAULT  # the app is being destroyed: nothing to report
             reason = e.message if isinstance(e, ServiceError) else type(e).__name__
             log.warning("release phase of %s could not run: %r", release.id, e)
-            both(f" !     The release phase could not run: {reason}")
+            with open(out_path, "a", encoding="utf-8") as f:
+                f.write(f" !     The release phase could not run: {reason}\n")
+            if output is not None:
+                output(f" !     The release phase could not run: {reason}")
             self.logs.emit(
                 app_id, "heroku", "release", f"Release v{release.version} failed: {reason}"
             )
             outcome = PhaseOutcome.FAULT
         finally:
             out_file.close()
-        self.releases.finish(release.id, outcome == PhaseOutcome.SUCCEEDED)
+        self._finish(release.id, outcome == PhaseOutcome.SUCCEEDED)
         return outcome
+
+    def _finish(self, release_id: str, ok: bool) -> None:
+        try:
+            self.releases.finish(release_id, ok)
+        except NotFound:
+            pass  # the app was destroyed meanwhile: no release is left to close
 
     async def _run(self, app_id: str, release_id: str, output: Output) -> PhaseOutcome:
         runtime = self.runtime_of(app_id, release_id)

@@ -79,7 +79,9 @@ class Releases:
 
     # -- views ---------------------------------------------------------------------------
     def _view(self, r: Release, app: Ref, email: str | None, current_id: str | None) -> ReleaseView:
-        stream = self.addresses.stream_url("release-output", r.id) if r.output_path else None
+        # a pending release has a stream at once: its phase may not have opened it yet
+        has_output = r.output_path or r.status == ReleaseStatus.PENDING
+        stream = self.addresses.stream_url("release-output", r.id) if has_output else None
         return ReleaseView(
             id=r.id,
             app=app,
@@ -410,9 +412,10 @@ class Releases:
         """The release phase's output file, and whether the phase is still running."""
         with self.store.session() as s:
             r = s.get(Release, release_id)
-            if r is None or not r.output_path:
+            if r is None:
                 return None, False
-            return Path(r.output_path), r.status == ReleaseStatus.PENDING
+            pending = r.status == ReleaseStatus.PENDING
+            return (Path(r.output_path) if r.output_path else None), pending
 
     def finish(self, release_id: str, succeeded: bool) -> ReleaseView | None:
         """Close a pending release after its release phase (None: the app is gone)."""

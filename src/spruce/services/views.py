@@ -16,6 +16,18 @@ from .settings import AppSettings
 
 
 @dataclass(frozen=True)
+class ListRange:
+    """One page of a listing, as a client's Range asks for it: ordered by `field`, from
+    `start` (after it when `exclusive`), at most `limit` items."""
+
+    field: str
+    start: str | None = None
+    exclusive: bool = False
+    limit: int = 1000
+    descending: bool = False
+
+
+@dataclass(frozen=True)
 class Ref:
     id: str
     name: str
@@ -320,3 +332,6 @@ class AddonInfo:
     addon: str
     plan: str
     info: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    resource_url: str = ""
+    """The add-on's own URL (config value `URL`): what the data API reports and the CLI
+    matches against the app's config vars."""

@@ -8,12 +8,13 @@ from .conftest import Harness, make_slug, runtime, until
 
 
 async def test_eco_app_sleeps_and_wakes(harness: Harness) -> None:
-    m = await harness.manager(sleep_after=0.6)
+    # Long enough for a web dyno to boot on a busy machine (each launch makes its disk).
+    m = await harness.manager(sleep_after=1.5)
     app = runtime(make_slug(harness.tmp), formation={"web": (1, "eco"), "worker": (1, "eco")})
     await m.converge(app)
     await until(lambda: len(m.web_endpoints("app1")) == 1)
     # Traffic keeps it awake.
-    for _ in range(10):
+    for _ in range(20):
         m.note_request("app1")
         await asyncio.sleep(0.1)
     assert all(d.state == "up" for d in m.dynos("app1"))

@@ -102,13 +102,23 @@ async def test_replacing_an_attachment_needs_confirmation(
 ) -> None:
     s = harness.services
     app = s.apps.create(owner, "promoted")
-    await s.addons.create(owner, app.id, "heroku-redis:mini")
+    first = await s.addons.create(owner, app.id, "heroku-redis:mini")
     other = await s.addons.create(owner, app.id, "heroku-redis:mini")
     with pytest.raises(InvalidParams, match="already exists"):
         s.addons.attach(owner, other, app.id, "REDIS")
     s.addons.attach(owner, other, app.id, "REDIS", confirm="promoted")
     assert s.addons.resolve_addon(owner, "REDIS", app.id).id == other.id
-    assert s.releases.config(app.id)["REDIS_URL"] == harness.providers[0].addons[other.id]["URL"]
+    config = s.releases.config(app.id)
+    assert config["REDIS_URL"] == harness.providers[0].addons[other.id]["URL"]
+    # the displaced add-on lost its only attachment: it keeps one under the next free name
+    names = {a.name: a.addon.id for a in s.addons.attachments(owner, app_id=app.id)}
+    kept = [n for n, a in names.items() if a == first.id]
+    assert len(kept) == 1 and kept[0] not in ("REDIS", "HEROKU_REDIS_AMBER")
+    assert config[f"{kept[0]}_URL"] == harness.providers[0].addons[first.id]["URL"]
+    # confirming what is already there changes nothing (redis:promote run twice)
+    versions = len(s.releases.list(app.id))
+    s.addons.attach(owner, other, app.id, "REDIS", confirm="promoted")
+    assert len(s.releases.list(app.id)) == versions
 
 
 async def test_servers_start_past_a_failing_provider(tmp_path: object) -> None:

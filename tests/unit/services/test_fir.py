@@ -121,7 +121,11 @@ async def test_the_release_phase_of_an_image_runs_its_release_process(
     runtime, command, name = harness.dynos.one_offs[-1]
     assert name.startswith("release.") and runtime.image is not None
     assert command == "bash -c 'migrate'"
-    assert "release" not in {f.type for f in s.formation.list(app.id)}
+    # listed as Heroku lists it, at quantity 0: never run as dynos
+    assert {f.type: f.quantity for f in s.formation.list(app.id)}["release"] == 0
+    with pytest.raises(InvalidParams, match="release cannot be scaled"):
+        s.formation.update(owner, app.id, [{"type": "release", "quantity": "1"}])
+    assert s.formation.update(owner, app.id, [{"type": "release", "quantity": 0}])[0].quantity == 0
 
 
 async def test_rollback_redeploys_the_earlier_image(

@@ -12,7 +12,7 @@ from typing import Any
 
 from service_fakes import FakeProvider, Harness, make_services
 
-from spruce.services.views import UserView
+from spruce.services.views import ListRange, UserView
 from spruce.store.db import Store
 
 
@@ -117,3 +117,37 @@ async def test_a_verified_key_costs_no_query(tmp_path: Path) -> None:
     _, key = h.services.accounts.create_user("k@example.com")
     assert counted(store, lambda: h.services.accounts.authenticate(key)) == 1
     assert counted(store, lambda: h.services.accounts.authenticate(key)) == 0
+
+
+async def test_a_page_of_apps_is_cut_in_the_database(tmp_path: Path) -> None:
+    h, owner, _ = populated(tmp_path, 12)
+    apps = h.services.apps
+    names = sorted(a.name for a in apps.list_for(owner))
+    for field, desc in (("name", False), ("name", True), ("id", False), ("updated_at", False)):
+        # Walk the pages as a client follows Next-Range: `]last..` after the first.
+        seen: list[str] = []
+        rng = ListRange(field, limit=5, descending=desc)
+        while True:
+            page, more = apps.page_for(owner, rng)
+            seen += [a.name for a in page]
+            if not more:
+                break
+            last = getattr(page[-1], field)
+            start = last.strftime("%Y-%m-%dT%H:%M:%SZ") if field == "updated_at" else last
+            rng = ListRange(field, start, True, 5, desc)
+        if field == "name":
+            assert seen == (names[::-1] if desc else names)
+        elif field == "id":
+            assert len(seen) == len(set(seen)) == 12
+        else:
+            # Whole-second timestamps and an exclusive `]last..`: what shares the last
+            # item's second is after the page (as Heroku's Range has it); never twice.
+            assert len(seen) == len(set(seen)) and set(seen) <= set(names)
+    # One page costs the same queries as any other, and a page of 5 returns 5.
+    first = counted(h.services.store, lambda: apps.page_for(owner, ListRange("name", limit=5)))
+    later = counted(
+        h.services.store, lambda: apps.page_for(owner, ListRange("name", names[5], limit=5))
+    )
+    assert first == later
+    page, more = apps.page_for(owner, ListRange("name", names[10], limit=5))
+    assert [a.name for a in page] == names[10:] and not more

@@ -73,11 +73,17 @@ def sandbox_argv(
     uid: int | None = None,
     hostname: str = "dyno",
     extra_ro: Sequence[str] = (),
+    tmp: Path | None = None,
+    tmp_bytes: int = 64 << 20,
+    shm_bytes: int = 64 << 20,
+    hosts: Path | None = None,
 ) -> list[str]:
     """bwrap command line running `inner` in the image root (read-only).
 
     `workspace` (a writable copy of the image's /workspace) gives the dyno Heroku's ephemeral
-    writable app dir; without it the app dir is read-only too.
+    writable app dir; without it the app dir is read-only too. `/tmp` is `tmp` (a directory
+    of the dyno's disk) or a tmpfs of `tmp_bytes`, mode 1777 either way; `hosts` replaces the
+    image's /etc/hosts (so that localhost resolves).
     """
     args = [
         bwrap,
@@ -95,9 +101,15 @@ def sandbox_argv(
         "/proc",
         "--dev",
         "/dev",
-        "--tmpfs",
-        "/tmp",
+        *("--perms", "1777", "--size", str(shm_bytes), "--tmpfs", "/dev/shm"),
     ]
+    if tmp is not None:
+        args += ["--bind", str(tmp), "/tmp"]
+    else:
+        args += ["--perms", "1777", "--size", str(tmp_bytes), "--tmpfs", "/tmp"]
+    # A read-only root takes no new mount point: only an image's own /etc/hosts is replaced.
+    if hosts is not None and (image.rootfs / "etc" / "hosts").is_file():
+        args += ["--ro-bind", str(hosts), "/etc/hosts"]
     for path in (*host_paths(image), *extra_ro):
         # Symlinked ones (/bin -> usr/bin) are in the base layer already.
         if os.path.isdir(path) and not os.path.islink(path):
