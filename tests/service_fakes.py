@@ -254,6 +254,9 @@ class FakeDynos:
     def note_request(self, app_id: str) -> None:
         pass
 
+    def usage(self, app_id: str) -> list[Any]:
+        return []
+
     def wake(self, app_id: str) -> None:
         pass
 
@@ -610,6 +613,36 @@ class FakeProvider:
         return None
 
 
+class FakeTelemetry:
+    """The TelemetryExporter: keeps the targets it is handed."""
+
+    def __init__(self) -> None:
+        self.targets: dict[str, Any] = {}
+        self.usage: dict[str, list[Any]] = {}
+        self.dropped: dict[str, int] = {}
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+    def set_target(self, target: Any) -> None:
+        self.targets[target.app_id] = target
+
+    def remove_app(self, app_id: str) -> None:
+        self.targets.pop(app_id, None)
+
+    def record_dyno_usage(self, app_id: str, usage: Any) -> None:
+        self.usage[app_id] = list(usage)
+
+    def drops(self, drain_id: str) -> int:
+        return self.dropped.get(drain_id, 0)
+
+    def receive(self, app_id: str, signal: str, payload: bytes, content_type: str) -> None:
+        pass
+
+
 @dataclass
 class Harness:
     services: Services
@@ -623,6 +656,7 @@ class Harness:
     authority: FakeAuthority | None = None
     clock: Clock | None = None
     images: FakeImages = field(default_factory=FakeImages)
+    telemetry: FakeTelemetry = field(default_factory=FakeTelemetry)
 
 
 ACM_POLICY = Policy(
@@ -648,6 +682,7 @@ def make_services(
     the_clock = clock or Clock()
     authority = authority or FakeAuthority(the_clock)
     images = FakeImages()
+    telemetry = FakeTelemetry()
     services = Services(
         store,
         events,
@@ -660,6 +695,7 @@ def make_services(
             addon_providers=tuple(providers),
             authority=authority,
             images=images,
+            telemetry=telemetry,
         ),
         ADDRESSES,
         home,
@@ -677,4 +713,5 @@ def make_services(
         authority=authority,
         clock=the_clock,
         images=images,
+        telemetry=telemetry,
     )

@@ -74,6 +74,7 @@ from spruce.services.model import RouteCertificate
 from spruce.services.regions import parse_region_option
 from spruce.services.settings import PlatformAddresses
 from spruce.store.db import Store
+from spruce.telemetry import DrainSettings, OtlpTelemetry
 
 log = logging.getLogger("spruce")
 
@@ -82,7 +83,9 @@ def tuning_from_env() -> dict[str, dict[str, Any]]:
     """Timers and limits for tests and small machines: SPRUCE_TUNING='{"dynos": {...}}'.
 
     Sections: dynos (spruce.dynos.DynoSettings), router (RouterTimers), build (BuildSettings),
-    metrics (spruce.services.metrics.MetricsSettings), acm (spruce.certs.acm_setup.TUNABLE: renewal and retry times in seconds).
+    metrics (spruce.services.metrics.MetricsSettings), acm (spruce.certs.acm_setup.TUNABLE:
+    renewal and retry times in seconds), telemetry (spruce.telemetry.DrainSettings:
+    batching, queues, export timeout, metrics interval).
     """
     raw = os.environ.get("SPRUCE_TUNING")
     if not raw:
@@ -249,6 +252,7 @@ class Parts:
     events: EventBus
     ca: InternalCA
     log_router: LogRouter
+    telemetry: OtlpTelemetry
     dynos: Backend
     providers: tuple[Provider, ...]
     inference_link: LinkServer
@@ -306,7 +310,8 @@ class Platform:
         store = Store.open(home)
         events = EventBus()
         ca = InternalCA(home / "ca")
-        log_router = LogRouter()
+        telemetry = OtlpTelemetry(DrainSettings(**tuning.get("telemetry", {})))
+        log_router = LogRouter(tap=telemetry.log_line)
         registry = make_registry(s, home, ca)
         dyno_settings = DynoSettings(**tuning.get("dynos", {}))
         # Slugs built with an interpreter outside /usr (pyenv's) need it inside the sandbox.
@@ -373,6 +378,7 @@ class Platform:
             timers=RouterTimers(**tuning.get("router", {})),
             run_dir=home / "run",
             on_activity=_note_requests(dynos),
+            span_sink=telemetry.router_spans,
         )
         certs_dir = home / "certs"
         certs_dir.mkdir(exist_ok=True)
@@ -394,6 +400,7 @@ class Platform:
                 # ACM orders from --acme-directory, else from the internal CA itself
                 authority=acm_setup.authority(s.acme, ca, tuning.get("acm", {})),
                 images=CnbImageRunner(registry.address, registry.client, registry.prefix),
+                telemetry=telemetry,
             ),
             addresses,
             home,
@@ -443,6 +450,7 @@ class Platform:
             events=events,
             ca=ca,
             log_router=log_router,
+            telemetry=telemetry,
             dynos=dynos,
             providers=providers,
             inference_link=inference_link,
@@ -471,6 +479,8 @@ class Platform:
         progress("store", startup.describe_store(p.store.url))
         await p.log_router.start()
         services.logs.sync_all()
+        await p.telemetry.start()
+        services.telemetry.sync_all()
         (self.home / "run").mkdir(exist_ok=True)
         await p.inference_link.start()
         addon_ids = services.addons.running_ids()
@@ -560,6 +570,7 @@ class Platform:
             await p.registry.stop()
             await p.git.close()
             await p.services.addons.stop_servers()
+            await p.telemetry.stop()
             await p.inference_link.close()
             await p.log_router.stop()
             p.store.dispose()

@@ -23,6 +23,7 @@ from . import (
     space_routes,
     streams,
     team_routes,
+    telemetry_routes,
 )
 from .http import NO_COUNTER, ROUTE_NOT_FOUND, QueryCounter, error_response, request_id_for
 
@@ -66,6 +67,7 @@ def create_api(
             *oci_routes.routes(),
             *team_routes.routes(),
             *space_routes.routes(),
+            *telemetry_routes.routes(),
             *streams.routes(log_sessions),
             *(extra_routes or []),
         ],

@@ -19,6 +19,7 @@ from . import (  # noqa: F401  (importing registers the commands)
     manage,
     mcp,
     spaces,
+    telemetry,
 )
 from .base import run
 

@@ -39,6 +39,8 @@ class Dyno:
     want: Intent = Intent.RUN
     """What its supervisor should do next."""
     crash_count: int = 0
+    restarts: int = 0
+    """Times its supervisor started it again (crashes, restarts); for telemetry."""
     up_since: float | None = None
     preboot_old: bool = False
     """An old-release web dyno kept serving while the new ones boot."""

@@ -115,6 +115,9 @@ class DynoRunner:
         self, app: AppRuntime, d: Dyno, home: str, port: int | None, extra: dict[str, str] | None
     ) -> dict[str, str]:
         env = {"PATH": self.settings.base_path, "HOME": home}
+        if app.metadata:  # Fir: dyno metadata and the OTLP endpoint, under the config vars
+            env.update(app.metadata)
+            env["HEROKU_DYNO_ID"] = d.launch_id
         env.update(app.config)
         if port is not None:
             env["PORT"] = str(port)
@@ -431,6 +434,7 @@ class DynoRunner:
                 # run_once may have been told to retire the dyno meanwhile
                 if d.want == Intent.RETIRE or d.preboot_old:  # type: ignore[comparison-overlap]
                     break
+                d.restarts += 1
                 if outcome == STOPPED:
                     continue
                 if d.up_since is not None and time.monotonic() - d.up_since >= s.crash_reset_after:

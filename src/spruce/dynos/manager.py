@@ -15,6 +15,7 @@ from pathlib import Path
 
 from spruce.certs.ca import InternalCA
 from spruce.compile.oci import RegistryClient
+from spruce.dynos import procs
 from spruce.dynos.dyno import HOST, AppState, Dyno
 from spruce.dynos.images import ImageCache, fir_dyno_name
 from spruce.dynos.lifecycle import DynoRunner
@@ -35,7 +36,7 @@ from spruce.dynos.sizes import DynoError, DynoNotFound, get_size
 from spruce.dynos.slugs import SlugCache
 from spruce.events import LogSink
 from spruce.services.catalog import default_size
-from spruce.services.model import DynoSample, DynoState, WebEndpoint
+from spruce.services.model import DynoSample, DynoState, DynoUsage, WebEndpoint
 
 log = logging.getLogger(__name__)
 
@@ -337,6 +338,28 @@ class DynoManager:
         if self.rendezvous and d.attach_url:
             self.rendezvous.forget(d.attach_url.rsplit("/", 1)[-1])
         self.runner.retire(d)
+
+    def usage(self, app_id: str) -> list[DynoUsage]:
+        st = self._apps.get(app_id)
+        if st is None:
+            return []
+        out = []
+        for d in st.dynos:
+            proc = d.proc
+            if proc is None or d.state != DynoState.UP:
+                continue
+            members = proc.members()
+            out.append(
+                DynoUsage(
+                    name=d.name,
+                    type=d.type,
+                    memory_bytes=int(proc.memory().total_mb * 1024 * 1024),
+                    memory_limit_bytes=int(self.settings.quota_mb(d.size) * 1024 * 1024),
+                    cpu_seconds=sum(p.cpu_ticks for p in members) / procs.TICKS,
+                    restarts=d.restarts,
+                )
+            )
+        return out
 
     # -- sleeping ------------------------------------------------------------------------
     def note_request(self, app_id: str) -> None:

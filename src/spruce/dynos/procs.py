@@ -7,6 +7,7 @@ import signal
 from dataclasses import dataclass
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
+TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)
@@ -16,6 +17,8 @@ class ProcStat:
     pgrp: int
     starttime: int
     rss_bytes: int
+    cpu_ticks: int = 0
+    """utime + stime, in clock ticks (TICKS a second)."""
 
 
 def read_stat(pid: int) -> ProcStat | None:
@@ -27,7 +30,14 @@ def read_stat(pid: int) -> ProcStat | None:
     # The command name may hold spaces and parentheses: split after the last ')'.
     rest = data[data.rfind(")") + 2 :].split()
     try:
-        return ProcStat(pid, rest[0], int(rest[2]), int(rest[19]), int(rest[21]) * PAGE)
+        return ProcStat(
+            pid,
+            rest[0],
+            int(rest[2]),
+            int(rest[19]),
+            int(rest[21]) * PAGE,
+            int(rest[11]) + int(rest[12]),
+        )
     except (IndexError, ValueError):
         return None
 

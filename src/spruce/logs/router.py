@@ -35,6 +35,9 @@ from spruce.logs.lines import (
 )
 from spruce.logs.sessions import LogSession, LogSessionApp, SessionRegistry
 
+LogTap = Callable[[str, float, str, str, str], None]
+"""Hears every line: (app_id, epoch seconds, source, process, text)."""
+
 
 class LogRouter:
     """Implements `spruce.events.LogSink`.
@@ -49,8 +52,10 @@ class LogRouter:
         *,
         drain_ssl_context: ssl.SSLContext | None = None,
         clock: Callable[[], float] = time.time,
+        tap: LogTap | None = None,
     ) -> None:
         self.config = config or LogRouterConfig()
+        self._tap = tap
         self._clock = clock
         self._lock = threading.Lock()
         self._apps: dict[str, AppLog] = {}
@@ -107,6 +112,10 @@ class LogRouter:
         for drain in drains:
             if drain is not skip_drain:
                 drain.notify()
+        tap = self._tap
+        if tap is not None:  # (telemetry drains: it keeps only apps with a logs drain)
+            for text in texts:
+                tap(app_id, when, source, process, text)
 
     # --- reading --------------------------------------------------------------------------
 

@@ -10,7 +10,8 @@ supervisor -> worker: {"t": "snapshot", "table": SNAPSHOT}, {"t": "upsert", "app
   {"t": "stop"}
 worker -> supervisor: {"t": "hello", "worker": int, "pid": int}, {"t": "ready", "worker": int},
   log batches (read as {"t": "log", "lines": [[app_id, line, ts], ...]}), {"t": "wake", ...},
-  {"t": "activity", "counts": {app_id: requests}}
+  {"t": "activity", "counts": {app_id: requests}}, {"t": "spans", "spans": [RECORD]} (apps
+  with a telemetry drain; RECORD's layout is router/trace.py's)
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ import asyncio
 import time
 from typing import NamedTuple
 
-from . import acme_challenge, affinity
+from . import acme_challenge, affinity, trace
 from .admission import no_dyno_up, refusal
 from .client_side import (
     BackendBroken,
@@ -79,6 +79,7 @@ class Exchange:
         "via",
         "sent_at",
         "handover",
+        "trace",
     )
 
     def __init__(
@@ -92,6 +93,7 @@ class Exchange:
         self.client = client
         self.req = req
         self.handover = handover
+        self.trace: trace.TraceContext | None = None
         self.via = f"{client.via} {router.table.router_name}"
         self.sent_at = 0.0
         if handover is None:
@@ -146,6 +148,8 @@ class Exchange:
                 return
             self.app = app
             router.activity[app.id] += 1
+            if Feature.TELEMETRY in app.features:
+                self.trace = trace.begin(self.req.headers)
             try:
                 client = self.client
                 conn_apps = client.conn_apps
@@ -181,6 +185,9 @@ class Exchange:
                 await self._failed(app, e)
         finally:
             exchanges.discard(task)
+            tc = self.trace
+            if tc is not None and self.app is not None:
+                router.span(trace.record(tc, self.app.id, self.line, self.client.client_ip))
 
     async def _take_over(self, handover: HandOver) -> None:
         app = handover.app
@@ -277,7 +284,9 @@ class Exchange:
     # forwarding ----------------------------------------------------------
     def request_head(self, app: App) -> bytes:
         """The request head as the dyno gets it."""
-        return request_head(self.router, self.client, self.req, app, self.received, self.request_id)
+        return request_head(
+            self.router, self.client, self.req, app, self.received, self.request_id, self.trace
+        )
 
     async def _proxy(self, app: App) -> None:
         conn, dyno, connect_ms, preferred = await self._connect(app)
@@ -571,8 +580,10 @@ def request_head(
     app: App,
     received: float,
     request_id: str,
+    trace_context: trace.TraceContext | None = None,
 ) -> bytes:
-    """The head the dyno gets for `req` (received at epoch `received`, id `request_id`)."""
+    """The head the dyno gets for `req` (received at epoch `received`, id `request_id`;
+    with the router's `traceparent` for an app with a telemetry drain)."""
     e2e = app.has(Feature.END_TO_END_CONTINUE) and req.expect_continue
     keepalive = not app.has(Feature.DISABLE_KEEPALIVE_TO_DYNO)
     has_body = req.chunked or bool(req.body_length)
@@ -591,6 +602,8 @@ def request_head(
         keep_expect=e2e,
         listed=req.connection,
     )
+    if trace_context is not None:
+        headers = trace.with_traceparent(headers, trace_context)
     return serialize_request_head(req.method, req.target, headers)
 
 

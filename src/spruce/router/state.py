@@ -61,10 +61,13 @@ class Router:
         emit: LogEmit | None = None,
         on_wake: Callable[[str], None] | None = None,
         table: RouteTable | None = None,
+        span: Callable[[list[Any]], None] | None = None,
     ) -> None:
         self.timers = timers or RouterTimers()
         self.table = table or RouteTable()
         self.emit: LogEmit = emit or (lambda app_id, line: None)
+        # span records of apps with a telemetry drain (router/trace.py)
+        self.span: Callable[[list[Any]], None] = span or (lambda record: None)
         self.on_wake = on_wake or (lambda app_id: None)
         self.pool = DynoPool(self.timers.keepalive_idle)
         self.quarantine = Quarantine(self.timers.quarantine)

@@ -45,6 +45,7 @@ class RouterSupervisor:
         on_activity: Callable[[dict[str, int]], None] | None = None,
         activity_interval: float = 1.0,
         snapshot: dict[str, Any] | None = None,
+        span_sink: Callable[[list[list[Any]]], None] | None = None,
     ) -> None:
         if workers < 0:
             raise ValueError("workers must be >= 0")
@@ -54,6 +55,8 @@ class RouterSupervisor:
         self.log_sink = log_sink
         self.on_wake = on_wake or (lambda app_id: None)
         self.on_activity = on_activity or (lambda counts: None)
+        # span records of apps with a telemetry drain (router/trace.py), in batches
+        self.span_sink = span_sink or (lambda records: None)
         self.activity_interval = activity_interval
         self.timers = timers or RouterTimers()
         self.run_dir = Path(run_dir) if run_dir else None
@@ -101,7 +104,11 @@ class RouterSupervisor:
         https_socks, self.https_addresses = self._reserve(self._https_req, inproc)
         if inproc:
             self._inproc_router = Router(
-                self.timers, self._emit_local, self.on_wake, RouteTable(self._snapshot)
+                self.timers,
+                self._emit_local,
+                self.on_wake,
+                RouteTable(self._snapshot),
+                span=lambda record: self.span_sink([record]),
             )
             self._inproc = RouterServer(self._inproc_router)
             self._inproc.tls.reload(None)
@@ -286,6 +293,8 @@ class RouterSupervisor:
                 elif t == "log":
                     for app_id, line, ts in msg["lines"]:
                         self.log_sink.emit(app_id, "heroku", "router", line, ts)
+                elif t == "spans":
+                    self.span_sink(list(msg["spans"]))
                 elif t == "wake":
                     self.on_wake(str(msg["app_id"]))
                 elif t == "activity":

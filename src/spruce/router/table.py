@@ -36,6 +36,8 @@ class Feature(StrEnum):
     DISABLE_KEEPALIVE_TO_DYNO = "http-disable-keepalive-to-dyno"
     DISABLE_HTTP2 = "http-disable-http2"
     END_TO_END_CONTINUE = "http-end-to-end-continue"
+    TELEMETRY = "spruce-telemetry"
+    """Not a labs flag: the app has a telemetry drain, so its exchanges become spans."""
 
 
 class TableError(ValueError):

@@ -31,9 +31,12 @@ class Worker:
         self.http_addrs = [tuple(a) for a in config["http"]]
         self.https_addrs = [tuple(a) for a in config["https"]]
         self.activity_interval = float(config.get("activity_interval", 1.0))
-        self.router = Router(RouterTimers.from_dict(config["timers"]), self._emit, self._wake)
+        self.router = Router(
+            RouterTimers.from_dict(config["timers"]), self._emit, self._wake, span=self._span
+        )
         self.server = RouterServer(self.router)
         self._lines: list[str] = []
+        self._spans: list[list[Any]] = []
         self._out: list[dict[str, Any]] = []
         self._writer: asyncio.StreamWriter | None = None
         self._flush_scheduled = False
@@ -46,6 +49,13 @@ class Worker:
         if len(lines) < MAX_PENDING_LINES:
             lines.append(control.log_entry(app_id, line, time.time_ns() // 1000))
         if not self._flush_scheduled:  # (once per request: no call when already due)
+            self._schedule_flush()
+
+    def _span(self, record: list[Any]) -> None:
+        """A span record (apps with a telemetry drain), batched like the log lines."""
+        if len(self._spans) < MAX_PENDING_LINES:
+            self._spans.append(record)
+        if not self._flush_scheduled:
             self._schedule_flush()
 
     def _wake(self, app_id: str) -> None:
@@ -67,6 +77,9 @@ class Worker:
         if self._lines:
             w.write(control.encode_log(self._lines))
             self._lines = []
+        if self._spans:
+            w.write(control.encode({"t": "spans", "spans": self._spans}))
+            self._spans = []
         for msg in self._out:
             w.write(control.encode(msg))
         self._out = []

@@ -45,6 +45,7 @@ from .ports import (
     ImageBuildRunner,
     LogPort,
     RouteSink,
+    TelemetryExporter,
 )
 from .regions import Region, Regions
 from .release_phase import RELEASE_PHASE_TIMEOUT, ReleasePhase
@@ -56,6 +57,7 @@ from .setups import Setups
 from .sources import Sources
 from .spaces import Spaces
 from .teams import Teams
+from .telemetry import TelemetryDrains
 from .views import AppView, UserView
 
 log = logging.getLogger(__name__)
@@ -75,6 +77,8 @@ class Ports:
     """Where ACM's certificates come from: an ACME CA, or the internal CA."""
     images: ImageBuildRunner
     """Fir builds: CNBs into OCI images in the platform's registry."""
+    telemetry: TelemetryExporter
+    """OpenTelemetry signals to telemetry drains over OTLP."""
 
 
 @dataclass(frozen=True)
@@ -128,7 +132,20 @@ class Services:
         self.metrics = Metrics(events, settings.metrics)
         self._metrics_file = home / "metrics.json"
         self.metrics.load(self._metrics_file)
-        self.deployments = Deployments(store, events, ports.dynos)
+        self.telemetry = TelemetryDrains(
+            store,
+            events,
+            self.apps,
+            ports.telemetry,
+            ports.dynos,
+            ports.logs,
+            sealer,
+            addresses,
+            home,
+        )
+        self.deployments = Deployments(
+            store, events, ports.dynos, otlp_endpoint=self.telemetry.otlp_endpoint
+        )
         self.release_phase = ReleasePhase(
             events,
             self.releases,
@@ -201,11 +218,13 @@ class Services:
         """Background work begins (after the router has its table)."""
         await self.spaces.start()
         await self.acm_scheduler.start()
+        self.telemetry.start()
 
     async def stop(self) -> None:
         """Background work ends (the platform is stopping)."""
         await self.acm_scheduler.stop()
         await self.spaces.stop()
+        await self.telemetry.stop()
         await self.setups.stop()
         await self.builds.stop()
         await self.release_phase.stop()

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from spruce.store.db import Store
 from spruce.store.models import App, AppFeature, Formation, OciImage, Release, Slug
@@ -35,9 +37,16 @@ log = logging.getLogger(__name__)
 
 
 class Deployments:
-    def __init__(self, store: Store, events: EventBus, backend: DynoBackend) -> None:
+    def __init__(
+        self,
+        store: Store,
+        events: EventBus,
+        backend: DynoBackend,
+        otlp_endpoint: Callable[[str], str] | None = None,
+    ) -> None:
         self.store = store
         self.backend = backend
+        self.otlp_endpoint = otlp_endpoint
         self._pending: dict[str, asyncio.Task[None]] = {}
         self._again: set[str] = set()
         self._deleting: set[str] = set()
@@ -49,6 +58,25 @@ class Deployments:
         events.subscribe(AppDeleted, lambda e: self._deleting.discard(e.app_id))
 
     # -- desired state -------------------------------------------------------------------
+    def _metadata(self, s: Session, app: App, release: Release) -> dict[str, str]:
+        """Heroku's dyno metadata, on by default on Fir (the OTel resource comes from it)."""
+        meta = {
+            "HEROKU_APP_ID": app.id,
+            "HEROKU_APP_NAME": app.name,
+            "HEROKU_RELEASE_VERSION": f"v{release.version}",
+            "HEROKU_RELEASE_CREATED_AT": release.created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+        image = s.get(OciImage, release.oci_image_id) if release.oci_image_id else None
+        if image is not None and image.commit:
+            meta["HEROKU_SLUG_COMMIT"] = image.commit
+            meta["HEROKU_BUILD_COMMIT"] = image.commit
+            meta["HEROKU_SLUG_DESCRIPTION"] = release.description
+        if self.otlp_endpoint is not None:
+            meta["OTEL_EXPORTER_OTLP_ENDPOINT"] = self.otlp_endpoint(app.id)
+            meta["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/protobuf"
+            meta["OTEL_SERVICE_NAME"] = app.name
+        return meta
+
     def app_runtime(self, app_id: str, release_id: str | None = None) -> AppRuntime | None:
         """What should run for an app: its current release (or `release_id`), or None when
         it has no code yet. InvalidParams when the release's slug was pruned."""
@@ -111,6 +139,7 @@ class Deployments:
                 generation=app.generation,
                 image=image,
                 region=app.region or "",
+                metadata=self._metadata(s, app, release) if image is not None else {},
             )
 
     # -- converging ----------------------------------------------------------------------

@@ -115,6 +115,11 @@ REQUEST_CHANNEL: ContextVar[str | None] = ContextVar("spruce_request_channel", d
 
 
 @dataclass(frozen=True)
+class TelemetryDrainsChanged(AppEvent):
+    """The app's telemetry drains changed (the router reports spans only for apps with one)."""
+
+
+@dataclass(frozen=True)
 class RequestsMeasured(Event):
     """The router answered requests (what it measured of each)."""
 

@@ -106,6 +106,9 @@ class AppRuntime:
     """Fir releases: the image (slug is None); Cedar: None."""
     region: str = ""
     """The app's region (its space's): a Kubernetes backend may pin its dynos to nodes there."""
+    metadata: dict[str, str] = field(default_factory=dict)
+    """Fir: Heroku's dyno metadata (HEROKU_APP_ID, HEROKU_RELEASE_CREATED_AT, ...) and the
+    platform's OTLP endpoint (OTEL_EXPORTER_OTLP_ENDPOINT), under the app's config vars."""
 
 
 @dataclass(frozen=True)
@@ -196,6 +199,47 @@ class DrainSpec:
     token: str
     """`d.<uuid>`: the syslog hostname field and the Logplex-Drain-Token header."""
     app_name: str = ""
+
+
+# -- telemetry -----------------------------------------------------------------------------
+class Signal(StrEnum):
+    TRACES = "traces"
+    METRICS = "metrics"
+    LOGS = "logs"
+
+
+@dataclass(frozen=True)
+class TelemetryDrainSpec:
+    """One telemetry drain as the exporter needs it (headers opened from the store)."""
+
+    id: str
+    signals: frozenset[str]
+    exporter_type: str
+    """otlphttp (protobuf over HTTP, a URL) or otlp (gRPC, host:port)."""
+    endpoint: str
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class TelemetryTarget:
+    """Everything the exporter needs for one app: the Heroku resource attributes its
+    signals carry and the drains that receive them (the app's and its space's)."""
+
+    app_id: str
+    resource: tuple[tuple[str, str], ...]
+    drains: tuple[TelemetryDrainSpec, ...]
+
+
+@dataclass(frozen=True)
+class DynoUsage:
+    """One running dyno's resource use, sampled by the dyno backend."""
+
+    name: str
+    type: str
+    memory_bytes: int
+    memory_limit_bytes: int
+    cpu_seconds: float
+    restarts: int
 
 
 def new_drain_token() -> str:

@@ -11,6 +11,7 @@ Each port has one adapter today and room for a second (DESIGN.md, "seams for sca
 - CertificateAuthority: where ACM's certificates come from, order by order: an ACME CA
   (spruce.certs.acme, which answers challenges through an Http01Responder and a
   Dns01Provider) or the internal CA (spruce.certs.internal_authority).
+- TelemetryExporter: OpenTelemetry export to telemetry drains over OTLP (spruce.telemetry).
 
 The composition root (spruce.platform) builds one adapter for each, once, and hands them to
 `Services`. Tests of the rules (tests/unit/services) use small in-process implementations.
@@ -32,12 +33,14 @@ from .model import (
     CliCommand,
     DrainSpec,
     DynoInfo,
+    DynoUsage,
     ImageBuildRequest,
     ImageBuildResult,
     IssuedCertificate,
     Plan,
     QueryResult,
     RouteCertificate,
+    TelemetryTarget,
     WebEndpoint,
 )
 
@@ -96,6 +99,10 @@ class DynoBackend(Protocol):
 
     def note_request(self, app_id: str) -> None:
         """The router served the app (Eco sleeping counts from the last request)."""
+        ...
+
+    def usage(self, app_id: str) -> list[DynoUsage]:
+        """Memory, CPU time and restarts of the app's running dynos (telemetry metrics)."""
         ...
 
     def wake(self, app_id: str) -> None: ...
@@ -362,4 +369,34 @@ class AddonProvider(Protocol):
 
     def postgres(self) -> PostgresOps | None:
         """This provider's pg:* operations, or None."""
+        ...
+
+
+class TelemetryExporter(Protocol):
+    """Sends apps' signals to their telemetry drains over OTLP, off every request's path:
+    batched, with bounded queues, so a slow or dead collector costs nothing but drops."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None:
+        """Flush what is queued (briefly) and end the export threads."""
+        ...
+
+    def set_target(self, target: TelemetryTarget) -> None:
+        """The app's resource attributes and drains, complete (no drains: export stops)."""
+        ...
+
+    def remove_app(self, app_id: str) -> None: ...
+
+    def record_dyno_usage(self, app_id: str, usage: Sequence[DynoUsage]) -> None:
+        """The latest sample of the app's dynos (exported as container metrics)."""
+        ...
+
+    def drops(self, drain_id: str) -> int:
+        """Signals this drain lost (queue full, or the collector refused or was away)."""
+        ...
+
+    def receive(self, app_id: str, signal: str, payload: bytes, content_type: str) -> None:
+        """An OTLP export request a dyno sent the platform (protobuf, or OTLP JSON), for the
+        app's drains of that signal; ValueError for a payload that does not decode."""
         ...

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import and_, func, select, true
 
 from spruce.store.db import Store
-from spruce.store.models import App, AppFeature, Domain, Formation, Release
+from spruce.store.models import App, AppFeature, Domain, Formation, Release, TelemetryDrain
 
 from .acm import Acm
 from .certs import Certs
@@ -33,6 +33,7 @@ from .events import (
     FormationChanged,
     ReleaseCreated,
     ReleaseFinished,
+    TelemetryDrainsChanged,
 )
 from .model import AppRoute, DynoState, ReleaseStatus, RouteCertificate, RouteDyno
 from .ports import CertificateIssuer, DynoBackend, RouteSink
@@ -40,6 +41,9 @@ from .settings import PlatformAddresses
 from .spaces import inbound_rules_by_app
 
 log = logging.getLogger(__name__)
+TELEMETRY_FEATURE = "spruce-telemetry"
+"""In an app's route when a telemetry drain takes traces or metrics: the router then reports
+the app's exchanges as spans (off its fast lanes; apps without a drain pay nothing)."""
 ROUTER_FEATURES = frozenset(
     {
         "http-session-affinity",
@@ -47,6 +51,7 @@ ROUTER_FEATURES = frozenset(
         "http-disable-keepalive-to-dyno",
         "http-disable-http2",
         "http-end-to-end-continue",
+        TELEMETRY_FEATURE,
     }
 )
 
@@ -84,6 +89,7 @@ class Routing:
             DomainsChanged,
             DynosChanged,
             AcmChallengesChanged,
+            TelemetryDrainsChanged,
         ):
             events.subscribe(kind, lambda e: self.mark(e.app_id))
         events.subscribe(AppChanged, self._on_app_changed)
@@ -97,7 +103,7 @@ class Routing:
         return routes[0] if routes else None
 
     def app_routes(self, app_ids: Collection[str] | None = None) -> list[AppRoute]:
-        """The routes of these apps (None: every app), in six queries however many."""
+        """The routes of these apps (None: every app), in seven queries however many."""
 
         def only(column: Any) -> Any:
             return column.in_(list(app_ids)) if app_ids is not None else true()
@@ -143,6 +149,13 @@ class Routing:
                 )
             ):
                 features.setdefault(app_id, set()).add(name)
+            for app_id, signals in s.execute(
+                select(TelemetryDrain.owner_id, TelemetryDrain.signals).where(
+                    TelemetryDrain.owner_type == "app", only(TelemetryDrain.owner_id)
+                )
+            ):
+                if {"traces", "metrics"} & set(signals):
+                    features.setdefault(app_id, set()).add(TELEMETRY_FEATURE)
             domains: dict[str, list[str]] = {}
             for app_id, host in s.execute(
                 select(Domain.app_id, Domain.hostname)

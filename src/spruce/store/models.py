@@ -341,6 +341,23 @@ class LogDrain(Timestamps, Base):
     addon_id: Mapped[str | None] = mapped_column(String(36))
 
 
+class TelemetryDrain(Timestamps, Base):
+    """Where an app's (or a space's) OpenTelemetry signals go (Fir). The exporter's headers
+    often hold an API key: kept sealed (services/sealing.py)."""
+
+    __tablename__ = "telemetry_drains"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    owner_type: Mapped[str] = mapped_column(String(16))  # app | space
+    owner_id: Mapped[str] = mapped_column(String(36), index=True)
+    app_id: Mapped[str | None] = mapped_column(
+        ForeignKey("apps.id", ondelete="CASCADE"), index=True
+    )
+    signals: Mapped[list[Any]] = mapped_column(default=list)
+    exporter_type: Mapped[str] = mapped_column(String(16))
+    endpoint: Mapped[str] = mapped_column(Text)
+    headers_sealed: Mapped[str] = mapped_column(Text)
+
+
 class AppSetup(Timestamps, Base):
     """An app created from a source tarball and its app.json (POST /app-setups)."""
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from spruce.dynos.rendezvous import RendezvousServer
-from spruce.services.model import AppRuntime, DynoInfo, Generation, WebEndpoint
+from spruce.services.model import AppRuntime, DynoInfo, DynoUsage, Generation, WebEndpoint
 from spruce.services.ports import DynoBackend
 
 
@@ -114,6 +114,9 @@ class GenerationBackends:
 
     async def run_inside(self, app_id: str, dyno_name: str, command: str) -> DynoInfo:
         return await self._for(app_id).run_inside(app_id, dyno_name, command)
+
+    def usage(self, app_id: str) -> list[DynoUsage]:
+        return self._for(app_id).usage(app_id)
 
     def note_request(self, app_id: str) -> None:
         self._for(app_id).note_request(app_id)

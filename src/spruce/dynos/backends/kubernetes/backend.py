@@ -37,7 +37,7 @@ from spruce.dynos.model import (
 from spruce.dynos.rendezvous import RendezvousServer
 from spruce.dynos.sizes import DynoError, DynoNotFound, get_size
 from spruce.events import LogSink
-from spruce.services.model import WebEndpoint
+from spruce.services.model import DynoUsage, WebEndpoint
 
 log = logging.getLogger(__name__)
 
@@ -474,6 +474,9 @@ class KubernetesBackend(OneOffDynos):
             self._memory.forget(p.uid for p in running)
 
     # -- Eco sleeping: a scale to 0 ------------------------------------------------------
+    def usage(self, app_id: str) -> list[DynoUsage]:
+        return []  # pods' metrics belong to the cluster's own metrics pipeline
+
     def note_request(self, app_id: str) -> None:
         """Router traffic for the app: resets the sleep timer (and wakes a sleeping app)."""
         rec = self._apps.get(app_id)
