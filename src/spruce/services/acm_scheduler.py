@@ -219,11 +219,13 @@ class AcmScheduler:
             record = await self._advance(record)
             self.acm.save_order(app_id, group, reason, record)
             steps += 1
+        if record.done and record.stage == "valid":
+            # Endpoint first: a domain reads "cert issued" only once its sni_endpoint is set.
+            self.acm.install(app_id, group, record)
         self.acm.record_events(app_id, order_events(record), self._now())
         if not record.done:
             return record.retry_at or self._now()
         if record.stage == "valid":
-            self.acm.install(app_id, group, record)
             log.info("ACM: certificate issued for %s", ", ".join(record.hostnames))
         else:
             log.info(

@@ -232,10 +232,13 @@ async def test_stalled_drain_never_slows_emit_and_reports_l10() -> None:
                     for ln in router.recent("noisy", 50, source="heroku", dyno="logplex")[0]
                 ]
 
-            await wait_until(lambda: bool(l10()), what="L10 line")
-            assert l10()[0].startswith("Error L10 (output buffer overflow): ")
-            dropped = int(l10()[0].split(": ", 1)[1].split(" ")[0])
-            assert 4000 < dropped <= status.dropped
+            def reported() -> int:
+                # One L10 line per interval: on a slow machine the first may come mid-burst.
+                return sum(int(m.split(": ", 1)[1].split(" ")[0]) for m in l10())
+
+            await wait_until(lambda: reported() > 4000, what="L10 lines for the burst")
+            assert all(m.startswith("Error L10 (output buffer overflow): ") for m in l10())
+            assert reported() <= router.drain_status("d-stall").dropped
             # Another app's emits are unaffected.
             t0 = time.perf_counter()
             for _ in range(1000):
