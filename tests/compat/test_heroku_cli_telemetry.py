@@ -89,3 +89,22 @@ def test_errors_read_as_herokus(heroku: HerokuCLI, platform: RunningPlatform, fi
     assert res.returncode != 0 and "http(s) URL" in res.stderr
     res = heroku("telemetry:info", str(uuid.uuid4()), check=False)
     assert res.returncode != 0 and "Couldn't find that telemetry drain" in res.stderr
+
+
+def test_a_space_drain(heroku: HerokuCLI, platform: RunningPlatform) -> None:
+    api = platform.client()
+    team, space = f"hktt-{uuid.uuid4().hex[:6]}", f"hkts-{uuid.uuid4().hex[:6]}"
+    assert api.post("/teams", json={"name": team}).status_code == 201
+    r = api.post("/spaces", json={"name": space, "team": team, "generation": "fir"})
+    assert r.status_code == 201, r.text
+    res = heroku("telemetry:add", "https://space.example.com", "--space", space)
+    assert res.stdout.strip() == "successfully added drain https://space.example.com"
+    listing = heroku("telemetry", "--space", space).stdout
+    [drain_id] = re.findall(UUID, listing)
+    assert "https://space.example.com" in listing
+    [drain] = api.get(f"/spaces/{space}/telemetry-drains").json()
+    assert drain["id"] == drain_id and drain["owner"]["type"] == "space"
+    info = heroku("telemetry:info", drain_id).stdout
+    assert space in info and "https://space.example.com" in info
+    heroku("telemetry:remove", drain_id)
+    assert api.get(f"/spaces/{space}/telemetry-drains").json() == []

@@ -9,7 +9,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from spruce.services import Services
-from spruce.services.errors import NotFound, ServiceError
+from spruce.services.errors import ServiceError
 from spruce.services.telemetry import TelemetryDrainView
 
 from . import views
@@ -41,7 +41,8 @@ def app_list(ctx: Ctx) -> Any:
 
 
 def space_list(ctx: Ctx) -> Any:
-    raise NotFound("Couldn't find that space.")
+    drains = ctx.services.telemetry.for_space(ctx.actor, ctx.params["space"])
+    return paginate(ctx, [drain_json(d) for d in drains])
 
 
 def info(ctx: Ctx) -> Any:

@@ -136,6 +136,7 @@ class Services:
             store,
             events,
             self.apps,
+            self.spaces,
             ports.telemetry,
             ports.dynos,
             ports.logs,

@@ -26,7 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from spruce.store.db import Store
-from spruce.store.models import App, OciImage, Release, Slug, TelemetryDrain
+from spruce.store.models import App, OciImage, Release, Slug, Space, TelemetryDrain
 
 from .apps import Apps
 from .errors import InvalidParams, NotFound, ServiceError
@@ -42,6 +42,7 @@ from .model import Generation, Signal, TelemetryDrainSpec, TelemetryTarget
 from .ports import DynoBackend, LogPort, TelemetryExporter
 from .sealing import Sealer
 from .settings import PlatformAddresses
+from .spaces import Spaces
 from .views import Ref, UserView
 
 log = logging.getLogger(__name__)
@@ -137,6 +138,7 @@ class TelemetryDrains:
         store: Store,
         events: EventBus,
         apps: Apps,
+        spaces: Spaces,
         exporter: TelemetryExporter,
         dynos: DynoBackend,
         logs: LogPort,
@@ -147,6 +149,7 @@ class TelemetryDrains:
         self.store = store
         self.events = events
         self.apps = apps
+        self.spaces = spaces
         self.exporter = exporter
         self.dynos = dynos
         self.logs = logs
@@ -179,8 +182,24 @@ class TelemetryDrains:
         )
 
     def _owned(self, s: Session, d: TelemetryDrain) -> Ref:
+        if d.owner_type == "space":
+            space = s.get(Space, d.owner_id)
+            return Ref(d.owner_id, space.name if space else "")
         app = s.get(App, d.owner_id)
         return Ref(d.owner_id, app.name if app else "")
+
+    def for_space(self, actor: UserView, identity: str) -> list[TelemetryDrainView]:
+        space = self.spaces.get(actor, identity)
+        with self.store.session() as s:
+            rows = s.scalars(
+                select(TelemetryDrain)
+                .where(TelemetryDrain.owner_type == "space", TelemetryDrain.owner_id == space.id)
+                .order_by(TelemetryDrain.created_at, TelemetryDrain.id)
+            )
+            return [self._view(d, Ref(space.id, space.name)) for d in rows]
+
+    def _space_apps(self, s: Session, space_id: str) -> list[str]:
+        return list(s.scalars(select(App.id).where(App.space_id == space_id)))
 
     # -- the API's calls ------------------------------------------------------------------
     def for_app(self, actor: UserView, identity: str) -> list[TelemetryDrainView]:
@@ -206,6 +225,12 @@ class TelemetryDrains:
         d = s.get(TelemetryDrain, drain_id)
         if d is None:
             raise NotFound("Couldn't find that telemetry drain.")
+        if d.owner_type == "space":
+            try:
+                self.spaces.get(actor, d.owner_id)
+            except ServiceError:
+                raise NotFound("Couldn't find that telemetry drain.") from None
+            return d
         app = s.get(App, d.owner_id)
         if app is None:
             raise NotFound("Couldn't find that telemetry drain.")
@@ -229,23 +254,28 @@ class TelemetryDrains:
             raise InvalidParams("owner must be an object with an id and a type (app or space).")
         if owner.get("type") not in ("app", "space"):
             raise InvalidParams("owner.type must be app or space.")
-        if owner["type"] == "space":
-            raise NotFound("Couldn't find that space.")
         signals = _signals(body["signals"])
         if not isinstance(exporter, dict):
             raise InvalidParams("exporter must be an object with a type and an endpoint.")
         kind, endpoint = check_exporter(exporter.get("type"), exporter.get("endpoint"))
         headers = _headers(exporter.get("headers"))
-        app = self.apps.get(actor, owner["id"])
-        if app.generation != Generation.FIR:
-            raise InvalidParams(CEDAR_REFUSED)
+        if owner["type"] == "space":
+            space = self.spaces.get(actor, owner["id"])
+            if space.generation != Generation.FIR:
+                raise InvalidParams(CEDAR_REFUSED)
+            owner_ref, app_id = Ref(space.id, space.name), None
+        else:
+            app = self.apps.get(actor, owner["id"])
+            if app.generation != Generation.FIR:
+                raise InvalidParams(CEDAR_REFUSED)
+            owner_ref, app_id = app.ref, app.id
         with self.store.session() as s:
             d = TelemetryDrain(
                 # to the microsecond: an owner's drains list in the order they were added
                 created_at=dt.datetime.now(dt.UTC),
-                owner_type="app",
-                owner_id=app.id,
-                app_id=app.id,
+                owner_type=owner["type"],
+                owner_id=owner_ref.id,
+                app_id=app_id,
                 signals=signals,
                 exporter_type=kind,
                 endpoint=endpoint,
@@ -253,8 +283,8 @@ class TelemetryDrains:
             )
             s.add(d)
             s.flush()
-            view = self._view(d, app.ref)
-        self._changed(app.id)
+            view = self._view(d, owner_ref)
+        self._changed(owner_ref.id)
         return view
 
     def update(self, actor: UserView, drain_id: str, body: object) -> TelemetryDrainView:
@@ -298,11 +328,14 @@ class TelemetryDrains:
             app = s.get(App, app_id)
             if app is None:
                 return TelemetryTarget(app_id, (), ())
-            rows = s.scalars(
-                select(TelemetryDrain).where(
-                    TelemetryDrain.owner_type == "app", TelemetryDrain.owner_id == app_id
+            # The app's own drains, and its space's: a space drain takes every app in it.
+            owned = (TelemetryDrain.owner_type == "app") & (TelemetryDrain.owner_id == app_id)
+            if app.space_id is not None:
+                in_space = (TelemetryDrain.owner_type == "space") & (
+                    TelemetryDrain.owner_id == app.space_id
                 )
-            ).all()
+                owned = owned | in_space
+            rows = s.scalars(select(TelemetryDrain).where(owned)).all()
             drains = tuple(
                 TelemetryDrainSpec(
                     id=d.id,
@@ -315,14 +348,20 @@ class TelemetryDrains:
             )
             return TelemetryTarget(app_id, resource_attributes(s, app), drains)
 
-    def _changed(self, app_id: str) -> None:
-        self.sync(app_id)
-        self.events.publish(TelemetryDrainsChanged(app_id))
+    def _changed(self, owner_id: str) -> None:
+        """An app's drains changed, or a space's (then every app in it)."""
+        with self.store.session() as s:
+            app_ids = [owner_id] if s.get(App, owner_id) else self._space_apps(s, owner_id)
+        for app_id in app_ids:
+            self.sync(app_id)
+            self.events.publish(TelemetryDrainsChanged(app_id))
 
     def _resync(self, app_id: str) -> None:
         with self.store.session() as s:
+            app = s.get(App, app_id)
+            owners = [app_id] + ([app.space_id] if app and app.space_id else [])
             has = s.scalar(
-                select(TelemetryDrain.id).where(TelemetryDrain.owner_id == app_id).limit(1)
+                select(TelemetryDrain.id).where(TelemetryDrain.owner_id.in_(owners)).limit(1)
             )
         if has:
             self.sync(app_id)
@@ -342,8 +381,12 @@ class TelemetryDrains:
 
     def sync_all(self) -> None:
         with self.store.session() as s:
-            ids = sorted(set(s.scalars(select(TelemetryDrain.owner_id))))
-        for app_id in ids:
+            ids: set[str] = set()
+            for owner_type, owner_id in s.execute(
+                select(TelemetryDrain.owner_type, TelemetryDrain.owner_id).distinct()
+            ):
+                ids.update(self._space_apps(s, owner_id) if owner_type == "space" else [owner_id])
+        for app_id in sorted(ids):
             self.sync(app_id)
 
     # -- dyno metrics ---------------------------------------------------------------------

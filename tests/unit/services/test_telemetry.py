@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from service_fakes import Harness
 
-from spruce.services.errors import InvalidParams, NotFound
+from spruce.services.errors import Forbidden, InvalidParams, NotFound
 from spruce.services.routing import TELEMETRY_FEATURE
 from spruce.services.telemetry import CEDAR_REFUSED
 from spruce.services.views import UserView
@@ -153,3 +153,37 @@ def test_drops_are_reported_in_the_apps_log_once(harness: Harness, owner: UserVi
     lines = [x for x in harness.logs.messages(app.id) if "L10" in x]
     assert len(lines) == 1 and "dropped 7 signals" in lines[0] and "otlp.example.com" in lines[0]
     assert "secret-key" not in lines[0]
+
+
+def test_a_space_drain_takes_every_app_in_the_space(harness: Harness, owner: UserView) -> None:
+    s = harness.services
+    s.teams.create(owner, "teltm")
+    space = s.spaces.create(owner, "telsp", "teltm", generation="fir")
+    s.spaces.allocate(space.id)
+    inside = s.apps.create(owner, "telin", placement=s.spaces.placement(owner, None, "telsp", None))
+    outside = s.apps.create(owner, "telout", generation="fir")
+    d = s.telemetry.create(owner, body(space.id, owner={"id": "telsp", "type": "space"}))
+    assert d.owner_type == "space" and d.owner.id == space.id and d.owner.name == "telsp"
+    assert [x.id for x in s.telemetry.for_space(owner, "telsp")] == [d.id]
+    assert s.telemetry.get(owner, d.id).owner.name == "telsp"
+    assert [x.id for x in harness.telemetry.targets[inside.id].drains] == [d.id]
+    assert outside.id not in harness.telemetry.targets  # not in the space: untouched
+    # the app's own drain and the space's both reach it
+    own = s.telemetry.create(owner, body(inside.id))
+    assert {x.id for x in harness.telemetry.targets[inside.id].drains} == {d.id, own.id}
+    # someone outside the space's team sees neither the space's drains nor the drain
+    stranger, _ = s.accounts.create_user("stranger-tel@example.com")
+    with pytest.raises(Forbidden):  # as for the space itself
+        s.telemetry.for_space(stranger, "telsp")
+    with pytest.raises(NotFound):
+        s.telemetry.get(stranger, d.id)
+    s.telemetry.delete(owner, d.id)
+    assert [x.id for x in harness.telemetry.targets[inside.id].drains] == [own.id]
+
+
+def test_a_cedar_space_refuses_a_drain(harness: Harness, owner: UserView) -> None:
+    s = harness.services
+    s.teams.create(owner, "celtm")
+    s.spaces.create(owner, "celsp", "celtm", generation="cedar")
+    with pytest.raises(InvalidParams, match="only available for Fir"):
+        s.telemetry.create(owner, body("x", owner={"id": "celsp", "type": "space"}))
