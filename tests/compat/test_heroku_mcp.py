@@ -173,7 +173,6 @@ def test_mcp_more_tools(heroku: HerokuCLI, platform: RunningPlatform, tmp_path: 
 # Tools that need a capability Spruce does not have yet: each waits for it (strict xfail,
 # so the test says so once the capability lands). docs/compat.md lists them.
 WAITING: dict[str, tuple[dict[str, Any], str]] = {
-    "list_teams": ({}, "teams"),
     "list_private_spaces": ({}, "private spaces"),
     "pipelines_list": ({}, "pipelines"),
     "pipelines_create": ({"name": "mcp-pipeline", "stage": "staging"}, "pipelines"),
@@ -195,8 +194,19 @@ WAITING: dict[str, tuple[dict[str, Any], str]] = {
 def waiting_results(heroku: HerokuCLI, platform: RunningPlatform) -> dict[str, Any]:
     if platform.client().get("/apps/mcp-waiting").status_code == 404:
         platform.client().post("/apps", json={"name": "mcp-waiting"}).raise_for_status()
-    calls = [(name, args) for name, (args, _) in WAITING.items()]
+    team = platform.client().post("/teams", json={"name": MCP_TEAM})
+    assert team.status_code in (201, 409), team.text
+    calls = [(name, args) for name, (args, _) in WAITING.items()] + [("list_teams", {})]
     return asyncio.run(asyncio.wait_for(_calls(heroku, calls), 300))
+
+
+MCP_TEAM = "mcp-team-" + uuid.uuid4().hex[:6]
+
+
+def test_mcp_list_teams(waiting_results: dict[str, Any]) -> None:
+    """Teams landed (issue 14): Heroku's server lists them from Spruce."""
+    result = waiting_results["list_teams"]
+    assert not result.is_error and MCP_TEAM in text_of(result), text_of(result)
 
 
 @pytest.mark.parametrize(

@@ -147,9 +147,12 @@ async def test_crash_restart_policy(harness: Harness) -> None:
     ]
     assert len(starts) >= 4
     gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
-    assert gaps[0] < 0.5, gaps
-    assert 0.55 <= gaps[1] < 1.1, gaps
-    assert 1.1 <= gaps[2] < 1.9, gaps
+    # Each gap is the cool-off plus a launch (its own disk: 0.1-0.3 s, more on busy cores):
+    # the cool-offs are lower bounds, and the growth between them is what the policy says.
+    assert gaps[0] < 0.6, gaps
+    assert 0.55 <= gaps[1] < 1.6, gaps
+    assert 1.1 <= gaps[2] < 2.4, gaps
+    assert gaps[2] - gaps[1] > 0.3, gaps
     info = m.dynos("app1")[0]
     assert info.state in ("crashed", "starting", "up")
 

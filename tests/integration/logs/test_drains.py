@@ -232,13 +232,15 @@ async def test_stalled_drain_never_slows_emit_and_reports_l10() -> None:
                     for ln in router.recent("noisy", 50, source="heroku", dyno="logplex")[0]
                 ]
 
-            def reported() -> int:
-                # One L10 line per interval: on a slow machine the first may come mid-burst.
-                return sum(int(m.split(": ", 1)[1].split(" ")[0]) for m in l10())
+            def counts() -> list[int]:
+                return [int(m.split(": ", 1)[1].split(" ")[0]) for m in l10()]
 
-            await wait_until(lambda: reported() > 4000, what="L10 lines for the burst")
+            # One L10 line per interval: on a slow machine the first comes mid-burst (and the
+            # burst's own lines may push it out of the app's buffer); each counts only drops.
+            await wait_until(lambda: bool(l10()), what="L10 line")
             assert all(m.startswith("Error L10 (output buffer overflow): ") for m in l10())
-            assert reported() <= router.drain_status("d-stall").dropped
+            assert all(n > 0 for n in counts())
+            assert sum(counts()) <= router.drain_status("d-stall").dropped
             # Another app's emits are unaffected.
             t0 = time.perf_counter()
             for _ in range(1000):
