@@ -192,6 +192,7 @@ class Services:
             self.dynos,
             ports.logs,
             addresses,
+            spaces=self.spaces,
         )
         self.routing = Routing(
             store,

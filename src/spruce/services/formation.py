@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import builtins
+import re
 import uuid
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -21,6 +23,42 @@ from .views import FormationView, Ref, UserView
 # The release phase runs once per release, never as dynos: listed at quantity 0, as Heroku
 # lists it (releases:retry looks for it), and never scaled up.
 NOT_SCALED = {"release"}
+SCALE_ARG = re.compile(r"^([a-zA-Z0-9_-]+)([=+-])(\d+)?(?::([a-zA-Z0-9-]+))?$")
+SCALE_USAGE = "use TYPE=AMOUNT[:SIZE], TYPE+AMOUNT or TYPE-AMOUNT, e.g. web=2:standard-1x worker+1"
+
+
+def parse_scale(args: str | Sequence[str], current: Mapping[str, int]) -> list[dict[str, Any]]:
+    """`ps:scale`'s arguments (`web=2 worker+1 web=1:standard-2x`, space- or
+    comma-separated) as formation updates; `+N`/`-N` count from `current` (a process
+    type's quantity now), never below 0. The one parser of the CLI and the MCP tool."""
+    words = [
+        w
+        for arg in ([args] if isinstance(args, str) else args)
+        for w in re.split(r"[\s,]+", arg)
+        if w
+    ]
+    if not words:
+        raise InvalidParams(f"Nothing to scale: {SCALE_USAGE}.")
+    updates: list[dict[str, Any]] = []
+    for word in words:
+        m = SCALE_ARG.match(word)
+        if not m:
+            raise InvalidParams(f"Invalid scale argument {word!r}: {SCALE_USAGE}.")
+        ptype, op, amount, size = m.groups()
+        upd: dict[str, Any] = {"type": ptype}
+        if amount is not None:
+            n = int(amount)
+            if op == "+":
+                n = current.get(ptype, 0) + n
+            elif op == "-":
+                n = max(0, current.get(ptype, 0) - n)
+            upd["quantity"] = n
+        elif op != "=" or size is None:
+            raise InvalidParams(f"Invalid scale argument {word!r}: {SCALE_USAGE}.")
+        if size:
+            upd["size"] = size
+        updates.append(upd)
+    return updates
 
 
 def sync_formation(s: Session, app_id: str, process_types: dict[str, str]) -> None:
@@ -103,6 +141,13 @@ class Formations:
     def get(self, app_id: str, identity: str) -> FormationView:
         with self.store.session() as s:
             return formation_view(self._find(s, app_id, identity), self._ref(s, app_id))
+
+    def scale(
+        self, actor: UserView, app_id: str, args: str | Sequence[str]
+    ) -> builtins.list[FormationView]:
+        """`ps:scale`'s arguments applied (parse_scale against the formation now)."""
+        current = {f.type: f.quantity for f in self.list(app_id)}
+        return self.update(actor, app_id, parse_scale(args, current))
 
     def update(self, actor: UserView, app_id: str, updates: Any) -> builtins.list[FormationView]:
         """Apply a batch atomically: every entry is checked before anything changes."""

@@ -8,6 +8,7 @@ import pytest
 from service_fakes import Harness
 
 from spruce.services.errors import InvalidParams, NotFound
+from spruce.services.formation import parse_scale
 from spruce.services.views import AppView, UserView
 
 
@@ -42,6 +43,42 @@ def test_sizes_and_limits(harness: Harness, owner: UserView) -> None:
     for bad in ([], None, [{"quantity": 1}], [{"type": "web", "quantity": -1}]):
         with pytest.raises((InvalidParams, NotFound)):
             f.update(owner, app.id, bad)
+
+
+def test_parse_scale() -> None:
+    """ps:scale's arguments, the one parser of the CLI and the MCP tool."""
+    current = {"web": 2, "worker": 1}
+    assert parse_scale(["web=3:standard-2x", "worker+2"], current) == [
+        {"type": "web", "quantity": 3, "size": "standard-2x"},
+        {"type": "worker", "quantity": 3},
+    ]
+    assert parse_scale(["worker-5"], current) == [{"type": "worker", "quantity": 0}]
+    assert parse_scale(["web=:basic"], current) == [{"type": "web", "size": "basic"}]
+    assert parse_scale(["clock+1"], current) == [{"type": "clock", "quantity": 1}]
+    # One string (the MCP tool's `dyno`), spaces or commas between the words.
+    assert parse_scale("web=1, worker+1  clock=0", current) == [
+        {"type": "web", "quantity": 1},
+        {"type": "worker", "quantity": 2},
+        {"type": "clock", "quantity": 0},
+    ]
+    for bad in (["web==2"], ["web+:basic"], ["=2"], [], "", " , ", ["web=2:"], ["web 2"]):
+        with pytest.raises(InvalidParams, match="web=2:standard-1x"):
+            parse_scale(bad, current)
+
+
+def test_scale_applies_against_the_formation_now(harness: Harness, owner: UserView) -> None:
+    f = harness.services.formation
+    app = deployed(harness, owner, "scaled-by-args")
+    changed = f.scale(owner, app.id, "worker+2:standard-1x web=0")
+    assert [(x.type, x.quantity, x.size) for x in changed] == [
+        ("worker", 2, "standard-1x"),
+        ("web", 0, "basic"),
+    ]
+    f.scale(owner, app.id, ["worker-1"])
+    assert f.get(app.id, "worker").quantity == 1
+    with pytest.raises(InvalidParams):
+        f.scale(owner, app.id, "worker=x")
+    assert f.get(app.id, "worker").quantity == 1
 
 
 async def test_scaling_converges_the_dynos(harness: Harness, owner: UserView) -> None:
