@@ -51,12 +51,8 @@ def register(r: Registry) -> None:
     async def deploy_one_off_dyno(c: Call) -> Any:
         app = await c.target("name")
         command = staged_command(c.need("command"), c.args.get("sources") or [])
-        ttl = c.args.get("timeToLive", MAX_TTL)
-        if isinstance(ttl, bool) or not isinstance(ttl, int | float) or ttl <= 0:
-            raise InvalidParams("timeToLive must be a positive number of seconds.")
-        return await run_one_off(
-            c, app, command, c.args.get("env"), c.opt("size"), min(float(ttl), MAX_TTL)
-        )
+        ttl = c.seconds("timeToLive", MAX_TTL, MAX_TTL)
+        return await run_one_off(c, app, command, c.args.get("env"), c.opt("size"), ttl)
 
     @r.own(
         "run_command",
@@ -72,19 +68,13 @@ def register(r: Registry) -> None:
     )
     async def run_command(c: Call) -> Any:
         app = await c.target()
-        timeout = c.args.get("timeout", 300)
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
-            raise InvalidParams("timeout must be a positive number of seconds.")
-        return await run_one_off(
-            c, app, c.need("command"), None, c.opt("size"), min(float(timeout), MAX_TTL)
-        )
+        timeout = c.seconds("timeout", 300, MAX_TTL)
+        return await run_one_off(c, app, c.need("command"), None, c.opt("size"), timeout)
 
     @r.heroku("deploy_to_heroku")
     async def deploy_to_heroku(c: Call) -> Any:
         if c.args.get("internalRouting"):
-            raise NotBuilt(
-                "deploy_to_heroku", "Internal routing (apps reachable only inside a space)"
-            )
+            raise NotBuilt("deploy_to_heroku", "Internally routed apps (reachable only in a space)")
         try:
             parse_app_json(c.need("appJson"))
         except AppJsonError as e:

@@ -76,6 +76,13 @@ class Call:
             raise InvalidParams(f"{name} is required.")
         return value
 
+    def seconds(self, name: str, default: float, most: float) -> float:
+        """A positive number of seconds (at most `most`)."""
+        value = self.args.get(name, default)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise InvalidParams(f"{name} must be a positive number of seconds.")
+        return min(float(value), most)
+
     def flag(self, name: str) -> bool:
         return bool(self.args.get(name, False))
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from spruce.mcp.bridge import BridgeError, pack_folder
+from spruce.mcp.bridge import BridgeError, _is_answer, pack_folder
 from spruce.mcp.dyno_tools import staged_command
 from spruce.services.errors import InvalidParams
 
@@ -45,3 +45,11 @@ def test_pack_folder_skips_vcs_and_puts_app_json(tmp_path: Path) -> None:
         assert member is not None and member.read() == b'{"name": "new"}'
     with pytest.raises(BridgeError):
         pack_folder(tmp_path / "missing", None)
+
+
+def test_the_relay_tells_answers_from_notifications_by_their_bytes() -> None:
+    progress = b'{"jsonrpc":"2.0","method":"notifications/progress","params":{"result":1}}'
+    assert not _is_answer(progress)
+    assert _is_answer(b'{"jsonrpc":"2.0","id":3,"result":{"content":[{"text":"method"}]}}')
+    assert _is_answer(b'{"jsonrpc":"2.0","id":"a","error":{"code":-1,"message":"no"}}')
+    assert not _is_answer(b'{"jsonrpc":"2.0","id":7,"method":"ping"}')
