@@ -26,19 +26,19 @@ def _formation_line(f: dict[str, Any]) -> str:
 def ps_scale(app: str, args: tuple[str, ...]) -> None:
     """Scale dyno quantity up or down (web=2 worker+1 web=1:standard-2x)."""
     c = client()
-    formation = c.get_all(f"/apps/{_q(app)}/formation")
     if not args:
+        formation = c.get_all(f"/apps/{_q(app)}/formation")
         if not formation:
             raise CLIError(f"No process types on ⬢ {app}. Upload a Procfile to add process types.")
         click.echo(" ".join(_formation_line(f) for f in formation))
         return
-    # The services' parser (one for the CLI and the MCP tool), imported only to scale.
+    # The services' parser (one for the CLI and the MCP tool), imported only to scale;
+    # relative amounts (worker+1) are counted by the API, as Heroku's is.
     from spruce.services.errors import InvalidParams
     from spruce.services.formation import parse_scale
 
-    current = {f["type"]: f["quantity"] for f in formation}
     try:
-        updates = parse_scale(args, current)
+        updates = parse_scale(args)
     except InvalidParams as e:
         raise CLIError(e.message) from None
     action(f"Scaling dynos on ⬢ {app}")

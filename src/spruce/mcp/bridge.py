@@ -201,20 +201,28 @@ class Bridge:
         if method is None:
             request_id = None  # a response of the host's (to a server request): no answer
         if method == "tools/call" and any(t in line for t in LOCAL_TOOLS):
-            params = msg.get("params")
-            if isinstance(params, dict):
-                try:
-                    if await self.rewrite(http, params):
-                        line = json.dumps(msg).encode()
-                except BridgeError as e:
-                    self.answer_tool_error(request_id, str(e))
-                    return
-        if method == "initialize":
+            tg.start_soon(self.local_call, http, msg, line, request_id)
+        elif method == "initialize":
             await self.post(http, line, request_id, True)  # the session id comes with it
         elif request_id is None:
             await self.post(http, line, None, False)  # notifications keep their order
         else:
             tg.start_soon(self.post, http, line, request_id, False)
+
+    async def local_call(
+        self, http: httpx2.AsyncClient, msg: dict[str, Any], line: bytes, request_id: Any
+    ) -> None:
+        """A call of a tool with work to do here first (a folder to pack, a file to read),
+        in a task of its own: other calls go on meanwhile."""
+        params = msg.get("params")
+        if isinstance(params, dict):
+            try:
+                if await self.rewrite(http, params):
+                    line = json.dumps(msg).encode()
+            except BridgeError as e:
+                self.answer_tool_error(request_id, str(e))
+                return
+        await self.post(http, line, request_id, False)
 
     async def run(self) -> None:
         stdin = anyio.wrap_file(sys.stdin.buffer)

@@ -222,7 +222,8 @@ async def deploy(
             raise
         app = None
     if app is None:
-        spec = {"name": name} | {k: v for k, v in where.items() if v}
+        spec: dict[str, Any] = {"name": name}
+        spec.update((k, v) for k, v in where.items() if v)
         body = {"app": spec, "source_blob": {"url": tarball}, "overrides": {"env": env}}
         setup = s.setups.create(c.actor, body)  # on the loop: it starts the setup's task
         sent = [0]

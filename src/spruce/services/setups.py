@@ -139,9 +139,11 @@ class Setups:
         def name_of(value: object) -> str | None:
             if isinstance(value, dict):
                 value = value.get("name") or value.get("id")
-            if value is not None and not isinstance(value, str):
+            if value is None or value == "":
+                return None
+            if not isinstance(value, str):
                 raise InvalidParams("app.organization and app.space name a team and a space.")
-            return value or None
+            return value
 
         team = name_of(app_spec.get("organization") or app_spec.get("team"))
         space = name_of(app_spec.get("space"))

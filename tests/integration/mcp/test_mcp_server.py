@@ -188,6 +188,78 @@ async def test_the_stdio_relay(platform: RunningPlatform) -> None:
             pass
 
 
+async def test_a_plain_call_is_one_json_answer_and_the_same_as_streamed(
+    platform: RunningPlatform,
+) -> None:
+    """A tools/call without a progress token is answered as one JSON response (the fast
+    path), with one on the mcp library's SSE stream: the same answer either way."""
+    api = platform.client()
+    name = _name()
+    api.post("/apps", json={"name": name}).raise_for_status()
+
+    async def nothing(done: float, total: float | None, message: str | None) -> None:
+        return None
+
+    async with http_session(platform) as s:
+        for tool, args in (
+            ("get_app_info", {"app": name}),
+            ("list_apps", {}),
+            ("ps_scale", {"app": name, "dyno": "web==1"}),
+            ("get_app_info", {"app": name, "extra": 1}),
+        ):
+            plain = await s.call_tool(tool, args)
+            streamed = await s.call_tool(tool, args, progress_callback=nothing)
+            assert (plain.is_error, text(plain)) == (streamed.is_error, text(streamed)), tool
+            assert plain.structured_content == streamed.structured_content, tool
+        listed = (await s.list_tools()).tools
+        assert {t.name for t in listed} >= set(HEROKU_TOOLS)
+
+    # On the wire: the session's plain call answers application/json, a call with a
+    # progress token an event stream.
+    headers = {
+        "Authorization": f"Bearer {platform.api_key}",
+        "Accept": "application/json, text/event-stream",
+    }
+    init = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "wire", "version": "1"},
+        },
+    }
+    with httpx.Client(base_url=platform.api_url, headers=headers, timeout=30) as http:
+        opened = http.post("/mcp", json=init)
+        session = {"mcp-session-id": opened.headers["mcp-session-id"]}
+        done = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+        assert http.post("/mcp", json=done, headers=session).status_code == 202
+        call = {"name": "ps_list", "arguments": {"app": name}}
+        plain = http.post(
+            "/mcp",
+            json={"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": call},
+            headers=session,
+        )
+        assert plain.headers["content-type"] == "application/json"
+        assert plain.json()["id"] == 2 and plain.json()["result"]["content"][0]["text"] == "[]"
+        call["_meta"] = {"progressToken": "t"}
+        streamed = http.post(
+            "/mcp",
+            json={"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": call},
+            headers=session,
+        )
+        assert streamed.headers["content-type"].startswith("text/event-stream")
+        assert '"id":3' in streamed.text.replace(" ", "")
+        # Another session's id (or none) is not answered on the fast path.
+        stray = http.post(
+            "/mcp",
+            json={"jsonrpc": "2.0", "id": 4, "method": "tools/list"},
+            headers={"mcp-session-id": "not-a-session"},
+        )
+        assert stray.status_code == 404
+
+
 def test_the_endpoint_wants_an_api_key(platform: RunningPlatform) -> None:
     body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
     for headers in ({}, {"Authorization": "Bearer HRKU-not-a-key"}):

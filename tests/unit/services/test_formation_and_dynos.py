@@ -46,27 +46,28 @@ def test_sizes_and_limits(harness: Harness, owner: UserView) -> None:
 
 
 def test_parse_scale() -> None:
-    """ps:scale's arguments, the one parser of the CLI and the MCP tool."""
-    current = {"web": 2, "worker": 1}
-    assert parse_scale(["web=3:standard-2x", "worker+2"], current) == [
+    """ps:scale's arguments, the one parser of the CLI and the MCP tool; relative amounts
+    stay relative (Heroku's API counts them from the quantity at the time)."""
+    assert parse_scale(["web=3:standard-2x", "worker+2"]) == [
         {"type": "web", "quantity": 3, "size": "standard-2x"},
-        {"type": "worker", "quantity": 3},
+        {"type": "worker", "quantity": "+2"},
     ]
-    assert parse_scale(["worker-5"], current) == [{"type": "worker", "quantity": 0}]
-    assert parse_scale(["web=:basic"], current) == [{"type": "web", "size": "basic"}]
-    assert parse_scale(["clock+1"], current) == [{"type": "clock", "quantity": 1}]
+    assert parse_scale(["worker-5"]) == [{"type": "worker", "quantity": "-5"}]
+    assert parse_scale(["web=:basic"]) == [{"type": "web", "size": "basic"}]
     # One string (the MCP tool's `dyno`), spaces or commas between the words.
-    assert parse_scale("web=1, worker+1  clock=0", current) == [
+    assert parse_scale("web=1, worker+1  clock=0") == [
         {"type": "web", "quantity": 1},
-        {"type": "worker", "quantity": 2},
+        {"type": "worker", "quantity": "+1"},
         {"type": "clock", "quantity": 0},
     ]
     for bad in (["web==2"], ["web+:basic"], ["=2"], [], "", " , ", ["web=2:"], ["web 2"]):
         with pytest.raises(InvalidParams, match="web=2:standard-1x"):
-            parse_scale(bad, current)
+            parse_scale(bad)
 
 
-def test_scale_applies_against_the_formation_now(harness: Harness, owner: UserView) -> None:
+def test_scale_counts_relative_amounts_from_the_formation(
+    harness: Harness, owner: UserView
+) -> None:
     f = harness.services.formation
     app = deployed(harness, owner, "scaled-by-args")
     changed = f.scale(owner, app.id, "worker+2:standard-1x web=0")
@@ -76,9 +77,16 @@ def test_scale_applies_against_the_formation_now(harness: Harness, owner: UserVi
     ]
     f.scale(owner, app.id, ["worker-1"])
     assert f.get(app.id, "worker").quantity == 1
-    with pytest.raises(InvalidParams):
-        f.scale(owner, app.id, "worker=x")
-    assert f.get(app.id, "worker").quantity == 1
+    f.scale(owner, app.id, "worker-5")  # never below 0
+    assert f.get(app.id, "worker").quantity == 0
+    # Heroku's CLI sends these as the API's quantities.
+    f.update(owner, app.id, [{"type": "worker", "quantity": "+3"}])
+    f.update(owner, app.id, [{"type": "worker", "quantity": "-1"}])
+    assert f.get(app.id, "worker").quantity == 2
+    for bad in ("worker=x", "worker+1 clock=1"):
+        with pytest.raises((InvalidParams, NotFound)):
+            f.scale(owner, app.id, bad)
+    assert f.get(app.id, "worker").quantity == 2  # a failed batch changes nothing
 
 
 async def test_scaling_converges_the_dynos(harness: Harness, owner: UserView) -> None:
