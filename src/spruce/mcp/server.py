@@ -164,7 +164,10 @@ class McpServer:
         try:
             if scheme.lower() != "bearer" or not key.strip():
                 raise Unauthorized("Invalid credentials provided.")
-            actor = await asyncio.to_thread(self._authenticate, key.strip())
+            actor = self.services.accounts.verified(key.strip())
+            if actor is None:  # not seen in the last seconds: the store, off the loop
+                actor = await asyncio.to_thread(self.services.accounts.authenticate, key.strip())
+            self.services.accounts.rate_limiter.take(actor.id)
         except ServiceError as e:
             resp = JSONResponse({"id": e.id, "message": e.message}, status_code=e.status)
             if e.status == 401:
@@ -178,11 +181,6 @@ class McpServer:
                 return  # answered on the fast path (spruce/mcp/fastpath.py)
             receive = rest
         await self.sessions.handle_request(scope, receive, send)
-
-    def _authenticate(self, key: str) -> UserView:
-        actor = self.services.accounts.authenticate(key)
-        self.services.accounts.rate_limiter.take(actor.id)
-        return actor
 
     @staticmethod
     def _actor(ctx: ServerRequestContext[Any]) -> UserView:

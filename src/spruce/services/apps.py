@@ -462,7 +462,10 @@ class Apps:
     # -- collaborators -----------------------------------------------------------------------
     def collaborators(self, actor: UserView, identity: str) -> list[CollaboratorView]:
         """The owner first, then every collaborator."""
-        app = self.get(actor, identity)
+        return self.collaborators_of(self.get(actor, identity))
+
+    def collaborators_of(self, app: AppView) -> list[CollaboratorView]:
+        """`collaborators` of an app already looked up with the access rule (`get`)."""
         ref = app.ref
         owner = CollaboratorView(
             app.id,

@@ -183,9 +183,11 @@ async def test_the_stdio_relay(platform: RunningPlatform) -> None:
         assert [ok(a)["app"]["name"] for a in answers[:4]] == [name] * 4
         assert ok(answers[4]) == []
         assert "Couldn't find that app" in failed(answers[5])
-    with pytest.raises(MCPError, match="Invalid credentials provided"):
+    with pytest.raises(BaseExceptionGroup) as caught:
         async with stdio_session(platform, "HRKU-not-a-key"):
             pass
+    refused = caught.value.subgroup(lambda e: isinstance(e, MCPError))
+    assert refused is not None and "Invalid credentials provided" in str(refused.exceptions)
 
 
 async def test_a_plain_call_is_one_json_answer_and_the_same_as_streamed(
@@ -277,7 +279,13 @@ async def test_missing_capabilities_say_so(platform: RunningPlatform) -> None:
             ("pipelines_promote", {"app": "x"}, "Pipelines"),
             (
                 "deploy_to_heroku",
-                {"name": "mcp-x", "appJson": "{}", "internalRouting": True},
+                {
+                    "name": "mcp-internal",
+                    "rootUri": "/nowhere",
+                    "tarballUri": "http://127.0.0.1:9/none.tgz",
+                    "appJson": "{}",
+                    "internalRouting": True,
+                },
                 "Internally routed apps (reachable only in a space)",
             ),
         ):
