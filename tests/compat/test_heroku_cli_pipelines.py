@@ -8,6 +8,7 @@ one that cannot work: it asks GitHub through a host the CLI cannot be pointed aw
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import uuid
@@ -74,7 +75,7 @@ def test_pipeline_lifecycle_and_promotion_across_three_apps(
     err = plain(res.stderr)
     assert f"Creating {pipe} pipeline... done" in err
     assert f"Adding {dev} to {pipe} pipeline as development... done" in err
-    res = heroku("pipelines:add", pipe, "-a", stg)  # stage inferred from -staging
+    res = heroku("pipelines:add", pipe, "-a", stg, "-s", "staging")
     assert f"Adding {stg} to {pipe} pipeline as staging... done" in plain(res.stderr)
     heroku("pipelines:add", pipe, "-a", prod, "-s", "production")
 
@@ -99,7 +100,7 @@ def test_pipeline_lifecycle_and_promotion_across_three_apps(
     assert "Starting promotion to staging..." in out
     assert "Running release command..." in out
     assert "release phase: preparing version" in out and "Release command succeeded." in out
-    assert "Promotion successful" in out and f"{stg}: succeeded" in out
+    assert "Promotion successful" in out and re.search(rf"{stg}:\s+succeeded", out)
 
     api = platform.client()
     dev_slug = _current_slug(api, dev)
@@ -113,7 +114,7 @@ def test_pipeline_lifecycle_and_promotion_across_three_apps(
     res = heroku("pipelines:promote", "-a", stg, timeout=240)
     out = plain(res.stdout)
     assert "Starting promotion to production..." in out and "release phase: done" in out
-    assert f"{prod}: succeeded" in out
+    assert re.search(rf"{prod}:\s+succeeded", out)
     assert _current_slug(api, prod)["commit"] == dev_slug["commit"]
     assert api.get(f"/apps/{prod}/builds").json() == []
 
@@ -124,8 +125,8 @@ def test_pipeline_lifecycle_and_promotion_across_three_apps(
     out = plain(res.stdout)
     assert f"Starting promotion to apps: {stg},{prod}..." in out
     assert "Promotion to some apps failed" in res.stderr
-    assert f"{stg}: succeeded" in out
-    assert f"{prod}: failed" in out and "The release command failed." in out
+    assert re.search(rf"{stg}:\s+succeeded", out)
+    assert re.search(rf"{prod}:\s+failed\n\s+The release command failed\.", out), out
 
     res = heroku("pipelines:promote", "-a", prod, check=False)
     assert f"Cannot promote {prod} from 'production' stage" in res.stderr

@@ -166,7 +166,7 @@ class Pipelines:
                 "digits, and dashes; 3 to 30 characters."
             )
         gen = _name_of(generation) or Generation.CEDAR
-        if gen not in tuple(Generation):
+        if not isinstance(gen, str) or gen not in tuple(Generation):
             raise InvalidParams("generation must be cedar or fir.")
         owner_type, owner_id = "user", actor.id
         if owner is not None:
