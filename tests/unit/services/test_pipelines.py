@@ -223,3 +223,31 @@ async def test_review_app_config_and_stale_sweep(
         s.apps.get(owner, app.id)
     assert s.review_apps.get(owner, review_id).status == "deleted"
     assert s.review_apps.list(owner, p.id) == []
+
+
+async def test_a_fir_promotion_releases_the_source_image(
+    harness: Harness, owner: UserView, tmp_path: Path
+) -> None:
+    s = harness.services
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "Procfile").write_text("release: migrate\nweb: serve\n")
+    dev = s.apps.create(owner, "fire-dev", generation="fir")
+    build = s.builds.create_pending(owner, dev.id, {"url": "git:1", "version": "b" * 40})
+    assert (await s.builds.run(owner, build, src, lambda _: None)).status == "succeeded"
+    stg = s.apps.create(owner, "fire-staging", generation="fir")
+    p = s.pipelines.create(owner, "fire", generation="fir")
+    s.pipelines.couple(owner, dev.id, p.id, "development")
+    s.pipelines.couple(owner, stg.id, p.id, "staging")
+    promo = s.promotions.create(owner, s.promotions.plan(owner, dev.id).body())
+    await settle(lambda: s.promotions.get(owner, promo.id).status == "completed")
+    (target,) = s.promotions.targets(owner, promo.id)
+    assert target.status == "succeeded", target
+    release = s.releases.find(target.release_id or "")
+    assert release is not None and release.slug_id is None and release.oci_image_id
+    source_image = s.oci_images.list(dev.id)[0]
+    image = s.oci_images.get(stg.id, release.oci_image_id)
+    assert image.digest == source_image.digest and image.commit == "b" * 40
+    runtime, command, name = harness.dynos.one_offs[-1]
+    assert name.startswith("release.") and runtime.app_id == stg.id
+    assert runtime.image is not None and runtime.image.digest == source_image.digest
