@@ -80,6 +80,7 @@ def test_pipeline_lifecycle_and_promotion_across_three_apps(
     heroku("pipelines:add", pipe, "-a", prod, "-s", "production")
 
     assert pipe in heroku("pipelines").stdout.splitlines()
+    assert re.search(rf"Pipeline:\s+{pipe} - development", heroku("apps:info", "-a", dev).stdout)
     info = plain(heroku("pipelines:info", pipe).stdout)
     assert info.splitlines()[0] == f"=== {pipe}"
     assert "owner: " in info

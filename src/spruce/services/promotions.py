@@ -252,64 +252,85 @@ class Promotions:
                         promotion_id=promo.id, app_id=app.id, status="pending", ordinal=i
                     )
                 )
-            return promo.id
+            promo_id = promo.id
+            target_rows = [
+                (r.id, r.app_id)
+                for r in s.scalars(
+                    select(PipelinePromotionTarget)
+                    .where(PipelinePromotionTarget.promotion_id == promo_id)
+                    .order_by(PipelinePromotionTarget.ordinal)
+                )
+            ]
+        # The targets' releases exist before the caller hears of the promotion: Heroku's CLI
+        # streams a lone target's release phase as soon as it sees the release.
+        for target_id, app_id in target_rows:
+            self._release_target(actor, promo_id, target_id, app_id)
+        return promo_id
+
+    def _release_target(
+        self, actor: UserView, promotion_id: str, target_id: str, app_id: str
+    ) -> None:
+        try:
+            release_id, pending = self._release_on(actor, promotion_id, app_id)
+        except ServiceError as e:
+            self._update_target(target_id, status="failed", error_message=e.message)
+            return
+        except Exception as e:
+            log.exception("promotion %s to app %s failed", promotion_id, app_id)
+            self._update_target(
+                target_id, status="failed", error_message=f"Internal error: {type(e).__name__}"
+            )
+            return
+        if pending:
+            self._update_target(target_id, release_id=release_id)
+        else:
+            self._update_target(target_id, release_id=release_id, status="succeeded")
 
     def start(self, actor: UserView, promotion_id: str) -> PromotionView:
-        """Release a checked promotion's targets in the background (on the loop)."""
-        task = asyncio.get_running_loop().create_task(self._run(actor, promotion_id))
+        """Run the release phases of a checked promotion's targets in the background (on
+        the loop); the promotion is completed once none is pending."""
+        task = asyncio.get_running_loop().create_task(self._run(promotion_id))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return self.get(actor, promotion_id)
 
-    async def _run(self, actor: UserView, promotion_id: str) -> None:
+    async def _run(self, promotion_id: str) -> None:
         with self.store.session() as s:
             rows = s.scalars(
-                select(PipelinePromotionTarget)
-                .where(PipelinePromotionTarget.promotion_id == promotion_id)
-                .order_by(PipelinePromotionTarget.ordinal)
+                select(PipelinePromotionTarget).where(
+                    PipelinePromotionTarget.promotion_id == promotion_id,
+                    PipelinePromotionTarget.status == "pending",
+                    PipelinePromotionTarget.release_id.is_not(None),
+                )
             )
-            targets = [(r.id, r.app_id) for r in rows]
+            targets = [(r.id, r.release_id) for r in rows if r.release_id]
         try:
-            await asyncio.gather(*(self._promote(actor, promotion_id, t, a) for t, a in targets))
+            await asyncio.gather(*(self._phase(t, r) for t, r in targets))
         finally:
             with self.store.session() as s:
                 promo = s.get(PipelinePromotion, promotion_id)
                 if promo is not None:
                     promo.status = "completed"
 
-    async def _promote(
-        self, actor: UserView, promotion_id: str, target_id: str, app_id: str
-    ) -> None:
+    async def _phase(self, target_id: str, release_id: str) -> None:
         try:
-            release_id, pending = self._release_on(actor, promotion_id, app_id)
-            self._update_target(target_id, release_id=release_id)
-            if not pending:
-                self._update_target(target_id, status="succeeded")
-                return
             outcome = await self.release_phase.run(release_id)
-            if outcome == PhaseOutcome.SUCCEEDED:
-                self._update_target(target_id, status="succeeded")
-            elif outcome == PhaseOutcome.FAILED:
-                self._update_target(
-                    target_id, status="failed", error_message="The release command failed."
-                )
-            else:
-                self._update_target(
-                    target_id,
-                    status="failed",
-                    error_message="The release phase could not run; see the release output.",
-                )
-        except ServiceError as e:
-            self._update_target(target_id, status="failed", error_message=e.message)
         except asyncio.CancelledError:
             self._update_target(
                 target_id, status="failed", error_message="The promotion was interrupted."
             )
             raise
-        except Exception as e:
-            log.exception("promotion %s to app %s failed", promotion_id, app_id)
+        if outcome == PhaseOutcome.SUCCEEDED:
+            self._update_target(target_id, status="succeeded")
+        elif outcome == PhaseOutcome.FAILED:
             self._update_target(
-                target_id, status="failed", error_message=f"Internal error: {type(e).__name__}"
+                target_id, status="failed", error_message="The release command failed."
+            )
+        else:
+            self._update_target(
+                target_id,
+                status="failed",
+                error_message="The release phase could not run; see the release output.",
             )
 
     def _update_target(self, target_id: str, **fields: object) -> None:
@@ -405,6 +426,7 @@ class Promotions:
     # -- lifecycle -------------------------------------------------------------------------
     def recover(self) -> None:
         """On start: promotions a stop or crash cut short end, their pending targets failed."""
+        cut: list[str] = []
         with self.store.session() as s:
             for promo in s.scalars(
                 select(PipelinePromotion).where(PipelinePromotion.status == "pending")
@@ -417,7 +439,13 @@ class Promotions:
                 ):
                     t.status = "failed"
                     t.error_message = "The platform restarted during the promotion."
+                    if t.release_id:
+                        cut.append(t.release_id)
                 promo.status = "completed"
+        for release_id in cut:  # their release phases will not run again: no release stays pending
+            release = self.releases.find(release_id)
+            if release is not None and release.status == ReleaseStatus.PENDING:
+                self.releases.finish(release_id, False)
 
     async def stop(self) -> None:
         for task in list(self._tasks):

@@ -174,6 +174,8 @@ def test_recover_fails_what_a_restart_cut_short(
     assert s.promotions.get(owner, promo_id).status == "completed"
     (t,) = s.promotions.targets(owner, promo_id)
     assert t.status == "failed" and "restarted" in (t.error_message or "")
+    release = s.releases.find(t.release_id or "")
+    assert release is not None and release.status == "failed"  # not left pending
 
 
 def test_app_json_review_environment_applies_over_the_top_level() -> None:
