@@ -401,7 +401,7 @@ def interleaved(
     names = list(targets)
     for r in range(rounds):
         for load in wanted:
-            order = names[r % len(names):] + names[: r % len(names)]
+            order = names[r % len(names) :] + names[: r % len(names)]
             for name in order:
                 http_url, https_url = targets[name]
                 v = run_load(load, http_url, https_url, duration, d)
