@@ -36,7 +36,7 @@ def register(r: Registry) -> None:
         s = c.services
         app = await c.db(c.app) if c.opt("app") else None
         team = c.opt("team")
-        owner = None
+        owner: dict[str, str] | None = None
         if team:
             owner = {"type": "team", "id": (await c.db(s.teams.get, c.actor, team)).id}
         generation = app.generation if app else None

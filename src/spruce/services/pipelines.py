@@ -92,7 +92,7 @@ class Pipelines:
         self.apps = apps
 
     # -- lookup and access -----------------------------------------------------------------
-    def visible(self, s: Session, actor: UserView) -> Select[tuple[Pipeline]]:
+    def visible(self, s: Session, actor: UserView) -> Select[Pipeline]:
         q = select(Pipeline)
         if actor.is_operator:
             return q

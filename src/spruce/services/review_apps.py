@@ -11,6 +11,7 @@ review apps with no new release for `stale_days` are destroyed by a background s
 from __future__ import annotations
 
 import asyncio
+import builtins
 import datetime as dt
 import logging
 import re
@@ -273,7 +274,7 @@ class ReviewApps:
         s.flush()
 
     def _row(self, s: Any, actor: UserView, review_app_id: str) -> ReviewApp:
-        r = s.get(ReviewApp, review_app_id) if is_uuid(review_app_id) else None
+        r: ReviewApp | None = s.get(ReviewApp, review_app_id) if is_uuid(review_app_id) else None
         if r is None:
             raise NotFound("Couldn't find that review app.")
         self.pipelines.find_row(s, actor, r.pipeline_id)
@@ -451,7 +452,7 @@ class ReviewApps:
             log.exception("could not destroy the review app %s", app_id)
 
     # -- stale review apps -------------------------------------------------------------------
-    def stale(self) -> list[tuple[str, str]]:
+    def stale(self) -> builtins.list[tuple[str, str]]:
         """(review app id, app id) of the review apps past their pipeline's stale_days."""
         now = self.clock()
         out = []
@@ -468,7 +469,7 @@ class ReviewApps:
             for r, days, released in rows:
                 last = max(released or r.created_at, r.created_at)
                 age = (now - last).total_seconds()
-                if age >= days * self.settings.day_seconds:
+                if age >= days * self.settings.day_seconds and r.app_id is not None:
                     out.append((r.id, r.app_id))
         return out
 
