@@ -4,6 +4,8 @@ Revision ID: 0008
 Revises: 0006
 """
 
+import datetime as dt
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -13,7 +15,7 @@ branch_labels = None
 depends_on = None
 
 
-def _stamps() -> list[sa.Column[sa.DateTime]]:
+def _stamps() -> list[sa.Column[dt.datetime]]:
     return [
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
