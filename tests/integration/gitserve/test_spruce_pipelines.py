@@ -3,15 +3,18 @@ reading commits from Spruce's own git repositories (no GitHub anywhere)."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
+import tarfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
-from support import RunningPlatform, start_platform
+from support import RunningPlatform, start_platform, wait_for
 
 PROCFILE = "release: echo release-of-$MARK\nweb: python3 -m http.server $PORT\n"
 
@@ -24,6 +27,17 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatfo
     )
     yield p
     p.stop()
+
+
+def tarball(files: dict[str, str]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, body in files.items():
+            data = body.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
 
 
 def git(repo: Path, *args: str) -> str:
@@ -122,6 +136,46 @@ def test_pipelines_promote_and_diff_over_spruce_git(
     res = p.cli("reviewapps:destroy", "-a", name, check=True)
     assert f"Destroying review app ⬢ {name}... done" in res.stderr
     assert api.get(f"/apps/{name}").status_code == 404
+
+    # POST /review-apps from a source tarball: pr_number and base_name make the name
+    pipeline_id = api.get(f"/pipelines/{base}").json()["id"]
+    patched = api.patch(f"/pipelines/{pipeline_id}/review-app-config", json={"base_name": base})
+    assert patched.status_code == 200 and patched.json()["base_name"] == base
+    blob = api.post("/sources").json()["source_blob"]
+    files = {
+        "Procfile": PROCFILE,
+        "app.json": json.dumps(
+            {"environments": {"review": {"env": {"MARK": {"value": "tarball"}}}}}
+        ),
+    }
+    assert httpx.put(blob["put_url"], content=tarball(files)).status_code == 200
+    body = {
+        "branch": "pr-branch",
+        "pipeline": pipeline_id,
+        "pr_number": 9,
+        "source_blob": {"url": blob["get_url"], "version": "v9"},
+        "environment": {"EXTRA": "given"},
+    }
+    created = api.post("/review-apps", json=body)
+    assert created.status_code == 201, created.text
+    assert created.json()["status"] == "creating" and created.json()["pr_number"] == 9
+    review_id = created.json()["id"]
+
+    def finished() -> dict[str, object] | None:
+        r = api.get(f"/review-apps/{review_id}").json()
+        return r if r["status"] not in ("pending", "creating") else None
+
+    done = wait_for(finished, 120, interval=0.5, what="the review app")
+    assert done["status"] == "created", done
+    assert done["app"] == {"id": done["app"]["id"], "name": f"{base}-pr-9"}  # type: ignore[index]
+    config = api.get(f"/apps/{base}-pr-9/config-vars").json()
+    assert config["MARK"] == "tarball" and config["EXTRA"] == "given"
+    assert api.get(f"/apps/{base}-pr-9/review-app").json()["id"] == review_id
+    gone = api.delete(f"/review-apps/{review_id}")
+    assert gone.status_code == 200 and gone.json()["status"] == "deleted"
+    assert api.get(f"/apps/{base}-pr-9").status_code == 404
+    bad = api.post("/review-apps", json=body | {"source_blob": {}})
+    assert bad.status_code == 422 and bad.json()["id"] == "invalid_params"
 
     p.cli("pipelines:rename", base, f"{base}-x", check=True)
     res = p.cli("pipelines:destroy", f"{base}-x", check=True)
