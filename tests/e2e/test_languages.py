@@ -39,6 +39,25 @@ def test_go_module_with_vendor_builds_offline_and_serves(
     assert formation["command"] == "hello-spruce"
 
 
+def test_go_version_the_platform_lacks_rejects_the_push(
+    platform: RunningPlatform, deploy: Deployer
+) -> None:
+    app = f"gov-{uuid.uuid4().hex[:6]}"
+    assert platform.client().post("/apps", json={"name": app}).status_code == 201
+    repo = deploy.repo(
+        app,
+        files={
+            "go.mod": "module example.com/x\n\ngo 1.99\n",
+            "main.go": "package main\n\nfunc main() {}\n",
+        },
+    )
+    res = deploy.push(repo, app)
+    assert res.returncode != 0
+    assert "remote:  !     This app needs Go 1.99 but the platform's Go is" in res.stderr
+    assert "[remote rejected]" in res.stderr
+    assert platform.client().get(f"/apps/{app}/releases").json()[-1]["version"] == 1
+
+
 def test_ruby_bundler_with_vendor_cache_builds_offline_and_serves(
     platform: RunningPlatform, deploy: Deployer, tmp_path: Path
 ) -> None:
