@@ -171,16 +171,30 @@ MAVEN_PLUGINS = {
 
 
 def java_app(root: Path, work: Path) -> Path:
+    # Maven adds plexus-utils 1.1 to a plugin that does not name plexus-utils itself, and
+    # Debian only has 3.4.2: each plugin names it.
+    plexus = (
+        "<dependencies><dependency><groupId>org.codehaus.plexus</groupId>"
+        "<artifactId>plexus-utils</artifactId><version>3.4.2</version></dependency></dependencies>"
+    )
+    # As Heroku's Java guide does: the runtime classpath is copied to target/dependency.
+    copy = (
+        "<executions><execution><id>copy-dependencies</id><phase>package</phase>"
+        "<goals><goal>copy-dependencies</goal></goals>"
+        "<configuration><includeScope>runtime</includeScope></configuration>"
+        "</execution></executions>"
+    )
     plugins = "\n".join(
         f"      <plugin><groupId>org.apache.maven.plugins</groupId>"
-        f"<artifactId>{a}</artifactId><version>{v}</version></plugin>"
+        f"<artifactId>{a}</artifactId><version>{v}</version>{plexus}"
+        f"{copy if a == 'maven-dependency-plugin' else ''}</plugin>"
         for a, v in MAVEN_PLUGINS.items()
     )
     write(
         root,
         {
             "system.properties": "java.runtime.version=17\n",
-            "Procfile": "web: java -cp target/classes com.example.Main\n",
+            "Procfile": "web: java $JAVA_OPTS -cp target/classes:target/dependency/* com.example.Main\n",
             ".gitignore": "target/\n",
             "src/main/java/com/example/Main.java": f"""
                 package com.example;
@@ -188,13 +202,15 @@ def java_app(root: Path, work: Path) -> Path:
                 import com.sun.net.httpserver.HttpServer;
                 import java.net.InetSocketAddress;
                 import java.nio.charset.StandardCharsets;
+                import org.apache.commons.lang3.StringUtils;
 
                 public class Main {{
                     public static void main(String[] args) throws Exception {{
                         int port = Integer.parseInt(System.getenv("PORT"));
                         HttpServer server = HttpServer.create(new InetSocketAddress(port), 0);
                         server.createContext("/", exchange -> {{
-                            byte[] body = "{GREETING.format(lang="Java")}"
+                            // Only commons-lang3 turns it the right way round.
+                            byte[] body = StringUtils.reverse("{GREETING.format(lang="Java")[::-1]}")
                                 .getBytes(StandardCharsets.UTF_8);
                             exchange.sendResponseHeaders(200, body.length);
                             exchange.getResponseBody().write(body);
@@ -220,6 +236,13 @@ def java_app(root: Path, work: Path) -> Path:
                 <maven.compiler.release>17</maven.compiler.release>
                 <project.build.sourceEncoding>UTF-8</project.build.sourceEncoding>
               </properties>
+              <dependencies>
+                <dependency>
+                  <groupId>org.apache.commons</groupId>
+                  <artifactId>commons-lang3</artifactId>
+                  <version>3.12.0</version>
+                </dependency>
+              </dependencies>
               <build>
                 <plugins>
             PLUGINS
@@ -237,7 +260,7 @@ def java_app(root: Path, work: Path) -> Path:
                 <settings>
                   <mirrors>
                     <mirror>
-                      <id>debian</id>
+                      <id>central</id>
                       <mirrorOf>*</mirrorOf>
                       <url>file://{DEBIAN_MAVEN_REPO}</url>
                     </mirror>
