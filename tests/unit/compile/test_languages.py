@@ -380,3 +380,23 @@ def test_php_boot_command_serves_its_docroot(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_ruby_gems_come_back_from_the_build_cache(tmp_path: Path) -> None:
+    """A second build restores vendor/bundle from the cache; Bundler then installs nothing."""
+    from e2e.lang_apps import ruby_app
+
+    source = ruby_app(tmp_path / "source", tmp_path / "work")
+    outputs = []
+    for n in (1, 2):
+        build = tmp_path / f"build{n}"
+        shutil.copytree(source, build)
+        res = compile_("ruby", build, tmp_path, PATH_ENV)
+        assert res.returncode == 0, res.stdout
+        outputs.append(res.stdout)
+        assert (build / "vendor" / "bundle").is_dir()
+    assert "Installing spruce_greeting 1.0.0" in outputs[0]
+    assert "Restoring installed gems from the build cache" not in outputs[0]
+    assert "Restoring installed gems from the build cache" in outputs[1]
+    assert "Using spruce_greeting 1.0.0" in outputs[1]
+    assert "Installing spruce_greeting" not in outputs[1]
