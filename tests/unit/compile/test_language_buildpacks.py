@@ -400,3 +400,17 @@ def test_ruby_gems_come_back_from_the_build_cache(tmp_path: Path) -> None:
     assert "Restoring installed gems from the build cache" in outputs[1]
     assert "Using spruce_greeting 1.0.0" in outputs[1]
     assert "Installing spruce_greeting" not in outputs[1]
+
+
+def test_php_without_packages_still_gets_its_autoloader(tmp_path: Path) -> None:
+    app = make(tmp_path / "app", {
+        "composer.json": '{"require": {"php": ">=8.0"}, "autoload": {"psr-4": {"App\\\\": "src/"}}}',
+        "src/Hello.php": "<?php\nnamespace App;\nfinal class Hello { const TEXT = 'autoloaded'; }\n",
+        "index.php": "<?php require 'vendor/autoload.php'; echo App\\Hello::TEXT;\n",
+    })  # fmt: skip
+    res = compile_("php", app, tmp_path, PATH_ENV)
+    assert res.returncode == 0, res.stdout
+    assert "composer.json requires no packages: generating the autoloader" in res.stdout
+    php = subprocess.run(["php", "index.php"], cwd=app, capture_output=True, text=True)
+    assert php.stdout == "autoloaded"
+    assert (app / ".heroku" / "php" / "bin" / "heroku-php-apache2").stat().st_mode & 0o111
