@@ -86,7 +86,7 @@ def register(r: Registry) -> None:
             await c.progress(i, len(text), line)
         return "\n".join(text) if text else f"No log lines for {app.name} yet."
 
-    # -- teams and spaces: not in Spruce yet (pipelines: pipeline_tools.py) ------------------------------------
+    # -- teams and spaces: not in Spruce yet (pipelines: pipeline_tools.py) -------------
     @r.heroku("list_teams", read_only=True, idempotent=True)
     async def list_teams(c: Call) -> Any:
         raise NotBuilt("list_teams", "Teams")
