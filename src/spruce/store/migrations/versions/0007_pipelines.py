@@ -1,6 +1,6 @@
 """pipelines: couplings, promotions and their targets, review apps and their config
 
-Revision ID: 0008
+Revision ID: 0007
 Revises: 0006
 """
 
@@ -9,7 +9,7 @@ import datetime as dt
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008"
+revision = "0007"
 down_revision = "0006"
 branch_labels = None
 depends_on = None
