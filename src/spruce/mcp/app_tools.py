@@ -9,7 +9,7 @@ from spruce.api import views
 from spruce.services.errors import InvalidParams
 from spruce.services.views import AppView
 
-from .registry import Call, NotBuilt, Registry, ToolError, string
+from .registry import Call, Registry, ToolError, string
 
 LOG_LINES = 100  # what `heroku logs` prints without --num
 
@@ -97,7 +97,7 @@ def register(r: Registry) -> None:
             await c.progress(i, len(text), line)
         return "\n".join(text) if text else f"No log lines for {app.name} yet."
 
-    # -- teams and spaces --------------------------------------------------------------
+    # -- teams and spaces (pipelines: pipeline_tools.py) --------------------------------
     # Spruce answers JSON either way: `json` (text or JSON in Heroku's) changes nothing.
     @r.heroku("list_teams", read_only=True, idempotent=True)
     async def list_teams(c: Call) -> Any:
@@ -125,15 +125,6 @@ def register(r: Registry) -> None:
             }
             for sp in spaces
         ]
-
-    # -- pipelines: not in Spruce yet ------------------------------------------------------
-    for name, read_only in (
-        ("pipelines_create", False),
-        ("pipelines_promote", False),
-        ("pipelines_list", True),
-        ("pipelines_info", True),
-    ):
-        r.heroku(name, read_only=read_only, idempotent=read_only)(_pipelines(name))
 
     # -- Spruce's own: config vars, releases, rollback, domains, destroy ---------------------
     app_arg = {"app": string("App name.")}
@@ -265,13 +256,6 @@ def register(r: Registry) -> None:
         app = await c.target(owner_only=True, confirm=True)
         await c.services.delete_app(c.actor, app.id)
         return {"destroyed": app.name}
-
-
-def _pipelines(name: str) -> Any:
-    async def handler(c: Call) -> Any:
-        raise NotBuilt(name, "Pipelines")
-
-    return handler
 
 
 def _app_summary(app: AppView) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from spruce.services.errors import ServiceError, Unauthorized
 from spruce.services.events import REQUEST_CHANNEL
 from spruce.services.views import UserView
 
-from . import addon_tools, app_tools, dyno_tools, prompts
+from . import addon_tools, app_tools, dyno_tools, pipeline_tools, prompts
 from .fastpath import FastPath
 from .registry import Call, Progress, Registry, Tool, ToolError
 
@@ -49,6 +49,7 @@ def build_registry() -> Registry:
     app_tools.register(r)
     addon_tools.register(r)
     dyno_tools.register(r)
+    pipeline_tools.register(r)
     return r
 
 

@@ -273,10 +273,6 @@ def test_the_endpoint_wants_an_api_key(platform: RunningPlatform) -> None:
 async def test_missing_capabilities_say_so(platform: RunningPlatform) -> None:
     async with stdio_session(platform) as s:
         for tool, args, capability in (
-            ("pipelines_list", {}, "Pipelines"),
-            ("pipelines_create", {"name": "p", "stage": "staging"}, "Pipelines"),
-            ("pipelines_info", {"pipeline": "p"}, "Pipelines"),
-            ("pipelines_promote", {"app": "x"}, "Pipelines"),
             (
                 "deploy_to_heroku",
                 {
