@@ -211,15 +211,18 @@ def test_mcp_pipelines(heroku: HerokuCLI, platform: RunningPlatform, tmp_path: P
 
 # Tools that need a capability Spruce does not have yet: each waits for it (strict xfail,
 # so the test says so once the capability lands). docs/compat.md lists them.
+# Spruce offers heroku-inference; Heroku's server registers its AI tools only when its CLI
+# has the AI plugin, which needs the inference host on port 443 (test_heroku_ai_plugin.py).
+AI_WAIT = "the AI plugin registered in Heroku's CLI (inference host on port 443)"
 WAITING: dict[str, tuple[dict[str, Any], str]] = {
-    "list_ai_available_models": ({}, "Managed Inference (and the AI plugin registered)"),
+    "list_ai_available_models": ({}, AI_WAIT),
     "provision_ai_model": (
         {"app": "mcp-waiting", "modelName": "claude-3-5-haiku"},
-        "Managed Inference (and the AI plugin registered)",
+        AI_WAIT,
     ),
     "make_ai_inference": (
         {"app": "mcp-waiting", "opts": {"model": "claude-3-5-haiku", "messages": []}},
-        "Managed Inference (and the AI plugin registered)",
+        AI_WAIT,
     ),
 }
 
@@ -286,9 +289,7 @@ def test_mcp_teams_and_spaces(heroku: HerokuCLI, platform: RunningPlatform) -> N
             t,
             # The AI tools also depend on the CLI having the plugin registered, which varies
             # by machine: those are not strict.
-            marks=pytest.mark.xfail(
-                strict="Inference" not in why, reason=f"waiting for {why} in Spruce"
-            ),
+            marks=pytest.mark.xfail(strict=why != AI_WAIT, reason=f"waiting for {why}"),
         )
         for t, (_, why) in WAITING.items()
     ],
