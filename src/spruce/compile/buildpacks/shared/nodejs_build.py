@@ -195,7 +195,6 @@ class Build:
             YARN_ENABLE_GLOBAL_CACHE="true",
             YARN_NPM_REGISTRY_SERVER=self._registry().rstrip("/"),
             YARN_ENABLE_TELEMETRY="0",
-            npm_config_store_dir=os.path.join(self.cache, "pnpm-store"),
         )
 
     def install(self) -> None:
@@ -217,7 +216,7 @@ class Build:
             argv += ["--prefer-offline"] if self.restored else []
         else:
             env["npm_config_production"] = "false"  # devDependencies too, despite NODE_ENV
-            argv = [*self._tool(), "install"]
+            argv = [*self._tool(), "install", "--store-dir", self._pnpm_store()]
             argv += ["--frozen-lockfile"] if has_lock else ["--no-frozen-lockfile"]
             argv += ["--prefer-offline"] if self.restored else []
         what = lock[self.manager] if has_lock else "package.json"
@@ -266,7 +265,7 @@ class Build:
             argv = [*self._tool(), "install", "--production=true", "--ignore-engines",
                     "--ignore-scripts", "--prefer-offline", "--frozen-lockfile"]  # fmt: skip
         else:
-            argv = [*self._tool(), "prune", "--prod"]
+            argv = [*self._tool(), "prune", "--prod", "--store-dir", self._pnpm_store()]
         run(argv, self.env, self.dir, self.log)
 
     def finish(self) -> None:
@@ -293,6 +292,9 @@ class Build:
         if self.pkg.get("packageManager") or not self.manager_version:
             return ["corepack", self.manager]
         return ["corepack", "%s@%s" % (self.manager, self.manager_version)]
+
+    def _pnpm_store(self) -> str:
+        return os.path.join(self.cache, "pnpm-store")
 
     def _berry(self) -> bool:
         return bool(self.manager_version) and int(self.manager_version.split(".")[0]) >= 2
