@@ -1,6 +1,6 @@
 # ruff: noqa: UP031  (%-formatted messages, like the Python buildpack's)
 """The classic heroku/nodejs buildpack's compile, as Heroku's Node.js buildpack behaves
-(python3 stdlib only; the steps run node, npm and corepack installed on the platform).
+(python3 stdlib only; the steps run the node and npm installed on the platform).
 
 1. Creating runtime environment: NODE_ENV=production and Heroku's other defaults; config vars
    (NPM_CONFIG_*, YARN_*, NODE_ENV...) apply to the build.
@@ -9,8 +9,11 @@
    not satisfy fails the build, saying which version is installed.
 3. Package manager by lock file: package-lock.json / npm-shrinkwrap.json -> npm, yarn.lock ->
    Yarn (classic 1.x, or 2+ "berry" when package.json's `packageManager` says so),
-   pnpm-lock.yaml -> pnpm. Yarn and pnpm run through corepack, which fetches the version in
-   `packageManager` from the npm registry. Two lock files fail the build, as on Heroku.
+   pnpm-lock.yaml -> pnpm. Yarn and pnpm are installed with npm from the npm registry at the
+   version in `packageManager` (or an exact `engines.yarn` / `engines.pnpm`), into the build
+   cache; without one, Yarn 1.22.22 / the newest pnpm 9. (Corepack is not used: the signing
+   keys it ships reject current registry metadata.) Two lock files fail the build, as on
+   Heroku.
 4. Scripts: `heroku-prebuild` before installing, `heroku-postbuild` (else `build`) after,
    `heroku-cleanup` after pruning.
 5. devDependencies are installed for the build, then pruned (unless NPM_CONFIG_PRODUCTION or
@@ -38,6 +41,9 @@ DEFAULTS = {
     "NODE_ENV": "production",
     "NODE_MODULES_CACHE": "true",
 }
+# Used when package.json names no version; pnpm's is an npm range (the newest 9.x).
+DEFAULT_VERSIONS = {"yarn": "1.22.22", "pnpm": "9"}
+NPM_PACKAGES = {"yarn": "yarn", "pnpm": "pnpm", "berry": "@yarnpkg/cli-dist"}
 LOCKFILES = (
     ("npm", "package-lock.json"),
     ("npm", "npm-shrinkwrap.json"),
@@ -57,6 +63,7 @@ class Build:
         self.cache = os.path.join(cache_dir, "node")
         self.node_version = self.npm_version = ""
         self.restored = False
+        self.tool: list[str] = []
 
     # -- steps -------------------------------------------------------------------------------
     def runtime_environment(self) -> None:
@@ -149,12 +156,10 @@ class Build:
                 "yarn.lock was written by Yarn 2 or newer, but no Yarn version is set.\n"
                 'Add the version to package.json, for example: "packageManager": "yarn@4.5.3".'
             )
-        if self.manager != "npm":
-            if shutil.which("corepack", path=self.env.get("PATH")) is None:
-                self.log.die("%s is needed for this app but corepack (which runs it) is not "
-                             "installed on this platform." % self.manager)  # fmt: skip
-            label = "%s %s" % (self.manager, self.manager_version or "(corepack's default)")
-            self.log.detail("Using %s through corepack" % label)
+        if self.manager == "pnpm" and not self.manager_version:
+            self.manager_version = DEFAULT_VERSIONS["pnpm"]
+        if self.manager == "yarn" and not self.manager_version:
+            self.manager_version = DEFAULT_VERSIONS["yarn"]
 
     def restore_cache(self) -> None:
         self.log.topic("Restoring cache")
@@ -184,18 +189,33 @@ class Build:
                 if os.path.isdir(saved) and not os.path.exists(target):
                     shutil.copytree(saved, target, symlinks=True)
                     self.log.detail("- %s" % name)
-        corepack = os.path.join(self.cache, "corepack")
         self.env.update(
             npm_config_cache=os.path.join(self.cache, "npm"),
-            COREPACK_HOME=corepack,
-            COREPACK_ENABLE_DOWNLOAD_PROMPT="0",
-            COREPACK_NPM_REGISTRY=self._registry(),
             YARN_CACHE_FOLDER=os.path.join(self.cache, "yarn"),
             YARN_GLOBAL_FOLDER=os.path.join(self.cache, "yarn-berry"),
             YARN_ENABLE_GLOBAL_CACHE="true",
             YARN_NPM_REGISTRY_SERVER=self._registry().rstrip("/"),
             YARN_ENABLE_TELEMETRY="0",
         )
+
+    def install_manager(self) -> None:
+        """Yarn or pnpm at the chosen version, installed with npm into the build cache."""
+        if self.manager == "npm":
+            return
+        kind = "berry" if self._berry() else self.manager
+        root = os.path.join(self.cache, "tools", "%s-%s" % (kind, self.manager_version))
+        exe = os.path.join(root, "node_modules", ".bin", self.manager)
+        if not os.access(exe, os.X_OK):
+            spec = "%s@%s" % (NPM_PACKAGES[kind], self.manager_version)
+            self.log.detail("Installing %s %s (npm install %s)" % (self.manager,
+                            self.manager_version, spec))  # fmt: skip
+            shutil.rmtree(root, ignore_errors=True)
+            os.makedirs(root)
+            argv = ["npm", "install", "--prefix", root, "--no-save", "--no-package-lock",
+                    "--ignore-scripts", spec]  # fmt: skip
+            run(argv, self.env, root, self.log)
+        self.tool = [exe]
+        self.log.detail("Using %s %s" % (self.manager, self._output([exe, "--version"])))
 
     def install(self) -> None:
         self.script("heroku-prebuild")
@@ -289,15 +309,14 @@ class Build:
         run([*runner, "run", name], self.env, self.dir, self.log)
 
     def _tool(self) -> list[str]:
-        if self.pkg.get("packageManager") or not self.manager_version:
-            return ["corepack", self.manager]
-        return ["corepack", "%s@%s" % (self.manager, self.manager_version)]
+        return self.tool
 
     def _pnpm_store(self) -> str:
         return os.path.join(self.cache, "pnpm-store")
 
     def _berry(self) -> bool:
-        return bool(self.manager_version) and int(self.manager_version.split(".")[0]) >= 2
+        major = self.manager_version.split(".")[0]
+        return self.manager == "yarn" and major.isdigit() and int(major) >= 2
 
     def _berry_lockfile(self) -> bool:
         text = _read(os.path.join(self.dir, "yarn.lock")) or ""
@@ -369,6 +388,7 @@ def main(argv: list[str]) -> None:
     build.binaries()
     build.choose_manager()
     build.restore_cache()
+    build.install_manager()
     build.install()
     build.build_scripts()
     build.save_cache()

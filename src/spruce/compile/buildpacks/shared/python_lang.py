@@ -53,7 +53,7 @@ class Log:
         print("       " + message, flush=True)
 
     def warn(self, message: str) -> None:
-        print(" !     Warning: " + message, flush=True)
+        print(" !     Warning: " + message.replace("\n", "\n !     "), flush=True)
 
     def die(self, message: str) -> None:
         print(" !     " + message.replace("\n", "\n !     "), flush=True)
