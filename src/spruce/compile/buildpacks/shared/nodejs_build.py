@@ -285,7 +285,11 @@ class Build:
             argv = [*self._tool(), "install", "--production=true", "--ignore-engines",
                     "--ignore-scripts", "--prefer-offline", "--frozen-lockfile"]  # fmt: skip
         else:
-            argv = [*self._tool(), "prune", "--prod", "--store-dir", self._pnpm_store()]
+            # `pnpm prune` asks before reinstalling from its store: the same, non-interactively.
+            argv = [*self._tool(), "install", "--prod", "--prefer-offline", "--ignore-scripts",
+                    "--store-dir", self._pnpm_store()]  # fmt: skip
+            if os.path.isfile(os.path.join(self.dir, "pnpm-lock.yaml")):
+                argv.append("--frozen-lockfile")
         run(argv, self.env, self.dir, self.log)
 
     def finish(self) -> None:
