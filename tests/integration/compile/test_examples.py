@@ -67,7 +67,9 @@ async def test_python_web_pip_install_and_gunicorn(builder: Builder) -> None:
     builder.lines.clear()
     result = await builder.build(app)
     assert "-----> Restoring cache" in builder.lines
-    assert any(line.startswith("       Requirement already satisfied: gunicorn") for line in builder.lines)
+    assert any(
+        line.startswith("       Requirement already satisfied: gunicorn") for line in builder.lines
+    )
     unpacked = unpack_slug(result.slug_path, builder.root / "dyno")
     body = await serve_and_get(unpacked, result.process_types["web"])
     assert body == "Hello from Spruce! dyno=web.1\n"
