@@ -64,13 +64,6 @@ def test_runtime_txt_is_deprecated_then_the_version_sticks(
     assert "Using the same version as the last build: Python 3.11." in out
 
 
-def test_no_version_uses_the_newest_supported(platform: RunningPlatform, deploy: Deployer) -> None:
-    files = {**WEB, "requirements.txt": "", "web.py": py_web("dflt")}
-    app, _repo, out, rc = push_new(platform, deploy, "dv", files)
-    assert rc == 0, out[-3000:]
-    assert "No Python version was specified. Using the buildpack default: Python 3.13" in out
-
-
 @pytest.mark.parametrize(
     "files,expected",
     [

@@ -44,10 +44,10 @@ def pattern(glob):
 
 class Handler(SimpleHTTPRequestHandler):
     clean_urls = False
-    routes = []  # [(regex, file relative to the root)]
-    redirects = {}  # path -> (url, status)
-    headers_for = []  # [(regex, {name: value})]
-    error_page = None
+    routes = []  # type: list[tuple[re.Pattern[str], str]]  # (path, file under the root)
+    redirects = {}  # type: dict[str, tuple[str, int]]  # path -> (url, status)
+    headers_for = []  # type: list[tuple[re.Pattern[str], dict[str, str]]]
+    error_page = None  # type: str | None
     https_only = False
 
     def translate_path(self, path):
