@@ -25,6 +25,7 @@ from spruce.dynos.images import (
 )
 from spruce.dynos.metrics import mem_running_line
 from spruce.dynos.model import AppRuntime, DynoSettings, Intent
+from spruce.dynos.network import SPACE_PORT, DynoNet, SpaceNetworks, local_ports
 from spruce.dynos.process import DynoProcess, LaunchSpec
 from spruce.dynos.rendezvous import Attachment, bridge, exit_status_line
 from spruce.dynos.sandbox import Sandbox
@@ -68,6 +69,7 @@ class DynoRunner:
         self.slugs = slugs
         self.images = images
         self._notify = notify
+        self.network = SpaceNetworks(state_dir.parent, settings.isolation)
 
     # -- log lines ----------------------------------------------------------------------
     def heroku(self, d: Dyno, message: str) -> None:
@@ -224,7 +226,26 @@ class DynoRunner:
             if not quiet:
                 self.set_state(d, DynoState.CRASHED)
             return CRASHED, 127
-        port = free_port(HOST) if d.type == "web" or d.one_off else None
+        net: DynoNet | None = None
+        if app.network is not None and self.network.enabled and inside is None:
+            try:
+                net = await asyncio.to_thread(
+                    self.network.attach,
+                    app.network,
+                    d.launch_id,
+                    None if d.one_off else f"{d.type}.{app.app_name}.app.localspace",
+                    local_ports([*app.config.values(), *app.metadata.values()]),
+                )
+            except OSError as e:
+                log.warning("no network namespace for %s of %s: %s", d.name, d.app_id, e)
+                heroku(f"Error: the dyno's network could not be set up ({e})")
+                heroku("Process exited with status 127")
+                if not quiet:
+                    self.set_state(d, DynoState.CRASHED)
+                return CRASHED, 127
+        port = None
+        if d.type == "web" or d.one_off:
+            port = SPACE_PORT if net is not None else free_port(HOST)
         env = self.build_env(app, d, home, port, extra_env)
         if image is not None:
             env = image_process_env(image, env)
@@ -251,6 +272,8 @@ class DynoRunner:
             winsize=winsize,
             image=image,
             image_argv=inner,
+            netns=net.path if net else None,
+            hosts=net.hosts if net else None,
             enter_pid=await self._inner_pid(inside) if inside else None,
         )
         d.env, d.host_dir, d.home, d.uid = env, host_dir, home, uid
@@ -267,12 +290,15 @@ class DynoRunner:
         try:
             await proc.spawn()
         except OSError as e:
+            if net is not None:
+                await asyncio.to_thread(self.network.detach, net)
             log.warning("could not start %s of %s: %s", d.name, d.app_id, e)
             heroku("Process exited with status 127")
             if not quiet:
                 self.set_state(d, DynoState.CRASHED)
             return CRASHED, 127
         d.proc, d.port = proc, port
+        d.host = net.address if net else HOST
         d.updated_at = time.time()
         if not quiet:
             self.changed(d.app_id)
@@ -308,6 +334,8 @@ class DynoRunner:
         finally:
             monitor.cancel()
             stop_wait.cancel()
+            if net is not None:
+                self.network.detach(net)
         if relay is not None and att is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(relay, 2)
@@ -316,7 +344,7 @@ class DynoRunner:
                 await asyncio.wait_for(att.writer.drain(), 2)
             att.done.set()
         heroku(f"Process exited with status {status}")
-        d.proc, d.port = None, None
+        d.proc, d.port, d.host = None, None, HOST
         if quiet:
             pass
         elif outcome == CRASHED and not d.one_off:
@@ -355,9 +383,9 @@ class DynoRunner:
             self.heroku(d, "Stopping remaining processes with SIGKILL")
             proc.signal(procs.SIGKILL)
 
-    async def port_open(self, port: int) -> bool:
+    async def port_open(self, port: int, host: str = HOST) -> bool:
         try:
-            _, writer = await asyncio.wait_for(asyncio.open_connection(HOST, port), 1.0)
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 1.0)
         except (OSError, TimeoutError):
             return False
         writer.close()
@@ -372,7 +400,7 @@ class DynoRunner:
             boot_timeout = s.boot_timeout or app.boot_timeout
             deadline = time.monotonic() + boot_timeout
             next_mem = time.monotonic() + s.memory_check_interval
-            while not await self.port_open(d.port):
+            while not await self.port_open(d.port, d.host):
                 if time.monotonic() >= deadline:
                     self.heroku(
                         d,

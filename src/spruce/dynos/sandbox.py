@@ -164,13 +164,18 @@ class Sandbox:
                 self.warnings.append(f"cgroup v1 {controller} controller not writable ({e})")
         return self.warnings
 
-    def _write_hosts(self) -> None:
+    @staticmethod
+    def base_hosts() -> str:
+        """Every dyno's /etc/hosts starts so: localhost, then the host's own lines."""
         try:
             host = Path("/etc/hosts").read_text()
         except OSError:
             host = ""
+        return LOCALHOST_LINES + host
+
+    def _write_hosts(self) -> None:
         tmp = self.hosts_file.with_suffix(".tmp")
-        tmp.write_text(LOCALHOST_LINES + host)
+        tmp.write_text(self.base_hosts())
         tmp.chmod(0o644)
         tmp.replace(self.hosts_file)
 
@@ -281,7 +286,11 @@ class Sandbox:
         return Cgroup(paths, mem)
 
     def _bwrap_fs_args(
-        self, disk_dir: Path | None = None, tmp_bytes: int = 64 << 20, shm_bytes: int = 64 << 20
+        self,
+        disk_dir: Path | None = None,
+        tmp_bytes: int = 64 << 20,
+        shm_bytes: int = 64 << 20,
+        hosts: Path | None = None,
     ) -> list[str]:
         # A pid namespace hides other apps' processes; the dyno's processes keep the process
         # group the manager gave them, so signals to the group still reach all of them.
@@ -317,8 +326,9 @@ class Sandbox:
                         args += ["--perms", "0755", "--dir", parent]
                         made.add(parent)
                 args += ["--ro-bind", p, p]
-        if self.hosts_file.exists():
-            args += ["--ro-bind", str(self.hosts_file), "/etc/hosts"]
+        hosts = hosts or self.hosts_file
+        if hosts.exists():
+            args += ["--ro-bind", str(hosts), "/etc/hosts"]
         return args
 
     def wrap(
@@ -329,8 +339,10 @@ class Sandbox:
         cgroup: Cgroup | None,
         hostname: str,
         fs: DynoFs | None = None,
+        hosts: Path | None = None,
     ) -> list[str]:
-        """The command line that starts argv inside the dyno's sandbox."""
+        """The command line that starts argv inside the dyno's sandbox (`hosts`: its
+        /etc/hosts when not the platform's, i.e. its space's)."""
         if uid is None or self.setpriv is None:
             return argv
         inner = [
@@ -347,7 +359,9 @@ class Sandbox:
             disk_mb = fs.disk_mb if fs else 64
             inner = [
                 self.bwrap,
-                *self._bwrap_fs_args(disk_dir, disk_mb << 20, fs.shm_bytes if fs else 64 << 20),
+                *self._bwrap_fs_args(
+                    disk_dir, disk_mb << 20, fs.shm_bytes if fs else 64 << 20, hosts
+                ),
                 "--hostname",
                 hostname[:63],
                 "--bind",
@@ -367,7 +381,7 @@ class Sandbox:
         nsenter = shutil.which("nsenter")
         if not self.users or self.setpriv is None or uid is None or nsenter is None:
             return None
-        ns = ["--mount", "--uts", "--ipc", "--pid", "--root", "--wd"]
+        ns = ["--mount", "--uts", "--ipc", "--pid", "--net", "--root", "--wd"]
         drop = [self.setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
         return [nsenter, f"--target={pid}", *ns, "--", *drop, "--no-new-privs", "--", *argv]
 
@@ -388,6 +402,13 @@ class Sandbox:
         disk_dir = self.disk_dir(fs)
         if disk_dir is not None and self.disks is not None:
             self.disks.release(disk_dir)
+
+    @staticmethod
+    def in_netns(argv: list[str], netns: str | None) -> list[str]:
+        """argv, started inside a network namespace (a space's dyno), as is without one."""
+        if netns is None:
+            return argv
+        return ["nsenter", f"--net={netns}", "--", *argv]
 
     @staticmethod
     def in_cgroup(argv: list[str], cgroup: Cgroup | None) -> list[str]:
