@@ -314,6 +314,7 @@ class Platform:
         log_router = LogRouter(tap=telemetry.log_line)
         registry = make_registry(s, home, ca)
         dyno_settings = DynoSettings(**tuning.get("dynos", {}))
+        dyno_settings.regions_root = home / "regions"
         # Slugs built with an interpreter outside /usr (pyenv's) need it inside the sandbox.
         dyno_settings.sandbox_ro_paths = tuple(dyno_settings.sandbox_ro_paths) + interpreter_roots()
 

@@ -62,6 +62,10 @@ class ImageCache:
         self._unpacking: dict[str, asyncio.Future[UnpackedImage]] = {}
         self._done: dict[str, UnpackedImage] = {}
 
+    def elsewhere(self, root: Path) -> ImageCache:
+        """A cache of its own under `root` (a region's), pulling from the same registry."""
+        return ImageCache(root, self._client)
+
     async def unpacked(self, artifact: ImageArtifact) -> UnpackedImage:
         found = self._done.get(artifact.digest)
         if found is not None:

@@ -70,6 +70,30 @@ class DynoRunner:
         self.images = images
         self._notify = notify
         self.network = SpaceNetworks(state_dir.parent, settings.isolation)
+        self._placed: dict[Path, tuple[SlugCache, ImageCache]] = {}
+
+    # -- where an app's files go -----------------------------------------------------------
+    def _region_caches(self, app: AppRuntime) -> tuple[SlugCache, ImageCache] | None:
+        """A space's app keeps its unpacked slugs, images and release copies under its
+        region's data root; other apps under the manager's home."""
+        base = self.settings.regions_root
+        if app.network is None or not app.region or base is None:
+            return None
+        root = base / app.region / "dynos"
+        found = self._placed.get(root)
+        if found is None:
+            found = (SlugCache(root / "slugs"), self.images.elsewhere(root / "images"))
+            self._placed[root] = found
+        self.sandbox.place(app.app_id, root)
+        return found
+
+    def slugs_for(self, app: AppRuntime) -> SlugCache:
+        placed = self._region_caches(app)
+        return placed[0] if placed else self.slugs
+
+    def images_for(self, app: AppRuntime) -> ImageCache:
+        placed = self._region_caches(app)
+        return placed[1] if placed else self.images
 
     # -- log lines ----------------------------------------------------------------------
     def heroku(self, d: Dyno, message: str) -> None:
@@ -142,10 +166,10 @@ class DynoRunner:
         task = st.preparing.get(app.release_id)
         if task is None:
             if app.image is not None:
-                image = await self.images.unpacked(app.image)
+                image = await self.images_for(app).unpacked(app.image)
                 task = asyncio.ensure_future(self._workspace(app, image.rootfs / "workspace"))
             else:
-                slug_dir = await self.slugs.directory(app.slug)
+                slug_dir = await self.slugs_for(app).directory(app.slug)
                 task = asyncio.ensure_future(
                     asyncio.to_thread(
                         self.sandbox.prepare_slug, app.app_id, app.release_id, slug_dir
@@ -209,7 +233,8 @@ class DynoRunner:
         d.release_id, d.release_version = app.release_id, app.release_version
         try:
             host_dir, home = await self.home_for(st, app)
-            image = await self.images.unpacked(app.image) if app.image is not None else None
+            images = self.images_for(app)
+            image = await images.unpacked(app.image) if app.image is not None else None
             inner = (
                 image_argv(
                     image,

@@ -162,7 +162,7 @@ class DynoManager:
     async def converge(self, app: AppRuntime) -> None:
         """Bring the app's dynos to `app`'s formation and release (returns once launched)."""
         self._require_started()
-        validate_runtime(app, await self.runner.slugs.directory(app.slug))
+        validate_runtime(app, await self.runner.slugs_for(app).directory(app.slug))
         # A private copy: the caller may reuse and mutate its object for the next release.
         app = dataclasses.replace(
             app,
@@ -463,7 +463,7 @@ class DynoManager:
         """Start a one-off dyno (`run.1234`; use process_type="release" for the release
         phase). With attach, the command starts when a client meets it at `attach_url`."""
         self._require_started()
-        validate_runtime(app, await self.runner.slugs.directory(app.slug))
+        validate_runtime(app, await self.runner.slugs_for(app).directory(app.slug))
         if not isinstance(command, str) or not command.strip():
             raise DynoError("a one-off dyno needs a command")
         env = dict(env or {})

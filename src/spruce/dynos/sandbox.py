@@ -91,6 +91,7 @@ class Sandbox:
         self._uids_path = home / "uids.json"
         self._uids: dict[str, int] = {}
         self._apps_dir = home / "apps"
+        self._app_roots: dict[str, Path] = {}
         self.disks: DynoDisks | None = None
         self.hosts_file = home / "etc-hosts"
 
@@ -180,6 +181,22 @@ class Sandbox:
         tmp.replace(self.hosts_file)
 
     # -- per app ---------------------------------------------------------------------------
+    def place(self, app_id: str, root: Path) -> None:
+        """Keep this app's release copies under `root` (its region's) instead of the home."""
+        apps = root / "apps"
+        if self._app_roots.get(app_id) == apps:
+            return
+        apps.mkdir(parents=True, exist_ok=True)
+        if self.users:  # the dynos' uids walk through to their own directory
+            for d in (apps, *apps.parents):
+                if d == self.settings.regions_root or d == Path("/"):
+                    break
+                os.chmod(d, 0o711)
+        self._app_roots[app_id] = apps
+
+    def _app_dir(self, app_id: str) -> Path:
+        return self._app_roots.get(app_id, self._apps_dir) / app_id
+
     def app_uid(self, app_id: str) -> int | None:
         if not self.users:
             return None
@@ -208,7 +225,7 @@ class Sandbox:
         uid = self.app_uid(app_id)
         if uid is None:
             return Path(slug_dir), str(slug_dir)
-        app_dir = self._apps_dir / app_id
+        app_dir = self._app_dir(app_id)
         app_dir.mkdir(exist_ok=True)
         os.chown(app_dir, uid, uid)
         os.chmod(app_dir, 0o700)
@@ -229,7 +246,7 @@ class Sandbox:
         """A Fir release's writable copy of its image's /workspace (owned by the app's uid
         when users are isolated); the unpacked image itself stays untouched."""
         uid = self.app_uid(app_id)
-        app_dir = self._apps_dir / app_id
+        app_dir = self._app_dir(app_id)
         app_dir.mkdir(parents=True, exist_ok=True)
         target = app_dir / "releases" / release_id
         if target.exists():
@@ -250,7 +267,7 @@ class Sandbox:
         return target
 
     def gc_releases(self, app_id: str, keep: set[str]) -> None:
-        releases = self._apps_dir / app_id / "releases"
+        releases = self._app_dir(app_id) / "releases"
         if not releases.is_dir():
             return
         for entry in releases.iterdir():
@@ -258,7 +275,8 @@ class Sandbox:
                 shutil.rmtree(entry, ignore_errors=True)
 
     def remove_app(self, app_id: str) -> None:
-        shutil.rmtree(self._apps_dir / app_id, ignore_errors=True)
+        shutil.rmtree(self._app_dir(app_id), ignore_errors=True)
+        self._app_roots.pop(app_id, None)
 
     # -- per dyno --------------------------------------------------------------------------
     def cgroup(self, key: str, memory_limit: int, pids_max: int) -> Cgroup | None:

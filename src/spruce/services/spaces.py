@@ -29,7 +29,7 @@ from spruce.store.models import App, Space, SpaceRuleset, Team, utcnow
 from .errors import Conflict, InvalidParams, NotFound
 from .events import AppChanged, EventBus
 from .model import EgressRule, Generation, SpaceNetwork
-from .regions import Regions
+from .regions import Regions, region_root
 from .teams import Teams, team_ids_of
 from .views import Ref, UserView
 
@@ -284,7 +284,7 @@ class Spaces:
 
     def space_dir(self, space: SpaceView) -> Path:
         """The space's runtime home, under its region."""
-        return self.home / "regions" / space.region / "spaces" / space.id
+        return region_root(self.home, space.region) / "spaces" / space.id
 
     # -- changes -------------------------------------------------------------------------
     def create(
