@@ -75,9 +75,7 @@ def test_each_regions_apps_keep_their_data_in_their_region(
         assert any(f.startswith("slugs/") and f.endswith(".tgz") for f in mine), mine[:20]
         assert any(f.startswith(("dynos/apps/" + ids["app"], "dynos/slugs/")) for f in mine)
         assert (root / "addons" / "redis" / ids["heroku-redis"] / "redis.conf").is_file()
-        databases = [
-            d for d in (root / "addons" / "postgres").glob("PG_*/*") if d.name.isdigit()
-        ]
+        databases = [d for d in (root / "addons" / "postgres").glob("PG_*/*") if d.name.isdigit()]
         assert len(databases) == 1, databases  # this region's one database, its files here
         # ... and none of it in the platform's own places.
         assert not (home / "cache" / ids["app"]).exists()

@@ -230,7 +230,17 @@ def test_outbound_rules_are_enforced_in_each_dynos_namespace(
     got = ask(deploy, app, "/connect", host="127.0.0.1", port=banners["addon"])
     assert got == "ok:banner-addon"
     # The router still reaches the dyno; a restarted dyno starts under the current rules.
-    assert api.delete(f"/apps/{app}/dynos").status_code == 202
+    before = api.get(f"/apps/{app}/dynos").json()[0]["updated_at"]
+    assert api.delete(f"/apps/{app}/dynos").status_code in (200, 202)
+    wait_for(
+        lambda: [
+            d
+            for d in api.get(f"/apps/{app}/dynos").json()
+            if d["state"] == "up" and d["updated_at"] != before
+        ],
+        60,
+        what="the dyno up again",
+    )
     wait_for(lambda: deploy.get(app).status_code == 200, 60, what="serving after restart")
     assert ask(deploy, app, "/connect", host=gw, port=banners["refused"]).startswith("fail:")
     assert ask(deploy, app, "/connect", host=gw, port=banners["allowed"]) == "ok:banner-allowed"

@@ -155,7 +155,6 @@ class SpaceNetworks:
         self._indexes: dict[str, int] = {}
         self._spaces: dict[str, _Space] = {}
         self._lock = threading.Lock()
-        self._counter = 0
         self._base_hosts = ""
 
     # -- start and stop ------------------------------------------------------------------
@@ -340,9 +339,8 @@ table ip {table} {{
             address = next((str(a) for a in list(sp.net.hosts())[1:] if str(a) not in taken), None)
             if address is None:
                 raise OSError(f"the space {network.space_name} has no free dyno address")
-            self._counter += 1
             name = f"spruce{self.tag}-{launch_id[:12]}"
-            host_if = f"sv{self.tag}x{self._counter:x}"[:15]
+            host_if = f"sv{self.tag}x{launch_id[:8]}"
             net = DynoNet(name, network.space_id, address, sp.gateway, label, host_ports, sp.hosts)
             sp.dynos[name] = net
         try:
