@@ -5,6 +5,7 @@ enforced in each dyno's network namespace, and private networking between a spac
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import threading
 import urllib.parse
@@ -281,3 +282,31 @@ def test_private_networking_between_the_dynos_of_one_space(
     assert ask(deploy, stranger, "/connect", host=address, port=5000).startswith("fail:")
     # The router still serves both (it dials each dyno's own address).
     assert deploy.get(target).text == "target-app"
+
+
+@needs_root
+@pytest.mark.skipif(
+    shutil.which("docker-registry") is None or shutil.which("bwrap") is None,
+    reason="Fir needs docker-registry and bubblewrap (Debian packages)",
+)
+def test_a_fir_spaces_dyno_runs_in_its_namespace_under_the_rules(
+    platform: RunningPlatform, deploy: Deployer, banners: dict[str, int], spaces: dict[str, str]
+) -> None:
+    api = platform.client()
+    space = f"fir-{uuid.uuid4().hex[:6]}"
+    r = api.post("/spaces", json={"name": space, "team": spaces["team"], "generation": "fir"})
+    assert r.status_code == 201, r.text
+    wait_for(lambda: api.get(f"/spaces/{space}").json()["state"] == "allocated", 20)
+    app = f"fp-{uuid.uuid4().hex[:6]}"
+    r = api.post("/teams/apps", json={"name": app, "space": space})
+    assert r.status_code == 201 and r.json()["generation"]["name"] == "fir", r.text
+    rules = [{"target": "100.64.0.0/10", "from_port": banners["allowed"],
+              "to_port": banners["allowed"], "protocol": "tcp"}]  # fmt: skip
+    assert api.put(f"/spaces/{space}/outbound-ruleset", json={"rules": rules}).status_code == 200
+    files = {"Procfile": "web: python3 web.py\n", "web.py": PROBE, "requirements.txt": ""}
+    res = deploy.push(deploy.repo(app, files=files), app)
+    assert res.returncode == 0, res.stderr
+    deploy.wait_serving(app, "probe", timeout=120)
+    gw = ask(deploy, app, "/resolve", name="gateway.localspace")
+    assert ask(deploy, app, "/connect", host=gw, port=banners["allowed"]) == "ok:banner-allowed"
+    assert ask(deploy, app, "/connect", host=gw, port=banners["refused"]).startswith("fail:")
