@@ -185,7 +185,7 @@ def space_network(s: Session, space_id: str) -> SpaceNetwork | None:
         .order_by(SpaceRuleset.version.desc())
         .limit(1)
     )
-    rules = row.rules if row is not None else DEFAULT_OUTBOUND
+    rules: list[dict[str, Any]] = list(row.rules) if row is not None else list(DEFAULT_OUTBOUND)
     return SpaceNetwork(
         sp.id,
         sp.name,
