@@ -86,9 +86,23 @@ class ImageCache:
         ref = ImageRef.parse(artifact.image)
         try:
             async with self._client() as client:
-                return await pull_image(client, ref, self.root)
+                image = await pull_image(client, ref, self.root)
         except Exception as exc:  # registry down, image gone, bad layer: the dyno says why
             raise ImageUnavailable(f"cannot pull {artifact.image}: {exc}") from exc
+        await asyncio.to_thread(hosts_mount_point, image.rootfs)
+        return image
+
+
+def hosts_mount_point(rootfs: Path) -> None:
+    """Give an unpacked image an /etc/hosts to bind over (its root is read-only in the
+    dyno, so the sandbox cannot make one): a dyno's names (localhost, its space's private
+    names) then resolve in images that ship none."""
+    hosts = rootfs / "etc" / "hosts"
+    if hosts.is_file() or hosts.is_symlink():
+        return
+    hosts.parent.mkdir(mode=0o755, exist_ok=True)
+    hosts.write_text("127.0.0.1\tlocalhost\n::1\tlocalhost\n")
+    hosts.chmod(0o644)
 
 
 def image_argv(
