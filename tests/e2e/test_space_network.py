@@ -108,6 +108,11 @@ class H(http.server.BaseHTTPRequestHandler):
                     body = "ok:" + s.recv(4096).decode(errors="replace")
             except OSError as e:
                 body = "fail:" + type(e).__name__
+        elif url.path == "/cat":
+            try:
+                body = open(q["file"]).read()
+            except OSError as e:
+                body = "fail:" + type(e).__name__
         elif url.path == "/resolve":
             try:
                 body = socket.gethostbyname(q["name"])
@@ -308,5 +313,7 @@ def test_a_fir_spaces_dyno_runs_in_its_namespace_under_the_rules(
     assert res.returncode == 0, res.stderr
     deploy.wait_serving(app, "probe", timeout=120)
     gw = ask(deploy, app, "/resolve", name="gateway.localspace")
+    hosts = ask(deploy, app, "/cat", file="/etc/hosts")
+    assert gw.startswith("100.") and f"{gw}\tgateway.localspace" in hosts, (gw, hosts)
     assert ask(deploy, app, "/connect", host=gw, port=banners["allowed"]) == "ok:banner-allowed"
     assert ask(deploy, app, "/connect", host=gw, port=banners["refused"]).startswith("fail:")

@@ -96,13 +96,18 @@ class ImageCache:
 def hosts_mount_point(rootfs: Path) -> None:
     """Give an unpacked image an /etc/hosts to bind over (its root is read-only in the
     dyno, so the sandbox cannot make one): a dyno's names (localhost, its space's private
-    names) then resolve in images that ship none."""
-    hosts = rootfs / "etc" / "hosts"
-    if hosts.is_file() or hosts.is_symlink():
-        return
-    hosts.parent.mkdir(mode=0o755, exist_ok=True)
-    hosts.write_text("127.0.0.1\tlocalhost\n::1\tlocalhost\n")
-    hosts.chmod(0o644)
+    names) then resolve in images that ship none, files first."""
+    etc = rootfs / "etc"
+    etc.mkdir(mode=0o755, exist_ok=True)
+    hosts = etc / "hosts"
+    if not (hosts.is_file() or hosts.is_symlink()):
+        hosts.write_text("127.0.0.1\tlocalhost\n::1\tlocalhost\n")
+        hosts.chmod(0o644)
+    # Without nsswitch.conf glibc asks DNS first and stops when it cannot be reached.
+    nsswitch = etc / "nsswitch.conf"
+    if not (nsswitch.is_file() or nsswitch.is_symlink()):
+        nsswitch.write_text("hosts: files dns\n")
+        nsswitch.chmod(0o644)
 
 
 def image_argv(
