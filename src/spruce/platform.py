@@ -30,6 +30,7 @@ from spruce.addons import PostgresProvider, Provider, RedisProvider
 from spruce.addons.inference import InferenceProvider
 from spruce.api.app import create_api
 from spruce.api.http import NO_COUNTER, QueryCounter
+from spruce.api.migrate_routes import migrate_route
 from spruce.certs import acm_setup
 from spruce.certs.ca import InternalCA
 from spruce.certs.issuer import InternalIssuer
@@ -429,6 +430,7 @@ class Platform:
             ca.cert_pem,
             log_router.asgi_app,
             [
+                migrate_route(git.export_head, home / "work"),
                 Mount("/git", app=git),  # type: ignore[arg-type]
                 Route("/mcp", mcp),
                 Route("/dashboard", dashboard_home, methods=["GET"]),
