@@ -105,7 +105,10 @@ class H(http.server.BaseHTTPRequestHandler):
             try:
                 with socket.create_connection((q["host"], int(q["port"])), timeout=2) as s:
                     s.sendall(b"GET / HTTP/1.0\\r\\nHost: probe\\r\\n\\r\\n")
-                    body = "ok:" + s.recv(4096).decode(errors="replace")
+                    got = b""
+                    while chunk := s.recv(4096):  # to the end: HTTP/1.0 closes
+                        got += chunk
+                    body = "ok:" + got.decode(errors="replace")
             except OSError as e:
                 body = "fail:" + type(e).__name__
         elif url.path == "/cat":
@@ -150,7 +153,12 @@ def serve_banner(text: str) -> tuple[int, socket.socket]:
             except OSError:
                 return
             with conn:
-                conn.sendall(text.encode())
+                conn.settimeout(5)
+                try:
+                    conn.recv(4096)  # the request first: closing on unread data resets
+                    conn.sendall(text.encode())
+                except OSError:
+                    continue
 
     threading.Thread(target=loop, daemon=True).start()
     return srv.getsockname()[1], srv
