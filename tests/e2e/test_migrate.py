@@ -109,3 +109,9 @@ def test_a_cedar_app_moves_to_fir_without_a_failed_request(
     # A Fir app cannot be migrated again; the refusal is a sentence.
     again = platform.cli("apps:migrate", fir, "--space", space)
     assert again.returncode == 1 and "already a Fir app" in again.stderr
+    cedar_space = f"ced-{tag}"
+    assert api.post("/spaces", json={"name": cedar_space, "team": team}).status_code == 201
+    wait_for(lambda: api.get(f"/spaces/{cedar_space}").json()["state"] == "allocated", 20)
+    refused = platform.cli("apps:migrate", app, "--space", cedar_space, "--name", f"x-{tag}")
+    assert refused.returncode == 1 and "is not a Fir space" in refused.stderr
+    assert api.get(f"/apps/x-{tag}").status_code == 404  # nothing made before the refusal
