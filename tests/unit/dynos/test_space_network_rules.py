@@ -7,10 +7,11 @@ import ipaddress
 import os
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
-from spruce.dynos.network import dyno_ruleset, egress_rules, local_ports
+from spruce.dynos.network import SpaceNetworks, dyno_ruleset, egress_rules, local_ports
 from spruce.services.model import EgressRule
 
 SPACE = ipaddress.IPv4Network("100.70.3.0/24")
@@ -82,3 +83,17 @@ def test_nft_accepts_the_ruleset() -> None:
         ["unshare", "--net", "nft", "-c", "-f", "-"], input=text, capture_output=True, text=True
     )
     assert res.returncode == 0, res.stderr
+
+
+def test_without_root_space_dynos_share_the_hosts_network_with_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    nets = SpaceNetworks(tmp_path, "auto")
+    warnings = nets.probe("127.0.0.1\tlocalhost\n")
+    assert not nets.enabled
+    assert warnings == [
+        "not running as root: dynos of apps in spaces share the host's network "
+        "(outbound rules are not enforced, no private space networking)"
+    ]
+    assert SpaceNetworks(tmp_path, "off").probe("") == []  # isolation off: nothing to say
