@@ -42,6 +42,7 @@ from spruce.dynos.backends.generations import Backend, GenerationBackends
 from spruce.dynos.backends.setup import make_kubernetes_backend
 from spruce.dynos.rendezvous import RendezvousServer
 from spruce.gitserve import GitServer
+from spruce.gitserve.history import GitHistory
 from spruce.gitserve.push import make_git_server
 from spruce.inference.linkwire import LinkServer
 from spruce.inference.platform_link import ServicesLink
@@ -73,6 +74,7 @@ from spruce.services.events import (
 from spruce.services.metrics import MetricsSettings
 from spruce.services.model import RouteCertificate
 from spruce.services.regions import parse_region_option
+from spruce.services.review_apps import ReviewAppSettings
 from spruce.services.settings import PlatformAddresses
 from spruce.store.db import Store
 from spruce.telemetry import DrainSettings, OtlpTelemetry
@@ -86,7 +88,8 @@ def tuning_from_env() -> dict[str, dict[str, Any]]:
     Sections: dynos (spruce.dynos.DynoSettings), router (RouterTimers), build (BuildSettings),
     metrics (spruce.services.metrics.MetricsSettings), acm (spruce.certs.acm_setup.TUNABLE:
     renewal and retry times in seconds), telemetry (spruce.telemetry.DrainSettings:
-    batching, queues, export timeout, metrics interval).
+    batching, queues, export timeout, metrics interval), review_apps
+    (spruce.services.review_apps.ReviewAppSettings: the length of a stale day, the sweep).
     """
     raw = os.environ.get("SPRUCE_TUNING")
     if not raw:
@@ -403,6 +406,7 @@ class Platform:
                 authority=acm_setup.authority(s.acme, ca, tuning.get("acm", {})),
                 images=CnbImageRunner(registry.address, registry.client, registry.prefix),
                 telemetry=telemetry,
+                history=GitHistory(home / "repos"),
             ),
             addresses,
             home,
@@ -414,6 +418,7 @@ class Platform:
                 acm=acm_setup.policy(s.acme, tuning.get("acm", {})),
                 regions=tuple(parse_region_option(r) for r in s.regions),
                 metrics=MetricsSettings(**tuning.get("metrics", {})),
+                review_apps=ReviewAppSettings(**tuning.get("review_apps", {})),
             ),
         )
         inference_link = LinkServer(

@@ -410,3 +410,14 @@ class IssuedCertificate:
     cert_pem: str
     key_pem: str
     not_after: dt.datetime | None = None
+
+
+# -- git history (pipelines:diff) ------------------------------------------------------------
+@dataclass(frozen=True)
+class Commit:
+    sha: str
+    date: str
+    """ISO 8601, as git prints it."""
+    author: str
+    message: str
+    """The first line."""
