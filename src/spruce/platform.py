@@ -30,6 +30,7 @@ from spruce.addons import PostgresProvider, Provider, RedisProvider
 from spruce.addons.inference import InferenceProvider
 from spruce.api.app import create_api
 from spruce.api.http import NO_COUNTER, QueryCounter
+from spruce.api.migrate_routes import migrate_route
 from spruce.certs import acm_setup
 from spruce.certs.ca import InternalCA
 from spruce.certs.issuer import InternalIssuer
@@ -317,6 +318,7 @@ class Platform:
         log_router = LogRouter(tap=telemetry.log_line)
         registry = make_registry(s, home, ca)
         dyno_settings = DynoSettings(**tuning.get("dynos", {}))
+        dyno_settings.regions_root = home / "regions"
         # Slugs built with an interpreter outside /usr (pyenv's) need it inside the sandbox.
         dyno_settings.sandbox_ro_paths = tuple(dyno_settings.sandbox_ro_paths) + interpreter_roots()
 
@@ -433,6 +435,7 @@ class Platform:
             ca.cert_pem,
             log_router.asgi_app,
             [
+                migrate_route(git.export_head, home / "work"),
                 Mount("/git", app=git),  # type: ignore[arg-type]
                 Route("/mcp", mcp),
                 Route("/dashboard", dashboard_home, methods=["GET"]),

@@ -34,6 +34,7 @@ from .features import Features
 from .formation import Formations
 from .logs import Logs
 from .metrics import Metrics, MetricsSettings
+from .migrations import Migrations
 from .model import RouteCertificate
 from .oci_images import OciImages
 from .pipeline_diff import PipelineDiff
@@ -202,6 +203,19 @@ class Services:
             ports.logs,
             addresses,
             spaces=self.spaces,
+        )
+        self.migrations = Migrations(
+            store,
+            events,
+            self.apps,
+            self.spaces,
+            self.releases,
+            self.features,
+            self.addons,
+            self.formation,
+            self.domains,
+            self.builds,
+            ports.dynos,
         )
         self.pipelines = Pipelines(store, self.apps)
         self.promotions = Promotions(

@@ -351,9 +351,14 @@ class AddonProvider(Protocol):
     async def stop(self) -> None: ...
 
     async def provision(
-        self, addon_id: str, plan_name: str | None, options: dict[str, str] | None = None
+        self,
+        addon_id: str,
+        plan_name: str | None,
+        options: dict[str, str] | None = None,
+        region: str | None = None,
     ) -> dict[str, str]:
-        """Create and start the add-on; its config ({"URL": ...}) comes back."""
+        """Create and start the add-on; its config ({"URL": ...}) comes back. `region`: the
+        app's region when it runs in a space, whose data root holds the add-on's data."""
         ...
 
     async def deprovision(self, addon_id: str) -> None: ...
