@@ -35,7 +35,7 @@ def ps_scale(app: str, args: tuple[str, ...]) -> None:
     # The services' parser (one for the CLI and the MCP tool), imported only to scale;
     # relative amounts (worker+1) are counted by the API, as Heroku's is.
     from spruce.services.errors import InvalidParams
-    from spruce.services.formation import parse_scale
+    from spruce.services.scale_args import parse_scale
 
     try:
         updates = parse_scale(args)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import builtins
-import re
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -17,44 +16,13 @@ from spruce.store.models import App, Formation
 from .catalog import DYNO_SIZES, default_size, find_size
 from .errors import InvalidParams, NotFound
 from .events import ApiActivity, EventBus, FormationChanged
+from .scale_args import parse_scale
 from .settings import AppSettings
 from .views import FormationView, Ref, UserView
 
 # The release phase runs once per release, never as dynos: listed at quantity 0, as Heroku
 # lists it (releases:retry looks for it), and never scaled up.
 NOT_SCALED = {"release"}
-SCALE_ARG = re.compile(r"^([a-zA-Z0-9_-]+)([=+-])(\d+)?(?::([a-zA-Z0-9-]+))?$")
-SCALE_USAGE = "use TYPE=AMOUNT[:SIZE], TYPE+AMOUNT or TYPE-AMOUNT, e.g. web=2:standard-1x worker+1"
-
-
-def parse_scale(args: str | Sequence[str]) -> list[dict[str, Any]]:
-    """`ps:scale`'s arguments (`web=2 worker+1 web=1:standard-2x`, space- or
-    comma-separated) as formation updates, with Heroku's relative quantities ("+1",
-    "-1") that `Formations.update` counts from the quantity at the time. The one parser
-    of the CLI and the MCP tool."""
-    words = [
-        w
-        for arg in ([args] if isinstance(args, str) else args)
-        for w in re.split(r"[\s,]+", arg)
-        if w
-    ]
-    if not words:
-        raise InvalidParams(f"Nothing to scale: {SCALE_USAGE}.")
-    updates: list[dict[str, Any]] = []
-    for word in words:
-        m = SCALE_ARG.match(word)
-        if not m:
-            raise InvalidParams(f"Invalid scale argument {word!r}: {SCALE_USAGE}.")
-        ptype, op, amount, size = m.groups()
-        upd: dict[str, Any] = {"type": ptype}
-        if amount is not None:
-            upd["quantity"] = int(amount) if op == "=" else f"{op}{int(amount)}"
-        elif op != "=" or size is None:
-            raise InvalidParams(f"Invalid scale argument {word!r}: {SCALE_USAGE}.")
-        if size:
-            upd["size"] = size
-        updates.append(upd)
-    return updates
 
 
 def sync_formation(s: Session, app_id: str, process_types: dict[str, str]) -> None:

@@ -8,7 +8,7 @@ import pytest
 from service_fakes import Harness
 
 from spruce.services.errors import InvalidParams, NotFound
-from spruce.services.formation import parse_scale
+from spruce.services.scale_args import parse_scale
 from spruce.services.views import AppView, UserView
 
 
