@@ -11,6 +11,7 @@ from starlette.routing import BaseRoute
 from spruce.services import Services
 
 from . import (
+    account_routes,
     acm_routes,
     addon_routes,
     core_routes,
@@ -57,6 +58,7 @@ def create_api(
     app = Starlette(
         routes=[
             *core_routes.routes(),
+            *account_routes.routes(),
             *deploy_routes.routes(),
             *log_routes.routes(),
             *dyno_routes.routes(),

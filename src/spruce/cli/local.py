@@ -156,6 +156,12 @@ def _print_endpoints(ep: Endpoints) -> None:
     "Heroku's AI plugin needs port 443 of an IP, e.g. 127.0.0.3:443 (as root)",
 )
 @click.option(
+    "--data-host",
+    envvar="SPRUCE_DATA_HOST",
+    help="host:port where Heroku's data API (pg:*, redis:*) also answers over HTTPS; "
+    "Heroku's CLI needs port 443 of an IP, e.g. 127.0.0.2:443 (as root)",
+)
+@click.option(
     "--models",
     "models_file",
     type=click.Path(exists=True, dir_okay=False),
@@ -199,6 +205,7 @@ def up(
     kube_region_label: str | None,
     regions: tuple[str, ...],
     inference_host: str | None,
+    data_host: str | None,
     models_file: str | None,
     heroku_git_names: bool,
 ) -> None:
@@ -248,6 +255,7 @@ def up(
         kube_region_label=kube_region_label,
         regions=regions,
         inference_host=inference_host,
+        data_host=data_host,
         models_file=Path(models_file).resolve() if models_file else None,
         heroku_git_names=heroku_git_names,
     )
@@ -427,6 +435,15 @@ def _system_ca_bundle() -> str:
     return ""
 
 
+def _data_host(ep: Endpoints) -> str:
+    from urllib.parse import urlparse
+
+    data = urlparse(ep.data_url)
+    if data.hostname and data.port is None:
+        return data.hostname
+    return urlparse(ep.api_url).hostname or "127.0.0.1"
+
+
 @cli.command("heroku-env")
 @click.option("--home", help="state directory of the running platform")
 def heroku_env(home: str | None) -> None:
@@ -451,8 +468,9 @@ def heroku_env(home: str | None) -> None:
         "HEROKU_API_KEY": ep.api_key,
         "HEROKU_GIT_HOST": git.netloc,
         # pg:* and redis:* send the data API's requests to this host with HEROKU_HOST's
-        # protocol and port: the API serves /client/v11 and /redis/v0 itself.
-        "HEROKU_DATA_HOST": urlparse(ep.api_url).hostname or "127.0.0.1",
+        # protocol and port: the API serves /client/v11 and /redis/v0 itself. With
+        # --data-host on 443 it is that host (HTTPS, as Heroku's own data host).
+        "HEROKU_DATA_HOST": _data_host(ep),
         "NODE_EXTRA_CA_CERTS": str(bundle),
         "GIT_SSL_CAINFO": str(bundle),
         "DISABLE_TELEMETRY": "true",

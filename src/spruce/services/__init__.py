@@ -35,7 +35,9 @@ from .formation import Formations
 from .logs import Logs
 from .metrics import Metrics, MetricsSettings
 from .model import RouteCertificate
+from .oauth import Credentials
 from .oci_images import OciImages
+from .pg_transfers import PgTransfers
 from .ports import (
     AddonProvider,
     BuildRunner,
@@ -125,6 +127,7 @@ class Services:
         sealer = Sealer.in_home(home)
         self.certs = Certs(store, events, sealer)
         self.acm = Acm(store, events, self.apps, self.certs, sealer, settings.acm)
+        self.credentials = Credentials(store, self.accounts, sealer)
         self.acm_scheduler = AcmScheduler(
             self.acm, events, ports.authority, settings.acm, settings.clock
         )
@@ -181,6 +184,9 @@ class Services:
             ports.logs,
         )
         self.addon_data = AddonData(self.addons)
+        self.pg_transfers = PgTransfers(
+            store, self.apps, self.addons, self.addon_data, sealer, addresses
+        )
         self.setups = Setups(
             store,
             events,

@@ -45,3 +45,13 @@ class RateLimited(ServiceError):
 class Unavailable(ServiceError):
     status = 503
     id = "service_unavailable"
+
+
+def flag(value: object, name: str) -> bool:
+    """A JSON boolean as Heroku's API takes it: true/false, and 1/0 (heroku3 sends 0 to
+    turn maintenance and features off)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    raise InvalidParams(f"{name} must be true or false.")
