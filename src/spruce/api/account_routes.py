@@ -7,6 +7,7 @@ from typing import Any
 
 from starlette.routing import Route
 
+from spruce.services.app_transfers import AppTransferView
 from spruce.services.views import AuthorizationView, OAuthClientView, SshKeyView
 
 from . import views
@@ -64,6 +65,46 @@ def client_json(c: OAuthClientView) -> dict[str, Any]:
         "secret": c.secret,
         "updated_at": views.ts(c.updated_at),
     }
+
+
+def transfer_json(t: AppTransferView) -> dict[str, Any]:
+    return {
+        "app": {"id": t.app.id, "name": t.app.name},
+        "created_at": views.ts(t.created_at),
+        "id": t.id,
+        "owner": {"email": t.owner.name, "id": t.owner.id},
+        "recipient": {"email": t.recipient.name, "id": t.recipient.id},
+        "state": t.state,
+        "updated_at": views.ts(t.updated_at),
+    }
+
+
+# -- app transfers --------------------------------------------------------------------------
+def transfers_list(ctx: Ctx) -> Any:
+    rows = ctx.services.app_transfers.list(ctx.actor)
+    return paginate(ctx, [transfer_json(t) for t in rows], ("id",))
+
+
+def transfers_info(ctx: Ctx) -> Any:
+    return transfer_json(ctx.services.app_transfers.get(ctx.actor, ctx.params["transfer"]))
+
+
+def transfers_create(ctx: Ctx) -> Any:
+    app, recipient = ctx.field("app"), ctx.field("recipient")
+    app = app.get("name") or app.get("id") if isinstance(app, dict) else app
+    if isinstance(recipient, dict):
+        recipient = recipient.get("email") or recipient.get("id")
+    ctx.status = 201
+    return transfer_json(ctx.services.app_transfers.create(ctx.actor, app, recipient))
+
+
+def transfers_update(ctx: Ctx) -> Any:
+    t = ctx.services.app_transfers.update(ctx.actor, ctx.params["transfer"], ctx.field("state"))
+    return transfer_json(t)
+
+
+def transfers_delete(ctx: Ctx) -> Any:
+    return transfer_json(ctx.services.app_transfers.delete(ctx.actor, ctx.params["transfer"]))
 
 
 # -- account features -----------------------------------------------------------------------
@@ -181,7 +222,13 @@ def clients_delete(ctx: Ctx) -> Any:
 def routes() -> list[Route]:
     F, K = "/account/features", "/account/keys"
     AU, C = "/oauth/authorizations", "/oauth/clients"
+    X = "/account/app-transfers"
     return [
+        Route(X, endpoint(transfers_list), methods=["GET"]),
+        Route(X, endpoint(transfers_create), methods=["POST", "PUT"]),
+        Route(X + "/{transfer}", endpoint(transfers_info), methods=["GET"]),
+        Route(X + "/{transfer}", endpoint(transfers_update), methods=["PATCH"]),
+        Route(X + "/{transfer}", endpoint(transfers_delete), methods=["DELETE"]),
         Route(F, endpoint(account_features_list), methods=["GET"]),
         Route(F + "/{feature}", endpoint(account_features_info), methods=["GET"]),
         Route(F + "/{feature}", endpoint(account_features_update), methods=["PATCH"]),

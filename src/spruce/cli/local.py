@@ -158,8 +158,9 @@ def _print_endpoints(ep: Endpoints) -> None:
 @click.option(
     "--data-host",
     envvar="SPRUCE_DATA_HOST",
-    help="host:port where Heroku's data API (pg:*, redis:*) also answers over HTTPS; "
-    "Heroku's CLI needs port 443 of an IP, e.g. 127.0.0.2:443 (as root)",
+    help="host:port where the API also answers over HTTPS (TLS from the internal CA), "
+    "e.g. 127.0.0.2:443 (as root): the data API's download links (pg:backups:url, "
+    "pg:backups:download) point there",
 )
 @click.option(
     "--models",
@@ -435,15 +436,6 @@ def _system_ca_bundle() -> str:
     return ""
 
 
-def _data_host(ep: Endpoints) -> str:
-    from urllib.parse import urlparse
-
-    data = urlparse(ep.data_url)
-    if data.hostname and data.port is None:
-        return data.hostname
-    return urlparse(ep.api_url).hostname or "127.0.0.1"
-
-
 @cli.command("heroku-env")
 @click.option("--home", help="state directory of the running platform")
 def heroku_env(home: str | None) -> None:
@@ -468,9 +460,11 @@ def heroku_env(home: str | None) -> None:
         "HEROKU_API_KEY": ep.api_key,
         "HEROKU_GIT_HOST": git.netloc,
         # pg:* and redis:* send the data API's requests to this host with HEROKU_HOST's
-        # protocol and port: the API serves /client/v11 and /redis/v0 itself. With
-        # --data-host on 443 it is that host (HTTPS, as Heroku's own data host).
-        "HEROKU_DATA_HOST": _data_host(ep),
+        # protocol and port (@heroku-cli/command keeps them; only the hostname changes):
+        # the API serves /client/v11, /postgres/v0 and /redis/v0 itself. --data-host adds
+        # an HTTPS listener for the links the data API hands out (pg:backups:download
+        # fetches them with https only).
+        "HEROKU_DATA_HOST": urlparse(ep.api_url).hostname or "127.0.0.1",
         "NODE_EXTRA_CA_CERTS": str(bundle),
         "GIT_SSL_CAINFO": str(bundle),
         "DISABLE_TELEMETRY": "true",

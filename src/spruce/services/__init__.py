@@ -23,6 +23,7 @@ from .acm_scheduler import AcmScheduler, utcnow
 from .addon_catalog import AddonCatalog
 from .addon_data import AddonData
 from .addons import Addons
+from .app_transfers import AppTransfers
 from .apps import Apps
 from .builds import Builds, BuildSettings
 from .certs import Certs
@@ -128,6 +129,7 @@ class Services:
         self.certs = Certs(store, events, sealer)
         self.acm = Acm(store, events, self.apps, self.certs, sealer, settings.acm)
         self.credentials = Credentials(store, self.accounts, sealer)
+        self.app_transfers = AppTransfers(store, events, self.apps)
         self.acm_scheduler = AcmScheduler(
             self.acm, events, ports.authority, settings.acm, settings.clock
         )

@@ -116,6 +116,19 @@ class OAuthClient(Timestamps, Base):
     secret_sealed: Mapped[str] = mapped_column(Text)
 
 
+class AppTransfer(Timestamps, Base):
+    """A request to give an app to another user (`heroku apps:transfer`)."""
+
+    __tablename__ = "app_transfers"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    recipient_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+
+
 class PgRestore(Timestamps, Base):
     """A restore into a Postgres add-on (a transfer of Heroku's data API, `r001`)."""
 

@@ -71,8 +71,10 @@ def _public_key(comment: str) -> str:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-    raw = Ed25519PrivateKey.generate().public_key().public_bytes(
-        Encoding.OpenSSH, PublicFormat.OpenSSH
+    raw = (
+        Ed25519PrivateKey.generate()
+        .public_key()
+        .public_bytes(Encoding.OpenSSH, PublicFormat.OpenSSH)
     )
     return f"{raw.decode()} {comment}\n"
 

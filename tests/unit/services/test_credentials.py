@@ -10,7 +10,7 @@ import hashlib
 import pytest
 from service_fakes import Harness
 
-from spruce.services.errors import InvalidParams, NotFound, Unauthorized
+from spruce.services.errors import Forbidden, InvalidParams, NotFound, Unauthorized
 from spruce.services.oauth import parse_public_key
 from spruce.services.views import UserView
 
@@ -19,8 +19,10 @@ def _ed25519_line(comment: str = "me@laptop") -> str:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-    raw = Ed25519PrivateKey.generate().public_key().public_bytes(
-        Encoding.OpenSSH, PublicFormat.OpenSSH
+    raw = (
+        Ed25519PrivateKey.generate()
+        .public_key()
+        .public_bytes(Encoding.OpenSSH, PublicFormat.OpenSSH)
     )
     return f"{raw.decode()} {comment}"
 
@@ -116,3 +118,25 @@ def test_account_features_set_new_apps_features(harness: Harness, owner: UserVie
         services.features.account.update(owner, "dyno-metadata-on-new-apps", "yes")
     with pytest.raises(NotFound):
         services.features.account.get(owner, "nope")
+
+
+def test_app_transfers(harness: Harness, owner: UserView, other: UserView) -> None:
+    services = harness.services
+    app = services.apps.create(owner, "gift")
+    transfers = services.app_transfers
+    with pytest.raises(InvalidParams, match="already owns"):
+        transfers.create(owner, "gift", owner.email)
+    t = transfers.create(owner, "gift", other.email)
+    assert t.state == "pending" and t.recipient.name == other.email
+    assert [x.id for x in transfers.list(other)] == [t.id]
+    with pytest.raises(Forbidden):
+        transfers.update(owner, t.id, "accepted")  # only the recipient accepts
+    assert transfers.update(other, t.id, "accepted").state == "accepted"
+    assert services.apps.get(other, "gift").owner_id == other.id
+    # the previous owner stays as a collaborator
+    assert owner.email in [c.email for c in services.apps.collaborators(other, app.id)]
+    with pytest.raises(InvalidParams, match="already accepted"):
+        transfers.update(other, t.id, "declined")
+    back = transfers.create(other, "gift", owner.email)
+    transfers.delete(other, back.id)
+    assert [x.state for x in transfers.list(owner)] == ["accepted"]

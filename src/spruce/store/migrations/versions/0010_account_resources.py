@@ -1,4 +1,5 @@
-"""account resources: account features (labs), SSH keys, OAuth clients; Postgres restores
+"""account resources: account features (labs), SSH keys, OAuth clients, app transfers;
+Postgres restores
 
 Revision ID: 0010
 Revises: 0006
@@ -70,9 +71,30 @@ def upgrade() -> None:
     with op.batch_alter_table("pg_restores", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_pg_restores_app_id"), ["app_id"])
         batch_op.create_index(batch_op.f("ix_pg_restores_addon_id"), ["addon_id"])
+    op.create_table(
+        "app_transfers",
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("app_id", sa.String(length=36), nullable=False),
+        sa.Column("owner_id", sa.String(length=36), nullable=False),
+        sa.Column("recipient_id", sa.String(length=36), nullable=False),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["app_id"], ["apps.id"], ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["owner_id"], ["users.id"], ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["recipient_id"], ["users.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("app_transfers", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_app_transfers_app_id"), ["app_id"])
+        batch_op.create_index(batch_op.f("ix_app_transfers_recipient_id"), ["recipient_id"])
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("app_transfers", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_app_transfers_recipient_id"))
+        batch_op.drop_index(batch_op.f("ix_app_transfers_app_id"))
+    op.drop_table("app_transfers")
     with op.batch_alter_table("pg_restores", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_pg_restores_addon_id"))
         batch_op.drop_index(batch_op.f("ix_pg_restores_app_id"))
