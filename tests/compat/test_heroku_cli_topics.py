@@ -129,6 +129,11 @@ def test_authorizations_and_auth_token(heroku: HerokuCLI, platform: RunningPlatf
     # auth:token prints the CLI's own key; whoami the account
     assert heroku("auth:token").stdout.strip() == heroku.env["HEROKU_API_KEY"]
     assert heroku("auth:whoami").stdout.strip() == "admin@spruce.local"
+    assert "Two-factor authentication is not enabled" in heroku("auth:2fa").stdout
+    # logout asks for the current session and authorization (`~`) and keeps the API key
+    # it was given (the account's default token), as on Heroku
+    heroku("auth:logout")
+    assert platform.client().get("/account").status_code == 200
 
 
 def test_sessions_and_clients(heroku: HerokuCLI, platform: RunningPlatform) -> None:

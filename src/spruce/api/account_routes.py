@@ -11,7 +11,7 @@ from spruce.services.app_transfers import AppTransferView
 from spruce.services.views import AuthorizationView, OAuthClientView, SshKeyView
 
 from . import views
-from .http import Ctx, endpoint, paginate
+from .http import Ctx, api_key_from, endpoint, paginate
 
 
 def key_json(k: SshKeyView) -> dict[str, Any]:
@@ -148,7 +148,9 @@ def authorizations_list(ctx: Ctx) -> Any:
 
 
 def authorizations_info(ctx: Ctx) -> Any:
-    a = ctx.services.credentials.authorization(ctx.actor, ctx.params["authorization"])
+    a = ctx.services.credentials.authorization(
+        ctx.actor, ctx.params["authorization"], api_key_from(ctx.request)
+    )
     return authorization_json(a)
 
 
@@ -183,7 +185,10 @@ def sessions_list(ctx: Ctx) -> Any:
 
 
 def sessions_delete(ctx: Ctx) -> Any:
-    return session_json(ctx.services.credentials.end_session(ctx.actor, ctx.params["session"]))
+    a = ctx.services.credentials.end_session(
+        ctx.actor, ctx.params["session"], api_key_from(ctx.request)
+    )
+    return session_json(a)
 
 
 # -- OAuth clients --------------------------------------------------------------------------

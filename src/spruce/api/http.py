@@ -39,9 +39,18 @@ MAX_RANGE = 1000
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9+/=\-]{20,200}$")
 
 
-def error_response(status: int, id_: str, message: str, request_id: str | None = None) -> Response:
+def error_response(
+    status: int,
+    id_: str,
+    message: str,
+    request_id: str | None = None,
+    resource: str | None = None,
+) -> Response:
     headers = {"Request-Id": request_id} if request_id else None
-    return JSONResponse({"id": id_, "message": message}, status_code=status, headers=headers)
+    body = {"id": id_, "message": message}
+    if resource:
+        body["resource"] = resource
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def request_id_for(request: Request) -> str:
@@ -153,7 +162,7 @@ def endpoint(handler: Handler, *, auth: bool = True) -> Callable[[Request], Awai
                 return result
             return JSONResponse(result, status_code=ctx.status, headers=headers)
         except ServiceError as e:
-            resp = error_response(e.status, e.id, e.message)
+            resp = error_response(e.status, e.id, e.message, resource=e.resource)
             resp.headers.update(headers)
             return resp
 

@@ -7,9 +7,12 @@ class ServiceError(Exception):
     status = 400
     id = "bad_request"
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, resource: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.resource = resource
+        """Heroku names the kind of thing not found ("session", "authorization"); its CLI
+        tells some of them apart by it."""
 
 
 class NotFound(ServiceError):

@@ -84,12 +84,19 @@ class Credentials:
             row.id, row.description, user, row.created_at, row.updated_at, token, expires
         )
 
-    def _key_row(self, user: UserView, identity: str, session: bool) -> ApiKey:
+    def _key_row(
+        self, user: UserView, identity: str, session: bool, current_key: str | None = None
+    ) -> ApiKey:
+        """By id; `~` is the key this request came with (Heroku's current authorization or
+        session)."""
+        what = "session" if session else "authorization"
         with self.store.session() as s:
-            row = s.get(ApiKey, identity)
+            if identity == "~" and current_key:
+                row = s.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(current_key)))
+            else:
+                row = s.get(ApiKey, identity)
             if row is None or row.user_id != user.id or (row.description == SESSION_KEY) != session:
-                what = "session" if session else "authorization"
-                raise NotFound(f"Couldn't find that {what} ({identity}).")
+                raise NotFound(f"Couldn't find that {what} ({identity}).", resource=what)
             s.expunge(row)
             return row
 
@@ -102,8 +109,12 @@ class Credentials:
             ).all()
             return [self._authorization(r, user) for r in rows]
 
-    def authorization(self, user: UserView, identity: str) -> AuthorizationView:
-        return self._authorization(self._key_row(user, identity, False), user)
+    def authorization(
+        self, user: UserView, identity: str, current_key: str | None = None
+    ) -> AuthorizationView:
+        row = self._key_row(user, identity, False, current_key)
+        # `~` answers with the key the client itself sent: nothing it does not know
+        return self._authorization(row, user, current_key if identity == "~" else None)
 
     def create_authorization(
         self, user: UserView, description: object, expires_in: object = None
@@ -179,8 +190,10 @@ class Credentials:
             ).all()
             return [self._authorization(r, user) for r in rows]
 
-    def end_session(self, user: UserView, identity: str) -> AuthorizationView:
-        row = self._key_row(user, identity, True)
+    def end_session(
+        self, user: UserView, identity: str, current_key: str | None = None
+    ) -> AuthorizationView:
+        row = self._key_row(user, identity, True, current_key)
         with self.store.session() as s:
             found = s.get(ApiKey, identity)
             if found is not None:
