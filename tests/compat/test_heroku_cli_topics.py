@@ -237,6 +237,10 @@ def test_drains_and_addons_topics(heroku: HerokuCLI, app: str, platform: Running
     heroku("addons:create", "heroku-redis:mini", "-a", app, "--name", f"{app}-cache")
     heroku("addons:wait", f"{app}-cache", "-a", app)
     heroku("addons:rename", f"{app}-cache", f"{app}-kv")
+    res = heroku("addons:upgrade", f"{app}-kv", "heroku-redis:premium-0", "-a", app)
+    assert "to premium-0" in res.stderr or "premium-0" in res.stderr, res.stderr
+    plan = platform.client().get(f"/apps/{app}/addons/{app}-kv").json()["plan"]["name"]
+    assert plan == "heroku-redis:premium-0"
     other = f"hw-{uuid.uuid4().hex[:6]}"
     heroku("apps:create", other)
     res = heroku("addons:attach", f"{app}-kv", "-a", other, "--as", "CACHE")
@@ -293,3 +297,81 @@ def test_apps_transfer_to_a_user(heroku: HerokuCLI, platform: RunningPlatform) -
     info = json.loads(heroku("apps:info", "-a", name, "--json").stdout)
     assert info["app"]["owner"]["email"] == email
     assert "admin@spruce.local" in heroku("access", "-a", name).stdout
+
+
+def _self_signed(tmp_path: Path, hostname: str, tag: str) -> tuple[Path, Path]:
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(hostname)]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    crt, pem = tmp_path / f"{tag}.crt", tmp_path / f"{tag}.key"
+    crt.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    pem.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return crt, pem
+
+
+def test_certs_topic(
+    heroku: HerokuCLI, app: str, platform: RunningPlatform, tmp_path: Path
+) -> None:
+    host = f"secure.{app}.example.com"
+    crt, key = _self_signed(tmp_path, host, "first")
+    res = heroku("certs:add", str(crt), str(key), "-a", app)
+    assert f"Adding SSL certificate to {app}... done" in res.stderr
+    endpoints = platform.client().get(f"/apps/{app}/sni-endpoints").json()
+    assert len(endpoints) == 1 and host in endpoints[0]["ssl_cert"]["cert_domains"]
+    name = endpoints[0]["name"]
+    assert name in heroku("certs", "-a", app).stdout
+    assert host in heroku("certs:info", "-a", app).stdout
+    heroku("domains:add", host, "-a", app)
+    heroku("domains:update", host, "--cert", name, "-a", app)
+    domain = platform.client().get(f"/apps/{app}/domains/{host}").json()
+    assert domain["sni_endpoint"]["name"] == name
+    crt2, key2 = _self_signed(tmp_path, host, "second")
+    heroku("certs:update", str(crt2), str(key2), "-a", app, "--confirm", app)
+    after = platform.client().get(f"/apps/{app}/sni-endpoints").json()[0]
+    assert after["certificate_chain"].strip() == crt2.read_text().strip()
+    heroku("domains:remove", host, "-a", app)
+    heroku("certs:remove", "-a", app, "--confirm", app)
+    assert platform.client().get(f"/apps/{app}/sni-endpoints").json() == []
+
+
+def test_buildpacks_topic(heroku: HerokuCLI, app: str, platform: RunningPlatform) -> None:
+    py = "https://github.com/heroku/heroku-buildpack-python"
+    node = "https://github.com/heroku/heroku-buildpack-nodejs"
+
+    def installed() -> list[str]:
+        rows = platform.client().get(f"/apps/{app}/buildpack-installations").json()
+        return [r["buildpack"]["url"] for r in rows]
+
+    heroku("buildpacks:add", py, "-a", app)
+    heroku("buildpacks:add", node, "-a", app, "--index", "1")
+    assert installed() == [node, py]
+    out = heroku("buildpacks", "-a", app).stdout
+    assert "1. " + node in out and "2. " + py in out
+    heroku("buildpacks:remove", node, "-a", app)
+    assert installed() == [py]
+    heroku("buildpacks:clear", "-a", app)
+    assert installed() == []
