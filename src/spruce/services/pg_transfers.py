@@ -94,7 +94,13 @@ class PgTransfers:
                 out.append(a)
         return out
 
-    def _backup(self, addon: AddonView, b: Backup) -> TransferView:
+    def _label(self, actor: UserView, addon: AddonView) -> str:
+        """What Heroku names a backup's source: the database's attachment on its own app
+        (DATABASE), else the add-on's name."""
+        atts = self.addons.attachments(actor, app_id=addon.app.id, addon_id=addon.id)
+        return atts[0].name if atts else addon.name
+
+    def _backup(self, addon: AddonView, b: Backup, label: str) -> TransferView:
         m = BACKUP_NAME.match(b.id)
         when = _created(b)
         return TransferView(
@@ -103,7 +109,7 @@ class PgTransfers:
             kind="backup",
             app_id=addon.app.id,
             addon_id=addon.id,
-            from_name=addon.name,
+            from_name=label,
             to_name="BACKUP",
             from_url=addon.name,
             to_url=f"spruce-backup://{addon.id}/{b.id}",
@@ -138,7 +144,8 @@ class PgTransfers:
         app = self.apps.get(actor, app_identity)
         out: list[TransferView] = []
         for addon in self._databases(app.id):
-            out.extend(self._backup(addon, b) for b in self.data.backups(addon))
+            label = self._label(actor, addon)
+            out.extend(self._backup(addon, b, label) for b in self.data.backups(addon))
         with self.store.session() as s:
             rows = s.scalars(select(PgRestore).where(PgRestore.app_id == app.id)).all()
             out.extend(self._restore(r) for r in rows)
@@ -160,7 +167,7 @@ class PgTransfers:
     async def capture(self, actor: UserView, addon: AddonView) -> TransferView:
         self.addons.owning_app(addon, actor)
         backup = await self.data.capture_backup(addon)
-        return self._backup(addon, backup)
+        return self._backup(addon, backup, self._label(actor, addon))
 
     async def restore(self, actor: UserView, addon: AddonView, backup_url: object) -> TransferView:
         """Restore one of this platform's backups (a backup's to_url) into `addon`."""
