@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import uuid
 from pathlib import Path
 
 import httpx
 import pytest
 from compat_support import HerokuCLI
-from support import RunningPlatform
+from support import RunningPlatform, wait_for
 
 
 def _public_key(comment: str) -> str:
@@ -375,3 +376,41 @@ def test_buildpacks_topic(heroku: HerokuCLI, app: str, platform: RunningPlatform
     assert installed() == [py]
     heroku("buildpacks:clear", "-a", app)
     assert installed() == []
+
+
+def test_config_edit_and_apps_open(heroku: HerokuCLI, app: str, tmp_path: Path) -> None:
+    """config:edit runs $EDITOR on the config and asks before it saves; apps:open hands the
+    app's web_url to the desktop's opener (a stand-in xdg-open records it)."""
+    editor = tmp_path / "editor.sh"
+    editor.write_text('#!/bin/sh\necho EDITED=yes >> "$1"\n')
+    opener_dir = tmp_path / "bin"
+    opener_dir.mkdir()
+    opened = tmp_path / "opened.txt"
+    (opener_dir / "xdg-open").write_text(f'#!/bin/sh\necho "$@" >> {opened}\n')
+    for script in (editor, opener_dir / "xdg-open"):
+        script.chmod(0o755)
+    env = dict(heroku.env, EDITOR=str(editor), VISUAL=str(editor))
+    env["PATH"] = f"{opener_dir}:{env['PATH']}"
+    binary = str(heroku.bin_dir / "heroku")
+    res = subprocess.run(
+        [binary, "config:edit", "-a", app],
+        env=env,
+        input="y\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "+ EDITED=yes" in res.stdout, res.stdout + res.stderr
+    assert heroku("config:get", "EDITED", "-a", app).stdout.strip() == "yes"
+    heroku("config:unset", "EDITED", "-a", app)
+    res = subprocess.run(
+        [binary, "apps:open", "-a", app, "/health"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 0, res.stderr
+    web_url = json.loads(heroku("apps:info", "-a", app, "--json").stdout)["app"]["web_url"]
+    assert wait_for(lambda: opened.exists() and opened.read_text(), 10, what="xdg-open")
+    assert opened.read_text().strip() == web_url.rstrip("/") + "/health"
