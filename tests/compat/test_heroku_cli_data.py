@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import ssl
 import subprocess
 import tempfile
 import uuid
@@ -236,6 +237,10 @@ def test_destroy_mid_release_phase_build_and_one_off(
         assert marker not in logged, logged[-4000:]
 
 
+def _trust(heroku: HerokuCLI) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=heroku.env["NODE_EXTRA_CA_CERTS"])
+
+
 def _psql(heroku: HerokuCLI, app: str, sql: str) -> str:
     return heroku("pg:psql", "-a", app, "-c", sql).stdout
 
@@ -272,7 +277,7 @@ def test_pg_backups(heroku: HerokuCLI, app: str, platform: RunningPlatform, tmp_
     assert "=== Backup b001" in info and re.search(r"Status:\s+Completed", info)
     url = heroku("pg:backups:url", "b001", "-a", app).stdout.strip()
     assert url.startswith("https://"), url
-    dump = httpx.get(url, verify=heroku.env["NODE_EXTRA_CA_CERTS"], timeout=30)
+    dump = httpx.get(url, verify=_trust(heroku), timeout=30)
     assert dump.status_code == 200 and dump.content.startswith(b"PGDMP")
     assert httpx.get(url.replace("/backups/", "/backups/x"), verify=False).status_code == 404
     target = tmp_path / "latest.dump"
@@ -301,10 +306,11 @@ def test_pg_backups(heroku: HerokuCLI, app: str, platform: RunningPlatform, tmp_
     assert sched.returncode != 0 and "scheduled backups" in sched.stderr
     heroku("pg:backups:delete", "b001", "-a", app, "--confirm", app)
     assert "No backups. Capture one" in heroku("pg:backups", "-a", app).stdout
-    assert httpx.get(url, verify=heroku.env["NODE_EXTRA_CA_CERTS"]).status_code == 404
+    assert httpx.get(url, verify=_trust(heroku)).status_code == 404
 
 
 def test_pg_ps_locks_kill(heroku: HerokuCLI, app: str) -> None:
+    _psql(heroku, app, "CREATE TABLE IF NOT EXISTS held (v text)")
     sleeper = subprocess.Popen(
         [
             str(heroku.bin_dir / "heroku"),
@@ -312,7 +318,7 @@ def test_pg_ps_locks_kill(heroku: HerokuCLI, app: str) -> None:
             "-a",
             app,
             "-c",
-            "BEGIN; LOCK TABLE notes IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(120)",
+            "BEGIN; LOCK TABLE held IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(120)",
         ],
         env=heroku.env,
         stdout=subprocess.PIPE,
@@ -332,7 +338,7 @@ def test_pg_ps_locks_kill(heroku: HerokuCLI, app: str) -> None:
             if "pg_sleep" in line and line.split("|")[0].strip().isdigit()
         )
         locks = heroku("pg:locks", "-a", app).stdout
-        assert "AccessExclusiveLock" in locks and "notes" in locks
+        assert "AccessExclusiveLock" in locks and "held" in locks
         killed = heroku("pg:kill", pid, "-a", app, "--force").stdout
         assert "pg_terminate_backend" in killed and "t" in killed
         out, _ = sleeper.communicate(timeout=60)
