@@ -60,6 +60,8 @@ class Settings:
     # Managed inference: where its HTTPS host listens (host:port; None: a free loopback
     # port, kept across restarts) and the model catalogue (None: the two local models).
     inference_host: str | None = None
+    # Heroku's data API over HTTPS on this host:port too (HEROKU_DATA_HOST; port 443).
+    data_host: str | None = None
     models_file: Path | None = None
     # Apps' git_url as https://heroku@host:port/<app>.git: Heroku's VS Code extension lists
     # only apps whose remote names "heroku" (docs/editor.md).
@@ -80,6 +82,7 @@ class Endpoints:
     app_domain: str
     ca_bundle: str = ""
     inference_url: str = ""
+    data_url: str = ""
 
     def write(self, path: Path) -> None:
         tmp = path.with_suffix(".tmp")

@@ -162,6 +162,18 @@ def inference_listen(settings: Settings, home: Path) -> tuple[str, int]:
     return "127.0.0.1", port
 
 
+def data_listen(settings: Settings) -> tuple[str, int] | None:
+    """--data-host as (host, port), or None."""
+    from spruce.inference.config import ConfigError, parse_listen
+
+    if not settings.data_host:
+        return None
+    try:
+        return parse_listen(settings.data_host)
+    except ConfigError as e:
+        raise OSError(f"--data-host: {e}") from None
+
+
 def _url(scheme: str, host: str, port: int) -> str:
     h = f"[{host}]" if ":" in host else host
     return f"{scheme}://{h}:{port}"
@@ -271,6 +283,9 @@ class Parts:
     git_sock: socket.socket
     git_tls: tuple[Path, Path]
     endpoints: Endpoints
+    data_sock: socket.socket | None = None
+    """--data-host: the API (for Heroku's data API) over TLS on that address."""
+    data_tls: tuple[Path, Path] | None = None
 
 
 class Platform:
@@ -302,6 +317,16 @@ class Platform:
         https_port = s.https_port or free_port(s.host)
         api_url = _url("http", s.host, api_sock.getsockname()[1])
         git_url = _url("https", s.host, git_sock.getsockname()[1])
+        data_at = data_listen(s)
+        data_sock: socket.socket | None = None
+        data_url = ""
+        if data_at is not None:
+            try:
+                data_sock = bind_socket(*data_at)
+            except OSError as e:
+                raise OSError(f"--data-host: {e} (port 443 needs root)") from None
+            port = data_sock.getsockname()[1]
+            data_url = _url("https", data_at[0], port).removesuffix(":443")
         addresses = PlatformAddresses(
             api_url=api_url,
             # the user part is ignored by the git endpoint (the key is the password)
@@ -310,6 +335,7 @@ class Platform:
             else git_url,
             web_url_template=f"http://{{app}}.{s.domain}:{http_port}/",
             app_domain=s.domain,
+            data_url=data_url or None,
         )
         store = Store.open(home)
         events = EventBus()
@@ -392,6 +418,10 @@ class Platform:
         issued = ca.issue_to_files(
             local_cert, local_key, sorted({"localhost", s.domain} - {""}), ips
         )
+        data_tls: tuple[Path, Path] | None = None
+        if data_at is not None:
+            data_tls = (certs_dir / "data.pem", certs_dir / "data.key")
+            ca.issue_to_files(*data_tls, ["localhost"], [data_at[0]])
         services = Services(
             store,
             events,
@@ -452,6 +482,7 @@ class Platform:
             app_domain=s.domain,
             ca_bundle=str(ca.cert_path),
             inference_url=inference.url,
+            data_url=data_url,
         )
         return Parts(
             store=store,
@@ -472,6 +503,8 @@ class Platform:
             git_sock=git_sock,
             git_tls=(local_cert, local_key),
             endpoints=endpoints,
+            data_sock=data_sock,
+            data_tls=data_tls,
         )
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -509,6 +542,9 @@ class Platform:
         progress("API", f"{p.endpoints.api_url} (git over plain HTTP at /git, MCP at /mcp)")
         self._serve(p.git, [p.git_sock], ssl=p.git_tls)
         progress("git", p.endpoints.git_url)
+        if p.data_sock is not None:
+            self._serve(p.api, [p.data_sock], ssl=p.data_tls)
+            progress("data API", f"{p.endpoints.data_url} (pg:* and redis:*)")
         services.routing.publish_all()
         await p.router.start()
         progress(
@@ -582,8 +618,9 @@ class Platform:
             await p.inference_link.close()
             await p.log_router.stop()
             p.store.dispose()
-            for sock in (p.api_sock, p.git_sock):
-                sock.close()
+            for sock in (p.api_sock, p.git_sock, p.data_sock):
+                if sock is not None:
+                    sock.close()
         try:
             (self.home / "endpoints.json").unlink()
         except FileNotFoundError:

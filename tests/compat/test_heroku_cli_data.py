@@ -1,9 +1,12 @@
 """Heroku's CLI v11 on Spruce's data add-ons and release phase: pg:*, redis:*, releases:retry,
 ps:restart web, and an app destroyed while its release phase, a build and a one-off run.
 
-pg:psql, pg:outliers and pg:extensions run the machine's psql with PGSSLMODE=require (the
-CLI's rule for any host but localhost); pg:info and redis:* call the data API, which the CLI
-reaches through HEROKU_DATA_HOST (set by `spruce heroku-env`).
+pg:psql, pg:outliers, pg:extensions, pg:ps, pg:locks and pg:kill run the machine's psql
+with PGSSLMODE=require (the CLI's rule for any host but localhost); pg:info,
+pg:credentials*, pg:backups* and redis:* call the data API, which the CLI reaches through
+HEROKU_DATA_HOST (set by `spruce heroku-env`) with HEROKU_HOST's protocol and port. The
+platform runs with --data-host, an HTTPS listener: pg:backups:download fetches the backup's
+link with https only.
 """
 
 from __future__ import annotations
@@ -11,16 +14,19 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import ssl
 import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
+import redis
 from compat_support import HerokuCLI
 from conftest import TUNING
-from support import REPO, RunningPlatform, start_platform, wait_for
+from support import REPO, RunningPlatform, free_port, start_platform, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +34,11 @@ def platform() -> Iterator[RunningPlatform]:
     # Not under pytest's basetemp: any pytest session on the machine resets
     # /tmp/pytest-of-<user> to 0700, cutting the spruce-postgres user off mid-run.
     home = Path(tempfile.mkdtemp(prefix="spruce-compat-data-"))
-    p = start_platform(home, extra_env={"SPRUCE_TUNING": json.dumps(TUNING)})
+    p = start_platform(
+        home,
+        extra_env={"SPRUCE_TUNING": json.dumps(TUNING)},
+        extra_args=["--data-host", f"127.0.0.1:{free_port()}"],
+    )
     yield p
     p.stop()
     shutil.rmtree(home, ignore_errors=True)
@@ -226,3 +236,141 @@ def test_destroy_mid_release_phase_build_and_one_off(
         "Exception in ASGI application",
     ):
         assert marker not in logged, logged[-4000:]
+
+
+def _trust(heroku: HerokuCLI) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=heroku.env["NODE_EXTRA_CA_CERTS"])
+
+
+def _psql(heroku: HerokuCLI, app: str, sql: str) -> str:
+    return heroku("pg:psql", "-a", app, "-c", sql).stdout
+
+
+def test_pg_credentials(heroku: HerokuCLI, app: str, platform: RunningPlatform) -> None:
+    out = heroku("pg:credentials", "-a", app).stdout
+    assert re.search(r"default\s.*active|default[\s\S]*active", out), out
+    url_out = heroku("pg:credentials:url", "-a", app).stdout
+    api = platform.client()
+    before = api.get(f"/apps/{app}/config-vars").json()["DATABASE_URL"]
+    user_pass = before.split("//", 1)[1].split("@", 1)[0]
+    assert "Connection info string:" in url_out and user_pass in url_out
+    assert "sslmode=require" in url_out
+    made = heroku("pg:credentials:create", "-a", app, "--name", "analyst", check=False)
+    assert made.returncode != 0
+    res = heroku("pg:credentials:rotate", "-a", app, "--confirm", app)
+    assert res.returncode == 0
+    after = api.get(f"/apps/{app}/config-vars").json()["DATABASE_URL"]
+    assert after != before
+    assert "tls=true" in _psql(
+        heroku, app, "SELECT 'tls=' || ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
+    )
+
+
+def test_pg_backups(heroku: HerokuCLI, app: str, platform: RunningPlatform, tmp_path: Path) -> None:
+    _psql(heroku, app, "CREATE TABLE IF NOT EXISTS kept (v text)")
+    _psql(heroku, app, "INSERT INTO kept VALUES ('before backup')")
+    assert "No backups. Capture one" in heroku("pg:backups", "-a", app).stdout
+    res = heroku("pg:backups:capture", "-a", app, "--wait-interval", "1")
+    assert "Backing up DATABASE to b001" in res.stderr and "done" in res.stderr
+    listing = heroku("pg:backups", "-a", app).stdout
+    assert re.search(r"b001\s.*Completed", listing), listing
+    info = heroku("pg:backups:info", "b001", "-a", app).stdout
+    assert "=== Backup b001" in info and re.search(r"Status:\s+Completed", info)
+    url = heroku("pg:backups:url", "b001", "-a", app).stdout.strip()
+    assert url.startswith("https://"), url
+    dump = httpx.get(url, verify=_trust(heroku), timeout=30)
+    assert dump.status_code == 200 and dump.content.startswith(b"PGDMP")
+    assert httpx.get(url.replace("/backups/", "/backups/x"), verify=False).status_code == 404
+    target = tmp_path / "latest.dump"
+    heroku("pg:backups:download", "-a", app, "--output", str(target))
+    assert target.read_bytes() == dump.content
+    # a row added after the backup is gone once it is restored
+    _psql(heroku, app, "INSERT INTO kept VALUES ('after backup')")
+    res = heroku(
+        "pg:backups:restore",
+        "b001",
+        "DATABASE_URL",
+        "-a",
+        app,
+        "--confirm",
+        app,
+        "--wait-interval",
+        "1",
+    )
+    assert "Restoring... done" in res.stderr, res.stderr
+    rows = _psql(heroku, app, "SELECT v FROM kept ORDER BY v")
+    assert "before backup" in rows and "after backup" not in rows
+    listing = heroku("pg:backups", "-a", app).stdout
+    assert re.search(r"r001\s.*Completed", listing), listing
+    assert "No backup schedules found" in heroku("pg:backups:schedules", "-a", app).stderr
+    sched = heroku("pg:backups:schedule", "DATABASE_URL", "--at", "02:00", "-a", app, check=False)
+    assert sched.returncode != 0 and "scheduled backups" in sched.stderr
+    heroku("pg:backups:delete", "b001", "-a", app, "--confirm", app)
+    assert "No backups. Capture one" in heroku("pg:backups", "-a", app).stdout
+    assert httpx.get(url, verify=_trust(heroku)).status_code == 404
+
+
+def test_pg_ps_locks_kill(heroku: HerokuCLI, app: str) -> None:
+    _psql(heroku, app, "CREATE TABLE IF NOT EXISTS held (v text)")
+    sleeper = subprocess.Popen(
+        [
+            str(heroku.bin_dir / "heroku"),
+            "pg:psql",
+            "-a",
+            app,
+            "-c",
+            "BEGIN; LOCK TABLE held IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(120)",
+        ],
+        env=heroku.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        ps = wait_for(
+            lambda: (out := heroku("pg:ps", "-a", app).stdout) and "pg_sleep" in out and out,
+            60,
+            interval=1,
+            what="the sleeping query in pg:ps",
+        )
+        pid = next(
+            line.split("|")[0].strip()
+            for line in ps.splitlines()
+            if "pg_sleep" in line and line.split("|")[0].strip().isdigit()
+        )
+        locks = heroku("pg:locks", "-a", app).stdout
+        # pg:locks lists the relations locked, with the query holding them
+        assert re.search(rf"{pid}\s*\|.*\|\s*t\s*\|.*LOCK TABLE held", locks), locks
+        killed = heroku("pg:kill", pid, "-a", app, "--force").stdout
+        assert "pg_terminate_backend" in killed and "t" in killed
+        out, _ = sleeper.communicate(timeout=60)
+        assert sleeper.returncode != 0, out
+    finally:
+        if sleeper.poll() is None:
+            sleeper.kill()
+    assert "pg_sleep" not in heroku("pg:ps", "-a", app).stdout
+
+
+def test_redis_cli(heroku: HerokuCLI, app: str, platform: RunningPlatform) -> None:
+    def kvs() -> list[str]:
+        addons = json.loads(heroku("addons", "-a", app, "--json").stdout)
+        return [a["name"] for a in addons if a["addon_service"]["name"] == "heroku-redis"]
+
+    if not kvs():
+        heroku("addons:create", "heroku-redis:mini", "-a", app)
+    name = kvs()[0]
+    res = subprocess.run(
+        [str(heroku.bin_dir / "heroku"), "redis:cli", name, "-a", app, "--confirm", app],
+        env=heroku.env,
+        input="SET compat-key from-the-cli\nGET compat-key\nQUIT\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "from-the-cli" in res.stdout, res.stdout + res.stderr
+    creds = heroku("redis:credentials", name, "-a", app).stdout.strip()
+    assert creds.startswith("redis")
+    # the value is in the add-on's own server, seen through its URL (TLS; the add-on's
+    # certificate is its own, as Heroku's are: not verified here, as Heroku advises)
+    client = redis.Redis.from_url(creds, ssl_cert_reqs="none")
+    assert client.get("compat-key") == b"from-the-cli"

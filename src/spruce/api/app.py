@@ -11,6 +11,7 @@ from starlette.routing import BaseRoute
 from spruce.services import Services
 
 from . import (
+    account_routes,
     acm_routes,
     addon_routes,
     core_routes,
@@ -62,6 +63,7 @@ def create_api(
             *review_routes.routes(),
             *pipeline_routes.routes(),
             *core_routes.routes(),
+            *account_routes.routes(),
             *deploy_routes.routes(),
             *log_routes.routes(),
             *dyno_routes.routes(),

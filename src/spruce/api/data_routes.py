@@ -10,12 +10,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from starlette.responses import FileResponse
 from starlette.routing import Route
 
-from spruce.services.errors import InvalidParams
+from spruce.services.errors import InvalidParams, NotFound
+from spruce.services.pg_transfers import TransferView
 from spruce.services.views import AddonInfo, AddonView
 
-from .http import Ctx, endpoint
+from . import views
+from .http import Ctx, endpoint, error_response
 
 # What Heroku's data API says of each maxmemory policy (redis:maxmemory prints it).
 POLICIES = {
@@ -85,58 +88,6 @@ async def pg_stats_reset(ctx: Ctx) -> Any:
     return {"message": f"Statistics for {addon.name} reset."}
 
 
-async def pg_credentials(ctx: Ctx) -> Any:
-    """GET /postgres/v0/databases/{addon}/credentials (`pg:credentials`): the one
-    credential, `default`, with its role; never a password."""
-    addon = await ctx.off_loop(_addon, ctx)
-    creds = await ctx.off_loop(ctx.services.addon_data.credentials, addon)
-    return [
-        {
-            "uuid": addon.id,
-            "name": c["name"],
-            "state": c["state"],
-            "database": c["database"],
-            "credentials": [{"user": c["user"], "state": c["state"], "connections": None}],
-        }
-        for c in creds
-    ]
-
-
-def _transfers(ctx: Ctx) -> list[dict[str, Any]]:
-    s = ctx.services
-    app = s.apps.get(ctx.actor, ctx.params["app"])
-    out: list[dict[str, Any]] = []
-    for addon in s.addons.for_app(app.id):
-        if s.addons.catalog.provider(addon.service.name).postgres() is None:
-            continue
-        for b in s.addon_data.backups(addon):
-            out.append(
-                {
-                    "uuid": f"{addon.id}-{b.id}",
-                    "num": int(b.id.lstrip("b") or 0),
-                    "from_name": b.database,
-                    "from_type": "pg_dump",
-                    "to_type": "gof3r",
-                    "created_at": b.created,
-                    "started_at": b.created,
-                    "finished_at": b.created,
-                    "succeeded": True,
-                    "canceled_at": None,
-                    "warnings": 0,
-                    "processed_bytes": b.size,
-                    "source_bytes": b.size,
-                }
-            )
-    return out
-
-
-async def pg_transfers(ctx: Ctx) -> Any:
-    """GET /client/v11/apps/{app}/transfers (`pg:backups`): the app's databases' backups,
-    as finished pg_dump transfers."""
-    return await ctx.off_loop(_transfers, ctx)
-
-
-# -- Key-Value Store (/redis/v0) ------------------------------------------------------------
 def _settings_json(settings: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, default in DEFAULTS.items():
@@ -190,22 +141,188 @@ async def redis_wait(ctx: Ctx) -> Any:
     return {"waiting?": status.lower() != "available", "message": status}
 
 
+# -- PG Backups' transfers (/client/v11) -----------------------------------------------------
+def transfer_json(t: TransferView, verbose: bool = False) -> dict[str, Any]:
+    when = views.ts(t.created_at)
+    done = views.ts(t.finished_at)
+    backup = t.kind == "backup"
+    logs: list[dict[str, str]] = []
+    if verbose:
+        what = (
+            f"backup of {t.from_name}" if backup else f"restore of {t.from_name} into {t.to_name}"
+        )
+        logs.append({"created_at": when or "", "level": "info", "message": f"started {what}"})
+        if t.finished_at is not None:
+            end = "finished" if t.succeeded else f"failed: {t.message}"
+            logs.append({"created_at": done or "", "level": "info", "message": end})
+    return {
+        "uuid": t.uuid,
+        "num": t.num,
+        "from_name": t.from_name,
+        "from_type": "pg_dump" if backup else "gof3r",
+        "from_url": t.from_url,
+        "to_name": t.to_name,
+        "to_type": "gof3r" if backup else "pg_restore",
+        "to_url": t.to_url,
+        "options": {},
+        "source_bytes": t.source_bytes,
+        "processed_bytes": t.processed_bytes,
+        "succeeded": t.succeeded,
+        "warnings": 0,
+        "created_at": when,
+        "started_at": when,
+        "updated_at": done or when,
+        "finished_at": done,
+        "canceled_at": None,
+        "deleted_at": None,
+        "purged_at": None,
+        "num_keep": 25,
+        "logs": logs,
+    }
+
+
+def transfers_list(ctx: Ctx) -> Any:
+    return [transfer_json(t) for t in ctx.services.pg_transfers.list(ctx.actor, ctx.params["app"])]
+
+
+def transfers_info(ctx: Ctx) -> Any:
+    t = ctx.services.pg_transfers.get(ctx.actor, ctx.params["app"], ctx.params["transfer"])
+    return transfer_json(t, verbose=ctx.request.query_params.get("verbose") == "true")
+
+
+async def transfers_delete(ctx: Ctx) -> Any:
+    t = await ctx.services.pg_transfers.delete(ctx.actor, ctx.params["app"], ctx.params["transfer"])
+    return transfer_json(t)
+
+
+def transfers_public_url(ctx: Ctx) -> Any:
+    url, expires = ctx.services.pg_transfers.public_url(
+        ctx.actor, ctx.params["app"], ctx.params["transfer"]
+    )
+    return {"url": url, "expires_at": expires}
+
+
+def transfers_cancel(ctx: Ctx) -> Any:
+    t = ctx.services.pg_transfers.get(ctx.actor, ctx.params["app"], ctx.params["transfer"])
+    # Spruce's backups and restores run to the end within the request that starts them
+    raise InvalidParams(f"{t.name} has already finished: there is nothing to cancel.")
+
+
+async def pg_capture(ctx: Ctx) -> Any:
+    addon = await ctx.off_loop(_addon, ctx)
+    ctx.status = 201
+    return transfer_json(await ctx.services.pg_transfers.capture(ctx.actor, addon))
+
+
+async def pg_restore(ctx: Ctx) -> Any:
+    addon = await ctx.off_loop(_addon, ctx)
+    t = await ctx.services.pg_transfers.restore(ctx.actor, addon, ctx.field("backup_url"))
+    ctx.status = 201
+    return transfer_json(t)
+
+
+def pg_transfer_schedules(ctx: Ctx) -> Any:
+    _addon(ctx)
+    return []  # Spruce takes no scheduled backups (pg:backups:schedule is refused)
+
+
+def pg_schedule(ctx: Ctx) -> Any:
+    _addon(ctx)
+    raise InvalidParams(
+        "Spruce does not take scheduled backups: capture them with pg:backups:capture "
+        "(from cron or a scheduler dyno)."
+    )
+
+
+async def backup_download(request: Any) -> Any:
+    """A backup's download link (no credentials: the sealed token is the permission)."""
+    services = request.app.state.services
+    try:
+        path, name = services.pg_transfers.open_public(request.path_params["token"])
+    except NotFound as e:
+        return error_response(404, e.id, e.message)
+    return FileResponse(path, media_type="application/octet-stream", filename=name)
+
+
+# -- credentials (/postgres/v0) -------------------------------------------------------------
+def _credential_json(ctx: Ctx, addon: AddonView) -> dict[str, Any]:
+    c = ctx.services.addon_data.connection(addon)
+    return {
+        "uuid": addon.id,
+        "name": "default",
+        "state": "active",
+        "database": c.database,
+        "host": c.host,
+        "port": c.port,
+        "credentials": [
+            {
+                "user": c.user,
+                "password": c.env.get("PGPASSWORD", ""),
+                "state": "active",
+                "connections": None,
+            }
+        ],
+    }
+
+
+def pg_credentials(ctx: Ctx) -> Any:
+    return [_credential_json(ctx, _addon(ctx))]
+
+
+def pg_credential(ctx: Ctx) -> Any:
+    addon = _addon(ctx)
+    if ctx.params.get("name", "default") != "default":
+        raise NotFound(f"Couldn't find that credential ({ctx.params['name']}) on {addon.name}.")
+    return _credential_json(ctx, addon)
+
+
+def pg_credentials_create(ctx: Ctx) -> Any:
+    _addon(ctx)
+    raise InvalidParams("Essential-tier databases support only the default credential.")
+
+
+async def pg_credentials_rotate(ctx: Ctx) -> Any:
+    addon = await ctx.off_loop(_addon, ctx)
+    if ctx.params.get("name", "default") != "default":
+        raise NotFound(f"Couldn't find that credential ({ctx.params['name']}) on {addon.name}.")
+    await ctx.services.addon_data.reset_credentials(ctx.actor, addon)
+    return {"message": f"Credentials of {addon.name} rotated."}
+
+
 def routes() -> list[Route]:
     pg, kvs = "/client/v11/databases/{addon}", "/redis/v0/databases/{addon}"
+    T = "/client/v11/apps/{app}/transfers"
+    pg0 = "/postgres/v0/databases/{addon}"
+    cred = pg0 + "/credentials"
     return [
         Route(pg, endpoint(pg_database), methods=["GET"]),
         Route(pg + "/wait_status", endpoint(pg_wait_status), methods=["GET"]),
         Route(pg + "/stats_reset", endpoint(pg_stats_reset), methods=["PUT"]),
-        Route(
-            "/postgres/v0/databases/{addon}/credentials",
-            endpoint(pg_credentials),
-            methods=["GET"],
-        ),
-        Route("/client/v11/apps/{app}/transfers", endpoint(pg_transfers), methods=["GET"]),
         Route(kvs, endpoint(redis_database), methods=["GET"]),
         Route(kvs + "/config", endpoint(redis_config), methods=["PATCH"]),
         Route(
             kvs + "/credentials_rotation", endpoint(redis_credentials_rotation), methods=["POST"]
         ),
         Route(kvs + "/wait", endpoint(redis_wait), methods=["GET"]),
+        Route(pg + "/backups", endpoint(pg_capture), methods=["POST"]),
+        Route(pg + "/restores", endpoint(pg_restore), methods=["POST"]),
+        Route(pg + "/transfer-schedules", endpoint(pg_transfer_schedules), methods=["GET"]),
+        Route(pg + "/transfer-schedules", endpoint(pg_schedule), methods=["POST"]),
+        Route(T, endpoint(transfers_list), methods=["GET"]),
+        Route(T + "/{transfer}", endpoint(transfers_info), methods=["GET"]),
+        Route(T + "/{transfer}", endpoint(transfers_delete), methods=["DELETE"]),
+        Route(
+            T + "/{transfer}/actions/public-url", endpoint(transfers_public_url), methods=["POST"]
+        ),
+        Route(T + "/{transfer}/actions/cancel", endpoint(transfers_cancel), methods=["POST"]),
+        Route(cred, endpoint(pg_credentials), methods=["GET"]),
+        Route(cred, endpoint(pg_credentials_create), methods=["POST"]),
+        Route(cred + "/{name}", endpoint(pg_credential), methods=["GET"]),
+        Route(
+            cred + "/{name}/credentials_rotation",
+            endpoint(pg_credentials_rotate),
+            methods=["POST"],
+        ),
+        Route(pg0 + "/credentials_rotation", endpoint(pg_credentials_rotate), methods=["POST"]),
+        Route("/streams/backups/{token}", backup_download, methods=["GET"]),
     ]

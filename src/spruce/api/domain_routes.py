@@ -13,7 +13,7 @@ from .http import Ctx, endpoint, paginate
 
 def domains_list(ctx: Ctx) -> Any:
     items = [views.domain_json(d) for d in ctx.services.domains.list(the_app(ctx).id)]
-    return paginate(ctx, items, ("id", "hostname"), "hostname")
+    return paginate(ctx, items, ("id", "hostname"), "hostname", {"domain": "hostname"})
 
 
 def domains_create(ctx: Ctx) -> Any:

@@ -39,9 +39,18 @@ MAX_RANGE = 1000
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9+/=\-]{20,200}$")
 
 
-def error_response(status: int, id_: str, message: str, request_id: str | None = None) -> Response:
+def error_response(
+    status: int,
+    id_: str,
+    message: str,
+    request_id: str | None = None,
+    resource: str | None = None,
+) -> Response:
     headers = {"Request-Id": request_id} if request_id else None
-    return JSONResponse({"id": id_, "message": message}, status_code=status, headers=headers)
+    body = {"id": id_, "message": message}
+    if resource:
+        body["resource"] = resource
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def request_id_for(request: Request) -> str:
@@ -153,7 +162,7 @@ def endpoint(handler: Handler, *, auth: bool = True) -> Callable[[Request], Awai
                 return result
             return JSONResponse(result, status_code=ctx.status, headers=headers)
         except ServiceError as e:
-            resp = error_response(e.status, e.id, e.message)
+            resp = error_response(e.status, e.id, e.message, resource=e.resource)
             resp.headers.update(headers)
             return resp
 
@@ -191,11 +200,19 @@ _RANGE_RE = re.compile(
 )
 
 
-def parse_range(header: str | None, allowed: Sequence[str], default_field: str) -> Range:
+def parse_range(
+    header: str | None,
+    allowed: Sequence[str],
+    default_field: str,
+    aliases: dict[str, str] | None = None,
+) -> Range:
+    """`aliases` maps other names clients range on to an allowed field (heroku3 ranges
+    domains on `domain`, Heroku's older name of `hostname`)."""
     if not header:
         return Range(default_field, None, False, MAX_RANGE, "asc")
     m = _RANGE_RE.match(header)
-    if not m or m.group("field") not in allowed:
+    field_ = (aliases or {}).get(m.group("field"), m.group("field")) if m else ""
+    if not m or field_ not in allowed:
         raise InvalidParams(
             f"Invalid Range header {header!r}; ranges are supported on: {', '.join(allowed)}."
         )
@@ -212,9 +229,7 @@ def parse_range(header: str | None, allowed: Sequence[str], default_field: str) 
     if order not in ("asc", "desc"):
         raise InvalidParams("Range order must be asc or desc.")
     start = m.group("start").strip() or None
-    return Range(
-        m.group("field"), start, bool(m.group("bracket")), max(1, min(max_, MAX_RANGE)), order
-    )
+    return Range(field_, start, bool(m.group("bracket")), max(1, min(max_, MAX_RANGE)), order)
 
 
 def paginate(
@@ -222,9 +237,12 @@ def paginate(
     items: list[dict[str, Any]],
     allowed: Sequence[str] = ("id",),
     default_field: str | None = None,
+    aliases: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """Apply the request's Range to serialised items; sets 206 and Next-Range when cut."""
-    rng = parse_range(ctx.request.headers.get("range"), allowed, default_field or allowed[0])
+    rng = parse_range(
+        ctx.request.headers.get("range"), allowed, default_field or allowed[0], aliases
+    )
 
     def key(item: dict[str, Any]) -> Any:
         v = item.get(rng.field)

@@ -191,6 +191,7 @@ def release_json(r: ReleaseView) -> dict[str, Any]:
         "created_at": ts(r.created_at),
         "current": r.current,
         "description": r.description,
+        "eligible_for_rollback": r.eligible_for_rollback,
         "id": r.id,
         "output_stream_url": r.output_stream_url,
         "slug": {"id": r.slug_id} if r.slug_id else None,

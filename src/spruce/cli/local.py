@@ -156,6 +156,13 @@ def _print_endpoints(ep: Endpoints) -> None:
     "Heroku's AI plugin needs port 443 of an IP, e.g. 127.0.0.3:443 (as root)",
 )
 @click.option(
+    "--data-host",
+    envvar="SPRUCE_DATA_HOST",
+    help="host:port where the API also answers over HTTPS (TLS from the internal CA), "
+    "e.g. 127.0.0.2:443 (as root): the data API's download links (pg:backups:url, "
+    "pg:backups:download) point there",
+)
+@click.option(
     "--models",
     "models_file",
     type=click.Path(exists=True, dir_okay=False),
@@ -199,6 +206,7 @@ def up(
     kube_region_label: str | None,
     regions: tuple[str, ...],
     inference_host: str | None,
+    data_host: str | None,
     models_file: str | None,
     heroku_git_names: bool,
 ) -> None:
@@ -248,6 +256,7 @@ def up(
         kube_region_label=kube_region_label,
         regions=regions,
         inference_host=inference_host,
+        data_host=data_host,
         models_file=Path(models_file).resolve() if models_file else None,
         heroku_git_names=heroku_git_names,
     )
@@ -451,7 +460,10 @@ def heroku_env(home: str | None) -> None:
         "HEROKU_API_KEY": ep.api_key,
         "HEROKU_GIT_HOST": git.netloc,
         # pg:* and redis:* send the data API's requests to this host with HEROKU_HOST's
-        # protocol and port: the API serves /client/v11 and /redis/v0 itself.
+        # protocol and port (@heroku-cli/command keeps them; only the hostname changes):
+        # the API serves /client/v11, /postgres/v0 and /redis/v0 itself. --data-host adds
+        # an HTTPS listener for the links the data API hands out (pg:backups:download
+        # fetches them with https only).
         "HEROKU_DATA_HOST": urlparse(ep.api_url).hostname or "127.0.0.1",
         "NODE_EXTRA_CA_CERTS": str(bundle),
         "GIT_SSL_CAINFO": str(bundle),

@@ -113,6 +113,10 @@ class AddonData:
         except AddonError as e:
             raise InvalidParams(str(e)) from None
 
+    async def delete_backup(self, addon: AddonView, backup_id: str) -> None:
+        self.backup_file(addon, backup_id)
+        await self._pg(addon).delete_backup(addon.id, backup_id)
+
     def backup_file(self, addon: AddonView, backup_id: str) -> Path:
         try:
             path = self._pg(addon).backup_path(addon.id, backup_id)

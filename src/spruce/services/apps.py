@@ -16,8 +16,9 @@ from spruce.store.db import Store
 from spruce.store.models import App, Collaborator, Release, Space, Team, User, utcnow
 
 from .catalog import CNB_STACK, DEFAULT_STACK, REGIONS, STACKS
-from .errors import Conflict, Forbidden, InvalidParams, NotFound
+from .errors import Conflict, Forbidden, InvalidParams, NotFound, flag
 from .events import ApiActivity, AppChanged, AppCreated, AppDeleted, AppDeleting, EventBus
+from .features import account_defaults
 from .model import Generation
 from .oci_images import image_summary
 from .settings import AppSettings, PlatformAddresses
@@ -81,7 +82,9 @@ def find_region(name: str | None) -> dict[str, object]:
 
 
 def find_stack(name: str | None) -> dict[str, object]:
-    name = name or DEFAULT_STACK
+    # "cedar" names the generation (heroku3's create_app() sends it by default): its
+    # current default stack, as Heroku answers for it.
+    name = DEFAULT_STACK if name in (None, "", "cedar") else name
     for st in STACKS:
         if name in (st["name"], st["id"]):
             return st
@@ -394,6 +397,7 @@ class Apps:
                 )
             )
             app.released_at = utcnow()
+            account_defaults(s, app.id, actor.id)
             s.flush()
             view = self.view(app, actor.email)
         self.events.publish(AppCreated(view.id))
@@ -419,8 +423,7 @@ class Apps:
                 app.name = name
                 renamed = True
             if maintenance is not None:
-                if not isinstance(maintenance, bool):
-                    raise InvalidParams("maintenance must be true or false.")
+                maintenance = flag(maintenance, "maintenance")
                 app.maintenance = maintenance
             if build_stack is not None:
                 if app.generation == Generation.FIR:

@@ -18,6 +18,7 @@ from .acm_scheduler import AcmScheduler, utcnow
 from .addon_catalog import AddonCatalog
 from .addon_data import AddonData
 from .addons import Addons
+from .app_transfers import AppTransfers
 from .apps import Apps
 from .builds import Builds, BuildSettings
 from .certs import Certs
@@ -31,7 +32,9 @@ from .logs import Logs
 from .metrics import Metrics, MetricsSettings
 from .migrations import Migrations
 from .model import RouteCertificate
+from .oauth import Credentials
 from .oci_images import OciImages
+from .pg_transfers import PgTransfers
 from .pipeline_diff import PipelineDiff
 from .pipelines import Pipelines
 from .ports import (
@@ -130,6 +133,8 @@ class Services:
         sealer = Sealer.in_home(home)
         self.certs = Certs(store, events, sealer)
         self.acm = Acm(store, events, self.apps, self.certs, sealer, settings.acm)
+        self.credentials = Credentials(store, self.accounts, sealer)
+        self.app_transfers = AppTransfers(store, events, self.apps)
         self.acm_scheduler = AcmScheduler(
             self.acm, events, ports.authority, settings.acm, settings.clock
         )
@@ -186,6 +191,9 @@ class Services:
             ports.logs,
         )
         self.addon_data = AddonData(self.addons)
+        self.pg_transfers = PgTransfers(
+            store, self.apps, self.addons, self.addon_data, sealer, addresses
+        )
         self.setups = Setups(
             store,
             events,

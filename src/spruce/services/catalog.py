@@ -202,3 +202,29 @@ APP_FEATURES = [
 ]
 FEATURES_BY_NAME = {f.name: f for f in APP_FEATURES}
 FEATURES_BY_ID = {f.id: f for f in APP_FEATURES}
+
+# Account-level features (`heroku labs`, `/account/features`): Spruce's own, each with an
+# effect. "beta" so `heroku labs` lists them (it leaves "general" ones to `features`).
+ACCOUNT_FEATURES = [
+    FeatureInfo(
+        "5d0c1a7e-2b3f-4c8e-9a61-000000000001",
+        "dyno-metadata-on-new-apps",
+        "Dyno metadata on new apps",
+        "Turn on runtime-dyno-metadata for every app you create from now on.",
+        state="beta",
+        doc_url="https://devcenter.heroku.com/articles/dyno-metadata",
+    ),
+    FeatureInfo(
+        "5d0c1a7e-2b3f-4c8e-9a61-000000000002",
+        "log-runtime-metrics-on-new-apps",
+        "Runtime metrics on new apps",
+        "Turn on log-runtime-metrics for every app you create from now on.",
+        state="beta",
+        doc_url="https://devcenter.heroku.com/articles/log-runtime-metrics",
+    ),
+]
+# what each account feature turns on in a new app
+ACCOUNT_FEATURE_APP_DEFAULTS = {
+    "dyno-metadata-on-new-apps": "runtime-dyno-metadata",
+    "log-runtime-metrics-on-new-apps": "log-runtime-metrics",
+}

@@ -7,9 +7,12 @@ class ServiceError(Exception):
     status = 400
     id = "bad_request"
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, resource: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.resource = resource
+        """Heroku names the kind of thing not found ("session", "authorization"); its CLI
+        tells some of them apart by it."""
 
 
 class NotFound(ServiceError):
@@ -45,3 +48,13 @@ class RateLimited(ServiceError):
 class Unavailable(ServiceError):
     status = 503
     id = "service_unavailable"
+
+
+def flag(value: object, name: str) -> bool:
+    """A JSON boolean as Heroku's API takes it: true/false, and 1/0 (heroku3 sends 0 to
+    turn maintenance and features off)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    raise InvalidParams(f"{name} must be true or false.")

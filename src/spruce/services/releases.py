@@ -97,6 +97,7 @@ class Releases:
             created_at=r.created_at,
             updated_at=r.updated_at,
             oci_image_id=r.oci_image_id,
+            eligible_for_rollback=r.status == ReleaseStatus.SUCCEEDED,
         )
 
     def _view_of(self, s: Session, r: Release) -> ReleaseView:

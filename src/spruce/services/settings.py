@@ -80,6 +80,8 @@ class PlatformAddresses:
     web_url_template: str
     """e.g. "http://{app}.localhost:8080/"."""
     app_domain: str = "localhost"
+    data_url: str | None = None
+    """https://<--data-host>: Heroku's data API and the links it hands out, when served."""
 
     def default_hostname(self, app_name: str) -> str:
         """The app's own hostname (Heroku's <app>.herokuapp.com): the one definition."""
@@ -93,3 +95,9 @@ class PlatformAddresses:
 
     def stream_url(self, kind: str, token: str) -> str:
         return f"{self.api_url.rstrip('/')}/streams/{kind}/{token}"
+
+    def download_url(self, kind: str, token: str) -> str:
+        """An unauthenticated link to hand out (backups): over HTTPS on the data host when
+        there is one (Heroku's CLI downloads with https only), else on the API."""
+        base = (self.data_url or self.api_url).rstrip("/")
+        return f"{base}/streams/{kind}/{token}"

@@ -103,6 +103,9 @@ class ReleaseView:
     updated_at: dt.datetime
     oci_image_id: str | None = None
     """Fir releases run an OCI image (and have no slug)."""
+    eligible_for_rollback: bool = False
+    """Heroku's rule: a succeeded release can be rolled back to (`releases:rollback` with no
+    version picks the second eligible one, newest first)."""
 
 
 @dataclass(frozen=True)
@@ -338,3 +341,38 @@ class AddonInfo:
     resource_url: str = ""
     """The add-on's own URL (config value `URL`): what the data API reports and the CLI
     matches against the app's config vars."""
+
+
+@dataclass(frozen=True)
+class SshKeyView:
+    id: str
+    email: str
+    public_key: str
+    fingerprint: str
+    comment: str
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class AuthorizationView:
+    """An OAuth authorization: one of the user's API keys. `token` is set only when the
+    key was just made (create, regenerate): Spruce keeps no key in clear."""
+
+    id: str
+    description: str
+    user: UserView
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    token: str | None = None
+    expires_in: int | None = None
+
+
+@dataclass(frozen=True)
+class OAuthClientView:
+    id: str
+    name: str
+    redirect_uri: str
+    secret: str
+    created_at: dt.datetime
+    updated_at: dt.datetime

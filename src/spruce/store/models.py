@@ -83,6 +83,68 @@ class ApiKey(Timestamps, Base):
     last_used_at: Mapped[dt.datetime | None] = mapped_column()
 
 
+class AccountFeature(Base):
+    """An account-level feature (`heroku labs`) a user turned on or off."""
+
+    __tablename__ = "account_features"
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class SshKey(Timestamps, Base):
+    """A public SSH key of a user (`heroku keys:add`)."""
+
+    __tablename__ = "ssh_keys"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    public_key: Mapped[str] = mapped_column(Text)
+    fingerprint: Mapped[str] = mapped_column(String(128))
+    comment: Mapped[str] = mapped_column(String(255), default="")
+
+
+class OAuthClient(Timestamps, Base):
+    """An OAuth client a user registered (`heroku clients:create`); its secret sealed."""
+
+    __tablename__ = "oauth_clients"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    redirect_uri: Mapped[str] = mapped_column(Text)
+    secret_sealed: Mapped[str] = mapped_column(Text)
+
+
+class AppTransfer(Timestamps, Base):
+    """A request to give an app to another user (`heroku apps:transfer`)."""
+
+    __tablename__ = "app_transfers"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    recipient_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+
+
+class PgRestore(Timestamps, Base):
+    """A restore into a Postgres add-on (a transfer of Heroku's data API, `r001`)."""
+
+    __tablename__ = "pg_restores"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
+    addon_id: Mapped[str] = mapped_column(String(36), index=True)
+    num: Mapped[int] = mapped_column(Integer)
+    from_name: Mapped[str] = mapped_column(String(255))
+    to_name: Mapped[str] = mapped_column(String(255))
+    source_bytes: Mapped[int] = mapped_column(Integer, default=0)
+    finished_at: Mapped[dt.datetime | None] = mapped_column()
+    succeeded: Mapped[bool] = mapped_column(Boolean, default=False)
+    message: Mapped[str] = mapped_column(Text, default="")
+
+
 class Team(Timestamps, Base):
     __tablename__ = "teams"
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)

@@ -298,6 +298,71 @@ def test_acm_enable_refresh_disable(api: httpx.Client) -> None:
     api.delete(f"/apps/{name}")
 
 
+def test_account_resources(api: httpx.Client, api_platform: RunningPlatform) -> None:
+    """Account features, SSH keys, OAuth authorizations and clients, app transfers: each
+    in Heroku's shape, with Heroku's errors."""
+    feats = api.get("/account/features").json()
+    check("account-feature", feats)
+    name = feats[0]["name"]
+    check("account-feature", api.patch(f"/account/features/{name}", json={"enabled": True}).json())
+    assert api.get(f"/account/features/{feats[0]['id']}").json()["enabled"] is True
+    api.patch(f"/account/features/{name}", json={"enabled": False})
+    error_of(api.get("/account/features/nope"), 404, "not_found")
+    error_of(api.patch(f"/account/features/{name}", json={"enabled": "x"}), 422, "invalid_params")
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    line = (
+        Ed25519PrivateKey.generate()
+        .public_key()
+        .public_bytes(Encoding.OpenSSH, PublicFormat.OpenSSH)
+        .decode()
+    )
+    r = api.post("/account/keys", json={"public_key": line + " contract@test"})
+    assert r.status_code == 201, r.text
+    check("key", r.json())
+    check("key", api.get("/account/keys").json())
+    check("key", api.get(f"/account/keys/{r.json()['id']}").json())
+    error_of(api.post("/account/keys", json={"public_key": "ssh-rsa nope"}), 422, "invalid_params")
+    api.delete(f"/account/keys/{r.json()['id']}")
+    error_of(api.get(f"/account/keys/{r.json()['id']}"), 404, "not_found")
+
+    made = api.post("/oauth/authorizations", json={"description": "contract"})
+    assert made.status_code == 201
+    check("oauth-authorization", made.json())
+    check("oauth-authorization", api.get("/oauth/authorizations").json())
+    current = api.get("/oauth/authorizations/~").json()
+    assert current["access_token"]["token"] == api_platform.api_key
+    api.delete(f"/oauth/authorizations/{made.json()['id']}")
+    gone = api.get(f"/oauth/authorizations/{made.json()['id']}")
+    assert gone.status_code == 404 and gone.json()["resource"] == "authorization"
+    no_session = api.delete("/oauth/sessions/~")
+    assert no_session.status_code == 404 and no_session.json()["resource"] == "session"
+
+    client = api.post("/oauth/clients", json={"name": "c", "redirect_uri": "https://x.example/cb"})
+    assert client.status_code == 201
+    check("oauth-client", client.json())
+    check("oauth-client", api.get("/oauth/clients").json())
+    api.delete(f"/oauth/clients/{client.json()['id']}")
+
+    app = "tr-" + uuid.uuid4().hex[:8]
+    api.post("/apps", json={"name": app})
+    email = f"heir-{uuid.uuid4().hex[:6]}@example.com"
+    api_platform.cli("users:create", email, "--home", str(api_platform.home), check=True)
+    t = api.post("/account/app-transfers", json={"app": app, "recipient": email})
+    assert t.status_code == 201, t.text
+    check("app-transfer", t.json())
+    check("app-transfer", api.get("/account/app-transfers").json())
+    error_of(
+        api.patch(f"/account/app-transfers/{t.json()['id']}", json={"state": "accepted"}),
+        403,
+        "forbidden",
+    )
+    api.delete(f"/account/app-transfers/{t.json()['id']}")
+    api.delete(f"/apps/{app}")
+
+
 def test_pipelines_couplings_promotions_and_review_app_config(api: httpx.Client) -> None:
     base = "pl-" + uuid.uuid4().hex[:8]
     src, dst = f"{base}-dev", f"{base}-stg"

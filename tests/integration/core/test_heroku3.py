@@ -65,3 +65,76 @@ def test_heroku3_app_config_releases_scale(
     assert conn.app(name).config().to_dict() == {"GREETING": "hello"}
     app.delete()
     assert name not in [a.name for a in conn.apps()]
+
+
+def _public_key(comment: str) -> str:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    raw = (
+        Ed25519PrivateKey.generate()
+        .public_key()
+        .public_bytes(Encoding.OpenSSH, PublicFormat.OpenSSH)
+    )
+    return f"{raw.decode()} {comment}\n"
+
+
+def test_heroku3_with_its_default_arguments(
+    conn: heroku3.api.Heroku, api_platform: RunningPlatform
+) -> None:
+    """What a user's script calls, with heroku3's own defaults: create_app() sends
+    stack "cedar" and no name, every listing sends a Range on the model's order_by
+    (`id ..; ;`, domains on `domain`), turning things off sends 0, and rollback reads
+    the last release of an ascending listing."""
+    app = conn.create_app()
+    assert app.name and app.stack.name == "heroku-24"
+    assert app.name in [a.name for a in conn.apps()]
+    assert app.config().to_dict() == {}
+    assert list(app.addons()) == []
+    assert [d.hostname for d in app.domains()] == [f"{app.name}.localhost"]
+    assert list(app.collaborators())[0].user.email == conn.account().email
+
+    api = api_platform.client()
+    slug = api.post(
+        f"/apps/{app.name}/slugs", json={"process_types": {"web": "sleep 1000", "worker": "x"}}
+    ).json()
+    api.post(f"/apps/{app.name}/releases", json={"slug": slug["id"]})
+    formation = app.process_formation()
+    assert sorted(f.type for f in formation) == ["web", "worker"]
+    scaled = app.scale_formation_process("worker", 0)
+    assert scaled.type == "worker" and scaled.quantity == 0
+
+    app.config()["COLOR"] = "blue"
+    releases = app.releases()
+    assert [r.version for r in releases] == [1, 2, 3]
+    latest = app.rollback(releases[1].id)
+    assert latest.version == 4 and latest.description == "Rollback to v2"
+    assert conn.app(app.name).config().to_dict() == {}
+
+    app.enable_maintenance_mode()
+    assert conn.app(app.name).maintenance is True
+    app.disable_maintenance_mode()  # sends {"maintenance": 0}
+    assert conn.app(app.name).maintenance is False
+    app.enable_feature("preboot")
+    app.disable_feature("preboot")  # sends {"enabled": 0}
+    assert not [f for f in app.features() if f.name == "preboot" and f.enabled]
+
+    account = conn.account()
+    key = account.add_key(_public_key("dev@laptop"))
+    assert key.fingerprint.startswith("SHA256:") and key.comment == "dev@laptop"
+    assert [k.id for k in conn.keys()] == [key.id]
+    account.remove_key(key.fingerprint)
+    assert list(conn.keys()) == []
+
+    features = {f.name: f for f in conn.features()}
+    assert features["dyno-metadata-on-new-apps"].enabled is False
+    account.enable_feature("dyno-metadata-on-new-apps")
+    second = conn.create_app()
+    assert [f.name for f in second.features() if f.enabled] == ["runtime-dyno-metadata"]
+    account.disable_feature("dyno-metadata-on-new-apps")  # sends 0
+    assert not {f.name: f for f in conn.labs()}["dyno-metadata-on-new-apps"].enabled
+
+    assert [a.id for a in conn.oauthauthorizations()]
+    app.delete()
+    second.delete()
+    assert app.name not in [a.name for a in conn.apps()]
