@@ -126,7 +126,12 @@ class Services:
         self.certs = Certs(store, events, sealer)
         self.acm = Acm(store, events, self.apps, self.certs, sealer, settings.acm)
         self.acm_scheduler = AcmScheduler(
-            self.acm, events, ports.authority, settings.acm, settings.clock
+            self.acm,
+            events,
+            ports.authority,
+            settings.acm,
+            settings.clock,
+            table_settled=lambda: self.routing.settled(),  # made below, awaited only later
         )
         self.logs = Logs(store, events, ports.logs, addresses)
         self.metrics = Metrics(events, settings.metrics)

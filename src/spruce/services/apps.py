@@ -7,13 +7,23 @@ import re
 import secrets
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import Select, delete, or_, select
 from sqlalchemy.orm import Session, object_session
 
 from spruce.store.db import Store
-from spruce.store.models import App, Collaborator, Release, Space, Team, User, utcnow
+from spruce.store.models import (
+    App,
+    Collaborator,
+    Release,
+    Space,
+    Team,
+    User,
+    new_id,
+    utcnow,
+)
 
 from .catalog import CNB_STACK, DEFAULT_STACK, REGIONS, STACKS
 from .errors import Conflict, Forbidden, InvalidParams, NotFound
@@ -100,11 +110,12 @@ class Apps:
         self.addresses = addresses
 
     # -- views ---------------------------------------------------------------------------
-    def view(self, app: App, owner_email: str) -> AppView:
+    def view(self, app: App, owner_email: str, new: bool = False) -> AppView:
+        """`new`: an app created just now, which has no image yet."""
         session = object_session(app)
         image = (
             image_summary(session, app.id)
-            if app.generation == Generation.FIR and session is not None
+            if app.generation == Generation.FIR and session is not None and not new
             else None
         )
         return AppView(
@@ -218,12 +229,15 @@ class Apps:
         return app
 
     @staticmethod
-    def role(s: Session, app: App, user: UserView) -> str | None:
+    def role(s: Session, app: App | AppView, user: UserView) -> str | None:
         """owner, admin (of the app's team), member (of its team), collaborator or None."""
         if app.owner_id == user.id:
             return "owner"
-        if app.team_id is not None:
-            team_role = member_role(s, app.team_id, user.id)
+        team_id = app.team.id if isinstance(app, AppView) and app.team else None
+        if isinstance(app, App):
+            team_id = app.team_id
+        if team_id is not None:
+            team_role = member_role(s, team_id, user.id)
             if team_role is not None:
                 return team_role
         collab = s.scalar(
@@ -233,7 +247,9 @@ class Apps:
         )
         return "collaborator" if collab else None
 
-    def check_access(self, s: Session, app: App, actor: UserView, owner_only: bool = False) -> None:
+    def check_access(
+        self, s: Session, app: App | AppView, actor: UserView, owner_only: bool = False
+    ) -> None:
         """The one access rule: 403 without access, and some actions are the owner's (or,
         for a team app, a team admin's). Team members see and deploy the team's apps."""
         if actor.is_operator:
@@ -244,20 +260,31 @@ class Apps:
         if owner_only and role not in ("owner", "admin"):
             raise Forbidden(f"Only the owner of {app.name} can do this; you are a {role}.")
 
+    def _one(self, s: Session, identity: str) -> AppView:
+        """One app's view in one statement (its owner, team and space joined in); a Fir
+        app's image summary is one more."""
+        q = self._with_owner()
+        # A name is at most 30 characters: a UUID is always an id.
+        q = q.where(App.id == identity) if is_uuid(identity) else q.where(App.name == identity)
+        views = self._views(s, q)
+        if not views:
+            raise NotFound("Couldn't find that app.")
+        view = views[0]
+        if view.generation == Generation.FIR:
+            view = replace(view, image=image_summary(s, view.id))
+        return view
+
     def get(self, actor: UserView, identity: str, owner_only: bool = False) -> AppView:
         """The app if `actor` may see it: 404 when it does not exist, 403 without access."""
         with self.store.session() as s:
-            app = self.find_row(s, identity)
-            self.check_access(s, app, actor, owner_only)
-            owner = s.get(User, app.owner_id)
-            return self.view(app, owner.email if owner else "")
+            view = self._one(s, identity)
+            self.check_access(s, view, actor, owner_only)
+            return view
 
     def get_internal(self, identity: str) -> AppView:
         """For the platform's own reactions (no actor): no access check."""
         with self.store.session() as s:
-            app = self.find_row(s, identity)
-            owner = s.get(User, app.owner_id)
-            return self.view(app, owner.email if owner else "")
+            return self._one(s, identity)
 
     def visible_ids(self, s: Session, actor: UserView) -> Select[str]:
         """The ids of the apps `actor` may see, as a subquery."""
@@ -360,7 +387,9 @@ class Apps:
                 name = generated_name()
                 while s.scalar(select(App.id).where(App.name == name)):
                     name = generated_name()
+            # The id is made here so that the app and its first release go in one flush.
             app = App(
+                id=new_id(),
                 name=name,
                 owner_id=actor.id,
                 region=region_name,
@@ -370,9 +399,9 @@ class Apps:
                 settings={},
                 team_id=placement.team_id,
                 space_id=placement.space_id,
+                released_at=utcnow(),
             )
             s.add(app)
-            s.flush()
             s.add(
                 Release(
                     app_id=app.id,
@@ -382,9 +411,8 @@ class Apps:
                     config={},
                 )
             )
-            app.released_at = utcnow()
             s.flush()
-            view = self.view(app, actor.email)
+            view = self.view(app, actor.email, new=True)
         self.events.publish(AppCreated(view.id))
         self.events.publish(ApiActivity(view.id, f"Initial release by user {actor.email}"))
         return view

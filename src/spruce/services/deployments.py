@@ -172,7 +172,8 @@ class Deployments:
 
     async def converge(self, app_id: str) -> None:
         try:
-            runtime = self.app_runtime(app_id)
+            # The store is read in a worker thread: never on the event loop.
+            runtime = await asyncio.to_thread(self.app_runtime, app_id)
         except NotFound:
             return  # deleted meanwhile
         if runtime is not None:

@@ -11,10 +11,11 @@ import builtins
 import os
 import re
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from spruce.store.db import Store
@@ -53,6 +54,17 @@ def normalise_config_patch(patch: object) -> dict[str, str | None]:
         else:
             raise InvalidParams(f"Config var {key} must be a string or null.")
     return out
+
+
+@dataclass(frozen=True)
+class _Latest:
+    current: Release | None
+    """The newest release that succeeded (what runs)."""
+    app_name: str
+    version: int
+    """The newest version of any status (0 before the first)."""
+    code_types: dict[str, str] | None
+    """The process types of the current release's slug or image."""
 
 
 def slug_view(slug: Slug) -> SlugView:
@@ -152,8 +164,7 @@ class Releases:
                     if removed:
                         parts.append(f"Remove {', '.join(removed)} config vars")
                     description = " and ".join(parts)
-                new = self._new_release(s, app_id, description, actor, config=result)
-                release = self._view_of(s, new)
+                release = self._new_release(s, app_id, description, actor, config=result)
         if release is not None:
             self._announce(release, actor)
         return result, release
@@ -168,6 +179,32 @@ class Releases:
             .limit(1)
         )
 
+    @staticmethod
+    def _latest(s: Session, app_id: str) -> _Latest:
+        """The current release with its code's process types, the app's name and its
+        newest version number, in one statement."""
+        top = select(func.max(Release.version)).where(Release.app_id == app_id).scalar_subquery()
+        row = s.execute(
+            select(Release, App.name, top, Slug.process_types, OciImage.process_types)
+            .join(App, App.id == Release.app_id)
+            .outerjoin(Slug, Slug.id == Release.slug_id)
+            .outerjoin(OciImage, OciImage.id == Release.oci_image_id)
+            .where(Release.app_id == app_id, Release.status == ReleaseStatus.SUCCEEDED)
+            .order_by(Release.version.desc())
+            .limit(1)
+        ).first()
+        if row is None:  # nothing succeeded yet (or no such app)
+            named = s.execute(select(App.name, top).where(App.id == app_id)).first()
+            name, version = (named[0], named[1]) if named is not None else ("", None)
+            return _Latest(None, name, int(version or 0), None)
+        current, name, version, slug_types, image_types = row
+        code: dict[str, str] | None = None
+        if current.slug_id and slug_types is not None:
+            code = dict(slug_types)
+        elif current.oci_image_id and image_types is not None:
+            code = display_commands(dict(image_types))
+        return _Latest(current, name, int(version or 0), code)
+
     def _new_release(
         self,
         s: Session,
@@ -178,8 +215,12 @@ class Releases:
         slug_id: str | None | object = _KEEP,
         addon_plan_names: builtins.list[str] | None = None,
         oci_image_id: str | None | object = _KEEP,
-    ) -> Release:
-        current = self._current(s, app_id)
+    ) -> ReleaseView:
+        """Insert the next release and return its view, without reading back what this
+        already knows (a config change is six statements, the app's lookup included)."""
+        latest = self._latest(s, app_id)
+        current = latest.current
+        keep_code = slug_id is _KEEP and oci_image_id is _KEEP
         if slug_id is _KEEP:
             slug_id = current.slug_id if current else None
         if oci_image_id is _KEEP:
@@ -191,22 +232,26 @@ class Releases:
                 r.key: r.value
                 for r in s.scalars(select(ConfigVar).where(ConfigVar.app_id == app_id))
             }
-        slug = s.get(Slug, slug_id) if slug_id else None
-        image = s.get(OciImage, oci_image_id) if oci_image_id else None
         code_types: dict[str, str] | None = None
-        if slug is not None:
-            code_types = dict(slug.process_types or {})
-        elif image is not None:
-            code_types = display_commands(dict(image.process_types or {}))
-        if code_types is not None:
+        in_step = False
+        if keep_code:
+            code_types = latest.code_types
+            # The formation followed the current release's code when it was made, unless a
+            # newer (pending or failed) release with other code came after it.
+            in_step = current is not None and current.version == latest.version
+        else:
+            slug = s.get(Slug, slug_id) if slug_id else None
+            image = s.get(OciImage, oci_image_id) if oci_image_id else None
+            if slug is not None:
+                code_types = dict(slug.process_types or {})
+            elif image is not None:
+                code_types = display_commands(dict(image.process_types or {}))
+        if code_types is not None and not in_step:
             sync_formation(s, app_id, code_types)
         pending = "release" in (code_types or {})
-        version = int(
-            s.scalar(select(func.max(Release.version)).where(Release.app_id == app_id)) or 0
-        )
         release = Release(
             app_id=app_id,
-            version=version + 1,
+            version=latest.version + 1,
             description=description,
             status=ReleaseStatus.PENDING if pending else ReleaseStatus.SUCCEEDED,
             slug_id=slug_id,
@@ -220,10 +265,14 @@ class Releases:
         s.add(release)
         s.flush()
         if not pending:
-            app = s.get(App, app_id)
-            if app is not None:
-                app.released_at = utcnow()
-        return release
+            s.execute(update(App).where(App.id == app_id).values(released_at=utcnow()))
+        # A pending release is not current until its release phase passes.
+        return self._view(
+            release,
+            Ref(app_id, latest.app_name),
+            actor.email if actor else None,
+            None if pending else release.id,
+        )
 
     def _announce(
         self, release: ReleaseView, actor: UserView | None, phase_by_caller: bool = False
@@ -255,7 +304,7 @@ class Releases:
         """A new release; with phase_by_caller, the caller runs a pending release's phase
         itself (a build streams it into the push) instead of the release phase service."""
         with self.store.session() as s:
-            row = self._new_release(
+            release = self._new_release(
                 s,
                 app_id,
                 description,
@@ -264,7 +313,6 @@ class Releases:
                 addon_plan_names=addon_plan_names,
                 oci_image_id=oci_image_id,
             )
-            release = self._view_of(s, row)
         self._announce(release, actor, phase_by_caller)
         return release
 
@@ -383,7 +431,7 @@ class Releases:
             s.execute(delete(ConfigVar).where(ConfigVar.app_id == app_id))
             for k, v in (target.config or {}).items():
                 s.add(ConfigVar(app_id=app_id, key=k, value=v))
-            row = self._new_release(
+            release = self._new_release(
                 s,
                 app_id,
                 f"Rollback to v{target.version}",
@@ -392,7 +440,6 @@ class Releases:
                 slug_id=target.slug_id,
                 oci_image_id=target.oci_image_id,
             )
-            release = self._view_of(s, row)
         self._announce(release, actor)
         return release
 

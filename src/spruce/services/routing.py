@@ -41,6 +41,19 @@ from .settings import PlatformAddresses
 from .spaces import inbound_rules_by_app
 
 log = logging.getLogger(__name__)
+_RouteRow = tuple[
+    str,
+    str,
+    bool,
+    tuple[str | None, dict[str, Any]] | None,
+    int,
+    set[str],
+    list[str],
+    tuple[tuple[str, str], ...],
+    tuple[tuple[str, str], ...] | None,
+]
+"""One app's route as the store has it: id, name, maintenance, (code, config) of the current
+release, web quantity, features, custom hostnames, ACME challenges, inbound rules."""
 TELEMETRY_FEATURE = "spruce-telemetry"
 """In an app's route when a telemetry drain takes traces or metrics: the router then reports
 the app's exchanges as spans (off its fast lanes; apps without a drain pay nothing)."""
@@ -81,6 +94,8 @@ class Routing:
         self._certs_dirty: set[str] = set()
         self._certs: dict[str, list[RouteCertificate]] = {}
         self._flush_scheduled = False
+        self._flushing: asyncio.Task[None] | None = None
+        self._gone: set[str] = set()
         for kind in (
             AppCreated,
             ReleaseCreated,
@@ -104,6 +119,11 @@ class Routing:
 
     def app_routes(self, app_ids: Collection[str] | None = None) -> list[AppRoute]:
         """The routes of these apps (None: every app), in seven queries however many."""
+        return [self._route(*row) for row in self._route_rows(app_ids)]
+
+    def _route_rows(self, app_ids: Collection[str] | None) -> list[_RouteRow]:
+        """What the store says about these apps' routes: safe off the loop (it reads only
+        the store); the dynos are added on the loop by `_route`."""
 
         def only(column: Any) -> Any:
             return column.in_(list(app_ids)) if app_ids is not None else true()
@@ -166,7 +186,7 @@ class Routing:
             inbound = inbound_rules_by_app(s, list(app_ids) if app_ids is not None else None)
         tokens = self.acm.http01_tokens(app_ids)
         return [
-            self._route(
+            (
                 app_id,
                 name,
                 maintenance,
@@ -264,6 +284,7 @@ class Routing:
 
     def _on_deleted(self, event: AppDeleted) -> None:
         self._dirty.discard(event.app_id)
+        self._gone.add(event.app_id)  # a flush reading meanwhile must not bring it back
         self.sink.remove_app(event.app_id)
         self._certs_dirty.add(event.app_id)
         self._schedule()
@@ -275,37 +296,74 @@ class Routing:
     def _schedule(self) -> None:
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self.flush)
+            asyncio.get_running_loop().call_soon(self._begin_flush)
 
-    def flush(self) -> None:
+    def _begin_flush(self) -> None:
         self._flush_scheduled = False
-        dirty, self._dirty = self._dirty, set()
-        if self._certs_dirty:
+        if self._flushing is None and (self._dirty or self._certs_dirty):
+            self._flushing = asyncio.get_running_loop().create_task(self._flush())
+
+    async def settled(self) -> None:
+        """Until the changes marked so far are in the sink (tests, and the shutdown)."""
+        while self._flush_scheduled or self._flushing is not None:
+            task = self._flushing
+            if task is not None:
+                await asyncio.shield(task)
+            else:
+                await asyncio.sleep(0)
+
+    async def _flush(self) -> None:
+        """The changed apps' routes and certificates into the sink, coalesced: what changes
+        while one flush reads is taken by the next round. The store is read in a worker
+        thread (never on the event loop); the sink is fed on the loop, in order."""
+        try:
+            while self._dirty or self._certs_dirty:
+                dirty, self._dirty = self._dirty, set()
+                changed, self._certs_dirty = list(self._certs_dirty), set()
+                self._gone = set()
+                try:
+                    rows, fresh = await asyncio.to_thread(self._read, dirty, changed)
+                except Exception:
+                    log.exception("reading the routes of %d apps failed", len(dirty))
+                    continue
+                self._apply(dirty, rows, changed, fresh)
+        finally:
+            self._flushing = None
+
+    def _read(
+        self, dirty: set[str], certs_changed: list[str]
+    ) -> tuple[list[_RouteRow], dict[str, list[RouteCertificate]] | None]:
+        fresh = None
+        if certs_changed:
             # Only the changed apps' certificates are looked at again: work in proportion
             # to what changed, not to the number of apps.
-            changed, self._certs_dirty = list(self._certs_dirty), set()
             try:
-                fresh = self._certificates_by_app(changed)
-                for app_id in changed:
-                    certs = fresh.get(app_id, [])
-                    if self._certs.get(app_id, []) != certs:
-                        self.sink.set_app_certificates(app_id, certs)
-                    if certs:
-                        self._certs[app_id] = certs
-                    else:
-                        self._certs.pop(app_id, None)
+                fresh = self._certificates_by_app(certs_changed)
             except Exception:
                 log.exception("updating the router's certificates failed")
-        if not dirty:
-            return
-        try:
-            routes = {r.id: r for r in self.app_routes(dirty)}
-        except Exception:
-            log.exception("updating the routes of %d apps failed", len(dirty))
-            return
+        return (self._route_rows(dirty) if dirty else []), fresh
+
+    def _apply(
+        self,
+        dirty: set[str],
+        rows: list[_RouteRow],
+        certs_changed: list[str],
+        fresh: dict[str, list[RouteCertificate]] | None,
+    ) -> None:
+        gone = self._gone
+        if fresh is not None:
+            for app_id in certs_changed:
+                certs = [] if app_id in gone else fresh.get(app_id, [])
+                if self._certs.get(app_id, []) != certs:
+                    self.sink.set_app_certificates(app_id, certs)
+                if certs:
+                    self._certs[app_id] = certs
+                else:
+                    self._certs.pop(app_id, None)
+        routes = {row[0]: row for row in rows}
         for app_id in dirty:
-            route = routes.get(app_id)
-            if route is None:
+            row = routes.get(app_id)
+            if row is None or app_id in gone:
                 self.sink.remove_app(app_id)
             else:
-                self.sink.upsert_app(route)
+                self.sink.upsert_app(self._route(*row))
