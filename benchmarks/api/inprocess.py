@@ -6,9 +6,9 @@ Usage: python benchmarks/api/inprocess.py [--apps 1000] [--store sqlite|postgres
 It seeds N apps (as run.py does) into a fresh store, builds the services over the test
 suite's in-process ports (tests/service_fakes.py: no dynos, no router workers) and the real
 API application, and drives each call through the ASGI interface with httpx. The store-bound
-handlers run on the calling thread here (not the API's threads), so one profiler sees all of
-a request's work, including what the event bus's subscribers (the router's table, the
-deployments) do on the loop after it. For each call it prints the CPU time per request
+handlers and the reactions' reads (`asyncio.to_thread`) run on the calling thread here, so
+one profiler sees all of a request's work, including what the event bus's subscribers (the
+router's table, the deployments, telemetry) do after it. For each call it prints the CPU time per request
 (`time.process_time`, which does not drift with the machine's load as latency does) and the
 statements per request; with --call it prints cProfile's heaviest functions for that call.
 """
@@ -35,6 +35,7 @@ import httpx  # noqa: E402
 from run import ACCEPT, seed  # noqa: E402
 from service_fakes import make_services  # noqa: E402
 from sqlalchemy import event  # noqa: E402
+from support import PostgresServer  # noqa: E402
 
 from spruce.api import http as api_http  # noqa: E402
 from spruce.api.app import create_api  # noqa: E402
@@ -130,7 +131,20 @@ async def show_statements(store: Store, client: httpx.AsyncClient, make: Call) -
 
 async def main_async(args: argparse.Namespace) -> None:
     home = Path(tempfile.mkdtemp(prefix="profile-api-"))
-    url = args.database_url or f"sqlite:///{home / 'spruce.db'}"
+    pg = None
+    if args.store in ("postgresql", "postgres"):
+        pg = PostgresServer()
+        url = pg.create_database()
+    else:
+        url = f"sqlite:///{home / 'spruce.db'}"
+    try:
+        await measure(args, home, url)
+    finally:
+        if pg is not None:
+            pg.stop()
+
+
+async def measure(args: argparse.Namespace, home: Path, url: str) -> None:
     store = Store.open(home, url)
     t = time.perf_counter()
     names = seed(store, args.apps, "admin@spruce.local")
@@ -142,6 +156,7 @@ async def main_async(args: argparse.Namespace) -> None:
     key = h.services.accounts.create_key(operator.id, "profile")
     api = create_api(h.services, "", _no_log_sessions, query_counter=store.queries)
     api_http.in_thread = _inline  # type: ignore[assignment]
+    asyncio.to_thread = _inline  # type: ignore[assignment]  # the reactions' reads, too
     headers = {"Authorization": f"Bearer {key}", "Accept": ACCEPT}
     transport = httpx.ASGITransport(app=api)
     print(f"\n{args.apps} apps, {store.engine.dialect.name}")
@@ -169,7 +184,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--apps", type=int, default=1000)
     ap.add_argument("--requests", type=int, default=200)
-    ap.add_argument("--database-url", help="a PostgreSQL database to seed (default: SQLite)")
+    ap.add_argument("--store", default="sqlite", help="sqlite or postgresql (a server of its own)")
     ap.add_argument("--call", help="profile this call (its label in the table)")
     ap.add_argument("--top", type=int, default=25)
     asyncio.run(main_async(ap.parse_args()))

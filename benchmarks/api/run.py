@@ -45,6 +45,7 @@ from spruce.store.models import (  # noqa: E402
 )
 
 ACCEPT = "application/vnd.heroku+json; version=3"
+STORE_NAMES = {"postgres": "postgresql", "pg": "postgresql", "sqlite3": "sqlite"}
 
 
 def seed(store: Store, n: int, owner_email: str) -> list[str]:
@@ -334,7 +335,10 @@ def main() -> None:
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     ns = [int(x) for x in args.apps.split(",")]
-    stores = args.stores.split(",")
+    stores = [STORE_NAMES.get(x.strip(), x.strip()) for x in args.stores.split(",")]
+    unknown = set(stores) - {"sqlite", "postgresql"}
+    if unknown:
+        ap.error(f"unknown store {', '.join(sorted(unknown))}: sqlite or postgresql")
     pg = PostgresServer() if "postgresql" in stores else None
     results: dict[str, dict[int, dict[str, Any]]] = {}
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 import secrets
 import uuid
@@ -10,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import Select, delete, or_, select
+from sqlalchemy import Connection, Select, bindparam, delete, or_, select
 from sqlalchemy.orm import Session, object_session
 
 from spruce.store.db import Store
@@ -188,7 +189,10 @@ class Apps:
             .outerjoin(Space, Space.id == App.space_id)
         )
 
-    def _views(self, s: Session, q: Select[Any]) -> list[AppView]:
+    def _views(
+        self, s: Session | Connection, q: Select[Any], params: dict[str, Any] | None = None
+    ) -> list[AppView]:
+        """Views of the rows of `q` (a `_with_owner` select), in its order."""
         a = self.addresses
         return [
             AppView(
@@ -215,7 +219,7 @@ class Apps:
                 team=Ref(row[17], row[18]) if row[17] else None,
                 space=Ref(row[19], row[20]) if row[19] else None,
             )
-            for row in s.execute(q.order_by(App.name))
+            for row in s.execute(q, params or {})
         ]
 
     # -- lookup and access -----------------------------------------------------------------
@@ -229,7 +233,7 @@ class Apps:
         return app
 
     @staticmethod
-    def role(s: Session, app: App | AppView, user: UserView) -> str | None:
+    def role(s: Session | Connection, app: App | AppView, user: UserView) -> str | None:
         """owner, admin (of the app's team), member (of its team), collaborator or None."""
         if app.owner_id == user.id:
             return "owner"
@@ -248,7 +252,11 @@ class Apps:
         return "collaborator" if collab else None
 
     def check_access(
-        self, s: Session, app: App | AppView, actor: UserView, owner_only: bool = False
+        self,
+        s: Session | Connection,
+        app: App | AppView,
+        actor: UserView,
+        owner_only: bool = False,
     ) -> None:
         """The one access rule: 403 without access, and some actions are the owner's (or,
         for a team app, a team admin's). Team members see and deploy the team's apps."""
@@ -260,33 +268,32 @@ class Apps:
         if owner_only and role not in ("owner", "admin"):
             raise Forbidden(f"Only the owner of {app.name} can do this; you are a {role}.")
 
-    def _one(self, s: Session, identity: str) -> AppView:
-        """One app's view in one statement (its owner, team and space joined in); a Fir
-        app's image summary is one more."""
-        q = self._with_owner()
+    def _one(self, s: Connection, identity: str) -> AppView:
+        """One app's view in one statement (its owner, team and space joined in), built
+        once; a Fir app's image summary is one more."""
         # A name is at most 30 characters: a UUID is always an id.
-        q = q.where(App.id == identity) if is_uuid(identity) else q.where(App.name == identity)
-        views = self._views(s, q)
+        views = self._views(s, _one_statement(is_uuid(identity)), {"identity": identity})
         if not views:
             raise NotFound("Couldn't find that app.")
         view = views[0]
         if view.generation == Generation.FIR:
-            view = replace(view, image=image_summary(s, view.id))
+            with self.store.session() as orm:
+                view = replace(view, image=image_summary(orm, view.id))
         return view
 
     def get(self, actor: UserView, identity: str, owner_only: bool = False) -> AppView:
         """The app if `actor` may see it: 404 when it does not exist, 403 without access."""
-        with self.store.session() as s:
-            view = self._one(s, identity)
-            self.check_access(s, view, actor, owner_only)
+        with self.store.reading() as c:
+            view = self._one(c, identity)
+            self.check_access(c, view, actor, owner_only)
             return view
 
     def get_internal(self, identity: str) -> AppView:
         """For the platform's own reactions (no actor): no access check."""
-        with self.store.session() as s:
-            return self._one(s, identity)
+        with self.store.reading() as c:
+            return self._one(c, identity)
 
-    def visible_ids(self, s: Session, actor: UserView) -> Select[str]:
+    def visible_ids(self, s: Session | Connection, actor: UserView) -> Select[str]:
         """The ids of the apps `actor` may see, as a subquery."""
         q = select(App.id)
         if actor.is_operator:
@@ -303,7 +310,7 @@ class Apps:
     def list_for(
         self, actor: UserView, owned_only: bool = False, team_id: str | None = None
     ) -> list[AppView]:
-        with self.store.session() as s:
+        with self.store.reading() as s:
             q = self._with_owner()
             if team_id is not None:
                 q = q.where(App.team_id == team_id)
@@ -311,7 +318,7 @@ class Apps:
                 q = q.where(App.owner_id == actor.id)
             elif not actor.is_operator:
                 q = q.where(App.id.in_(self.visible_ids(s, actor)))
-            return self._views(s, q)
+            return self._views(s, q.order_by(App.name))
 
     _ORDERABLE = {"id": App.id, "name": App.name, "updated_at": App.updated_at}
 
@@ -321,12 +328,12 @@ class Apps:
         if rng.field not in self._ORDERABLE:
             raise InvalidParams(f"Apps cannot be ordered by {rng.field}.")
         column: Any = self._ORDERABLE[rng.field]
-        with self.store.session() as s:
+        with self.store.reading() as s:
             q = self._with_owner()
             if not actor.is_operator:
                 q = q.where(App.id.in_(self.visible_ids(s, actor)))
             key = column
-            if rng.field != "updated_at" and s.get_bind().dialect.name == "postgresql":
+            if rng.field != "updated_at" and self.store.engine.dialect.name == "postgresql":
                 key = column.collate("C")  # bytewise, as SQLite and the Range's Next-Range
             if rng.start is not None:
                 start: Any = rng.start
@@ -342,8 +349,8 @@ class Apps:
         return views[: rng.limit], len(views) > rng.limit
 
     def all(self) -> list[AppView]:
-        with self.store.session() as s:
-            return self._views(s, self._with_owner())
+        with self.store.reading() as s:
+            return self._views(s, self._with_owner().order_by(App.name))
 
     def ids(self) -> list[str]:
         with self.store.session() as s:
@@ -583,6 +590,13 @@ class Apps:
             return {}
         with self.store.session() as s:
             return dict(s.execute(select(App.id, App.name).where(App.id.in_(set(ids)))).all())
+
+
+@functools.cache
+def _one_statement(by_id: bool) -> Select[Any]:
+    """`Apps._one`'s select, built once (building it costs more than running it)."""
+    column = App.id if by_id else App.name
+    return Apps._with_owner().where(column == bindparam("identity"))
 
 
 def _range_time(value: str) -> dt.datetime:

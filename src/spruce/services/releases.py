@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from spruce.store.db import Store
@@ -54,6 +54,33 @@ def normalise_config_patch(patch: object) -> dict[str, str | None]:
         else:
             raise InvalidParams(f"Config var {key} must be a string or null.")
     return out
+
+
+_CONFIG = (
+    select(ConfigVar.key, ConfigVar.value)
+    .where(ConfigVar.app_id == bindparam("app_id"))
+    .order_by(ConfigVar.key)
+)
+
+
+_TOP = select(func.max(Release.version)).where(Release.app_id == bindparam("app_id"))
+_LATEST = (
+    select(Release, App.name, _TOP.scalar_subquery(), Slug.process_types, OciImage.process_types)
+    .join(App, App.id == Release.app_id)
+    .outerjoin(Slug, Slug.id == Release.slug_id)
+    .outerjoin(OciImage, OciImage.id == Release.oci_image_id)
+    .where(Release.app_id == bindparam("app_id"), Release.status == ReleaseStatus.SUCCEEDED)
+    .order_by(Release.version.desc())
+    .limit(1)
+)
+"""`Releases._latest`, built once (building it costs more than running it)."""
+_NAMED = select(App.name, _TOP.scalar_subquery()).where(App.id == bindparam("app_id"))
+_RELEASED = (
+    update(App)
+    .where(App.id == bindparam("app_id"))
+    .values(released_at=bindparam("released"))
+    .execution_options(synchronize_session=False)
+)
 
 
 @dataclass(frozen=True)
@@ -120,11 +147,9 @@ class Releases:
 
     # -- config vars -----------------------------------------------------------------------
     def config(self, app_id: str) -> dict[str, str]:
-        with self.store.session() as s:
-            rows = s.scalars(
-                select(ConfigVar).where(ConfigVar.app_id == app_id).order_by(ConfigVar.key)
-            )
-            return {r.key: r.value for r in rows}
+        with self.store.reading() as c:
+            rows = c.execute(_CONFIG, {"app_id": app_id})
+            return {key: value for key, value in rows}
 
     def update_config(
         self, actor: UserView | None, app_id: str, patch: object, description: str | None = None
@@ -183,18 +208,9 @@ class Releases:
     def _latest(s: Session, app_id: str) -> _Latest:
         """The current release with its code's process types, the app's name and its
         newest version number, in one statement."""
-        top = select(func.max(Release.version)).where(Release.app_id == app_id).scalar_subquery()
-        row = s.execute(
-            select(Release, App.name, top, Slug.process_types, OciImage.process_types)
-            .join(App, App.id == Release.app_id)
-            .outerjoin(Slug, Slug.id == Release.slug_id)
-            .outerjoin(OciImage, OciImage.id == Release.oci_image_id)
-            .where(Release.app_id == app_id, Release.status == ReleaseStatus.SUCCEEDED)
-            .order_by(Release.version.desc())
-            .limit(1)
-        ).first()
+        row = s.execute(_LATEST, {"app_id": app_id}).first()
         if row is None:  # nothing succeeded yet (or no such app)
-            named = s.execute(select(App.name, top).where(App.id == app_id)).first()
+            named = s.execute(_NAMED, {"app_id": app_id}).first()
             name, version = (named[0], named[1]) if named is not None else ("", None)
             return _Latest(None, name, int(version or 0), None)
         current, name, version, slug_types, image_types = row
@@ -265,7 +281,7 @@ class Releases:
         s.add(release)
         s.flush()
         if not pending:
-            s.execute(update(App).where(App.id == app_id).values(released_at=utcnow()))
+            s.execute(_RELEASED, {"app_id": app_id, "released": utcnow()})
         # A pending release is not current until its release phase passes.
         return self._view(
             release,

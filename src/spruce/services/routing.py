@@ -10,11 +10,13 @@ keep answering them across a restart of the control plane.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Collection
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, func, select, true
+from sqlalchemy import Select, and_, bindparam, func, select, true
 
 from spruce.store.db import Store
 from spruce.store.models import App, AppFeature, Domain, Formation, Release, TelemetryDrain
@@ -67,6 +69,54 @@ ROUTER_FEATURES = frozenset(
         TELEMETRY_FEATURE,
     }
 )
+
+
+@dataclass(frozen=True)
+class _RouteStatements:
+    apps: Select[Any]
+    releases: Select[Any]
+    webs: Select[Any]
+    features: Select[Any]
+    telemetry: Select[Any]
+    domains: Select[Any]
+
+
+@functools.cache
+def _route_statements(every_app: bool) -> _RouteStatements:
+    """The route table's selects, built once (building one costs more than running it):
+    for every app, or for the apps of the `ids` parameter."""
+
+    def only(column: Any) -> Any:
+        return true() if every_app else column.in_(bindparam("ids", expanding=True))
+
+    latest = (
+        select(Release.app_id, func.max(Release.version).label("version"))
+        .where(Release.status == ReleaseStatus.SUCCEEDED, only(Release.app_id))
+        .group_by(Release.app_id)
+        .subquery()
+    )
+    return _RouteStatements(
+        apps=select(App.id, App.name, App.maintenance).where(only(App.id)),
+        # A release has code when it has a slug (Cedar) or an OCI image (Fir).
+        releases=select(
+            Release.app_id, func.coalesce(Release.slug_id, Release.oci_image_id), Release.config
+        ).join(
+            latest,
+            and_(Release.app_id == latest.c.app_id, Release.version == latest.c.version),
+        ),
+        webs=select(Formation.app_id, Formation.quantity).where(
+            Formation.type == "web", only(Formation.app_id)
+        ),
+        features=select(AppFeature.app_id, AppFeature.name).where(
+            AppFeature.enabled.is_(True), only(AppFeature.app_id)
+        ),
+        telemetry=select(TelemetryDrain.owner_id, TelemetryDrain.signals).where(
+            TelemetryDrain.owner_type == "app", only(TelemetryDrain.owner_id)
+        ),
+        domains=select(Domain.app_id, Domain.hostname)
+        .where(only(Domain.app_id))
+        .order_by(Domain.created_at),
+    )
 
 
 class Routing:
@@ -125,65 +175,27 @@ class Routing:
         """What the store says about these apps' routes: safe off the loop (it reads only
         the store); the dynos are added on the loop by `_route`."""
 
-        def only(column: Any) -> Any:
-            return column.in_(list(app_ids)) if app_ids is not None else true()
-
         if app_ids is not None and not app_ids:
             return []
-        with self.store.session() as s:
-            apps = s.execute(select(App.id, App.name, App.maintenance).where(only(App.id))).all()
-            latest = (
-                select(Release.app_id, func.max(Release.version).label("version"))
-                .where(Release.status == ReleaseStatus.SUCCEEDED, only(Release.app_id))
-                .group_by(Release.app_id)
-                .subquery()
-            )
+        q = _route_statements(every_app=app_ids is None)
+        params = {"ids": list(app_ids)} if app_ids is not None else {}
+        with self.store.reading() as c:
+            apps = c.execute(q.apps, params).all()
             releases = {
-                app_id: (slug_id, config or {})
-                for app_id, slug_id, config in s.execute(
-                    # A release has code when it has a slug (Cedar) or an OCI image (Fir).
-                    select(
-                        Release.app_id,
-                        func.coalesce(Release.slug_id, Release.oci_image_id),
-                        Release.config,
-                    ).join(
-                        latest,
-                        and_(
-                            Release.app_id == latest.c.app_id,
-                            Release.version == latest.c.version,
-                        ),
-                    )
-                )
+                app_id: (code_id, config or {})
+                for app_id, code_id, config in c.execute(q.releases, params)
             }
-            webs = dict(
-                s.execute(
-                    select(Formation.app_id, Formation.quantity).where(
-                        Formation.type == "web", only(Formation.app_id)
-                    )
-                ).all()
-            )
+            webs: dict[str, int] = {app_id: n for app_id, n in c.execute(q.webs, params)}
             features: dict[str, set[str]] = {}
-            for app_id, name in s.execute(
-                select(AppFeature.app_id, AppFeature.name).where(
-                    AppFeature.enabled.is_(True), only(AppFeature.app_id)
-                )
-            ):
+            for app_id, name in c.execute(q.features, params):
                 features.setdefault(app_id, set()).add(name)
-            for app_id, signals in s.execute(
-                select(TelemetryDrain.owner_id, TelemetryDrain.signals).where(
-                    TelemetryDrain.owner_type == "app", only(TelemetryDrain.owner_id)
-                )
-            ):
+            for app_id, signals in c.execute(q.telemetry, params):
                 if {"traces", "metrics"} & set(signals):
                     features.setdefault(app_id, set()).add(TELEMETRY_FEATURE)
             domains: dict[str, list[str]] = {}
-            for app_id, host in s.execute(
-                select(Domain.app_id, Domain.hostname)
-                .where(only(Domain.app_id))
-                .order_by(Domain.created_at)
-            ):
+            for app_id, host in c.execute(q.domains, params):
                 domains.setdefault(app_id, []).append(host)
-            inbound = inbound_rules_by_app(s, list(app_ids) if app_ids is not None else None)
+            inbound = inbound_rules_by_app(c, list(app_ids) if app_ids is not None else None)
         tokens = self.acm.http01_tokens(app_ids)
         return [
             (
@@ -322,7 +334,7 @@ class Routing:
                 changed, self._certs_dirty = list(self._certs_dirty), set()
                 self._gone = set()
                 try:
-                    rows, fresh = await asyncio.to_thread(self._read, dirty, changed)
+                    rows, fresh = await self.store.in_worker(self._read, dirty, changed)
                 except Exception:
                     log.exception("reading the routes of %d apps failed", len(dirty))
                     continue

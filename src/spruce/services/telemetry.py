@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from spruce.store.db import Store
@@ -130,6 +130,20 @@ def check_exporter(kind: object, endpoint: object) -> tuple[str, str]:
             "An otlp (gRPC) exporter's endpoint must be host:port, e.g. otlp.example.com:4317."
         )
     return str(kind), endpoint
+
+
+_HAS_DRAINS = (
+    select(TelemetryDrain.id)
+    .where(
+        or_(
+            TelemetryDrain.owner_id == bindparam("app_id"),
+            TelemetryDrain.owner_id
+            == select(App.space_id).where(App.id == bindparam("app_id")).scalar_subquery(),
+        )
+    )
+    .limit(1)
+)
+"""Whether an app has telemetry drains, its own or its space's (built once)."""
 
 
 class TelemetryDrains:
@@ -358,14 +372,8 @@ class TelemetryDrains:
             self.events.publish(TelemetryDrainsChanged(app_id))
 
     def _has_drains(self, app_id: str) -> bool:
-        with self.store.session() as s:
-            space_id = s.scalar(select(App.space_id).where(App.id == app_id))
-            owners = [app_id] + ([space_id] if space_id else [])
-            return bool(
-                s.scalar(
-                    select(TelemetryDrain.id).where(TelemetryDrain.owner_id.in_(owners)).limit(1)
-                )
-            )
+        with self.store.reading() as c:
+            return c.execute(_HAS_DRAINS, {"app_id": app_id}).first() is not None
 
     def _resync(self, app_id: str) -> None:
         """After a release: most apps have no drain, and finding that out reads the store,
@@ -382,7 +390,7 @@ class TelemetryDrains:
 
     async def _resync_soon(self, app_id: str) -> None:
         try:
-            if await asyncio.to_thread(self._has_drains, app_id):
+            if await self.store.in_worker(self._has_drains, app_id):
                 self.sync(app_id)
         except Exception:
             log.exception("resynchronising the telemetry of %s failed", app_id)
