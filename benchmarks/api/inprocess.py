@@ -155,7 +155,7 @@ async def measure(args: argparse.Namespace, home: Path, url: str) -> None:
     operator = h.services.accounts.find("admin@spruce.local")
     key = h.services.accounts.create_key(operator.id, "profile")
     api = create_api(h.services, "", _no_log_sessions, query_counter=store.queries)
-    api_http.in_thread = _inline  # type: ignore[assignment]
+    api_http.in_thread = _inline
     asyncio.to_thread = _inline  # type: ignore[assignment]  # the reactions' reads, too
     headers = {"Authorization": f"Bearer {key}", "Accept": ACCEPT}
     transport = httpx.ASGITransport(app=api)

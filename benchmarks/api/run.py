@@ -213,12 +213,13 @@ def router_probe(router_url: str, app: str, stop: Any, out: Any, least: int) -> 
 
 def router_with_and_without_load(
     router_url: str, api_url: str, key: str, names: list[str]
-) -> dict[str, dict[str, float]]:
+) -> dict[str, Any]:
     def summary(ts: list[float]) -> dict[str, float]:
         return {"p50": statistics.median(ts), "p99": pct(ts, 99), "n": len(ts)}
 
-    def probe(during: Any) -> list[float]:
-        stop, out = multiprocessing.Event(), multiprocessing.Queue()
+    def probe(during: Any) -> tuple[list[float], Any]:
+        stop = multiprocessing.Event()
+        out: multiprocessing.Queue[list[float]] = multiprocessing.Queue()
         proc = multiprocessing.Process(
             target=router_probe, args=(router_url, names[-1], stop, out, 500)
         )

@@ -71,14 +71,17 @@ ROUTER_FEATURES = frozenset(
 )
 
 
+_AnySelect = Select[*tuple[Any, ...]]
+
+
 @dataclass(frozen=True)
 class _RouteStatements:
-    apps: Select[Any]
-    releases: Select[Any]
-    webs: Select[Any]
-    features: Select[Any]
-    telemetry: Select[Any]
-    domains: Select[Any]
+    apps: _AnySelect
+    releases: _AnySelect
+    webs: _AnySelect
+    features: _AnySelect
+    telemetry: _AnySelect
+    domains: _AnySelect
 
 
 @functools.cache

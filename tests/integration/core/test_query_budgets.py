@@ -44,6 +44,9 @@ def platform(
 
 
 def queries(c: httpx.Client, method: str, url: str, **kw: Any) -> int:
+    """The statements of one request, its key already verified (a key's first use in a
+    while costs one statement more: its look-up)."""
+    assert c.get("/account").status_code == 200
     r = c.request(method, url, **kw)
     assert r.status_code < 300, (method, url, r.status_code, r.text)
     return int(r.headers["Spruce-Queries"])

@@ -99,6 +99,15 @@ async def test_a_long_release_history_is_one_query(tmp_path: Path) -> None:
         releases.update_config(owner, ids[0], {"B": str(i)})
     after = counted(h.services.store, lambda: releases.list(ids[0]))
     assert after == before, (before, after)
+    # The API's page (a Range) is cut in the database: one statement, the newest first.
+    app = h.services.apps.get(owner, ids[0]).ref
+    rng = ListRange("version", limit=3, descending=True)
+    assert counted(h.services.store, lambda: releases.page_for(app, rng)) == 1
+    page, more = releases.page_for(app, rng)
+    assert [r.version for r in page] == [23, 22, 21] and more
+    assert [r.current for r in page] == [True, False, False]
+    rest, more = releases.page_for(app, ListRange("version", "21", True, 100, True))
+    assert [r.version for r in rest] == list(range(20, 0, -1)) and not more
 
 
 async def test_add_on_listings(tmp_path: Path) -> None:
