@@ -319,7 +319,8 @@ class Routing:
             self._flushing = asyncio.get_running_loop().create_task(self._flush())
 
     async def settled(self) -> None:
-        """Until the changes marked so far are in the sink (tests, and the shutdown)."""
+        """Until the changes marked so far are in the sink (ACM awaits it before the CA
+        fetches HTTP-01 tokens; tests too)."""
         while self._flush_scheduled or self._flushing is not None:
             task = self._flushing
             if task is not None:
@@ -341,7 +342,10 @@ class Routing:
                 except Exception:
                     log.exception("reading the routes of %d apps failed", len(dirty))
                     continue
-                self._apply(dirty, rows, changed, fresh)
+                try:
+                    self._apply(dirty, rows, changed, fresh)
+                except Exception:
+                    log.exception("updating the router's table failed")
         finally:
             self._flushing = None
 
