@@ -309,9 +309,26 @@ class Routing:
         self._schedule()
 
     def _schedule(self) -> None:
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._begin_flush)
+        if self._flush_scheduled:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            # services driven without a loop (scripts, a store being seeded): no batching
+            # to wait for, so the change goes out now
+            self.flush_now()
+            return
+        self._flush_scheduled = True
+        loop.call_soon(self._begin_flush)
+
+    def flush_now(self) -> None:
+        """Every change marked so far into the sink, here (no event loop is running)."""
+        while self._dirty or self._certs_dirty:
+            dirty, self._dirty = self._dirty, set()
+            changed, self._certs_dirty = list(self._certs_dirty), set()
+            self._gone = set()
+            rows, fresh = self._read(dirty, changed)
+            self._apply(dirty, rows, changed, fresh)
 
     def _begin_flush(self) -> None:
         self._flush_scheduled = False
