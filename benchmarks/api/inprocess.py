@@ -164,7 +164,7 @@ async def measure(args: argparse.Namespace, home: Path, url: str) -> None:
     print("|---|---|---|---|")
     async with httpx.AsyncClient(transport=transport, base_url="http://api", headers=headers) as c:
         for label, make in calls(names).items():
-            if args.call and args.call != label:
+            if (args.call or args.only) and label not in (args.call, args.only):
                 continue
             n = max(10, args.requests // 10) if label == "GET /apps" else args.requests
             await drive(c, make, min(n, 5), None)  # warm caches and the pool
@@ -186,6 +186,7 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=200)
     ap.add_argument("--store", default="sqlite", help="sqlite or postgresql (a server of its own)")
     ap.add_argument("--call", help="profile this call (its label in the table)")
+    ap.add_argument("--only", help="measure only this call, without the profiler")
     ap.add_argument("--top", type=int, default=25)
     asyncio.run(main_async(ap.parse_args()))
 
