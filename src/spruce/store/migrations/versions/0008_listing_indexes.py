@@ -5,15 +5,15 @@ PostgreSQL databases whose collation is not C
 name order is bytewise (`COLLATE "C"`, as SQLite's and as the Range's Next-Range), which the
 unique index on `name` serves only when the database's own collation is C.
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
