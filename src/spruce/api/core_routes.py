@@ -126,8 +126,10 @@ def release_config(ctx: Ctx) -> Any:
 
 # -- releases -------------------------------------------------------------------
 def releases_list(ctx: Ctx) -> Any:
-    rels = ctx.services.releases.list(the_app(ctx).id)
-    return paginate(ctx, [views.release_json(r) for r in rels], ("version", "id"))
+    allowed = ("version", "id")
+    rng = request_range(ctx, allowed, "version")
+    rels, more = ctx.services.releases.page_for(the_app(ctx).ref, rng)
+    return paged(ctx, rng, [views.release_json(r) for r in rels], more, allowed)
 
 
 def releases_info(ctx: Ctx) -> Any:

@@ -48,7 +48,8 @@ def ts(value: dt.datetime | None) -> str | None:
         if value.tzinfo is None:
             value = value.replace(tzinfo=dt.UTC)
         value = value.astimezone(dt.UTC)
-    return f"{value.year:04d}-{value.month:02d}-{value.day:02d}T{value.hour:02d}:{value.minute:02d}:{value.second:02d}Z"
+    # isoformat is C; its first 19 characters are YYYY-MM-DDTHH:MM:SS (whole seconds).
+    return value.isoformat()[:19] + "Z"
 
 
 def epoch_ts(seconds: float) -> str | None:

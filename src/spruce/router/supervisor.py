@@ -67,6 +67,8 @@ class RouterSupervisor:
         self.https_addresses: list[Addr] = []
         self._snapshot: dict[str, Any] = copy.deepcopy(snapshot) if snapshot else {"apps": {}}
         RouteTable(self._snapshot)  # validate early: bad input gets a clear error
+        # Certificates by app: one app's change replaces its own, not a list of every app's.
+        self._app_certs = _by_app(self._snapshot.pop("certificates", None) or [])
         # by worker pid: workers of an earlier control plane (same run_dir) reconnect too
         self._conns: dict[int, asyncio.StreamWriter] = {}
         self._ready: set[int] = set()
@@ -107,7 +109,7 @@ class RouterSupervisor:
                 self.timers,
                 self._emit_local,
                 self.on_wake,
-                RouteTable(self._snapshot),
+                RouteTable(self._table()),
                 span=lambda record: self.span_sink([record]),
             )
             self._inproc = RouterServer(self._inproc_router)
@@ -233,12 +235,19 @@ class RouterSupervisor:
             if not w.is_closing():
                 w.write(frame)
 
+    def _table(self) -> dict[str, Any]:
+        """The whole table as workers take it at a (re)connect."""
+        certs = [c for entries in self._app_certs.values() for c in entries]
+        return dict(self._snapshot, certificates=certs)
+
     def replace_table(self, snapshot: dict[str, Any]) -> None:
         RouteTable(snapshot)
         self._snapshot = copy.deepcopy(snapshot)
+        self._app_certs = _by_app(self._snapshot.pop("certificates", None) or [])
+        table = self._table()
         if self._inproc_router is not None:
-            self._inproc_router.replace_table(self._snapshot)
-        self._broadcast({"t": "snapshot", "table": self._snapshot})
+            self._inproc_router.replace_table(table)
+        self._broadcast({"t": "snapshot", "table": table})
 
     def upsert_app(self, app: dict[str, Any]) -> None:
         RouteTable({"apps": {str(app["id"]): app}})
@@ -257,8 +266,10 @@ class RouterSupervisor:
         """Replace one app's certificates: only they cross to the workers, not every app's."""
         entries = [dict(c, app_id=app_id) for c in certificates]
         RouteTable({"certificates": entries})  # validate before any worker sees it
-        kept = [c for c in self._snapshot.get("certificates") or [] if c.get("app_id") != app_id]
-        self._snapshot["certificates"] = kept + entries
+        if entries:
+            self._app_certs[app_id] = entries
+        else:
+            self._app_certs.pop(app_id, None)
         if self._inproc_router is not None:
             self._inproc_router.set_app_certificates(app_id, entries)
         self._broadcast({"t": "app_certs", "app_id": app_id, "certificates": entries})
@@ -286,7 +297,7 @@ class RouterSupervisor:
                 if t == "hello":
                     pid = int(msg["pid"])
                     self._conns[pid] = writer
-                    writer.write(control.encode({"t": "snapshot", "table": self._snapshot}))
+                    writer.write(control.encode({"t": "snapshot", "table": self._table()}))
                 elif t == "ready":
                     self._ready.add(int(msg["worker"]))
                     self._ready_event.set()
@@ -305,3 +316,10 @@ class RouterSupervisor:
             if self._conns.get(pid) is writer:
                 del self._conns[pid]
             writer.close()
+
+
+def _by_app(certificates: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    by_app: dict[str, list[dict[str, Any]]] = {}
+    for c in certificates:
+        by_app.setdefault(str(c.get("app_id") or ""), []).append(c)
+    return by_app

@@ -231,6 +231,11 @@ class RouteTable:
         self._raw: dict[bytes, tuple[App | None, str]] = {}
         self._certs_by_app: dict[str, list[Certificate]] = {}
         self._cert_names: dict[str, Certificate] = {}
+        # For one app's change to touch only its own names: the apps naming each host, and
+        # each app's place in `_certs_by_app` (the first app there naming a host wins).
+        self._cert_holders: dict[str, set[str]] = {}
+        self._cert_order: dict[str, int] = {}
+        self._next_order = 0
         self.default_certificate: Certificate | None = None
         self.set_certificates(
             snapshot.get("certificates") or [], snapshot.get("default_certificate")
@@ -290,26 +295,55 @@ class RouteTable:
         self._index_certificates()
 
     def set_app_certificates(self, app_id: str, certs: list[dict[str, Any]]) -> list[str]:
-        """Replace one app's certificates; the ids of those that changed or went."""
-        before = {c.id: c for c in self._certs_by_app.get(app_id, [])}
+        """Replace one app's certificates; the ids of those that changed or went. Only the
+        names of this app's certificates are looked at again, not every app's."""
+        old = self._certs_by_app.get(app_id, [])
+        before = {c.id: c for c in old}
         after = [Certificate.from_dict(c) for c in certs]
         if after:
+            if app_id not in self._certs_by_app:  # a new key goes last, as in the dict
+                self._cert_order[app_id] = self._next_order
+                self._next_order += 1
             self._certs_by_app[app_id] = after
         else:
             self._certs_by_app.pop(app_id, None)
-        self._index_certificates()
+            self._cert_order.pop(app_id, None)
+        named = {h for c in after for h in c.hostnames}
+        for h in {h for c in old for h in c.hostnames} | named:
+            holders = self._cert_holders.setdefault(h, set())
+            if h in named:
+                holders.add(app_id)
+            else:
+                holders.discard(app_id)
+            self._index_name(h)
         now = {c.id: c for c in after}
         return [i for i, c in before.items() if now.get(i) != c]
 
+    def _index_name(self, host: str) -> None:
+        """The certificate for `host`: the first one naming it in the first app (in
+        `_certs_by_app`'s order) that has one."""
+        holders = self._cert_holders.get(host)
+        if not holders:
+            self._cert_holders.pop(host, None)
+            self._cert_names.pop(host, None)
+            return
+        first = min(holders, key=self._cert_order.__getitem__)
+        self._cert_names[host] = next(c for c in self._certs_by_app[first] if host in c.hostnames)
+
     def _index_certificates(self) -> None:
-        # One dict build (cheap, and it keeps "first certificate naming a host wins" exact)
-        # so that a TLS handshake looks its name up instead of scanning every certificate.
+        # One dict build (it keeps "first certificate naming a host wins" exact) so that a
+        # TLS handshake looks its name up instead of scanning every certificate.
         names: dict[str, Certificate] = {}
-        for certs in self._certs_by_app.values():
+        holders: dict[str, set[str]] = {}
+        for app_id, certs in self._certs_by_app.items():
             for cert in certs:
                 for h in cert.hostnames:
                     names.setdefault(h, cert)
+                    holders.setdefault(h, set()).add(app_id)
         self._cert_names = names
+        self._cert_holders = holders
+        self._cert_order = {app_id: i for i, app_id in enumerate(self._certs_by_app)}
+        self._next_order = len(self._cert_order)
 
     def lookup(self, host: str) -> App | None:
         h = normalise_host(host)

@@ -20,7 +20,7 @@ import logging
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from spruce.store.db import Store
@@ -45,6 +45,10 @@ from .sealing import SealBroken, Sealer
 from .views import AppView, UserView
 
 log = logging.getLogger(__name__)
+
+
+_TOKENS = select(AcmOrder.app_id, AcmOrder.http01)
+_TOKENS_OF = _TOKENS.where(AcmOrder.app_id.in_(bindparam("ids", expanding=True)))
 
 
 @dataclass(frozen=True)
@@ -235,12 +239,14 @@ class Acm:
     ) -> dict[str, tuple[tuple[str, str], ...]]:
         """The HTTP-01 answers of the orders in progress of these apps (None: all), by app,
         for the router's table (one query)."""
-        q = select(AcmOrder.app_id, AcmOrder.http01)
-        if app_ids is not None:
-            q = q.where(AcmOrder.app_id.in_(list(app_ids)))
         out: dict[str, set[tuple[str, str]]] = {}
-        with self.store.session() as s:
-            for app_id, tokens in s.execute(q):
+        with self.store.reading() as c:
+            rows = (
+                c.execute(_TOKENS)
+                if app_ids is None
+                else c.execute(_TOKENS_OF, {"ids": list(app_ids)})
+            )
+            for app_id, tokens in rows:
                 out.setdefault(app_id, set()).update((str(k), str(v)) for k, v in tokens.items())
         return {app_id: tuple(sorted(pairs)) for app_id, pairs in out.items()}
 

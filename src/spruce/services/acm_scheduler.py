@@ -19,7 +19,7 @@ import asyncio
 import datetime as dt
 import functools
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any, TypeVar
@@ -66,8 +66,12 @@ class AcmScheduler:
         authority: CertificateAuthority,
         policy: Policy,
         now: Callable[[], dt.datetime] = utcnow,
+        table_settled: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        """`table_settled` waits until the router's table has every change made so far
+        (the HTTP-01 tokens the CA is about to fetch)."""
         self.acm = acm
+        self._table_settled = table_settled
         self.authority = authority
         self.policy = policy
         self._now = now
@@ -214,8 +218,10 @@ class AcmScheduler:
             if record.retry_at is not None and record.retry_at > self._now():
                 break
             # The router's table takes the record's new HTTP-01 tokens (saved just before)
-            # in this loop turn, ahead of the step that asks the CA to fetch them.
+            # ahead of the step that asks the CA to fetch them.
             await asyncio.sleep(0)
+            if self._table_settled is not None:
+                await self._table_settled()
             record = await self._advance(record)
             self.acm.save_order(app_id, group, reason, record)
             steps += 1

@@ -22,7 +22,7 @@ from spruce.store.db import Store
 from spruce.store.models import Addon, AddonAttachment, App
 
 from .addon_catalog import AddonCatalog, default_attachment_name, plan_id, service_id
-from .apps import Apps
+from .apps import Apps, Visible
 from .errors import Conflict, InvalidParams, NotFound
 from .events import AddonActivity, AddonServerMoved, EventBus
 from .model import AddonError
@@ -144,7 +144,7 @@ class Addons:
         return self._attachment_views(s, [att])[0]
 
     # -- access --------------------------------------------------------------------------
-    def _visible(self, s: Session, actor: UserView) -> Select[str]:
+    def _visible(self, s: Session, actor: UserView) -> Visible:
         return self.apps.visible_ids(s, actor)
 
     def _visible_addons(self, s: Session, actor: UserView) -> Select[Addon]:

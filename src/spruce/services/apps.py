@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 import secrets
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import Select, delete, or_, select
+from sqlalchemy import CompoundSelect, Connection, Select, bindparam, delete, or_, select, union
 from sqlalchemy.orm import Session, object_session
 
 from spruce.store.db import Store
-from spruce.store.models import App, Collaborator, Release, Space, Team, User, utcnow
+from spruce.store.models import (
+    App,
+    Collaborator,
+    Release,
+    Space,
+    Team,
+    User,
+    new_id,
+    utcnow,
+)
 
 from .catalog import CNB_STACK, DEFAULT_STACK, REGIONS, STACKS
 from .errors import Conflict, Forbidden, InvalidParams, NotFound, flag
@@ -49,6 +60,8 @@ _NOUNS = (
 ).split()
 
 COLLABORATOR_PERMISSIONS = ("deploy", "manage", "operate", "view")
+Visible = Select[Any] | CompoundSelect[Any]
+"""A subquery of app ids (`Apps.visible_ids`)."""
 
 
 def generated_name() -> str:
@@ -103,11 +116,12 @@ class Apps:
         self.addresses = addresses
 
     # -- views ---------------------------------------------------------------------------
-    def view(self, app: App, owner_email: str) -> AppView:
+    def view(self, app: App, owner_email: str, new: bool = False) -> AppView:
+        """`new`: an app created just now, which has no image yet."""
         session = object_session(app)
         image = (
             image_summary(session, app.id)
-            if app.generation == Generation.FIR and session is not None
+            if app.generation == Generation.FIR and session is not None and not new
             else None
         )
         return AppView(
@@ -180,7 +194,10 @@ class Apps:
             .outerjoin(Space, Space.id == App.space_id)
         )
 
-    def _views(self, s: Session, q: Select[Any]) -> list[AppView]:
+    def _views(
+        self, s: Session | Connection, q: Select[Any], params: dict[str, Any] | None = None
+    ) -> list[AppView]:
+        """Views of the rows of `q` (a `_with_owner` select), in its order."""
         a = self.addresses
         return [
             AppView(
@@ -207,7 +224,7 @@ class Apps:
                 team=Ref(row[17], row[18]) if row[17] else None,
                 space=Ref(row[19], row[20]) if row[19] else None,
             )
-            for row in s.execute(q.order_by(App.name))
+            for row in s.execute(q, params or {})
         ]
 
     # -- lookup and access -----------------------------------------------------------------
@@ -221,12 +238,15 @@ class Apps:
         return app
 
     @staticmethod
-    def role(s: Session, app: App, user: UserView) -> str | None:
+    def role(s: Session | Connection, app: App | AppView, user: UserView) -> str | None:
         """owner, admin (of the app's team), member (of its team), collaborator or None."""
         if app.owner_id == user.id:
             return "owner"
-        if app.team_id is not None:
-            team_role = member_role(s, app.team_id, user.id)
+        team_id = app.team.id if isinstance(app, AppView) and app.team else None
+        if isinstance(app, App):
+            team_id = app.team_id
+        if team_id is not None:
+            team_role = member_role(s, team_id, user.id)
             if team_role is not None:
                 return team_role
         collab = s.scalar(
@@ -236,7 +256,13 @@ class Apps:
         )
         return "collaborator" if collab else None
 
-    def check_access(self, s: Session, app: App, actor: UserView, owner_only: bool = False) -> None:
+    def check_access(
+        self,
+        s: Session | Connection,
+        app: App | AppView,
+        actor: UserView,
+        owner_only: bool = False,
+    ) -> None:
         """The one access rule: 403 without access, and some actions are the owner's (or,
         for a team app, a team admin's). Team members see and deploy the team's apps."""
         if actor.is_operator:
@@ -247,33 +273,40 @@ class Apps:
         if owner_only and role not in ("owner", "admin"):
             raise Forbidden(f"Only the owner of {app.name} can do this; you are a {role}.")
 
+    def _one(self, s: Connection, identity: str) -> AppView:
+        """One app's view in one statement (its owner, team and space joined in), built
+        once; a Fir app's image summary is one more."""
+        # A name is at most 30 characters: a UUID is always an id.
+        views = self._views(s, _one_statement(is_uuid(identity)), {"identity": identity})
+        if not views:
+            raise NotFound("Couldn't find that app.")
+        view = views[0]
+        if view.generation == Generation.FIR:
+            with self.store.session() as orm:
+                view = replace(view, image=image_summary(orm, view.id))
+        return view
+
     def get(self, actor: UserView, identity: str, owner_only: bool = False) -> AppView:
         """The app if `actor` may see it: 404 when it does not exist, 403 without access."""
-        with self.store.session() as s:
-            app = self.find_row(s, identity)
-            self.check_access(s, app, actor, owner_only)
-            owner = s.get(User, app.owner_id)
-            return self.view(app, owner.email if owner else "")
+        with self.store.reading() as c:
+            view = self._one(c, identity)
+            self.check_access(c, view, actor, owner_only)
+            return view
 
     def get_internal(self, identity: str) -> AppView:
         """For the platform's own reactions (no actor): no access check."""
-        with self.store.session() as s:
-            app = self.find_row(s, identity)
-            owner = s.get(User, app.owner_id)
-            return self.view(app, owner.email if owner else "")
+        with self.store.reading() as c:
+            return self._one(c, identity)
 
-    def visible_ids(self, s: Session, actor: UserView) -> Select[str]:
-        """The ids of the apps `actor` may see, as a subquery."""
-        q = select(App.id)
+    def visible_ids(self, s: Session | Connection, actor: UserView) -> Visible:
+        """The ids of the apps `actor` may see, as a subquery: a union of three indexed
+        look-ups (owned, collaborating, the teams'), not a scan of every app."""
         if actor.is_operator:
-            return q
-        collab_ids = select(Collaborator.app_id).where(Collaborator.user_id == actor.id)
-        return q.where(
-            or_(
-                App.owner_id == actor.id,
-                App.id.in_(collab_ids),
-                App.team_id.in_(team_ids_of(actor.id)),
-            )
+            return select(App.id)
+        return union(
+            select(App.id).where(App.owner_id == actor.id),
+            select(Collaborator.app_id).where(Collaborator.user_id == actor.id),
+            select(App.id).where(App.team_id.in_(team_ids_of(actor.id))),
         )
 
     def list_for(
@@ -286,7 +319,7 @@ class Apps:
     ) -> list[AppView]:
         """The apps `actor` may see (`owned_only`: the ones they own), of one team or one
         space if given; `personal`: none of a team's."""
-        with self.store.session() as s:
+        with self.store.reading() as s:
             q = self._with_owner()
             if team_id is not None:
                 q = q.where(App.team_id == team_id)
@@ -298,7 +331,7 @@ class Apps:
                 q = q.where(App.owner_id == actor.id)
             elif not actor.is_operator:
                 q = q.where(App.id.in_(self.visible_ids(s, actor)))
-            return self._views(s, q)
+            return self._views(s, q.order_by(App.name))
 
     _ORDERABLE = {"id": App.id, "name": App.name, "updated_at": App.updated_at}
 
@@ -308,12 +341,12 @@ class Apps:
         if rng.field not in self._ORDERABLE:
             raise InvalidParams(f"Apps cannot be ordered by {rng.field}.")
         column: Any = self._ORDERABLE[rng.field]
-        with self.store.session() as s:
+        with self.store.reading() as s:
             q = self._with_owner()
             if not actor.is_operator:
                 q = q.where(App.id.in_(self.visible_ids(s, actor)))
             key = column
-            if rng.field != "updated_at" and s.get_bind().dialect.name == "postgresql":
+            if rng.field != "updated_at" and self.store.engine.dialect.name == "postgresql":
                 key = column.collate("C")  # bytewise, as SQLite and the Range's Next-Range
             if rng.start is not None:
                 start: Any = rng.start
@@ -329,8 +362,8 @@ class Apps:
         return views[: rng.limit], len(views) > rng.limit
 
     def all(self) -> list[AppView]:
-        with self.store.session() as s:
-            return self._views(s, self._with_owner())
+        with self.store.reading() as s:
+            return self._views(s, self._with_owner().order_by(App.name))
 
     def ids(self) -> list[str]:
         with self.store.session() as s:
@@ -374,7 +407,9 @@ class Apps:
                 name = generated_name()
                 while s.scalar(select(App.id).where(App.name == name)):
                     name = generated_name()
+            # The id is made here so that the app and its first release go in one flush.
             app = App(
+                id=new_id(),
                 name=name,
                 owner_id=actor.id,
                 region=region_name,
@@ -384,9 +419,9 @@ class Apps:
                 settings={},
                 team_id=placement.team_id,
                 space_id=placement.space_id,
+                released_at=utcnow(),
             )
             s.add(app)
-            s.flush()
             s.add(
                 Release(
                     app_id=app.id,
@@ -396,10 +431,9 @@ class Apps:
                     config={},
                 )
             )
-            app.released_at = utcnow()
             account_defaults(s, app.id, actor.id)
             s.flush()
-            view = self.view(app, actor.email)
+            view = self.view(app, actor.email, new=True)
         self.events.publish(AppCreated(view.id))
         self.events.publish(ApiActivity(view.id, f"Initial release by user {actor.email}"))
         return view
@@ -572,6 +606,13 @@ class Apps:
             return {}
         with self.store.session() as s:
             return dict(s.execute(select(App.id, App.name).where(App.id.in_(set(ids)))).all())
+
+
+@functools.cache
+def _one_statement(by_id: bool) -> Select[Any]:
+    """`Apps._one`'s select, built once (building it costs more than running it)."""
+    column = App.id if by_id else App.name
+    return Apps._with_owner().where(column == bindparam("identity"))
 
 
 def _range_time(value: str) -> dt.datetime:

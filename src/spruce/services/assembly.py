@@ -136,7 +136,12 @@ class Services:
         self.credentials = Credentials(store, self.accounts, sealer)
         self.app_transfers = AppTransfers(store, events, self.apps)
         self.acm_scheduler = AcmScheduler(
-            self.acm, events, ports.authority, settings.acm, settings.clock
+            self.acm,
+            events,
+            ports.authority,
+            settings.acm,
+            settings.clock,
+            table_settled=lambda: self.routing.settled(),  # made below, awaited only later
         )
         self.logs = Logs(store, events, ports.logs, addresses)
         self.metrics = Metrics(events, settings.metrics)

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from spruce.store.db import Store
@@ -35,6 +35,27 @@ from .settings import AppSettings
 from .spaces import space_network
 
 log = logging.getLogger(__name__)
+
+
+_CURRENT = (
+    select(App, Release, Slug, OciImage)
+    .outerjoin(
+        Release,
+        and_(Release.app_id == App.id, Release.status == ReleaseStatus.SUCCEEDED),
+    )
+    .outerjoin(Slug, Slug.id == Release.slug_id)
+    .outerjoin(OciImage, OciImage.id == Release.oci_image_id)
+    .where(App.id == bindparam("app_id"))
+    .order_by(Release.version.desc())
+    .limit(1)
+)
+"""An app with its current release and that release's slug or image (built once)."""
+_FORMATION = select(Formation.type, Formation.quantity, Formation.size).where(
+    Formation.app_id == bindparam("app_id")
+)
+_FEATURES = select(AppFeature.name).where(
+    AppFeature.app_id == bindparam("app_id"), AppFeature.enabled.is_(True)
+)
 
 
 class Deployments:
@@ -82,18 +103,15 @@ class Deployments:
         """What should run for an app: its current release (or `release_id`), or None when
         it has no code yet. InvalidParams when the release's slug was pruned."""
         with self.store.session() as s:
-            app = s.get(App, app_id)
-            if app is None:
-                raise NotFound("Couldn't find that app.")
             if release_id is not None:
+                app = s.get(App, app_id)
                 release = s.get(Release, release_id)
             else:
-                release = s.scalar(
-                    select(Release)
-                    .where(Release.app_id == app_id, Release.status == ReleaseStatus.SUCCEEDED)
-                    .order_by(Release.version.desc())
-                    .limit(1)
-                )
+                # the app, its current release and that release's code: one statement
+                found = s.execute(_CURRENT, {"app_id": app_id}).first()
+                app, release = (found[0], found[1]) if found is not None else (None, None)
+            if app is None:
+                raise NotFound("Couldn't find that app.")
             if release is None:
                 return None
             artifact, image = None, None
@@ -116,16 +134,10 @@ class Deployments:
                     )
                 process_types = dict(slug.process_types or {})
             formation = {
-                f.type: (f.quantity, f.size)
-                for f in s.scalars(select(Formation).where(Formation.app_id == app_id))
+                ptype: (quantity, size)
+                for ptype, quantity, size in s.execute(_FORMATION, {"app_id": app_id})
             }
-            features = set(
-                s.scalars(
-                    select(AppFeature.name).where(
-                        AppFeature.app_id == app_id, AppFeature.enabled.is_(True)
-                    )
-                )
-            )
+            features = {name for (name,) in s.execute(_FEATURES, {"app_id": app_id})}
             return AppRuntime(
                 app_id=app.id,
                 app_name=app.name,
@@ -174,7 +186,8 @@ class Deployments:
 
     async def converge(self, app_id: str) -> None:
         try:
-            runtime = self.app_runtime(app_id)
+            # The store is read in a worker thread: never on the event loop.
+            runtime = await self.store.in_worker(self.app_runtime, app_id)
         except NotFound:
             return  # deleted meanwhile
         if runtime is not None:

@@ -9,6 +9,7 @@ one handler's fault is logged and never fails the call that published.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import threading
 from collections import defaultdict
@@ -181,7 +182,9 @@ class EventBus:
     def publish(self, event: Event) -> None:
         loop = self._loop
         if loop is not None and threading.get_ident() != self._loop_thread:
-            loop.call_soon_threadsafe(self._dispatch, event)
+            # A context of its own: the reactions are not the publishing request's work
+            # (its query count, for one, stays its own).
+            loop.call_soon_threadsafe(self._dispatch, event, context=contextvars.Context())
             return
         self._dispatch(event)
 

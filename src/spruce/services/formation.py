@@ -119,13 +119,16 @@ class Formations:
         """Apply a batch atomically: every entry is checked before anything changes."""
         if not isinstance(updates, list) or not updates:
             raise InvalidParams("updates must be a non-empty list of {type, quantity, size}.")
-        changed: builtins.list[FormationView] = []
+        changed: builtins.list[Formation] = []
         with self.store.session() as s:
             app = s.get(App, app_id)
             if app is None:
                 raise NotFound("Couldn't find that app.")
             ref = Ref(app.id, app.name)
             limit = AppSettings.from_stored(app.settings).formation_limit
+            # One read for the whole batch, then each entry by type (or id).
+            rows = builtins.list(s.scalars(select(Formation).where(Formation.app_id == app_id)))
+            by_ident = {f.type: f for f in rows} | {f.id: f for f in rows}
             for upd in updates:
                 if not isinstance(upd, dict):
                     raise InvalidParams(
@@ -134,7 +137,9 @@ class Formations:
                 ident = upd.get("type") or upd.get("id")
                 if not isinstance(ident, str) or not ident:
                     raise InvalidParams("each update needs a process type.")
-                row = self._find(s, app_id, ident)
+                row = by_ident.get(ident)
+                if row is None:
+                    raise NotFound(f"Couldn't find that process type ({ident}).")
                 if "quantity" in upd and upd["quantity"] is not None:
                     row.quantity = parse_quantity(upd["quantity"], row.quantity)
                     if row.type in NOT_SCALED and row.quantity:
@@ -160,9 +165,10 @@ class Formations:
                     raise InvalidParams(
                         f"Cannot scale {row.type} to {row.quantity}: this app is limited to {cap} dynos per process type."
                     )
-                s.flush()
-                changed.append(formation_view(row, ref))
-        summary = ", ".join(f"{f.type}={f.quantity}:{f.size}" for f in changed)
+                changed.append(row)
+            s.flush()
+            views = [formation_view(f, ref) for f in changed]
+        summary = ", ".join(f"{f.type}={f.quantity}:{f.size}" for f in views)
         self.events.publish(FormationChanged(app_id))
         self.events.publish(ApiActivity(app_id, f"Scaled to {summary} by user {actor.email}"))
-        return changed
+        return views

@@ -11,10 +11,11 @@ import builtins
 import os
 import re
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from spruce.store.db import Store
@@ -26,7 +27,7 @@ from .formation import sync_formation
 from .model import ReleaseStatus
 from .oci_images import display_commands
 from .settings import PlatformAddresses
-from .views import Ref, ReleaseView, SlugView, UserView
+from .views import ListRange, Ref, ReleaseView, SlugView, UserView
 
 KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 PROCESS_TYPE_RE = re.compile(r"^[a-zA-Z0-9_-]{1,63}$")
@@ -53,6 +54,44 @@ def normalise_config_patch(patch: object) -> dict[str, str | None]:
         else:
             raise InvalidParams(f"Config var {key} must be a string or null.")
     return out
+
+
+_CONFIG = (
+    select(ConfigVar.key, ConfigVar.value)
+    .where(ConfigVar.app_id == bindparam("app_id"))
+    .order_by(ConfigVar.key)
+)
+
+
+_TOP = select(func.max(Release.version)).where(Release.app_id == bindparam("app_id"))
+_LATEST = (
+    select(Release, App.name, _TOP.scalar_subquery(), Slug.process_types, OciImage.process_types)
+    .join(App, App.id == Release.app_id)
+    .outerjoin(Slug, Slug.id == Release.slug_id)
+    .outerjoin(OciImage, OciImage.id == Release.oci_image_id)
+    .where(Release.app_id == bindparam("app_id"), Release.status == ReleaseStatus.SUCCEEDED)
+    .order_by(Release.version.desc())
+    .limit(1)
+)
+"""`Releases._latest`, built once (building it costs more than running it)."""
+_NAMED = select(App.name, _TOP.scalar_subquery()).where(App.id == bindparam("app_id"))
+_RELEASED = (
+    update(App)
+    .where(App.id == bindparam("app_id"))
+    .values(released_at=bindparam("released"))
+    .execution_options(synchronize_session=False)
+)
+
+
+@dataclass(frozen=True)
+class _Latest:
+    current: Release | None
+    """The newest release that succeeded (what runs)."""
+    app_name: str
+    version: int
+    """The newest version of any status (0 before the first)."""
+    code_types: dict[str, str] | None
+    """The process types of the current release's slug or image."""
 
 
 def slug_view(slug: Slug) -> SlugView:
@@ -109,11 +148,9 @@ class Releases:
 
     # -- config vars -----------------------------------------------------------------------
     def config(self, app_id: str) -> dict[str, str]:
-        with self.store.session() as s:
-            rows = s.scalars(
-                select(ConfigVar).where(ConfigVar.app_id == app_id).order_by(ConfigVar.key)
-            )
-            return {r.key: r.value for r in rows}
+        with self.store.reading() as c:
+            rows = c.execute(_CONFIG, {"app_id": app_id})
+            return {key: value for key, value in rows}
 
     def update_config(
         self, actor: UserView | None, app_id: str, patch: object, description: str | None = None
@@ -153,8 +190,7 @@ class Releases:
                     if removed:
                         parts.append(f"Remove {', '.join(removed)} config vars")
                     description = " and ".join(parts)
-                new = self._new_release(s, app_id, description, actor, config=result)
-                release = self._view_of(s, new)
+                release = self._new_release(s, app_id, description, actor, config=result)
         if release is not None:
             self._announce(release, actor)
         return result, release
@@ -169,6 +205,23 @@ class Releases:
             .limit(1)
         )
 
+    @staticmethod
+    def _latest(s: Session, app_id: str) -> _Latest:
+        """The current release with its code's process types, the app's name and its
+        newest version number, in one statement."""
+        row = s.execute(_LATEST, {"app_id": app_id}).first()
+        if row is None:  # nothing succeeded yet (or no such app)
+            named = s.execute(_NAMED, {"app_id": app_id}).first()
+            name, version = (named[0], named[1]) if named is not None else ("", None)
+            return _Latest(None, name, int(version or 0), None)
+        current, name, version, slug_types, image_types = row
+        code: dict[str, str] | None = None
+        if current.slug_id and slug_types is not None:
+            code = dict(slug_types)
+        elif current.oci_image_id and image_types is not None:
+            code = display_commands(dict(image_types))
+        return _Latest(current, name, int(version or 0), code)
+
     def _new_release(
         self,
         s: Session,
@@ -179,8 +232,12 @@ class Releases:
         slug_id: str | None | object = _KEEP,
         addon_plan_names: builtins.list[str] | None = None,
         oci_image_id: str | None | object = _KEEP,
-    ) -> Release:
-        current = self._current(s, app_id)
+    ) -> ReleaseView:
+        """Insert the next release and return its view, without reading back what this
+        already knows (a config change is six statements, the app's lookup included)."""
+        latest = self._latest(s, app_id)
+        current = latest.current
+        keep_code = slug_id is _KEEP and oci_image_id is _KEEP
         if slug_id is _KEEP:
             slug_id = current.slug_id if current else None
         if oci_image_id is _KEEP:
@@ -192,22 +249,26 @@ class Releases:
                 r.key: r.value
                 for r in s.scalars(select(ConfigVar).where(ConfigVar.app_id == app_id))
             }
-        slug = s.get(Slug, slug_id) if slug_id else None
-        image = s.get(OciImage, oci_image_id) if oci_image_id else None
         code_types: dict[str, str] | None = None
-        if slug is not None:
-            code_types = dict(slug.process_types or {})
-        elif image is not None:
-            code_types = display_commands(dict(image.process_types or {}))
-        if code_types is not None:
+        in_step = False
+        if keep_code:
+            code_types = latest.code_types
+            # The formation followed the current release's code when it was made, unless a
+            # newer (pending or failed) release with other code came after it.
+            in_step = current is not None and current.version == latest.version
+        else:
+            slug = s.get(Slug, slug_id) if slug_id else None
+            image = s.get(OciImage, oci_image_id) if oci_image_id else None
+            if slug is not None:
+                code_types = dict(slug.process_types or {})
+            elif image is not None:
+                code_types = display_commands(dict(image.process_types or {}))
+        if code_types is not None and not in_step:
             sync_formation(s, app_id, code_types)
         pending = "release" in (code_types or {})
-        version = int(
-            s.scalar(select(func.max(Release.version)).where(Release.app_id == app_id)) or 0
-        )
         release = Release(
             app_id=app_id,
-            version=version + 1,
+            version=latest.version + 1,
             description=description,
             status=ReleaseStatus.PENDING if pending else ReleaseStatus.SUCCEEDED,
             slug_id=slug_id,
@@ -221,10 +282,14 @@ class Releases:
         s.add(release)
         s.flush()
         if not pending:
-            app = s.get(App, app_id)
-            if app is not None:
-                app.released_at = utcnow()
-        return release
+            s.execute(_RELEASED, {"app_id": app_id, "released": utcnow()})
+        # A pending release is not current until its release phase passes.
+        return self._view(
+            release,
+            Ref(app_id, latest.app_name),
+            actor.email if actor else None,
+            None if pending else release.id,
+        )
 
     def _announce(
         self, release: ReleaseView, actor: UserView | None, phase_by_caller: bool = False
@@ -256,7 +321,7 @@ class Releases:
         """A new release; with phase_by_caller, the caller runs a pending release's phase
         itself (a build streams it into the push) instead of the release phase service."""
         with self.store.session() as s:
-            row = self._new_release(
+            release = self._new_release(
                 s,
                 app_id,
                 description,
@@ -265,7 +330,6 @@ class Releases:
                 addon_plan_names=addon_plan_names,
                 oci_image_id=oci_image_id,
             )
-            release = self._view_of(s, row)
         self._announce(release, actor, phase_by_caller)
         return release
 
@@ -320,6 +384,46 @@ class Releases:
             (r.id for r, _ in reversed(pairs) if r.status == ReleaseStatus.SUCCEEDED), None
         )
         return [self._view(r, ref, email, current) for r, email in pairs]
+
+    def page_for(self, app: Ref, rng: ListRange) -> tuple[builtins.list[ReleaseView], bool]:
+        """One page of an app's releases by version (or id), and whether more follow: cut
+        in the database, one statement however long the history (the current release's
+        version comes along as a subquery)."""
+        if rng.field not in ("version", "id"):
+            raise InvalidParams(f"Releases cannot be ordered by {rng.field}.")
+        by_version = rng.field == "version"
+        start: Any = rng.start
+        if start is not None and by_version:
+            try:
+                start = int(start)
+            except ValueError:
+                raise InvalidParams(f"Invalid Range start {rng.start!r}: a version.") from None
+        current = (
+            select(func.max(Release.version))
+            .where(Release.app_id == app.id, Release.status == ReleaseStatus.SUCCEEDED)
+            .scalar_subquery()
+        )
+        q = (
+            select(Release, User.email, current)
+            .outerjoin(User, User.id == Release.user_id)
+            .where(Release.app_id == app.id)
+        )
+        with self.store.session() as s:
+            key: Any = Release.version if by_version else Release.id
+            if not by_version and s.get_bind().dialect.name == "postgresql":
+                key = key.collate("C")  # bytewise, as SQLite and the Range's Next-Range
+            if start is not None:
+                if rng.descending:
+                    q = q.where(key < start if rng.exclusive else key <= start)
+                else:
+                    q = q.where(key > start if rng.exclusive else key >= start)
+            q = q.order_by(key.desc() if rng.descending else key.asc()).limit(rng.limit + 1)
+            rows = builtins.list(s.execute(q))
+        views = [
+            self._view(r, app, email, r.id if r.version == current_version else None)
+            for r, email, current_version in rows[: rng.limit]
+        ]
+        return views, len(rows) > rng.limit
 
     def _find(self, s: Session, app_id: str, identity: str | int) -> Release:
         q = select(Release).where(Release.app_id == app_id)
@@ -384,7 +488,7 @@ class Releases:
             s.execute(delete(ConfigVar).where(ConfigVar.app_id == app_id))
             for k, v in (target.config or {}).items():
                 s.add(ConfigVar(app_id=app_id, key=k, value=v))
-            row = self._new_release(
+            release = self._new_release(
                 s,
                 app_id,
                 f"Rollback to v{target.version}",
@@ -393,7 +497,6 @@ class Releases:
                 slug_id=target.slug_id,
                 oci_image_id=target.oci_image_id,
             )
-            release = self._view_of(s, row)
         self._announce(release, actor)
         return release
 

@@ -10,11 +10,13 @@ keep answering them across a restart of the control plane.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Collection
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, func, select, true
+from sqlalchemy import Select, and_, bindparam, func, select, true
 
 from spruce.store.db import Store
 from spruce.store.models import App, AppFeature, Domain, Formation, Release, TelemetryDrain
@@ -41,6 +43,19 @@ from .settings import PlatformAddresses
 from .spaces import inbound_rules_by_app
 
 log = logging.getLogger(__name__)
+_RouteRow = tuple[
+    str,
+    str,
+    bool,
+    tuple[str | None, dict[str, Any]] | None,
+    int,
+    set[str],
+    list[str],
+    tuple[tuple[str, str], ...],
+    tuple[tuple[str, str], ...] | None,
+]
+"""One app's route as the store has it: id, name, maintenance, (code, config) of the current
+release, web quantity, features, custom hostnames, ACME challenges, inbound rules."""
 TELEMETRY_FEATURE = "spruce-telemetry"
 """In an app's route when a telemetry drain takes traces or metrics: the router then reports
 the app's exchanges as spans (off its fast lanes; apps without a drain pay nothing)."""
@@ -54,6 +69,57 @@ ROUTER_FEATURES = frozenset(
         TELEMETRY_FEATURE,
     }
 )
+
+
+_AnySelect = Select[*tuple[Any, ...]]
+
+
+@dataclass(frozen=True)
+class _RouteStatements:
+    apps: _AnySelect
+    releases: _AnySelect
+    webs: _AnySelect
+    features: _AnySelect
+    telemetry: _AnySelect
+    domains: _AnySelect
+
+
+@functools.cache
+def _route_statements(every_app: bool) -> _RouteStatements:
+    """The route table's selects, built once (building one costs more than running it):
+    for every app, or for the apps of the `ids` parameter."""
+
+    def only(column: Any) -> Any:
+        return true() if every_app else column.in_(bindparam("ids", expanding=True))
+
+    latest = (
+        select(Release.app_id, func.max(Release.version).label("version"))
+        .where(Release.status == ReleaseStatus.SUCCEEDED, only(Release.app_id))
+        .group_by(Release.app_id)
+        .subquery()
+    )
+    return _RouteStatements(
+        apps=select(App.id, App.name, App.maintenance).where(only(App.id)),
+        # A release has code when it has a slug (Cedar) or an OCI image (Fir).
+        releases=select(
+            Release.app_id, func.coalesce(Release.slug_id, Release.oci_image_id), Release.config
+        ).join(
+            latest,
+            and_(Release.app_id == latest.c.app_id, Release.version == latest.c.version),
+        ),
+        webs=select(Formation.app_id, Formation.quantity).where(
+            Formation.type == "web", only(Formation.app_id)
+        ),
+        features=select(AppFeature.app_id, AppFeature.name).where(
+            AppFeature.enabled.is_(True), only(AppFeature.app_id)
+        ),
+        telemetry=select(TelemetryDrain.owner_id, TelemetryDrain.signals).where(
+            TelemetryDrain.owner_type == "app", only(TelemetryDrain.owner_id)
+        ),
+        domains=select(Domain.app_id, Domain.hostname)
+        .where(only(Domain.app_id))
+        .order_by(Domain.created_at),
+    )
 
 
 class Routing:
@@ -81,6 +147,8 @@ class Routing:
         self._certs_dirty: set[str] = set()
         self._certs: dict[str, list[RouteCertificate]] = {}
         self._flush_scheduled = False
+        self._flushing: asyncio.Task[None] | None = None
+        self._gone: set[str] = set()
         for kind in (
             AppCreated,
             ReleaseCreated,
@@ -104,69 +172,36 @@ class Routing:
 
     def app_routes(self, app_ids: Collection[str] | None = None) -> list[AppRoute]:
         """The routes of these apps (None: every app), in seven queries however many."""
+        return [self._route(*row) for row in self._route_rows(app_ids)]
 
-        def only(column: Any) -> Any:
-            return column.in_(list(app_ids)) if app_ids is not None else true()
+    def _route_rows(self, app_ids: Collection[str] | None) -> list[_RouteRow]:
+        """What the store says about these apps' routes: safe off the loop (it reads only
+        the store); the dynos are added on the loop by `_route`."""
 
         if app_ids is not None and not app_ids:
             return []
-        with self.store.session() as s:
-            apps = s.execute(select(App.id, App.name, App.maintenance).where(only(App.id))).all()
-            latest = (
-                select(Release.app_id, func.max(Release.version).label("version"))
-                .where(Release.status == ReleaseStatus.SUCCEEDED, only(Release.app_id))
-                .group_by(Release.app_id)
-                .subquery()
-            )
+        q = _route_statements(every_app=app_ids is None)
+        params = {"ids": list(app_ids)} if app_ids is not None else {}
+        with self.store.reading() as c:
+            apps = c.execute(q.apps, params).all()
             releases = {
-                app_id: (slug_id, config or {})
-                for app_id, slug_id, config in s.execute(
-                    # A release has code when it has a slug (Cedar) or an OCI image (Fir).
-                    select(
-                        Release.app_id,
-                        func.coalesce(Release.slug_id, Release.oci_image_id),
-                        Release.config,
-                    ).join(
-                        latest,
-                        and_(
-                            Release.app_id == latest.c.app_id,
-                            Release.version == latest.c.version,
-                        ),
-                    )
-                )
+                app_id: (code_id, config or {})
+                for app_id, code_id, config in c.execute(q.releases, params)
             }
-            webs = dict(
-                s.execute(
-                    select(Formation.app_id, Formation.quantity).where(
-                        Formation.type == "web", only(Formation.app_id)
-                    )
-                ).all()
-            )
+            webs: dict[str, int] = {app_id: n for app_id, n in c.execute(q.webs, params)}
             features: dict[str, set[str]] = {}
-            for app_id, name in s.execute(
-                select(AppFeature.app_id, AppFeature.name).where(
-                    AppFeature.enabled.is_(True), only(AppFeature.app_id)
-                )
-            ):
+            for app_id, name in c.execute(q.features, params):
                 features.setdefault(app_id, set()).add(name)
-            for app_id, signals in s.execute(
-                select(TelemetryDrain.owner_id, TelemetryDrain.signals).where(
-                    TelemetryDrain.owner_type == "app", only(TelemetryDrain.owner_id)
-                )
-            ):
+            for app_id, signals in c.execute(q.telemetry, params):
                 if {"traces", "metrics"} & set(signals):
                     features.setdefault(app_id, set()).add(TELEMETRY_FEATURE)
             domains: dict[str, list[str]] = {}
-            for app_id, host in s.execute(
-                select(Domain.app_id, Domain.hostname)
-                .where(only(Domain.app_id))
-                .order_by(Domain.created_at)
-            ):
+            for app_id, host in c.execute(q.domains, params):
                 domains.setdefault(app_id, []).append(host)
-            inbound = inbound_rules_by_app(s, list(app_ids) if app_ids is not None else None)
+            inbound = inbound_rules_by_app(c, list(app_ids) if app_ids is not None else None)
         tokens = self.acm.http01_tokens(app_ids)
         return [
-            self._route(
+            (
                 app_id,
                 name,
                 maintenance,
@@ -264,6 +299,7 @@ class Routing:
 
     def _on_deleted(self, event: AppDeleted) -> None:
         self._dirty.discard(event.app_id)
+        self._gone.add(event.app_id)  # a flush reading meanwhile must not bring it back
         self.sink.remove_app(event.app_id)
         self._certs_dirty.add(event.app_id)
         self._schedule()
@@ -280,40 +316,90 @@ class Routing:
         except RuntimeError:
             # services driven without a loop (scripts, a store being seeded): no batching
             # to wait for, so the change goes out now
-            self.flush()
+            self.flush_now()
             return
         self._flush_scheduled = True
-        loop.call_soon(self.flush)
+        loop.call_soon(self._begin_flush)
 
-    def flush(self) -> None:
+    def flush_now(self) -> None:
+        """Every change marked so far into the sink, here (no event loop is running)."""
+        while self._dirty or self._certs_dirty:
+            dirty, self._dirty = self._dirty, set()
+            changed, self._certs_dirty = list(self._certs_dirty), set()
+            self._gone = set()
+            rows, fresh = self._read(dirty, changed)
+            self._apply(dirty, rows, changed, fresh)
+
+    def _begin_flush(self) -> None:
         self._flush_scheduled = False
-        dirty, self._dirty = self._dirty, set()
-        if self._certs_dirty:
+        if self._flushing is None and (self._dirty or self._certs_dirty):
+            self._flushing = asyncio.get_running_loop().create_task(self._flush())
+
+    async def settled(self) -> None:
+        """Until the changes marked so far are in the sink (ACM awaits it before the CA
+        fetches HTTP-01 tokens; tests too)."""
+        while self._flush_scheduled or self._flushing is not None:
+            task = self._flushing
+            if task is not None:
+                await asyncio.shield(task)
+            else:
+                await asyncio.sleep(0)
+
+    async def _flush(self) -> None:
+        """The changed apps' routes and certificates into the sink, coalesced: what changes
+        while one flush reads is taken by the next round. The store is read in a worker
+        thread (never on the event loop); the sink is fed on the loop, in order."""
+        try:
+            while self._dirty or self._certs_dirty:
+                dirty, self._dirty = self._dirty, set()
+                changed, self._certs_dirty = list(self._certs_dirty), set()
+                self._gone = set()
+                try:
+                    rows, fresh = await self.store.in_worker(self._read, dirty, changed)
+                except Exception:
+                    log.exception("reading the routes of %d apps failed", len(dirty))
+                    continue
+                try:
+                    self._apply(dirty, rows, changed, fresh)
+                except Exception:
+                    log.exception("updating the router's table failed")
+        finally:
+            self._flushing = None
+
+    def _read(
+        self, dirty: set[str], certs_changed: list[str]
+    ) -> tuple[list[_RouteRow], dict[str, list[RouteCertificate]] | None]:
+        fresh = None
+        if certs_changed:
             # Only the changed apps' certificates are looked at again: work in proportion
             # to what changed, not to the number of apps.
-            changed, self._certs_dirty = list(self._certs_dirty), set()
             try:
-                fresh = self._certificates_by_app(changed)
-                for app_id in changed:
-                    certs = fresh.get(app_id, [])
-                    if self._certs.get(app_id, []) != certs:
-                        self.sink.set_app_certificates(app_id, certs)
-                    if certs:
-                        self._certs[app_id] = certs
-                    else:
-                        self._certs.pop(app_id, None)
+                fresh = self._certificates_by_app(certs_changed)
             except Exception:
                 log.exception("updating the router's certificates failed")
-        if not dirty:
-            return
-        try:
-            routes = {r.id: r for r in self.app_routes(dirty)}
-        except Exception:
-            log.exception("updating the routes of %d apps failed", len(dirty))
-            return
+        return (self._route_rows(dirty) if dirty else []), fresh
+
+    def _apply(
+        self,
+        dirty: set[str],
+        rows: list[_RouteRow],
+        certs_changed: list[str],
+        fresh: dict[str, list[RouteCertificate]] | None,
+    ) -> None:
+        gone = self._gone
+        if fresh is not None:
+            for app_id in certs_changed:
+                certs = [] if app_id in gone else fresh.get(app_id, [])
+                if self._certs.get(app_id, []) != certs:
+                    self.sink.set_app_certificates(app_id, certs)
+                if certs:
+                    self._certs[app_id] = certs
+                else:
+                    self._certs.pop(app_id, None)
+        routes = {row[0]: row for row in rows}
         for app_id in dirty:
-            route = routes.get(app_id)
-            if route is None:
+            row = routes.get(app_id)
+            if row is None or app_id in gone:
                 self.sink.remove_app(app_id)
             else:
-                self.sink.upsert_app(route)
+                self.sink.upsert_app(self._route(*row))

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from spruce.store.db import Store
@@ -142,14 +142,18 @@ def check_rules(direction: str, rules: object) -> list[dict[str, Any]]:
     return out
 
 
+_PLACED = select(App.id, App.space_id).where(App.space_id.is_not(None))
+_PLACED_OF = _PLACED.where(App.id.in_(bindparam("ids", expanding=True)))
+
+
 def inbound_rules_by_app(
-    s: Session, app_ids: list[str] | None
+    s: Session | Connection, app_ids: list[str] | None
 ) -> dict[str, tuple[tuple[str, str], ...]]:
     """The current inbound rules of each of these apps that runs in a space (None: all)."""
-    q = select(App.id, App.space_id).where(App.space_id.is_not(None))
-    if app_ids is not None:
-        q = q.where(App.id.in_(app_ids))
-    placed = s.execute(q).all()
+    if app_ids is None:
+        placed = s.execute(_PLACED).all()
+    else:
+        placed = s.execute(_PLACED_OF, {"ids": app_ids}).all()
     if not placed:
         return {}
     space_ids = {space_id for _, space_id in placed}

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Connection, Select, func, select
 from sqlalchemy.orm import Session
 
 from spruce.store.db import Store
@@ -49,7 +49,7 @@ class TeamMemberView:
     updated_at: dt.datetime
 
 
-def member_role(s: Session, team_id: str, user_id: str) -> str | None:
+def member_role(s: Session | Connection, team_id: str, user_id: str) -> str | None:
     return s.scalar(
         select(TeamMember.role).where(TeamMember.team_id == team_id, TeamMember.user_id == user_id)
     )

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from spruce.store.db import Store
@@ -132,6 +132,20 @@ def check_exporter(kind: object, endpoint: object) -> tuple[str, str]:
     return str(kind), endpoint
 
 
+_HAS_DRAINS = (
+    select(TelemetryDrain.id)
+    .where(
+        or_(
+            TelemetryDrain.owner_id == bindparam("app_id"),
+            TelemetryDrain.owner_id
+            == select(App.space_id).where(App.id == bindparam("app_id")).scalar_subquery(),
+        )
+    )
+    .limit(1)
+)
+"""Whether an app has telemetry drains, its own or its space's (built once)."""
+
+
 class TelemetryDrains:
     def __init__(
         self,
@@ -161,6 +175,7 @@ class TelemetryDrains:
         self._secret: bytes | None = None
         self._metric_apps: set[str] = set()
         self._sampler: asyncio.Task[None] | None = None
+        self._resyncs: set[asyncio.Task[None]] = set()
         # a new release changes the resource (service.version, heroku.release.commit)
         events.subscribe(ReleaseCreated, lambda e: None if e.pending else self._resync(e.app_id))
         events.subscribe(ReleaseFinished, lambda e: self._resync(e.app_id))
@@ -356,15 +371,29 @@ class TelemetryDrains:
             self.sync(app_id)
             self.events.publish(TelemetryDrainsChanged(app_id))
 
+    def _has_drains(self, app_id: str) -> bool:
+        with self.store.reading() as c:
+            return c.execute(_HAS_DRAINS, {"app_id": app_id}).first() is not None
+
     def _resync(self, app_id: str) -> None:
-        with self.store.session() as s:
-            app = s.get(App, app_id)
-            owners = [app_id] + ([app.space_id] if app and app.space_id else [])
-            has = s.scalar(
-                select(TelemetryDrain.id).where(TelemetryDrain.owner_id.in_(owners)).limit(1)
-            )
-        if has:
-            self.sync(app_id)
+        """After a release: most apps have no drain, and finding that out reads the store,
+        which the event loop never waits on (a worker thread asks)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (a synchronous caller): ask here
+            if self._has_drains(app_id):
+                self.sync(app_id)
+            return
+        task = loop.create_task(self._resync_soon(app_id))
+        self._resyncs.add(task)
+        task.add_done_callback(self._resyncs.discard)
+
+    async def _resync_soon(self, app_id: str) -> None:
+        try:
+            if await self.store.in_worker(self._has_drains, app_id):
+                self.sync(app_id)
+        except Exception:
+            log.exception("resynchronising the telemetry of %s failed", app_id)
 
     def sync(self, app_id: str) -> None:
         """Hand the exporter the app's complete target (at start, and on every change)."""

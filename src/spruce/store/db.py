@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+T = TypeVar("T")
 
 
 def database_url(home: Path) -> str:
@@ -76,6 +78,8 @@ def _count_query(*_: Any) -> None:
 class Store:
     """The engine plus a session factory; services take one `Store`."""
 
+    _inline = False
+
     def __init__(self, url: str) -> None:
         self.url = normalise_url(url)
         self.engine = make_engine(self.url)
@@ -90,6 +94,7 @@ class Store:
             "sqlite://", connect_args={"check_same_thread": False}, poolclass=StaticPool
         )
         event.listen(store.engine, "connect", _sqlite_pragmas)
+        store._inline = True  # its one connection cannot be shared between threads
         store._sessions = sessionmaker(store.engine, expire_on_commit=False)
         migrate(store.engine)
         return store
@@ -110,6 +115,21 @@ class Store:
             except BaseException:
                 s.rollback()
                 raise
+
+    async def in_worker(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a store-bound call in a worker thread, so the event loop never waits on the
+        store. The in-memory store of the rules' tests runs it inline: its single
+        connection cannot be shared between threads."""
+        if self._inline:
+            return fn(*args)
+        return await asyncio.to_thread(fn, *args)
+
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """A connection for reads only, without an ORM session: the hot reads (an app, a
+        listing, config vars) cost a quarter of what a session's unit of work adds."""
+        with self.engine.connect() as conn:
+            yield conn
 
     def count_queries(self) -> None:
         """From now on, `queries(cell)` counts the statements run inside it (diagnostics)."""

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -191,6 +192,9 @@ class SpaceRuleset(Base):
 
 class App(Timestamps, Base):
     __tablename__ = "apps"
+    # GET /apps pages by updated_at too (and PostgreSQL databases not collated C get an
+    # index on the name's bytewise order: migration 0008).
+    __table_args__ = (Index("ix_apps_updated_at", "updated_at", "id"),)
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(30), unique=True)
     owner_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)

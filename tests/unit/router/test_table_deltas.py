@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 from spruce.router.table import RouteTable
 
 
@@ -57,3 +59,34 @@ def test_app_certificates_replace_only_that_apps_and_name_what_went_stale() -> N
     assert sorted(t.set_app_certificates("a", [])) == ["a1", "a2"]
     assert t.certificate_for("a.example.com").id == "b1"
     assert [c.id for c in t.certificates] == ["b1"]
+
+
+def test_one_apps_certificates_reindex_as_a_whole_rebuild_would() -> None:
+    """Random changes of single apps' certificates, shared names and wildcards included:
+    after each, every name resolves as in a table built whole from the same certificates
+    (the first app in the table's order naming a host wins), though only the changed
+    app's names were looked at."""
+    rng = random.Random(23)
+    hosts = [f"h{i}.example.com" for i in range(6)] + ["*.example.com", "*.other.org"]
+    probes = [h.replace("*", "x") for h in hosts] + ["h9.example.com", "a.other.org", "none"]
+    t = RouteTable({"default_certificate": _cert("default", "localhost")})
+    for step in range(400):
+        app = f"app{rng.randrange(8)}"
+        certs = [
+            _cert(f"{app}-{step}-{k}", *rng.sample(hosts, rng.randrange(1, 3)))
+            for k in range(rng.randrange(0, 3))
+        ]
+        t.set_app_certificates(app, certs)
+        whole = RouteTable(
+            {
+                "certificates": [
+                    {**_cert(c.id, *c.hostnames), "app_id": app_id}
+                    for app_id, cs in t._certs_by_app.items()
+                    for c in cs
+                ],
+                "default_certificate": _cert("default", "localhost"),
+            }
+        )
+        for name in probes:
+            got, want = t.certificate_for(name), whole.certificate_for(name)
+            assert (got.id if got else None) == (want.id if want else None), (step, name)

@@ -27,7 +27,8 @@ async def settle(h: Harness, passes: int = 10) -> dt.datetime | None:
         wake = await h.services.acm_scheduler.run_once()
         if wake is None or wake > h.clock.now:
             break
-    await asyncio.sleep(0)  # the route table's coalesced flush
+    await asyncio.sleep(0)
+    await h.services.routing.settled()  # the route table's coalesced flush
     return wake
 
 

@@ -11,9 +11,9 @@ from spruce.services.errors import InvalidParams, NotFound
 from spruce.services.views import UserView
 
 
-async def flushed() -> None:
-    await asyncio.sleep(0)
-    await asyncio.sleep(0)
+async def flushed(harness: Harness) -> None:
+    await asyncio.sleep(0)  # the events' turn, then the route table's flush (off the loop)
+    await harness.services.routing.settled()
 
 
 def test_custom_domains(harness: Harness, owner: UserView) -> None:
@@ -47,7 +47,7 @@ async def test_the_route_table_follows_the_app(harness: Harness, owner: UserView
     s = harness.services
     s.routing.publish_all()
     app = s.apps.create(owner, "routed")
-    await flushed()
+    await flushed(harness)
     route = harness.routes.apps[app.id]
     assert route.hostnames == ("routed.apps.test",) and not route.released
     assert ("routed.apps.test",) in harness.issuer.issued
@@ -57,7 +57,7 @@ async def test_the_route_table_follows_the_app(harness: Harness, owner: UserView
     s.features.update(owner, app.id, "http-session-affinity", True)
     s.releases.update_config(owner, app.id, {"MAINTENANCE_PAGE_URL": "https://x/m.html"})
     before = harness.routes.upserts
-    await flushed()
+    await flushed(harness)
     await asyncio.sleep(0.05)  # the dynos converge, which changes the table once more
     route = harness.routes.apps[app.id]
     assert route.released and route.web_quantity == 1
@@ -67,11 +67,11 @@ async def test_the_route_table_follows_the_app(harness: Harness, owner: UserView
     assert [d.name for d in route.dynos] == ["web.1"]
     assert harness.routes.upserts - before <= 3  # coalesced, not one per change
     renamed = s.apps.update(owner, app.id, name="routed-two")
-    await flushed()
+    await flushed(harness)
     assert harness.routes.apps[app.id].hostnames[0] == "routed-two.apps.test"
     assert any(c.hostnames == ("routed-two.apps.test",) for c in harness.routes.certificates)
     await s.delete_app(owner, renamed.id)
-    await flushed()
+    await flushed(harness)
     assert app.id not in harness.routes.apps
 
 

@@ -6,11 +6,14 @@ statements: a per-row query anywhere makes the big count grow.
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from service_fakes import FakeProvider, Harness, make_services
+from sqlalchemy import event
 
 from spruce.services.views import ListRange, UserView
 from spruce.store.db import Store
@@ -96,6 +99,15 @@ async def test_a_long_release_history_is_one_query(tmp_path: Path) -> None:
         releases.update_config(owner, ids[0], {"B": str(i)})
     after = counted(h.services.store, lambda: releases.list(ids[0]))
     assert after == before, (before, after)
+    # The API's page (a Range) is cut in the database: one statement, the newest first.
+    app = h.services.apps.get(owner, ids[0]).ref
+    rng = ListRange("version", limit=3, descending=True)
+    assert counted(h.services.store, lambda: releases.page_for(app, rng)) == 1
+    page, more = releases.page_for(app, rng)
+    assert [r.version for r in page] == [23, 22, 21] and more
+    assert [r.current for r in page] == [True, False, False]
+    rest, more = releases.page_for(app, ListRange("version", "21", True, 100, True))
+    assert [r.version for r in rest] == list(range(20, 0, -1)) and not more
 
 
 async def test_add_on_listings(tmp_path: Path) -> None:
@@ -157,3 +169,40 @@ async def test_a_page_of_apps_is_cut_in_the_database(tmp_path: Path) -> None:
     assert first == later
     page, more = apps.page_for(owner, ListRange("name", names[10], limit=5))
     assert [a.name for a in page] == names[10:] and not more
+
+
+async def test_reactions_to_a_change_never_query_on_the_event_loop(tmp_path: Path) -> None:
+    """A config change as the API makes it (in a worker thread): the router's table, the
+    dynos' converge and telemetry follow, and not one of their statements runs on the
+    event loop's thread (issue 23: database calls never block the loop)."""
+    # A store in a file: the in-memory one of the other tests runs its reads inline.
+    store = Store.open(tmp_path, f"sqlite:///{tmp_path / 'spruce.db'}")
+    h = make_services(store, tmp_path / "home")
+    s = h.services
+    loop_thread = threading.get_ident()
+    h.events.attach_loop(asyncio.get_running_loop())
+    owner, _ = s.accounts.create_user("loop@example.com")
+    app = s.apps.create(owner, "off-the-loop")
+    slug = s.releases.create_slug(app.id, {"web": "serve"})
+    s.releases.deploy_slug(owner, app.id, slug.id)
+    await asyncio.sleep(0.1)
+    await s.routing.settled()
+    on_loop: list[str] = []
+
+    def watch(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if threading.get_ident() == loop_thread:
+            on_loop.append(" ".join(statement.split())[:80])
+
+    event.listen(store.engine, "before_cursor_execute", watch)
+    converged = len(h.dynos.converged)
+    await asyncio.to_thread(s.releases.update_config, owner, app.id, {"COLOUR": "green"})
+    for _ in range(100):  # the reactions, each in its own time
+        await asyncio.sleep(0.01)
+        await s.routing.settled()
+        route = h.routes.apps.get(app.id)
+        if len(h.dynos.converged) > converged and route is not None and route.released:
+            break
+    event.remove(store.engine, "before_cursor_execute", watch)
+    assert h.dynos.converged[-1].config == {"COLOUR": "green"}
+    assert h.routes.apps[app.id].released
+    assert on_loop == [], on_loop
