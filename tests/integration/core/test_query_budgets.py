@@ -26,7 +26,7 @@ BUDGETS = {
     "GET releases (Range)": 2,
     "PATCH config-vars": 6,
     "PATCH formation": 4,
-    "POST /apps": 3,
+    "POST /apps": 4,  # 3, and the owner's account features (labs) the new app inherits
 }
 
 
