@@ -85,7 +85,8 @@ def tuning_from_env() -> dict[str, dict[str, Any]]:
     Sections: dynos (spruce.dynos.DynoSettings), router (RouterTimers), build (BuildSettings),
     metrics (spruce.services.metrics.MetricsSettings), acm (spruce.certs.acm_setup.TUNABLE:
     renewal and retry times in seconds), telemetry (spruce.telemetry.DrainSettings:
-    batching, queues, export timeout, metrics interval).
+    batching, queues, export timeout, metrics interval), kubernetes (the Kubernetes
+    backend's KubernetesSettings: node_lost_after, drain_seconds, port_range).
     """
     raw = os.environ.get("SPRUCE_TUNING")
     if not raw:
@@ -339,8 +340,10 @@ class Platform:
         dynos: Backend = local
         if rendezvous is not None:
             fir = make_kubernetes_backend(
-                s, registry, log_router, dyno_settings, dynos_changed, rendezvous
-            )
+                s, registry, log_router, dyno_settings, dynos_changed, rendezvous,
+                kube_tuning=tuning.get("kubernetes", {}),
+                on_sample=lambda samples: events.publish(DynosMeasured(samples)),
+            )  # fmt: skip
             dynos = GenerationBackends(local, fir, rendezvous)
 
         def addon_log(addon_id: str, message: str) -> None:
