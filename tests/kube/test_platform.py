@@ -54,7 +54,7 @@ def test_a_fir_app_on_kubernetes_end_to_end(kubed: Kubed, tmp_path: Path) -> Non
     assert pod["spec"]["imagePullSecrets"] == [{"name": "spruce-registry"}]
     assert container["command"][-1].endswith("; exec /cnb/process/web")
     # Fir's pod-style name: the pod's own suffix, as the local backend names Fir dynos.
-    (first,) = [d["name"] for d in api.get(f"/apps/{name}/dynos").json()]
+    (first,) = [d["name"] for d in api.get(f"/apps/{name}/dynos").json() if d["type"] == "web"]
     assert FIR_DYNO_NAME_RE.match(first) and first.startswith("web-"), first
     assert first.endswith("-" + pod["metadata"]["name"].rsplit("-", 1)[1]), (first, pod)
 

@@ -101,7 +101,7 @@ def context_namespace(kubeconfig: Path | None) -> str | None:
     """The namespace the kubeconfig's current context names, as kubectl reads it."""
     if kubeconfig is None:
         return None
-    from kubernetes import config  # type: ignore[import-untyped,unused-ignore]
+    from kubernetes import config
 
     try:
         _, current = config.list_kube_config_contexts(str(kubeconfig))

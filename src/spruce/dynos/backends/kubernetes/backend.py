@@ -381,14 +381,20 @@ class KubernetesBackend(OneOffDynos):
         return [p for p in self._pods.values() if p.app_id == app_id]
 
     def dynos(self, app_id: str) -> list[DynoInfo]:
-        """One entry per dyno: its newest pod (a surge rollout has two for a moment)."""
+        """One entry per dyno: its newest pod, and during a surge rollout (preboot) the
+        older pod too while it still serves, so that the router keeps sending to it until
+        the new one is ready (the routing table is made from this list)."""
         rec = self._apps.get(app_id)
         by_dyno: dict[str, pods.PodView] = {}
+        serving: list[pods.PodView] = []
         for p in sorted(self._app_pods(app_id), key=lambda p: (p.deleting, -p.created_at)):
-            by_dyno.setdefault(p.dyno, p)
+            if p.dyno not in by_dyno:
+                by_dyno[p.dyno] = p
+            elif p.ready and not p.one_off:
+                serving.append(p)
         out = [
-            (dyno, pods.dyno_info(p, self._address(p)))
-            for dyno, p in by_dyno.items()
+            (p.dyno, pods.dyno_info(p, self._address(p)))
+            for p in [*by_dyno.values(), *serving]
             if p.state != "down" or not p.one_off
         ]
         if rec is not None:  # formation dynos with no pod yet (or asleep)
