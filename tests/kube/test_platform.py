@@ -2,7 +2,8 @@
 
 A Fir app pushed with git (CNB build into the platform's registry) runs as pods that pull
 its image from that registry over TLS from the internal CA; its release phase runs as a Job;
-it serves through the router, scales, runs `spruce run` with output and exit status, streams
+it serves through the router, scales, runs `spruce run` and Heroku's `heroku run` with output
+and exit status, lists Fir pod-style names in `heroku ps`, streams
 logs, and a restarted platform adopts its pods instead of restarting them. One platform for
 the tier (conftest's `kubed`), one app here: the kube tier must stay within the suite's
 budget.
@@ -16,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from compat.compat_support import HerokuCLI, install_heroku_cli
 from e2e.e2e_support import Deployer
 from support import wait_for
 
@@ -82,6 +84,15 @@ def test_a_fir_app_on_kubernetes_end_to_end(kubed: Kubed, tmp_path: Path) -> Non
     assert res.returncode == 3, res.stdout + res.stderr
     assert re.search(r"hi-run-[0-9a-z]{10}-[0-9a-z]{5} from /workspace", res.stdout), res.stdout
     print(f"spruce run (pod created, attached, exited): {time.monotonic() - t0:.1f} s")
+
+    # Heroku's own CLI: `heroku ps` lists the pods' Fir names, `heroku run` (which prepends
+    # `launcher` on Fir) gives the pod's output and exit status.
+    heroku = HerokuCLI(p, install_heroku_cli(), tmp_path / "heroku-home")
+    ps = heroku("ps", "-a", name).stdout
+    assert all(f"{n}: up" in ps for n in names), ps
+    res = heroku("run", "-a", name, "--", "echo at-$(pwd)-$DYNO; exit 4", check=False)
+    assert re.search(r"at-/workspace-run-[0-9a-z]{10}-[0-9a-z]{5}", res.stdout), res.stdout
+    assert res.returncode == 4, res.stdout + res.stderr
 
     # Logs: the router's and the dynos' lines, with Heroku's sources.
     def logged() -> list[str] | None:
