@@ -57,7 +57,9 @@ def make_kubernetes_backend(
 
     # Spruce's base image binds the host's system dirs (spruce.compile.cnb.base).
     images = RegistryImages(login=login, host_paths=HOST_PATHS + interpreter_roots())
-    tuned = {k: tuple(v) if isinstance(v, list) else v for k, v in (kube_tuning or {}).items()}
+    tuned: dict[str, Any] = {
+        k: tuple(v) if isinstance(v, list) else v for k, v in (kube_tuning or {}).items()
+    }
 
     def backend(
         kubeconfig: Path | None, namespace: str, placement: Callable[[AppRuntime], dict[str, str]]
