@@ -7,6 +7,8 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+from cli_invoke import spruce
+from click.testing import CliRunner
 from test_generation_backends import Recording, app
 
 from spruce.dynos.backends.regions import (
@@ -85,3 +87,14 @@ async def test_each_app_runs_on_its_region_s_cluster() -> None:
     assert [c for c, _ in main.calls] == ["start", "converge", "web_endpoints"]
     await both.shutdown()
     assert main.calls[-1] == north.calls[-1] == ("shutdown", None)
+
+
+def test_spruce_up_refuses_a_bad_kube_region_with_a_sentence(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        spruce, ["up", "--home", str(tmp_path), "--kube-region", "fir-eu=kubeconfig:/nope.yaml"]
+    )
+    assert result.exit_code == 1, result.output
+    assert "--kube-region: the kubeconfig /nope.yaml of region fir-eu does not exist." in (
+        result.output
+    )
+    assert "Traceback" not in result.output and not (tmp_path / "spruce.db").exists()
