@@ -179,6 +179,14 @@ CALLGRIND_N = {"h1_keepalive": 3000, "h1_new_conn": 1000, "h2_tls": 3000}
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--duration", type=int, default=5)
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="req/s rounds; each round runs every target once per load, targets side by side "
+        "in time, and the figures are the medians over rounds (drift on shared cores hits "
+        "every target alike)",
+    )
     ap.add_argument("--only", default="")
     ap.add_argument("--loads", default="h1_keepalive,h1_new_conn,h2_tls")
     ap.add_argument("--one-worker", action="store_true", help="skip the 2-worker/thread targets")
@@ -316,18 +324,8 @@ def main() -> None:
                 f"http://127.0.0.1:{ports[port]}/",
                 f"https://127.0.0.1:{ports[port + '_tls']}/",
             )
-        for name, (http_url, https_url) in targets.items():
-            if args.no_rps:
-                break
-            r = {}
-            if "h1_keepalive" in wanted:
-                r["h1_keepalive"] = wrk(http_url, args.duration, close=False)
-            if "h1_new_conn" in wanted:
-                r["h1_new_conn"] = wrk(http_url, args.duration, close=True)
-            if "h2_tls" in wanted:
-                r["h2_tls"] = h2load(https_url, args.duration, d)
-            results[name] = r
-            print(name, json.dumps(r), flush=True)
+        if not args.no_rps:
+            results = interleaved(targets, wanted, args.duration, args.rounds, d)
         if args.measure:
             for name in ("haproxy", "spruce", "spruce-baseline", "spruce-pure"):
                 if name not in targets or args.callgrind_only:
@@ -384,6 +382,40 @@ def main() -> None:
         json.dumps({"results": results, "measures": measures}, indent=2)
     )
     print(table(results, measures))
+
+
+def run_load(load: str, http_url: str, https_url: str, duration: int, d: Path) -> dict:
+    if load == "h1_keepalive":
+        return wrk(http_url, duration, close=False)
+    if load == "h1_new_conn":
+        return wrk(http_url, duration, close=True)
+    return h2load(https_url, duration, d)
+
+
+def interleaved(
+    targets: dict[str, tuple[str, str]], wanted: list[str], duration: int, rounds: int, d: Path
+) -> dict[str, dict]:
+    """Each round runs every load on every target in turn (the order rotating per round);
+    a target's figure is the median of its rounds, its rounds kept beside it."""
+    runs: dict[str, dict[str, list[dict]]] = {n: {lo: [] for lo in wanted} for n in targets}
+    names = list(targets)
+    for r in range(rounds):
+        for load in wanted:
+            order = names[r % len(names) :] + names[: r % len(names)]
+            for name in order:
+                http_url, https_url = targets[name]
+                v = run_load(load, http_url, https_url, duration, d)
+                runs[name][load].append(v)
+                print(f"round {r + 1}", name, load, json.dumps(v), flush=True)
+    results: dict[str, dict] = {}
+    for name, by_load in runs.items():
+        results[name] = {}
+        for load, vs in by_load.items():
+            med = {k: statistics.median(v[k] for v in vs) for k in vs[0] if k != "non2xx"}
+            med["non2xx"] = sum(v.get("non2xx", 0) for v in vs)
+            med["rounds_rps"] = [v["rps"] for v in vs]
+            results[name][load] = med
+    return results
 
 
 def _ratios(results: dict[str, dict], a: str, b: str) -> list[str]:

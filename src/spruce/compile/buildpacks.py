@@ -2,7 +2,8 @@
 
 Built-ins live in ``spruce/compile/buildpacks/<name>`` and are ordinary classic buildpacks
 (``bin/detect``, ``bin/compile``, ``bin/release``). Auto-detection tries them in Heroku's
-builder order: languages first (python ... dotnet, nodejs last), then static, then procfile.
+builder order: languages first (ruby, python, java, php, go, dotnet, nodejs last), then static,
+then procfile.
 """
 
 from __future__ import annotations
@@ -23,8 +24,11 @@ BUILTIN_DIR = Path(__file__).parent / "buildpacks"
 # copies it into each built-in buildpack's lib/, where its executables import it from.
 SHARED_LIB_DIR = BUILTIN_DIR / "shared"
 
-# Heroku's order; static and procfile come after every language.
-DETECTION_ORDER: tuple[str, ...] = ("python", "dotnet", "nodejs", "static", "procfile")
+# Heroku's order (Ruby, Python, Java, PHP, Go ...) with nodejs the last language, because so
+# many apps of other languages carry a package.json; static and procfile come after them all.
+DETECTION_ORDER: tuple[str, ...] = (
+    "ruby", "python", "java", "php", "go", "dotnet", "nodejs", "static", "procfile",
+)  # fmt: skip
 
 # Names users type (heroku/python, heroku-community/static) and Heroku's classic buildpack
 # URLs all map to our built-ins, so an app.json or `buildpacks:set` written for Heroku works.
@@ -35,12 +39,20 @@ _ALIASES: dict[str, str] = {
     "static": "static",
     "procfile": "procfile",
     "dotnet": "dotnet",
+    "go": "go",
+    "ruby": "ruby",
+    "java": "java",
+    "php": "php",
 }
 _HEROKU_URLS: dict[str, str] = {
     "heroku-buildpack-python": "python",
     "heroku-buildpack-nodejs": "nodejs",
     "heroku-buildpack-static": "static",
     "heroku-buildpack-dotnet": "dotnet",
+    "heroku-buildpack-go": "go",
+    "heroku-buildpack-ruby": "ruby",
+    "heroku-buildpack-java": "java",
+    "heroku-buildpack-php": "php",
     "procfile-cnb": "procfile",
 }
 

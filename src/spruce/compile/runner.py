@@ -39,11 +39,15 @@ Output = Callable[[str], None]
 
 # Variables from the platform's own environment that buildpacks need to reach package
 # registries the way the host is configured (pip/npm/uv settings, CA bundles, proxies).
-_PASSTHROUGH_PREFIXES = ("PIP_", "UV_", "NPM_CONFIG_", "npm_config_", "PYENV")
+_PASSTHROUGH_PREFIXES = (
+    "PIP_", "UV_", "NPM_CONFIG_", "npm_config_", "PYENV", "BUNDLE_MIRROR__",
+)  # fmt: skip
 _PASSTHROUGH = {
     "PATH", "LANG", "TZ", "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE",
     "NODE_EXTRA_CA_CERTS", "http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY",
     "HTTPS_PROXY", "NO_PROXY", "SPRUCE_PYTHON_DIRS", "SPRUCE_DOTNET_ROOT", "DOTNET_ROOT",
+    # Go and Java: the host's Go module proxy settings and JDK directory.
+    "GOPROXY", "GONOSUMDB", "GONOPROXY", "GOPRIVATE", "GOSUMDB", "SPRUCE_JVM_DIR",
 }  # fmt: skip
 
 

@@ -273,9 +273,17 @@ class Routing:
         self._schedule()
 
     def _schedule(self) -> None:
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self.flush)
+        if self._flush_scheduled:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            # services driven without a loop (scripts, a store being seeded): no batching
+            # to wait for, so the change goes out now
+            self.flush()
+            return
+        self._flush_scheduled = True
+        loop.call_soon(self.flush)
 
     def flush(self) -> None:
         self._flush_scheduled = False

@@ -157,8 +157,8 @@ async def test_incompatible_or_undetectable_apps(builder: Builder) -> None:
         await builder.build(app)
     assert "No default language could be detected for this app." in err.value.message
     assert (
-        "Tried buildpacks: heroku/python, heroku/dotnet, heroku/nodejs, heroku/static, heroku/procfile."
-        in err.value.message
+        "Tried buildpacks: heroku/ruby, heroku/python, heroku/java, heroku/php, heroku/go, "
+        "heroku/dotnet, heroku/nodejs, heroku/static, heroku/procfile." in err.value.message
     )
     with pytest.raises(BuildFailed, match="App not compatible with buildpack: heroku/python"):
         await builder.build(app, buildpacks=["heroku/python"])

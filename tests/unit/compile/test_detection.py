@@ -8,7 +8,9 @@ from spruce.compile.buildpacks import DETECTION_ORDER, builtin_name, detect_buil
 
 
 def test_order_matches_herokus_builder() -> None:
-    assert DETECTION_ORDER == ("python", "dotnet", "nodejs", "static", "procfile")
+    assert DETECTION_ORDER == (
+        "ruby", "python", "java", "php", "go", "dotnet", "nodejs", "static", "procfile",
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -48,7 +50,7 @@ def test_first_matching_buildpack_wins(
         ("https://github.com/heroku/heroku-buildpack-nodejs.git", "nodejs"),
         ("heroku/procfile", "procfile"),
         ("heroku/dotnet", "dotnet"),
-        ("heroku/ruby", None),
+        ("heroku/gradle", None),
         ("https://example.com/custom.tgz", None),
     ],
 )
