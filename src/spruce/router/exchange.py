@@ -343,9 +343,13 @@ class Exchange:
                     router.pool.drop(dyno.key)
                     try:
                         conn = await open_backend(dyno, timers.connect)
-                    except ConnectFailed as cf:
+                    except ConnectFailed:
+                        # Nothing listens there any more (the dyno ended, or its node was
+                        # lost): no app saw the request, so it goes to another dyno, as after
+                        # a refused connect.
                         router.quarantine.add(dyno.key)
-                        raise HError(cf.code, connect_ms=cf.connect_ms) from None
+                        conn, dyno, connect_ms, preferred = await self._connect(app)
+                        line.dyno, line.connect_ms = dyno.name, connect_ms
                     continue
                 service = int((time.monotonic() - sent_at) * 1000)
                 raise HError(Code.H18 if e.got_bytes else Code.H13, service_ms=service) from None
