@@ -57,7 +57,15 @@ def kubed(kube_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> It
     for app in k.p.client().get("/apps").json():
         k.p.client().delete(f"/apps/{app['id']}")  # its Deployments, pods and Secrets go
     k.p.stop()
-    wait_for(lambda: not k.all_pods(), 60, what="the pods gone")
+    try:
+        wait_for(lambda: not k.all_pods(), 60, what="the pods gone")
+    except TimeoutError:
+        left = [
+            (x["metadata"]["namespace"], x["metadata"]["name"], x["spec"].get("nodeName"),
+             x["metadata"].get("deletionTimestamp"), x["status"].get("phase"))
+            for x in k.all_pods()
+        ]  # fmt: skip
+        raise AssertionError(f"pods left after the platform's apps were deleted: {left}") from None
     k.close()
 
 

@@ -79,6 +79,12 @@ class Load(threading.Thread):
         self.join(40)
 
 
+def why(deploy: Deployer, app: str, load: Load) -> str:
+    """The failures and the router's lines with an H code, for the assertion message."""
+    lines = [ln for ln in deploy.logs(app, lines=1500) if " code=H" in ln]
+    return "\n".join([*load.failed[:3], *lines[-10:]])
+
+
 def names_up(kubed: Kubed, app: str) -> set[str]:
     return {
         d["name"] for d in kubed.p.client().get(f"/apps/{app}/dynos").json() if d["state"] == "up"
@@ -154,7 +160,7 @@ def test_a_space_survives_preboot_a_node_loss_and_restarts_under_load(
             assert nodes_now == {n.name for n in kubed.cluster.nodes} - {lost_node}, nodes_now
         finally:
             kubed.cluster.start_node(lost)
-        assert load.failed == [], load.failed[:5]
+        assert load.failed == [], why(deploy, name, load)
 
         # Preboot: a new release (a config var) surges new pods before the old ones go.
         dynos = names_up(kubed, name)
@@ -166,7 +172,7 @@ def test_a_space_survives_preboot_a_node_loss_and_restarts_under_load(
         wait_for(lambda: load.since(time.monotonic() - 1) and all(
             t.startswith("v2 ") for t in load.since(time.monotonic() - 1)), 30)  # fmt: skip
         preboot = time.monotonic() - t0
-        assert load.failed == [], load.failed[:5]
+        assert load.failed == [], why(deploy, name, load)
 
         # A restart of one dyno by its Fir name: a new pod, so a new name, no failed request.
         dynos = names_up(kubed, name)
@@ -186,6 +192,6 @@ def test_a_space_survives_preboot_a_node_loss_and_restarts_under_load(
         f"other node in {back_after:.1f} s ({served_during} requests served meanwhile); "
         f"dyno restart {restart:.1f} s; {len(load.failed)} failed"
     )
-    assert load.failed == [], load.failed[:5]
+    assert load.failed == [], why(deploy, name, load)
     assert out_after < OUT_OF_TABLE_WITHIN and back_after < RESCHEDULED_WITHIN
     assert served_during > 50
