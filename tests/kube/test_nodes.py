@@ -4,9 +4,11 @@ spreads its two web dynos over both nodes; a preboot release, a lost node (its k
 containers killed, as when the machine dies) and a dyno restart each fail no request.
 
 The figures (printed, and written to docs/scale.md) come from here: the lost node's dyno
-leaves the API (and the routing table) when the node controller evicts its pod, after the
-node grace (16 s on the test cluster) plus the toleration (node_lost_after, 5 s here), and
-serves again from the other node a few seconds later.
+leaves the routing table when the node controller marks its pod not ready (after the node
+grace, 16 s on the test cluster), leaves the API when it evicts the pod (the toleration,
+node_lost_after, is 5 s here), and its replacement serves from the other node seconds later.
+Meanwhile the router's retries (a refused dyno is quarantined, the request goes to another)
+keep every request served.
 """
 
 from __future__ import annotations
@@ -44,8 +46,9 @@ class H(http.server.BaseHTTPRequestHandler):
 
 http.server.ThreadingHTTPServer(("", int(os.environ["PORT"])), H).serve_forever()
 """
-# What the test may take (the figures seen are about half of each).
-OUT_OF_TABLE_WITHIN = 45.0
+# What the test may take (seen on the test cluster: not ready after about 20 s, evicted after
+# about 35 s, serving again from the other node about 2 s later).
+OUT_OF_TABLE_WITHIN = 40.0
 RESCHEDULED_WITHIN = 60.0
 
 
@@ -83,6 +86,14 @@ def why(deploy: Deployer, app: str, load: Load) -> str:
     """The failures and the router's lines with an H code, for the assertion message."""
     lines = [ln for ln in deploy.logs(app, lines=1500) if " code=H" in ln]
     return "\n".join([*load.failed[:3], *lines[-10:]])
+
+
+def ready(kubed: Kubed, app_id: str, pod_name: str) -> bool:
+    for x in kubed.pods(app_id):
+        if x["metadata"]["name"] == pod_name:
+            conditions = x["status"].get("conditions") or []
+            return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+    return False
 
 
 def names_up(kubed: Kubed, app: str) -> set[str]:
@@ -147,11 +158,17 @@ def test_a_space_survives_preboot_a_node_loss_and_restarts_under_load(
         lost = [i for i, n in enumerate(kubed.cluster.nodes) if n.name == lost_node][0]
         (lost_dyno,) = [n for n in dynos if any(n.endswith(pod[-6:]) for pod, node in node_of.items()
                                                 if node == lost_node)]  # fmt: skip
+        (lost_pod,) = [pod for pod, node in node_of.items() if node == lost_node]
         t0 = time.monotonic()
         kubed.cluster.stop_node(lost)
         try:
+            # Not ready (the node controller's mark): the backend drops it from the routing
+            # table. Then evicted: it leaves the API, and its Deployment makes a new pod.
+            wait_for(lambda: not ready(kubed, app_id, lost_pod), 90, 0.25,
+                     what="the lost node's pod not ready")  # fmt: skip
+            unready_after = time.monotonic() - t0
             wait_for(lambda: lost_dyno not in names_up(kubed, name), 90, 0.25,
-                     what="the lost node's dyno out of the API and the table")  # fmt: skip
+                     what="the lost node's dyno out of the API")  # fmt: skip
             out_after = time.monotonic() - t0
             wait_for(lambda: up(p, name, 2), 90, 0.25, what="two web dynos up again")
             back_after = time.monotonic() - t0
@@ -160,6 +177,12 @@ def test_a_space_survives_preboot_a_node_loss_and_restarts_under_load(
             assert nodes_now == {n.name for n in kubed.cluster.nodes} - {lost_node}, nodes_now
         finally:
             kubed.cluster.start_node(lost)
+            # The evicted pod stays Terminating: the v1.20 kubelet, back, does not finish a
+            # pod whose containers went with the machine. Deleted for good, as an operator
+            # does after a node loss (`kubectl delete pod --force --grace-period=0`).
+            for x in kubed.pods(app_id):
+                if x["metadata"].get("deletionTimestamp") and x["spec"]["nodeName"] == lost_node:
+                    kubed.kube[x["metadata"]["namespace"]].delete("Pod", x["metadata"]["name"], 0)
         assert load.failed == [], why(deploy, name, load)
 
         # Preboot: a new release (a config var) surges new pods before the old ones go.
@@ -188,10 +211,11 @@ def test_a_space_survives_preboot_a_node_loss_and_restarts_under_load(
     print(
         f"\nunder load through the router ({len(load.seen)} requests, "
         f"{dict(Counter(code for _, code, _ in load.seen))}): preboot release {preboot:.1f} s; "
-        f"node loss: out of the table in {out_after:.1f} s, rescheduled and serving from the "
-        f"other node in {back_after:.1f} s ({served_during} requests served meanwhile); "
+        f"node loss: not ready (out of the routing table) in {unready_after:.1f} s, evicted "
+        f"(out of the API) in {out_after:.1f} s, rescheduled and serving from the other node "
+        f"in {back_after:.1f} s ({served_during} requests served meanwhile); "
         f"dyno restart {restart:.1f} s; {len(load.failed)} failed"
     )
     assert load.failed == [], why(deploy, name, load)
-    assert out_after < OUT_OF_TABLE_WITHIN and back_after < RESCHEDULED_WITHIN
+    assert unready_after < OUT_OF_TABLE_WITHIN and back_after < RESCHEDULED_WITHIN
     assert served_during > 50
