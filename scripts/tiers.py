@@ -41,10 +41,18 @@ def pytest(*paths: str, ignore: tuple[str, ...] = ()) -> list[str]:
     return args
 
 
+BUILDPACK_PUSHES = tuple(
+    str(p.relative_to(ROOT))
+    for pattern in ("test_buildpack_*.py", "test_language_pushes.py")
+    for p in sorted((ROOT / "tests" / "e2e").glob(pattern))
+)
+
 # Longest first: they set the total time.
 TIERS = [
     Tier("kube", pytest("tests/kube")),
-    Tier("e2e", pytest("tests/e2e")),
+    Tier("e2e", pytest("tests/e2e", ignore=BUILDPACK_PUSHES)),
+    # a push per buildpack rule and language: its own process, beside the other e2e tests
+    Tier("buildpacks", pytest(*BUILDPACK_PUSHES)),
     Tier("compat", pytest("tests/compat")),
     Tier("browser", pytest("tests/browser")),
     Tier("core", pytest("tests/integration/core")),

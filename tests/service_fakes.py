@@ -586,7 +586,11 @@ class FakeProvider:
         pass
 
     async def provision(
-        self, addon_id: str, plan_name: str | None, options: dict[str, str] | None = None
+        self,
+        addon_id: str,
+        plan_name: str | None,
+        options: dict[str, str] | None = None,
+        region: str | None = None,
     ) -> dict[str, str]:
         if self.fail_provision:
             raise AddonError("no room for another server")

@@ -30,6 +30,7 @@ from spruce.addons import PostgresProvider, Provider, RedisProvider
 from spruce.addons.inference import InferenceProvider
 from spruce.api.app import create_api
 from spruce.api.http import NO_COUNTER, QueryCounter
+from spruce.api.migrate_routes import migrate_route
 from spruce.certs import acm_setup
 from spruce.certs.ca import InternalCA
 from spruce.certs.issuer import InternalIssuer
@@ -41,6 +42,7 @@ from spruce.dynos.backends.generations import Backend, GenerationBackends
 from spruce.dynos.backends.setup import make_kubernetes_backend
 from spruce.dynos.rendezvous import RendezvousServer
 from spruce.gitserve import GitServer
+from spruce.gitserve.history import GitHistory
 from spruce.gitserve.push import make_git_server
 from spruce.inference.linkwire import LinkServer
 from spruce.inference.platform_link import ServicesLink
@@ -72,6 +74,7 @@ from spruce.services.events import (
 from spruce.services.metrics import MetricsSettings
 from spruce.services.model import RouteCertificate
 from spruce.services.regions import parse_region_option
+from spruce.services.review_apps import ReviewAppSettings
 from spruce.services.settings import PlatformAddresses
 from spruce.store.db import Store
 from spruce.telemetry import DrainSettings, OtlpTelemetry
@@ -85,8 +88,10 @@ def tuning_from_env() -> dict[str, dict[str, Any]]:
     Sections: dynos (spruce.dynos.DynoSettings), router (RouterTimers), build (BuildSettings),
     metrics (spruce.services.metrics.MetricsSettings), acm (spruce.certs.acm_setup.TUNABLE:
     renewal and retry times in seconds), telemetry (spruce.telemetry.DrainSettings:
-    batching, queues, export timeout, metrics interval), kubernetes (the Kubernetes
-    backend's KubernetesSettings: node_lost_after, drain_seconds, port_range).
+    batching, queues, export timeout, metrics interval), review_apps
+    (spruce.services.review_apps.ReviewAppSettings: the length of a stale day, the sweep),
+    kubernetes (the Kubernetes backend's KubernetesSettings: node_lost_after, drain_seconds,
+    port_range).
     """
     raw = os.environ.get("SPRUCE_TUNING")
     if not raw:
@@ -315,6 +320,7 @@ class Platform:
         log_router = LogRouter(tap=telemetry.log_line)
         registry = make_registry(s, home, ca)
         dyno_settings = DynoSettings(**tuning.get("dynos", {}))
+        dyno_settings.regions_root = home / "regions"
         # Slugs built with an interpreter outside /usr (pyenv's) need it inside the sandbox.
         dyno_settings.sandbox_ro_paths = tuple(dyno_settings.sandbox_ro_paths) + interpreter_roots()
 
@@ -404,6 +410,7 @@ class Platform:
                 authority=acm_setup.authority(s.acme, ca, tuning.get("acm", {})),
                 images=CnbImageRunner(registry.address, registry.client, registry.prefix),
                 telemetry=telemetry,
+                history=GitHistory(home / "repos"),
             ),
             addresses,
             home,
@@ -415,6 +422,7 @@ class Platform:
                 acm=acm_setup.policy(s.acme, tuning.get("acm", {})),
                 regions=tuple(parse_region_option(r) for r in s.regions),
                 metrics=MetricsSettings(**tuning.get("metrics", {})),
+                review_apps=ReviewAppSettings(**tuning.get("review_apps", {})),
             ),
         )
         inference_link = LinkServer(
@@ -431,6 +439,7 @@ class Platform:
             ca.cert_pem,
             log_router.asgi_app,
             [
+                migrate_route(git.export_head, home / "work"),
                 Mount("/git", app=git),  # type: ignore[arg-type]
                 Route("/mcp", mcp),
                 Route("/dashboard", dashboard_home, methods=["GET"]),

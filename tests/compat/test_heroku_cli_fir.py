@@ -63,3 +63,25 @@ def test_info_ps_and_run_on_fir(heroku: HerokuCLI, fir_app: str) -> None:
     res = heroku("run", "-a", fir_app, "--", "echo at-$(pwd)-$CNB_LAYERS_DIR; exit 4", check=False)
     assert "at-/workspace-/layers" in res.stdout, res.stdout + res.stderr
     assert res.returncode == 4
+
+
+def test_heroku_exec_commands_are_refused_by_the_server_on_fir(
+    heroku: HerokuCLI, platform: RunningPlatform
+) -> None:
+    # An app with no build yet: the refusal comes before anything about the dyno. The CLI's
+    # own Fir check compares `generation` with a string and misses Spruce's object, so the
+    # answer is the server's (the runtime-heroku-exec feature refused on Fir).
+    name = f"hkexec-{uuid.uuid4().hex[:6]}"
+    r = platform.client().post("/apps", json={"name": name, "generation": "fir"})
+    assert r.status_code == 201, r.text
+    for argv in (
+        ("ps:exec",),
+        ("ps:copy", "/app/Procfile"),
+        ("ps:forward", "8080"),
+        ("ps:socks",),
+    ):
+        res = heroku(*argv, "-a", name, check=False)
+        assert res.returncode != 0, (argv, res.stdout)
+        said = " ".join(res.stderr.split())
+        assert "This command is unavailable for this app." in said, (argv, res.stderr)
+        assert "run:inside" in said, (argv, res.stderr)

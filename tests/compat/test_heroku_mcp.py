@@ -170,14 +170,49 @@ def test_mcp_more_tools(heroku: HerokuCLI, platform: RunningPlatform, tmp_path: 
     assert releases[-1]["status"] == "succeeded" and releases[-1]["version"] >= 2
 
 
+def test_mcp_pipelines(heroku: HerokuCLI, platform: RunningPlatform, tmp_path: Path) -> None:
+    """pipelines_create (with its first app), pipelines_list, pipelines_info and
+    pipelines_promote, whose output carries the target's release phase."""
+    api = platform.client()
+    base = f"mcpp{uuid.uuid4().hex[:5]}"
+    dev, stg = f"{base}-dev", f"{base}-staging"
+    repo = tmp_path / dev
+    shutil.copytree(REPO / "examples" / "apps" / "release-phase", repo)
+    for args in (("init", "-q", "-b", "main"), ("add", "-A"), ("commit", "-q", "-m", "first")):
+        heroku.git(*args, cwd=repo)
+    heroku("apps:create", dev, cwd=repo)
+    assert "Released v2" in heroku.git("push", "heroku", "main", cwd=repo).stderr
+    api.post("/apps", json={"name": stg}).raise_for_status()
+
+    create = {"name": base, "stage": "development", "app": dev}
+    first = asyncio.run(asyncio.wait_for(_calls(heroku, [("pipelines_create", create)]), 120))
+    assert f"Creating {base} pipeline" in text(first["pipelines_create"])
+    pipeline = api.get(f"/apps/{dev}/pipeline-couplings").json()["pipeline"]
+    assert pipeline["name"] == base
+    coupled = api.post(
+        "/pipeline-couplings", json={"app": stg, "pipeline": pipeline["id"], "stage": "staging"}
+    )
+    assert coupled.status_code == 201, coupled.text
+    calls: list[tuple[str, dict[str, Any]]] = [
+        ("pipelines_list", {}),
+        ("pipelines_info", {"pipeline": base}),
+        ("pipelines_promote", {"app": dev}),
+    ]
+    results = asyncio.run(asyncio.wait_for(_calls(heroku, calls), 300))
+    assert base in text(results["pipelines_list"])
+    info = text(results["pipelines_info"])
+    assert f"=== {base}" in info and dev in info and stg in info
+    promoted = text(results["pipelines_promote"])
+    assert "Starting promotion to staging" in promoted
+    assert "release phase: preparing version" in promoted and "Promotion successful" in promoted
+    latest = api.get(f"/apps/{stg}/releases").json()[-1]
+    assert latest["status"] == "succeeded" and latest["description"].startswith(f"Promote {dev}")
+
+
 # Tools that need a capability Spruce does not have yet: each waits for it (strict xfail,
 # so the test says so once the capability lands). docs/compat.md lists them.
 WAITING: dict[str, tuple[dict[str, Any], str]] = {
     "list_private_spaces": ({}, "private spaces"),
-    "pipelines_list": ({}, "pipelines"),
-    "pipelines_create": ({"name": "mcp-pipeline", "stage": "staging"}, "pipelines"),
-    "pipelines_info": ({"pipeline": "mcp-pipeline"}, "pipelines"),
-    "pipelines_promote": ({"app": "mcp-waiting"}, "pipelines"),
     "list_ai_available_models": ({}, "Managed Inference (and the AI plugin registered)"),
     "provision_ai_model": (
         {"app": "mcp-waiting", "modelName": "claude-3-5-haiku"},

@@ -101,9 +101,14 @@ class Provider(abc.ABC):
 
     @abc.abstractmethod
     async def provision(
-        self, addon_id: str, plan_name: str | None, options: dict[str, str] | None = None
+        self,
+        addon_id: str,
+        plan_name: str | None,
+        options: dict[str, str] | None = None,
+        region: str | None = None,
     ) -> dict[str, str]:
-        """Create and start the add-on; return its config (see config_keys)."""
+        """Create and start the add-on; return its config (see config_keys). With a region,
+        its data goes under that region's data root (`<home>/regions/<region>`)."""
 
     @abc.abstractmethod
     async def deprovision(self, addon_id: str) -> None:

@@ -150,7 +150,11 @@ class InferenceProvider(Provider):
 
     # -- Provider ------------------------------------------------------------------------
     async def provision(
-        self, addon_id: str, plan_name: str | None, options: dict[str, str] | None = None
+        self,
+        addon_id: str,
+        plan_name: str | None,
+        options: dict[str, str] | None = None,
+        region: str | None = None,
     ) -> dict[str, str]:
         plan = self.plan(plan_name)
         if options:

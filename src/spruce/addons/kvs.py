@@ -170,7 +170,8 @@ class RedisProvider(Provider):
         ready_timeout: float = 60.0,
         restart_backoff: float = 0.5,
     ) -> None:
-        self.root = Path(home) / "addons" / "redis"
+        self.home = Path(home)
+        self.root = self.home / "addons" / "redis"
         self._state = StateFile(self.root / "state.json")
         self._log = log
         self._ca = ca
@@ -208,6 +209,9 @@ class RedisProvider(Provider):
     def addon_dir(self, addon_id: str) -> Path:
         if not addon_id or "/" in addon_id or addon_id.startswith("."):
             raise ValueError(f"invalid add-on id {addon_id!r}")
+        region = self._state.load().get(addon_id, {}).get("region")
+        if region:  # an add-on of a space's app: under its region's data root
+            return self.home / "regions" / region / "addons" / "redis" / addon_id
         return self.root / addon_id
 
     def _config_from(self, entry: dict[str, Any]) -> dict[str, str]:
@@ -340,7 +344,11 @@ class RedisProvider(Provider):
     # -- lifecycle -------------------------------------------------------------------------
 
     async def provision(
-        self, addon_id: str, plan_name: str | None, options: dict[str, str] | None = None
+        self,
+        addon_id: str,
+        plan_name: str | None,
+        options: dict[str, str] | None = None,
+        region: str | None = None,
     ) -> dict[str, str]:
         plan = self.plan(plan_name)
         settings = {
@@ -375,6 +383,8 @@ class RedisProvider(Provider):
                 "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                 "settings": settings,
             }
+            if region:
+                entry["region"] = region
             self._put(addon_id, entry)
             try:
                 await self._run(addon_id)

@@ -127,6 +127,10 @@ class PostgresCluster:
     def server(self) -> SupervisedServer | None:
         return self._server
 
+    def owner(self) -> tuple[int | None, int | None]:
+        """The (uid, gid) the server runs as (None, None when not root)."""
+        return self._owner()
+
     def _owner(self) -> tuple[int | None, int | None]:
         if os.geteuid() != 0:
             return None, None

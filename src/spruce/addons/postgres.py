@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import os
+import re
 import secrets
 import shutil
 from collections.abc import Awaitable, Callable, Iterable
@@ -28,7 +30,7 @@ from spruce.addons.base import (
     UnknownAddonError,
     _no_log,
 )
-from spruce.addons.pgcluster import PostgresCluster
+from spruce.addons.pgcluster import PostgresCluster, grant_traverse
 from spruce.addons.pgops import PostgresDataOps
 from spruce.addons.runtime import StateFile
 
@@ -89,7 +91,8 @@ class PostgresProvider(Provider):
         ready_timeout: float = 90.0,
         ca: pgconf.CertificateSource | None = None,
     ) -> None:
-        self.root = Path(home) / "addons" / "postgres"
+        self.home = Path(home)
+        self.root = self.home / "addons" / "postgres"
         self.root.mkdir(parents=True, exist_ok=True)
         self._state_file = StateFile(self.root / "state.json")
         self._state = self._state_file.load()
@@ -178,7 +181,11 @@ class PostgresProvider(Provider):
     # -- lifecycle -------------------------------------------------------------------------
 
     async def provision(
-        self, addon_id: str, plan_name: str | None, options: dict[str, str] | None = None
+        self,
+        addon_id: str,
+        plan_name: str | None,
+        options: dict[str, str] | None = None,
+        region: str | None = None,
     ) -> dict[str, str]:
         plan = self.plan(plan_name)
         if options:
@@ -196,6 +203,8 @@ class PostgresProvider(Provider):
                 "password": "p" + secrets.token_hex(32),
                 "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             }
+            if region:
+                entry["tablespace"] = await self._region_tablespace(region)
             try:
                 await self._create_database(entry, plan)
             except BaseException as e:
@@ -224,11 +233,35 @@ class PostgresProvider(Provider):
                     user, sql.Literal(verifier), sql.Literal(plan.limits["connections"])
                 )
             )
-            await conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(db, user))
+            create = sql.SQL("CREATE DATABASE {} OWNER {}").format(db, user)
+            if entry.get("tablespace"):
+                create += sql.SQL(" TABLESPACE {}").format(sql.Identifier(entry["tablespace"]))
+            await conn.execute(create)
             await conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(db))
             await conn.execute(sql.SQL("GRANT ALL ON DATABASE {} TO {}").format(db, user))
         await self._add_statistics(entry)
         entry["statistics"] = True
+
+    async def _region_tablespace(self, region: str) -> str:
+        """A tablespace under the region's data root: a space's app's database files live
+        there (one cluster serves every region on this machine)."""
+        name = "region_" + re.sub(r"[^a-z0-9_]", "_", region.lower())
+        where = self.home / "regions" / region / "addons" / "postgres"
+        async with self.cluster.admin() as conn:
+            cur = await conn.execute("SELECT 1 FROM pg_tablespace WHERE spcname = %s", (name,))
+            if await cur.fetchone() is not None:
+                return name
+            where.mkdir(parents=True, exist_ok=True)
+            where.chmod(0o700)
+            uid, gid = self.cluster.owner()
+            if uid is not None and gid is not None:
+                os.chown(where, uid, gid)
+                grant_traverse(where, uid, gid, self._log)
+            location = sql.Literal(str(where))
+            await conn.execute(
+                sql.SQL("CREATE TABLESPACE {} LOCATION {}").format(sql.Identifier(name), location)
+            )
+        return name
 
     async def _add_statistics(self, entry: dict[str, Any]) -> None:
         """pg_stat_statements in the database, and Heroku's `_heroku.pg_stat_statements_reset()`

@@ -20,6 +20,8 @@ from . import (
     dyno_routes,
     log_routes,
     oci_routes,
+    pipeline_routes,
+    review_routes,
     space_routes,
     streams,
     team_routes,
@@ -56,6 +58,9 @@ def create_api(
     the log sessions' streams, and `ca_pem` the internal CA's certificate."""
     app = Starlette(
         routes=[
+            # before core's: the account feature route is more specific than theirs
+            *review_routes.routes(),
+            *pipeline_routes.routes(),
             *core_routes.routes(),
             *deploy_routes.routes(),
             *log_routes.routes(),

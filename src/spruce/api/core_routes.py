@@ -286,11 +286,6 @@ def dyno_sizes_info(ctx: Ctx) -> Any:
     raise NotFound("Couldn't find that dyno size.")
 
 
-def pipeline_couplings_for_app(ctx: Ctx) -> Any:
-    the_app(ctx)
-    raise NotFound("This app is not part of any pipeline.")
-
-
 def routes() -> list[Route]:
     A = "/apps/{app}"
     return [
@@ -325,7 +320,6 @@ def routes() -> list[Route]:
         Route(
             A + "/collaborators/{collaborator}", endpoint(collaborators_delete), methods=["DELETE"]
         ),
-        Route(A + "/pipeline-couplings", endpoint(pipeline_couplings_for_app), methods=["GET"]),
         Route("/regions", endpoint(regions_list), methods=["GET"]),
         Route("/regions/{region}", endpoint(regions_info), methods=["GET"]),
         Route("/stacks", endpoint(stacks_list), methods=["GET"]),

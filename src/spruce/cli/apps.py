@@ -233,6 +233,30 @@ def apps_rename(app: str, newname: str) -> None:
     click.echo(f"{info['web_url']} | {info['git_url']}")
 
 
+@cli.command("apps:migrate")
+@click.argument("positional", required=False)
+@click.option("-a", "--app", "app_opt", help="the Cedar app to move")
+@click.option("-s", "--space", required=True, help="the Fir space it moves to")
+@click.option("--name", help="the Fir app's name (default: <app>-fir)")
+def apps_migrate(positional: str | None, app_opt: str | None, space: str, name: str | None) -> None:
+    """Move a Cedar app to Fir: a Fir app in the space with its config, add-ons, features
+    and formation, built from its source; its domains switch once the Fir app serves."""
+    app = resolve_app(positional or app_opt)
+    action(f"Migrating ⬢ {app} to the Fir space ⬡ {space}")
+    body = {"space": space, **({"name": name} if name else {})}
+    out = client().request("POST", f"/apps/{_q(app)}/actions/migrate", body, timeout=900.0)
+    done(out["fir_app"]["name"])
+    click.echo(f"=== ⬢ {out['fir_app']['name']} (Fir, from ⬢ {app})")
+    for label, key in (
+        ("Config vars", "config_vars"),
+        ("Add-ons", "attachments"),
+        ("Features", "features"),
+        ("Domains", "domains"),
+    ):
+        click.echo(f"{label + ':':13} {', '.join(out[key]) or '(none)'}")
+    click.echo(f"⬢ {app} keeps running on Cedar; remove it with spruce apps:destroy {app}.")
+
+
 @cli.command("apps:destroy")
 @click.argument("positional", required=False)
 @click.option("-a", "--app", "app_opt", help="app to run command against")

@@ -75,10 +75,21 @@ class Client:
         )
 
     def request(
-        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        timeout: float | None = None,
     ) -> Any:
         try:
-            resp = self._http.request(method, path, json=body, headers=headers)
+            resp = self._http.request(
+                method,
+                path,
+                json=body,
+                headers=headers,
+                timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+            )
         except httpx.ConnectError:
             raise CLIError(
                 f"Cannot reach the Spruce API at {self.api_url}. Is `spruce up` running?"

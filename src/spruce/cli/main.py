@@ -18,6 +18,7 @@ from . import (  # noqa: F401  (importing registers the commands)
     logs,
     manage,
     mcp,
+    pipelines,
     spaces,
     telemetry,
 )

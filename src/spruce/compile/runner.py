@@ -12,6 +12,7 @@ import asyncio
 import os
 import shutil
 import signal
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -78,11 +79,27 @@ def passthrough_env() -> dict[str, str]:
     }
 
 
+def pyenv_pin() -> dict[str, str]:
+    """PYENV_VERSION naming the platform's own Python when it is one of pyenv's.
+
+    Builds run in the app's directory, where pyenv's `python3` shim would pick the interpreter
+    the app's .python-version names (say 3.8): buildpacks written in Python must keep running
+    on the platform's Python whatever the app asks for.
+    """
+    versions = Path(os.environ.get("PYENV_ROOT", "/root/.pyenv")) / "versions"
+    base = Path(sys.base_prefix)
+    if base.parent == versions:
+        return {"PYENV_VERSION": base.name}
+    return {}
+
+
 def _base_env(ctx: _Ctx) -> dict[str, str]:
     env = passthrough_env()
     env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
     env.setdefault("LANG", "C.UTF-8")
     env.update(HOME=str(ctx.home), STACK=ctx.req.stack, TMPDIR=str(ctx.home / "tmp"))
+    for name, value in pyenv_pin().items():
+        env.setdefault(name, value)
     if ctx.req.source_version:
         env["SOURCE_VERSION"] = ctx.req.source_version
     return env

@@ -32,6 +32,8 @@ class Dyno:
     launch_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     state: DynoState = DynoState.STARTING
     port: int | None = None
+    host: str = HOST
+    """Where the dyno listens: loopback, or its address in its space's network."""
     proc: DynoProcess | None = None
     created_at: float = field(default_factory=time.time)
     updated_at: float = field(default_factory=time.time)
@@ -70,7 +72,7 @@ class Dyno:
             command=self.command,
             release_id=self.release_id,
             release_version=self.release_version,
-            host=HOST,
+            host=self.host,
             port=self.port if running else None,
             pid=self.proc.pid if running and self.proc else None,
             created_at=self.created_at,

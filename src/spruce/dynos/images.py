@@ -62,6 +62,10 @@ class ImageCache:
         self._unpacking: dict[str, asyncio.Future[UnpackedImage]] = {}
         self._done: dict[str, UnpackedImage] = {}
 
+    def elsewhere(self, root: Path) -> ImageCache:
+        """A cache of its own under `root` (a region's), pulling from the same registry."""
+        return ImageCache(root, self._client)
+
     async def unpacked(self, artifact: ImageArtifact) -> UnpackedImage:
         found = self._done.get(artifact.digest)
         if found is not None:
@@ -82,9 +86,28 @@ class ImageCache:
         ref = ImageRef.parse(artifact.image)
         try:
             async with self._client() as client:
-                return await pull_image(client, ref, self.root)
+                image = await pull_image(client, ref, self.root)
         except Exception as exc:  # registry down, image gone, bad layer: the dyno says why
             raise ImageUnavailable(f"cannot pull {artifact.image}: {exc}") from exc
+        await asyncio.to_thread(hosts_mount_point, image.rootfs)
+        return image
+
+
+def hosts_mount_point(rootfs: Path) -> None:
+    """Give an unpacked image an /etc/hosts to bind over (its root is read-only in the
+    dyno, so the sandbox cannot make one): a dyno's names (localhost, its space's private
+    names) then resolve in images that ship none, files first."""
+    etc = rootfs / "etc"
+    etc.mkdir(mode=0o755, exist_ok=True)
+    hosts = etc / "hosts"
+    if not (hosts.is_file() or hosts.is_symlink()):
+        hosts.write_text("127.0.0.1\tlocalhost\n::1\tlocalhost\n")
+        hosts.chmod(0o644)
+    # Without nsswitch.conf glibc asks DNS first and stops when it cannot be reached.
+    nsswitch = etc / "nsswitch.conf"
+    if not (nsswitch.is_file() or nsswitch.is_symlink()):
+        nsswitch.write_text("hosts: files dns\n")
+        nsswitch.chmod(0o644)
 
 
 def image_argv(

@@ -25,6 +25,7 @@ from spruce.dynos.images import (
 )
 from spruce.dynos.metrics import mem_running_line
 from spruce.dynos.model import AppRuntime, DynoSettings, Intent
+from spruce.dynos.network import SPACE_PORT, DynoNet, SpaceNetworks, local_ports
 from spruce.dynos.process import DynoProcess, LaunchSpec
 from spruce.dynos.rendezvous import Attachment, bridge, exit_status_line
 from spruce.dynos.sandbox import Sandbox
@@ -68,6 +69,31 @@ class DynoRunner:
         self.slugs = slugs
         self.images = images
         self._notify = notify
+        self.network = SpaceNetworks(state_dir.parent, settings.isolation)
+        self._placed: dict[Path, tuple[SlugCache, ImageCache]] = {}
+
+    # -- where an app's files go -----------------------------------------------------------
+    def _region_caches(self, app: AppRuntime) -> tuple[SlugCache, ImageCache] | None:
+        """A space's app keeps its unpacked slugs, images and release copies under its
+        region's data root; other apps under the manager's home."""
+        base = self.settings.regions_root
+        if app.network is None or not app.region or base is None:
+            return None
+        root = base / app.region / "dynos"
+        found = self._placed.get(root)
+        if found is None:
+            found = (SlugCache(root / "slugs"), self.images.elsewhere(root / "images"))
+            self._placed[root] = found
+        self.sandbox.place(app.app_id, root)
+        return found
+
+    def slugs_for(self, app: AppRuntime) -> SlugCache:
+        placed = self._region_caches(app)
+        return placed[0] if placed else self.slugs
+
+    def images_for(self, app: AppRuntime) -> ImageCache:
+        placed = self._region_caches(app)
+        return placed[1] if placed else self.images
 
     # -- log lines ----------------------------------------------------------------------
     def heroku(self, d: Dyno, message: str) -> None:
@@ -140,10 +166,10 @@ class DynoRunner:
         task = st.preparing.get(app.release_id)
         if task is None:
             if app.image is not None:
-                image = await self.images.unpacked(app.image)
+                image = await self.images_for(app).unpacked(app.image)
                 task = asyncio.ensure_future(self._workspace(app, image.rootfs / "workspace"))
             else:
-                slug_dir = await self.slugs.directory(app.slug)
+                slug_dir = await self.slugs_for(app).directory(app.slug)
                 task = asyncio.ensure_future(
                     asyncio.to_thread(
                         self.sandbox.prepare_slug, app.app_id, app.release_id, slug_dir
@@ -207,7 +233,8 @@ class DynoRunner:
         d.release_id, d.release_version = app.release_id, app.release_version
         try:
             host_dir, home = await self.home_for(st, app)
-            image = await self.images.unpacked(app.image) if app.image is not None else None
+            images = self.images_for(app)
+            image = await images.unpacked(app.image) if app.image is not None else None
             inner = (
                 image_argv(
                     image,
@@ -224,7 +251,26 @@ class DynoRunner:
             if not quiet:
                 self.set_state(d, DynoState.CRASHED)
             return CRASHED, 127
-        port = free_port(HOST) if d.type == "web" or d.one_off else None
+        net: DynoNet | None = None
+        if app.network is not None and self.network.enabled and inside is None:
+            try:
+                net = await asyncio.to_thread(
+                    self.network.attach,
+                    app.network,
+                    d.launch_id,
+                    None if d.one_off else f"{d.type}.{app.app_name}.app.localspace",
+                    local_ports([*app.config.values(), *app.metadata.values()]),
+                )
+            except OSError as e:
+                log.warning("no network namespace for %s of %s: %s", d.name, d.app_id, e)
+                heroku(f"Error: the dyno's network could not be set up ({e})")
+                heroku("Process exited with status 127")
+                if not quiet:
+                    self.set_state(d, DynoState.CRASHED)
+                return CRASHED, 127
+        port = None
+        if d.type == "web" or d.one_off:
+            port = SPACE_PORT if net is not None else free_port(HOST)
         env = self.build_env(app, d, home, port, extra_env)
         if image is not None:
             env = image_process_env(image, env)
@@ -251,6 +297,8 @@ class DynoRunner:
             winsize=winsize,
             image=image,
             image_argv=inner,
+            netns=net.path if net else None,
+            hosts=net.hosts if net else None,
             enter_pid=await self._inner_pid(inside) if inside else None,
         )
         d.env, d.host_dir, d.home, d.uid = env, host_dir, home, uid
@@ -267,12 +315,15 @@ class DynoRunner:
         try:
             await proc.spawn()
         except OSError as e:
+            if net is not None:
+                await asyncio.to_thread(self.network.detach, net)
             log.warning("could not start %s of %s: %s", d.name, d.app_id, e)
             heroku("Process exited with status 127")
             if not quiet:
                 self.set_state(d, DynoState.CRASHED)
             return CRASHED, 127
         d.proc, d.port = proc, port
+        d.host = net.address if net else HOST
         d.updated_at = time.time()
         if not quiet:
             self.changed(d.app_id)
@@ -308,6 +359,8 @@ class DynoRunner:
         finally:
             monitor.cancel()
             stop_wait.cancel()
+            if net is not None:
+                self.network.detach(net)
         if relay is not None and att is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(relay, 2)
@@ -316,7 +369,7 @@ class DynoRunner:
                 await asyncio.wait_for(att.writer.drain(), 2)
             att.done.set()
         heroku(f"Process exited with status {status}")
-        d.proc, d.port = None, None
+        d.proc, d.port, d.host = None, None, HOST
         if quiet:
             pass
         elif outcome == CRASHED and not d.one_off:
@@ -355,9 +408,9 @@ class DynoRunner:
             self.heroku(d, "Stopping remaining processes with SIGKILL")
             proc.signal(procs.SIGKILL)
 
-    async def port_open(self, port: int) -> bool:
+    async def port_open(self, port: int, host: str = HOST) -> bool:
         try:
-            _, writer = await asyncio.wait_for(asyncio.open_connection(HOST, port), 1.0)
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 1.0)
         except (OSError, TimeoutError):
             return False
         writer.close()
@@ -372,7 +425,7 @@ class DynoRunner:
             boot_timeout = s.boot_timeout or app.boot_timeout
             deadline = time.monotonic() + boot_timeout
             next_mem = time.monotonic() + s.memory_check_interval
-            while not await self.port_open(d.port):
+            while not await self.port_open(d.port, d.host):
                 if time.monotonic() >= deadline:
                     self.heroku(
                         d,

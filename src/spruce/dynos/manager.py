@@ -16,7 +16,7 @@ from pathlib import Path
 from spruce.certs.ca import InternalCA
 from spruce.compile.oci import RegistryClient
 from spruce.dynos import procs
-from spruce.dynos.dyno import HOST, AppState, Dyno
+from spruce.dynos.dyno import AppState, Dyno
 from spruce.dynos.images import ImageCache, fir_dyno_name
 from spruce.dynos.lifecycle import DynoRunner
 from spruce.dynos.metrics import load_line, memory_line
@@ -91,6 +91,8 @@ class DynoManager:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.state_dir, 0o700)
         self.warnings = await asyncio.to_thread(self.sandbox.probe)
+        hosts = self.sandbox.base_hosts()
+        self.warnings += await asyncio.to_thread(self.runner.network.probe, hosts)
         for w in self.warnings:
             log.warning("dyno isolation: %s", w)
         await self._end_leftovers()
@@ -145,6 +147,7 @@ class DynoManager:
                 t.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.to_thread(self.runner.network.close)
         if self.rendezvous and self._own_rendezvous:
             await self.rendezvous.close()
         self._started = False
@@ -159,7 +162,7 @@ class DynoManager:
     async def converge(self, app: AppRuntime) -> None:
         """Bring the app's dynos to `app`'s formation and release (returns once launched)."""
         self._require_started()
-        validate_runtime(app, await self.runner.slugs.directory(app.slug))
+        validate_runtime(app, await self.runner.slugs_for(app).directory(app.slug))
         # A private copy: the caller may reuse and mutate its object for the next release.
         app = dataclasses.replace(
             app,
@@ -173,6 +176,8 @@ class DynoManager:
             old = st.app if st.formation_dynos() or st.app is not app else None
             await self.runner.home_for(st, app)
             st.app = app
+            if app.network is not None:  # a changed outbound ruleset reaches running dynos
+                await asyncio.to_thread(self.runner.network.update, app.network)
             st.last_request = time.monotonic()
             if st.sleeping:
                 self.wake(app.app_id)
@@ -279,7 +284,7 @@ class DynoManager:
         if st is None:
             return []
         return [
-            WebEndpoint(d.name, d.id, HOST, d.port)
+            WebEndpoint(d.name, d.id, d.host, d.port)
             for d in st.dynos
             if d.type == "web"
             and not d.one_off
@@ -458,7 +463,7 @@ class DynoManager:
         """Start a one-off dyno (`run.1234`; use process_type="release" for the release
         phase). With attach, the command starts when a client meets it at `attach_url`."""
         self._require_started()
-        validate_runtime(app, await self.runner.slugs.directory(app.slug))
+        validate_runtime(app, await self.runner.slugs_for(app).directory(app.slug))
         if not isinstance(command, str) or not command.strip():
             raise DynoError("a one-off dyno needs a command")
         env = dict(env or {})

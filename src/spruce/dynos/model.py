@@ -120,6 +120,9 @@ class DynoSettings:
     """System paths visible (read-only) inside a dyno's sandbox."""
     image_ro_paths: tuple[str, ...] = ()
     """More host paths for Fir dynos beyond those their image names (tests, odd hosts)."""
+    regions_root: Path | None = None
+    """Where regions keep their data (`<home>/regions`): a space's apps' unpacked slugs and
+    images and release copies go under `<region>/dynos` (data residency)."""
     cgroup_root: Path = Path("/sys/fs/cgroup")
     cgroup_name: str = "spruce"
     base_path: str = "/usr/local/bin:/usr/bin:/bin"

@@ -52,6 +52,10 @@ class LaunchSpec:
     """The dyno's own disk (/app's changes, /tmp), when the sandbox gives it one."""
     shm_bytes: int = 64 << 20
     """/dev/shm's size (it is memory: the dyno's memory quota)."""
+    netns: str | None = None
+    """A space's dyno: the network namespace it runs in (its own address and egress rules)."""
+    hosts: Path | None = None
+    """Its /etc/hosts when not the platform's (a space's: private networking names)."""
     enter_pid: int | None = None
     """run:inside: a process of the target dyno's sandbox, whose namespaces (its /app,
     /tmp, processes) the command joins instead of getting a sandbox of its own."""
@@ -130,8 +134,11 @@ class DynoProcess:
                 self.cgroup,
                 spec.dyno_id,
                 spec.fs,
+                spec.hosts,
             )
             cwd = "/" if spec.home != str(spec.host_dir) else str(spec.host_dir)
+        if entered is None:
+            argv = self.sandbox.in_netns(argv, spec.netns)
         slave: int | None = None
         kwargs: dict[str, object] = {}
         if spec.stdio == "pty":
@@ -226,7 +233,8 @@ class DynoProcess:
             tmp=disk_dir / TMP_DIR if disk_dir else None,
             tmp_bytes=max(spec.disk_mb, 64) << 20,
             shm_bytes=spec.shm_bytes,
-            hosts=self.sandbox.hosts_file if self.sandbox.hosts_file.exists() else None,
+            hosts=spec.hosts
+            or (self.sandbox.hosts_file if self.sandbox.hosts_file.exists() else None),
         )
         inner = self.sandbox.wrap_disk(inner, spec.fs, spec.host_dir)
         return self.sandbox.in_cgroup(inner, self.cgroup)

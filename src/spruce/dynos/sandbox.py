@@ -91,6 +91,7 @@ class Sandbox:
         self._uids_path = home / "uids.json"
         self._uids: dict[str, int] = {}
         self._apps_dir = home / "apps"
+        self._app_roots: dict[str, Path] = {}
         self.disks: DynoDisks | None = None
         self.hosts_file = home / "etc-hosts"
 
@@ -164,17 +165,38 @@ class Sandbox:
                 self.warnings.append(f"cgroup v1 {controller} controller not writable ({e})")
         return self.warnings
 
-    def _write_hosts(self) -> None:
+    @staticmethod
+    def base_hosts() -> str:
+        """Every dyno's /etc/hosts starts so: localhost, then the host's own lines."""
         try:
             host = Path("/etc/hosts").read_text()
         except OSError:
             host = ""
+        return LOCALHOST_LINES + host
+
+    def _write_hosts(self) -> None:
         tmp = self.hosts_file.with_suffix(".tmp")
-        tmp.write_text(LOCALHOST_LINES + host)
+        tmp.write_text(self.base_hosts())
         tmp.chmod(0o644)
         tmp.replace(self.hosts_file)
 
     # -- per app ---------------------------------------------------------------------------
+    def place(self, app_id: str, root: Path) -> None:
+        """Keep this app's release copies under `root` (its region's) instead of the home."""
+        apps = root / "apps"
+        if self._app_roots.get(app_id) == apps:
+            return
+        apps.mkdir(parents=True, exist_ok=True)
+        if self.users:  # the dynos' uids walk through to their own directory
+            for d in (apps, *apps.parents):
+                if d == self.settings.regions_root or d == Path("/"):
+                    break
+                os.chmod(d, 0o711)
+        self._app_roots[app_id] = apps
+
+    def _app_dir(self, app_id: str) -> Path:
+        return self._app_roots.get(app_id, self._apps_dir) / app_id
+
     def app_uid(self, app_id: str) -> int | None:
         if not self.users:
             return None
@@ -203,7 +225,7 @@ class Sandbox:
         uid = self.app_uid(app_id)
         if uid is None:
             return Path(slug_dir), str(slug_dir)
-        app_dir = self._apps_dir / app_id
+        app_dir = self._app_dir(app_id)
         app_dir.mkdir(exist_ok=True)
         os.chown(app_dir, uid, uid)
         os.chmod(app_dir, 0o700)
@@ -224,7 +246,7 @@ class Sandbox:
         """A Fir release's writable copy of its image's /workspace (owned by the app's uid
         when users are isolated); the unpacked image itself stays untouched."""
         uid = self.app_uid(app_id)
-        app_dir = self._apps_dir / app_id
+        app_dir = self._app_dir(app_id)
         app_dir.mkdir(parents=True, exist_ok=True)
         target = app_dir / "releases" / release_id
         if target.exists():
@@ -245,7 +267,7 @@ class Sandbox:
         return target
 
     def gc_releases(self, app_id: str, keep: set[str]) -> None:
-        releases = self._apps_dir / app_id / "releases"
+        releases = self._app_dir(app_id) / "releases"
         if not releases.is_dir():
             return
         for entry in releases.iterdir():
@@ -253,7 +275,8 @@ class Sandbox:
                 shutil.rmtree(entry, ignore_errors=True)
 
     def remove_app(self, app_id: str) -> None:
-        shutil.rmtree(self._apps_dir / app_id, ignore_errors=True)
+        shutil.rmtree(self._app_dir(app_id), ignore_errors=True)
+        self._app_roots.pop(app_id, None)
 
     # -- per dyno --------------------------------------------------------------------------
     def cgroup(self, key: str, memory_limit: int, pids_max: int) -> Cgroup | None:
@@ -281,7 +304,11 @@ class Sandbox:
         return Cgroup(paths, mem)
 
     def _bwrap_fs_args(
-        self, disk_dir: Path | None = None, tmp_bytes: int = 64 << 20, shm_bytes: int = 64 << 20
+        self,
+        disk_dir: Path | None = None,
+        tmp_bytes: int = 64 << 20,
+        shm_bytes: int = 64 << 20,
+        hosts: Path | None = None,
     ) -> list[str]:
         # A pid namespace hides other apps' processes; the dyno's processes keep the process
         # group the manager gave them, so signals to the group still reach all of them.
@@ -317,8 +344,9 @@ class Sandbox:
                         args += ["--perms", "0755", "--dir", parent]
                         made.add(parent)
                 args += ["--ro-bind", p, p]
-        if self.hosts_file.exists():
-            args += ["--ro-bind", str(self.hosts_file), "/etc/hosts"]
+        hosts = hosts or self.hosts_file
+        if hosts.exists():
+            args += ["--ro-bind", str(hosts), "/etc/hosts"]
         return args
 
     def wrap(
@@ -329,8 +357,10 @@ class Sandbox:
         cgroup: Cgroup | None,
         hostname: str,
         fs: DynoFs | None = None,
+        hosts: Path | None = None,
     ) -> list[str]:
-        """The command line that starts argv inside the dyno's sandbox."""
+        """The command line that starts argv inside the dyno's sandbox (`hosts`: its
+        /etc/hosts when not the platform's, i.e. its space's)."""
         if uid is None or self.setpriv is None:
             return argv
         inner = [
@@ -347,7 +377,9 @@ class Sandbox:
             disk_mb = fs.disk_mb if fs else 64
             inner = [
                 self.bwrap,
-                *self._bwrap_fs_args(disk_dir, disk_mb << 20, fs.shm_bytes if fs else 64 << 20),
+                *self._bwrap_fs_args(
+                    disk_dir, disk_mb << 20, fs.shm_bytes if fs else 64 << 20, hosts
+                ),
                 "--hostname",
                 hostname[:63],
                 "--bind",
@@ -367,7 +399,7 @@ class Sandbox:
         nsenter = shutil.which("nsenter")
         if not self.users or self.setpriv is None or uid is None or nsenter is None:
             return None
-        ns = ["--mount", "--uts", "--ipc", "--pid", "--root", "--wd"]
+        ns = ["--mount", "--uts", "--ipc", "--pid", "--net", "--root", "--wd"]
         drop = [self.setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
         return [nsenter, f"--target={pid}", *ns, "--", *drop, "--no-new-privs", "--", *argv]
 
@@ -388,6 +420,13 @@ class Sandbox:
         disk_dir = self.disk_dir(fs)
         if disk_dir is not None and self.disks is not None:
             self.disks.release(disk_dir)
+
+    @staticmethod
+    def in_netns(argv: list[str], netns: str | None) -> list[str]:
+        """argv, started inside a network namespace (a space's dyno), as is without one."""
+        if netns is None:
+            return argv
+        return ["nsenter", f"--net={netns}", "--", *argv]
 
     @staticmethod
     def in_cgroup(argv: list[str], cgroup: Cgroup | None) -> list[str]:

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-from .export import export_tree
+from .export import ExportError, export_tree
 from .pktline import service_advertisement_header
 
 log = logging.getLogger(__name__)
@@ -115,6 +115,13 @@ class GitServer:
         self._socket_dir: str | None = None
         self._hook_server: asyncio.AbstractServer | None = None
         self._start_lock = asyncio.Lock()
+
+    async def export_head(self, app_name: str, dest_dir: Path) -> Path:
+        """The app's pushed source (its repository's HEAD) as files in dest_dir."""
+        repo = self.repos_dir / f"{app_name}.git"
+        if not (repo / "HEAD").exists():
+            raise ExportError(f"Nothing was pushed to {app_name} yet: there is no source.")
+        return await export_tree(repo, "HEAD", Path(dest_dir), git=self.git)
 
     # -- ASGI ---------------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -86,7 +86,7 @@ def register(r: Registry) -> None:
             await c.progress(i, len(text), line)
         return "\n".join(text) if text else f"No log lines for {app.name} yet."
 
-    # -- teams, spaces and pipelines: not in Spruce yet ------------------------------------
+    # -- teams and spaces: not in Spruce yet (pipelines: pipeline_tools.py) -------------
     @r.heroku("list_teams", read_only=True, idempotent=True)
     async def list_teams(c: Call) -> Any:
         raise NotBuilt("list_teams", "Teams")
@@ -94,14 +94,6 @@ def register(r: Registry) -> None:
     @r.heroku("list_private_spaces", read_only=True, idempotent=True)
     async def list_private_spaces(c: Call) -> Any:
         raise NotBuilt("list_private_spaces", "Private Spaces")
-
-    for name, read_only in (
-        ("pipelines_create", False),
-        ("pipelines_promote", False),
-        ("pipelines_list", True),
-        ("pipelines_info", True),
-    ):
-        r.heroku(name, read_only=read_only, idempotent=read_only)(_pipelines(name))
 
     # -- Spruce's own: config vars, releases, rollback, domains, destroy ---------------------
     app_arg = {"app": string("App name.")}
@@ -235,13 +227,6 @@ def register(r: Registry) -> None:
         confirm_matches(c, app)
         await c.services.delete_app(c.actor, app.id)
         return {"destroyed": app.name}
-
-
-def _pipelines(name: str) -> Any:
-    async def handler(c: Call) -> Any:
-        raise NotBuilt(name, "Pipelines")
-
-    return handler
 
 
 def _app_summary(app: Any) -> dict[str, Any]:

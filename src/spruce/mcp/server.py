@@ -29,7 +29,7 @@ from spruce.services.errors import ServiceError, Unauthorized
 from spruce.services.events import REQUEST_CHANNEL
 from spruce.services.views import UserView
 
-from . import addon_tools, app_tools, dyno_tools, prompts
+from . import addon_tools, app_tools, dyno_tools, pipeline_tools, prompts
 from .registry import Call, Registry, Tool, ToolError
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,7 @@ def build_registry() -> Registry:
     app_tools.register(r)
     addon_tools.register(r)
     dyno_tools.register(r)
+    pipeline_tools.register(r)
     return r
 
 

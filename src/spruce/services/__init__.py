@@ -34,22 +34,28 @@ from .features import Features
 from .formation import Formations
 from .logs import Logs
 from .metrics import Metrics, MetricsSettings
+from .migrations import Migrations
 from .model import RouteCertificate
 from .oci_images import OciImages
+from .pipeline_diff import PipelineDiff
+from .pipelines import Pipelines
 from .ports import (
     AddonProvider,
     BuildRunner,
     CertificateAuthority,
     CertificateIssuer,
+    CommitHistory,
     DynoBackend,
     ImageBuildRunner,
     LogPort,
     RouteSink,
     TelemetryExporter,
 )
+from .promotions import Promotions
 from .regions import Region, Regions
 from .release_phase import RELEASE_PHASE_TIMEOUT, ReleasePhase
 from .releases import Releases
+from .review_apps import ReviewApps, ReviewAppSettings
 from .routing import Routing
 from .sealing import Sealer
 from .settings import PlatformAddresses
@@ -79,6 +85,8 @@ class Ports:
     """Fir builds: CNBs into OCI images in the platform's registry."""
     telemetry: TelemetryExporter
     """OpenTelemetry signals to telemetry drains over OTLP."""
+    history: CommitHistory | None = None
+    """The apps' git repositories (pipelines:diff); None: no diff."""
 
 
 @dataclass(frozen=True)
@@ -95,6 +103,8 @@ class ServiceSettings:
     """The operator's regions, where spaces run (`local` when none is declared)."""
     metrics: MetricsSettings = MetricsSettings()
     """How long and how finely the router's and dynos' measurements are kept."""
+    review_apps: ReviewAppSettings = ReviewAppSettings()
+    """How long a stale_days day is and how often stale review apps are swept."""
 
 
 class Services:
@@ -193,6 +203,37 @@ class Services:
             ports.logs,
             addresses,
         )
+        self.migrations = Migrations(
+            store,
+            events,
+            self.apps,
+            self.spaces,
+            self.releases,
+            self.features,
+            self.addons,
+            self.formation,
+            self.domains,
+            self.builds,
+            ports.dynos,
+        )
+        self.pipelines = Pipelines(store, self.apps)
+        self.promotions = Promotions(
+            store, self.apps, self.pipelines, self.releases, self.release_phase, home / "slugs"
+        )
+        self.pipeline_diff = PipelineDiff(store, self.apps, self.pipelines, ports.history)
+        self.review_apps = ReviewApps(
+            store,
+            events,
+            self.apps,
+            self.pipelines,
+            self.spaces,
+            self.setups,
+            self.sources,
+            ports.history,
+            self.destroy_app_internal,
+            settings.review_apps,
+            settings.clock,
+        )
         self.routing = Routing(
             store,
             events,
@@ -215,8 +256,15 @@ class Services:
         self.apps.delete_row(app)
         return app
 
+    async def destroy_app_internal(self, app_id: str) -> AppView:
+        """The platform's own destroy (stale review apps), in the name of the app's owner."""
+        app = self.apps.get_internal(app_id)
+        return await self.delete_app(self.accounts.get(app.owner_id), app.id)
+
     async def start(self) -> None:
         """Background work begins (after the router has its table)."""
+        self.promotions.recover()
+        self.review_apps.start()
         await self.spaces.start()
         await self.acm_scheduler.start()
         self.telemetry.start()
@@ -226,6 +274,8 @@ class Services:
         await self.acm_scheduler.stop()
         await self.spaces.stop()
         await self.telemetry.stop()
+        await self.review_apps.stop()
+        await self.promotions.stop()
         await self.setups.stop()
         await self.builds.stop()
         await self.release_phase.stop()

@@ -384,8 +384,12 @@ class Addons:
             s.flush()
             addon_id = row.id
         options = {str(k): str(v) for k, v in (config or {}).items()}
+        with self.store.session() as s:
+            owner = s.get(App, app_id)
+            # An app in a space keeps its add-ons' data in its region (data residency).
+            region = owner.region if owner is not None and owner.space_id else None
         try:
-            values = await provider.provision(addon_id, plan_obj.name, options)
+            values = await provider.provision(addon_id, plan_obj.name, options, region=region)
         except AddonError as e:
             with self.store.session() as s:
                 gone = s.get(Addon, addon_id)

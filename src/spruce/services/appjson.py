@@ -192,8 +192,34 @@ def _parse_scripts(raw: Any, errors: list[str]) -> dict[str, str]:
     return scripts
 
 
-def parse_app_json(text: str) -> AppManifest:
-    """Parse and validate app.json text; raise AppJsonError listing every problem."""
+ENVIRONMENT_KEYS = ("env", "formation", "addons", "buildpacks", "scripts", "stack")
+
+
+def _in_environment(data: dict[str, Any], environment: str) -> dict[str, Any]:
+    """app.json as one environment sees it (Heroku's `environments.review`, `.test`): the
+    environment's env vars and formation entries are merged over the top level's, its
+    addons, buildpacks, scripts and stack replace them."""
+    envs = data.get("environments")
+    section = envs.get(environment) if isinstance(envs, dict) else None
+    if section is None:
+        return data
+    if not isinstance(section, dict):
+        raise AppJsonError([f"environments.{environment}: must be an object"])
+    merged = dict(data)
+    for key in ENVIRONMENT_KEYS:
+        if key not in section:
+            continue
+        base, over = data.get(key), section[key]
+        if key in ("env", "formation") and isinstance(base, dict) and isinstance(over, dict):
+            merged[key] = {**base, **over}
+        else:
+            merged[key] = over
+    return merged
+
+
+def parse_app_json(text: str, environment: str | None = None) -> AppManifest:
+    """Parse and validate app.json text; raise AppJsonError listing every problem. With
+    `environment` (e.g. "review"), that section of `environments` applies on top."""
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -202,6 +228,8 @@ def parse_app_json(text: str) -> AppManifest:
         ) from exc
     if not isinstance(data, dict):
         raise AppJsonError(["the top level must be a JSON object"])
+    if environment is not None:
+        data = _in_environment(data, environment)
     errors: list[str] = []
     manifest = AppManifest(
         name=_opt_str(data, "name", "", errors),

@@ -26,6 +26,7 @@ from .events import ApiActivity, AppDeleting, BuildFinished, EventBus
 from .model import BuildFailed, BuildRequest, BuildStatus, Generation, ImageBuildRequest
 from .oci_images import OciImages, current_image
 from .ports import BuildRunner, ImageBuildRunner, Output
+from .regions import region_root
 from .release_phase import PhaseOutcome, ReleasePhase
 from .releases import Releases
 from .settings import PlatformAddresses
@@ -74,6 +75,18 @@ class Builds:
         for d in ("builds", "slugs", "cache", "work"):
             (self.home / d).mkdir(parents=True, exist_ok=True)
         events.subscribe(AppDeleting, lambda e: self.cancel(e.app_id))
+
+    def data_root(self, app_id: str) -> Path:
+        """Where an app's build work, cache and slugs go: its region's data root when it
+        runs in a space (data residency), else the platform's home."""
+        with self.store.session() as s:
+            app = s.get(App, app_id)
+            if app is None or not app.space_id or not app.region:
+                return self.home
+        root = region_root(self.home, app.region)
+        for d in ("slugs", "cache", "work"):
+            (root / d).mkdir(parents=True, exist_ok=True)
+        return root
 
     # -- buildpack installations -----------------------------------------------------------
     def buildpacks(self, app_id: str) -> builtins.list[str]:
@@ -255,12 +268,13 @@ class Builds:
             return await self._run_fir(actor, build, source_dir, emit)
         app_id = build.app_id
         config = self.releases.config(app_id)
-        work = self.home / "work" / build.id
+        root = self.data_root(app_id)
+        work = root / "work" / build.id
         req = BuildRequest(
             source_dir=source_dir,
             work_dir=work,
-            cache_dir=self.home / "cache" / app_id,
-            slugs_dir=self.home / "slugs",
+            cache_dir=root / "cache" / app_id,
+            slugs_dir=root / "slugs",
             buildpacks=list(build.buildpacks),
             env=config,
             stack=build.stack,
@@ -328,12 +342,13 @@ class Builds:
         with self.store.session() as s:
             previous = current_image(s, app_id)
             previous_ref = f"{previous.image_repo}@{previous.digest}" if previous else None
-        work = self.home / "work" / build.id
+        root = self.data_root(app_id)
+        work = root / "work" / build.id
         req = ImageBuildRequest(
             app_id=app_id,
             source_dir=source_dir,
             work_dir=work,
-            cache_dir=self.home / "cache" / app_id / "cnb",
+            cache_dir=root / "cache" / app_id / "cnb",
             buildpacks=list(build.buildpacks),
             env=self.releases.config(app_id),
             timeout=self.settings.timeout,

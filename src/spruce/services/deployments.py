@@ -32,6 +32,7 @@ from .model import AppRuntime, ImageArtifact, ReleaseStatus, SlugArtifact
 from .oci_images import display_commands
 from .ports import DynoBackend
 from .settings import AppSettings
+from .spaces import space_network
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +141,7 @@ class Deployments:
                 image=image,
                 region=app.region or "",
                 metadata=self._metadata(s, app, release) if image is not None else {},
+                network=space_network(s, app.space_id) if app.space_id else None,
             )
 
     # -- converging ----------------------------------------------------------------------
@@ -216,9 +218,14 @@ class Deployments:
             ):
                 features.setdefault(app_id, set()).add(name)
             out = []
-            images = [r.app_id for r in releases if r.oci_image_id]  # Fir: one by one below
+            # Fir apps and apps in a space: one by one below.
+            images = {
+                r.app_id
+                for r in releases
+                if r.oci_image_id or (r.app_id in apps and apps[r.app_id].space_id)
+            }
             for release in releases:
-                if release.oci_image_id:
+                if release.app_id in images:
                     continue
                 slug = slugs.get(release.slug_id or "")
                 app = apps.get(release.app_id)
@@ -239,7 +246,7 @@ class Deployments:
                         generation=app.generation,
                     )
                 )
-        for app_id in images:
+        for app_id in sorted(images):
             try:
                 runtime = self.app_runtime(app_id)
             except ServiceError:

@@ -86,6 +86,27 @@ class ImageArtifact:
     digest: str
 
 
+@dataclass(frozen=True)
+class EgressRule:
+    """One rule of a space's outbound ruleset: traffic to `target` (an IPv4 CIDR) on ports
+    from_port..to_port over `protocol` (tcp, udp, icmp, or -1 for every protocol)."""
+
+    target: str
+    from_port: int
+    to_port: int
+    protocol: str
+
+
+@dataclass(frozen=True)
+class SpaceNetwork:
+    """The network an app in a space runs in: its space and the space's current outbound
+    ruleset (what its dynos may reach beyond the space)."""
+
+    space_id: str
+    space_name: str
+    outbound: tuple[EgressRule, ...]
+
+
 @dataclass
 class AppRuntime:
     """The desired state of one app's dynos, as the dyno backend receives it."""
@@ -109,6 +130,9 @@ class AppRuntime:
     metadata: dict[str, str] = field(default_factory=dict)
     """Fir: Heroku's dyno metadata (HEROKU_APP_ID, HEROKU_RELEASE_CREATED_AT, ...) and the
     platform's OTLP endpoint (OTEL_EXPORTER_OTLP_ENDPOINT), under the app's config vars."""
+    network: SpaceNetwork | None = None
+    """Apps in a space: the space's network (a local backend enforces its outbound rules
+    and lets the space's dynos reach each other); None on the Common Runtime."""
 
 
 @dataclass(frozen=True)
@@ -386,3 +410,14 @@ class IssuedCertificate:
     cert_pem: str
     key_pem: str
     not_after: dt.datetime | None = None
+
+
+# -- git history (pipelines:diff) ------------------------------------------------------------
+@dataclass(frozen=True)
+class Commit:
+    sha: str
+    date: str
+    """ISO 8601, as git prints it."""
+    author: str
+    message: str
+    """The first line."""

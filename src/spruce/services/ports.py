@@ -31,6 +31,7 @@ from .model import (
     BuildRequest,
     BuildResult,
     CliCommand,
+    Commit,
     DrainSpec,
     DynoInfo,
     DynoUsage,
@@ -350,9 +351,14 @@ class AddonProvider(Protocol):
     async def stop(self) -> None: ...
 
     async def provision(
-        self, addon_id: str, plan_name: str | None, options: dict[str, str] | None = None
+        self,
+        addon_id: str,
+        plan_name: str | None,
+        options: dict[str, str] | None = None,
+        region: str | None = None,
     ) -> dict[str, str]:
-        """Create and start the add-on; its config ({"URL": ...}) comes back."""
+        """Create and start the add-on; its config ({"URL": ...}) comes back. `region`: the
+        app's region when it runs in a space, whose data root holds the add-on's data."""
         ...
 
     async def deprovision(self, addon_id: str) -> None: ...
@@ -399,4 +405,22 @@ class TelemetryExporter(Protocol):
     def receive(self, app_id: str, signal: str, payload: bytes, content_type: str) -> None:
         """An OTLP export request a dyno sent the platform (protobuf, or OTLP JSON), for the
         app's drains of that signal; ValueError for a payload that does not decode."""
+        ...
+
+
+class CommitHistory(Protocol):
+    """The apps' git repositories on the platform (pipelines:diff)."""
+
+    def commits_between(self, app_name: str, base: str, head: str) -> list[Commit] | None:
+        """Commits reachable from `head` and not from `base` in the app's repository,
+        newest first; None when the repository does not hold both."""
+        ...
+
+    def has_branch(self, app_name: str, branch: str) -> bool:
+        """Whether the app's repository has the branch (refs/heads/<branch>)."""
+        ...
+
+    def archive(self, app_name: str, branch: str, dest: Path) -> str | None:
+        """Write the branch's tree to `dest` as a .tar.gz: the commit, or None when the
+        repository has no such branch."""
         ...

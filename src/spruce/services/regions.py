@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from .catalog import REGIONS as COMMON_RUNTIME
@@ -29,6 +30,12 @@ class Region:
     locale: str
     private_capable: bool
     provider: dict[str, str]
+
+
+def region_root(home: Path, region: str) -> Path:
+    """A region's data root on this machine: everything of its spaces' apps that is kept
+    on disk (build caches, slugs, unpacked images and release copies, add-on data)."""
+    return Path(home) / "regions" / region
 
 
 def region_id(name: str) -> str:

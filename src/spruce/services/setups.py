@@ -112,13 +112,25 @@ class Setups:
         app = self.apps.create(
             actor, app_spec.get("name"), app_spec.get("region"), app_spec.get("stack")
         )
+        return self.begin(actor, app, dict(blob), dict(env))
+
+    def begin(
+        self,
+        actor: UserView,
+        app: AppView,
+        blob: dict[str, Any],
+        env: dict[str, str],
+        environment: str | None = None,
+    ) -> AppSetupView:
+        """Set up an existing new app from the source at blob["url"]; with `environment`,
+        that section of app.json's `environments` applies (review apps: "review")."""
         with self.store.session() as s:
             setup = AppSetup(app_id=app.id, status="pending")
             s.add(setup)
             s.flush()
             setup_id = setup.id
         task = asyncio.get_running_loop().create_task(
-            self._run(actor, setup_id, app, dict(blob), dict(env))
+            self._run(actor, setup_id, app, blob, env, environment)
         )
         self._tasks[app.id] = task
         task.add_done_callback(lambda _: self._tasks.pop(app.id, None))
@@ -138,13 +150,15 @@ class Setups:
         app: AppView,
         blob: dict[str, Any],
         env: dict[str, str],
+        environment: str | None = None,
     ) -> None:
         try:
             async with self.builds.sources.fetched(str(blob["url"])) as src:
                 manifest_path = src / "app.json"
                 try:
                     manifest = parse_app_json(
-                        manifest_path.read_text() if manifest_path.exists() else "{}"
+                        manifest_path.read_text() if manifest_path.exists() else "{}",
+                        environment,
                     )
                     config = resolve_env(manifest, env)
                 except AppJsonError as e:

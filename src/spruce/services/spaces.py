@@ -4,7 +4,8 @@ An app created in a space takes the space's team, generation and region, and can
 change them. A space goes `allocating` -> `allocated` once its runtime home (a directory per
 space under its region) exists; apps may be created in it from then on. Each space has an
 inbound ruleset (trusted source CIDRs, enforced by the router) and an outbound ruleset
-(stored; see docs/fir.md for what is enforced).
+(allowed destinations of the space's dynos, enforced by the local dyno backend in each
+dyno's network namespace when the platform runs as root; see docs/fir.md).
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from spruce.store.models import App, Space, SpaceRuleset, Team, utcnow
 
 from .errors import Conflict, InvalidParams, NotFound
 from .events import AppChanged, EventBus
-from .model import Generation
-from .regions import Regions
+from .model import EgressRule, Generation, SpaceNetwork
+from .regions import Regions, region_root
 from .teams import Teams, team_ids_of
 from .views import Ref, UserView
 
@@ -173,6 +174,28 @@ def inbound_rules_by_app(
     return {app_id: rules.get(space_id, default) for app_id, space_id in placed}
 
 
+def space_network(s: Session, space_id: str) -> SpaceNetwork | None:
+    """The network an app of this space runs in, with the current outbound ruleset."""
+    sp = s.get(Space, space_id)
+    if sp is None:
+        return None
+    row = s.scalar(
+        select(SpaceRuleset)
+        .where(SpaceRuleset.space_id == space_id, SpaceRuleset.direction == OUTBOUND)
+        .order_by(SpaceRuleset.version.desc())
+        .limit(1)
+    )
+    rules: list[dict[str, Any]] = list(row.rules) if row is not None else list(DEFAULT_OUTBOUND)
+    return SpaceNetwork(
+        sp.id,
+        sp.name,
+        tuple(
+            EgressRule(str(r["target"]), int(r["from_port"]), int(r["to_port"]), str(r["protocol"]))
+            for r in rules
+        ),
+    )
+
+
 class Spaces:
     def __init__(self, store: Store, events: EventBus, regions: Regions, home: Path) -> None:
         self.store = store
@@ -261,7 +284,7 @@ class Spaces:
 
     def space_dir(self, space: SpaceView) -> Path:
         """The space's runtime home, under its region."""
-        return self.home / "regions" / space.region / "spaces" / space.id
+        return region_root(self.home, space.region) / "spaces" / space.id
 
     # -- changes -------------------------------------------------------------------------
     def create(

@@ -373,3 +373,89 @@ class AppSetup(Timestamps, Base):
     postdeploy_output: Mapped[str | None] = mapped_column(Text)
     postdeploy_exit_code: Mapped[int | None] = mapped_column(Integer)
     resolved_success_url: Mapped[str | None] = mapped_column(Text)
+
+
+class Pipeline(Timestamps, Base):
+    """A pipeline: apps of one generation in stages, owned by a user or a team."""
+
+    __tablename__ = "pipelines"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(30), index=True)  # not unique, as on Heroku
+    owner_type: Mapped[str] = mapped_column(String(8))  # user | team
+    owner_id: Mapped[str] = mapped_column(String(36), index=True)
+    generation: Mapped[str] = mapped_column(String(16), default="cedar")
+
+
+class PipelineCoupling(Timestamps, Base):
+    """An app's place in a pipeline: one pipeline per app."""
+
+    __tablename__ = "pipeline_couplings"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    pipeline_id: Mapped[str] = mapped_column(
+        ForeignKey("pipelines.id", ondelete="CASCADE"), index=True
+    )
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), unique=True)
+    stage: Mapped[str] = mapped_column(String(16))
+
+
+class PipelinePromotion(Timestamps, Base):
+    __tablename__ = "pipeline_promotions"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    pipeline_id: Mapped[str] = mapped_column(
+        ForeignKey("pipelines.id", ondelete="CASCADE"), index=True
+    )
+    source_app_id: Mapped[str] = mapped_column(String(36))
+    source_release_id: Mapped[str] = mapped_column(String(36))
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | completed
+
+
+class PipelinePromotionTarget(Base):
+    __tablename__ = "pipeline_promotion_targets"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    promotion_id: Mapped[str] = mapped_column(
+        ForeignKey("pipeline_promotions.id", ondelete="CASCADE"), index=True
+    )
+    app_id: Mapped[str] = mapped_column(String(36))
+    release_id: Mapped[str | None] = mapped_column(String(36))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    error_message: Mapped[str | None] = mapped_column(Text)
+    ordinal: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ReviewAppConfig(Timestamps, Base):
+    """Review apps enabled on a pipeline, and how they behave."""
+
+    __tablename__ = "review_app_configs"
+    pipeline_id: Mapped[str] = mapped_column(
+        ForeignKey("pipelines.id", ondelete="CASCADE"), primary_key=True
+    )
+    repo: Mapped[str | None] = mapped_column(String(255))
+    automatic_review_apps: Mapped[bool] = mapped_column(Boolean, default=False)
+    destroy_stale_apps: Mapped[bool] = mapped_column(Boolean, default=False)
+    stale_days: Mapped[int] = mapped_column(Integer, default=5)
+    wait_for_ci: Mapped[bool] = mapped_column(Boolean, default=False)
+    base_name: Mapped[str | None] = mapped_column(String(30))
+    deploy_target_type: Mapped[str | None] = mapped_column(String(8))  # region | space
+    deploy_target_id: Mapped[str | None] = mapped_column(String(36))
+
+
+class ReviewApp(Timestamps, Base):
+    """An app made for a branch (or pull request) from a source tarball and app.json."""
+
+    __tablename__ = "review_apps"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    pipeline_id: Mapped[str] = mapped_column(
+        ForeignKey("pipelines.id", ondelete="CASCADE"), index=True
+    )
+    app_id: Mapped[str | None] = mapped_column(
+        ForeignKey("apps.id", ondelete="SET NULL"), index=True
+    )
+    app_setup_id: Mapped[str | None] = mapped_column(String(36))
+    branch: Mapped[str] = mapped_column(String(255))
+    pr_number: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    error_status: Mapped[str | None] = mapped_column(String(64))
+    message: Mapped[str | None] = mapped_column(Text)
+    creator_id: Mapped[str | None] = mapped_column(String(36))
+    wait_for_ci: Mapped[bool] = mapped_column(Boolean, default=False)
+    fork_repo_id: Mapped[int | None] = mapped_column(Integer)

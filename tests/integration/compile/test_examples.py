@@ -66,7 +66,10 @@ async def test_python_web_pip_install_and_gunicorn(builder: Builder) -> None:
     # A second build reuses the cached virtualenv (same interpreter, same requirements).
     builder.lines.clear()
     result = await builder.build(app)
-    assert "-----> Restoring cached virtualenv (dependency files unchanged)" in builder.lines
+    assert "-----> Restoring cache" in builder.lines
+    assert any(
+        line.startswith("       Requirement already satisfied: gunicorn") for line in builder.lines
+    )
     unpacked = unpack_slug(result.slug_path, builder.root / "dyno")
     body = await serve_and_get(unpacked, result.process_types["web"])
     assert body == "Hello from Spruce! dyno=web.1\n"
@@ -89,7 +92,7 @@ async def test_node_web(builder: Builder) -> None:
     result = await builder.build(builder.app("node-web", example="node-web"))
     assert result.buildpack_description == "Node.js"
     assert result.process_types == {"web": "npm start"}
-    assert "       Installing node modules (package.json): npm install" in builder.lines
+    assert "       Installing node modules (package.json)" in builder.lines
     body = await serve_and_get(unpack_slug(result.slug_path, builder.root / "dyno"), "npm start")
     assert body.startswith("Hello from Node.js on Spruce!")
 
@@ -158,7 +161,7 @@ async def test_node_lockfile_ci_build_script_and_prune(builder: Builder) -> None
     )  # fmt: skip
     assert lock.returncode == 0, lock.stderr
     result = await builder.build(app)
-    assert "       Installing node modules (package-lock.json): npm ci" in builder.lines
+    assert "       Installing node modules (package-lock.json)" in builder.lines
     assert "       Running build" in builder.lines
     assert result.process_types == {"web": "node index.js"}
     with tarfile.open(result.slug_path) as tar:

@@ -177,20 +177,17 @@ async def test_python_patch_fallback_and_missing_minor(builder: Builder) -> None
     )
     result = await builder.build(app)
     assert result.buildpack_description == "Python"
-    assert any("Python 3.12.99 (requested in .python-version) is not installed; using Python 3.12." in line
+    assert any("Python 3.12.99 is not installed on this platform; using Python 3.12." in line
                for line in builder.lines)  # fmt: skip
     assert "       No dependencies declared in [project].dependencies" in builder.lines
-    (app / ".python-version").write_text("3.99\n")
+    (app / ".python-version").write_text("3.14\n")
     with pytest.raises(BuildFailed):
         await builder.build(app)
-    assert (
-        " !     Python 3.99 (requested in .python-version) is not available on this platform."
-        in builder.lines
-    )
+    assert " !     Error: Python 3.14 isn't available on this platform." in builder.lines
     (app / ".python-version").unlink()
     (app / "runtime.txt").write_text("python-3.11.7\n")
     await builder.build(app)
-    assert "-----> Using Python 3.11.7 (from runtime.txt)" in builder.lines
+    assert "-----> Using Python 3.11.7 specified in runtime.txt" in builder.lines
 
 
 async def test_python_uv_lock(builder: Builder) -> None:
@@ -208,7 +205,10 @@ async def test_python_uv_lock(builder: Builder) -> None:
     out, _ = await proc.communicate()
     assert proc.returncode == 0, out.decode()
     result = await builder.build(app)
-    assert "-----> Installing dependencies using uv (uv.lock)" in builder.lines
+    assert (
+        "-----> Installing dependencies using 'uv sync --locked --no-default-groups'"
+        in builder.lines
+    )
     slug_names = tarfile.open(result.slug_path).getnames()
     assert any(n.endswith("site-packages/six.py") for n in slug_names)
 

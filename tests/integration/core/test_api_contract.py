@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import jsonschema
 import pytest
-from support import RunningPlatform
+from support import RunningPlatform, wait_for
 
 SCHEMA = json.loads(
     (Path(__file__).parents[2] / "data" / "heroku-platform-api-schema.json").read_text()
@@ -296,3 +296,78 @@ def test_acm_enable_refresh_disable(api: httpx.Client) -> None:
     assert api.get(f"/apps/{name}/sni-endpoints").json() == []
     assert api.get(f"/apps/{name}/domains/{host}").json()["acm_status"] is None
     api.delete(f"/apps/{name}")
+
+
+def test_pipelines_couplings_promotions_and_review_app_config(api: httpx.Client) -> None:
+    base = "pl-" + uuid.uuid4().hex[:8]
+    src, dst = f"{base}-dev", f"{base}-stg"
+    for name in (src, dst):
+        assert api.post("/apps", json={"name": name}).status_code == 201
+    r = api.post("/pipelines", json={"name": base, "generation": {"name": "cedar"}})
+    assert r.status_code == 201, r.text
+    pipeline = r.json()
+    check("pipeline", pipeline)
+    assert pipeline["generation"]["name"] == "cedar" and pipeline["owner"]["type"] == "user"
+    assert [p["id"] for p in api.get(f"/pipelines?eq[name]={base}").json()] == [pipeline["id"]]
+    check("pipeline", api.get(f"/pipelines/{base}").json())
+    for app, stage in ((src, "development"), (dst, "staging")):
+        r = api.post(
+            "/pipeline-couplings", json={"app": app, "pipeline": pipeline["id"], "stage": stage}
+        )
+        assert r.status_code == 201, r.text
+        check("pipeline-coupling", r.json())
+    coupling = api.get(f"/apps/{src}/pipeline-couplings").json()
+    check("pipeline-coupling", coupling)
+    assert coupling["pipeline"] == {"id": pipeline["id"], "name": base}
+    check("pipeline-coupling", api.get(f"/pipelines/{pipeline['id']}/pipeline-couplings").json())
+    msg = error_of(
+        api.post(
+            "/pipeline-couplings", json={"app": src, "pipeline": pipeline["id"], "stage": "qa"}
+        ),
+        422,
+        "invalid_params",
+    )
+    assert "Stage must be one of" in msg
+    apps = api.post("/filters/apps", json={"in": {"id": [coupling["app"]["id"]]}}).json()
+    assert [a["name"] for a in apps] == [src]
+
+    body = {
+        "pipeline": {"id": pipeline["id"]},
+        "source": {"app": {"id": coupling["app"]["id"]}},
+        "targets": [{"app": {"id": api.get(f"/apps/{dst}").json()["id"]}}],
+    }
+    assert "no release with code" in error_of(
+        api.post("/pipeline-promotions", json=body), 422, "invalid_params"
+    )
+    slug = api.post(
+        f"/apps/{src}/slugs", json={"process_types": {"worker": "true"}, "commit": "c0ffee"}
+    )
+    assert slug.status_code == 201, slug.text
+    api.post(f"/apps/{src}/releases", json={"slug": slug.json()["id"]}).raise_for_status()
+    r = api.post("/pipeline-promotions", json=body)
+    assert r.status_code == 201, r.text
+    check("pipeline-promotion", r.json())
+
+    def done() -> Any:
+        targets = api.get(f"/pipeline-promotions/{r.json()['id']}/promotion-targets").json()
+        return targets if all(t["status"] != "pending" for t in targets) else None
+
+    targets = wait_for(done, 30, interval=0.2, what="the promotion")
+    check("pipeline-promotion-target", targets)
+    assert targets[0]["status"] == "succeeded", targets
+    release = api.get(f"/apps/{dst}/releases/{targets[0]['release']['id']}").json()
+    assert release["description"] == f"Promote {src} v2 c0ffee"
+    assert api.get(f"/pipeline-promotions/{r.json()['id']}").json()["status"] == "completed"
+    check("release", api.get(f"/pipelines/{pipeline['id']}/latest-releases").json())
+
+    r = api.post(f"/pipelines/{pipeline['id']}/review-app-config", json={"repo": src})
+    assert r.status_code == 201, r.text
+    check("review-app-config", r.json())
+    assert api.get(f"/pipelines/{pipeline['id']}/repo").json()["full_name"] == src
+    error_of(api.get(f"/pipelines/{pipeline['id']}/repo/branches/none"), 404, "not_found")
+    assert api.get(f"/pipelines/{pipeline['id']}/review-apps").json() == []
+    check("review-app-config", api.delete(f"/pipelines/{pipeline['id']}/review-app-config").json())
+    check("pipeline", api.delete(f"/pipelines/{pipeline['id']}").json())
+    error_of(api.get(f"/apps/{src}/pipeline-couplings"), 404, "not_found")
+    for name in (src, dst):
+        api.delete(f"/apps/{name}")

@@ -28,6 +28,12 @@ def test_up_stop_restart_keeps_state(tmp_path: Path) -> None:
     api = p.client()
     api.post("/apps", json={"name": "keepme"})
     api.patch("/apps/keepme/config-vars", json={"DATABASE": "yes"})
+    pipeline = api.post("/pipelines", json={"name": "keepers"}).json()
+    api.post(
+        "/pipeline-couplings",
+        json={"app": "keepme", "pipeline": pipeline["id"], "stage": "staging"},
+    )
+    api.post(f"/pipelines/{pipeline['id']}/review-app-config", json={"destroy_stale_apps": True})
 
     # A second platform on the same home refuses with a clear message.
     second = subprocess.run(
@@ -49,6 +55,11 @@ def test_up_stop_restart_keeps_state(tmp_path: Path) -> None:
     api2 = again.client()
     assert api2.get("/apps/keepme/config-vars").json() == {"DATABASE": "yes"}
     assert [r["version"] for r in api2.get("/apps/keepme/releases").json()] == [1, 2]
+    coupling = api2.get("/apps/keepme/pipeline-couplings").json()
+    assert coupling["pipeline"] == {"id": pipeline["id"], "name": "keepers"}
+    assert coupling["stage"] == "staging"
+    config = api2.get(f"/pipelines/{pipeline['id']}/review-app-config").json()
+    assert config["destroy_stale_apps"] is True and config["repo"]["name"] == "keepme"
     assert again.stop(signal.SIGINT) == 0
 
 

@@ -169,10 +169,6 @@ async def test_missing_capabilities_say_so(platform: RunningPlatform) -> None:
         for tool, args, capability in (
             ("list_teams", {}, "Teams"),
             ("list_private_spaces", {}, "Private Spaces"),
-            ("pipelines_list", {}, "Pipelines"),
-            ("pipelines_create", {"name": "p", "stage": "staging"}, "Pipelines"),
-            ("pipelines_info", {"pipeline": "p"}, "Pipelines"),
-            ("pipelines_promote", {"app": "x"}, "Pipelines"),
             ("list_apps", {"team": "acme"}, "Teams"),
             ("create_app", {"team": "acme"}, "Teams"),
         ):

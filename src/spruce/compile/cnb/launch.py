@@ -107,13 +107,19 @@ def sandbox_argv(
         args += ["--bind", str(tmp), "/tmp"]
     else:
         args += ["--perms", "1777", "--size", str(tmp_bytes), "--tmpfs", "/tmp"]
-    # A read-only root takes no new mount point: only an image's own /etc/hosts is replaced.
-    if hosts is not None and (image.rootfs / "etc" / "hosts").is_file():
-        args += ["--ro-bind", str(hosts), "/etc/hosts"]
+    bound = []
     for path in (*host_paths(image), *extra_ro):
         # Symlinked ones (/bin -> usr/bin) are in the base layer already.
         if os.path.isdir(path) and not os.path.islink(path):
             args += ["--ro-bind", path, path]
+            bound.append(path)
+    # After the host paths (one may be /etc). A read-only root takes no new mount point:
+    # only an existing /etc/hosts (the image's, or the host's bound /etc's) is replaced.
+    if hosts is not None and (
+        (image.rootfs / "etc" / "hosts").is_file()
+        or ("/etc" in bound and os.path.isfile("/etc/hosts"))
+    ):
+        args += ["--ro-bind", str(hosts), "/etc/hosts"]
     if workspace is not None:
         args += ["--bind", str(workspace), APP_DIR]
     args += ["--chdir", image.config.working_dir or APP_DIR]

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from spruce.compile.oci import ImageRef, RegistryClient, RegistryError
-from spruce.compile.runner import BuildTimeout, passthrough_env
+from spruce.compile.runner import BuildTimeout, passthrough_env, pyenv_pin
 from spruce.services.model import BuildFailed
 
 from .base import build_base_image
@@ -173,6 +173,8 @@ async def _build(req: CnbBuildRequest, emit: Output) -> CnbBuildResult:
     base = await asyncio.to_thread(build_base_image, cache / "blobs")
     base_env = passthrough_env()
     base_env.update(base.config.env_map(), HOME=HOME_DIR, CNB_EXEC_ENV="production")
+    for name, value in pyenv_pin().items():  # not the app's .python-version (runner.py)
+        base_env.setdefault(name, value)
     if req.source_version:
         base_env["SOURCE_VERSION"] = req.source_version
     target = {

@@ -2,13 +2,11 @@
 """Python build logic shared by the classic heroku/python buildpack and the heroku/python CNB
 (python3 stdlib only).
 
-* The interpreter comes from `.python-version` (or the older `runtime.txt`) and is chosen among
-  the interpreters installed on this machine: a patch release that is not installed is served
-  by the installed release of the same minor version, with a warning; a minor version that is
-  not installed is an error. Without a version file the newest installed 3.x is used.
-* Dependencies: uv.lock (uv sync; uv is installed from the package index if missing),
-  requirements.txt (pip install -r), or pyproject.toml [project].dependencies (pip), into a
-  virtualenv the caller names. pip uses the package index this machine's pip is set up with.
+* The interpreter: Heroku's version rules (python_versions.py) over the interpreters
+  installed on this machine (pyenv, /opt/python, the system's python3.x).
+* Dependencies: the package manager chosen by lock file (python_managers.py: pip, Pipenv,
+  Poetry, uv), into a virtualenv the caller names. pip uses the package index this machine's
+  pip is set up with.
 
 Messages go through a `Log` (classic `-----> ` topics, or the CNB's markdown-ish bullets).
 """
@@ -20,13 +18,15 @@ import hashlib
 import os
 import queue
 import re
-import shutil
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
 from typing import IO
+
+import python_managers as managers
+import python_versions as versions
 
 DENY_ENV = {
     "PATH",
@@ -53,43 +53,11 @@ class Log:
         print("       " + message, flush=True)
 
     def warn(self, message: str) -> None:
-        print(" !     Warning: " + message, flush=True)
+        print(" !     Warning: " + message.replace("\n", "\n !     "), flush=True)
 
     def die(self, message: str) -> None:
         print(" !     " + message.replace("\n", "\n !     "), flush=True)
         sys.exit(1)
-
-
-def read_first_line(path: str) -> str:
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        for line in fh:
-            line = line.strip()
-            if line and not line.startswith("#"):
-                return line
-    return ""
-
-
-def requested_version(app_dir: str, log: Log) -> tuple[str | None, str | None]:
-    """(version string or None, source file name)."""
-    runtime = os.path.join(app_dir, "runtime.txt")
-    if os.path.isfile(runtime):
-        raw = read_first_line(runtime)
-        match = re.fullmatch(r"python-(\d+\.\d+(?:\.\d+)?)", raw)
-        if not match:
-            log.die("runtime.txt must look like 'python-3.12.1', found: %r" % raw)
-        assert match is not None
-        return match.group(1), "runtime.txt"
-    pv = os.path.join(app_dir, ".python-version")
-    if os.path.isfile(pv):
-        raw = read_first_line(pv)
-        match = re.fullmatch(r"(?:python-)?(\d+\.\d+(?:\.\d+)?)", raw)
-        if not match:
-            log.die(
-                ".python-version must hold a version such as '3.12' or '3.12.1', found: %r" % raw
-            )
-        assert match is not None
-        return match.group(1), ".python-version"
-    return None, None
 
 
 def candidate_binaries() -> Iterator[str]:
@@ -126,36 +94,33 @@ def installed_interpreters() -> dict[tuple[int, ...], str]:
     return found
 
 
-def choose_interpreter(app_dir: str, log: Log) -> str:
-    wanted, source = requested_version(app_dir, log)
+def choose_python(
+    app_dir: str, log: Log, package_manager: str | None = None, cached: str | None = None
+) -> tuple[str, tuple[int, int, int]]:
+    """(interpreter path, version) by Heroku's rules (python_versions.py)."""
     installed = installed_interpreters()
     if not installed:
         log.die("No Python 3 interpreter is installed on this platform.")
-    listing = ", ".join(".".join(map(str, v)) for v in sorted(installed))
-    if wanted is None:
-        version = max(installed)
-        log.topic("Using Python %s (newest installed)" % ".".join(map(str, version)))
-        log.detail("No .python-version file found; add one (e.g. '3.12') to pin the version.")
-        return installed[version]
-    parts = tuple(int(p) for p in wanted.split("."))
-    same_minor = sorted(v for v in installed if v[:2] == parts[:2])
-    if not same_minor:
+    supported = [
+        v for v in installed if versions.OLDEST_SUPPORTED <= v[:2] <= versions.NEWEST_KNOWN
+    ]
+    default = versions.fmt(max(supported or installed)[:2])
+    wanted, origin = versions.requested(app_dir, package_manager, cached, default, log)
+    if package_manager == "uv" and origin in ("default", "cached"):
         log.die(
-            "Python %s (requested in %s) is not available on this platform.\n"
-            "Installed versions: %s" % (wanted, source, listing)
+            "Error: No Python version was specified.\n\n"
+            "When using the package manager uv, you must specify your app's Python version\n"
+            "with a .python-version file. For example, to use Python %s, create a file\n"
+            "named '.python-version' in the root of your app containing:\n%s\n\n"
+            "(uv itself writes one with 'uv python pin %s')" % (default, default, default)
         )
-    if len(parts) == 3 and parts in installed:
-        version = parts
-    else:
-        version = same_minor[-1]
-        if len(parts) == 3:
-            log.warn(
-                "Python %s (requested in %s) is not installed; using Python %s,"
-                " the installed release of %d.%d."
-                % (wanted, source, ".".join(map(str, version)), parts[0], parts[1])
-            )
-    log.topic("Using Python %s (from %s)" % (".".join(map(str, version)), source))
-    return installed[version]
+    version = versions.resolve(wanted, origin, installed, log)
+    log.topic("Installing Python %s" % versions.fmt(version))
+    return installed[version], version
+
+
+def choose_interpreter(app_dir: str, log: Log) -> str:
+    return choose_python(app_dir, log, managers.detect(app_dir, log))[0]
 
 
 def build_env(user_vars: dict[str, str], cache_dir: str) -> dict[str, str]:
@@ -224,62 +189,19 @@ def project_dependencies(app_dir: str, log: Log) -> list[str]:
     return list(deps)
 
 
-def find_uv(env: dict[str, str], cache_dir: str, app_dir: str, log: Log) -> str:
-    uv = shutil.which("uv", path=env.get("PATH"))
-    if uv:
-        return uv
-    tools = os.path.join(cache_dir, "uv-tool")
-    uv = os.path.join(tools, "bin", "uv")
-    if not os.path.exists(uv):
-        log.detail("Installing uv from the package index")
-        run([sys.executable, "-m", "venv", tools], env, app_dir, log)
-        run(
-            [os.path.join(tools, "bin", "python"), "-m", "pip", "install", "-q", "uv"],
-            env,
-            app_dir,
-            log,
-        )
-    return uv
-
-
 def install_dependencies(
-    app_dir: str, venv: str, python: str, env: dict[str, str], cache_dir: str, log: Log
+    app_dir: str,
+    venv: str,
+    python: str,
+    env: dict[str, str],
+    cache_dir: str,
+    log: Log,
+    manager: str | None = None,
 ) -> None:
-    def has(name: str) -> bool:
-        return os.path.isfile(os.path.join(app_dir, name))
-
-    if has("uv.lock"):
-        if not has("pyproject.toml"):
-            log.die("uv.lock found without pyproject.toml")
-        log.topic("Installing dependencies using uv (uv.lock)")
-        uv = find_uv(env, cache_dir, app_dir, log)
-        env = dict(
-            env,
-            UV_PROJECT_ENVIRONMENT=venv,
-            UV_PYTHON=python,
-            UV_PYTHON_DOWNLOADS="never",
-            UV_LINK_MODE="copy",
-        )
-        run([uv, "sync", "--locked", "--no-dev", "--no-editable"], env, app_dir, log)
-        return
-    pip = [os.path.join(venv, "bin", "python"), "-m", "pip", "install", "--progress-bar", "off"]
-    if has("requirements.txt"):
-        log.topic("Installing dependencies using pip (requirements.txt)")
-        run(pip + ["-r", "requirements.txt"], env, app_dir, log)
-    elif has("pyproject.toml"):
-        deps = project_dependencies(app_dir, log)
-        log.topic("Installing dependencies using pip (pyproject.toml)")
-        if deps:
-            run(pip + deps, env, app_dir, log)
-        else:
-            log.detail("No dependencies declared in [project].dependencies")
-    elif has("Pipfile") or has("poetry.lock") or has("setup.py"):
-        log.die(
-            "Pipfile, poetry.lock and setup.py-only apps are not supported: add a "
-            "requirements.txt (e.g. from `pip freeze`), or a pyproject.toml / uv.lock."
-        )
-    else:
-        log.detail("No requirements.txt, pyproject.toml or uv.lock: nothing to install")
+    """Install with the app's package manager (python_managers.py); detected if not given."""
+    manager = manager or managers.detect(app_dir, log)
+    managers.install(manager or "", app_dir, venv, python, env, cache_dir, run, log,
+                     project_dependencies)  # fmt: skip
 
 
 def create_venv(python: str, venv: str, env: dict[str, str], app_dir: str, log: Log) -> None:
@@ -289,7 +211,7 @@ def create_venv(python: str, venv: str, env: dict[str, str], app_dir: str, log: 
 def cache_key(app_dir: str, python: str) -> str:
     """The installed environment is reused while the interpreter and dependency files match."""
     digest = hashlib.sha256(python.encode())
-    for name in ("requirements.txt", "pyproject.toml", "uv.lock"):
+    for name in managers.LOCK_FILES:
         path = os.path.join(app_dir, name)
         if os.path.isfile(path):
             with open(path, "rb") as fh:

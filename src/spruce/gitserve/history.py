@@ -1,0 +1,60 @@
+"""The CommitHistory port over the platform's bare git repositories (pipelines:diff)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from spruce.services.model import Commit
+
+_SEP = "\x1f"
+
+
+class GitHistory:
+    def __init__(self, repos_dir: Path) -> None:
+        self.repos_dir = repos_dir
+
+    def _git(self, repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        git = shutil.which("git") or "git"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+        env["GIT_DIR"] = str(repo)
+        return subprocess.run(
+            [git, *args], env=env, capture_output=True, text=True, timeout=30, check=False
+        )
+
+    def commits_between(self, app_name: str, base: str, head: str) -> list[Commit] | None:
+        repo = self.repos_dir / f"{app_name}.git"
+        if not repo.is_dir():
+            return None
+        for sha in (base, head):
+            if self._git(repo, "cat-file", "-e", f"{sha}^{{commit}}").returncode != 0:
+                return None
+        fmt = _SEP.join(("%H", "%aI", "%an", "%s"))
+        res = self._git(repo, "log", f"--format={fmt}", f"{base}..{head}")
+        if res.returncode != 0:
+            return None
+        commits = []
+        for line in res.stdout.splitlines():
+            parts = line.split(_SEP)
+            if len(parts) == 4:
+                commits.append(Commit(*parts))
+        return commits
+
+    def has_branch(self, app_name: str, branch: str) -> bool:
+        repo = self.repos_dir / f"{app_name}.git"
+        if not repo.is_dir() or branch.startswith("-"):
+            return False
+        return (
+            self._git(repo, "rev-parse", "--verify", "-q", f"refs/heads/{branch}").returncode == 0
+        )
+
+    def archive(self, app_name: str, branch: str, dest: Path) -> str | None:
+        repo = self.repos_dir / f"{app_name}.git"
+        if not self.has_branch(app_name, branch):
+            return None
+        res = self._git(repo, "rev-parse", f"refs/heads/{branch}")
+        sha = res.stdout.strip()
+        made = self._git(repo, "archive", "--format=tar.gz", "-o", str(dest), sha)
+        return sha if made.returncode == 0 and dest.exists() else None
