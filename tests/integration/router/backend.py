@@ -19,6 +19,8 @@ IDLE_CLOSE = 60.0
 DROP_REUSED = False  # close (without answering) any second request on a connection
 DIE_ON_REUSED = False  # exit at once on a second request on a connection (a machine lost)
 SERVER: asyncio.Server | None = None
+DIE_AT = 0  # exit at once on this request (counted over every connection), 0: never
+TOTAL = 0
 
 
 async def read_request(
@@ -69,7 +71,9 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
             served += 1
             if DROP_REUSED and served > 1:
                 break
-            if DIE_ON_REUSED and served > 1:
+            global TOTAL
+            TOTAL += 1
+            if (DIE_ON_REUSED and served > 1) or TOTAL == DIE_AT:
                 if SERVER is not None:
                     SERVER.close()  # nothing listens any more, then the process is gone
                 os._exit(0)
@@ -181,13 +185,15 @@ def _unmask_echo(data: bytes) -> bytes:
 
 
 async def main() -> None:
-    global NAME, IDLE_CLOSE, DROP_REUSED, DIE_ON_REUSED, SERVER
+    global NAME, IDLE_CLOSE, DROP_REUSED, DIE_ON_REUSED, SERVER, DIE_AT
     port = int(sys.argv[1])
     NAME = sys.argv[2] if len(sys.argv) > 2 else "web.1"
     if "--idle-close" in sys.argv:
         IDLE_CLOSE = float(sys.argv[sys.argv.index("--idle-close") + 1])
     DROP_REUSED = "--drop-reused" in sys.argv
     DIE_ON_REUSED = "--die-on-reused" in sys.argv
+    if "--die-at" in sys.argv:
+        DIE_AT = int(sys.argv[sys.argv.index("--die-at") + 1])
     server = SERVER = await asyncio.start_server(handle, "127.0.0.1", port)
     print("ready", flush=True)
     async with server:
