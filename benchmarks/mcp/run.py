@@ -2,7 +2,7 @@
 in the same run.
 
 Usage: python benchmarks/mcp/run.py [--samples 40] [--heroku-samples 8] [--json out.json]
-                                    [--no-heroku]
+                                    [--no-heroku] [--no-fast-path]
 
 It starts `spruce up` in a fresh home, deploys examples/apps/release-phase with a Postgres
 add-on, then times the same tool calls (list_apps, get_app_info, ps_list, ps_scale,
@@ -209,7 +209,8 @@ def deploy(p: RunningPlatform, name: str) -> None:
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="spruce-mcp-bench-"))
-    p = start_platform(tmp / "home")
+    env = {"SPRUCE_MCP_NO_FAST_PATH": "1"} if args.no_fast_path else {}
+    p = start_platform(tmp / "home", extra_env=env)
     results: dict[str, Any] = {"load_before": os.getloadavg()}
     try:
         app = f"bench-{uuid.uuid4().hex[:6]}"
@@ -272,6 +273,11 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=40)
     ap.add_argument("--heroku-samples", type=int, default=8)
     ap.add_argument("--no-heroku", action="store_true")
+    ap.add_argument(
+        "--no-fast-path",
+        action="store_true",
+        help="answer every call through the mcp library's SSE transport (for comparison)",
+    )
     ap.add_argument("--verbose", action="store_true", help="print each call's time")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()

@@ -106,7 +106,9 @@ def test_ps_scale_restart_stop(
         "Restarting dyno web.2" in heroku("ps:restart", "--dyno-name", "web.2", "-a", name).stderr
     )
     assert "Stopping dyno web.2" in heroku("ps:stop", "--dyno-name", "web.2", "-a", name).stderr
-    heroku("ps:scale", "web=1:basic", "-a", name)
+    # A relative amount: Heroku's CLI sends "-1", which the API counts from web's 2.
+    res = heroku("ps:scale", "web-1:basic", "-a", name)
+    assert "now running web at 1:Basic" in res.stdout + res.stderr
     wait_for(
         lambda: [d["name"] for d in api.get(f"/apps/{name}/dynos").json()] == ["web.1"],
         30,

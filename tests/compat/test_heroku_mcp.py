@@ -211,37 +211,75 @@ def test_mcp_pipelines(heroku: HerokuCLI, platform: RunningPlatform, tmp_path: P
 
 # Tools that need a capability Spruce does not have yet: each waits for it (strict xfail,
 # so the test says so once the capability lands). docs/compat.md lists them.
+# Spruce offers heroku-inference; Heroku's server registers its AI tools only when its CLI
+# has the AI plugin, which needs the inference host on port 443 (test_heroku_ai_plugin.py).
+AI_WAIT = "the AI plugin registered in Heroku's CLI (inference host on port 443)"
 WAITING: dict[str, tuple[dict[str, Any], str]] = {
-    "list_private_spaces": ({}, "private spaces"),
-    "list_ai_available_models": ({}, "Managed Inference (and the AI plugin registered)"),
+    "list_ai_available_models": ({}, AI_WAIT),
     "provision_ai_model": (
         {"app": "mcp-waiting", "modelName": "claude-3-5-haiku"},
-        "Managed Inference (and the AI plugin registered)",
+        AI_WAIT,
     ),
     "make_ai_inference": (
         {"app": "mcp-waiting", "opts": {"model": "claude-3-5-haiku", "messages": []}},
-        "Managed Inference (and the AI plugin registered)",
+        AI_WAIT,
     ),
 }
+
+
+MCP_TEAM = "mcp-team-" + uuid.uuid4().hex[:6]
+MCP_SPACE = "mcp-space-" + uuid.uuid4().hex[:6]
+TEAM_APP, SPACE_APP = (f"mcp-{kind}-{uuid.uuid4().hex[:6]}" for kind in ("team", "space"))
+TEAM_CALLS: list[tuple[str, dict[str, Any]]] = [
+    ("list_teams", {}),
+    ("list_private_spaces", {}),
+    ("create_app", {"app": TEAM_APP, "team": MCP_TEAM}),
+    ("create_app", {"app": SPACE_APP, "space": MCP_SPACE}),
+    ("list_apps", {"team": MCP_TEAM}),
+    ("list_apps", {"space": MCP_SPACE}),
+]
+
+
+async def _team_calls(heroku: HerokuCLI) -> list[Any]:
+    """Heroku's server on teams and spaces, in order (the apps are made by the calls)."""
+    out = []
+    async with stdio_client(server_params(heroku)) as (read, write):
+        async with ClientSession(read, write) as s:
+            await s.initialize()
+            for name, args in TEAM_CALLS:
+                out.append(await s.call_tool(name, args))
+    return out
 
 
 @pytest.fixture(scope="module")
 def waiting_results(heroku: HerokuCLI, platform: RunningPlatform) -> dict[str, Any]:
     if platform.client().get("/apps/mcp-waiting").status_code == 404:
         platform.client().post("/apps", json={"name": "mcp-waiting"}).raise_for_status()
-    team = platform.client().post("/teams", json={"name": MCP_TEAM})
-    assert team.status_code in (201, 409), team.text
-    calls = [(name, args) for name, (args, _) in WAITING.items()] + [("list_teams", {})]
+    calls = [(name, args) for name, (args, _) in WAITING.items()]
     return asyncio.run(asyncio.wait_for(_calls(heroku, calls), 300))
 
 
-MCP_TEAM = "mcp-team-" + uuid.uuid4().hex[:6]
-
-
-def test_mcp_list_teams(waiting_results: dict[str, Any]) -> None:
-    """Teams landed (issue 14): Heroku's server lists them from Spruce."""
-    result = waiting_results["list_teams"]
-    assert not result.is_error and MCP_TEAM in text_of(result), text_of(result)
+def test_mcp_teams_and_spaces(heroku: HerokuCLI, platform: RunningPlatform) -> None:
+    """Teams and spaces landed: Heroku's server lists them, creates apps in them and lists
+    those apps by team and by space, each checked against the platform."""
+    api = platform.client()
+    api.post("/teams", json={"name": MCP_TEAM}).raise_for_status()
+    api.post("/spaces", json={"name": MCP_SPACE, "team": MCP_TEAM}).raise_for_status()
+    wait_for(
+        lambda: api.get(f"/spaces/{MCP_SPACE}").json()["state"] == "allocated",
+        30,
+        what="the space allocated",
+    )
+    teams, spaces, in_team, in_space, by_team, by_space = (
+        text_of(r) for r in asyncio.run(asyncio.wait_for(_team_calls(heroku), 300))
+    )
+    assert MCP_TEAM in teams, teams
+    assert MCP_SPACE in spaces and MCP_TEAM in spaces, spaces
+    assert TEAM_APP in in_team and SPACE_APP in in_space, (in_team, in_space)
+    assert api.get(f"/apps/{TEAM_APP}").json()["team"]["name"] == MCP_TEAM
+    assert api.get(f"/apps/{SPACE_APP}").json()["space"]["name"] == MCP_SPACE
+    assert TEAM_APP in by_team and SPACE_APP in by_team, by_team
+    assert SPACE_APP in by_space and TEAM_APP not in by_space, by_space
 
 
 @pytest.mark.parametrize(
@@ -251,9 +289,7 @@ def test_mcp_list_teams(waiting_results: dict[str, Any]) -> None:
             t,
             # The AI tools also depend on the CLI having the plugin registered, which varies
             # by machine: those are not strict.
-            marks=pytest.mark.xfail(
-                strict="Inference" not in why, reason=f"waiting for {why} in Spruce"
-            ),
+            marks=pytest.mark.xfail(strict=why != AI_WAIT, reason=f"waiting for {why}"),
         )
         for t, (_, why) in WAITING.items()
     ],

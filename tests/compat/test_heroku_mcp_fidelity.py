@@ -247,3 +247,54 @@ def test_pg_outliers_lists_queries_run(mcp: Server, app: str, database_url: str)
     out = mcp.call("pg_outliers", {"app": app})
     # pg_stat_statements (normalised: constants become $1) as the database recorded it.
     assert "total_exec_time" in out and "pg_sleep($1) AS outlier_probe" in out, out
+
+
+def test_pg_info_credentials_and_backups(
+    mcp: Server, platform: RunningPlatform, app: str, database_url: str
+) -> None:
+    """pg_info, pg_credentials and pg_backups through Heroku's server, each against what
+    the platform holds (the data API on the API's port: /client/v11, /postgres/v0)."""
+    api = platform.client()
+    addon = next(
+        a
+        for a in api.get(f"/apps/{app}/addons").json()
+        if a["addon_service"]["name"] == "heroku-postgresql"
+    )
+    info = mcp.call("pg_info", {"app": app})
+    assert addon["name"] in info and "Plan:        Essential 0" in info, info
+    version = api.get(f"/addons/{addon['id']}/actions/info").json()
+    assert any("PG Version" in str(row) for row in version) or "PG Version" in info
+
+    creds = mcp.call("pg_credentials", {"app": app})
+    assert "default" in creds and "active" in creds, creds
+    assert f"{app}::DATABASE" in creds or "DATABASE" in creds, creds
+    password = database_url.rsplit("@", 1)[0].rsplit(":", 1)[1]
+    assert password not in creds
+
+    assert "No backups" in mcp.call("pg_backups", {"app": app})
+    backup = api.post(f"/addons/{addon['id']}/actions/backups").json()
+    out = mcp.call("pg_backups", {"app": app})
+    number = backup["id"].lstrip("b").zfill(3)
+    assert f"b{number}" in out and "Completed" in out, out
+
+
+def test_pg_maintenance_and_pg_upgrade_are_not_herokus_cli_commands(
+    heroku: HerokuCLI, app: str
+) -> None:
+    """Heroku's server runs `pg:maintenance` and `pg:upgrade`, which its CLI 11 does not
+    have (its commands are data:maintenances* and pg:upgrade:*): the tools fail against
+    Heroku's platform as against Spruce, waiting for Heroku's server. Checked on a server
+    of their own with a short command timeout (the REPL waits it out)."""
+    params = server_params(heroku)
+    assert params.env is not None
+    params.env["MCP_SERVER_REQUEST_TIMEOUT"] = "5000"
+    server = Server(params)
+    try:
+        for tool, args in (
+            ("pg_maintenance", {"app": app}),
+            ("pg_upgrade", {"app": app, "version": "17", "confirm": app}),
+        ):
+            out = server.call(tool, args)
+            assert f'"{tool.replace("_", ":")}" is not a valid command' in out, out
+    finally:
+        server.close()

@@ -362,6 +362,7 @@ class PostgresProvider(Provider):
                 " (SELECT coalesce(sum(n_live_tup), 0) FROM pg_stat_user_tables)"
             )
             row = await cur.fetchone()
+            extensions = await _extensions(conn)  # the same session: one backend per call
         assert row is not None
         version, conns, size, tables, rows = row
         lines += [
@@ -381,7 +382,7 @@ class PostgresProvider(Provider):
             lines.append(("Tables", str(tables)))
         lines += [
             ("Rows", str(rows)),
-            ("Extensions", ", ".join(await self.installed_extensions(addon_id))),
+            ("Extensions", ", ".join(extensions)),
             ("Fork/Follow", "Unsupported"),
             ("Rollback", "Unsupported"),
             ("Database", entry["database"]),
@@ -391,8 +392,12 @@ class PostgresProvider(Provider):
     async def installed_extensions(self, addon_id: str) -> list[str]:
         entry = self._entry(addon_id)
         async with self.cluster.admin(entry["database"]) as conn:
-            cur = await conn.execute("SELECT extname FROM pg_extension ORDER BY extname")
-            return [str(r[0]) for r in await cur.fetchall()]
+            return await _extensions(conn)
+
+
+async def _extensions(conn: psycopg.AsyncConnection[Any]) -> list[str]:
+    cur = await conn.execute("SELECT extname FROM pg_extension ORDER BY extname")
+    return [str(r[0]) for r in await cur.fetchall()]
 
 
 def _human(n: int) -> str:

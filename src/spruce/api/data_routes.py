@@ -85,6 +85,57 @@ async def pg_stats_reset(ctx: Ctx) -> Any:
     return {"message": f"Statistics for {addon.name} reset."}
 
 
+async def pg_credentials(ctx: Ctx) -> Any:
+    """GET /postgres/v0/databases/{addon}/credentials (`pg:credentials`): the one
+    credential, `default`, with its role; never a password."""
+    addon = await ctx.off_loop(_addon, ctx)
+    creds = await ctx.off_loop(ctx.services.addon_data.credentials, addon)
+    return [
+        {
+            "uuid": addon.id,
+            "name": c["name"],
+            "state": c["state"],
+            "database": c["database"],
+            "credentials": [{"user": c["user"], "state": c["state"], "connections": None}],
+        }
+        for c in creds
+    ]
+
+
+def _transfers(ctx: Ctx) -> list[dict[str, Any]]:
+    s = ctx.services
+    app = s.apps.get(ctx.actor, ctx.params["app"])
+    out: list[dict[str, Any]] = []
+    for addon in s.addons.for_app(app.id):
+        if s.addons.catalog.provider(addon.service.name).postgres() is None:
+            continue
+        for b in s.addon_data.backups(addon):
+            out.append(
+                {
+                    "uuid": f"{addon.id}-{b.id}",
+                    "num": int(b.id.lstrip("b") or 0),
+                    "from_name": b.database,
+                    "from_type": "pg_dump",
+                    "to_type": "gof3r",
+                    "created_at": b.created,
+                    "started_at": b.created,
+                    "finished_at": b.created,
+                    "succeeded": True,
+                    "canceled_at": None,
+                    "warnings": 0,
+                    "processed_bytes": b.size,
+                    "source_bytes": b.size,
+                }
+            )
+    return out
+
+
+async def pg_transfers(ctx: Ctx) -> Any:
+    """GET /client/v11/apps/{app}/transfers (`pg:backups`): the app's databases' backups,
+    as finished pg_dump transfers."""
+    return await ctx.off_loop(_transfers, ctx)
+
+
 # -- Key-Value Store (/redis/v0) ------------------------------------------------------------
 def _settings_json(settings: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
@@ -145,6 +196,12 @@ def routes() -> list[Route]:
         Route(pg, endpoint(pg_database), methods=["GET"]),
         Route(pg + "/wait_status", endpoint(pg_wait_status), methods=["GET"]),
         Route(pg + "/stats_reset", endpoint(pg_stats_reset), methods=["PUT"]),
+        Route(
+            "/postgres/v0/databases/{addon}/credentials",
+            endpoint(pg_credentials),
+            methods=["GET"],
+        ),
+        Route("/client/v11/apps/{app}/transfers", endpoint(pg_transfers), methods=["GET"]),
         Route(kvs, endpoint(redis_database), methods=["GET"]),
         Route(kvs + "/config", endpoint(redis_config), methods=["PATCH"]),
         Route(

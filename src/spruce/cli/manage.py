@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 from urllib.parse import quote
 
@@ -12,37 +11,9 @@ from .base import app_option, cli, client
 from .client import CLIError
 from .output import action, done, key_values, print_json, styled_header, table
 
-SCALE_RE = re.compile(r"^([a-zA-Z0-9_-]+)([=+-])(\d+)?(?::([a-zA-Z0-9-]+))?$")
-
 
 def _q(s: str) -> str:
     return quote(s, safe="")
-
-
-def parse_scale(args: tuple[str, ...], current: dict[str, int]) -> list[dict[str, Any]]:
-    """`web=2 worker+1 web=1:standard-2x` -> formation updates (quantities as strings)."""
-    updates: list[dict[str, Any]] = []
-    for arg in args:
-        m = SCALE_RE.match(arg)
-        if not m:
-            raise CLIError(
-                f"Usage: spruce ps:scale DYNO1=AMOUNT1[:SIZE] [DYNO2=AMOUNT2 ...]; got {arg!r}."
-            )
-        ptype, op, amount, size = m.groups()
-        upd: dict[str, Any] = {"type": ptype}
-        if amount is not None:
-            n = int(amount)
-            if op == "+":
-                n = current.get(ptype, 0) + n
-            elif op == "-":
-                n = max(0, current.get(ptype, 0) - n)
-            upd["quantity"] = str(n)
-        elif op != "=" or size is None:
-            raise CLIError(f"Invalid scale argument {arg!r}.")
-        if size:
-            upd["size"] = size
-        updates.append(upd)
-    return updates
 
 
 def _formation_line(f: dict[str, Any]) -> str:
@@ -55,14 +26,21 @@ def _formation_line(f: dict[str, Any]) -> str:
 def ps_scale(app: str, args: tuple[str, ...]) -> None:
     """Scale dyno quantity up or down (web=2 worker+1 web=1:standard-2x)."""
     c = client()
-    formation = c.get_all(f"/apps/{_q(app)}/formation")
     if not args:
+        formation = c.get_all(f"/apps/{_q(app)}/formation")
         if not formation:
             raise CLIError(f"No process types on ⬢ {app}. Upload a Procfile to add process types.")
         click.echo(" ".join(_formation_line(f) for f in formation))
         return
-    current = {f["type"]: f["quantity"] for f in formation}
-    updates = parse_scale(args, current)
+    # The services' parser (one for the CLI and the MCP tool), imported only to scale;
+    # relative amounts (worker+1) are counted by the API, as Heroku's is.
+    from spruce.services.errors import InvalidParams
+    from spruce.services.formation import parse_scale
+
+    try:
+        updates = parse_scale(args)
+    except InvalidParams as e:
+        raise CLIError(e.message) from None
     action(f"Scaling dynos on ⬢ {app}")
     try:
         result = c.patch(f"/apps/{_q(app)}/formation", {"updates": updates})

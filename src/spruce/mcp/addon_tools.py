@@ -47,7 +47,7 @@ def register(r: Registry) -> None:
 
     @r.heroku("create_addon")
     async def create_addon(c: Call) -> Any:
-        app = await c.db(c.app)
+        app = await c.target()
         addon = await c.services.addons.create(
             c.actor, app.id, c.need("serviceAndPlan"), c.opt("as"), None, c.opt("name")
         )
@@ -190,7 +190,7 @@ def register(r: Registry) -> None:
     @r.heroku("provision_ai_model")
     async def provision_ai_model(c: Call) -> Any:
         _inference(c, "provision_ai_model")
-        app = await c.db(c.app)
+        app = await c.target()
         plan = f"{INFERENCE}:{c.need('modelName')}"
         addon = await c.services.addons.create(c.actor, app.id, plan, c.opt("as"))
         return _addon_summary(addon) | {"config_vars": list(addon.config_var_names)}

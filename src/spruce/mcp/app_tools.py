@@ -7,8 +7,9 @@ from typing import Any
 
 from spruce.api import views
 from spruce.services.errors import InvalidParams
+from spruce.services.views import AppView
 
-from .registry import Call, NotBuilt, Registry, ToolError, confirm_matches, string
+from .registry import Call, Registry, ToolError, string
 
 LOG_LINES = 100  # what `heroku logs` prints without --num
 
@@ -17,32 +18,40 @@ def register(r: Registry) -> None:
     # -- apps -----------------------------------------------------------------------
     @r.heroku("list_apps", read_only=True, idempotent=True)
     async def list_apps(c: Call) -> Any:
-        if c.opt("team"):
-            raise NotBuilt("list_apps", "Teams", "Leave out team to list your own apps.")
-        if c.opt("space"):
-            raise NotBuilt("list_apps", "Private Spaces", "Leave out space.")
-        apps = await c.db(c.services.apps.list_for, c.actor, not c.flag("all"))
-        return [_app_summary(a) for a in apps]
+        s, team, space = c.services, c.opt("team"), c.opt("space")
+        if team and space:
+            raise InvalidParams("Give team or space, not both.")
+
+        def find() -> list[AppView]:
+            if space:
+                sp = s.spaces.get(c.actor, space)
+                return s.apps.list_for(c.actor, space_id=sp.id)
+            if team:
+                return s.apps.list_for(c.actor, team_id=s.teams.get(c.actor, team).id)
+            owned = not c.flag("all")
+            return s.apps.list_for(c.actor, owned, personal=c.flag("personal"))
+
+        return [_app_summary(a) for a in await c.db(find)]
 
     @r.heroku("get_app_info", read_only=True, idempotent=True)
     async def get_app_info(c: Call) -> Any:
         s = c.services
-        app = await c.db(c.app)
 
-        def gather() -> dict[str, Any]:
-            return {
+        def gather() -> tuple[AppView, dict[str, Any]]:
+            app = c.app()  # in the same store thread as the rest: one hop for the call
+            return app, {
                 "app": views.app_json(app),
                 "addons": [
                     {"name": a.name, "plan": a.plan.name, "state": a.state}
                     for a in s.addons.for_app(app.id)
                 ],
-                "collaborators": [c_.email for c_ in s.apps.collaborators(c.actor, app.id)],
+                "collaborators": [c_.email for c_ in s.apps.collaborators_of(app)],
                 "domains": [d.hostname for d in s.domains.list(app.id)],
                 "formation": [views.formation_json(f) for f in s.formation.list(app.id)],
                 "config_var_names": sorted(s.releases.config(app.id)),
             }
 
-        info = await c.db(gather)
+        app, info = await c.db(gather)
         info["dynos"] = [
             {"name": d.name, "state": d.state, "size": d.size, "command": d.command}
             for d in s.dynos.list(app)
@@ -51,11 +60,13 @@ def register(r: Registry) -> None:
 
     @r.heroku("create_app")
     async def create_app(c: Call) -> Any:
-        if c.opt("team"):
-            raise NotBuilt("create_app", "Teams", "Leave out team to create a personal app.")
-        if c.opt("space"):
-            raise NotBuilt("create_app", "Private Spaces", "Leave out space.")
-        app = await c.db(c.services.apps.create, c.actor, c.opt("app"), c.opt("region"))
+        s = c.services
+
+        def create() -> AppView:
+            where = s.spaces.placement(c.actor, c.opt("team"), c.opt("space"), None)
+            return s.apps.create(c.actor, c.opt("app"), c.opt("region"), placement=where)
+
+        app = await c.db(create)
         return _app_summary(app) | {"git_url": app.git_url}
 
     @r.heroku("rename_app", idempotent=True)
@@ -78,7 +89,7 @@ def register(r: Registry) -> None:
         dyno, process_type = c.opt("dynoName"), c.opt("processType")
         if dyno and process_type:
             raise InvalidParams("Give dynoName or processType, not both.")
-        app = await c.db(c.app)
+        app = await c.target()
         lines = c.services.logs.recent(app.id, LOG_LINES, c.opt("source"), dyno or process_type)
         text = [display(ln.ts, ln.source, ln.process, ln.message) for ln in lines]
         # Hosts that ask for progress see each line as it is read (logs as a stream).
@@ -86,14 +97,34 @@ def register(r: Registry) -> None:
             await c.progress(i, len(text), line)
         return "\n".join(text) if text else f"No log lines for {app.name} yet."
 
-    # -- teams and spaces: not in Spruce yet (pipelines: pipeline_tools.py) -------------
+    # -- teams and spaces (pipelines: pipeline_tools.py) --------------------------------
+    # Spruce answers JSON either way: `json` (text or JSON in Heroku's) changes nothing.
     @r.heroku("list_teams", read_only=True, idempotent=True)
     async def list_teams(c: Call) -> Any:
-        raise NotBuilt("list_teams", "Teams")
+        teams = await c.db(c.services.teams.list_for, c.actor)
+        return [
+            {"name": t.name, "id": t.id, "role": t.role, "created_at": views.ts(t.created_at)}
+            for t in teams
+        ]
 
     @r.heroku("list_private_spaces", read_only=True, idempotent=True)
     async def list_private_spaces(c: Call) -> Any:
-        raise NotBuilt("list_private_spaces", "Private Spaces")
+        spaces = await c.db(c.services.spaces.list_for, c.actor)
+        return [
+            {
+                "name": sp.name,
+                "id": sp.id,
+                "team": sp.team.name,
+                "region": sp.region,
+                "generation": sp.generation,
+                "state": sp.state,
+                "shield": sp.shield,
+                "cidr": sp.cidr,
+                "data_cidr": sp.data_cidr,
+                "created_at": views.ts(sp.created_at),
+            }
+            for sp in spaces
+        ]
 
     # -- Spruce's own: config vars, releases, rollback, domains, destroy ---------------------
     app_arg = {"app": string("App name.")}
@@ -107,7 +138,7 @@ def register(r: Registry) -> None:
         idempotent=True,
     )
     async def config_get(c: Call) -> Any:
-        app = await c.db(c.app)
+        app = await c.target()
         config = await c.db(c.services.releases.config, app.id)
         names = c.args.get("names")
         if names:
@@ -122,7 +153,7 @@ def register(r: Registry) -> None:
         idempotent=True,
     )
     async def config_set(c: Call) -> Any:
-        app = await c.db(c.app)
+        app = await c.target()
         values = c.args.get("vars")
         if not isinstance(values, dict) or not values:
             raise InvalidParams("vars must name at least one config var.")
@@ -138,7 +169,7 @@ def register(r: Registry) -> None:
         idempotent=True,
     )
     async def config_unset(c: Call) -> Any:
-        app = await c.db(c.app)
+        app = await c.target()
         names = c.args.get("names") or []
         patch = dict.fromkeys(names)
         _, release = await c.db(c.services.releases.update_config, c.actor, app.id, patch)
@@ -153,7 +184,7 @@ def register(r: Registry) -> None:
         idempotent=True,
     )
     async def list_releases(c: Call) -> Any:
-        app = await c.db(c.app)
+        app = await c.target()
         rels = await c.db(c.services.releases.list, app.id)
         return [
             {
@@ -179,8 +210,7 @@ def register(r: Registry) -> None:
         destructive=True,
     )
     async def rollback(c: Call) -> Any:
-        app = await c.db(c.app)
-        confirm_matches(c, app)
+        app = await c.target(confirm=True)
         target = c.opt("release")
         if target is None:
             rels = await c.db(c.services.releases.list, app.id)
@@ -201,7 +231,7 @@ def register(r: Registry) -> None:
         idempotent=True,
     )
     async def list_domains(c: Call) -> Any:
-        app = await c.db(c.app)
+        app = await c.target()
         return [views.domain_json(d) for d in await c.db(c.services.domains.list, app.id)]
 
     @r.own(
@@ -211,7 +241,7 @@ def register(r: Registry) -> None:
         ("app", "hostname"),
     )
     async def add_domain(c: Call) -> Any:
-        app = await c.db(c.app)
+        app = await c.target()
         d = await c.db(c.services.domains.add, c.actor, app.id, c.need("hostname"))
         return views.domain_json(d)
 
@@ -223,17 +253,18 @@ def register(r: Registry) -> None:
         destructive=True,
     )
     async def destroy_app(c: Call) -> Any:
-        app = await c.db(c.app, "app", True)
-        confirm_matches(c, app)
+        app = await c.target(owner_only=True, confirm=True)
         await c.services.delete_app(c.actor, app.id)
         return {"destroyed": app.name}
 
 
-def _app_summary(app: Any) -> dict[str, Any]:
+def _app_summary(app: AppView) -> dict[str, Any]:
     return {
         "name": app.name,
         "id": app.id,
         "owner": app.owner_email,
+        "team": app.team.name if app.team else None,
+        "space": app.space.name if app.space else None,
         "region": app.region,
         "stack": app.stack,
         "generation": app.generation,

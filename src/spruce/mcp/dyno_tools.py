@@ -16,7 +16,6 @@ from spruce.services.views import AppView
 from .app_tools import display
 from .registry import Call, NotBuilt, Registry, ToolError, string
 
-SCALE_RE = re.compile(r"^([a-zA-Z0-9_-]+)([=+-])(\d+)?(?::([a-zA-Z0-9-]+))?$")
 SOURCE_PATH = re.compile(r"^[a-zA-Z0-9._-]+(/[a-zA-Z0-9._-]+)*$")
 MAX_TTL = 3600.0
 DEPLOY_TIMEOUT = 900.0
@@ -27,39 +26,33 @@ OUTPUT_TAIL = 60  # build output lines handed back after a deploy
 def register(r: Registry) -> None:
     @r.heroku("ps_list", read_only=True, idempotent=True)
     async def ps_list(c: Call) -> Any:
-        app = await c.db(c.app)
+        app = await c.target()
         return [views.dyno_json(d, app) for d in c.services.dynos.list(app)]
 
     @r.heroku("ps_scale", idempotent=True)
     async def ps_scale(c: Call) -> Any:
         s = c.services
-        app = await c.db(c.app)
-        formation = await c.db(s.formation.list, app.id)
+        app = await c.target()
         spec = c.opt("dyno")
         if spec is None:
-            return [_formation_line(f) for f in formation]
-        current = {f.type: f.quantity for f in formation}
-        updates = parse_scale(spec.replace(",", " ").split(), current)
-        changed = await c.db(s.formation.update, c.actor, app.id, updates)
-        return [_formation_line(f) for f in changed]
+            formation = await c.db(s.formation.list, app.id)
+        else:
+            formation = await c.db(s.formation.scale, c.actor, app.id, spec)
+        return [_formation_line(f) for f in formation]
 
     @r.heroku("ps_restart", idempotent=True)
     async def ps_restart(c: Call) -> Any:
-        app = await c.db(c.app)
+        app = await c.target()
         dyno, ptype = c.opt("dyno-name"), c.opt("process-type")
         await c.services.dynos.restart(c.actor, app, process_type=ptype, dyno_name=dyno)
         return {"restarted": dyno or ptype or "all dynos", "app": app.name}
 
     @r.heroku("deploy_one_off_dyno")
     async def deploy_one_off_dyno(c: Call) -> Any:
-        app = await c.db(c.app, "name")
+        app = await c.target("name")
         command = staged_command(c.need("command"), c.args.get("sources") or [])
-        ttl = c.args.get("timeToLive", MAX_TTL)
-        if isinstance(ttl, bool) or not isinstance(ttl, int | float) or ttl <= 0:
-            raise InvalidParams("timeToLive must be a positive number of seconds.")
-        return await run_one_off(
-            c, app, command, c.args.get("env"), c.opt("size"), min(float(ttl), MAX_TTL)
-        )
+        ttl = c.seconds("timeToLive", MAX_TTL, MAX_TTL)
+        return await run_one_off(c, app, command, c.args.get("env"), c.opt("size"), ttl)
 
     @r.own(
         "run_command",
@@ -74,20 +67,14 @@ def register(r: Registry) -> None:
         ("app", "command"),
     )
     async def run_command(c: Call) -> Any:
-        app = await c.db(c.app)
-        timeout = c.args.get("timeout", 300)
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
-            raise InvalidParams("timeout must be a positive number of seconds.")
-        return await run_one_off(
-            c, app, c.need("command"), None, c.opt("size"), min(float(timeout), MAX_TTL)
-        )
+        app = await c.target()
+        timeout = c.seconds("timeout", 300, MAX_TTL)
+        return await run_one_off(c, app, c.need("command"), None, c.opt("size"), timeout)
 
     @r.heroku("deploy_to_heroku")
     async def deploy_to_heroku(c: Call) -> Any:
-        if c.opt("teamId"):
-            raise NotBuilt("deploy_to_heroku", "Teams", "Leave out teamId.")
-        if c.opt("spaceId") or c.args.get("internalRouting"):
-            raise NotBuilt("deploy_to_heroku", "Private Spaces", "Leave out spaceId.")
+        if c.args.get("internalRouting"):
+            raise NotBuilt("deploy_to_heroku", "Internally routed apps (reachable only in a space)")
         try:
             parse_app_json(c.need("appJson"))
         except AppJsonError as e:
@@ -105,7 +92,8 @@ def register(r: Registry) -> None:
         if not isinstance(env, dict):
             raise InvalidParams("env must map names to values.")
         env = {str(k): str(v) for k, v in env.items()}
-        return await deploy(c, c.need("name"), tarball, env)
+        where = {"organization": c.opt("teamId"), "space": c.opt("spaceId")}
+        return await deploy(c, c.need("name"), tarball, env, where)
 
     @r.own(
         "list_builds",
@@ -116,7 +104,7 @@ def register(r: Registry) -> None:
         idempotent=True,
     )
     async def list_builds(c: Call) -> Any:
-        app = await c.db(c.app)
+        app = await c.target()
         builds = await c.db(c.services.builds.list, app.id)
         return [
             {
@@ -139,7 +127,7 @@ def register(r: Registry) -> None:
     )
     async def get_build_output(c: Call) -> Any:
         s = c.services
-        app = await c.db(c.app)
+        app = await c.target()
         build_id = c.opt("build")
         if build_id is None:
             builds = await c.db(s.builds.list, app.id)
@@ -149,32 +137,6 @@ def register(r: Registry) -> None:
         build = await c.db(s.builds.get, app.id, build_id)
         path, _ = await c.db(s.builds.output, build.id)
         return {"id": build.id, "status": build.status, "output": _read(path)}
-
-
-def parse_scale(args: list[str], current: dict[str, int]) -> list[dict[str, Any]]:
-    """`web=2 worker+1 web=1:standard-2x` -> formation updates."""
-    if not args:
-        raise InvalidParams("dyno is empty: give e.g. web=2 or worker+1.")
-    updates: list[dict[str, Any]] = []
-    for arg in args:
-        m = SCALE_RE.match(arg)
-        if not m:
-            raise InvalidParams(f"Invalid scale argument {arg!r}: use e.g. web=2:standard-1x.")
-        ptype, op, amount, size = m.groups()
-        upd: dict[str, Any] = {"type": ptype}
-        if amount is not None:
-            n = int(amount)
-            if op == "+":
-                n = current.get(ptype, 0) + n
-            elif op == "-":
-                n = max(0, current.get(ptype, 0) - n)
-            upd["quantity"] = n
-        elif op != "=" or size is None:
-            raise InvalidParams(f"Invalid scale argument {arg!r}: use e.g. web=2:standard-1x.")
-        if size:
-            upd["size"] = size
-        updates.append(upd)
-    return updates
 
 
 def _formation_line(f: Any) -> str:
@@ -246,9 +208,12 @@ async def run_one_off(
     }
 
 
-async def deploy(c: Call, name: str, tarball: str, env: dict[str, str]) -> dict[str, Any]:
+async def deploy(
+    c: Call, name: str, tarball: str, env: dict[str, str], where: dict[str, str | None]
+) -> dict[str, Any]:
     """Build `tarball` on the app `name`; an app that does not exist yet is set up from
-    it (app.json: config, add-ons, formation, postdeploy), as Heroku's tool does."""
+    it (app.json: config, add-ons, formation, postdeploy), as Heroku's tool does, in the
+    team or space `where` names."""
     s = c.services
     try:
         app: AppView | None = await c.db(s.apps.get, c.actor, name)
@@ -257,8 +222,10 @@ async def deploy(c: Call, name: str, tarball: str, env: dict[str, str]) -> dict[
             raise
         app = None
     if app is None:
-        body = {"app": {"name": name}, "source_blob": {"url": tarball}, "overrides": {"env": env}}
-        setup = s.setups.create(c.actor, body)
+        spec: dict[str, Any] = {"name": name}
+        spec.update((k, v) for k, v in where.items() if v)
+        body = {"app": spec, "source_blob": {"url": tarball}, "overrides": {"env": env}}
+        setup = s.setups.create(c.actor, body)  # on the loop: it starts the setup's task
         sent = [0]
         while setup.status == "pending":
             await asyncio.sleep(POLL * 2)
@@ -282,6 +249,12 @@ async def deploy(c: Call, name: str, tarball: str, env: dict[str, str]) -> dict[
         if setup.status == "failed":
             raise ToolError(_deploy_failure(result))
         return result
+    for ref, given, what in (
+        (app.team, where["organization"], "team"),
+        (app.space, where["space"], "space"),
+    ):
+        if given and (ref is None or given not in (ref.id, ref.name)):
+            raise ToolError(f"{app.name} already exists and is not in the {what} {given}.")
     if env:
         await c.db(s.releases.update_config, c.actor, app.id, env)
     build = await c.db(s.builds.create_pending, c.actor, app.id, {"url": tarball}, None)
@@ -334,4 +307,4 @@ def _read(path: Path | None) -> str:
     return path.read_text(errors="replace")
 
 
-__all__ = ["display", "parse_scale", "register", "staged_command"]
+__all__ = ["display", "register", "staged_command"]

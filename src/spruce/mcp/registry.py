@@ -76,12 +76,33 @@ class Call:
             raise InvalidParams(f"{name} is required.")
         return value
 
+    def seconds(self, name: str, default: float, most: float) -> float:
+        """A positive number of seconds (at most `most`)."""
+        value = self.args.get(name, default)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise InvalidParams(f"{name} must be a positive number of seconds.")
+        return min(float(value), most)
+
     def flag(self, name: str) -> bool:
         return bool(self.args.get(name, False))
 
     def app(self, name: str = "app", owner_only: bool = False) -> AppView:
-        """The app named in `name`, as the caller may see it (the API's access rule)."""
+        """The app named in `name`, as the caller may see it (the API's access rule).
+        Blocking (a store read): call it in a store thread, or use `target`."""
         return self.services.apps.get(self.actor, self.need(name), owner_only=owner_only)
+
+    async def target(
+        self, name: str = "app", *, owner_only: bool = False, confirm: bool = False
+    ) -> AppView:
+        """The app a tool acts on, in one place: named by the argument `name`, checked
+        with the API's access rule (`owner_only`: what only its owner or team admin may
+        do), and, for Spruce's own destructive tools, `confirm` naming it."""
+        app = await self.db(self.app, name, owner_only)
+        if confirm and self.args.get("confirm") != app.name:
+            raise ToolError(
+                f"This is destructive: to proceed, pass confirm={app.name!r} (the app's name)."
+            )
+        return app
 
 
 Handler = Callable[[Call], Awaitable[Any]]
@@ -168,11 +189,3 @@ class Registry:
 
 def string(description: str) -> dict[str, Any]:
     return {"type": "string", "description": description}
-
-
-def confirm_matches(call: Call, app: AppView) -> None:
-    """Destructive tools of Spruce's own need `confirm` naming the app, as the CLI does."""
-    if call.args.get("confirm") != app.name:
-        raise ToolError(
-            f"This is destructive: to proceed, pass confirm={app.name!r} (the app's name)."
-        )

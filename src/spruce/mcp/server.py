@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import jsonschema
@@ -30,7 +32,8 @@ from spruce.services.events import REQUEST_CHANNEL
 from spruce.services.views import UserView
 
 from . import addon_tools, app_tools, dyno_tools, pipeline_tools, prompts
-from .registry import Call, Registry, Tool, ToolError
+from .fastpath import FastPath
+from .registry import Call, Progress, Registry, Tool, ToolError
 
 log = logging.getLogger(__name__)
 ACTOR_KEY = "spruce.actor"
@@ -70,8 +73,26 @@ def _text(value: Any) -> str:
     return json.dumps(value, indent=1, default=str, ensure_ascii=False)
 
 
-def error_result(message: str) -> types.CallToolResult:
-    return types.CallToolResult(content=[types.TextContent(text=message)], is_error=True)
+@dataclass(frozen=True)
+class Answer:
+    """What a tool call answers: its text, the JSON object it also is (if one), and
+    whether it is an error."""
+
+    text: str
+    structured: dict[str, Any] | None
+    is_error: bool
+
+    @staticmethod
+    def error(message: str) -> Answer:
+        return Answer(message, None, True)
+
+    def result_json(self) -> dict[str, Any]:
+        """The CallToolResult, as JSON (what the SDK would write for it)."""
+        out: dict[str, Any] = {"content": [{"type": "text", "text": self.text}]}
+        if self.structured is not None:
+            out["structuredContent"] = self.structured
+        out["isError"] = self.is_error
+        return out
 
 
 def _schema_error(tool: Tool, e: jsonschema.ValidationError) -> str:
@@ -105,7 +126,12 @@ class McpServer:
             on_list_prompts=self._list_prompts,
             on_get_prompt=self._get_prompt,
         )
+        # Spruce traces nothing from MCP: no span per message (the library's default).
+        self.server.middleware = []
         self.sessions = StreamableHTTPSessionManager(self.server, session_idle_timeout=30 * 60)
+        self.fast: FastPath | None = (
+            None if os.environ.get("SPRUCE_MCP_NO_FAST_PATH") else FastPath(self)
+        )
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -139,7 +165,10 @@ class McpServer:
         try:
             if scheme.lower() != "bearer" or not key.strip():
                 raise Unauthorized("Invalid credentials provided.")
-            actor = await asyncio.to_thread(self._authenticate, key.strip())
+            actor = self.services.accounts.verified(key.strip())
+            if actor is None:  # not seen in the last seconds: the store, off the loop
+                actor = await asyncio.to_thread(self.services.accounts.authenticate, key.strip())
+            self.services.accounts.rate_limiter.take(actor.id)
         except ServiceError as e:
             resp = JSONResponse({"id": e.id, "message": e.message}, status_code=e.status)
             if e.status == 401:
@@ -147,12 +176,12 @@ class McpServer:
             await resp(scope, receive, send)
             return
         scope.setdefault("state", {})[ACTOR_KEY] = actor
+        if scope["method"] == "POST" and self.fast is not None:
+            rest = await self.fast.serve(actor, scope, receive, send)
+            if rest is None:
+                return  # answered on the fast path (spruce/mcp/fastpath.py)
+            receive = rest
         await self.sessions.handle_request(scope, receive, send)
-
-    def _authenticate(self, key: str) -> UserView:
-        actor = self.services.accounts.authenticate(key)
-        self.services.accounts.rate_limiter.take(actor.id)
-        return actor
 
     @staticmethod
     def _actor(ctx: ServerRequestContext[Any]) -> UserView:
@@ -171,35 +200,40 @@ class McpServer:
     async def _call_tool(
         self, ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult:
-        tool = self.registry.tools.get(params.name)
-        if tool is None:
-            return error_result(f"Unknown tool {params.name!r}.")
-        args = dict(params.arguments or {})
-        error = next(iter(self._validators[tool.name].iter_errors(args)), None)
-        if error is not None:
-            return error_result(_schema_error(tool, error))
-
         async def progress(done: float, total: float | None, message: str | None) -> None:
             await ctx.session.report_progress(done, total, message)
 
+        answer = await self.call(self._actor(ctx), params.name, params.arguments, progress)
+        return types.CallToolResult(
+            content=[types.TextContent(text=answer.text)],
+            structured_content=answer.structured,
+            is_error=answer.is_error,
+        )
+
+    async def call(
+        self, actor: UserView, name: str, arguments: dict[str, Any] | None, progress: Progress
+    ) -> Answer:
+        """One tool call as `actor`: the arguments checked against the tool's schema, then
+        its handler; what goes wrong is an error answer with one sentence."""
+        tool = self.registry.tools.get(name)
+        if tool is None:
+            return Answer.error(f"Unknown tool {name!r}.")
+        args = dict(arguments or {})
+        error = next(iter(self._validators[tool.name].iter_errors(args)), None)
+        if error is not None:
+            return Answer.error(_schema_error(tool, error))
         token = REQUEST_CHANNEL.set("MCP")
         try:
-            call = Call(self.services, self._actor(ctx), args, progress)
-            value = await tool.handler(call)
-        except ServiceError as e:
-            return error_result(e.message)
-        except ToolError as e:
-            return error_result(e.message)
+            value = await tool.handler(Call(self.services, actor, args, progress))
+        except (ServiceError, ToolError) as e:
+            return Answer.error(e.message)
         except Exception:
             # Never echo the exception: it may carry secrets (URLs with passwords, keys).
             log.exception("MCP tool %s failed", tool.name)
-            return error_result(f"{tool.name} failed with an internal error.")
+            return Answer.error(f"{tool.name} failed with an internal error.")
         finally:
             REQUEST_CHANNEL.reset(token)
-        structured = value if isinstance(value, dict) else None
-        return types.CallToolResult(
-            content=[types.TextContent(text=_text(value))], structured_content=structured
-        )
+        return Answer(_text(value), value if isinstance(value, dict) else None, False)
 
     # -- resources and prompts (spruce/mcp/prompts.py) ----------------------------------------
     async def _list_resources(

@@ -202,6 +202,7 @@ class Services:
             self.dynos,
             ports.logs,
             addresses,
+            spaces=self.spaces,
         )
         self.migrations = Migrations(
             store,

@@ -113,6 +113,17 @@ class Accounts:
             s.add(ApiKey(user_id=user_id, key_hash=hash_key(key), description=description))
         return key
 
+    def verified(self, key: str) -> UserView | None:
+        """The key's user if the key was verified in the last KEY_CACHE_SECONDS, else None
+        (then `authenticate`, which reads the store). Never touches the store: callers on
+        an event loop use it to skip a thread hop."""
+        if not key:
+            return None
+        digest = hash_key(key)
+        with self._verified_lock:
+            hit = self._verified.get(digest)
+        return hit[1] if hit is not None and hit[0] > time.monotonic() else None
+
     def authenticate(self, key: str) -> UserView:
         if not key:
             raise Unauthorized("Invalid credentials provided.")

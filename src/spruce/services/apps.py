@@ -274,12 +274,23 @@ class Apps:
         )
 
     def list_for(
-        self, actor: UserView, owned_only: bool = False, team_id: str | None = None
+        self,
+        actor: UserView,
+        owned_only: bool = False,
+        team_id: str | None = None,
+        space_id: str | None = None,
+        personal: bool = False,
     ) -> list[AppView]:
+        """The apps `actor` may see (`owned_only`: the ones they own), of one team or one
+        space if given; `personal`: none of a team's."""
         with self.store.session() as s:
             q = self._with_owner()
             if team_id is not None:
                 q = q.where(App.team_id == team_id)
+            if space_id is not None:
+                q = q.where(App.space_id == space_id)
+            if personal:
+                q = q.where(App.team_id.is_(None))
             if owned_only:
                 q = q.where(App.owner_id == actor.id)
             elif not actor.is_operator:
@@ -451,7 +462,10 @@ class Apps:
     # -- collaborators -----------------------------------------------------------------------
     def collaborators(self, actor: UserView, identity: str) -> list[CollaboratorView]:
         """The owner first, then every collaborator."""
-        app = self.get(actor, identity)
+        return self.collaborators_of(self.get(actor, identity))
+
+    def collaborators_of(self, app: AppView) -> list[CollaboratorView]:
+        """`collaborators` of an app already looked up with the access rule (`get`)."""
         ref = app.ref
         owner = CollaboratorView(
             app.id,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import builtins
+import re
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -21,6 +23,38 @@ from .views import FormationView, Ref, UserView
 # The release phase runs once per release, never as dynos: listed at quantity 0, as Heroku
 # lists it (releases:retry looks for it), and never scaled up.
 NOT_SCALED = {"release"}
+SCALE_ARG = re.compile(r"^([a-zA-Z0-9_-]+)([=+-])(\d+)?(?::([a-zA-Z0-9-]+))?$")
+SCALE_USAGE = "use TYPE=AMOUNT[:SIZE], TYPE+AMOUNT or TYPE-AMOUNT, e.g. web=2:standard-1x worker+1"
+
+
+def parse_scale(args: str | Sequence[str]) -> list[dict[str, Any]]:
+    """`ps:scale`'s arguments (`web=2 worker+1 web=1:standard-2x`, space- or
+    comma-separated) as formation updates, with Heroku's relative quantities ("+1",
+    "-1") that `Formations.update` counts from the quantity at the time. The one parser
+    of the CLI and the MCP tool."""
+    words = [
+        w
+        for arg in ([args] if isinstance(args, str) else args)
+        for w in re.split(r"[\s,]+", arg)
+        if w
+    ]
+    if not words:
+        raise InvalidParams(f"Nothing to scale: {SCALE_USAGE}.")
+    updates: list[dict[str, Any]] = []
+    for word in words:
+        m = SCALE_ARG.match(word)
+        if not m:
+            raise InvalidParams(f"Invalid scale argument {word!r}: {SCALE_USAGE}.")
+        ptype, op, amount, size = m.groups()
+        upd: dict[str, Any] = {"type": ptype}
+        if amount is not None:
+            upd["quantity"] = int(amount) if op == "=" else f"{op}{int(amount)}"
+        elif op != "=" or size is None:
+            raise InvalidParams(f"Invalid scale argument {word!r}: {SCALE_USAGE}.")
+        if size:
+            upd["size"] = size
+        updates.append(upd)
+    return updates
 
 
 def sync_formation(s: Session, app_id: str, process_types: dict[str, str]) -> None:
@@ -47,13 +81,16 @@ def sync_formation(s: Session, app_id: str, process_types: dict[str, str]) -> No
         s.delete(gone)
 
 
-def parse_quantity(value: Any) -> int:
-    """Heroku's CLI sends quantities as strings ("2"); the API takes both."""
+def parse_quantity(value: Any, current: int = 0) -> int:
+    """A new quantity: a whole number (Heroku's CLI sends them as strings, "2"), or one
+    relative to `current` as Heroku's API takes it ("+1", "-1"; never below 0)."""
     if isinstance(value, bool):
         raise InvalidParams("quantity must be a whole number.")
     if isinstance(value, int):
         q = value
-    elif isinstance(value, str) and value.strip().lstrip("+").isdigit():
+    elif isinstance(value, str) and value.strip()[1:].isdigit() and value.strip()[0] in "+-":
+        return max(0, current + int(value.strip()))
+    elif isinstance(value, str) and value.strip().isdigit():
         q = int(value.strip())
     else:
         raise InvalidParams(f"Invalid quantity {value!r}: quantity must be a whole number.")
@@ -104,6 +141,12 @@ class Formations:
         with self.store.session() as s:
             return formation_view(self._find(s, app_id, identity), self._ref(s, app_id))
 
+    def scale(
+        self, actor: UserView, app_id: str, args: str | Sequence[str]
+    ) -> builtins.list[FormationView]:
+        """`ps:scale`'s arguments applied (`parse_scale`, then `update`)."""
+        return self.update(actor, app_id, parse_scale(args))
+
     def update(self, actor: UserView, app_id: str, updates: Any) -> builtins.list[FormationView]:
         """Apply a batch atomically: every entry is checked before anything changes."""
         if not isinstance(updates, list) or not updates:
@@ -125,7 +168,7 @@ class Formations:
                     raise InvalidParams("each update needs a process type.")
                 row = self._find(s, app_id, ident)
                 if "quantity" in upd and upd["quantity"] is not None:
-                    row.quantity = parse_quantity(upd["quantity"])
+                    row.quantity = parse_quantity(upd["quantity"], row.quantity)
                     if row.type in NOT_SCALED and row.quantity:
                         raise InvalidParams(f"{row.type} cannot be scaled: it runs per release.")
                 if upd.get("size"):

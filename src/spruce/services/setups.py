@@ -27,6 +27,7 @@ from .model import BuildStatus
 from .ports import LogPort
 from .releases import Releases
 from .settings import PlatformAddresses
+from .spaces import Placement, Spaces
 from .views import AppSetupView, AppView, Ref, SetupBuild, UserView
 
 log = logging.getLogger(__name__)
@@ -46,8 +47,10 @@ class Setups:
         dynos: Dynos,
         logs: LogPort,
         addresses: PlatformAddresses,
+        spaces: Spaces | None = None,
     ) -> None:
         self.store = store
+        self.spaces = spaces
         self.apps = apps
         self.releases = releases
         self.formation = formation
@@ -109,8 +112,13 @@ class Setups:
         env = overrides.get("env") or {}
         if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
             raise InvalidParams("overrides.env must map names to strings.")
+        placement = self._placement(actor, app_spec)
         app = self.apps.create(
-            actor, app_spec.get("name"), app_spec.get("region"), app_spec.get("stack")
+            actor,
+            app_spec.get("name"),
+            app_spec.get("region"),
+            app_spec.get("stack"),
+            placement=placement,
         )
         return self.begin(actor, app, dict(blob), dict(env))
 
@@ -135,6 +143,27 @@ class Setups:
         self._tasks[app.id] = task
         task.add_done_callback(lambda _: self._tasks.pop(app.id, None))
         return self.get(actor, setup_id)
+
+    def _placement(self, actor: UserView, app_spec: dict[str, Any]) -> Placement | None:
+        """Heroku's app.organization (or team) and app.space: the new app's team or space,
+        by name or id."""
+
+        def name_of(value: object) -> str | None:
+            if isinstance(value, dict):
+                value = value.get("name") or value.get("id")
+            if value is None or value == "":
+                return None
+            if not isinstance(value, str):
+                raise InvalidParams("app.organization and app.space name a team and a space.")
+            return value
+
+        team = name_of(app_spec.get("organization") or app_spec.get("team"))
+        space = name_of(app_spec.get("space"))
+        if not team and not space:
+            return None
+        if self.spaces is None:
+            raise InvalidParams("Apps in teams and spaces cannot be set up here.")
+        return self.spaces.placement(actor, team, space, None)
 
     def _update(self, setup_id: str, **fields: Any) -> None:
         with self.store.session() as s:

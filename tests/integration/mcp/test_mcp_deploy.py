@@ -38,16 +38,25 @@ async def test_an_agent_deploys_scales_reads_logs_and_queries(
     name = f"mcp-{uuid.uuid4().hex[:6]}"
     folder = tmp_path / "site"
     shutil.copytree(REPO / "examples" / "apps" / "release-phase", folder)
+    team = api.post("/teams", json={"name": f"mcpdeploy-{uuid.uuid4().hex[:6]}"}).json()
     async with stdio_session(platform) as s:
+        # A new app, set up from app.json in a team (teamId, as Heroku's tool sends it).
         out = ok(
             await s.call_tool(
                 "deploy_to_heroku",
-                {"name": name, "rootUri": str(folder), "appJson": json.dumps(APP_JSON)},
+                {
+                    "name": name,
+                    "rootUri": str(folder),
+                    "appJson": json.dumps(APP_JSON),
+                    "teamId": team["id"],
+                },
             )
         )
         assert out["created"] is True and out["status"] == "succeeded", out
         app = api.get(f"/apps/{name}").json()
         assert out["web_url"] == app["web_url"]
+        assert app["team"]["name"] == team["name"]
+        assert name in {a["name"] for a in api.get(f"/teams/{team['id']}/apps").json()}
         config = api.get(f"/apps/{name}/config-vars").json()
         assert config["GREETING"] == "hello from app.json" and "DATABASE_URL" in config
         _up(platform, name, 1)
@@ -170,6 +179,18 @@ async def test_an_agent_deploys_scales_reads_logs_and_queries(
             )
         )
         assert again["created"] is False and again["status"] == "succeeded"
+        # An existing app is deployed where it is: a space it is not in is an error.
+        assert "is not in the space" in failed(
+            await s.call_tool(
+                "deploy_to_heroku",
+                {
+                    "name": name,
+                    "rootUri": str(folder),
+                    "appJson": json.dumps(APP_JSON),
+                    "spaceId": "some-space",
+                },
+            )
+        )
         builds = ok(await s.call_tool("list_builds", {"app": name}))
         assert len(builds) == 2 and builds[0]["status"] == "succeeded"
         output = ok(await s.call_tool("get_build_output", {"app": name}))

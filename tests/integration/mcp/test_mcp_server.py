@@ -3,11 +3,14 @@ the Platform API's state, bad input, another user's key, capabilities not built 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from pathlib import Path
 
 import httpx
+import pytest
+from mcp import MCPError
 from support import REPO, RunningPlatform
 
 from .clients import create_user, failed, http_session, ok, stdio_session, text
@@ -156,6 +159,109 @@ async def test_another_users_key_cannot_touch_the_app(platform: RunningPlatform)
     assert api.get(f"/apps/{name}").json()["maintenance"] is False
 
 
+async def test_the_stdio_relay(platform: RunningPlatform) -> None:
+    """`spruce mcp:start` passes messages through as bytes: progress notifications on
+    their way, concurrent calls each answered, and a wrong key refused with the API's
+    sentence."""
+    api = platform.client()
+    name = _name()
+    api.post("/apps", json={"name": name}).raise_for_status()
+    api.patch(f"/apps/{name}", json={"maintenance": True}).raise_for_status()
+    async with stdio_session(platform) as s:
+        seen: list[str | None] = []
+
+        async def progress(done: float, total: float | None, message: str | None) -> None:
+            seen.append(message)
+
+        logs = ok(await s.call_tool("get_app_logs", {"app": name}, progress_callback=progress))
+        assert "Maintenance mode on" in logs and seen == logs.splitlines()
+        answers = await asyncio.gather(
+            *(s.call_tool("get_app_info", {"app": name}) for _ in range(4)),
+            s.call_tool("ps_list", {"app": name}),
+            s.call_tool("get_app_info", {"app": "no-such-app-here"}),
+        )
+        assert [ok(a)["app"]["name"] for a in answers[:4]] == [name] * 4
+        assert ok(answers[4]) == []
+        assert "Couldn't find that app" in failed(answers[5])
+    with pytest.raises(BaseExceptionGroup) as caught:
+        async with stdio_session(platform, "HRKU-not-a-key"):
+            pass
+    refused = caught.value.subgroup(lambda e: isinstance(e, MCPError))
+    assert refused is not None and "Invalid credentials provided" in str(refused.exceptions)
+
+
+async def test_a_plain_call_is_one_json_answer_and_the_same_as_streamed(
+    platform: RunningPlatform,
+) -> None:
+    """A tools/call without a progress token is answered as one JSON response (the fast
+    path), with one on the mcp library's SSE stream: the same answer either way."""
+    api = platform.client()
+    name = _name()
+    api.post("/apps", json={"name": name}).raise_for_status()
+
+    async def nothing(done: float, total: float | None, message: str | None) -> None:
+        return None
+
+    async with http_session(platform) as s:
+        for tool, args in (
+            ("get_app_info", {"app": name}),
+            ("list_apps", {}),
+            ("ps_scale", {"app": name, "dyno": "web==1"}),
+            ("get_app_info", {"app": name, "extra": 1}),
+        ):
+            plain = await s.call_tool(tool, args)
+            streamed = await s.call_tool(tool, args, progress_callback=nothing)
+            assert (plain.is_error, text(plain)) == (streamed.is_error, text(streamed)), tool
+            assert plain.structured_content == streamed.structured_content, tool
+        listed = (await s.list_tools()).tools
+        assert {t.name for t in listed} >= set(HEROKU_TOOLS)
+
+    # On the wire: the session's plain call answers application/json, a call with a
+    # progress token an event stream.
+    headers = {
+        "Authorization": f"Bearer {platform.api_key}",
+        "Accept": "application/json, text/event-stream",
+    }
+    init = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "wire", "version": "1"},
+        },
+    }
+    with httpx.Client(base_url=platform.api_url, headers=headers, timeout=30) as http:
+        opened = http.post("/mcp", json=init)
+        session = {"mcp-session-id": opened.headers["mcp-session-id"]}
+        done = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+        assert http.post("/mcp", json=done, headers=session).status_code == 202
+        call = {"name": "ps_list", "arguments": {"app": name}}
+        plain = http.post(
+            "/mcp",
+            json={"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": call},
+            headers=session,
+        )
+        assert plain.headers["content-type"] == "application/json"
+        assert plain.json()["id"] == 2 and plain.json()["result"]["content"][0]["text"] == "[]"
+        call["_meta"] = {"progressToken": "t"}
+        streamed = http.post(
+            "/mcp",
+            json={"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": call},
+            headers=session,
+        )
+        assert streamed.headers["content-type"].startswith("text/event-stream")
+        assert '"id":3' in streamed.text.replace(" ", "")
+        # Another session's id (or none) is not answered on the fast path.
+        stray = http.post(
+            "/mcp",
+            json={"jsonrpc": "2.0", "id": 4, "method": "tools/list"},
+            headers={"mcp-session-id": "not-a-session"},
+        )
+        assert stray.status_code == 404
+
+
 def test_the_endpoint_wants_an_api_key(platform: RunningPlatform) -> None:
     body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
     for headers in ({}, {"Authorization": "Bearer HRKU-not-a-key"}):
@@ -167,13 +273,46 @@ def test_the_endpoint_wants_an_api_key(platform: RunningPlatform) -> None:
 async def test_missing_capabilities_say_so(platform: RunningPlatform) -> None:
     async with stdio_session(platform) as s:
         for tool, args, capability in (
-            ("list_teams", {}, "Teams"),
-            ("list_private_spaces", {}, "Private Spaces"),
-            ("list_apps", {"team": "acme"}, "Teams"),
-            ("create_app", {"team": "acme"}, "Teams"),
+            (
+                "deploy_to_heroku",
+                {
+                    "name": "mcp-internal",
+                    "rootUri": "/nowhere",
+                    "tarballUri": "http://127.0.0.1:9/none.tgz",
+                    "appJson": "{}",
+                    "internalRouting": True,
+                },
+                "Internally routed apps (reachable only in a space)",
+            ),
         ):
             msg = failed(await s.call_tool(tool, args))
             assert f"{capability} are not built in Spruce yet" in msg, (tool, msg)
+
+
+async def test_ai_model_tools(platform: RunningPlatform) -> None:
+    """The platform offers heroku-inference: its models are listed and provisioned as the
+    API does it (make_ai_inference still says what it lacks)."""
+    api = platform.client()
+    name = _name()
+    api.post("/apps", json={"name": name}).raise_for_status()
+    async with http_session(platform) as s:
+        models = ok(await s.call_tool("list_ai_available_models", {}))
+        plans = api.get("/addon-services/heroku-inference/plans").json()
+        assert models and {m["plan"] for m in models} == {p["name"] for p in plans}
+        model = models[0]["model_id"]
+        made = ok(
+            await s.call_tool(
+                "provision_ai_model", {"app": name, "modelName": model, "as": "INFERENCE"}
+            )
+        )
+        assert made["plan"] == f"heroku-inference:{model}"
+        assert {"INFERENCE_KEY", "INFERENCE_URL"} <= set(made["config_vars"])
+        config = api.get(f"/apps/{name}/config-vars").json()
+        assert config["INFERENCE_MODEL_ID"] == model and config["INFERENCE_KEY"]
+        assert "no-such-model" in failed(
+            await s.call_tool("provision_ai_model", {"app": name, "modelName": "no-such-model"})
+        )
+        assert len(api.get(f"/apps/{name}/addons").json()) == 1
 
 
 async def test_resources_and_prompts(platform: RunningPlatform) -> None:

@@ -1,4 +1,4 @@
-"""The MCP tools' pure parts: scale specs, staged sources, the relay's folder tarball."""
+"""The MCP tools' pure parts: staged sources, the relay's folder tarball."""
 
 from __future__ import annotations
 
@@ -9,22 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from spruce.mcp.bridge import BridgeError, pack_folder
-from spruce.mcp.dyno_tools import parse_scale, staged_command
+from spruce.mcp.bridge import BridgeError, _is_answer, pack_folder
+from spruce.mcp.dyno_tools import staged_command
 from spruce.services.errors import InvalidParams
-
-
-def test_parse_scale() -> None:
-    current = {"web": 2, "worker": 1}
-    assert parse_scale(["web=3:standard-2x", "worker+2"], current) == [
-        {"type": "web", "quantity": 3, "size": "standard-2x"},
-        {"type": "worker", "quantity": 3},
-    ]
-    assert parse_scale(["worker-5"], current) == [{"type": "worker", "quantity": 0}]
-    assert parse_scale(["web=:basic"], current) == [{"type": "web", "size": "basic"}]
-    for bad in (["web==2"], ["web+:basic"], ["=2"], []):
-        with pytest.raises(InvalidParams):
-            parse_scale(bad, current)
 
 
 def test_staged_command_writes_sources_in_a_fresh_folder(tmp_path: Path) -> None:
@@ -58,3 +45,11 @@ def test_pack_folder_skips_vcs_and_puts_app_json(tmp_path: Path) -> None:
         assert member is not None and member.read() == b'{"name": "new"}'
     with pytest.raises(BridgeError):
         pack_folder(tmp_path / "missing", None)
+
+
+def test_the_relay_tells_answers_from_notifications_by_their_bytes() -> None:
+    progress = b'{"jsonrpc":"2.0","method":"notifications/progress","params":{"result":1}}'
+    assert not _is_answer(progress)
+    assert _is_answer(b'{"jsonrpc":"2.0","id":3,"result":{"content":[{"text":"method"}]}}')
+    assert _is_answer(b'{"jsonrpc":"2.0","id":"a","error":{"code":-1,"message":"no"}}')
+    assert not _is_answer(b'{"jsonrpc":"2.0","id":7,"method":"ping"}')

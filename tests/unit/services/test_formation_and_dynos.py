@@ -8,6 +8,7 @@ import pytest
 from service_fakes import Harness
 
 from spruce.services.errors import InvalidParams, NotFound
+from spruce.services.formation import parse_scale
 from spruce.services.views import AppView, UserView
 
 
@@ -42,6 +43,50 @@ def test_sizes_and_limits(harness: Harness, owner: UserView) -> None:
     for bad in ([], None, [{"quantity": 1}], [{"type": "web", "quantity": -1}]):
         with pytest.raises((InvalidParams, NotFound)):
             f.update(owner, app.id, bad)
+
+
+def test_parse_scale() -> None:
+    """ps:scale's arguments, the one parser of the CLI and the MCP tool; relative amounts
+    stay relative (Heroku's API counts them from the quantity at the time)."""
+    assert parse_scale(["web=3:standard-2x", "worker+2"]) == [
+        {"type": "web", "quantity": 3, "size": "standard-2x"},
+        {"type": "worker", "quantity": "+2"},
+    ]
+    assert parse_scale(["worker-5"]) == [{"type": "worker", "quantity": "-5"}]
+    assert parse_scale(["web=:basic"]) == [{"type": "web", "size": "basic"}]
+    # One string (the MCP tool's `dyno`), spaces or commas between the words.
+    assert parse_scale("web=1, worker+1  clock=0") == [
+        {"type": "web", "quantity": 1},
+        {"type": "worker", "quantity": "+1"},
+        {"type": "clock", "quantity": 0},
+    ]
+    for bad in (["web==2"], ["web+:basic"], ["=2"], [], "", " , ", ["web=2:"], ["web 2"]):
+        with pytest.raises(InvalidParams, match="web=2:standard-1x"):
+            parse_scale(bad)
+
+
+def test_scale_counts_relative_amounts_from_the_formation(
+    harness: Harness, owner: UserView
+) -> None:
+    f = harness.services.formation
+    app = deployed(harness, owner, "scaled-by-args")
+    changed = f.scale(owner, app.id, "worker+2:standard-1x web=0")
+    assert [(x.type, x.quantity, x.size) for x in changed] == [
+        ("worker", 2, "standard-1x"),
+        ("web", 0, "basic"),
+    ]
+    f.scale(owner, app.id, ["worker-1"])
+    assert f.get(app.id, "worker").quantity == 1
+    f.scale(owner, app.id, "worker-5")  # never below 0
+    assert f.get(app.id, "worker").quantity == 0
+    # Heroku's CLI sends these as the API's quantities.
+    f.update(owner, app.id, [{"type": "worker", "quantity": "+3"}])
+    f.update(owner, app.id, [{"type": "worker", "quantity": "-1"}])
+    assert f.get(app.id, "worker").quantity == 2
+    for bad in ("worker=x", "worker+1 clock=1"):
+        with pytest.raises((InvalidParams, NotFound)):
+            f.scale(owner, app.id, bad)
+    assert f.get(app.id, "worker").quantity == 2  # a failed batch changes nothing
 
 
 async def test_scaling_converges_the_dynos(harness: Harness, owner: UserView) -> None:

@@ -115,8 +115,14 @@ async def test_a_verified_key_costs_no_query(tmp_path: Path) -> None:
     store.count_queries()
     h = make_services(store, tmp_path)
     _, key = h.services.accounts.create_user("k@example.com")
-    assert counted(store, lambda: h.services.accounts.authenticate(key)) == 1
-    assert counted(store, lambda: h.services.accounts.authenticate(key)) == 0
+    accounts = h.services.accounts
+    assert accounts.verified(key) is None  # not verified yet: `authenticate` reads the store
+    assert counted(store, lambda: accounts.authenticate(key)) == 1
+    assert counted(store, lambda: accounts.authenticate(key)) == 0
+    assert counted(store, lambda: accounts.verified(key)) == 0
+    user = accounts.verified(key)
+    assert user is not None and user.email == "k@example.com"
+    assert accounts.verified(key + "x") is None and accounts.verified("") is None
 
 
 async def test_a_page_of_apps_is_cut_in_the_database(tmp_path: Path) -> None:
