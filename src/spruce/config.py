@@ -55,6 +55,8 @@ class Settings:
     """Route to this address rather than the pods' IPs (nodes that run on this host)."""
     kube_region_label: str | None = None
     """A node label (topology.kubernetes.io/region) whose value must be the app's region."""
+    kube_regions: tuple[str, ...] = ()
+    """`REGION=label:KEY=VALUE` or `REGION=kubeconfig:PATH` (dynos/backends/regions.py)."""
     regions: tuple[str, ...] = ()
     """The operator's regions for spaces (`NAME[=DESCRIPTION]`; `local` when empty)."""
     # Managed inference: where its HTTPS host listens (host:port; None: a free loopback

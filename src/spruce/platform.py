@@ -89,7 +89,9 @@ def tuning_from_env() -> dict[str, dict[str, Any]]:
     metrics (spruce.services.metrics.MetricsSettings), acm (spruce.certs.acm_setup.TUNABLE:
     renewal and retry times in seconds), telemetry (spruce.telemetry.DrainSettings:
     batching, queues, export timeout, metrics interval), review_apps
-    (spruce.services.review_apps.ReviewAppSettings: the length of a stale day, the sweep).
+    (spruce.services.review_apps.ReviewAppSettings: the length of a stale day, the sweep),
+    kubernetes (the Kubernetes backend's KubernetesSettings: node_lost_after, drain_seconds,
+    port_range).
     """
     raw = os.environ.get("SPRUCE_TUNING")
     if not raw:
@@ -370,8 +372,10 @@ class Platform:
         dynos: Backend = local
         if rendezvous is not None:
             fir = make_kubernetes_backend(
-                s, registry, log_router, dyno_settings, dynos_changed, rendezvous
-            )
+                s, registry, log_router, dyno_settings, dynos_changed, rendezvous,
+                kube_tuning=tuning.get("kubernetes", {}),
+                on_sample=lambda samples: events.publish(DynosMeasured(samples)),
+            )  # fmt: skip
             dynos = GenerationBackends(local, fir, rendezvous)
 
         def addon_log(addon_id: str, message: str) -> None:

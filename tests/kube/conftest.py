@@ -22,9 +22,10 @@ from spruce.dynos.backends.kubernetes import HostSlugImages, KubernetesBackend, 
 from spruce.dynos.model import AppRuntime, DynoSettings
 from spruce.events import PrintLogSink
 from spruce.kube import BUSYBOX_IMAGE, Cluster, ClusterConfig, ClusterUnavailable
-from spruce.services.model import SlugArtifact
+from spruce.services.model import DynoSample, SlugArtifact
 
-REGION = "topology.kubernetes.io/region"
+from .kubed import REGION, Kubed
+
 SCHEMA = "1.30"  # every manifest the backend writes is checked against current Kubernetes
 
 
@@ -44,6 +45,28 @@ def kube_cluster() -> Iterator[Cluster]:
     report = cluster.stop()
     print(f"\nkube cluster down in {report.seconds:.1f} s, restored {report.sysctls_restored}")
     assert report.clean, f"teardown left things behind: {report}"
+
+
+@pytest.fixture(scope="session")
+def kubed(kube_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kubed]:
+    """The whole platform on the cluster, shared by the platform-level tests."""
+    from support import wait_for
+
+    k = Kubed(kube_cluster, tmp_path_factory.mktemp("kube-platform"))
+    yield k
+    for app in k.p.client().get("/apps").json():
+        k.p.client().delete(f"/apps/{app['id']}")  # its Deployments, pods and Secrets go
+    k.p.stop()
+    try:
+        wait_for(lambda: not k.all_pods(), 60, what="the pods gone")
+    except TimeoutError:
+        left = [
+            (x["metadata"]["namespace"], x["metadata"]["name"], x["spec"].get("nodeName"),
+             x["metadata"].get("deletionTimestamp"), x["status"].get("phase"))
+            for x in k.all_pods()
+        ]  # fmt: skip
+        raise AssertionError(f"pods left after the platform's apps were deleted: {left}") from None
+    k.close()
 
 
 def fast_dyno_settings(**kw: object) -> DynoSettings:
@@ -66,6 +89,7 @@ class Dynos:
         self.cluster = cluster
         self.sink = PrintLogSink()
         self.changes: list[str] = []
+        self.samples: list[DynoSample] = []
         self.namespace = "t-" + secrets.token_hex(4)
         self.ds = ds
         self.settings = settings
@@ -86,6 +110,7 @@ class Dynos:
             dyno_settings=self.ds,
             on_change=self.changes.append,
             placement=lambda app: self.placement(app) if self.placement else {},
+            on_sample=self.samples.extend,
         )
 
     def lines(self, process: str | None = None, source: str | None = None) -> list[str]:

@@ -4,6 +4,7 @@ pod-to-dyno translation (no cluster needed)."""
 from __future__ import annotations
 
 import datetime
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,8 @@ from spruce.dynos.backends.kubernetes.manifests import (
     restarted,
     validate,
 )
-from spruce.dynos.model import AppRuntime, DynoSettings
+from spruce.dynos.images import template_hash
+from spruce.dynos.model import FIR_DYNO_NAME_RE, AppRuntime, DynoSettings
 from spruce.dynos.sizes import DynoError
 from spruce.services.model import SlugArtifact
 
@@ -308,3 +310,45 @@ def test_bad_input_is_refused_before_the_cluster_is_touched(
     validate_app(
         app(generation="fir", slug=SlugArtifact("s2", Path("/nonexistent")))
     )  # fine on Kubernetes
+
+
+def test_fir_images_dynos_have_fir_pod_style_names() -> None:
+    a = app(release_id="r9")
+    fir_hash = template_hash("r9", "web", "eco")
+    image = FIR.image_for(a)
+    d = deployment(spec(a, image=image, fir_hash=fir_hash), DS, KubernetesSettings())
+    validate(d, "1.30")
+    template = d["spec"]["template"]
+    assert template["metadata"]["annotations"][names.FIR_HASH] == fir_hash
+    assert d["metadata"]["name"].endswith("-web-1")  # the Deployment keeps its dyno key
+    (c,) = template["spec"]["containers"]
+    assert not {"DYNO", "PS"} & {e["name"] for e in c["env"]}
+    assert {"name": "SPRUCE_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}} in c["env"]  # fmt: skip
+    # The shell the pod runs makes $DYNO from the pod's name, as the API names the dyno.
+    script = c["command"][-1].replace(
+        "exec /cnb/process/web", 'echo "$DYNO $PS ${SPRUCE_POD_NAME-}"'
+    )
+    out = subprocess.run(
+        ["/bin/sh", "-c", script], env={"SPRUCE_POD_NAME": "my-app-web-1-5d8f7c9b4-pvpr2"},
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert out == f"web-{fir_hash}-pvpr2 web-{fir_hash}-pvpr2 \n"
+
+    body = pod(meta={"name": "my-app-web-1-5d8f7c9b4-pvpr2"})
+    body["metadata"]["annotations"][names.FIR_HASH] = fir_hash
+    v = pods.view(body)
+    assert (v.dyno, v.heroku_name) == ("web.1", f"web-{fir_hash}-pvpr2")
+    assert FIR_DYNO_NAME_RE.match(v.heroku_name)
+    assert pods.dyno_info(v, "127.0.0.1").name == v.heroku_name
+    # No pod yet (or asleep): a stand-in name, the same at every call.
+    idle = pods.idle_name("web.1", {**d, "metadata": {**d["metadata"], "uid": "u-1"}})
+    assert FIR_DYNO_NAME_RE.match(idle) and idle.startswith(f"web-{fir_hash}-")
+    assert idle == pods.idle_name("web.1", {**d, "metadata": {**d["metadata"], "uid": "u-1"}})
+    # A Fir one-off's name is its own (run-<hash>-<5>), and so is its pod's.
+    name = f"run-{template_hash('r9', 'run', 'eco')}-bcdfg"
+    run = one_off_pod(spec(a, "run", name, command="launcher x", one_off=True, image=image),
+                      DS, KubernetesSettings())  # fmt: skip
+    validate(run, "1.30")
+    assert run["metadata"]["name"].endswith(name[4:])
+    assert {"name": "DYNO", "value": name} in run["spec"]["containers"][0]["env"]
+    assert pods.view(run).heroku_name == name

@@ -2,90 +2,30 @@
 
 A Fir app pushed with git (CNB build into the platform's registry) runs as pods that pull
 its image from that registry over TLS from the internal CA; its release phase runs as a Job;
-it serves through the router, scales, runs `spruce run` with output and exit status, streams
+it serves through the router, scales, runs `spruce run` and Heroku's `heroku run` with output
+and exit status, lists Fir pod-style names in `heroku ps`, streams
 logs, and a restarted platform adopts its pods instead of restarting them. One platform for
-the module, one app: the kube tier must stay within the suite's budget.
+the tier (conftest's `kubed`), one app here: the kube tier must stay within the suite's
+budget.
 """
 
 from __future__ import annotations
 
-import json
+import re
 import secrets
-import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from e2e.e2e_support import TUNING, Deployer
-from support import RunningPlatform, start_platform, wait_for
+from compat.compat_support import HerokuCLI, install_heroku_cli
+from e2e.e2e_support import Deployer
+from support import wait_for
 
-from spruce.dynos.backends.kubernetes.api import Kube
-from spruce.kube import Cluster
+from spruce.dynos.model import FIR_DYNO_NAME_RE
 
-from .conftest import REGION
+from .kubed import NEEDS, Kubed, up
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        shutil.which("docker-registry") is None or shutil.which("bwrap") is None,
-        reason="Fir builds need docker-registry and bubblewrap (Debian packages)",
-    ),
-]
-
-
-class Kubed:
-    """The platform, its namespace on the cluster, and what the cluster says of its pods."""
-
-    def __init__(self, cluster: Cluster, home: Path) -> None:
-        self.cluster = cluster
-        self.home = home
-        self.namespace = "spruce-" + secrets.token_hex(3)
-        self.args = [
-            "--dyno-backend", "kubernetes", "--kubeconfig", str(cluster.kubeconfig),
-            "--namespace", self.namespace,
-            # The nodes are this host; the dynos listen on every address of it.
-            "--kube-endpoint-host", "127.0.0.1",
-            # The test cluster's nodes are labelled eu and us (conftest): regions map to them.
-            "--kube-region-label", REGION,
-        ]  # fmt: skip
-        self.env = {"SPRUCE_TUNING": json.dumps(TUNING)}
-        self.kube = Kube(cluster.kubeconfig, self.namespace)
-        self.p = self.start()
-
-    def start(self) -> RunningPlatform:
-        p = start_platform(self.home, extra_env=self.env, extra_args=self.args, timeout=120)
-        # The nodes' containerd pulls release images from the platform's own registry.
-        port = (self.home / "registry" / "port").read_text().strip()
-        self.cluster.trust_registry(f"127.0.0.1:{port}", self.home / "ca" / "ca.pem")
-        return p
-
-    def restart(self) -> RunningPlatform:
-        self.p.stop()
-        self.p = self.start()
-        return self.p
-
-    def pods(self, app_id: str) -> list[dict[str, Any]]:
-        items = self.kube.list("Pod", "app.kubernetes.io/managed-by=spruce")["items"]
-        return [p for p in items if p["metadata"]["annotations"].get("spruce.dev/app-id") == app_id]
-
-
-@pytest.fixture(scope="module")
-def kubed(kube_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kubed]:
-    k = Kubed(kube_cluster, tmp_path_factory.mktemp("kube-platform"))
-    yield k
-    for app in k.p.client().get("/apps").json():
-        k.p.client().delete(f"/apps/{app['id']}")  # its Deployments, pods and Secrets go
-    k.p.stop()
-    wait_for(lambda: not k.kube.list("Pod", "")["items"], 60, what="the pods gone")
-    k.kube.close()
-
-
-def up(p: RunningPlatform, app: str, web: int) -> list[dict[str, Any]] | None:
-    dynos = p.client().get(f"/apps/{app}/dynos").json()
-    webs = [d for d in dynos if d["type"] == "web" and d["state"] == "up"]
-    return dynos if len(webs) == web and len(dynos) == web else None
+pytestmark = [pytest.mark.slow, NEEDS]
 
 
 def test_a_fir_app_on_kubernetes_end_to_end(kubed: Kubed, tmp_path: Path) -> None:
@@ -114,7 +54,11 @@ def test_a_fir_app_on_kubernetes_end_to_end(kubed: Kubed, tmp_path: Path) -> Non
     (container,) = pod["spec"]["containers"]
     assert container["image"] == f"{image['image_repo']}@{image['digest']}"
     assert pod["spec"]["imagePullSecrets"] == [{"name": "spruce-registry"}]
-    assert container["command"][-1] == "exec /cnb/process/web"
+    assert container["command"][-1].endswith("; exec /cnb/process/web")
+    # Fir's pod-style name: the pod's own suffix, as the local backend names Fir dynos.
+    (first,) = [d["name"] for d in api.get(f"/apps/{name}/dynos").json() if d["type"] == "web"]
+    assert FIR_DYNO_NAME_RE.match(first) and first.startswith("web-"), first
+    assert first.endswith("-" + pod["metadata"]["name"].rsplit("-", 1)[1]), (first, pod)
 
     # Scale: two web dynos, two pods, both ready behind the router.
     r = api.patch(f"/apps/{name}/formation", json={"updates": [{"type": "web", "quantity": 2}]})
@@ -122,7 +66,9 @@ def test_a_fir_app_on_kubernetes_end_to_end(kubed: Kubed, tmp_path: Path) -> Non
     t0 = time.monotonic()
     dynos = wait_for(lambda: up(p, name, 2), 120, what="two web dynos up")
     print(f"scale 1 -> 2 web dynos up: {time.monotonic() - t0:.1f} s")
-    assert sorted(d["name"] for d in dynos) == ["web.1", "web.2"]
+    names = sorted(d["name"] for d in dynos)
+    (second,) = set(names) - {first}
+    assert first in names and second.rsplit("-", 1)[0] == first.rsplit("-", 1)[0], names
     us = {kubed.cluster.nodes[1].name}  # labelled us in conftest
     assert {
         x["spec"].get("nodeName")
@@ -136,19 +82,28 @@ def test_a_fir_app_on_kubernetes_end_to_end(kubed: Kubed, tmp_path: Path) -> Non
     t0 = time.monotonic()
     res = p.cli("run", "-a", name, "--no-tty", "--", "echo hi-$DYNO from $(pwd); exit 3")
     assert res.returncode == 3, res.stdout + res.stderr
-    assert "hi-run." in res.stdout and " from /workspace" in res.stdout, res.stdout
+    assert re.search(r"hi-run-[0-9a-z]{10}-[0-9a-z]{5} from /workspace", res.stdout), res.stdout
     print(f"spruce run (pod created, attached, exited): {time.monotonic() - t0:.1f} s")
+
+    # Heroku's own CLI: `heroku ps` lists the pods' Fir names, `heroku run` (which prepends
+    # `launcher` on Fir) gives the pod's output and exit status.
+    heroku = HerokuCLI(p, install_heroku_cli(), tmp_path / "heroku-home")
+    ps = heroku("ps", "-a", name).stdout
+    assert all(f"{n}: up" in ps for n in names), ps
+    res = heroku("run", "-a", name, "--", "echo at-$(pwd)-$DYNO; exit 4", check=False)
+    assert re.search(r"at-/workspace-run-[0-9a-z]{10}-[0-9a-z]{5}", res.stdout), res.stdout
+    assert res.returncode == 4, res.stdout + res.stderr
 
     # Logs: the router's and the dynos' lines, with Heroku's sources.
     def logged() -> list[str] | None:
         lines = deploy.logs(name, lines=500)
-        app_lines = [ln for ln in lines if " app[web." in ln and '"GET / HTTP/1.1" 200' in ln]
+        app_lines = [ln for ln in lines if " app[web-" in ln and '"GET / HTTP/1.1" 200' in ln]
         heroku_lines = [
-            ln for ln in lines if "heroku[web.2]: State changed from starting to up" in ln
+            ln for ln in lines if f"heroku[{second}]: State changed from starting to up" in ln
         ]
         return lines if app_lines and heroku_lines else None
 
-    wait_for(logged, 60, what="app[web.N] request lines and heroku[web.2] state lines")
+    wait_for(logged, 60, what=f"app[web-...] request lines and heroku[{second}] state lines")
 
     # A platform restart adopts the running pods: same pods, no container restarted.
     before = {x["metadata"]["uid"]: x for x in kubed.pods(app_id)}
@@ -163,7 +118,7 @@ def test_a_fir_app_on_kubernetes_end_to_end(kubed: Kubed, tmp_path: Path) -> Non
     for pod in after.values():
         (status,) = pod["status"]["containerStatuses"]
         assert status["restartCount"] == 0 and status["state"].get("running"), status
-    assert sorted(d["name"] for d in dynos) == ["web.1", "web.2"]
+    assert sorted(d["name"] for d in dynos) == names  # the same pods, the same names
     # ...and the adopted app is driven as before: a scale-down reaches the cluster.
     api = p.client()
     api.patch(f"/apps/{name}/formation", json={"updates": [{"type": "web", "quantity": 1}]})

@@ -82,3 +82,12 @@ async def test_r14_and_runtime_metrics_from_the_kubelet(dynos: Dynos, tmp_path: 
     assert samples and "sample#memory_quota=32.00MB" in samples[-1]
     assert not any("R15" in x for x in lines)
     assert [d.state for d in b.dynos(app.app_id)] == ["up"]
+    # The same figures feed the platform's metrics and telemetry, as the local backend's.
+    await until(lambda: [x for x in dynos.samples if x.dyno == "hog.1"], 30, "a dyno sample")
+    sample = [x for x in dynos.samples if x.dyno == "hog.1"][-1]
+    assert sample.app_id == app.app_id and sample.memory_quota_mb == 32
+    assert 35 < sample.memory_mb < 64 and sample.load_avg_1m >= 0
+    (usage,) = b.usage(app.app_id)
+    assert (usage.name, usage.type, usage.restarts) == ("hog.1", "hog", 0)
+    assert 35 << 20 < usage.memory_bytes < 64 << 20 and usage.memory_limit_bytes == 32 << 20
+    assert usage.cpu_seconds > 0

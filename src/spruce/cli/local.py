@@ -150,6 +150,14 @@ def _print_endpoints(ep: Endpoints) -> None:
     "(e.g. topology.kubernetes.io/region)",
 )
 @click.option(
+    "--kube-region",
+    "kube_regions",
+    multiple=True,
+    metavar="REGION=SPEC",
+    help="where a region's dynos run: REGION=label:KEY=VALUE (nodes of --kubeconfig with "
+    "that label) or REGION=kubeconfig:PATH (a cluster of its own); repeatable",
+)
+@click.option(
     "--inference-host",
     envvar="SPRUCE_INFERENCE_HOST",
     help="host:port of the managed inference host (default: a free loopback port); "
@@ -204,6 +212,7 @@ def up(
     kube_namespace: str,
     kube_endpoint_host: str | None,
     kube_region_label: str | None,
+    kube_regions: tuple[str, ...],
     regions: tuple[str, ...],
     inference_host: str | None,
     data_host: str | None,
@@ -235,6 +244,12 @@ def up(
         Regions(tuple(parse_region_option(r) for r in regions))
     except InvalidParams as e:
         raise CLIError(f"--region: {e.message}") from None
+    from spruce.dynos.backends.regions import KubeRegionError, parse_kube_regions
+
+    try:
+        parse_kube_regions(kube_regions)
+    except KubeRegionError as e:
+        raise CLIError(f"--kube-region: {e}.") from None
     settings = Settings(
         home=_home(home),
         host=host,
@@ -254,6 +269,7 @@ def up(
         kube_namespace=kube_namespace,
         kube_endpoint_host=kube_endpoint_host,
         kube_region_label=kube_region_label,
+        kube_regions=kube_regions,
         regions=regions,
         inference_host=inference_host,
         data_host=data_host,

@@ -338,15 +338,25 @@ class Exchange:
                 break
             except BackendBroken as e:
                 conn.close()
-                if conn.reused and replayable and not e.got_bytes:
-                    # a pooled connection the dyno had closed: safe to replay on a fresh one
+                if replayable and not e.got_bytes:
+                    # A pooled connection the dyno had closed: safe to replay on a fresh one.
+                    # When nothing listens there any more (the dyno ended, or its node was
+                    # lost), the request goes to another dyno, as after a refused connect;
+                    # a dyno that still listens and closed unanswered gets H13.
                     router.pool.drop(dyno.key)
+                    fresh = None
                     try:
-                        conn = await open_backend(dyno, timers.connect)
-                    except ConnectFailed as cf:
+                        fresh = await open_backend(dyno, timers.connect)
+                    except ConnectFailed:
                         router.quarantine.add(dyno.key)
-                        raise HError(cf.code, connect_ms=cf.connect_ms) from None
-                    continue
+                    if fresh is None:
+                        conn, dyno, connect_ms, preferred = await self._connect(app)
+                        line.dyno, line.connect_ms = dyno.name, connect_ms
+                        continue
+                    if conn.reused:
+                        conn = fresh
+                        continue
+                    fresh.close()
                 service = int((time.monotonic() - sent_at) * 1000)
                 raise HError(Code.H18 if e.got_bytes else Code.H13, service_ms=service) from None
             except HError:

@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from urllib.parse import parse_qs, urlsplit
 
 NAME = "web.1"
 IDLE_CLOSE = 60.0
 DROP_REUSED = False  # close (without answering) any second request on a connection
+DIE_ON_REUSED = False  # exit at once on a second request on a connection (a machine lost)
+SERVER: asyncio.Server | None = None
+DIE_AT = 0  # exit at once on this request (counted over every connection), 0: never
+TOTAL = 0
 
 
 async def read_request(
@@ -66,6 +71,12 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
             served += 1
             if DROP_REUSED and served > 1:
                 break
+            global TOTAL
+            TOTAL += 1
+            if (DIE_ON_REUSED and served > 1) or TOTAL == DIE_AT:
+                if SERVER is not None:
+                    SERVER.close()  # nothing listens any more, then the process is gone
+                os._exit(0)
             method, target, headers, body = r
             url = urlsplit(target)
             q = {k: v[0] for k, v in parse_qs(url.query).items()}
@@ -174,13 +185,16 @@ def _unmask_echo(data: bytes) -> bytes:
 
 
 async def main() -> None:
-    global NAME, IDLE_CLOSE, DROP_REUSED
+    global NAME, IDLE_CLOSE, DROP_REUSED, DIE_ON_REUSED, SERVER, DIE_AT
     port = int(sys.argv[1])
     NAME = sys.argv[2] if len(sys.argv) > 2 else "web.1"
     if "--idle-close" in sys.argv:
         IDLE_CLOSE = float(sys.argv[sys.argv.index("--idle-close") + 1])
     DROP_REUSED = "--drop-reused" in sys.argv
-    server = await asyncio.start_server(handle, "127.0.0.1", port)
+    DIE_ON_REUSED = "--die-on-reused" in sys.argv
+    if "--die-at" in sys.argv:
+        DIE_AT = int(sys.argv[sys.argv.index("--die-at") + 1])
+    server = SERVER = await asyncio.start_server(handle, "127.0.0.1", port)
     print("ready", flush=True)
     async with server:
         await server.serve_forever()

@@ -119,6 +119,35 @@ async def test_reused_connection_closed_by_dyno_is_replayed_when_safe(running_ro
     await rr.wait_log("code=H13")
 
 
+async def test_a_dyno_lost_under_a_pooled_request_is_retried_on_another(running_router, backends):
+    # web.1's machine dies as a pooled connection carries it a request: the replay finds its
+    # port closed, and the request goes to web.2 (nothing reached an app), not H21.
+    lost = backends("web.1", "--die-on-reused")
+    other = backends("web.2")
+    rr = await running_router(table(app_entry("a", [H], [lost.dyno(), other.dyno()])))
+    async with httpx.AsyncClient() as c:
+        url = f"http://127.0.0.1:{rr.http_port}/name"
+        served = [(await c.get(url, headers={"Host": H})) for _ in range(30)]
+    assert [r.status_code for r in served] == [200] * 30, [x for _, x in rr.logs if "code=" in x]
+    assert served[-1].text == "web.2" and lost.proc.wait(5) == 0  # web.1 did die
+    assert not any("code=" in line for _, line in rr.logs)
+
+
+async def test_a_dyno_lost_under_a_fresh_connection_is_retried_on_another(running_router, backends):
+    # No pooled connections: web.1 dies with a request on a new connection. Nothing listens
+    # there any more, so the GET goes to web.2; an app that still listens would get H13.
+    lost, other = backends("web.1", "--die-at", "2"), backends("web.2")
+    entry = app_entry("a", [H], [lost.dyno(), other.dyno()],
+                      features=["http-disable-keepalive-to-dyno"])  # fmt: skip
+    rr = await running_router(table(entry))
+    async with httpx.AsyncClient() as c:
+        url = f"http://127.0.0.1:{rr.http_port}/name"
+        served = [(await c.get(url, headers={"Host": H})) for _ in range(30)]
+    assert [r.status_code for r in served] == [200] * 30, [x for _, x in rr.logs if "code=" in x]
+    assert lost.proc.wait(5) == 0  # web.1 did die
+    assert not any("code=" in line for _, line in rr.logs)
+
+
 async def test_disable_keepalive_feature(running_router, backends):
     b = backends()
     rr = await running_router(

@@ -23,40 +23,21 @@ class Backend(DynoBackend, Protocol):
         ...
 
 
-class GenerationBackends:
-    """Dispatches each call to the backend of the app's generation."""
+class Dispatcher:
+    """Sends each call to the backend that holds the app: the one `_choose` names for an
+    app at its first converge or one-off; before that (just after a restart), one of the
+    others that adopted it from its cluster, else the default."""
 
-    def __init__(
-        self, local: Backend, fir: Backend, rendezvous: RendezvousServer | None = None
-    ) -> None:
-        """`rendezvous`: shared by both backends for `heroku run`; started and closed here."""
-        self.local = local
-        self.fir = fir
-        self.rendezvous = rendezvous
+    def __init__(self, default: Backend, others: Sequence[Backend]) -> None:
+        self._default = default
+        self._others = list(others)
         self._where: dict[str, Backend] = {}
 
-    @property
-    def warnings(self) -> Sequence[str]:
-        return [*self.local.warnings, *self.fir.warnings]
-
-    async def start(self) -> None:
-        if self.rendezvous is not None:
-            await self.rendezvous.start()
-        await self.local.start()
-        await self.fir.start()
-
-    async def shutdown(self) -> None:
-        """The Fir backend's workloads keep running on the cluster (adopted at the next
-        start); the local dynos stop with the platform, as without this backend."""
-        try:
-            await self.fir.shutdown()
-        finally:
-            await self.local.shutdown()
-            if self.rendezvous is not None:
-                await self.rendezvous.close()
+    def _choose(self, app: AppRuntime) -> Backend:
+        raise NotImplementedError
 
     def _of(self, app: AppRuntime) -> Backend:
-        backend = self.fir if app.generation == Generation.FIR else self.local
+        backend = self._choose(app)
         self._where[app.app_id] = backend
         return backend
 
@@ -64,10 +45,13 @@ class GenerationBackends:
         found = self._where.get(app_id)
         if found is not None:
             return found
-        return self.fir if app_id in self.fir.apps() else self.local
+        for other in self._others:
+            if app_id in other.apps():
+                return other
+        return self._default
 
     def apps(self) -> list[str]:
-        return sorted({*self.local.apps(), *self.fir.apps()})
+        return sorted({a for b in (self._default, *self._others) for a in b.apps()})
 
     async def converge(self, app: AppRuntime) -> None:
         await self._of(app).converge(app)
@@ -123,3 +107,39 @@ class GenerationBackends:
 
     def wake(self, app_id: str) -> None:
         self._for(app_id).wake(app_id)
+
+
+class GenerationBackends(Dispatcher):
+    """Dispatches each call to the backend of the app's generation."""
+
+    def __init__(
+        self, local: Backend, fir: Backend, rendezvous: RendezvousServer | None = None
+    ) -> None:
+        """`rendezvous`: shared by both backends for `heroku run`; started and closed here."""
+        super().__init__(local, [fir])
+        self.local = local
+        self.fir = fir
+        self.rendezvous = rendezvous
+
+    @property
+    def warnings(self) -> Sequence[str]:
+        return [*self.local.warnings, *self.fir.warnings]
+
+    async def start(self) -> None:
+        if self.rendezvous is not None:
+            await self.rendezvous.start()
+        await self.local.start()
+        await self.fir.start()
+
+    async def shutdown(self) -> None:
+        """The Fir backend's workloads keep running on the cluster (adopted at the next
+        start); the local dynos stop with the platform, as without this backend."""
+        try:
+            await self.fir.shutdown()
+        finally:
+            await self.local.shutdown()
+            if self.rendezvous is not None:
+                await self.rendezvous.close()
+
+    def _choose(self, app: AppRuntime) -> Backend:
+        return self.fir if app.generation == Generation.FIR else self.local

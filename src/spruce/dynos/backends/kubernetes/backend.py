@@ -28,16 +28,18 @@ from spruce.dynos.backends.kubernetes.manifests import DynoSpec, KubernetesSetti
 from spruce.dynos.backends.kubernetes.oneoffs import OneOff, OneOffDynos
 from spruce.dynos.backends.kubernetes.validation import validate_app
 from spruce.dynos.backends.kubernetes.watch import LogFollower, PodWatch
+from spruce.dynos.images import template_hash
 from spruce.dynos.model import (
+    DYNO_NAME_RE,
     AppRuntime,
     DynoInfo,
     DynoSettings,
-    parse_dyno_name,
+    check_dyno_name,
 )
 from spruce.dynos.rendezvous import RendezvousServer
 from spruce.dynos.sizes import DynoError, DynoNotFound, get_size
 from spruce.events import LogSink
-from spruce.services.model import DynoUsage, WebEndpoint
+from spruce.services.model import DynoSample, DynoUsage, WebEndpoint
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +77,10 @@ class KubernetesBackend(OneOffDynos):
         on_change: Callable[[str], None] | None = None,
         rendezvous: RendezvousServer | None = None,
         placement: Callable[[AppRuntime], dict[str, str]] | None = None,
+        on_sample: Callable[[tuple[DynoSample, ...]], None] | None = None,
     ) -> None:
+        """`on_sample` hears each round of the dynos' memory and load (the platform's
+        metrics and telemetry), as from the local dyno manager."""
         self.sink = log_sink
         self.rendezvous = rendezvous
         """Where `heroku run` clients meet their one-off dynos (started by the caller)."""
@@ -91,7 +96,7 @@ class KubernetesBackend(OneOffDynos):
         self._pods: dict[str, pods.PodView] = {}
         self._one_offs: dict[tuple[str, str], OneOff] = {}
         self._reserved_ports: set[int] = set()
-        self._memory = memory.MemoryRules(self.ds)
+        self._meter_rules = memory.Meter(self.ds, self._heroku, on_sample)
         self._watch: PodWatch | None = None
         self._logs: LogFollower | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -208,7 +213,7 @@ class KubernetesBackend(OneOffDynos):
                     spec = DynoSpec(
                         app, ptype, dyno, size, app.process_types[ptype], rec.secret, image,
                         manifests.port_of(cur) if cur else None,
-                        node_selector=self._placement(app),
+                        node_selector=self._placement(app), fir_hash=self._fir_hash(app, ptype),
                     )  # fmt: skip
                     if ptype == "web" and spec.port is None:
                         spec = dataclasses.replace(spec, port=self._new_port())
@@ -232,6 +237,15 @@ class KubernetesBackend(OneOffDynos):
             rec.deployments = want
             await self._gc_secrets(rec)
         self._changed(app.app_id)
+
+    @staticmethod
+    def _fir_hash(app: AppRuntime, process_type: str, size: str | None = None) -> str:
+        """A Fir image's dynos are named as on Fir (and as the local backend names them)."""
+        if app.image is None:
+            return ""
+        if size is None:
+            size = app.formation[process_type][1]
+        return template_hash(app.release_id, process_type, get_size(size).name)
 
     def _new_port(self) -> int:
         """A port no dyno of this backend uses (hostNetwork), or the pod network's PORT."""
@@ -338,7 +352,7 @@ class KubernetesBackend(OneOffDynos):
     def _follow(self, v: pods.PodView, since_seconds: int | None = None) -> None:
         if self._logs is None or not (v.running or v.terminated) or not v.dyno or v.attached:
             return
-        app_id, dyno = v.app_id, v.dyno
+        app_id, dyno = v.app_id, v.heroku_name
 
         def emit(line: str) -> None:
             self.sink.emit(app_id, "app", dyno, line)
@@ -351,7 +365,7 @@ class KubernetesBackend(OneOffDynos):
         self._logs.follow(v.instance, v.name, emit, since_seconds)
 
     def _heroku(self, v: pods.PodView, message: str) -> None:
-        self.sink.emit(v.app_id, "heroku", v.dyno, message)
+        self.sink.emit(v.app_id, "heroku", v.heroku_name, message)
 
     def _changed(self, app_id: str) -> None:
         try:
@@ -367,21 +381,43 @@ class KubernetesBackend(OneOffDynos):
         return [p for p in self._pods.values() if p.app_id == app_id]
 
     def dynos(self, app_id: str) -> list[DynoInfo]:
-        """One entry per dyno: its newest pod (a surge rollout has two for a moment)."""
+        """One entry per dyno: its newest pod, and during a surge rollout (preboot) the
+        older pod too while it still serves, so that the router keeps sending to it until
+        the new one is ready (the routing table is made from this list)."""
         rec = self._apps.get(app_id)
         by_dyno: dict[str, pods.PodView] = {}
+        serving: list[pods.PodView] = []
         for p in sorted(self._app_pods(app_id), key=lambda p: (p.deleting, -p.created_at)):
-            by_dyno.setdefault(p.dyno, p)
+            if p.dyno not in by_dyno:
+                by_dyno[p.dyno] = p
+            elif p.ready and not p.one_off:
+                serving.append(p)
         out = [
-            pods.dyno_info(p, self._address(p))
-            for p in by_dyno.values()
+            (p.dyno, pods.dyno_info(p, self._address(p)))
+            for p in [*by_dyno.values(), *serving]
             if p.state != "down" or not p.one_off
         ]
         if rec is not None:  # formation dynos with no pod yet (or asleep)
             for dyno, dep in rec.deployments.items():
                 if dyno not in by_dyno:
-                    out.append(pods.idle_info(rec.app.app_id, dyno, dep, rec.sleeping))
-        return sorted(out, key=lambda d: (d.type, parse_dyno_name(d.name)[1], d.created_at))
+                    out.append((dyno, pods.idle_info(rec.app.app_id, dyno, dep, rec.sleeping)))
+        return [info for _, info in sorted(out, key=lambda x: _order(x[0], x[1]))]
+
+    def _key_of(self, app_id: str, dyno_name: str) -> str | None:
+        """The Deployment key (`web.1`) or one-off of a dyno named as the API names it."""
+        rec = self._apps.get(app_id)
+        if rec is not None and dyno_name in rec.deployments:
+            return dyno_name
+        if (app_id, dyno_name) in self._one_offs:
+            return dyno_name
+        for p in self._app_pods(app_id):
+            if p.heroku_name == dyno_name:
+                return p.dyno
+        if rec is not None:
+            for dyno, dep in rec.deployments.items():
+                if pods.idle_name(dyno, dep) == dyno_name:
+                    return dyno
+        return None
 
     def _address(self, p: pods.PodView) -> str | None:
         return self.ks.endpoint_host or p.pod_ip
@@ -392,7 +428,7 @@ class KubernetesBackend(OneOffDynos):
         for p in self._app_pods(app_id):
             address = self._address(p)
             if p.process_type == "web" and not p.one_off and p.ready and p.port and address:
-                out.append(WebEndpoint(p.dyno, p.uid, address, p.port))
+                out.append(WebEndpoint(p.heroku_name, p.uid, address, p.port))
         return sorted(out, key=lambda e: e.dyno_name)
 
     # -- actions -------------------------------------------------------------------------
@@ -405,13 +441,15 @@ class KubernetesBackend(OneOffDynos):
         if rec is None:
             raise DynoNotFound(f"no dynos for app {app_id!r}")
         if dyno_name is not None:
-            parse_dyno_name(dyno_name)
+            check_dyno_name(dyno_name)
             one_off = self._one_offs.get((app_id, dyno_name))
             if one_off is not None:
                 await self._call(kube.delete, one_off.kind, one_off.object_name)
                 return
-            if dyno_name not in rec.deployments:
+            key = self._key_of(app_id, dyno_name)
+            if key is None or key not in rec.deployments:
                 raise DynoNotFound(f"no dyno {dyno_name!r}")
+            dyno_name = key
         stamp = datetime.datetime.now(datetime.UTC).isoformat()
         async with rec.lock:
             for dyno, dep in list(rec.deployments.items()):
@@ -453,29 +491,27 @@ class KubernetesBackend(OneOffDynos):
 
     # -- memory: R14 and log-runtime-metrics ---------------------------------------------
     async def _meter(self) -> None:
+        """Every metrics interval: each node's summary once, for memory.Meter's round."""
         kube = self._require_started()
         while True:
             await asyncio.sleep(self.ds.metrics_interval)
             running = [p for p in self._pods.values() if p.running and p.node and not p.deleting]
+            found: dict[str, dict[str, memory.PodStats]] = {}
             for node in sorted({p.node for p in running if p.node}):
                 try:
-                    found = memory.samples(await self._call(memory.node_summary, kube, node))
+                    found[node] = memory.samples(await self._call(memory.node_summary, kube, node))
                 except Exception as e:  # a node gone or not serving stats yet
                     log.debug("no memory stats from %s: %s", node, e)
-                    continue
-                for p in running:
-                    m = found.get(p.uid)
-                    rec = self._apps.get(p.app_id)
-                    if m is None or p.node != node:
-                        continue
-                    metrics = rec is not None and "log-runtime-metrics" in rec.app.features
-                    for line in self._memory.lines(p, m, metrics):
-                        self._heroku(p, line)
-            self._memory.forget(p.uid for p in running)
+            self._meter_rules.round(running, found, self._features)
+
+    def _features(self, app_id: str) -> set[str]:
+        rec = self._apps.get(app_id)
+        return rec.app.features if rec is not None else set()
 
     # -- Eco sleeping: a scale to 0 ------------------------------------------------------
     def usage(self, app_id: str) -> list[DynoUsage]:
-        return []  # pods' metrics belong to the cluster's own metrics pipeline
+        """The app's running dynos as the kubelets measured them at the last round."""
+        return self._meter_rules.usage(app_id, self._pods)
 
     def note_request(self, app_id: str) -> None:
         """Router traffic for the app: resets the sleep timer (and wakes a sleeping app)."""
@@ -503,12 +539,22 @@ class KubernetesBackend(OneOffDynos):
         kube = self._require_started()
         async with rec.lock:
             for dyno, dep in list(rec.deployments.items()):
-                self.sink.emit(rec.app.app_id, "heroku", dyno, line)
+                for name in self._names_of(rec, dyno, dep):
+                    self.sink.emit(rec.app.app_id, "heroku", name, line)
                 rec.deployments[dyno] = await self._call(
                     kube.patch, "Deployment", dep["metadata"]["name"],
                     {"spec": {"replicas": replicas}},
                 )  # fmt: skip
         self._changed(rec.app.app_id)
+
+    def _names_of(self, rec: AppRecord, dyno: str, dep: Obj) -> list[str]:
+        """What the logs call a formation dyno now: its pods' names, else its idle name."""
+        found = {
+            p.heroku_name
+            for p in self._app_pods(rec.app.app_id)
+            if p.dyno == dyno and not p.one_off and not p.deleting
+        }
+        return sorted(found) or [pods.idle_name(dyno, dep)]
 
     async def _sleeper(self) -> None:
         while True:
@@ -525,3 +571,9 @@ class KubernetesBackend(OneOffDynos):
                     rec.sleeping = True
                     with contextlib.suppress(Exception):
                         await self._scale_all(rec, 0, "Idling")
+
+
+def _order(key: str, info: DynoInfo) -> tuple[str, int, float]:
+    """Dynos by type, then index (`web.2` before `web.10`), then age."""
+    m = DYNO_NAME_RE.match(key)
+    return (info.type, int(m.group(2)) if m else 0, info.created_at)

@@ -64,6 +64,14 @@ class DynoSpec:
     tty: bool = False
     node_selector: tuple[tuple[str, str], ...] = ()
     """Where the app may run (a region's node label, for instance)."""
+    fir_hash: str = ""
+    """A Fir image's dynos: Fir names (`web-<fir_hash>-<5>`, the pod's suffix) for formation
+    dynos, while `name` stays the Deployment's key (`web.1`)."""
+
+    @property
+    def fir_named(self) -> bool:
+        """A formation dyno whose name (and $DYNO) comes from its pod."""
+        return bool(self.fir_hash) and not self.one_off
 
 
 def owner_meta(app: AppRuntime, name: str, extra: dict[str, str] | None = None) -> Manifest:
@@ -102,9 +110,14 @@ def _env(spec: DynoSpec) -> list[Manifest]:
     env: dict[str, str] = dict(spec.image.env)
     if spec.port is not None:
         env["PORT"] = str(spec.port)
-    env["DYNO"] = spec.name
-    env["PS"] = spec.name
+    if not spec.fir_named:
+        env["DYNO"] = spec.name
+        env["PS"] = spec.name
     items: list[Manifest] = [{"name": k, "value": v} for k, v in env.items()]
+    if spec.fir_named:  # $DYNO is made from the pod's name when it starts (fir_dyno_env)
+        items.append(
+            {"name": POD_NAME_ENV, "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
+        )
     if "runtime-dyno-metadata" in spec.app.features:
         items += [
             {"name": "HEROKU_APP_ID", "value": spec.app.app_id},
@@ -122,6 +135,16 @@ def _tcp(port: int, ks: KubernetesSettings) -> Manifest:
     return probe
 
 
+POD_NAME_ENV = "SPRUCE_POD_NAME"
+
+
+def fir_dyno_env(spec: DynoSpec, command: str) -> str:
+    """The command with $DYNO (and $PS) set to the dyno's Fir name, as the API shows it:
+    the pod's name is known only once the ReplicaSet made it."""
+    name = f"{spec.process_type}-{spec.fir_hash}-${{{POD_NAME_ENV}##*-}}"
+    return f'DYNO="{name}"; PS="$DYNO"; export DYNO PS; unset {POD_NAME_ENV}; {command}'
+
+
 def gated(shell: tuple[str, ...], command: str) -> list[str]:
     """An attached one-off's command: it reads one go line from stdin, then runs, so that
     no output is lost before the client is attached."""
@@ -132,6 +155,8 @@ def pod_spec(
     spec: DynoSpec, ds: DynoSettings, ks: KubernetesSettings, restart: str = "Always"
 ) -> Manifest:
     command = spec.image.command(spec.process_type, spec.command, one_off=spec.one_off)
+    if spec.fir_named:
+        command = fir_dyno_env(spec, command)
     container: Manifest = {
         "name": CONTAINER,
         "image": spec.image.image,
@@ -242,6 +267,8 @@ def _pod_annotations(spec: DynoSpec) -> dict[str, str]:
     }
     if spec.port is not None:
         out[names.PORT] = str(spec.port)
+    if spec.fir_hash:
+        out[names.FIR_HASH] = spec.fir_hash
     return out
 
 
@@ -323,7 +350,7 @@ def spec_hash(manifest: Manifest) -> str:
 
 def one_off_pod(spec: DynoSpec, ds: DynoSettings, ks: KubernetesSettings) -> Manifest:
     labels = {**names.app_labels(spec.app.app_id), **_pod_labels(spec)}
-    suffix = spec.name.split(".")[1]
+    suffix = spec.name[len(spec.process_type) + 1 :]  # run.4821 or Fir's run-<hash>-<5>
     meta = owner_meta(spec.app, names.object_name(spec.app.app_name, spec.process_type, suffix))
     meta["labels"] = labels
     meta["annotations"] = _pod_annotations(spec)

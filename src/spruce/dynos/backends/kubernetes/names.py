@@ -22,6 +22,8 @@ SPEC_HASH = "spruce.dev/spec-hash"
 RESTARTED_AT = "spruce.dev/restarted-at"
 SLEEPING = "spruce.dev/sleeping"
 CONFIG_SECRET = "spruce.dev/config-secret"
+FIR_HASH = "spruce.dev/fir-hash"
+"""A Fir image's dynos: the template hash of their Fir names (`web-<hash>-<5 chars>`)."""
 
 _LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$")
 
@@ -54,6 +56,26 @@ def app_selector(app_id: str) -> str:
 def object_name(app_name: str, process_type: str, suffix: str) -> str:
     """`myapp-web-1`: at most 52 characters, so that the ReplicaSet and pod suffixes fit."""
     return f"{dns_label(app_name, 24)}-{dns_label(process_type, 20)}-{suffix}"
+
+
+# Kubernetes' own alphabet for generated name suffixes (no vowels, no look-alikes).
+_SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+
+
+def fir_name(process_type: str, fir_hash: str, pod_name: str) -> str:
+    """A Fir dyno's name from its pod: `web-848cd4f64d-pvpr2`, the last five characters
+    being the pod's own (the ReplicaSet's random suffix, as on Heroku's Fir)."""
+    return f"{process_type}-{fir_hash}-{pod_name.rsplit('-', 1)[-1][-5:]}"
+
+
+def stand_in_suffix(text: str) -> str:
+    """Five suffix characters derived from text, for a Fir dyno with no pod (yet)."""
+    n = int(hashlib.sha256(text.encode()).hexdigest(), 16)
+    out = []
+    for _ in range(5):
+        n, r = divmod(n, len(_SUFFIX_ALPHABET))
+        out.append(_SUFFIX_ALPHABET[r])
+    return "".join(out)
 
 
 def dyno_label(dyno_name: str) -> str:

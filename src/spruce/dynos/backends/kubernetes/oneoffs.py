@@ -23,7 +23,8 @@ from spruce.dynos.backends.kubernetes.images import ImageSource
 from spruce.dynos.backends.kubernetes.manifests import DynoSpec, KubernetesSettings
 from spruce.dynos.backends.kubernetes.validation import validate_app
 from spruce.dynos.backends.kubernetes.watch import LogFollower
-from spruce.dynos.model import ENV_NAME_RE, AppRuntime, DynoInfo, DynoSettings, parse_dyno_name
+from spruce.dynos.images import fir_dyno_name
+from spruce.dynos.model import ENV_NAME_RE, AppRuntime, DynoInfo, DynoSettings, check_dyno_name
 from spruce.dynos.rendezvous import Attachment, RendezvousServer
 from spruce.dynos.sizes import DynoError, DynoNotFound, get_size
 from spruce.events import LogSink
@@ -124,6 +125,8 @@ class OneOffDynos(abc.ABC):
         taken = {name for (a, name) in self._one_offs if a == app.app_id}
         while True:
             name = f"{process_type}.{random.randint(1000, 9999)}"
+            if app.image is not None:  # a Fir one-off is a pod of its own: run-<hash>-<5>
+                name = fir_dyno_name(app.release_id, process_type, size_name, taken)
             if name not in taken:
                 break
         image = self.images.image_for(app)
@@ -205,13 +208,13 @@ class OneOffDynos(abc.ABC):
         kube = self._require_started()
         if not isinstance(command, str) or not command.strip():
             raise DynoError("run-inside needs a command")
-        parse_dyno_name(dyno_name)
+        check_dyno_name(dyno_name)
         if self.rendezvous is None:
             raise DynoError("run-inside needs a rendezvous")
         running = [
             p
             for p in self._app_pods(app_id)
-            if p.dyno == dyno_name and p.running and not p.deleting
+            if dyno_name in (p.dyno, p.heroku_name) and p.running and not p.deleting
         ]
         if not running:
             raise DynoNotFound(f"dyno {dyno_name!r} is not running")

@@ -51,6 +51,17 @@ class PodView:
     """The latest ended run of the container: (exit code, reason, seconds it ran, when)."""
     created_at: float
     state: str
+    fir_hash: str = ""
+    """Set for a Fir image's dynos: their names are Fir's (see `heroku_name`)."""
+
+    @property
+    def heroku_name(self) -> str:
+        """The dyno's name in the API, the logs and the router: `web.1`, or on a Fir image
+        `web-<hash>-<5>` from the pod's own name (a new pod, a new name, as on Fir). `dyno`
+        stays the Deployment's key (`web.1`); a one-off's label is its name already."""
+        if not self.fir_hash or self.one_off or not self.name:
+            return self.dyno
+        return names.fir_name(self.process_type, self.fir_hash, self.name)
 
     @property
     def instance(self) -> tuple[str, int]:
@@ -127,6 +138,7 @@ def view(pod: dict[str, Any]) -> PodView:
         terminated=_ended(c),
         created_at=_ts(meta.get("creationTimestamp")) or 0.0,
         state=dyno_state,
+        fir_hash=ann.get(names.FIR_HASH, ""),
     )
 
 
@@ -178,7 +190,7 @@ def dyno_info(p: PodView, host: str | None) -> DynoInfo:
     return DynoInfo(
         id=p.uid,
         app_id=p.app_id,
-        name=p.dyno,
+        name=p.heroku_name,
         type=p.process_type,
         state=p.state,
         size=get_size(p.size or None).display_name,
@@ -193,13 +205,24 @@ def dyno_info(p: PodView, host: str | None) -> DynoInfo:
     )
 
 
+def idle_name(dyno: str, dep: dict[str, Any]) -> str:
+    """The name of a formation dyno with no pod: `web.1`, or a Fir name that stays the same
+    until a pod exists (its suffix derived from the Deployment)."""
+    ann = dep["spec"]["template"]["metadata"].get("annotations") or {}
+    fir_hash = ann.get(names.FIR_HASH)
+    if not fir_hash:
+        return dyno
+    suffix = names.stand_in_suffix(str(dep["metadata"].get("uid") or dep["metadata"]["name"]))
+    return names.fir_name(dyno.split(".")[0], fir_hash, suffix)
+
+
 def idle_info(app_id: str, dyno: str, dep: dict[str, Any], sleeping: bool) -> DynoInfo:
     """A formation dyno with no pod: asleep (scaled to 0), or its pod not made yet."""
     ann = dep["spec"]["template"]["metadata"].get("annotations") or {}
     return DynoInfo(
         id=str(dep["metadata"].get("uid", "")),
         app_id=app_id,
-        name=dyno,
+        name=idle_name(dyno, dep),
         type=dyno.split(".")[0],
         state="idle" if sleeping else "starting",
         size=get_size(ann.get(names.SIZE) or None).display_name,
