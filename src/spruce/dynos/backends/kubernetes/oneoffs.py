@@ -252,9 +252,12 @@ class OneOffDynos(abc.ABC):
     async def _finish_one_off(self, o: OneOff, v: pods.PodView, status: int | None) -> None:
         """Deliver the last lines before the exit status, then remove the pod (or Job)."""
         if self._logs is not None and not v.attached:
+            # A stream that ended before the container wrote anything is read again: the
+            # container has ended, so this time it gives the whole output and stops.
+            self._logs.reopen(v.instance)
             if not self._logs.following(v.instance):
                 self._follow(v)
-            await self._logs.drained(v.instance, 10)
+            await self._logs.drained(v.instance, 30)
         self.sink.emit(v.app_id, "heroku", v.dyno, f"Process exited with status {status}")
         if not o.done.done():
             o.done.set_result(status)

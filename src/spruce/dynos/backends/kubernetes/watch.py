@@ -83,6 +83,10 @@ class PodWatch:
         self.synced.set()
 
 
+LOG_START_WAIT = 120.0
+"""How long a log stream is asked for while its container is being created (seconds)."""
+
+
 class LogFollower:
     """One thread per run of a dyno's container, feeding each line to `emit` on the loop."""
 
@@ -91,6 +95,7 @@ class LogFollower:
         self._loop = loop
         self._running: dict[tuple[str, int], threading.Thread] = {}
         self._done: dict[tuple[str, int], asyncio.Event] = {}
+        self._lines: dict[tuple[str, int], int] = {}
 
     def follow(
         self,
@@ -103,9 +108,15 @@ class LogFollower:
         if key in self._running:
             return
         done = self._done[key] = asyncio.Event()
+        self._lines[key] = 0
+
+        def counted(line: str) -> None:
+            self._lines[key] = self._lines.get(key, 0) + 1
+            emit(line)
+
         thread = threading.Thread(
             target=self._run,
-            args=(pod_name, emit, since_seconds, done, previous),
+            args=(pod_name, counted, since_seconds, done, previous),
             name=f"spruce-kube-log-{pod_name}",
             daemon=True,
         )
@@ -114,6 +125,18 @@ class LogFollower:
 
     def following(self, key: tuple[str, int]) -> bool:
         return key in self._running
+
+    def ended_empty(self, key: tuple[str, int]) -> bool:
+        """That run's stream has ended without a line: opened before the container wrote
+        (or while the kubelet could not read it yet, on a loaded node)."""
+        done = self._done.get(key)
+        return done is not None and done.is_set() and not self._lines.get(key)
+
+    def reopen(self, key: tuple[str, int]) -> None:
+        """Forget a run's ended stream so the next `follow` reads it again from the start."""
+        if self.ended_empty(key):
+            self._running.pop(key, None)
+            self._done.pop(key, None)
 
     async def drained(self, key: tuple[str, int], timeout: float) -> None:
         """Wait until the stream of that run has ended (its last lines delivered)."""
@@ -128,6 +151,7 @@ class LogFollower:
         for key in [k for k in self._running if k[0] == uid]:
             self._running.pop(key, None)
             self._done.pop(key, None)
+            self._lines.pop(key, None)
 
     def _run(
         self,
@@ -137,8 +161,12 @@ class LogFollower:
         done: asyncio.Event,
         previous: bool,
     ) -> None:
+        # A container still being created answers 400 (or the kubelet's not-ready line):
+        # keep asking for as long as a loaded node may take to start it, not a fixed count.
+        deadline = time.monotonic() + LOG_START_WAIT
         try:
-            for attempt in range(20):
+            while True:
+                last = time.monotonic() >= deadline
                 try:
                     first = True
                     for line in self._kube.follow_log(pod_name, CONTAINER, since_seconds, previous):
@@ -150,12 +178,12 @@ class LogFollower:
                         self._loop.call_soon_threadsafe(emit, line)
                     return
                 except _LogNotReady:
-                    if attempt == 19:
+                    if last:
                         return
                     time.sleep(0.5)
                 except ApiException as e:
                     # 400 while the container is still being created; 404 once it is gone.
-                    if e.status == 404 or attempt == 19:
+                    if e.status == 404 or last:
                         return
                     time.sleep(0.5)
                 except Exception as e:
