@@ -75,8 +75,11 @@ async def test_concurrent_streams_blocked_on_a_slow_reader_all_finish(
     running_router, backends, pki
 ):
     # two responses larger than every buffer on the way, a client that pauses reading: both
-    # streams wait for the connection to drain at the same time, and both must resume
-    rr, cafile = await _router(running_router, backends, pki)
+    # streams wait for the connection to drain at the same time, and both must resume. The
+    # idle deadline is not what this checks: on loaded cores the test's own client can fall
+    # a second behind, so the router is given 10 s before it may give up on it.
+    patient = dataclasses.replace(FAST, idle=10.0, response=10.0)
+    rr, cafile = await _router(running_router, backends, pki, timers=patient)
     c = await H2Client.connect(rr.https_port, cafile, rcvbuf=16384)
     c.open_windows()
     n = 8_000_000
@@ -85,8 +88,8 @@ async def test_concurrent_streams_blocked_on_a_slow_reader_all_finish(
     await asyncio.sleep(0.6)  # both streams are now blocked on the paused transport
     c.reading.set()
     for sid in sids:
-        r = await c.response(sid, 10)
-        assert r.status == 200 and len(r.body) == n
+        r = await c.response(sid, 20)
+        assert r.status == 200 and len(r.body) == n, (r.reset, c.goaway, len(r.body))
     await settled(rr)
     await c.close()
 
