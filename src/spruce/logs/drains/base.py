@@ -152,9 +152,14 @@ class DrainWorker(ABC):
         task, self._task = self._task, None
         self.state = "stopped"
         if task is not None:
-            task.cancel()
+            # Python 3.11's asyncio.wait_for can swallow a cancellation that lands as the
+            # awaited write completes: the worker then goes back to waiting for lines and
+            # would be awaited for ever. Cancel again until it has ended.
+            while not task.done():
+                task.cancel()
+                await asyncio.wait({task}, timeout=1.0)
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+                task.result()
         await self.close_transport()
 
     def status(self) -> DrainStatus:

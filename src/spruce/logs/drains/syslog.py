@@ -67,8 +67,11 @@ class SyslogDrain(DrainWorker):
         if writer is None:
             return
         writer.close()
-        with contextlib.suppress(Exception):
+        try:
             await asyncio.wait_for(writer.wait_closed(), 1.0)
+        except Exception:
+            # a peer that never reads keeps a closing socket open with its unsent bytes
+            writer.transport.abort()
 
 
 async def _until_eof(reader: asyncio.StreamReader) -> None:
