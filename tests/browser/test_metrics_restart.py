@@ -22,11 +22,18 @@ def test_requests_measured_before_a_restart_are_still_graphed(platform: RunningP
     app = f"m-{uuid.uuid4().hex[:6]}"
     platform.client().post("/apps", json={"name": app}).raise_for_status()
     # no dynos yet: the router answers H14 for the app, and measures each one
-    for _ in range(4):
-        r = httpx.get(
-            platform.endpoints["router_http_url"], headers={"Host": f"{app}.localhost"}, timeout=30
-        )
-        assert r.status_code == 503
+
+    def ask() -> int:
+        url = platform.endpoints["router_http_url"]
+        return httpx.get(url, headers={"Host": f"{app}.localhost"}, timeout=30).status_code
+
+    # the router's table learns of the app a moment after the API has answered (404 until
+    # then: no such app, not measured for it)
+    seen: list[int] = []
+    wait_for(lambda: seen.append(ask()) or seen[-1] != 404, 10, what="the router knows the app")
+    assert seen[-1] == 503
+    for _ in range(3):
+        assert ask() == 503
     wait_for(lambda: metrics_requests(platform, app) == 4, 20, what="4 requests graphed")
     assert platform.stop() == 0
     again = start_platform(platform.home, platform.env, platform.extra_args)
