@@ -9,6 +9,7 @@ the cluster is its, and every other app the local one's.
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -23,7 +24,7 @@ class Backend(DynoBackend, Protocol):
         ...
 
 
-class Dispatcher:
+class Dispatcher(abc.ABC):
     """Sends each call to the backend that holds the app: the one `_choose` names for an
     app at its first converge or one-off; before that (just after a restart), one of the
     others that adopted it from its cluster, else the default."""
@@ -33,8 +34,9 @@ class Dispatcher:
         self._others = list(others)
         self._where: dict[str, Backend] = {}
 
+    @abc.abstractmethod
     def _choose(self, app: AppRuntime) -> Backend:
-        raise NotImplementedError
+        """The backend an app's dynos belong on (by generation, by region)."""
 
     def _of(self, app: AppRuntime) -> Backend:
         backend = self._choose(app)
