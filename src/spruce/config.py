@@ -64,6 +64,8 @@ class Settings:
     inference_host: str | None = None
     # Heroku's data API over HTTPS on this host:port too (HEROKU_DATA_HOST; port 443).
     data_host: str | None = None
+    # Heroku Exec: SSH on this address's port 80, the exec manager over HTTPS on its 443.
+    exec_host: str | None = None
     models_file: Path | None = None
     # Apps' git_url as https://heroku@host:port/<app>.git: Heroku's VS Code extension lists
     # only apps whose remote names "heroku" (docs/editor.md).
@@ -85,6 +87,7 @@ class Endpoints:
     ca_bundle: str = ""
     inference_url: str = ""
     data_url: str = ""
+    exec_url: str = ""
 
     def write(self, path: Path) -> None:
         tmp = path.with_suffix(".tmp")

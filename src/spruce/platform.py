@@ -40,6 +40,7 @@ from spruce.config import Endpoints, Settings
 from spruce.dynos import DynoManager, DynoSettings
 from spruce.dynos.backends.generations import Backend, GenerationBackends
 from spruce.dynos.backends.setup import make_kubernetes_backend
+from spruce.dynos.exec_setup import ExecHost, make_exec_host
 from spruce.dynos.rendezvous import RendezvousServer
 from spruce.gitserve import GitServer
 from spruce.gitserve.history import GitHistory
@@ -288,6 +289,8 @@ class Parts:
     data_sock: socket.socket | None = None
     """--data-host: the API (for Heroku's data API) over TLS on that address."""
     data_tls: tuple[Path, Path] | None = None
+    exec_host: ExecHost | None = None
+    """--exec-host: Heroku Exec's manager (the API over TLS) and SSH gateway."""
 
 
 class Platform:
@@ -370,6 +373,7 @@ class Platform:
             on_sample=lambda samples: events.publish(DynosMeasured(samples)),
         )
         dynos: Backend = local
+        exec_host = make_exec_host(s.exec_host, home, ca, local, bind_socket)
         if rendezvous is not None:
             fir = make_kubernetes_backend(
                 s, registry, log_router, dyno_settings, dynos_changed, rendezvous,
@@ -441,6 +445,7 @@ class Platform:
                 images=CnbImageRunner(registry.address, registry.client, registry.prefix),
                 telemetry=telemetry,
                 history=GitHistory(home / "repos"),
+                exec_gateway=exec_host.gateway if exec_host else None,
             ),
             addresses,
             home,
@@ -487,6 +492,7 @@ class Platform:
             ca_bundle=str(ca.cert_path),
             inference_url=inference.url,
             data_url=data_url,
+            exec_url=exec_host.url if exec_host else "",
         )
         return Parts(
             store=store,
@@ -509,6 +515,7 @@ class Platform:
             endpoints=endpoints,
             data_sock=data_sock,
             data_tls=data_tls,
+            exec_host=exec_host,
         )
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -549,6 +556,10 @@ class Platform:
         if p.data_sock is not None:
             self._serve(p.api, [p.data_sock], ssl=p.data_tls)
             progress("data API", f"{p.endpoints.data_url} (pg:* and redis:*)")
+        if p.exec_host is not None:
+            await p.exec_host.gateway.start()
+            self._serve(p.api, [p.exec_host.sock], ssl=p.exec_host.tls)
+            progress("Heroku Exec", f"{p.exec_host.url} (ps:exec, ps:copy, ps:forward, ps:socks)")
         services.routing.publish_all()
         await p.router.start()
         progress(
@@ -614,6 +625,9 @@ class Platform:
             await p.mcp.stop()
             await p.router.stop()
             await p.services.stop()
+            if p.exec_host is not None:
+                await p.exec_host.gateway.close()
+                p.exec_host.sock.close()
             await p.dynos.shutdown()
             await p.registry.stop()
             await p.git.close()

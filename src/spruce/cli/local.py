@@ -171,6 +171,12 @@ def _print_endpoints(ep: Endpoints) -> None:
     "pg:backups:download) point there",
 )
 @click.option(
+    "--exec-host",
+    envvar="SPRUCE_EXEC_HOST",
+    help="an IP address for Heroku Exec (heroku ps:exec, ps:copy, ps:forward, ps:socks), "
+    "e.g. 127.0.0.5 (as root): the exec manager on its port 443, SSH on its port 80",
+)
+@click.option(
     "--models",
     "models_file",
     type=click.Path(exists=True, dir_okay=False),
@@ -216,6 +222,7 @@ def up(
     regions: tuple[str, ...],
     inference_host: str | None,
     data_host: str | None,
+    exec_host: str | None,
     models_file: str | None,
     heroku_git_names: bool,
 ) -> None:
@@ -273,6 +280,7 @@ def up(
         regions=regions,
         inference_host=inference_host,
         data_host=data_host,
+        exec_host=exec_host,
         models_file=Path(models_file).resolve() if models_file else None,
         heroku_git_names=heroku_git_names,
     )
@@ -492,5 +500,8 @@ def heroku_env(home: str | None) -> None:
     if inference.hostname and inference.port is None:
         # Heroku's AI plugin fixes https and port 443: only then can it reach this host
         env["HEROKU_INFERENCE_HOST"] = inference.hostname
+    if ep.exec_url:
+        # ps:exec, ps:copy, ps:forward and ps:socks ask this exec manager (over https)
+        env["HEROKU_EXEC_URL"] = ep.exec_url
     for k, v in env.items():
         click.echo(f"export {k}={shlex.quote(v)}")

@@ -57,6 +57,8 @@ class Dyno:
     host_dir: Path | None = None
     home: str = ""
     uid: int | None = None
+    launch_features: frozenset[str] = frozenset()
+    """The app's runtime features when this launch started (runtime-heroku-exec)."""
     load: LoadAverage = field(default_factory=LoadAverage)
     r14_at: float = 0.0
 

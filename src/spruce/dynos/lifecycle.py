@@ -302,6 +302,7 @@ class DynoRunner:
             enter_pid=await self._inner_pid(inside) if inside else None,
         )
         d.env, d.host_dir, d.home, d.uid = env, host_dir, home, uid
+        d.launch_features = frozenset(app.features)  # Heroku Exec needs its flag at boot
         if not quiet:
             self.set_state(d, DynoState.STARTING, log_line=False)
         heroku(f"Starting process with command `{d.command}`")

@@ -297,6 +297,12 @@ class DynoManager:
     def apps(self) -> list[str]:
         return sorted(self._apps)
 
+    def running_dyno(self, app_id: str, dyno_name: str) -> Dyno | None:
+        """A formation dyno whose process is running (Heroku Exec's target), or None."""
+        st = self._apps.get(app_id)
+        found = [d for d in st.dynos if d.name == dyno_name and not d.one_off] if st else []
+        return next((d for d in found if d.proc is not None and d.proc.alive()), None)
+
     # -- actions -------------------------------------------------------------------------
     def _select(self, app_id: str, process_type: str | None, dyno_name: str | None) -> list[Dyno]:
         st = self._apps.get(app_id)

@@ -28,6 +28,7 @@ from .dynos import Dynos
 from .events import EventBus
 from .features import Features
 from .formation import Formations
+from .heroku_exec import HerokuExec
 from .logs import Logs
 from .metrics import Metrics, MetricsSettings
 from .migrations import Migrations
@@ -44,6 +45,7 @@ from .ports import (
     CertificateIssuer,
     CommitHistory,
     DynoBackend,
+    ExecGateway,
     ImageBuildRunner,
     LogPort,
     RouteSink,
@@ -85,6 +87,8 @@ class Ports:
     """OpenTelemetry signals to telemetry drains over OTLP."""
     history: CommitHistory | None = None
     """The apps' git repositories (pipelines:diff); None: no diff."""
+    exec_gateway: ExecGateway | None = None
+    """Heroku Exec's SSH gateway (spruce up --exec-host); None: not served."""
 
 
 @dataclass(frozen=True)
@@ -187,6 +191,9 @@ class Services:
             oci_images=self.oci_images,
         )
         self.dynos = Dynos(events, ports.dynos, self.deployments, self.formation)
+        self.heroku_exec = HerokuExec(
+            events, self.apps, self.features, ports.dynos, ports.exec_gateway
+        )
         self.addons = Addons(
             store,
             events,

@@ -426,3 +426,25 @@ class CommitHistory(Protocol):
         """Write the branch's tree to `dest` as a .tar.gz: the commit, or None when the
         repository has no such branch."""
         ...
+
+
+class ExecGateway(Protocol):
+    """Heroku Exec's SSH side (spruce.dynos.exec_gateway): an SSH server that runs sessions
+    inside running dynos, reached with a key the exec manager registers per session."""
+
+    @property
+    def tunnel_host(self) -> str:
+        """The address the CLI connects to (port 80, fixed by Heroku's CLI)."""
+        ...
+
+    @property
+    def host_public_key(self) -> str:
+        """The server's host key, OpenSSH form (`ssh-ed25519 AAAA...`)."""
+        ...
+
+    def grant(self, app_id: str, dyno_name: str, client_key: str) -> str:
+        """Let `client_key` (an OpenSSH public key) into that dyno for a while; returns the
+        SSH user name it logs in as. ValueError when the key is not one; LookupError when
+        the dyno is not running here; PermissionError when it started before the app's
+        runtime-heroku-exec feature was on (it needs a restart, as on Heroku)."""
+        ...
