@@ -279,3 +279,8 @@ def test_another_user_is_refused(
     # ... and with no key at all
     r = httpx.get(f"{heroku.env['HEROKU_EXEC_URL']}api/v2", verify=ctx)
     assert r.status_code == 401, r.text
+
+
+def test_exec_without_a_command_is_a_shell_in_the_dyno(heroku: HerokuCLI, enabled: str) -> None:
+    res = cli(heroku, "ps:exec", "-a", enabled, stdin="echo shell-in-$DYNO-at-$(pwd)\nexit\n")
+    assert "shell-in-web.1-at-/app" in res.stdout, said(res)

@@ -143,6 +143,7 @@ class ExecGateway:
             login_timeout=30,
             keepalive_interval=30,
         )
+        self.port = self._server.get_port()  # when given 0 (tests): the one taken
 
     async def close(self) -> None:
         self._grants.clear()
