@@ -284,3 +284,15 @@ def test_another_user_is_refused(
 def test_exec_without_a_command_is_a_shell_in_the_dyno(heroku: HerokuCLI, enabled: str) -> None:
     res = cli(heroku, "ps:exec", "-a", enabled, stdin="echo shell-in-$DYNO-at-$(pwd)\nexit\n")
     assert "shell-in-web.1-at-/app" in res.stdout, said(res)
+
+
+def test_spruce_ps_exec_runs_in_the_dyno_with_its_exit_status(
+    platform: RunningPlatform, enabled: str
+) -> None:
+    res = platform.cli(
+        "ps:exec", "-a", enabled, "--", "echo in-$DYNO-as-$(id -u); exit 5", input=""
+    )
+    assert re.search(r"^in-web\.1-as-[1-9]\d*$", res.stdout, re.M), res.stdout + res.stderr
+    assert res.returncode == 5
+    status = platform.cli("ps:exec", "--status", "-a", enabled, input="", check=True).stdout
+    assert "web.1  running" in status

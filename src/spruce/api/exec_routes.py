@@ -18,9 +18,10 @@ from .http import Ctx, endpoint
 
 
 def _app_name(ctx: Ctx) -> str:
+    """Heroku's CLI names the app as the Basic user; Spruce's CLI (a bearer key) as `?app=`."""
     scheme, _, value = ctx.request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "basic":
-        return ""
+        return ctx.request.query_params.get("app", "")
     try:
         return base64.b64decode(value.strip()).decode().partition(":")[0]
     except (binascii.Error, UnicodeDecodeError):

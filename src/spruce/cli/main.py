@@ -13,6 +13,7 @@ from . import (  # noqa: F401  (importing registers the commands)
     certs,
     deploy,
     dynos,
+    exec,
     gitremote,
     local,
     logs,
