@@ -116,15 +116,31 @@ def app(heroku: HerokuCLI, tmp_path_factory: pytest.TempPathFactory) -> str:
 def enabled(heroku: HerokuCLI, app: str) -> str:
     """The first ps:exec: asked to restart, answered y, the feature goes on, the dynos
     restart and the command runs in the new web.1."""
+    before = _exec_manager(heroku, "PUT", "api/v2/web.1", app, heroku.env["HEROKU_API_KEY"])
+    assert before.status_code == 422 and "not enabled" in before.json()["message"], before.text
     res = cli(heroku, "ps:exec", "-a", app, "cat /tmp/exec-proof.txt; echo dyno=$DYNO", stdin="y\n")
     out = said(res)
     assert "Running this command for the first time requires a dyno restart." in out, out
     assert "Restarting dynos" in out and "Waiting for web.1 to start" in out, out
     assert "dyno=web.1" in out, out
-    assert heroku("features:info", "runtime-heroku-exec", "-a", app, "--json").stdout.count(
-        '"enabled": true'
-    ), "the feature is on"
+    info = heroku("features:info", "runtime-heroku-exec", "-a", app, "--json").stdout
+    assert json.loads(info)["enabled"] is True
     return app
+
+
+def _exec_manager(
+    heroku: HerokuCLI, method: str, path: str, app: str | None, key: str | None
+) -> httpx.Response:
+    ctx = ssl.create_default_context(cafile=heroku.env["NODE_EXTRA_CA_CERTS"])
+    return httpx.request(
+        method,
+        heroku.env["HEROKU_EXEC_URL"] + path,
+        auth=(app, key) if app and key else None,
+        json={"client_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDy2"}
+        if method == "PUT"
+        else None,
+        verify=ctx,
+    )
 
 
 def test_exec_runs_the_command_inside_the_dyno(heroku: HerokuCLI, enabled: str) -> None:
@@ -267,17 +283,10 @@ def test_another_user_is_refused(
     res = cli(heroku, "ps:exec", "-a", enabled, "id", key=key)
     assert res.returncode != 0 and "made-in" not in res.stdout
     assert "You do not have access to the app" in said(res), said(res)
-    # The exec manager itself answers Heroku's error shape to that user.
-    ctx = ssl.create_default_context(cafile=heroku.env["NODE_EXTRA_CA_CERTS"])
-    r = httpx.put(
-        f"{heroku.env['HEROKU_EXEC_URL']}api/v2/web.1",
-        auth=(enabled, key),
-        json={"client_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDy2"},
-        verify=ctx,
-    )
+    # The exec manager itself answers Heroku's error shape to that user, and 401 without a key.
+    r = _exec_manager(heroku, "PUT", "api/v2/web.1", enabled, key)
     assert r.status_code == 403 and set(r.json()) == {"id", "message"}, r.text
-    # ... and with no key at all
-    r = httpx.get(f"{heroku.env['HEROKU_EXEC_URL']}api/v2", verify=ctx)
+    r = _exec_manager(heroku, "GET", "api/v2", None, None)
     assert r.status_code == 401, r.text
 
 

@@ -172,6 +172,13 @@ class ExecGateway:
         g.expires_at = time.monotonic() + self.ttl
         return True
 
+    def granted(self, user: str) -> bool:
+        g = self._grants.get(user)
+        if g is None:
+            return False
+        d = self.manager.running_dyno(g.app_id, g.dyno_name)
+        return d is not None and d.launch_id == g.launch_id
+
     def entry(self, user: str) -> DynoEntry | None:
         g = self._grants.get(user)
         if g is None:
@@ -207,10 +214,10 @@ class _Server(asyncssh.SSHServer):
         return ok
 
     def session_requested(self) -> asyncssh.SSHServerSession[bytes] | bool:
-        entry = self.gateway.entry(self.user)
-        if entry is None:
+        if not self.gateway.granted(self.user):
             return False
-        return ExecSession(entry, self.gateway.sftp_server)
+        user = self.user
+        return ExecSession(lambda: self.gateway.entry(user), self.gateway.sftp_server)
 
     def connection_requested(
         self, dest_host: str, dest_port: int, orig_host: str, orig_port: int

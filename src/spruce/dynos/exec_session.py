@@ -19,7 +19,7 @@ import signal
 import socket
 import struct
 import termios
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 CLONE_NEWNET = 0x40000000
 CONNECT_TIMEOUT = 10.0
+ENTRY_TRIES = 50
 _NETNS_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="exec-netns")
 SIGNALS = {"INT": signal.SIGINT, "TERM": signal.SIGTERM, "HUP": signal.SIGHUP,
            "KILL": signal.SIGKILL, "QUIT": signal.SIGQUIT, "USR1": signal.SIGUSR1,
@@ -61,6 +62,8 @@ class DynoEntry:
             return None
         cwd: str | None = str(d.host_dir) if d.host_dir else None
         inner = proc.inner_pid()
+        if inner is None and sandbox.bwrap and d.uid is not None:
+            return None  # sandboxed, but its sandbox is not there yet: never run outside it
         prefix: list[str] | None = None
         if inner is not None:
             prefix = sandbox.enter([], inner, d.uid)
@@ -165,8 +168,9 @@ def _take_terminal() -> None:  # runs in the child, after setsid
 class ExecSession(asyncssh.SSHServerSession[bytes]):
     """A shell, a command or sftp-server inside the dyno, relayed over one channel."""
 
-    def __init__(self, entry: DynoEntry, sftp_server: str | None) -> None:
-        self.entry = entry
+    def __init__(self, resolve: Callable[[], DynoEntry | None], sftp_server: str | None) -> None:
+        self.resolve = resolve
+        self.entry: DynoEntry | None = None
         self.sftp_server = sftp_server
         self.chan: asyncssh.SSHServerChannel[bytes] | None = None
         self.term: tuple[str, int, int] | None = None
@@ -248,6 +252,7 @@ class ExecSession(asyncssh.SSHServerSession[bytes]):
 
     # -- the process -------------------------------------------------------------------
     def _env(self) -> dict[str, str]:
+        assert self.entry is not None
         env = dict(self.entry.env)
         if self.term is not None:
             env["TERM"] = self.term[0]
@@ -255,7 +260,7 @@ class ExecSession(asyncssh.SSHServerSession[bytes]):
         return env
 
     async def _spawn(self, argv: Sequence[str]) -> None:
-        assert self.chan is not None
+        assert self.chan is not None and self.entry is not None
         if self.term is not None:
             master, slave = pty.openpty()
             _set_winsize(slave, self.term[1], self.term[2])
@@ -282,6 +287,15 @@ class ExecSession(asyncssh.SSHServerSession[bytes]):
         chan = self.chan
         assert chan is not None
         if self.argv is None:
+            chan.exit(1)
+            return
+        for _ in range(ENTRY_TRIES):  # a dyno just up may not have its sandbox yet
+            self.entry = self.resolve()
+            if self.entry is not None:
+                break
+            await asyncio.sleep(0.1)
+        else:
+            chan.write_stderr(b"Heroku Exec: the dyno is not running (or not ready)\r\n")
             chan.exit(1)
             return
         try:
