@@ -81,16 +81,25 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatfo
 def cli(
     heroku: HerokuCLI, *args: str, stdin: str = "", key: str | None = None, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
-    env = dict(heroku.env, HEROKU_API_KEY=key) if key else heroku.env
-    return subprocess.run(
-        [str(heroku.bin_dir / "heroku"), *args],
-        env=env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=cwd,
-    )
+    env = dict(heroku.env, HEROKU_API_KEY=key) if key else dict(heroku.env)
+    if os.environ.get("SPRUCE_EXEC_DEBUG"):
+        env["DEBUG"] = "cli:ps-exec:*,cli:ps:exec"
+    try:
+        return subprocess.run(
+            [str(heroku.bin_dir / "heroku"), *args],
+            env=env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=90,
+            cwd=cwd,
+        )
+    except subprocess.TimeoutExpired as e:
+        out, err = (
+            x.decode(errors="replace") if isinstance(x, bytes) else x or ""
+            for x in (e.stdout, e.stderr)
+        )
+        raise AssertionError(f"heroku {' '.join(args)} timed out:\n{out}\n{err}") from None
 
 
 def said(res: subprocess.CompletedProcess[str]) -> str:
@@ -145,6 +154,7 @@ def _exec_manager(
 
 def test_exec_runs_the_command_inside_the_dyno(heroku: HerokuCLI, enabled: str) -> None:
     res = cli(heroku, "ps:exec", "-a", enabled, "cat /tmp/exec-proof.txt; echo $DYNO; id -u; pwd")
+    assert res.returncode == 0, said(res)
     lines = [ln.strip() for ln in res.stdout.replace("\r", "\n").splitlines() if ln.strip()]
     proof = next((ln for ln in lines if ln.startswith("made-in-")), None)
     assert proof is not None, res.stdout + res.stderr

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import ctypes
 import fcntl
+import logging
 import os
 import pty
 import signal
@@ -32,9 +33,11 @@ if TYPE_CHECKING:
     from spruce.dynos.dyno import Dyno
     from spruce.dynos.sandbox import Sandbox
 
+log = logging.getLogger(__name__)
 CLONE_NEWNET = 0x40000000
 CONNECT_TIMEOUT = 10.0
 ENTRY_TRIES = 50
+CLIENT_LINGER = 1.0
 _NETNS_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="exec-netns")
 SIGNALS = {"INT": signal.SIGINT, "TERM": signal.SIGTERM, "HUP": signal.SIGHUP,
            "KILL": signal.SIGKILL, "QUIT": signal.SIGQUIT, "USR1": signal.SIGUSR1,
@@ -161,8 +164,16 @@ def _set_winsize(fd: int, cols: int, rows: int) -> None:
             fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
 
-def _take_terminal() -> None:  # runs in the child, after setsid
-    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+def _terminal_taker(slave: int) -> Callable[[], None]:
+    """For the child, before exec: a session of its own with the terminal as its
+    controlling one. By the slave's own fd: uvloop calls this before it sets fds 0-2."""
+
+    def take() -> None:
+        if os.getsid(0) != os.getpid():
+            os.setsid()
+        fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+
+    return take
 
 
 class ExecSession(asyncssh.SSHServerSession[bytes]):
@@ -179,6 +190,7 @@ class ExecSession(asyncssh.SSHServerSession[bytes]):
         self.master: int | None = None
         self._pending: list[bytes] = []
         self._eof = False
+        self._client_done = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     # -- requests ----------------------------------------------------------------------
@@ -207,10 +219,22 @@ class ExecSession(asyncssh.SSHServerSession[bytes]):
         return True
 
     def session_started(self) -> None:
-        self._task = asyncio.create_task(self._run())
+        self._task = asyncio.create_task(self._guarded())
+
+    async def _guarded(self) -> None:
+        try:
+            await self._run()
+        except Exception:
+            log.exception("Heroku Exec: a session failed")
+            if self.chan is not None:
+                with contextlib.suppress(Exception):
+                    self.chan.write_stderr(b"Heroku Exec: the session failed\r\n")
+                    self.chan.exit(1)
 
     # -- data from the client ----------------------------------------------------------
     def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:
+        if b"\x04" in data:
+            self._client_done.set()
         if self.proc is None:
             self._pending.append(data)
         else:
@@ -218,6 +242,7 @@ class ExecSession(asyncssh.SSHServerSession[bytes]):
 
     def eof_received(self) -> bool:
         self._eof = True
+        self._client_done.set()
         if self.proc is not None:
             self._close_in()
         return True
@@ -267,7 +292,7 @@ class ExecSession(asyncssh.SSHServerSession[bytes]):
             try:
                 self.proc = await asyncio.create_subprocess_exec(
                     *argv, stdin=slave, stdout=slave, stderr=slave, env=self._env(),
-                    cwd=self.entry.cwd, start_new_session=True, preexec_fn=_take_terminal,
+                    cwd=self.entry.cwd, preexec_fn=_terminal_taker(slave),
                 )  # fmt: skip
             except BaseException:
                 os.close(master)
@@ -325,6 +350,11 @@ class ExecSession(asyncssh.SSHServerSession[bytes]):
             if self.master is not None:
                 os.close(self.master)
                 self.master = None
+        if self.term is not None:
+            # Heroku's CLI starts sending its stdin (then ^D) on the first output and fails
+            # if the channel closed meanwhile: give a quick command's client that moment.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._client_done.wait(), CLIENT_LINGER)
         with contextlib.suppress(OSError, asyncssh.Error):
             chan.exit(status if status >= 0 else 128 - status)
 

@@ -174,6 +174,24 @@ class Sandbox:
             host = ""
         return LOCALHOST_LINES + host
 
+    def passwd_file(self, uid: int) -> Path:
+        """The dyno's /etc/passwd: the host's, plus `dyno` for its uid (as Heroku's dynos
+        have a user; OpenSSH's sftp-server, Heroku Exec's ps:copy, refuses to run without)."""
+        path = self.home / "passwd" / str(uid)
+        if not path.exists():
+            path.parent.mkdir(exist_ok=True)
+            try:
+                host = Path("/etc/passwd").read_text()
+            except OSError:
+                host = ""
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(
+                host.rstrip("\n") + f"\ndyno:x:{uid}:{uid}:Dyno:{SANDBOX_HOME}:/bin/bash\n"
+            )
+            tmp.chmod(0o644)
+            tmp.replace(path)
+        return path
+
     def _write_hosts(self) -> None:
         tmp = self.hosts_file.with_suffix(".tmp")
         tmp.write_text(self.base_hosts())
@@ -382,6 +400,9 @@ class Sandbox:
                 ),
                 "--hostname",
                 hostname[:63],
+                "--ro-bind",
+                str(self.passwd_file(uid)),
+                "/etc/passwd",
                 "--bind",
                 str(disk_dir / APP_DIR if disk_dir else host_dir),
                 SANDBOX_HOME,

@@ -199,6 +199,14 @@ APP_FEATURES = [
         state="beta",
         doc_url="https://devcenter.heroku.com/articles/log-runtime-metrics",
     ),
+    FeatureInfo(
+        "3b5c6c2e-6f4b-4a7a-8c2e-000000000008",
+        "runtime-heroku-exec",
+        "Heroku Exec",
+        "SSH sessions, file copies and port forwarding into running dynos (Cedar; dynos "
+        "started after it is enabled).",
+        doc_url="https://devcenter.heroku.com/articles/exec",
+    ),
 ]
 FEATURES_BY_NAME = {f.name: f for f in APP_FEATURES}
 FEATURES_BY_ID = {f.id: f for f in APP_FEATURES}
