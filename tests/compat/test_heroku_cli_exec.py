@@ -315,3 +315,13 @@ def test_spruce_ps_exec_runs_in_the_dyno_with_its_exit_status(
     assert res.returncode == 5
     status = platform.cli("ps:exec", "--status", "-a", enabled, input="", check=True).stdout
     assert "web.1  running" in status
+
+
+def test_fir_apps_stay_refused(heroku: HerokuCLI, platform: RunningPlatform) -> None:
+    name = f"hkxf-{uuid.uuid4().hex[:6]}"
+    r = platform.client().post("/apps", json={"name": name, "generation": "fir"})
+    assert r.status_code == 201, r.text
+    res = cli(heroku, "ps:exec", "-a", name, "id")
+    assert res.returncode != 0 and "run:inside" in said(res), said(res)
+    r = _exec_manager(heroku, "PUT", "api/v2/web.1", name, heroku.env["HEROKU_API_KEY"])
+    assert r.status_code == 422 and "run:inside" in r.json()["message"], r.text
