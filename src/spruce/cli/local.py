@@ -174,7 +174,8 @@ def _print_endpoints(ep: Endpoints) -> None:
     "--exec-host",
     envvar="SPRUCE_EXEC_HOST",
     help="an IP address for Heroku Exec (heroku ps:exec, ps:copy, ps:forward, ps:socks), "
-    "e.g. 127.0.0.5 (as root): the exec manager on its port 443, SSH on its port 80",
+    "a loopback address such as 127.0.0.5 (as root): the exec manager on its port 443, "
+    "SSH on its port 80",
 )
 @click.option(
     "--models",

@@ -1,7 +1,7 @@
-"""`spruce up --exec-host ADDRESS`: Heroku Exec's two listeners on one loopback (or LAN)
-address, as Heroku's CLI needs them: the exec manager (the API over TLS, `/api/v2`) on
-port 443, where HEROKU_EXEC_URL points, and the SSH gateway on port 80 (the CLI's fixed
-port). Both ports need root (or CAP_NET_BIND_SERVICE)."""
+"""`spruce up --exec-host ADDRESS`: Heroku Exec's two listeners on one loopback address,
+as Heroku's CLI needs them: the exec manager (the API over TLS, `/api/v2`) on port 443,
+where HEROKU_EXEC_URL points, and the SSH gateway on port 80 (the CLI's fixed port). Both
+ports need root (or CAP_NET_BIND_SERVICE)."""
 
 from __future__ import annotations
 
@@ -41,6 +41,11 @@ def make_exec_host(
         ip = ipaddress.ip_address(address)
     except ValueError:
         raise OSError(f"--exec-host: {address!r} is not an IP address") from None
+    if not ip.is_loopback:
+        raise OSError(
+            f"--exec-host: {address} is not a loopback address; Heroku Exec listens on "
+            "loopback only (e.g. 127.0.0.5)"
+        )
     host = str(ip)
     try:
         sock = bind(host, MANAGER_PORT)
