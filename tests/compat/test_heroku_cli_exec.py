@@ -301,8 +301,10 @@ def test_another_user_is_refused(
 
 
 def test_exec_without_a_command_is_a_shell_in_the_dyno(heroku: HerokuCLI, enabled: str) -> None:
-    res = cli(heroku, "ps:exec", "-a", enabled, stdin="echo shell-in-$DYNO-at-$(pwd)\nexit\n")
+    res = cli(heroku, "ps:exec", "-a", enabled, stdin="echo shell-in-$DYNO-at-$(pwd)\ntty\nexit\n")
     assert "shell-in-web.1-at-/app" in res.stdout, said(res)
+    # a terminal of the sandbox's own /dev/pts, so programs inside can name it
+    assert re.search(r"^/dev/pts/\d+\r?$", res.stdout, re.M), res.stdout
 
 
 def test_spruce_ps_exec_runs_in_the_dyno_with_its_exit_status(

@@ -38,6 +38,8 @@ CLONE_NEWNET = 0x40000000
 CONNECT_TIMEOUT = 10.0
 ENTRY_TRIES = 50
 CLIENT_LINGER = 1.0
+TIOCSPTLCK = 0x40045431
+TIOCGPTN = 0x80045430
 _NETNS_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="exec-netns")
 SIGNALS = {"INT": signal.SIGINT, "TERM": signal.SIGTERM, "HUP": signal.SIGHUP,
            "KILL": signal.SIGKILL, "QUIT": signal.SIGQUIT, "USR1": signal.SIGUSR1,
@@ -57,6 +59,8 @@ class DynoEntry:
     """The dyno's network namespace when it is not the platform's (a space's dyno)."""
     address: str
     """Where the dyno's own ports are reached (0.0.0.0 and localhost map here)."""
+    root: str | None = None
+    """The sandbox's root seen from the host (/proc/PID/root): its /dev/pts gives terminals."""
 
     @classmethod
     def of(cls, d: Dyno, sandbox: Sandbox) -> DynoEntry | None:
@@ -82,7 +86,8 @@ class DynoEntry:
                 netns = None
         except OSError:
             netns = None
-        return cls(tuple(prefix), dict(d.env), cwd, netns, d.host)
+        root = f"/proc/{inner}/root" if inner is not None and cwd is None else None
+        return cls(tuple(prefix), dict(d.env), cwd, netns, d.host, root)
 
 
 def _connect_in_netns(netns: str, host: str, port: int) -> socket.socket:
@@ -156,6 +161,26 @@ class TcpRelay(asyncssh.SSHTCPSession[bytes]):
             self._pump.cancel()
         with contextlib.suppress(Exception):
             self.writer.close()
+
+
+def open_terminal(root: str | None) -> tuple[int, int]:
+    """(master, slave) of a new pseudo-terminal: one of the sandbox's own devpts when it
+    has one (so `tty` and ttyname(3) inside name it), else of the host's."""
+    if root is not None:
+        try:
+            master = os.open(f"{root}/dev/ptmx", os.O_RDWR | os.O_NOCTTY)
+        except OSError:
+            return pty.openpty()
+        try:
+            fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))  # unlockpt
+            (number,) = struct.unpack("I", fcntl.ioctl(master, TIOCGPTN, b"\0\0\0\0"))
+            slave = os.open(f"{root}/dev/pts/{number}", os.O_RDWR | os.O_NOCTTY)
+        except OSError:
+            os.close(master)
+            return pty.openpty()
+        os.set_inheritable(master, False)
+        return master, slave
+    return pty.openpty()
 
 
 def _set_winsize(fd: int, cols: int, rows: int) -> None:
@@ -287,7 +312,7 @@ class ExecSession(asyncssh.SSHServerSession[bytes]):
     async def _spawn(self, argv: Sequence[str]) -> None:
         assert self.chan is not None and self.entry is not None
         if self.term is not None:
-            master, slave = pty.openpty()
+            master, slave = open_terminal(self.entry.root)
             _set_winsize(slave, self.term[1], self.term[2])
             try:
                 self.proc = await asyncio.create_subprocess_exec(
