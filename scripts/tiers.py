@@ -47,13 +47,21 @@ BUILDPACK_PUSHES = tuple(
     for p in sorted((ROOT / "tests" / "e2e").glob(pattern))
 )
 
+COMPAT_CLI = tuple(
+    str(p.relative_to(ROOT))
+    for p in sorted((ROOT / "tests" / "compat").glob("test_heroku_cli*.py"))
+)
+
 # Longest first: they set the total time.
 TIERS = [
     Tier("kube", pytest("tests/kube")),
     Tier("e2e", pytest("tests/e2e", ignore=BUILDPACK_PUSHES)),
     # a push per buildpack rule and language: its own process, beside the other e2e tests
     Tier("buildpacks", pytest(*BUILDPACK_PUSHES)),
-    Tier("compat", pytest("tests/compat")),
+    # Heroku's CLI against Spruce, and the agents' clients (Heroku's MCP server, the AI
+    # plugin, VS Code): two processes, as together they were the suite's longest tier.
+    Tier("compat", pytest(*COMPAT_CLI)),
+    Tier("agents", pytest("tests/compat", ignore=COMPAT_CLI)),
     Tier("browser", pytest("tests/browser")),
     Tier("core", pytest("tests/integration/core")),
     Tier(
