@@ -75,6 +75,7 @@ from spruce.services.events import (
 from spruce.services.metrics import MetricsSettings
 from spruce.services.model import RouteCertificate
 from spruce.services.regions import parse_region_option
+from spruce.services.residency import repository_of
 from spruce.services.review_apps import ReviewAppSettings
 from spruce.services.settings import PlatformAddresses
 from spruce.store.db import Store
@@ -348,6 +349,10 @@ class Platform:
         telemetry = OtlpTelemetry(DrainSettings(**tuning.get("telemetry", {})))
         log_router = LogRouter(tap=telemetry.log_line)
         registry = make_registry(s, home, ca)
+
+        def repos(app_name: str) -> Path:  # a space's app's repository is on its region's root
+            return repository_of(store, home, app_name)
+
         dyno_settings = DynoSettings(**tuning.get("dynos", {}))
         dyno_settings.regions_root = home / "regions"
         # Slugs built with an interpreter outside /usr (pyenv's) need it inside the sandbox.
@@ -444,7 +449,7 @@ class Platform:
                 authority=acm_setup.authority(s.acme, ca, tuning.get("acm", {})),
                 images=CnbImageRunner(registry.address, registry.client, registry.prefix),
                 telemetry=telemetry,
-                history=GitHistory(home / "repos"),
+                history=GitHistory(repos),
                 exec_gateway=exec_host.gateway if exec_host else None,
             ),
             addresses,
@@ -463,7 +468,7 @@ class Platform:
         inference_link = LinkServer(
             ServicesLink(services, inference, ca.cert_path), inference.link_path
         )
-        git = make_git_server(services, home / "repos")
+        git = make_git_server(services, repos)
         counter: QueryCounter = NO_COUNTER
         if os.environ.get("SPRUCE_DEBUG_QUERIES"):  # benchmarks/api: a Spruce-Queries header
             store.count_queries()
