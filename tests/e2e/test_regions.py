@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -140,6 +141,66 @@ def test_each_regions_apps_keep_their_data_in_their_region(
     assert north and south and not north & south
 
 
+def registry_servers() -> set[str]:
+    """The config file of each running docker-registry."""
+    found = set()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+        except OSError:
+            continue
+        if Path(argv[0]).name == "docker-registry" and "serve" in argv:
+            found.add(argv[argv.index("serve") + 1])
+    return found
+
+
+@pytest.mark.skipif(
+    shutil.which("docker-registry") is None or shutil.which("bwrap") is None,
+    reason="Fir needs docker-registry and bubblewrap (Debian packages)",
+)
+def test_a_fir_apps_image_is_kept_in_its_regions_registry(
+    platform: RunningPlatform, deploy: Deployer
+) -> None:
+    api = platform.client()
+    tag = uuid.uuid4().hex[:6]
+    team, space, name = f"fir-{tag}", f"fir-south-{tag}", f"fir-south-app-{tag}"
+    assert api.post("/teams", json={"name": team}).status_code == 201
+    r = api.post(
+        "/spaces", json={"name": space, "team": team, "region": "south", "generation": "fir"}
+    )
+    assert r.status_code == 201, r.text
+    wait_for(lambda: api.get(f"/spaces/{space}").json()["state"] == "allocated", 20)
+    r = api.post("/teams/apps", json={"name": name, "space": space})
+    assert r.status_code == 201 and r.json()["generation"]["name"] == "fir", r.text
+    app_id = r.json()["id"]
+    res = deploy.push(deploy.repo(name, example="static-site"), name)
+    assert res.returncode == 0, res.stderr[-3000:]
+    deploy.wait_serving(name, "<", timeout=120)
+    release = api.get(f"/apps/{name}/releases").json()[-1]
+    image = api.get(f"/apps/{name}/oci-images/{release['oci_image']['id']}").json()[0]
+    home = platform.home
+    south = home / "regions" / "south" / "registry"
+    port = (south / "port").read_text().strip()
+    # The image was pushed to south's own registry, which runs on south's root ...
+    assert image["image_repo"] == f"127.0.0.1:{port}/apps/{app_id}"
+    assert str(south / "config.yml") in registry_servers()
+    digest = image["digest"].removeprefix("sha256:")
+    blobs = "docker/registry/v2/blobs/sha256"
+    manifest = south / "storage" / blobs / digest[:2] / digest / "data"
+    assert manifest.is_file()  # the image's manifest, and its layers beside it
+    layers = json.loads(manifest.read_bytes())["layers"]
+    for layer in layers:
+        hexd = layer["digest"].removeprefix("sha256:")
+        assert (south / "storage" / blobs / hexd[:2] / hexd / "data").is_file()
+    # ... and neither the platform's registry nor north's has any of it.
+    for other in (home / "registry" / "storage", home / "regions" / "north" / "registry"):
+        assert not any(digest in f for f in files_under(other)), other
+    # The dyno runs from the image unpacked on south's root.
+    assert (home / "regions" / "south" / "dynos" / "images").is_dir()
+    assert not (home / "dynos" / "images" / image["digest"]).exists()
+    APPS["fir"] = {"name": name, "registry": str(south / "config.yml")}
+
+
 def test_a_regions_database_keeps_its_rows_across_a_restart(platform: RunningPlatform) -> None:
     """A row written in south's database is there after `spruce` restarts, served again by
     south's own server on south's data root."""
@@ -163,5 +224,7 @@ def test_a_regions_database_keeps_its_rows_across_a_restart(platform: RunningPla
         with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
             rows = conn.execute("SELECT note FROM kept").fetchall()
         assert rows == [("written in south",)]
+        if "fir" in APPS:  # south's registry holds images: it is started with the platform
+            wait_for(lambda: APPS["fir"]["registry"] in registry_servers(), 30, what="registry")
     finally:
         again.stop()

@@ -32,3 +32,11 @@ def app_data_root(store: Store, home: Path, app: str) -> Path:
 def repository_of(store: Store, home: Path, app_name: str) -> Path:
     """The app's bare git repository (`git push`, pipelines:diff, review apps)."""
     return app_data_root(store, home, app_name) / "repos" / f"{app_name}.git"
+
+
+def app_region(store: Store, app_id: str) -> str | None:
+    """The region of an app that runs in a space (None for any other app): which region's
+    servers (its registry, say) keep the app's data."""
+    with store.session() as s:
+        row = s.execute(select(App.space_id, App.region).where(App.id == app_id)).first()
+    return row[1] if row is not None and row[0] and row[1] else None
