@@ -58,6 +58,8 @@ class RegionalRegistries:
             )
             for name in regions
         }
+        for server in servers.values():
+            server.port  # noqa: B018 - fixed now: nodes can be told to trust it before a build
         return cls(main, servers, region_of)
 
     # -- the platform's registry (the Registry protocol) -----------------------------------
