@@ -7,6 +7,7 @@ app keeps them in the platform's home, as before regions existed.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from sqlalchemy import or_, select
@@ -30,8 +31,16 @@ def app_data_root(store: Store, home: Path, app: str) -> Path:
 
 
 def repository_of(store: Store, home: Path, app_name: str) -> Path:
-    """The app's bare git repository (`git push`, pipelines:diff, review apps)."""
-    return app_data_root(store, home, app_name) / "repos" / f"{app_name}.git"
+    """The app's bare git repository (`git push`, pipelines:diff, review apps). A space's
+    app's repository made before repositories were per region is moved to its region once
+    (the same filesystem: a rename)."""
+    repo = app_data_root(store, home, app_name) / "repos" / f"{app_name}.git"
+    before = Path(home) / "repos" / f"{app_name}.git"
+    if repo != before and not repo.exists() and before.is_dir():
+        repo.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):  # another request moved it first
+            before.rename(repo)
+    return repo
 
 
 def app_region(store: Store, app_id: str) -> str | None:
