@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import signal
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import psycopg
@@ -108,6 +110,28 @@ async def test_pg_actions_work_against_a_regions_server(
         assert await cur.fetchone() == (1,)
     await provider.deprovision("pg-ops")
     assert not (root / "backups" / "pg-ops").exists()
+
+
+async def test_a_regions_crashed_server_is_restarted(module_home: Path) -> None:
+    events: list[tuple[str, str]] = []
+    p = PostgresProvider(module_home / "crash", log=lambda a, m: events.append((a, m)))
+    try:
+        config = await p.provision("pg-c", "essential-0", region="east")
+        server = p.cluster_of("pg-c").server
+        assert server is not None and server.pid is not None
+        first = server.pid
+        os.kill(first, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (
+            server.pid != first and any("restarted" in m for _, m in events)
+        ):
+            await asyncio.sleep(0.1)
+        assert server.pid != first and alive(server.pid or 0)
+        async with await connect(config["URL"]) as conn:
+            cur = await conn.execute("SELECT 1")
+            assert await cur.fetchone() == (1,)
+    finally:
+        await p.stop()
 
 
 async def test_regions_data_survives_a_restart_and_a_dead_platform() -> None:
