@@ -7,8 +7,11 @@ sandbox or the build output.
 
 from __future__ import annotations
 
+import json
 import os
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Protocol
 
 from spruce.compile.oci import ImageRef, RegistryClient, RegistryError
@@ -111,6 +114,44 @@ class CnbImageRunner:
             uploaded_blobs=len(result.uploaded_blobs),
             duration=result.duration,
         )
+
+    def _client_of(self, address: str) -> Callable[[], RegistryClient] | None:
+        if self._registries is not None:
+            found = self._registries.by_address(address)
+            return found.client if found is not None else None
+        return self._client if address == self.address else None
+
+    async def copy_image(self, image: str, app_id: str) -> str:
+        """The image's config, layers and manifest, pushed to the app's repository in the
+        app's registry (blobs it has already are not sent again)."""
+        src = ImageRef.parse(image)
+        source = self._client_of(src.registry)
+        if source is None or not src.digest:
+            raise RegistryError(f"{image} is not in one of the platform's registries")
+        dest_repo = self.repository(app_id)
+        if src.registry == self._target(app_id)[0] and src.repository == dest_repo:
+            return self.image_repository(app_id)
+        if self._registries is not None:
+            await self._registries.ready_for(app_id)
+        async with source() as pull, self._target(app_id)[2]() as push:
+            found = await pull.get_manifest(src.repository, src.digest)
+            if found is None:
+                raise RegistryError(f"{image} is gone from its registry")
+            data, media, digest = found
+            manifest = json.loads(data)
+            if not isinstance(manifest.get("layers"), list) or "config" not in manifest:
+                raise RegistryError(f"{image} is not a single image's manifest")
+            with tempfile.TemporaryDirectory(prefix="spruce-image-copy-") as tmp:
+                for blob in [manifest["config"], *manifest["layers"]]:
+                    d = str(blob["digest"])
+                    if await push.has_blob(dest_repo, d):
+                        continue
+                    path = Path(tmp) / d.replace(":", "-")
+                    await pull.download_blob(src.repository, d, path)
+                    await push.push_blob(dest_repo, d, path)
+                    path.unlink()
+            await push.put_manifest(dest_repo, digest, data, media)
+        return self.image_repository(app_id)
 
     async def image_exists(self, image: str) -> bool:
         ref = ImageRef.parse(image)
