@@ -10,6 +10,7 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -199,6 +200,51 @@ def test_a_fir_apps_image_is_kept_in_its_regions_registry(
     assert (home / "regions" / "south" / "dynos" / "images").is_dir()
     assert not (home / "dynos" / "images" / image["digest"]).exists()
     APPS["fir"] = {"name": name, "registry": str(south / "config.yml")}
+
+    # Promoted to a Fir app in north, the image is copied to north's registry first.
+    far_space, far = f"fir-north-{tag}", f"fir-north-app-{tag}"
+    r = api.post(
+        "/spaces", json={"name": far_space, "team": team, "region": "north", "generation": "fir"}
+    )
+    assert r.status_code == 201, r.text
+    wait_for(lambda: api.get(f"/spaces/{far_space}").json()["state"] == "allocated", 20)
+    r = api.post("/teams/apps", json={"name": far, "space": far_space})
+    assert r.status_code == 201, r.text
+    far_id = r.json()["id"]
+    r = api.post("/pipelines", json={"name": f"fir-{tag}", "generation": {"name": "fir"}})
+    assert r.status_code == 201, r.text
+    pipeline = r.json()["id"]
+    for app, stage in ((app_id, "staging"), (far_id, "production")):
+        r = api.post("/pipeline-couplings", json={"app": app, "pipeline": pipeline, "stage": stage})
+        assert r.status_code == 201, r.text
+    r = api.post(
+        "/pipeline-promotions",
+        json={
+            "pipeline": {"id": pipeline},
+            "source": {"app": {"id": app_id}},
+            "targets": [{"app": {"id": far_id}}],
+        },
+    )
+    assert r.status_code == 201, r.text
+    promotion = r.json()["id"]
+
+    def promoted() -> dict[str, Any] | None:
+        (t,) = api.get(f"/pipeline-promotions/{promotion}/promotion-targets").json()
+        return t if t["status"] != "pending" else None
+
+    target = wait_for(promoted, 120, what="the promotion")
+    assert target["status"] == "succeeded", target
+    far_release = api.get(f"/apps/{far}/releases").json()[-1]
+    far_image = api.get(f"/apps/{far}/oci-images/{far_release['oci_image']['id']}").json()[0]
+    north = home / "regions" / "north" / "registry"
+    north_port = (north / "port").read_text().strip()
+    assert far_image["image_repo"] == f"127.0.0.1:{north_port}/apps/{far_id}"
+    assert far_image["digest"] == image["digest"]
+    assert (north / "storage" / blobs / digest[:2] / digest / "data").is_file()
+    for layer in layers:
+        hexd = layer["digest"].removeprefix("sha256:")
+        assert (north / "storage" / blobs / hexd[:2] / hexd / "data").is_file()
+    deploy.wait_serving(far, "<", timeout=120)
 
 
 def test_a_regions_database_keeps_its_rows_across_a_restart(platform: RunningPlatform) -> None:
