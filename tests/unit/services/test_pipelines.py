@@ -309,3 +309,26 @@ async def test_a_fir_promotion_to_another_registry_copies_the_image_first(
     await settle(lambda: s.promotions.get(owner, again.id).status == "completed")
     (failed,) = s.promotions.targets(owner, again.id)
     assert failed.status == "failed" and "could not be copied" in (failed.error_message or "")
+
+
+async def test_a_promotion_to_a_space_app_copies_the_slug_to_its_region(
+    harness: Harness, owner: UserView, tmp_path: Path
+) -> None:
+    s = harness.services
+    source = deployed(harness, owner, "slugr-dev", tmp_path)
+    await settle(lambda: s.releases.get(source.id, "v2").status != "pending")
+    s.teams.create(owner, "slugrtm")
+    space = s.spaces.create(owner, "slugrsp", "slugrtm")
+    s.spaces.allocate(space.id)
+    placement = s.spaces.placement(owner, None, "slugrsp", None)
+    far = s.apps.create(owner, "slugr-far", placement=placement)
+    p = s.pipelines.create(owner, "slugr")
+    s.pipelines.couple(owner, source.id, p.id, "development")
+    s.pipelines.couple(owner, far.id, p.id, "staging")
+    promo = s.promotions.create(owner, s.promotions.plan(owner, source.id).body())
+    await settle(lambda: s.promotions.get(owner, promo.id).status == "completed")
+    slug = s.releases.slug(s.releases.current(far.id).slug_id)  # type: ignore[union-attr]
+    assert slug is not None
+    path = Path(s.releases.slug_file(slug.id)[0] or "")
+    region = s.builds.home / "regions" / space.region / "slugs"
+    assert path.parent == region and path.is_file()
