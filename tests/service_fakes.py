@@ -320,6 +320,10 @@ class FakeImages:
     def image_repository(self, app_id: str) -> str:
         return f"{self.REGISTRY}/apps/{app_id}"
 
+    async def copy_image(self, image: str, app_id: str) -> str:
+        self.images.add(f"{self.image_repository(app_id)}@{image.split('@', 1)[1]}")
+        return self.image_repository(app_id)
+
     async def build_image(self, request: ImageBuildRequest, output: Any) -> ImageBuildResult:
         import hashlib
 

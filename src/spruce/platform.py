@@ -57,6 +57,7 @@ from spruce.registry import (
     RegistryServer,
     RegistryUnavailable,
 )
+from spruce.registry.regional import RegionalRegistries
 from spruce.router.measures import MeasuringLogSink
 from spruce.router.sink import SupervisorSink, affinity_secret
 from spruce.router.supervisor import RouterSupervisor
@@ -74,7 +75,8 @@ from spruce.services.events import (
 )
 from spruce.services.metrics import MetricsSettings
 from spruce.services.model import RouteCertificate
-from spruce.services.regions import parse_region_option
+from spruce.services.regions import Regions, parse_region_option
+from spruce.services.residency import app_region, repository_of
 from spruce.services.review_apps import ReviewAppSettings
 from spruce.services.settings import PlatformAddresses
 from spruce.store.db import Store
@@ -263,6 +265,25 @@ def make_registry(settings: Settings, home: Path, ca: InternalCA) -> Registry:
     )
 
 
+def make_regional_registries(
+    settings: Settings, main: Registry, home: Path, ca: InternalCA, store: Store
+) -> RegionalRegistries | None:
+    """A docker-registry per operator region for its spaces' Fir images, storage on the
+    region's data root; none with the operator's --registry (its storage is theirs)."""
+    if settings.registry_url:
+        return None
+    declared = tuple(parse_region_option(r) for r in settings.regions)
+    names = tuple(r.name for r in Regions(declared).all if r.private_capable)
+    return RegionalRegistries.on_internal_ca(
+        main,
+        home,
+        names,
+        ca,
+        lambda app_id: app_region(store, app_id),
+        lambda line: log.info("registry %s", line),
+    )
+
+
 @dataclass
 class Parts:
     """The whole platform, each part built once (see Platform.build)."""
@@ -348,6 +369,13 @@ class Platform:
         telemetry = OtlpTelemetry(DrainSettings(**tuning.get("telemetry", {})))
         log_router = LogRouter(tap=telemetry.log_line)
         registry = make_registry(s, home, ca)
+        regional = make_regional_registries(s, registry, home, ca, store)
+        if regional is not None:
+            registry = regional
+
+        def repos(app_name: str) -> Path:  # a space's app's repository is on its region's root
+            return repository_of(store, home, app_name)
+
         dyno_settings = DynoSettings(**tuning.get("dynos", {}))
         dyno_settings.regions_root = home / "regions"
         # Slugs built with an interpreter outside /usr (pyenv's) need it inside the sandbox.
@@ -369,6 +397,7 @@ class Platform:
             on_change=dynos_changed,
             ca=ca,
             registry=registry.client,
+            registry_for=regional.client_for if regional is not None else None,
             rendezvous=rendezvous,
             on_sample=lambda samples: events.publish(DynosMeasured(samples)),
         )
@@ -442,9 +471,11 @@ class Platform:
                 addon_providers=providers,
                 # ACM orders from --acme-directory, else from the internal CA itself
                 authority=acm_setup.authority(s.acme, ca, tuning.get("acm", {})),
-                images=CnbImageRunner(registry.address, registry.client, registry.prefix),
+                images=CnbImageRunner(
+                    registry.address, registry.client, registry.prefix, registries=regional
+                ),
                 telemetry=telemetry,
-                history=GitHistory(home / "repos"),
+                history=GitHistory(repos),
                 exec_gateway=exec_host.gateway if exec_host else None,
             ),
             addresses,
@@ -463,7 +494,7 @@ class Platform:
         inference_link = LinkServer(
             ServicesLink(services, inference, ca.cert_path), inference.link_path
         )
-        git = make_git_server(services, home / "repos")
+        git = make_git_server(services, repos)
         counter: QueryCounter = NO_COUNTER
         if os.environ.get("SPRUCE_DEBUG_QUERIES"):  # benchmarks/api: a Spruce-Queries header
             store.count_queries()

@@ -73,9 +73,11 @@ class Kubed:
 
     def start(self) -> RunningPlatform:
         p = start_platform(self.home, extra_env=self.env, extra_args=self.args, timeout=120)
-        # The nodes' containerd pulls release images from the platform's own registry.
-        port = (self.home / "registry" / "port").read_text().strip()
-        self.cluster.trust_registry(f"127.0.0.1:{port}", self.home / "ca" / "ca.pem")
+        # The nodes' containerd pulls release images from the platform's own registry, and
+        # a space's app's from its region's (same CA, a port of its own).
+        for where in (self.home, self.home / "regions" / SPACE_REGION):
+            port = (where / "registry" / "port").read_text().strip()
+            self.cluster.trust_registry(f"127.0.0.1:{port}", self.home / "ca" / "ca.pem")
         return p
 
     def restart(self) -> RunningPlatform:

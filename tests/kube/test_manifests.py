@@ -3,7 +3,9 @@ pod-to-dyno translation (no cluster needed)."""
 
 from __future__ import annotations
 
+import base64
 import datetime
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -118,6 +120,16 @@ def test_fir_images_run_their_processes_with_the_registry_login_and_host_paths()
     assert secret["type"] == "kubernetes.io/dockerconfigjson" and "s3cret" not in repr(secret)
     assert "s3cret" not in repr(RegistryLogin("h", "u", "s3cret"))
     assert RegistryImages(lambda _: "r/a@sha256:1").image_for(a).pull_secrets == ()
+
+
+def test_one_pull_secret_logs_in_to_every_regions_registry() -> None:
+    logins = [RegistryLogin("127.0.0.1:5001", "spruce", "a1"), RegistryLogin("127.0.0.1:5002", "spruce", "b2")]  # fmt: skip
+    (secret,) = RegistryImages(lambda _: "x@sha256:1", logins=lambda: logins).pull_secrets()
+    config = json.loads(base64.b64decode(secret["data"][".dockerconfigjson"]))
+    assert {s: base64.b64decode(v["auth"]).decode() for s, v in config["auths"].items()} == {
+        "127.0.0.1:5001": "spruce:a1",
+        "127.0.0.1:5002": "spruce:b2",
+    }
 
 
 def test_a_bad_manifest_is_refused_by_the_schema() -> None:

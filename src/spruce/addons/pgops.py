@@ -1,6 +1,7 @@
 """pg:backups, pg:ps, pg:kill and pg:locks for heroku-postgresql add-ons.
 
-Backups are `pg_dump -Fc` files in <home>/addons/postgres/backups/<addon_id>/bNNN.dump with
+Backups are `pg_dump -Fc` files in <cluster root>/backups/<addon_id>/bNNN.dump (the root is
+<home>/addons/postgres, or <home>/regions/<region>/addons/postgres for a space's app) with
 a bNNN.json beside each (id, created, size, database). Dumps and restores connect as the
 add-on's own role, so they can only ever see and touch that add-on's database.
 """
@@ -45,29 +46,28 @@ class PostgresDataOps:
 
     def __init__(
         self,
-        root: Path,
-        cluster: PostgresCluster,
+        cluster_of: Callable[[str], PostgresCluster],
         entry: Callable[[str], dict[str, Any]],
-        ensure_cluster: Callable[[], Awaitable[None]],
+        ensure_cluster: Callable[[str], Awaitable[None]],
         host: str,
     ) -> None:
-        self.root = root
-        self.cluster = cluster
+        self.cluster_of = cluster_of  # an add-on's cluster: its region's, else the platform's
         self._entry = entry
-        self._ensure_cluster = ensure_cluster
+        self._ensure_cluster = ensure_cluster  # started for the add-on, by its id
         self.host = host
 
     def psql(self, addon_id: str) -> CliCommand:
         entry = self._entry(addon_id)
-        psql_bin = self.cluster.bindir / "psql"
+        cluster = self.cluster_of(addon_id)
+        psql_bin = cluster.bindir / "psql"
         argv = [str(psql_bin) if psql_bin.exists() else "psql"]
-        argv += ["-h", self.host, "-p", str(self.cluster.port)]
+        argv += ["-h", self.host, "-p", str(cluster.port)]
         argv += ["-U", entry["user"], "-d", entry["database"]]
         return CliCommand(
             argv,
             {"PGPASSWORD": entry["password"], "PGSSLMODE": "require"},
             self.host,
-            self.cluster.port,
+            cluster.port,
             entry["user"],
             entry["database"],
         )
@@ -77,7 +77,8 @@ class PostgresDataOps:
     def backups_dir(self, addon_id: str) -> Path:
         if not addon_id or "/" in addon_id or addon_id.startswith("."):
             raise ValueError(f"invalid add-on id {addon_id!r}")
-        return self.root / "backups" / addon_id
+        # beside the add-on's cluster: a space's app's backups stay in its region
+        return self.cluster_of(addon_id).root / "backups" / addon_id
 
     def list_backups(self, addon_id: str) -> list[Backup]:
         self._entry(addon_id)
@@ -102,12 +103,12 @@ class PostgresDataOps:
         env["PGSSLMODE"] = "require"  # add-on roles connect over TLS only
         return env
 
-    def _conn_args(self, entry: dict[str, Any]) -> list[str]:
+    def _conn_args(self, entry: dict[str, Any], port: int) -> list[str]:
         return [
             "-h",
             "127.0.0.1",
             "-p",
-            str(self.cluster.port),
+            str(port),
             "-U",
             entry["user"],
             "-d",
@@ -130,7 +131,8 @@ class PostgresDataOps:
     async def capture_backup(self, addon_id: str) -> Backup:
         """`pg:backups:capture`: a custom-format dump of the add-on's database."""
         entry = self._entry(addon_id)
-        await self._ensure_cluster()
+        await self._ensure_cluster(addon_id)
+        cluster = self.cluster_of(addon_id)
         d = self.backups_dir(addon_id)
         d.mkdir(parents=True, exist_ok=True)
         numbers = [int(m.group(1)) for p in d.glob("b*.dump") if (m := BACKUP_ID.match(p.stem))]
@@ -138,10 +140,10 @@ class PostgresDataOps:
         path = d / f"{backup_id}.dump"
         tmp = d / f".{backup_id}.partial"
         argv = [
-            str(self.cluster.bindir / "pg_dump"),
+            str(cluster.bindir / "pg_dump"),
             "-Fc",
             "--exclude-schema=_heroku",
-            *self._conn_args(entry),
+            *self._conn_args(entry, cluster.port),
             "-f",
             str(tmp),
         ]
@@ -179,10 +181,11 @@ class PostgresDataOps:
             path = Path(source)
             if not path.is_file():
                 raise BackupError(f"no backup file at {path}")
-        await self._ensure_cluster()
-        listing = await self._platform_free_listing(entry, path)
+        await self._ensure_cluster(addon_id)
+        cluster = self.cluster_of(addon_id)
+        listing = await self._platform_free_listing(entry, path, cluster)
         argv = [
-            str(self.cluster.bindir / "pg_restore"),
+            str(cluster.bindir / "pg_restore"),
             f"--use-list={listing}",
             "--clean",
             "--if-exists",
@@ -190,7 +193,7 @@ class PostgresDataOps:
             "--no-acl",
             "--single-transaction",
             "--exit-on-error",
-            *self._conn_args(entry),
+            *self._conn_args(entry, cluster.port),
             str(path),
         ]
         try:
@@ -198,11 +201,13 @@ class PostgresDataOps:
         finally:
             listing.unlink(missing_ok=True)
 
-    async def _platform_free_listing(self, entry: dict[str, Any], path: Path) -> Path:
+    async def _platform_free_listing(
+        self, entry: dict[str, Any], path: Path, cluster: PostgresCluster
+    ) -> Path:
         """The dump's table of contents without what the platform keeps in every database
         (pg_stat_statements, the _heroku schema): the role neither owns nor may drop them."""
         proc = await asyncio.create_subprocess_exec(
-            str(self.cluster.bindir / "pg_restore"),
+            str(cluster.bindir / "pg_restore"),
             "--list",
             str(path),
             stdin=asyncio.subprocess.DEVNULL,
@@ -217,7 +222,7 @@ class PostgresDataOps:
             for line in out.decode(errors="replace").splitlines()
             if not PLATFORM_TOC.search(line)
         ]
-        listing = self.root / "backups" / f".restore-{entry['database']}.list"
+        listing = cluster.root / "backups" / f".restore-{entry['database']}.list"
         listing.parent.mkdir(parents=True, exist_ok=True)
         listing.write_text("\n".join(kept) + "\n")
         return listing
@@ -227,8 +232,9 @@ class PostgresDataOps:
     async def ps(self, addon_id: str) -> list[dict[str, Any]]:
         """Sessions on the add-on's database (pg_stat_activity), oldest query first."""
         entry = self._entry(addon_id)
-        await self._ensure_cluster()
-        async with self.cluster.admin() as conn:
+        await self._ensure_cluster(addon_id)
+        cluster = self.cluster_of(addon_id)
+        async with cluster.admin() as conn:
             cur = await conn.execute(
                 "SELECT pid, usename, state, application_name, client_addr::text,"
                 " extract(epoch FROM now() - query_start)::float8, wait_event IS NOT NULL,"
@@ -248,8 +254,9 @@ class PostgresDataOps:
         Only sessions on the add-on's own database can be reached.
         """
         entry = self._entry(addon_id)
-        await self._ensure_cluster()
-        async with self.cluster.admin() as conn:
+        await self._ensure_cluster(addon_id)
+        cluster = self.cluster_of(addon_id)
+        async with cluster.admin() as conn:
             cur = await conn.execute(
                 "SELECT 1 FROM pg_stat_activity WHERE pid = %s AND datname = %s",
                 (int(pid), entry["database"]),
@@ -264,8 +271,9 @@ class PostgresDataOps:
     async def stats_reset(self, addon_id: str) -> None:
         """`pg:stats-reset`: this database's statement and table statistics, nobody else's."""
         entry = self._entry(addon_id)
-        await self._ensure_cluster()
-        async with self.cluster.admin(entry["database"]) as conn:
+        await self._ensure_cluster(addon_id)
+        cluster = self.cluster_of(addon_id)
+        async with cluster.admin(entry["database"]) as conn:
             await conn.execute(
                 "SELECT pg_stat_statements_reset(0, (SELECT oid FROM pg_database"
                 " WHERE datname = current_database()), 0)"
@@ -275,8 +283,9 @@ class PostgresDataOps:
     async def locks(self, addon_id: str) -> list[dict[str, Any]]:
         """`pg:locks`: locks other than plain reads held or awaited on the database."""
         entry = self._entry(addon_id)
-        await self._ensure_cluster()
-        async with self.cluster.admin(entry["database"]) as conn:
+        await self._ensure_cluster(addon_id)
+        cluster = self.cluster_of(addon_id)
+        async with cluster.admin(entry["database"]) as conn:
             cur = await conn.execute(
                 "SELECT l.pid, c.relname, l.transactionid::text, l.granted, l.mode,"
                 " left(a.query, 200), extract(epoch FROM now() - a.query_start)::float8"
@@ -298,12 +307,13 @@ class PostgresDataOps:
         """Run SQL as the add-on's own role, in autocommit (as psql -c does), with a
         statement timeout; the role can only reach its own database."""
         entry = self._entry(addon_id)
-        await self._ensure_cluster()
+        await self._ensure_cluster(addon_id)
+        cluster = self.cluster_of(addon_id)
         ms = max(1, int(timeout * 1000))
         try:
             conn = await psycopg.AsyncConnection.connect(
                 host="127.0.0.1",
-                port=self.cluster.port,
+                port=cluster.port,
                 user=entry["user"],
                 password=entry["password"],
                 dbname=entry["database"],

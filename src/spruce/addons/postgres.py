@@ -1,7 +1,13 @@
 """Heroku Postgres (heroku-postgresql): one database and role per add-on in a shared cluster.
 
-State lives in <home>/addons/postgres/state.json (mode 0600): the cluster's port and
-superuser password, and per add-on the plan, role, password and database name.
+Apps outside a space share the platform's cluster (<home>/addons/postgres/cluster). A
+space's app's database is served by its region's own cluster, whose data directory, TLS
+files, log and backups are under the region's data root
+(<home>/regions/<region>/addons/postgres): data residency. A region's cluster is made with
+its first database and started whenever one of its add-ons is.
+
+State lives in <home>/addons/postgres/state.json (mode 0600): each cluster's port and
+superuser password, and per add-on the plan, role, password, database name and region.
 """
 
 from __future__ import annotations
@@ -9,8 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import os
-import re
 import secrets
 import shutil
 from collections.abc import Awaitable, Callable, Iterable
@@ -30,7 +34,7 @@ from spruce.addons.base import (
     UnknownAddonError,
     _no_log,
 )
-from spruce.addons.pgcluster import PostgresCluster, grant_traverse
+from spruce.addons.pgcluster import PostgresCluster
 from spruce.addons.pgops import PostgresDataOps
 from spruce.addons.runtime import StateFile
 
@@ -97,23 +101,21 @@ class PostgresProvider(Provider):
         self._state_file = StateFile(self.root / "state.json")
         self._state = self._state_file.load()
         self._state.setdefault("cluster", {})
+        self._state.setdefault("regions", {})  # region name -> that region's cluster state
         self._state.setdefault("addons", {})
         self._log = log
         self.host = host
         self._on_config_changed = on_config_changed
-        self.cluster = PostgresCluster(
-            self.root,
-            self._state["cluster"],
-            log,
-            bindir=postgres_bindir,
-            ready_timeout=ready_timeout,
-            ca=ca,
-            host=host,
-        )
+        self._cluster_args: dict[str, Any] = {
+            "bindir": postgres_bindir,
+            "ready_timeout": ready_timeout,
+            "ca": ca,
+            "host": host,
+        }
+        self.cluster = PostgresCluster(self.root, self._state["cluster"], log, **self._cluster_args)
+        self._regional: dict[str, PostgresCluster] = {}
         self._lock = asyncio.Lock()
-        self.data = PostgresDataOps(
-            self.root, self.cluster, self._entry, self._ensure_cluster, host
-        )
+        self.data = PostgresDataOps(self.cluster_of, self._entry, self._ensure_for, host)
 
     def postgres(self) -> PostgresDataOps:
         return self.data
@@ -133,27 +135,61 @@ class PostgresProvider(Provider):
         return entry
 
     def _config_from(self, entry: dict[str, Any]) -> dict[str, str]:
+        port = self.region_cluster(entry.get("region")).port
         return {
             "URL": f"postgres://{entry['user']}:{entry['password']}@{self.host}:"
-            f"{self.cluster.port}/{entry['database']}"
+            f"{port}/{entry['database']}"
         }
 
     def config(self, addon_id: str) -> dict[str, str]:
         return self._config_from(self._entry(addon_id))
 
-    # -- cluster -------------------------------------------------------------------------
+    # -- clusters ------------------------------------------------------------------------
 
-    async def _ensure_cluster(self) -> None:
-        if self.cluster.running:
+    def region_cluster(self, region: str | None) -> PostgresCluster:
+        """The cluster of a region (made on first use), or the platform's for None."""
+        if not region:
+            return self.cluster
+        found = self._regional.get(region)
+        if found is None:
+            root = self.home / "regions" / region / "addons" / "postgres"
+            root.mkdir(parents=True, exist_ok=True)
+            state = self._state["regions"].setdefault(region, {})
+            found = PostgresCluster(root, state, self._log, **self._cluster_args)
+            self._regional[region] = found
+        return found
+
+    def cluster_of(self, addon_id: str) -> PostgresCluster:
+        """The cluster that serves the add-on's database (the platform's for an unknown id:
+        callers look the add-on up first)."""
+        return self.region_cluster(self._state["addons"].get(addon_id, {}).get("region"))
+
+    def clusters(self) -> list[PostgresCluster]:
+        """Every cluster made so far: the platform's and each region's."""
+        for region in self._state["regions"]:
+            self.region_cluster(region)
+        return [self.cluster, *self._regional.values()]
+
+    async def _ensure_for(self, addon_id: str) -> None:
+        await self._ensure_cluster(self._entry(addon_id).get("region"))
+
+    async def _ensure_cluster(self, region: str | None = None) -> None:
+        cluster = self.region_cluster(region)
+        if cluster.running:
             return
-        changed = await self.cluster.start()
-        if not self._state["cluster"].get("hardened"):
+        changed = await cluster.start()
+        if not cluster.state.get("hardened"):
             # add-on roles reach their own database only, not the maintenance ones
-            async with self.cluster.admin() as conn:
+            async with cluster.admin() as conn:
                 await conn.execute("REVOKE CONNECT ON DATABASE postgres FROM PUBLIC")
                 await conn.execute("REVOKE CONNECT ON DATABASE template1 FROM PUBLIC")
-            self._state["cluster"]["hardened"] = True
-        for entry in self._state["addons"].values():
+            cluster.state["hardened"] = True
+        served = {
+            addon_id: entry
+            for addon_id, entry in self._state["addons"].items()
+            if (entry.get("region") or None) == (region or None)
+        }
+        for entry in served.values():
             if not entry.get("statistics"):
                 # databases made before pg_stat_statements was preloaded get it now
                 await self._add_statistics(entry)
@@ -162,21 +198,25 @@ class PostgresProvider(Provider):
         if changed:
             self._log("postgres", "the cluster's port was taken by another program; URLs changed")
             if self._on_config_changed is not None:
-                for addon_id, entry in self._state["addons"].items():
+                for addon_id, entry in served.items():
                     result = self._on_config_changed(addon_id, self._config_from(entry))
                     if result is not None:
                         await result
 
     async def start(self, addon_ids_to_run: Iterable[str]) -> None:
-        wanted = [a for a in addon_ids_to_run if a in self._state["addons"]]
+        regions: set[str] = set()
         for addon_id in addon_ids_to_run:
-            if addon_id not in self._state["addons"]:
+            entry = self._state["addons"].get(addon_id)
+            if entry is None:
                 self._log(addon_id, "no Postgres database for this add-on; not started")
-        if wanted:
-            await self._ensure_cluster()
+            else:
+                regions.add(entry.get("region") or "")
+        for region in sorted(regions):
+            await self._ensure_cluster(region or None)
 
     async def stop(self) -> None:
-        await self.cluster.stop()
+        for cluster in self.clusters():
+            await cluster.stop()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -195,7 +235,7 @@ class PostgresProvider(Provider):
         async with self._lock:
             if addon_id in self._state["addons"]:
                 raise ProvisionError(f"add-on {addon_id} already exists")
-            await self._ensure_cluster()
+            await self._ensure_cluster(region)
             entry = {
                 "plan": plan.name,
                 "user": "u" + secrets.token_hex(7),
@@ -203,8 +243,8 @@ class PostgresProvider(Provider):
                 "password": "p" + secrets.token_hex(32),
                 "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             }
-            if region:
-                entry["tablespace"] = await self._region_tablespace(region)
+            if region:  # served by the region's own cluster, its files on the region's root
+                entry["region"] = region
             try:
                 await self._create_database(entry, plan)
             except BaseException as e:
@@ -226,49 +266,25 @@ class PostgresProvider(Provider):
 
     async def _create_database(self, entry: dict[str, Any], plan: Plan) -> None:
         user, db = sql.Identifier(entry["user"]), sql.Identifier(entry["database"])
-        async with self.cluster.admin() as conn:
+        async with self._cluster_for(entry).admin() as conn:
             verifier = await self._verifier(conn, entry)
             await conn.execute(
                 sql.SQL("CREATE ROLE {} LOGIN PASSWORD {} CONNECTION LIMIT {}").format(
                     user, sql.Literal(verifier), sql.Literal(plan.limits["connections"])
                 )
             )
-            create = sql.SQL("CREATE DATABASE {} OWNER {}").format(db, user)
-            if entry.get("tablespace"):
-                create += sql.SQL(" TABLESPACE {}").format(sql.Identifier(entry["tablespace"]))
-            await conn.execute(create)
+            await conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(db, user))
             await conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(db))
             await conn.execute(sql.SQL("GRANT ALL ON DATABASE {} TO {}").format(db, user))
         await self._add_statistics(entry)
         entry["statistics"] = True
-
-    async def _region_tablespace(self, region: str) -> str:
-        """A tablespace under the region's data root: a space's app's database files live
-        there (one cluster serves every region on this machine)."""
-        name = "region_" + re.sub(r"[^a-z0-9_]", "_", region.lower())
-        where = self.home / "regions" / region / "addons" / "postgres"
-        async with self.cluster.admin() as conn:
-            cur = await conn.execute("SELECT 1 FROM pg_tablespace WHERE spcname = %s", (name,))
-            if await cur.fetchone() is not None:
-                return name
-            where.mkdir(parents=True, exist_ok=True)
-            where.chmod(0o700)
-            uid, gid = self.cluster.owner()
-            if uid is not None and gid is not None:
-                os.chown(where, uid, gid)
-                grant_traverse(where, uid, gid, self._log)
-            location = sql.Literal(str(where))
-            await conn.execute(
-                sql.SQL("CREATE TABLESPACE {} LOCATION {}").format(sql.Identifier(name), location)
-            )
-        return name
 
     async def _add_statistics(self, entry: dict[str, Any]) -> None:
         """pg_stat_statements in the database, and Heroku's `_heroku.pg_stat_statements_reset()`
         (what `pg:outliers --reset` calls on Essential plans): it resets the role's own
         statistics in its own database, nothing else."""
         user = sql.Identifier(entry["user"])
-        async with self.cluster.admin(entry["database"]) as conn:
+        async with self._cluster_for(entry).admin(entry["database"]) as conn:
             await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
             await conn.execute("CREATE SCHEMA IF NOT EXISTS _heroku")
             await conn.execute(
@@ -288,8 +304,11 @@ class PostgresProvider(Provider):
                 ).format(user)
             )
 
+    def _cluster_for(self, entry: dict[str, Any]) -> PostgresCluster:
+        return self.region_cluster(entry.get("region"))
+
     async def _drop_database(self, entry: dict[str, Any]) -> None:
-        async with self.cluster.admin() as conn:
+        async with self._cluster_for(entry).admin() as conn:
             await conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
                     sql.Identifier(entry["database"])
@@ -302,19 +321,20 @@ class PostgresProvider(Provider):
     async def deprovision(self, addon_id: str) -> None:
         async with self._lock:
             entry = self._entry(addon_id)
-            await self._ensure_cluster()
+            await self._ensure_for(addon_id)
+            backups = self.data.backups_dir(addon_id)
             await self._drop_database(entry)
             del self._state["addons"][addon_id]
             self._save()
-            shutil.rmtree(self.data.backups_dir(addon_id), ignore_errors=True)
+            shutil.rmtree(backups, ignore_errors=True)
 
     async def change_plan(self, addon_id: str, plan_name: str) -> None:
         """addons:upgrade: the new plan's connection limit applies to new sessions."""
         plan = self.plan(plan_name)
         async with self._lock:
             entry = self._entry(addon_id)
-            await self._ensure_cluster()
-            async with self.cluster.admin() as conn:
+            await self._ensure_for(addon_id)
+            async with self._cluster_for(entry).admin() as conn:
                 await conn.execute(
                     sql.SQL("ALTER ROLE {} CONNECTION LIMIT {}").format(
                         sql.Identifier(entry["user"]), sql.Literal(plan.limits["connections"])
@@ -326,9 +346,9 @@ class PostgresProvider(Provider):
     async def reset_credentials(self, addon_id: str) -> dict[str, str]:
         async with self._lock:
             entry = self._entry(addon_id)
-            await self._ensure_cluster()
+            await self._ensure_for(addon_id)
             new = dict(entry, password="p" + secrets.token_hex(32))
-            async with self.cluster.admin() as conn:
+            async with self._cluster_for(entry).admin() as conn:
                 verifier = await self._verifier(conn, new)
                 await conn.execute(
                     sql.SQL("ALTER ROLE {} PASSWORD {}").format(
@@ -350,9 +370,10 @@ class PostgresProvider(Provider):
         plan = self.plan(entry["plan"])
         limits = plan.limits
         lines: list[tuple[str, str]] = [("Plan", plan.human_name)]
-        if not self.cluster.running:
+        cluster = self._cluster_for(entry)
+        if not cluster.running:
             return lines + [("Status", "Unavailable"), ("Created", entry["created"])]
-        async with self.cluster.admin(entry["database"]) as conn:
+        async with cluster.admin(entry["database"]) as conn:
             cur = await conn.execute(
                 "SELECT current_setting('server_version'),"
                 " (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
@@ -391,7 +412,7 @@ class PostgresProvider(Provider):
 
     async def installed_extensions(self, addon_id: str) -> list[str]:
         entry = self._entry(addon_id)
-        async with self.cluster.admin(entry["database"]) as conn:
+        async with self._cluster_for(entry).admin(entry["database"]) as conn:
             return await _extensions(conn)
 
 

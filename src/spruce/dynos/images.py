@@ -56,15 +56,23 @@ def fir_dyno_name(release_id: str, process_type: str, size: str, taken: set[str]
 class ImageCache:
     """Unpacked images by digest (one pull per digest, however many dynos ask at once)."""
 
-    def __init__(self, root: Path, client: Callable[[], RegistryClient] | None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        client: Callable[[], RegistryClient] | None,
+        client_for: Callable[[str], RegistryClient] | None = None,
+    ) -> None:
+        """`client` makes clients of the registry images are pulled from; `client_for`,
+        when given, of the one an image's reference names (each region has its own)."""
         self.root = Path(root)
         self._client = client
+        self._client_for = client_for
         self._unpacking: dict[str, asyncio.Future[UnpackedImage]] = {}
         self._done: dict[str, UnpackedImage] = {}
 
     def elsewhere(self, root: Path) -> ImageCache:
-        """A cache of its own under `root` (a region's), pulling from the same registry."""
-        return ImageCache(root, self._client)
+        """A cache of its own under `root` (a region's), pulling from the same registries."""
+        return ImageCache(root, self._client, self._client_for)
 
     async def unpacked(self, artifact: ImageArtifact) -> UnpackedImage:
         found = self._done.get(artifact.digest)
@@ -80,12 +88,17 @@ class ImageCache:
         return image
 
     async def _pull(self, artifact: ImageArtifact) -> UnpackedImage:
-        if self._client is None:
+        if self._client is None and self._client_for is None:
             raise ImageUnavailable("this dyno backend has no registry to pull images from")
         self.root.mkdir(parents=True, exist_ok=True)
         ref = ImageRef.parse(artifact.image)
         try:
-            async with self._client() as client:
+            if self._client_for is not None:
+                made = self._client_for(ref.registry)
+            else:
+                assert self._client is not None
+                made = self._client()
+            async with made as client:
                 image = await pull_image(client, ref, self.root)
         except Exception as exc:  # registry down, image gone, bad layer: the dyno says why
             raise ImageUnavailable(f"cannot pull {artifact.image}: {exc}") from exc

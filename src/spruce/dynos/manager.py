@@ -52,8 +52,10 @@ class DynoManager:
         registry: Callable[[], RegistryClient] | None = None,
         rendezvous: RendezvousServer | None = None,
         on_sample: Callable[[tuple[DynoSample, ...]], None] | None = None,
+        registry_for: Callable[[str], RegistryClient] | None = None,
     ) -> None:
-        """`registry` makes clients of the registry Fir images are pulled from; `rendezvous`
+        """`registry` makes clients of the registry Fir images are pulled from
+        (`registry_for`: of the one an image's host:port names); `rendezvous`
         is one shared with another backend, started and closed by its owner (else the
         manager runs its own); `on_sample` hears each round of the dynos' memory and load
         samples."""
@@ -72,7 +74,7 @@ class DynoManager:
             self.state_dir,
             SlugCache(self.home / "slugs"),
             self._notify,
-            ImageCache(self.home / "images", registry),
+            ImageCache(self.home / "images", registry, registry_for),
         )
         self.rendezvous: RendezvousServer | None = rendezvous
         self._own_rendezvous = rendezvous is None

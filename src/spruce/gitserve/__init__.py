@@ -1,6 +1,6 @@
 """Smart-HTTP git endpoint: `git push` builds and deploys, `git clone` gets the app's code.
 
-`push.make_git_server(services, repos_dir)` wires it to services: a push becomes a build
+`push.make_git_server(services, repos)` wires it to services: a push becomes a build
 whose output streams into the push; a failed build rejects it and leaves the ref unchanged.
 """
 

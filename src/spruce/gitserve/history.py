@@ -5,16 +5,28 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 from spruce.services.model import Commit
 
 _SEP = "\x1f"
 
+RepoOf = Callable[[str], Path]
+"""An app's name to its bare repository (under its region's root for a space's app)."""
+
+
+def repo_locator(repos: Path | RepoOf) -> RepoOf:
+    """`repos` as a locator: a directory holds `<app>.git` for every app."""
+    if callable(repos):
+        return repos
+    where = Path(repos)
+    return lambda app_name: where / f"{app_name}.git"
+
 
 class GitHistory:
-    def __init__(self, repos_dir: Path) -> None:
-        self.repos_dir = repos_dir
+    def __init__(self, repos: Path | RepoOf) -> None:
+        self.repo_of = repo_locator(repos)
 
     def _git(self, repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
         git = shutil.which("git") or "git"
@@ -25,7 +37,7 @@ class GitHistory:
         )
 
     def commits_between(self, app_name: str, base: str, head: str) -> list[Commit] | None:
-        repo = self.repos_dir / f"{app_name}.git"
+        repo = self.repo_of(app_name)
         if not repo.is_dir():
             return None
         for sha in (base, head):
@@ -43,7 +55,7 @@ class GitHistory:
         return commits
 
     def has_branch(self, app_name: str, branch: str) -> bool:
-        repo = self.repos_dir / f"{app_name}.git"
+        repo = self.repo_of(app_name)
         if not repo.is_dir() or branch.startswith("-"):
             return False
         return (
@@ -51,7 +63,7 @@ class GitHistory:
         )
 
     def archive(self, app_name: str, branch: str, dest: Path) -> str | None:
-        repo = self.repos_dir / f"{app_name}.git"
+        repo = self.repo_of(app_name)
         if not self.has_branch(app_name, branch):
             return None
         res = self._git(repo, "rev-parse", f"refs/heads/{branch}")

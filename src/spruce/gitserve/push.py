@@ -12,10 +12,11 @@ from spruce.services.errors import Forbidden, NotFound, ServiceError, Unauthoriz
 from spruce.services.model import BuildStatus, SourceError
 
 from .export import ExportError
+from .history import RepoOf
 from .server import GitAccessError, GitServer, Output, PushContext
 
 
-def make_git_server(services: Services, repos_dir: Path) -> GitServer:
+def make_git_server(services: Services, repos: Path | RepoOf) -> GitServer:
     async def authenticate(password: str) -> Any:
         try:
             return services.accounts.authenticate(password)
@@ -32,9 +33,11 @@ def make_git_server(services: Services, repos_dir: Path) -> GitServer:
 
     async def on_push(push: PushContext, output: Output) -> bool:
         builds = services.builds
-        workdir = Path(tempfile.mkdtemp(prefix="push-", dir=builds.home / "work"))
+        workdir: Path | None = None
         try:
             app = services.apps.get(push.user, push.app_name)
+            # the pushed tree is the app's data: on its region's root for a space's app
+            workdir = Path(tempfile.mkdtemp(prefix="push-", dir=builds.data_root(app.id) / "work"))
             source = await push.export(workdir / "src")
             build = builds.create_pending(
                 push.user, app.id, {"url": f"git:{push.new_sha}", "version": push.new_sha}
@@ -48,6 +51,7 @@ def make_git_server(services: Services, repos_dir: Path) -> GitServer:
             output(f" !     Push rejected: {getattr(e, 'message', None) or e}")
             return False
         finally:
-            shutil.rmtree(workdir, ignore_errors=True)
+            if workdir is not None:
+                shutil.rmtree(workdir, ignore_errors=True)
 
-    return GitServer(repos_dir, authenticate, authorize, on_push)
+    return GitServer(repos, authenticate, authorize, on_push)

@@ -1,6 +1,7 @@
 """Smart-HTTP git endpoint (raw ASGI) that builds on push, like `git push heroku main`.
 
-Routes, for bare repositories `<repos_dir>/<app>.git` (created on first authorized access):
+Routes, for bare repositories `<app>.git` (created on first authorized access; where each is
+kept is the `repos` locator's choice: a space's app's under its region's root):
   GET  /<app>.git/info/refs?service=git-upload-pack|git-receive-pack
   POST /<app>.git/git-upload-pack
   POST /<app>.git/git-receive-pack
@@ -36,6 +37,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from .export import ExportError, export_tree
+from .history import RepoOf, repo_locator
 from .pktline import service_advertisement_header
 
 log = logging.getLogger(__name__)
@@ -96,7 +98,7 @@ class _AppState:
 class GitServer:
     def __init__(
         self,
-        repos_dir: str | os.PathLike[str],
+        repos: str | os.PathLike[str] | RepoOf,
         authenticate: Authenticate,
         authorize: Authorize,
         on_push: OnPush,
@@ -104,7 +106,7 @@ class GitServer:
         realm: str = "Spruce",
         git: str = "git",
     ) -> None:
-        self.repos_dir = Path(repos_dir)
+        self.repo_of = repo_locator(repos if callable(repos) else Path(repos))
         self.authenticate = authenticate
         self.authorize = authorize
         self.on_push = on_push
@@ -118,7 +120,7 @@ class GitServer:
 
     async def export_head(self, app_name: str, dest_dir: Path) -> Path:
         """The app's pushed source (its repository's HEAD) as files in dest_dir."""
-        repo = self.repos_dir / f"{app_name}.git"
+        repo = self.repo_of(app_name)
         if not (repo / "HEAD").exists():
             raise ExportError(f"Nothing was pushed to {app_name} yet: there is no source.")
         return await export_tree(repo, "HEAD", Path(dest_dir), git=self.git)
@@ -214,12 +216,12 @@ class GitServer:
 
     # -- repositories -------------------------------------------------------------------
     async def _ensure_repo(self, app_name: str) -> Path:
-        repo = self.repos_dir / f"{app_name}.git"
+        repo = self.repo_of(app_name)
         state = self._apps.setdefault(app_name, _AppState())
         if not (repo / "HEAD").exists():
             async with state.init_lock:
                 if not (repo / "HEAD").exists():
-                    self.repos_dir.mkdir(parents=True, exist_ok=True)
+                    repo.parent.mkdir(parents=True, exist_ok=True)
                     await _git(
                         self.git, "init", "--bare", "--quiet", "--initial-branch=main", str(repo)
                     )

@@ -234,7 +234,13 @@ class Services:
         )
         self.pipelines = Pipelines(store, self.apps)
         self.promotions = Promotions(
-            store, self.apps, self.pipelines, self.releases, self.release_phase, home / "slugs"
+            store,
+            self.apps,
+            self.pipelines,
+            self.releases,
+            self.release_phase,
+            lambda app_id: self.builds.data_root(app_id) / "slugs",  # the target's region's
+            images=ports.images,
         )
         self.pipeline_diff = PipelineDiff(store, self.apps, self.pipelines, ports.history)
         self.review_apps = ReviewApps(

@@ -77,14 +77,14 @@ class Builds:
         events.subscribe(AppDeleting, lambda e: self.cancel(e.app_id))
 
     def data_root(self, app_id: str) -> Path:
-        """Where an app's build work, cache and slugs go: its region's data root when it
-        runs in a space (data residency), else the platform's home."""
+        """Where an app's build work, cache, slugs and build logs go: its region's data
+        root when it runs in a space (data residency), else the platform's home."""
         with self.store.session() as s:
             app = s.get(App, app_id)
             if app is None or not app.space_id or not app.region:
                 return self.home
         root = region_root(self.home, app.region)
-        for d in ("slugs", "cache", "work"):
+        for d in ("builds", "slugs", "cache", "work"):
             (root / d).mkdir(parents=True, exist_ok=True)
         return root
 
@@ -212,7 +212,8 @@ class Builds:
             )
             s.add(b)
             s.flush()
-            b.output_path = str(self.home / "builds" / f"{b.id}.log")
+            root = self._log_root(app)
+            b.output_path = str(root / "builds" / f"{b.id}.log")
             Path(b.output_path).touch()
             return self._view_of(s, b)
 
@@ -238,7 +239,7 @@ class Builds:
         output: Output | None = None,
     ) -> BuildView:
         """Build `source_dir` for `build`; streams lines to `output` and the build log."""
-        emit = _BuildOutput(self.home / "builds" / f"{build.id}.log", output)
+        emit = _BuildOutput(self._log_path(build.id), output)
 
         who = actor.email if actor else "Spruce"
         try:
@@ -466,8 +467,20 @@ class Builds:
             return self._finish(build.id, BuildStatus.FAILED)
 
     def _append_output(self, build_id: str, line: str) -> None:
-        with open(self.home / "builds" / f"{build_id}.log", "a") as f:
+        with open(self._log_path(build_id), "a") as f:
             f.write(line + "\n")
+
+    def _log_root(self, app: App) -> Path:
+        if not app.space_id or not app.region:
+            return self.home
+        root = region_root(self.home, app.region)
+        (root / "builds").mkdir(parents=True, exist_ok=True)
+        return root
+
+    def _log_path(self, build_id: str) -> Path:
+        """The build's log file, where create_pending put it (its app's region's root)."""
+        path, _ = self.output(build_id)
+        return path if path is not None else self.home / "builds" / f"{build_id}.log"
 
 
 class _BuildOutput:

@@ -136,6 +136,11 @@ class ImageBuildRunner(Protocol):
         """registry/repository where the app's images go."""
         ...
 
+    async def copy_image(self, image: str, app_id: str) -> str:
+        """Copy `image` (registry/repository@sha256:...) into the app's repository, in the
+        app's registry (a promotion to another region's app); the app's image_repository."""
+        ...
+
 
 class LoggedLine(Protocol):
     @property

@@ -1,8 +1,11 @@
 """Pipeline promotions: the source app's current code, released on each target, no build.
 
 Cedar copies the slug (the tarball is hard-linked, so pruning one app's slugs never breaks
-another's release); Fir copies the OCI image record, the image itself staying in the
-registry by digest. Each target gets a new release with its own config vars; a release
+another's release; into the target's region's data root for a space's app); Fir copies the
+OCI image record, the image itself staying in the registry by digest, unless the target
+keeps its images in another registry (another region's): then the image is copied there
+first, in the background, and the target's release follows it (the target stays `pending`
+without a release meanwhile, which Heroku's CLI polls through). Each target gets a new release with its own config vars; a release
 command runs through the release phase (services/release_phase.py), its output on the
 release's `output_stream_url` as Heroku's CLI streams it. A target whose release command
 fails is `failed` with a message; the promotion is `completed` once no target is pending.
@@ -17,7 +20,7 @@ import logging
 import os
 import shutil
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +40,7 @@ from .apps import Apps
 from .errors import InvalidParams, NotFound, ServiceError
 from .model import Generation, ReleaseStatus
 from .pipelines import Pipelines, downstream_stage
+from .ports import ImageBuildRunner
 from .release_phase import PhaseOutcome, ReleasePhase
 from .releases import Releases
 from .views import Ref, UserView
@@ -94,6 +98,10 @@ class PromotionPlan:
         }
 
 
+class _CopyFirst(Exception):
+    """The target keeps its images in another registry: copy the image there first."""
+
+
 class Promotions:
     def __init__(
         self,
@@ -102,14 +110,21 @@ class Promotions:
         pipelines: Pipelines,
         releases: Releases,
         release_phase: ReleasePhase,
-        slugs_dir: Path,
+        slugs_dir: Path | Callable[[str], Path],
+        images: ImageBuildRunner | None = None,
     ) -> None:
+        """`slugs_dir`: where a target app's slug copies go (by app id: its region's
+        root for a space's app); `images` copies a Fir image to another registry."""
         self.store = store
         self.apps = apps
         self.pipelines = pipelines
         self.releases = releases
         self.release_phase = release_phase
-        self.slugs_dir = slugs_dir
+        where = slugs_dir
+        self._slugs_dir: Callable[[str], Path] = (
+            where if callable(where) else (lambda _app_id: Path(where))
+        )
+        self.images = images
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- views ---------------------------------------------------------------------------
@@ -272,6 +287,8 @@ class Promotions:
     ) -> None:
         try:
             release_id, pending = self._release_on(actor, promotion_id, app_id)
+        except _CopyFirst:
+            return  # pending, without a release until the image is copied (_run)
         except ServiceError as e:
             self._update_target(target_id, status="failed", error_message=e.message)
             return
@@ -289,28 +306,69 @@ class Promotions:
     def start(self, actor: UserView, promotion_id: str) -> PromotionView:
         """Run the release phases of a checked promotion's targets in the background (on
         the loop); the promotion is completed once none is pending."""
-        task = asyncio.get_running_loop().create_task(self._run(promotion_id))
+        task = asyncio.get_running_loop().create_task(self._run(promotion_id, actor))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return self.get(actor, promotion_id)
 
-    async def _run(self, promotion_id: str) -> None:
+    async def _run(self, promotion_id: str, actor: UserView) -> None:
         with self.store.session() as s:
             rows = s.scalars(
                 select(PipelinePromotionTarget).where(
                     PipelinePromotionTarget.promotion_id == promotion_id,
                     PipelinePromotionTarget.status == "pending",
-                    PipelinePromotionTarget.release_id.is_not(None),
                 )
             )
-            targets = [(r.id, r.release_id) for r in rows if r.release_id]
+            targets = [(r.id, r.release_id, r.app_id) for r in rows]
+
+        async def one(target_id: str, release_id: str | None, app_id: str) -> None:
+            if release_id is None:  # its image goes to its own registry first
+                release_id = await self._copied_release(actor, promotion_id, target_id, app_id)
+            if release_id is not None:
+                await self._phase(target_id, release_id)
+
         try:
-            await asyncio.gather(*(self._phase(t, r) for t, r in targets))
+            await asyncio.gather(*(one(t, r, a) for t, r, a in targets))
         finally:
             with self.store.session() as s:
                 promo = s.get(PipelinePromotion, promotion_id)
                 if promo is not None:
                     promo.status = "completed"
+
+    async def _copied_release(
+        self, actor: UserView, promotion_id: str, target_id: str, app_id: str
+    ) -> str | None:
+        """Copy the source's image to the target's registry, then release it there: the
+        release id when its release phase is to run."""
+        try:
+            with self.store.session() as s:
+                promo = s.get_one(PipelinePromotion, promotion_id)
+                release = s.get(Release, promo.source_release_id)
+                image = s.get(OciImage, release.oci_image_id or "") if release else None
+                if image is None:
+                    raise NotFound("The OCI image of the source app's release is gone.")
+                ref = f"{image.image_repo}@{image.digest}"
+            assert self.images is not None  # _CopyFirst is raised only with images
+            repo = await self.images.copy_image(ref, app_id)
+            release_id, pending = self._release_on(actor, promotion_id, app_id, image_repo=repo)
+        except ServiceError as e:
+            self._update_target(target_id, status="failed", error_message=e.message)
+            return None
+        except Exception as e:
+            log.warning(
+                "promotion %s: copying the image to app %s failed: %s", promotion_id, app_id, e
+            )
+            self._update_target(
+                target_id,
+                status="failed",
+                error_message="The image could not be copied to the target app's registry.",
+            )
+            return None
+        if pending:
+            self._update_target(target_id, release_id=release_id)
+            return release_id
+        self._update_target(target_id, release_id=release_id, status="succeeded")
+        return None
 
     async def _phase(self, target_id: str, release_id: str) -> None:
         try:
@@ -340,9 +398,12 @@ class Promotions:
                 for k, v in fields.items():
                     setattr(row, k, v)
 
-    def _release_on(self, actor: UserView, promotion_id: str, app_id: str) -> tuple[str, bool]:
+    def _release_on(
+        self, actor: UserView, promotion_id: str, app_id: str, image_repo: str | None = None
+    ) -> tuple[str, bool]:
         """Copy the source release's code to `app_id` and release it there: (release id,
-        whether its release phase is to run)."""
+        whether its release phase is to run). A Fir image in another registry than the
+        target's raises _CopyFirst, unless `image_repo` says where it was copied."""
         with self.store.session() as s:
             promo = s.get_one(PipelinePromotion, promotion_id)
             source_release = s.get(Release, promo.source_release_id)
@@ -361,10 +422,12 @@ class Promotions:
                 image = s.get(OciImage, source_release.oci_image_id or "")
                 if image is None:
                     raise NotFound(f"The OCI image of {source.name}'s release is gone.")
+                if image_repo is None and self._elsewhere(image.image_repo, app_id):
+                    raise _CopyFirst
                 copy = OciImage(
                     app_id=app_id,
                     digest=image.digest,
-                    image_repo=image.image_repo,
+                    image_repo=image_repo or image.image_repo,
                     architecture=image.architecture,
                     base_image_name=image.base_image_name,
                     base_top_layer=image.base_top_layer,
@@ -380,7 +443,7 @@ class Promotions:
                 slug = s.get(Slug, source_release.slug_id or "")
                 if slug is None:
                     raise NotFound(f"The slug of {source.name}'s release is gone.")
-                path = self._copy_slug_file(slug.path)
+                path = self._copy_slug_file(slug.path, self._slugs_dir(app_id))
                 copied = Slug(
                     app_id=app_id,
                     checksum=slug.checksum,
@@ -412,11 +475,18 @@ class Promotions:
         )
         return release.id, release.status == ReleaseStatus.PENDING
 
-    def _copy_slug_file(self, path: str | None) -> str | None:
+    def _elsewhere(self, image_repo: str, app_id: str) -> bool:
+        """Whether the app keeps its images in another registry than `image_repo`'s."""
+        if self.images is None:
+            return False
+        mine = self.images.image_repository(app_id)
+        return mine.split("/", 1)[0] != image_repo.split("/", 1)[0]
+
+    def _copy_slug_file(self, path: str | None, slugs_dir: Path) -> str | None:
         if not path or not os.path.exists(path):
             return path  # a slug without a file (POST /slugs metadata only): nothing to copy
-        self.slugs_dir.mkdir(parents=True, exist_ok=True)
-        dest = self.slugs_dir / f"{uuid.uuid4()}{''.join(Path(path).suffixes) or '.tgz'}"
+        slugs_dir.mkdir(parents=True, exist_ok=True)
+        dest = slugs_dir / f"{uuid.uuid4()}{''.join(Path(path).suffixes) or '.tgz'}"
         try:
             os.link(path, dest)
         except OSError:

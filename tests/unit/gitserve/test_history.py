@@ -61,3 +61,33 @@ def test_commits_branches_and_archives(tmp_path: Path) -> None:
     with tarfile.open(dest) as tar:
         assert sorted(tar.getnames()) == ["a.txt", "b.txt"]
     assert history.archive("shop", "other", tmp_path / "x.tgz") is None
+
+
+def test_a_locator_finds_each_apps_repository_where_it_is_kept(tmp_path: Path) -> None:
+    """A space's app's repository is on its region's root: the locator says where."""
+    north = tmp_path / "regions" / "north" / "repos"
+    north.mkdir(parents=True)
+    git(north, "init", "-q", "--bare", "-b", "main", "far.git")
+    work = tmp_path / "work"
+    work.mkdir()
+    git(work, "init", "-q", "-b", "main")
+    (work / "a.txt").write_text("one\n")
+    git(work, "add", "-A")
+    git(work, "commit", "-qm", "first")
+    first = git(work, "rev-parse", "HEAD")
+    git(work, "commit", "-q", "--allow-empty", "-m", "second")
+    second = git(work, "rev-parse", "HEAD")
+    git(work, "push", "-q", str(north / "far.git"), "main", "HEAD:refs/heads/review")
+
+    asked: list[str] = []
+
+    def where(app_name: str) -> Path:
+        asked.append(app_name)
+        return (north if app_name == "far" else tmp_path / "repos") / f"{app_name}.git"
+
+    history = GitHistory(where)
+    commits = history.commits_between("far", first, second)
+    assert commits is not None and [c.message for c in commits] == ["second"]
+    assert history.has_branch("far", "review") and asked[-1] == "far"
+    assert history.archive("far", "review", tmp_path / "r.tgz") == second
+    assert history.commits_between("near", first, second) is None  # not there: no repository

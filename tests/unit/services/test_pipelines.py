@@ -253,3 +253,82 @@ async def test_a_fir_promotion_releases_the_source_image(
     runtime, command, name = harness.dynos.one_offs[-1]
     assert name.startswith("release.") and runtime.app_id == stg.id
     assert runtime.image is not None and runtime.image.digest == source_image.digest
+
+
+async def test_a_fir_promotion_to_another_registry_copies_the_image_first(
+    harness: Harness, owner: UserView, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The target keeps its images elsewhere (another region's registry): the image is
+    copied there, then released; the target is pending without a release meanwhile."""
+    s = harness.services
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "Procfile").write_text("web: serve\n")
+    dev = s.apps.create(owner, "firx-dev", generation="fir")
+    build = s.builds.create_pending(owner, dev.id, {"url": "git:1", "version": "c" * 40})
+    assert (await s.builds.run(owner, build, src, lambda _: None)).status == "succeeded"
+    far = s.apps.create(owner, "firx-far", generation="fir")
+    p = s.pipelines.create(owner, "firx", generation="fir")
+    s.pipelines.couple(owner, dev.id, p.id, "development")
+    s.pipelines.couple(owner, far.id, p.id, "staging")
+    images = harness.images
+    plain = images.image_repository
+    monkeypatch.setattr(
+        images,
+        "image_repository",
+        lambda app_id: f"far.test/apps/{app_id}" if app_id == far.id else plain(app_id),
+    )
+    copied = asyncio.Event()
+    copies: list[tuple[str, str]] = []
+
+    async def copy_image(image: str, app_id: str) -> str:
+        await copied.wait()
+        copies.append((image, app_id))
+        return images.image_repository(app_id)
+
+    monkeypatch.setattr(images, "copy_image", copy_image)
+    promo = s.promotions.create(owner, s.promotions.plan(owner, dev.id).body())
+    (waiting,) = s.promotions.targets(owner, promo.id)
+    assert waiting.status == "pending" and waiting.release_id is None  # copying first
+    copied.set()
+    await settle(lambda: s.promotions.get(owner, promo.id).status == "completed")
+    (target,) = s.promotions.targets(owner, promo.id)
+    assert target.status == "succeeded", target
+    source_image = s.oci_images.list(dev.id)[0]
+    assert copies == [(f"{source_image.image_repo}@{source_image.digest}", far.id)]
+    release = s.releases.find(target.release_id or "")
+    assert release is not None and release.oci_image_id
+    image = s.oci_images.get(far.id, release.oci_image_id)
+    assert image.image_repo == f"far.test/apps/{far.id}" and image.digest == source_image.digest
+
+    async def broken(image: str, app_id: str) -> str:
+        raise RuntimeError("registry down")
+
+    monkeypatch.setattr(images, "copy_image", broken)
+    again = s.promotions.create(owner, s.promotions.plan(owner, dev.id).body())
+    await settle(lambda: s.promotions.get(owner, again.id).status == "completed")
+    (failed,) = s.promotions.targets(owner, again.id)
+    assert failed.status == "failed" and "could not be copied" in (failed.error_message or "")
+
+
+async def test_a_promotion_to_a_space_app_copies_the_slug_to_its_region(
+    harness: Harness, owner: UserView, tmp_path: Path
+) -> None:
+    s = harness.services
+    source = deployed(harness, owner, "slugr-dev", tmp_path)
+    await settle(lambda: s.releases.get(source.id, "v2").status != "pending")
+    s.teams.create(owner, "slugrtm")
+    space = s.spaces.create(owner, "slugrsp", "slugrtm")
+    s.spaces.allocate(space.id)
+    placement = s.spaces.placement(owner, None, "slugrsp", None)
+    far = s.apps.create(owner, "slugr-far", placement=placement)
+    p = s.pipelines.create(owner, "slugr")
+    s.pipelines.couple(owner, source.id, p.id, "development")
+    s.pipelines.couple(owner, far.id, p.id, "staging")
+    promo = s.promotions.create(owner, s.promotions.plan(owner, source.id).body())
+    await settle(lambda: s.promotions.get(owner, promo.id).status == "completed")
+    slug = s.releases.slug(s.releases.current(far.id).slug_id)  # type: ignore[union-attr]
+    assert slug is not None
+    path = Path(s.releases.slug_file(slug.id)[0] or "")
+    region = s.builds.home / "regions" / space.region / "slugs"
+    assert path.parent == region and path.is_file()

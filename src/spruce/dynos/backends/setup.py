@@ -17,6 +17,7 @@ from spruce.dynos.model import DynoSettings
 from spruce.dynos.rendezvous import RendezvousServer
 from spruce.logs import LogRouter
 from spruce.registry import Registry
+from spruce.registry.regional import RegionalRegistries
 from spruce.services.model import AppRuntime, DynoSample
 
 
@@ -51,12 +52,17 @@ def make_kubernetes_backend(
     regions = parse_kube_regions(settings.kube_regions)
     label = settings.kube_region_label
 
-    def login() -> RegistryLogin | None:
-        creds = registry.credentials
-        return RegistryLogin(registry.address, creds.username, creds.password) if creds else None
+    def logins() -> list[RegistryLogin]:
+        # every registry Fir images may come from: the platform's and each region's
+        every = registry.every() if isinstance(registry, RegionalRegistries) else [registry]
+        return [
+            RegistryLogin(r.address, c.username, c.password)
+            for r in every
+            if (c := r.credentials) is not None
+        ]
 
     # Spruce's base image binds the host's system dirs (spruce.compile.cnb.base).
-    images = RegistryImages(login=login, host_paths=HOST_PATHS + interpreter_roots())
+    images = RegistryImages(logins=logins, host_paths=HOST_PATHS + interpreter_roots())
     tuned: dict[str, Any] = {
         k: tuple(v) if isinstance(v, list) else v for k, v in (kube_tuning or {}).items()
     }

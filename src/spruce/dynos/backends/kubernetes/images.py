@@ -89,11 +89,13 @@ class RegistryImages:
         login: Callable[[], RegistryLogin | None] = lambda: None,
         host_paths: tuple[str, ...] = (),
         cnb: bool = True,
+        logins: Callable[[], list[RegistryLogin]] | None = None,
     ) -> None:
         """`host_paths`: host dirs bound read-only (Spruce's base image expects the system
-        dirs; only for nodes that are this host or have the same files)."""
+        dirs; only for nodes that are this host or have the same files). `logins`: every
+        registry's login (the platform's and each region's), in one pull Secret."""
         self._reference = reference or _release_image
-        self._login = login
+        self._logins = logins or (lambda: [x] if (x := login()) is not None else [])
         self.cnb = cnb
         self._volumes, self._mounts = _host_volumes(host_paths)
 
@@ -111,16 +113,20 @@ class RegistryImages:
             mounts=tuple(self._mounts),
             shell=("/bin/bash", "-c") if self.cnb else ("/bin/sh", "-c"),
             env=env,
-            pull_secrets=(PULL_SECRET,) if self._login() else (),
+            pull_secrets=(PULL_SECRET,) if self._logins() else (),
             cnb=self.cnb,
         )
 
     def pull_secrets(self) -> list[dict[str, Any]]:
-        login = self._login()
-        if login is None:
+        logins = self._logins()
+        if not logins:
             return []
-        auth = base64.b64encode(f"{login.username}:{login.password}".encode()).decode()
-        config = {"auths": {login.server: {"auth": auth}}}
+        config = {
+            "auths": {
+                x.server: {"auth": base64.b64encode(f"{x.username}:{x.password}".encode()).decode()}
+                for x in logins
+            }
+        }
         return [
             {
                 "apiVersion": "v1",
