@@ -180,6 +180,7 @@ class PostgresDataOps:
             if not path.is_file():
                 raise BackupError(f"no backup file at {path}")
         await self._ensure_cluster()
+        await self.cluster.release(entry["database"])
         listing = await self._platform_free_listing(entry, path)
         argv = [
             str(self.cluster.bindir / "pg_restore"),
@@ -225,7 +226,8 @@ class PostgresDataOps:
     # -- pg:ps, pg:kill, pg:locks ----------------------------------------------------------
 
     async def ps(self, addon_id: str) -> list[dict[str, Any]]:
-        """Sessions on the add-on's database (pg_stat_activity), oldest query first."""
+        """Sessions on the add-on's database (pg_stat_activity), oldest query first; not
+        the platform's own admin sessions (pooled, see pgpool), which pg:kill cannot reach."""
         entry = self._entry(addon_id)
         await self._ensure_cluster()
         async with self.cluster.admin() as conn:
@@ -234,7 +236,7 @@ class PostgresDataOps:
                 " extract(epoch FROM now() - query_start)::float8, wait_event IS NOT NULL,"
                 " query"
                 " FROM pg_stat_activity"
-                " WHERE datname = %s AND pid <> pg_backend_pid()"
+                " WHERE datname = %s AND usename IS DISTINCT FROM current_user"
                 " ORDER BY query_start NULLS LAST",
                 (entry["database"],),
             )
@@ -251,7 +253,8 @@ class PostgresDataOps:
         await self._ensure_cluster()
         async with self.cluster.admin() as conn:
             cur = await conn.execute(
-                "SELECT 1 FROM pg_stat_activity WHERE pid = %s AND datname = %s",
+                "SELECT 1 FROM pg_stat_activity WHERE pid = %s AND datname = %s"
+                " AND usename IS DISTINCT FROM current_user",
                 (int(pid), entry["database"]),
             )
             if await cur.fetchone() is None:

@@ -289,6 +289,7 @@ class PostgresProvider(Provider):
             )
 
     async def _drop_database(self, entry: dict[str, Any]) -> None:
+        await self.cluster.release(entry["database"])
         async with self.cluster.admin() as conn:
             await conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
@@ -353,10 +354,11 @@ class PostgresProvider(Provider):
         if not self.cluster.running:
             return lines + [("Status", "Unavailable"), ("Created", entry["created"])]
         async with self.cluster.admin(entry["database"]) as conn:
+            # Connections: the app's, not the platform's own pooled admin sessions.
             cur = await conn.execute(
                 "SELECT current_setting('server_version'),"
                 " (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                " AND pid <> pg_backend_pid()),"
+                " AND usename IS DISTINCT FROM current_user),"
                 " pg_database_size(current_database()),"
                 " (SELECT count(*) FROM pg_stat_user_tables),"
                 " (SELECT coalesce(sum(n_live_tup), 0) FROM pg_stat_user_tables)"
