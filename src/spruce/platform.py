@@ -45,6 +45,7 @@ from spruce.dynos.rendezvous import RendezvousServer
 from spruce.gitserve import GitServer
 from spruce.gitserve.history import GitHistory
 from spruce.gitserve.push import make_git_server
+from spruce.inference.client import InferenceClient
 from spruce.inference.linkwire import LinkServer
 from spruce.inference.platform_link import ServicesLink
 from spruce.logs import LogRouter
@@ -446,6 +447,7 @@ class Platform:
                 telemetry=telemetry,
                 history=GitHistory(home / "repos"),
                 exec_gateway=exec_host.gateway if exec_host else None,
+                inference=InferenceClient(ca.cert_path),
             ),
             addresses,
             home,
