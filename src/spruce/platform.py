@@ -397,6 +397,7 @@ class Platform:
             models=s.models_file,
             log=addon_log,
             on_config_changed=server_moved,
+            serve_always=bool(s.inference_host),
         )
         providers: tuple[Provider, ...] = (
             RedisProvider(home, log=addon_log, on_config_changed=server_moved),
