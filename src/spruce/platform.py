@@ -49,7 +49,7 @@ from spruce.inference.client import InferenceClient
 from spruce.inference.linkwire import LinkServer
 from spruce.inference.platform_link import ServicesLink
 from spruce.logs import LogRouter
-from spruce.mcp.endpoint import McpEndpoint
+from spruce.mcp.endpoint import McpEndpoint, mcp_first
 from spruce.netutil import free_port
 from spruce.registry import (
     ExternalRegistry,
@@ -552,7 +552,7 @@ class Platform:
         await p.dynos.start()
         for warning in p.dynos.warnings:
             log.warning("%s", warning)
-        self._serve(p.api, [p.api_sock])
+        self._serve(mcp_first(p.api, p.mcp), [p.api_sock])
         progress("API", f"{p.endpoints.api_url} (git over plain HTTP at /git, MCP at /mcp)")
         self._serve(p.git, [p.git_sock], ssl=p.git_tls)
         progress("git", p.endpoints.git_url)

@@ -245,6 +245,11 @@ async def test_a_plain_call_is_one_json_answer_and_the_same_as_streamed(
         )
         assert plain.headers["content-type"] == "application/json"
         assert plain.json()["id"] == 2 and plain.json()["result"]["content"][0]["text"] == "[]"
+        # what Spruce spent on it, the call's share within the request's
+        timing = dict(
+            part.strip().split(";dur=") for part in plain.headers["server-timing"].split(",")
+        )
+        assert 0 < float(timing["tool"]) <= float(timing["mcp"])
         call["_meta"] = {"progressToken": "t"}
         streamed = http.post(
             "/mcp",
