@@ -637,6 +637,7 @@ class Platform:
             await p.services.addons.stop_servers()
             await p.telemetry.stop()
             await p.inference_link.close()
+            await p.services.inference_calls.close()
             await p.log_router.stop()
             p.store.dispose()
             for sock in (p.api_sock, p.git_sock, p.data_sock):

@@ -82,6 +82,10 @@ class InferenceCalls:
         )
         return ModelResource(view.name, att.name, att.addon.name, model, url, key)
 
+    async def close(self) -> None:
+        if self.api is not None:
+            await self.api.aclose()
+
     def _api(self) -> InferenceApi:
         if self.api is None:
             raise Unavailable("This platform serves no inference (heroku-inference).")

@@ -469,3 +469,7 @@ class InferenceApi(Protocol):
         """`POST /v1/agents/heroku`: every event of the run, in order (`chat.completion`
         answers of the model, `tool.completion` results of its tool runs)."""
         ...
+
+    async def aclose(self) -> None:
+        """Close its connections (the platform's stop)."""
+        ...
