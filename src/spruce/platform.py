@@ -45,10 +45,11 @@ from spruce.dynos.rendezvous import RendezvousServer
 from spruce.gitserve import GitServer
 from spruce.gitserve.history import GitHistory
 from spruce.gitserve.push import make_git_server
+from spruce.inference.client import InferenceClient
 from spruce.inference.linkwire import LinkServer
 from spruce.inference.platform_link import ServicesLink
 from spruce.logs import LogRouter
-from spruce.mcp.endpoint import McpEndpoint
+from spruce.mcp.endpoint import McpEndpoint, mcp_first
 from spruce.netutil import free_port
 from spruce.registry import (
     ExternalRegistry,
@@ -425,6 +426,7 @@ class Platform:
             models=s.models_file,
             log=addon_log,
             on_config_changed=server_moved,
+            serve_always=bool(s.inference_host),
         )
         providers: tuple[Provider, ...] = (
             RedisProvider(home, log=addon_log, on_config_changed=server_moved),
@@ -477,6 +479,7 @@ class Platform:
                 telemetry=telemetry,
                 history=GitHistory(repos),
                 exec_gateway=exec_host.gateway if exec_host else None,
+                inference=InferenceClient(ca.cert_path),
             ),
             addresses,
             home,
@@ -580,7 +583,7 @@ class Platform:
         await p.dynos.start()
         for warning in p.dynos.warnings:
             log.warning("%s", warning)
-        self._serve(p.api, [p.api_sock])
+        self._serve(mcp_first(p.api, p.mcp), [p.api_sock])
         progress("API", f"{p.endpoints.api_url} (git over plain HTTP at /git, MCP at /mcp)")
         self._serve(p.git, [p.git_sock], ssl=p.git_tls)
         progress("git", p.endpoints.git_url)
@@ -665,6 +668,7 @@ class Platform:
             await p.services.addons.stop_servers()
             await p.telemetry.stop()
             await p.inference_link.close()
+            await p.services.inference_calls.close()
             await p.log_router.stop()
             p.store.dispose()
             for sock in (p.api_sock, p.git_sock, p.data_sock):

@@ -50,6 +50,16 @@ def heroku(
     return cli
 
 
+def test_models_list_before_any_model_resource(
+    heroku: HerokuCLI, platform: RunningPlatform
+) -> None:
+    """The host named by --inference-host answers from the platform's start: the plugin
+    lists the models there before anything is provisioned (first in this module)."""
+    assert platform.client().get("/addons").json() == []
+    out = heroku("ai:models:list").stdout
+    assert re.search(rf"{CHAT}\s+text-to-text\s+us", out), out
+
+
 @pytest.fixture(scope="module")
 def app(heroku: HerokuCLI, tmp_path_factory: pytest.TempPathFactory) -> str:
     """A deployed app (agents run their tools in its one-off dynos) with a chat model."""

@@ -14,7 +14,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import pytest
 from compat_support import HerokuCLI
 from mcp import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
@@ -209,22 +208,9 @@ def test_mcp_pipelines(heroku: HerokuCLI, platform: RunningPlatform, tmp_path: P
     assert latest["status"] == "succeeded" and latest["description"].startswith(f"Promote {dev}")
 
 
-# Tools that need a capability Spruce does not have yet: each waits for it (strict xfail,
-# so the test says so once the capability lands). docs/compat.md lists them.
-# Spruce offers heroku-inference; Heroku's server registers its AI tools only when its CLI
-# has the AI plugin, which needs the inference host on port 443 (test_heroku_ai_plugin.py).
-AI_WAIT = "the AI plugin registered in Heroku's CLI (inference host on port 443)"
-WAITING: dict[str, tuple[dict[str, Any], str]] = {
-    "list_ai_available_models": ({}, AI_WAIT),
-    "provision_ai_model": (
-        {"app": "mcp-waiting", "modelName": "claude-3-5-haiku"},
-        AI_WAIT,
-    ),
-    "make_ai_inference": (
-        {"app": "mcp-waiting", "opts": {"model": "claude-3-5-haiku", "messages": []}},
-        AI_WAIT,
-    ),
-}
+# Every tool Heroku's server registers here is checked above and below; its AI tools, which
+# it registers only when its CLI has @heroku/plugin-ai (and Spruce serves the inference
+# host on port 443), are checked in test_heroku_mcp_ai.py.
 
 
 MCP_TEAM = "mcp-team-" + uuid.uuid4().hex[:6]
@@ -251,14 +237,6 @@ async def _team_calls(heroku: HerokuCLI) -> list[Any]:
     return out
 
 
-@pytest.fixture(scope="module")
-def waiting_results(heroku: HerokuCLI, platform: RunningPlatform) -> dict[str, Any]:
-    if platform.client().get("/apps/mcp-waiting").status_code == 404:
-        platform.client().post("/apps", json={"name": "mcp-waiting"}).raise_for_status()
-    calls = [(name, args) for name, (args, _) in WAITING.items()]
-    return asyncio.run(asyncio.wait_for(_calls(heroku, calls), 300))
-
-
 def test_mcp_teams_and_spaces(heroku: HerokuCLI, platform: RunningPlatform) -> None:
     """Teams and spaces landed: Heroku's server lists them, creates apps in them and lists
     those apps by team and by space, each checked against the platform."""
@@ -280,24 +258,6 @@ def test_mcp_teams_and_spaces(heroku: HerokuCLI, platform: RunningPlatform) -> N
     assert api.get(f"/apps/{SPACE_APP}").json()["space"]["name"] == MCP_SPACE
     assert TEAM_APP in by_team and SPACE_APP in by_team, by_team
     assert SPACE_APP in by_space and TEAM_APP not in by_space, by_space
-
-
-@pytest.mark.parametrize(
-    "tool",
-    [
-        pytest.param(
-            t,
-            # The AI tools also depend on the CLI having the plugin registered, which varies
-            # by machine: those are not strict.
-            marks=pytest.mark.xfail(strict=why != AI_WAIT, reason=f"waiting for {why}"),
-        )
-        for t, (_, why) in WAITING.items()
-    ],
-)
-def test_mcp_waiting_for_capabilities(tool: str, waiting_results: dict[str, Any]) -> None:
-    assert tool in waiting_results["__tools__"], f"{tool} is not registered"
-    result = waiting_results[tool]
-    assert not result.is_error, text_of(result)
 
 
 def text_of(result: Any) -> str:

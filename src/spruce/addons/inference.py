@@ -77,6 +77,7 @@ class InferenceProvider(Provider):
         on_config_changed: Callable[[str, dict[str, str]], None] | None = None,
         ready_timeout: float = 180.0,
         python: str = sys.executable,
+        serve_always: bool = False,
     ) -> None:
         self.root = Path(home) / "addons" / "inference"
         self._state = StateFile(self.root / "state.json")
@@ -95,6 +96,9 @@ class InferenceProvider(Provider):
         self._on_config_changed = on_config_changed
         self._ready_timeout = ready_timeout
         self._python = python
+        # An operator-chosen host (--inference-host) answers from the start: Heroku's AI
+        # plugin lists the models there (ai:models:list) before any model resource exists.
+        self._serve_always = serve_always
         self._server: SupervisedServer | None = None
         self._lock = asyncio.Lock()
         self._grants: dict[str, str] | None = None  # key hash -> addon id
@@ -236,7 +240,7 @@ class InferenceProvider(Provider):
     # -- the inference server ------------------------------------------------------------
     async def start(self, addon_ids_to_run: Iterable[str]) -> None:
         self._announce_url()
-        if any(a in self._state.load() for a in addon_ids_to_run):
+        if self._serve_always or any(a in self._state.load() for a in addon_ids_to_run):
             async with self._lock:
                 await self._ensure_server()
 

@@ -14,7 +14,7 @@ import pwd
 import secrets
 import signal
 import stat
-from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ import psycopg
 
 from spruce.addons import pgconf
 from spruce.addons.base import AddonLog, ProvisionError
+from spruce.addons.pgpool import AdminPool
 from spruce.addons.runtime import (
     SupervisedServer,
     as_user,
@@ -110,6 +111,7 @@ class PostgresCluster:
         self._server: SupervisedServer | None = None
         self._uid: int | None = None
         self._gid: int | None = None
+        self.pool = AdminPool(self._connect_admin)
 
     @property
     def bindir(self) -> Path:
@@ -301,16 +303,20 @@ class PostgresCluster:
         return changed
 
     async def stop(self) -> None:
+        await self.pool.close()
         if self._server is not None:
             await self._server.stop(timeout=30.0)
             self._server = None
 
-    @contextlib.asynccontextmanager
-    async def admin(self, dbname: str = "postgres") -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-        conn = await psycopg.AsyncConnection.connect(
+    async def _connect_admin(self, dbname: str) -> psycopg.AsyncConnection[Any]:
+        return await psycopg.AsyncConnection.connect(
             **self.conninfo(dbname), autocommit=True, connect_timeout=5
         )
-        try:
-            yield conn
-        finally:
-            await conn.close()
+
+    def admin(self, dbname: str = "postgres") -> AbstractAsyncContextManager[Any]:
+        """An admin session on `dbname`, from the pool (spruce.addons.pgpool)."""
+        return self.pool.session(dbname)
+
+    async def release(self, dbname: str) -> None:
+        """Close the pooled sessions on `dbname` (before it is dropped or restored)."""
+        await self.pool.release(dbname)

@@ -183,6 +183,7 @@ class PostgresDataOps:
                 raise BackupError(f"no backup file at {path}")
         await self._ensure_cluster(addon_id)
         cluster = self.cluster_of(addon_id)
+        await cluster.release(entry["database"])
         listing = await self._platform_free_listing(entry, path, cluster)
         argv = [
             str(cluster.bindir / "pg_restore"),
@@ -230,7 +231,8 @@ class PostgresDataOps:
     # -- pg:ps, pg:kill, pg:locks ----------------------------------------------------------
 
     async def ps(self, addon_id: str) -> list[dict[str, Any]]:
-        """Sessions on the add-on's database (pg_stat_activity), oldest query first."""
+        """Sessions on the add-on's database (pg_stat_activity), oldest query first; not
+        the platform's own admin sessions (pooled, see pgpool), which pg:kill cannot reach."""
         entry = self._entry(addon_id)
         await self._ensure_cluster(addon_id)
         cluster = self.cluster_of(addon_id)
@@ -240,7 +242,7 @@ class PostgresDataOps:
                 " extract(epoch FROM now() - query_start)::float8, wait_event IS NOT NULL,"
                 " query"
                 " FROM pg_stat_activity"
-                " WHERE datname = %s AND pid <> pg_backend_pid()"
+                " WHERE datname = %s AND usename IS DISTINCT FROM current_user"
                 " ORDER BY query_start NULLS LAST",
                 (entry["database"],),
             )
@@ -258,7 +260,8 @@ class PostgresDataOps:
         cluster = self.cluster_of(addon_id)
         async with cluster.admin() as conn:
             cur = await conn.execute(
-                "SELECT 1 FROM pg_stat_activity WHERE pid = %s AND datname = %s",
+                "SELECT 1 FROM pg_stat_activity WHERE pid = %s AND datname = %s"
+                " AND usename IS DISTINCT FROM current_user",
                 (int(pid), entry["database"]),
             )
             if await cur.fetchone() is None:

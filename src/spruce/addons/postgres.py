@@ -308,7 +308,9 @@ class PostgresProvider(Provider):
         return self.region_cluster(entry.get("region"))
 
     async def _drop_database(self, entry: dict[str, Any]) -> None:
-        async with self._cluster_for(entry).admin() as conn:
+        cluster = self._cluster_for(entry)
+        await cluster.release(entry["database"])
+        async with cluster.admin() as conn:
             await conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
                     sql.Identifier(entry["database"])
@@ -374,10 +376,11 @@ class PostgresProvider(Provider):
         if not cluster.running:
             return lines + [("Status", "Unavailable"), ("Created", entry["created"])]
         async with cluster.admin(entry["database"]) as conn:
+            # Connections: the app's, not the platform's own pooled admin sessions.
             cur = await conn.execute(
                 "SELECT current_setting('server_version'),"
                 " (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                " AND pid <> pg_backend_pid()),"
+                " AND usename IS DISTINCT FROM current_user),"
                 " pg_database_size(current_database()),"
                 " (SELECT count(*) FROM pg_stat_user_tables),"
                 " (SELECT coalesce(sum(n_live_tup), 0) FROM pg_stat_user_tables)"

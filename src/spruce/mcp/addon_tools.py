@@ -197,12 +197,23 @@ def register(r: Registry) -> None:
 
     @r.heroku("make_ai_inference")
     async def make_ai_inference(c: Call) -> Any:
+        """Heroku's server runs `ai:agents:call --optfile`: the same agent call, made with
+        the model resource's own key, on the platform's inference server."""
         _inference(c, "make_ai_inference")
-        raise NotBuilt(
-            "make_ai_inference",
-            "Managed Inference agent calls through the MCP server",
-            "Call the add-on's INFERENCE_URL /v1/agents/heroku with its INFERENCE_KEY.",
-        )
+        if c.opt("output"):
+            raise ToolError(
+                "output names a file on the client's machine, which this server cannot "
+                "write: leave it out, the answer comes back in the result."
+            )
+        opts = c.args.get("opts")
+        if not isinstance(opts, dict):
+            raise InvalidParams("opts (model, messages, ...) is required.")
+        calls = c.services.inference_calls
+        res = await c.db(calls.resource, c.actor, c.need("app"), c.opt("modelResource"))
+        events = await calls.agent(res, opts)
+        if c.flag("json"):
+            return events
+        return _agent_summary(res.attachment, events)
 
 
 def _database(c: Call) -> AddonView:
@@ -224,6 +235,25 @@ def _inference(c: Call, tool: str) -> Any:
         return c.services.addons.catalog.service(INFERENCE)
     except NotFound:
         raise NotBuilt(tool, "Managed Inference add-ons (heroku-inference)") from None
+
+
+def _agent_summary(resource: str, events: list[Any]) -> dict[str, Any]:
+    """The agent's answer (its last model message) and each tool run, in order."""
+    steps: list[dict[str, Any]] = []
+    answer = ""
+    model = None
+    for ev in events:
+        message = ((ev.get("choices") or [{}])[0]).get("message") or {}
+        model = ev.get("model", model)
+        if ev.get("object") == "tool.completion":
+            steps.append({"tool": message.get("name"), "result": message.get("content")})
+        elif ev.get("object") == "chat.completion":
+            for call in message.get("tool_calls") or []:
+                fn = call.get("function") or {}
+                steps.append({"call": fn.get("name"), "arguments": fn.get("arguments")})
+            if message.get("content"):
+                answer = message["content"]
+    return {"resource": resource, "model": model, "answer": answer, "steps": steps}
 
 
 def _addon_summary(a: AddonView) -> dict[str, Any]:

@@ -14,6 +14,7 @@ rule and errors.
 from __future__ import annotations
 
 import json
+import time
 from typing import TYPE_CHECKING, Any
 
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
@@ -26,6 +27,9 @@ if TYPE_CHECKING:
 
 FAST_METHODS = ("tools/call", "tools/list", "ping")
 SESSION = b"mcp-session-id"
+STARTED = "spruce.mcp_started"
+"""scope["state"] key: when the server began on this request (perf_counter), for the
+Server-Timing header: `mcp` (the whole request in Spruce) and `tool` (the call itself)."""
 
 
 async def read_body(receive: Receive) -> bytes:
@@ -127,21 +131,28 @@ class FastPath:
             return replay(body, receive)
         method, params = msg["method"], msg.get("params") or {}
         result: dict[str, Any]
+        tool_ms = 0.0
         if method == "tools/list":
             result = self._tools
         elif method == "ping":
             result = {}
         else:
+            t = time.perf_counter()
             answer = await self.server.call(
                 actor, params["name"], params.get("arguments"), _no_progress
             )
             result = answer.result_json()
+            tool_ms = (time.perf_counter() - t) * 1000
         payload = json.dumps(
             {"jsonrpc": "2.0", "id": msg["id"], "result": result},
             default=str,
             ensure_ascii=False,
         ).encode()
         session = dict(scope["headers"])[SESSION]
+        started = scope.get("state", {}).get(STARTED)
+        timing = f"tool;dur={tool_ms:.2f}"
+        if isinstance(started, float):
+            timing = f"mcp;dur={(time.perf_counter() - started) * 1000:.2f}, {timing}"
         await send(
             {
                 "type": "http.response.start",
@@ -150,6 +161,8 @@ class FastPath:
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(payload)).encode()),
                     (SESSION, session),
+                    # what Spruce spent, for benchmarks/mcp/inprocess.py (no secrets)
+                    (b"server-timing", timing.encode()),
                 ],
             }
         )

@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import os
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ from spruce.services.events import REQUEST_CHANNEL
 from spruce.services.views import UserView
 
 from . import addon_tools, app_tools, dyno_tools, pipeline_tools, prompts
-from .fastpath import FastPath
+from .fastpath import STARTED, FastPath
 from .registry import Call, Progress, Registry, Tool, ToolError
 
 log = logging.getLogger(__name__)
@@ -159,6 +160,7 @@ class McpServer:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
+        started = time.perf_counter()
         request = Request(scope, receive)
         auth = request.headers.get("authorization", "")
         scheme, _, key = auth.partition(" ")
@@ -175,7 +177,9 @@ class McpServer:
                 resp.headers["WWW-Authenticate"] = 'Bearer realm="spruce"'
             await resp(scope, receive, send)
             return
-        scope.setdefault("state", {})[ACTOR_KEY] = actor
+        state = scope.setdefault("state", {})
+        state[ACTOR_KEY] = actor
+        state[STARTED] = started
         if scope["method"] == "POST" and self.fast is not None:
             rest = await self.fast.serve(actor, scope, receive, send)
             if rest is None:

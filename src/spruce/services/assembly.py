@@ -29,6 +29,7 @@ from .events import EventBus
 from .features import Features
 from .formation import Formations
 from .heroku_exec import HerokuExec
+from .inference_calls import InferenceCalls
 from .logs import Logs
 from .metrics import Metrics, MetricsSettings
 from .migrations import Migrations
@@ -47,6 +48,7 @@ from .ports import (
     DynoBackend,
     ExecGateway,
     ImageBuildRunner,
+    InferenceApi,
     LogPort,
     RouteSink,
     TelemetryExporter,
@@ -89,6 +91,8 @@ class Ports:
     """The apps' git repositories (pipelines:diff); None: no diff."""
     exec_gateway: ExecGateway | None = None
     """Heroku Exec's SSH gateway (spruce up --exec-host); None: not served."""
+    inference: InferenceApi | None = None
+    """The platform's inference server, as model resources' keys call it; None: none."""
 
 
 @dataclass(frozen=True)
@@ -203,6 +207,9 @@ class Services:
             ports.logs,
         )
         self.addon_data = AddonData(self.addons)
+        self.inference_calls = InferenceCalls(
+            self.apps, self.addons, self.releases, ports.inference
+        )
         self.pg_transfers = PgTransfers(
             store, self.apps, self.addons, self.addon_data, sealer, addresses
         )

@@ -12,6 +12,8 @@ Each port has one adapter today and room for a second (DESIGN.md, "seams for sca
   (spruce.certs.acme, which answers challenges through an Http01Responder and a
   Dns01Provider) or the internal CA (spruce.certs.internal_authority).
 - TelemetryExporter: OpenTelemetry export to telemetry drains over OTLP (spruce.telemetry).
+- InferenceApi: the platform's inference server (spruce.inference), as a model resource's
+  key calls it (spruce.inference.client).
 
 The composition root (spruce.platform) builds one adapter for each, once, and hands them to
 `Services`. Tests of the rules (tests/unit/services) use small in-process implementations.
@@ -452,4 +454,27 @@ class ExecGateway(Protocol):
         SSH user name it logs in as. ValueError when the key is not one; LookupError when
         the dyno is not running here; PermissionError when it started before the app's
         runtime-heroku-exec feature was on (it needs a restart, as on Heroku)."""
+        ...
+
+
+class InferenceApi(Protocol):
+    """The platform's inference server, called as an app calls it: at a model resource's
+    INFERENCE_URL with its INFERENCE_KEY. A refusal raises the ServiceError of its status
+    (InvalidParams, Forbidden, RateLimited, Unavailable) with the server's message."""
+
+    async def chat_completion(self, url: str, key: str, body: Mapping[str, Any]) -> Any:
+        """`POST /v1/chat/completions` (not streamed): the `chat.completion` object."""
+        ...
+
+    async def embeddings(self, url: str, key: str, body: Mapping[str, Any]) -> Any: ...
+
+    async def image(self, url: str, key: str, body: Mapping[str, Any]) -> Any: ...
+
+    async def agent(self, url: str, key: str, body: Mapping[str, Any]) -> list[Any]:
+        """`POST /v1/agents/heroku`: every event of the run, in order (`chat.completion`
+        answers of the model, `tool.completion` results of its tool runs)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Close its connections (the platform's stop)."""
         ...

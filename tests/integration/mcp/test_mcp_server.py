@@ -245,6 +245,11 @@ async def test_a_plain_call_is_one_json_answer_and_the_same_as_streamed(
         )
         assert plain.headers["content-type"] == "application/json"
         assert plain.json()["id"] == 2 and plain.json()["result"]["content"][0]["text"] == "[]"
+        # what Spruce spent on it, the call's share within the request's
+        timing = dict(
+            part.strip().split(";dur=") for part in plain.headers["server-timing"].split(",")
+        )
+        assert 0 < float(timing["tool"]) <= float(timing["mcp"])
         call["_meta"] = {"progressToken": "t"}
         streamed = http.post(
             "/mcp",
@@ -291,7 +296,7 @@ async def test_missing_capabilities_say_so(platform: RunningPlatform) -> None:
 
 async def test_ai_model_tools(platform: RunningPlatform) -> None:
     """The platform offers heroku-inference: its models are listed and provisioned as the
-    API does it (make_ai_inference still says what it lacks)."""
+    API does it, and make_ai_inference runs an agent call on the local model."""
     api = platform.client()
     name = _name()
     api.post("/apps", json={"name": name}).raise_for_status()
@@ -300,6 +305,7 @@ async def test_ai_model_tools(platform: RunningPlatform) -> None:
         plans = api.get("/addon-services/heroku-inference/plans").json()
         assert models and {m["plan"] for m in models} == {p["name"] for p in plans}
         model = models[0]["model_id"]
+        assert model == "smollm2-135m-instruct"  # the catalogue's first: the chat model
         made = ok(
             await s.call_tool(
                 "provision_ai_model", {"app": name, "modelName": model, "as": "INFERENCE"}
@@ -313,6 +319,45 @@ async def test_ai_model_tools(platform: RunningPlatform) -> None:
             await s.call_tool("provision_ai_model", {"app": name, "modelName": "no-such-model"})
         )
         assert len(api.get(f"/apps/{name}/addons").json()) == 1
+
+        opts = {
+            "model": model,
+            "messages": [{"role": "user", "content": "Say hello."}],
+            "max_tokens_per_inference_request": 12,
+        }
+        # Heroku's default modelResource (the service's name): the app's one model resource
+        answer = ok(await s.call_tool("make_ai_inference", {"app": name, "opts": opts}))
+        assert answer["resource"] == "INFERENCE" and answer["model"] == model
+        assert answer["answer"].strip(), answer
+        events = ok(
+            await s.call_tool(
+                "make_ai_inference",
+                {"app": name, "modelResource": "INFERENCE", "opts": opts, "json": True},
+            )
+        )
+        assert events[-1]["object"] == "chat.completion"
+        assert events[-1]["choices"][0]["message"]["role"] == "assistant"
+        usage = api.get(f"/apps/{name}/config-vars").json()
+        assert usage["INFERENCE_KEY"] == config["INFERENCE_KEY"]  # nothing rotated
+
+        # bad input: a clear tool error each, and the key never in it
+        for args, says in (
+            ({"app": name, "opts": {**opts, "model": "all-minilm-l6-v2"}}, "serves " + model),
+            ({"app": name, "opts": {**opts, "messages": []}}, "messages"),
+            ({"app": name, "modelResource": "NOPE", "opts": opts}, "model resource 'NOPE'"),
+            ({"app": name, "opts": {"model": model}}, "messages"),
+            ({"app": "no-such-app-mcp", "opts": opts}, "Couldn't find that app."),
+            ({"app": name, "opts": opts, "output": "/tmp/x.txt"}, "output"),
+        ):
+            msg = failed(await s.call_tool("make_ai_inference", args))
+            assert says in msg, (args, msg)
+            assert config["INFERENCE_KEY"] not in msg
+    # another user can neither see the app nor use its model resource
+    other = create_user(platform, f"ai-{uuid.uuid4().hex[:6]}@example.com")
+    async with http_session(platform, other) as s:
+        msg = failed(await s.call_tool("make_ai_inference", {"app": name, "opts": opts}))
+        assert f"You do not have access to the app {name}." in msg
+        assert config["INFERENCE_KEY"] not in msg
 
 
 async def test_resources_and_prompts(platform: RunningPlatform) -> None:
