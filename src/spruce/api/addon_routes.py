@@ -11,7 +11,7 @@ from spruce.services.errors import InvalidParams, NotFound
 from spruce.services.views import AddonView, AttachmentView
 
 from . import views
-from .core_routes import the_app
+from .core_routes import managed_app, the_app
 from .expansion import Json, Shape
 from .http import Ctx, endpoint, paginate
 
@@ -101,7 +101,7 @@ def addons_list_app(ctx: Ctx) -> Any:
 
 
 async def addons_create(ctx: Ctx) -> Any:
-    app = await ctx.off_loop(the_app, ctx)
+    app = await ctx.off_loop(managed_app, ctx)
     att = ctx.field("attachment") or {}
     addon = await ctx.services.addons.create(
         ctx.actor,
@@ -122,6 +122,7 @@ def addons_info(ctx: Ctx) -> Any:
 async def addons_update(ctx: Ctx) -> Any:
     addon = await ctx.off_loop(the_addon, ctx)
     addons = ctx.services.addons
+    await ctx.off_loop(addons.owning_app, addon, ctx.actor)
     if ctx.field("name"):
         addon = addons.rename(addon, ctx.field("name"))
     if ctx.field("plan"):
@@ -162,7 +163,7 @@ def attachments_create(ctx: Ctx) -> Any:
     if not isinstance(app_ident, str) or not isinstance(addon_ident, str):
         raise InvalidParams("app and addon are required.")
     addons = ctx.services.addons
-    app = ctx.services.apps.get(ctx.actor, app_ident)
+    app = ctx.services.apps.get(ctx.actor, app_ident, need="manage")
     addon = addons.get(ctx.actor, addon_ident)
     att = addons.attach(ctx.actor, addon, app.id, ctx.field("name"), ctx.field("confirm"))
     ctx.status = 201

@@ -24,7 +24,7 @@ def make_git_server(services: Services, repos_dir: Path) -> GitServer:
 
     async def authorize(user: Any, app_name: str) -> None:
         try:
-            services.apps.get(user, app_name)
+            services.apps.get(user, app_name, need="deploy")
         except NotFound:
             raise GitAccessError(f"Couldn't find that app: {app_name}.", 404) from None
         except Forbidden as e:
@@ -34,7 +34,7 @@ def make_git_server(services: Services, repos_dir: Path) -> GitServer:
         builds = services.builds
         workdir = Path(tempfile.mkdtemp(prefix="push-", dir=builds.home / "work"))
         try:
-            app = services.apps.get(push.user, push.app_name)
+            app = services.apps.get(push.user, push.app_name, need="deploy")
             source = await push.export(workdir / "src")
             build = builds.create_pending(
                 push.user, app.id, {"url": f"git:{push.new_sha}", "version": push.new_sha}

@@ -22,6 +22,7 @@ from .app_transfers import AppTransfers
 from .apps import Apps
 from .builds import Builds, BuildSettings
 from .certs import Certs
+from .collaborators import Collaborators
 from .deployments import Deployments
 from .domains import Domains
 from .dynos import Dynos
@@ -129,6 +130,7 @@ class Services:
         self.teams = Teams(store)
         self.spaces = Spaces(store, events, self.regions, home)
         self.apps = Apps(store, events, addresses)
+        self.collaborators = Collaborators(store, events, self.apps)
         self.releases = Releases(store, events, addresses)
         self.formation = Formations(store, events)
         self.features = Features(store, events)
