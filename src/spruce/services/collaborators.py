@@ -4,7 +4,6 @@ and its lock (`heroku access`, `access:*`, `apps:join`, `apps:leave`, `apps:lock
 from __future__ import annotations
 
 import builtins
-
 from dataclasses import dataclass
 
 from sqlalchemy import delete, or_, select
