@@ -119,6 +119,12 @@ def addons_info(ctx: Ctx) -> Any:
     return ADDON.one(ctx, the_addon(ctx))
 
 
+def addons_sso(ctx: Ctx) -> Any:
+    """The add-on's single sign-on (`heroku addons:open` with HEROKU_SUDO): its dashboard
+    page, opened with a GET (the dashboard's own sign-in applies)."""
+    return {"action": the_addon(ctx).web_url, "method": "get", "params": {}}
+
+
 async def addons_update(ctx: Ctx) -> Any:
     addon = await ctx.off_loop(the_addon, ctx)
     addons = ctx.services.addons
@@ -292,6 +298,7 @@ def routes() -> list[Route]:
         Route(A + "/addons", endpoint(addons_list_app), methods=["GET"]),
         Route(A + "/addons", endpoint(addons_create), methods=["POST"]),
         Route(A + "/addons/{addon}", endpoint(addons_info), methods=["GET"]),
+        Route(A + "/addons/{addon}/sso", endpoint(addons_sso), methods=["GET"]),
         Route(A + "/addons/{addon}", endpoint(addons_update), methods=["PATCH"]),
         Route(A + "/addons/{addon}", endpoint(addons_delete), methods=["DELETE"]),
         Route("/addon-attachments", endpoint(attachments_list_all), methods=["GET"]),

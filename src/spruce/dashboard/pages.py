@@ -267,3 +267,12 @@ async def destroy(page: Page) -> Response:
 
 def not_found(page: Page) -> Response:
     raise NotFound("There is no such page in the dashboard.")
+
+
+def addon(page: Page) -> Response:
+    """An add-on's page, its `web_url` (`heroku addons:open`): for whoever may see the
+    add-on through one of its apps, as the API's add-on routes."""
+    found = page.services.addons.get(page.user, page.params["addon"])
+    app = page.services.apps.get(page.user, found.app.id)
+    attachments = page.services.addons.attachments(page.user, addon_id=found.id)
+    return page.render("addon.html", app=app, addon=found, attachments=attachments, tab="")

@@ -103,6 +103,7 @@ class Addons:
                 provider_id=a.provider_id or a.id,
                 created_at=a.created_at,
                 updated_at=a.updated_at,
+                web_url=self.apps.addresses.addon_url(a.id),
             )
             for a in rows
         ]
@@ -133,6 +134,7 @@ class Addons:
                     config_var_names=tuple(sorted(f"{r.name}_{k}" for k in (a.config or {}))),
                     created_at=r.created_at,
                     updated_at=r.updated_at,
+                    web_url=self.apps.addresses.addon_url(a.id),
                 )
             )
         return out
