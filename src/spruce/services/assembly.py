@@ -37,6 +37,7 @@ from .model import RouteCertificate
 from .oauth import Credentials
 from .oci_images import OciImages
 from .pg_transfers import PgTransfers
+from .pipeline_config import PipelineConfigVars
 from .pipeline_diff import PipelineDiff
 from .pipelines import Pipelines
 from .ports import (
@@ -235,6 +236,7 @@ class Services:
             ports.dynos,
         )
         self.pipelines = Pipelines(store, self.apps)
+        self.pipeline_config = PipelineConfigVars(store, self.pipelines)
         self.promotions = Promotions(
             store, self.apps, self.pipelines, self.releases, self.release_phase, home / "slugs"
         )
