@@ -247,3 +247,21 @@ def test_ci_config_is_the_test_stage_s(heroku: HerokuCLI, platform: RunningPlatf
     assert review.json() == {}  # each stage its own
     heroku("pipelines:destroy", pipe)
     heroku("apps:destroy", "-a", app, "--confirm", app)
+
+
+def test_github_only_commands_answer_as_for_an_account_without_github(
+    heroku: HerokuCLI,
+) -> None:
+    """pipelines:connect and pipelines:setup link a GitHub repository through Heroku's own
+    GitHub service (a host the CLI cannot be pointed elsewhere): they answer as Heroku does
+    for an account without GitHub connected. A dead proxy keeps the key on this machine."""
+    import copy
+
+    cli = copy.copy(heroku)
+    cli.env = dict(heroku.env, HTTPS_PROXY="http://127.0.0.1:9", NO_PROXY="127.0.0.1,localhost")
+    pipe = "hkgh-" + uuid.uuid4().hex[:6]
+    res = cli("pipelines:connect", pipe, "-r", "someone/somerepo", check=False)
+    assert res.returncode != 0 and "Account not connected to GitHub." in res.stderr
+    res = cli("pipelines:setup", pipe, "someone/somerepo", "-y", check=False)
+    assert res.returncode != 0 and "Account not connected to GitHub." in res.stderr
+    assert pipe not in heroku("pipelines").stdout  # nothing made on the way
