@@ -7,6 +7,7 @@ import copy
 import uuid
 from pathlib import Path
 
+import httpx
 import pytest
 from compat_support import HerokuCLI
 from support import RunningPlatform
@@ -61,6 +62,14 @@ def test_permissions_per_member(
     assert res.returncode != 0 and f"do not have the deploy permission on the app {app}" in flat(
         res.stderr
     )
+    # The dashboard holds the same rule: the overview is view's, config values deploy's.
+    dash = platform.endpoints["api_url"] + "/dashboard"
+    with httpx.Client(follow_redirects=False) as browser:
+        signed_in = browser.post(dash + "/login", data={"api_key": member.env["HEROKU_API_KEY"]})
+        assert signed_in.status_code in (302, 303)
+        assert browser.get(f"{dash}/apps/{app}").status_code == 200
+        settings = browser.get(f"{dash}/apps/{app}/settings")
+        assert settings.status_code == 403 and "deploy permission" in settings.text
 
     res = heroku("access:add", email, "-a", app, "--permissions", "deploy")
     assert f"Adding {email} access to the app {app} with deploy, view permissions... done" in (

@@ -86,3 +86,18 @@ def test_personal_apps_keep_their_rule(harness: Harness, owner: UserView, other:
         s.collaborators.update(owner, app.id, other.email, ["deploy"])
     with pytest.raises(InvalidParams, match="not a team app"):
         s.collaborators.set_locked(owner, app.id, True)
+
+
+def test_promoting_onto_an_app_needs_deploy_there(
+    harness: Harness, owner: UserView, other: UserView, team_app: AppView
+) -> None:
+    s = harness.services
+    team = team_app.team.id  # type: ignore[union-attr]
+    prod = s.apps.create(owner, "team-prod", placement=Placement(team, None, None, None))
+    p = s.pipelines.create(owner, "flow", {"id": team, "type": "team"})
+    s.pipelines.couple(owner, team_app.id, p.id, "staging")
+    s.pipelines.couple(owner, prod.id, p.id, "production")
+    body = {"pipeline": {"id": p.id}, "source": {"app": {"id": team_app.id}}}
+    body["targets"] = [{"app": {"id": prod.id}}]
+    with pytest.raises(Forbidden, match="deploy permission on the app team-prod"):
+        s.promotions.check(other, body)
