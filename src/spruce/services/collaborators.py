@@ -133,9 +133,12 @@ class Collaborators:
             s.add(collab)
             s.flush()
             view = self._view(s, collab, user.email, app.ref, app)
-        what = "joined" if joining else f"Add {view.email} as collaborator"
-        message = f"{view.email} {what}" if joining else what
-        self.events.publish(ApiActivity(app.id, f"{message} by user {actor.email}"))
+        message = (
+            f"{view.email} joined the app"
+            if joining
+            else f"Add {view.email} as collaborator by user {actor.email}"
+        )
+        self.events.publish(ApiActivity(app.id, message))
         return view
 
     @staticmethod
