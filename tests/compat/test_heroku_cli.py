@@ -269,3 +269,65 @@ def test_certs_auto_enable_refresh_disable(heroku: HerokuCLI, platform: RunningP
     disabled = heroku("certs:auto:disable", "-a", name, "--confirm", name)
     assert "Disabling Automatic Certificate Management... done" in disabled.stderr
     assert f"{name} has no SSL certificates." in heroku("certs", "-a", name).stdout
+
+
+def _git_buildpack(root: Path, heroku: HerokuCLI) -> Path:
+    """A classic buildpack in a local bare git repository: `main` and a `v2` branch."""
+    work = root / "bp"
+    (work / "bin").mkdir(parents=True)
+    (work / "bin" / "detect").write_text('#!/bin/sh\n[ -f "$1/greeting.txt" ] && echo Greeter\n')
+    compile_ = '#!/bin/sh\necho "-----> Greeter MARK"\nmkdir -p "$1/site"\n'
+    compile_ += '{ cat "$1/greeting.txt"; echo MARK; } > "$1/site/index.html"\n'
+    (work / "bin" / "compile").write_text(compile_.replace("MARK", "v1"))
+    release = "#!/bin/sh\nprintf -- '---\\ndefault_process_types:\\n"
+    release += "  web: cd site && exec python3 -m http.server $PORT\\n'\n"
+    (work / "bin" / "release").write_text(release)
+    for script in (work / "bin").iterdir():
+        script.chmod(0o755)
+    heroku.git("init", "-q", "-b", "main", cwd=work)
+    heroku.git("add", "-A", cwd=work)
+    heroku.git("commit", "-q", "-m", "v1", cwd=work)
+    heroku.git("checkout", "-q", "-b", "v2", cwd=work)
+    (work / "bin" / "compile").write_text(compile_.replace("MARK", "v2"))
+    heroku.git("commit", "-q", "-am", "v2", cwd=work)
+    heroku.git("checkout", "-q", "main", cwd=work)  # the bare repository's HEAD
+    bare = root / "greeter.git"
+    heroku.git("clone", "-q", "--bare", str(work), str(bare), cwd=root)
+    return bare
+
+
+def test_buildpack_from_a_git_url(
+    heroku: HerokuCLI, platform: RunningPlatform, tmp_path: Path
+) -> None:
+    """`buildpacks:set` with a git URL: cloned at build time (a branch after #) and run as a
+    classic buildpack (detect, compile, release's default process types)."""
+    url = "file://" + str(_git_buildpack(tmp_path, heroku))
+    name = f"hkgb-{uuid.uuid4().hex[:6]}"
+    repo = tmp_path / "app"
+    repo.mkdir()
+    (repo / "greeting.txt").write_text("hello from a git buildpack\n")
+    heroku.git("init", "-q", "-b", "main", cwd=repo)
+    heroku.git("add", "-A", cwd=repo)
+    heroku.git("commit", "-q", "-m", "first", cwd=repo)
+    heroku("apps:create", name, cwd=repo)
+    heroku("buildpacks:set", url, "-a", name)
+    assert url in heroku("buildpacks", "-a", name).stdout
+    push = heroku.git("push", "heroku", "main", cwd=repo)
+    assert f"Using buildpack: {url}" in push.stderr and "Greeter app detected" in push.stderr
+    assert "-----> Greeter v1" in push.stderr and "Default types for buildpack -> web" in (
+        push.stderr
+    )
+    wait_for(lambda: "v1" in router_get(platform, name).text, 30, what="the app serving")
+    assert router_get(platform, name).text == "hello from a git buildpack\nv1\n"
+
+    heroku("buildpacks:set", url + "#v2", "-a", name)
+    heroku.git("commit", "-q", "--allow-empty", "-m", "again", cwd=repo)
+    push = heroku.git("push", "heroku", "main", cwd=repo)
+    assert "-----> Greeter v2" in push.stderr
+    wait_for(lambda: "v2" in router_get(platform, name).text, 30, what="the v2 build serving")
+
+    heroku("buildpacks:set", "file://" + str(tmp_path / "missing.git"), "-a", name)
+    heroku.git("commit", "-q", "--allow-empty", "-m", "broken", cwd=repo)
+    push = heroku.git("push", "heroku", "main", cwd=repo, check=False)
+    assert push.returncode != 0 and "could not clone buildpack" in push.stderr
+    heroku("apps:destroy", "-a", name, "--confirm", name)

@@ -179,15 +179,25 @@ def test_review_apps_from_a_pushed_branch(
     res = heroku("reviewapps:create", "-b", "no-such-branch", "-p", pipe, check=False)
     assert "doesn't exist" in res.stderr
 
+    # The review stage's config vars reach every review app (app.json's values give way).
+    pipeline_id = api.get(f"/pipelines/{pipe}").json()["id"]
+    stage = f"/pipelines/{pipeline_id}/stage/review/config-vars"
+    r = api.patch(stage, json={"STAGE_MARK": "from-stage", "REVIEW_MARK": "x", "GONE": "1"})
+    assert r.status_code == 200 and r.json()["STAGE_MARK"] == "from-stage"
+    assert "GONE" not in api.patch(stage, json={"GONE": None, "REVIEW_MARK": None}).json()
+    assert api.get(stage).json() == {"STAGE_MARK": "from-stage"}
+    assert api.patch(stage, json={"bad name": "1"}).status_code == 422
+    assert api.get(f"/pipelines/{pipeline_id}/stage/nowhere/config-vars").status_code == 422
+
     res = heroku("reviewapps:create", "-b", "feature-x", "-p", pipe, "--wait", timeout=300)
     assert "Creating review app from feature-x" in res.stderr
-    pipeline_id = api.get(f"/pipelines/{pipe}").json()["id"]
     listed = api.get(f"/pipelines/{pipeline_id}/review-apps").json()
     assert [r["branch"] for r in listed] == ["feature-x"] and listed[0]["status"] == "created"
     review_app = listed[0]["app"]["name"]
     assert api.get(f"/apps/{review_app}").json()["team"]["name"] == apps["team"]
     config_vars = api.get(f"/apps/{review_app}/config-vars").json()
     assert config_vars["REVIEW_MARK"] == "review-env" and config_vars["GREETING"] == "hello"
+    assert config_vars["STAGE_MARK"] == "from-stage"
     assert api.get(f"/apps/{review_app}/pipeline-couplings").json()["stage"] == "review"
     res = heroku("reviewapps:wait", review_app)
     assert res.returncode == 0
@@ -211,3 +221,47 @@ def test_review_apps_from_a_pushed_branch(
     res = heroku("pipelines:destroy", pipe)
     assert f"Destroying {pipe} pipeline... done" in res.stderr
     assert api.get(f"/apps/{apps['dev']}/pipeline-couplings").status_code == 404
+
+
+def test_ci_config_is_the_test_stage_s(heroku: HerokuCLI, platform: RunningPlatform) -> None:
+    """`heroku ci:config*`: the pipeline's `test` stage config vars."""
+    pipe = "hkci-" + uuid.uuid4().hex[:6]
+    app = "hkcia-" + uuid.uuid4().hex[:6]
+    heroku("apps:create", app)
+    heroku("pipelines:create", pipe, "-a", app, "-s", "staging")
+    res = heroku("ci:config:set", "-p", pipe, "RAILS_ENV=test", "TOKEN=abc")
+    assert "Setting RAILS_ENV, TOKEN... done" in res.stderr
+    assert "RAILS_ENV: test" in res.stdout
+    out = heroku("ci:config", "-p", pipe).stdout
+    assert f"=== {pipe} test config vars" in out and "TOKEN:     abc" in out
+    assert heroku("ci:config:get", "-p", pipe, "TOKEN").stdout.strip() == "abc"
+    assert heroku("ci:config", "-a", app, "--shell").stdout.split() == [
+        "RAILS_ENV=test",
+        "TOKEN=abc",
+    ]
+    res = heroku("ci:config:unset", "-p", pipe, "TOKEN")
+    assert "Unsetting TOKEN... done" in res.stderr
+    assert heroku("ci:config:get", "-p", pipe, "TOKEN").stdout.strip() == "undefined"
+    pipeline_id = platform.client().get(f"/pipelines/{pipe}").json()["id"]
+    review = platform.client().get(f"/pipelines/{pipeline_id}/stage/review/config-vars")
+    assert review.json() == {}  # each stage its own
+    heroku("pipelines:destroy", pipe)
+    heroku("apps:destroy", "-a", app, "--confirm", app)
+
+
+def test_github_only_commands_answer_as_for_an_account_without_github(
+    heroku: HerokuCLI,
+) -> None:
+    """pipelines:connect and pipelines:setup link a GitHub repository through Heroku's own
+    GitHub service (a host the CLI cannot be pointed elsewhere): they answer as Heroku does
+    for an account without GitHub connected. A dead proxy keeps the key on this machine."""
+    import copy
+
+    cli = copy.copy(heroku)
+    cli.env = dict(heroku.env, HTTPS_PROXY="http://127.0.0.1:9", NO_PROXY="127.0.0.1,localhost")
+    pipe = "hkgh-" + uuid.uuid4().hex[:6]
+    res = cli("pipelines:connect", pipe, "-r", "someone/somerepo", check=False)
+    assert res.returncode != 0 and "Account not connected to GitHub." in res.stderr
+    res = cli("pipelines:setup", pipe, "someone/somerepo", "-y", check=False)
+    assert res.returncode != 0 and "Account not connected to GitHub." in res.stderr
+    assert pipe not in heroku("pipelines").stdout  # nothing made on the way

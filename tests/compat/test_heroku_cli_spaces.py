@@ -112,3 +112,71 @@ def test_fir_and_cedar_refusals(heroku: HerokuCLI, platform: RunningPlatform) ->
     assert "run:inside is only available for Fir-generation apps" in " ".join(
         res.stderr.replace("›", "").split()
     )
+
+
+def test_space_log_drain(heroku: HerokuCLI, platform: RunningPlatform, team: str) -> None:
+    """`spaces:drains:set/get`: the space's drain receives every app of the space's logs,
+    apps made before the drain was set and after."""
+    import socket
+    import threading
+
+    space = "hkdrn-" + uuid.uuid4().hex[:6]
+    before, after = "hkdb-" + uuid.uuid4().hex[:6], "hkda-" + uuid.uuid4().hex[:6]
+    heroku("spaces:create", space, "--team", team)
+    heroku("spaces:wait", space, "-i", "1")
+    res = heroku("spaces:drains:get", "-s", space, check=False)
+    assert res.returncode != 0 and f"The space {space} has no log drain." in res.stderr
+    heroku("apps:create", before, "--space", space)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    url = f"syslog://127.0.0.1:{listener.getsockname()[1]}"
+    # One connection per app of the space (each app's lines go their own way), each with
+    # the space drain's token as the syslog hostname.
+    got: dict[int, bytes] = {}
+
+    def read(n: int, conn: socket.socket) -> None:
+        conn.settimeout(30)
+        got[n] = b""
+        try:
+            while b"Set MARK config vars" not in got[n]:
+                data = conn.recv(65536)
+                if not data:
+                    break
+                got[n] += data
+        except OSError:
+            pass
+        conn.close()
+
+    def accept() -> None:
+        listener.settimeout(30)
+        readers = []
+        for n in range(2):
+            conn, _ = listener.accept()
+            readers.append(threading.Thread(target=read, args=(n, conn), daemon=True))
+            readers[-1].start()
+        for r in readers:
+            r.join(30)
+
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+    res = heroku("spaces:drains:set", url, "-s", space)
+    assert f"Successfully set drain {url} for {space}." in plain(res.stdout)
+    out = heroku("spaces:drains:get", "-s", space).stdout.strip()
+    drain = json.loads(heroku("spaces:drains:get", "-s", space, "--json").stdout)
+    assert out == f"{url} ({drain['token']})" and drain["token"].startswith("d.")
+    res = heroku("spaces:drains:set", "ftp://example.com/x", "-s", space, check=False)
+    assert res.returncode != 0
+    heroku("apps:create", after, "--space", space)
+    for app in (before, after):
+        heroku("config:set", "MARK=1", "-a", app)  # an app[api] line each
+    t.join(60)
+    listener.close()
+    assert len(got) == 2
+    for data in got.values():
+        assert b"Set MARK config vars" in data and f" {drain['token']} app api ".encode() in data
+    # The space's drain is not one of an app's own drains.
+    assert platform.client().get(f"/apps/{before}/log-drains").json() == []
+    for app in (before, after):
+        heroku("apps:destroy", "-a", app, "--confirm", app)
+    heroku("spaces:destroy", space, "--confirm", space)

@@ -1,7 +1,7 @@
 """Whole topics of Heroku's CLI v11 against Spruce, beyond the first wave's commands:
 labs, keys, authorizations, sessions, clients, auth, regions, releases (rollback with and
 without a version, info, output), apps:stacks, apps:diff, features:info, domains:*,
-drains:remove, addons:services/plans/rename/attach/detach/wait, ps:type, ps:wait,
+drains:remove, addons:services/plans/rename/attach/detach/wait/open, ps:type, ps:wait,
 git:clone, certs, buildpacks, config:edit, apps:open and apps:transfer.
 
 Each is checked by its output and by its effect on the platform. One platform and one app
@@ -414,3 +414,52 @@ def test_config_edit_and_apps_open(heroku: HerokuCLI, app: str, tmp_path: Path) 
     web_url = json.loads(heroku("apps:info", "-a", app, "--json").stdout)["app"]["web_url"]
     assert wait_for(lambda: opened.exists() and opened.read_text(), 10, what="xdg-open")
     assert opened.read_text().strip() == web_url.rstrip("/") + "/health"
+
+
+def test_addons_open(
+    heroku: HerokuCLI, app: str, platform: RunningPlatform, tmp_path: Path
+) -> None:
+    """addons:open hands the add-on's web_url (its dashboard page) to the desktop's opener;
+    --show-url prints it; the page is for those who see the add-on, and no one else."""
+    name = f"{app}-open"
+    heroku("addons:create", "heroku-redis:mini", "-a", app, "--name", name)
+    addon_id = platform.client().get(f"/apps/{app}/addons/{name}").json()["id"]
+    dash = platform.endpoints["api_url"] + "/dashboard"
+    url = heroku("addons:open", name, "-a", app, "--show-url").stdout.strip()
+    assert url == f"{dash}/addons/{addon_id}"
+    sso = platform.client().get(f"/apps/{app}/addons/{name}/sso").json()  # HEROKU_SUDO's
+    assert sso == {"action": url, "method": "get", "params": {}}
+    opener_dir = tmp_path / "bin"
+    opener_dir.mkdir()
+    opened = tmp_path / "opened.txt"
+    (opener_dir / "xdg-open").write_text(f'#!/bin/sh\necho "$@" >> {opened}\n')
+    (opener_dir / "xdg-open").chmod(0o755)
+    env = dict(heroku.env, PATH=f"{opener_dir}:{heroku.env['PATH']}")
+    env["BROWSER"] = str(opener_dir / "xdg-open")
+    for desktop in ("DISPLAY", "WAYLAND_DISPLAY", "XDG_CURRENT_DESKTOP"):
+        env.pop(desktop, None)
+    res = subprocess.run(
+        [str(heroku.bin_dir / "heroku"), "addons:open", "REDIS", "-a", app],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 0, res.stderr
+    assert wait_for(lambda: opened.exists() and opened.read_text(), 10, what="xdg-open")
+    assert opened.read_text().strip() == url
+
+    def page(key: str) -> httpx.Response:
+        with httpx.Client(follow_redirects=False) as browser:
+            signed_in = browser.post(dash + "/login", data={"api_key": key})
+            assert signed_in.status_code in (302, 303), signed_in.text[:300]
+            return browser.get(url)
+
+    mine = page(heroku.env["HEROKU_API_KEY"])
+    assert mine.status_code == 200 and name in mine.text and "heroku-redis:mini" in mine.text
+    assert 'data-attachment="REDIS"' in mine.text and "REDIS_URL" in mine.text
+    email = f"hkopen-{uuid.uuid4().hex[:6]}@example.com"
+    res = platform.cli("users:create", email, "--home", str(platform.home), check=True)
+    stranger = page(res.stdout.strip().splitlines()[-1].split("API key: ")[1])
+    assert stranger.status_code in (403, 404) and name not in stranger.text
+    heroku("addons:destroy", name, "-a", app, "--confirm", app)

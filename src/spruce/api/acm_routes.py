@@ -12,16 +12,16 @@ from starlette.routing import Route
 
 from spruce.services.errors import InvalidParams
 
-from .core_routes import APP, the_app
+from .core_routes import APP, managed_app, the_app
 from .http import Ctx, endpoint
 
 
 def acm_enable(ctx: Ctx) -> Any:
-    return APP.one(ctx, ctx.services.acm.enable(ctx.actor, the_app(ctx).id))
+    return APP.one(ctx, ctx.services.acm.enable(ctx.actor, managed_app(ctx).id))
 
 
 def acm_disable(ctx: Ctx) -> Any:
-    return APP.one(ctx, ctx.services.acm.disable(ctx.actor, the_app(ctx).id))
+    return APP.one(ctx, ctx.services.acm.disable(ctx.actor, managed_app(ctx).id))
 
 
 def acm_refresh(ctx: Ctx) -> Any:

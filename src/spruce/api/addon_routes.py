@@ -11,7 +11,7 @@ from spruce.services.errors import InvalidParams, NotFound
 from spruce.services.views import AddonView, AttachmentView
 
 from . import views
-from .core_routes import the_app
+from .core_routes import managed_app, the_app
 from .expansion import Json, Shape
 from .http import Ctx, endpoint, paginate
 
@@ -101,7 +101,7 @@ def addons_list_app(ctx: Ctx) -> Any:
 
 
 async def addons_create(ctx: Ctx) -> Any:
-    app = await ctx.off_loop(the_app, ctx)
+    app = await ctx.off_loop(managed_app, ctx)
     att = ctx.field("attachment") or {}
     addon = await ctx.services.addons.create(
         ctx.actor,
@@ -119,9 +119,16 @@ def addons_info(ctx: Ctx) -> Any:
     return ADDON.one(ctx, the_addon(ctx))
 
 
+def addons_sso(ctx: Ctx) -> Any:
+    """The add-on's single sign-on (`heroku addons:open` with HEROKU_SUDO): its dashboard
+    page, opened with a GET (the dashboard's own sign-in applies)."""
+    return {"action": the_addon(ctx).web_url, "method": "get", "params": {}}
+
+
 async def addons_update(ctx: Ctx) -> Any:
     addon = await ctx.off_loop(the_addon, ctx)
     addons = ctx.services.addons
+    await ctx.off_loop(addons.owning_app, addon, ctx.actor)
     if ctx.field("name"):
         addon = addons.rename(addon, ctx.field("name"))
     if ctx.field("plan"):
@@ -162,7 +169,7 @@ def attachments_create(ctx: Ctx) -> Any:
     if not isinstance(app_ident, str) or not isinstance(addon_ident, str):
         raise InvalidParams("app and addon are required.")
     addons = ctx.services.addons
-    app = ctx.services.apps.get(ctx.actor, app_ident)
+    app = ctx.services.apps.get(ctx.actor, app_ident, need="manage")
     addon = addons.get(ctx.actor, addon_ident)
     att = addons.attach(ctx.actor, addon, app.id, ctx.field("name"), ctx.field("confirm"))
     ctx.status = 201
@@ -291,6 +298,7 @@ def routes() -> list[Route]:
         Route(A + "/addons", endpoint(addons_list_app), methods=["GET"]),
         Route(A + "/addons", endpoint(addons_create), methods=["POST"]),
         Route(A + "/addons/{addon}", endpoint(addons_info), methods=["GET"]),
+        Route(A + "/addons/{addon}/sso", endpoint(addons_sso), methods=["GET"]),
         Route(A + "/addons/{addon}", endpoint(addons_update), methods=["PATCH"]),
         Route(A + "/addons/{addon}", endpoint(addons_delete), methods=["DELETE"]),
         Route("/addon-attachments", endpoint(attachments_list_all), methods=["GET"]),

@@ -37,8 +37,21 @@ APP: Shape[AppView] = Shape(
 )
 
 
-def the_app(ctx: Ctx, owner_only: bool = False) -> AppView:
-    return ctx.services.apps.get(ctx.actor, ctx.params["app"], owner_only=owner_only)
+def the_app(ctx: Ctx, owner_only: bool = False, need: str = "view") -> AppView:
+    """The path's app if the actor holds the permission `need` on it (services/app_access)."""
+    return ctx.services.apps.get(ctx.actor, ctx.params["app"], owner_only=owner_only, need=need)
+
+
+def deployable_app(ctx: Ctx) -> AppView:
+    return the_app(ctx, need="deploy")
+
+
+def operable_app(ctx: Ctx) -> AppView:
+    return the_app(ctx, need="operate")
+
+
+def managed_app(ctx: Ctx) -> AppView:
+    return the_app(ctx, need="manage")
 
 
 # -- account ------------------------------------------------------------------
@@ -112,16 +125,20 @@ async def apps_delete(ctx: Ctx) -> Any:
 
 # -- config vars ----------------------------------------------------------------
 def config_get(ctx: Ctx) -> Any:
-    return ctx.services.releases.config(the_app(ctx).id)
+    return ctx.services.releases.config(the_app(ctx, need="deploy").id)
 
 
 def config_update(ctx: Ctx) -> Any:
-    config, _ = ctx.services.releases.update_config(ctx.actor, the_app(ctx).id, ctx.body)
+    config, _ = ctx.services.releases.update_config(
+        ctx.actor, the_app(ctx, need="deploy").id, ctx.body
+    )
     return config
 
 
 def release_config(ctx: Ctx) -> Any:
-    return ctx.services.releases.release_config(the_app(ctx).id, ctx.params["release"])
+    return ctx.services.releases.release_config(
+        the_app(ctx, need="deploy").id, ctx.params["release"]
+    )
 
 
 # -- releases -------------------------------------------------------------------
@@ -139,7 +156,7 @@ def releases_info(ctx: Ctx) -> Any:
 def releases_create(ctx: Ctx) -> Any:
     """POST /apps/{app}/releases: a rollback ({"release": id}), a slug deploy ({"slug": id})
     or, on Fir, an image deploy ({"oci_image": id})."""
-    app = the_app(ctx)
+    app = the_app(ctx, need="deploy")
     if ctx.field("release"):
         release = ctx.services.releases.rollback(
             ctx.actor, app.id, str(_id_of(ctx.field("release")))
@@ -161,7 +178,7 @@ def releases_create(ctx: Ctx) -> Any:
 # -- slugs --------------------------------------------------------------------
 def slugs_create(ctx: Ctx) -> Any:
     slug = ctx.services.releases.create_slug(
-        the_app(ctx).id,
+        the_app(ctx, need="deploy").id,
         ctx.field("process_types"),
         commit=ctx.field("commit"),
         commit_description=ctx.field("commit_description"),
@@ -189,14 +206,16 @@ def formation_info(ctx: Ctx) -> Any:
 
 
 def formation_batch(ctx: Ctx) -> Any:
-    rows = ctx.services.formation.update(ctx.actor, the_app(ctx).id, ctx.field("updates"))
+    rows = ctx.services.formation.update(
+        ctx.actor, the_app(ctx, need="operate").id, ctx.field("updates")
+    )
     return [views.formation_json(f) for f in rows]
 
 
 def formation_update(ctx: Ctx) -> Any:
     body = dict(ctx.body) if isinstance(ctx.body, dict) else {}
     body["type"] = ctx.params["formation"]
-    rows = ctx.services.formation.update(ctx.actor, the_app(ctx).id, [body])
+    rows = ctx.services.formation.update(ctx.actor, the_app(ctx, need="operate").id, [body])
     return views.formation_json(rows[0])
 
 
@@ -212,14 +231,15 @@ def features_info(ctx: Ctx) -> Any:
 
 def features_update(ctx: Ctx) -> Any:
     f = ctx.services.features.update(
-        ctx.actor, the_app(ctx).id, ctx.params["feature"], ctx.field("enabled")
+        ctx.actor, the_app(ctx, need="manage").id, ctx.params["feature"], ctx.field("enabled")
     )
     return views.feature_json(f)
 
 
 # -- collaborators ----------------------------------------------------------------
+# Also under /teams/apps/{app}/collaborators (team_routes.py), where permissions are set.
 def collaborators_list(ctx: Ctx) -> Any:
-    rows = ctx.services.apps.collaborators(ctx.actor, ctx.params["app"])
+    rows = ctx.services.collaborators.list(ctx.actor, ctx.params["app"])
     return paginate(ctx, [views.collaborator_json(c) for c in rows], ("email", "id"))
 
 
@@ -229,22 +249,25 @@ def collaborators_create(ctx: Ctx) -> Any:
         user = user.get("email") or user.get("id")
     if not isinstance(user, str) or not user:
         raise InvalidParams("user (an email or id) is required.")
-    c = ctx.services.apps.add_collaborator(ctx.actor, ctx.params["app"], user)
+    c = ctx.services.collaborators.add(ctx.actor, ctx.params["app"], user, ctx.field("permissions"))
     ctx.status = 201
     return views.collaborator_json(c)
 
 
 def collaborators_info(ctx: Ctx) -> Any:
-    c = ctx.services.apps.find_collaborator(
-        ctx.actor, ctx.params["app"], ctx.params["collaborator"]
+    c = ctx.services.collaborators.find(ctx.actor, ctx.params["app"], ctx.params["collaborator"])
+    return views.collaborator_json(c)
+
+
+def collaborators_update(ctx: Ctx) -> Any:
+    c = ctx.services.collaborators.update(
+        ctx.actor, ctx.params["app"], ctx.params["collaborator"], ctx.field("permissions")
     )
     return views.collaborator_json(c)
 
 
 def collaborators_delete(ctx: Ctx) -> Any:
-    c = ctx.services.apps.remove_collaborator(
-        ctx.actor, ctx.params["app"], ctx.params["collaborator"]
-    )
+    c = ctx.services.collaborators.remove(ctx.actor, ctx.params["app"], ctx.params["collaborator"])
     return views.collaborator_json(c)
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from starlette.routing import Route
 
 from . import views
-from .core_routes import the_app
+from .core_routes import deployable_app, the_app
 from .http import Ctx, endpoint, paginate
 
 
@@ -22,7 +22,7 @@ def setups_info(ctx: Ctx) -> Any:
 
 
 async def builds_create(ctx: Ctx) -> Any:
-    app = await ctx.off_loop(the_app, ctx)
+    app = await ctx.off_loop(deployable_app, ctx)
     builds = ctx.services.builds
     build = builds.create_pending(
         ctx.actor, app.id, ctx.field("source_blob"), ctx.field("buildpacks")
@@ -56,7 +56,7 @@ def buildpacks_list(ctx: Ctx) -> Any:
 
 
 def buildpacks_replace(ctx: Ctx) -> Any:
-    app = the_app(ctx)
+    app = deployable_app(ctx)
     return _installations(ctx.services.builds.set_buildpacks(app.id, ctx.field("updates")))
 
 

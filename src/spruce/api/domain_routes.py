@@ -7,7 +7,7 @@ from typing import Any
 from starlette.routing import Route
 
 from . import views
-from .core_routes import the_app
+from .core_routes import managed_app, the_app
 from .http import Ctx, endpoint, paginate
 
 
@@ -18,7 +18,7 @@ def domains_list(ctx: Ctx) -> Any:
 
 def domains_create(ctx: Ctx) -> Any:
     d = ctx.services.domains.add(
-        ctx.actor, the_app(ctx).id, ctx.field("hostname"), ctx.field("sni_endpoint")
+        ctx.actor, managed_app(ctx).id, ctx.field("hostname"), ctx.field("sni_endpoint")
     )
     ctx.status = 201
     return views.domain_json(d)
@@ -30,13 +30,13 @@ def domains_info(ctx: Ctx) -> Any:
 
 def domains_update(ctx: Ctx) -> Any:
     d = ctx.services.domains.update(
-        ctx.actor, the_app(ctx).id, ctx.params["domain"], ctx.field("sni_endpoint")
+        ctx.actor, managed_app(ctx).id, ctx.params["domain"], ctx.field("sni_endpoint")
     )
     return views.domain_json(d)
 
 
 def domains_delete(ctx: Ctx) -> Any:
-    d = ctx.services.domains.remove(ctx.actor, the_app(ctx).id, ctx.params["domain"])
+    d = ctx.services.domains.remove(ctx.actor, managed_app(ctx).id, ctx.params["domain"])
     return views.domain_json(d)
 
 
@@ -47,7 +47,7 @@ def sni_list(ctx: Ctx) -> Any:
 
 def sni_create(ctx: Ctx) -> Any:
     e = ctx.services.certs.add(
-        ctx.actor, the_app(ctx).id, ctx.field("certificate_chain"), ctx.field("private_key")
+        ctx.actor, managed_app(ctx).id, ctx.field("certificate_chain"), ctx.field("private_key")
     )
     ctx.status = 201
     return views.sni_json(e)
@@ -60,7 +60,7 @@ def sni_info(ctx: Ctx) -> Any:
 def sni_update(ctx: Ctx) -> Any:
     e = ctx.services.certs.update(
         ctx.actor,
-        the_app(ctx).id,
+        managed_app(ctx).id,
         ctx.params["sni"],
         ctx.field("certificate_chain"),
         ctx.field("private_key"),
@@ -69,7 +69,7 @@ def sni_update(ctx: Ctx) -> Any:
 
 
 def sni_delete(ctx: Ctx) -> Any:
-    e = ctx.services.certs.remove(ctx.actor, the_app(ctx).id, ctx.params["sni"])
+    e = ctx.services.certs.remove(ctx.actor, managed_app(ctx).id, ctx.params["sni"])
     return views.sni_json(e)
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from starlette.routing import Route
 
 from . import views
-from .core_routes import the_app
+from .core_routes import deployable_app, operable_app, the_app
 from .http import Ctx, endpoint, paginate
 
 
@@ -23,7 +23,7 @@ async def dynos_info(ctx: Ctx) -> Any:
 
 
 async def dynos_create(ctx: Ctx) -> Any:
-    app = await ctx.off_loop(the_app, ctx)
+    app = await ctx.off_loop(deployable_app, ctx)  # one-off dynos are deploy's, as on Heroku
     attach = bool(ctx.field("attach", False))
     tty = attach and not bool(ctx.field("force_no_tty", False))
     d = await ctx.services.dynos.run(
@@ -34,40 +34,40 @@ async def dynos_create(ctx: Ctx) -> Any:
 
 
 async def dynos_restart_all(ctx: Ctx) -> Any:
-    await ctx.services.dynos.restart(ctx.actor, await ctx.off_loop(the_app, ctx))
+    await ctx.services.dynos.restart(ctx.actor, await ctx.off_loop(operable_app, ctx))
     return {}
 
 
 async def dynos_restart_one(ctx: Ctx) -> Any:
     await ctx.services.dynos.restart_named(
-        ctx.actor, await ctx.off_loop(the_app, ctx), ctx.params["dyno"]
+        ctx.actor, await ctx.off_loop(operable_app, ctx), ctx.params["dyno"]
     )
     return {}
 
 
 async def formation_restart(ctx: Ctx) -> Any:
     await ctx.services.dynos.restart(
-        ctx.actor, await ctx.off_loop(the_app, ctx), process_type=ctx.params["type"]
+        ctx.actor, await ctx.off_loop(operable_app, ctx), process_type=ctx.params["type"]
     )
     return {}
 
 
 async def dynos_stop(ctx: Ctx) -> Any:
     await ctx.services.dynos.stop_named(
-        ctx.actor, await ctx.off_loop(the_app, ctx), ctx.params["dyno"]
+        ctx.actor, await ctx.off_loop(operable_app, ctx), ctx.params["dyno"]
     )
     return {}
 
 
 async def formation_stop(ctx: Ctx) -> Any:
     await ctx.services.dynos.stop(
-        ctx.actor, await ctx.off_loop(the_app, ctx), process_type=ctx.params["type"]
+        ctx.actor, await ctx.off_loop(operable_app, ctx), process_type=ctx.params["type"]
     )
     return {}
 
 
 async def dynos_run_inside(ctx: Ctx) -> Any:
-    app = await ctx.off_loop(the_app, ctx)
+    app = await ctx.off_loop(operable_app, ctx)
     d = await ctx.services.dynos.run_inside(
         ctx.actor, app, ctx.params["dyno"], ctx.field("command")
     )

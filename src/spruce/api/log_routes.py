@@ -7,7 +7,7 @@ from typing import Any
 from starlette.routing import Route
 
 from . import views
-from .core_routes import the_app
+from .core_routes import managed_app, the_app
 from .http import Ctx, endpoint, paginate
 
 
@@ -36,7 +36,7 @@ def drains_list(ctx: Ctx) -> Any:
 
 async def drains_create(ctx: Ctx) -> Any:
     d = ctx.services.logs.add_drain(
-        ctx.actor, (await ctx.off_loop(the_app, ctx)).id, ctx.field("url")
+        ctx.actor, (await ctx.off_loop(managed_app, ctx)).id, ctx.field("url")
     )
     ctx.status = 201
     return views.drain_json(d)
@@ -48,7 +48,7 @@ def drains_info(ctx: Ctx) -> Any:
 
 async def drains_delete(ctx: Ctx) -> Any:
     d = ctx.services.logs.remove_drain(
-        ctx.actor, (await ctx.off_loop(the_app, ctx)).id, ctx.params["drain"]
+        ctx.actor, (await ctx.off_loop(managed_app, ctx)).id, ctx.params["drain"]
     )
     return views.drain_json(d)
 

@@ -246,6 +246,17 @@ def pipeline_diff(ctx: Ctx) -> Any:
     return diff_json(ctx.services.pipeline_diff.diff(ctx.actor, ctx.params["app"]))
 
 
+def stage_config_get(ctx: Ctx) -> Any:
+    """GET /pipelines/{id}/stage/{stage}/config-vars (`heroku ci:config`, review apps')."""
+    p, stage = ctx.params["pipeline"], ctx.params["stage"]
+    return ctx.services.pipeline_config.get(ctx.actor, p, stage)
+
+
+def stage_config_update(ctx: Ctx) -> Any:
+    p, stage = ctx.params["pipeline"], ctx.params["stage"]
+    return ctx.services.pipeline_config.update(ctx.actor, p, stage, ctx.body)
+
+
 def routes() -> list[Route]:
     P = "/pipelines/{pipeline}"
     C = "/pipeline-couplings/{coupling}"
@@ -260,6 +271,8 @@ def routes() -> list[Route]:
         Route(P + "/latest-deployments", endpoint(latest_releases), methods=["GET"]),
         Route(P + "/latest-builds", endpoint(latest_builds), methods=["GET"]),
         Route(P + "/pipeline-stack", endpoint(pipeline_stack), methods=["GET"]),
+        Route(P + "/stage/{stage}/config-vars", endpoint(stage_config_get), methods=["GET"]),
+        Route(P + "/stage/{stage}/config-vars", endpoint(stage_config_update), methods=["PATCH"]),
         Route("/pipeline-transfers", endpoint(pipeline_transfer), methods=["POST"]),
         Route("/pipeline-couplings", endpoint(couplings_create), methods=["POST"]),
         Route("/pipeline-couplings", endpoint(couplings_list), methods=["GET"]),

@@ -6,6 +6,7 @@ from typing import Any
 
 from starlette.routing import Route
 
+from spruce.services.logs import SpaceDrainView
 from spruce.services.regions import GENERATIONS, find_generation
 from spruce.services.spaces import INBOUND, OUTBOUND, RulesetView, SpaceView
 
@@ -131,6 +132,27 @@ def generations_info(ctx: Ctx) -> Any:
     return views.generation_full_json(find_generation(ctx.params["generation"]))
 
 
+def _space_drain_json(d: SpaceDrainView) -> dict[str, Any]:
+    return {
+        "addon": None,
+        "created_at": views.ts(d.created_at),
+        "id": d.id,
+        "token": d.token,
+        "updated_at": views.ts(d.updated_at),
+        "url": d.url,
+    }
+
+
+def space_drain_get(ctx: Ctx) -> Any:
+    return _space_drain_json(ctx.services.logs.space_drain(ctx.actor, ctx.params["space"]))
+
+
+async def space_drain_put(ctx: Ctx) -> Any:
+    # On the loop, as drains_create: the log router starts the apps' drain workers there.
+    d = ctx.services.logs.set_space_drain(ctx.actor, ctx.params["space"], ctx.field("url"))
+    return _space_drain_json(d)
+
+
 def routes() -> list[Route]:
     S = "/spaces/{space}"
     out = [
@@ -140,6 +162,8 @@ def routes() -> list[Route]:
         Route(S, endpoint(spaces_update), methods=["PATCH"]),
         Route(S, endpoint(spaces_delete), methods=["DELETE"]),
         Route(S + "/nat", endpoint(space_nat), methods=["GET"]),
+        Route(S + "/log-drain", endpoint(space_drain_get), methods=["GET"]),
+        Route(S + "/log-drain", endpoint(space_drain_put), methods=["PUT"]),
         Route("/generations", endpoint(generations_list), methods=["GET"]),
         Route("/generations/{generation}", endpoint(generations_info), methods=["GET"]),
     ]

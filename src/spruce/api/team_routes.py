@@ -6,12 +6,21 @@ from typing import Any
 
 from starlette.routing import Route
 
+from spruce.services.app_access import DESCRIPTIONS
+from spruce.services.collaborators import TeamAppView
 from spruce.services.errors import InvalidParams
 from spruce.services.regions import GENERATIONS
 from spruce.services.teams import TeamMemberView, TeamView
 from spruce.services.views import AppView
 
 from . import views
+from .core_routes import (
+    collaborators_create,
+    collaborators_delete,
+    collaborators_info,
+    collaborators_list,
+    collaborators_update,
+)
 from .http import Ctx, endpoint, paginate
 
 
@@ -46,8 +55,12 @@ def member_json(m: TeamMemberView) -> dict[str, Any]:
     }
 
 
-def team_app_json(app: AppView) -> dict[str, Any]:
-    return views.app_json(app) | {"joined": False, "locked": False}
+def team_app_json(app: AppView, joined: bool = False, locked: bool = False) -> dict[str, Any]:
+    return views.app_json(app) | {"joined": joined, "locked": locked}
+
+
+def _team_app(t: TeamAppView) -> dict[str, Any]:
+    return team_app_json(t.app, t.joined, t.locked)
 
 
 def teams_list(ctx: Ctx) -> Any:
@@ -125,13 +138,24 @@ def team_apps_create(ctx: Ctx) -> Any:
 
 
 def team_apps_info(ctx: Ctx) -> Any:
-    return team_app_json(ctx.services.apps.get(ctx.actor, ctx.params["app"]))
+    return _team_app(ctx.services.collaborators.team_app(ctx.actor, ctx.params["app"]))
+
+
+def team_apps_update(ctx: Ctx) -> Any:
+    """PATCH /teams/apps/{app}: `locked` (`heroku apps:lock`/`unlock`)."""
+    app = ctx.params["app"]
+    return _team_app(ctx.services.collaborators.set_locked(ctx.actor, app, ctx.field("locked")))
+
+
+def team_permissions(ctx: Ctx) -> Any:
+    """GET /teams/permissions: the app permissions a team member can hold."""
+    return [{"name": str(p), "description": d} for p, d in sorted(DESCRIPTIONS.items())]
 
 
 def team_apps_list(ctx: Ctx) -> Any:
     team = ctx.services.teams.get(ctx.actor, ctx.params["team"])
-    apps = ctx.services.apps.list_for(ctx.actor, team_id=team.id)
-    return paginate(ctx, [team_app_json(a) for a in apps], ("id", "name", "updated_at"), "name")
+    apps = ctx.services.collaborators.team_apps(ctx.actor, team.id)
+    return paginate(ctx, [_team_app(a) for a in apps], ("id", "name", "updated_at"), "name")
 
 
 def available_generations(ctx: Ctx) -> Any:
@@ -140,9 +164,22 @@ def available_generations(ctx: Ctx) -> Any:
 
 
 def team_features(ctx: Ctx) -> Any:
-    """No team features (Heroku's CLI reads them to decide on invitations)."""
-    ctx.services.teams.get(ctx.actor, ctx.params["team"])
-    return []
+    """Per-app permissions are on for every team (`org-access-controls`: Heroku's CLI then
+    sends them with `access:add`); no invitation feature, members are added directly."""
+    team = ctx.services.teams.get(ctx.actor, ctx.params["team"])
+    return [
+        {
+            "id": "org-access-controls",
+            "name": "org-access-controls",
+            "display_name": "App permissions",
+            "description": "View, deploy, operate and manage permissions per app.",
+            "doc_url": "",
+            "enabled": True,
+            "state": "general",
+            "created_at": views.ts(team.created_at),
+            "updated_at": views.ts(team.updated_at),
+        }
+    ]
 
 
 def team_invitations(ctx: Ctx) -> Any:
@@ -153,11 +190,27 @@ def team_invitations(ctx: Ctx) -> Any:
 
 def routes() -> list[Route]:
     T = "/teams/{team}"
+    TA = "/teams/apps/{app}"
     return [
         Route("/teams", endpoint(teams_list), methods=["GET"]),
         Route("/teams", endpoint(teams_create), methods=["POST"]),
         Route("/teams/apps", endpoint(team_apps_create), methods=["POST"]),
+        Route("/teams/permissions", endpoint(team_permissions), methods=["GET"]),
         Route("/teams/apps/{app}", endpoint(team_apps_info), methods=["GET"]),
+        Route("/teams/apps/{app}", endpoint(team_apps_update), methods=["PATCH"]),
+        Route(TA + "/collaborators", endpoint(collaborators_list), methods=["GET"]),
+        Route(TA + "/collaborators", endpoint(collaborators_create), methods=["POST"]),
+        Route(TA + "/collaborators/{collaborator}", endpoint(collaborators_info), methods=["GET"]),
+        Route(
+            TA + "/collaborators/{collaborator}",
+            endpoint(collaborators_update),
+            methods=["PATCH"],
+        ),
+        Route(
+            TA + "/collaborators/{collaborator}",
+            endpoint(collaborators_delete),
+            methods=["DELETE"],
+        ),
         Route(T, endpoint(teams_info), methods=["GET"]),
         Route(T, endpoint(teams_delete), methods=["DELETE"]),
         Route(T + "/members", endpoint(members_list), methods=["GET"]),

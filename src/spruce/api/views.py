@@ -457,7 +457,7 @@ def addon_json(a: AddonView) -> dict[str, Any]:
         "provision_message": None,
         "state": a.state,
         "updated_at": ts(a.updated_at),
-        "web_url": None,
+        "web_url": a.web_url or None,
     }
 
 
@@ -475,7 +475,7 @@ def attachment_json(att: AttachmentView) -> dict[str, Any]:
         "name": att.name,
         "namespace": att.namespace,
         "updated_at": ts(att.updated_at),
-        "web_url": None,
+        "web_url": att.web_url or None,
     }
 
 

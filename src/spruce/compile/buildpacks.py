@@ -1,4 +1,4 @@
-"""Finding buildpacks: built-in names, local paths and http(s) tarball URLs.
+"""Finding buildpacks: built-in names, local paths, http(s) tarball URLs and git URLs.
 
 Built-ins live in ``spruce/compile/buildpacks/<name>`` and are ordinary classic buildpacks
 (``bin/detect``, ``bin/compile``, ``bin/release``). Auto-detection tries them in Heroku's
@@ -8,6 +8,7 @@ then procfile.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import shutil
@@ -137,11 +138,86 @@ async def _download(url: str, cache_dir: Path, timeout: float) -> Path:
     return _bin_root(target)
 
 
+_TARBALL_SUFFIXES = (".tgz", ".tar.gz", ".tar")
+
+
+def is_git_url(ref: str) -> bool:
+    """A buildpack Heroku clones rather than downloads: git's own schemes, file://, or an
+    http(s) URL of a repository (ending in .git, or a GitHub repository's page); each may
+    name a branch, tag or commit after `#`."""
+    url = ref.strip().split("#", 1)[0].rstrip("/")
+    lowered = url.lower()
+    if lowered.startswith(("git://", "ssh://", "git+ssh://", "file://", "git@")):
+        return True
+    if not lowered.startswith(("http://", "https://")):
+        return False
+    if lowered.endswith(".git"):
+        return True
+    if lowered.endswith(_TARBALL_SUFFIXES):
+        return False
+    host_path = lowered.split("://", 1)[1].split("/")
+    return host_path[0] == "github.com" and len(host_path) == 3
+
+
+async def _git(args: list[str], cwd: Path | None, timeout: float) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(
+        "git",
+        *args,
+        cwd=cwd,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
+    )
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), timeout)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        return 124, "timed out"
+    return proc.returncode or 0, out.decode(errors="replace")
+
+
+async def _clone(ref: str, cache_dir: Path, timeout: float) -> Path:
+    """Clone a git buildpack, as Heroku does on every build (a branch moves on); kept by
+    commit, so builds that run at once each keep the tree they cloned."""
+    if shutil.which("git") is None:
+        raise BuildpackError(f"buildpack {ref} is a git repository, and git is not installed")
+    url, _, rev = ref.strip().partition("#")
+    key = hashlib.sha256(url.encode()).hexdigest()[:24]
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache_dir) as tmp:
+        work = Path(tmp) / "clone"
+        branch = ["--branch", rev] if rev else []
+        rc, out = await _git(
+            ["clone", "--quiet", "--depth", "1", *branch, url, str(work)], None, timeout
+        )
+        if rc != 0 and rev:  # a commit, which --branch cannot name: all of it, then check out
+            shutil.rmtree(work, ignore_errors=True)
+            rc, out = await _git(["clone", "--quiet", url, str(work)], None, timeout)
+            if rc == 0:
+                rc, out = await _git(["checkout", "--quiet", rev], work, timeout)
+        if rc != 0:
+            last = (out.strip().splitlines() or ["git failed"])[-1]
+            raise BuildpackError(f"could not clone buildpack {ref}: {last}")
+        rc, head = await _git(["rev-parse", "HEAD"], work, timeout)
+        target = cache_dir / f"git-{key}-{head.strip()[:40]}"
+        if not (target / ".complete").exists():
+            shutil.rmtree(work / ".git", ignore_errors=True)
+            _bin_root(work)
+            (work / ".complete").touch()
+            shutil.rmtree(target, ignore_errors=True)
+            os.replace(work, target)
+    return _bin_root(target)
+
+
 async def resolve_buildpack(ref: str, download_cache: Path, timeout: float = 60.0) -> Buildpack:
     """Turn one user-facing reference into a directory with bin/detect, compile, release."""
     name = builtin_name(ref)
     if name is not None:
         return Buildpack(ref=ref, path=BUILTIN_DIR / name)
+    if is_git_url(ref):
+        return Buildpack(ref=ref, path=await _clone(ref, download_cache, timeout))
     if ref.startswith(("http://", "https://")):
         return Buildpack(ref=ref, path=await _download(ref, download_cache, timeout))
     path = Path(ref).expanduser()
@@ -151,8 +227,8 @@ async def resolve_buildpack(ref: str, download_cache: Path, timeout: float = 60.
         return Buildpack(ref=ref, path=path.resolve())
     raise BuildpackError(
         f"unknown buildpack {ref!r}: use a built-in name "
-        f"({', '.join('heroku/' + n for n in DETECTION_ORDER)}), a directory, or an "
-        "http(s) URL of a .tgz buildpack"
+        f"({', '.join('heroku/' + n for n in DETECTION_ORDER)}), a directory, a git URL "
+        "or an http(s) URL of a .tgz buildpack"
     )
 
 

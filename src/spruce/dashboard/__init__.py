@@ -40,6 +40,7 @@ def create_dashboard(services: Services) -> Starlette:
             Route(A + "/maintenance", view(pages.maintenance), methods=post),
             Route(A + "/rename", view(pages.rename), methods=post),
             Route(A + "/destroy", view(pages.destroy), methods=post),
+            Route("/addons/{addon}", view(pages.addon), methods=get),
             Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
             Route("/{rest:path}", view(pages.not_found), methods=get),
         ],

@@ -1,8 +1,8 @@
 """The dashboard's pages and forms: each one a call to services, then a template.
 
-Every app page finds the app through `services.apps.get(user, name)`, the API's access
-rule (owner, collaborator, operator); every change goes through the same service call the
-API makes, so the dashboard has no rule of its own.
+Every app page finds the app through `services.apps.get(user, name, need=...)`, the API's
+access rule with the permission the page needs (view, deploy, operate); every change goes
+through the same service call the API makes, so the dashboard has no rule of its own.
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ WINDOWS = {"15m": 900, "1h": 3600, "6h": 6 * 3600, "24h": 24 * 3600}
 LOG_SOURCES = ("app", "heroku")
 
 
-def the_app(page: Page, owner_only: bool = False) -> AppView:
-    return page.services.apps.get(page.user, page.params["app"], owner_only=owner_only)
+def the_app(page: Page, owner_only: bool = False, need: str = "view") -> AppView:
+    """The page's app if the user holds the permission `need` (services/app_access.py)."""
+    return page.services.apps.get(page.user, page.params["app"], owner_only=owner_only, need=need)
 
 
 def _safe_next(target: str) -> str:
@@ -115,7 +116,7 @@ async def overview(page: Page) -> Response:
 
 
 def scale(page: Page) -> Response:
-    app = the_app(page)
+    app = the_app(page, need="operate")
     raw = page.field("quantity").strip()
     if not raw.isdigit():
         raise InvalidParams("The quantity must be a whole number.")
@@ -127,7 +128,7 @@ def scale(page: Page) -> Response:
 
 
 async def restart(page: Page) -> Response:
-    app = await page.off_loop(the_app, page)
+    app = await page.off_loop(the_app, page, False, "operate")
     dyno = page.field("dyno") or None
     process_type = page.field("type") or None
     if dyno:
@@ -138,7 +139,7 @@ async def restart(page: Page) -> Response:
 
 
 def rollback(page: Page) -> Response:
-    app = the_app(page)
+    app = the_app(page, need="deploy")
     page.services.releases.rollback(page.user, app.id, page.params["version"])
     return redirect(f"/apps/{app.name}")
 
@@ -217,7 +218,7 @@ def metrics(page: Page) -> Response:
 
 # -- settings --------------------------------------------------------------------------------
 def settings(page: Page) -> Response:
-    app = the_app(page)
+    app = the_app(page, need="deploy")  # config values are deploy's
     config = page.services.releases.config(app.id)
     reveal = page.request.query_params.get("reveal") == "1"
     return page.render(
@@ -231,7 +232,7 @@ def settings(page: Page) -> Response:
 
 
 def config_set(page: Page) -> Response:
-    app = the_app(page)
+    app = the_app(page, need="deploy")
     key = page.field("key").strip()
     if not key:
         raise InvalidParams("A config var needs a name.")
@@ -240,7 +241,7 @@ def config_set(page: Page) -> Response:
 
 
 def config_unset(page: Page) -> Response:
-    app = the_app(page)
+    app = the_app(page, need="deploy")
     page.services.releases.update_config(page.user, app.id, {page.field("key"): None})
     return redirect(f"/apps/{app.name}/settings")
 
@@ -267,3 +268,12 @@ async def destroy(page: Page) -> Response:
 
 def not_found(page: Page) -> Response:
     raise NotFound("There is no such page in the dashboard.")
+
+
+def addon(page: Page) -> Response:
+    """An add-on's page, its `web_url` (`heroku addons:open`): for whoever may see the
+    add-on through one of its apps, as the API's add-on routes."""
+    found = page.services.addons.get(page.user, page.params["addon"])
+    app = page.services.apps.get(page.user, found.app.id)
+    attachments = page.services.addons.attachments(page.user, addon_id=found.id)
+    return page.render("addon.html", app=app, addon=found, attachments=attachments, tab="")

@@ -25,7 +25,7 @@ def make_git_server(services: Services, repos: Path | RepoOf) -> GitServer:
 
     async def authorize(user: Any, app_name: str) -> None:
         try:
-            services.apps.get(user, app_name)
+            services.apps.get(user, app_name, need="deploy")
         except NotFound:
             raise GitAccessError(f"Couldn't find that app: {app_name}.", 404) from None
         except Forbidden as e:
@@ -35,7 +35,7 @@ def make_git_server(services: Services, repos: Path | RepoOf) -> GitServer:
         builds = services.builds
         workdir: Path | None = None
         try:
-            app = services.apps.get(push.user, push.app_name)
+            app = services.apps.get(push.user, push.app_name, need="deploy")
             # the pushed tree is the app's data: on its region's root for a space's app
             workdir = Path(tempfile.mkdtemp(prefix="push-", dir=builds.data_root(app.id) / "work"))
             source = await push.export(workdir / "src")

@@ -45,7 +45,7 @@ def register(r: Registry) -> None:
                     {"name": a.name, "plan": a.plan.name, "state": a.state}
                     for a in s.addons.for_app(app.id)
                 ],
-                "collaborators": [c_.email for c_ in s.apps.collaborators_of(app)],
+                "collaborators": [c_.email for c_ in s.collaborators.of(app)],
                 "domains": [d.hostname for d in s.domains.list(app.id)],
                 "formation": [views.formation_json(f) for f in s.formation.list(app.id)],
                 "config_var_names": sorted(s.releases.config(app.id)),

@@ -103,6 +103,7 @@ class Addons:
                 provider_id=a.provider_id or a.id,
                 created_at=a.created_at,
                 updated_at=a.updated_at,
+                web_url=self.apps.addresses.addon_url(a.id),
             )
             for a in rows
         ]
@@ -133,6 +134,7 @@ class Addons:
                     config_var_names=tuple(sorted(f"{r.name}_{k}" for k in (a.config or {}))),
                     created_at=r.created_at,
                     updated_at=r.updated_at,
+                    web_url=self.apps.addresses.addon_url(a.id),
                 )
             )
         return out
@@ -195,8 +197,8 @@ class Addons:
             return self._one(s, row)
 
     def owning_app(self, addon: AddonView, actor: UserView) -> None:
-        """Destroying or changing an add-on needs access to the app that owns it."""
-        self.apps.get(actor, addon.app.id)
+        """Destroying or changing an add-on needs `manage` on the app that owns it."""
+        self.apps.get(actor, addon.app.id, need="manage")
 
     def for_app(self, app_id: str) -> builtins.list[AddonView]:
         """Add-ons owned by or attached to an app."""
@@ -473,7 +475,7 @@ class Addons:
         as_name: object = None,
         confirm: object = None,
     ) -> AttachmentView:
-        app = self.apps.get(actor, app_id)
+        app = self.apps.get(actor, app_id, need="manage")
         provider = self.catalog.provider(addon.service.name)
         with self.store.session() as s:
             replace = isinstance(confirm, str) and confirm == app.name
@@ -493,6 +495,7 @@ class Addons:
         return self._attach(actor, addon.id, app.id, name)
 
     def detach(self, actor: UserView, attachment: AttachmentView) -> AttachmentView:
+        self.apps.get(actor, attachment.app.id, need="manage")
         with self.store.session() as s:
             addon = s.get(Addon, attachment.addon.id)
             if addon is None:

@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 from spruce.store.db import Store
 from spruce.store.models import App, AppTransfer, Collaborator, User
 
-from .apps import COLLABORATOR_PERMISSIONS, Apps, is_uuid
+from .app_access import ALL_PERMISSIONS
+from .apps import Apps, is_uuid
 from .errors import Forbidden, InvalidParams, NotFound
 from .events import ApiActivity, AppChanged, EventBus
 from .views import Ref, UserView
@@ -137,7 +138,7 @@ class AppTransfers:
                     Collaborator(
                         app_id=app.id,
                         user_id=previous,
-                        permissions=list(COLLABORATOR_PERMISSIONS),
+                        permissions=list(ALL_PERMISSIONS),
                     )
                 )
             s.flush()

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import CompoundSelect, Connection, Select, bindparam, delete, or_, select, union
+from sqlalchemy import CompoundSelect, Connection, Select, bindparam, select, union
 from sqlalchemy.orm import Session, object_session
 
 from spruce.store.db import Store
@@ -26,16 +26,17 @@ from spruce.store.models import (
     utcnow,
 )
 
+from .app_access import Permission, require
 from .catalog import CNB_STACK, DEFAULT_STACK, REGIONS, STACKS
-from .errors import Conflict, Forbidden, InvalidParams, NotFound, flag
+from .errors import InvalidParams, NotFound, flag
 from .events import ApiActivity, AppChanged, AppCreated, AppDeleted, AppDeleting, EventBus
 from .features import account_defaults
 from .model import Generation
 from .oci_images import image_summary
 from .settings import AppSettings, PlatformAddresses
 from .spaces import Placement
-from .teams import member_role, team_ids_of
-from .views import AppView, CollaboratorView, ListRange, Ref, UserView
+from .teams import team_ids_of
+from .views import AppView, ListRange, Ref, UserView
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{1,28}[a-z0-9]$")
 NAME_RULE = (
@@ -59,7 +60,6 @@ _NOUNS = (
     "waterfall wave wildflower wind wood"
 ).split()
 
-COLLABORATOR_PERMISSIONS = ("deploy", "manage", "operate", "view")
 Visible = Select[Any] | CompoundSelect[Any]
 """A subquery of app ids (`Apps.visible_ids`)."""
 
@@ -238,40 +238,16 @@ class Apps:
         return app
 
     @staticmethod
-    def role(s: Session | Connection, app: App | AppView, user: UserView) -> str | None:
-        """owner, admin (of the app's team), member (of its team), collaborator or None."""
-        if app.owner_id == user.id:
-            return "owner"
-        team_id = app.team.id if isinstance(app, AppView) and app.team else None
-        if isinstance(app, App):
-            team_id = app.team_id
-        if team_id is not None:
-            team_role = member_role(s, team_id, user.id)
-            if team_role is not None:
-                return team_role
-        collab = s.scalar(
-            select(Collaborator.id).where(
-                Collaborator.app_id == app.id, Collaborator.user_id == user.id
-            )
-        )
-        return "collaborator" if collab else None
-
     def check_access(
-        self,
         s: Session | Connection,
         app: App | AppView,
         actor: UserView,
         owner_only: bool = False,
+        need: Permission | str = Permission.VIEW,
     ) -> None:
-        """The one access rule: 403 without access, and some actions are the owner's (or,
-        for a team app, a team admin's). Team members see and deploy the team's apps."""
-        if actor.is_operator:
-            return
-        role = self.role(s, app, actor)
-        if role is None:
-            raise Forbidden(f"You do not have access to the app {app.name}.")
-        if owner_only and role not in ("owner", "admin"):
-            raise Forbidden(f"Only the owner of {app.name} can do this; you are a {role}.")
+        """The one access rule (services/app_access.py): 403 without access, or without the
+        permission `need`; `owner_only` actions are the owner's (a team app's: `manage`)."""
+        require(s, app, actor, need, owner_only)
 
     def _one(self, s: Connection, identity: str) -> AppView:
         """One app's view in one statement (its owner, team and space joined in), built
@@ -286,11 +262,18 @@ class Apps:
                 view = replace(view, image=image_summary(orm, view.id))
         return view
 
-    def get(self, actor: UserView, identity: str, owner_only: bool = False) -> AppView:
-        """The app if `actor` may see it: 404 when it does not exist, 403 without access."""
+    def get(
+        self,
+        actor: UserView,
+        identity: str,
+        owner_only: bool = False,
+        need: Permission | str = Permission.VIEW,
+    ) -> AppView:
+        """The app if `actor` may do `need` to it: 404 when it does not exist, 403 without
+        access or without that permission."""
         with self.store.reading() as c:
             view = self._one(c, identity)
-            self.check_access(c, view, actor, owner_only)
+            self.check_access(c, view, actor, owner_only, need)
             return view
 
     def get_internal(self, identity: str) -> AppView:
@@ -306,7 +289,9 @@ class Apps:
         return union(
             select(App.id).where(App.owner_id == actor.id),
             select(Collaborator.app_id).where(Collaborator.user_id == actor.id),
-            select(App.id).where(App.team_id.in_(team_ids_of(actor.id))),
+            # A locked team app is its joined members' and the team admins' only.
+            select(App.id).where(App.team_id.in_(team_ids_of(actor.id)), App.locked.is_(False)),
+            select(App.id).where(App.team_id.in_(team_ids_of(actor.id, "admin"))),
         )
 
     def list_for(
@@ -449,7 +434,11 @@ class Apps:
         renamed = False
         with self.store.session() as s:
             app = self.find_row(s, identity)
-            self.check_access(s, app, actor, owner_only=name is not None)
+            # Renaming is the owner's (manage); maintenance mode is operate; the stack deploy.
+            need = Permission.OPERATE if maintenance is not None else Permission.DEPLOY
+            if maintenance is None and build_stack is None:
+                need = Permission.VIEW
+            self.check_access(s, app, actor, owner_only=name is not None, need=need)
             if name is not None and name != app.name:
                 validate_name(name)
                 if s.scalar(select(App.id).where(App.name == name)):
@@ -495,110 +484,6 @@ class Apps:
             if row is not None:
                 s.delete(row)
         self.events.publish(AppDeleted(app.id, app_name=app.name))
-
-    # -- collaborators -----------------------------------------------------------------------
-    def collaborators(self, actor: UserView, identity: str) -> list[CollaboratorView]:
-        """The owner first, then every collaborator."""
-        return self.collaborators_of(self.get(actor, identity))
-
-    def collaborators_of(self, app: AppView) -> list[CollaboratorView]:
-        """`collaborators` of an app already looked up with the access rule (`get`)."""
-        ref = app.ref
-        owner = CollaboratorView(
-            app.id,
-            ref,
-            app.owner_id,
-            app.owner_email,
-            "owner",
-            COLLABORATOR_PERMISSIONS,
-            app.created_at,
-            app.updated_at,
-        )
-        with self.store.session() as s:
-            rows = s.execute(
-                select(Collaborator, User.email)
-                .join(User, User.id == Collaborator.user_id)
-                .where(Collaborator.app_id == app.id)
-                .order_by(Collaborator.created_at)
-            )
-            return [owner] + [self._collaborator_view(c, email, ref) for c, email in rows]
-
-    @staticmethod
-    def _collaborator_view(c: Collaborator, email: str, app: Ref) -> CollaboratorView:
-        return CollaboratorView(
-            c.id,
-            app,
-            c.user_id,
-            email,
-            "collaborator",
-            tuple(c.permissions or COLLABORATOR_PERMISSIONS),
-            c.created_at,
-            c.updated_at,
-        )
-
-    def add_collaborator(
-        self, actor: UserView, identity: str, user_identity: str
-    ) -> CollaboratorView:
-        app = self.get(actor, identity, owner_only=True)
-        with self.store.session() as s:
-            user = s.get(User, user_identity) if is_uuid(user_identity) else None
-            if user is None:
-                user = s.scalar(select(User).where(User.email == user_identity.strip().lower()))
-            if user is None:
-                raise NotFound(f"Couldn't find that user ({user_identity}).")
-            if user.id == app.owner_id:
-                raise InvalidParams(f"{user.email} is the owner of {app.name}.")
-            if s.scalar(
-                select(Collaborator.id).where(
-                    Collaborator.app_id == app.id, Collaborator.user_id == user.id
-                )
-            ):
-                raise Conflict(f"{user.email} is already a collaborator on {app.name}.")
-            collab = Collaborator(
-                app_id=app.id, user_id=user.id, permissions=list(COLLABORATOR_PERMISSIONS)
-            )
-            s.add(collab)
-            s.flush()
-            view = self._collaborator_view(collab, user.email, app.ref)
-        self.events.publish(
-            ApiActivity(app.id, f"Add {view.email} as collaborator by user {actor.email}")
-        )
-        return view
-
-    def remove_collaborator(
-        self, actor: UserView, identity: str, user_identity: str
-    ) -> CollaboratorView:
-        app = self.get(actor, identity)
-        with self.store.session() as s:
-            q = (
-                select(Collaborator, User.email)
-                .join(User, User.id == Collaborator.user_id)
-                .where(Collaborator.app_id == app.id)
-            )
-            if is_uuid(user_identity):
-                q = q.where(or_(Collaborator.id == user_identity, User.id == user_identity))
-            else:
-                q = q.where(User.email == user_identity.strip().lower())
-            row = s.execute(q).first()
-            if row is None:
-                raise NotFound(f"Couldn't find that collaborator ({user_identity}).")
-            collab, email = row
-            # A collaborator may remove themselves; anyone else needs the owner.
-            if actor.id not in (app.owner_id, collab.user_id) and not actor.is_operator:
-                raise Forbidden(f"Only the owner of {app.name} can remove collaborators.")
-            view = self._collaborator_view(collab, email, app.ref)
-            s.execute(delete(Collaborator).where(Collaborator.id == collab.id))
-        self.events.publish(
-            ApiActivity(app.id, f"Remove {email} as collaborator by user {actor.email}")
-        )
-        return view
-
-    def find_collaborator(self, actor: UserView, identity: str, who: str) -> CollaboratorView:
-        ident = who.lower()
-        for c in self.collaborators(actor, identity):
-            if ident in (c.email, c.user_id, c.id):
-                return c
-        raise NotFound(f"Couldn't find that collaborator ({who}).")
 
     def names(self, ids: Sequence[str]) -> dict[str, str]:
         """App names by id (one query for a whole listing)."""

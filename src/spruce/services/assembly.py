@@ -22,6 +22,7 @@ from .app_transfers import AppTransfers
 from .apps import Apps
 from .builds import Builds, BuildSettings
 from .certs import Certs
+from .collaborators import Collaborators
 from .deployments import Deployments
 from .domains import Domains
 from .dynos import Dynos
@@ -37,6 +38,7 @@ from .model import RouteCertificate
 from .oauth import Credentials
 from .oci_images import OciImages
 from .pg_transfers import PgTransfers
+from .pipeline_config import PipelineConfigVars
 from .pipeline_diff import PipelineDiff
 from .pipelines import Pipelines
 from .ports import (
@@ -133,6 +135,7 @@ class Services:
         self.teams = Teams(store)
         self.spaces = Spaces(store, events, self.regions, home)
         self.apps = Apps(store, events, addresses)
+        self.collaborators = Collaborators(store, events, self.apps)
         self.releases = Releases(store, events, addresses)
         self.formation = Formations(store, events)
         self.features = Features(store, events)
@@ -240,6 +243,7 @@ class Services:
             ports.dynos,
         )
         self.pipelines = Pipelines(store, self.apps)
+        self.pipeline_config = PipelineConfigVars(store, self.pipelines)
         self.promotions = Promotions(
             store,
             self.apps,

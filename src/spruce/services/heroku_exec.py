@@ -76,7 +76,7 @@ class HerokuExec:
         event loop): access, a Cedar app, Heroku Exec served here and its feature on."""
         if not identity:
             raise NotFound("Couldn't find that app.")
-        app = self.apps.get(actor, identity)
+        app = self.apps.get(actor, identity, need="operate")  # Heroku Exec is operate's
         if app.generation == Generation.FIR:
             raise InvalidParams(FIR_EXEC_REFUSAL)
         if self.gateway is None:

@@ -2,20 +2,52 @@
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from spruce.store.db import Store
-from spruce.store.models import App, LogDrain, utcnow
+from spruce.store.models import App, LogDrain, Space, Team, utcnow
 
 from .errors import InvalidParams, NotFound
-from .events import ApiActivity, AppDeleted, EventBus
+from .events import ApiActivity, AppCreated, AppDeleted, EventBus
 from .model import DrainSpec, new_drain_token
 from .ports import LoggedLine, LogPort
 from .settings import PlatformAddresses
+from .teams import Teams
 from .views import LogDrainView, LogSessionView, Ref, UserView
 
 MAX_DRAINS_PER_APP = 5  # Heroku's limit on log drains per app
+_SPACE_DRAIN = uuid.UUID("5b0c6d1e-8a43-4f4e-9a4e-2f1d7c3b9e10")
+
+
+@dataclass(frozen=True)
+class SpaceDrainView:
+    """A space's log drain: every app of the space sends its logs there."""
+
+    id: str
+    space: Ref
+    url: str
+    token: str
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+def space_drain_id(space_id: str, url: str) -> str:
+    """A space drain's id, derived (not stored): one per space and URL."""
+    return str(uuid.uuid5(_SPACE_DRAIN, f"{space_id} {url}"))
+
+
+def space_drain_spec(space_id: str, url: str, app_id: str, app_name: str) -> DrainSpec:
+    """What one app of the space sends to the space's drain: the space's `d.` token (every
+    app's lines carry the same), a drain of its own in the log router."""
+    drain_id = space_drain_id(space_id, url)
+    own = str(uuid.uuid5(_SPACE_DRAIN, f"{drain_id} {app_id}"))
+    return DrainSpec(id=own, url=url, token=f"d.{drain_id}", app_name=app_name)
 
 
 class Logs:
@@ -28,6 +60,26 @@ class Logs:
         self.addresses = addresses
         events.subscribe(ApiActivity, self._api_line)
         events.subscribe(AppDeleted, lambda e: port.remove_app(e.app_id))
+        events.subscribe(AppCreated, self._created)
+        self._syncs: set[asyncio.Task[None]] = set()
+
+    def _created(self, event: AppCreated) -> None:
+        """An app made in a space with a drain gets it: the store read off the loop, the
+        log router's drains set on it (their workers are the loop's tasks)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.sync(event.app_id)
+            return
+
+        async def sync() -> None:
+            specs = await self.store.in_worker(self._specs, event.app_id)
+            if specs:
+                self.port.set_drains(event.app_id, specs)
+
+        task = loop.create_task(sync())
+        self._syncs.add(task)
+        task.add_done_callback(self._syncs.discard)
 
     def _api_line(self, event: ApiActivity) -> None:
         message = f"{event.message} via {event.via}" if event.via else event.message
@@ -154,7 +206,11 @@ class Logs:
         return drain
 
     def sync(self, app_id: str) -> None:
-        """Give the log router the app's complete set of drains (at start and on change)."""
+        """Give the log router the app's complete set of drains (at start and on change):
+        its own and its space's. On the event loop, as the router's drains run there."""
+        self.port.set_drains(app_id, self._specs(app_id))
+
+    def _specs(self, app_id: str) -> list[DrainSpec]:
         with self.store.session() as s:
             app = s.get(App, app_id)
             name = app.name if app else ""
@@ -162,7 +218,10 @@ class Logs:
                 DrainSpec(id=d.id, url=d.url, token=d.token, app_name=name)
                 for d in s.scalars(select(LogDrain).where(LogDrain.app_id == app_id))
             ]
-        self.port.set_drains(app_id, specs)
+            space = s.get(Space, app.space_id) if app and app.space_id else None
+            if space is not None and space.log_drain_url:
+                specs.append(space_drain_spec(space.id, space.log_drain_url, app_id, name))
+        return specs
 
     def sync_all(self) -> None:
         """At start: every app's drains, in one pass over the table."""
@@ -173,9 +232,66 @@ class Logs:
                 specs.setdefault(d.app_id, []).append(
                     DrainSpec(d.id, d.url, d.token, names.get(d.app_id, ""))
                 )
+            spaced = s.execute(
+                select(App.id, Space.id, Space.log_drain_url)
+                .join(Space, Space.id == App.space_id)
+                .where(Space.log_drain_url.is_not(None))
+            )
+            for app_id, space_id, url in spaced:
+                specs[app_id].append(space_drain_spec(space_id, str(url), app_id, names[app_id]))
         for app_id, drains in specs.items():
             if drains:
                 self.port.set_drains(app_id, drains)
 
     def drain_state(self, drain_id: str) -> str | None:
         return self.port.drain_state(drain_id)
+
+    # -- a space's drain (`heroku spaces:drains:get/set`) ----------------------------------
+    @staticmethod
+    def _space_view(sp: Space) -> SpaceDrainView:
+        drain_id = space_drain_id(sp.id, sp.log_drain_url or "")
+        return SpaceDrainView(
+            drain_id,
+            Ref(sp.id, sp.name),
+            sp.log_drain_url or "",
+            f"d.{drain_id}",
+            sp.created_at,
+            sp.updated_at,
+        )
+
+    @staticmethod
+    def _space(s: Session, actor: UserView, identity: str, admin: bool = False) -> Space:
+        sp = s.get(Space, identity)
+        if sp is None:
+            sp = s.scalar(select(Space).where(Space.name == identity))
+        if sp is None:
+            raise NotFound("Couldn't find that space.")
+        Teams.check_member(s, s.get_one(Team, sp.team_id), actor, admin=admin)
+        return sp
+
+    def space_drain(self, actor: UserView, identity: str) -> SpaceDrainView:
+        with self.store.session() as s:
+            sp = self._space(s, actor, identity)
+            if not sp.log_drain_url:
+                raise NotFound(f"The space {sp.name} has no log drain.")
+            return self._space_view(sp)
+
+    def set_space_drain(self, actor: UserView, identity: str, url: object) -> SpaceDrainView:
+        """The space's one drain (replacing any): a team admin's. Its apps' drains follow
+        (call it on the event loop, as `add_drain`)."""
+        if not isinstance(url, str) or not url.strip():
+            raise InvalidParams("url is required.")
+        url = url.strip()
+        try:
+            self.port.check_drain_url(url)
+        except ValueError as e:
+            raise InvalidParams(str(e)) from None
+        with self.store.session() as s:
+            sp = self._space(s, actor, identity, admin=True)
+            sp.log_drain_url = url
+            s.flush()
+            view = self._space_view(sp)
+            app_ids = list(s.scalars(select(App.id).where(App.space_id == sp.id)))
+        for app_id in app_ids:
+            self.sync(app_id)
+        return view

@@ -236,7 +236,7 @@ class Promotions:
                 if ident is None:
                     raise InvalidParams("Each target needs an app.")
                 app = Apps.find_row(s, ident)
-                self.apps.check_access(s, app, actor)
+                self.apps.check_access(s, app, actor, need="deploy")  # a release on it
                 if app.id == source.id:
                     raise InvalidParams(f"Cannot promote from an app to itself: {app.name}.")
                 if app.id not in members:

@@ -38,6 +38,7 @@ from .apps import Apps, is_uuid
 from .errors import InvalidParams, NotFound, ServiceError
 from .events import AppDeleting, EventBus
 from .model import Generation
+from .pipeline_config import stage_config
 from .pipelines import Pipelines, repo_id
 from .ports import CommitHistory
 from .setups import Setups
@@ -334,6 +335,8 @@ class ReviewApps:
             team_name = team.name if team else None
             target = (c.deploy_target_type, c.deploy_target_id)
             pipeline_id, generation, wait = p.id, p.generation, c.wait_for_ci
+            # The review stage's config vars, then the request's own on top.
+            env = stage_config(s, p.id, "review") | dict(env)
         url, version = blob["url"], blob.get("version")
         if url == "resolve":  # Heroku's CLI: the branch of the pipeline's repository
             url, version = self._resolve(actor, pipeline_id, branch)

@@ -93,6 +93,10 @@ class PlatformAddresses:
     def web_url(self, app_name: str) -> str:
         return self.web_url_template.format(app=app_name)
 
+    def addon_url(self, addon_id: str) -> str:
+        """The add-on's page in the dashboard: its `web_url` (`heroku addons:open`)."""
+        return f"{self.api_url.rstrip('/')}/dashboard/addons/{addon_id}"
+
     def git_remote(self, app_name: str) -> str:
         return f"{self.git_url.rstrip('/')}/{app_name}.git"
 

@@ -1,7 +1,7 @@
 """Teams, as far as spaces need them: members with a role (admin or member), team apps.
 
-The access rule for a team app: every member of the team sees and deploys it (as a
-collaborator would); admins may also do what an app's owner does. Anyone else is refused.
+The access rule for a team app is services/app_access.py's: admins hold every permission,
+members view the team's unlocked apps and hold what they are granted (or join with).
 """
 
 from __future__ import annotations
@@ -55,9 +55,10 @@ def member_role(s: Session | Connection, team_id: str, user_id: str) -> str | No
     )
 
 
-def team_ids_of(user_id: str) -> Select[Any]:
-    """The ids of the teams a user belongs to, as a subquery."""
-    return select(TeamMember.team_id).where(TeamMember.user_id == user_id)
+def team_ids_of(user_id: str, role: str | None = None) -> Select[Any]:
+    """The ids of the teams a user belongs to (with `role`, if given), as a subquery."""
+    q = select(TeamMember.team_id).where(TeamMember.user_id == user_id)
+    return q.where(TeamMember.role == role) if role is not None else q
 
 
 def _is_uuid(value: str) -> bool:

@@ -282,6 +282,8 @@ class AddonView:
     provider_id: str
     created_at: dt.datetime
     updated_at: dt.datetime
+    web_url: str = ""
+    """The add-on's dashboard page."""
 
 
 @dataclass(frozen=True)
@@ -297,6 +299,8 @@ class AttachmentView:
     config_var_names: tuple[str, ...]
     created_at: dt.datetime
     updated_at: dt.datetime
+    web_url: str = ""
+    """The attached add-on's dashboard page."""
 
 
 @dataclass(frozen=True)

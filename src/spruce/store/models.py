@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -204,6 +205,8 @@ class App(Timestamps, Base):
     generation: Mapped[str] = mapped_column(String(16), default="cedar")
     maintenance: Mapped[bool] = mapped_column(Boolean, default=False)
     acm: Mapped[bool] = mapped_column(Boolean, default=False)
+    # A locked team app refuses members who have not joined it (`heroku apps:lock`).
+    locked: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # A team app's team, and the space it runs in (its generation and region follow it).
     team_id: Mapped[str | None] = mapped_column(
         ForeignKey("teams.id", ondelete="SET NULL"), index=True
@@ -486,6 +489,18 @@ class PipelinePromotionTarget(Base):
     status: Mapped[str] = mapped_column(String(16), default="pending")
     error_message: Mapped[str | None] = mapped_column(Text)
     ordinal: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class PipelineStageConfigVar(Base):
+    """A config var of one stage of a pipeline (review apps get the review stage's)."""
+
+    __tablename__ = "pipeline_stage_config_vars"
+    pipeline_id: Mapped[str] = mapped_column(
+        ForeignKey("pipelines.id", ondelete="CASCADE"), primary_key=True
+    )
+    stage: Mapped[str] = mapped_column(String(16), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
 
 
 class ReviewAppConfig(Timestamps, Base):

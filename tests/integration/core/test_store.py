@@ -100,7 +100,7 @@ def test_access_between_users(database_url: str, tmp_path: Path) -> None:
     with pytest.raises(Forbidden):
         svc.apps.get(bob, "alice-app")
     assert [a.name for a in svc.apps.list_for(bob)] == []
-    svc.apps.add_collaborator(alice, app.id, "bob@example.com")
+    svc.collaborators.add(alice, app.id, "bob@example.com")
     assert svc.apps.get(bob, "alice-app").id == app.id
     with pytest.raises(Forbidden):
         svc.apps.get(bob, "alice-app", owner_only=True)

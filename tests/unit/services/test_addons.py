@@ -51,9 +51,9 @@ async def test_one_access_rule_for_add_ons(
         s.addons.resolve_addon(other, addon.name)
     # Sharing it with another app of the other user makes it visible to them.
     theirs = s.apps.create(other, "their-app")
-    s.apps.add_collaborator(owner, app.id, "other@example.com")
+    s.collaborators.add(owner, app.id, "other@example.com")
     s.addons.attach(other, s.addons.get(other, addon.name), theirs.id, "SHARED")
-    s.apps.remove_collaborator(owner, app.id, "other@example.com")
+    s.collaborators.remove(owner, app.id, "other@example.com")
     assert s.addons.get(other, addon.name).id == addon.id
     assert [a.name for a in s.addons.attachments(other)] == ["SHARED"]
 

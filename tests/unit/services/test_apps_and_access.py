@@ -43,7 +43,7 @@ def test_access_rules(harness: Harness, owner: UserView, other: UserView) -> Non
     with pytest.raises(NotFound):
         apps.get(other, "no-such-app")
     assert apps.list_for(other) == []
-    apps.add_collaborator(owner, app.id, "other@example.com")
+    harness.services.collaborators.add(owner, app.id, "other@example.com")
     assert apps.get(other, "private-app").id == app.id
     assert [a.name for a in apps.list_for(other)] == ["private-app"]
     # Collaborators deploy and configure, but the owner alone renames, destroys, manages.
@@ -52,12 +52,12 @@ def test_access_rules(harness: Harness, owner: UserView, other: UserView) -> Non
     with pytest.raises(Forbidden):
         apps.update_settings(other, app.id, {"boot_timeout": 5})
     with pytest.raises(Forbidden):
-        apps.add_collaborator(other, app.id, "owner@example.com")
+        harness.services.collaborators.add(other, app.id, "owner@example.com")
     assert apps.update(other, app.id, maintenance=True).maintenance is True
     with pytest.raises(Conflict):
-        apps.add_collaborator(owner, app.id, "other@example.com")
+        harness.services.collaborators.add(owner, app.id, "other@example.com")
     # A collaborator may leave by themselves.
-    apps.remove_collaborator(other, app.id, "other@example.com")
+    harness.services.collaborators.remove(other, app.id, "other@example.com")
     with pytest.raises(Forbidden):
         apps.get(other, app.id)
 

@@ -134,7 +134,7 @@ def test_app_transfers(harness: Harness, owner: UserView, other: UserView) -> No
     assert transfers.update(other, t.id, "accepted").state == "accepted"
     assert services.apps.get(other, "gift").owner_id == other.id
     # the previous owner stays as a collaborator
-    assert owner.email in [c.email for c in services.apps.collaborators(other, app.id)]
+    assert owner.email in [c.email for c in services.collaborators.list(other, app.id)]
     with pytest.raises(InvalidParams, match="already accepted"):
         transfers.update(other, t.id, "declined")
     back = transfers.create(other, "gift", owner.email)

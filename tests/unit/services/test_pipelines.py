@@ -50,7 +50,7 @@ def test_pipelines_are_seen_by_owner_and_app_collaborators(
         s.pipelines.get(other, p.id)
     app = s.apps.create(owner, "shop-staging")
     s.pipelines.couple(owner, app.name, p.id, "staging")
-    s.apps.add_collaborator(owner, app.id, other.email)
+    s.collaborators.add(owner, app.id, other.email)
     assert s.pipelines.get(other, "shop").id == p.id  # through the app it collaborates on
     with pytest.raises(Forbidden):
         s.pipelines.rename(other, p.id, "shop2")
