@@ -47,7 +47,7 @@ def register(r: Registry) -> None:
 
     @r.heroku("create_addon")
     async def create_addon(c: Call) -> Any:
-        app = await c.target()
+        app = await c.target(need="manage")
         addon = await c.services.addons.create(
             c.actor, app.id, c.need("serviceAndPlan"), c.opt("as"), None, c.opt("name")
         )
@@ -79,7 +79,7 @@ def register(r: Registry) -> None:
                     "for you)."
                 )
             raise InvalidParams("command (the SQL to run) is required.")
-        addon = await c.db(_database, c)
+        addon = await c.db(_database, c, "deploy")  # SQL as the add-on's role: deploy's
         return render_query(await c.services.addon_data.query(addon, command))
 
     @r.heroku("pg_info", read_only=True, idempotent=True)
@@ -117,7 +117,7 @@ def register(r: Registry) -> None:
         s = c.services
 
         def find() -> Any:
-            addon = _database(c)
+            addon = _database(c, "deploy")  # credentials are config values: deploy's
             creds = s.addon_data.credentials(addon)
             atts = s.addons.attachments(c.actor, addon_id=addon.id)
             for cred in creds:
@@ -128,7 +128,7 @@ def register(r: Registry) -> None:
 
     @r.heroku("pg_kill", destructive=True)
     async def pg_kill(c: Call) -> Any:
-        addon = await c.db(_database, c)
+        addon = await c.db(_database, c, "operate")
         pid = c.args.get("pid")
         if isinstance(pid, float) and pid.is_integer():
             pid = int(pid)
@@ -153,7 +153,7 @@ def register(r: Registry) -> None:
 
     @r.heroku("pg_upgrade", destructive=True)
     async def pg_upgrade(c: Call) -> Any:
-        await c.db(_database, c)
+        await c.db(_database, c, "manage")
         raise NotBuilt(
             "pg_upgrade",
             "Postgres version upgrades",
@@ -190,7 +190,7 @@ def register(r: Registry) -> None:
     @r.heroku("provision_ai_model")
     async def provision_ai_model(c: Call) -> Any:
         _inference(c, "provision_ai_model")
-        app = await c.target()
+        app = await c.target(need="manage")
         plan = f"{INFERENCE}:{c.need('modelName')}"
         addon = await c.services.addons.create(c.actor, app.id, plan, c.opt("as"))
         return _addon_summary(addon) | {"config_vars": list(addon.config_var_names)}
@@ -216,10 +216,11 @@ def register(r: Registry) -> None:
         return _agent_summary(res.attachment, events)
 
 
-def _database(c: Call) -> AddonView:
+def _database(c: Call, need: str = "view") -> AddonView:
     """The Postgres add-on `database` names (config var, attachment, name, id, APP::DB);
-    DATABASE_URL's by default. Runs in a store thread."""
-    app = c.app()
+    DATABASE_URL's by default, if the caller may do `need` to the app. Runs in a store
+    thread."""
+    app = c.app(need=need)
     ident = c.opt("database") or "DATABASE"
     try:
         addon = c.services.addons.resolve_addon(c.actor, ident.removesuffix("_URL"), app.id)

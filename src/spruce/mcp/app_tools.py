@@ -138,7 +138,7 @@ def register(r: Registry) -> None:
         idempotent=True,
     )
     async def config_get(c: Call) -> Any:
-        app = await c.target()
+        app = await c.target(need="deploy")
         config = await c.db(c.services.releases.config, app.id)
         names = c.args.get("names")
         if names:
@@ -153,7 +153,7 @@ def register(r: Registry) -> None:
         idempotent=True,
     )
     async def config_set(c: Call) -> Any:
-        app = await c.target()
+        app = await c.target(need="deploy")
         values = c.args.get("vars")
         if not isinstance(values, dict) or not values:
             raise InvalidParams("vars must name at least one config var.")
@@ -169,7 +169,7 @@ def register(r: Registry) -> None:
         idempotent=True,
     )
     async def config_unset(c: Call) -> Any:
-        app = await c.target()
+        app = await c.target(need="deploy")
         names = c.args.get("names") or []
         patch = dict.fromkeys(names)
         _, release = await c.db(c.services.releases.update_config, c.actor, app.id, patch)
@@ -184,7 +184,7 @@ def register(r: Registry) -> None:
         idempotent=True,
     )
     async def list_releases(c: Call) -> Any:
-        app = await c.target()
+        app = await c.target(need="deploy")
         rels = await c.db(c.services.releases.list, app.id)
         return [
             {
@@ -210,7 +210,7 @@ def register(r: Registry) -> None:
         destructive=True,
     )
     async def rollback(c: Call) -> Any:
-        app = await c.target(confirm=True)
+        app = await c.target(confirm=True, need="deploy")
         target = c.opt("release")
         if target is None:
             rels = await c.db(c.services.releases.list, app.id)
@@ -241,7 +241,7 @@ def register(r: Registry) -> None:
         ("app", "hostname"),
     )
     async def add_domain(c: Call) -> Any:
-        app = await c.target()
+        app = await c.target(need="manage")
         d = await c.db(c.services.domains.add, c.actor, app.id, c.need("hostname"))
         return views.domain_json(d)
 

@@ -32,7 +32,7 @@ def register(r: Registry) -> None:
     @r.heroku("ps_scale", idempotent=True)
     async def ps_scale(c: Call) -> Any:
         s = c.services
-        app = await c.target()
+        app = await c.target(need="operate")
         spec = c.opt("dyno")
         if spec is None:
             formation = await c.db(s.formation.list, app.id)
@@ -42,14 +42,14 @@ def register(r: Registry) -> None:
 
     @r.heroku("ps_restart", idempotent=True)
     async def ps_restart(c: Call) -> Any:
-        app = await c.target()
+        app = await c.target(need="operate")
         dyno, ptype = c.opt("dyno-name"), c.opt("process-type")
         await c.services.dynos.restart(c.actor, app, process_type=ptype, dyno_name=dyno)
         return {"restarted": dyno or ptype or "all dynos", "app": app.name}
 
     @r.heroku("deploy_one_off_dyno")
     async def deploy_one_off_dyno(c: Call) -> Any:
-        app = await c.target("name")
+        app = await c.target("name", need="deploy")
         command = staged_command(c.need("command"), c.args.get("sources") or [])
         ttl = c.seconds("timeToLive", MAX_TTL, MAX_TTL)
         return await run_one_off(c, app, command, c.args.get("env"), c.opt("size"), ttl)
@@ -67,7 +67,7 @@ def register(r: Registry) -> None:
         ("app", "command"),
     )
     async def run_command(c: Call) -> Any:
-        app = await c.target()
+        app = await c.target(need="deploy")
         timeout = c.seconds("timeout", 300, MAX_TTL)
         return await run_one_off(c, app, c.need("command"), None, c.opt("size"), timeout)
 
@@ -104,7 +104,7 @@ def register(r: Registry) -> None:
         idempotent=True,
     )
     async def list_builds(c: Call) -> Any:
-        app = await c.target()
+        app = await c.target(need="deploy")
         builds = await c.db(c.services.builds.list, app.id)
         return [
             {
@@ -127,7 +127,7 @@ def register(r: Registry) -> None:
     )
     async def get_build_output(c: Call) -> Any:
         s = c.services
-        app = await c.target()
+        app = await c.target(need="deploy")
         build_id = c.opt("build")
         if build_id is None:
             builds = await c.db(s.builds.list, app.id)
@@ -216,7 +216,7 @@ async def deploy(
     team or space `where` names."""
     s = c.services
     try:
-        app: AppView | None = await c.db(s.apps.get, c.actor, name)
+        app: AppView | None = await c.db(s.apps.get, c.actor, name, False, "deploy")
     except Exception as e:  # noqa: BLE001 - NotFound: a new app; anything else re-raised
         if getattr(e, "status", None) != 404:
             raise

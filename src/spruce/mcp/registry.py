@@ -86,18 +86,24 @@ class Call:
     def flag(self, name: str) -> bool:
         return bool(self.args.get(name, False))
 
-    def app(self, name: str = "app", owner_only: bool = False) -> AppView:
-        """The app named in `name`, as the caller may see it (the API's access rule).
-        Blocking (a store read): call it in a store thread, or use `target`."""
-        return self.services.apps.get(self.actor, self.need(name), owner_only=owner_only)
+    def app(self, name: str = "app", owner_only: bool = False, need: str = "view") -> AppView:
+        """The app named in `name`, if the caller may do `need` to it (the API's access
+        rule: view, deploy, operate or manage). Blocking (a store read): call it in a store
+        thread, or use `target`."""
+        return self.services.apps.get(self.actor, self.need(name), owner_only=owner_only, need=need)
 
     async def target(
-        self, name: str = "app", *, owner_only: bool = False, confirm: bool = False
+        self,
+        name: str = "app",
+        *,
+        owner_only: bool = False,
+        confirm: bool = False,
+        need: str = "view",
     ) -> AppView:
         """The app a tool acts on, in one place: named by the argument `name`, checked
         with the API's access rule (`owner_only`: what only its owner or team admin may
         do), and, for Spruce's own destructive tools, `confirm` naming it."""
-        app = await self.db(self.app, name, owner_only)
+        app = await self.db(self.app, name, owner_only, need)
         if confirm and self.args.get("confirm") != app.name:
             raise ToolError(
                 f"This is destructive: to proceed, pass confirm={app.name!r} (the app's name)."

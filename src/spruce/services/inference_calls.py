@@ -48,7 +48,7 @@ class InferenceCalls:
     def resource(self, actor: UserView, app: str, identity: str | None) -> ModelResource:
         """The model resource `identity` names on `app` (an alias such as INFERENCE, an
         add-on name or id; the service's name: the app's only one). Blocking (store)."""
-        view = self.apps.get(actor, app)
+        view = self.apps.get(actor, app, need="deploy")  # its key is a config var: deploy's
         ident = identity or SERVICE
         if ident in SERVICE_NAMES:
             found = [

@@ -93,3 +93,41 @@ async def test_teams_spaces_and_their_apps(platform: RunningPlatform) -> None:
         )
     assert api.get(f"/apps/{sneaky}").status_code == 404
     assert {a["name"] for a in api.get(f"/teams/{team}/apps").json()} == {in_team, in_space}
+
+
+async def test_a_view_only_member_may_look_but_not_change(platform: RunningPlatform) -> None:
+    """The team app permissions hold through MCP as through the API: a member granted only
+    `view` reads the app, and each tool that deploys, operates or manages is refused."""
+    api = platform.client()
+    team, app = _name("permteam"), _name("perm-app")
+    api.post("/teams", json={"name": team}).raise_for_status()
+    email = f"viewer-{uuid.uuid4().hex[:6]}@example.com"
+    key = create_user(platform, email)
+    api.post(f"/teams/{team}/members", json={"email": email, "role": "member"}).raise_for_status()
+    api.post("/teams/apps", json={"name": app, "team": team}).raise_for_status()
+    api.post(
+        f"/teams/apps/{app}/collaborators", json={"user": email, "permissions": ["view"]}
+    ).raise_for_status()
+    api.patch(f"/apps/{app}/config-vars", json={"SECRET_TOKEN": "s3cr3t"}).raise_for_status()
+    # What the API tells the viewer when they set a config var (deploy's): each tool says
+    # the same, naming the permission it needs.
+    refusal = platform.client(key).patch(f"/apps/{app}/config-vars", json={"X": "1"})
+    assert refusal.status_code == 403
+    async with http_session(platform, key) as s:
+        assert ok(await s.call_tool("get_app_info", {"app": app}))
+        ok(await s.call_tool("ps_list", {"app": app}))
+        for tool, args, need in (
+            ("config_get", {"app": app}, "deploy"),
+            ("config_set", {"app": app, "vars": {"X": "1"}}, "deploy"),
+            ("ps_scale", {"app": app, "dyno": "web=2"}, "operate"),
+            ("ps_restart", {"app": app}, "operate"),
+            ("maintenance_on", {"app": app}, "operate"),
+            ("create_addon", {"app": app, "serviceAndPlan": "heroku-redis:mini"}, "manage"),
+            ("add_domain", {"app": app, "hostname": "www.example.test"}, "manage"),
+        ):
+            message = failed(await s.call_tool(tool, args))
+            assert "s3cr3t" not in message, tool
+            assert message == refusal.json()["message"].replace("deploy", need), tool
+    assert "X" not in api.get(f"/apps/{app}/config-vars").json()
+    assert api.get(f"/apps/{app}").json()["maintenance"] is False
+    assert api.get(f"/apps/{app}/addons").json() == []
