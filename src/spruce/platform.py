@@ -93,7 +93,7 @@ def tuning_from_env() -> dict[str, dict[str, Any]]:
     batching, queues, export timeout, metrics interval), review_apps
     (spruce.services.review_apps.ReviewAppSettings: the length of a stale day, the sweep),
     kubernetes (the Kubernetes backend's KubernetesSettings: node_lost_after, drain_seconds,
-    port_range).
+    port_range), accounts (rate_limit: API requests an account may make an hour).
     """
     raw = os.environ.get("SPRUCE_TUNING")
     if not raw:
@@ -475,6 +475,7 @@ class Platform:
                 metrics=MetricsSettings(**tuning.get("metrics", {})),
                 review_apps=ReviewAppSettings(**tuning.get("review_apps", {})),
                 shared_limits=shared_limits,
+                **tuning.get("accounts", {}),
             ),
         )
         inference_link = LinkServer(
@@ -504,7 +505,7 @@ class Platform:
             api_unix = bind_unix_socket(home / "run" / "api.sock")
             api_workers = ApiWorkers(
                 s.api_workers, api_sock, home / "run" / "api.sock", shared_limits,
-                store.url, addresses,
+                store.url, addresses, services.accounts.rate_limiter.limit,
             )  # fmt: skip
         endpoints = Endpoints(
             api_url=api_url,

@@ -124,7 +124,10 @@ def main() -> None:
         store.count_queries()
         counter = store.queries
     services = ReadServices(
-        store, PlatformAddresses(**config["addresses"]), Path(config["shared_limits"])
+        store,
+        PlatformAddresses(**config["addresses"]),
+        Path(config["shared_limits"]),
+        int(config["rate_limit"]),
     )
     app = ReadWorker(services, Forwarder(config["main_socket"]), counter)
     sock = socket.socket(fileno=int(config["fd"]))

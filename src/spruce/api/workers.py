@@ -43,6 +43,7 @@ class ApiWorkers:
         shared_limits: Path,
         database_url: str,
         addresses: PlatformAddresses,
+        rate_limit: int,
     ) -> None:
         self.count = count
         self._listen = listen
@@ -52,6 +53,7 @@ class ApiWorkers:
             "shared_limits": str(shared_limits),
             "database_url": database_url,
             "addresses": dataclasses.asdict(addresses),
+            "rate_limit": rate_limit,
         }
         self._procs: list[asyncio.subprocess.Process | None] = [None] * count
         self._keepers: list[asyncio.Task[None]] = []

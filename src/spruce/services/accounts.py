@@ -80,10 +80,13 @@ KEY_CACHE_SECONDS = 5.0  # how long a verified key is trusted without the store
 
 
 class Accounts:
-    def __init__(self, store: Store, shared: SharedLimits | None = None) -> None:
-        """`shared`: with several API processes, the rate limits and key epoch they share."""
+    def __init__(
+        self, store: Store, shared: SharedLimits | None = None, rate_limit: int = RATE_LIMIT
+    ) -> None:
+        """`shared`: with several API processes, the rate limits and key epoch they share
+        (its own limit then applies)."""
         self.store = store
-        self.rate_limiter: RateLimiter | SharedLimits = shared or RateLimiter()
+        self.rate_limiter: RateLimiter | SharedLimits = shared or RateLimiter(rate_limit)
         self._shared = shared
         self._epoch = shared.key_epoch() if shared else 0
         # Every API call authenticates: a verified key is remembered briefly (by its hash,

@@ -108,6 +108,8 @@ class ServiceSettings:
     """How long and how finely the router's and dynos' measurements are kept."""
     review_apps: ReviewAppSettings = ReviewAppSettings()
     """How long a stale_days day is and how often stale review apps are swept."""
+    rate_limit: int = RATE_LIMIT
+    """API requests an account may make an hour (Heroku's 4,500; benchmarks raise it)."""
     shared_limits: Path | None = None
     """With API workers (spruce up --api-workers): the file where every API process keeps
     the rate limits and the key epoch (services/shared.py); None: in this process only."""
@@ -130,9 +132,10 @@ class Services:
         self.addresses = addresses
         self.accounts = Accounts(
             store,
-            SharedLimits.create(settings.shared_limits, RATE_LIMIT, RATE_WINDOW)
+            SharedLimits.create(settings.shared_limits, settings.rate_limit, RATE_WINDOW)
             if settings.shared_limits
             else None,
+            settings.rate_limit,
         )
         self.regions = Regions(settings.regions)
         self.teams = Teams(store)

@@ -22,12 +22,18 @@ from .shared import SharedLimits
 
 
 class ReadServices:
-    def __init__(self, store: Store, addresses: PlatformAddresses, shared_limits: Path) -> None:
+    def __init__(
+        self,
+        store: Store,
+        addresses: PlatformAddresses,
+        shared_limits: Path,
+        rate_limit: int = RATE_LIMIT,
+    ) -> None:
         # Reads publish nothing: this bus has no subscriber and no loop.
         events = EventBus()
         self.store = store
         self.addresses = addresses
-        self.accounts = Accounts(store, SharedLimits(shared_limits, RATE_LIMIT, RATE_WINDOW))
+        self.accounts = Accounts(store, SharedLimits(shared_limits, rate_limit, RATE_WINDOW))
         self.apps = Apps(store, events, addresses)
         self.releases = Releases(store, events, addresses)
         self.formation = Formations(store, events)
