@@ -30,7 +30,6 @@ from starlette.routing import Match, Route
 
 from spruce.services.reads import ReadServices
 from spruce.services.settings import PlatformAddresses
-from spruce.store.db import Store
 
 from . import core_routes as core
 from .forward import Forwarder
@@ -118,17 +117,15 @@ def main() -> None:
     if os.getppid() != parent:
         return  # the parent died before the wish was registered
     config = json.loads(os.environ.pop("SPRUCE_API_WORKER"))
-    store = Store(config["database_url"])  # the main process migrated it
-    counter: QueryCounter = NO_COUNTER
-    if os.environ.get("SPRUCE_DEBUG_QUERIES"):
-        store.count_queries()
-        counter = store.queries
-    services = ReadServices(
-        store,
+    debug_queries = bool(os.environ.get("SPRUCE_DEBUG_QUERIES"))
+    services = ReadServices.open(
+        config["database_url"],
         PlatformAddresses(**config["addresses"]),
         Path(config["shared_limits"]),
         int(config["rate_limit"]),
+        count_queries=debug_queries,
     )
+    counter: QueryCounter = services.store.queries if debug_queries else NO_COUNTER
     app = ReadWorker(services, Forwarder(config["main_socket"]), counter)
     sock = socket.socket(fileno=int(config["fd"]))
     server = uvicorn.Server(
@@ -148,7 +145,7 @@ def main() -> None:
         pass
     # uvicorn stops on SIGTERM (spruce up's stop) and SIGINT, finishing requests in flight.
     asyncio.run(server.serve(sockets=[sock]))
-    store.dispose()
+    services.store.dispose()
 
 
 if __name__ == "__main__":

@@ -37,3 +37,19 @@ class ReadServices:
         self.apps = Apps(store, events, addresses)
         self.releases = Releases(store, events, addresses)
         self.formation = Formations(store, events)
+
+    @classmethod
+    def open(
+        cls,
+        database_url: str,
+        addresses: PlatformAddresses,
+        shared_limits: Path,
+        rate_limit: int = RATE_LIMIT,
+        count_queries: bool = False,
+    ) -> ReadServices:
+        """Over the main process's store (it migrated it); `count_queries`: the store
+        counts statements (SPRUCE_DEBUG_QUERIES)."""
+        store = Store(database_url)
+        if count_queries:
+            store.count_queries()
+        return cls(store, addresses, shared_limits, rate_limit)
