@@ -15,11 +15,13 @@ from typing import Any
 
 import httpx
 
-# RFC 9110 7.6.1: these describe a connection; each hop frames its own. Date and Server are
-# the answering server's: the worker's own server adds them.
+# RFC 9110 7.6.1: these describe a connection; each hop frames its own (Expect too: the
+# worker's server has answered 100-continue to its client). Date and Server are the
+# answering server's: the worker's own server adds them.
 HOP_BY_HOP = frozenset(
     {
         b"connection",
+        b"expect",
         b"keep-alive",
         b"proxy-connection",
         b"te",

@@ -101,6 +101,25 @@ def test_reads_are_answered_by_the_workers_and_writes_by_the_main_process(
     assert "Spruce-Api-Worker" in missing.headers
 
 
+def test_bodies_and_streams_go_through_both_ways(platform: RunningPlatform, app: str) -> None:
+    # a large request body (40 kB of config vars) reaches the main process whole
+    big = {f"BIG_{i}": "x" * 1000 for i in range(40)}
+    r = call(
+        platform, "PATCH", f"/apps/{app}/config-vars", json=big, headers={"Expect": "100-continue"}
+    )
+    assert r.status_code == 200 and all(r.json()[k] == v for k, v in big.items())
+    assert call(platform, "GET", f"/apps/{app}/config-vars").json()["BIG_39"] == "x" * 1000
+    unset = call(platform, "PATCH", f"/apps/{app}/config-vars", json=dict.fromkeys(big))
+    assert unset.status_code == 200 and "BIG_0" not in unset.json()
+    # a log session's stream, served by the main process, streamed back through a worker
+    session = call(platform, "POST", f"/apps/{app}/log-sessions", json={"lines": 10})
+    assert session.status_code == 201, session.text
+    with httpx.stream("GET", session.json()["logplex_url"], timeout=30) as stream:
+        assert stream.status_code == 200 and "Spruce-Api-Worker" not in stream.headers
+        text = b"".join(stream.iter_raw()).decode()
+    assert "Set BIG_0" in text  # the release of the big config change, from the app's log
+
+
 def test_a_write_is_visible_to_the_next_read_whichever_process_answers(
     platform: RunningPlatform, app: str
 ) -> None:
