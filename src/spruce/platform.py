@@ -581,7 +581,10 @@ class Platform:
             await p.api_workers.start()
         else:
             self._serve(p.api, [p.api_sock])
-        progress("API", f"{p.endpoints.api_url} (git over plain HTTP at /git, MCP at /mcp)")
+        served = f"{p.endpoints.api_url} (git over plain HTTP at /git, MCP at /mcp)"
+        if p.api_workers is not None:
+            served += f", {p.api_workers.count} read worker processes"
+        progress("API", served)
         self._serve(p.git, [p.git_sock], ssl=p.git_tls)
         progress("git", p.endpoints.git_url)
         if p.data_sock is not None:

@@ -12,6 +12,7 @@ from starlette.routing import Match, Route
 
 from spruce.api.app import create_api
 from spruce.api.read_worker import READS, answers_here, read_routes
+from spruce.api.workers import default_count
 from spruce.services.errors import RateLimited
 from spruce.services.shared import SharedLimits
 
@@ -70,6 +71,10 @@ def test_everything_else_goes_to_the_main_process(path: str) -> None:
 
 def test_websockets_and_lifespan_go_to_the_main_process() -> None:
     assert not answers_here(read_routes(), {**scope("GET", "/apps"), "type": "websocket"})
+
+
+def test_workers_by_default_only_with_cores_to_spare() -> None:
+    assert [default_count(n) for n in (1, 2, 3, 4, 8, 16, 64)] == [0, 0, 1, 2, 4, 4, 4]
 
 
 def test_two_processes_share_one_budget_and_the_key_epoch(tmp_path: Path) -> None:

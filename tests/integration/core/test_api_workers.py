@@ -34,7 +34,10 @@ def platform(
         extra_args=["--api-workers", "2"],
     )
     yield p
-    p.stop()
+    running = workers(p)
+    assert p.stop() == 0
+    # `spruce up` stopped its workers before it exited
+    assert not [pid for pid in running if Path(f"/proc/{pid}").exists()]
 
 
 def workers(p: RunningPlatform) -> set[int]:
