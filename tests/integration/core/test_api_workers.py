@@ -173,20 +173,25 @@ def test_a_revoked_key_is_refused_by_every_worker_at_once(
     created = call(platform, "POST", "/oauth/authorizations", json={"description": "aw"})
     assert created.status_code == 201, created.text
     token = created.json()["access_token"]["token"]
-    # every worker has verified (and remembers) the key
+    # every worker has verified (and remembers, for KEY_CACHE_SECONDS) the key; which
+    # worker accepts a connection is the kernel's choice, so ask until both have answered
     answered: set[str] = set()
-    for _ in range(30):
+    for _ in range(200):
         r = call(platform, "GET", f"/apps/{app}", key=token)
         assert r.status_code == 200
         answered.add(r.headers["Spruce-Api-Worker"])
+        if len(answered) == 2:
+            break
     assert len(answered) == 2, answered
     revoke = call(platform, "DELETE", f"/oauth/authorizations/{created.json()['id']}")
     assert revoke.status_code == 200, revoke.text
     refused: set[str] = set()
-    for _ in range(30):
+    for _ in range(200):
         r = call(platform, "GET", f"/apps/{app}", key=token)
         assert r.status_code == 401 and r.json()["id"] == "unauthorized"
         refused.add(r.headers.get("Spruce-Api-Worker", "main"))
+        if refused == answered:
+            break
     assert refused == answered
 
 
