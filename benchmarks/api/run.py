@@ -1,14 +1,15 @@
 """Control-plane latency and cost as the number of apps grows, on SQLite and PostgreSQL.
 
 Usage: python benchmarks/api/run.py [--apps 100,1000,10000] [--stores sqlite,postgresql]
-                                    [--samples 200] [--json results.json]
+                                    [--samples 200] [--api-workers 2] [--json results.json]
 
 For each store and app count it seeds a fresh home with N apps (each with 3 releases, 5 config
 vars, 2 custom domains and a formation) straight into the store, starts `spruce up` on it
 with SPRUCE_DEBUG_QUERIES=1 (the API then reports each request's query count in a
 `Spruce-Queries` header), and measures the calls clients make most: p50 and p99 latency,
 queries per request, the time a config change takes to reach the router's table, app
-creation at that size, the API under 50 concurrent clients, and the platform's RSS.
+creation at that size, the API under 50 concurrent clients (wrk, benchmarks/api/clients.lua,
+with its own CPU reported beside the platform's), and the platform's RSS.
 It prints one table per store and how each figure grows from the smallest to the largest N.
 """
 
@@ -19,7 +20,10 @@ import asyncio
 import json
 import multiprocessing
 import os
+import resource
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -212,6 +216,55 @@ def _client_process(
     out.put(asyncio.run(_client_group(api_url, key, names, first, clients, per_client, go)))
 
 
+WRK_SECONDS, WRK_THREADS = 10, 2
+CLIENTS_LUA = Path(__file__).resolve().parent / "clients.lua"
+
+
+def wrk_load(
+    api_url: str, key: str, names: list[str], pids: list[int], clients: int = CLIENTS
+) -> dict[str, float]:
+    """`clients` connections, each one request at a time (as many clients are), from wrk:
+    C with an event loop per thread, it spends a fraction of the CPU a Python client does,
+    and its own CPU is reported beside the platform's. p50 and p99 are wrk's, from every
+    request's latency."""
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+        f.write("\n".join(names))
+    env = dict(os.environ, SPRUCE_BENCH_KEY=key, SPRUCE_BENCH_APPS=f.name)
+    wrk = shutil.which("wrk")
+    assert wrk is not None
+    cmd = [
+        wrk,
+        f"-t{WRK_THREADS}",
+        f"-c{clients}",
+        f"-d{WRK_SECONDS}s",
+        "-s",
+        str(CLIENTS_LUA),
+        api_url,
+    ]
+    cpu0 = sum(cpu_seconds(p) for p in pids)
+    # wrk's CPU: what the children reaped during its run used, which is wrk alone (the
+    # router probe's process is reaped after this returns)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=WRK_SECONDS + 60)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    os.unlink(f.name)
+    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    if figures["status_errors"] or figures["socket_errors"]:
+        raise RuntimeError(f"wrk saw errors: {figures}")
+    n = figures["requests"]
+    wrk_cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return {
+        "p50": figures["p50_us"] / 1000,
+        "p90": figures["p90_us"] / 1000,
+        "p99": figures["p99_us"] / 1000,
+        "rps": n / (figures["duration_us"] / 1e6),
+        "requests": n,
+        "cpu_ms": (sum(cpu_seconds(p) for p in pids) - cpu0) * 1000 / n,
+        "client_cpu_ms": wrk_cpu * 1000 / n,
+        "seconds": figures["duration_us"] / 1e6,
+    }
+
+
 def concurrent_load(
     api_url: str,
     key: str,
@@ -260,7 +313,7 @@ def router_probe(router_url: str, app: str, stop: Any, out: Any, least: int) -> 
 
 
 def router_with_and_without_load(
-    router_url: str, api_url: str, key: str, names: list[str], pid: int
+    router_url: str, api_url: str, key: str, names: list[str], pids: list[int]
 ) -> dict[str, Any]:
     def summary(ts: list[float]) -> dict[str, float]:
         return {"p50": statistics.median(ts), "p99": pct(ts, 99), "n": len(ts)}
@@ -281,14 +334,30 @@ def router_with_and_without_load(
     def load() -> dict[str, float]:
         # The platform's CPU per request under the clients: whether it is the bottleneck
         # (on shared cores the clients and other work take their share too).
-        cpu0 = cpu_seconds(pid)
+        if shutil.which("wrk"):
+            return wrk_load(api_url, key, names, pids)
+        print("wrk not found: Python clients instead (they use more CPU)", file=sys.stderr)
+        cpu0 = sum(cpu_seconds(p) for p in pids)
         figures = concurrent_load(api_url, key, names)
-        figures["cpu_ms"] = (cpu_seconds(pid) - cpu0) * 1000 / CONCURRENT_REQUESTS
+        figures["cpu_ms"] = (sum(cpu_seconds(p) for p in pids) - cpu0) * 1000 / CONCURRENT_REQUESTS
         return figures
 
     idle, _ = probe(lambda: None)
     loaded, under = probe(load)
     return {"idle": summary(idle), "api_load": summary(loaded), "load": under}
+
+
+def api_processes(pid: int) -> list[int]:
+    """The platform's process and its API read workers (spruce up --api-workers)."""
+    found = [pid]
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            try:
+                if b"spruce.api.read_worker" in Path(f"/proc/{child}/cmdline").read_bytes():
+                    found.append(int(child))
+            except FileNotFoundError:
+                continue
+    return found
 
 
 def cpu_seconds(pid: int) -> float:
@@ -304,9 +373,16 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def run_one(store_kind: str, n: int, samples: int, pg: PostgresServer | None) -> dict[str, Any]:
+def run_one(
+    store_kind: str, n: int, samples: int, pg: PostgresServer | None, api_workers: int
+) -> dict[str, Any]:
     home = Path(tempfile.mkdtemp(prefix=f"bench-api-{store_kind}-{n}-"))
-    env = {"SPRUCE_DEBUG_QUERIES": "1"}
+    # Heroku's 4,500 requests an hour would stop wrk within seconds: the limiter still
+    # counts every request (its cost is in the figures), with a budget that lasts the run.
+    env = {
+        "SPRUCE_DEBUG_QUERIES": "1",
+        "SPRUCE_TUNING": json.dumps({"accounts": {"rate_limit": 10**9}}),
+    }
     url = None
     if store_kind == "postgresql":
         assert pg is not None
@@ -318,23 +394,34 @@ def run_one(store_kind: str, n: int, samples: int, pg: PostgresServer | None) ->
     seeded = time.perf_counter() - t
     store.dispose()
     t = time.perf_counter()
-    p = start_platform(home, extra_env=env, timeout=600)
+    p = start_platform(
+        home, extra_env=env, extra_args=["--api-workers", str(api_workers)], timeout=600
+    )
     started = time.perf_counter() - t
     try:
+        if api_workers:  # started once they answer (the kernel queues connections till then)
+            deadline = time.monotonic() + 60
+            while len(api_processes(p.proc.pid)) < 1 + api_workers:
+                assert time.monotonic() < deadline, "API workers did not start"
+                time.sleep(0.1)
+            time.sleep(1.0)
+        pids = api_processes(p.proc.pid)
         with p.client() as client:
-            cpu0, req0 = cpu_seconds(p.proc.pid), REQUESTS[0]
+            cpu0, req0 = sum(cpu_seconds(q) for q in pids), REQUESTS[0]
             result: dict[str, Any] = {"calls": measure(client, samples, names)}
             # CPU time does not drift with the machine's other load as latency does.
             calls = REQUESTS[0] - req0
-            result["cpu_ms_per_call"] = (cpu_seconds(p.proc.pid) - cpu0) * 1000 / calls
+            result["cpu_ms_per_call"] = (sum(cpu_seconds(q) for q in pids) - cpu0) * 1000 / calls
             result["table_ms"] = table_latency(client, p.endpoints["router_http_url"], names[0])
         both = router_with_and_without_load(
-            p.endpoints["router_http_url"], p.api_url, p.api_key, names, p.proc.pid
+            p.endpoints["router_http_url"], p.api_url, p.api_key, names, pids
         )
         result["load"] = both.pop("load")
         result["router"] = both
         result["loadavg"] = os.getloadavg()[0]
         result["rss_mb"] = rss_mb(p.proc.pid)
+        result["workers_rss_mb"] = sum(rss_mb(q) for q in pids[1:])
+        result["api_workers"] = api_workers
         result["seed_s"], result["start_s"] = seeded, started
         return result
     finally:
@@ -345,7 +432,8 @@ def report(results: dict[str, dict[int, dict[str, Any]]]) -> str:
     lines = []
     for store_kind, by_n in results.items():
         ns = sorted(by_n)
-        lines.append(f"\n### {store_kind}\n")
+        workers = by_n[ns[0]]["api_workers"]
+        lines.append(f"\n### {store_kind}, --api-workers {workers}\n")
         lines.append("| call | " + " | ".join(f"N={n}: p50 / p99 ms (queries)" for n in ns) + " |")
         lines.append("|---|" + "---|" * len(ns))
         for call in by_n[ns[0]]["calls"]:
@@ -359,7 +447,7 @@ def report(results: dict[str, dict[int, dict[str, Any]]]) -> str:
         row = " | ".join(
             f"{by_n[n]['load']['p50']:.1f} / {by_n[n]['load']['p99']:.1f} "
             f"({by_n[n]['load']['rps']:.0f} req/s, platform {by_n[n]['load']['cpu_ms']:.2f} "
-            "CPU ms each)"
+            f"CPU ms each, load generator {by_n[n]['load'].get('client_cpu_ms', 0):.2f})"
             for n in ns
         )
         lines.append(f"| 50 clients, GET /apps/{{app}} | {row} |")
@@ -373,7 +461,9 @@ def report(results: dict[str, dict[int, dict[str, Any]]]) -> str:
         row = " | ".join(f"{by_n[n]['loadavg']:.1f}" for n in ns)
         lines.append(f"| machine load average during the run | {row} |")
         lines.append(
-            "| platform RSS (MB) | " + " | ".join(f"{by_n[n]['rss_mb']:.0f}" for n in ns) + " |"
+            "| platform RSS (MB), main + API workers | "
+            + " | ".join(f"{by_n[n]['rss_mb']:.0f} + {by_n[n]['workers_rss_mb']:.0f}" for n in ns)
+            + " |"
         )
         lines.append("| start (s) | " + " | ".join(f"{by_n[n]['start_s']:.1f}" for n in ns) + " |")
         if len(ns) > 1:
@@ -391,6 +481,12 @@ def main() -> None:
     ap.add_argument("--stores", default="sqlite,postgresql")
     ap.add_argument("--samples", type=int, default=200)
     ap.add_argument("--json", type=Path)
+    ap.add_argument(
+        "--api-workers",
+        type=int,
+        default=2,
+        help="spruce up --api-workers (0: the main process alone)",
+    )
     args = ap.parse_args()
     ns = [int(x) for x in args.apps.split(",")]
     stores = [STORE_NAMES.get(x.strip(), x.strip()) for x in args.stores.split(",")]
@@ -403,7 +499,9 @@ def main() -> None:
         for store_kind in stores:
             for n in ns:
                 print(f"-- {store_kind}, {n} apps", file=sys.stderr, flush=True)
-                results.setdefault(store_kind, {})[n] = run_one(store_kind, n, args.samples, pg)
+                results.setdefault(store_kind, {})[n] = run_one(
+                    store_kind, n, args.samples, pg, args.api_workers
+                )
     finally:
         if pg is not None:
             pg.stop()

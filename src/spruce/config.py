@@ -40,6 +40,9 @@ class Settings:
     git_port: int = 0
     domain: str = "localhost"
     router_workers: int = 0  # 0 = one per core
+    api_workers: int = 0
+    """Processes that accept the API's connections and answer its reads (api/workers.py);
+    0: the main process serves the API alone."""
     operator_email: str = "admin@spruce.local"
     acme: AcmeOptions = field(default_factory=AcmeOptions)
     # Fir images: an operator's registry instead of the supervised docker-registry.

@@ -31,6 +31,7 @@ from spruce.addons.inference import InferenceProvider
 from spruce.api.app import create_api
 from spruce.api.http import NO_COUNTER, QueryCounter
 from spruce.api.migrate_routes import migrate_route
+from spruce.api.workers import ApiWorkers
 from spruce.certs import acm_setup
 from spruce.certs.ca import InternalCA
 from spruce.certs.issuer import InternalIssuer
@@ -95,7 +96,7 @@ def tuning_from_env() -> dict[str, dict[str, Any]]:
     batching, queues, export timeout, metrics interval), review_apps
     (spruce.services.review_apps.ReviewAppSettings: the length of a stale day, the sweep),
     kubernetes (the Kubernetes backend's KubernetesSettings: node_lost_after, drain_seconds,
-    port_range).
+    port_range), accounts (rate_limit: API requests an account may make an hour).
     """
     raw = os.environ.get("SPRUCE_TUNING")
     if not raw:
@@ -125,6 +126,16 @@ def bind_socket(host: str, port: int) -> socket.socket:
     except OSError as e:
         sock.close()
         raise OSError(f"cannot listen on {host}:{port}: {e.strerror}") from None
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+def bind_unix_socket(path: Path) -> socket.socket:
+    path.unlink(missing_ok=True)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(str(path))
+    os.chmod(path, 0o600)
     sock.listen(1024)
     sock.setblocking(False)
     return sock
@@ -313,6 +324,9 @@ class Parts:
     data_tls: tuple[Path, Path] | None = None
     exec_host: ExecHost | None = None
     """--exec-host: Heroku Exec's manager (the API over TLS) and SSH gateway."""
+    api_workers: ApiWorkers | None = None
+    """--api-workers: they accept on api_sock; this process serves the API on api_unix."""
+    api_unix: socket.socket | None = None
 
 
 class Platform:
@@ -365,6 +379,8 @@ class Platform:
             data_url=data_url or None,
         )
         store = Store.open(home)
+        (home / "run").mkdir(exist_ok=True)
+        shared_limits = home / "run" / "api-limits" if s.api_workers > 0 else None
         events = EventBus()
         ca = InternalCA(home / "ca")
         telemetry = OtlpTelemetry(DrainSettings(**tuning.get("telemetry", {})))
@@ -492,6 +508,8 @@ class Platform:
                 regions=tuple(parse_region_option(r) for r in s.regions),
                 metrics=MetricsSettings(**tuning.get("metrics", {})),
                 review_apps=ReviewAppSettings(**tuning.get("review_apps", {})),
+                shared_limits=shared_limits,
+                **tuning.get("accounts", {}),
             ),
         )
         inference_link = LinkServer(
@@ -516,6 +534,13 @@ class Platform:
             ],
             query_counter=counter,
         )
+        api_workers, api_unix = None, None
+        if shared_limits is not None:
+            api_unix = bind_unix_socket(home / "run" / "api.sock")
+            api_workers = ApiWorkers(
+                s.api_workers, api_sock, home / "run" / "api.sock", shared_limits,
+                store.url, addresses, services.accounts.rate_limiter.limit,
+            )  # fmt: skip
         endpoints = Endpoints(
             api_url=api_url,
             router_http_url=_url("http", s.host, http_port),
@@ -550,6 +575,8 @@ class Platform:
             data_sock=data_sock,
             data_tls=data_tls,
             exec_host=exec_host,
+            api_workers=api_workers,
+            api_unix=api_unix,
         )
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -583,8 +610,16 @@ class Platform:
         await p.dynos.start()
         for warning in p.dynos.warnings:
             log.warning("%s", warning)
-        self._serve(mcp_first(p.api, p.mcp), [p.api_sock])
-        progress("API", f"{p.endpoints.api_url} (git over plain HTTP at /git, MCP at /mcp)")
+        api = mcp_first(p.api, p.mcp)  # MCP calls first: agents call it most
+        if p.api_workers is not None and p.api_unix is not None:
+            self._serve(api, [p.api_unix])  # what the workers forward
+            await p.api_workers.start()
+        else:
+            self._serve(api, [p.api_sock])
+        served = f"{p.endpoints.api_url} (git over plain HTTP at /git, MCP at /mcp)"
+        if p.api_workers is not None:
+            served += f", {p.api_workers.count} read worker processes"
+        progress("API", served)
         self._serve(p.git, [p.git_sock], ssl=p.git_tls)
         progress("git", p.endpoints.git_url)
         if p.data_sock is not None:
@@ -651,6 +686,8 @@ class Platform:
     async def stop(self) -> None:
         if self.lock.fd is None:
             return  # never started: another platform holds the home
+        if self.parts is not None and self.parts.api_workers is not None:
+            await self.parts.api_workers.stop()  # before the API they forward to
         for server in self._servers:
             server.should_exit = True
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -671,7 +708,7 @@ class Platform:
             await p.services.inference_calls.close()
             await p.log_router.stop()
             p.store.dispose()
-            for sock in (p.api_sock, p.git_sock, p.data_sock):
+            for sock in (p.api_sock, p.git_sock, p.data_sock, p.api_unix):
                 if sock is not None:
                     sock.close()
         try:

@@ -176,6 +176,7 @@ def endpoint(handler: Handler, *, auth: bool = True) -> Callable[[Request], Awai
             resp.headers.update(headers)
             return resp
 
+    run.handler = handler  # type: ignore[attr-defined]  # which handler (api/read_worker.py)
     return run
 
 

@@ -84,6 +84,14 @@ def _print_endpoints(ep: Endpoints) -> None:
     envvar="SPRUCE_ROUTER_WORKERS",
     help="router processes (default: one per core)",
 )
+@click.option(
+    "--api-workers",
+    type=int,
+    default=None,
+    envvar="SPRUCE_API_WORKERS",
+    help="API processes answering reads, the main one the rest (default: 0 on 1-2 cores,"
+    " else half the cores, at most 4)",
+)
 @click.option("--acme-directory", help="ACME directory URL for ACM (default: the internal CA)")
 @click.option("--acme-email", help="contact e-mail of the ACME account")
 @click.option("--acme-ca-bundle", help="CA bundle to trust the ACME directory's TLS with")
@@ -203,6 +211,7 @@ def up(
     git_port: int,
     domain: str,
     router_workers: int,
+    api_workers: int | None,
     acme_directory: str | None,
     acme_email: str | None,
     acme_ca_bundle: str | None,
@@ -228,7 +237,11 @@ def up(
     heroku_git_names: bool,
 ) -> None:
     """Start the platform in the foreground."""
+    from spruce.api.workers import default_count as default_api_workers
     from spruce.certs.acm_setup import AcmeSetupError, check
+
+    if api_workers is not None and api_workers < 0:
+        raise CLIError("--api-workers must be 0 or more.")
     from spruce.platform import HomeInUse, run_platform
 
     acme = AcmeOptions(
@@ -267,6 +280,7 @@ def up(
         git_port=git_port,
         domain=domain.strip(".").lower(),
         router_workers=router_workers or (os.cpu_count() or 1),
+        api_workers=default_api_workers() if api_workers is None else api_workers,
         acme=acme,
         registry_url=registry_url,
         registry_username=registry_username,

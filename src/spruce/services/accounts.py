@@ -17,6 +17,7 @@ from spruce.store.models import ApiKey, User, utcnow
 
 from .apps import user_view
 from .errors import InvalidParams, NotFound, RateLimited, Unauthorized
+from .shared import SharedLimits
 from .views import UserView
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+$")
@@ -79,9 +80,15 @@ KEY_CACHE_SECONDS = 5.0  # how long a verified key is trusted without the store
 
 
 class Accounts:
-    def __init__(self, store: Store) -> None:
+    def __init__(
+        self, store: Store, shared: SharedLimits | None = None, rate_limit: int = RATE_LIMIT
+    ) -> None:
+        """`shared`: with several API processes, the rate limits and key epoch they share
+        (its own limit then applies)."""
         self.store = store
-        self.rate_limiter = RateLimiter()
+        self.rate_limiter: RateLimiter | SharedLimits = shared or RateLimiter(rate_limit)
+        self._shared = shared
+        self._epoch = shared.key_epoch() if shared else 0
         # Every API call authenticates: a verified key is remembered briefly (by its hash,
         # never in clear), so a busy client costs no store round trip per request.
         self._verified: dict[str, tuple[float, UserView]] = {}
@@ -120,15 +127,29 @@ class Accounts:
         if not key:
             return None
         digest = hash_key(key)
+        self._follow_epoch()
         with self._verified_lock:
             hit = self._verified.get(digest)
         return hit[1] if hit is not None and hit[0] > time.monotonic() else None
+
+    def _follow_epoch(self) -> int:
+        """Drop remembered keys when another API process changed keys or users; returns
+        the epoch seen."""
+        if self._shared is None:
+            return 0
+        epoch = self._shared.key_epoch()
+        if epoch != self._epoch:
+            with self._verified_lock:
+                self._verified.clear()
+                self._epoch = epoch
+        return epoch
 
     def authenticate(self, key: str) -> UserView:
         if not key:
             raise Unauthorized("Invalid credentials provided.")
         digest = hash_key(key)
         now = time.monotonic()
+        epoch = self._follow_epoch()
         with self._verified_lock:
             hit = self._verified.get(digest)
         if hit is not None and hit[0] > now:
@@ -145,7 +166,9 @@ class Accounts:
         with self._verified_lock:
             if len(self._verified) > 10000:
                 self._verified.clear()
-            self._verified[digest] = (now + KEY_CACHE_SECONDS, user)
+            # a key revoked while it was read (the epoch moved) is not remembered
+            if self._shared is None or self._shared.key_epoch() == epoch:
+                self._verified[digest] = (now + KEY_CACHE_SECONDS, user)
         return user
 
     # -- dashboard sessions: a key of their own, so signing out ends exactly that session --
@@ -190,9 +213,11 @@ class Accounts:
         self.forget_keys()
 
     def forget_keys(self) -> None:
-        """Drop every remembered key (after keys or users change)."""
+        """Drop every remembered key (after keys or users change), in every API process."""
         with self._verified_lock:
             self._verified.clear()
+        if self._shared is not None:
+            self._shared.bump_key_epoch()
 
     def get(self, user_id: str) -> UserView:
         with self.store.session() as s:

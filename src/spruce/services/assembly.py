@@ -11,7 +11,7 @@ from pathlib import Path
 
 from spruce.store.db import Store
 
-from .accounts import Accounts
+from .accounts import RATE_LIMIT, RATE_WINDOW, Accounts
 from .acm import Acm
 from .acm_lifecycle import Policy as AcmPolicy
 from .acm_scheduler import AcmScheduler, utcnow
@@ -64,6 +64,7 @@ from .routing import Routing
 from .sealing import Sealer
 from .settings import PlatformAddresses
 from .setups import Setups
+from .shared import SharedLimits
 from .sources import Sources
 from .spaces import Spaces
 from .teams import Teams
@@ -113,6 +114,11 @@ class ServiceSettings:
     """How long and how finely the router's and dynos' measurements are kept."""
     review_apps: ReviewAppSettings = ReviewAppSettings()
     """How long a stale_days day is and how often stale review apps are swept."""
+    rate_limit: int = RATE_LIMIT
+    """API requests an account may make an hour (Heroku's 4,500; benchmarks raise it)."""
+    shared_limits: Path | None = None
+    """With API workers (spruce up --api-workers): the file where every API process keeps
+    the rate limits and the key epoch (services/shared.py); None: in this process only."""
 
 
 class Services:
@@ -130,7 +136,13 @@ class Services:
         self.store = store
         self.events = events
         self.addresses = addresses
-        self.accounts = Accounts(store)
+        self.accounts = Accounts(
+            store,
+            SharedLimits.create(settings.shared_limits, settings.rate_limit, RATE_WINDOW)
+            if settings.shared_limits
+            else None,
+            settings.rate_limit,
+        )
         self.regions = Regions(settings.regions)
         self.teams = Teams(store)
         self.spaces = Spaces(store, events, self.regions, home)
