@@ -187,6 +187,8 @@ class H1FastLane:
         if not keep_alive:  # Connection: close: flush, then the reader sees the end
             client.h1.close()
             client.close()
+        elif client.early is not None:  # the next request needs the loop to watch the socket
+            client.watch()
         client.last_active = time.monotonic()
         client.reader.release(router.timers.idle)
 

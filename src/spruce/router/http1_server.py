@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .client_side import PLAIN, ClientSide, TLSInfo
+from .early import EarlyTransport
 from .errors import Code, plain_page, reason
 from .exchange import (
     BadRequestBody,
@@ -50,6 +51,8 @@ class H1Client(ClientSide):
     _spawn: Callable[[Any], asyncio.Task[Any]] | None = None
     _on_done: Callable[[H1Client], None] | None = None
     last_active = 0.0
+    # accepted by the router itself and not yet watched by the loop (see early.py)
+    early: EarlyTransport | None = None
 
     def __init__(
         self,
@@ -281,6 +284,7 @@ class H1Client(ClientSide):
         self._parked = False
         if reader._buf:
             assert self._spawn is not None
+            self.watch()
             self._spawn(self._serve())  # the ordinary loop reads what is buffered
         else:  # the client closed (or was closed): the end, without a task
             self._finish()
@@ -288,9 +292,18 @@ class H1Client(ClientSide):
     def start_task(self, coro: Any) -> asyncio.Task[Any]:
         """Run a hand-over or fault on a task the server tracks (parked connections have no
         task the server could wait for at shutdown)."""
+        self.watch()
         if self._spawn is not None:
             return self._spawn(coro)
         return self._loop.create_task(coro)
+
+    def watch(self) -> None:
+        """From now on the loop watches the socket (a connection accepted early, see early.py,
+        that needs more than its first request served from the fast lane)."""
+        early = self.early
+        if early is not None:
+            self.early = None
+            early.adopt()
 
     async def _serve(self) -> None:
         try:

@@ -44,6 +44,7 @@ COMPILED = (
     "spruce.router.proxy",
     "spruce.router.control",
     "spruce.router.stream",
+    "spruce.router.early",
 )
 GROUP = "spruce_router"  # mypyc's shared library: spruce_router__mypyc.<abi>.so in src/
 STAMP = PACKAGE / ".native.json"

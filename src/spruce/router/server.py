@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import socket
 import time
 from typing import TYPE_CHECKING, Any
 
 from .client_side import PLAIN
+from .early import Acceptor, EarlyTransport
 from .failures import FORCED_ANSWER
 from .http1_server import H1Client, abort_flushing, tls_info
 from .state import Router
@@ -17,6 +19,9 @@ from .tls import TLSContexts
 
 if TYPE_CHECKING:
     from .http2_server import H2Connection
+
+# plain HTTP accepted by the router itself (early.py); SPRUCE_ROUTER_EARLY=0: by uvloop's server
+EARLY_ACCEPT = os.environ.get("SPRUCE_ROUTER_EARLY", "1") != "0"
 
 
 def listening_socket(
@@ -42,7 +47,7 @@ class RouterServer:
     def __init__(self, router: Router) -> None:
         self.router = router
         self.tls = TLSContexts(router)
-        self._servers: list[asyncio.Server] = []
+        self._servers: list[asyncio.Server | Acceptor] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self.clients: set[H1Client] = set()  # open HTTP/1.1 client connections
@@ -57,6 +62,10 @@ class RouterServer:
         # TCP_NODELAY: asyncio and uvloop set it on every TCP transport already
         for s in http_socks:
             port = s.getsockname()[1]
+            if EARLY_ACCEPT:
+                accepted = functools.partial(self._on_plain_accepted, port)
+                self._servers.append(Acceptor(loop, s, accepted))
+                continue
             self._servers.append(
                 await loop.create_server(functools.partial(self._plain_stream, port), sock=s)
             )
@@ -87,6 +96,27 @@ class RouterServer:
         self.clients.add(client)
         # no task until a request needs one (most never do: see H1Client.park)
         client.park(self._spawn, self.clients.discard)
+
+    def _on_plain_accepted(
+        self, port: int, sock: socket.socket, peer: Any, data: bytes | None
+    ) -> None:
+        """A plain connection from the Acceptor: its first request goes to the fast lane
+        before the loop watches the socket (early.py)."""
+        if data == b"":
+            sock.close()  # closed before saying anything
+            return
+        loop = self._loop
+        assert loop is not None
+        stream = Stream(loop=loop)
+        early = stream.transport = EarlyTransport(loop, sock, peer, stream)
+        client = H1Client(self.router, stream, stream, PLAIN, port)
+        client.early = early
+        self.clients.add(client)
+        client.park(self._spawn, self.clients.discard)
+        if data is None:
+            client.watch()  # nothing to read yet: the loop waits for it
+        else:
+            stream.data_received(data)
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         assert self._loop is not None

@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[3]
 AGAIN = [
     "tests/unit/router",
     "tests/integration/router/test_hardening.py",
+    "tests/integration/router/test_early_accept.py",
     "tests/integration/router/test_h2_refusals.py",
     "tests/integration/router/test_fast_lane.py",
     "tests/integration/router/test_fast_lane_edges.py",
