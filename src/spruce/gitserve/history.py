@@ -28,6 +28,15 @@ class GitHistory:
     def __init__(self, repos: Path | RepoOf) -> None:
         self.repo_of = repo_locator(repos)
 
+    def rename(self, old_name: str, new_name: str) -> None:
+        new = self.repo_of(new_name)
+        old = new.parent / f"{old_name}.git"  # same data root: a rename keeps the region
+        if old.is_dir() and not new.exists():
+            old.rename(new)
+
+    def forget(self, app_name: str) -> None:
+        shutil.rmtree(self.repo_of(app_name), ignore_errors=True)
+
     def _git(self, repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
         git = shutil.which("git") or "git"
         env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}

@@ -431,7 +431,7 @@ class Apps:
         maintenance: object = None,
         build_stack: str | None = None,
     ) -> AppView:
-        renamed = False
+        renamed, old_name = False, ""
         with self.store.session() as s:
             app = self.find_row(s, identity)
             # Renaming is the owner's (manage); maintenance mode is operate; the stack deploy.
@@ -443,7 +443,7 @@ class Apps:
                 validate_name(name)
                 if s.scalar(select(App.id).where(App.name == name)):
                     raise InvalidParams(f"Name {name} is already taken")
-                app.name = name
+                old_name, app.name = app.name, name
                 renamed = True
             if maintenance is not None:
                 maintenance = flag(maintenance, "maintenance")
@@ -455,7 +455,9 @@ class Apps:
             s.flush()
             owner = s.get(User, app.owner_id)
             view = self.view(app, owner.email if owner else "")
-        self.events.publish(AppChanged(view.id, renamed=renamed))
+        self.events.publish(
+            AppChanged(view.id, renamed=renamed, old_name=old_name, new_name=view.name)
+        )
         if isinstance(maintenance, bool):
             state = "on" if maintenance else "off"
             self.events.publish(

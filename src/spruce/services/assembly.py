@@ -26,7 +26,7 @@ from .collaborators import Collaborators
 from .deployments import Deployments
 from .domains import Domains
 from .dynos import Dynos
-from .events import EventBus
+from .events import AppChanged, EventBus
 from .features import Features
 from .formation import Formations
 from .heroku_exec import HerokuExec
@@ -266,6 +266,13 @@ class Services:
             images=ports.images,
         )
         self.pipeline_diff = PipelineDiff(store, self.apps, self.pipelines, ports.history)
+        self._history = ports.history
+        if ports.history is not None:
+            history = ports.history
+            events.subscribe(
+                AppChanged,
+                lambda e: history.rename(e.old_name, e.new_name) if e.renamed else None,
+            )
         self.review_apps = ReviewApps(
             store,
             events,
@@ -298,6 +305,8 @@ class Services:
         self.apps.announce_deleting(app)
         await self.deployments.remove(app.id)
         await self.addons.destroy_for_app(actor, app.id)
+        if self._history is not None:  # while the row still says where (its region's root)
+            self._history.forget(app.name)
         self.apps.delete_row(app)
         return app
 

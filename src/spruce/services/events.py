@@ -45,6 +45,9 @@ class AppChanged(AppEvent):
     """Name, maintenance, stack, settings or features changed."""
 
     renamed: bool = False
+    old_name: str = ""
+    """The name before a rename."""
+    new_name: str = ""
 
 
 @dataclass(frozen=True)

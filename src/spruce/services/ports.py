@@ -434,6 +434,15 @@ class CommitHistory(Protocol):
         repository has no such branch."""
         ...
 
+    def rename(self, old_name: str, new_name: str) -> None:
+        """The app was renamed: its repository follows (history kept, as on Heroku)."""
+        ...
+
+    def forget(self, app_name: str) -> None:
+        """The app is being destroyed: its repository goes (a new app of that name starts
+        with an empty one)."""
+        ...
+
 
 class ExecGateway(Protocol):
     """Heroku Exec's SSH side (spruce.dynos.exec_gateway): an SSH server that runs sessions

@@ -181,3 +181,35 @@ def test_pipelines_promote_and_diff_over_spruce_git(
     res = p.cli("pipelines:destroy", f"{base}-x", check=True)
     assert f"Destroying {base}-x pipeline... done" in res.stderr
     assert api.get(f"/apps/{dev}/pipeline-couplings").status_code == 404
+
+
+def test_a_renamed_app_keeps_its_repository_and_a_destroyed_one_loses_it(
+    platform: RunningPlatform, tmp_path: Path
+) -> None:
+    """As on Heroku: a rename keeps the app's git history; a new app of a destroyed app's
+    name starts with an empty repository (else a push of the same commit would be
+    'Everything up-to-date' and build nothing)."""
+    p, api = platform, platform.client()
+    old, new = f"repo-{uuid.uuid4().hex[:6]}", f"repo-{uuid.uuid4().hex[:6]}"
+    api.post("/apps", json={"name": old}).raise_for_status()
+    repo = tmp_path / "src"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    (repo / "README").write_text("hello\n")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "first")
+    sha = git(repo, "rev-parse", "HEAD").strip()
+    push(p, repo, old, "feature")  # not main: kept without a build
+
+    def refs(app: str) -> str:
+        url = p.api_url.replace("http://", f"http://git:{p.api_key}@") + f"/git/{app}.git"
+        return git(repo, "ls-remote", url)
+
+    assert f"{sha}\trefs/heads/feature" in refs(old)
+    api.patch(f"/apps/{old}", json={"name": new}).raise_for_status()
+    wait_for(lambda: sha in refs(new), 10, what="the repository under the new name")
+    assert not (p.home / "repos" / f"{old}.git").exists()
+    api.delete(f"/apps/{new}").raise_for_status()
+    assert not (p.home / "repos" / f"{new}.git").exists()
+    api.post("/apps", json={"name": new}).raise_for_status()
+    assert sha not in refs(new)
