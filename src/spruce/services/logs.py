@@ -168,14 +168,18 @@ class Logs:
             )
             return [self._view(d, ref) for d in rows]
 
-    def add_drain(self, actor: UserView, app_id: str, url: object) -> LogDrainView:
+    def _checked_url(self, url: object) -> str:
+        """A drain URL the log router can send to, or InvalidParams saying why not."""
         if not isinstance(url, str) or not url.strip():
             raise InvalidParams("url is required.")
-        url = url.strip()
         try:
-            self.port.check_drain_url(url)
+            self.port.check_drain_url(url.strip())
         except ValueError as e:
             raise InvalidParams(str(e)) from None
+        return url.strip()
+
+    def add_drain(self, actor: UserView, app_id: str, url: object) -> LogDrainView:
+        url = self._checked_url(url)
         with self.store.session() as s:
             app = self._app(s, app_id)
             if s.scalar(select(LogDrain.id).where(LogDrain.app_id == app_id, LogDrain.url == url)):
@@ -279,13 +283,7 @@ class Logs:
     def set_space_drain(self, actor: UserView, identity: str, url: object) -> SpaceDrainView:
         """The space's one drain (replacing any): a team admin's. Its apps' drains follow
         (call it on the event loop, as `add_drain`)."""
-        if not isinstance(url, str) or not url.strip():
-            raise InvalidParams("url is required.")
-        url = url.strip()
-        try:
-            self.port.check_drain_url(url)
-        except ValueError as e:
-            raise InvalidParams(str(e)) from None
+        url = self._checked_url(url)
         with self.store.session() as s:
             sp = self._space(s, actor, identity, admin=True)
             sp.log_drain_url = url
