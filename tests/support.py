@@ -74,6 +74,10 @@ class RunningPlatform:
         env = dict(self.env)
         env["SPRUCE_API_URL"] = self.api_url
         env["SPRUCE_API_KEY"] = key or self.api_key
+        if cwd is not None:
+            # git finds no repository above the test's own directory: a basetemp inside
+            # a checkout (CI's .tiers/) would lend the test that checkout's remotes
+            env["GIT_CEILING_DIRECTORIES"] = str(Path(cwd).resolve().parent)
         res = subprocess.run(
             [sys.executable, "-m", "spruce.cli.main", *args],
             env=env,

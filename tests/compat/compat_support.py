@@ -94,9 +94,16 @@ class HerokuCLI:
     def __call__(
         self, *args: str, cwd: Path | None = None, check: bool = True, timeout: float = 120
     ) -> subprocess.CompletedProcess[str]:
+        # Not in the checkout the tests run from: `heroku apps:create` adds a `heroku` remote
+        # to the repository it runs in (CI's clone got one, and a CLI test there then found
+        # an app it was not given). The throw-away HOME is no repository, nor are its parents.
+        env = self.env
+        if cwd is None:
+            cwd = self.home
+            env = dict(self.env, GIT_CEILING_DIRECTORIES=str(self.home.resolve().parent))
         res = subprocess.run(
             [str(self.bin_dir / "heroku"), *args],
-            env=self.env,
+            env=env,
             cwd=cwd,
             capture_output=True,
             text=True,
