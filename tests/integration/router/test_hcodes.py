@@ -126,7 +126,8 @@ async def test_h21_refused_then_h99_all_quarantined(running_router):
     r = await get(rr)
     assert r.status_code == 503
     line = await rr.wait_log("code=H21")
-    assert "dyno=web.1 connect=0ms service= status=503 bytes=0 " in line
+    # a refused connect takes a few ms on loaded cores: the time itself is not the point
+    assert re.search(r"dyno=web\.1 connect=\d+ms service= status=503 bytes=0 ", line), line
     assert 'desc="Backend connection refused"' in line
     r = await get(rr)  # the dyno is quarantined: wait (0.6 s in tests), then H99
     assert r.status_code == 503
