@@ -9,7 +9,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from support import RunningPlatform
+from support import RunningPlatform, start_platform
 
 HEROKU_VERSION = "11"
 PACKAGES = [f"heroku@{HEROKU_VERSION}", "@heroku/plugin-ai"]
@@ -158,3 +158,16 @@ def free_loopback_443() -> str | None:
             except OSError:
                 continue
     return None
+
+
+AI_TUNING = {"dynos": {"stop_grace": 3.0}, "router": {"boot_wait": 20.0}}
+
+
+def start_inference_platform(home: Path, host: str) -> RunningPlatform:
+    """A platform whose inference server is on `host`:443, where the AI plugin calls it
+    (the local models only: no download)."""
+    return start_platform(
+        home,
+        extra_env={"SPRUCE_TUNING": json.dumps(AI_TUNING), "HF_HUB_OFFLINE": "1"},
+        extra_args=["--inference-host", f"{host}:443"],
+    )

@@ -14,13 +14,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from compat_support import HerokuCLI, free_loopback_443, link_ai_plugin
-from support import RunningPlatform, start_platform
+from compat_support import HerokuCLI, free_loopback_443, link_ai_plugin, start_inference_platform
+from support import RunningPlatform
 
 pytestmark = pytest.mark.slow
 CHAT = "smollm2-135m-instruct"
 EMBED = "all-minilm-l6-v2"
-TUNING = {"dynos": {"stop_grace": 3.0}, "router": {"boot_wait": 20.0}}
 HOST = free_loopback_443()
 
 if HOST is None:
@@ -31,11 +30,8 @@ if HOST is None:
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatform]:
-    p = start_platform(
-        tmp_path_factory.mktemp("ai-home"),
-        extra_env={"SPRUCE_TUNING": json.dumps(TUNING), "HF_HUB_OFFLINE": "1"},
-        extra_args=["--inference-host", f"{HOST}:443"],
-    )
+    assert HOST is not None
+    p = start_inference_platform(tmp_path_factory.mktemp("ai-home"), HOST)
     yield p
     p.stop()
 

@@ -7,7 +7,6 @@ against the platform; the model is the real local one.
 from __future__ import annotations
 
 import asyncio
-import json
 import subprocess
 import time
 import uuid
@@ -16,15 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from compat_support import HerokuCLI, free_loopback_443, link_ai_plugin
+from compat_support import HerokuCLI, free_loopback_443, link_ai_plugin, start_inference_platform
 from mcp import ClientSession
 from mcp.client.stdio import stdio_client
-from support import RunningPlatform, start_platform
+from support import RunningPlatform
 from test_heroku_mcp import server_params, text_of
 
 pytestmark = pytest.mark.slow
 CHAT = "smollm2-135m-instruct"
-TUNING = {"dynos": {"stop_grace": 3.0}, "router": {"boot_wait": 20.0}}
 HOST = free_loopback_443()
 
 if HOST is None:
@@ -35,11 +33,8 @@ if HOST is None:
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatform]:
-    p = start_platform(
-        tmp_path_factory.mktemp("mcp-ai-home"),
-        extra_env={"SPRUCE_TUNING": json.dumps(TUNING), "HF_HUB_OFFLINE": "1"},
-        extra_args=["--inference-host", f"{HOST}:443"],
-    )
+    assert HOST is not None
+    p = start_inference_platform(tmp_path_factory.mktemp("mcp-ai-home"), HOST)
     yield p
     p.stop()
 
