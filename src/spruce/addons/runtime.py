@@ -182,7 +182,11 @@ class SupervisedServer:
         group: int | None = None,
         output: Path | None = None,
         restart_backoff: float = 0.5,
+        pidfile: Path | None = None,
     ) -> None:
+        """`pidfile`: for a server that keeps no pid file of its own: the child's pid is
+        written there, and a server a killed platform left running under it is ended
+        before the next spawn."""
         self.addon_id = addon_id
         self.label = label
         self._argv = argv
@@ -194,6 +198,7 @@ class SupervisedServer:
         self._group = group
         self._output = output
         self._backoff = restart_backoff
+        self._pidfile = pidfile
         self.proc: asyncio.subprocess.Process | None = None
         self._watch: asyncio.Task[None] | None = None
         self._stopping = False
@@ -204,6 +209,11 @@ class SupervisedServer:
         return self.proc.pid if self.proc else None
 
     async def _spawn(self) -> None:
+        argv = self._argv()
+        if self._pidfile is not None and self._pidfile.exists():
+            with contextlib.suppress(ValueError, OSError):
+                stale = int(self._pidfile.read_text().strip())
+                await asyncio.to_thread(kill_stale, stale, Path(argv[0]).name)
         out: Any = asyncio.subprocess.DEVNULL
         fh = None
         if self._output is not None:
@@ -212,7 +222,7 @@ class SupervisedServer:
         kwargs: dict[str, Any] = {}
         try:
             self.proc = await asyncio.create_subprocess_exec(
-                *as_user(self._argv(), self._user, self._group),
+                *as_user(argv, self._user, self._group),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=out,
                 stderr=out,
@@ -223,6 +233,8 @@ class SupervisedServer:
         finally:
             if fh is not None:
                 fh.close()
+        if self._pidfile is not None:
+            self._pidfile.write_text(f"{self.proc.pid}\n")
 
     async def start(self) -> None:
         self._stopping = False

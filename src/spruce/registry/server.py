@@ -191,6 +191,7 @@ class RegistryServer:
             lambda _id, message: self._log(message),
             cwd=self.home,
             output=self.home / "registry.log",
+            pidfile=self.home / "registry.pid",  # docker-registry keeps none of its own
         )
         try:
             await self._server.start()
